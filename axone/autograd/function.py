@@ -1,0 +1,109 @@
+"""Function: the forward and backward of one differentiable op, and grad mode.
+
+A :class:`Function` subclass computes its result from plain arrays in
+``forward`` and, given dL/d(output), returns dL/d(input) for each input in
+``backward`` (``None`` where an input needs no gradient).  ``apply`` runs the
+forward pass and, when a gradient is wanted, records the node in the graph.
+"""
+import contextlib
+
+import numpy as np
+
+from .tensor import Tensor
+
+_state = {"enabled": True}
+
+
+def is_grad_enabled():
+    return _state["enabled"]
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Context in which ops record no graph (inference, optimizer updates)."""
+    prev = _state["enabled"]
+    _state["enabled"] = False
+    try:
+        yield
+    finally:
+        _state["enabled"] = prev
+
+
+@contextlib.contextmanager
+def enable_grad():
+    prev = _state["enabled"]
+    _state["enabled"] = True
+    try:
+        yield
+    finally:
+        _state["enabled"] = prev
+
+
+class Function:
+    """One node of the computational graph.
+
+    Subclasses define ``forward(*arrays) -> array`` and
+    ``backward(grad) -> tuple`` with one entry per input, side by side, and
+    keep in ``self`` whatever the backward pass needs.  ``self.needs`` tells
+    which inputs want a gradient so ``backward`` can skip the others.
+    """
+
+    inputs = ()
+    needs = ()
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run ``forward`` on the inputs' arrays; record the node if a gradient is wanted."""
+        fn = cls.__new__(cls)
+        if params:
+            fn.__dict__.update(params)
+        if _state["enabled"]:
+            needs = tuple([t.requires_grad for t in inputs])
+            if True in needs:
+                fn.needs = needs
+                out = fn.forward(*[t.data for t in inputs])
+                fn.inputs = inputs
+                res = Tensor.__new__(Tensor)
+                res.data = out
+                res.grad = None
+                res.requires_grad = True
+                res._ctx = fn
+                return res
+        fn.needs = (False,) * len(inputs)
+        out = fn.forward(*[t.data for t in inputs])
+        res = Tensor.__new__(Tensor)
+        res.data = out
+        res.grad = None
+        res.requires_grad = False
+        res._ctx = None
+        return res
+
+    def forward(self, *arrays):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{self.name} backward>"
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
+    if grad.shape == shape:
+        return grad
+    nd = grad.ndim - len(shape)
+    if nd > 0:
+        grad = grad.sum(axis=tuple(range(nd)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def zeros_grad_like(x):
+    return np.zeros_like(x)

@@ -1,0 +1,260 @@
+"""Tensor: one array, its gradient, and the Function that made it.
+
+``backward()`` walks the graph once in reverse topological order, from
+dL/dL = 1, and accumulates gradients wherever a value was used more than
+once (course 001, part 5).  Leaves that require a gradient receive it in
+``.grad``; intermediate tensors keep theirs only after ``retain_grad()``.
+"""
+import numpy as np
+
+from .. import backend
+
+_FLOAT_KINDS = "f"
+
+
+def _to_array(data, dtype):
+    if dtype is not None:
+        try:
+            return np.asarray(data, dtype=dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"Tensor: cannot convert {type(data).__name__} to dtype {dtype}: {e}") from None
+    if isinstance(data, np.ndarray):
+        return data
+    if isinstance(data, np.generic):
+        return np.asarray(data)
+    if hasattr(data, "__array__") and not isinstance(data, (list, tuple)):
+        arr = np.asarray(data)
+        return arr
+    try:
+        arr = np.asarray(data)
+    except ValueError as e:
+        raise ValueError(f"Tensor: data is not a rectangular array: {e}") from None
+    if arr.dtype.kind in "biuf":
+        return arr.astype(backend.floatx())
+    raise TypeError(
+        f"Tensor: expected numbers (a scalar, a nested list or an array), received "
+        f"{type(data).__name__} of dtype {arr.dtype}")
+
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it.
+
+    Args:
+        data: array-like. A NumPy array keeps its dtype (so float64 work stays
+            float64); Python scalars and lists become ``floatx`` (float32).
+        requires_grad: whether ``backward()`` should fill ``.grad``.
+        dtype: optional dtype to convert to.
+
+    >>> x = Tensor(2.0, requires_grad=True)
+    >>> y = x * x + 3 * x
+    >>> y.backward()
+    >>> float(x.grad)
+    7.0
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        arr = _to_array(data, dtype)
+        if arr.dtype == object or arr.dtype.kind not in "biufc":
+            raise TypeError(f"Tensor: expected a numeric array, received dtype {arr.dtype}")
+        if requires_grad and arr.dtype.kind not in _FLOAT_KINDS:
+            raise TypeError(
+                f"Tensor: only floating-point tensors can require gradients, received dtype "
+                f"{arr.dtype}; convert first, e.g. Tensor(x, dtype='float32', requires_grad=True)")
+        self.data = arr
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx = None
+
+    # ----------------------------------------------------------- array facts
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        return self._ctx
+
+    def numpy(self):
+        """The underlying ndarray (shared, not copied)."""
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is None:
+            return self.data if not copy else self.data.copy()
+        return np.array(self.data, dtype=dtype, copy=True if copy else None)
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d Tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d Tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
+    def __float__(self):
+        return float(self.data)
+
+    def __int__(self):
+        return int(self.data)
+
+    def __index__(self):
+        return self.data.__index__()
+
+    def __bool__(self):
+        return bool(self.data)
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        extra = ""
+        if self.data.dtype != np.dtype(backend.floatx()):
+            extra += f", dtype={self.data.dtype}"
+        if self._ctx is not None:
+            extra += f", grad_fn={self._ctx.name}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"Tensor({body}{extra})"
+
+    # --------------------------------------------------------------- autograd
+    def detach(self):
+        """A tensor sharing this data, cut from the graph."""
+        t = Tensor.__new__(Tensor)
+        t.data = self.data
+        t.grad = None
+        t.requires_grad = False
+        t._ctx = None
+        return t
+
+    def requires_grad_(self, flag=True):
+        if flag and self.data.dtype.kind not in _FLOAT_KINDS:
+            raise TypeError(f"Tensor: only floating-point tensors can require gradients, received dtype {self.data.dtype}")
+        self.requires_grad = bool(flag)
+        return self
+
+    def zero_grad(self):
+        """Zero the gradient in place (keeps a preallocated gradient buffer)."""
+        if self.grad is not None:
+            self.grad[...] = 0
+
+    def retain_grad(self):
+        """Keep this intermediate tensor's gradient in ``.grad`` after ``backward``."""
+        if self._ctx is not None:
+            self._ctx.retained = self
+
+    def backward(self, grad=None, retain_graph=False):
+        """Backpropagate from this tensor: dL/dL = 1 for a scalar, else ``grad``.
+
+        Gradients accumulate into ``.grad`` of every leaf that requires one.
+        The graph's saved buffers are freed afterwards unless
+        ``retain_graph=True``.
+        """
+        if not self.requires_grad:
+            raise ValueError(
+                "backward: this tensor does not require a gradient (no input of the ops that "
+                "made it has requires_grad=True, or it was computed under no_grad())")
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(
+                    f"backward: a gradient must be given for a non-scalar output, received "
+                    f"none for shape {self.data.shape}; pass grad= with that shape or reduce first")
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
+            if grad.shape != self.data.shape:
+                raise ValueError(
+                    f"backward: grad must have the output's shape {self.data.shape}, "
+                    f"received {grad.shape}")
+        run_backward(self, grad, retain_graph)
+
+
+def _toposort(root_fn):
+    """Functions reachable from ``root_fn``, inputs before users."""
+    order = []
+    seen = {root_fn}
+    stack = [(root_fn, iter(root_fn.inputs))]
+    while stack:
+        fn, it = stack[-1]
+        for t in it:
+            ctx = t._ctx
+            if ctx is not None and ctx not in seen:
+                seen.add(ctx)
+                stack.append((ctx, iter(ctx.inputs)))
+                break
+        else:
+            stack.pop()
+            order.append(fn)
+    return order
+
+
+def _accumulate_leaf(t, g):
+    if t.grad is None:
+        t.grad = np.array(g, dtype=t.data.dtype, copy=True)
+        if t.grad.shape != t.data.shape:
+            t.grad = np.broadcast_to(t.grad, t.data.shape).copy()
+    else:
+        t.grad += g
+
+
+def run_backward(root, grad, retain_graph=False):
+    fn0 = root._ctx
+    if fn0 is None:  # a leaf
+        _accumulate_leaf(root, grad)
+        return
+    order = _toposort(fn0)
+    grads = {fn0: grad}
+    for fn in reversed(order):
+        g = grads.pop(fn, None)
+        inputs = fn.inputs
+        if inputs is None:
+            raise RuntimeError(
+                "backward: trying to backpropagate through a graph a second time; its buffers "
+                "were freed after the first backward(). Call backward(retain_graph=True) the first time.")
+        if g is None:
+            continue
+        retained = fn.__dict__.get("retained")
+        if retained is not None:
+            _accumulate_leaf(retained, g)
+        in_grads = fn.backward(g)
+        for t, gi, need in zip(inputs, in_grads, fn.needs):
+            if gi is None or not need:
+                continue
+            ctx = t._ctx
+            if ctx is None:
+                _accumulate_leaf(t, gi)
+            else:
+                prev = grads.get(ctx)
+                grads[ctx] = gi if prev is None else prev + gi
+        if not retain_graph:
+            fn.__dict__.clear()
+            fn.inputs = None

@@ -1,0 +1,237 @@
+"""Fused neural-network nodes: dense, cross-entropies from logits, dropout.
+
+Each is one node of the graph with a hand-written backward, so a layer costs
+one node instead of several and the loss gradient is the stable closed form
+(ŷ − y) rather than the product of the softmax and log derivatives.
+"""
+import numpy as np
+
+from .. import backend
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from . import math as M
+
+__all__ = [
+    "dense", "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "binary_crossentropy", "dropout",
+]
+
+
+class Dense(Function):
+    """y = x·W + b, x of shape (…, n_in), W (n_in, n_out), b (n_out,).
+
+    dL/dx = dL/dy·Wᵀ,   dL/dW = xᵀ·dL/dy,   dL/db = Σ_batch dL/dy.
+    """
+
+    def forward(self, x, w, b=None):
+        self.x, self.w = x, w
+        y = x @ w
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, g):
+        x, w, needs = self.x, self.w, self.needs
+        gx = g @ w.T if needs[0] else None
+        if x.ndim != 2:
+            x = x.reshape(-1, x.shape[-1])
+            g = g.reshape(-1, g.shape[-1])
+        gw = x.T @ g if needs[1] else None
+        if len(needs) == 3:
+            return gx, gw, (g.sum(axis=0) if needs[2] else None)
+        return gx, gw
+
+
+def dense(x, kernel, bias=None):
+    """Affine map ``x @ kernel + bias`` as one node (kernel shaped (in, out), like Keras)."""
+    x = M._t(x, "dense")
+    kernel = M._t(kernel, "dense")
+    if kernel.ndim != 2:
+        raise ValueError(f"dense: kernel must be 2-D (in, out), received shape {kernel.shape}")
+    if x.ndim < 1 or x.shape[-1] != kernel.shape[0]:
+        raise ValueError(
+            f"dense: input's last dimension must equal the kernel's first: input shape "
+            f"{x.shape}, kernel shape {kernel.shape}")
+    if bias is None:
+        return Dense.apply(x, kernel)
+    bias = M._t(bias, "dense")
+    if bias.shape != (kernel.shape[1],):
+        raise ValueError(f"dense: bias must have shape ({kernel.shape[1]},), received {bias.shape}")
+    return Dense.apply(x, kernel, bias)
+
+
+# ------------------------------------------------------------ cross-entropy
+class SoftmaxCrossEntropy(Function):
+    """Categorical cross-entropy from logits z, per sample:
+
+        L = −Σₖ yₖ log softmax(z)ₖ,   dL/dz = softmax(z)·Σₖ yₖ − y   (= ŷ − y for one-hot y),
+        dL/dy = −log softmax(z).
+    """
+
+    def forward(self, y, z):
+        ax = self.axis
+        s = z - np.max(z, axis=ax, keepdims=True)
+        e = np.exp(s)
+        se = np.sum(e, axis=ax, keepdims=True)
+        self.logp = logp = s - np.log(se)
+        self.p = e / se
+        self.y = y
+        return -np.sum(y * logp, axis=ax)
+
+    def backward(self, g):
+        g = np.expand_dims(g, self.axis)
+        gy = -g * self.logp if self.needs[0] else None
+        gz = None
+        if self.needs[1]:
+            y = self.y
+            gz = g * (self.p * np.sum(y, axis=self.axis, keepdims=True) - y)
+        return gy, gz
+
+
+class SparseSoftmaxCrossEntropy(Function):
+    """Sparse categorical cross-entropy from logits z and integer labels c, per sample:
+
+        L = −log softmax(z)_c,   dL/dz = softmax(z) − onehot(c).
+    """
+
+    def forward(self, z):
+        s = z - np.max(z, axis=-1, keepdims=True)
+        e = np.exp(s)
+        se = np.sum(e, axis=-1, keepdims=True)
+        self.p = e / se
+        lbl = self.labels[..., None]
+        return np.log(se[..., 0]) - np.take_along_axis(s, lbl, axis=-1)[..., 0]
+
+    def backward(self, g):
+        d = self.p.copy()
+        np.put_along_axis(d, self.labels[..., None],
+                          np.take_along_axis(d, self.labels[..., None], axis=-1) - 1, axis=-1)
+        return (d * g[..., None],)
+
+
+class SigmoidCrossEntropy(Function):
+    """Binary cross-entropy from logits z, elementwise:
+
+        L = max(z, 0) − z·y + log(1 + e^−|z|),   dL/dz = σ(z) − y,   dL/dy = −z.
+    """
+
+    def forward(self, y, z):
+        self.y, self.z = y, z
+        return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+
+    def backward(self, g):
+        gy = -g * self.z if self.needs[0] else None
+        gz = g * (M._sigmoid(self.z) - self.y) if self.needs[1] else None
+        return gy, gz
+
+
+def _check_same_shape(target, output, op):
+    if target.shape != output.shape:
+        raise ValueError(
+            f"{op}: target and output must have the same shape, received target shape "
+            f"{target.shape} and output shape {output.shape}")
+
+
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Per-sample −Σ target·log(output) along ``axis`` (Keras ``ops.categorical_crossentropy``).
+
+    With ``from_logits=True`` one fused node computes it through log-softmax and
+    backpropagates ŷ − y; otherwise ``output`` is renormalized to sum to 1 and
+    clipped to [ε, 1 − ε] as Keras does.
+    """
+    target = M._t(target, "categorical_crossentropy")
+    output = M._t(output, "categorical_crossentropy")
+    _check_same_shape(target, output, "categorical_crossentropy")
+    if output.ndim < 1:
+        raise ValueError("categorical_crossentropy: output must have at least one axis")
+    ax = M._axis(axis, output.ndim, "categorical_crossentropy")[0]
+    if target.dtype != output.dtype:
+        target = M.cast(target, output.dtype)
+    if from_logits:
+        return SoftmaxCrossEntropy.apply(target, output, axis=ax)
+    eps = backend.epsilon()
+    p = output / M.sum(output, axis=ax, keepdims=True)
+    p = M.clip(p, eps, 1.0 - eps)
+    return -M.sum(target * M.log(p), axis=ax)
+
+
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Per-sample cross-entropy of integer labels ``target`` against class scores ``output``.
+
+    Labels must lie in [0, K) with K = ``output.shape[-1]``.
+    """
+    output = M._t(output, "sparse_categorical_crossentropy")
+    labels = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if axis not in (-1, output.ndim - 1):
+        raise ValueError(f"sparse_categorical_crossentropy: only axis=-1 is supported, received {axis}")
+    if labels.ndim == output.ndim and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.shape != output.shape[:-1]:
+        raise ValueError(
+            f"sparse_categorical_crossentropy: target must have shape {output.shape[:-1]} "
+            f"(one integer label per sample), received {labels.shape}")
+    if labels.dtype.kind == "f":
+        if not np.all(np.mod(labels, 1) == 0):
+            raise ValueError("sparse_categorical_crossentropy: target must hold integer class labels, "
+                             "received non-integer values")
+        labels = labels.astype(np.int64)
+    elif labels.dtype.kind not in "iu":
+        raise TypeError(f"sparse_categorical_crossentropy: target must hold integer labels, "
+                        f"received dtype {labels.dtype}")
+    k = output.shape[-1]
+    if labels.size and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(
+            f"sparse_categorical_crossentropy: labels must lie in [0, {k}), received values "
+            f"from {labels.min()} to {labels.max()}")
+    if from_logits:
+        return SparseSoftmaxCrossEntropy.apply(output, labels=labels)
+    return categorical_crossentropy(M.one_hot(labels, k, dtype=output.dtype), output)
+
+
+def binary_crossentropy(target, output, from_logits=False):
+    """Elementwise −[y log p + (1 − y) log(1 − p)] (Keras ``ops.binary_crossentropy``).
+
+    With ``from_logits=True`` one fused node backpropagates σ(z) − y; otherwise
+    ``output`` is clipped to [ε, 1 − ε] first, as Keras does.
+    """
+    target = M._t(target, "binary_crossentropy")
+    output = M._t(output, "binary_crossentropy")
+    _check_same_shape(target, output, "binary_crossentropy")
+    if target.dtype != output.dtype:
+        target = M.cast(target, output.dtype)
+    if from_logits:
+        return SigmoidCrossEntropy.apply(target, output)
+    eps = backend.epsilon()
+    p = M.clip(output, eps, 1.0 - eps)
+    return -(target * M.log(p) + (1 - target) * M.log(1 - p))
+
+
+# ------------------------------------------------------------------ dropout
+class Dropout(Function):
+    """Inverted dropout: y = x·m/(1 − rate), m ~ Bernoulli(1 − rate);  dL/dx = dL/dy·m/(1 − rate)."""
+
+    def forward(self, x):
+        return x * self.mask
+
+    def backward(self, g):
+        return (g * self.mask,)
+
+
+def dropout(x, rate, noise_shape=None, training=True):
+    """Zero each element with probability ``rate`` and scale the rest by 1/(1 − rate).
+
+    The mask is drawn from the backend generator (so ``set_random_seed`` fixes
+    it); at inference (``training=False``) the input passes unchanged.
+    """
+    x = M._t(x, "dropout")
+    rate = float(rate)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout: rate must lie in [0, 1), received {rate}")
+    if not training or rate == 0.0:
+        return x
+    shape = x.shape if noise_shape is None else tuple(
+        x.shape[i] if s is None else s for i, s in enumerate(noise_shape))
+    dt = x.dtype if x.dtype.kind == "f" else np.dtype(backend.floatx())
+    keep = backend.rng().random(shape, dtype=np.float64 if dt == np.float64 else np.float32) >= rate
+    mask = keep.astype(dt) * dt.type(1.0 / (1.0 - rate))
+    return Dropout.apply(x, mask=mask)
