@@ -15,7 +15,9 @@ class GradientCheck:
     """Result of :func:`check_gradients`.
 
     ``max_error`` is the largest relative error over all inputs,
-    ‖g_analytic − g_numeric‖ / max(‖g_analytic‖ + ‖g_numeric‖, tiny);
+    ‖g_analytic − g_numeric‖ / max(‖g_analytic‖ + ‖g_numeric‖, 1): relative for
+    gradients of norm above 1, absolute below (so a true zero gradient is not
+    judged by the finite differences' round-off alone);
     ``worst_input`` names the input where it occurred; ``errors`` lists one per input.
     """
     max_error: float
@@ -102,7 +104,7 @@ def check_gradients(fn, *inputs, eps=1e-6, names=None, seed=0):
         with _no_grad():
             n = numerical_gradient(fn, ts, i, eps=eps, weights=weights)
         denom = np.linalg.norm(a) + np.linalg.norm(n)
-        err = 0.0 if denom < 1e-300 else float(np.linalg.norm(a - n) / denom)
+        err = float(np.linalg.norm(a - n) / max(denom, 1.0))
         errors.append(err)
         analytic.append(a)
         numeric.append(n)

@@ -121,10 +121,14 @@ class Tensor:
         return (self[i] for i in range(self.data.shape[0]))
 
     def __float__(self):
-        return float(self.data)
+        if self.data.size != 1:
+            raise TypeError(f"float(): only a single-element Tensor converts, this one has shape {self.data.shape}")
+        return float(self.data.item())
 
     def __int__(self):
-        return int(self.data)
+        if self.data.size != 1:
+            raise TypeError(f"int(): only a single-element Tensor converts, this one has shape {self.data.shape}")
+        return int(self.data.item())
 
     def __index__(self):
         return self.data.__index__()
