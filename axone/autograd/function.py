@@ -12,6 +12,9 @@ import numpy as np
 from .tensor import Tensor
 
 _state = {"enabled": True}
+_new = object.__new__
+_NO_NEEDS_1 = (False,)
+_NO_NEEDS_2 = (False, False)
 
 
 def is_grad_enabled():
@@ -54,24 +57,46 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run ``forward`` on the inputs' arrays; record the node if a gradient is wanted."""
-        fn = cls.__new__(cls)
+        # One- and two-input ops (nearly all of them) take unrolled paths: this
+        # runs once per op, so its Python overhead is the engine's per-op cost.
+        fn = _new(cls)
         if params:
             fn.__dict__.update(params)
+        n = len(inputs)
         if _state["enabled"]:
-            needs = tuple([t.requires_grad for t in inputs])
+            if n == 2:
+                a, b = inputs
+                needs = (a.requires_grad, b.requires_grad)
+            elif n == 1:
+                needs = (inputs[0].requires_grad,)
+            else:
+                needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
                 fn.needs = needs
-                out = fn.forward(*[t.data for t in inputs])
+                if n == 2:
+                    out = fn.forward(a.data, b.data)
+                elif n == 1:
+                    out = fn.forward(inputs[0].data)
+                else:
+                    out = fn.forward(*[t.data for t in inputs])
                 fn.inputs = inputs
-                res = Tensor.__new__(Tensor)
+                res = _new(Tensor)
                 res.data = out
                 res.grad = None
                 res.requires_grad = True
                 res._ctx = fn
                 return res
-        fn.needs = (False,) * len(inputs)
-        out = fn.forward(*[t.data for t in inputs])
-        res = Tensor.__new__(Tensor)
+        if n == 2:
+            fn.needs = _NO_NEEDS_2
+            a, b = inputs
+            out = fn.forward(a.data, b.data)
+        elif n == 1:
+            fn.needs = _NO_NEEDS_1
+            out = fn.forward(inputs[0].data)
+        else:
+            fn.needs = (False,) * n
+            out = fn.forward(*[t.data for t in inputs])
+        res = _new(Tensor)
         res.data = out
         res.grad = None
         res.requires_grad = False

@@ -205,19 +205,23 @@ class Tensor:
 def _toposort(root_fn):
     """Functions reachable from ``root_fn``, inputs before users."""
     order = []
+    append = order.append
     seen = {root_fn}
+    add = seen.add
     stack = [(root_fn, iter(root_fn.inputs))]
+    push = stack.append
+    pop = stack.pop
     while stack:
         fn, it = stack[-1]
         for t in it:
             ctx = t._ctx
             if ctx is not None and ctx not in seen:
-                seen.add(ctx)
-                stack.append((ctx, iter(ctx.inputs)))
+                add(ctx)
+                push((ctx, iter(ctx.inputs)))
                 break
         else:
-            stack.pop()
-            order.append(fn)
+            pop()
+            append(fn)
     return order
 
 
@@ -237,8 +241,10 @@ def run_backward(root, grad, retain_graph=False):
         return
     order = _toposort(fn0)
     grads = {fn0: grad}
+    pop = grads.pop
+    get = grads.get
     for fn in reversed(order):
-        g = grads.pop(fn, None)
+        g = pop(fn, None)
         inputs = fn.inputs
         if inputs is None:
             raise RuntimeError(
@@ -246,19 +252,19 @@ def run_backward(root, grad, retain_graph=False):
                 "were freed after the first backward(). Call backward(retain_graph=True) the first time.")
         if g is None:
             continue
-        retained = fn.__dict__.get("retained")
+        state = fn.__dict__
+        retained = state.get("retained")
         if retained is not None:
             _accumulate_leaf(retained, g)
-        in_grads = fn.backward(g)
-        for t, gi, need in zip(inputs, in_grads, fn.needs):
+        for t, gi, need in zip(inputs, fn.backward(g), fn.needs):
             if gi is None or not need:
                 continue
             ctx = t._ctx
             if ctx is None:
                 _accumulate_leaf(t, gi)
             else:
-                prev = grads.get(ctx)
+                prev = get(ctx)
                 grads[ctx] = gi if prev is None else prev + gi
         if not retain_graph:
-            fn.__dict__.clear()
+            state.clear()
             fn.inputs = None

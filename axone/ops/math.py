@@ -29,8 +29,27 @@ __all__ = [
 
 
 # ----------------------------------------------------------------- conversion
+def _wrap(arr):
+    """A constant Tensor around ``arr``, a numeric ndarray (what ``Tensor(arr)`` builds)."""
+    t = _new(Tensor)
+    t.data = arr
+    t.grad = None
+    t.requires_grad = False
+    t._ctx = None
+    return t
+
+
+_new = object.__new__
+
+
 def _const(x, like, op):
     """Wrap a non-Tensor operand ``x`` as a constant tensor (no gradient)."""
+    tx = type(x)
+    if (tx is float or tx is int) and like is not None:
+        # Fast path for the common `tensor * 0.5`: a scalar against a float tensor.
+        dt = like.data.dtype
+        if dt.kind == "f":
+            return _wrap(np.asarray(x, dtype=dt))
     if isinstance(x, np.ndarray):
         return Tensor(x)
     if isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, complex):
@@ -63,7 +82,8 @@ def _pair(a, b, op):
 
 
 def _binary(cls, a, b, op):
-    a, b = _pair(a, b, op)
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        a, b = _pair(a, b, op)
     try:
         return cls.apply(a, b)
     except ValueError:

@@ -1,4 +1,4 @@
-"""Utilities: gradient checking, seeding."""
+"""Utilities: to_categorical, seeding, gradient checking."""
 import random as _random
 
 import numpy as np
@@ -6,14 +6,55 @@ import numpy as np
 from .. import backend
 from ..autograd.gradcheck import GradientCheck, check_gradients, numerical_gradient
 
-__all__ = ["check_gradients", "numerical_gradient", "GradientCheck", "set_random_seed"]
+__all__ = ["check_gradients", "numerical_gradient", "GradientCheck", "set_random_seed",
+           "to_categorical", "normalize", "clear_session"]
 
 
 def set_random_seed(seed):
     """Seed every random draw of axone (init, dropout, shuffling), and Python's and NumPy's
     global generators, so the same seed gives the same run bit for bit."""
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"set_random_seed: expected a non-negative integer, received {seed!r}")
     backend.set_seed(int(seed))
     _random.seed(int(seed))
     np.random.seed(int(seed) % (2 ** 32))
+
+
+def to_categorical(x, num_classes=None):
+    """One-hot encode integer class labels: ``to_categorical([0, 2], 3)`` → [[1,0,0],[0,0,1]].
+
+    A trailing axis of size 1 is dropped first, as Keras does; ``num_classes``
+    defaults to ``max(x) + 1``.
+    """
+    if hasattr(x, "to_numpy"):
+        x = x.to_numpy()
+    x = np.asarray(x.data if hasattr(x, "data") and not isinstance(x, np.ndarray) else x)
+    if x.dtype.kind == "f":
+        if x.size and not np.all(np.mod(x, 1) == 0):
+            raise ValueError("to_categorical: expected integer class labels, received non-integer values")
+        x = x.astype(np.int64)
+    if x.dtype.kind not in "iub":
+        raise TypeError(f"to_categorical: expected integer class labels, received dtype {x.dtype}")
+    if x.ndim > 1 and x.shape[-1] == 1:
+        x = x.reshape(x.shape[:-1])
+    if x.size and x.min() < 0:
+        raise ValueError(f"to_categorical: labels must be non-negative, received {x.min()}")
+    if num_classes is None:
+        num_classes = int(x.max()) + 1 if x.size else 0
+    elif x.size and x.max() >= num_classes:
+        raise ValueError(f"to_categorical: labels must lie in [0, {num_classes}), received a label {x.max()}")
+    out = np.zeros(x.shape + (int(num_classes),), dtype=backend.floatx())
+    np.put_along_axis(out, x[..., None].astype(np.int64), 1, axis=-1)
+    return out
+
+
+def normalize(x, axis=-1, order=2):
+    x = np.asarray(x, dtype=backend.floatx())
+    n = np.linalg.norm(x, ord=order, axis=axis, keepdims=True)
+    return x / np.where(n == 0, 1, n)
+
+
+def clear_session():
+    """Reset layer auto-naming (``dense``, ``dense_1``, …) as Keras's ``clear_session``."""
+    from ..layers.base import clear_session as _clear
+    _clear()

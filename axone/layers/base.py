@@ -1,0 +1,468 @@
+"""Layer: Keras's contract (build / call / compute_output_shape / get_config) over axone ops.
+
+Calling a layer on a :class:`KerasTensor` (a symbolic placeholder made by
+``Input``) builds it from the shape and records a :class:`Node` of the graph
+that ``Model(inputs, outputs)`` later runs; calling it on an array or Tensor
+runs it at once and returns a Tensor.
+"""
+import inspect
+import re
+
+import numpy as np
+
+from .. import backend, initializers, regularizers
+from ..autograd.function import no_grad
+from ..autograd.tensor import Tensor
+from ..variables import Variable
+
+__all__ = ["Layer", "KerasTensor", "Node", "unique_name", "clear_session"]
+
+_NAME_COUNTS = {}
+
+
+def unique_name(base):
+    """``dense``, ``dense_1``, ``dense_2``, … per base name, as Keras names layers."""
+    n = _NAME_COUNTS.get(base, 0)
+    _NAME_COUNTS[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def clear_session():
+    """Reset the layer auto-naming counters (Keras ``clear_session``)."""
+    _NAME_COUNTS.clear()
+
+
+def to_snake_case(name):
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+    return s
+
+
+def _shape_str(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+class KerasTensor:
+    """Symbolic tensor of a functional graph: a shape with ``None`` for the batch, and its history."""
+
+    def __init__(self, shape, dtype=None, name=None, history=None):
+        self.shape = tuple(None if d is None else int(d) for d in shape)
+        self.dtype = np.dtype(dtype or backend.floatx())
+        self.name = name
+        self._history = history  # (layer, node, index)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={_shape_str(self.shape)}, dtype={self.dtype}, name={self.name}>"
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            "A symbolic KerasTensor (from Input) holds no values; build a Model(inputs, outputs) "
+            "and call model.predict(x), or call the layer on an array")
+
+
+class Node:
+    """One call of a layer in a functional graph."""
+
+    def __init__(self, layer, inputs, outputs, call_kwargs):
+        self.layer = layer
+        self.inputs = inputs           # structure of KerasTensors (single, list)
+        self.flat_inputs = _flatten(inputs)
+        self.outputs = outputs
+        self.flat_outputs = _flatten(outputs)
+        self.call_kwargs = call_kwargs
+
+
+def _flatten(x):
+    if isinstance(x, (list, tuple)):
+        out = []
+        for i in x:
+            out.extend(_flatten(i))
+        return out
+    if isinstance(x, dict):
+        out = []
+        for k in x:
+            out.extend(_flatten(x[k]))
+        return out
+    return [x]
+
+
+def _map(f, x):
+    if isinstance(x, list):
+        return [_map(f, i) for i in x]
+    if isinstance(x, tuple):
+        return tuple(_map(f, i) for i in x)
+    if isinstance(x, dict):
+        return {k: _map(f, v) for k, v in x.items()}
+    return f(x)
+
+
+def _is_symbolic(x):
+    return any(isinstance(t, KerasTensor) for t in _flatten(x))
+
+
+class Layer:
+    """Base class of every layer.
+
+    Subclasses validate and keep their configuration in ``__init__``, create
+    weights with ``add_weight`` in ``build(input_shape)``, compute in
+    ``call(inputs, training=None)`` with axone ops, and report
+    ``compute_output_shape`` and ``get_config``.
+
+    Args:
+        trainable: whether the layer's weights are updated by training.
+        name: layer name (default: the snake-case class name made unique).
+        dtype: the dtype of weights and computations (default ``floatx``).
+        input_shape / input_dim / batch_input_shape: legacy Keras arguments
+            giving the input shape (without the batch) to the first layer of a
+            ``Sequential`` model.
+    """
+
+    _autocast = True
+
+    def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
+                 batch_input_shape=None, batch_size=None, **kwargs):
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
+        object.__setattr__(self, "_tracked_layers", [])
+        self.name = name if name is not None else unique_name(to_snake_case(type(self).__name__))
+        if not isinstance(self.name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a string, received {self.name!r}")
+        self._trainable = bool(trainable)
+        self.dtype = str(np.dtype(dtype)) if dtype is not None else backend.floatx()
+        self.built = False
+        self._weights = []
+        self._inbound_nodes = []
+        self._activity_losses = []
+        self._build_input_shape = None
+        self._input_ndim = None          # (min_ndim, {axis: size}) checked on each call
+        self._input_axes = {}
+        if input_dim is not None and input_shape is None:
+            input_shape = (int(input_dim),)
+        if batch_input_shape is not None:
+            input_shape = tuple(batch_input_shape)[1:]
+            batch_size = tuple(batch_input_shape)[0]
+        if input_shape is not None:
+            if isinstance(input_shape, (int, np.integer)):
+                input_shape = (int(input_shape),)
+            input_shape = tuple(input_shape)
+        self._input_shape_arg = input_shape
+        self._batch_size_arg = batch_size
+
+    # ----------------------------------------------------------- tracking
+    def __setattr__(self, name, value):
+        if isinstance(value, Layer) and name != "_outer":
+            tl = self.__dict__.get("_tracked_layers")
+            if tl is not None and value not in tl:
+                tl.append(value)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Layer) for v in value):
+            tl = self.__dict__.get("_tracked_layers")
+            if tl is not None:
+                for v in value:
+                    if v not in tl:
+                        tl.append(v)
+        object.__setattr__(self, name, value)
+
+    @property
+    def _sublayers(self):
+        return self.__dict__.get("_tracked_layers", [])
+
+    # ------------------------------------------------------------ weights
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
+                   regularizer=None, constraint=None, name=None):
+        """Create a weight of this layer (Keras ``add_weight``); its initial value is drawn now."""
+        shape = () if shape is None else tuple(int(s) for s in shape)
+        if initializer is None:
+            initializer = "glorot_uniform" if np.dtype(dtype or self.dtype).kind == "f" and len(shape) > 1 else "zeros"
+        init = initializers.get(initializer)
+        v = Variable(init, shape=shape, dtype=dtype or self.dtype, trainable=trainable,
+                     name=name or f"variable_{len(self._weights)}",
+                     regularizer=regularizers.get(regularizer), constraint=constraint)
+        v.path = f"{self.name}/{v.name}"
+        self._weights.append(v)
+        return v
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self._sublayers:
+            layer.trainable = value
+
+    def _own_weights(self):
+        return self._weights
+
+    @property
+    def weights(self):
+        """All weights, layer by layer; within a layer trainable first (Keras order)."""
+        out = [w for w in self._weights if w.trainable] + [w for w in self._weights if not w.trainable]
+        seen = set(id(w) for w in out)
+        for layer in self._sublayers:
+            for w in layer.weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    @property
+    def variables(self):
+        return self.weights
+
+    @property
+    def trainable_weights(self):
+        if not self._trainable:
+            return []
+        out = [w for w in self._weights if w.trainable]
+        seen = set(id(w) for w in out)
+        for layer in self._sublayers:
+            for w in layer.trainable_weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        if not self._trainable:
+            out, seen = [], set()
+            for w in self._all_weights():
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+            return out
+        out = [w for w in self._weights if not w.trainable]
+        seen = set(id(w) for w in out)
+        for layer in self._sublayers:
+            for w in layer.non_trainable_weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    non_trainable_variables = non_trainable_weights
+
+    def _all_weights(self):
+        out = list(self._weights)
+        for layer in self._sublayers:
+            out.extend(layer._all_weights())
+        return out
+
+    def get_weights(self):
+        """Copies of the weights' values, in ``weights`` order."""
+        return [np.array(w.data, copy=True) for w in self.weights]
+
+    def set_weights(self, weights):
+        """Set the weights from a list of arrays shaped like ``get_weights()``."""
+        params = self.weights
+        weights = list(weights)
+        if len(weights) != len(params):
+            raise ValueError(
+                f"Layer {self.name!r}: set_weights expected a list of {len(params)} arrays "
+                f"(shapes {[tuple(p.shape) for p in params]}), received {len(weights)}")
+        for p, w in zip(params, weights):
+            w = np.asarray(w.data if isinstance(w, Tensor) else w)
+            if w.shape != p.shape:
+                raise ValueError(
+                    f"Layer {self.name!r}: weight {p.path!r} has shape {p.shape}, "
+                    f"received an array of shape {w.shape}")
+        for p, w in zip(params, weights):
+            p.assign(np.asarray(w.data if isinstance(w, Tensor) else w))
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"Layer {self.name!r}: count_params needs a built layer; call it on data "
+                             f"or build(input_shape) first")
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+
+    @property
+    def losses(self):
+        """Regularization penalties of this layer's weights (and activity penalties of the last call)."""
+        out = []
+        for w in self._all_weights():
+            if w.regularizer is not None:
+                out.append(w.regularizer(w))
+        out.extend(self._collect_activity_losses())
+        return out
+
+    def _collect_activity_losses(self):
+        out = list(self._activity_losses)
+        for layer in self._sublayers:
+            out.extend(layer._collect_activity_losses())
+        return out
+
+    def _clear_activity_losses(self):
+        self._activity_losses = []
+        for layer in self._sublayers:
+            layer._clear_activity_losses()
+
+    # ------------------------------------------------------------ building
+    def build(self, input_shape):
+        self.built = True
+
+    def _maybe_build(self, input_shape):
+        if not self.built:
+            self._build_input_shape = input_shape
+            self.build(input_shape)
+            self.built = True
+
+    def compute_output_shape(self, input_shape):
+        """Output shape for ``input_shape`` (None for the batch); default: run on a dummy batch."""
+        def dummy(s):
+            return Tensor(np.zeros(tuple(1 if d is None else d for d in s), dtype=self.dtype))
+        if isinstance(input_shape, list):
+            x = [dummy(s) for s in input_shape]
+        else:
+            x = dummy(input_shape)
+        with no_grad():
+            y = self._call_impl(x, training=False)
+        return _map(lambda t: (None,) + tuple(t.shape[1:]), y)
+
+    def _check_input(self, x):
+        spec = self._input_ndim
+        if spec is None:
+            return
+        shape = x.shape
+        if len(shape) < spec:
+            raise ValueError(
+                f"Input 0 of layer {self.name!r} is incompatible with the layer: expected "
+                f"min_ndim={spec}, found ndim={len(shape)}. Full shape received: {_shape_str(shape)}")
+        for axis, size in self._input_axes.items():
+            got = shape[axis]
+            if got is not None and got != size:
+                raise ValueError(
+                    f"Input 0 of layer {self.name!r} is incompatible with the layer: expected "
+                    f"axis {axis} of input shape to have value {size}, but received input with "
+                    f"shape {_shape_str(shape)}")
+
+    # ------------------------------------------------------------- calling
+    def call(self, inputs, *args, **kwargs):
+        return inputs
+
+    def _call_accepts_training(self):
+        cls = type(self)
+        cached = cls.__dict__.get("_accepts_training_cache")
+        if cached is None:
+            params = inspect.signature(self.call).parameters
+            cached = "training" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+            setattr(cls, "_accepts_training_cache", cached)
+        return cached
+
+    def _call_impl(self, inputs, training=None, **kwargs):
+        if self._call_accepts_training():
+            return self.call(inputs, training=training, **kwargs)
+        return self.call(inputs, **kwargs)
+
+    def _convert_input(self, x):
+        if isinstance(x, Tensor):
+            t = x
+        else:
+            if hasattr(x, "to_numpy"):
+                x = x.to_numpy()
+            arr = np.asarray(x)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"Layer {self.name!r}: expected numeric input, received dtype {arr.dtype}")
+            t = Tensor(arr)
+        if self._autocast and t.dtype != np.dtype(self.dtype) and (
+                t.dtype.kind == "f" or t.dtype.kind in "biu"):
+            from ..ops import cast
+            t = cast(t, self.dtype)
+        return t
+
+    def __call__(self, inputs, *args, training=None, **kwargs):
+        if _is_symbolic(inputs):
+            return self._symbolic_call(inputs, *args, training=training, **kwargs)
+        x = _map(self._convert_input, inputs)
+        if not self.built:
+            self._maybe_build(_map(lambda t: tuple(t.shape), x))
+        if self._input_ndim is not None and not isinstance(x, (list, tuple, dict)):
+            self._check_input(x)
+        y = self._call_impl(x, *args, training=training, **kwargs) if not args else \
+            self.call(x, *args, **kwargs)
+        return y
+
+    def _symbolic_call(self, inputs, *args, training=None, **kwargs):
+        shapes = _map(lambda t: t.shape, inputs)
+        if not self.built:
+            self._maybe_build(shapes)
+        if self._input_ndim is not None and isinstance(inputs, KerasTensor):
+            self._check_input(inputs)
+        out_shapes = self.compute_output_shape(shapes)
+        node = Node(self, inputs, None, kwargs)
+        counter = [0]
+
+        def make(shape):
+            i = counter[0]
+            counter[0] += 1
+            return KerasTensor(shape, dtype=self._output_dtype(), name=self.name,
+                               history=(self, node, i))
+
+        if isinstance(out_shapes, tuple) and (not out_shapes or not isinstance(out_shapes[0], tuple)):
+            outputs = make(out_shapes)
+        else:
+            outputs = _map_shapes(make, out_shapes)
+        node.outputs = outputs
+        node.flat_outputs = _flatten(outputs)
+        self._inbound_nodes.append(node)
+        return outputs
+
+    def _output_dtype(self):
+        return self.dtype
+
+    # ----------------------------------------------------------- shapes
+    @property
+    def input(self):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer {self.name!r} has never been called on a symbolic input "
+                                 f"and thus has no defined input")
+        return self._inbound_nodes[0].inputs
+
+    @property
+    def output(self):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer {self.name!r} has never been called on a symbolic input "
+                                 f"and thus has no defined output")
+        return self._inbound_nodes[0].outputs
+
+    @property
+    def input_shape(self):
+        return _map(lambda t: t.shape, self.input)
+
+    @property
+    def output_shape(self):
+        return _map(lambda t: t.shape, self.output)
+
+    # ------------------------------------------------------------- config
+    def get_config(self):
+        cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._input_shape_arg is not None:
+            cfg["batch_input_shape"] = (self._batch_size_arg,) + tuple(self._input_shape_arg)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _map_shapes(f, shapes):
+    """Map over a (possibly nested) structure whose leaves are shape tuples."""
+    if isinstance(shapes, tuple) and (not shapes or not isinstance(shapes[0], (tuple, list))):
+        return f(shapes)
+    if isinstance(shapes, list):
+        return [_map_shapes(f, s) for s in shapes]
+    if isinstance(shapes, tuple):
+        return tuple(_map_shapes(f, s) for s in shapes)
+    if isinstance(shapes, dict):
+        return {k: _map_shapes(f, v) for k, v in shapes.items()}
+    return f(shapes)

@@ -1,0 +1,263 @@
+"""Core layers: InputLayer / Input, Dense, Activation, Dropout, Flatten, Reshape."""
+import numpy as np
+
+from .. import activations, backend, initializers, ops, regularizers
+from .base import KerasTensor, Layer, unique_name
+
+__all__ = ["InputLayer", "Input", "Dense", "Activation", "Dropout", "Flatten", "Reshape"]
+
+
+def _as_shape(shape, who):
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    try:
+        shape = tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{who}: shape must be a tuple of ints (without the batch dimension), "
+                        f"received {shape!r}") from None
+    if any(d is not None and d <= 0 for d in shape):
+        raise ValueError(f"{who}: dimensions must be positive, received shape {shape}")
+    return shape
+
+
+class InputLayer(Layer):
+    """Entry point of a model: holds the input shape (without the batch dimension).
+
+    Args:
+        shape: tuple of ints, e.g. ``(4,)``; ``input_shape=`` is accepted as the legacy name.
+        batch_size: optional fixed batch size.
+        dtype: input dtype (default ``floatx``).
+    """
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,
+                 input_tensor=None, name=None, input_shape=None, **kwargs):
+        if shape is None and input_shape is not None:
+            shape = input_shape
+        if batch_shape is not None:
+            batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
+        if shape is None:
+            raise ValueError("InputLayer: give the input shape, e.g. InputLayer(shape=(4,))")
+        shape = _as_shape(shape, "InputLayer")
+        super().__init__(name=name or unique_name("input_layer"), dtype=dtype, **kwargs)
+        self._input_shape_arg = shape
+        self._batch_size_arg = batch_size
+        self.built = True
+        self.output_tensor = KerasTensor((batch_size,) + shape, dtype=self.dtype, name=self.name,
+                                         history=(self, None, 0))
+        from .base import Node
+        node = Node(self, [], self.output_tensor, {})
+        self.output_tensor._history = (self, node, 0)
+        self._inbound_nodes.append(node)
+
+    @property
+    def batch_shape(self):
+        return (self._batch_size_arg,) + tuple(self._input_shape_arg)
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {"batch_shape": self.batch_shape, "dtype": self.dtype, "name": self.name}
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
+    """A symbolic input of a functional model: ``x = Input(shape=(4,))``."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name,
+                       batch_shape=batch_shape, **kwargs)
+    return layer.output_tensor
+
+
+class Dense(Layer):
+    """Densely connected layer: ``output = activation(inputs · kernel + bias)``.
+
+    Args:
+        units: positive int, the output dimension.
+        activation: name or callable (default: linear).
+        use_bias: whether to add a bias vector.
+        kernel_initializer: default ``"glorot_uniform"``.
+        bias_initializer: default ``"zeros"``.
+        kernel_regularizer, bias_regularizer, activity_regularizer: penalties added to the loss.
+
+    Input shape: (batch, …, input_dim).   Output shape: (batch, …, units).
+    Weights: kernel (input_dim, units), bias (units,).
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 lora_rank=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"Dense {self.name!r}: units must be a positive integer, received {units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.kernel_constraint = kernel_constraint
+        self.bias_constraint = bias_constraint
+
+    def build(self, input_shape):
+        if len(input_shape) < 1:
+            raise ValueError(f"Dense {self.name!r}: expected an input of rank ≥ 2 (batch, features), "
+                             f"received shape {input_shape}")
+        in_dim = input_shape[-1]
+        if in_dim is None:
+            raise ValueError(f"Dense {self.name!r}: the last dimension of the input must be known, "
+                             f"received shape {input_shape}")
+        self.kernel = self.add_weight(shape=(in_dim, self.units), initializer=self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, name="kernel")
+        self.bias = self.add_weight(shape=(self.units,), initializer=self.bias_initializer,
+                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+        self._input_ndim = 2
+        self._input_axes = {-1: int(in_dim)}
+        self.built = True
+
+    def call(self, inputs):
+        y = ops.dense(inputs, self.kernel, self.bias)
+        y = self.activation(y)
+        if self.activity_regularizer is not None:
+            self._activity_losses.append(self.activity_regularizer(y) / y.shape[0])
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({
+            "units": self.units, "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": _ser_reg(self.kernel_regularizer),
+            "bias_regularizer": _ser_reg(self.bias_regularizer),
+            "activity_regularizer": _ser_reg(self.activity_regularizer),
+        })
+        return cfg
+
+
+def _ser_reg(r):
+    return None if r is None else regularizers.serialize(r)
+
+
+class Activation(Layer):
+    """Applies an activation function: ``Activation("relu")``."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, inputs):
+        return self.activation(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["activation"] = activations.serialize(self.activation)
+        return cfg
+
+
+class Dropout(Layer):
+    """Inverted dropout: while training, zero a fraction ``rate`` of the inputs and scale the
+    rest by 1/(1 − rate); at inference, pass inputs through unchanged.
+
+    Args:
+        rate: float in [0, 1), the fraction of inputs to drop.
+        noise_shape: optional shape of the mask (``None`` entries follow the input).
+        seed: optional int seed for this layer's masks.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout {self.name!r}: rate must be a float in [0, 1), received {rate!r}")
+        self.rate = float(rate)
+        self.noise_shape = noise_shape
+        self.seed = seed
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0:
+            return inputs
+        return ops.dropout(inputs, self.rate, noise_shape=self.noise_shape, training=True)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed})
+        return cfg
+
+
+class Flatten(Layer):
+    """Flattens every axis but the batch: (batch, d1, d2, …) → (batch, d1·d2·…)."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = data_format
+
+    def call(self, inputs):
+        return ops.reshape(inputs, (inputs.shape[0], -1))
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        n = None if any(d is None for d in rest) else int(np.prod(rest)) if rest else 1
+        return (input_shape[0], n)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["data_format"] = self.data_format
+        return cfg
+
+
+class Reshape(Layer):
+    """Reshapes every sample to ``target_shape`` (one entry may be −1)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(int(d) for d in target_shape)
+        if sum(d == -1 for d in self.target_shape) > 1:
+            raise ValueError(f"Reshape {self.name!r}: at most one dimension may be -1, received {target_shape}")
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        if any(d is None for d in rest):
+            return (input_shape[0],) + tuple(None if d == -1 else d for d in self.target_shape)
+        n = int(np.prod(rest)) if rest else 1
+        known = int(np.prod([d for d in self.target_shape if d != -1])) if self.target_shape else 1
+        if -1 in self.target_shape:
+            if known == 0 or n % known:
+                raise ValueError(f"Reshape {self.name!r}: cannot reshape input of shape {input_shape} "
+                                 f"to {self.target_shape}")
+            shape = tuple(n // known if d == -1 else d for d in self.target_shape)
+        else:
+            if known != n:
+                raise ValueError(f"Reshape {self.name!r}: total size of the new shape "
+                                 f"{self.target_shape} ({known}) must equal the input's ({n}), "
+                                 f"input shape {input_shape}")
+            shape = self.target_shape
+        return (input_shape[0],) + shape
+
+    def build(self, input_shape):
+        self.compute_output_shape(input_shape)
+        self.built = True
+
+    def call(self, inputs):
+        return ops.reshape(inputs, (inputs.shape[0],) + self.target_shape)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["target_shape"] = self.target_shape
+        return cfg
+
+
+del backend

@@ -1,0 +1,258 @@
+"""Losses by Keras name: per-sample functions and Loss objects with reduction.
+
+A loss function maps (y_true, y_pred) to one value per sample; a :class:`Loss`
+object reduces those with ``"sum_over_batch_size"`` (the mean, Keras's
+default), ``"sum"`` or ``"none"``.  When ``y_pred`` comes straight out of a
+softmax (or sigmoid) node, the cross-entropies read the logits under it and
+use the fused stable gradient ŷ − y.
+"""
+import numpy as np
+
+from . import ops
+from .autograd.tensor import Tensor
+from .ops import math as _M
+from .ops import nn as _nn
+
+__all__ = ["Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError",
+           "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
+           "mean_squared_error", "mean_absolute_error", "binary_crossentropy",
+           "categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae",
+           "get", "serialize"]
+
+
+def _logits_of(y_pred, fn_type):
+    """The logits under ``y_pred`` when it is the direct output of a softmax/sigmoid node."""
+    ctx = y_pred._ctx
+    if type(ctx) is fn_type:
+        if fn_type is _M.Softmax and tuple(ctx.axis) != (y_pred.ndim - 1,):
+            return None
+        return ctx.inputs[0]
+    return None
+
+
+def _check_shapes(name, y_true, y_pred):
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"{name}: y_true and y_pred must have the same shape, received y_true {y_true.shape} "
+            f"and y_pred {y_pred.shape}")
+
+
+def mean_squared_error(y_true, y_pred):
+    """mean((y_true − y_pred)², axis=−1)."""
+    y_true, y_pred = _prep(y_true, y_pred, "mean_squared_error")
+    return ops.mean(ops.square(y_pred - y_true), axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """mean(|y_true − y_pred|, axis=−1)."""
+    y_true, y_pred = _prep(y_true, y_pred, "mean_absolute_error")
+    return ops.mean(ops.abs(y_pred - y_true), axis=-1)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """mean over ``axis`` of −[y log p + (1 − y) log(1 − p)]; multi-label outputs allowed."""
+    y_true, y_pred = _prep(y_true, y_pred, "binary_crossentropy")
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if not from_logits:
+        logits = _logits_of(y_pred, _M.Sigmoid)
+        if logits is not None:
+            y_pred, from_logits = logits, True
+    return ops.mean(_nn.binary_crossentropy(y_true, y_pred, from_logits=from_logits), axis=axis)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """−Σ y_true · log(y_pred) per sample, y_true one-hot (or soft) of y_pred's shape."""
+    y_true, y_pred = _prep(y_true, y_pred, "categorical_crossentropy")
+    if label_smoothing:
+        k = y_pred.shape[-1]
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / k
+    if not from_logits:
+        logits = _logits_of(y_pred, _M.Softmax)
+        if logits is not None:
+            y_pred, from_logits = logits, True
+    return _nn.categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    """Cross-entropy of integer labels y_true ∈ [0, K) against K class scores y_pred."""
+    y_pred = _M._t(y_pred, "sparse_categorical_crossentropy")
+    if not from_logits:
+        logits = _logits_of(y_pred, _M.Softmax)
+        if logits is not None:
+            y_pred, from_logits = logits, True
+    return _nn.sparse_categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis)
+
+
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
+
+
+def _prep(y_true, y_pred, name):
+    y_pred = _M._t(y_pred, name)
+    if not isinstance(y_true, Tensor):
+        y_true = Tensor(np.asarray(y_true))
+    if y_true.dtype != y_pred.dtype:
+        y_true = ops.cast(y_true, y_pred.dtype)
+    if y_true.shape != y_pred.shape:
+        # Keras accepts (batch,) targets for (batch, 1) outputs and the reverse
+        if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1 and y_true.shape == y_pred.shape[:-1]:
+            y_true = ops.expand_dims(y_true, -1)
+        elif y_pred.ndim == y_true.ndim - 1 and y_true.shape[-1] == 1 and y_pred.shape == y_true.shape[:-1]:
+            y_pred = ops.expand_dims(y_pred, -1)
+        else:
+            _check_shapes(name, y_true, y_pred)
+    return y_true, y_pred
+
+
+# -------------------------------------------------------------- Loss objects
+_REDUCTIONS = ("sum_over_batch_size", "sum", "none", None, "mean")
+
+
+class Loss:
+    """Base of loss objects: ``loss(y_true, y_pred, sample_weight=None)`` → reduced loss."""
+
+    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be one of "
+                             f"{[r for r in _REDUCTIONS if r]}, received {reduction!r}")
+        self.name = name
+        self.reduction = reduction
+        self.dtype = dtype
+
+    def call(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        values = self.call(y_true, y_pred)
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight.data if isinstance(sample_weight, Tensor) else sample_weight,
+                            dtype=values.dtype)
+            while sw.ndim > values.ndim and sw.shape[-1] == 1:
+                sw = sw[..., 0]
+            values = values * sw
+        if self.reduction in ("none", None):
+            return values
+        total = ops.sum(values)
+        if self.reduction == "sum":
+            return total
+        return total / max(values.size, 1)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class LossFunctionWrapper(Loss):
+    def __init__(self, fn, name=None, reduction="sum_over_batch_size", **fn_kwargs):
+        super().__init__(name=name or fn.__name__, reduction=reduction)
+        self.fn = fn
+        self.fn_kwargs = fn_kwargs
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred, **self.fn_kwargs)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(self.fn_kwargs)
+        return cfg
+
+
+class MeanSquaredError(LossFunctionWrapper):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
+        super().__init__(mean_squared_error, name=name, reduction=reduction)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class MeanAbsoluteError(LossFunctionWrapper):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
+        super().__init__(mean_absolute_error, name=name, reduction=reduction)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class BinaryCrossentropy(LossFunctionWrapper):
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name="binary_crossentropy"):
+        super().__init__(binary_crossentropy, name=name, reduction=reduction,
+                         from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
+        self.from_logits = from_logits
+
+
+class CategoricalCrossentropy(LossFunctionWrapper):
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name="categorical_crossentropy"):
+        super().__init__(categorical_crossentropy, name=name, reduction=reduction,
+                         from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
+        self.from_logits = from_logits
+
+
+class SparseCategoricalCrossentropy(LossFunctionWrapper):
+    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
+                 name="sparse_categorical_crossentropy"):
+        super().__init__(sparse_categorical_crossentropy, name=name, reduction=reduction,
+                         from_logits=from_logits)
+        self.from_logits = from_logits
+
+
+_FUNCTIONS = {
+    "mean_squared_error": mean_squared_error, "mse": mean_squared_error,
+    "mean_absolute_error": mean_absolute_error, "mae": mean_absolute_error,
+    "binary_crossentropy": binary_crossentropy,
+    "categorical_crossentropy": categorical_crossentropy,
+    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+}
+_CLASSES = {
+    "MeanSquaredError": MeanSquaredError, "MeanAbsoluteError": MeanAbsoluteError,
+    "BinaryCrossentropy": BinaryCrossentropy, "CategoricalCrossentropy": CategoricalCrossentropy,
+    "SparseCategoricalCrossentropy": SparseCategoricalCrossentropy,
+}
+_CLASS_OF = {mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError,
+             binary_crossentropy: BinaryCrossentropy, categorical_crossentropy: CategoricalCrossentropy,
+             sparse_categorical_crossentropy: SparseCategoricalCrossentropy}
+
+
+def serialize(loss):
+    if isinstance(loss, Loss):
+        return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    return getattr(loss, "__name__", str(loss))
+
+
+def get(identifier):
+    """A loss from a name (``"mse"``), a config dict, a Loss instance or a callable."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, str):
+        f = _FUNCTIONS.get(identifier) or _FUNCTIONS.get(identifier.lower())
+        if f is not None:
+            return f
+        cls = _CLASSES.get(identifier)
+        if cls is not None:
+            return cls()
+        raise ValueError(
+            f"Unknown loss {identifier!r}; valid names: {sorted(set(_FUNCTIONS) | set(_CLASSES))}")
+    if isinstance(identifier, dict):
+        cls = _CLASSES.get(identifier.get("class_name"))
+        if cls is None:
+            raise ValueError(f"Unknown loss {identifier.get('class_name')!r}; valid names: {sorted(_CLASSES)}")
+        return cls(**identifier.get("config", {}))
+    if isinstance(identifier, Loss) or callable(identifier):
+        return identifier
+    raise TypeError(f"Could not interpret loss identifier: {identifier!r}")
+
+
+def as_loss_object(identifier):
+    """``get`` then wrap a bare function in a Loss with Keras's default mean reduction."""
+    f = get(identifier)
+    if isinstance(f, Loss):
+        return f
+    cls = _CLASS_OF.get(f)
+    if cls is not None:
+        return cls()
+    return LossFunctionWrapper(f, name=getattr(f, "__name__", "loss"))

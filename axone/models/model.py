@@ -1,0 +1,237 @@
+"""Model: a functional graph of layers (``Model(inputs, outputs)``), or a subclass with ``call``.
+
+The functional graph is the list of layer calls (nodes) recorded when layers
+were called on symbolic inputs, in an order where every node comes after the
+nodes that feed it; running the model runs those calls on real data.
+Training (compile / fit / evaluate / predict) lives in :mod:`.training`.
+"""
+import numpy as np
+
+from ..autograd.tensor import Tensor
+from ..layers.base import KerasTensor, Layer, _flatten, _map, unique_name
+from ..layers.core import InputLayer
+from .training import Trainer
+
+__all__ = ["Model"]
+
+
+def _graph_nodes(inputs, outputs):
+    """Nodes between ``inputs`` and ``outputs`` in execution order (inputs' nodes excluded)."""
+    input_ids = {id(t) for t in inputs}
+    order, seen = [], set()
+    for out in outputs:
+        if not isinstance(out, KerasTensor) or out._history is None:
+            raise ValueError(f"Model: outputs must be symbolic tensors made by calling layers on "
+                             f"Input(...), received {out!r}")
+        stack = [(out._history[1], False)]
+        while stack:
+            node, expanded = stack.pop()
+            if id(node) in seen and not expanded:
+                continue
+            if expanded:
+                order.append(node)
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for t in reversed(node.flat_inputs):
+                if id(t) in input_ids:
+                    continue
+                if t._history is None:
+                    raise ValueError(f"Model: tensor {t!r} has no history")
+                stack.append((t._history[1], False))
+    for node in order:
+        if isinstance(node.layer, InputLayer) and id(node.flat_outputs[0]) not in input_ids:
+            raise ValueError(
+                f"Graph disconnected: cannot obtain the value of tensor {node.flat_outputs[0]!r} "
+                f"(from layer {node.layer.name!r}); it is not among the model's inputs")
+    return [n for n in order if not isinstance(n.layer, InputLayer)]
+
+
+class Model(Trainer, Layer):
+    """A model: layers joined in a graph, with training and inference.
+
+    Functional use::
+
+        inputs = Input(shape=(4,))
+        x = Dense(16, activation="relu")(inputs)
+        outputs = Dense(3, activation="softmax")(x)
+        model = Model(inputs, outputs)
+
+    Several inputs and outputs are given as lists; a model is itself a layer
+    and can be called inside another model.  Subclasses may instead define
+    their layers in ``__init__`` and the computation in ``call``.
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        default = "functional" if inputs is not None else None
+        if name is None:
+            from ..layers.base import to_snake_case
+            name = unique_name(default or to_snake_case(type(self).__name__))
+        Layer.__init__(self, name=name, trainable=trainable, **kwargs)
+        Trainer.__init__(self)
+        self._is_graph = False
+        if inputs is not None or outputs is not None:
+            if inputs is None or outputs is None:
+                raise ValueError("Model: give both inputs and outputs, e.g. Model(inputs, outputs)")
+            self._init_graph(inputs, outputs)
+
+    # ---------------------------------------------------------------- graph
+    def _init_graph(self, inputs, outputs):
+        self._input_struct = inputs
+        self._output_struct = outputs
+        self._inputs = _flatten(inputs)
+        self._outputs = _flatten(outputs)
+        for t in self._inputs:
+            if not isinstance(t, KerasTensor):
+                raise TypeError(f"Model: inputs must come from Input(...), received {type(t).__name__}")
+            if not isinstance(t._history[0], InputLayer):
+                raise ValueError(f"Model: every input must be the output of an Input/InputLayer, "
+                                 f"received {t!r}")
+        self._nodes = _graph_nodes(self._inputs, self._outputs)
+        layers = [t._history[0] for t in self._inputs]
+        for node in self._nodes:
+            if node.layer not in layers:
+                layers.append(node.layer)
+        self._graph_layers = layers
+        tl = self.__dict__["_tracked_layers"]
+        for layer in layers:
+            if layer not in tl:
+                tl.append(layer)
+        self._is_graph = True
+        self.built = True
+
+    @property
+    def inputs(self):
+        return list(self._inputs) if self._is_graph else None
+
+    @property
+    def outputs(self):
+        return list(self._outputs) if self._is_graph else None
+
+    @property
+    def input(self):
+        if not self._is_graph:
+            raise AttributeError(f"Model {self.name!r} has no defined input yet")
+        return self._input_struct
+
+    @property
+    def output(self):
+        if not self._is_graph:
+            raise AttributeError(f"Model {self.name!r} has no defined output yet")
+        return self._output_struct
+
+    @property
+    def input_shape(self):
+        return _map(lambda t: t.shape, self.input)
+
+    @property
+    def output_shape(self):
+        return _map(lambda t: t.shape, self.output)
+
+    @property
+    def layers(self):
+        if self._is_graph:
+            return list(self._graph_layers)
+        return list(self._sublayers)
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            layers = self.layers
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"get_layer: index {index} is out of range for a model with "
+                                 f"{len(layers)} layers")
+            return layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name!r}. Existing layers are: {[l.name for l in self.layers]}")
+
+    def _input_dtypes(self):
+        if not self._is_graph:
+            return None
+        return [t.dtype for t in self._inputs]
+
+    def _run_graph(self, xs, training=None):
+        """Run the recorded layer calls on real tensors ``xs`` (one per input)."""
+        values = {}
+        for kt, x in zip(self._inputs, xs):
+            values[id(kt)] = x
+        for node in self._nodes:
+            if len(node.flat_inputs) == 1 and not isinstance(node.inputs, (list, tuple)):
+                args = values[id(node.flat_inputs[0])]
+            else:
+                args = _map(lambda t: values[id(t)], node.inputs)
+            out = node.layer(args, training=training, **node.call_kwargs)
+            if len(node.flat_outputs) == 1:
+                values[id(node.flat_outputs[0])] = out
+            else:
+                for kt, o in zip(node.flat_outputs, _flatten(out)):
+                    values[id(kt)] = o
+        return [values[id(o)] for o in self._outputs]
+
+    def call(self, inputs, training=None):
+        if not self._is_graph:
+            raise NotImplementedError(f"Model {self.name!r}: subclasses without a functional graph "
+                                      f"must implement call(inputs, training=None)")
+        xs = _flatten(inputs)
+        if len(xs) != len(self._inputs):
+            raise ValueError(f"Model {self.name!r} expects {len(self._inputs)} input(s), "
+                             f"received {len(xs)}")
+        outs = self._run_graph(xs, training=training)
+        return self._restructure(outs)
+
+    def _restructure(self, outs):
+        if not isinstance(self._output_struct, (list, tuple)):
+            return outs[0]
+        return list(outs)
+
+    def __call__(self, inputs, *args, training=None, **kwargs):
+        if not self._is_graph and not self.built and not any(
+                isinstance(t, KerasTensor) for t in _flatten(inputs)):
+            self._ensure_built_from_data(inputs)
+        return Layer.__call__(self, inputs, *args, training=training, **kwargs)
+
+    def _ensure_built_from_data(self, inputs):
+        """Hook for Sequential: build from the first data seen."""
+
+    def compute_output_shape(self, input_shape):
+        if self._is_graph:
+            return _map(lambda t: t.shape, self._output_struct)
+        return Layer.compute_output_shape(self, input_shape)
+
+    def build(self, input_shape=None):
+        self.built = True
+        if not self._is_graph and input_shape is not None:
+            with_no_grad_dummy_call(self, input_shape)
+
+    def _convert_input(self, x):
+        # a model converts inputs per input layer (dtype), not with its own dtype
+        if isinstance(x, Tensor):
+            return x
+        if hasattr(x, "to_numpy"):
+            x = x.to_numpy()
+        return Tensor(np.asarray(x))
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Print the layer table: name (type), output shape, parameter count, and the totals."""
+        from .summary import print_summary
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
+
+    def get_config(self):
+        cfg = {"name": self.name, "trainable": self.trainable}
+        if self._is_graph:
+            cfg["layers"] = [{"class_name": type(l).__name__, "config": l.get_config()}
+                             for l in self.layers]
+        return cfg
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def with_no_grad_dummy_call(model, input_shape):
+    from ..autograd.function import no_grad
+    shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+    xs = [Tensor(np.zeros(tuple(1 if d is None else d for d in s), dtype=model.dtype)) for s in shapes]
+    with no_grad():
+        Layer.__call__(model, xs if isinstance(input_shape, list) else xs[0], training=False)

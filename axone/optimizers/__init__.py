@@ -1,0 +1,255 @@
+"""Optimizers (Keras names, arguments and update rules) over flat parameter buffers.
+
+An optimizer's rule is written once as an in-place update of arrays ``w``
+with gradient ``g`` and per-parameter state; a model hands it its whole
+contiguous parameter and gradient buffers, so one step is a handful of
+vectorized operations.  ``apply_gradients(zip(grads, variables))`` applies
+the same rule variable by variable, for custom training loops.
+"""
+import math
+
+import numpy as np
+
+from ..autograd.tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam", "get", "serialize"]
+
+
+class Optimizer:
+    """Base class: learning rate (float or schedule), step counter, flat and per-variable state.
+
+    Args:
+        learning_rate: float, or a callable ``schedule(step) -> float``.
+        weight_decay: decoupled decay, ``w ← w − lr·wd·w`` before the update.
+        clipnorm / clipvalue / global_clipnorm: gradient clipping, as Keras.
+    """
+
+    _state_names = ()
+
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None, lr=None, decay=None, **kwargs):
+        kwargs.pop("use_ema", None)
+        kwargs.pop("loss_scale_factor", None)
+        kwargs.pop("gradient_accumulation_steps", None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
+        if lr is not None:
+            learning_rate = lr
+        if not callable(learning_rate):
+            learning_rate = float(learning_rate)
+            if learning_rate < 0 or not math.isfinite(learning_rate):
+                raise ValueError(f"{type(self).__name__}: learning_rate must be a non-negative number, "
+                                 f"received {learning_rate}")
+        if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(f"{type(self).__name__}: give at most one of clipnorm, clipvalue and global_clipnorm")
+        self._learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.decay = float(decay or 0.0)
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        self._flat_state = None
+        self._var_state = {}
+
+    # ----------------------------------------------------------- schedule
+    @property
+    def learning_rate(self):
+        return self._current_lr()
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = value if callable(value) else float(value)
+
+    lr = learning_rate
+
+    def _current_lr(self):
+        lr = self._learning_rate
+        lr = float(lr(self.iterations)) if callable(lr) else lr
+        if self.decay:
+            lr = lr / (1.0 + self.decay * self.iterations)
+        return lr
+
+    # --------------------------------------------------------- gradients
+    def _clip(self, grads):
+        """Clip a list of gradient arrays in place (clipvalue, clipnorm, global_clipnorm)."""
+        if self.clipvalue is not None:
+            for g in grads:
+                np.clip(g, -self.clipvalue, self.clipvalue, out=g)
+        elif self.clipnorm is not None:
+            for g in grads:
+                n = float(np.sqrt(np.sum(g * g)))
+                if n > self.clipnorm:
+                    g *= self.clipnorm / n
+        elif self.global_clipnorm is not None:
+            n = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+            if n > self.global_clipnorm:
+                for g in grads:
+                    g *= self.global_clipnorm / n
+
+    def _new_state(self, w):
+        return {name: np.zeros_like(w) for name in self._state_names}
+
+    def update_flat(self, params, grads, segments=None):
+        """One step over a model's flat parameter buffer ``params`` with gradient buffer ``grads``.
+
+        ``segments`` (list of slices, one per variable) is needed only for per-variable clipnorm.
+        """
+        if self._flat_state is None or self._flat_state["_size"] != params.size:
+            self._flat_state = self._new_state(params)
+            self._flat_state["_size"] = params.size
+            self._flat_state["_tmp"] = np.empty_like(params)
+        if self.clipnorm is not None and segments is not None:
+            self._clip([grads[s] for s in segments])
+        elif self.clipnorm is not None or self.clipvalue is not None or self.global_clipnorm is not None:
+            self._clip([grads])
+        lr = self._current_lr()
+        if self.weight_decay:
+            params -= (lr * self.weight_decay) * params
+        self.iterations += 1
+        self._update(params, grads, self._flat_state, lr, self.iterations)
+
+    def apply_gradients(self, grads_and_vars):
+        """Apply gradients to variables (custom training loops): ``zip(grads, variables)``."""
+        pairs = [(np.asarray(g.data if isinstance(g, Tensor) else g), v) for g, v in grads_and_vars]
+        for g, v in pairs:
+            if g.shape != v.shape:
+                raise ValueError(f"{type(self).__name__}.apply_gradients: gradient of shape {g.shape} "
+                                 f"for variable {getattr(v, 'path', '?')!r} of shape {v.shape}")
+        grads = [np.array(g, dtype=v.dtype, copy=True) for g, v in pairs]
+        self._clip(grads)
+        lr = self._current_lr()
+        self.iterations += 1
+        for g, (_, v) in zip(grads, pairs):
+            w = v.data
+            st = self._var_state.get(id(v))
+            if st is None:
+                st = self._var_state[id(v)] = self._new_state(w)
+                st["_tmp"] = np.empty_like(w)
+            if self.weight_decay:
+                w -= (lr * self.weight_decay) * w
+            self._update(w, g, st, lr, self.iterations)
+
+    def _update(self, w, g, state, lr, t):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_config(self):
+        lr = self._learning_rate
+        return {"name": self.name, "learning_rate": lr if not callable(lr) else repr(lr),
+                "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
+                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional (Nesterov) momentum, Keras's form:
+
+        v ← μ·v − η·g;   w ← w + v   (Nesterov: w ← w + μ·v − η·g);   μ = 0: w ← w − η·g.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"SGD: momentum must lie in [0, 1], received {momentum}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self._state_names = ("momentum",) if self.momentum else ()
+
+    def _update(self, w, g, state, lr, t):
+        tmp = state["_tmp"]
+        if not self.momentum:
+            np.multiply(g, lr, out=tmp)
+            w -= tmp
+            return
+        v = state["momentum"]
+        v *= self.momentum
+        np.multiply(g, lr, out=tmp)
+        v -= tmp
+        if self.nesterov:
+            w -= tmp
+            np.multiply(v, self.momentum, out=tmp)
+            w += tmp
+        else:
+            w += v
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"momentum": self.momentum, "nesterov": self.nesterov})
+        return cfg
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) as Keras computes it, with β-power bias correction:
+
+        m ← m + (g − m)(1 − β₁);   v ← v + (g² − v)(1 − β₂)
+        α = η·√(1 − β₂ᵗ)/(1 − β₁ᵗ);   w ← w − α·m/(√v + ε)
+    """
+
+    _state_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        for n, b in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0 <= b < 1:
+                raise ValueError(f"Adam: {n} must lie in [0, 1), received {b}")
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.amsgrad = bool(amsgrad)
+        if self.amsgrad:
+            self._state_names = ("m", "v", "vhat")
+
+    def _update(self, w, g, state, lr, t):
+        m, v, tmp = state["m"], state["v"], state["_tmp"]
+        b1, b2 = self.beta_1, self.beta_2
+        alpha = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        np.subtract(g, m, out=tmp)
+        tmp *= 1 - b1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1 - b2
+        v += tmp
+        if self.amsgrad:
+            vhat = state["vhat"]
+            np.maximum(vhat, v, out=vhat)
+            np.sqrt(vhat, out=tmp)
+        else:
+            np.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=tmp)
+        tmp *= alpha
+        w -= tmp
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                    "amsgrad": self.amsgrad})
+        return cfg
+
+
+_ALIASES = {"sgd": SGD, "adam": Adam}
+_CLASSES = {"SGD": SGD, "Adam": Adam}
+
+
+def serialize(opt):
+    return {"class_name": type(opt).__name__, "config": opt.get_config()}
+
+
+def get(identifier):
+    """An optimizer from a name (``"adam"``), a config dict or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _ALIASES.get(identifier.lower()) or _CLASSES.get(identifier)
+        if cls is None:
+            raise ValueError(f"Unknown optimizer {identifier!r}; valid names: {sorted(_ALIASES)}")
+        return cls()
+    if isinstance(identifier, dict):
+        cls = _CLASSES.get(identifier.get("class_name")) or _ALIASES.get(str(identifier.get("class_name")).lower())
+        if cls is None:
+            raise ValueError(f"Unknown optimizer {identifier.get('class_name')!r}; valid names: {sorted(_CLASSES)}")
+        return cls(**identifier.get("config", {}))
+    raise TypeError(f"Could not interpret optimizer identifier: {identifier!r}; expected a name "
+                    f"such as 'adam' or an Optimizer instance")

@@ -1,0 +1,60 @@
+"""Variable: a named, trainable Tensor that holds a layer weight (Keras ``Variable``)."""
+import numpy as np
+
+from . import backend
+from .autograd.tensor import Tensor
+
+
+class Variable(Tensor):
+    """A weight: a Tensor with a name, a ``trainable`` flag and in-place ``assign``.
+
+    A model may move a variable's values into its contiguous parameter buffer;
+    ``assign`` and ``set_weights`` write in place, so views stay valid.
+    """
+
+    __slots__ = ("trainable", "regularizer", "path", "constraint")
+
+    def __init__(self, initializer=None, shape=None, dtype=None, trainable=True, name=None,
+                 regularizer=None, constraint=None):
+        dtype = np.dtype(dtype or backend.floatx())
+        if callable(initializer) and not isinstance(initializer, (np.ndarray, Tensor)):
+            if shape is None:
+                raise ValueError(f"Variable {name!r}: an initializer needs a shape")
+            value = np.asarray(initializer(tuple(shape), dtype=dtype), dtype=dtype)
+        else:
+            value = np.array(initializer.data if isinstance(initializer, Tensor) else initializer,
+                             dtype=dtype, copy=True)
+            if shape is not None and value.shape != tuple(shape):
+                raise ValueError(f"Variable {name!r}: initial value has shape {value.shape}, "
+                                 f"expected {tuple(shape)}")
+        super().__init__(value, requires_grad=bool(trainable) and dtype.kind == "f")
+        self.trainable = bool(trainable)
+        self.name = name or "variable"
+        self.path = self.name
+        self.regularizer = regularizer
+        self.constraint = constraint
+
+    @property
+    def value(self):
+        return self.data
+
+    def assign(self, value):
+        """Write ``value`` into this variable in place (its shape must match)."""
+        v = np.asarray(value.data if isinstance(value, Tensor) else value)
+        if v.shape != self.data.shape:
+            raise ValueError(f"Variable {self.path!r}: cannot assign a value of shape {v.shape} "
+                             f"to a variable of shape {self.data.shape}")
+        self.data[...] = v
+        return self
+
+    def assign_add(self, value):
+        self.data[...] += np.asarray(value.data if isinstance(value, Tensor) else value)
+        return self
+
+    def assign_sub(self, value):
+        self.data[...] -= np.asarray(value.data if isinstance(value, Tensor) else value)
+        return self
+
+    def __repr__(self):
+        return (f"<Variable path={self.path}, shape={self.data.shape}, dtype={self.data.dtype}, "
+                f"value={np.array2string(self.data, threshold=6, edgeitems=2)}>")
