@@ -1,49 +1,91 @@
-"""The ``axone`` command: ``axone demo`` trains the course networks on bundled data."""
+"""The ``axone`` command.
+
+``axone demo``           train the course's iris and Boston networks on the bundled data
+``axone run script.py``  run a Keras script unchanged, with ``keras`` resolving to axone
+"""
 import argparse
+import os
+import runpy
 import sys
 
 
-def _engine_demo(epochs=200, seed=0):
-    """Train a 4 → 16 → 3 network on iris with the raw engine and plain gradient descent."""
+def demo(epochs_iris=60, epochs_boston=60, verbose=2):
+    """The course's iris classifier and Boston regressor, trained on the bundled data."""
     import numpy as np
 
-    from . import Tensor, backend, ops
-    from .datasets import load_iris
+    from . import layers, models, optimizers, utils
+    from .callbacks import EarlyStopping
+    from .datasets import load_boston, load_iris
 
-    backend.set_seed(seed)
-    rng = backend.rng()
+    utils.set_random_seed(0)
     x, y = load_iris()
-    x = (x - x.mean(axis=0)) / x.std(axis=0)
-    y1 = ops.one_hot(y, 3).data
-    w1 = Tensor(rng.normal(0, 0.5, (4, 16)).astype("float32"), requires_grad=True)
-    b1 = Tensor(np.zeros(16, "float32"), requires_grad=True)
-    w2 = Tensor(rng.normal(0, 0.5, (16, 3)).astype("float32"), requires_grad=True)
-    b2 = Tensor(np.zeros(3, "float32"), requires_grad=True)
-    params = [w1, b1, w2, b2]
-    lr = 0.5
-    print("axone engine demo: iris, 4 -> 16 (tanh) -> 3 (softmax), full-batch gradient descent")
-    for epoch in range(1, epochs + 1):
-        logits = ops.dense(ops.tanh(ops.dense(x, w1, b1)), w2, b2)
-        loss = ops.categorical_crossentropy(y1, logits, from_logits=True).mean()
-        for p in params:
-            p.zero_grad()
-        loss.backward()
-        for p in params:
-            p.data -= lr * p.grad
-        if epoch == 1 or epoch % 20 == 0:
-            acc = float((ops.argmax(logits, axis=-1).data == y).mean())
-            print(f"epoch {epoch:4d}  loss {float(loss):.4f}  accuracy {acc:.3f}")
+    x = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], utils.to_categorical(y[order], 3)
+    print("== Iris: 4 -> 100 (relu) -> 3 (softmax), Adam, categorical cross-entropy ==")
+    model = models.Sequential([
+        layers.InputLayer(input_shape=(4,)),
+        layers.Dense(units=100, activation="relu"),
+        layers.Dense(units=3, activation="softmax"),
+    ])
+    model.summary()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.fit(x[:120], y[:120], epochs=epochs_iris, batch_size=16, verbose=verbose,
+              validation_split=0.2)
+    loss, acc = model.evaluate(x[120:], y[120:], verbose=0)
+    print(f"iris held-out rows: loss {loss:.4f}, accuracy {acc:.3f}\n")
+
+    x, price = load_boston()
+    x = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
+    order = np.random.default_rng(1).permutation(len(x))
+    x, price = x[order], price[order]
+    print("== Boston: 6 -> 100 (relu) -> 1, Adam, mean squared error, EarlyStopping ==")
+    model = models.Sequential([
+        layers.InputLayer(input_shape=(6,)),
+        layers.Dense(units=100, activation="relu"),
+        layers.Dense(units=1),
+    ])
+    model.summary()
+    model.compile(loss="mse", optimizer=optimizers.Adam(learning_rate=0.01), metrics=["mae"])
+    stop = EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
+    model.fit(x[:400], price[:400], epochs=epochs_boston, batch_size=32, verbose=verbose,
+              validation_split=0.2, callbacks=[stop])
+    mse, mae = model.evaluate(x[400:], price[400:], verbose=0)
+    print(f"boston held-out rows: mse {mse:.2f}, mae {mae:.2f} (k$)")
+    return 0
+
+
+def run_script(path, args):
+    """Execute ``path`` as ``__main__`` with ``sys.argv = [path, *args]`` and the Keras alias."""
+    from .compat import install_keras_alias
+
+    if not os.path.isfile(path):
+        print(f"axone run: no such file: {path}", file=sys.stderr)
+        return 2
+    install_keras_alias()
+    sys.argv = [path] + list(args)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return 0
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="axone", description=__doc__)
+    parser = argparse.ArgumentParser(prog="axone", description="Keras-compatible deep learning on NumPy")
     sub = parser.add_subparsers(dest="command")
-    d = sub.add_parser("demo", help="train the course networks on the bundled data")
-    d.add_argument("--epochs", type=int, default=200)
+    d = sub.add_parser("demo", help="train the course's iris and Boston networks on the bundled data")
+    d.add_argument("--epochs", type=int, default=60)
+    d.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    r = sub.add_parser("run", help="run a Keras script with keras/tensorflow.keras mapped to axone")
+    r.add_argument("script")
+    r.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return _engine_demo(epochs=args.epochs)
+        return demo(args.epochs, args.epochs, verbose=args.verbose)
+    if args.command == "run":
+        return run_script(args.script, args.args)
     parser.print_help()
     return 0
 

@@ -188,7 +188,7 @@ def get(identifier):
             return Accuracy()
         if cls is None:
             raise ValueError(f"Unknown metric {identifier!r}; valid names: {_VALID}")
-        return cls()
+        return cls(name=identifier) if identifier in _BY_NAME else cls()
     if isinstance(identifier, dict):
         cls = _CLASSES.get(identifier.get("class_name"))
         if cls is None:
