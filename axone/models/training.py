@@ -136,6 +136,18 @@ class Trainer:
                 objs.append(obj)
             self._metric_objs.append(objs)
         self._compiled_for = self._nodes_key()
+        self._refresh_penalties()
+
+    def _refresh_penalties(self):
+        """Cache which weights carry a regularizer and whether any layer has an activity one."""
+        seen, reg = set(), []
+        for w in self._all_weights():
+            if id(w) not in seen and w.regularizer is not None:
+                seen.add(id(w))
+                reg.append(w)
+        self._regularized = reg
+        self._has_activity_reg = any(getattr(l, "activity_regularizer", None) is not None
+                                     for l in _all_layers(self))
 
     def _nodes_key(self):
         return getattr(self, "_nodes", None)
@@ -339,12 +351,16 @@ class Trainer:
             w = self._loss_weights[i]
             term = l if w == 1.0 else l * w
             total = term if total is None else total + term
-        for pen in self.losses:
-            total = total + pen
+        for w in self._regularized:
+            total = total + w.regularizer(w)
+        if self._has_activity_reg:
+            for pen in self._collect_activity_losses():
+                total = total + pen
         return total, per_output
 
     def _forward(self, xs, training):
-        self._clear_activity_losses()
+        if self._has_activity_reg:
+            self._clear_activity_losses()
         outs = self._run_graph([Tensor(a) for a in xs], training=training)
         return outs
 
@@ -410,6 +426,7 @@ class Trainer:
         self._setup_compiled()
         ys = self._prepare_y(y, n)
         sw = self._sample_weights(ys, sample_weight, class_weight, n)
+        self._refresh_penalties()
         val = None
         if validation_data is not None:
             val = self._unpack_validation(validation_data)
@@ -562,6 +579,7 @@ class Trainer:
         ys = self._prepare_y(y, n)
         sw = self._sample_weights(ys, sample_weight, class_weight, n)
         self._param_buffer()
+        self._refresh_penalties()
         self._reset_trackers()
         total, per_output, preds = self._train_step(xs, ys, sw)
         self._update_trackers(total, per_output, ys, preds, sw, n)
@@ -595,6 +613,13 @@ class Trainer:
             preds = self._forward(xs, training=False)
         res = [p.data for p in preds]
         return res[0] if len(res) == 1 else res
+
+
+def _all_layers(layer):
+    out = [layer]
+    for sub in layer._sublayers:
+        out.extend(_all_layers(sub))
+    return out
 
 
 def _check_batch_size(batch_size, what):

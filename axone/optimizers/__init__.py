@@ -12,7 +12,7 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "get", "serialize"]
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "serialize"]
 
 
 class Optimizer:
@@ -229,8 +229,59 @@ class Adam(Optimizer):
         return cfg
 
 
-_ALIASES = {"sgd": SGD, "adam": Adam}
-_CLASSES = {"SGD": SGD, "Adam": Adam}
+class RMSprop(Optimizer):
+    """RMSprop as Keras computes it (ε inside the root):
+
+        s ← ρ·s + (1 − ρ)·g²   (centered: also ḡ ← ρ·ḡ + (1 − ρ)·g, s − ḡ² in the root)
+        Δ = η·g / √(s + ε);   w ← w − Δ   (momentum μ: v ← μ·v + Δ, w ← w − v)
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if not 0 <= rho < 1:
+            raise ValueError(f"RMSprop: rho must lie in [0, 1), received {rho}")
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.centered = bool(centered)
+        self._state_names = ("velocity",) + (("average_gradient",) if self.centered else ()) + (
+            ("momentum",) if self.momentum else ())
+
+    def _update(self, w, g, state, lr, t):
+        s, tmp = state["velocity"], state["_tmp"]
+        rho = self.rho
+        s *= rho
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - rho
+        s += tmp
+        if self.centered:
+            a = state["average_gradient"]
+            a *= rho
+            a += (1 - rho) * g
+            np.multiply(a, a, out=tmp)
+            np.subtract(s, tmp, out=tmp)
+            tmp += self.epsilon
+        else:
+            np.add(s, self.epsilon, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(g, tmp, out=tmp)
+        tmp *= lr
+        if self.momentum:
+            v = state["momentum"]
+            v *= self.momentum
+            v += tmp
+            w -= v
+        else:
+            w -= tmp
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
+                    "centered": self.centered})
+        return cfg
+
+
+_ALIASES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+_CLASSES = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
 
 
 def serialize(opt):

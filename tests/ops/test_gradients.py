@@ -441,6 +441,9 @@ NN = {
     "dense_1d_input": (ops.dense, [rand(3, seed=1), rand(3, 2, seed=2), rand(2, seed=3)]),
     "cce_logits": (lambda y, z: ops.categorical_crossentropy(y, z, from_logits=True),
                    [probs(4, 3, seed=1), rand(4, 3, seed=2)]),
+    # targets that do not sum to 1: dL/dz = softmax(z)·Σy − y, not softmax(z) − y
+    "cce_logits_unnormalized_targets": (lambda y, z: ops.categorical_crossentropy(y, z, from_logits=True),
+                                        [rand(4, 3, lo=0.0, hi=1.0, seed=7), rand(4, 3, seed=2)]),
     "cce_logits_onehot": (lambda z: ops.categorical_crossentropy(np.eye(3)[[0, 2, 1, 2]], z,
                                                                  from_logits=True),
                           [rand(4, 3, seed=2)]),
