@@ -83,9 +83,9 @@ def check_gradients(fn, *inputs, eps=1e-6, names=None, seed=0):
         raise ValueError(f"check_gradients: {len(inputs)} inputs but {len(names)} names")
     ts = []
     for x in inputs:
-        d = np.array(x.data if isinstance(x, Tensor) else x, copy=True)
+        d = np.array(x.data if isinstance(x, Tensor) else x, copy=True, order="C")
         if d.dtype.kind == "f":
-            ts.append(Tensor(d.astype(np.float64), requires_grad=True))
+            ts.append(Tensor(np.array(d, dtype=np.float64, order="C"), requires_grad=True))
         else:
             ts.append(Tensor(d))
     out = fn(*ts)

@@ -202,8 +202,14 @@ class Tensor:
         run_backward(self, grad, retain_graph)
 
 
+_FREED = ("backward: trying to backpropagate through a graph a second time; its buffers "
+          "were freed after the first backward(). Call backward(retain_graph=True) the first time.")
+
+
 def _toposort(root_fn):
     """Functions reachable from ``root_fn``, inputs before users."""
+    if root_fn.inputs is None:
+        raise RuntimeError(_FREED)
     order = []
     append = order.append
     seen = {root_fn}
@@ -247,9 +253,7 @@ def run_backward(root, grad, retain_graph=False):
         g = pop(fn, None)
         inputs = fn.inputs
         if inputs is None:
-            raise RuntimeError(
-                "backward: trying to backpropagate through a graph a second time; its buffers "
-                "were freed after the first backward(). Call backward(retain_graph=True) the first time.")
+            raise RuntimeError(_FREED)
         if g is None:
             continue
         state = fn.__dict__

@@ -679,6 +679,8 @@ class MatMul(Function):
         a, b = self.a, self.b
         if a.ndim == 2 and b.ndim == 2:
             return (g @ b.T if self.needs[0] else None, a.T @ g if self.needs[1] else None)
+        if a.ndim == 1 and b.ndim == 1:     # inner product: a scalar result
+            return (g * b if self.needs[0] else None, g * a if self.needs[1] else None)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = g

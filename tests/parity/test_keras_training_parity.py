@@ -267,3 +267,13 @@ def test_train_and_test_on_batch_match_keras():
                                rtol=HIST_RTOL, atol=1e-7)
     np.testing.assert_allclose(am.predict_on_batch(x[:5]), km.predict_on_batch(x[:5]),
                                rtol=RTOL, atol=ATOL)
+
+
+def test_predict_without_compile_matches_keras():
+    """Keras predicts with a model that was never compiled."""
+    x, _ = _data("categorical")
+    km, am = _build_pair("categorical", seed=8)
+    np.testing.assert_allclose(am.predict(x, batch_size=BATCH, verbose=0),
+                               km.predict(x, batch_size=BATCH, verbose=0), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(am.predict_on_batch(x[:5]), km.predict_on_batch(x[:5]),
+                               rtol=RTOL, atol=ATOL)
