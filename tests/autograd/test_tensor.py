@@ -223,10 +223,9 @@ def test_retain_grad_on_root_and_on_multiply_used_intermediate():
     np.testing.assert_allclose(h.grad, g * (2.0 + 2 * np.sin([0.5, -1.0])))
 
 
-# BUG (axone/autograd/tensor.py, _toposort / run_backward): after a first backward()
-# without retain_graph, each Function's ``inputs`` is set to None; the second backward's
-# _toposort calls iter(None) and raises TypeError("'NoneType' object is not iterable")
-# before run_backward can raise its intended RuntimeError.
+# Regression (was a bug in axone/autograd/tensor.py, fixed in 7ebca09): after a first
+# backward() without retain_graph each Function's ``inputs`` is None, and _toposort's
+# iter(None) raised TypeError instead of the intended RuntimeError.
 def test_second_backward_without_retain_graph_raises_runtime_error():
     x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     y = (ops.exp(x) * x).sum()

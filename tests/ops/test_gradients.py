@@ -76,10 +76,9 @@ def test_check_gradients_detects_a_wrong_backward():
     assert res.worst_input == "x0"
 
 
-# BUG (axone/autograd/gradcheck.py, numerical_gradient): the input is perturbed through
-# ``x.reshape(-1)``, which is a copy (not a view) for a Fortran-ordered array, so the
-# finite differences of e.g. ``np.ones((3, 2)).T`` are all zero and check_gradients
-# reports max_error == 1.0 for a correct op.
+# Regression (was a bug in axone/autograd/gradcheck.py, fixed in 7ebca09): the input is
+# perturbed through ``x.reshape(-1)``, a copy rather than a view for a Fortran-ordered
+# array, so the finite differences were all zero and a correct op got max_error == 1.0.
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_check_gradients_accepts_fortran_ordered_input(dtype):
     x = np.asfortranarray(rand(3, 2, seed=2).astype(dtype))
@@ -222,10 +221,10 @@ LINALG = {
     "matmul_mat_vec": (ops.matmul, [rand(3, 4, seed=1), rand(4, seed=2)]),
     "matmul_batch_vec": (ops.matmul, [rand(2, 3, 4, seed=1), rand(4, seed=2)]),
     "matmul_vec_batch": (ops.matmul, [rand(4, seed=1), rand(2, 4, 3, seed=2)]),
-    # BUG (axone/ops/math.py, MatMul.backward): a 1-D @ 1-D product has a 0-d output and
-    # np.expand_dims(g, -2) on the 0-d gradient raises numpy AxisError.
+    # Regression (was a bug in MatMul.backward, fixed in 7ebca09): 1-D @ 1-D has a 0-d
+    # output and np.expand_dims(g, -2) on the 0-d gradient raised numpy AxisError.
     "matmul_vec_vec": (ops.matmul, [rand(4, seed=1), rand(4, seed=2)]),
-    # BUG: same as above, through dot(vector, vector) -> matmul.
+    # Regression: same, through dot(vector, vector) -> matmul.
     "dot_vec_vec": (ops.dot, [rand(4, seed=1), rand(4, seed=2)]),
     "dot_mat_mat": (ops.dot, [rand(2, 3, seed=1), rand(3, 4, seed=2)]),
     "dot_mat_vec": (ops.dot, [rand(2, 3, seed=1), rand(3, seed=2)]),

@@ -271,9 +271,9 @@ LINALG = {
     "matmul_vec_mat": (ops.matmul, torch.matmul, [f32(4, seed=1), f32(4, 3, seed=2)]),
     "matmul_mat_vec": (ops.matmul, torch.matmul, [f32(3, 4, seed=1), f32(4, seed=2)]),
     "matmul_batch_vec": (ops.matmul, torch.matmul, [f32(2, 3, 4, seed=1), f32(4, seed=2)]),
-    # BUG (axone/ops/math.py, MatMul.backward): 1-D @ 1-D backward raises numpy AxisError.
+    # Regression (MatMul.backward, fixed in 7ebca09): 1-D @ 1-D backward raised AxisError.
     "matmul_vec_vec": (ops.matmul, torch.matmul, [f32(4, seed=1), f32(4, seed=2)]),
-    # BUG: same, via dot -> matmul.
+    # Regression: same, via dot -> matmul.
     "dot_vec_vec": (ops.dot, torch.dot, [f32(4, seed=1), f32(4, seed=2)]),
     "dot_mat_mat": (ops.dot, torch.matmul, [f32(2, 3, seed=1), f32(3, 4, seed=2)]),
     "dot_mat_vec": (ops.dot, torch.mv, [f32(2, 3, seed=1), f32(3, seed=2)]),
