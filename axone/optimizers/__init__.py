@@ -11,8 +11,10 @@ import math
 import numpy as np
 
 from ..autograd.tensor import Tensor
+from . import schedules
 
-__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "serialize"]
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
+           "schedules", "get", "serialize"]
 
 
 class Optimizer:
@@ -280,8 +282,147 @@ class RMSprop(Optimizer):
         return cfg
 
 
-_ALIASES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
-_CLASSES = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default 0.004): w ← w − η·λ·w before the Adam step."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, **kwargs):
+        if weight_decay is None:
+            raise ValueError("AdamW: weight_decay must be a number, received None")
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         amsgrad=amsgrad, weight_decay=weight_decay, **kwargs)
+
+
+class Adagrad(Optimizer):
+    """Adagrad: a ← a + g²;  w ← w − η·g/√(a + ε)  (a starts at ``initial_accumulator_value``)."""
+
+    _state_names = ("accumulator",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if initial_accumulator_value < 0:
+            raise ValueError(f"Adagrad: initial_accumulator_value must be non-negative, "
+                             f"received {initial_accumulator_value}")
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.epsilon = float(epsilon)
+
+    def _new_state(self, w):
+        return {"accumulator": np.full_like(w, self.initial_accumulator_value)}
+
+    def _update(self, w, g, state, lr, t):
+        a, tmp = state["accumulator"], state["_tmp"]
+        np.multiply(g, g, out=tmp)
+        a += tmp
+        np.add(a, self.epsilon, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(g, tmp, out=tmp)
+        tmp *= lr
+        w -= tmp
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"initial_accumulator_value": self.initial_accumulator_value, "epsilon": self.epsilon})
+        return cfg
+
+
+class Adadelta(Optimizer):
+    """Adadelta: E[g²] ← ρE[g²] + (1−ρ)g²;  Δ = −√(E[Δ²] + ε)/√(E[g²] + ε)·g;
+    E[Δ²] ← ρE[Δ²] + (1−ρ)Δ²;  w ← w + η·Δ."""
+
+    _state_names = ("accumulated_grad", "accumulated_delta_var")
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho, self.epsilon = float(rho), float(epsilon)
+
+    def _update(self, w, g, state, lr, t):
+        ag, ad, tmp = state["accumulated_grad"], state["accumulated_delta_var"], state["_tmp"]
+        rho, eps = self.rho, self.epsilon
+        ag *= rho
+        ag += (1 - rho) * g * g
+        delta = -np.sqrt(ad + eps) / np.sqrt(ag + eps) * g
+        ad *= rho
+        ad += (1 - rho) * delta * delta
+        np.multiply(delta, lr, out=tmp)
+        w += tmp
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"rho": self.rho, "epsilon": self.epsilon})
+        return cfg
+
+
+class Adamax(Optimizer):
+    """Adamax: m ← m + (g − m)(1 − β₁);  u ← max(β₂u, |g|);  w ← w − η/(1 − β₁ᵗ)·m/(u + ε)."""
+
+    _state_names = ("m", "u")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _update(self, w, g, state, lr, t):
+        m, u, tmp = state["m"], state["u"], state["_tmp"]
+        np.subtract(g, m, out=tmp)
+        tmp *= 1 - self.beta_1
+        m += tmp
+        u *= self.beta_2
+        np.maximum(u, np.abs(g), out=u)
+        np.add(u, self.epsilon, out=tmp)
+        np.divide(m, tmp, out=tmp)
+        tmp *= lr / (1 - self.beta_1 ** t)
+        w -= tmp
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return cfg
+
+
+class Nadam(Optimizer):
+    """Nesterov Adam with Keras's momentum schedule μₜ = β₁(1 − ½·0.96ᵗ):
+
+        m̂ = μₜ₊₁m/(1 − Πμ₁..ₜ₊₁) + (1 − μₜ)g/(1 − Πμ₁..ₜ);  v̂ = v/(1 − β₂ᵗ);
+        w ← w − η·m̂/(√v̂ + ε)
+    """
+
+    _state_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self._u_product = 1.0
+        self._u_step = 0
+
+    def _u_products(self, t):
+        # Π of μ over steps 1..t−1 and 1..t, tracked once per step (shared by all variables)
+        while self._u_step < t - 1:
+            self._u_step += 1
+            self._u_product *= self.beta_1 * (1 - 0.5 * 0.96 ** self._u_step)
+        return self._u_product
+
+    def _update(self, w, g, state, lr, t):
+        m, v = state["m"], state["v"]
+        b1, b2 = self.beta_1, self.beta_2
+        u_t = b1 * (1 - 0.5 * 0.96 ** t)
+        u_t1 = b1 * (1 - 0.5 * 0.96 ** (t + 1))
+        prod_t = self._u_products(t) * u_t
+        prod_t1 = prod_t * u_t1
+        m += (g - m) * (1 - b1)
+        v += (g * g - v) * (1 - b2)
+        m_hat = u_t1 * m / (1 - prod_t1) + (1 - u_t) * g / (1 - prod_t)
+        v_hat = v / (1 - b2 ** t)
+        w -= lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return cfg
+
+
+_ALIASES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adamw": AdamW, "adagrad": Adagrad,
+            "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam}
+_CLASSES = {c.__name__: c for c in (SGD, Adam, RMSprop, AdamW, Adagrad, Adadelta, Adamax, Nadam)}
 
 
 def serialize(opt):

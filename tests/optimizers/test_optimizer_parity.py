@@ -16,6 +16,15 @@ CASES = [
     ("Adam", dict(learning_rate=0.01, amsgrad=True)),
     ("RMSprop", dict(learning_rate=0.01)),
     ("RMSprop", dict(learning_rate=0.01, momentum=0.9, centered=True)),
+    ("Adagrad", dict(learning_rate=0.05)),
+    ("Adadelta", dict(learning_rate=1.0)),
+    ("Adamax", dict(learning_rate=0.01)),
+    ("Nadam", dict(learning_rate=0.01)),
+    ("AdamW", dict(learning_rate=0.01)),
+    ("AdamW", dict(learning_rate=0.01, weight_decay=0.1, amsgrad=True)),
+    ("Adam", dict(learning_rate=0.01, clipnorm=0.5)),
+    ("Adam", dict(learning_rate=0.01, global_clipnorm=0.5, weight_decay=0.1)),
+    ("SGD", dict(learning_rate=0.1, clipvalue=0.1)),
 ]
 
 
@@ -88,3 +97,52 @@ def test_legacy_lr_and_decay_arguments():
     opt.apply_gradients([(np.ones(1, np.float32), v)])      # step 0: lr 0.1
     opt.apply_gradients([(np.ones(1, np.float32), v)])      # step 1: lr 0.1 / (1 + 0.5)
     assert float(v.numpy()[0]) == pytest.approx(-(0.1 + 0.1 / 1.5), rel=1e-6)
+
+
+SCHEDULES = [
+    ("ExponentialDecay", (0.1, 3, 0.5), {}),
+    ("ExponentialDecay", (0.1, 3, 0.5), {"staircase": True}),
+    ("InverseTimeDecay", (0.1, 2, 0.3), {}),
+    ("InverseTimeDecay", (0.1, 2, 0.3), {"staircase": True}),
+    ("PiecewiseConstantDecay", ([3, 6], [0.1, 0.05, 0.01]), {}),
+    ("CosineDecay", (0.1, 10), {"alpha": 0.1}),
+    ("CosineDecay", (0.0, 10), {"warmup_target": 0.1, "warmup_steps": 4}),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs", SCHEDULES)
+def test_schedules_match_keras(name, args, kwargs):
+    ks = getattr(keras.optimizers.schedules, name)(*args, **kwargs)
+    s = getattr(axone.optimizers.schedules, name)(*args, **kwargs)
+    for t in range(25):
+        assert s(t) == pytest.approx(float(ks(t)), rel=1e-6, abs=1e-9)
+
+
+def test_course_001_schedules():
+    import math
+    S = axone.optimizers.schedules
+    assert S.ExponentialDecay(0.1, 1, math.exp(-0.1))(10) == pytest.approx(0.03679, abs=5e-6)
+    step = S.StepDecay(0.1, 0.5, 10)
+    assert step(10) == pytest.approx(0.05) and step(20) == pytest.approx(0.025) and step(9) == 0.1
+    assert S.ExponentialDecay(0.1, 10, 0.5, staircase=True)(20) == pytest.approx(0.025)
+    assert S.InverseTimeDecay(0.1, 1, 0.5)(2) == pytest.approx(0.05)
+
+
+def test_schedule_drives_the_optimizer_step_by_step():
+    sched = axone.optimizers.schedules.PiecewiseConstantDecay([0], [1.0, 0.5])
+    opt = axone.optimizers.SGD(learning_rate=sched)
+    v = axone.Variable(np.zeros(1, np.float32))
+    opt.apply_gradients([(np.ones(1, np.float32), v)])
+    opt.apply_gradients([(np.ones(1, np.float32), v)])
+    assert float(v.numpy()[0]) == pytest.approx(-1.5)
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: axone.optimizers.schedules.ExponentialDecay(0.1, 0, 0.5),
+    lambda: axone.optimizers.schedules.InverseTimeDecay(0.1, -1, 0.5),
+    lambda: axone.optimizers.schedules.PiecewiseConstantDecay([1, 2], [0.1]),
+    lambda: axone.optimizers.schedules.CosineDecay(0.1, 0),
+])
+def test_impossible_schedule_arguments(bad):
+    with pytest.raises(ValueError):
+        bad()
