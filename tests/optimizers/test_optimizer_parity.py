@@ -57,9 +57,11 @@ def test_flat_buffer_update_equals_per_variable_update(name, kwargs):
     aopt = getattr(axone.optimizers, name)(**kwargs)
     flat = np.concatenate([w.ravel() for w in w0])
     fopt = getattr(axone.optimizers, name)(**kwargs)
+    bounds = np.cumsum([0] + [w.size for w in w0])
+    segments = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
     for gs in grads:
         aopt.apply_gradients(zip(gs, avars))
-        fopt.update_flat(flat, np.concatenate([g.ravel() for g in gs]))
+        fopt.update_flat(flat, np.concatenate([g.ravel() for g in gs]), segments)
     np.testing.assert_allclose(flat, np.concatenate([v.numpy().ravel() for v in avars]), rtol=1e-6, atol=1e-7)
 
 
