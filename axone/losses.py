@@ -17,7 +17,11 @@ __all__ = ["Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError
            "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
            "mean_squared_error", "mean_absolute_error", "binary_crossentropy",
            "categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae",
-           "get", "serialize"]
+           "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "hinge",
+           "squared_hinge", "categorical_hinge", "log_cosh", "kl_divergence", "poisson",
+           "cosine_similarity", "mape", "msle", "kld", "logcosh", "MeanAbsolutePercentageError",
+           "MeanSquaredLogarithmicError", "Hinge", "SquaredHinge", "CategoricalHinge", "LogCosh",
+           "KLDivergence", "Poisson", "CosineSimilarity", "get", "serialize"]
 
 
 def _logits_of(y_pred, fn_type):
@@ -84,8 +88,90 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     return _nn.sparse_categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis)
 
 
+def mean_absolute_percentage_error(y_true, y_pred):
+    """100 · mean(|y_true − y_pred| / max(|y_true|, ε), axis=−1)."""
+    y_true, y_pred = _prep(y_true, y_pred, "mean_absolute_percentage_error")
+    diff = ops.abs((y_true - y_pred) / ops.maximum(ops.abs(y_true), _eps()))
+    return 100.0 * ops.mean(diff, axis=-1)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    """mean((log(max(y_pred, ε) + 1) − log(max(y_true, ε) + 1))², axis=−1)."""
+    y_true, y_pred = _prep(y_true, y_pred, "mean_squared_logarithmic_error")
+    a = ops.log(ops.maximum(y_pred, _eps()) + 1.0)
+    b = ops.log(ops.maximum(y_true, _eps()) + 1.0)
+    return ops.mean(ops.square(a - b), axis=-1)
+
+
+def _hinge_labels(y_true):
+    d = y_true.data
+    if d.size and np.all((d == 0) | (d == 1)):
+        return y_true * 2.0 - 1.0
+    return y_true
+
+
+def hinge(y_true, y_pred):
+    """mean(max(1 − y_true·y_pred, 0), axis=−1); labels in {0, 1} are mapped to {−1, 1}."""
+    y_true, y_pred = _prep(y_true, y_pred, "hinge")
+    return ops.mean(ops.maximum(1.0 - _hinge_labels(y_true) * y_pred, 0.0), axis=-1)
+
+
+def squared_hinge(y_true, y_pred):
+    """mean(max(1 − y_true·y_pred, 0)², axis=−1); labels in {0, 1} are mapped to {−1, 1}."""
+    y_true, y_pred = _prep(y_true, y_pred, "squared_hinge")
+    return ops.mean(ops.square(ops.maximum(1.0 - _hinge_labels(y_true) * y_pred, 0.0)), axis=-1)
+
+
+def categorical_hinge(y_true, y_pred):
+    """max(max((1 − y_true)·y_pred) − Σ y_true·y_pred + 1, 0) per sample."""
+    y_true, y_pred = _prep(y_true, y_pred, "categorical_hinge")
+    pos = ops.sum(y_true * y_pred, axis=-1)
+    neg = ops.max((1.0 - y_true) * y_pred, axis=-1)
+    return ops.maximum(neg - pos + 1.0, 0.0)
+
+
+def log_cosh(y_true, y_pred):
+    """mean(log(cosh(y_pred − y_true)), axis=−1), computed as x + softplus(−2x) − log 2."""
+    y_true, y_pred = _prep(y_true, y_pred, "log_cosh")
+    x = y_pred - y_true
+    return ops.mean(x + ops.softplus(-2.0 * x) - float(np.log(2.0)), axis=-1)
+
+
+def kl_divergence(y_true, y_pred):
+    """Σ y_true · log(y_true / y_pred) per sample, both clipped to [ε, 1]."""
+    y_true, y_pred = _prep(y_true, y_pred, "kl_divergence")
+    t = ops.clip(y_true, _eps(), 1.0)
+    p = ops.clip(y_pred, _eps(), 1.0)
+    return ops.sum(t * ops.log(t / p), axis=-1)
+
+
+def poisson(y_true, y_pred):
+    """mean(y_pred − y_true · log(y_pred + ε), axis=−1)."""
+    y_true, y_pred = _prep(y_true, y_pred, "poisson")
+    return ops.mean(y_pred - y_true * ops.log(y_pred + _eps()), axis=-1)
+
+
+def _l2_normalize(x, axis):
+    return x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), 1e-12))
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """−Σ normalize(y_true) · normalize(y_pred) along ``axis`` (−1 for identical directions)."""
+    y_true, y_pred = _prep(y_true, y_pred, "cosine_similarity")
+    return -ops.sum(_l2_normalize(y_true, axis) * _l2_normalize(y_pred, axis), axis=axis)
+
+
+def _eps():
+    from . import backend
+    return backend.epsilon()
+
+
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
+mape = MAPE = mean_absolute_percentage_error
+msle = MSLE = mean_squared_logarithmic_error
+kld = KLD = kullback_leibler_divergence = kl_divergence
+logcosh = log_cosh
 
 
 def _prep(y_true, y_pred, name):
@@ -106,7 +192,7 @@ def _prep(y_true, y_pred, name):
 
 
 # -------------------------------------------------------------- Loss objects
-_REDUCTIONS = ("sum_over_batch_size", "sum", "none", None, "mean")
+_REDUCTIONS = ("sum_over_batch_size", "sum", "none", None, "mean", "mean_with_sample_weight")
 
 
 class Loss:
@@ -131,11 +217,14 @@ class Loss:
             while sw.ndim > values.ndim and sw.shape[-1] == 1:
                 sw = sw[..., 0]
             values = values * sw
-        if self.reduction in ("none", None):
+        if self.reduction in ("none", None) or values.ndim == 0:
             return values
         total = ops.sum(values)
         if self.reduction == "sum":
             return total
+        if self.reduction == "mean_with_sample_weight" and sample_weight is not None:
+            d = float(np.sum(sw))
+            return total / d if d else total * 0.0
         return total / max(values.size, 1)
 
     def get_config(self):
@@ -201,21 +290,107 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         self.from_logits = from_logits
 
 
+class MeanAbsolutePercentageError(LossFunctionWrapper):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_percentage_error"):
+        super().__init__(mean_absolute_percentage_error, name=name, reduction=reduction)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class MeanSquaredLogarithmicError(LossFunctionWrapper):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_logarithmic_error"):
+        super().__init__(mean_squared_logarithmic_error, name=name, reduction=reduction)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class Hinge(LossFunctionWrapper):
+    def __init__(self, reduction="sum_over_batch_size", name="hinge"):
+        super().__init__(hinge, name=name, reduction=reduction)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class SquaredHinge(LossFunctionWrapper):
+    def __init__(self, reduction="sum_over_batch_size", name="squared_hinge"):
+        super().__init__(squared_hinge, name=name, reduction=reduction)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class CategoricalHinge(LossFunctionWrapper):
+    def __init__(self, reduction="sum_over_batch_size", name="categorical_hinge"):
+        super().__init__(categorical_hinge, name=name, reduction=reduction)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class LogCosh(LossFunctionWrapper):
+    def __init__(self, reduction="sum_over_batch_size", name="log_cosh"):
+        super().__init__(log_cosh, name=name, reduction=reduction)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class KLDivergence(LossFunctionWrapper):
+    def __init__(self, reduction="sum_over_batch_size", name="kl_divergence"):
+        super().__init__(kl_divergence, name=name, reduction=reduction)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class Poisson(LossFunctionWrapper):
+    def __init__(self, reduction="sum_over_batch_size", name="poisson"):
+        super().__init__(poisson, name=name, reduction=reduction)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+class CosineSimilarity(LossFunctionWrapper):
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity"):
+        super().__init__(cosine_similarity, name=name, reduction=reduction, axis=axis)
+
+
 _FUNCTIONS = {
     "mean_squared_error": mean_squared_error, "mse": mean_squared_error,
     "mean_absolute_error": mean_absolute_error, "mae": mean_absolute_error,
     "binary_crossentropy": binary_crossentropy,
     "categorical_crossentropy": categorical_crossentropy,
     "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+    "mean_absolute_percentage_error": mean_absolute_percentage_error,
+    "mape": mean_absolute_percentage_error,
+    "mean_squared_logarithmic_error": mean_squared_logarithmic_error,
+    "msle": mean_squared_logarithmic_error,
+    "hinge": hinge, "squared_hinge": squared_hinge, "categorical_hinge": categorical_hinge,
+    "log_cosh": log_cosh, "logcosh": log_cosh,
+    "kl_divergence": kl_divergence, "kld": kl_divergence,
+    "kullback_leibler_divergence": kl_divergence,
+    "poisson": poisson, "cosine_similarity": cosine_similarity,
 }
 _CLASSES = {
     "MeanSquaredError": MeanSquaredError, "MeanAbsoluteError": MeanAbsoluteError,
     "BinaryCrossentropy": BinaryCrossentropy, "CategoricalCrossentropy": CategoricalCrossentropy,
     "SparseCategoricalCrossentropy": SparseCategoricalCrossentropy,
+    "MeanAbsolutePercentageError": MeanAbsolutePercentageError,
+    "MeanSquaredLogarithmicError": MeanSquaredLogarithmicError, "Hinge": Hinge,
+    "SquaredHinge": SquaredHinge, "CategoricalHinge": CategoricalHinge, "LogCosh": LogCosh,
+    "KLDivergence": KLDivergence, "Poisson": Poisson, "CosineSimilarity": CosineSimilarity,
 }
 _CLASS_OF = {mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError,
              binary_crossentropy: BinaryCrossentropy, categorical_crossentropy: CategoricalCrossentropy,
-             sparse_categorical_crossentropy: SparseCategoricalCrossentropy}
+             sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+             mean_absolute_percentage_error: MeanAbsolutePercentageError,
+             mean_squared_logarithmic_error: MeanSquaredLogarithmicError, hinge: Hinge,
+             squared_hinge: SquaredHinge, categorical_hinge: CategoricalHinge, log_cosh: LogCosh,
+             kl_divergence: KLDivergence, poisson: Poisson, cosine_similarity: CosineSimilarity}
 
 
 def serialize(loss):
@@ -229,12 +404,12 @@ def get(identifier):
     if identifier is None:
         return None
     if isinstance(identifier, str):
-        f = _FUNCTIONS.get(identifier) or _FUNCTIONS.get(identifier.lower())
-        if f is not None:
-            return f
         cls = _CLASSES.get(identifier)
         if cls is not None:
             return cls()
+        f = _FUNCTIONS.get(identifier) or _FUNCTIONS.get(identifier.lower())
+        if f is not None:
+            return f
         raise ValueError(
             f"Unknown loss {identifier!r}; valid names: {sorted(set(_FUNCTIONS) | set(_CLASSES))}")
     if isinstance(identifier, dict):
