@@ -29,10 +29,11 @@ def accuracy(y_true, y_pred):
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
+    """1 where (y_pred > threshold) equals the label, elementwise (Keras 3: no mean)."""
     y_true, y_pred = _np(y_true), _np(y_pred)
     if y_true.shape != y_pred.shape and y_true.shape == y_pred.shape[:-1]:
         y_true = y_true[..., None]
-    return np.mean((y_pred > threshold) == (y_true > 0.5), axis=-1, dtype=np.float32)
+    return ((y_pred > threshold) == (y_true > 0.5)).astype(np.float32)
 
 
 def categorical_accuracy(y_true, y_pred):
@@ -98,14 +99,29 @@ class Mean(Metric):
         self.count = 0.0
 
     def update_state(self, values, sample_weight=None):
+        """Add per-sample values (trailing axes averaged first, as Keras), optionally weighted."""
         v = np.asarray(_np(values), dtype=np.float64)
         if sample_weight is None:
+            if v.ndim > 1:
+                v = v.mean(axis=tuple(range(1, v.ndim)))
             self.total += float(v.sum())
-            self.count += v.size
-        else:
-            w = np.broadcast_to(np.asarray(_np(sample_weight), dtype=np.float64), v.shape)
-            self.total += float((v * w).sum())
-            self.count += float(w.sum())
+            self.count += v.shape[0] if v.ndim else 1
+            return
+        w = np.asarray(_np(sample_weight), dtype=np.float64)
+        if w.ndim == v.ndim + 1 and w.shape[-1] == 1:
+            w = w[..., 0]
+        elif v.ndim == w.ndim + 1 and v.shape[-1] == 1:
+            v = v[..., 0]
+        if v.ndim > w.ndim:
+            v = v.mean(axis=tuple(range(w.ndim, v.ndim)))
+        w = np.broadcast_to(w, v.shape)
+        v = v * w
+        if w.ndim > 1:
+            w = w.mean(axis=tuple(range(1, w.ndim)))
+        if v.ndim > 1:
+            v = v.mean(axis=tuple(range(1, v.ndim)))
+        self.total += float(v.sum())
+        self.count += float(w.sum())
 
     def result(self):
         return self.total / self.count if self.count else 0.0
@@ -199,16 +215,20 @@ def get(identifier):
     raise TypeError(f"Could not interpret metric identifier: {identifier!r}")
 
 
-def resolve(identifier, loss, output_shape):
-    """``get``, with ``"accuracy"``/``"acc"`` resolved from the loss and output like Keras."""
-    if identifier in ("accuracy", "acc"):
-        lname = getattr(loss, "__name__", None) or type(loss).__name__
-        lname = lname.lower()
-        name = "accuracy" if identifier == "accuracy" else "acc"
-        if "binary_crossentropy" in lname or "binarycrossentropy" in lname or (
-                output_shape and output_shape[-1] == 1):
+def resolve(identifier, loss, output_shape, target_shape=None):
+    """``get``, with ``"accuracy"``/``"acc"`` resolved as Keras 3 does: binary for a single
+    output unit, sparse categorical when the targets have fewer dimensions than the output
+    (or one column for several units), categorical otherwise.  Before the targets are seen,
+    the loss decides between sparse and categorical."""
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        name = identifier
+        if output_shape and output_shape[-1] == 1:
             return BinaryAccuracy(name=name)
-        if "sparse" in lname:
-            return SparseCategoricalAccuracy(name=name)
-        return CategoricalAccuracy(name=name)
+        if target_shape is not None:
+            sparse = len(target_shape) < len(output_shape) or (
+                target_shape[-1] == 1 and (output_shape[-1] or 2) > 1)
+        else:
+            lname = (getattr(loss, "name", None) or getattr(loss, "__name__", "") or "").lower()
+            sparse = "sparse" in lname
+        return SparseCategoricalAccuracy(name=name) if sparse else CategoricalAccuracy(name=name)
     return get(identifier)

@@ -40,7 +40,9 @@ class Trainer:
         self.loss = None
         self.stop_training = False
         self.history = None
-        self._buffer = None       # (vars, params_flat, grads_flat)
+        self._buffer = None       # (vars, params_flat, grads_flat, segments)
+        self._regularized = []
+        self._has_activity_reg = True
 
     # ------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -55,12 +57,15 @@ class Trainer:
         self._loss_spec = loss
         self._loss_weights_spec = loss_weights
         self._metrics_spec = metrics
+        self._weighted_spec = weighted_metrics
+        self._metrics_key = None
+        self._metric_objs = None
         # validate names now, so a typo fails at compile time
         for l in (loss if isinstance(loss, (list, tuple)) else
                   loss.values() if isinstance(loss, dict) else [loss]):
             if l is not None:
                 losses_mod.get(l)
-        for m in _flat_metric_specs(metrics):
+        for m in _flat_metric_specs(metrics) + _flat_metric_specs(weighted_metrics):
             if m not in ("accuracy", "acc"):
                 metrics_mod.get(m)
         self.compiled = True
@@ -114,29 +119,51 @@ class Trainer:
             if len(lw) != n_out:
                 raise ValueError(f"compile: {len(lw)} loss_weights for {n_out} output(s)")
         self._loss_weights = lw
-        mspec = self._metrics_spec
-        if mspec is None:
-            per_out = [[] for _ in range(n_out)]
-        elif isinstance(mspec, dict):
-            per_out = [_as_list(mspec.get(n)) for n in names]
-        elif isinstance(mspec, (list, tuple)) and n_out > 1 and mspec and all(
-                isinstance(m, (list, tuple)) or m is None for m in mspec):
-            if len(mspec) != n_out:
-                raise ValueError(f"compile: {len(mspec)} metric lists for {n_out} output(s)")
-            per_out = [_as_list(m) for m in mspec]
-        else:
-            per_out = [_as_list(mspec) for _ in range(n_out)]
-        self._metric_objs = []
-        for i, ms in enumerate(per_out):
-            objs = []
-            for m in ms:
-                obj = metrics_mod.resolve(m, self._loss_objs[i], self._outputs[i].shape)
-                if n_out > 1:
-                    obj.name = f"{names[i]}_{obj.name}"
-                objs.append(obj)
-            self._metric_objs.append(objs)
+        self._metrics_per_out = self._per_output_specs(self._metrics_spec, names, "metric")
+        self._weighted_per_out = self._per_output_specs(self._weighted_spec, names, "weighted metric")
+        self._build_metrics(None)
         self._compiled_for = self._nodes_key()
         self._refresh_penalties()
+
+    def _per_output_specs(self, mspec, names, what):
+        n_out = len(names)
+        if mspec is None:
+            return [[] for _ in range(n_out)]
+        if isinstance(mspec, dict):
+            return [_as_list(mspec.get(n)) for n in names]
+        if isinstance(mspec, (list, tuple)) and n_out > 1 and mspec and all(
+                isinstance(m, (list, tuple)) or m is None for m in mspec):
+            if len(mspec) != n_out:
+                raise ValueError(f"compile: {len(mspec)} {what} lists for {n_out} output(s)")
+            return [_as_list(m) for m in mspec]
+        return [_as_list(mspec) for _ in range(n_out)]
+
+    def _build_metrics(self, ys):
+        """Metric objects per output; ``"accuracy"`` is resolved from the target and output
+        shapes as Keras 3 does, so it is rebuilt once the targets are known."""
+        key = None if ys is None else tuple((a.ndim, a.shape[-1] if a.ndim else None) for a in ys)
+        if ys is None and getattr(self, "_metrics_key", None) is not None:
+            return
+        if getattr(self, "_metrics_key", None) == key and getattr(self, "_metric_objs", None) is not None \
+                and self._metrics_nodes is self._nodes_key():
+            return
+        names = self._output_names()
+        n_out = len(names)
+        self._metric_objs, self._metric_weighted = [], []
+        for i in range(n_out):
+            objs, weighted = [], []
+            y_shape = None if ys is None else ys[i].shape
+            for specs, flag in ((self._metrics_per_out[i], False), (self._weighted_per_out[i], True)):
+                for m in specs:
+                    obj = metrics_mod.resolve(m, self._loss_objs[i], self._outputs[i].shape, y_shape)
+                    if n_out > 1:
+                        obj.name = f"{names[i]}_{obj.name}"
+                    objs.append(obj)
+                    weighted.append(flag)
+            self._metric_objs.append(objs)
+            self._metric_weighted.append(weighted)
+        self._metrics_key = key
+        self._metrics_nodes = self._nodes_key()
 
     def _refresh_penalties(self):
         """Cache which weights carry a regularizer and whether any layer has an activity one."""
@@ -263,6 +290,8 @@ class Trainer:
                     f"{a.shape[0] if a.ndim else 'a scalar'}")
             self._check_target(i, a, what if len(ys) == 1 else f"{what}[{i}]")
         fx = np.dtype(backend.floatx())
+        if what == "y":
+            self._build_metrics(ys)
         return [a if (_loss_kind(self._loss_objs[i]) == "sparse" or a.dtype == fx) else a.astype(fx)
                 for i, a in enumerate(ys)]
 
@@ -392,9 +421,9 @@ class Trainer:
             for t, l in zip(self._out_loss_trackers, per_output):
                 if l is not None:
                     t.update_state(float(l.data), sample_weight=m)
-        for ms, y, p in zip(self._metric_objs, ys, preds):
-            for metric in ms:
-                metric.update_state(y, p.data, sample_weight=sw)
+        for ms, flags, y, p in zip(self._metric_objs, self._metric_weighted, ys, preds):
+            for metric, weighted in zip(ms, flags):
+                metric.update_state(y, p.data, sample_weight=sw if weighted else None)
 
     def _logs(self):
         logs = {"loss": self._loss_tracker.result()}
@@ -554,6 +583,7 @@ class Trainer:
         batch_size = _check_batch_size(batch_size, "predict")
         xs = self._prepare_x(x)
         n = n_rows(xs, "x")
+        self._refresh_penalties()
         outs = [[] for _ in self._outputs]
         with no_grad():
             for lo in range(0, n, batch_size):
@@ -590,6 +620,8 @@ class Trainer:
         self._assert_compiled("test_on_batch")
         xs = self._prepare_x(x)
         n = n_rows(xs, "x")
+        if n == 0:
+            raise ValueError("test_on_batch: x is empty (0 rows)")
         self._setup_compiled()
         ys = self._prepare_y(y, n)
         sw = self._sample_weights(ys, sample_weight, None, n)

@@ -3,5 +3,6 @@ from .math import *  # noqa: F401,F403
 from .math import __all__ as _math_all
 from .nn import *  # noqa: F401,F403
 from .nn import __all__ as _nn_all
+from .normalization import batch_normalization, moments
 
-__all__ = list(_math_all) + list(_nn_all)
+__all__ = list(_math_all) + list(_nn_all) + ["batch_normalization", "moments"]
