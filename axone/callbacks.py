@@ -5,7 +5,9 @@ import warnings
 
 import numpy as np
 
-__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogger", "LambdaCallback"]
+__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogger", "LambdaCallback",
+           "ModelCheckpoint", "CSVLogger", "TerminateOnNaN", "LearningRateScheduler",
+           "ReduceLROnPlateau", "BackupAndRestore"]
 
 
 class Callback:
@@ -37,6 +39,11 @@ class Callback:
     def on_predict_batch_end(self, batch, logs=None): pass
 
 
+def _overrides(callback, hook):
+    f = getattr(callback, hook)
+    return getattr(f, "__func__", None) is not getattr(Callback, hook)
+
+
 class CallbackList:
     """Dispatches each hook to every callback; skips per-batch hooks nobody overrides."""
 
@@ -48,8 +55,7 @@ class CallbackList:
             c.set_model(model)
             c.set_params(params)
         self.batch_hooks = [c for c in self.callbacks
-                            if type(c).on_train_batch_end is not Callback.on_train_batch_end
-                            or type(c).on_train_batch_begin is not Callback.on_train_batch_begin]
+                            if _overrides(c, "on_train_batch_end") or _overrides(c, "on_train_batch_begin")]
 
     def __getattr__(self, hook):
         if not hook.startswith("on_"):
@@ -262,3 +268,279 @@ class ProgbarLogger(Callback):
         else:
             self._out.write(line + "\n")
         self._out.flush()
+
+
+# --------------------------------------------------------------------------- monitors
+def _monitor_mode(monitor, mode, who):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{who}: mode must be 'auto', 'min' or 'max', received {mode!r}")
+    if mode != "auto":
+        return mode
+    metric = monitor[4:] if monitor.startswith("val_") else monitor
+    if any(s in metric for s in ("acc", "auc", "precision", "recall", "f1")):
+        return "max"
+    return "min"
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (or its weights) after every epoch, or only when ``monitor`` improves.
+
+    ``filepath`` may hold ``{epoch}`` (1-based) and any log name: ``"ckpt{epoch:04d}.keras"``,
+    ``"best-{val_loss:.2f}.weights"``.  Each file is written atomically, so an interrupted
+    run never leaves a broken checkpoint.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch", initial_value_threshold=None):
+        super().__init__()
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
+            raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch' or a positive integer, "
+                             f"received {save_freq!r}")
+        self.filepath = str(filepath)
+        self.monitor, self.verbose = monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.mode = _monitor_mode(monitor, mode, "ModelCheckpoint")
+        self.save_freq = save_freq
+        self.best = initial_value_threshold
+        self._batches = 0
+        self._warned = False
+
+    def _better(self, current):
+        if self.best is None:
+            return True
+        return current < self.best if self.mode == "min" else current > self.best
+
+    def _path(self, epoch, logs):
+        try:
+            return self.filepath.format(epoch=epoch + 1, **(logs or {}))
+        except KeyError as e:
+            raise KeyError(f"ModelCheckpoint: filepath {self.filepath!r} refers to {e}, which is not "
+                           f"in the logs {sorted(logs or {})}") from None
+
+    def _save(self, epoch, logs):
+        path = self._path(epoch, logs)
+        if self.save_best_only:
+            current = (logs or {}).get(self.monitor)
+            if current is None:
+                if not self._warned:
+                    warnings.warn(f"Can save best model only with {self.monitor} available, skipping.",
+                                  stacklevel=3)
+                    self._warned = True
+                return
+            if not self._better(current):
+                if self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+                return
+            if self.verbose > 0:
+                prev = "inf" if self.best is None else f"{self.best:.5f}"
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {prev} to {current:.5f}, "
+                      f"saving model to {path}")
+            self.best = current
+        elif self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq != "epoch":
+            self._batches += 1
+            if self._batches % self.save_freq == 0:
+                self._save(self._epoch, logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save(epoch, logs)
+
+
+class CSVLogger(Callback):
+    """Stream epoch results to a CSV file: ``epoch`` then the log keys."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.sep, self.append = str(filename), separator, append
+        self.keys = None
+
+    def on_train_begin(self, logs=None):
+        import os
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+        self._header_written = exists
+        if exists:
+            with open(self.filename) as f:
+                self.keys = f.readline().strip().split(self.sep)[1:]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+        if not self._header_written:
+            self._file.write(self.sep.join(["epoch"] + self.keys) + "\n")
+            self._header_written = True
+        row = [str(epoch)] + [repr(float(logs[k])) if k in logs else "NA" for k in self.keys]
+        self._file.write(self.sep.join(row) + "\n")
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        self._file.close()
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at each epoch start: ``schedule(epoch, lr) -> new_lr``
+    (or ``schedule(epoch)``); the rate is logged as ``learning_rate``."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler: schedule must be callable, received {schedule!r}")
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        try:
+            lr = self.schedule(epoch, float(opt.learning_rate))
+        except TypeError:
+            lr = self.schedule(epoch)
+        lr = float(lr)
+        if not np.isfinite(lr):
+            raise ValueError(f"LearningRateScheduler: the schedule returned {lr} at epoch {epoch}")
+        opt.learning_rate = lr
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved for
+    ``patience`` epochs (not below ``min_lr``; then wait ``cooldown`` epochs)."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0, **kwargs):
+        super().__init__()
+        if factor >= 1.0 or factor <= 0:
+            raise ValueError(f"ReduceLROnPlateau: factor must lie in (0, 1), received {factor}")
+        if patience < 0:
+            raise ValueError(f"ReduceLROnPlateau: patience must be non-negative, received {patience}")
+        self.monitor, self.factor, self.patience = monitor, float(factor), int(patience)
+        self.verbose, self.min_delta, self.cooldown, self.min_lr = verbose, min_delta, cooldown, min_lr
+        self.mode = _monitor_mode(monitor, mode, "ReduceLROnPlateau")
+        self._warned = False
+        self._reset()
+
+    def _reset(self):
+        self.best = np.inf if self.mode == "min" else -np.inf
+        self.wait = 0
+        self.cooldown_counter = 0
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        opt = self.model.optimizer
+        logs["learning_rate"] = float(opt.learning_rate)
+        current = logs.get(self.monitor)
+        if current is None:
+            if not self._warned:
+                warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` "
+                              f"which is not available. Available metrics are: {','.join(logs)}.",
+                              stacklevel=2)
+                self._warned = True
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        better = current < self.best - self.min_delta if self.mode == "min" else current > self.best + self.min_delta
+        if better:
+            self.best = current
+            self.wait = 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = float(opt.learning_rate)
+                if old > self.min_lr:
+                    new = max(old * self.factor, self.min_lr)
+                    opt.learning_rate = new
+                    if self.verbose > 0:
+                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0
+
+
+class BackupAndRestore(Callback):
+    """Back up the model and optimizer state every epoch in ``backup_dir``; a later ``fit``
+    with the same callback resumes from the last completed epoch (after a crash or kill)."""
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("BackupAndRestore: backup_dir is required")
+        if save_freq != "epoch":
+            raise ValueError("BackupAndRestore: only save_freq='epoch' is supported")
+        self.backup_dir = str(backup_dir)
+        self.delete_checkpoint = delete_checkpoint
+
+    @property
+    def _model_path(self):
+        import os
+        return os.path.join(self.backup_dir, "latest.axone")
+
+    @property
+    def _epoch_path(self):
+        import os
+        return os.path.join(self.backup_dir, "training_state.json")
+
+    def on_train_begin(self, logs=None):
+        import json
+        import os
+        if os.path.exists(self._model_path) and os.path.exists(self._epoch_path):
+            from .models.saving import load_model
+            saved = load_model(self._model_path)
+            self.model.set_weights(saved.get_weights())
+            if saved.optimizer is not None and self.model.optimizer is not None:
+                src, dst = saved.optimizer, self.model.optimizer
+                dst.iterations = src.iterations
+                dst._flat_state = src._flat_state
+                for k in ("_u_product", "_u_step"):
+                    if k in src.__dict__:
+                        setattr(dst, k, src.__dict__[k])
+                dst.learning_rate = src._learning_rate
+            with open(self._epoch_path) as f:
+                self.model._resume_epoch = int(json.load(f)["epoch"]) + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        import json
+        import os
+        from .models.saving import atomic_write_zip  # noqa: F401  (model.save is atomic)
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self.model.save(self._model_path)
+        tmp = self._epoch_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"epoch": epoch}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._epoch_path)
+
+    def on_train_end(self, logs=None):
+        import os
+        if self.delete_checkpoint and not getattr(self.model, "stop_training_interrupted", False):
+            for p in (self._model_path, self._epoch_path):
+                if os.path.exists(p):
+                    os.remove(p)

@@ -218,6 +218,28 @@ class Model(Trainer, Layer):
         from .summary import print_summary
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
 
+    # ---------------------------------------------------------------- saving
+    def save(self, filepath, overwrite=True, include_optimizer=True, **kwargs):
+        """Save architecture, weights and compile/optimizer state to one file (atomic write)."""
+        import os
+        from .saving import save_model
+        if not overwrite and os.path.exists(filepath):
+            raise ValueError(f"save: {filepath!r} exists and overwrite=False")
+        save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save every weight (``model.weights`` order) to one file (atomic write)."""
+        import os
+        from .saving import save_weights
+        if not overwrite and os.path.exists(filepath):
+            raise ValueError(f"save_weights: {filepath!r} exists and overwrite=False")
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights saved by ``save_weights`` or ``save``; shapes must match layer by layer."""
+        from .saving import load_weights
+        load_weights(self, filepath)
+
     def get_config(self):
         cfg = {"name": self.name, "trainable": self.trainable}
         if self._is_graph:

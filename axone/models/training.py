@@ -483,12 +483,16 @@ class Trainer:
         batch_hooks = cblist.batch_hooks
         self._param_buffer()
         self.stop_training = False
-        cblist.on_train_begin()
+        self._resume_epoch = None
+        cblist.on_train_begin({})
+        if self._resume_epoch is not None:       # BackupAndRestore found a backup
+            initial_epoch = max(initial_epoch, self._resume_epoch)
         rng = backend.rng()
         logs = {}
+        log_lr = callable(self.optimizer._learning_rate) or bool(self.optimizer.decay)
         for epoch in range(initial_epoch, epochs):
             self._reset_trackers()
-            cblist.on_epoch_begin(epoch)
+            cblist.on_epoch_begin(epoch, {})
             order = rng.permutation(n) if shuffle else None
             for step in range(steps):
                 lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
@@ -498,7 +502,7 @@ class Trainer:
                 swb = None if sw is None else sw[b]
                 if batch_hooks:
                     for c in batch_hooks:
-                        c.on_train_batch_begin(step)
+                        c.on_train_batch_begin(step, {})
                 total, per_output, preds = self._train_step(xb, yb, swb)
                 self._update_trackers(total, per_output, yb, preds, swb, hi - lo)
                 if batch_hooks:
@@ -511,6 +515,8 @@ class Trainer:
             if val is not None and (epoch + 1) % validation_freq == 0:
                 vlogs = self._evaluate_arrays(*val, batch_size=validation_batch_size or batch_size)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
+            if log_lr:
+                logs["learning_rate"] = float(self.optimizer.learning_rate)
             cblist.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break

@@ -138,7 +138,8 @@ class Optimizer:
         lr = self._learning_rate
         return {"name": self.name, "learning_rate": lr if not callable(lr) else repr(lr),
                 "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
-                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm,
+                **({"decay": self.decay} if self.decay else {})}
 
     @classmethod
     def from_config(cls, config):
