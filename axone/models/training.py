@@ -153,9 +153,14 @@ class Trainer:
         for i in range(n_out):
             objs, weighted = [], []
             y_shape = None if ys is None else ys[i].shape
+            plain = set()
             for specs, flag in ((self._metrics_per_out[i], False), (self._weighted_per_out[i], True)):
                 for m in specs:
                     obj = metrics_mod.resolve(m, self._loss_objs[i], self._outputs[i].shape, y_shape)
+                    if flag and obj.name in plain:       # Keras: weighted_accuracy beside accuracy
+                        obj.name = f"weighted_{obj.name}"
+                    elif not flag:
+                        plain.add(obj.name)
                     if n_out > 1:
                         obj.name = f"{names[i]}_{obj.name}"
                     objs.append(obj)

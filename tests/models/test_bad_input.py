@@ -188,7 +188,7 @@ def test_wrong_number_of_inputs_for_two_input_model(data):
     model = Model([a, b], Dense(1)(Dense(3)(a)))
     with pytest.raises(ValueError) as e:
         model.predict(x, verbose=0)
-    _mentions(e, "2")
+    _mentions(e, "expects 2 input", "received 1")
 
 
 def test_non_numeric_x(data):

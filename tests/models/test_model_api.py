@@ -10,6 +10,12 @@ from axone.models import Model, Sequential
 from axone.utils import clear_session, set_random_seed, to_categorical
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state (weights, dropout, shuffling)."""
+    set_random_seed(1234)
+
+
 @pytest.fixture
 def iris():
     x, labels = axone.datasets.load_iris()
@@ -101,15 +107,18 @@ def test_shared_layer_counted_once_and_gets_both_gradients():
     assert "Total params: 15 (60.00 B)" in _summary(model)
     x1, x2 = np.ones((2, 4), "float32"), 2 * np.ones((2, 4), "float32")
     k, b = shared.get_weights()
-    np.testing.assert_allclose(model.predict([x1, x2], verbose=0), (x1 + x2) @ k + 2 * b, rtol=1e-5)
+    np.testing.assert_allclose(model.predict([x1, x2], verbose=0), (x1 + x2) @ k + 2 * b, rtol=1e-5,
+                               atol=1e-6)
     # one SGD step: the shared kernel's gradient is the sum over both uses
     model.compile(optimizer=axone.optimizers.SGD(learning_rate=0.1), loss="mse")
     y = np.zeros((2, 3), "float32")
     model.train_on_batch([x1, x2], y)
     pred = (x1 + x2) @ k + 2 * b
     g_pred = 2 * (pred - y) / pred.size
-    np.testing.assert_allclose(shared.get_weights()[0], k - 0.1 * (x1 + x2).T @ g_pred, rtol=1e-5)
-    np.testing.assert_allclose(shared.get_weights()[1], b - 0.1 * 2 * g_pred.sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(shared.get_weights()[0], k - 0.1 * (x1 + x2).T @ g_pred, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(shared.get_weights()[1], b - 0.1 * 2 * g_pred.sum(axis=0), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_model_used_as_a_layer():
@@ -296,7 +305,7 @@ def test_calling_a_layer_on_an_array_returns_a_tensor():
     assert isinstance(out, axone.Tensor)
     assert out.shape == (2, 3)
     k, b = layer.get_weights()
-    np.testing.assert_allclose(out.data, np.maximum(np.ones((2, 4)) @ k + b, 0), rtol=1e-6)
+    np.testing.assert_allclose(out.data, np.maximum(np.ones((2, 4)) @ k + b, 0), rtol=1e-6, atol=1e-6)
     assert layer.built and k.shape == (4, 3)
     # a symbolic input gives a symbolic tensor instead
     sym = Dense(3)(Input(shape=(4,)))
@@ -420,9 +429,10 @@ def test_predict_output_shapes(iris, n, batch_size):
     p = model.predict(x[:n], verbose=0, **kw)
     assert isinstance(p, np.ndarray) and p.shape == (n, 3) and p.dtype == np.float32
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(p, model.predict(x[:n], verbose=0, batch_size=1000), rtol=1e-6)
+    np.testing.assert_allclose(p, model.predict(x[:n], verbose=0, batch_size=1000), rtol=1e-6,
+                               atol=1e-7)
     # lists of rows are accepted like arrays
-    np.testing.assert_allclose(model.predict(x[:n].tolist(), verbose=0), p, rtol=1e-6)
+    np.testing.assert_allclose(model.predict(x[:n].tolist(), verbose=0), p, rtol=1e-6, atol=1e-7)
 
 
 def test_predict_shapes_for_regression_and_multi_output():
@@ -434,3 +444,23 @@ def test_predict_shapes_for_regression_and_multi_output():
     multi = Model(inp, [Dense(2)(h), Dense(3)(h)])
     out = multi.predict(np.zeros((9, 4)), verbose=0)
     assert isinstance(out, list) and [o.shape for o in out] == [(9, 2), (9, 3)]
+
+
+def test_predict_after_compile_before_fit(iris):
+    """Keras allows predict on a compiled model that was never trained (and on an uncompiled one)."""
+    x, _, _ = iris
+    model = _mlp()
+    expected = _np_forward(model.get_weights(), x[:10], ["relu", "relu", "softmax"])
+    np.testing.assert_allclose(model(x[:10]).data, expected, rtol=1e-4, atol=1e-6)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    np.testing.assert_allclose(model.predict(x[:10], verbose=0), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.predict_on_batch(x[:10]), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_compile_default_optimizer_is_rmsprop_like_keras(iris):
+    x, _, y = iris
+    model = _mlp()
+    model.compile(loss="categorical_crossentropy")
+    assert type(model.optimizer).__name__ == "RMSprop"
+    hist = model.fit(x, y, epochs=2, verbose=0)
+    assert hist.history["loss"][1] < hist.history["loss"][0]

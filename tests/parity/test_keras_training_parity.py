@@ -63,6 +63,38 @@ OPTIMIZERS = {
 }
 
 
+def _schedule(lib):
+    if lib is keras:
+        return keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=4, decay_rate=0.5)
+    return lambda step: 0.1 * 0.5 ** (step / 4)
+
+
+# optimizer options, each run through fit() on two tasks
+EXTRA_OPTIMIZERS = {
+    "rmsprop": lambda lib: lib.optimizers.RMSprop(learning_rate=0.01),
+    "rmsprop_centered_momentum": lambda lib: lib.optimizers.RMSprop(
+        learning_rate=0.005, rho=0.8, momentum=0.5, centered=True),
+    "sgd_weight_decay": lambda lib: lib.optimizers.SGD(learning_rate=0.1, momentum=0.5,
+                                                       weight_decay=0.05),
+    "adam_weight_decay": lambda lib: lib.optimizers.Adam(learning_rate=0.01, weight_decay=0.1),
+    "sgd_clipnorm": lambda lib: lib.optimizers.SGD(learning_rate=0.1, clipnorm=0.05),
+    "sgd_global_clipnorm": lambda lib: lib.optimizers.SGD(learning_rate=0.1,
+                                                          global_clipnorm=0.1),
+    "adam_clipvalue": lambda lib: lib.optimizers.Adam(learning_rate=0.01, clipvalue=0.01),
+    "sgd_schedule": lambda lib: lib.optimizers.SGD(learning_rate=_schedule(lib)),
+}
+
+# the same optimizers without the option: the option must change the result
+WITHOUT_OPTION = {
+    "sgd_weight_decay": lambda: axone.optimizers.SGD(learning_rate=0.1, momentum=0.5),
+    "adam_weight_decay": lambda: axone.optimizers.Adam(learning_rate=0.01),
+    "sgd_clipnorm": lambda: axone.optimizers.SGD(learning_rate=0.1),
+    "sgd_global_clipnorm": lambda: axone.optimizers.SGD(learning_rate=0.1),
+    "adam_clipvalue": lambda: axone.optimizers.Adam(learning_rate=0.01),
+    "sgd_schedule": lambda: axone.optimizers.SGD(learning_rate=0.1),
+}
+
+
 def _build_pair(task, seed=0):
     in_dim, spec, _, _ = TASKS[task]
     keras.utils.set_random_seed(seed)
@@ -84,8 +116,9 @@ def _build_pair(task, seed=0):
 
 def _compile_pair(km, am, task, opt):
     _, _, loss, metrics = TASKS[task]
-    km.compile(optimizer=OPTIMIZERS[opt](keras), loss=loss, metrics=list(metrics))
-    am.compile(optimizer=OPTIMIZERS[opt](axone), loss=loss, metrics=list(metrics))
+    make = OPTIMIZERS.get(opt) or EXTRA_OPTIMIZERS[opt]
+    km.compile(optimizer=make(keras), loss=loss, metrics=list(metrics))
+    am.compile(optimizer=make(axone), loss=loss, metrics=list(metrics))
 
 
 class _KerasSnapshots(keras.callbacks.Callback):
@@ -121,11 +154,15 @@ def _assert_weights_close(wa, wk, what):
 
 
 def _assert_history_close(ha, hk, epochs):
-    assert sorted(ha.history) == sorted(hk.history)
     for key in hk.history:
+        assert key in ha.history, f"History has no {key!r}: {sorted(ha.history)}"
         assert len(ha.history[key]) == len(hk.history[key]) == epochs, key
         np.testing.assert_allclose(ha.history[key], hk.history[key], rtol=HIST_RTOL, atol=1e-7,
                                    err_msg=f"History[{key!r}]")
+    # the same keys, no more: checked last so that a value mismatch is reported first.
+    # axone also logs `learning_rate` when a schedule drives it (the issue asks for it; Keras 3
+    # does not log it), so that one extra key is allowed.
+    assert sorted(k for k in ha.history if k != "learning_rate") == sorted(hk.history)
 
 
 def _assert_trained(w0, w1):
@@ -149,6 +186,29 @@ def test_fit_three_epochs_matches_keras(task, opt):
     _assert_trained(w0, am.get_weights())
     _assert_history_close(ha, hk, 3)
     assert am.optimizer.iterations == 3 * 5 == int(km.optimizer.iterations)
+
+
+@pytest.mark.parametrize("opt", list(EXTRA_OPTIMIZERS))
+@pytest.mark.parametrize("task", ["categorical", "regression"])
+def test_fit_optimizer_options_match_keras(task, opt):
+    """RMSprop, decoupled weight decay, gradient clipping and a learning-rate schedule."""
+    x, y = _data(task)
+    km, am = _build_pair(task, seed=10)
+    w0 = km.get_weights()
+    _compile_pair(km, am, task, opt)
+    hk, ha, kw, aw = _fit_pair(km, am, x, y, batch_size=BATCH, epochs=2)
+    for epoch, (wa, wk) in enumerate(zip(aw, kw)):
+        _assert_weights_close(wa, wk, f"{task}/{opt} after epoch {epoch + 1}")
+    _assert_trained(w0, am.get_weights())
+    _assert_history_close(ha, hk, 2)
+    if opt in WITHOUT_OPTION:
+        _, plain = _build_pair(task, seed=10)
+        _, _, loss, metrics = TASKS[task]
+        plain.compile(optimizer=WITHOUT_OPTION[opt](), loss=loss, metrics=list(metrics))
+        plain.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+        assert max(float(np.abs(a - b).max())
+                   for a, b in zip(plain.get_weights(), am.get_weights())) > 1e-4, \
+            f"{opt}: the option had no effect"
 
 
 @pytest.mark.parametrize("opt", ["sgd", "sgd_momentum", "adam"])
@@ -235,22 +295,20 @@ def test_validation_data_and_sample_weight_match_keras():
     _assert_weights_close(am.get_weights(), km.get_weights(), "binary with sample_weight")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "axone bug: metrics given to compile(metrics=...) are weighted by fit's sample_weight / "
-    "class_weight; Keras 3 weights only compile(weighted_metrics=...)"))
 def test_compile_metrics_ignore_sample_weight_like_keras():
+    """Keras 3 weights only compile(weighted_metrics=...), not compile(metrics=...)."""
     km, am, hk, ha, kw, aw = _weighted_run()
     np.testing.assert_allclose(ha.history["accuracy"], hk.history["accuracy"], rtol=HIST_RTOL,
                                atol=1e-7)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "axone bug: compile(weighted_metrics=...) is accepted but ignored (no weighted_* logs)"))
-def test_weighted_metrics_like_keras():
-    km, am, hk, ha, kw, aw = _weighted_run(metrics=(), weighted_metrics=["accuracy"], epochs=1)
-    assert sorted(ha.history) == sorted(hk.history)
-    np.testing.assert_allclose(ha.history["accuracy"], hk.history["accuracy"], rtol=HIST_RTOL,
-                               atol=1e-7)
+@pytest.mark.parametrize("metrics", [(), ("accuracy",)], ids=["weighted_only", "both"])
+def test_weighted_metrics_like_keras(metrics):
+    """compile(weighted_metrics=...) metrics see the sample weights; with the same name also in
+    metrics=..., Keras logs the weighted one as weighted_<name>."""
+    km, am, hk, ha, kw, aw = _weighted_run(metrics=metrics, weighted_metrics=["accuracy"],
+                                           epochs=1)
+    _assert_history_close(ha, hk, 1)
 
 
 def test_train_and_test_on_batch_match_keras():
@@ -270,10 +328,18 @@ def test_train_and_test_on_batch_match_keras():
 
 
 def test_predict_without_compile_matches_keras():
-    """Keras predicts with a model that was never compiled."""
+    """Keras predicts with a model that was never compiled, or compiled but not yet trained."""
     x, _ = _data("categorical")
     km, am = _build_pair("categorical", seed=8)
     np.testing.assert_allclose(am.predict(x, batch_size=BATCH, verbose=0),
                                km.predict(x, batch_size=BATCH, verbose=0), rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(am.predict_on_batch(x[:5]), km.predict_on_batch(x[:5]),
                                rtol=RTOL, atol=ATOL)
+
+
+def test_predict_after_compile_before_fit_matches_keras():
+    x, _ = _data("sparse")
+    km, am = _build_pair("sparse", seed=8)
+    _compile_pair(km, am, "sparse", "adam")
+    np.testing.assert_allclose(am.predict(x, batch_size=BATCH, verbose=0),
+                               km.predict(x, batch_size=BATCH, verbose=0), rtol=RTOL, atol=ATOL)
