@@ -526,12 +526,12 @@ class SparseCategoricalCrossentropy(MeanMetricWrapper):
     def update_state(self, y_true, y_pred, sample_weight=None):
         values, valid = _sparse_cce(y_true, y_pred, self.from_logits, self.ignore_class,
                                     self.axis)
-        if valid is not None:               # Keras masks the ignored entries out of the mean
-            mask = valid.astype(np.float64)
-            if sample_weight is not None:
-                mask, sw = _same_rank(mask, np.asarray(_np(sample_weight), dtype=np.float64))
-                mask = sw * mask
-            sample_weight = mask
+        if valid is not None and sample_weight is not None:
+            # as Keras 3: the ignored entries are masked out of the weights when weights are
+            # given; unweighted, they count as zeros in the mean
+            mask, sw = _same_rank(valid.astype(np.float64),
+                                  np.asarray(_np(sample_weight), dtype=np.float64))
+            sample_weight = sw * mask
         Mean.update_state(self, values, sample_weight)
 
 
@@ -606,7 +606,7 @@ def _confusion_counts(y_true, y_pred, thresholds, evenly=False, top_k=None, clas
         # counts as positive for the thresholds up to its bucket
         with_eps = thresholds[0] < 0.0 or thresholds[-1] > 1.0
         p = np.clip(y_pred, np.float32(0.0), np.float32(1.0))
-        bucket = np.ceil(p * np.float32(n_thr - 1)) - np.float32(1)
+        bucket = np.floor(p * np.float32(n_thr - 1))
         if with_eps:
             bucket = np.maximum(bucket, 0)
         k = np.nan_to_num(bucket, nan=-1.0).astype(np.int64) + 1

@@ -1,6 +1,12 @@
 """Keras layers, by family."""
 from .base import KerasTensor, Layer, Node
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
+from .convolutional import (Conv1D, Conv2D, Conv2DTranspose, Convolution1D, Convolution2D,
+                            DepthwiseConv2D, SeparableConv2D)
+from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
+                      GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
+                      GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
+                      MaxPooling1D, MaxPooling2D)
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .normalization import BatchNormalization
 from .regularization import GaussianDropout, GaussianNoise
@@ -11,4 +17,9 @@ __all__ = ["Layer", "KerasTensor", "Node", "InputLayer", "Input", "Dense", "Acti
            "Dropout", "Flatten", "Reshape", "Add", "Subtract", "Multiply", "Average", "Maximum",
            "Minimum", "Concatenate", "add", "subtract", "multiply", "average", "maximum",
            "minimum", "concatenate", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
-           "BatchNormalization", "GaussianNoise", "GaussianDropout"]
+           "BatchNormalization", "GaussianNoise", "GaussianDropout", "Conv1D", "Conv2D",
+           "Convolution1D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose",
+           "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "MaxPool1D",
+           "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+           "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
+           "GlobalAvgPool1D", "GlobalAvgPool2D"]

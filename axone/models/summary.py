@@ -25,7 +25,8 @@ def _wrap(text, width):
 
 
 def _row(fields, widths):
-    cols = [_wrap(str(f), w - 1) for f, w in zip(fields, widths)]
+    # one leading space, and two spaces kept free before the next column (Keras 2's layout)
+    cols = [_wrap(str(f), w - (3 if i < len(widths) - 1 else 1)) for i, (f, w) in enumerate(zip(fields, widths))]
     lines = []
     for k in range(max(len(c) for c in cols)):
         line = ""

@@ -4,5 +4,8 @@ from .math import __all__ as _math_all
 from .nn import *  # noqa: F401,F403
 from .nn import __all__ as _nn_all
 from .normalization import batch_normalization, moments
+from .conv import (average_pool, conv, conv1d, conv2d, conv_transpose, depthwise_conv, max_pool)
 
-__all__ = list(_math_all) + list(_nn_all) + ["batch_normalization", "moments"]
+__all__ = list(_math_all) + list(_nn_all) + [
+    "batch_normalization", "moments", "conv", "conv1d", "conv2d", "conv_transpose", "depthwise_conv",
+    "max_pool", "average_pool"]
