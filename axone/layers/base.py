@@ -72,6 +72,9 @@ class Node:
         self.layer = layer
         self.inputs = inputs           # structure of KerasTensors (single, list)
         self.flat_inputs = _flatten(inputs)
+        # symbolic tensors passed as keyword arguments (e.g. initial_state) are inputs too
+        self.kw_symbolic = [v for v in _flatten(list(call_kwargs.values())) if isinstance(v, KerasTensor)]
+        self.flat_inputs = self.flat_inputs + self.kw_symbolic
         self.outputs = outputs
         self.flat_outputs = _flatten(outputs)
         self.call_kwargs = call_kwargs
@@ -123,6 +126,8 @@ class Layer:
     """
 
     _autocast = True
+    supports_masking = False
+    _produces_mask = False      # layers that create a mask from their inputs (Embedding, Masking)
 
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
                  batch_input_shape=None, batch_size=None, **kwargs):
@@ -357,6 +362,18 @@ class Layer:
             setattr(cls, "_accepts_training_cache", cached)
         return cached
 
+    def _call_accepts_mask(self):
+        cls = type(self)
+        cached = cls.__dict__.get("_accepts_mask_cache")
+        if cached is None:
+            cached = "mask" in inspect.signature(self.call).parameters
+            setattr(cls, "_accepts_mask_cache", cached)
+        return cached
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the output: passed through when ``supports_masking``, else dropped."""
+        return mask if self.supports_masking else None
+
     def _call_impl(self, inputs, training=None, **kwargs):
         if self._call_accepts_training():
             return self.call(inputs, training=training, **kwargs)
@@ -386,8 +403,30 @@ class Layer:
             self._maybe_build(_map(lambda t: tuple(t.shape), x))
         if self._input_ndim is not None and not isinstance(x, (list, tuple, dict)):
             self._check_input(x)
+        mask = kwargs.pop("mask", None)
+        if mask is None:
+            if isinstance(x, Tensor):
+                mask = getattr(x, "_keras_mask", None)
+            elif isinstance(x, (list, tuple)):
+                masks = [getattr(t, "_keras_mask", None) for t in x]
+                mask = masks if any(m is not None for m in masks) else None
+        if mask is not None and self._call_accepts_mask():
+            kwargs["mask"] = mask
         y = self._call_impl(x, *args, training=training, **kwargs) if not args else \
             self.call(x, *args, **kwargs)
+        if mask is not None or self._produces_mask:
+            out_mask = self.compute_mask(x, mask)
+            if isinstance(y, Tensor):
+                if y is x and out_mask is None:
+                    return y
+                if out_mask is not None or getattr(y, "_keras_mask", None) is not None:
+                    if y is x:
+                        y = y.detach() if not y.requires_grad else _alias(y)
+                    y._keras_mask = out_mask
+            elif isinstance(y, (list, tuple)) and isinstance(out_mask, (list, tuple)):
+                for t, m in zip(y, out_mask):
+                    if isinstance(t, Tensor):
+                        t._keras_mask = m
         return y
 
     def _symbolic_call(self, inputs, *args, training=None, **kwargs):
@@ -454,6 +493,12 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _alias(t):
+    """A new graph node equal to ``t`` (so a mask can be attached without touching ``t``)."""
+    from ..ops import math as _M
+    return _M.Reshape.apply(t, newshape=t.shape)
 
 
 def _map_shapes(f, shapes):

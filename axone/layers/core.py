@@ -85,6 +85,8 @@ class Dense(Layer):
     Weights: kernel (input_dim, units), bias (units,).
     """
 
+    supports_masking = True
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
@@ -150,6 +152,8 @@ def _ser_reg(r):
 class Activation(Layer):
     """Applies an activation function: ``Activation("relu")``."""
 
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -175,6 +179,8 @@ class Dropout(Layer):
         noise_shape: optional shape of the mask (``None`` entries follow the input).
         seed: optional int seed for this layer's masks.
     """
+
+    supports_masking = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

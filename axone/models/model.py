@@ -161,7 +161,11 @@ class Model(Trainer, Layer):
                 args = values[id(node.flat_inputs[0])]
             else:
                 args = _map(lambda t: values[id(t)], node.inputs)
-            out = node.layer(args, training=training, **node.call_kwargs)
+            kwargs = node.call_kwargs
+            if node.kw_symbolic:
+                kwargs = {k: _map(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, v)
+                          for k, v in kwargs.items()}
+            out = node.layer(args, training=training, **kwargs)
             if len(node.flat_outputs) == 1:
                 values[id(node.flat_outputs[0])] = out
             else:

@@ -380,7 +380,8 @@ class Trainer:
             if loss is None:
                 per_output.append(None)
                 continue
-            l = loss(y, p, sample_weight=sw)
+            m = getattr(p, "_keras_mask", None)
+            l = loss(y, p, sample_weight=sw if m is None else _masked_weights(m, sw, loss))
             per_output.append(l)
             w = self._loss_weights[i]
             term = l if w == 1.0 else l * w
@@ -656,6 +657,19 @@ class Trainer:
             preds = self._forward(xs, training=False)
         res = [p.data for p in preds]
         return res[0] if len(res) == 1 else res
+
+
+def _masked_weights(mask, sw, loss):
+    """Keras's apply_mask: masked entries weigh 0, the rest total/valid (mean reductions)."""
+    m = np.asarray(mask, dtype=backend.floatx())
+    if getattr(loss, "reduction", None) in ("sum_over_batch_size", "mean"):
+        m = m * (m.size / (m.sum() + backend.epsilon()))
+    if sw is not None:
+        w = np.asarray(sw, dtype=m.dtype)
+        while w.ndim < m.ndim:
+            w = w[..., None]
+        m = m * w
+    return m
 
 
 def _all_layers(layer):
