@@ -233,8 +233,11 @@ _ALIASES = {
     "glorot_normal": GlorotNormal, "he_uniform": HeUniform, "he_normal": HeNormal,
     "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal, "orthogonal": Orthogonal,
     "identity": Identity,
+    # Keras's short aliases
+    "uniform": RandomUniform, "normal": RandomNormal, "zero": Zeros, "one": Ones,
 }
 _CLASSES = {cls.__name__: cls for cls in _ALIASES.values()}
+_CLASSES.update({"GlorotUniform": GlorotUniform, "RandomUniform": RandomUniform})
 
 
 def serialize(initializer):

@@ -7,13 +7,17 @@ from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, 
                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
                       GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
                       MaxPooling1D, MaxPooling2D)
+from .recurrent import (GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell,
+                        TimeDistributed)
+from .embedding import Embedding, Masking
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .normalization import BatchNormalization
 from .regularization import GaussianDropout, GaussianNoise
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
 
-__all__ = ["Layer", "KerasTensor", "Node", "InputLayer", "Input", "Dense", "Activation",
+__all__ = ["SimpleRNN", "LSTM", "GRU", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
+           "Bidirectional", "TimeDistributed", "Embedding", "Masking", "Layer", "KerasTensor", "Node", "InputLayer", "Input", "Dense", "Activation",
            "Dropout", "Flatten", "Reshape", "Add", "Subtract", "Multiply", "Average", "Maximum",
            "Minimum", "Concatenate", "add", "subtract", "multiply", "average", "maximum",
            "minimum", "concatenate", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",

@@ -1,0 +1,130 @@
+"""Embedding (integer indices → dense vectors) and Masking."""
+import numpy as np
+
+from .. import initializers, ops, regularizers
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from .base import Layer
+
+__all__ = ["Embedding", "Masking"]
+
+
+class EmbeddingLookup(Function):
+    """y[…] = E[idx[…]];  dL/dE[v] = Σ over positions holding v of dL/dy (sorted segment sums)."""
+
+    def forward(self, table):
+        self.vocab = table.shape[0]
+        return table[self.idx]
+
+    def backward(self, g):
+        d = g.shape[-1]
+        flat = self.idx.reshape(-1)
+        gg = g.reshape(-1, d)
+        order = np.argsort(flat, kind="stable")
+        sidx = flat[order]
+        uniq, starts = np.unique(sidx, return_index=True)
+        out = np.zeros((self.vocab, d), dtype=g.dtype)
+        if uniq.size:
+            out[uniq] = np.add.reduceat(gg[order], starts, axis=0)
+        return (out,)
+
+
+class Embedding(Layer):
+    """Turns integer indices in [0, input_dim) into vectors of size output_dim.
+
+    Args:
+        input_dim: vocabulary size.  output_dim: embedding size.
+        embeddings_initializer: default "uniform" (U(−0.05, 0.05)).
+        mask_zero: treat index 0 as padding: the output carries a mask (index != 0) that
+            recurrent layers and losses honour.
+    Weight: embeddings (input_dim, output_dim).
+    """
+
+    _autocast = False
+    _produces_mask = True
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
+                 weights=None, lora_rank=None, input_length=None, **kwargs):
+        super().__init__(**kwargs)
+        for n, v in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"Embedding {self.name!r}: {n} must be a positive integer, received {v!r}")
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.mask_zero = bool(mask_zero)
+        self.input_length = input_length
+        self._initial_weights = weights
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
+                                          regularizer=self.embeddings_regularizer, name="embeddings")
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+        self.built = True
+
+    def _indices(self, inputs):
+        idx = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
+        if idx.dtype.kind == "f":
+            if idx.size and not np.all(np.mod(idx, 1) == 0):
+                raise ValueError(f"Embedding {self.name!r}: expected integer indices, received "
+                                 f"non-integer values")
+            idx = idx.astype(np.int64)
+        elif idx.dtype.kind not in "iub":
+            raise TypeError(f"Embedding {self.name!r}: expected integer indices, received dtype {idx.dtype}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.input_dim):
+            raise ValueError(f"Embedding {self.name!r}: indices must lie in [0, {self.input_dim}) "
+                             f"(input_dim), received values from {idx.min()} to {idx.max()}")
+        return idx.astype(np.int64, copy=False)
+
+    def call(self, inputs):
+        return EmbeddingLookup.apply(self.embeddings, idx=self._indices(inputs))
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        idx = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
+        return idx != 0
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def _output_dtype(self):
+        return self.dtype
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"input_dim": self.input_dim, "output_dim": self.output_dim,
+                    "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+                    "mask_zero": self.mask_zero})
+        return cfg
+
+
+class Masking(Layer):
+    """Masks time steps whose features all equal ``mask_value``: they are skipped downstream."""
+
+    supports_masking = True
+    _produces_mask = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def compute_mask(self, inputs, mask=None):
+        return np.any(inputs.data != self.mask_value, axis=-1)
+
+    def call(self, inputs):
+        keep = np.any(inputs.data != self.mask_value, axis=-1, keepdims=True)
+        return inputs * keep.astype(inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["mask_value"] = self.mask_value
+        return cfg
+
+
+del ops

@@ -1,0 +1,561 @@
+"""Recurrent layers: SimpleRNN, LSTM, GRU (and their cells, the generic RNN wrapper),
+Bidirectional and TimeDistributed.
+
+Weights follow Keras (``kernel`` (input_dim, G·units), ``recurrent_kernel`` (units, G·units),
+``bias`` (G·units,) or (2, 3·units) for GRU with ``reset_after``), gates in Keras order (LSTM
+i, f, c, o; GRU z, r, h), so weights interchange with Keras.  A built-in cell inside ``RNN``
+runs the whole sequence as one node (``ops.recurrent.rnn_sequence``: one input projection,
+backpropagation through time written out); any other cell runs step by step on the autograd
+engine.
+"""
+import copy
+
+import numpy as np
+
+from .. import activations, backend, initializers, ops, regularizers
+from ..autograd.tensor import Tensor
+from ..ops.recurrent import ACTIVATIONS, rnn_sequence
+from .base import Layer, _flatten
+
+__all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "RNN", "SimpleRNN", "LSTM", "GRU",
+           "Bidirectional", "TimeDistributed"]
+
+
+def _act_name(fn, who):
+    name = activations.serialize(fn)
+    if name not in ACTIVATIONS:
+        raise ValueError(f"{who}: activation {name!r} is not supported by the fused recurrent "
+                         f"layers; use one of {sorted(ACTIVATIONS)}")
+    return name
+
+
+class _Cell(Layer):
+    """Common arguments and weights of the built-in cells."""
+
+    gates = 1
+    kind = "simple"
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
+                 bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} {self.name!r}"
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"{who}: units must be a positive integer, received {units!r}")
+        for n, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0 <= v < 1:
+                raise ValueError(f"{who}: {n} must lie in [0, 1), received {v}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self._act = _act_name(self.activation, who)
+        self._ract = _act_name(self.recurrent_activation, who)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
+        self.seed = seed
+
+    @property
+    def state_size(self):
+        return [self.units]
+
+    def _bias_shape(self):
+        return (self.gates * self.units,)
+
+    def _bias_init(self, shape, dtype=None):
+        return self.bias_initializer(shape, dtype=dtype)
+
+    def build(self, input_shape):
+        d = input_shape[-1]
+        if d is None:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: the feature dimension must be "
+                             f"known, received {input_shape}")
+        g = self.gates * self.units
+        self.kernel = self.add_weight((d, g), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, name="kernel")
+        self.recurrent_kernel = self.add_weight((self.units, g), self.recurrent_initializer,
+                                                regularizer=self.recurrent_regularizer,
+                                                name="recurrent_kernel")
+        if self.use_bias:
+            self.bias = self.add_weight(self._bias_shape(), self._bias_init,
+                                        regularizer=self.bias_regularizer, name="bias")
+        else:
+            self.bias = None
+        self.input_dim = int(d)
+        self.built = True
+
+    def _bias_value(self):
+        if self.bias is not None:
+            return self.bias
+        return Tensor(np.zeros(self._bias_shape(), dtype=self.dtype))
+
+    def call(self, inputs, states, training=None):
+        """One step (for custom loops and the generic ``RNN`` wrapper)."""
+        x = inputs if inputs.ndim == 3 else ops.expand_dims(inputs, 1)
+        states = states if isinstance(states, (list, tuple)) else [states]
+        c0 = states[1] if self.kind == "lstm" else None
+        hs, h, c = rnn_sequence(self.kind, x, self.kernel, self.recurrent_kernel, self._bias_value(),
+                                states[0], c0, activation=self._act,
+                                recurrent_activation=self._ract, reset_after=getattr(self, "reset_after", True))
+        new = [h, c] if self.kind == "lstm" else [h]
+        return h, new
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"units": self.units, "activation": activations.serialize(self.activation),
+                    "use_bias": self.use_bias,
+                    "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                    "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+                    "bias_initializer": initializers.serialize(self.bias_initializer),
+                    "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                    "seed": self.seed})
+        if self.kind != "simple":
+            cfg["recurrent_activation"] = activations.serialize(self.recurrent_activation)
+        return cfg
+
+
+class SimpleRNNCell(_Cell):
+    """hₜ = activation(xₜ·W + hₜ₋₁·U + b)."""
+
+    gates, kind = 1, "simple"
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        kwargs.pop("recurrent_activation", None)
+        super().__init__(units, activation=activation, recurrent_activation="sigmoid", **kwargs)
+
+
+class LSTMCell(_Cell):
+    """LSTM step, gates i, f, c, o (Keras order); ``unit_forget_bias`` starts the forget bias at 1."""
+
+    gates, kind = 4, "lstm"
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 unit_forget_bias=True, implementation=2, **kwargs):
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    @property
+    def state_size(self):
+        return [self.units, self.units]
+
+    def _bias_init(self, shape, dtype=None):
+        b = np.asarray(self.bias_initializer(shape, dtype=dtype))
+        if self.unit_forget_bias:
+            b = b.copy()
+            b[self.units:2 * self.units] = 1.0
+        return b
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["unit_forget_bias"] = self.unit_forget_bias
+        return cfg
+
+
+class GRUCell(_Cell):
+    """GRU step, gates z, r, h (Keras order); ``reset_after=True`` (Keras default) applies the
+    reset gate after the recurrent product and keeps separate input/recurrent biases (2, 3·units)."""
+
+    gates, kind = 3, "gru"
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
+                 **kwargs):
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
+        self.reset_after = bool(reset_after)
+
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["reset_after"] = self.reset_after
+        return cfg
+
+
+_CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
+
+
+class RNN(Layer):
+    """Runs a cell over a sequence (batch, timesteps, features).
+
+    Args:
+        cell: a cell instance (built-in cells run fused; others step by step).
+        return_sequences: return every step's output (batch, timesteps, units), not only the last.
+        return_state: also return the final state(s).
+        go_backwards: process the sequence in reverse (the returned sequence is in that order).
+        stateful: carry the final states of a batch into the next one.
+        unroll: accepted for compatibility (the fused loop is already unrolled in NumPy).
+        zero_output_for_mask: output zeros (instead of the carried state) at masked steps.
+    Call: ``layer(x, initial_state=None, mask=None, training=None)``.
+    """
+
+    supports_masking = True
+
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(cell, Layer) or not hasattr(cell, "state_size"):
+            raise TypeError(f"RNN {self.name!r}: cell must be a layer with state_size and "
+                            f"call(inputs, states), received {type(cell).__name__}")
+        self.cell = cell
+        self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
+        self.go_backwards, self.stateful, self.unroll = bool(go_backwards), bool(stateful), bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.states = None
+
+    # convenient access as in Keras (layer.units, layer.kernel …)
+    def __getattr__(self, name):
+        if name in ("units", "kernel", "recurrent_kernel", "bias", "activation",
+                    "recurrent_activation", "dropout", "recurrent_dropout", "use_bias",
+                    "reset_after", "unit_forget_bias"):
+            cell = self.__dict__.get("cell")
+            if cell is not None:
+                return getattr(cell, name)
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    def _check(self, shape):
+        if len(shape) != 3:
+            raise ValueError(
+                f"Input 0 of layer {self.name!r} is incompatible with the layer: expected ndim=3 "
+                f"(batch, timesteps, features), found ndim={len(shape)}. Full shape received: "
+                f"{tuple(shape)}")
+
+    def build(self, input_shape, initial_state_shape=None):
+        if isinstance(input_shape, list):
+            input_shape = input_shape[0]
+        self._check(input_shape)
+        if not self.cell.built:
+            self.cell._maybe_build((input_shape[0],) + tuple(input_shape[2:]))
+        self._input_ndim = 3
+        self._input_axes = {-1: input_shape[-1]}
+        self.built = True
+
+    def compute_output_shape(self, input_shape, initial_state_shape=None):
+        if isinstance(input_shape, list):
+            input_shape = input_shape[0]
+        self._check(input_shape)
+        u = self.cell.state_size[0]
+        out = (input_shape[0], input_shape[1], u) if self.return_sequences else (input_shape[0], u)
+        if self.return_state:
+            return [out] + [(input_shape[0], s) for s in self.cell.state_size]
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        m = mask[0] if isinstance(mask, list) else mask
+        out = m if self.return_sequences else None
+        if self.return_state:
+            return [out] + [None] * len(self.cell.state_size)
+        return out
+
+    def get_initial_state(self, batch_size):
+        return [Tensor(np.zeros((batch_size, s), dtype=self.dtype)) for s in self.cell.state_size]
+
+    def reset_states(self, states=None):
+        self.states = None if states is None else [np.asarray(s) for s in states]
+
+    reset_state = reset_states
+
+    def _dropout_masks(self, n, d, training):
+        cell = self.cell
+        xm = rm = None
+        rng = backend.rng()
+        dt = np.dtype(self.dtype)
+        if training and getattr(cell, "dropout", 0):
+            keep = 1 - cell.dropout
+            xm = ((rng.random((n, d)) < keep) / keep).astype(dt)
+        if training and getattr(cell, "recurrent_dropout", 0):
+            keep = 1 - cell.recurrent_dropout
+            rm = ((rng.random((n, cell.state_size[0])) < keep) / keep).astype(dt)
+        return xm, rm
+
+    def call(self, inputs, initial_state=None, mask=None, training=None):
+        if isinstance(inputs, (list, tuple)):
+            inputs, initial_state = inputs[0], list(inputs[1:]) or initial_state
+        self._check(inputs.shape)
+        n = inputs.shape[0]
+        if isinstance(mask, list):
+            mask = mask[0]
+        if mask is not None:
+            mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask).astype(bool)
+            if mask.shape != inputs.shape[:2]:
+                raise ValueError(f"Layer {self.name!r}: the mask must have shape {inputs.shape[:2]} "
+                                 f"(batch, timesteps), received {mask.shape}")
+        if initial_state is None:
+            if self.stateful and self.states is not None:
+                if self.states[0].shape[0] != n:
+                    raise ValueError(f"Layer {self.name!r} is stateful: the batch size must stay "
+                                     f"{self.states[0].shape[0]}, received {n}")
+                initial_state = [Tensor(s) for s in self.states]
+            else:
+                initial_state = self.get_initial_state(n)
+        else:
+            initial_state = [s if isinstance(s, Tensor) else Tensor(np.asarray(s, dtype=self.dtype))
+                             for s in _flatten(initial_state)]
+            for s, size in zip(initial_state, self.cell.state_size):
+                if s.shape != (n, size):
+                    raise ValueError(f"Layer {self.name!r}: each initial state must have shape "
+                                     f"({n}, {size}), received {s.shape}")
+            if len(initial_state) != len(self.cell.state_size):
+                raise ValueError(f"Layer {self.name!r} expects {len(self.cell.state_size)} initial "
+                                 f"state(s), received {len(initial_state)}")
+        cell = self.cell
+        if isinstance(cell, _CELLS):
+            xm, rm = self._dropout_masks(n, inputs.shape[-1], training)
+            hs, h, c = rnn_sequence(cell.kind, inputs, cell.kernel, cell.recurrent_kernel,
+                                    cell._bias_value(), initial_state[0],
+                                    initial_state[1] if cell.kind == "lstm" else None,
+                                    activation=cell._act, recurrent_activation=cell._ract,
+                                    mask=mask, go_backwards=self.go_backwards,
+                                    reset_after=getattr(cell, "reset_after", True),
+                                    input_dropout_mask=xm, recurrent_dropout_mask=rm)
+            final = [h, c] if cell.kind == "lstm" else [h]
+        else:
+            hs, final = self._generic_loop(inputs, initial_state, mask, training)
+            h = final[0]
+        if self.stateful:
+            self.states = [np.array(s.data, copy=True) for s in final]
+        if self.return_sequences:
+            out = hs
+            if mask is not None and self.zero_output_for_mask:
+                m = mask[:, ::-1] if self.go_backwards else mask
+                out = out * m[..., None].astype(out.dtype)
+        else:
+            out = h
+        if self.return_state:
+            return [out] + list(final)
+        return out
+
+    def _generic_loop(self, inputs, states, mask, training):
+        T = inputs.shape[1]
+        order = range(T - 1, -1, -1) if self.go_backwards else range(T)
+        outs = []
+        for t in order:
+            out, new = self.cell(inputs[:, t], states, training=training)
+            new = list(new) if isinstance(new, (list, tuple)) else [new]
+            if mask is not None:
+                m = mask[:, t][:, None]
+                out = ops.where(m, out, outs[-1] if outs else ops.zeros_like(out))
+                new = [ops.where(m, a, b) for a, b in zip(new, states)]
+            outs.append(out)
+            states = new
+        return ops.stack(outs, axis=1), states
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"return_sequences": self.return_sequences, "return_state": self.return_state,
+                    "go_backwards": self.go_backwards, "stateful": self.stateful,
+                    "unroll": self.unroll, "zero_output_for_mask": self.zero_output_for_mask})
+        if type(self) is RNN:
+            cfg["cell"] = {"class_name": type(self.cell).__name__, "config": self.cell.get_config()}
+        else:
+            ccfg = self.cell.get_config()
+            for k in ("name", "trainable", "dtype"):
+                ccfg.pop(k, None)
+            cfg.update(ccfg)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if cls is RNN:
+            c = config.pop("cell")
+            cell_cls = {k.__name__: k for k in _CELLS}[c["class_name"]]
+            return cls(cell_cls.from_config(c["config"]), **config)
+        return cls(**config)
+
+
+_RNN_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+             "zero_output_for_mask", "name", "trainable", "dtype", "input_shape", "input_dim",
+             "batch_input_shape", "batch_size")
+
+
+def _split_kwargs(kwargs):
+    layer_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in _RNN_KEYS}
+    return layer_kw, kwargs
+
+
+class SimpleRNN(RNN):
+    """Fully connected recurrent layer: hₜ = tanh(xₜW + hₜ₋₁U + b)."""
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        layer_kw, cell_kw = _split_kwargs(kwargs)
+        cell = SimpleRNNCell(units, activation=activation, name="simple_rnn_cell", **cell_kw)
+        super().__init__(cell, **layer_kw)
+
+
+class LSTM(RNN):
+    """Long short-term memory (Hochreiter & Schmidhuber), Keras's gates and weights."""
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", **kwargs):
+        layer_kw, cell_kw = _split_kwargs(kwargs)
+        cell = LSTMCell(units, activation=activation, recurrent_activation=recurrent_activation,
+                        name="lstm_cell", **cell_kw)
+        super().__init__(cell, **layer_kw)
+
+
+class GRU(RNN):
+    """Gated recurrent unit (Cho et al.), Keras's gates, weights and ``reset_after`` convention:
+    hₜ = z·hₜ₋₁ + (1 − z)·h̃ (SPEC §8)."""
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
+                 **kwargs):
+        layer_kw, cell_kw = _split_kwargs(kwargs)
+        cell = GRUCell(units, activation=activation, recurrent_activation=recurrent_activation,
+                       reset_after=reset_after, name="gru_cell", **cell_kw)
+        super().__init__(cell, **layer_kw)
+
+
+# ---------------------------------------------------------------- wrappers
+class Bidirectional(Layer):
+    """Runs a recurrent layer forwards and a copy backwards and merges them.
+
+    Args:
+        layer: an RNN layer (its copy runs with ``go_backwards`` flipped).
+        merge_mode: "concat" (default), "sum", "mul", "ave", or None (a list of both).
+        backward_layer: optional explicit backward layer.
+    The backward sequence is reversed back before merging, so step t of both refers to input t.
+    """
+
+    supports_masking = True
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(layer, RNN):
+            raise ValueError(f"Bidirectional {self.name!r}: expected a recurrent layer, received "
+                             f"{type(layer).__name__}")
+        if merge_mode not in ("concat", "sum", "mul", "ave", None):
+            raise ValueError(f"Bidirectional {self.name!r}: merge_mode must be 'concat', 'sum', "
+                             f"'mul', 'ave' or None, received {merge_mode!r}")
+        self.merge_mode = merge_mode
+        cfg = layer.get_config()
+        self.forward_layer = type(layer).from_config({**cfg, "name": "forward_" + layer.name})
+        if backward_layer is None:
+            self.backward_layer = type(layer).from_config(
+                {**cfg, "name": "backward_" + layer.name, "go_backwards": not layer.go_backwards})
+        else:
+            self.backward_layer = backward_layer
+        for l in (self.forward_layer, self.backward_layer):
+            if l.return_sequences:
+                l.zero_output_for_mask = True
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+
+    def build(self, input_shape):
+        self.forward_layer._maybe_build(input_shape)
+        self.backward_layer._maybe_build(input_shape)
+        self.built = True
+
+    def _merge(self, a, b):
+        if self.merge_mode == "concat":
+            return ops.concatenate([a, b], axis=-1)
+        if self.merge_mode == "sum":
+            return a + b
+        if self.merge_mode == "mul":
+            return a * b
+        if self.merge_mode == "ave":
+            return (a + b) * 0.5
+        return [a, b]
+
+    def call(self, inputs, mask=None, training=None, initial_state=None):
+        fs = bs = None
+        if initial_state is not None:
+            half = len(initial_state) // 2
+            fs, bs = initial_state[:half], initial_state[half:]
+        f = self.forward_layer(inputs, training=training, mask=mask, initial_state=fs)
+        b = self.backward_layer(inputs, training=training, mask=mask, initial_state=bs)
+        if self.return_state:
+            f, fstates = f[0], f[1:]
+            b, bstates = b[0], b[1:]
+        if self.return_sequences:
+            b = ops.get_item(b, (slice(None), slice(None, None, -1)))
+        out = self._merge(f, b)
+        if self.return_state:
+            out = out if isinstance(out, list) else [out]
+            return out + list(fstates) + list(bstates)
+        return out
+
+    def compute_output_shape(self, input_shape):
+        s = self.forward_layer.compute_output_shape(input_shape)
+        out = s[0] if self.return_state else s
+        if self.merge_mode == "concat":
+            out = tuple(out[:-1]) + (out[-1] * 2,)
+        if self.merge_mode is None:
+            out = [out, out]
+        if self.return_state:
+            states = s[1:]
+            return (out if isinstance(out, list) else [out]) + list(states) + list(states)
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        m = mask if self.return_sequences else None
+        if self.return_state:
+            n = len(self.forward_layer.cell.state_size) * 2
+            return [m] + [None] * n
+        return m
+
+    def get_config(self):
+        cfg = super().get_config()
+        inner = self.forward_layer.get_config()
+        inner["name"] = inner["name"][len("forward_"):]
+        cfg.update({"merge_mode": self.merge_mode,
+                    "layer": {"class_name": type(self.forward_layer).__name__, "config": inner}})
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        spec = config.pop("layer")
+        from . import recurrent as R
+        layer = getattr(R, spec["class_name"]).from_config(spec["config"])
+        return cls(layer, **config)
+
+
+class TimeDistributed(Layer):
+    """Applies a layer to every time step: (batch, T, …) → layer on (batch·T, …) → (batch, T, …)."""
+
+    supports_masking = True
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(layer, Layer):
+            raise ValueError(f"TimeDistributed {self.name!r}: expected a Layer, received "
+                             f"{type(layer).__name__}")
+        self.layer = layer
+
+    def build(self, input_shape):
+        if len(input_shape) < 3:
+            raise ValueError(f"TimeDistributed {self.name!r}: expected an input of rank ≥ 3 "
+                             f"(batch, timesteps, …), received {input_shape}")
+        self.layer._maybe_build((None,) + tuple(input_shape[2:]))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        n, t = inputs.shape[:2]
+        flat = ops.reshape(inputs, (n * t,) + tuple(inputs.shape[2:]))
+        y = self.layer(flat, training=training)
+        return ops.reshape(y, (n, t) + tuple(y.shape[1:]))
+
+    def compute_output_shape(self, input_shape):
+        inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
+        return (input_shape[0], input_shape[1]) + tuple(inner[1:])
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["layer"] = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        spec = config.pop("layer")
+        from .. import layers as L
+        return cls(getattr(L, spec["class_name"]).from_config(spec["config"]), **config)
+
+
+del copy
