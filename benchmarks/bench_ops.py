@@ -12,6 +12,7 @@ axone and PyTorch each supply theirs, so both run exactly the same sequence.
 
     python benchmarks/bench_ops.py            # 7 rounds of 50 passes
     python benchmarks/bench_ops.py --quick    # a few seconds
+    python benchmarks/bench_ops.py --torch-threads 1   # pin torch to one thread
 
 Prints each round's time per pass in both frameworks, their ratio, and the
 median ratio axone/torch (below 1: axone is faster).  It asserts nothing about
@@ -111,12 +112,21 @@ def time_per_pass(step, reps):
     return (time.perf_counter() - t0) / reps
 
 
-def print_environment():
+def load_average():
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def print_environment(threads_set):
     import torch
     print(f"python {platform.python_version()}  numpy {np.__version__}  torch {torch.__version__}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs visible")
+    load = load_average()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs visible, 1-min load average "
+          + ("unknown" if load is None else f"{load:.2f}"))
     print(f"torch threads: intra-op {torch.get_num_threads()}, inter-op {torch.get_num_interop_threads()}"
-          " (library defaults, unchanged)")
+          + (" (set by --torch-threads)" if threads_set else " (library defaults, unchanged)"))
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
            if k in os.environ}
     print(f"threading env: {env or 'none set'}")
@@ -135,12 +145,17 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=None, help="passes per round and framework (default 50; 10 with --quick)")
     p.add_argument("--warmup", type=int, default=None, help="untimed passes before timing (default 10; 3 with --quick)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="call torch.set_num_threads(N) first (default: leave torch's threading alone)")
     args = p.parse_args(argv)
+    if args.torch_threads is not None:
+        import torch
+        torch.set_num_threads(args.torch_threads)
     rounds = args.rounds or (3 if args.quick else 7)
     reps = args.reps or (10 if args.quick else 50)
     warmup = args.warmup if args.warmup is not None else (3 if args.quick else 10)
 
-    print_environment()
+    print_environment(args.torch_threads is not None)
     print(f"workload: {count_ops()} ops on {N}x{N} float32 ({N_WEIGHTS} weight matrices requiring grad), "
           f"forward + backward; {rounds} rounds x {reps} passes, {warmup} warm-up passes")
 
@@ -183,6 +198,10 @@ def main(argv=None):
           f"torch {med_t * 1e3:.3f} ({med_t / n * 1e6:.2f} us/op)")
     print(f"median ratio axone/torch: {statistics.median(ratios):.3f}  "
           f"(rounds: {', '.join(f'{x:.3f}' for x in ratios)})")
+    load = load_average()
+    if load is not None and os.cpu_count() and load > 0.5 * os.cpu_count():
+        print(f"note: 1-min load average {load:.2f} on {os.cpu_count()} CPUs; other processes were "
+              "running, and torch's worker threads slow down most when CPUs are shared")
     return 0
 
 
