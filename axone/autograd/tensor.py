@@ -222,6 +222,8 @@ def _toposort(root_fn):
         for t in it:
             ctx = t._ctx
             if ctx is not None and ctx not in seen:
+                if ctx.inputs is None:
+                    raise RuntimeError(_FREED)
                 add(ctx)
                 push((ctx, iter(ctx.inputs)))
                 break

@@ -357,3 +357,16 @@ def test_comparisons_return_boolean_tensors_without_grad(op, expected):
 def test_tensors_stay_hashable():
     a, b = Tensor(np.ones(2)), Tensor(np.ones(2))
     assert len({a, b}) == 2
+
+
+def test_second_backward_through_a_shared_freed_node_raises_runtime_error():
+    import numpy as np
+    from axone import Tensor
+    x = Tensor(np.ones(3), requires_grad=True)
+    z = x * x
+    a = z.sum()
+    b = (z * 2.0).sum()
+    a.backward()
+    import pytest
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        b.backward()
