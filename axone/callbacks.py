@@ -193,6 +193,8 @@ class LambdaCallback(Callback):
 
 
 def _fmt(v):
+    if np.ndim(v):
+        return "[" + ", ".join(_fmt(x) for x in np.ravel(v)) + "]"
     v = float(v)
     return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.4e}"
 

@@ -606,7 +606,7 @@ def _confusion_counts(y_true, y_pred, thresholds, evenly=False, top_k=None, clas
         # counts as positive for the thresholds up to its bucket
         with_eps = thresholds[0] < 0.0 or thresholds[-1] > 1.0
         p = np.clip(y_pred, np.float32(0.0), np.float32(1.0))
-        bucket = np.floor(p * np.float32(n_thr - 1))
+        bucket = np.ceil(p * np.float32(n_thr - 1)) - np.float32(1)
         if with_eps:
             bucket = np.maximum(bucket, 0)
         k = np.nan_to_num(bucket, nan=-1.0).astype(np.int64) + 1

@@ -438,8 +438,9 @@ class Trainer:
                 logs[t.name] = t.result()
         for ms in self._metric_objs:
             for metric in ms:
-                logs[metric.name] = float(metric.result())
-        return {k: float(logs[k]) for k in sorted(logs)}
+                logs[metric.name] = metric.result()
+        # scalars become floats; a metric with one value per class (F1Score) stays an array
+        return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v)) for k, v in sorted(logs.items())}
 
     # ------------------------------------------------------------------ fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
