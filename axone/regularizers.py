@@ -1,7 +1,7 @@
 """Weight penalties added to the loss: L1 α₁Σ|w|, L2 α₂Σw² (no ½, as Keras), L1L2 both."""
 from . import ops
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize"]
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize", "deserialize"]
 
 
 class Regularizer:
@@ -17,9 +17,10 @@ class Regularizer:
 
 
 def _check(name, value):
+    import math
     value = float(value)
-    if value < 0:
-        raise ValueError(f"{name}: the penalty factor must be non-negative, received {value}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: the penalty factor must be a finite non-negative number, received {value}")
     return value
 
 
@@ -95,6 +96,8 @@ def get(identifier):
         return None
     if isinstance(identifier, Regularizer):
         return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
+        return identifier()
     if isinstance(identifier, str):
         f = _ALIASES.get(identifier.lower()) or _CLASSES.get(identifier)
         if f is None:
@@ -108,3 +111,8 @@ def get(identifier):
     if callable(identifier):
         return identifier
     raise TypeError(f"Could not interpret regularizer identifier: {identifier!r}")
+
+
+def deserialize(config):
+    """A regularizer from ``serialize``'s dict ({"class_name", "config"}) or a name."""
+    return get(config)

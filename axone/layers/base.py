@@ -293,7 +293,7 @@ class Layer:
     def losses(self):
         """Regularization penalties of this layer's weights (and activity penalties of the last call)."""
         out = []
-        for w in self._all_weights():
+        for w in self.trainable_weights:      # Keras 3: frozen weights are not penalized
             if w.regularizer is not None:
                 out.append(w.regularizer(w))
         out.extend(self._collect_activity_losses())

@@ -173,7 +173,7 @@ class Trainer:
     def _refresh_penalties(self):
         """Cache which weights carry a regularizer and whether any layer has an activity one."""
         seen, reg = set(), []
-        for w in self._all_weights():
+        for w in self.trainable_weights:      # Keras 3: frozen weights are not penalized
             if id(w) not in seen and w.regularizer is not None:
                 seen.add(id(w))
                 reg.append(w)
