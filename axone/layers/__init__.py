@@ -27,3 +27,16 @@ __all__ = ["SimpleRNN", "LSTM", "GRU", "RNN", "SimpleRNNCell", "LSTMCell", "GRUC
            "MaxPool2D", "AvgPool1D", "AvgPool2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
            "GlobalAvgPool1D", "GlobalAvgPool2D"]
+
+from .reshaping import (Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D,
+                        ZeroPadding2D)
+from .preprocessing import (CenterCrop, RandomBrightness, RandomContrast, RandomCrop, RandomFlip,
+                            RandomRotation, RandomTranslation, RandomZoom, Rescaling, Resizing)
+
+__all__ += ["ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
+            "UpSampling2D", "Rescaling", "Resizing", "CenterCrop", "RandomFlip", "RandomRotation",
+            "RandomZoom", "RandomTranslation", "RandomBrightness", "RandomContrast", "RandomCrop"]
+
+from .text import TextVectorization
+
+__all__ += ["TextVectorization"]

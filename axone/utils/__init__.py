@@ -5,9 +5,12 @@ import numpy as np
 
 from .. import backend
 from ..autograd.gradcheck import GradientCheck, check_gradients, numerical_gradient
+from .conv_utils import conv_output_length, conv_params, pool_output_length
+from .plotting import plot_feature_maps, plot_filters, plot_history
 
 __all__ = ["check_gradients", "numerical_gradient", "GradientCheck", "set_random_seed",
-           "to_categorical", "normalize", "clear_session"]
+           "to_categorical", "normalize", "clear_session", "conv_output_length",
+           "pool_output_length", "conv_params", "plot_history", "plot_filters", "plot_feature_maps"]
 
 
 def set_random_seed(seed):
@@ -58,3 +61,8 @@ def clear_session():
     """Reset layer auto-naming (``dense``, ``dense_1``, …) as Keras's ``clear_session``."""
     from ..layers.base import clear_session as _clear
     _clear()
+
+
+from ..datasets.remote import get_file  # noqa: E402
+
+__all__ += ["get_file"]

@@ -1,0 +1,685 @@
+"""Image preprocessing and augmentation layers (course 004 ch. 3), channels-last.
+
+Deterministic layers — Rescaling, Resizing, CenterCrop — always apply and are
+differentiable (built on axone ops).  The ``Random*`` augmentation layers apply
+only while training; ``training=False`` (``predict``, ``evaluate``, validation)
+makes them the identity.  As in Keras 3, a direct call that does not say
+(``layer(images)``) augments: Keras's augmentation layers default to
+``training=True``.  ``RandomCrop`` is the exception at inference: it returns the
+largest centred window of the target aspect ratio resized to (height, width),
+so its output shape never changes.
+
+Inputs are one image (H, W, C) or a batch (N, H, W, C).  Every random draw comes
+from :func:`axone.backend.rng` (so ``axone.utils.set_random_seed`` repeats a run
+exactly), or from the layer's own generator when it is given ``seed=``.
+
+Geometry follows Keras's torch backend: resizing samples at half-pixel centres
+(``align_corners=False``, no antialiasing), bilinear / nearest ("nearest-exact")
+/ bicubic (a = −0.75); rotation, zoom and translation map each output pixel
+(x, y) back to the input point (a0·x + a1·y + a2, b0·x + b1·y + b2) and sample
+it with bilinear or nearest interpolation, filling outside points as
+``fill_mode`` says: "reflect" (d c b a | a b c d | d c b a), "wrap"
+(a b c d | a b c d), "nearest" (a a a a | a b c d | d d d d) or "constant"
+(k k k k | a b c d | k k k k, k = ``fill_value``).
+"""
+import numbers
+
+import numpy as np
+
+from .. import backend, ops
+from ..autograd.tensor import Tensor
+from .base import Layer
+
+__all__ = ["Rescaling", "Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom",
+           "RandomTranslation", "RandomBrightness", "RandomContrast", "RandomCrop"]
+
+_RESIZE_INTERPOLATIONS = ("bilinear", "nearest", "bicubic")
+_AFFINE_INTERPOLATIONS = ("bilinear", "nearest")
+_FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+
+
+# ------------------------------------------------------------------ helpers
+def _is_number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _positive_int(v, name, who):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+        raise ValueError(f"{who}: {name} must be a positive integer, received {v!r}")
+    return int(v)
+
+
+def _check_rank(shape, who):
+    if len(shape) not in (3, 4):
+        raise ValueError(f"{who}: expected an image of rank 3 (height, width, channels) or a batch "
+                         f"of rank 4 (batch, height, width, channels), received shape "
+                         f"{tuple(shape)}")
+
+
+def _batched(x):
+    """x as a rank-4 batch, and whether it was a single image."""
+    if x.ndim == 3:
+        return ops.reshape(x, (1,) + tuple(x.shape)), True
+    return x, False
+
+
+def _unbatched(y, single):
+    return ops.reshape(y, tuple(y.shape[1:])) if single else y
+
+
+def _active(training):
+    # Keras's augmentation layers default to training=True: only an explicit falsy
+    # training (predict / evaluate / validation) turns them off.
+    return training is None or bool(training)
+
+
+# ------------------------------------------------------------------ resizing
+def _resize_matrix(n_in, n_out, method):
+    """(n_out, n_in) matrix of the 1-D resampling of torch's ``interpolate`` (half-pixel centres)."""
+    m = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    if method == "nearest":       # torch "nearest-exact", computed in float32 as torch does
+        scale = float(np.float32(n_in) / np.float32(n_out))
+        src = np.floor(((rows + 0.5) * scale).astype(np.float32)).astype(np.int64)
+        m[rows, np.minimum(src, n_in - 1)] = 1.0
+        return m
+    scale = n_in / n_out
+    real = (rows + 0.5) * scale - 0.5
+    if method == "bilinear":
+        real = np.maximum(real, 0.0)
+        i0 = np.minimum(np.floor(real).astype(np.int64), n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        w1 = real - i0
+        np.add.at(m, (rows, i0), 1.0 - w1)
+        np.add.at(m, (rows, i1), w1)
+        return m
+    # bicubic, Keys kernel with a = -0.75 (torch), border indices clamped
+    a = -0.75
+    i0 = np.floor(real).astype(np.int64)
+    t = real - i0
+
+    def near(x):   # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):    # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    for k, w in enumerate(weights):
+        np.add.at(m, (rows, np.clip(i0 - 1 + k, 0, n_in - 1)), w)
+    return m
+
+
+def _aspect_window(height, width, target_h, target_w):
+    """Largest centred window of the target aspect ratio (Keras's ``smart_resize`` crop)."""
+    ch = max(min(height, int(float(width * target_h) / target_w)), 1)
+    cw = max(min(width, int(float(height * target_w) / target_h)), 1)
+    return int(float(height - ch) / 2), int(float(width - cw) / 2), ch, cw
+
+
+def resize(images, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+           pad_to_aspect_ratio=False, fill_value=0.0):
+    """Resize a batch (N, H, W, C) Tensor to (N, height, width, C), differentiably.
+
+    Two products with fixed interpolation matrices: y = R_h · x · R_wᵀ per image
+    and channel, so dL/dx = R_hᵀ · dL/dy · R_w.
+    """
+    x = images
+    n_h, n_w = x.shape[1], x.shape[2]
+    if crop_to_aspect_ratio:
+        h0, w0, ch, cw = _aspect_window(n_h, n_w, height, width)
+        if (ch, cw) != (n_h, n_w):
+            x = ops.get_item(x, (slice(None), slice(h0, h0 + ch), slice(w0, w0 + cw)))
+    elif pad_to_aspect_ratio:
+        ph = max(n_h, int(float(n_w * height) / width))
+        pw = max(n_w, int(float(n_h * width) / height))
+        top, left = int(float(ph - n_h) / 2), int(float(pw - n_w) / 2)
+        if top or left:    # Keras pads the same amount on both sides
+            x = ops.pad(x, ((0, 0), (top, top), (left, left), (0, 0)), constant_values=fill_value)
+    n_h, n_w = x.shape[1], x.shape[2]
+    if (n_h, n_w) == (height, width):
+        return x
+    dt = x.dtype
+    y = ops.transpose(x, (0, 3, 1, 2))                      # (N, C, H, W)
+    if n_h != height:
+        y = ops.matmul(_resize_matrix(n_h, height, interpolation).astype(dt), y)
+    if n_w != width:
+        y = ops.matmul(y, _resize_matrix(n_w, width, interpolation).T.astype(dt))
+    return ops.transpose(y, (0, 2, 3, 1))
+
+
+# ------------------------------------------------------------- affine warps
+def _fix_index(i, n, fill_mode):
+    if fill_mode == "wrap":
+        return np.mod(i, n)
+    if fill_mode == "reflect":       # half-sample symmetric: d c b a | a b c d | d c b a
+        i = np.mod(i, 2 * n)
+        return np.where(i >= n, 2 * n - 1 - i, i)
+    return np.clip(i, 0, n - 1)      # "nearest", and "constant" (masked afterwards)
+
+
+def affine_transform(images, transforms, interpolation="bilinear", fill_mode="reflect",
+                     fill_value=0.0):
+    """Warp a NumPy batch (N, H, W, C) by per-image transforms (N, 8) = [a0 a1 a2 b0 b1 b2 c0 c1].
+
+    Output pixel (x, y) samples the input at (a0·x + a1·y + a2, b0·x + b1·y + b2)
+    (Keras's ``ops.image.affine_transform``; c0, c1 — projective terms — must be 0).
+    Bilinear interpolation weighs the four neighbours, each fetched through the
+    fill mode; in "constant" mode a neighbour outside the image contributes ``fill_value``.
+    """
+    images = np.asarray(images)
+    t = np.asarray(transforms, dtype=np.float64).reshape(-1, 8)
+    n, h, w, _ = images.shape
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
+                         indexing="ij")
+    a0, a1, a2, b0, b1, b2 = (t[:, k, None, None] for k in range(6))
+    x_in = a0 * xs + a1 * ys + a2                          # (N, H, W)
+    y_in = b0 * xs + b1 * ys + b2
+    if interpolation == "nearest":
+        ny = [(np.round(y_in).astype(np.int64), None)]
+        nx = [(np.round(x_in).astype(np.int64), None)]
+    else:
+        fy, fx = np.floor(y_in), np.floor(x_in)
+        wy, wx = y_in - fy, x_in - fx
+        fy, fx = fy.astype(np.int64), fx.astype(np.int64)
+        ny = [(fy, 1.0 - wy), (fy + 1, wy)]
+        nx = [(fx, 1.0 - wx), (fx + 1, wx)]
+    batch = np.arange(n)[:, None, None]
+    out = np.zeros(images.shape, dtype=np.float64)
+    for iy, wgt_y in ny:
+        for ix, wgt_x in nx:
+            vals = images[batch, _fix_index(iy, h, fill_mode), _fix_index(ix, w, fill_mode)]
+            vals = vals.astype(np.float64)
+            if fill_mode == "constant":
+                inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+                vals = np.where(inside[..., None], vals, float(fill_value))
+            if wgt_y is None:
+                out += vals
+            else:
+                out += (wgt_y * wgt_x)[..., None] * vals
+    return out.astype(images.dtype if images.dtype.kind == "f" else backend.floatx())
+
+
+def _rotation_matrices(angles_deg, height, width):
+    """Keras's rotation about the image centre, as (N, 8) inverse-mapping transforms."""
+    th = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
+    cx, cy = 0.5 * (width - 1), 0.5 * (height - 1)
+    c, s = np.cos(th), np.sin(th)
+    z = np.zeros_like(th)
+    return np.stack([c, -s, cx - cx * c + cy * s, s, c, cy - cx * s - cy * c, z, z], axis=1)
+
+
+def _zoom_matrices(zx, zy, height, width):
+    z = np.zeros_like(zx)
+    return np.stack([zx, z, (width - 1) / 2.0 * (1.0 - zx), z, zy, (height - 1) / 2.0 * (1.0 - zy),
+                     z, z], axis=1)
+
+
+def _translation_matrices(dx, dy):
+    o, z = np.ones_like(dx), np.zeros_like(dx)
+    return np.stack([o, z, -dx, z, o, -dy, z, z], axis=1)
+
+
+# ------------------------------------------------------------------- bases
+class _ImageLayer(Layer):
+    """Base of the image layers: channels-last, rank 3 (one image) or 4 (a batch)."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{self._who}: only data_format='channels_last' is supported, "
+                             f"received {data_format!r}")
+        self.data_format = "channels_last"
+
+    @property
+    def _who(self):
+        return f"{type(self).__name__} {self.name!r}"
+
+    def build(self, input_shape):
+        _check_rank(input_shape, self._who)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        _check_rank(input_shape, self._who)
+        return tuple(input_shape)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["data_format"] = self.data_format
+        return cfg
+
+
+class _RandomImageLayer(_ImageLayer):
+    """Base of the augmentation layers: identity unless training; draws from ``backend.rng()``."""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise ValueError(f"{self._who}: seed must be None or a non-negative integer, "
+                             f"received {seed!r}")
+        self.seed = None if seed is None else int(seed)
+        self._generator = None if seed is None else np.random.default_rng(self.seed)
+
+    def _rng(self):
+        return self._generator if self._generator is not None else backend.rng()
+
+    def call(self, inputs, training=True):
+        _check_rank(inputs.shape, self._who)
+        if not _active(training):
+            return inputs
+        x, single = _batched(inputs)
+        return _unbatched(self._augment(x), single)
+
+    def _augment(self, x):
+        raise NotImplementedError
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["seed"] = self.seed
+        return cfg
+
+
+def _factor_pair(factor, name, who, low, high, low_open=False):
+    """A number f → (−|f|, |f|); a pair → sorted; every value within [low, high]."""
+    def ok(v):
+        return _is_number(v) and (low < v if low_open else low <= v) and v <= high
+
+    rng = f"{'(' if low_open else '['}{low}, {high}]"
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2 or not all(ok(v) for v in factor):
+            raise ValueError(f"{who}: {name} must be a number or a pair of numbers in {rng}, "
+                             f"received {name}={factor!r}")
+        lo, hi = sorted(float(v) for v in factor)
+        return lo, hi
+    if not ok(factor):
+        raise ValueError(f"{who}: {name} must be a number or a pair of numbers in {rng}, "
+                         f"received {name}={factor!r}")
+    f = abs(float(factor))
+    return -f, f
+
+
+def _check_modes(who, fill_mode, interpolation):
+    if fill_mode not in _FILL_MODES:
+        raise ValueError(f"{who}: unknown fill_mode {fill_mode!r}; expected one of {_FILL_MODES}")
+    if interpolation not in _AFFINE_INTERPOLATIONS:
+        raise ValueError(f"{who}: unknown interpolation {interpolation!r}; expected one of "
+                         f"{_AFFINE_INTERPOLATIONS}")
+    return fill_mode, interpolation
+
+
+def _value_range(value_range, who):
+    if (not isinstance(value_range, (tuple, list)) or len(value_range) != 2
+            or not all(_is_number(v) for v in value_range)):
+        raise ValueError(f"{who}: value_range must be a pair of numbers (low, high), "
+                         f"received {value_range!r}")
+    lo, hi = sorted(float(v) for v in value_range)
+    return lo, hi
+
+
+# ----------------------------------------------------------- deterministic
+class Rescaling(Layer):
+    """y = x · scale + offset (``scale=1/255`` maps pixels to [0, 1]; ``1/127.5, offset=-1`` to [−1, 1]).
+
+    ``scale`` / ``offset`` may be numbers or arrays broadcast against the last axes
+    (e.g. one value per channel).  Any input rank; differentiable.
+    """
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} {self.name!r}"
+        for name, v in (("scale", scale), ("offset", offset)):
+            arr = np.asarray(v.data if isinstance(v, Tensor) else v)
+            if arr.dtype.kind not in "biuf" or not np.all(np.isfinite(arr)):
+                raise ValueError(f"{who}: {name} must be a finite number or array of numbers, "
+                                 f"received {v!r}")
+        self.scale = _plain(scale)
+        self.offset = _plain(offset)
+
+    def call(self, inputs):
+        dt = inputs.dtype
+        scale = np.asarray(self.scale, dtype=dt)
+        offset = np.asarray(self.offset, dtype=dt)
+        return ops.add(ops.multiply(inputs, scale), offset)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"scale": self.scale, "offset": self.offset})
+        return cfg
+
+
+def _plain(v):
+    """A number or (nested) list of numbers: JSON-friendly config values."""
+    arr = np.asarray(v.data if isinstance(v, Tensor) else v)
+    return float(arr) if arr.ndim == 0 else arr.astype(np.float64).tolist()
+
+
+class Resizing(_ImageLayer):
+    """Resize images to (height, width) (Keras ``Resizing``; torch backend's sampling).
+
+    Args:
+        height, width: output size.
+        interpolation: "bilinear" (default), "nearest" or "bicubic".
+        crop_to_aspect_ratio: first take the largest centred window of the target aspect
+            ratio, so the image is not distorted.
+        pad_to_aspect_ratio: first pad (with ``fill_value``) to the target aspect ratio.
+        fill_mode: "constant" only (the padding of ``pad_to_aspect_ratio``).
+        antialias: accepted for compatibility; only False (Keras's default) is supported.
+    """
+
+    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+                 pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, antialias=False,
+                 data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        who = self._who
+        self.height = _positive_int(height, "height", who)
+        self.width = _positive_int(width, "width", who)
+        if interpolation not in _RESIZE_INTERPOLATIONS:
+            raise ValueError(f"{who}: interpolation must be one of {_RESIZE_INTERPOLATIONS}, "
+                             f"received {interpolation!r}")
+        if crop_to_aspect_ratio and pad_to_aspect_ratio:
+            raise ValueError(f"{who}: only one of crop_to_aspect_ratio and pad_to_aspect_ratio "
+                             f"can be True")
+        if fill_mode != "constant":
+            raise ValueError(f"{who}: fill_mode must be 'constant', received {fill_mode!r}")
+        if not _is_number(fill_value):
+            raise ValueError(f"{who}: fill_value must be a number, received {fill_value!r}")
+        if antialias:
+            raise ValueError(f"{who}: antialias=True is not supported (Keras's default is False)")
+        self.interpolation = interpolation
+        self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+        self.pad_to_aspect_ratio = bool(pad_to_aspect_ratio)
+        self.fill_mode, self.fill_value, self.antialias = fill_mode, float(fill_value), False
+
+    def call(self, inputs):
+        _check_rank(inputs.shape, self._who)
+        x, single = _batched(inputs)
+        y = resize(x, self.height, self.width, self.interpolation, self.crop_to_aspect_ratio,
+                   self.pad_to_aspect_ratio, self.fill_value)
+        return _unbatched(y, single)
+
+    def compute_output_shape(self, input_shape):
+        _check_rank(input_shape, self._who)
+        s = list(input_shape)
+        s[-3], s[-2] = self.height, self.width
+        return tuple(s)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"height": self.height, "width": self.width, "interpolation": self.interpolation,
+                    "crop_to_aspect_ratio": self.crop_to_aspect_ratio,
+                    "pad_to_aspect_ratio": self.pad_to_aspect_ratio, "fill_mode": self.fill_mode,
+                    "fill_value": self.fill_value, "antialias": self.antialias})
+        return cfg
+
+
+class CenterCrop(_ImageLayer):
+    """Crop the central (height, width) window; an image smaller than that is first
+    cropped to the target aspect ratio and resized (Keras's ``smart_resize``)."""
+
+    def __init__(self, height, width, data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        self.height = _positive_int(height, "height", self._who)
+        self.width = _positive_int(width, "width", self._who)
+
+    def call(self, inputs):
+        _check_rank(inputs.shape, self._who)
+        x, single = _batched(inputs)
+        n_h, n_w = x.shape[1], x.shape[2]
+        if n_h >= self.height and n_w >= self.width:
+            h0, w0 = (n_h - self.height) // 2, (n_w - self.width) // 2
+            y = ops.get_item(x, (slice(None), slice(h0, h0 + self.height),
+                                 slice(w0, w0 + self.width)))
+        else:
+            y = resize(x, self.height, self.width, "bilinear", crop_to_aspect_ratio=True)
+        return _unbatched(y, single)
+
+    def compute_output_shape(self, input_shape):
+        _check_rank(input_shape, self._who)
+        s = list(input_shape)
+        s[-3], s[-2] = self.height, self.width
+        return tuple(s)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"height": self.height, "width": self.width})
+        return cfg
+
+
+# ------------------------------------------------------------ augmentation
+class RandomFlip(_RandomImageLayer):
+    """Flip each image with probability 1/2 while training.
+
+    ``mode``: "horizontal" (left ↔ right, ``x[:, :, ::-1]``), "vertical" (top ↔ bottom)
+    or "horizontal_and_vertical" (both axes at once, one draw per image, as Keras 3).
+    """
+
+    _MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+    def __init__(self, mode="horizontal_and_vertical", seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        if mode not in self._MODES:
+            raise ValueError(f"{self._who}: mode must be one of {self._MODES}, received {mode!r}")
+        self.mode = mode
+
+    def _augment(self, x):
+        flips = self._rng().uniform(size=x.shape[0]) <= 0.5
+        cond = flips[:, None, None, None]
+        y = x
+        rev = slice(None, None, -1)
+        if self.mode in ("horizontal", "horizontal_and_vertical"):
+            y = ops.where(cond, ops.get_item(y, (slice(None), slice(None), rev)), y)
+        if self.mode in ("vertical", "horizontal_and_vertical"):
+            y = ops.where(cond, ops.get_item(y, (slice(None), rev)), y)
+        return y
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["mode"] = self.mode
+        return cfg
+
+
+class _AffineAugmentation(_RandomImageLayer):
+    """Shared by RandomRotation / RandomZoom / RandomTranslation: a NumPy warp per image."""
+
+    def __init__(self, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0,
+                 data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.fill_mode, self.interpolation = _check_modes(self._who, fill_mode, interpolation)
+        if not _is_number(fill_value):
+            raise ValueError(f"{self._who}: fill_value must be a number, received {fill_value!r}")
+        self.fill_value = float(fill_value)
+
+    def _augment(self, x):
+        n, h, w, _ = x.shape
+        m = self._matrices(n, h, w)
+        out = affine_transform(x.data, m, self.interpolation, self.fill_mode, self.fill_value)
+        return Tensor(out.astype(x.dtype, copy=False))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"fill_mode": self.fill_mode, "interpolation": self.interpolation,
+                    "fill_value": self.fill_value})
+        return cfg
+
+
+class RandomRotation(_AffineAugmentation):
+    """Rotate each image by a random angle, a fraction of 2π, while training.
+
+    ``factor``: f → angle ∈ [−f·360°, f·360°]; (lo, hi) → [lo·360°, hi·360°]
+    (e.g. (−0.2, 0.3) of course 004).  Values in [−1, 1].
+    """
+
+    def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None,
+                 fill_value=0.0, data_format=None, **kwargs):
+        super().__init__(fill_mode=fill_mode, interpolation=interpolation, seed=seed,
+                         fill_value=fill_value, data_format=data_format, **kwargs)
+        self.factor = _factor_pair(factor, "factor", self._who, -1.0, 1.0)
+
+    def _matrices(self, n, h, w):
+        angles = self._rng().uniform(self.factor[0] * 360.0, self.factor[1] * 360.0, size=n)
+        return _rotation_matrices(angles, h, w)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["factor"] = list(self.factor)
+        return cfg
+
+
+class RandomZoom(_AffineAugmentation):
+    """Zoom each image by a random factor while training (Keras: positive values zoom out).
+
+    ``height_factor``: f → the sampled height scale lies in [1 − f, 1 + f] ((lo, hi) →
+    [1 + lo, 1 + hi]); values in (−1, 1].  ``width_factor`` likewise; None keeps the
+    aspect ratio (the width uses the height's draw).
+    """
+
+    def __init__(self, height_factor, width_factor=None, fill_mode="reflect",
+                 interpolation="bilinear", seed=None, fill_value=0.0, data_format=None, **kwargs):
+        super().__init__(fill_mode=fill_mode, interpolation=interpolation, seed=seed,
+                         fill_value=fill_value, data_format=data_format, **kwargs)
+        self.height_factor = _factor_pair(height_factor, "height_factor", self._who, -1.0, 1.0,
+                                          low_open=True)
+        self.width_factor = None if width_factor is None else _factor_pair(
+            width_factor, "width_factor", self._who, -1.0, 1.0, low_open=True)
+
+    def _matrices(self, n, h, w):
+        rng = self._rng()
+        zy = rng.uniform(1.0 + self.height_factor[0], 1.0 + self.height_factor[1], size=n)
+        zx = zy if self.width_factor is None else rng.uniform(
+            1.0 + self.width_factor[0], 1.0 + self.width_factor[1], size=n)
+        return _zoom_matrices(zx, zy, h, w)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"height_factor": list(self.height_factor),
+                    "width_factor": None if self.width_factor is None else list(self.width_factor)})
+        return cfg
+
+
+class RandomTranslation(_AffineAugmentation):
+    """Shift each image by a random fraction of its height and width while training.
+
+    ``height_factor`` / ``width_factor``: f → shift ∈ [−f, f] × size ((lo, hi) → [lo, hi]);
+    values in [−1, 1].
+    """
+
+    def __init__(self, height_factor, width_factor, fill_mode="reflect", interpolation="bilinear",
+                 seed=None, fill_value=0.0, data_format=None, **kwargs):
+        super().__init__(fill_mode=fill_mode, interpolation=interpolation, seed=seed,
+                         fill_value=fill_value, data_format=data_format, **kwargs)
+        self.height_factor = _factor_pair(height_factor, "height_factor", self._who, -1.0, 1.0)
+        self.width_factor = _factor_pair(width_factor, "width_factor", self._who, -1.0, 1.0)
+
+    def _matrices(self, n, h, w):
+        rng = self._rng()
+        dy = rng.uniform(*self.height_factor, size=n) * h
+        dx = rng.uniform(*self.width_factor, size=n) * w
+        return _translation_matrices(dx, dy)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"height_factor": list(self.height_factor),
+                    "width_factor": list(self.width_factor)})
+        return cfg
+
+
+class RandomBrightness(_RandomImageLayer):
+    """Add a random delta to each image while training, then clip to ``value_range``.
+
+    ``factor``: f → delta ∈ [−f, f] · (high − low); (lo, hi) → [lo, hi] · (high − low);
+    values in [−1, 1].  One delta per image, shared by its pixels and channels.
+    """
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _factor_pair(factor, "factor", self._who, -1.0, 1.0)
+        self.value_range = _value_range(value_range, self._who)
+
+    def _augment(self, x):
+        lo, hi = self.value_range
+        delta = self._rng().uniform(*self.factor, size=(x.shape[0], 1, 1, 1)) * (hi - lo)
+        return ops.clip(ops.add(x, delta.astype(x.dtype)), lo, hi)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"factor": list(self.factor), "value_range": list(self.value_range)})
+        return cfg
+
+
+class RandomContrast(_RandomImageLayer):
+    """Scale each channel's deviation from its mean by a random factor while training:
+    y = (x − mean) · c + mean, clipped to ``value_range``.
+
+    ``factor``: f → c ∈ [1 − f, 1 + f]; (lo, hi) → [1 − lo, 1 + hi]; values in [0, 1]
+    (course 004: "factor ∈ [1−val, 1+val]").  One c per image.
+    """
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        who = self._who
+        if isinstance(factor, (tuple, list)):
+            if len(factor) != 2 or not all(_is_number(v) and 0 <= v <= 1 for v in factor):
+                raise ValueError(f"{who}: factor must be a number or a pair of numbers in [0, 1], "
+                                 f"received factor={factor!r}")
+            self.factor = (float(factor[0]), float(factor[1]))
+        else:
+            if not (_is_number(factor) and 0 <= factor <= 1):
+                raise ValueError(f"{who}: factor must be a number or a pair of numbers in [0, 1], "
+                                 f"received factor={factor!r}")
+            self.factor = (float(factor), float(factor))
+        self.value_range = _value_range(value_range, who)
+
+    def _augment(self, x):
+        c = self._rng().uniform(1.0 - self.factor[0], 1.0 + self.factor[1],
+                                size=(x.shape[0], 1, 1, 1)).astype(x.dtype)
+        mean = ops.mean(x, axis=(1, 2), keepdims=True)
+        y = ops.add(ops.multiply(ops.subtract(x, mean), c), mean)
+        return ops.clip(y, *self.value_range)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"factor": list(self.factor), "value_range": list(self.value_range)})
+        return cfg
+
+
+class RandomCrop(_RandomImageLayer):
+    """Crop a random (height, width) window while training (one window per batch, as Keras).
+
+    At inference, and in training for an image smaller than the target, returns the
+    largest centred window of the target aspect ratio resized (bilinear) to
+    (height, width), so the output shape is always (…, height, width, channels).
+    """
+
+    def __init__(self, height, width, seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.height = _positive_int(height, "height", self._who)
+        self.width = _positive_int(width, "width", self._who)
+
+    def call(self, inputs, training=True):
+        _check_rank(inputs.shape, self._who)
+        x, single = _batched(inputs)
+        n_h, n_w = x.shape[1], x.shape[2]
+        if _active(training) and n_h >= self.height and n_w >= self.width:
+            rng = self._rng()
+            h0 = int(rng.uniform(0, n_h - self.height + 1))
+            w0 = int(rng.uniform(0, n_w - self.width + 1))
+            y = ops.get_item(x, (slice(None), slice(h0, h0 + self.height),
+                                 slice(w0, w0 + self.width)))
+        else:
+            y = resize(x, self.height, self.width, "bilinear", crop_to_aspect_ratio=True)
+        return _unbatched(y, single)
+
+    def compute_output_shape(self, input_shape):
+        _check_rank(input_shape, self._who)
+        s = list(input_shape)
+        s[-3], s[-2] = self.height, self.width
+        return tuple(s)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"height": self.height, "width": self.width})
+        return cfg
