@@ -74,3 +74,10 @@ def load_digits(as_frame=False):
         return _pandas("load_digits").read_csv(data_path("digits"))
     header, a = _read("digits")
     return a[:, :64].reshape(-1, 8, 8).astype(np.float32), a[:, 64].astype(np.int64)
+
+
+# Keras's downloadable datasets (fetched once into ~/.axone/datasets, checksummed, pickle-free)
+from . import remote, mnist, fashion_mnist, cifar10, imdb  # noqa: E402
+from .remote import get_file  # noqa: E402
+
+__all__ += ["remote", "mnist", "fashion_mnist", "cifar10", "imdb", "get_file"]
