@@ -10,21 +10,40 @@ __all__ = ["Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTran
            "Convolution1D", "Convolution2D"]
 
 
-def _ntuple(v, n, name, who):
+def _ntuple(v, n, name, who, allow_zero=False):
     if isinstance(v, (int, np.integer)):
         v = (int(v),) * n
     try:
         v = tuple(int(i) for i in v)
     except TypeError:
         raise TypeError(f"{who}: {name} must be an int or a tuple of {n} ints, received {v!r}") from None
-    if len(v) != n or any(i <= 0 for i in v):
-        raise ValueError(f"{who}: {name} must be a positive int or a tuple of {n} positive ints, "
+    low = 0 if allow_zero else 1
+    if len(v) != n or any(i < low for i in v):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{who}: {name} must be a {kind} int or a tuple of {n} {kind} ints, "
                          f"received {v}")
     return v
 
 
 def _ser(x, mod):
     return None if x is None else mod.serialize(x)
+
+
+def _spatial_out(layer, input_shape, rank, kernel_size, padding, strides, dilation_rate):
+    """Output spatial sizes of a convolution layer; a ValueError naming the layer and the shapes
+    when the input has the wrong rank or is smaller than the (dilated) kernel."""
+    if len(input_shape) != rank + 2:
+        raise ValueError(
+            f"Input 0 of layer {layer.name!r} is incompatible with the layer: expected ndim="
+            f"{rank + 2} (batch, {'spatial, ' * rank}channels), found ndim={len(input_shape)}. "
+            f"Full shape received: {tuple(input_shape)}")
+    sp = [conv_output_length(n, k, padding, s, d) for n, k, s, d in
+          zip(input_shape[1:-1], kernel_size, strides, dilation_rate)]
+    if any(o is not None and o <= 0 for o in sp):
+        raise ValueError(f"{type(layer).__name__} {layer.name!r}: input of shape {tuple(input_shape)} "
+                         f"is too small for kernel_size {kernel_size} with dilation_rate "
+                         f"{dilation_rate} and padding {padding!r} (output size {tuple(sp)})")
+    return sp
 
 
 class _Conv(Layer):
@@ -89,7 +108,7 @@ class _Conv(Layer):
         self.built = True
 
     def call(self, inputs):
-        self._check_rank(inputs.shape)
+        self.compute_output_shape(tuple(inputs.shape))   # rank and size errors name the layer
         y = ops.conv(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
                      self.groups)
         y = self.activation(y)
@@ -98,13 +117,8 @@ class _Conv(Layer):
         return y
 
     def compute_output_shape(self, input_shape):
-        self._check_rank(input_shape)
-        sp = [conv_output_length(n, k, self.padding, s, d) for n, k, s, d in
-              zip(input_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate)]
-        if any(o is not None and o <= 0 for o in sp):
-            raise ValueError(f"{type(self).__name__} {self.name!r}: input of shape {tuple(input_shape)} "
-                             f"is too small for kernel_size {self.kernel_size} with padding "
-                             f"{self.padding!r} (output size {tuple(sp)})")
+        sp = _spatial_out(self, input_shape, self.rank, self.kernel_size, self.padding, self.strides,
+                          self.dilation_rate)
         return (input_shape[0],) + tuple(sp) + (self.filters,)
 
     def get_config(self):
@@ -180,13 +194,14 @@ class DepthwiseConv2D(Layer):
         self.built = True
 
     def call(self, inputs):
+        self.compute_output_shape(tuple(inputs.shape))   # rank and size errors name the layer
         y = ops.depthwise_conv(inputs, self.kernel, self.bias, self.strides, self.padding,
                                self.dilation_rate)
         return self.activation(y)
 
     def compute_output_shape(self, input_shape):
-        sp = [conv_output_length(n, k, self.padding, s, d) for n, k, s, d in
-              zip(input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate)]
+        sp = _spatial_out(self, input_shape, 2, self.kernel_size, self.padding, self.strides,
+                          self.dilation_rate)
         return (input_shape[0],) + tuple(sp) + (input_shape[-1] * self.depth_multiplier,)
 
     def get_config(self):
@@ -218,6 +233,8 @@ class SeparableConv2D(Layer):
         self.dilation_rate = _ntuple(dilation_rate, 2, "dilation_rate", who)
         if padding not in ("valid", "same"):
             raise ValueError(f"{who}: padding must be 'valid' or 'same', received {padding!r}")
+        if depth_multiplier <= 0:
+            raise ValueError(f"{who}: depth_multiplier must be positive, received {depth_multiplier}")
         self.padding, self.depth_multiplier = padding, int(depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -245,14 +262,15 @@ class SeparableConv2D(Layer):
         self.built = True
 
     def call(self, inputs):
+        self.compute_output_shape(tuple(inputs.shape))   # rank and size errors name the layer
         y = ops.depthwise_conv(inputs, self.depthwise_kernel, None, self.strides, self.padding,
                                self.dilation_rate)
         y = ops.conv(y, self.pointwise_kernel, self.bias)
         return self.activation(y)
 
     def compute_output_shape(self, input_shape):
-        sp = [conv_output_length(n, k, self.padding, s, d) for n, k, s, d in
-              zip(input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate)]
+        sp = _spatial_out(self, input_shape, 2, self.kernel_size, self.padding, self.strides,
+                          self.dilation_rate)
         return (input_shape[0],) + tuple(sp) + (self.filters,)
 
     def get_config(self):
@@ -283,8 +301,12 @@ class Conv2DTranspose(Layer):
         if padding not in ("valid", "same"):
             raise ValueError(f"{who}: padding must be 'valid' or 'same', received {padding!r}")
         self.padding = padding
-        self.output_padding = None if output_padding is None else _ntuple(output_padding, 2, "output_padding", who) \
-            if not (isinstance(output_padding, int) and output_padding == 0) else (0, 0)
+        if output_padding is not None:
+            output_padding = _ntuple(output_padding, 2, "output_padding", who, allow_zero=True)
+            if any(o >= s for o, s in zip(output_padding, self.strides)):
+                raise ValueError(f"{who}: output_padding must be strictly less than strides, "
+                                 f"received output_padding={output_padding}, strides={self.strides}")
+        self.output_padding = output_padding
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)

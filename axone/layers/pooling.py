@@ -49,7 +49,7 @@ class _Pool(Layer):
         self.built = True
 
     def call(self, inputs):
-        self._check(inputs.shape)
+        self.compute_output_shape(tuple(inputs.shape))   # rank and size errors name the layer
         f = ops.max_pool if self.kind == "max" else ops.average_pool
         return f(inputs, self.pool_size, self.strides, self.padding)
 

@@ -5,10 +5,12 @@ Windows of the (padded) input are a strided view (no copy until the product):
 
     conv:      y[n,i,j,f] = Σ_{a,b,c} windows[n,i,j,a,b,c] · K[a,b,c,f] + bias[f]
                dL/dK = Σ_{n,i,j} windows ⊗ dL/dy          (one product)
-               dL/dx: dcols = dL/dy · Kᵀ (one product), then each kernel offset (a, b) adds its
-               slice of dcols into the input gradient at rows a·d + i·s — kh·kw strided adds,
-               never ``np.add.at``.
-    max pool:  y = max over the window; the gradient goes to the first maximum of each window.
+               dL/dx: dcols[a, b] = dL/dy · K[a, b]ᵀ (one batched product laid out offset-major,
+               so each offset's block is contiguous), then each kernel offset (a, b) adds its
+               block into the input gradient at rows a·d + i·s — kh·kw strided adds, never
+               ``np.add.at``.
+    max pool:  y = running maximum over the kh·kw offset slices (no copy of the windows);
+               the gradient goes to the first maximum of each window (row-major window order).
     avg pool:  y = mean over the window's valid (unpadded) entries; dL/dx spreads dL/dy / count.
 
 Output sizes (004): valid ⌈(H − (k − 1)d) / s⌉, same ⌈H / s⌉; "same" pads the total
@@ -83,6 +85,15 @@ def _out_shape(padded, kernel, strides, dilation):
     return [max(0, (p - ((k - 1) * d + 1)) // s + 1) for p, k, s, d in zip(padded, kernel, strides, dilation)]
 
 
+def _offset_major(g2, kmat):
+    """(kk, M, C) = g2 (M, F) · kmat[o]ᵀ for kmat (kk, C, F): one product per kernel offset,
+    each offset's (M, C) block contiguous so the scatter-adds read it at full speed."""
+    kk, c, f = kmat.shape
+    if c == 1:       # one GEMM (kk, F)·(F, M): its rows already are the offsets' blocks
+        return (kmat.reshape(kk, f) @ g2.T)[..., None]
+    return np.matmul(g2, kmat.transpose(0, 2, 1))
+
+
 def _offset_slices(kernel, strides, dilation, out):
     """For each kernel offset, the slices of the padded input that its windows read."""
     import itertools
@@ -132,36 +143,35 @@ class Conv(Function):
         nd = k.ndim - 2
         ksz = k.shape[:nd]
         cin_g, f = k.shape[-2], k.shape[-1]
-        kin = int(np.prod(ksz)) * cin_g
         g2 = gy.reshape(-1, f)
         needs = self.needs
         gk = gx = gb = None
+        nk = int(np.prod(ksz))
         if len(needs) == 3 and needs[2]:
             gb = g2.sum(axis=0)
         if g == 1:
             if needs[1]:
                 gk = (self.cols.T @ g2).reshape(k.shape)
             if needs[0]:
-                dcols = (g2 @ k.reshape(kin, f).T).reshape(
-                    (gy.shape[0],) + tuple(self.out) + tuple(ksz) + (cin_g,))
+                dcols = _offset_major(g2, k.reshape(nk, cin_g, f))          # (kh·kw, M, C)
         else:
             fg = f // g
             gks, dparts = [], []
             for gi in range(g):
                 gg = g2[:, gi * fg:(gi + 1) * fg]
-                kk = k[..., gi * fg:(gi + 1) * fg].reshape(kin, fg)
                 if needs[1]:
                     gks.append((self.cols[gi].T @ gg).reshape(tuple(ksz) + (cin_g, fg)))
                 if needs[0]:
-                    dparts.append((gg @ kk.T).reshape((gy.shape[0],) + tuple(self.out) + tuple(ksz) + (cin_g,)))
+                    dparts.append(_offset_major(gg, k[..., gi * fg:(gi + 1) * fg].reshape(nk, cin_g, fg)))
             if needs[1]:
                 gk = np.concatenate(gks, axis=-1)
             if needs[0]:
                 dcols = np.concatenate(dparts, axis=-1)
         if needs[0]:
             dxp = np.zeros(self.pshape, dtype=gy.dtype)
-            for offs, sl in _offset_slices(ksz, self.strides, self.dilation, self.out):
-                dxp[(slice(None),) + sl] += dcols[(slice(None),) * (1 + nd) + offs]
+            blk = (gy.shape[0],) + tuple(self.out) + (cin_g * g,)
+            for i, (offs, sl) in enumerate(_offset_slices(ksz, self.strides, self.dilation, self.out)):
+                dxp[(slice(None),) + sl] += dcols[i].reshape(blk)
             inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(self.pads, self.xshape[1:1 + nd]))
             gx = dxp[(slice(None),) + inner]
         if len(needs) == 3:
@@ -242,9 +252,21 @@ class Pool(Function):
         win = _windows(xp, self.pool, self.strides, (1,) * nd, out)
         axes = tuple(range(1 + nd, 1 + 2 * nd))
         if self.kind == "max":
-            flat = win.reshape(win.shape[:1 + nd] + (-1,) + win.shape[-1:])
-            self.arg = np.argmax(flat, axis=1 + nd)
-            return np.max(flat, axis=1 + nd)
+            # running maximum over the offset slices (strided views, no window copy); arg = the
+            # first offset reaching the maximum (strict >), as np.argmax over the window would
+            slices = [xp[(slice(None),) + sl] for _, sl in
+                      _offset_slices(self.pool, self.strides, (1,) * nd, out)]
+            m = np.array(slices[0])
+            arg = np.zeros(m.shape, np.uint8 if len(slices) <= 255 else np.intp)
+            for k, sk in enumerate(slices[1:], 1):
+                np.putmask(arg, sk > m, k)
+                np.maximum(m, sk, out=m)
+            nan = np.isnan(m)
+            if nan.any():                  # np.argmax picks the first NaN of a window
+                for k in range(len(slices) - 1, -1, -1):
+                    np.putmask(arg, nan & np.isnan(slices[k]), k)
+            self.arg = arg
+            return m
         s = win.sum(axis=axes)
         if any(p != (0, 0) for p in pads):
             ones = np.pad(np.ones(x.shape[1:1 + nd], x.dtype), list(pads))
@@ -257,6 +279,23 @@ class Pool(Function):
     def backward(self, g):
         nd = len(self.pool)
         dxp = np.zeros(self.pshape, dtype=g.dtype)
+        if self.kind == "max" and all(s >= p for s, p in zip(self.strides, self.pool)):
+            # windows do not overlap: every entry gets the gradient of at most one window, so
+            # one scatter to the flat index of each window's maximum replaces kh·kw masked adds
+            est = [st // dxp.itemsize for st in dxp.strides]
+            shape = g.shape
+            idx = np.zeros(shape, np.intp)
+            for ax, (n, step) in enumerate(zip(shape, [est[0]] + [s * e for s, e in
+                                                                  zip(self.strides, est[1:1 + nd])]
+                                                + [est[-1]])):
+                r = np.arange(n, dtype=np.intp) * step
+                idx += r.reshape((1,) * ax + (n,) + (1,) * (len(shape) - ax - 1))
+            table = np.array([sum(o * e for o, e in zip(offs, est[1:1 + nd])) for offs, _ in
+                              _offset_slices(self.pool, self.strides, (1,) * nd, self.out)], np.intp)
+            idx += table[self.arg]
+            dxp.reshape(-1)[idx.reshape(-1)] = g.reshape(-1)
+            inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(self.pads, self.xshape[1:1 + nd]))
+            return (dxp[(slice(None),) + inner],)
         k = 0
         if self.kind == "avg":
             ga = g / self.cnt
@@ -321,11 +360,11 @@ class ConvTranspose(Function):
         ksz, f, c = k.shape[:nd], k.shape[-2], k.shape[-1]
         n = x.shape[1:1 + nd]
         self.x, self.k, self.n = x, k, n
-        kin = int(np.prod(ksz)) * f
-        cols = (x.reshape(-1, c) @ k.reshape(kin, c).T).reshape((x.shape[0],) + tuple(n) + tuple(ksz) + (f,))
+        cols = _offset_major(x.reshape(-1, c), k.reshape(int(np.prod(ksz)), f, c))   # (kh·kw, M, f)
         yfull = np.zeros((x.shape[0],) + tuple(self.alloc) + (f,), dtype=cols.dtype)
-        for offs, sl in _offset_slices(ksz, self.strides, self.dilation, n):
-            yfull[(slice(None),) + sl] += cols[(slice(None),) * (1 + nd) + offs]
+        blk = (x.shape[0],) + tuple(n) + (f,)
+        for i, (offs, sl) in enumerate(_offset_slices(ksz, self.strides, self.dilation, n)):
+            yfull[(slice(None),) + sl] += cols[i].reshape(blk)
         y = yfull[(slice(None),) + self.crop]
         if b is not None:
             y = y + b
@@ -375,7 +414,10 @@ def conv_transpose(inputs, kernel, bias=None, strides=1, padding="valid", output
         if op is None:
             lo = max(full - length, 0) // 2 if padding == "same" else 0
         else:
-            lo = eff // 2 if padding == "same" else 0
+            # Keras (TF/JAX/torch backends alike): the forward "same" convolution of the
+            # output back to the input pads max(2·⌊eff/2⌋ − output_padding, 0) in total, the
+            # smaller half first — that half is what is cropped at the start
+            lo = max(2 * (eff // 2) - op, 0) // 2 if padding == "same" else 0
         crop.append(slice(lo, lo + length))
         alloc.append(max(full, lo + length))
     args = (x, k) if bias is None else (x, k, M._t(bias, "conv_transpose"))

@@ -1,0 +1,280 @@
+"""Convolutional training benchmarks: axone vs a plain PyTorch loop (vs Keras 3 with --keras).
+
+Workloads (random data of the given shape; the arithmetic is the same as on real images)
+  lenet  one epoch of the course's LeNet (002 §6.2.2): 32x32x1 -> Conv2D(6, 5, relu) -> MaxPool(2)
+         -> Conv2D(16, 5, relu) -> MaxPool(2) -> Flatten -> 120 -> 84 -> 10 (softmax),
+         10,000 samples, batch 64, Adam, categorical cross-entropy
+  wide   one epoch of a wider CNN on 32x32x3: [Conv2D(32, 3, same, relu) -> MaxPool(2)]
+         -> [Conv2D(64, 3, same, relu) -> MaxPool(2)] -> [Conv2D(64, 3, same, relu) -> MaxPool(2)]
+         -> Flatten -> Dense(64, relu) -> Dense(10, softmax); 5,000 samples, batch 64, Adam
+
+Usage: python benchmarks/bench_conv.py [--workload lenet|wide|all] [--rounds 5] [--keras]
+                                       [--threads 1] [--profile]
+``--threads N`` caps BLAS (threadpoolctl) and torch's intra-op threads for every framework alike
+(default 1: on a shared 2-core machine more threads mostly measure oversubscription; 0 leaves
+each library's default).  ``--profile`` runs one axone LeNet epoch under cProfile and prints where
+the time goes.  Prints per-round times, medians and the median ratios axone/torch (and
+axone/keras).  Nothing here asserts.
+"""
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+def make_data(n, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n,) + shape, dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    return x, y
+
+
+# Layer specs shared by the three frameworks:
+#   ("conv", filters, kernel, padding) | ("pool", size) | ("flatten",) | ("dense", units, activation)
+WORKLOADS = {
+    "lenet": dict(n=10000, shape=(32, 32, 1), batch=64, epochs=1,
+                  spec=[("conv", 6, 5, "valid"), ("pool", 2), ("conv", 16, 5, "valid"), ("pool", 2),
+                        ("flatten",), ("dense", 120, "relu"), ("dense", 84, "relu"),
+                        ("dense", 10, "softmax")]),
+    "wide": dict(n=5000, shape=(32, 32, 3), batch=64, epochs=1,
+                 spec=[("conv", 32, 3, "same"), ("pool", 2), ("conv", 64, 3, "same"), ("pool", 2),
+                       ("conv", 64, 3, "same"), ("pool", 2), ("flatten",), ("dense", 64, "relu"),
+                       ("dense", 10, "softmax")]),
+}
+
+
+def _keras_like_layers(L, spec):
+    out = []
+    for s in spec:
+        if s[0] == "conv":
+            out.append(L.Conv2D(s[1], s[2], padding=s[3], activation="relu"))
+        elif s[0] == "pool":
+            out.append(L.MaxPooling2D(s[1]))
+        elif s[0] == "flatten":
+            out.append(L.Flatten())
+        else:
+            out.append(L.Dense(s[1], activation=s[2]))
+    return out
+
+
+def build_axone(w):
+    import axone
+    from axone import layers
+    axone.utils.set_random_seed(0)
+    model = axone.Sequential([layers.InputLayer(input_shape=w["shape"])] +
+                             _keras_like_layers(layers, w["spec"]))
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    return model
+
+
+def run_axone(w, x, y):
+    model = build_axone(w)
+    t = time.perf_counter()
+    h = model.fit(x, y, epochs=w["epochs"], batch_size=w["batch"], verbose=0)
+    return time.perf_counter() - t, h.history["loss"][-1]
+
+
+def build_torch(w):
+    import torch
+    torch.manual_seed(0)
+    mods, c, hw = [], w["shape"][-1], w["shape"][0]
+    for s in w["spec"]:
+        if s[0] == "conv":
+            mods += [torch.nn.Conv2d(c, s[1], s[2], padding="same" if s[3] == "same" else 0),
+                     torch.nn.ReLU()]
+            c = s[1]
+            hw = hw if s[3] == "same" else hw - s[2] + 1
+        elif s[0] == "pool":
+            mods.append(torch.nn.MaxPool2d(s[1]))
+            hw //= s[1]
+        elif s[0] == "flatten":
+            mods.append(torch.nn.Flatten())
+            c = c * hw * hw
+        else:
+            mods.append(torch.nn.Linear(c, s[1]))
+            if s[2] == "relu":
+                mods.append(torch.nn.ReLU())
+            c = s[1]
+    return torch.nn.Sequential(*mods)   # logits: softmax is fused into CrossEntropyLoss
+
+
+def run_torch(w, x, y):
+    import torch
+    net = build_torch(w)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+    lossf = torch.nn.CrossEntropyLoss()
+    # NCHW, torch's native layout; the conversion is outside the timed loop
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    yt = torch.from_numpy(y.argmax(1))
+    n, bs = len(x), w["batch"]
+    t = time.perf_counter()
+    for _ in range(w["epochs"]):
+        perm = torch.randperm(n)
+        total = 0.0
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            opt.zero_grad()
+            loss = lossf(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+    return time.perf_counter() - t, total / n
+
+
+def run_keras(w, x, y):
+    import keras
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(w["shape"])] + _keras_like_layers(keras.layers, w["spec"]))
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    t = time.perf_counter()
+    h = model.fit(x, y, epochs=w["epochs"], batch_size=w["batch"], verbose=0)
+    return time.perf_counter() - t, h.history["loss"][-1]
+
+
+@contextlib.contextmanager
+def thread_limit(n):
+    if not n:
+        yield
+        return
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        ctx = contextlib.nullcontext()
+    else:
+        ctx = threadpool_limits(limits=n)
+    try:
+        with ctx:
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def profile_axone(workload="lenet", top=25):
+    """One axone epoch under cProfile; prints the top functions by total (self) time and a
+    breakdown of the convolution / pooling ops."""
+    import cProfile
+    import pstats
+    w = WORKLOADS[workload]
+    x, y = make_data(w["n"], w["shape"])
+    model = build_axone(w)
+    model.fit(x[:256], y[:256], epochs=1, batch_size=w["batch"], verbose=0)   # warm-up
+    pr = cProfile.Profile()
+    t = time.perf_counter()
+    pr.enable()
+    model.fit(x, y, epochs=1, batch_size=w["batch"], verbose=0)
+    pr.disable()
+    wall = time.perf_counter() - t
+    print(f"\n[profile {workload}] one epoch under cProfile: {wall:.2f}s wall")
+    st = pstats.Stats(pr)
+    st.sort_stats("tottime").print_stats(top)
+    st.sort_stats("cumulative").print_stats("conv.py|nn.py|function.py|tensor.py", 25)
+
+
+def _best_ms(f, reps=15):
+    f()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return 1e3 * min(ts)
+
+
+def lenet_components(batch=64, n=10000):
+    """The pieces of axone's LeNet convolution / pooling ops timed one by one at the workload's
+    shapes (best of 15, so less sensitive to load than the epoch), scaled to one epoch."""
+    from axone.ops.conv import _offset_major, _offset_slices, _windows
+    rng = np.random.default_rng(0)
+    steps = -(-n // batch)
+    rows = []
+    # (name, H, C, k, F, needs dx): conv1 gets no input gradient (its input is the data)
+    for name, h, c, k, f, needs_dx in [("conv1", 32, 1, 5, 6, False), ("conv2", 14, 6, 5, 16, True)]:
+        x = rng.random((batch, h, h, c), dtype=np.float32)
+        kern = rng.random((k, k, c, f), dtype=np.float32)
+        o = h - k + 1
+        kin = k * k * c
+        win = _windows(x, (k, k), (1, 1), (1, 1), (o, o))
+        cols = win.reshape(-1, kin)
+        g2 = rng.random((batch * o * o, f), dtype=np.float32)
+        rows.append((f"{name} im2col copy (windows -> cols)", _best_ms(lambda: win.reshape(-1, kin))))
+        rows.append((f"{name} forward GEMM cols.K + bias", _best_ms(lambda: cols @ kern.reshape(kin, f) + 1.0)))
+        rows.append((f"{name} dL/dK GEMM colsT.g + dL/db", _best_ms(lambda: (cols.T @ g2, g2.sum(0)))))
+        if needs_dx:
+            rows.append((f"{name} dL/dx GEMM (offset-major)",
+                         _best_ms(lambda: _offset_major(g2, kern.reshape(k * k, c, f)))))
+            d = _offset_major(g2, kern.reshape(k * k, c, f))
+            sl = list(_offset_slices((k, k), (1, 1), (1, 1), (o, o)))
+
+            def adds():
+                dx = np.zeros(x.shape, np.float32)
+                for i, (_, s_) in enumerate(sl):
+                    dx[(slice(None),) + s_] += d[i].reshape(batch, o, o, c)
+            rows.append((f"{name} dL/dx {k * k} strided adds", _best_ms(adds)))
+        y = rng.random((batch, o, o, f), dtype=np.float32)
+        import axone
+        t = axone.Tensor(y, requires_grad=True)
+        rows.append((f"pool after {name}: forward", _best_ms(lambda: axone.ops.max_pool(t, 2))))
+        out = axone.ops.max_pool(t, 2)
+        gy = rng.random(out.shape, dtype=np.float32)
+
+        def pool_fb():
+            axone.ops.max_pool(t, 2).backward(gy)
+        rows.append((f"pool after {name}: forward+backward", _best_ms(pool_fb)))
+    print(f"\n[components] best-of-15 per batch of {batch}, x{steps} batches = per epoch")
+    for what, ms in rows:
+        print(f"  {what:42s} {ms:7.3f} ms/batch  {ms * steps / 1e3:6.2f} s/epoch")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workload", default="all", choices=["all"] + list(WORKLOADS))
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--keras", action="store_true", help="also time Keras 3 (PyTorch backend)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS and torch threads for every framework (0: library defaults)")
+    p.add_argument("--profile", action="store_true", help="profile one axone LeNet epoch and exit")
+    args = p.parse_args(argv)
+    import torch
+    with thread_limit(args.threads):
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} torch "
+              f"threads, --threads {args.threads}), load average {load:.2f} on {os.cpu_count()} CPUs")
+        if args.profile:
+            profile_axone("lenet")
+            lenet_components()
+            return
+        names = list(WORKLOADS) if args.workload == "all" else [args.workload]
+        for name in names:
+            w = WORKLOADS[name]
+            x, y = make_data(w["n"], w["shape"])
+            runners = {"axone": run_axone, "torch": run_torch}
+            if args.keras:
+                runners["keras"] = run_keras
+            times = {k: [] for k in runners}
+            for r in range(args.rounds):
+                line = []
+                # alternate the order so neither framework always runs on a warmer cache
+                order = list(runners) if r % 2 == 0 else list(runners)[::-1]
+                for k in order:
+                    t, loss = runners[k](w, x, y)
+                    times[k].append(t)
+                    line.append(f"{k} {t:7.3f}s (loss {loss:.4f})")
+                print(f"[{name}] round {r + 1}: " + "  ".join(line), flush=True)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            print(f"[{name}] median: " + "  ".join(f"{k} {v:.3f}s" for k, v in med.items()))
+            print(f"[{name}] ratio axone/torch = {med['axone'] / med['torch']:.3f}"
+                  + (f"   axone/keras = {med['axone'] / med['keras']:.3f}" if args.keras else ""))
+
+
+if __name__ == "__main__":
+    main()
