@@ -68,8 +68,9 @@ class Embedding(Layer):
         idx = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
         if idx.dtype.kind == "f":
             if idx.size and not np.all(np.mod(idx, 1) == 0):
+                bad = idx[np.mod(idx, 1) != 0].reshape(-1)[0]
                 raise ValueError(f"Embedding {self.name!r}: expected integer indices, received "
-                                 f"non-integer values")
+                                 f"non-integer values of dtype {idx.dtype} (e.g. {bad})")
             idx = idx.astype(np.int64)
         elif idx.dtype.kind not in "iub":
             raise TypeError(f"Embedding {self.name!r}: expected integer indices, received dtype {idx.dtype}")

@@ -219,6 +219,12 @@ class RNN(Layer):
                 return getattr(cell, name)
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
+    @property
+    def _state_sizes(self):
+        """The cell's state sizes as a list (a Keras cell may give one int)."""
+        s = self.cell.state_size
+        return [int(v) for v in s] if isinstance(s, (list, tuple)) else [int(s)]
+
     def _check(self, shape):
         if len(shape) != 3:
             raise ValueError(
@@ -240,21 +246,21 @@ class RNN(Layer):
         if isinstance(input_shape, list):
             input_shape = input_shape[0]
         self._check(input_shape)
-        u = self.cell.state_size[0]
+        u = self._state_sizes[0]
         out = (input_shape[0], input_shape[1], u) if self.return_sequences else (input_shape[0], u)
         if self.return_state:
-            return [out] + [(input_shape[0], s) for s in self.cell.state_size]
+            return [out] + [(input_shape[0], s) for s in self._state_sizes]
         return out
 
     def compute_mask(self, inputs, mask=None):
         m = mask[0] if isinstance(mask, list) else mask
         out = m if self.return_sequences else None
         if self.return_state:
-            return [out] + [None] * len(self.cell.state_size)
+            return [out] + [None] * len(self._state_sizes)
         return out
 
     def get_initial_state(self, batch_size):
-        return [Tensor(np.zeros((batch_size, s), dtype=self.dtype)) for s in self.cell.state_size]
+        return [Tensor(np.zeros((batch_size, s), dtype=self.dtype)) for s in self._state_sizes]
 
     def reset_states(self, states=None):
         self.states = None if states is None else [np.asarray(s) for s in states]
@@ -271,7 +277,7 @@ class RNN(Layer):
             xm = ((rng.random((n, d)) < keep) / keep).astype(dt)
         if training and getattr(cell, "recurrent_dropout", 0):
             keep = 1 - cell.recurrent_dropout
-            rm = ((rng.random((n, cell.state_size[0])) < keep) / keep).astype(dt)
+            rm = ((rng.random((n, self._state_sizes[0])) < keep) / keep).astype(dt)
         return xm, rm
 
     def call(self, inputs, initial_state=None, mask=None, training=None):
@@ -297,12 +303,12 @@ class RNN(Layer):
         else:
             initial_state = [s if isinstance(s, Tensor) else Tensor(np.asarray(s, dtype=self.dtype))
                              for s in _flatten(initial_state)]
-            for s, size in zip(initial_state, self.cell.state_size):
+            for s, size in zip(initial_state, self._state_sizes):
                 if s.shape != (n, size):
                     raise ValueError(f"Layer {self.name!r}: each initial state must have shape "
                                      f"({n}, {size}), received {s.shape}")
-            if len(initial_state) != len(self.cell.state_size):
-                raise ValueError(f"Layer {self.name!r} expects {len(self.cell.state_size)} initial "
+            if len(initial_state) != len(self._state_sizes):
+                raise ValueError(f"Layer {self.name!r} expects {len(self._state_sizes)} initial "
                                  f"state(s), received {len(initial_state)}")
         cell = self.cell
         if isinstance(cell, _CELLS):
@@ -494,10 +500,11 @@ class Bidirectional(Layer):
 
     def compute_mask(self, inputs, mask=None):
         m = mask if self.return_sequences else None
+        out = [m, m] if self.merge_mode is None else [m]     # merge_mode None: two outputs
         if self.return_state:
-            n = len(self.forward_layer.cell.state_size) * 2
-            return [m] + [None] * n
-        return m
+            n = len(self.forward_layer._state_sizes) * 2
+            return out + [None] * n
+        return out if self.merge_mode is None else m
 
     def get_config(self):
         cfg = super().get_config()
