@@ -106,7 +106,7 @@ class Optimizer:
             self._clip([grads])
         lr = self._current_lr()
         if self.weight_decay:
-            params -= (lr * self.weight_decay) * params
+            params *= 1.0 - lr * self.weight_decay
         self.iterations += 1
         self._update(params, grads, self._flat_state, lr, self.iterations)
 
@@ -128,7 +128,7 @@ class Optimizer:
                 st = self._var_state[id(v)] = self._new_state(w)
                 st["_tmp"] = np.empty_like(w)
             if self.weight_decay:
-                w -= (lr * self.weight_decay) * w
+                w *= 1.0 - lr * self.weight_decay
             self._update(w, g, st, lr, self.iterations)
 
     def _update(self, w, g, state, lr, t):  # pragma: no cover - abstract
@@ -409,11 +409,23 @@ class Nadam(Optimizer):
         u_t1 = b1 * (1 - 0.5 * 0.96 ** (t + 1))
         prod_t = self._u_products(t) * u_t
         prod_t1 = prod_t * u_t1
-        m += (g - m) * (1 - b1)
-        v += (g * g - v) * (1 - b2)
-        m_hat = u_t1 * m / (1 - prod_t1) + (1 - u_t) * g / (1 - prod_t)
-        v_hat = v / (1 - b2 ** t)
-        w -= lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
+        tmp = state["_tmp"]
+        np.subtract(g, m, out=tmp)
+        tmp *= 1 - b1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1 - b2
+        v += tmp
+        # w ← w − η·m̂/(√v̂ + ε), with m̂ and v̂ formed in the scratch buffers
+        np.multiply(v, 1.0 / (1 - b2 ** t), out=tmp)
+        np.sqrt(tmp, out=tmp)
+        tmp += self.epsilon
+        m_hat = np.multiply(m, u_t1 / (1 - prod_t1))
+        m_hat += g * ((1 - u_t) / (1 - prod_t))
+        np.divide(m_hat, tmp, out=tmp)
+        tmp *= lr
+        w -= tmp
 
     def get_config(self):
         cfg = super().get_config()
