@@ -92,11 +92,9 @@ def _conversion_help(path):
     return (
         f"{path} is Keras's imdb.npz: its reviews are NumPy object arrays that only pickle can "
         f"read, and axone never unpickles data files. Convert it once to axone's pickle-free "
-        f"layout, where Keras (or NumPy with allow_pickle=True, for a file you trust) can read it:\n"
-        f"    from keras.src.datasets import npz_utils\n"
-        f"    from axone.datasets import imdb\n"
-        f"    f = npz_utils.load_npz({path!r})\n"
-        f"    imdb.save_npz({target!r}, (f['x_train'], f['y_train']), (f['x_test'], f['y_test']))\n"
+        f"layout: in a Python session, load it with np.load and its allow-pickle option (only "
+        f"for a file you trust), then write it with\n"
+        f"    axone.datasets.imdb.save_npz({target!r}, (x_train, y_train), (x_test, y_test))\n"
         f"then call imdb.load_data(path={CONVERTED_NAME!r}).")
 
 
