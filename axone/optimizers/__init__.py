@@ -5,13 +5,55 @@ with gradient ``g`` and per-parameter state; a model hands it its whole
 contiguous parameter and gradient buffers, so one step is a handful of
 vectorized operations.  ``apply_gradients(zip(grads, variables))`` applies
 the same rule variable by variable, for custom training loops.
+
+Each rule also has a fused form: the compiled module ``axone._kernels`` (built from
+``axone/_kernels.c`` when a C compiler is available at install time) applies the same arithmetic,
+operation for operation, in one pass over the buffers, splitting large buffers across threads.
+The NumPy code below is the reference: the two give the same bits, and the NumPy form runs when
+the module is not built or ``AXONE_KERNELS=0`` is set in the environment.
 """
 import math
+import os
 
 import numpy as np
 
 from ..autograd.tensor import Tensor
 from . import schedules
+
+
+
+def _load_kernels():
+    if os.environ.get("AXONE_KERNELS", "1").strip() in ("0", "false", "False", "no"):
+        return None
+    try:
+        from .. import _kernels
+    except ImportError:
+        return None
+    threads = os.environ.get("AXONE_NUM_THREADS", "").strip()
+    if threads.isdigit() and int(threads) > 0:
+        n = int(threads)
+    else:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            n = os.cpu_count() or 1
+    _kernels.set_num_threads(min(n, 8))
+    return _kernels
+
+
+_KERNELS = _load_kernels()
+
+
+def fused_kernels_available():
+    """True when the compiled fused updates (``axone._kernels``) are in use."""
+    return _KERNELS is not None
+
+
+def _fusable(*arrays):
+    dt = arrays[0].dtype
+    return all(a.dtype == dt and a.flags.c_contiguous and a.flags.writeable for a in arrays) and \
+        dt in (np.float32, np.float64)
+
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
            "schedules", "get", "serialize"]
@@ -105,10 +147,19 @@ class Optimizer:
         elif self.clipnorm is not None or self.clipvalue is not None or self.global_clipnorm is not None:
             self._clip([grads])
         lr = self._current_lr()
-        if self.weight_decay:
-            params *= 1.0 - lr * self.weight_decay
         self.iterations += 1
-        self._update(params, grads, self._flat_state, lr, self.iterations)
+        self._step(params, grads, self._flat_state, lr, self.iterations)
+
+    def _step(self, w, g, state, lr, t):
+        """Decoupled weight decay then the rule: fused in one pass when the kernels are built."""
+        df = 1.0 - lr * self.weight_decay if self.weight_decay else 1.0
+        if self.use_fused and _KERNELS is not None and _fusable(
+                w, g, *[a for n, a in state.items() if n[0] != "_" and isinstance(a, np.ndarray)]):
+            self._fused(_KERNELS, w, g, state, lr, t, df)
+            return
+        if self.weight_decay:
+            w *= df
+        self._update(w, g, state, lr, t)
 
     def apply_gradients(self, grads_and_vars):
         """Apply gradients to variables (custom training loops): ``zip(grads, variables)``."""
@@ -127,11 +178,15 @@ class Optimizer:
             if st is None:
                 st = self._var_state[id(v)] = self._new_state(w)
                 st["_tmp"] = np.empty_like(w)
-            if self.weight_decay:
-                w *= 1.0 - lr * self.weight_decay
-            self._update(w, g, st, lr, self.iterations)
+            self._step(w, g, st, lr, self.iterations)
+
+    #: set to False on an instance to force the NumPy reference updates
+    use_fused = True
 
     def _update(self, w, g, state, lr, t):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fused(self, k, w, g, state, lr, t, df):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def get_config(self):
@@ -176,6 +231,10 @@ class SGD(Optimizer):
             w += tmp
         else:
             w += v
+
+    def _fused(self, k, w, g, state, lr, t, df):
+        flags = 0 if not self.momentum else (2 if self.nesterov else 1)
+        k.sgd(w.dtype == np.float64, flags, (w, g, state.get("momentum")), (lr, df, self.momentum))
 
     def get_config(self):
         cfg = super().get_config()
@@ -224,6 +283,12 @@ class Adam(Optimizer):
         np.divide(m, tmp, out=tmp)
         tmp *= alpha
         w -= tmp
+
+    def _fused(self, k, w, g, state, lr, t, df):
+        b1, b2 = self.beta_1, self.beta_2
+        alpha = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        k.adam(w.dtype == np.float64, int(self.amsgrad), (w, g, state["m"], state["v"], state.get("vhat")),
+               (alpha, df, 1 - b1, 1 - b2, self.epsilon))
 
     def get_config(self):
         cfg = super().get_config()
@@ -276,6 +341,12 @@ class RMSprop(Optimizer):
         else:
             w -= tmp
 
+    def _fused(self, k, w, g, state, lr, t, df):
+        flags = (1 if self.centered else 0) | (2 if self.momentum else 0)
+        k.rmsprop(w.dtype == np.float64, flags,
+                  (w, g, state["velocity"], state.get("average_gradient"), state.get("momentum")),
+                  (lr, df, self.rho, 1 - self.rho, self.epsilon, self.momentum))
+
     def get_config(self):
         cfg = super().get_config()
         cfg.update({"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
@@ -320,6 +391,9 @@ class Adagrad(Optimizer):
         tmp *= lr
         w -= tmp
 
+    def _fused(self, k, w, g, state, lr, t, df):
+        k.adagrad(w.dtype == np.float64, 0, (w, g, state["accumulator"]), (lr, df, self.epsilon))
+
     def get_config(self):
         cfg = super().get_config()
         cfg.update({"initial_accumulator_value": self.initial_accumulator_value, "epsilon": self.epsilon})
@@ -347,6 +421,10 @@ class Adadelta(Optimizer):
         np.multiply(delta, lr, out=tmp)
         w += tmp
 
+    def _fused(self, k, w, g, state, lr, t, df):
+        k.adadelta(w.dtype == np.float64, 0, (w, g, state["accumulated_grad"], state["accumulated_delta_var"]),
+                   (lr, df, self.rho, 1 - self.rho, self.epsilon))
+
     def get_config(self):
         cfg = super().get_config()
         cfg.update({"rho": self.rho, "epsilon": self.epsilon})
@@ -373,6 +451,10 @@ class Adamax(Optimizer):
         np.divide(m, tmp, out=tmp)
         tmp *= lr / (1 - self.beta_1 ** t)
         w -= tmp
+
+    def _fused(self, k, w, g, state, lr, t, df):
+        k.adamax(w.dtype == np.float64, 0, (w, g, state["m"], state["u"]),
+                 (lr / (1 - self.beta_1 ** t), df, 1 - self.beta_1, self.beta_2, self.epsilon))
 
     def get_config(self):
         cfg = super().get_config()
@@ -426,6 +508,16 @@ class Nadam(Optimizer):
         np.divide(m_hat, tmp, out=tmp)
         tmp *= lr
         w -= tmp
+
+    def _fused(self, k, w, g, state, lr, t, df):
+        b1, b2 = self.beta_1, self.beta_2
+        u_t = b1 * (1 - 0.5 * 0.96 ** t)
+        u_t1 = b1 * (1 - 0.5 * 0.96 ** (t + 1))
+        prod_t = self._u_products(t) * u_t
+        prod_t1 = prod_t * u_t1
+        k.nadam(w.dtype == np.float64, 0, (w, g, state["m"], state["v"]),
+                (lr, df, 1 - b1, 1 - b2, self.epsilon, u_t1 / (1 - prod_t1), (1 - u_t) / (1 - prod_t),
+                 1.0 / (1 - b2 ** t)))
 
     def get_config(self):
         cfg = super().get_config()
