@@ -26,6 +26,13 @@
 #define FABS_f fabsf
 #define FABS_d fabs
 
+/* x86-64 GCC: each rule also compiled for AVX2, picked at load time (same IEEE operations, wider) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define WIDE __attribute__((target_clones("avx2", "default")))
+#else
+#define WIDE
+#endif
+
 #define MAXBUF 6
 #define MAXSCALAR 8
 
@@ -49,7 +56,7 @@ static Py_ssize_t min_per_thread = 1 << 17;
 
 #define RULES(T, SUF)                                                                          \
 /* SGD.  w ← w·df − η·g;  momentum μ: v ← μ·v − η·g, w ← w·df + v (Nesterov: w ← w·df − η·g + μ·v) */ \
-static void sgd_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                            \
+WIDE static void sgd_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                            \
     T *restrict w = j->p[0]; const T *restrict g = j->p[1]; T *restrict v = j->p[2];          \
     const T lr = (T)j->s[0], df = (T)j->s[1], mu = (T)j->s[2];                                 \
     if (j->flags == 0) {                                                                        \
@@ -65,7 +72,7 @@ static void sgd_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {             
 }                                                                                               \
 /* Adam.  m ← m + (g − m)(1 − β₁);  v ← v + (g² − v)(1 − β₂);  [v̂ ← max(v̂, v)]                 \
  * w ← w·df − α·m/(√v + ε) */                                                                   \
-static void adam_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                           \
+WIDE static void adam_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                           \
     T *restrict w = j->p[0]; const T *restrict g = j->p[1];                                    \
     T *restrict m = j->p[2]; T *restrict v = j->p[3]; T *restrict vh = j->p[4];                \
     const T alpha = (T)j->s[0], df = (T)j->s[1], c1 = (T)j->s[2], c2 = (T)j->s[3],             \
@@ -89,7 +96,7 @@ static void adam_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {            
 }                                                                                               \
 /* RMSprop.  s ← ρs + (1 − ρ)g²;  [centered: a ← ρa + (1 − ρ)g, s − a² under the root]           \
  * Δ = η·g/√(s + ε);  w ← w·df − Δ  (momentum μ: u ← μu + Δ, w ← w·df − u) */                   \
-static void rmsprop_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                        \
+WIDE static void rmsprop_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                        \
     T *restrict w = j->p[0]; const T *restrict g = j->p[1];                                    \
     T *restrict s = j->p[2]; T *restrict a = j->p[3]; T *restrict u = j->p[4];                 \
     const T lr = (T)j->s[0], df = (T)j->s[1], rho = (T)j->s[2], c = (T)j->s[3],                \
@@ -108,7 +115,7 @@ static void rmsprop_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {         
     }                                                                                           \
 }                                                                                               \
 /* Adagrad.  a ← a + g²;  w ← w·df − η·g/√(a + ε) */                                            \
-static void adagrad_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                        \
+WIDE static void adagrad_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                        \
     T *restrict w = j->p[0]; const T *restrict g = j->p[1]; T *restrict a = j->p[2];          \
     const T lr = (T)j->s[0], df = (T)j->s[1], eps = (T)j->s[2];                                \
     for (Py_ssize_t i = lo; i < hi; i++) {                                                      \
@@ -117,7 +124,7 @@ static void adagrad_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {         
 }                                                                                               \
 /* Adadelta.  E[g²] ← ρE[g²] + (1−ρ)g²;  Δ = −√(E[Δ²] + ε)/√(E[g²] + ε)·g;                      \
  * E[Δ²] ← ρE[Δ²] + (1−ρ)Δ²;  w ← w·df + η·Δ */                                                 \
-static void adadelta_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                       \
+WIDE static void adadelta_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                       \
     T *restrict w = j->p[0]; const T *restrict g = j->p[1];                                    \
     T *restrict ag = j->p[2]; T *restrict ad = j->p[3];                                        \
     const T lr = (T)j->s[0], df = (T)j->s[1], rho = (T)j->s[2], c = (T)j->s[3],                \
@@ -130,7 +137,7 @@ static void adadelta_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {        
         T x = w[i] * df; w[i] = x + delta * lr; }                                               \
 }                                                                                               \
 /* Adamax.  m ← m + (g − m)(1 − β₁);  u ← max(β₂u, |g|);  w ← w·df − η_t·m/(u + ε) */           \
-static void adamax_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                         \
+WIDE static void adamax_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                         \
     T *restrict w = j->p[0]; const T *restrict g = j->p[1];                                    \
     T *restrict m = j->p[2]; T *restrict u = j->p[3];                                          \
     const T lrt = (T)j->s[0], df = (T)j->s[1], c1 = (T)j->s[2], b2 = (T)j->s[3],               \
@@ -143,7 +150,7 @@ static void adamax_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {          
         T x = w[i] * df; w[i] = x - (mi / (ui + eps)) * lrt; }                                  \
 }                                                                                               \
 /* Nadam.  m, v as Adam;  m̂ = c_m·m + c_g·g;  v̂ = v·c_v;  w ← w·df − η·m̂/(√v̂ + ε) */           \
-static void nadam_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                          \
+WIDE static void nadam_##SUF(const Job *j, Py_ssize_t lo, Py_ssize_t hi) {                          \
     T *restrict w = j->p[0]; const T *restrict g = j->p[1];                                    \
     T *restrict m = j->p[2]; T *restrict v = j->p[3];                                          \
     const T lr = (T)j->s[0], df = (T)j->s[1], c1 = (T)j->s[2], c2 = (T)j->s[3],                \

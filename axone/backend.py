@@ -52,3 +52,83 @@ def set_seed(seed):
         raise ValueError(f"set_seed: expected a non-negative integer seed, received {seed!r}")
     _rng = np.random.default_rng(seed)
     return _rng
+
+
+# ------------------------------------------------------------------ BLAS threads
+# Course-size matrix products (a batch of 30 through 256 units, an LSTM step) run fastest on one
+# thread: waking a second BLAS thread costs more than it saves, and on a busy machine a spinning
+# second thread can slow a product tenfold.  Training therefore runs NumPy's OpenBLAS on one
+# thread for models whose per-step work is small (see ``blas_threads_for``), and puts the
+# library's setting back afterwards.  Only OpenBLAS (NumPy's wheels) is controlled, through its
+# own ``openblas_set_num_threads``; with any other BLAS these calls do nothing.
+_blas = None
+
+
+def _openblas():
+    """(set, get) of the OpenBLAS loaded by NumPy, or None (found in this process's mapped libraries)."""
+    global _blas
+    if _blas is not None:
+        return _blas or None
+    _blas = False
+    try:
+        import ctypes
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+        for path in sorted(paths):
+            lib = ctypes.CDLL(path)
+            for pre, suf in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
+                setter = getattr(lib, f"{pre}openblas_set_num_threads{suf}", None)
+                getter = getattr(lib, f"{pre}openblas_get_num_threads{suf}", None)
+                if setter is not None and getter is not None:
+                    setter.argtypes, setter.restype = [ctypes.c_int], None
+                    getter.argtypes, getter.restype = [], ctypes.c_int
+                    _blas = (setter, getter)
+                    return _blas
+    except (OSError, AttributeError, ValueError):
+        pass
+    return None
+
+
+def get_blas_threads():
+    """Threads NumPy's OpenBLAS uses, or None when it cannot be controlled."""
+    lib = _openblas()
+    return None if lib is None else int(lib[1]())
+
+
+def set_blas_threads(n):
+    """Set NumPy's OpenBLAS threads; returns the previous count (None when not controllable)."""
+    lib = _openblas()
+    if lib is None:
+        return None
+    prev = int(lib[1]())
+    lib[0](max(1, int(n)))
+    return prev
+
+
+class blas_threads:
+    """Context manager: ``with blas_threads(1): …`` runs NumPy's products on that many threads."""
+
+    def __init__(self, n):
+        self.n, self.prev = n, None
+
+    def __enter__(self):
+        if self.n is not None:
+            self.prev = set_blas_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev is not None:
+            set_blas_threads(self.prev)
+        return False
+
+
+#: per-step work (multiply-adds ≈ trainable parameters × batch rows) below which training runs
+#: BLAS on one thread; set to 0 to leave the BLAS library's threading alone
+SMALL_STEP_WORK = 1 << 25
+
+
+def blas_threads_for(n_params, batch_size):
+    """1 for a small model step (n_params × batch_size < SMALL_STEP_WORK), else None (leave as is)."""
+    if SMALL_STEP_WORK and n_params * batch_size < SMALL_STEP_WORK:
+        return 1
+    return None

@@ -491,6 +491,13 @@ class Trainer:
         self._param_buffer()
         self.stop_training = False
         self._resume_epoch = None
+        with self._blas_scope(batch_size):
+            return self._fit_epochs(cblist, history, xs, ys, sw, val, n, steps, batch_size, epochs,
+                                    initial_epoch, shuffle, validation_freq, validation_batch_size)
+
+    def _fit_epochs(self, cblist, history, xs, ys, sw, val, n, steps, batch_size, epochs,
+                    initial_epoch, shuffle, validation_freq, validation_batch_size):
+        batch_hooks = cblist.batch_hooks
         cblist.on_train_begin({})
         if self._resume_epoch is not None:       # BackupAndRestore found a backup
             initial_epoch = max(initial_epoch, self._resume_epoch)
@@ -530,6 +537,11 @@ class Trainer:
         cblist.on_train_end(logs)
         self.history = history
         return history
+
+    def _blas_scope(self, batch_size):
+        """One BLAS thread for the whole call when a step's work is small (backend.blas_threads_for)."""
+        n = sum(int(np.prod(w.shape)) for w in self.trainable_weights)
+        return backend.blas_threads(backend.blas_threads_for(n, batch_size))
 
     def _unpack_validation(self, validation_data):
         if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
@@ -581,7 +593,8 @@ class Trainer:
         self._setup_compiled()
         ys = self._prepare_y(y, n)
         sw = self._sample_weights(ys, sample_weight, None, n)
-        logs = self._evaluate_arrays(xs, ys, sw, batch_size)
+        with self._blas_scope(batch_size):
+            logs = self._evaluate_arrays(xs, ys, sw, batch_size)
         if verbose not in (0, "auto") or verbose == 1:
             if verbose:
                 print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
@@ -598,7 +611,7 @@ class Trainer:
         n = n_rows(xs, "x")
         self._refresh_penalties()
         outs = [[] for _ in self._outputs]
-        with no_grad():
+        with no_grad(), self._blas_scope(batch_size):
             for lo in range(0, n, batch_size):
                 b = slice(lo, min(n, lo + batch_size))
                 preds = self._forward([a[b] for a in xs], training=False)
