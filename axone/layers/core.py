@@ -122,8 +122,11 @@ class Dense(Layer):
         self.built = True
 
     def call(self, inputs):
-        y = ops.dense(inputs, self.kernel, self.bias)
-        y = self.activation(y)
+        if self.activation is activations.relu:     # one node: max(x·W + b, 0)
+            y = ops.dense(inputs, self.kernel, self.bias, relu=True)
+        else:
+            y = ops.dense(inputs, self.kernel, self.bias)
+            y = self.activation(y)
         if self.activity_regularizer is not None:
             self._activity_losses.append(self.activity_regularizer(y) / y.shape[0])
         return y

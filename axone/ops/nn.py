@@ -21,17 +21,26 @@ class Dense(Function):
     """y = x·W + b, x of shape (…, n_in), W (n_in, n_out), b (n_out,).
 
     dL/dx = dL/dy·Wᵀ,   dL/dW = xᵀ·dL/dy,   dL/db = Σ_batch dL/dy.
+
+    With ``relu=True`` the node is y = max(x·W + b, 0), and dL/dy is first masked by y > 0.
     """
+
+    relu = False
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
         y = x @ w
         if b is not None:
             y += b
+        if self.relu:
+            np.maximum(y, 0, out=y)
+            self.y = y
         return y
 
     def backward(self, g):
         x, w, needs = self.x, self.w, self.needs
+        if self.relu:
+            g = g * (self.y > 0)
         gx = g @ w.T if needs[0] else None
         if x.ndim != 2:
             x = x.reshape(-1, x.shape[-1])
@@ -42,8 +51,9 @@ class Dense(Function):
         return gx, gw
 
 
-def dense(x, kernel, bias=None):
-    """Affine map ``x @ kernel + bias`` as one node (kernel shaped (in, out), like Keras)."""
+def dense(x, kernel, bias=None, relu=False):
+    """Affine map ``x @ kernel + bias`` as one node (kernel shaped (in, out), like Keras);
+    ``relu=True`` applies max(·, 0) inside the same node."""
     x = M._t(x, "dense")
     kernel = M._t(kernel, "dense")
     if kernel.ndim != 2:
@@ -53,11 +63,11 @@ def dense(x, kernel, bias=None):
             f"dense: input's last dimension must equal the kernel's first: input shape "
             f"{x.shape}, kernel shape {kernel.shape}")
     if bias is None:
-        return Dense.apply(x, kernel)
+        return Dense.apply(x, kernel, relu=bool(relu))
     bias = M._t(bias, "dense")
     if bias.shape != (kernel.shape[1],):
         raise ValueError(f"dense: bias must have shape ({kernel.shape[1]},), received {bias.shape}")
-    return Dense.apply(x, kernel, bias)
+    return Dense.apply(x, kernel, bias, relu=bool(relu))
 
 
 # ------------------------------------------------------------ cross-entropy

@@ -556,3 +556,24 @@ def test_gradient_skips_constants_and_reaches_only_leaves_that_want_it():
     (a * b).sum().backward()
     assert b.grad is None
     np.testing.assert_allclose(a.grad, b.numpy())
+
+
+def test_dense_relu_node_matches_dense_then_relu_and_finite_differences():
+    import axone.ops as ops
+    from axone.utils import check_gradients
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 4))
+    w = rng.standard_normal((4, 3))
+    b = rng.standard_normal(3)
+    xs = [axone.Tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
+    ys = [axone.Tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
+    fused = ops.dense(*xs, relu=True)
+    plain = ops.relu(ops.dense(*ys))
+    np.testing.assert_array_equal(fused.data, plain.data)
+    up = rng.standard_normal(fused.shape)
+    (fused * up).sum().backward()
+    (plain * up).sum().backward()
+    for a, c in zip(xs, ys):
+        np.testing.assert_allclose(a.grad, c.grad, rtol=1e-12, atol=1e-12)
+    res = check_gradients(lambda a, k, c: ops.dense(a, k, c, relu=True), x, w, b)
+    assert res.max_error < 1e-6
