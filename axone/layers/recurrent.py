@@ -386,10 +386,16 @@ def _split_kwargs(kwargs):
     return layer_kw, kwargs
 
 
+def _check_units(layer, units):
+    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+        raise ValueError(f"{layer}: units must be a positive integer, received {units!r}")
+
+
 class SimpleRNN(RNN):
     """Fully connected recurrent layer: hₜ = tanh(xₜW + hₜ₋₁U + b)."""
 
     def __init__(self, units, activation="tanh", **kwargs):
+        _check_units("SimpleRNN", units)
         layer_kw, cell_kw = _split_kwargs(kwargs)
         cell = SimpleRNNCell(units, activation=activation, name="simple_rnn_cell", **cell_kw)
         super().__init__(cell, **layer_kw)
@@ -399,6 +405,7 @@ class LSTM(RNN):
     """Long short-term memory (Hochreiter & Schmidhuber), Keras's gates and weights."""
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", **kwargs):
+        _check_units("LSTM", units)
         layer_kw, cell_kw = _split_kwargs(kwargs)
         cell = LSTMCell(units, activation=activation, recurrent_activation=recurrent_activation,
                         name="lstm_cell", **cell_kw)
@@ -411,6 +418,7 @@ class GRU(RNN):
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
                  **kwargs):
+        _check_units("GRU", units)
         layer_kw, cell_kw = _split_kwargs(kwargs)
         cell = GRUCell(units, activation=activation, recurrent_activation=recurrent_activation,
                        reset_after=reset_after, name="gru_cell", **cell_kw)

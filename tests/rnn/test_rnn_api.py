@@ -264,3 +264,11 @@ def test_bidirectional_output_masks_match_keras(merge, return_state):
         else:
             assert am is not None, f"output {i}: Keras's carries the mask, axone's none"
             np.testing.assert_array_equal(np.asarray(am), km.numpy(), err_msg=f"output {i} mask")
+
+
+@pytest.mark.parametrize("cls", ["SimpleRNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("units", [0, -3, 2.5, True])
+def test_bad_units_name_the_layer(cls, units):
+    import axone
+    with pytest.raises(ValueError, match=rf"^{cls}: units must be a positive integer, received"):
+        getattr(axone.layers, cls)(units)
