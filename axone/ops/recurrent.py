@@ -15,13 +15,23 @@ GRU reset_after=False:  h̃ = φ(xh + (r·hₜ₋₁)U_h), the recurrent bias fo
 (σ is ``recurrent_activation``, φ is ``activation``; any of sigmoid, tanh, relu, hard_sigmoid,
 linear.)  The backward pass runs the same steps in reverse, accumulating dL/dU and the state
 gradients, then forms dL/dW and dL/dx from all steps' gate gradients with one product each.
+
+The LSTM with tanh and sigmoid (Keras's defaults) takes a dedicated path, the same equations
+arranged for speed (RNNSequence._lstm_forward / _lstm_backward): gate-major, time-major work
+arrays reused from batch to batch, one product [h, xₜ, 1]·[U; W; b] per step, the four gates
+through one exp, and dL/dU, dL/dW, dL/db in one product over all steps after the loop.
 """
+import threading
+
 import numpy as np
 
 from ..autograd.function import Function
 from . import math as M
 
 __all__ = ["rnn_sequence", "ACTIVATIONS"]
+
+# The LSTM with tanh / sigmoid takes its dedicated path; False sends it through the general loop.
+_FAST_LSTM = True
 
 
 def _sigmoid(x):
@@ -39,6 +49,52 @@ ACTIVATIONS = {
 }
 
 
+# Work arrays of the LSTM fast path are reused from one batch to the next: a fresh array of a few
+# MB costs about as much in page faults as the arithmetic done on it.  An array goes back to the
+# pool only once nothing refers to it (see _Work); the pool holds at most _POOL_BYTES.
+_POOL = {}
+_POOL_BYTES = 64 << 20
+_pool_size = [0]
+_pool_lock = threading.RLock()   # re-entrant: a node collected inside _give gives back too
+
+
+def _take(shape, dtype):
+    with _pool_lock:
+        free = _POOL.get((shape, dtype))
+        if free:
+            a = free.pop()
+            _pool_size[0] -= a.nbytes
+            return a
+    return np.empty(shape, dtype=dtype)
+
+
+def _give(*arrays):
+    with _pool_lock:
+        for a in arrays:
+            if a.nbytes > _POOL_BYTES:
+                continue
+            while _POOL and _pool_size[0] + a.nbytes > _POOL_BYTES:   # drop the oldest shapes
+                _pool_size[0] -= sum(b.nbytes for b in _POOL.pop(next(iter(_POOL))))
+            _POOL.setdefault((a.shape, a.dtype), []).append(a)
+            _pool_size[0] += a.nbytes
+
+
+class _Work(list):
+    """The work arrays a node keeps from forward to backward.  They go back to the pool when the
+    node lets go of them: after its backward (unless the graph is retained), or with the graph."""
+
+    def take(self, shape, dtype):
+        a = _take(shape, dtype)
+        self.append(a)
+        return a
+
+    def __del__(self):
+        try:
+            _give(*self)
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
 def _act(name):
     try:
         return ACTIVATIONS[name]
@@ -51,6 +107,10 @@ class RNNSequence(Function):
     """One recurrent layer over a whole sequence: inputs x, W, U, b, h0 (and c0 for LSTM)."""
 
     def forward(self, x, W, U, b, h0, c0=None):
+        self.fast = (_FAST_LSTM and self.cell == "lstm" and c0 is not None
+                     and self.activation == "tanh" and self.recurrent_activation == "sigmoid")
+        if self.fast:
+            return self._lstm_forward(x, W, U, b, h0, c0)
         cell, T = self.cell, x.shape[1]
         u = U.shape[0]
         act, dact = _act(self.activation)
@@ -120,6 +180,8 @@ class RNNSequence(Function):
         return hs
 
     def backward(self, gout):
+        if self.fast:
+            return self._lstm_backward(gout)
         cell, x, W, U, b = self.cell, self.x, self.W, self.U, self.b
         u = U.shape[0]
         T = x.shape[1]
@@ -219,6 +281,186 @@ class RNNSequence(Function):
             res.append(gc if needs[5] else None)
         return tuple(res)
 
+    # ------------------------------------------------------------------ LSTM fast path
+    # For activation tanh and recurrent_activation sigmoid (with or without masks and dropout
+    # masks).  Everything is gate-major and time-major (steps in processing order), so each gate
+    # of each step is one contiguous (N, u) block, and the step loops only write into arrays
+    # allocated beforehand (from the pool):
+    #   Hc (T+1, N, u+D+1)  per step [hᵣ, x, 1]: the recurrent input hᵣ (h, or h·rm with
+    #                        recurrent dropout), the input x (times the input dropout mask) and
+    #                        a column of ones, so that one product gives a step's pre-activations
+    #   A  (4, T, N, u)      gate activations i, f, g, o (Keras's order)
+    #   C  (T+1, N, u)       cell states, C[0] = c0;    AC (T, N, u) = tanh(C[1:])
+    # A step's product is four (N, u+D+1)·(u+D+1, u) products, one per gate, and so is the
+    # backward's ∂z·Uᵀ (four, then summed): for batches of tens of rows, products that small stay
+    # on the calling thread in OpenBLAS, where a second thread would mostly wait.  The weights
+    # come negated, and doubled for g, so that the four gates take one exp:
+    #   σ(z) = 1/(1 + e⁻ᶻ),   tanh(z) = 2σ(2z) − 1.
+    def _lstm_forward(self, x, W, U, b, h0, c0):
+        """Forward, per step j (time index t = j, or T−1−j with go_backwards):
+            zₖ = [hᵣ, xₜ, 1]·[Uₖ; Wₖ; bₖ]  for the gates k = i, f, g, o  (the blocks of U, W, b)
+            i, f, o = σ(zᵢ), σ(z_f), σ(zₒ);  g = tanh(z_g) = 2σ(2z_g) − 1
+            cⱼ₊₁ = f·cⱼ + i·g;   hⱼ₊₁ = o·tanh(cⱼ₊₁)
+        (hᵣ = hⱼ·rm with a recurrent dropout mask rm; where the mask is False, c and h keep their
+        values).
+        """
+        N, T, D = x.shape
+        u = U.shape[0]
+        K = u + D + 1
+        dt = np.result_type(x, W, U, b, h0, c0)
+        Wc = np.concatenate([U, W, b[None]]).astype(dt, copy=False)                 # (K, 4u)
+        Wc = Wc.reshape(K, 4, u).transpose(1, 0, 2)                                 # (4, K, u)
+        Wn = np.ascontiguousarray(Wc * np.array([-1, -1, -2, -1], dtype=dt)[:, None, None])
+        work = self.work = _Work()
+        Hc = work.take((T + 1, N, K), dt)
+        xt = x.transpose(1, 0, 2)
+        if self.go_backwards:
+            xt = xt[::-1]
+        if self.xmask is None:
+            Hc[:T, :, u:u + D] = xt
+        else:
+            np.multiply(xt, self.xmask, out=Hc[:T, :, u:u + D])
+        Hc[:T, :, u + D] = 1                             # (Hc[T] holds only h_T)
+        rm = self.rmask
+        HR = Hc[:, :, :u]                                # recurrent inputs hᵣ
+        if rm is None:
+            H = HR
+        else:
+            H = work.take((T + 1, N, u), dt)
+            np.multiply(h0, rm, out=HR[0])
+        H[0] = h0
+        A = work.take((4, T, N, u), dt)
+        I, F, Gg, O = A
+        C = work.take((T + 1, N, u), dt)
+        AC = work.take((T, N, u), dt)
+        C[0] = c0
+        keep = None
+        if self.mask is not None:
+            keep = ~self.mask.T[::-1] if self.go_backwards else ~self.mask.T
+            keep = keep[:, :, None]                      # (T, N, 1): rows whose state is frozen
+        ig = work.take((N, u), dt)
+        mul, add, subtract, divide = np.multiply, np.add, np.subtract, np.divide
+        matmul, exp, tanh, copyto = np.matmul, np.exp, np.tanh, np.copyto
+        with np.errstate(over="ignore"):                 # e⁻ᶻ = inf gives σ(z) = 0
+            for j in range(T):
+                a = A[:, j]
+                matmul(Hc[j], Wn, out=a)                 # −z (−2z for g)
+                exp(a, out=a)
+                add(a, 1, out=a)
+                divide(1, a, out=a)                      # σ(z) (σ(2z) for g)
+                g = Gg[j]
+                mul(g, 2, out=g)
+                subtract(g, 1, out=g)
+                c = C[j + 1]
+                mul(F[j], C[j], out=c)
+                mul(I[j], g, out=ig)
+                c += ig
+                tanh(c, out=AC[j])
+                mul(O[j], AC[j], out=H[j + 1])
+                if keep is not None:
+                    copyto(c, C[j], where=keep[j])
+                    copyto(H[j + 1], H[j], where=keep[j])
+                if rm is not None:
+                    mul(H[j + 1], rm, out=HR[j + 1])
+        self.A, self.C, self.AC, self.Hc, self.keep, self.Wc = A, C, AC, Hc, keep, Wc
+        # output: all hidden states (N, T, u) followed by the final c, packed on axis 1
+        out = np.empty((N, T + 1, u), dtype=dt)
+        out[:, :T] = H[1:].transpose(1, 0, 2)
+        out[:, T] = C[T]
+        return out
+
+    def _lstm_backward(self, gout):
+        """Backward, per step j in reverse, with gh = ∂L/∂hⱼ₊₁ and gc = ∂L/∂cⱼ₊₁ from step j+1:
+            gh += upstream ∂L/∂hⱼ₊₁;   gcn = gc + gh·E,   E = o·(1 − tanh²(cⱼ₊₁))
+            ∂z = [gcn·g·σ'(i), gcn·cⱼ·σ'(f), gcn·i·(1 − g²), gh·tanh(cⱼ₊₁)·σ'(o)]   (σ' = σ(1 − σ))
+            gh ← (Σₖ ∂zₖ·Uₖᵀ)·rm;   gc ← gcn·f
+        The factors E and R = [g·σ'(i), cⱼ·σ'(f), i·(1 − g²), tanh(cⱼ₊₁)·σ'(o)] are formed for
+        all steps at once before the loop, so that a step's ∂z is gcn·R[i, f, g] and gh·R[o].
+        Where the mask is False, E and R are zero, f is replaced by 1 and gh passes on unchanged.
+        After the loop, over all steps at once:
+            [∂U; ∂W; ∂b] = [Hᵣ, X, 1]ᵀ·∂Z,   ∂x = ∂Z·Wᵀ.
+        """
+        A, C, AC, Hc, keep, Wc = self.A, self.C, self.AC, self.Hc, self.keep, self.Wc
+        _, T, N, u = A.shape
+        K = Wc.shape[1]
+        D = K - u - 1
+        dt = A.dtype
+        ghs = gout[:, :T]
+        gc = np.array(gout[:, T], dtype=dt)
+        live = ghs.any(axis=(0, 2))                      # steps with an upstream gradient on h
+        GH = ghs.transpose(1, 0, 2)
+        I, F, Gg, O = A
+        R = _take((4, T, N, u), dt)
+        for k in (slice(0, 2), 3):                       # σ' of i, f and o
+            np.subtract(1, A[k], out=R[k])
+            R[k] *= A[k]
+        R[0] *= Gg
+        R[1] *= C[:-1]
+        R[3] *= AC
+        np.multiply(Gg, Gg, out=R[2])
+        np.subtract(1, R[2], out=R[2])
+        R[2] *= I
+        E = _take((T, N, u), dt)
+        np.multiply(AC, AC, out=E)
+        np.subtract(1, E, out=E)
+        E *= O
+        Fc = F
+        temps = [R, E]
+        if keep is not None:
+            E *= ~keep
+            R *= ~keep
+            Fc = _take((T, N, u), dt)
+            np.copyto(Fc, F)
+            np.copyto(Fc, 1, where=keep)
+            keepf = _take((T, N, 1), dt)
+            np.copyto(keepf, keep)
+            skip = _take((N, u), dt)
+            temps += [Fc, keepf, skip]
+        R3, Rs = R[3], R[:3]
+        rm = self.rmask
+        UT = np.ascontiguousarray(Wc[:, :u].transpose(0, 2, 1))   # (4, u, u): Uₖᵀ
+        dZ = _take((4, T, N, u), dt)
+        P = _take((4, N, u), dt)
+        gcn = _take((N, u), dt)
+        temps += [dZ, P, gcn]
+        gh = np.zeros((N, u), dtype=dt)
+        mul, matmul, addreduce = np.multiply, np.matmul, np.add.reduce
+        for j in range(T - 1, -1, -1):
+            if live[j]:
+                gh += GH[j]
+            mul(gh, E[j], out=gcn)
+            gcn += gc
+            d = dZ[:, j]
+            mul(gcn, Rs[:, j], out=d[:3])
+            mul(gh, R3[j], out=d[3])
+            if keep is not None:
+                mul(gh, keepf[j], out=skip)
+            matmul(d, UT, out=P)
+            addreduce(P, axis=0, out=gh)
+            if rm is not None:
+                gh *= rm
+            if keep is not None:
+                gh += skip
+            mul(gcn, Fc[j], out=gc)
+        needs = self.needs
+        dZ3 = dZ.reshape(4, T * N, u)
+        gx = gW = gU = gb = None
+        if needs[0]:
+            gxt = np.matmul(dZ3, Wc[:, u:u + D].transpose(0, 2, 1)).sum(axis=0).reshape(T, N, D)
+            if self.go_backwards:
+                gxt = gxt[::-1]
+            gx = np.ascontiguousarray(gxt.transpose(1, 0, 2))
+            if self.xmask is not None:
+                gx *= self.xmask[:, None, :]
+        if needs[1] or needs[2] or needs[3]:
+            gP = np.matmul(Hc[:-1].reshape(T * N, K).T, dZ3)       # (4, K, u): [Hᵣ, X, 1]ᵀ·∂Zₖ
+            gP = gP.transpose(1, 0, 2).reshape(K, 4 * u)
+            gU = gP[:u] if needs[2] else None
+            gW = gP[u:u + D] if needs[1] else None
+            gb = gP[u + D] if needs[3] else None
+        _give(*temps)
+        return (gx, gW, gU, gb, gh if needs[4] else None, gc if needs[5] else None)
+
 
 def rnn_sequence(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, activation="tanh",
                  recurrent_activation="sigmoid", mask=None, go_backwards=False, reset_after=True,
@@ -251,5 +493,5 @@ def rnn_sequence(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, activatio
         c = M.get_item(out, (slice(None), T))
     else:
         hs, c = out, None
-    h = M.get_item(hs, (slice(None), T - 1))
+    h = M.get_item(out, (slice(None), T - 1))       # from the node's output: backward skips hs
     return hs, h, c
