@@ -5,18 +5,33 @@ Windows of the (padded) input are a strided view (no copy until the product):
 
     conv:      y[n,i,j,f] = Σ_{a,b,c} windows[n,i,j,a,b,c] · K[a,b,c,f] + bias[f]
                dL/dK = Σ_{n,i,j} windows ⊗ dL/dy          (one product)
+               dL/dbias = Σ_{n,i,j} dL/dy                  (the bias is one more row of the
+               kernel matrix against a column of ones in the windows, Conv's docstring)
                dL/dx: dcols[a, b] = dL/dy · K[a, b]ᵀ (one batched product laid out offset-major,
                so each offset's block is contiguous), then each kernel offset (a, b) adds its
                block into the input gradient at rows a·d + i·s — kh·kw strided adds, never
                ``np.add.at``.
-    max pool:  y = running maximum over the kh·kw offset slices (no copy of the windows);
-               the gradient goes to the first maximum of each window (row-major window order).
+               With few filters (F ≤ 16) the same sums are taken in blocks of bj outputs along
+               the last axis against a banded kernel matrix (Conv's docstring), which makes the
+               products bj·F wide and the copies and adds run over long rows.  The offset-major
+               product runs over a few hundred kB of rows of dL/dy at a time (cache reuse).
+    max pool:  disjoint windows (strides == pool, no padding): maximum over the block view
+               ``x[n, i·p + a, j·p + b, c]``, first over a (whole contiguous rows), then over b;
+               otherwise a running maximum over the kh·kw offset slices.  Either way the
+               gradient goes to the first maximum of each window (row-major window order; the
+               first NaN when there is one), as PyTorch and Keras.
     avg pool:  y = mean over the window's valid (unpadded) entries; dL/dx spreads dL/dy / count.
+
+Large work arrays (padded inputs, im2col rows, input-gradient buffers) come from a reusable
+workspace (_Workspace) rather than fresh allocations.
 
 Output sizes (004): valid ⌈(H − (k − 1)d) / s⌉, same ⌈H / s⌉; "same" pads the total
 max((out − 1)s + (k − 1)d + 1 − H, 0) with the extra row/column at the bottom/right (Keras).
 """
-import math
+import itertools
+import platform
+import sys
+from math import prod as _prod
 
 import numpy as np
 
@@ -61,6 +76,62 @@ def same_padding(length, kernel_size, stride, dilation=1):
     return total // 2, total - total // 2
 
 
+class _Workspace:
+    """Reusable large arrays, by (shape, dtype).
+
+    A training step of a CNN makes tens of MB of im2col rows, padded inputs and input-gradient
+    buffers; the C allocator maps fresh allocations that size anew, and every page then faults
+    on first touch (on a wide CNN that was a third of the epoch).  ``empty`` hands out an array
+    of its list that nothing references any more — its reference count, which views of it
+    raise too, so an array saved for a backward pass or handed on as a gradient is never
+    reused while in use — and otherwise a new one, kept while the list holds < ``limit`` bytes.
+    """
+
+    def __init__(self, limit=256 << 20, smallest=256 << 10):
+        self.arrays = {}
+        self.bytes = 0
+        self.limit, self.smallest = limit, smallest
+        # reference counts tell "unused" only on CPython with its GIL; the count of an unused
+        # array seen from the scan below is measured once (interpreters differ by one or two)
+        self.idle = self._count([np.empty(1)])
+        self.enabled = (platform.python_implementation() == "CPython" and self.idle >= 2
+                        and getattr(sys, "_is_gil_enabled", lambda: True)())
+
+    @staticmethod
+    def _count(free):
+        for a in free:
+            return sys.getrefcount(a)
+
+    def empty(self, shape, dtype):
+        dtype = np.dtype(dtype)
+        shape = tuple(int(n) for n in shape)
+        nbytes = _prod(shape) * dtype.itemsize
+        if not self.enabled or nbytes < self.smallest:
+            return np.empty(shape, dtype)
+        free = self.arrays.setdefault((shape, dtype), [])
+        for a in free:
+            if sys.getrefcount(a) == self.idle:   # referenced by this list and this scan only
+                return a
+        a = np.empty(shape, dtype)
+        if self.bytes + nbytes <= self.limit:
+            free.append(a)
+            self.bytes += nbytes
+        return a
+
+    def zeros(self, shape, dtype):
+        a = self.empty(shape, dtype)
+        a.fill(0)
+        return a
+
+    def matmul(self, a, b):
+        """a @ b (2-D, or stacks of them) written into a workspace array."""
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+        return np.matmul(a, b, out=self.empty(shape, np.result_type(a.dtype, b.dtype)))
+
+
+_WS = _Workspace()
+
+
 def _windows(x, kernel, strides, dilation, out):
     """Strided view (N, o1, …, k1, …, C) of the windows of a padded channels-last x."""
     nd = len(kernel)
@@ -90,41 +161,188 @@ def _offset_major(g2, kmat):
     each offset's (M, C) block contiguous so the scatter-adds read it at full speed."""
     kk, c, f = kmat.shape
     if c == 1:       # one GEMM (kk, F)·(F, M): its rows already are the offsets' blocks
-        return (kmat.reshape(kk, f) @ g2.T)[..., None]
-    return np.matmul(g2, kmat.transpose(0, 2, 1))
+        return _WS.matmul(kmat.reshape(kk, f), g2.T)[..., None]
+    m = g2.shape[0]
+    out = _WS.empty((kk, m, c), np.result_type(g2.dtype, kmat.dtype))
+    kt = kmat.transpose(0, 2, 1)
+    # a few hundred kB of rows of g2 at a time, so that all kk products read them from cache
+    step = max(256, (1 << 18) // max(1, f * g2.itemsize))
+    for lo in range(0, m, step):
+        np.matmul(g2[lo:lo + step], kt, out=out[:, lo:lo + step])
+    return out
 
 
 def _offset_slices(kernel, strides, dilation, out):
     """For each kernel offset, the slices of the padded input that its windows read."""
-    import itertools
     for offs in itertools.product(*[range(k) for k in kernel]):
         yield offs, tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
                           for o, d, s, n in zip(offs, dilation, strides, out))
 
 
+def _pad(x, pads, fill=0):
+    """x (N, spatial…, C) with pads[i] = (before, after) entries of ``fill`` around spatial axis
+    i: one copy of x into an empty array, then the borders filled."""
+    nd = len(pads)
+    shape = (x.shape[0],) + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[1:1 + nd], pads)) \
+        + (x.shape[-1],)
+    xp = _WS.empty(shape, x.dtype)
+    xp[(slice(None),) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[1:1 + nd], pads))] = x
+    for i, (lo, hi) in enumerate(pads):
+        pre = (slice(None),) * (1 + i)
+        if lo:
+            xp[pre + (slice(0, lo),)] = fill
+        if hi:
+            xp[pre + (slice(shape[1 + i] - hi, None),)] = fill
+    return xp
+
+
+def _add_bias(y, b):
+    """y (N, spatial…, F) += b, through rows of a whole last spatial axis (o·F entries, b tiled
+    o times) rather than F-entry rows."""
+    r = y.shape[-2] if y.ndim > 2 else 1
+    if y.size:
+        y.reshape(-1, r * y.shape[-1])[...] += np.tile(b, r)
+
+
+def _with_row(mat, row):
+    """mat with one more row (the bias, in mat's dtype)."""
+    return np.concatenate([mat, np.asarray(row).reshape(1, -1).astype(mat.dtype, copy=False)])
+
+
+def _band_block(out_last, filters, width=32, most=8):
+    """Outputs per row block of the banded lowering, 1 for the plain one: the largest divisor
+    bj ≤ most of the last output length with bj·F ≤ width (few filters make a narrow product;
+    the input gradient, whose adds favour long blocks, asks for a wider one)."""
+    best = 1
+    for bj in range(2, min(most, out_last) + 1):
+        if out_last % bj == 0 and bj * filters <= width:
+            best = bj
+    return best
+
+
+def _band_windows(x, ksz, strides, dilation, out, bj):
+    """Strided view (N, o1, …, o_{d−1}, nb, k1, …, k_{d−1}, bw, C) of a padded x, nb = o_d / bj
+    blocks of bj outputs along the last axis, bw = (bj − 1)s + (k_d − 1)d + 1 input columns each:
+    ``windows[n, i…, t, a…, w, c] = x[n, i·s + a·d…, t·bj·s_d + w, c]``."""
+    nd = len(ksz)
+    st = x.strides
+    bw = (bj - 1) * strides[-1] + (ksz[-1] - 1) * dilation[-1] + 1
+    shape = ((x.shape[0],) + tuple(out[:-1]) + (out[-1] // bj,) + tuple(ksz[:-1])
+             + (bw, x.shape[-1]))
+    strides_ = ((st[0],) + tuple(st[1 + i] * strides[i] for i in range(nd - 1))
+                + (st[nd] * strides[-1] * bj,)
+                + tuple(st[1 + i] * dilation[i] for i in range(nd - 1)) + (st[nd], st[-1]))
+    return np.lib.stride_tricks.as_strided(x, shape=shape, strides=strides_, writeable=False)
+
+
+def _band_taps(band, kw, s, d):
+    """Strided view (k1, …, k_{d−1}, bj, kw, C, F) of a banded matrix shaped (k1, …,
+    k_{d−1}, bw, C, bj, F) onto its kernel entries: ``taps[a…, j, b, c, f] = band[a…, j·s + b·d,
+    c, j, f]`` (distinct entries for distinct (j, b))."""
+    st = band.strides
+    lead = band.shape[:-4]
+    c, bj, f = band.shape[-3:]
+    return np.lib.stride_tricks.as_strided(
+        band, shape=lead + (bj, kw, c, f),
+        strides=st[:-4] + (s * st[-4] + st[-2], d * st[-4], st[-3], st[-1]))
+
+
+def _band_matrix(k, strides, dilation, bj):
+    """Banded kernel matrix B, (k1·…·k_{d−1}·bw·C, bj·F), with
+    ``B[(a…, j·s + b·d, c), (j, f)] = K[a…, b, c, f]`` (0 elsewhere): a row of _band_windows
+    times B is bj consecutive outputs."""
+    nd = k.ndim - 2
+    kw, f = k.shape[nd - 1], k.shape[-1]
+    s, d = strides[-1], dilation[-1]
+    bw = (bj - 1) * s + (kw - 1) * d + 1
+    band = np.zeros(k.shape[:nd - 1] + (bw, k.shape[-2], bj, f), k.dtype)
+    _band_taps(band, kw, s, d)[...] = np.expand_dims(k, nd - 1)
+    return band.reshape(-1, bj * f)
+
+
 class Conv(Function):
-    """N-D convolution (channels last) with optional groups; see the module docstring."""
+    """N-D convolution (channels last) with optional groups; see the module docstring.
+
+    Lowerings (all y = rows · matrix, dL/dmatrix = rowsᵀ · dL/dy, dL/drows = dL/dy · matrixᵀ):
+      plain   rows = windows (M, kh·kw·C), matrix = K (kh·kw·C, F); dL/dx from the
+              offset-major product (_offset_major) and kh·kw strided adds.
+      banded  few filters (bj > 1 from _band_block, groups == 1): rows = _band_windows
+              (N·o1·…·nb, kh·bw·C), matrix = _band_matrix (kh·bw·C, bj·F); each row yields bj
+              outputs, so the product is bj·F wide instead of F, and the rows copy runs of bw·C.
+              dL/dK[a, b, c, f] = Σ_j dL/dB[(a, j·s + b·d, c), (j, f)] (_band_taps);
+              dL/dx = dL/dy · Bᵀ in blocks of bj_dx outputs, each row's (a, ·) slab added at
+              rows i·s + a·d and columns t·bj_dx·s + (0 … bw − 1), the blocks t taken
+              ⌈bw / (bj_dx·s)⌉ interleaved sets at a time so the targets of one add never overlap.
+      one input channel (plain otherwise): the im2col matrix is built transposed,
+              ``cols_t[(a, b), (n, i, j)] = x[n, i·s + a·d, j·s + b·d, 0]``, one copy of a strided
+              slice of x per kernel offset, whose rows are whole output rows.
+    Where the rows are a copy, the bias rides in the product: the rows get a column of ones and
+    the matrix the bias (tiled bj times) as its last row, so y = [rows, 1] · [K; bias] and
+    dL/dbias is the last row of dL/dmatrix (summed over the bj blocks).  Otherwise (1×1 kernel
+    whose rows are x itself, groups > 1) y += bias and dL/dbias = 1ᵀ · dL/dy.
+    """
 
     def forward(self, x, k, b=None):
         nd = k.ndim - 2
         self.xshape = x.shape
         pads = self.pads
         if any(p != (0, 0) for p in pads):
-            x = np.pad(x, [(0, 0)] + list(pads) + [(0, 0)])
+            x = _pad(x, pads)
         self.pshape = x.shape
         ksz = k.shape[:nd]
         out = _out_shape(x.shape[1:1 + nd], ksz, self.strides, self.dilation)
         self.out = out
-        win = _windows(x, ksz, self.strides, self.dilation, out)
-        self.win, self.k = win, k
+        self.k = k
         g = self.groups
         cin_g, f = k.shape[-2], k.shape[-1]
-        kin = int(np.prod(ksz)) * cin_g
-        if g == 1:
-            cols = win.reshape(-1, kin)
+        nk = _prod(ksz)
+        kin = nk * cin_g
+        self.bj = bj = _band_block(out[-1], f) if g == 1 and min(out) > 0 else 1
+        m = x.shape[0] * _prod(out)
+        # the bias rides in the product where the rows are a copy: a column of ones in the rows,
+        # the bias as the matrix's last row (then dL/dbias is the last row of dL/dmatrix)
+        one = int(b is not None and g == 1 and not (bj == 1 and cin_g > 1 and nk == 1
+                                                    and all(st == 1 for st in self.strides)))
+        self.one = one
+        if bj > 1:
+            win = _band_windows(x, ksz, self.strides, self.dilation, out, bj)
+            width = _prod(win.shape[nd + 1:])
+            cols = _WS.empty((_prod(win.shape[:nd + 1]), width + one), x.dtype)
+            np.copyto(cols[:, :width].reshape(win.shape), win)
+            self.band = mat = _band_matrix(k, self.strides, self.dilation, bj)
+            if one:
+                cols[:, width] = 1
+                mat = _with_row(mat, np.tile(b, bj))
             self.cols = cols
-            y = cols @ k.reshape(kin, f)
+            y = _WS.matmul(cols, mat)
+        elif g == 1 and cin_g == 1:
+            ct = _WS.empty((nk + one, m), x.dtype)
+            blocks = ct[:nk].reshape((nk, x.shape[0]) + tuple(out))
+            for i, (_, sl) in enumerate(_offset_slices(ksz, self.strides, self.dilation, out)):
+                blocks[i] = x[(slice(None),) + sl + (0,)]
+            mat = k.reshape(kin, f)
+            if one:
+                ct[nk] = 1
+                mat = _with_row(mat, b)
+            self.cols = ct
+            y = _WS.matmul(ct.T, mat)
+        elif g == 1:
+            win = _windows(x, ksz, self.strides, self.dilation, out)
+            mat = k.reshape(kin, f)
+            if one:
+                cols = _WS.empty((m, kin + 1), x.dtype)
+                np.copyto(cols[:, :kin].reshape(win.shape), win)
+                cols[:, kin] = 1
+                mat = _with_row(mat, b)
+            elif nk == 1 and all(st == 1 for st in self.strides):
+                cols = x.reshape(-1, kin)             # 1×1 kernel: the rows are x itself
+            else:
+                cols = _WS.empty((m, kin), x.dtype)
+                np.copyto(cols.reshape(win.shape), win)
+            self.cols = cols
+            y = _WS.matmul(cols, mat)
         else:
+            win = _windows(x, ksz, self.strides, self.dilation, out)
             fg = f // g
             ys = []
             self.cols = []
@@ -134,8 +352,8 @@ class Conv(Function):
                 ys.append(cols @ k[..., gi * fg:(gi + 1) * fg].reshape(kin, fg))
             y = np.concatenate(ys, axis=-1)
         y = y.reshape((x.shape[0],) + tuple(out) + (f,))
-        if b is not None:
-            y += b
+        if b is not None and not one:
+            _add_bias(y, b)
         return y
 
     def backward(self, gy):
@@ -146,12 +364,20 @@ class Conv(Function):
         g2 = gy.reshape(-1, f)
         needs = self.needs
         gk = gx = gb = None
-        nk = int(np.prod(ksz))
-        if len(needs) == 3 and needs[2]:
-            gb = g2.sum(axis=0)
+        nk = _prod(ksz)
+        need_b = len(needs) == 3 and needs[2]
+        if need_b and not (self.one and needs[1]):
+            # Σ over the rows as a matrix-vector product: a column sum of an (M, F) array would
+            # run over F-entry rows
+            gb = np.ones(g2.shape[0], g2.dtype) @ g2
+        if self.bj > 1:
+            return self._band_backward(gy, needs, gb)
         if g == 1:
             if needs[1]:
-                gk = (self.cols.T @ g2).reshape(k.shape)
+                gmat = self.cols @ g2 if cin_g == 1 else self.cols.T @ g2
+                gk = gmat[:nk * cin_g].reshape(k.shape)
+                if need_b and self.one:
+                    gb = gmat[-1].copy()
             if needs[0]:
                 dcols = _offset_major(g2, k.reshape(nk, cin_g, f))          # (kh·kw, M, C)
         else:
@@ -168,15 +394,74 @@ class Conv(Function):
             if needs[0]:
                 dcols = np.concatenate(dparts, axis=-1)
         if needs[0]:
-            dxp = np.zeros(self.pshape, dtype=gy.dtype)
+            dxp = _WS.zeros(self.pshape, gy.dtype)
             blk = (gy.shape[0],) + tuple(self.out) + (cin_g * g,)
             for i, (offs, sl) in enumerate(_offset_slices(ksz, self.strides, self.dilation, self.out)):
                 dxp[(slice(None),) + sl] += dcols[i].reshape(blk)
-            inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(self.pads, self.xshape[1:1 + nd]))
-            gx = dxp[(slice(None),) + inner]
+            gx = self._crop(dxp)
         if len(needs) == 3:
             return gx, gk, gb
         return gx, gk
+
+    def _crop(self, dxp):
+        nd = self.k.ndim - 2
+        inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(self.pads, self.xshape[1:1 + nd]))
+        return dxp[(slice(None),) + inner]
+
+    def _band_backward(self, gy, needs, gb):
+        k, bj = self.k, self.bj
+        nd = k.ndim - 2
+        kw, c, f = k.shape[nd - 1], k.shape[-2], k.shape[-1]
+        s, d = self.strides[-1], self.dilation[-1]
+        bw = (bj - 1) * s + (kw - 1) * d + 1
+        lead = k.shape[:nd - 1]
+        g_rows = gy.reshape(self.cols.shape[0], bj * f)
+        gk = gx = None
+        if needs[1]:
+            gmat = self.cols.T @ g_rows
+            if len(needs) == 3 and needs[2] and self.one:
+                gb = gmat[-1].reshape(bj, f).sum(axis=0)
+            gband = gmat[:gmat.shape[0] - self.one].reshape(lead + (bw, c, bj, f))
+            gk = _band_taps(gband, kw, s, d).sum(axis=nd - 1)     # Σ over the bj outputs
+        if needs[0]:
+            gx = self._crop(self._band_input_grad(gy))
+        if len(needs) == 3:
+            return gx, gk, gb
+        return gx, gk
+
+    def _band_input_grad(self, gy):
+        """dL/d(padded x) through the banded lowering (blocks of bj_dx outputs: longer blocks
+        than the forward's, fewer and longer adds)."""
+        k, out = self.k, self.out
+        nd = k.ndim - 2
+        kw, c, f = k.shape[nd - 1], k.shape[-2], k.shape[-1]
+        s, d = self.strides[-1], self.dilation[-1]
+        bj = _band_block(out[-1], f, width=96, most=16)
+        if bj == 1:
+            bj = self.bj
+        band = self.band if bj == self.bj else _band_matrix(k, self.strides, self.dilation, bj)
+        bw = (bj - 1) * s + (kw - 1) * d + 1
+        lead = k.shape[:nd - 1]
+        nb = out[-1] // bj
+        n = gy.shape[0]
+        drows = _WS.matmul(gy.reshape(-1, bj * f), band.T).reshape((n,) + tuple(out[:-1]) + (nb,)
+                                                                   + lead + (bw, c))
+        period = bj * s
+        r = -(-bw // period)                  # blocks t and t + r never overlap
+        span = r * period
+        # span spare columns on the right, so that every set of blocks t ≡ ph (mod r) is the
+        # plain slice [ph·period, ph·period + n_ph·span) split into (n_ph, span)
+        dxp = _WS.zeros(self.pshape[:-2] + (self.pshape[-2] + span, c), gy.dtype)
+        pre = (slice(None),) * (nd - 1)
+        for offs in itertools.product(*[range(kk) for kk in lead]):
+            rows = tuple(slice(a * dd, a * dd + ss * (o - 1) + 1, ss)
+                         for a, dd, ss, o in zip(offs, self.dilation, self.strides, out[:-1]))
+            for ph in range(min(r, nb)):
+                nph = len(range(ph, nb, r))
+                tgt = dxp[(slice(None),) + rows + (slice(ph * period, ph * period + nph * span),)]
+                tgt = tgt.reshape(tgt.shape[:-2] + (nph, span, c))[..., :bw, :]
+                tgt += drows[(slice(None),) + pre + (slice(ph, None, r),) + offs]
+        return dxp
 
 
 def _tuple(v, n, name, who):
@@ -234,16 +519,98 @@ def depthwise_conv(inputs, kernel, bias=None, strides=1, padding="valid", dilati
 
 
 # -------------------------------------------------------------------- pooling
+def _blocks(a, pool, out):
+    """View (N, o1, p1, …, od, pd, C) of the entries of a channels-last ``a`` that disjoint
+    windows (strides == pool, no padding) cover: ``blocks[n, i, a, j, b, c] = a[n, i·p1 + a,
+    j·p2 + b, c]``; rows/columns past the last whole window ("valid" floor) are left out."""
+    crop = (slice(None),) + tuple(slice(0, o * p) for o, p in zip(out, pool)) + (slice(None),)
+    shape = (a.shape[0],) + tuple(v for o, p in zip(out, pool) for v in (o, p)) + (a.shape[-1],)
+    return a[crop].reshape(shape)
+
+
+def _block_max(v, nd):
+    """Maximum of a block view over its window axes, outermost first: the first pass compares
+    whole contiguous rows (long inner loops), only the last one runs over runs of C entries."""
+    for i in range(nd):
+        ax = (slice(None),) * (2 + i)
+        p = v.shape[2 + i]
+        if p == 1:
+            v = v[ax + (0,)]
+            continue
+        m = np.maximum(v[ax + (0,)], v[ax + (1,)])
+        for j in range(2, p):
+            np.maximum(m, v[ax + (j,)], out=m)
+        v = m
+    return v
+
+
+def _spread(a, pool):
+    """(N, o1, …, od, C) → (N, o1, 1, o2, p2, …, od, pd, C): each window's value repeated over
+    its offsets along every spatial axis but the first (which broadcasting covers), so that
+    comparisons with a block view run over long contiguous rows."""
+    for i in range(1, len(pool)):
+        if pool[i] > 1:
+            a = np.repeat(a, pool[i], axis=1 + i)
+    shape = [a.shape[0], a.shape[1], 1]
+    for o, p in zip(a.shape[2:-1], pool[1:]):
+        shape += [o // p, p]
+    return a.reshape(shape + [a.shape[-1]])
+
+
+def _first_max_mask(v, y, pool, out):
+    """Boolean block-shaped mask, true at exactly one entry per window: the first (row-major
+    window order) entry equal to the window's maximum y, or its first NaN when y is NaN.
+
+    e = (v == y) marks every maximum; when some window has more than one (ties, e.g. a window
+    of zeros after a ReLU), each marked entry gets the priority K − k (k its row-major offset,
+    K = p1·…·pd) and the window keeps the entry of largest priority — the smallest k."""
+    nd = len(pool)
+    e = v == _spread(y, pool)
+    if np.issubdtype(y.dtype, np.inexact) and np.isnan(y).any():
+        e |= np.isnan(v)
+    if np.count_nonzero(e) == y.size:          # every window has ≥ 1 marked entry: no ties
+        return e
+    kk = int(np.prod(pool))
+    dt = np.uint8 if kk < 256 else np.uint16 if kk < 65536 else np.uint32
+    prio = (kk - np.arange(kk)).astype(dt).reshape(pool)
+    # priorities laid out like one block row (p1, o2, p2, …, od, pd, C), contiguous, so that
+    # e · prio broadcasts over (N, o1) only and runs over whole rows
+    pshape = (pool[0],) + sum(((1, p) for p in pool[1:]), ()) + (1,)
+    full = (pool[0],) + sum(((o, p) for o, p in zip(out[1:], pool[1:])), ()) + (v.shape[-1],)
+    prio = np.ascontiguousarray(np.broadcast_to(prio.reshape(pshape), full))
+    pe = np.multiply(e, prio)
+    return pe == _spread(_block_max(pe, nd), pool)
+
+
 class Pool(Function):
-    """Max or average pooling over windows of a channels-last input."""
+    """Max or average pooling over windows of a channels-last input.
+
+    Disjoint max pooling (strides == pool_size, no padding — MaxPooling2D(2) and the like) works
+    on the block view ``x[n, i·p + a, j·p + b, c]`` (shape (N, o1, p1, o2, p2, C)):
+        y = max over a, then over b (see _block_max)
+        dL/dx[n, i·p + a, j·p + b, c] = dL/dy[n, i, j, c] if (a, b) is the first maximum of its
+        window in row-major order (first NaN if any), else 0 — entries past the last whole window
+        get 0.  The mask is recomputed from x and y in backward (_first_max_mask).
+    Other max pooling (overlapping windows, "same" padding with −∞ fill) takes a running maximum
+    over the kh·kw offset slices and keeps the first maximising offset for the backward.
+    """
 
     def forward(self, x):
         nd = len(self.pool)
         self.xshape = x.shape
         pads = self.pads
+        if self.blocks:
+            out = _out_shape(x.shape[1:1 + nd], self.pool, self.strides, (1,) * nd)
+            self.out, self.x = out, x
+            y = _block_max(_blocks(x, self.pool, out), nd)
+            if all(p == 1 for p in self.pool):
+                y = y.copy()
+            self.y = y
+            return y
+        self.x = None
         if any(p != (0, 0) for p in pads):
             fill = -np.inf if self.kind == "max" else 0
-            xp = np.pad(x, [(0, 0)] + list(pads) + [(0, 0)], constant_values=fill)
+            xp = _pad(x, pads, fill)
         else:
             xp = x
         self.pshape = xp.shape
@@ -278,6 +645,16 @@ class Pool(Function):
 
     def backward(self, g):
         nd = len(self.pool)
+        if self.x is not None:
+            x, pool, out = self.x, self.pool, self.out
+            v = _blocks(x, pool, out)
+            gv = np.multiply(_first_max_mask(v, self.y, pool, out), _spread(g, pool))
+            if gv.size == x.size:
+                return (gv.reshape(x.shape),)
+            gx = np.zeros(x.shape, dtype=gv.dtype)
+            gx[(slice(None),) + tuple(slice(0, o * p) for o, p in zip(out, pool))] = \
+                gv.reshape((x.shape[0],) + tuple(o * p for o, p in zip(out, pool)) + (x.shape[-1],))
+            return (gx,)
         dxp = np.zeros(self.pshape, dtype=g.dtype)
         if self.kind == "max" and all(s >= p for s, p in zip(self.strides, self.pool)):
             # windows do not overlap: every entry gets the gradient of at most one window, so
@@ -322,7 +699,9 @@ def _pool(kind, x, pool_size, strides, padding, who):
     if padding == "valid" and any(n < p for n, p in zip(x.shape[1:1 + nd], pool)):
         raise ValueError(f"{who}: the input's spatial size {x.shape[1:1 + nd]} is smaller than "
                          f"pool_size {pool}")
-    return Pool.apply(x, kind=kind, pool=pool, strides=strides, pads=pads)
+    # disjoint max pooling takes the block path (Pool's docstring); the rest the general one
+    blocks = kind == "max" and strides == pool and all(p == (0, 0) for p in pads)
+    return Pool.apply(x, kind=kind, pool=pool, strides=strides, pads=pads, blocks=blocks)
 
 
 def max_pool(inputs, pool_size, strides=None, padding="valid"):
@@ -423,6 +802,3 @@ def conv_transpose(inputs, kernel, bias=None, strides=1, padding="valid", output
     args = (x, k) if bias is None else (x, k, M._t(bias, "conv_transpose"))
     return ConvTranspose.apply(*args, strides=strides, dilation=dilation, crop=tuple(crop),
                                alloc=tuple(alloc))
-
-
-del math
