@@ -109,9 +109,11 @@ class _Conv(Layer):
 
     def call(self, inputs):
         self.compute_output_shape(tuple(inputs.shape))   # rank and size errors name the layer
+        relu = self.activation is activations.relu     # one node: max(conv + b, 0)
         y = ops.conv(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
-                     self.groups)
-        y = self.activation(y)
+                     self.groups, relu=relu)
+        if not relu:
+            y = self.activation(y)
         if self.activity_regularizer is not None:
             self._activity_losses.append(self.activity_regularizer(y) / y.shape[0])
         return y

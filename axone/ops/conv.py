@@ -280,7 +280,10 @@ class Conv(Function):
     the matrix the bias (tiled bj times) as its last row, so y = [rows, 1] · [K; bias] and
     dL/dbias is the last row of dL/dmatrix (summed over the bj blocks).  Otherwise (1×1 kernel
     whose rows are x itself, groups > 1) y += bias and dL/dbias = 1ᵀ · dL/dy.
+    With ``relu=True`` the node is y = max(conv(x, K) + bias, 0) and dL/dy is masked by y > 0 first.
     """
+
+    relu = False
 
     def forward(self, x, k, b=None):
         nd = k.ndim - 2
@@ -354,9 +357,14 @@ class Conv(Function):
         y = y.reshape((x.shape[0],) + tuple(out) + (f,))
         if b is not None and not one:
             _add_bias(y, b)
+        if self.relu:                    # y = max(conv, 0) in the same node
+            np.maximum(y, 0, out=y)
+            self.y = y
         return y
 
     def backward(self, gy):
+        if self.relu:                    # dL/dconv = dL/dy · [y > 0]
+            gy = gy * (self.y > 0)
         k, g = self.k, self.groups
         nd = k.ndim - 2
         ksz = k.shape[:nd]
@@ -474,8 +482,9 @@ def _tuple(v, n, name, who):
     return v
 
 
-def conv(inputs, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1):
-    """Channels-last N-D convolution, kernel shaped (k1, …, kN, in_channels / groups, filters)."""
+def conv(inputs, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1, relu=False):
+    """Channels-last N-D convolution, kernel shaped (k1, …, kN, in_channels / groups, filters);
+    ``relu=True`` applies max(·, 0) inside the same node."""
     x = M._t(inputs, "conv")
     k = M._t(kernel, "conv")
     nd = k.ndim - 2
@@ -497,7 +506,8 @@ def conv(inputs, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
         raise ValueError(f"conv: the input's spatial size {x.shape[1:1 + nd]} is smaller than the "
                          f"(dilated) kernel {tuple(eff)} with padding={padding!r}")
     args = (x, k) if bias is None else (x, k, M._t(bias, "conv"))
-    return Conv.apply(*args, strides=strides, dilation=dilation, pads=pads, groups=int(groups))
+    return Conv.apply(*args, strides=strides, dilation=dilation, pads=pads, groups=int(groups),
+                      relu=bool(relu))
 
 
 def conv2d(inputs, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1):

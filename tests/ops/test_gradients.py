@@ -577,3 +577,24 @@ def test_dense_relu_node_matches_dense_then_relu_and_finite_differences():
         np.testing.assert_allclose(a.grad, c.grad, rtol=1e-12, atol=1e-12)
     res = check_gradients(lambda a, k, c: ops.dense(a, k, c, relu=True), x, w, b)
     assert res.max_error < 1e-6
+
+
+@pytest.mark.parametrize("cin,filters", [(1, 6), (3, 4), (2, 32)])
+def test_conv_relu_node_matches_conv_then_relu_and_finite_differences(cin, filters):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 7, 6, cin))
+    k = rng.standard_normal((3, 3, cin, filters))
+    b = rng.standard_normal(filters)
+    xs = [Tensor(a.copy(), requires_grad=True) for a in (x, k, b)]
+    ys = [Tensor(a.copy(), requires_grad=True) for a in (x, k, b)]
+    fused = ops.conv(*xs, padding="same", relu=True)
+    plain = ops.relu(ops.conv(*ys, padding="same"))
+    np.testing.assert_allclose(fused.data, plain.data, rtol=1e-12, atol=1e-12)
+    assert (fused.data == 0).any() and (fused.data > 0).any()
+    up = rng.standard_normal(fused.shape)
+    (fused * up).sum().backward()
+    (plain * up).sum().backward()
+    for a, c in zip(xs, ys):
+        np.testing.assert_allclose(a.grad, c.grad, rtol=1e-10, atol=1e-10)
+    res = check_gradients(lambda a, kk, c: ops.conv(a, kk, c, padding="same", relu=True), x, k, b)
+    assert res.max_error < 1e-6
