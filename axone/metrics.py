@@ -315,6 +315,10 @@ class Mean(Metric):
 
     def update_state(self, values, sample_weight=None):
         """Add per-sample values (trailing axes averaged first, as Keras), optionally weighted."""
+        if type(values) is float and type(sample_weight) is int:     # a batch's scalar loss
+            self.total += values * sample_weight
+            self.count += float(sample_weight)
+            return
         v = np.asarray(_np(values), dtype=np.float64)
         if sample_weight is None:
             if v.ndim > 1:
