@@ -796,6 +796,9 @@ class AUC(Metric):
             np.asarray(label_weights, dtype=np.float32)
         self._from_logits = from_logits
         self._num_labels = num_labels if multi_label else None
+        if name is None:                 # Keras auto-names AUC metrics: auc, auc_1, …
+            from .layers.base import unique_name
+            name = unique_name("auc")
         super().__init__(name=name, dtype=dtype)
 
     @property
