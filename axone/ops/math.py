@@ -776,7 +776,7 @@ class Sum(Function):
 
     def forward(self, x):
         self.shape = x.shape
-        return np.sum(x, axis=self.axes, keepdims=self.keepdims)
+        return np.add.reduce(x, axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, g):
         return (np.broadcast_to(_expand(g, self.axes, self.keepdims), self.shape),)
@@ -899,13 +899,13 @@ class Softmax(Function):
     """yᵢ = e^(xᵢ − max x) / Σⱼ e^(xⱼ − max x);  dL/dx = y ⊙ (dL/dy − Σ dL/dy ⊙ y)."""
 
     def forward(self, x):
-        e = np.exp(x - np.max(x, axis=self.axis, keepdims=True))
-        self.y = y = e / np.sum(e, axis=self.axis, keepdims=True)
+        e = np.exp(x - np.maximum.reduce(x, axis=self.axis, keepdims=True))
+        self.y = y = e / np.add.reduce(e, axis=self.axis, keepdims=True)
         return y
 
     def backward(self, g):
         y = self.y
-        return (y * (g - np.sum(g * y, axis=self.axis, keepdims=True)),)
+        return (y * (g - np.add.reduce(g * y, axis=self.axis, keepdims=True)),)
 
 
 class LogSoftmax(Function):

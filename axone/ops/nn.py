@@ -80,21 +80,22 @@ class SoftmaxCrossEntropy(Function):
 
     def forward(self, y, z):
         ax = self.axis
-        s = z - np.max(z, axis=ax, keepdims=True)
+        s = z - np.maximum.reduce(z, axis=ax, keepdims=True)
         e = np.exp(s)
-        se = np.sum(e, axis=ax, keepdims=True)
+        se = np.add.reduce(e, axis=ax, keepdims=True)
         self.logp = logp = s - np.log(se)
         self.p = e / se
         self.y = y
-        return -np.sum(y * logp, axis=ax)
+        return -np.add.reduce(y * logp, axis=ax)
 
     def backward(self, g):
-        g = np.expand_dims(g, self.axis)
+        ax = self.axis % (g.ndim + 1)
+        g = g.reshape(g.shape[:ax] + (1,) + g.shape[ax:])
         gy = -g * self.logp if self.needs[0] else None
         gz = None
         if self.needs[1]:
             y = self.y
-            gz = g * (self.p * np.sum(y, axis=self.axis, keepdims=True) - y)
+            gz = g * (self.p * np.add.reduce(y, axis=ax, keepdims=True) - y)
         return gy, gz
 
 
