@@ -191,44 +191,32 @@ def _best_ms(f, reps=15):
 
 
 def lenet_components(batch=64, n=10000):
-    """The pieces of axone's LeNet convolution / pooling ops timed one by one at the workload's
-    shapes (best of 15, so less sensitive to load than the epoch), scaled to one epoch."""
-    from axone.ops.conv import _offset_major, _offset_slices, _windows
+    """axone's LeNet convolution (+ReLU) and pooling nodes timed one by one at the workload's
+    shapes, as the model calls them (best of 15, so less sensitive to load than the epoch),
+    scaled to one epoch."""
+    import axone
     rng = np.random.default_rng(0)
     steps = -(-n // batch)
     rows = []
-    # (name, H, C, k, F, needs dx): conv1 gets no input gradient (its input is the data)
-    for name, h, c, k, f, needs_dx in [("conv1", 32, 1, 5, 6, False), ("conv2", 14, 6, 5, 16, True)]:
-        x = rng.random((batch, h, h, c), dtype=np.float32)
-        kern = rng.random((k, k, c, f), dtype=np.float32)
-        o = h - k + 1
-        kin = k * k * c
-        win = _windows(x, (k, k), (1, 1), (1, 1), (o, o))
-        cols = win.reshape(-1, kin)
-        g2 = rng.random((batch * o * o, f), dtype=np.float32)
-        rows.append((f"{name} im2col copy (windows -> cols)", _best_ms(lambda: win.reshape(-1, kin))))
-        rows.append((f"{name} forward GEMM cols.K + bias", _best_ms(lambda: cols @ kern.reshape(kin, f) + 1.0)))
-        rows.append((f"{name} dL/dK GEMM colsT.g + dL/db", _best_ms(lambda: (cols.T @ g2, g2.sum(0)))))
-        if needs_dx:
-            rows.append((f"{name} dL/dx GEMM (offset-major)",
-                         _best_ms(lambda: _offset_major(g2, kern.reshape(k * k, c, f)))))
-            d = _offset_major(g2, kern.reshape(k * k, c, f))
-            sl = list(_offset_slices((k, k), (1, 1), (1, 1), (o, o)))
+    # (name, H, C, k, F): conv1's input needs no gradient (it is the data)
+    for name, h, c, k, f in [("conv1", 32, 1, 5, 6), ("conv2", 14, 6, 5, 16)]:
+        x = axone.Tensor(rng.random((batch, h, h, c), dtype=np.float32), requires_grad=name != "conv1")
+        kern = axone.Tensor(rng.random((k, k, c, f), dtype=np.float32) - 0.5, requires_grad=True)
+        bias = axone.Tensor(np.zeros(f, np.float32), requires_grad=True)
+        y = axone.ops.conv(x, kern, bias, relu=True)
+        gy = rng.random(y.shape, dtype=np.float32)
 
-            def adds():
-                dx = np.zeros(x.shape, np.float32)
-                for i, (_, s_) in enumerate(sl):
-                    dx[(slice(None),) + s_] += d[i].reshape(batch, o, o, c)
-            rows.append((f"{name} dL/dx {k * k} strided adds", _best_ms(adds)))
-        y = rng.random((batch, o, o, f), dtype=np.float32)
-        import axone
-        t = axone.Tensor(y, requires_grad=True)
-        rows.append((f"pool after {name}: forward", _best_ms(lambda: axone.ops.max_pool(t, 2))))
+        def conv_fb():
+            axone.ops.conv(x, kern, bias, relu=True).backward(gy)
+        rows.append((f"{name}+relu: forward", _best_ms(lambda: axone.ops.conv(x, kern, bias, relu=True))))
+        rows.append((f"{name}+relu: forward+backward", _best_ms(conv_fb)))
+        t = axone.Tensor(y.data.copy(), requires_grad=True)
         out = axone.ops.max_pool(t, 2)
-        gy = rng.random(out.shape, dtype=np.float32)
+        gp = rng.random(out.shape, dtype=np.float32)
 
         def pool_fb():
-            axone.ops.max_pool(t, 2).backward(gy)
+            axone.ops.max_pool(t, 2).backward(gp)
+        rows.append((f"pool after {name}: forward", _best_ms(lambda: axone.ops.max_pool(t, 2))))
         rows.append((f"pool after {name}: forward+backward", _best_ms(pool_fb)))
     print(f"\n[components] best-of-15 per batch of {batch}, x{steps} batches = per epoch")
     for what, ms in rows:
