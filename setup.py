@@ -10,7 +10,7 @@ from setuptools import Extension, setup
 if sys.platform == "win32":
     compile_args, link_args = ["/O2", "/fp:precise"], []
 else:
-    compile_args = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-pthread"]
+    compile_args = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-pthread"]
     link_args = ["-pthread"]
 
 setup(ext_modules=[Extension("axone._kernels", ["axone/_kernels.c"], extra_compile_args=compile_args,

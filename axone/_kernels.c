@@ -15,6 +15,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #ifndef _WIN32
 #include <pthread.h>
@@ -207,6 +209,172 @@ static void run(const Job *job, Py_ssize_t n) {
 #endif
 }
 
+/* ------------------------------------------------------------------ LSTM steps */
+/* The point-wise part of one LSTM time step, forward and backward, for the LSTM fast path of
+ * axone/ops/recurrent.py (tanh / sigmoid).  The step's matrix product stays in NumPy's BLAS; these
+ * replace the dozen NumPy passes around it with one pass.
+ *
+ * exp is evaluated inline, so that the loops vectorize: e^x = 2^n · e^r with n = round(x/ln 2),
+ * r = x − n·ln 2 (ln 2 split in two parts, the first exact in n·ln2_hi), |r| ≤ ln 2 / 2, and e^r
+ * by its Taylor polynomial (degree 7 for float: truncation 5·10⁻⁹ relative; degree 13 for double:
+ * 4·10⁻¹⁸), 2^n built in the exponent bits.  x is clamped to the normal range first, so that
+ * e^x never overflows (σ(z) = 1/(1 + e⁻ᶻ) then rounds to 0 or 1 as it should); NaN passes
+ * through the comparisons and gives NaN.
+ *   σ(z) = 1/(1 + e⁻ᶻ),   tanh(z) = 1 − 2/(1 + e²ᶻ). */
+static inline float exp_f(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504088896341f + 12582912.0f;      /* 1.5·2²³: rounds to an integer */
+    float n = t - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits - 0x4B400000u + 127u) << 23;              /* 2ⁿ */
+    float s;
+    memcpy(&s, &bits, sizeof s);
+    return p * s;
+}
+
+static inline double exp_d(double x) {
+    x = x < -708.0 ? -708.0 : x;
+    x = x > 709.0 ? 709.0 : x;
+    double t = x * 1.4426950408889634074 + 6755399441055744.0;   /* 1.5·2⁵² */
+    double n = t - 6755399441055744.0;
+    double r = x - n * 6.93147180369123816490e-01;
+    r = r - n * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits - 0x4338000000000000ull + 1023ull) << 52;
+    double s;
+    memcpy(&s, &bits, sizeof s);
+    return p * s;
+}
+
+/* Shapes (all C-contiguous, one dtype; the Python glue checks them):
+ *   A  (T, N, 4u)  gates in Keras's order i, f, g, o; holds z on entry of the forward step and the
+ *                  activations after it          C  (T+1, N, u)  cell states, C[0] = c0
+ *   AC (T, N, u)   tanh(C[1:])                    Hc (T+1, N, K)  [hᵣ, x, 1] rows, K ≥ u
+ *   H  (T+1, N, u) the hidden states when a recurrent dropout mask rm (N, u) is used (Hc then
+ *                  holds hᵣ = h·rm); without one, h lives in Hc[:, :, :u]
+ *   fr (T, N)      uint8, 1 where the mask is False: the row keeps its state at that step
+ *   dZ (T, N, 4u)  ∂L/∂z;  gh, gc, P (N, u);  G (N, T+1, u) the upstream gradient of the output. */
+#define LSTM_KERNELS(T_, SUF)                                                                   \
+/* One row of a forward step (separate restrict pointers per gate, so that the loop vectorizes) */ \
+static inline void lstm_fwd_row_##SUF(T_ *restrict ai, T_ *restrict af, T_ *restrict ag,          \
+                                      T_ *restrict ao, const T_ *restrict cp, T_ *restrict cn,  \
+                                      T_ *restrict ac, T_ *restrict hn, Py_ssize_t u) {          \
+    for (Py_ssize_t k = 0; k < u; k++) {                                                        \
+        T_ i = 1 / (1 + exp_##SUF(-ai[k]));                                                     \
+        T_ f = 1 / (1 + exp_##SUF(-af[k]));                                                     \
+        T_ g = 1 - 2 / (1 + exp_##SUF(2 * ag[k]));                                              \
+        T_ o = 1 / (1 + exp_##SUF(-ao[k]));                                                     \
+        ai[k] = i; af[k] = f; ag[k] = g; ao[k] = o;                                             \
+        T_ c = f * cp[k] + i * g;                                                               \
+        T_ t = 1 - 2 / (1 + exp_##SUF(2 * c));                                                  \
+        cn[k] = c; ac[k] = t; hn[k] = o * t;                                                    \
+    }                                                                                           \
+}                                                                                               \
+/* Forward, step j:  i, f, o = σ(zᵢ, z_f, zₒ);  g = tanh(z_g);  c = f·cⱼ + i·g;  h = o·tanh(c) */ \
+WIDE static void lstm_fwd_##SUF(Py_ssize_t j, Py_ssize_t N, Py_ssize_t u, Py_ssize_t K,        \
+                                T_ *A, T_ *C, T_ *AC, T_ *Hc, T_ *H, const T_ *rm,             \
+                                const unsigned char *fr) {                                       \
+    for (Py_ssize_t n = 0; n < N; n++) {                                                        \
+        T_ *a = A + (j * N + n) * 4 * u;                                                        \
+        const T_ *cp = C + (j * N + n) * u;                                                     \
+        T_ *cn = C + ((j + 1) * N + n) * u;                                                     \
+        T_ *hr = Hc + ((j + 1) * N + n) * K;                                                    \
+        const T_ *hp = H ? H + (j * N + n) * u : Hc + (j * N + n) * K;                          \
+        T_ *hn = H ? H + ((j + 1) * N + n) * u : hr;                                            \
+        lstm_fwd_row_##SUF(a, a + u, a + 2 * u, a + 3 * u, cp, cn, AC + (j * N + n) * u, hn, u); \
+        if (fr && fr[j * N + n]) {                                                              \
+            memcpy(cn, cp, u * sizeof(T_));                                                     \
+            memcpy(hn, hp, u * sizeof(T_));                                                     \
+        }                                                                                       \
+        if (H) {                                                                                \
+            if (rm) { const T_ *m = rm + n * u;                                                 \
+                      for (Py_ssize_t k = 0; k < u; k++) hr[k] = hn[k] * m[k]; }                \
+            else memcpy(hr, hn, u * sizeof(T_));                                                \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+/* One row of a backward step */                                                                \
+static inline void lstm_bwd_row_##SUF(const T_ *restrict ai, const T_ *restrict af,             \
+                                      const T_ *restrict ag, const T_ *restrict ao,             \
+                                      const T_ *restrict cp, const T_ *restrict ac,             \
+                                      const T_ *restrict h, T_ *restrict s, T_ *restrict di,    \
+                                      T_ *restrict df, T_ *restrict dg, T_ *restrict dO,        \
+                                      Py_ssize_t u) {                                           \
+    for (Py_ssize_t k = 0; k < u; k++) {                                                        \
+        T_ i = ai[k], f = af[k], g = ag[k], o = ao[k], t = ac[k];                               \
+        T_ hk = h[k];                                                                           \
+        T_ gcn = s[k] + hk * (o * (1 - t * t));                                                 \
+        di[k] = gcn * (g * (i * (1 - i)));                                                      \
+        df[k] = gcn * (cp[k] * (f * (1 - f)));                                                  \
+        dg[k] = gcn * (i * (1 - g * g));                                                        \
+        dO[k] = hk * (t * (o * (1 - o)));                                                       \
+        s[k] = gcn * f;                                                                         \
+    }                                                                                           \
+}                                                                                               \
+/* Backward.  First, when P = ∂zⱼ₊₁·Uᵀ is given, finish step j+1: gh ← P·rm on the rows that    \
+ * stepped (frozen rows pass gh on unchanged).  Then step j (j ≥ 0), with gh = ∂L/∂hⱼ₊₁ (plus     \
+ * the upstream G) and gc = ∂L/∂cⱼ₊₁:                                                            \
+ *   gcn = gc + gh·o·(1 − tanh²c);   ∂zᵢ = gcn·g·i(1 − i);  ∂z_f = gcn·cⱼ·f(1 − f);               \
+ *   ∂z_g = gcn·i·(1 − g²);  ∂zₒ = gh·tanh(c)·o(1 − o);   gc ← gcn·f                              \
+ * (frozen rows: ∂z = 0, gh and gc unchanged). */                                               \
+WIDE static void lstm_bwd_##SUF(Py_ssize_t j, Py_ssize_t T, Py_ssize_t N, Py_ssize_t u,       \
+                                const T_ *A, const T_ *C, const T_ *AC, T_ *dZ, T_ *gh,        \
+                                T_ *gc, const T_ *P, const T_ *G, const T_ *rm,                \
+                                const unsigned char *fr) {                                       \
+    if (P) {                                                                                    \
+        Py_ssize_t jp = j + 1;                                                                  \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            if (fr && fr[jp * N + n]) continue;                                                 \
+            T_ *h = gh + n * u;                                                                 \
+            const T_ *p = P + n * u;                                                            \
+            if (rm) { const T_ *m = rm + n * u;                                                 \
+                      for (Py_ssize_t k = 0; k < u; k++) h[k] = p[k] * m[k]; }                  \
+            else memcpy(h, p, u * sizeof(T_));                                                  \
+        }                                                                                       \
+    }                                                                                           \
+    if (j < 0) return;                                                                          \
+    for (Py_ssize_t n = 0; n < N; n++) {                                                        \
+        T_ *h = gh + n * u;                                                                     \
+        T_ *d = dZ + (j * N + n) * 4 * u;                                                       \
+        if (G) { const T_ *up = G + (n * (T + 1) + j) * u;                                      \
+                 for (Py_ssize_t k = 0; k < u; k++) h[k] += up[k]; }                            \
+        if (fr && fr[j * N + n]) { memset(d, 0, 4 * u * sizeof(T_)); continue; }               \
+        const T_ *a = A + (j * N + n) * 4 * u;                                                  \
+        lstm_bwd_row_##SUF(a, a + u, a + 2 * u, a + 3 * u, C + (j * N + n) * u,                 \
+                           AC + (j * N + n) * u, h, gc + n * u, d, d + u, d + 2 * u, d + 3 * u, u); \
+    }                                                                                           \
+}
+
+LSTM_KERNELS(float, f)
+LSTM_KERNELS(double, d)
+
 /* ------------------------------------------------------------ Python glue */
 typedef struct { const char *name; kernel_fn f32, f64; int nbuf, nscalar; } Rule;
 
@@ -273,6 +441,148 @@ static PyObject *apply_rule(const Rule *rule, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* LSTM steps: every array is checked for dtype, C-contiguity, writability where written, and
+ * shape, so that a wrong call raises instead of touching memory it does not own. */
+typedef struct { Py_buffer v[12]; int n; } Views;
+
+static void release(Views *vs) {
+    for (int i = 0; i < vs->n; i++) PyBuffer_Release(&vs->v[i]);
+    vs->n = 0;
+}
+
+/* o: an array of item type code (f, d or B) and ndim dims; dims[k] < 0 accepts any size (and
+ * stores it back).  None gives NULL when optional. */
+static int view(Views *vs, PyObject *o, const char *name, char code, int ndim, Py_ssize_t *dims,
+                int optional, void **out) {
+    *out = NULL;
+    if (o == Py_None && optional) return 0;
+    Py_buffer *v = &vs->v[vs->n];
+    /* G, rm and fr are only read; the rest are written */
+    int ro = name[0] == 'G' || name[0] == 'r' || name[0] == 'f';
+    if (PyObject_GetBuffer(o, v, (ro ? 0 : PyBUF_WRITABLE) | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    vs->n++;
+    const char *f = v->format ? v->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    char got = *f == '?' ? 'B' : *f;
+    if (got != code || f[1] != '\0' || v->ndim != ndim) {
+        PyErr_Format(PyExc_TypeError, "lstm step: %s must be a %d-d array of type '%c', received "
+                     "type '%s' with %d dimensions", name, ndim, code, v->format ? v->format : "B",
+                     v->ndim);
+        return -1;
+    }
+    for (int k = 0; k < ndim; k++) {
+        if (dims[k] < 0) dims[k] = v->shape[k];
+        else if (v->shape[k] != dims[k]) {
+            PyErr_Format(PyExc_ValueError, "lstm step: %s has size %zd on axis %d, expected %zd",
+                         name, v->shape[k], k, dims[k]);
+            return -1;
+        }
+    }
+    *out = v->buf;
+    return 0;
+}
+
+/* lstm_forward(j, A, C, AC, Hc, H, rm, fr) */
+static PyObject *py_lstm_forward(PyObject *self, PyObject *args) {
+    Py_ssize_t j;
+    PyObject *oA, *oC, *oAC, *oHc, *oH, *orm, *ofr;
+    if (!PyArg_ParseTuple(args, "nOOOOOOO", &j, &oA, &oC, &oAC, &oHc, &oH, &orm, &ofr))
+        return NULL;
+    Views vs = {.n = 0};
+    void *A, *C, *AC, *Hc, *H, *rm, *fr;
+    Py_buffer probe;
+    if (PyObject_GetBuffer(oA, &probe, PyBUF_FORMAT | PyBUF_ND) < 0) return NULL;
+    const char *f = probe.format ? probe.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    char code = *f;
+    PyBuffer_Release(&probe);
+    if (code != 'f' && code != 'd') {
+        PyErr_SetString(PyExc_TypeError, "lstm step: A must be float32 or float64");
+        return NULL;
+    }
+    Py_ssize_t dA[3] = {-1, -1, -1};
+    if (view(&vs, oA, "A", code, 3, dA, 0, &A) < 0) goto fail;
+    Py_ssize_t T = dA[0], N = dA[1], u = dA[2] / 4;
+    if (dA[2] % 4 || j < 0 || j >= T) {
+        PyErr_SetString(PyExc_ValueError, "lstm step: A's last axis must hold 4 gates, 0 <= j < T");
+        goto fail;
+    }
+    Py_ssize_t dC[3] = {T + 1, N, u}, dAC[3] = {T, N, u}, dHc[3] = {T + 1, N, -1},
+               dH[3] = {T + 1, N, u}, drm[2] = {N, u}, dfr[2] = {T, N};
+    if (view(&vs, oC, "C", code, 3, dC, 0, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, &AC) < 0
+        || view(&vs, oHc, "Hc", code, 3, dHc, 0, &Hc) < 0
+        || view(&vs, oH, "H", code, 3, dH, 1, &H) < 0 || view(&vs, orm, "rm", code, 2, drm, 1, &rm) < 0
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, &fr) < 0)
+        goto fail;
+    if (dHc[2] < u || (rm && !H)) {
+        PyErr_SetString(PyExc_ValueError, "lstm step: Hc rows must hold at least u values, and rm "
+                        "needs H");
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') lstm_fwd_f(j, N, u, dHc[2], A, C, AC, Hc, H, rm, fr);
+    else lstm_fwd_d(j, N, u, dHc[2], A, C, AC, Hc, H, rm, fr);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+/* lstm_backward(j, A, C, AC, dZ, gh, gc, P, G, rm, fr) */
+static PyObject *py_lstm_backward(PyObject *self, PyObject *args) {
+    Py_ssize_t j;
+    PyObject *oA, *oC, *oAC, *odZ, *ogh, *ogc, *oP, *oG, *orm, *ofr;
+    if (!PyArg_ParseTuple(args, "nOOOOOOOOOO", &j, &oA, &oC, &oAC, &odZ, &ogh, &ogc, &oP, &oG,
+                          &orm, &ofr))
+        return NULL;
+    Views vs = {.n = 0};
+    void *A, *C, *AC, *dZ, *gh, *gc, *P, *G, *rm, *fr;
+    Py_buffer probe;
+    if (PyObject_GetBuffer(oA, &probe, PyBUF_FORMAT | PyBUF_ND) < 0) return NULL;
+    const char *f = probe.format ? probe.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    char code = *f;
+    PyBuffer_Release(&probe);
+    if (code != 'f' && code != 'd') {
+        PyErr_SetString(PyExc_TypeError, "lstm step: A must be float32 or float64");
+        return NULL;
+    }
+    Py_ssize_t dA[3] = {-1, -1, -1};
+    if (view(&vs, oA, "A", code, 3, dA, 0, &A) < 0) goto fail;
+    Py_ssize_t T = dA[0], N = dA[1], u = dA[2] / 4;
+    if (dA[2] % 4 || j < -1 || j >= T) {
+        PyErr_SetString(PyExc_ValueError, "lstm step: A's last axis must hold 4 gates, -1 <= j < T");
+        goto fail;
+    }
+    Py_ssize_t dC[3] = {T + 1, N, u}, dAC[3] = {T, N, u}, dZd[3] = {T, N, 4 * u}, dgh[2] = {N, u},
+               dgc[2] = {N, u}, dP[2] = {N, u}, dG[3] = {N, T + 1, u}, drm[2] = {N, u},
+               dfr[2] = {T, N};
+    if (view(&vs, oC, "C", code, 3, dC, 0, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, &AC) < 0
+        || view(&vs, odZ, "dZ", code, 3, dZd, 0, &dZ) < 0
+        || view(&vs, ogh, "gh", code, 2, dgh, 0, &gh) < 0
+        || view(&vs, ogc, "gc", code, 2, dgc, 0, &gc) < 0
+        || view(&vs, oP, "P", code, 2, dP, 1, &P) < 0 || view(&vs, oG, "G", code, 3, dG, 1, &G) < 0
+        || view(&vs, orm, "rm", code, 2, drm, 1, &rm) < 0
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, &fr) < 0)
+        goto fail;
+    if (P && j + 1 >= T) {
+        PyErr_SetString(PyExc_ValueError, "lstm step: P finishes step j+1, which must be < T");
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') lstm_bwd_f(j, T, N, u, A, C, AC, dZ, gh, gc, P, G, rm, fr);
+    else lstm_bwd_d(j, T, N, u, A, C, AC, dZ, gh, gc, P, G, rm, fr);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
 #define WRAP(IDX, NAME)                                                                        \
     static PyObject *py_##NAME(PyObject *self, PyObject *args) { return apply_rule(&rules[IDX], args); }
 WRAP(0, sgd)
@@ -307,11 +617,16 @@ static PyMethodDef methods[] = {
     {"set_num_threads", py_set_num_threads, METH_VARARGS,
      "set_num_threads(k, min_per_thread=131072): threads for buffers of at least k·min_per_thread."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "(threads, min_per_thread)."},
+    {"lstm_forward", py_lstm_forward, METH_VARARGS,
+     "lstm_forward(j, A, C, AC, Hc, H, rm, fr): the point-wise part of LSTM step j, in place."},
+    {"lstm_backward", py_lstm_backward, METH_VARARGS,
+     "lstm_backward(j, A, C, AC, dZ, gh, gc, P, G, rm, fr): finish step j+1 (with P), then the "
+     "point-wise backward of step j."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_kernels", "Fused optimizer updates over flat buffers.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_kernels", "Fused optimizer updates over flat buffers and LSTM step kernels.", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

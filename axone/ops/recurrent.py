@@ -32,6 +32,14 @@ __all__ = ["rnn_sequence", "ACTIVATIONS"]
 
 # The LSTM with tanh / sigmoid takes its dedicated path; False sends it through the general loop.
 _FAST_LSTM = True
+# Within that path, the point-wise work of each step runs in the compiled module when it is built
+# (axone/_kernels.c, lstm_forward / lstm_backward); False keeps it in NumPy.
+_COMPILED_LSTM = True
+
+
+def _kernels():
+    from ..optimizers import _KERNELS
+    return _KERNELS if _KERNELS is not None and hasattr(_KERNELS, "lstm_forward") else None
 
 
 def _sigmoid(x):
@@ -110,6 +118,10 @@ class RNNSequence(Function):
         self.fast = (_FAST_LSTM and self.cell == "lstm" and c0 is not None
                      and self.activation == "tanh" and self.recurrent_activation == "sigmoid")
         if self.fast:
+            dt = np.result_type(x, W, U, b, h0, c0)
+            self.kernels = _kernels() if _COMPILED_LSTM and dt in (np.float32, np.float64) else None
+            if self.kernels is not None:
+                return self._lstm_forward_compiled(x, W, U, b, h0, c0, dt)
             return self._lstm_forward(x, W, U, b, h0, c0)
         cell, T = self.cell, x.shape[1]
         u = U.shape[0]
@@ -181,6 +193,8 @@ class RNNSequence(Function):
 
     def backward(self, gout):
         if self.fast:
+            if self.kernels is not None:
+                return self._lstm_backward_compiled(gout)
             return self._lstm_backward(gout)
         cell, x, W, U, b = self.cell, self.x, self.W, self.U, self.b
         u = U.shape[0]
@@ -459,6 +473,97 @@ class RNNSequence(Function):
             gW = gP[u:u + D] if needs[1] else None
             gb = gP[u + D] if needs[3] else None
         _give(*temps)
+        return (gx, gW, gU, gb, gh if needs[4] else None, gc if needs[5] else None)
+
+    # The compiled form of the same path: step-major work arrays, a step's four gates side by side
+    # in one row (A[j] is (N, 4u), i f g o), so that the step's product is one (N, K)·(K, 4u) and
+    # everything point-wise around it is one call of axone._kernels (see lstm_fwd / lstm_bwd in
+    # _kernels.c for the equations, the same as _lstm_forward / _lstm_backward above).
+    #   Hc (T+1, N, K)   [hᵣ, xₜ, 1] rows, as above;    H (T+1, N, u) h itself, with recurrent dropout
+    #   A  (T, N, 4u)    z, then the gate activations;  C (T+1, N, u);  AC (T, N, u) = tanh(C[1:])
+    #   fr (T, N)        uint8, 1 where the mask is False (the row keeps its state at that step)
+    def _lstm_forward_compiled(self, x, W, U, b, h0, c0, dt):
+        N, T, D = x.shape
+        u = U.shape[0]
+        K = u + D + 1
+        Wc = np.concatenate([U, W, b[None]]).astype(dt, copy=False)                 # (K, 4u)
+        work = self.work = _Work()
+        Hc = work.take((T + 1, N, K), dt)
+        xt = x.transpose(1, 0, 2)
+        if self.go_backwards:
+            xt = xt[::-1]
+        if self.xmask is None:
+            Hc[:T, :, u:u + D] = xt
+        else:
+            np.multiply(xt, self.xmask, out=Hc[:T, :, u:u + D])
+        Hc[:T, :, u + D] = 1
+        rm = self.rmask
+        H = None
+        if rm is None:
+            Hc[0, :, :u] = h0
+        else:
+            rm = np.ascontiguousarray(rm, dtype=dt)
+            H = work.take((T + 1, N, u), dt)
+            H[0] = h0
+            np.multiply(h0, rm, out=Hc[0, :, :u])
+        fr = None
+        if self.mask is not None:
+            keep = self.mask.T[::-1] if self.go_backwards else self.mask.T
+            fr = np.ascontiguousarray(~keep, dtype=np.uint8)
+        A = work.take((T, N, 4 * u), dt)
+        C = work.take((T + 1, N, u), dt)
+        AC = work.take((T, N, u), dt)
+        C[0] = c0
+        step, matmul = self.kernels.lstm_forward, np.matmul
+        for j in range(T):
+            matmul(Hc[j], Wc, out=A[j])
+            step(j, A, C, AC, Hc, H, rm, fr)
+        self.A, self.C, self.AC, self.Hc, self.fr, self.Wc, self.rmc = A, C, AC, Hc, fr, Wc, rm
+        out = np.empty((N, T + 1, u), dtype=dt)
+        out[:, :T] = (Hc[1:, :, :u] if H is None else H[1:]).transpose(1, 0, 2)
+        out[:, T] = C[T]
+        return out
+
+    def _lstm_backward_compiled(self, gout):
+        """The backward of _lstm_forward_compiled: per step j in reverse, one kernel call (which
+        first finishes step j+1 with its product P = ∂zⱼ₊₁·Uᵀ) and that product; after the loop,
+        [∂U; ∂W; ∂b] = [Hᵣ, X, 1]ᵀ·∂Z and ∂x = ∂Z·Wᵀ over all steps at once."""
+        A, C, AC, Hc, fr, Wc, rm = self.A, self.C, self.AC, self.Hc, self.fr, self.Wc, self.rmc
+        T, N, G4 = A.shape
+        u = G4 // 4
+        K = Wc.shape[0]
+        D = K - u - 1
+        dt = A.dtype
+        G = np.ascontiguousarray(gout, dtype=dt)
+        live = G[:, :T].any(axis=(0, 2))                 # steps with an upstream gradient on h
+        gc = np.array(G[:, T], dtype=dt)
+        gh = np.zeros((N, u), dtype=dt)
+        UT = Wc[:u].T                                    # (4u, u)
+        dZ = _take((T, N, G4), dt)
+        P = _take((N, u), dt)
+        step, matmul = self.kernels.lstm_backward, np.matmul
+        prev = None
+        for j in range(T - 1, -1, -1):
+            step(j, A, C, AC, dZ, gh, gc, prev, G if live[j] else None, rm, fr)
+            matmul(dZ[j], UT, out=P)
+            prev = P
+        step(-1, A, C, AC, dZ, gh, gc, P, None, rm, fr)
+        needs = self.needs
+        dZ2 = dZ.reshape(T * N, G4)
+        gx = gW = gU = gb = None
+        if needs[0]:
+            gxt = np.matmul(dZ2, Wc[u:u + D].T).reshape(T, N, D)
+            if self.go_backwards:
+                gxt = gxt[::-1]
+            gx = np.ascontiguousarray(gxt.transpose(1, 0, 2))
+            if self.xmask is not None:
+                gx *= self.xmask[:, None, :]
+        if needs[1] or needs[2] or needs[3]:
+            gP = np.matmul(Hc[:-1].reshape(T * N, K).T, dZ2)      # (K, 4u): [Hᵣ, X, 1]ᵀ·∂Z
+            gU = gP[:u] if needs[2] else None
+            gW = gP[u:u + D] if needs[1] else None
+            gb = gP[u + D] if needs[3] else None
+        _give(dZ, P)
         return (gx, gW, gU, gb, gh if needs[4] else None, gc if needs[5] else None)
 
 

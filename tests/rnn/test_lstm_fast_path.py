@@ -3,7 +3,9 @@ step loop of ``ops.recurrent`` (``_FAST_LSTM = False``), and against finite diff
 
 The two paths compute the same function in a different order (gate-major work arrays, the gates
 through one exp, the weight gradients in one product after the loop), so in float64 they agree
-to rounding: outputs and every gradient are compared at 1e-10.
+to rounding: outputs and every gradient are compared at 1e-10.  Every test runs twice: with the
+point-wise step work in the compiled module (``axone._kernels.lstm_forward/lstm_backward``, its
+own vectorized exp) and in NumPy (``_COMPILED_LSTM = False``).
 """
 import numpy as np
 import pytest
@@ -15,6 +17,15 @@ from axone.ops.recurrent import rnn_sequence
 from axone.utils import check_gradients
 
 TOL = 1e-10
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def step_kernels(request, monkeypatch):
+    """Run each test with the compiled step kernels and with the NumPy steps."""
+    if request.param == "compiled" and R._kernels() is None:
+        pytest.skip("axone._kernels is not built")
+    monkeypatch.setattr(R, "_COMPILED_LSTM", request.param == "compiled")
+    return request.param
 
 
 def _rng(seed):
@@ -98,6 +109,7 @@ def test_fast_path_is_taken_only_for_tanh_and_sigmoid():
         return hs._ctx.inputs[0]._ctx          # hs = get_item(RNNSequence output)
 
     assert node().fast
+    assert (node().kernels is not None) == (R._COMPILED_LSTM and R._kernels() is not None)
     assert not node(activation="relu").fast
     assert not node(recurrent_activation="hard_sigmoid").fast
 

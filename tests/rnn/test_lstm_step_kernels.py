@@ -1,0 +1,112 @@
+"""The compiled LSTM step kernels (``axone._kernels.lstm_forward`` / ``lstm_backward``) on their
+own: the gate activations against float64 references over the whole float range (their exp is
+evaluated inline), NaN and ±inf, and the checks that keep a wrong call from touching memory."""
+import numpy as np
+import pytest
+
+from axone.ops import recurrent as R
+
+K = R._kernels()
+pytestmark = pytest.mark.skipif(K is None, reason="axone._kernels is not built")
+
+
+def _forward(z, c0, dtype):
+    """One step, N = 1: z (4u,) pre-activations → (i, f, g, o), c, tanh(c), h."""
+    u = z.size // 4
+    A = np.asarray(z, dtype=dtype).reshape(1, 1, 4 * u).copy()
+    C = np.zeros((2, 1, u), dtype)
+    C[0, 0] = c0
+    AC = np.zeros((1, 1, u), dtype)
+    Hc = np.zeros((2, 1, u + 2), dtype)
+    K.lstm_forward(0, A, C, AC, Hc, None, None, None)
+    return A.reshape(4, u), C[1, 0], AC[0, 0], Hc[1, 0, :u]
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 3e-7), (np.float64, 1e-15)])
+def test_gates_state_and_output_match_float64_references(dtype, tol):
+    rng = np.random.default_rng(0)
+    u = 4096
+    z = np.concatenate([np.linspace(-120, 120, 4 * u - 1000), rng.normal(scale=4, size=1000)])
+    z = z.astype(dtype)
+    c0 = rng.normal(scale=5, size=u).astype(dtype)
+    gates, c, tc, h = _forward(z, c0, dtype)
+    zz = z.astype(np.float64).reshape(4, u)
+    with np.errstate(over="ignore"):
+        sig = 1 / (1 + np.exp(-zz))
+    i, f, g, o = sig[0], sig[1], np.tanh(zz[2]), sig[3]
+    for name, got, ref in [("i", gates[0], i), ("f", gates[1], f), ("g", gates[2], g),
+                           ("o", gates[3], o)]:
+        assert got.dtype == dtype
+        assert np.abs(got - ref).max() < tol, name
+        assert ((got >= -1) & (got <= 1)).all(), name
+    # σ's relative accuracy where it is not tiny (exp's range reduction and polynomial)
+    big = sig[0] > 1e-30
+    assert (np.abs(gates[0] - sig[0]) / sig[0])[big].max() < 50 * np.finfo(dtype).eps
+    cref = gates[1].astype(np.float64) * c0 + gates[0].astype(np.float64) * gates[2]
+    np.testing.assert_allclose(c, cref, rtol=10 * np.finfo(dtype).eps, atol=tol)
+    assert np.abs(tc - np.tanh(c.astype(np.float64))).max() < tol
+    np.testing.assert_allclose(h, gates[3] * tc, rtol=2 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_and_infinities(dtype):
+    z = np.array([np.nan, np.inf, -np.inf, 0.0] * 4, dtype=dtype)      # u = 4, each gate gets all
+    gates, c, tc, h = _forward(z, np.zeros(4, dtype), dtype)
+    for k in range(4):
+        assert np.isnan(gates[k][0])
+    np.testing.assert_array_equal(gates[[0, 1, 3], 1], 1)              # σ(+inf)
+    s = gates[[0, 1, 3], 2]                                            # σ(−inf): 0 to the last
+    assert ((s >= 0) & (s <= np.finfo(dtype).tiny)).all()             # normal number
+    np.testing.assert_array_equal(gates[2, 1:], [1, -1, 0])            # tanh(±inf), tanh(0)
+    assert np.isnan(c[0]) and np.isnan(h[0])
+    assert np.isfinite(h[1:]).all()
+
+
+def _arrays(T=3, N=2, u=3, K=6, dtype=np.float64):
+    return dict(A=np.zeros((T, N, 4 * u), dtype), C=np.zeros((T + 1, N, u), dtype),
+                AC=np.zeros((T, N, u), dtype), Hc=np.zeros((T + 1, N, K), dtype),
+                dZ=np.zeros((T, N, 4 * u), dtype), gh=np.zeros((N, u), dtype),
+                gc=np.zeros((N, u), dtype))
+
+
+def test_forward_rejects_wrong_shapes_dtypes_and_steps():
+    a = _arrays()
+    K.lstm_forward(2, a["A"], a["C"], a["AC"], a["Hc"], None, None, None)
+    with pytest.raises(ValueError, match="C has size"):
+        K.lstm_forward(0, a["A"], a["AC"], a["AC"], a["Hc"], None, None, None)
+    with pytest.raises(ValueError, match="0 <= j < T"):
+        K.lstm_forward(3, a["A"], a["C"], a["AC"], a["Hc"], None, None, None)
+    with pytest.raises(TypeError, match="AC must be"):
+        K.lstm_forward(0, a["A"], a["C"], a["AC"].astype(np.float32), a["Hc"], None, None, None)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        K.lstm_forward(0, a["A"].astype(np.int64), a["C"], a["AC"], a["Hc"], None, None, None)
+    with pytest.raises(ValueError, match="fr has size"):
+        K.lstm_forward(0, a["A"], a["C"], a["AC"], a["Hc"], None, None, np.zeros((2, 2), np.uint8))
+    with pytest.raises(ValueError, match="rm needs H"):
+        K.lstm_forward(0, a["A"], a["C"], a["AC"], a["Hc"], None, np.ones((2, 3)), None)
+    with pytest.raises(ValueError, match="at least u"):
+        K.lstm_forward(0, a["A"], a["C"], a["AC"], a["Hc"][:, :, :2].copy(), None, None, None)
+    with pytest.raises((ValueError, BufferError)):                      # not C-contiguous
+        K.lstm_forward(0, a["A"], a["C"], a["AC"], a["Hc"][:, ::-1], None, None, None)
+    ro = a["C"].copy()
+    ro.flags.writeable = False
+    with pytest.raises((ValueError, BufferError)):                      # written, must be writable
+        K.lstm_forward(0, a["A"], ro, a["AC"], a["Hc"], None, None, None)
+
+
+def test_backward_rejects_wrong_shapes_and_steps():
+    a = _arrays()
+    args = [a[k] for k in ("A", "C", "AC", "dZ", "gh", "gc")]
+    K.lstm_backward(2, *args, None, None, None, None)
+    K.lstm_backward(-1, *args, a["gh"].copy(), None, None, None)
+    with pytest.raises(ValueError, match="-1 <= j < T"):
+        K.lstm_backward(3, *args, None, None, None, None)
+    with pytest.raises(ValueError, match="P finishes step j"):
+        K.lstm_backward(2, *args, a["gh"].copy(), None, None, None)
+    with pytest.raises(ValueError, match="G has size"):
+        K.lstm_backward(1, *args, None, np.zeros((2, 3, 3)), None, None)
+    with pytest.raises(ValueError, match="gc has size"):
+        K.lstm_backward(1, *args[:5], np.zeros((3, 3)), None, None, None, None)
+    g = np.zeros((2, 4, 3))
+    g.flags.writeable = False                                          # upstream is only read
+    K.lstm_backward(1, *args, None, g, None, None)
