@@ -9,6 +9,7 @@ use the fused stable gradient ŷ − y.
 import numpy as np
 
 from . import ops
+from .autograd.function import Function
 from .autograd.tensor import Tensor
 from .ops import math as _M
 from .ops import nn as _nn
@@ -192,6 +193,21 @@ def _prep(y_true, y_pred, name):
 
 
 # -------------------------------------------------------------- Loss objects
+class _SumOverBatchSize(Function):
+    """Keras's default reduction as one node:  L = (Σᵢ lᵢ) / n,   dL/dlᵢ = dL/dL / n
+    (the same operations as ``ops.sum(values) / n``, without the two nodes' overhead)."""
+
+    def forward(self, values):
+        self.shape = values.shape
+        return np.add.reduce(values, axis=None) / values.dtype.type(self.n)
+
+    def backward(self, g):
+        out = np.empty(self.shape, dtype=g.dtype)
+        out.fill(g / g.dtype.type(self.n))
+        return (out,)
+
+
+
 _REDUCTIONS = ("sum_over_batch_size", "sum", "none", None, "mean", "mean_with_sample_weight")
 
 
@@ -219,6 +235,10 @@ class Loss:
             values = values * sw
         if self.reduction in ("none", None) or values.ndim == 0:
             return values
+        if self.reduction in ("sum_over_batch_size", "mean") or (
+                self.reduction == "mean_with_sample_weight" and sample_weight is None):
+            if values.dtype.kind == "f":
+                return _SumOverBatchSize.apply(values, n=max(values.size, 1))
         total = ops.sum(values)
         if self.reduction == "sum":
             return total

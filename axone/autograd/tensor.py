@@ -233,7 +233,46 @@ def _toposort(root_fn):
     return order
 
 
+# Leaves whose ``grad`` buffer holds stale values that count as zero (ids).  A training step
+# marks its weights this way instead of zero-filling their gradient buffer: the first gradient
+# to arrive is written over the buffer (or computed straight into it, see ``fresh_grad_out``),
+# later ones add to it, and ``finish_fresh_grads`` zeroes the buffers nothing reached.
+_FRESH = set()
+
+
+def mark_fresh_grads(leaves):
+    """Treat these leaves' preallocated ``grad`` buffers as zero without filling them."""
+    _FRESH.update(id(t) for t in leaves)
+
+
+def finish_fresh_grads(leaves):
+    """Zero the gradient buffers of these leaves that received no gradient, and unmark them."""
+    if _FRESH:
+        for t in leaves:
+            i = id(t)
+            if i in _FRESH:
+                _FRESH.discard(i)
+                if t.grad is not None:
+                    t.grad.fill(0)
+
+
+def fresh_grad_out(t, shape, dtype):
+    """The buffer to compute leaf ``t``'s gradient into, when nothing has been accumulated into
+    it yet this step (then it counts as received), else None: the caller returns its gradient
+    as usual.  Lets a backward write dL/dW straight into a model's flat gradient buffer."""
+    if _FRESH and id(t) in _FRESH and t._ctx is None:
+        out = t.grad
+        if out is not None and out.shape == shape and out.dtype == dtype and out.flags.writeable:
+            _FRESH.discard(id(t))
+            return out
+    return None
+
+
 def _accumulate_leaf(t, g):
+    if _FRESH and id(t) in _FRESH and t.grad is not None:
+        _FRESH.discard(id(t))
+        np.copyto(t.grad, g)
+        return
     if t.grad is None:
         t.grad = np.array(g, dtype=t.data.dtype, copy=True)
         if t.grad.shape != t.data.shape:

@@ -104,6 +104,17 @@ def _map(f, x):
     return f(x)
 
 
+_NP_DTYPES = {}
+
+
+def _np_dtype(name):
+    """np.dtype(name), cached (a layer's dtype is a string such as "float32")."""
+    dt = _NP_DTYPES.get(name)
+    if dt is None:
+        dt = _NP_DTYPES[name] = np.dtype(name)
+    return dt
+
+
 def _is_symbolic(x):
     return any(isinstance(t, KerasTensor) for t in _flatten(x))
 
@@ -396,6 +407,16 @@ class Layer:
         return t
 
     def __call__(self, inputs, *args, training=None, **kwargs):
+        # The common eager call (one tensor of the layer's dtype, no mask, a built layer) goes
+        # straight to ``call``; it is what the general path below does for it, minus its checks.
+        if (type(inputs) is Tensor and self.built and not args and not kwargs
+                and not self._produces_mask and getattr(inputs, "_keras_mask", None) is None
+                and (not self._autocast or inputs.data.dtype == _np_dtype(self.dtype))):
+            if self._input_ndim is not None:
+                self._check_input(inputs)
+            if self._call_accepts_training():
+                return self.call(inputs, training=training)
+            return self.call(inputs)
         if _is_symbolic(inputs):
             return self._symbolic_call(inputs, *args, training=training, **kwargs)
         x = _map(self._convert_input, inputs)

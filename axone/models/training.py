@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import backend, losses as losses_mod, metrics as metrics_mod, optimizers
 from ..autograd.function import no_grad
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, finish_fresh_grads, mark_fresh_grads
 from ..callbacks import CallbackList, History, ProgbarLogger
 from .data import cast_inputs, check_finite, n_rows, to_arrays
 
@@ -402,11 +402,20 @@ class Trainer:
     def _train_step(self, xs, ys, sw):
         vars_, params, grads = self._buffer[0], self._buffer[1], self._buffer[2]
         if grads is not None:
-            grads.fill(0)
-        preds = self._forward(xs, training=True)
-        total, per_output = self._compute_loss(ys, preds, sw)
-        if total.requires_grad:
-            total.backward()
+            # the buffer counts as zero: backward writes each weight's first gradient over it
+            mark_fresh_grads(vars_)
+        try:
+            preds = self._forward(xs, training=True)
+            total, per_output = self._compute_loss(ys, preds, sw)
+            if total.requires_grad:
+                total.backward()
+        except BaseException:
+            if grads is not None:
+                finish_fresh_grads(vars_)
+                grads.fill(0)
+            raise
+        if grads is not None:
+            finish_fresh_grads(vars_)
         if params is not None:
             self.optimizer.update_flat(params, grads, self._buffer[3])
             for w in vars_:

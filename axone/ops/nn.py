@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.function import Function
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, fresh_grad_out
 from . import math as M
 
 __all__ = [
@@ -45,9 +45,23 @@ class Dense(Function):
         if x.ndim != 2:
             x = x.reshape(-1, x.shape[-1])
             g = g.reshape(-1, g.shape[-1])
-        gw = x.T @ g if needs[1] else None
+        # a weight's first gradient of a training step goes straight into its gradient buffer
+        gw = gb = None
+        if needs[1]:
+            out = fresh_grad_out(self.inputs[1], w.shape, np.result_type(x, g))
+            if out is None:
+                gw = x.T @ g
+            else:
+                np.matmul(x.T, g, out=out)
         if len(needs) == 3:
-            return gx, gw, (g.sum(axis=0) if needs[2] else None)
+            if needs[2]:
+                b = self.inputs[2]
+                out = fresh_grad_out(b, b.data.shape, g.dtype)
+                if out is None:
+                    gb = np.add.reduce(g, axis=0)
+                else:
+                    np.add.reduce(g, axis=0, out=out)
+            return gx, gw, gb
         return gx, gw
 
 
