@@ -375,6 +375,49 @@ WIDE static void lstm_bwd_##SUF(Py_ssize_t j, Py_ssize_t T, Py_ssize_t N, Py_ssi
 LSTM_KERNELS(float, f)
 LSTM_KERNELS(double, d)
 
+/* ------------------------------------------------------------------ Dense epilogues */
+/* The element-wise ends of a Dense node (axone/ops/nn.py), one pass each instead of two or three
+ * NumPy passes; the same operations in the same order as the NumPy form, so the same bits.
+ *   forward:   y ← y + b, then max(y, 0) when relu (NaN stays NaN)
+ *   backward:  gm = g·[y > 0] (or g itself), db = Σ_rows gm accumulated row after row, as
+ *              np.add.reduce(gm, axis=0) does for a C-contiguous array. */
+#define DENSE_KERNELS(T_, SUF)                                                                  \
+static inline void bias_row_##SUF(T_ *restrict y, const T_ *restrict b, Py_ssize_t n, int relu) { \
+    if (relu) for (Py_ssize_t j = 0; j < n; j++) { T_ v = y[j] + b[j]; y[j] = v < 0 ? 0 : v; } \
+    else for (Py_ssize_t j = 0; j < n; j++) y[j] = y[j] + b[j];                                  \
+}                                                                                               \
+static inline void relu_row_##SUF(T_ *restrict y, Py_ssize_t n) {                               \
+    for (Py_ssize_t j = 0; j < n; j++) { T_ v = y[j]; y[j] = v < 0 ? 0 : v; }                   \
+}                                                                                               \
+WIDE static void dense_fwd_##SUF(T_ *y, const T_ *b, Py_ssize_t m, Py_ssize_t n, int relu) {   \
+    for (Py_ssize_t i = 0; i < m; i++) {                                                        \
+        if (b) bias_row_##SUF(y + i * n, b, n, relu);                                           \
+        else if (relu) relu_row_##SUF(y + i * n, n);                                            \
+    }                                                                                           \
+}                                                                                               \
+static inline void mask_row_##SUF(T_ *restrict gm, const T_ *restrict g, const T_ *restrict y,  \
+                                  Py_ssize_t n) {                                               \
+    for (Py_ssize_t j = 0; j < n; j++) gm[j] = g[j] * (T_)(y[j] > 0);                           \
+}                                                                                               \
+static inline void acc_row_##SUF(T_ *restrict db, const T_ *restrict r, Py_ssize_t n) {         \
+    for (Py_ssize_t j = 0; j < n; j++) db[j] = db[j] + r[j];                                    \
+}                                                                                               \
+WIDE static void dense_bwd_##SUF(const T_ *g, const T_ *y, T_ *gm, T_ *db, Py_ssize_t m,        \
+                                 Py_ssize_t n) {                                                \
+    if (db && m == 0) memset(db, 0, n * sizeof(T_));                                            \
+    for (Py_ssize_t i = 0; i < m; i++) {                                                        \
+        const T_ *r = g + i * n;                                                                \
+        if (y) { mask_row_##SUF(gm + i * n, r, y + i * n, n); r = gm + i * n; }                 \
+        if (db) {                                                                               \
+            if (i == 0) memcpy(db, r, n * sizeof(T_));                                          \
+            else acc_row_##SUF(db, r, n);                                                       \
+        }                                                                                       \
+    }                                                                                           \
+}
+
+DENSE_KERNELS(float, f)
+DENSE_KERNELS(double, d)
+
 /* ------------------------------------------------------------ Python glue */
 typedef struct { const char *name; kernel_fn f32, f64; int nbuf, nscalar; } Rule;
 
@@ -450,23 +493,21 @@ static void release(Views *vs) {
     vs->n = 0;
 }
 
-/* o: an array of item type code (f, d or B) and ndim dims; dims[k] < 0 accepts any size (and
- * stores it back).  None gives NULL when optional. */
+/* o: a C-contiguous array of item type code (f, d or B) and ndim dims, writable when it is
+ * written; dims[k] < 0 accepts any size (and stores it back).  None gives NULL when optional. */
 static int view(Views *vs, PyObject *o, const char *name, char code, int ndim, Py_ssize_t *dims,
-                int optional, void **out) {
+                int optional, int writable, void **out) {
     *out = NULL;
     if (o == Py_None && optional) return 0;
     Py_buffer *v = &vs->v[vs->n];
-    /* G, rm and fr are only read; the rest are written */
-    int ro = name[0] == 'G' || name[0] == 'r' || name[0] == 'f';
-    if (PyObject_GetBuffer(o, v, (ro ? 0 : PyBUF_WRITABLE) | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+    if (PyObject_GetBuffer(o, v, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return -1;
     vs->n++;
     const char *f = v->format ? v->format : "B";
     if (*f == '<' || *f == '=' || *f == '@') f++;
     char got = *f == '?' ? 'B' : *f;
     if (got != code || f[1] != '\0' || v->ndim != ndim) {
-        PyErr_Format(PyExc_TypeError, "lstm step: %s must be a %d-d array of type '%c', received "
+        PyErr_Format(PyExc_TypeError, "%s must be a %d-d array of type '%c', received "
                      "type '%s' with %d dimensions", name, ndim, code, v->format ? v->format : "B",
                      v->ndim);
         return -1;
@@ -474,13 +515,25 @@ static int view(Views *vs, PyObject *o, const char *name, char code, int ndim, P
     for (int k = 0; k < ndim; k++) {
         if (dims[k] < 0) dims[k] = v->shape[k];
         else if (v->shape[k] != dims[k]) {
-            PyErr_Format(PyExc_ValueError, "lstm step: %s has size %zd on axis %d, expected %zd",
+            PyErr_Format(PyExc_ValueError, "%s has size %zd on axis %d, expected %zd",
                          name, v->shape[k], k, dims[k]);
             return -1;
         }
     }
     *out = v->buf;
     return 0;
+}
+
+/* 'f' or 'd' for a float32/float64 array, else 0 with a TypeError */
+static char array_code(PyObject *o) {
+    Py_buffer probe;
+    if (PyObject_GetBuffer(o, &probe, PyBUF_FORMAT | PyBUF_ND) < 0) return 0;
+    const char *f = probe.format ? probe.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    char code = (f[1] == '\0' && (*f == 'f' || *f == 'd')) ? *f : 0;
+    PyBuffer_Release(&probe);
+    if (!code) PyErr_SetString(PyExc_TypeError, "expected a float32 or float64 array");
+    return code;
 }
 
 /* lstm_forward(j, A, C, AC, Hc, H, rm, fr) */
@@ -502,7 +555,7 @@ static PyObject *py_lstm_forward(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_ssize_t dA[3] = {-1, -1, -1};
-    if (view(&vs, oA, "A", code, 3, dA, 0, &A) < 0) goto fail;
+    if (view(&vs, oA, "A", code, 3, dA, 0, 1, &A) < 0) goto fail;
     Py_ssize_t T = dA[0], N = dA[1], u = dA[2] / 4;
     if (dA[2] % 4 || j < 0 || j >= T) {
         PyErr_SetString(PyExc_ValueError, "lstm step: A's last axis must hold 4 gates, 0 <= j < T");
@@ -510,10 +563,10 @@ static PyObject *py_lstm_forward(PyObject *self, PyObject *args) {
     }
     Py_ssize_t dC[3] = {T + 1, N, u}, dAC[3] = {T, N, u}, dHc[3] = {T + 1, N, -1},
                dH[3] = {T + 1, N, u}, drm[2] = {N, u}, dfr[2] = {T, N};
-    if (view(&vs, oC, "C", code, 3, dC, 0, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, &AC) < 0
-        || view(&vs, oHc, "Hc", code, 3, dHc, 0, &Hc) < 0
-        || view(&vs, oH, "H", code, 3, dH, 1, &H) < 0 || view(&vs, orm, "rm", code, 2, drm, 1, &rm) < 0
-        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, &fr) < 0)
+    if (view(&vs, oC, "C", code, 3, dC, 0, 1, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, 1, &AC) < 0
+        || view(&vs, oHc, "Hc", code, 3, dHc, 0, 1, &Hc) < 0
+        || view(&vs, oH, "H", code, 3, dH, 1, 1, &H) < 0 || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0)
         goto fail;
     if (dHc[2] < u || (rm && !H)) {
         PyErr_SetString(PyExc_ValueError, "lstm step: Hc rows must hold at least u values, and rm "
@@ -551,7 +604,7 @@ static PyObject *py_lstm_backward(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_ssize_t dA[3] = {-1, -1, -1};
-    if (view(&vs, oA, "A", code, 3, dA, 0, &A) < 0) goto fail;
+    if (view(&vs, oA, "A", code, 3, dA, 0, 1, &A) < 0) goto fail;
     Py_ssize_t T = dA[0], N = dA[1], u = dA[2] / 4;
     if (dA[2] % 4 || j < -1 || j >= T) {
         PyErr_SetString(PyExc_ValueError, "lstm step: A's last axis must hold 4 gates, -1 <= j < T");
@@ -560,13 +613,13 @@ static PyObject *py_lstm_backward(PyObject *self, PyObject *args) {
     Py_ssize_t dC[3] = {T + 1, N, u}, dAC[3] = {T, N, u}, dZd[3] = {T, N, 4 * u}, dgh[2] = {N, u},
                dgc[2] = {N, u}, dP[2] = {N, u}, dG[3] = {N, T + 1, u}, drm[2] = {N, u},
                dfr[2] = {T, N};
-    if (view(&vs, oC, "C", code, 3, dC, 0, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, &AC) < 0
-        || view(&vs, odZ, "dZ", code, 3, dZd, 0, &dZ) < 0
-        || view(&vs, ogh, "gh", code, 2, dgh, 0, &gh) < 0
-        || view(&vs, ogc, "gc", code, 2, dgc, 0, &gc) < 0
-        || view(&vs, oP, "P", code, 2, dP, 1, &P) < 0 || view(&vs, oG, "G", code, 3, dG, 1, &G) < 0
-        || view(&vs, orm, "rm", code, 2, drm, 1, &rm) < 0
-        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, &fr) < 0)
+    if (view(&vs, oC, "C", code, 3, dC, 0, 1, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, 1, &AC) < 0
+        || view(&vs, odZ, "dZ", code, 3, dZd, 0, 1, &dZ) < 0
+        || view(&vs, ogh, "gh", code, 2, dgh, 0, 1, &gh) < 0
+        || view(&vs, ogc, "gc", code, 2, dgc, 0, 1, &gc) < 0
+        || view(&vs, oP, "P", code, 2, dP, 1, 0, &P) < 0 || view(&vs, oG, "G", code, 3, dG, 1, 0, &G) < 0
+        || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0)
         goto fail;
     if (P && j + 1 >= T) {
         PyErr_SetString(PyExc_ValueError, "lstm step: P finishes step j+1, which must be < T");
@@ -575,6 +628,59 @@ static PyObject *py_lstm_backward(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     if (code == 'f') lstm_bwd_f(j, T, N, u, A, C, AC, dZ, gh, gc, P, G, rm, fr);
     else lstm_bwd_d(j, T, N, u, A, C, AC, dZ, gh, gc, P, G, rm, fr);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+/* dense_forward(y, b or None, relu): y (m, n) in place */
+static PyObject *py_dense_forward(PyObject *self, PyObject *args) {
+    PyObject *oy, *ob;
+    int relu;
+    if (!PyArg_ParseTuple(args, "OOp", &oy, &ob, &relu)) return NULL;
+    Views vs = {.n = 0};
+    void *y, *b;
+    char code = array_code(oy);
+    if (!code) return NULL;
+    Py_ssize_t dy[2] = {-1, -1};
+    if (view(&vs, oy, "y", code, 2, dy, 0, 1, &y) < 0) goto fail;
+    Py_ssize_t db[1] = {dy[1]};
+    if (view(&vs, ob, "b", code, 1, db, 1, 0, &b) < 0) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') dense_fwd_f(y, b, dy[0], dy[1], relu);
+    else dense_fwd_d(y, b, dy[0], dy[1], relu);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+/* dense_backward(g, y or None, gm, db or None): gm = g·[y > 0] (with y), db = Σ_rows */
+static PyObject *py_dense_backward(PyObject *self, PyObject *args) {
+    PyObject *og, *oy, *ogm, *odb;
+    if (!PyArg_ParseTuple(args, "OOOO", &og, &oy, &ogm, &odb)) return NULL;
+    Views vs = {.n = 0};
+    void *g, *y, *gm, *db;
+    char code = array_code(og);
+    if (!code) return NULL;
+    Py_ssize_t dg[2] = {-1, -1};
+    if (view(&vs, og, "g", code, 2, dg, 0, 0, &g) < 0) goto fail;
+    Py_ssize_t dy[2] = {dg[0], dg[1]}, dgm[2] = {dg[0], dg[1]}, ddb[1] = {dg[1]};
+    if (view(&vs, oy, "y", code, 2, dy, 1, 0, &y) < 0 || view(&vs, ogm, "gm", code, 2, dgm, 1, 1, &gm) < 0
+        || view(&vs, odb, "db", code, 1, ddb, 1, 1, &db) < 0)
+        goto fail;
+    if (y && !gm) {
+        PyErr_SetString(PyExc_ValueError, "dense_backward: the mask needs an output gm");
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') dense_bwd_f(g, y, gm, db, dg[0], dg[1]);
+    else dense_bwd_d(g, y, gm, db, dg[0], dg[1]);
     Py_END_ALLOW_THREADS
     release(&vs);
     Py_RETURN_NONE;
@@ -617,6 +723,10 @@ static PyMethodDef methods[] = {
     {"set_num_threads", py_set_num_threads, METH_VARARGS,
      "set_num_threads(k, min_per_thread=131072): threads for buffers of at least k·min_per_thread."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "(threads, min_per_thread)."},
+    {"dense_forward", py_dense_forward, METH_VARARGS,
+     "dense_forward(y, b, relu): y <- y + b (b may be None), then max(y, 0) with relu; in place."},
+    {"dense_backward", py_dense_backward, METH_VARARGS,
+     "dense_backward(g, y, gm, db): gm = g*(y > 0) when y is given; db = column sums (if given)."},
     {"lstm_forward", py_lstm_forward, METH_VARARGS,
      "lstm_forward(j, A, C, AC, Hc, H, rm, fr): the point-wise part of LSTM step j, in place."},
     {"lstm_backward", py_lstm_backward, METH_VARARGS,

@@ -72,11 +72,15 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     if label_smoothing:
         k = y_pred.shape[-1]
         y_true = y_true * (1.0 - label_smoothing) + label_smoothing / k
+    node = None
     if not from_logits:
         logits = _logits_of(y_pred, _M.Softmax)
         if logits is not None:
+            node = y_pred._ctx if _M._axis(axis, y_pred.ndim, "categorical_crossentropy") == \
+                tuple(y_pred._ctx.axis) else None
             y_pred, from_logits = logits, True
-    return _nn.categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis)
+    return _nn.categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis,
+                                        _softmax_node=node)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):

@@ -899,8 +899,10 @@ class Softmax(Function):
     """yᵢ = e^(xᵢ − max x) / Σⱼ e^(xⱼ − max x);  dL/dx = y ⊙ (dL/dy − Σ dL/dy ⊙ y)."""
 
     def forward(self, x):
-        e = np.exp(x - np.maximum.reduce(x, axis=self.axis, keepdims=True))
-        self.y = y = e / np.add.reduce(e, axis=self.axis, keepdims=True)
+        self.s = s = x - np.maximum.reduce(x, axis=self.axis, keepdims=True)
+        e = np.exp(s)
+        self.se = se = np.add.reduce(e, axis=self.axis, keepdims=True)
+        self.y = y = e / se
         return y
 
     def backward(self, g):

@@ -17,12 +17,23 @@ __all__ = [
 ]
 
 
+def _epilogue_kernels():
+    from ..optimizers import _KERNELS
+    return _KERNELS if _KERNELS is not None and hasattr(_KERNELS, "dense_forward") else None
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 class Dense(Function):
     """y = x·W + b, x of shape (…, n_in), W (n_in, n_out), b (n_out,).
 
     dL/dx = dL/dy·Wᵀ,   dL/dW = xᵀ·dL/dy,   dL/db = Σ_batch dL/dy.
 
     With ``relu=True`` the node is y = max(x·W + b, 0), and dL/dy is first masked by y > 0.
+    The element-wise ends (bias and ReLU forward; mask and Σ_batch backward) run as one pass of
+    the compiled module when it is built (``dense_forward``/``dense_backward`` in _kernels.c,
+    the same operations in the same order, so the same results).
     """
 
     relu = False
@@ -30,37 +41,61 @@ class Dense(Function):
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
         y = x @ w
-        if b is not None:
-            y += b
+        k = _epilogue_kernels()
+        if k is not None and y.dtype in _FLOATS and (b is None or b.dtype == y.dtype) \
+                and y.ndim >= 1 and y.flags.c_contiguous and (b is not None or self.relu):
+            k.dense_forward(y.reshape(-1, y.shape[-1]), b, self.relu)
+        else:
+            if b is not None:
+                y += b
+            if self.relu:
+                np.maximum(y, 0, out=y)
         if self.relu:
-            np.maximum(y, 0, out=y)
             self.y = y
         return y
 
     def backward(self, g):
         x, w, needs = self.x, self.w, self.needs
-        if self.relu:
+        has_b = len(needs) == 3 and needs[2]
+        gb = None
+        n = g.shape[-1] if g.ndim else 0
+        k = _epilogue_kernels() if (self.relu or has_b) else None
+        if k is not None and n >= 2 and g.dtype in _FLOATS and g.flags.c_contiguous \
+                and (not self.relu or self.y.dtype == g.dtype):
+            # one pass: the ReLU mask and dL/db (Σ over rows, as np.add.reduce(…, axis=0))
+            g2 = g.reshape(-1, n)
+            gm = np.empty_like(g2) if self.relu else None
+            db = None
+            if has_b:
+                db = fresh_grad_out(self.inputs[2], (n,), g.dtype)
+                if db is None:
+                    db = gb = np.empty(n, dtype=g.dtype)
+            k.dense_backward(g2, self.y.reshape(-1, n) if self.relu else None, gm, db)
+            if self.relu:
+                g = gm.reshape(g.shape)
+            has_b = False
+        elif self.relu:
             g = g * (self.y > 0)
         gx = g @ w.T if needs[0] else None
         if x.ndim != 2:
             x = x.reshape(-1, x.shape[-1])
             g = g.reshape(-1, g.shape[-1])
         # a weight's first gradient of a training step goes straight into its gradient buffer
-        gw = gb = None
+        gw = None
         if needs[1]:
             out = fresh_grad_out(self.inputs[1], w.shape, np.result_type(x, g))
             if out is None:
                 gw = x.T @ g
             else:
                 np.matmul(x.T, g, out=out)
+        if has_b:
+            b = self.inputs[2]
+            out = fresh_grad_out(b, b.data.shape, g.dtype)
+            if out is None:
+                gb = np.add.reduce(g, axis=0)
+            else:
+                np.add.reduce(g, axis=0, out=out)
         if len(needs) == 3:
-            if needs[2]:
-                b = self.inputs[2]
-                out = fresh_grad_out(b, b.data.shape, g.dtype)
-                if out is None:
-                    gb = np.add.reduce(g, axis=0)
-                else:
-                    np.add.reduce(g, axis=0, out=out)
             return gx, gw, gb
         return gx, gw
 
@@ -92,13 +127,21 @@ class SoftmaxCrossEntropy(Function):
         dL/dy = −log softmax(z).
     """
 
+    softmax = None      # the Softmax node over z, when the loss reads the logits under it
+
     def forward(self, y, z):
         ax = self.axis
-        s = z - np.maximum.reduce(z, axis=ax, keepdims=True)
-        e = np.exp(s)
-        se = np.add.reduce(e, axis=ax, keepdims=True)
+        sm = self.softmax
+        if sm is not None and getattr(sm, "s", None) is not None and sm.s.shape == z.shape:
+            # its shifted logits, Σ e^s and softmax are this node's s, se and p: the same ops
+            s, se, self.p = sm.s, sm.se, sm.y
+        else:
+            s = z - np.maximum.reduce(z, axis=ax, keepdims=True)
+            e = np.exp(s)
+            se = np.add.reduce(e, axis=ax, keepdims=True)
+            self.p = e / se
+        self.softmax = None
         self.logp = logp = s - np.log(se)
-        self.p = e / se
         self.y = y
         return -np.add.reduce(y * logp, axis=ax)
 
@@ -157,7 +200,7 @@ def _check_same_shape(target, output, op):
             f"{target.shape} and output shape {output.shape}")
 
 
-def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+def categorical_crossentropy(target, output, from_logits=False, axis=-1, _softmax_node=None):
     """Per-sample −Σ target·log(output) along ``axis`` (Keras ``ops.categorical_crossentropy``).
 
     With ``from_logits=True`` one fused node computes it through log-softmax and
@@ -173,7 +216,7 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
     if target.dtype != output.dtype:
         target = M.cast(target, output.dtype)
     if from_logits:
-        return SoftmaxCrossEntropy.apply(target, output, axis=ax)
+        return SoftmaxCrossEntropy.apply(target, output, axis=ax, softmax=_softmax_node)
     eps = backend.epsilon()
     p = output / M.sum(output, axis=ax, keepdims=True)
     p = M.clip(p, eps, 1.0 - eps)

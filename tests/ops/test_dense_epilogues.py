@@ -1,0 +1,100 @@
+"""The Dense node's element-wise ends in the compiled module (bias + ReLU forward; ReLU mask and
+Σ_batch for dL/db backward) give exactly the NumPy form's results, and the cross-entropy that
+reads the logits under a softmax reuses that softmax's work with exactly the same results."""
+import numpy as np
+import pytest
+
+from axone import Tensor, losses, ops
+from axone.autograd import tensor as T
+from axone.ops import nn as NN
+
+K = NN._epilogue_kernels()
+
+
+def _run(x, w, b, relu, g):
+    xt = Tensor(x, requires_grad=True)
+    wt = Tensor(w, requires_grad=True)
+    bt = None if b is None else Tensor(b, requires_grad=True)
+    y = ops.dense(xt, wt, bt, relu=relu)
+    y.backward(g)
+    return [y.data, xt.grad, wt.grad] + ([] if bt is None else [bt.grad])
+
+
+@pytest.mark.skipif(K is None, reason="axone._kernels is not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("shape", [(30, 4, 256), (7, 5, 3), (1, 6, 2), (9, 3, 1), (0, 4, 5),
+                                   ((2, 6), 4, 8)])
+def test_compiled_epilogues_equal_the_numpy_form_bitwise(dtype, relu, bias, shape, monkeypatch):
+    rows, n_in, n_out = shape
+    rows = rows if isinstance(rows, tuple) else (rows,)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=rows + (n_in,)).astype(dtype)
+    w = rng.normal(size=(n_in, n_out)).astype(dtype)
+    b = rng.normal(size=n_out).astype(dtype) if bias else None
+    g = rng.normal(size=rows + (n_out,)).astype(dtype)
+    if x.size and n_out > 1:
+        x[0] = np.nan                                  # NaN rows through ReLU and its mask
+    compiled = _run(x, w, b, relu, g)
+    monkeypatch.setattr(NN, "_epilogue_kernels", lambda: None)
+    reference = _run(x, w, b, relu, g)
+    for i, (a, r) in enumerate(zip(compiled, reference)):
+        assert a.dtype == r.dtype and a.shape == r.shape, i
+        assert np.array_equal(a, r, equal_nan=True), i
+
+
+@pytest.mark.skipif(K is None, reason="axone._kernels is not built")
+def test_bias_gradient_goes_into_a_fresh_buffer():
+    rng = np.random.default_rng(1)
+    x = Tensor(rng.normal(size=(6, 3)).astype("float32"))
+    w = Tensor(rng.normal(size=(3, 4)).astype("float32"), requires_grad=True)
+    b = Tensor(np.zeros(4, "float32"), requires_grad=True)
+    g = rng.normal(size=(6, 4)).astype("float32")
+    ops.dense(x, w, b, relu=True).backward(g)
+    ref = b.grad.copy()
+    buf = np.full(4, 99.0, "float32")
+    b.grad = buf
+    T.mark_fresh_grads([b])
+    ops.dense(x, w, b, relu=True).backward(g)
+    T.finish_fresh_grads([b])
+    assert b.grad is buf and np.array_equal(buf, ref)
+
+
+def test_kernel_argument_checks():
+    if K is None:
+        pytest.skip("axone._kernels is not built")
+    y = np.zeros((3, 4), "float32")
+    with pytest.raises(ValueError, match="b has size"):
+        K.dense_forward(y, np.zeros(5, "float32"), True)
+    with pytest.raises(TypeError, match="b must be"):
+        K.dense_forward(y, np.zeros(4, "float64"), True)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        K.dense_forward(np.zeros((3, 4), "int32"), None, True)
+    with pytest.raises(ValueError, match="needs an output gm"):
+        K.dense_backward(y, y, None, None)
+    with pytest.raises(ValueError, match="gm has size"):
+        K.dense_backward(y, y, np.zeros((3, 5), "float32"), None)
+    ro = np.zeros((3, 4), "float32")
+    ro.flags.writeable = False
+    with pytest.raises((ValueError, BufferError)):
+        K.dense_forward(ro, None, True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_crossentropy_after_softmax_reuses_it_with_identical_results(dtype, smoothing):
+    rng = np.random.default_rng(2)
+    z = rng.normal(scale=3, size=(17, 5)).astype(dtype)
+    y = np.eye(5, dtype=dtype)[rng.integers(0, 5, 17)]
+    za, zb = Tensor(z, requires_grad=True), Tensor(z, requires_grad=True)
+    p = ops.softmax(za)
+    via_softmax = losses.categorical_crossentropy(y, p, label_smoothing=smoothing)
+    assert via_softmax._ctx.p is p._ctx.y               # the softmax's own result, reused
+    assert via_softmax._ctx.softmax is None             # and the node let go of
+    from_logits = losses.categorical_crossentropy(y, zb, from_logits=True,
+                                                  label_smoothing=smoothing)
+    assert np.array_equal(via_softmax.data, from_logits.data)
+    ops.sum(via_softmax).backward()
+    ops.sum(from_logits).backward()
+    assert np.array_equal(za.grad, zb.grad)
