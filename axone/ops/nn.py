@@ -17,9 +17,16 @@ __all__ = [
 ]
 
 
+_EPILOGUES = []
+
+
 def _epilogue_kernels():
-    from ..optimizers import _KERNELS
-    return _KERNELS if _KERNELS is not None and hasattr(_KERNELS, "dense_forward") else None
+    """The compiled module when it is built and has the Dense epilogues, else None (cached)."""
+    if not _EPILOGUES:
+        from ..optimizers import _KERNELS
+        _EPILOGUES.append(_KERNELS if _KERNELS is not None and hasattr(_KERNELS, "dense_forward")
+                          else None)
+    return _EPILOGUES[0]
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

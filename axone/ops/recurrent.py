@@ -21,6 +21,7 @@ arranged for speed (RNNSequence._lstm_forward / _lstm_backward): gate-major, tim
 arrays reused from batch to batch, one product [h, xₜ, 1]·[U; W; b] per step, the four gates
 through one exp, and dL/dU, dL/dW, dL/db in one product over all steps after the loop.
 """
+import os
 import threading
 
 import numpy as np
@@ -526,45 +527,99 @@ class RNNSequence(Function):
 
     def _lstm_backward_compiled(self, gout):
         """The backward of _lstm_forward_compiled: per step j in reverse, one kernel call (which
-        first finishes step j+1 with its product P = ∂zⱼ₊₁·Uᵀ) and that product; after the loop,
-        [∂U; ∂W; ∂b] = [Hᵣ, X, 1]ᵀ·∂Z and ∂x = ∂Z·Wᵀ over all steps at once."""
+        first finishes step j+1 with its product P = ∂zⱼ₊₁·Uᵀ) and that product; then
+        [∂U; ∂W; ∂b] = [Hᵣ, X, 1]ᵀ·∂Z and ∂x = ∂Z·Wᵀ over all steps.
+
+        Those two products need only finished steps, so for long enough sequences they are
+        formed block by block of steps on a second thread while the recurrence goes on (NumPy's
+        products release the GIL); the blocks of [∂U; ∂W; ∂b] are summed in a fixed order."""
         A, C, AC, Hc, fr, Wc, rm = self.A, self.C, self.AC, self.Hc, self.fr, self.Wc, self.rmc
         T, N, G4 = A.shape
         u = G4 // 4
         K = Wc.shape[0]
         D = K - u - 1
         dt = A.dtype
+        needs = self.needs
         G = np.ascontiguousarray(gout, dtype=dt)
         live = G[:, :T].any(axis=(0, 2))                 # steps with an upstream gradient on h
         gc = np.array(G[:, T], dtype=dt)
         gh = np.zeros((N, u), dtype=dt)
         UT = Wc[:u].T                                    # (4u, u)
+        WT = Wc[u:u + D].T                               # (4u, D)
         dZ = _take((T, N, G4), dt)
         P = _take((N, u), dt)
+        want_w = needs[1] or needs[2] or needs[3]
+        gxt = np.empty((T, N, D), dtype=dt) if needs[0] else None
+        parts = []                                       # [Hᵣ, X, 1]ᵀ·∂Z block by block
+
+        def block(lo, hi):                               # steps lo … hi−1, all finished
+            z = dZ[lo:hi].reshape(-1, G4)
+            if gxt is not None:
+                np.matmul(z, WT, out=gxt[lo:hi].reshape(-1, D))
+            return np.matmul(Hc[lo:hi].reshape(-1, K).T, z) if want_w else None
+
+        every = _overlap_block(T, N, K, G4)
+        pool = _background() if every else None
         step, matmul = self.kernels.lstm_backward, np.matmul
         prev = None
-        for j in range(T - 1, -1, -1):
-            step(j, A, C, AC, dZ, gh, gc, prev, G if live[j] else None, rm, fr)
-            matmul(dZ[j], UT, out=P)
-            prev = P
-        step(-1, A, C, AC, dZ, gh, gc, P, None, rm, fr)
-        needs = self.needs
-        dZ2 = dZ.reshape(T * N, G4)
+        hi = T
+        try:
+            for j in range(T - 1, -1, -1):
+                step(j, A, C, AC, dZ, gh, gc, prev, G if live[j] else None, rm, fr)
+                matmul(dZ[j], UT, out=P)
+                prev = P
+                if every and hi - j >= every and j > every // 2:
+                    parts.append(pool.submit(block, j, hi))
+                    hi = j
+            step(-1, A, C, AC, dZ, gh, gc, P, None, rm, fr)
+            last = block(0, hi)
+            parts = [p.result() for p in parts] + [last]
+        finally:
+            for p in parts:                              # never give back buffers still in use
+                if hasattr(p, "result"):
+                    p.cancel() or p.exception()
         gx = gW = gU = gb = None
         if needs[0]:
-            gxt = np.matmul(dZ2, Wc[u:u + D].T).reshape(T, N, D)
             if self.go_backwards:
                 gxt = gxt[::-1]
             gx = np.ascontiguousarray(gxt.transpose(1, 0, 2))
             if self.xmask is not None:
                 gx *= self.xmask[:, None, :]
-        if needs[1] or needs[2] or needs[3]:
-            gP = np.matmul(Hc[:-1].reshape(T * N, K).T, dZ2)      # (K, 4u): [Hᵣ, X, 1]ᵀ·∂Z
+        if want_w:
+            gP = parts[0]
+            for p in parts[1:]:
+                gP += p                                  # (K, 4u): [Hᵣ, X, 1]ᵀ·∂Z
             gU = gP[:u] if needs[2] else None
             gW = gP[u:u + D] if needs[1] else None
             gb = gP[u + D] if needs[3] else None
         _give(dZ, P)
         return (gx, gW, gU, gb, gh if needs[4] else None, gc if needs[5] else None)
+
+
+# The LSTM backward forms its weight and input gradients on a second thread while the recurrence
+# runs (False: after the loop, on the calling thread).  Worth it from about this many
+# multiply-adds in those products; blocks of about 1/5 of the sequence.
+_OVERLAP = True
+_OVERLAP_MIN_WORK = 1 << 23
+_BG = []
+
+
+def _overlap_block(T, N, K, G4):
+    """Steps per block for the overlapped products, or 0 to form them after the loop."""
+    if not _OVERLAP or T < 10 or T * N * K * G4 < _OVERLAP_MIN_WORK:
+        return 0
+    return max(2, -(-T // 5))
+
+
+def _background():
+    if not _BG:
+        from concurrent.futures import ThreadPoolExecutor
+        _BG.append(ThreadPoolExecutor(1, thread_name_prefix="axone-bptt"))
+    return _BG[0]
+
+
+if hasattr(os, "register_at_fork"):      # a forked child has no worker thread: start its own
+    os.register_at_fork(after_in_child=_BG.clear)
 
 
 def rnn_sequence(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, activation="tanh",
