@@ -72,15 +72,19 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     if label_smoothing:
         k = y_pred.shape[-1]
         y_true = y_true * (1.0 - label_smoothing) + label_smoothing / k
-    node = None
     if not from_logits:
+        ctx = y_pred._ctx
+        if type(ctx) is _M.Softmax and isinstance(axis, (int, np.integer)) and y_pred.ndim and \
+                -y_pred.ndim <= axis < y_pred.ndim and \
+                tuple(ctx.axis) == (y_pred.ndim - 1,) == (int(axis) % y_pred.ndim,):
+            # straight out of a softmax over this axis: the fused node on the logits beneath,
+            # reusing that softmax's work (_prep has matched the shapes and dtypes)
+            return _nn.SoftmaxCrossEntropy.apply(y_true, ctx.inputs[0], axis=y_pred.ndim - 1,
+                                                 softmax=ctx)
         logits = _logits_of(y_pred, _M.Softmax)
         if logits is not None:
-            node = y_pred._ctx if _M._axis(axis, y_pred.ndim, "categorical_crossentropy") == \
-                tuple(y_pred._ctx.axis) else None
             y_pred, from_logits = logits, True
-    return _nn.categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis,
-                                        _softmax_node=node)
+    return _nn.categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):

@@ -192,7 +192,7 @@ class Tensor:
                 raise ValueError(
                     f"backward: a gradient must be given for a non-scalar output, received "
                     f"none for shape {self.data.shape}; pass grad= with that shape or reduce first")
-            grad = np.ones_like(self.data)
+            grad = np.ones(np.shape(self.data), dtype=self.data.dtype)
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
             if grad.shape != self.data.shape:

@@ -2,6 +2,8 @@
 import numpy as np
 
 from .. import activations, backend, initializers, ops, regularizers
+from ..autograd.tensor import Tensor
+from ..ops import nn as _nn
 from .base import KerasTensor, Layer, unique_name
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "Dropout", "Flatten", "Reshape"]
@@ -122,10 +124,16 @@ class Dense(Layer):
         self.built = True
 
     def call(self, inputs):
-        if self.activation is activations.relu:     # one node: max(x·W + b, 0)
-            y = ops.dense(inputs, self.kernel, self.bias, relu=True)
+        relu = self.activation is activations.relu  # one node: max(x·W + b, 0)
+        if type(inputs) is Tensor and inputs.ndim >= 1 and inputs.shape[-1] == self.kernel.shape[0]:
+            # shapes already hold (the layer built its weights for them): the node directly
+            if self.bias is None:
+                y = _nn.Dense.apply(inputs, self.kernel, relu=relu)
+            else:
+                y = _nn.Dense.apply(inputs, self.kernel, self.bias, relu=relu)
         else:
-            y = ops.dense(inputs, self.kernel, self.bias)
+            y = ops.dense(inputs, self.kernel, self.bias, relu=relu)
+        if not relu:
             y = self.activation(y)
         if self.activity_regularizer is not None:
             self._activity_losses.append(self.activity_regularizer(y) / y.shape[0])

@@ -51,7 +51,7 @@ class Dense(Function):
         k = _epilogue_kernels()
         if k is not None and y.dtype in _FLOATS and (b is None or b.dtype == y.dtype) \
                 and y.ndim >= 1 and y.flags.c_contiguous and (b is not None or self.relu):
-            k.dense_forward(y.reshape(-1, y.shape[-1]), b, self.relu)
+            k.dense_forward(y if y.ndim == 2 else y.reshape(-1, y.shape[-1]), b, self.relu)
         else:
             if b is not None:
                 y += b
@@ -70,14 +70,18 @@ class Dense(Function):
         if k is not None and n >= 2 and g.dtype in _FLOATS and g.flags.c_contiguous \
                 and (not self.relu or self.y.dtype == g.dtype):
             # one pass: the ReLU mask and dL/db (Σ over rows, as np.add.reduce(…, axis=0))
-            g2 = g.reshape(-1, n)
-            gm = np.empty_like(g2) if self.relu else None
+            flat = g.ndim == 2
+            g2 = g if flat else g.reshape(-1, n)
+            gm = np.empty(g2.shape, dtype=g.dtype) if self.relu else None
             db = None
             if has_b:
                 db = fresh_grad_out(self.inputs[2], (n,), g.dtype)
                 if db is None:
                     db = gb = np.empty(n, dtype=g.dtype)
-            k.dense_backward(g2, self.y.reshape(-1, n) if self.relu else None, gm, db)
+            y = None
+            if self.relu:
+                y = self.y if flat else self.y.reshape(-1, n)
+            k.dense_backward(g2, y, gm, db)
             if self.relu:
                 g = gm.reshape(g.shape)
             has_b = False
@@ -90,7 +94,8 @@ class Dense(Function):
         # a weight's first gradient of a training step goes straight into its gradient buffer
         gw = None
         if needs[1]:
-            out = fresh_grad_out(self.inputs[1], w.shape, np.result_type(x, g))
+            out = fresh_grad_out(self.inputs[1], w.shape,
+                                 g.dtype if x.dtype == g.dtype else np.result_type(x, g))
             if out is None:
                 gw = x.T @ g
             else:
@@ -207,7 +212,7 @@ def _check_same_shape(target, output, op):
             f"{target.shape} and output shape {output.shape}")
 
 
-def categorical_crossentropy(target, output, from_logits=False, axis=-1, _softmax_node=None):
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
     """Per-sample −Σ target·log(output) along ``axis`` (Keras ``ops.categorical_crossentropy``).
 
     With ``from_logits=True`` one fused node computes it through log-softmax and
@@ -223,7 +228,7 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1, _softma
     if target.dtype != output.dtype:
         target = M.cast(target, output.dtype)
     if from_logits:
-        return SoftmaxCrossEntropy.apply(target, output, axis=ax, softmax=_softmax_node)
+        return SoftmaxCrossEntropy.apply(target, output, axis=ax)
     eps = backend.epsilon()
     p = output / M.sum(output, axis=ax, keepdims=True)
     p = M.clip(p, eps, 1.0 - eps)

@@ -153,10 +153,18 @@ class Optimizer:
     def _step(self, w, g, state, lr, t):
         """Decoupled weight decay then the rule: fused in one pass when the kernels are built."""
         df = 1.0 - lr * self.weight_decay if self.weight_decay else 1.0
-        if self.use_fused and _KERNELS is not None and _fusable(
-                w, g, *[a for n, a in state.items() if n[0] != "_" and isinstance(a, np.ndarray)]):
-            self._fused(_KERNELS, w, g, state, lr, t, df)
-            return
+        if self.use_fused and _KERNELS is not None:
+            # the flat buffers of a model stay the same from step to step: check them once
+            key = (id(w), id(g), w.dtype, g.dtype, w.size, g.size,
+                   w.flags.c_contiguous and g.flags.c_contiguous and w.flags.writeable)
+            if state.get("_fusable") != key:
+                if not _fusable(w, g, *[a for n, a in state.items()
+                                        if n[0] != "_" and isinstance(a, np.ndarray)]):
+                    key = None
+                state["_fusable"] = key
+            if key is not None:
+                self._fused(_KERNELS, w, g, state, lr, t, df)
+                return
         if self.weight_decay:
             w *= df
         self._update(w, g, state, lr, t)
