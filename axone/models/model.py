@@ -151,23 +151,38 @@ class Model(Trainer, Layer):
             return None
         return [t.dtype for t in self._inputs]
 
+    def _plan(self):
+        """The recorded layer calls as flat tuples (made once per graph): layer, the key of its
+        single input (or None), node, call kwargs, the key of its single output (or None)."""
+        cached = getattr(self, "_plan_cache", None)
+        if cached is not None and cached[0] is self._nodes:
+            return cached[1]
+        plan = []
+        for node in self._nodes:
+            single_in = len(node.flat_inputs) == 1 and not isinstance(node.inputs, (list, tuple))
+            plan.append((node.layer, id(node.flat_inputs[0]) if single_in else None, node,
+                         node.call_kwargs if not node.kw_symbolic else None,
+                         id(node.flat_outputs[0]) if len(node.flat_outputs) == 1 else None))
+        self._plan_cache = (self._nodes, plan)
+        return plan
+
     def _run_graph(self, xs, training=None):
         """Run the recorded layer calls on real tensors ``xs`` (one per input)."""
         values = {}
         for kt, x in zip(self._inputs, xs):
             values[id(kt)] = x
-        for node in self._nodes:
-            if len(node.flat_inputs) == 1 and not isinstance(node.inputs, (list, tuple)):
-                args = values[id(node.flat_inputs[0])]
+        for layer, in_key, node, kwargs, out_key in self._plan():
+            if in_key is not None:
+                args = values[in_key]
             else:
                 args = _map(lambda t: values[id(t)], node.inputs)
-            kwargs = node.call_kwargs
-            if node.kw_symbolic:
+            if kwargs is None:
                 kwargs = {k: _map(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, v)
-                          for k, v in kwargs.items()}
-            out = node.layer(args, training=training, **kwargs)
-            if len(node.flat_outputs) == 1:
-                values[id(node.flat_outputs[0])] = out
+                          for k, v in node.call_kwargs.items()}
+            out = layer(args, training=training, **kwargs) if kwargs else \
+                layer(args, training=training)
+            if out_key is not None:
+                values[out_key] = out
             else:
                 for kt, o in zip(node.flat_outputs, _flatten(out)):
                     values[id(kt)] = o
