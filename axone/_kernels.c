@@ -418,6 +418,57 @@ WIDE static void dense_bwd_##SUF(const T_ *g, const T_ *y, T_ *gm, T_ *db, Py_ss
 DENSE_KERNELS(float, f)
 DENSE_KERNELS(double, d)
 
+/* ------------------------------------------------------------------ softmax rows */
+/* Softmax and categorical cross-entropy along the last axis of a C-contiguous array, row by row
+ * (rows = size / K), for ops.math.Softmax and ops.nn.SoftmaxCrossEntropy:
+ *   m = max z (NaN if any z is NaN), s = z − m,  p = e^s / Σ e^s,  log p = s − log Σ e^s
+ *   loss = −Σ y·log p;    dL/dz = g·(p·Σ y − y)
+ * e^s by the inline exp above (s ≤ 0, so only its lower clamp can matter: e^s below ~1e-38
+ * (float) or ~1e-308 (double) counts as that; log p is formed from s, not from e^s). */
+#define SOFTMAX_KERNELS(T_, SUF, LOG)                                                           \
+WIDE static void softmax_rows_##SUF(const T_ *z, T_ *p, T_ *lp, Py_ssize_t rows, Py_ssize_t K) { \
+    for (Py_ssize_t r = 0; r < rows; r++) {                                                     \
+        const T_ *zr = z + r * K;                                                               \
+        T_ *pr = p + r * K;                                                                     \
+        T_ m = zr[0];                                                                           \
+        for (Py_ssize_t k = 1; k < K; k++) {                                                    \
+            T_ v = zr[k];                                                                       \
+            if (v > m || v != v) m = v;                                                         \
+            if (m != m) break;                                                                  \
+        }                                                                                       \
+        T_ se = 0;                                                                              \
+        for (Py_ssize_t k = 0; k < K; k++) { T_ e = exp_##SUF(zr[k] - m); pr[k] = e; se += e; } \
+        for (Py_ssize_t k = 0; k < K; k++) pr[k] = pr[k] / se;                                  \
+        if (lp) {                                                                               \
+            T_ ls = LOG(se);                                                                    \
+            T_ *lr = lp + r * K;                                                                \
+            for (Py_ssize_t k = 0; k < K; k++) lr[k] = (zr[k] - m) - ls;                        \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void xent_rows_##SUF(const T_ *y, const T_ *lp, T_ *loss, Py_ssize_t rows,         \
+                                 Py_ssize_t K) {                                                \
+    for (Py_ssize_t r = 0; r < rows; r++) {                                                     \
+        T_ acc = 0;                                                                             \
+        for (Py_ssize_t k = 0; k < K; k++) acc += y[r * K + k] * lp[r * K + k];                 \
+        loss[r] = -acc;                                                                         \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void xent_grad_rows_##SUF(const T_ *g, const T_ *p, const T_ *y, T_ *gz,           \
+                                      Py_ssize_t rows, Py_ssize_t K) {                          \
+    for (Py_ssize_t r = 0; r < rows; r++) {                                                     \
+        const T_ *yr = y + r * K, *pr = p + r * K;                                              \
+        T_ *o = gz + r * K;                                                                     \
+        T_ sy = 0;                                                                              \
+        for (Py_ssize_t k = 0; k < K; k++) sy += yr[k];                                         \
+        T_ gr = g[r];                                                                           \
+        for (Py_ssize_t k = 0; k < K; k++) o[k] = gr * (pr[k] * sy - yr[k]);                    \
+    }                                                                                           \
+}
+
+SOFTMAX_KERNELS(float, f, logf)
+SOFTMAX_KERNELS(double, d, log)
+
 /* ------------------------------------------------------------ Python glue */
 typedef struct { const char *name; kernel_fn f32, f64; int nbuf, nscalar; } Rule;
 
@@ -689,6 +740,80 @@ fail:
     return NULL;
 }
 
+/* softmax_rows(z, p, logp or None): z, p, logp (rows, K) */
+static PyObject *py_softmax_rows(PyObject *self, PyObject *args) {
+    PyObject *oz, *op, *olp;
+    if (!PyArg_ParseTuple(args, "OOO", &oz, &op, &olp)) return NULL;
+    Views vs = {.n = 0};
+    void *z, *p, *lp;
+    char code = array_code(oz);
+    if (!code) return NULL;
+    Py_ssize_t dz[2] = {-1, -1};
+    if (view(&vs, oz, "z", code, 2, dz, 0, 0, &z) < 0) goto fail;
+    Py_ssize_t dp[2] = {dz[0], dz[1]}, dl[2] = {dz[0], dz[1]};
+    if (view(&vs, op, "p", code, 2, dp, 0, 1, &p) < 0 || view(&vs, olp, "logp", code, 2, dl, 1, 1, &lp) < 0)
+        goto fail;
+    if (dz[1] < 1) { PyErr_SetString(PyExc_ValueError, "softmax_rows: K must be at least 1"); goto fail; }
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') softmax_rows_f(z, p, lp, dz[0], dz[1]);
+    else softmax_rows_d(z, p, lp, dz[0], dz[1]);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+/* xent_rows(y, logp, loss): y, logp (rows, K), loss (rows,) */
+static PyObject *py_xent_rows(PyObject *self, PyObject *args) {
+    PyObject *oy, *olp, *ol;
+    if (!PyArg_ParseTuple(args, "OOO", &oy, &olp, &ol)) return NULL;
+    Views vs = {.n = 0};
+    void *y, *lp, *l;
+    char code = array_code(oy);
+    if (!code) return NULL;
+    Py_ssize_t dy[2] = {-1, -1};
+    if (view(&vs, oy, "y", code, 2, dy, 0, 0, &y) < 0) goto fail;
+    Py_ssize_t dl[2] = {dy[0], dy[1]}, dloss[1] = {dy[0]};
+    if (view(&vs, olp, "logp", code, 2, dl, 0, 0, &lp) < 0 || view(&vs, ol, "loss", code, 1, dloss, 0, 1, &l) < 0)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') xent_rows_f(y, lp, l, dy[0], dy[1]);
+    else xent_rows_d(y, lp, l, dy[0], dy[1]);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+/* xent_grad_rows(g, p, y, gz): g (rows,), p, y, gz (rows, K) */
+static PyObject *py_xent_grad_rows(PyObject *self, PyObject *args) {
+    PyObject *og, *op, *oy, *ogz;
+    if (!PyArg_ParseTuple(args, "OOOO", &og, &op, &oy, &ogz)) return NULL;
+    Views vs = {.n = 0};
+    void *g, *p, *y, *gz;
+    char code = array_code(op);
+    if (!code) return NULL;
+    Py_ssize_t dp[2] = {-1, -1};
+    if (view(&vs, op, "p", code, 2, dp, 0, 0, &p) < 0) goto fail;
+    Py_ssize_t dg[1] = {dp[0]}, dy[2] = {dp[0], dp[1]}, dgz[2] = {dp[0], dp[1]};
+    if (view(&vs, og, "g", code, 1, dg, 0, 0, &g) < 0 || view(&vs, oy, "y", code, 2, dy, 0, 0, &y) < 0
+        || view(&vs, ogz, "gz", code, 2, dgz, 0, 1, &gz) < 0)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') xent_grad_rows_f(g, p, y, gz, dp[0], dp[1]);
+    else xent_grad_rows_d(g, p, y, gz, dp[0], dp[1]);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
 #define WRAP(IDX, NAME)                                                                        \
     static PyObject *py_##NAME(PyObject *self, PyObject *args) { return apply_rule(&rules[IDX], args); }
 WRAP(0, sgd)
@@ -727,6 +852,11 @@ static PyMethodDef methods[] = {
      "dense_forward(y, b, relu): y <- y + b (b may be None), then max(y, 0) with relu; in place."},
     {"dense_backward", py_dense_backward, METH_VARARGS,
      "dense_backward(g, y, gm, db): gm = g*(y > 0) when y is given; db = column sums (if given)."},
+    {"softmax_rows", py_softmax_rows, METH_VARARGS,
+     "softmax_rows(z, p, logp): softmax (and log-softmax, if logp is not None) of each row."},
+    {"xent_rows", py_xent_rows, METH_VARARGS, "xent_rows(y, logp, loss): loss = -sum(y*logp) per row."},
+    {"xent_grad_rows", py_xent_grad_rows, METH_VARARGS,
+     "xent_grad_rows(g, p, y, gz): gz = g*(p*sum(y) - y) per row."},
     {"lstm_forward", py_lstm_forward, METH_VARARGS,
      "lstm_forward(j, A, C, AC, Hc, H, rm, fr): the point-wise part of LSTM step j, in place."},
     {"lstm_backward", py_lstm_backward, METH_VARARGS,

@@ -14,6 +14,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import Function, unbroadcast
 from ..autograd.tensor import Tensor
+from . import _compiled
 
 __all__ = [
     "add", "subtract", "multiply", "divide", "true_divide", "power", "negative",
@@ -895,10 +896,22 @@ def argmin(x, axis=None, keepdims=False):
 
 
 # ------------------------------------------------------------------ softmax
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 class Softmax(Function):
     """yᵢ = e^(xᵢ − max x) / Σⱼ e^(xⱼ − max x);  dL/dx = y ⊙ (dL/dy − Σ dL/dy ⊙ y)."""
 
+    s = se = logp = None    # kept for a cross-entropy that reads the logits under this node
+
     def forward(self, x):
+        if self.axis == (x.ndim - 1,) and x.dtype in _FLOATS and x.size and x.flags.c_contiguous:
+            k = _compiled.kernels("softmax_rows")
+            if k is not None:                    # row by row, log-softmax alongside
+                n = x.shape[-1]
+                self.y, self.logp = y, logp = np.empty_like(x), np.empty_like(x)
+                k.softmax_rows(x.reshape(-1, n), y.reshape(-1, n), logp.reshape(-1, n))
+                return y
         self.s = s = x - np.maximum.reduce(x, axis=self.axis, keepdims=True)
         e = np.exp(s)
         self.se = se = np.add.reduce(e, axis=self.axis, keepdims=True)

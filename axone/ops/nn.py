@@ -9,6 +9,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor, fresh_grad_out
+from . import _compiled
 from . import math as M
 
 __all__ = [
@@ -140,11 +141,27 @@ class SoftmaxCrossEntropy(Function):
     """
 
     softmax = None      # the Softmax node over z, when the loss reads the logits under it
+    rows = False        # computed row by row by the compiled module
 
     def forward(self, y, z):
         ax = self.axis
-        sm = self.softmax
-        if sm is not None and getattr(sm, "s", None) is not None and sm.s.shape == z.shape:
+        sm, self.softmax = self.softmax, None
+        if ax == z.ndim - 1 and z.dtype in _FLOATS and y.dtype == z.dtype and z.size \
+                and z.flags.c_contiguous:
+            k = _compiled.kernels("xent_rows")
+            if k is not None:
+                n = z.shape[-1]
+                if sm is not None and sm.logp is not None and sm.logp.shape == z.shape:
+                    p, logp = sm.y, sm.logp      # the softmax's own rows
+                else:
+                    p, logp = np.empty_like(z), np.empty_like(z)
+                    k.softmax_rows(z.reshape(-1, n), p.reshape(-1, n), logp.reshape(-1, n))
+                y = np.ascontiguousarray(y)
+                loss = np.empty(z.shape[:-1], dtype=z.dtype)
+                k.xent_rows(y.reshape(-1, n), logp.reshape(-1, n), loss.reshape(-1))
+                self.p, self.logp, self.y, self.rows = p, logp, y, True
+                return loss
+        if sm is not None and sm.s is not None and sm.s.shape == z.shape:
             # its shifted logits, Σ e^s and softmax are this node's s, se and p: the same ops
             s, se, self.p = sm.s, sm.se, sm.y
         else:
@@ -152,17 +169,23 @@ class SoftmaxCrossEntropy(Function):
             e = np.exp(s)
             se = np.add.reduce(e, axis=ax, keepdims=True)
             self.p = e / se
-        self.softmax = None
         self.logp = logp = s - np.log(se)
         self.y = y
         return -np.add.reduce(y * logp, axis=ax)
 
     def backward(self, g):
         ax = self.axis % (g.ndim + 1)
+        gz = None
+        if self.needs[1] and self.rows and g.dtype == self.p.dtype:
+            p = self.p
+            n = p.shape[-1]
+            gz = np.empty_like(p)
+            _compiled.kernels("xent_grad_rows").xent_grad_rows(
+                np.ascontiguousarray(g).reshape(-1), p.reshape(-1, n), self.y.reshape(-1, n),
+                gz.reshape(-1, n))
         g = g.reshape(g.shape[:ax] + (1,) + g.shape[ax:])
         gy = -g * self.logp if self.needs[0] else None
-        gz = None
-        if self.needs[1]:
+        if self.needs[1] and gz is None:
             y = self.y
             gz = g * (self.p * np.add.reduce(y, axis=ax, keepdims=True) - y)
         return gy, gz

@@ -98,3 +98,70 @@ def test_crossentropy_after_softmax_reuses_it_with_identical_results(dtype, smoo
     ops.sum(via_softmax).backward()
     ops.sum(from_logits).backward()
     assert np.array_equal(za.grad, zb.grad)
+
+
+# ------------------------------------------------------------ softmax and cross-entropy rows
+def _softmax_ce(z, y, compiled, monkeypatch, from_softmax):
+    from axone.ops import _compiled
+    if not compiled:
+        monkeypatch.setattr(_compiled, "kernels", lambda name: None)
+    zt = Tensor(z, requires_grad=True)
+    yt = Tensor(y, requires_grad=True)
+    if from_softmax:
+        p = ops.softmax(zt)
+        loss = losses.categorical_crossentropy(yt, p)
+        out = [p.data.copy()]
+    else:
+        loss = ops.categorical_crossentropy(yt, zt, from_logits=True)
+        out = []
+    rows = loss._ctx.rows
+    g = np.linspace(0.5, 1.5, loss.data.size).reshape(loss.shape).astype(z.dtype)
+    loss.backward(g)
+    monkeypatch.undo()
+    return out + [loss.data, zt.grad, yt.grad], rows
+
+
+@pytest.mark.skipif(NN._compiled.kernels("softmax_rows") is None, reason="not built")
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-6), (np.float64, 1e-14)])
+@pytest.mark.parametrize("shape", [(30, 3), (4, 1), (2, 5, 7), (64, 1000)])
+@pytest.mark.parametrize("from_softmax", [False, True])
+def test_compiled_softmax_and_crossentropy_rows_match_numpy(dtype, tol, shape, from_softmax,
+                                                           monkeypatch):
+    rng = np.random.default_rng(4)
+    z = (rng.normal(size=shape) * 4).astype(dtype)
+    z.reshape(-1, shape[-1])[0, 0] = 200.0                # saturated row: e^(z − max) tiny
+    y = rng.random(shape).astype(dtype)
+    got, rows = _softmax_ce(z, y, True, monkeypatch, from_softmax)
+    ref, ref_rows = _softmax_ce(z, y, False, monkeypatch, from_softmax)
+    assert rows and not ref_rows
+    for a, r in zip(got, ref):
+        assert a.dtype == r.dtype == dtype
+        np.testing.assert_allclose(a, r, rtol=tol * 10, atol=tol)
+
+
+@pytest.mark.skipif(NN._compiled.kernels("softmax_rows") is None, reason="not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_softmax_rows_with_nan_and_infinities(dtype):
+    z = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [-np.inf, 0.0, 0.0],
+                  [-1e30, 1e30, 0.0], [3.0, 3.0, 3.0]], dtype=dtype)
+    p = ops.softmax(Tensor(z)).data
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        ref = e / e.sum(axis=1, keepdims=True)
+    np.testing.assert_array_equal(np.isnan(p), np.isnan(ref))
+    ok = ~np.isnan(ref)
+    np.testing.assert_allclose(p[ok], ref[ok], atol=1e-7)
+    np.testing.assert_array_equal(p[4], np.full(3, 1 / 3, dtype))
+
+
+def test_softmax_rows_argument_checks():
+    k = NN._compiled.kernels("softmax_rows")
+    if k is None:
+        pytest.skip("not built")
+    z = np.zeros((3, 4), "float32")
+    with pytest.raises(ValueError, match="p has size"):
+        k.softmax_rows(z, np.zeros((3, 5), "float32"), None)
+    with pytest.raises(ValueError, match="loss has size"):
+        k.xent_rows(z, z, np.zeros(4, "float32"))
+    with pytest.raises(TypeError, match="gz must be"):
+        k.xent_grad_rows(np.zeros(3, "float32"), z, z, np.zeros((3, 4)))
