@@ -375,6 +375,72 @@ WIDE static void lstm_bwd_##SUF(Py_ssize_t j, Py_ssize_t T, Py_ssize_t N, Py_ssi
 LSTM_KERNELS(float, f)
 LSTM_KERNELS(double, d)
 
+/* ------------------------------------------------------------------ LSTM sequences */
+/* Whole LSTM loops in C: each step's product through the BLAS that NumPy itself loaded (its
+ * cblas_?gemm, handed over once by set_gemm), then the step kernel above, with the GIL released
+ * for the whole loop.  Without set_gemm these are unavailable and Python runs the loop. */
+typedef void (*sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                          const float *, int64_t, float, float *, int64_t);
+typedef void (*dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                          const double *, int64_t, double, double *, int64_t);
+typedef void (*sgemm32_t)(int, int, int, int, int, int, float, const float *, int, const float *,
+                          int, float, float *, int);
+typedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double *, int,
+                          const double *, int, double, double *, int);
+static void *gemm_s = NULL, *gemm_d = NULL;
+static int gemm_ilp64 = 0;
+
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
+/* C (M×N) = A (M×K) · B (K×N), or A · Bᵀ with B (N×K) when transb; row-major */
+static void gemm_f(int transb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                   Py_ssize_t lda, const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc) {
+    int tb = transb ? TRANS : NO_TRANS;
+    if (gemm_ilp64)
+        ((sgemm64_t)gemm_s)(ROW_MAJOR, NO_TRANS, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    else
+        ((sgemm32_t)gemm_s)(ROW_MAJOR, NO_TRANS, tb, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B,
+                            (int)ldb, 0.0f, C, (int)ldc);
+}
+
+static void gemm_d_(int transb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const double *A,
+                    Py_ssize_t lda, const double *B, Py_ssize_t ldb, double *C, Py_ssize_t ldc) {
+    int tb = transb ? TRANS : NO_TRANS;
+    if (gemm_ilp64)
+        ((dgemm64_t)gemm_d)(ROW_MAJOR, NO_TRANS, tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+    else
+        ((dgemm32_t)gemm_d)(ROW_MAJOR, NO_TRANS, tb, (int)M, (int)N, (int)K, 1.0, A, (int)lda, B,
+                            (int)ldb, 0.0, C, (int)ldc);
+}
+#define GEMM_f gemm_f
+#define GEMM_d gemm_d_
+
+/* Forward, steps 0 … T−1:  A[j] = Hc[j]·Wc, then the step kernel.
+ * Backward, steps hi−1 down to lo: the step kernel (finishing step j+1 with P when j+1 < T, and
+ * adding the upstream G at steps marked live), then P = ∂Z[j]·Uᵀ with U = Wc[:u]. */
+#define LSTM_SEQ(T_, SUF)                                                                       \
+static void lstm_fwd_seq_##SUF(Py_ssize_t T, Py_ssize_t N, Py_ssize_t u, Py_ssize_t K,          \
+                               T_ *A, T_ *C, T_ *AC, T_ *Hc, T_ *H, const T_ *rm,              \
+                               const unsigned char *fr, const T_ *Wc) {                         \
+    for (Py_ssize_t j = 0; j < T; j++) {                                                        \
+        GEMM_##SUF(0, N, 4 * u, K, Hc + j * N * K, K, Wc, 4 * u, A + j * N * 4 * u, 4 * u);     \
+        lstm_fwd_##SUF(j, N, u, K, A, C, AC, Hc, H, rm, fr);                                    \
+    }                                                                                           \
+}                                                                                               \
+static void lstm_bwd_seq_##SUF(Py_ssize_t hi, Py_ssize_t lo, Py_ssize_t T, Py_ssize_t N,        \
+                               Py_ssize_t u, const T_ *A, const T_ *C, const T_ *AC, T_ *dZ,    \
+                               T_ *gh, T_ *gc, T_ *P, const T_ *G, const unsigned char *live,   \
+                               const T_ *rm, const unsigned char *fr, const T_ *Wc) {           \
+    for (Py_ssize_t j = hi - 1; j >= lo; j--) {                                                 \
+        lstm_bwd_##SUF(j, T, N, u, A, C, AC, dZ, gh, gc, j + 1 < T ? P : NULL,                  \
+                       G && live[j] ? G : NULL, rm, fr);                                         \
+        GEMM_##SUF(1, N, u, 4 * u, dZ + j * N * 4 * u, 4 * u, Wc, 4 * u, P, u);                 \
+    }                                                                                           \
+}
+
+LSTM_SEQ(float, f)
+LSTM_SEQ(double, d)
+
 /* ------------------------------------------------------------------ Dense epilogues */
 /* The element-wise ends of a Dense node (axone/ops/nn.py), one pass each instead of two or three
  * NumPy passes; the same operations in the same order as the NumPy form, so the same bits.
@@ -814,6 +880,107 @@ fail:
     return NULL;
 }
 
+/* set_gemm(sgemm_address, dgemm_address, ilp64): NumPy's cblas_sgemm / cblas_dgemm */
+static PyObject *py_set_gemm(PyObject *self, PyObject *args) {
+    unsigned long long s_addr, d_addr;
+    int ilp64;
+    if (!PyArg_ParseTuple(args, "KKp", &s_addr, &d_addr, &ilp64)) return NULL;
+    gemm_s = (void *)(uintptr_t)s_addr;
+    gemm_d = (void *)(uintptr_t)d_addr;
+    gemm_ilp64 = ilp64;
+    Py_RETURN_NONE;
+}
+
+static int need_gemm(void) {
+    if (gemm_s && gemm_d) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "lstm sequence: no BLAS was handed over (set_gemm)");
+    return -1;
+}
+
+/* lstm_forward_seq(A, C, AC, Hc, H, rm, fr, Wc): all T steps */
+static PyObject *py_lstm_forward_seq(PyObject *self, PyObject *args) {
+    PyObject *oA, *oC, *oAC, *oHc, *oH, *orm, *ofr, *oW;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &oA, &oC, &oAC, &oHc, &oH, &orm, &ofr, &oW))
+        return NULL;
+    if (need_gemm() < 0) return NULL;
+    Views vs = {.n = 0};
+    void *A, *C, *AC, *Hc, *H, *rm, *fr, *W;
+    char code = array_code(oA);
+    if (!code) return NULL;
+    Py_ssize_t dA[3] = {-1, -1, -1};
+    if (view(&vs, oA, "A", code, 3, dA, 0, 1, &A) < 0) goto fail;
+    Py_ssize_t T = dA[0], N = dA[1], u = dA[2] / 4;
+    if (dA[2] % 4) { PyErr_SetString(PyExc_ValueError, "lstm sequence: A must hold 4 gates"); goto fail; }
+    Py_ssize_t dC[3] = {T + 1, N, u}, dAC[3] = {T, N, u}, dHc[3] = {T + 1, N, -1},
+               dH[3] = {T + 1, N, u}, drm[2] = {N, u}, dfr[2] = {T, N}, dW[2] = {-1, 4 * u};
+    if (view(&vs, oC, "C", code, 3, dC, 0, 1, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, 1, &AC) < 0
+        || view(&vs, oHc, "Hc", code, 3, dHc, 0, 1, &Hc) < 0
+        || view(&vs, oH, "H", code, 3, dH, 1, 1, &H) < 0 || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0 || view(&vs, oW, "Wc", code, 2, dW, 0, 0, &W) < 0)
+        goto fail;
+    if (dHc[2] < u || dW[0] != dHc[2] || (rm && !H)) {
+        PyErr_SetString(PyExc_ValueError, "lstm sequence: Wc must be (K, 4u) for Hc rows of K >= u "
+                        "values, and rm needs H");
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') lstm_fwd_seq_f(T, N, u, dHc[2], A, C, AC, Hc, H, rm, fr, W);
+    else lstm_fwd_seq_d(T, N, u, dHc[2], A, C, AC, Hc, H, rm, fr, W);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+/* lstm_backward_seq(hi, lo, A, C, AC, dZ, gh, gc, P, G, live, rm, fr, Wc): steps hi−1 … lo */
+static PyObject *py_lstm_backward_seq(PyObject *self, PyObject *args) {
+    Py_ssize_t hi, lo;
+    PyObject *oA, *oC, *oAC, *odZ, *ogh, *ogc, *oP, *oG, *olive, *orm, *ofr, *oW;
+    if (!PyArg_ParseTuple(args, "nnOOOOOOOOOOOO", &hi, &lo, &oA, &oC, &oAC, &odZ, &ogh, &ogc, &oP,
+                          &oG, &olive, &orm, &ofr, &oW))
+        return NULL;
+    if (need_gemm() < 0) return NULL;
+    Views vs = {.n = 0};
+    void *A, *C, *AC, *dZ, *gh, *gc, *P, *G, *live, *rm, *fr, *W;
+    char code = array_code(oA);
+    if (!code) return NULL;
+    Py_ssize_t dA[3] = {-1, -1, -1};
+    if (view(&vs, oA, "A", code, 3, dA, 0, 1, &A) < 0) goto fail;
+    Py_ssize_t T = dA[0], N = dA[1], u = dA[2] / 4;
+    if (dA[2] % 4 || lo < 0 || hi > T || lo > hi) {
+        PyErr_SetString(PyExc_ValueError, "lstm sequence: A must hold 4 gates, 0 <= lo <= hi <= T");
+        goto fail;
+    }
+    Py_ssize_t dC[3] = {T + 1, N, u}, dAC[3] = {T, N, u}, dZd[3] = {T, N, 4 * u}, dgh[2] = {N, u},
+               dgc[2] = {N, u}, dP[2] = {N, u}, dG[3] = {N, T + 1, u}, dl[1] = {T}, drm[2] = {N, u},
+               dfr[2] = {T, N}, dW[2] = {-1, 4 * u};
+    if (view(&vs, oC, "C", code, 3, dC, 0, 1, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, 1, &AC) < 0
+        || view(&vs, odZ, "dZ", code, 3, dZd, 0, 1, &dZ) < 0
+        || view(&vs, ogh, "gh", code, 2, dgh, 0, 1, &gh) < 0
+        || view(&vs, ogc, "gc", code, 2, dgc, 0, 1, &gc) < 0
+        || view(&vs, oP, "P", code, 2, dP, 0, 1, &P) < 0 || view(&vs, oG, "G", code, 3, dG, 1, 0, &G) < 0
+        || view(&vs, olive, "live", 'B', 1, dl, 0, 0, &live) < 0
+        || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0
+        || view(&vs, oW, "Wc", code, 2, dW, 0, 0, &W) < 0)
+        goto fail;
+    if (dW[0] < u) {
+        PyErr_SetString(PyExc_ValueError, "lstm sequence: Wc must have at least u rows");
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') lstm_bwd_seq_f(hi, lo, T, N, u, A, C, AC, dZ, gh, gc, P, G, live, rm, fr, W);
+    else lstm_bwd_seq_d(hi, lo, T, N, u, A, C, AC, dZ, gh, gc, P, G, live, rm, fr, W);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
 #define WRAP(IDX, NAME)                                                                        \
     static PyObject *py_##NAME(PyObject *self, PyObject *args) { return apply_rule(&rules[IDX], args); }
 WRAP(0, sgd)
@@ -857,6 +1024,13 @@ static PyMethodDef methods[] = {
     {"xent_rows", py_xent_rows, METH_VARARGS, "xent_rows(y, logp, loss): loss = -sum(y*logp) per row."},
     {"xent_grad_rows", py_xent_grad_rows, METH_VARARGS,
      "xent_grad_rows(g, p, y, gz): gz = g*(p*sum(y) - y) per row."},
+    {"set_gemm", py_set_gemm, METH_VARARGS,
+     "set_gemm(sgemm, dgemm, ilp64): addresses of NumPy's cblas_sgemm / cblas_dgemm."},
+    {"lstm_forward_seq", py_lstm_forward_seq, METH_VARARGS,
+     "lstm_forward_seq(A, C, AC, Hc, H, rm, fr, Wc): all steps (products included), in place."},
+    {"lstm_backward_seq", py_lstm_backward_seq, METH_VARARGS,
+     "lstm_backward_seq(hi, lo, A, C, AC, dZ, gh, gc, P, G, live, rm, fr, Wc): steps hi-1 down "
+     "to lo."},
     {"lstm_forward", py_lstm_forward, METH_VARARGS,
      "lstm_forward(j, A, C, AC, Hc, H, rm, fr): the point-wise part of LSTM step j, in place."},
     {"lstm_backward", py_lstm_backward, METH_VARARGS,

@@ -89,6 +89,37 @@ def _openblas():
     return None
 
 
+_gemm = None
+
+
+def _cblas_gemm():
+    """(address of cblas_sgemm, of cblas_dgemm, 64-bit integers?) in the OpenBLAS that NumPy
+    loaded, or None.  Only the names whose integer width is certain are used: NumPy's
+    scipy-openblas builds (``scipy_cblas_?gemm64_`` ILP64, ``scipy_cblas_?gemm`` LP64) and the
+    ``cblas_?gemm64_`` ILP64 suffix."""
+    global _gemm
+    if _gemm is not None:
+        return _gemm or None
+    _gemm = False
+    try:
+        import ctypes
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+        for path in sorted(paths):
+            lib = ctypes.CDLL(path)
+            for s_name, d_name, ilp64 in (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", True),
+                                          ("scipy_cblas_sgemm", "scipy_cblas_dgemm", False),
+                                          ("cblas_sgemm64_", "cblas_dgemm64_", True)):
+                sf, df = getattr(lib, s_name, None), getattr(lib, d_name, None)
+                if sf is not None and df is not None:
+                    _gemm = (ctypes.cast(sf, ctypes.c_void_p).value,
+                             ctypes.cast(df, ctypes.c_void_p).value, ilp64)
+                    return _gemm
+    except (OSError, AttributeError, ValueError):
+        pass
+    return None
+
+
 def get_blas_threads():
     """Threads NumPy's OpenBLAS uses, or None when it cannot be controlled."""
     lib = _openblas()

@@ -43,6 +43,44 @@ def _kernels():
     return _KERNELS if _KERNELS is not None and hasattr(_KERNELS, "lstm_forward") else None
 
 
+# The whole step loops run in C when NumPy's own BLAS can be handed to the compiled module
+# (lstm_forward_seq / lstm_backward_seq); else Python runs them, one kernel call per step.
+_SEQ_LOOPS = True
+_SEQ = []
+
+
+def _seq_kernels():
+    """The compiled module with NumPy's cblas gemm handed over and checked, else None."""
+    if not _SEQ:
+        k, ok = _kernels(), False
+        if k is not None and hasattr(k, "set_gemm"):
+            from .. import backend
+            gemm = backend._cblas_gemm()
+            if gemm is not None:
+                k.set_gemm(*gemm)
+                ok = _check_seq(k)
+        _SEQ.append(k if ok else None)
+    return _SEQ[0] if _SEQ_LOOPS else None
+
+
+def _check_seq(k):
+    """One small product through the handed-over gemm, each dtype, against NumPy's."""
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        T, N, u, K = 2, 3, 2, 5
+        A = np.empty((T, N, 4 * u), dt)
+        C = np.zeros((T + 1, N, u), dt)
+        AC = np.empty((T, N, u), dt)
+        Hc = rng.normal(size=(T + 1, N, K)).astype(dt)
+        Wc = rng.normal(size=(K, 4 * u)).astype(dt)
+        z0 = Hc[0] @ Wc
+        k.lstm_forward_seq(A, C, AC, Hc, None, None, None, Wc)
+        i0 = 1 / (1 + np.exp(-z0[:, :u]))
+        if not np.allclose(A[0, :, :u], i0, rtol=1e-5, atol=1e-6):
+            return False
+    return True
+
+
 def _sigmoid(x):
     return M._sigmoid(x)
 
@@ -477,128 +515,228 @@ class RNNSequence(Function):
         return (gx, gW, gU, gb, gh if needs[4] else None, gc if needs[5] else None)
 
     # The compiled form of the same path: step-major work arrays, a step's four gates side by side
-    # in one row (A[j] is (N, 4u), i f g o), so that the step's product is one (N, K)·(K, 4u) and
+    # in one row (A[j] is (n, 4u), i f g o), so that the step's product is one (n, K)·(K, 4u) and
     # everything point-wise around it is one call of axone._kernels (see lstm_fwd / lstm_bwd in
     # _kernels.c for the equations, the same as _lstm_forward / _lstm_backward above).
-    #   Hc (T+1, N, K)   [hᵣ, xₜ, 1] rows, as above;    H (T+1, N, u) h itself, with recurrent dropout
-    #   A  (T, N, 4u)    z, then the gate activations;  C (T+1, N, u);  AC (T, N, u) = tanh(C[1:])
-    #   fr (T, N)        uint8, 1 where the mask is False (the row keeps its state at that step)
+    #   Hc (T+1, n, K)   [hᵣ, xₜ, 1] rows, as above;    H (T+1, n, u) h itself, with recurrent dropout
+    #   A  (T, n, 4u)    z, then the gate activations;  C (T+1, n, u);  AC (T, n, u) = tanh(C[1:])
+    #   fr (T, n)        uint8, 1 where the mask is False (the row keeps its state at that step)
+    # The rows of a batch never meet in the recurrence, so a large batch is cut into shards of
+    # rows, each run through all its steps on its own thread (the products and step kernels
+    # release the GIL); the weight gradients of the shards are summed in shard order.
     def _lstm_forward_compiled(self, x, W, U, b, h0, c0, dt):
         N, T, D = x.shape
         u = U.shape[0]
         K = u + D + 1
-        Wc = np.concatenate([U, W, b[None]]).astype(dt, copy=False)                 # (K, 4u)
-        work = self.work = _Work()
-        Hc = work.take((T + 1, N, K), dt)
-        xt = x.transpose(1, 0, 2)
+        self.Wc = Wc = np.concatenate([U, W, b[None]]).astype(dt, copy=False)    # (K, 4u)
+        self.work = _Work()
+        keep = None
+        if self.mask is not None:
+            keep = self.mask.T[::-1] if self.go_backwards else self.mask.T         # (T, N)
+        rm = None if self.rmask is None else np.ascontiguousarray(self.rmask, dtype=dt)
+        out = np.empty((N, T + 1, u), dtype=dt)
+        self.shards = [_Shard(lo, hi) for lo, hi in _shard_bounds(N, T, K, 4 * u)]
+        _run_shards(lambda sh: self._shard_forward(sh, x, Wc, h0, c0, keep, rm, out, dt),
+                    self.shards)
+        return out
+
+    def _shard_forward(self, sh, x, Wc, h0, c0, keep, rm, out, dt):
+        lo, hi = sh.lo, sh.hi
+        n, T, D = hi - lo, x.shape[1], x.shape[2]
+        K = Wc.shape[0]
+        u = K - D - 1
+        work = self.work
+        Hc = work.take((T + 1, n, K), dt)
+        xt = x[lo:hi].transpose(1, 0, 2)
         if self.go_backwards:
             xt = xt[::-1]
         if self.xmask is None:
             Hc[:T, :, u:u + D] = xt
         else:
-            np.multiply(xt, self.xmask, out=Hc[:T, :, u:u + D])
+            np.multiply(xt, self.xmask[lo:hi], out=Hc[:T, :, u:u + D])
         Hc[:T, :, u + D] = 1
-        rm = self.rmask
         H = None
-        if rm is None:
-            Hc[0, :, :u] = h0
+        if rm is not None:
+            rm = rm[lo:hi]
+            H = work.take((T + 1, n, u), dt)
+            H[0] = h0[lo:hi]
+            np.multiply(h0[lo:hi], rm, out=Hc[0, :, :u])
         else:
-            rm = np.ascontiguousarray(rm, dtype=dt)
-            H = work.take((T + 1, N, u), dt)
-            H[0] = h0
-            np.multiply(h0, rm, out=Hc[0, :, :u])
-        fr = None
-        if self.mask is not None:
-            keep = self.mask.T[::-1] if self.go_backwards else self.mask.T
-            fr = np.ascontiguousarray(~keep, dtype=np.uint8)
-        A = work.take((T, N, 4 * u), dt)
-        C = work.take((T + 1, N, u), dt)
-        AC = work.take((T, N, u), dt)
-        C[0] = c0
-        step, matmul = self.kernels.lstm_forward, np.matmul
-        for j in range(T):
-            matmul(Hc[j], Wc, out=A[j])
-            step(j, A, C, AC, Hc, H, rm, fr)
-        self.A, self.C, self.AC, self.Hc, self.fr, self.Wc, self.rmc = A, C, AC, Hc, fr, Wc, rm
-        out = np.empty((N, T + 1, u), dtype=dt)
-        out[:, :T] = (Hc[1:, :, :u] if H is None else H[1:]).transpose(1, 0, 2)
-        out[:, T] = C[T]
-        return out
+            Hc[0, :, :u] = h0[lo:hi]
+        fr = None if keep is None else np.ascontiguousarray(~keep[:, lo:hi], dtype=np.uint8)
+        A = work.take((T, n, 4 * u), dt)
+        C = work.take((T + 1, n, u), dt)
+        AC = work.take((T, n, u), dt)
+        C[0] = c0[lo:hi]
+        seq = _seq_kernels()
+        if seq is not None:                              # the whole loop in C
+            seq.lstm_forward_seq(A, C, AC, Hc, H, rm, fr, Wc)
+        else:
+            step, matmul = self.kernels.lstm_forward, np.matmul
+            for j in range(T):
+                matmul(Hc[j], Wc, out=A[j])
+                step(j, A, C, AC, Hc, H, rm, fr)
+        sh.A, sh.C, sh.AC, sh.Hc, sh.fr, sh.rm = A, C, AC, Hc, fr, rm
+        out[lo:hi, :T] = (Hc[1:, :, :u] if H is None else H[1:]).transpose(1, 0, 2)
+        out[lo:hi, T] = C[T]
 
     def _lstm_backward_compiled(self, gout):
-        """The backward of _lstm_forward_compiled: per step j in reverse, one kernel call (which
-        first finishes step j+1 with its product P = ∂zⱼ₊₁·Uᵀ) and that product; then
-        [∂U; ∂W; ∂b] = [Hᵣ, X, 1]ᵀ·∂Z and ∂x = ∂Z·Wᵀ over all steps.
+        """The backward of _lstm_forward_compiled, shard by shard (see _shard_backward); then
+        [∂U; ∂W; ∂b] is the sum of the shards' parts."""
+        Wc, shards = self.Wc, self.shards
+        sh0 = shards[0]
+        T, _, G4 = sh0.A.shape
+        u = G4 // 4
+        K = Wc.shape[0]
+        D = K - u - 1
+        dt = sh0.A.dtype
+        N = shards[-1].hi
+        needs = self.needs
+        G = np.ascontiguousarray(gout, dtype=dt)
+        gx = np.empty((N, T, D), dtype=dt) if needs[0] else None
+        gh = np.empty((N, u), dtype=dt)
+        gc = np.empty((N, u), dtype=dt)
+        overlap = len(shards) == 1
+        _run_shards(lambda sh: self._shard_backward(sh, G, gx, gh, gc, overlap), shards)
+        gW = gU = gb = None
+        if needs[1] or needs[2] or needs[3]:
+            gP = shards[0].gP
+            for sh in shards[1:]:
+                gP += sh.gP                              # (K, 4u): [Hᵣ, X, 1]ᵀ·∂Z
+            gU = gP[:u] if needs[2] else None
+            gW = gP[u:u + D] if needs[1] else None
+            gb = gP[u + D] if needs[3] else None
+        for sh in shards:
+            sh.gP = None
+        if gx is not None and self.xmask is not None:
+            gx *= self.xmask[:, None, :]
+        return (gx, gW, gU, gb, gh if needs[4] else None, gc if needs[5] else None)
 
-        Those two products need only finished steps, so for long enough sequences they are
-        formed block by block of steps on a second thread while the recurrence goes on (NumPy's
-        products release the GIL); the blocks of [∂U; ∂W; ∂b] are summed in a fixed order."""
-        A, C, AC, Hc, fr, Wc, rm = self.A, self.C, self.AC, self.Hc, self.fr, self.Wc, self.rmc
-        T, N, G4 = A.shape
+    def _shard_backward(self, sh, G, gx, gh_out, gc_out, overlap):
+        """One shard's rows: per step j in reverse, one kernel call (which first finishes step
+        j+1 with its product P = ∂zⱼ₊₁·Uᵀ) and that product; then [Hᵣ, X, 1]ᵀ·∂Z and ∂x = ∂Z·Wᵀ.
+
+        Those two products need only finished steps, so with ``overlap`` they are formed block
+        by block of steps on a second thread while the recurrence goes on; the blocks of
+        [∂U; ∂W; ∂b] are summed in a fixed order."""
+        A, C, AC, Hc, fr, rm, Wc = sh.A, sh.C, sh.AC, sh.Hc, sh.fr, sh.rm, self.Wc
+        lo, hi = sh.lo, sh.hi
+        T, n, G4 = A.shape
         u = G4 // 4
         K = Wc.shape[0]
         D = K - u - 1
         dt = A.dtype
         needs = self.needs
-        G = np.ascontiguousarray(gout, dtype=dt)
-        live = G[:, :T].any(axis=(0, 2))                 # steps with an upstream gradient on h
-        gc = np.array(G[:, T], dtype=dt)
-        gh = np.zeros((N, u), dtype=dt)
+        Gs = G[lo:hi]
+        live = Gs[:, :T].any(axis=(0, 2))               # steps with an upstream gradient on h
+        gc = np.array(Gs[:, T], dtype=dt)
+        gh = np.zeros((n, u), dtype=dt)
         UT = Wc[:u].T                                    # (4u, u)
         WT = Wc[u:u + D].T                               # (4u, D)
-        dZ = _take((T, N, G4), dt)
-        P = _take((N, u), dt)
+        dZ = _take((T, n, G4), dt)
+        P = _take((n, u), dt)
         want_w = needs[1] or needs[2] or needs[3]
-        gxt = np.empty((T, N, D), dtype=dt) if needs[0] else None
+        gxt = np.empty((T, n, D), dtype=dt) if gx is not None else None
         parts = []                                       # [Hᵣ, X, 1]ᵀ·∂Z block by block
 
-        def block(lo, hi):                               # steps lo … hi−1, all finished
-            z = dZ[lo:hi].reshape(-1, G4)
+        def block(a, b):                                 # steps a … b−1, all finished
+            z = dZ[a:b].reshape(-1, G4)
             if gxt is not None:
-                np.matmul(z, WT, out=gxt[lo:hi].reshape(-1, D))
-            return np.matmul(Hc[lo:hi].reshape(-1, K).T, z) if want_w else None
+                np.matmul(z, WT, out=gxt[a:b].reshape(-1, D))
+            return np.matmul(Hc[a:b].reshape(-1, K).T, z) if want_w else None
 
-        every = _overlap_block(T, N, K, G4)
+        every = _overlap_block(T, n, K, G4) if overlap else 0
         pool = _background() if every else None
         step, matmul = self.kernels.lstm_backward, np.matmul
-        prev = None
-        hi = T
+        seq = _seq_kernels()
+        end = T
         try:
-            for j in range(T - 1, -1, -1):
-                step(j, A, C, AC, dZ, gh, gc, prev, G if live[j] else None, rm, fr)
-                matmul(dZ[j], UT, out=P)
-                prev = P
-                if every and hi - j >= every and j > every // 2:
-                    parts.append(pool.submit(block, j, hi))
-                    hi = j
+            if seq is not None:                          # the loop in C, a block at a time
+                live8 = live.astype(np.uint8)
+                while every and end - every > every // 2:
+                    seq.lstm_backward_seq(end, end - every, A, C, AC, dZ, gh, gc, P, Gs, live8,
+                                          rm, fr, Wc)
+                    parts.append(pool.submit(block, end - every, end))
+                    end -= every
+                seq.lstm_backward_seq(end, 0, A, C, AC, dZ, gh, gc, P, Gs, live8, rm, fr, Wc)
+            else:
+                prev = None
+                for j in range(T - 1, -1, -1):
+                    step(j, A, C, AC, dZ, gh, gc, prev, Gs if live[j] else None, rm, fr)
+                    matmul(dZ[j], UT, out=P)
+                    prev = P
+                    if every and end - j >= every and j > every // 2:
+                        parts.append(pool.submit(block, j, end))
+                        end = j
             step(-1, A, C, AC, dZ, gh, gc, P, None, rm, fr)
-            last = block(0, hi)
+            last = block(0, end)
             parts = [p.result() for p in parts] + [last]
         finally:
             for p in parts:                              # never give back buffers still in use
                 if hasattr(p, "result"):
                     p.cancel() or p.exception()
-        gx = gW = gU = gb = None
-        if needs[0]:
-            if self.go_backwards:
-                gxt = gxt[::-1]
-            gx = np.ascontiguousarray(gxt.transpose(1, 0, 2))
-            if self.xmask is not None:
-                gx *= self.xmask[:, None, :]
+        if gxt is not None:
+            gx[lo:hi] = (gxt[::-1] if self.go_backwards else gxt).transpose(1, 0, 2)
         if want_w:
             gP = parts[0]
             for p in parts[1:]:
-                gP += p                                  # (K, 4u): [Hᵣ, X, 1]ᵀ·∂Z
-            gU = gP[:u] if needs[2] else None
-            gW = gP[u:u + D] if needs[1] else None
-            gb = gP[u + D] if needs[3] else None
+                gP += p
+            sh.gP = gP
+        gh_out[lo:hi] = gh
+        gc_out[lo:hi] = gc
         _give(dZ, P)
-        return (gx, gW, gU, gb, gh if needs[4] else None, gc if needs[5] else None)
+
+
+class _Shard:
+    """Rows lo … hi−1 of a batch in the compiled LSTM path, and their work arrays."""
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+        self.gP = None
+
+
+# Batch shards: a batch of at least 2·_SHARD_MIN_ROWS rows and enough work per step is cut into
+# as many shards as the compiled module may use threads (AXONE_NUM_THREADS, the CPUs this process
+# may run on), at most _MAX_SHARDS.  _SHARDS = False keeps one shard.
+_SHARDS = True
+_SHARD_MIN_ROWS = 16
+_SHARD_MIN_WORK = 1 << 22
+_MAX_SHARDS = 4
+
+
+def _shard_threads():
+    """Threads the compiled module may use (AXONE_NUM_THREADS, else the CPUs available)."""
+    return _kernels().get_num_threads()[0]
+
+
+def _shard_bounds(N, T, K, G4):
+    k = 1
+    if _SHARDS and N * K * G4 * T >= _SHARD_MIN_WORK:
+        k = min(_MAX_SHARDS, N // _SHARD_MIN_ROWS, _shard_threads())
+    k = max(1, k)
+    size = -(-N // k)
+    return [(lo, min(N, lo + size)) for lo in range(0, N, size)] or [(0, 0)]
+
+
+def _run_shards(fn, shards):
+    """fn(shard) for every shard: the first on this thread, the others on the worker pool."""
+    if len(shards) == 1:
+        fn(shards[0])
+        return
+    pool = _background()
+    futures = [pool.submit(fn, sh) for sh in shards[1:]]
+    try:
+        fn(shards[0])
+    finally:
+        for f in futures:                                # all done before anything is raised
+            f.exception()
+    for f in futures:
+        f.result()
 
 
 # The LSTM backward forms its weight and input gradients on a second thread while the recurrence
-# runs (False: after the loop, on the calling thread).  Worth it from about this many
-# multiply-adds in those products; blocks of about 1/5 of the sequence.
+# runs (False: after the loop, on the calling thread); only with a single shard.  Worth it from
+# about this many multiply-adds in those products; blocks of about 1/5 of the sequence.
 _OVERLAP = True
 _OVERLAP_MIN_WORK = 1 << 23
 _BG = []
@@ -614,11 +752,11 @@ def _overlap_block(T, N, K, G4):
 def _background():
     if not _BG:
         from concurrent.futures import ThreadPoolExecutor
-        _BG.append(ThreadPoolExecutor(1, thread_name_prefix="axone-bptt"))
+        _BG.append(ThreadPoolExecutor(_MAX_SHARDS, thread_name_prefix="axone-lstm"))
     return _BG[0]
 
 
-if hasattr(os, "register_at_fork"):      # a forked child has no worker thread: start its own
+if hasattr(os, "register_at_fork"):      # a forked child has no worker threads: start its own
     os.register_at_fork(after_in_child=_BG.clear)
 
 

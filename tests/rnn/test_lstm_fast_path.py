@@ -100,31 +100,6 @@ def test_longer_sequences_and_batches_match(monkeypatch):
             _close(a, b, f"{name} {sorted(kw)}")
 
 
-@pytest.mark.parametrize("t", [10, 11, 23, 64])
-@pytest.mark.parametrize("variant", ["plain", "masked_dropout_backwards", "last_only"])
-def test_weight_gradients_formed_on_a_second_thread_match(t, variant, step_kernels, monkeypatch):
-    """Long sequences: [∂U; ∂W; ∂b] and ∂x are formed block by block beside the recurrence."""
-    if step_kernels != "compiled":
-        pytest.skip("the overlap belongs to the compiled steps")
-    monkeypatch.setattr(R, "_OVERLAP_MIN_WORK", 0)
-    assert R._overlap_block(t, 4, 10, 24) > 0
-    arrs = _op_inputs(21, n=4, t=t, d=5, u=6, scale=0.4)
-    rng = _rng(22)
-    kw = {}
-    if variant == "masked_dropout_backwards":
-        kw = dict(mask=rng.random((4, t)) > 0.3, go_backwards=True,
-                  xm=(rng.random((4, 5)) > 0.2) / 0.8, rm=(rng.random((4, 6)) > 0.2) / 0.8)
-    elif variant == "last_only":
-        kw = dict(last_only=True)
-    fast, general = _both(lambda: _run_op(arrs, **kw), monkeypatch)
-    for name, a, b in zip(NAMES, fast, general):
-        _close(a, b, name)
-    monkeypatch.setattr(R, "_OVERLAP", False)
-    serial = _run_op(arrs, **kw)
-    for name, a, b in zip(NAMES, fast, serial):
-        _close(a, b, f"{name} (overlapped vs serial)")
-
-
 def test_fast_path_is_taken_only_for_tanh_and_sigmoid():
     arrs = {k: Tensor(v, requires_grad=True) for k, v in _op_inputs(3).items()}
 
@@ -286,32 +261,3 @@ def test_pool_stays_within_its_size(monkeypatch):
     assert held == R._pool_size[0] <= 10_000
     assert R._take((300,), np.dtype(float)).shape == (300,)
     assert R._pool_size[0] == held - 2400
-
-
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-def test_overlapped_backward_works_in_a_forked_child(step_kernels, monkeypatch):
-    """The second thread does not survive fork; a child starts its own instead of waiting."""
-    import os
-    if step_kernels != "compiled":
-        pytest.skip("the overlap belongs to the compiled steps")
-    monkeypatch.setattr(R, "_OVERLAP_MIN_WORK", 0)
-    arrs = _op_inputs(31, n=3, t=12, d=4, u=5)
-    ref = _run_op(arrs)                              # starts the worker in this process
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                     # child
-        try:
-            got = _run_op(arrs)
-            ok = all(np.allclose(a, b, rtol=1e-12, atol=1e-12) for a, b in zip(got, ref))
-            os.write(w, b"1" if ok else b"0")
-        finally:
-            os._exit(0)
-    os.close(w)
-    import select
-    import signal
-    ready, _, _ = select.select([r], [], [], 30)
-    if not ready:
-        os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    assert ready, "the forked child hung"
-    assert os.read(r, 1) == b"1"

@@ -1,13 +1,22 @@
 """The compiled LSTM step kernels (``axone._kernels.lstm_forward`` / ``lstm_backward``) on their
 own: the gate activations against float64 references over the whole float range (their exp is
-evaluated inline), NaN and ±inf, and the checks that keep a wrong call from touching memory."""
+evaluated inline), NaN and ±inf, and the checks that keep a wrong call from touching memory.
+Then what only the compiled path does, against the general step loop: batch shards on threads,
+the step loops in C, the weight products beside the recurrence, and a forked child."""
 import numpy as np
 import pytest
 
 from axone.ops import recurrent as R
 
+from .test_lstm_fast_path import NAMES, _both, _close, _op_inputs, _rng, _run_op
+
 K = R._kernels()
 pytestmark = pytest.mark.skipif(K is None, reason="axone._kernels is not built")
+
+
+@pytest.fixture(autouse=True)
+def compiled_steps(monkeypatch):
+    monkeypatch.setattr(R, "_COMPILED_LSTM", True)
 
 
 def _forward(z, c0, dtype):
@@ -110,3 +119,99 @@ def test_backward_rejects_wrong_shapes_and_steps():
     g = np.zeros((2, 4, 3))
     g.flags.writeable = False                                          # upstream is only read
     K.lstm_backward(1, *args, None, g, None, None)
+
+
+# ------------------------------------------------------------ what only the compiled path does
+@pytest.mark.parametrize("t", [10, 11, 23, 64])
+@pytest.mark.parametrize("variant", ["plain", "masked_dropout_backwards", "last_only"])
+def test_weight_gradients_formed_on_a_second_thread_match(t, variant, monkeypatch):
+    """Long sequences: [∂U; ∂W; ∂b] and ∂x are formed block by block beside the recurrence."""
+    monkeypatch.setattr(R, "_OVERLAP_MIN_WORK", 0)
+    assert R._overlap_block(t, 4, 10, 24) > 0
+    arrs = _op_inputs(21, n=4, t=t, d=5, u=6, scale=0.4)
+    rng = _rng(22)
+    kw = {}
+    if variant == "masked_dropout_backwards":
+        kw = dict(mask=rng.random((4, t)) > 0.3, go_backwards=True,
+                  xm=(rng.random((4, 5)) > 0.2) / 0.8, rm=(rng.random((4, 6)) > 0.2) / 0.8)
+    elif variant == "last_only":
+        kw = dict(last_only=True)
+    fast, general = _both(lambda: _run_op(arrs, **kw), monkeypatch)
+    for name, a, b in zip(NAMES, fast, general):
+        _close(a, b, name)
+    monkeypatch.setattr(R, "_OVERLAP", False)
+    serial = _run_op(arrs, **kw)
+    for name, a, b in zip(NAMES, fast, serial):
+        _close(a, b, f"{name} (overlapped vs serial)")
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+@pytest.mark.parametrize("c_loops", [True, False])
+@pytest.mark.parametrize("overlap", [True, False])
+@pytest.mark.parametrize("variant", ["plain", "masked_dropout_backwards", "last_only"])
+def test_batch_shards_and_c_loops_match_the_general_loop(shards, c_loops, overlap, variant,
+                                                         monkeypatch):
+    """Rows cut into shards run on their own threads, with the step loops in C (NumPy's gemm
+    handed over) or in Python, with or without the overlapped weight products."""
+    if c_loops and R._seq_kernels() is None:
+        pytest.skip("NumPy's BLAS could not be handed to the compiled module")
+    monkeypatch.setattr(R, "_SHARD_MIN_ROWS", 1)
+    monkeypatch.setattr(R, "_SHARD_MIN_WORK", 0)
+    monkeypatch.setattr(R, "_shard_threads", lambda: shards)
+    monkeypatch.setattr(R, "_SEQ_LOOPS", c_loops)
+    monkeypatch.setattr(R, "_OVERLAP", overlap)
+    monkeypatch.setattr(R, "_OVERLAP_MIN_WORK", 0)
+    n, t = 7, 13
+    arrs = _op_inputs(41, n=n, t=t, d=5, u=6, scale=0.4)
+    rng = _rng(42)
+    kw = {}
+    if variant == "masked_dropout_backwards":
+        kw = dict(mask=rng.random((n, t)) > 0.3, go_backwards=True,
+                  xm=(rng.random((n, 5)) > 0.2) / 0.8, rm=(rng.random((n, 6)) > 0.2) / 0.8)
+    elif variant == "last_only":
+        kw = dict(last_only=True)
+    assert len(R._shard_bounds(n, t, 12, 24)) == shards
+    fast, general = _both(lambda: _run_op(arrs, **kw), monkeypatch)
+    for name, a, b in zip(NAMES, fast, general):
+        _close(a, b, name)
+
+
+def test_handed_over_gemm_is_checked():
+    if R._kernels() is None:
+        pytest.skip("axone._kernels is not built")
+    k = R._seq_kernels()
+    if k is None:
+        pytest.skip("NumPy's BLAS could not be handed to the compiled module")
+    assert R._check_seq(k)
+    with pytest.raises(ValueError, match="Wc must be"):
+        A = np.zeros((2, 3, 8))
+        k.lstm_forward_seq(A, np.zeros((3, 3, 2)), np.zeros((2, 3, 2)), np.zeros((3, 3, 5)), None,
+                           None, None, np.zeros((4, 8)))
+
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_overlapped_backward_works_in_a_forked_child(monkeypatch):
+    """The second thread does not survive fork; a child starts its own instead of waiting."""
+    import os
+    monkeypatch.setattr(R, "_OVERLAP_MIN_WORK", 0)
+    arrs = _op_inputs(31, n=3, t=12, d=4, u=5)
+    ref = _run_op(arrs)                              # starts the worker in this process
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                     # child
+        try:
+            got = _run_op(arrs)
+            ok = all(np.allclose(a, b, rtol=1e-12, atol=1e-12) for a, b in zip(got, ref))
+            os.write(w, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    import select
+    import signal
+    ready, _, _ = select.select([r], [], [], 30)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert ready, "the forked child hung"
+    assert os.read(r, 1) == b"1"
