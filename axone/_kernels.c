@@ -1,4 +1,12 @@
 /*
+ * axone's optional compiled kernels.  Each has a NumPy form in the package, which stays the
+ * reference and the fallback when this module is not built:
+ *   - fused optimizer updates over flat parameter buffers (bit-identical to the NumPy rules);
+ *   - LSTM time steps: the point-wise work of a step, and whole step loops around NumPy's own
+ *     BLAS when it is handed over (ops/recurrent.py);
+ *   - Dense epilogues (bias, ReLU, mask, bias gradient; bit-identical) and softmax /
+ *     cross-entropy rows (ops/nn.py, ops/math.py).
+ *
  * Fused optimizer updates over flat parameter buffers.
  *
  * Each function applies one optimizer rule element by element in a single pass over the

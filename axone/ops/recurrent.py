@@ -19,7 +19,10 @@ gradients, then forms dL/dW and dL/dx from all steps' gate gradients with one pr
 The LSTM with tanh and sigmoid (Keras's defaults) takes a dedicated path, the same equations
 arranged for speed (RNNSequence._lstm_forward / _lstm_backward): gate-major, time-major work
 arrays reused from batch to batch, one product [h, xₜ, 1]·[U; W; b] per step, the four gates
-through one exp, and dL/dU, dL/dW, dL/db in one product over all steps after the loop.
+through one exp, and dL/dU, dL/dW, dL/db in one product over all steps after the loop.  With the
+compiled module (axone/_kernels.c) its point-wise work per step is one compiled pass, the step
+loops themselves run in C around NumPy's own BLAS when that can be handed over, and a large batch
+is split into shards of rows run on their own threads (see _lstm_forward_compiled).
 """
 import os
 import threading
