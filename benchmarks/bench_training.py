@@ -7,7 +7,8 @@ Workloads
          Adam (random data of MNIST's shape and scale; the arithmetic is the same)
 
 Usage: python benchmarks/bench_training.py [--workload iris|mnist|all] [--rounds 5] [--no-keras]
-Prints per-round times and the median ratios axone/torch and axone/keras.  Nothing here asserts.
+Prints per-round times and the median ratios axone/torch and axone/keras (who runs first
+alternates from round to round).  Nothing here asserts.
 """
 import argparse
 import os
@@ -115,7 +116,10 @@ def main(argv=None):
         times = {k: [] for k in runners}
         for r in range(args.rounds):
             line = []
-            for k, f in runners.items():
+            order = list(runners.items())
+            if r % 2:
+                order.reverse()                          # alternate who runs first
+            for k, f in order:
                 t, loss = f(w, x, y)
                 times[k].append(t)
                 line.append(f"{k} {t:7.3f}s (loss {loss:.4f})")

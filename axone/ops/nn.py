@@ -9,7 +9,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor, fresh_grad_out
-from . import _compiled
+from . import _compiled, _parallel
 from . import math as M
 
 __all__ = [
@@ -48,7 +48,7 @@ class Dense(Function):
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
-        y = x @ w
+        y = _parallel.matmul(x, w) if x.ndim == 2 else x @ w
         k = _epilogue_kernels()
         if k is not None and y.dtype in _FLOATS and (b is None or b.dtype == y.dtype) \
                 and y.ndim >= 1 and y.flags.c_contiguous and (b is not None or self.relu):
@@ -88,7 +88,9 @@ class Dense(Function):
             has_b = False
         elif self.relu:
             g = g * (self.y > 0)
-        gx = g @ w.T if needs[0] else None
+        gx = None
+        if needs[0]:
+            gx = _parallel.matmul(g, w.T) if g.ndim == 2 else g @ w.T
         if x.ndim != 2:
             x = x.reshape(-1, x.shape[-1])
             g = g.reshape(-1, g.shape[-1])
@@ -98,9 +100,9 @@ class Dense(Function):
             out = fresh_grad_out(self.inputs[1], w.shape,
                                  g.dtype if x.dtype == g.dtype else np.result_type(x, g))
             if out is None:
-                gw = x.T @ g
+                gw = _parallel.matmul(x.T, g)
             else:
-                np.matmul(x.T, g, out=out)
+                _parallel.matmul(x.T, g, out=out)
         if has_b:
             b = self.inputs[2]
             out = fresh_grad_out(b, b.data.shape, g.dtype)

@@ -1,0 +1,74 @@
+"""Large matrix products split by rows across threads, for training steps run with OpenBLAS on
+one thread (see ``backend.blas_threads_for``).
+
+OpenBLAS's own threads wait on each other badly on a busy machine; rows of a product are
+independent, so a product large enough to pay for a thread hand-over (about _MIN_WORK
+multiply-adds) is cut into row blocks, one per thread the compiled module may use, each
+computed by NumPy's single-threaded BLAS on its own Python thread (matmul releases the GIL).
+The result agrees with the unsplit product to rounding (BLAS may block a shorter product
+differently), and for a given thread count it is the same from run to run.
+"""
+import os
+
+import numpy as np
+
+from .. import backend
+
+#: multiply-adds from which a product is split (below it the hand-over costs more than it saves)
+_MIN_WORK = 1 << 23
+_MIN_ROWS = 16
+_ENABLED = True
+_POOL = []
+
+
+def _threads():
+    from ..optimizers import _KERNELS
+    if _KERNELS is None:
+        return 1
+    return _KERNELS.get_num_threads()[0]
+
+
+def _pool():
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL.append(ThreadPoolExecutor(7, thread_name_prefix="axone-matmul"))
+    return _POOL[0]
+
+
+if hasattr(os, "register_at_fork"):      # a forked child has no worker threads: start its own
+    os.register_at_fork(after_in_child=_POOL.clear)
+
+
+def splits(M, K, N):
+    """Row blocks for an (M×K)·(K×N) product: 1 (do not split) or more."""
+    if not _ENABLED or M * K * N < _MIN_WORK or M < 2 * _MIN_ROWS:
+        return 1
+    k = min(_threads(), M // _MIN_ROWS, 8)
+    if k > 1 and backend.get_blas_threads() != 1:
+        return 1                      # BLAS runs its own threads: leave the product to it
+    return max(k, 1)
+
+
+def matmul(a, b, out=None):
+    """a (M×K) · b (K×N) for 2-D arrays, split by rows across threads when large enough."""
+    M, K = a.shape
+    N = b.shape[1]
+    k = splits(M, K, N)
+    if k <= 1:
+        return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((M, N), dtype=np.result_type(a, b))
+    size = -(-M // k)
+    size = -(-size // 8) * 8                       # row blocks of whole 8-row panels
+    bounds = [(lo, min(M, lo + size)) for lo in range(0, M, size)]
+    pool = _pool()
+    futures = [pool.submit(np.matmul, a[lo:hi], b, out=out[lo:hi]) for lo, hi in bounds[1:]]
+    try:
+        lo, hi = bounds[0]
+        np.matmul(a[lo:hi], b, out=out[lo:hi])
+    finally:
+        for f in futures:
+            f.exception()
+    for f in futures:
+        f.result()
+    return out
