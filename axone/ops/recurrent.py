@@ -700,11 +700,19 @@ class _Shard:
 
 # Batch shards: a batch of at least 2·_SHARD_MIN_ROWS rows and enough work per step is cut into
 # as many shards as the compiled module may use threads (AXONE_NUM_THREADS, the CPUs this process
-# may run on), at most _MAX_SHARDS.  _SHARDS = False keeps one shard.
+# may run on), at most _MAX_SHARDS, while OpenBLAS runs on one thread.  _SHARDS = False keeps one
+# shard.
 _SHARDS = True
 _SHARD_MIN_ROWS = 16
 _SHARD_MIN_WORK = 1 << 22
 _MAX_SHARDS = 4
+
+
+def _blas_single():
+    """Shards only while NumPy's OpenBLAS runs on one thread (training's policy for small
+    steps): with BLAS threading its own products, shard threads would compete with it."""
+    from .. import backend
+    return backend.get_blas_threads() == 1
 
 
 def _shard_threads():
@@ -714,7 +722,7 @@ def _shard_threads():
 
 def _shard_bounds(N, T, K, G4):
     k = 1
-    if _SHARDS and N * K * G4 * T >= _SHARD_MIN_WORK:
+    if _SHARDS and N * K * G4 * T >= _SHARD_MIN_WORK and _blas_single():
         k = min(_MAX_SHARDS, N // _SHARD_MIN_ROWS, _shard_threads())
     k = max(1, k)
     size = -(-N // k)

@@ -158,6 +158,7 @@ def test_batch_shards_and_c_loops_match_the_general_loop(shards, c_loops, overla
     monkeypatch.setattr(R, "_SHARD_MIN_ROWS", 1)
     monkeypatch.setattr(R, "_SHARD_MIN_WORK", 0)
     monkeypatch.setattr(R, "_shard_threads", lambda: shards)
+    monkeypatch.setattr(R, "_blas_single", lambda: True)
     monkeypatch.setattr(R, "_SEQ_LOOPS", c_loops)
     monkeypatch.setattr(R, "_OVERLAP", overlap)
     monkeypatch.setattr(R, "_OVERLAP_MIN_WORK", 0)
@@ -215,3 +216,11 @@ def test_overlapped_backward_works_in_a_forked_child(monkeypatch):
     os.waitpid(pid, 0)
     assert ready, "the forked child hung"
     assert os.read(r, 1) == b"1"
+
+
+def test_shards_only_while_blas_runs_on_one_thread(monkeypatch):
+    from axone import backend
+    monkeypatch.setattr(R, "_shard_threads", lambda: 2)
+    for blas, shards in ((1, 2), (2, 1), (None, 1)):    # None: BLAS threads not controllable
+        monkeypatch.setattr(backend, "get_blas_threads", lambda: blas)
+        assert len(R._shard_bounds(64, 50, 73, 256)) == shards
