@@ -89,6 +89,25 @@ def _openblas():
     return None
 
 
+def get_num_threads():
+    """Threads axone's own compiled work may use (batch shards of recurrent layers, row blocks of
+    large products, large optimizer updates): ``AXONE_NUM_THREADS`` or the CPUs available, at
+    most 8; 1 without the compiled module."""
+    from .optimizers import _KERNELS
+    return 1 if _KERNELS is None else int(_KERNELS.get_num_threads()[0])
+
+
+def set_num_threads(n):
+    """Set the threads of ``get_num_threads``; returns the previous count."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive integer, received {n!r}")
+    from .optimizers import _KERNELS
+    prev = get_num_threads()
+    if _KERNELS is not None:
+        _KERNELS.set_num_threads(int(n), _KERNELS.get_num_threads()[1])
+    return prev
+
+
 _gemm = None
 
 

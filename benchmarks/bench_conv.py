@@ -10,7 +10,8 @@ Workloads (random data of the given shape; the arithmetic is the same as on real
 
 Usage: python benchmarks/bench_conv.py [--workload lenet|wide|all] [--rounds 5] [--keras]
                                        [--threads 1] [--profile]
-``--threads N`` caps BLAS (threadpoolctl) and torch's intra-op threads for every framework alike
+``--threads N`` caps BLAS (threadpoolctl), torch's intra-op threads and axone's own threads
+(``axone.backend.set_num_threads``) for every framework alike
 (default 1: on a shared 2-core machine more threads mostly measure oversubscription; 0 leaves
 each library's default).  ``--profile`` runs one axone LeNet epoch under cProfile and prints where
 the time goes.  Prints per-round times, medians and the median ratios axone/torch (and
@@ -144,8 +145,10 @@ def thread_limit(n):
         yield
         return
     import torch
+    from axone import backend
     old = torch.get_num_threads()
     torch.set_num_threads(n)
+    old_axone = backend.set_num_threads(n)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover
@@ -157,6 +160,7 @@ def thread_limit(n):
             yield
     finally:
         torch.set_num_threads(old)
+        backend.set_num_threads(old_axone)
 
 
 def profile_axone(workload="lenet", top=25):

@@ -7,12 +7,13 @@ Workloads (one epoch each, same data, same batch order policy: reshuffled every 
 
 Usage: python benchmarks/bench_rnn.py [--workload lstm|gru|all] [--rounds 5] [--keras]
                                       [--samples 5000] [--blas-threads N] [--torch-threads N]
+                                      [--axone-threads N]
        python benchmarks/bench_rnn.py --profile      # where axone's LSTM epoch spends its time
 Prints per-round times, the medians and the median ratios axone/torch (and axone/keras).
 Nothing here asserts.  On a shared machine the timings are noisy: compare medians, and look at
 the load average printed at the top.  With several CPUs busy, multi-threaded BLAS (NumPy) and
 PyTorch's intra-op threads mostly wait for each other on these small per-step products;
---blas-threads 1 / --torch-threads 1 show the single-threaded numbers.
+--blas-threads 1 --torch-threads 1 --axone-threads 1 show the single-threaded numbers.
 """
 import argparse
 import contextlib
@@ -202,11 +203,16 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=5000)
     p.add_argument("--blas-threads", type=int, default=None, help="NumPy BLAS threads (threadpoolctl)")
     p.add_argument("--torch-threads", type=int, default=None, help="PyTorch intra-op threads")
+    p.add_argument("--axone-threads", type=int, default=None,
+                   help="axone's own threads (batch shards; axone.backend.set_num_threads)")
     p.add_argument("--profile", action="store_true", help="profile axone's epoch instead of timing rounds")
     args = p.parse_args(argv)
     import torch
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+    if args.axone_threads:
+        from axone import backend
+        backend.set_num_threads(args.axone_threads)
     x, y = make_data(args.samples)
     names = ["lstm", "gru"] if args.workload == "all" else [args.workload]
     with _blas_limit(args.blas_threads):

@@ -90,3 +90,25 @@ def test_split_products_work_in_a_forked_child(forced):
     os.waitpid(pid, 0)
     assert ready, "the forked child hung"
     assert os.read(r, 1) == b"1"
+
+
+def test_num_threads_setting_caps_row_blocks_and_lstm_shards(monkeypatch):
+    from axone import backend
+    from axone.ops import recurrent as R
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="set_num_threads"):
+            backend.set_num_threads(bad)
+    if R._kernels() is None:
+        assert backend.get_num_threads() == 1
+        return
+    prev = backend.set_num_threads(3)
+    try:
+        assert backend.get_num_threads() == 3 == P._threads() == R._shard_threads()
+        monkeypatch.setattr(P.backend, "get_blas_threads", lambda: 1)
+        assert P.splits(512, 512, 512) == 3
+        assert backend.set_num_threads(1) == 3
+        assert P.splits(512, 512, 512) == 1
+        assert len(R._shard_bounds(64, 50, 73, 256)) == 1
+    finally:
+        backend.set_num_threads(prev)
+    assert backend.get_num_threads() == prev
