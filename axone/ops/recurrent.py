@@ -724,9 +724,10 @@ def _shard_bounds(N, T, K, G4):
     k = 1
     if _SHARDS and N * K * G4 * T >= _SHARD_MIN_WORK and _blas_single():
         k = min(_MAX_SHARDS, N // _SHARD_MIN_ROWS, _shard_threads())
-    k = max(1, k)
-    size = -(-N // k)
-    return [(lo, min(N, lo + size)) for lo in range(0, N, size)] or [(0, 0)]
+    if N <= 0:
+        return [(0, 0)]
+    size = -(-N // max(1, k))
+    return [(lo, min(N, lo + size)) for lo in range(0, N, size)]
 
 
 def _run_shards(fn, shards):

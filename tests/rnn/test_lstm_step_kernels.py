@@ -224,3 +224,17 @@ def test_shards_only_while_blas_runs_on_one_thread(monkeypatch):
     for blas, shards in ((1, 2), (2, 1), (None, 1)):    # None: BLAS threads not controllable
         monkeypatch.setattr(backend, "get_blas_threads", lambda: blas)
         assert len(R._shard_bounds(64, 50, 73, 256)) == shards
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_an_empty_batch_goes_through_both_paths(compiled, monkeypatch):
+    from axone import Tensor, ops
+    from axone.ops.recurrent import rnn_sequence
+    monkeypatch.setattr(R, "_COMPILED_LSTM", compiled)
+    z = lambda *s: Tensor(np.zeros(s, np.float32), requires_grad=True)
+    x, W, U, b = z(0, 5, 3), z(3, 8), z(2, 8), z(8)
+    hs, h, c = rnn_sequence("lstm", x, W, U, b, z(0, 2), z(0, 2))
+    assert hs.shape == (0, 5, 2) and h.shape == (0, 2) and c.shape == (0, 2)
+    ops.sum(hs).backward()
+    assert x.grad.shape == (0, 5, 3)
+    assert np.all(W.grad == 0) and np.all(U.grad == 0) and np.all(b.grad == 0)
