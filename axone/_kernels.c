@@ -16,15 +16,21 @@
  * both paths give the same bits; the NumPy path remains the reference and the fallback when this
  * module is not built.
  *
- * Python signature of every rule:  rule(is_double, w, g, state..., scalars...)
- * where every buffer is a writable C-contiguous float32/float64 array of the same length (the
- * caller checks this).  Large buffers are split across threads (see set_num_threads).
+ * Python signature of every rule:  rule(is_double, flags, (w, g, state...), (scalars...))
+ * where every buffer is a C-contiguous float32/float64 array of the same length, writable except
+ * g (the glue below checks all of this, and that no two buffers share memory).  Large buffers
+ * are split across threads (see set_num_threads).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
+#define AXONE_HAVE_DLADDR 1
+#endif
 
 #ifndef _WIN32
 #include <pthread.h>
@@ -225,13 +231,16 @@ static void run(const Job *job, Py_ssize_t n) {
  * exp is evaluated inline, so that the loops vectorize: e^x = 2^n · e^r with n = round(x/ln 2),
  * r = x − n·ln 2 (ln 2 split in two parts, the first exact in n·ln2_hi), |r| ≤ ln 2 / 2, and e^r
  * by its Taylor polynomial (degree 7 for float: truncation 5·10⁻⁹ relative; degree 13 for double:
- * 4·10⁻¹⁸), 2^n built in the exponent bits.  x is clamped to the normal range first, so that
- * e^x never overflows (σ(z) = 1/(1 + e⁻ᶻ) then rounds to 0 or 1 as it should); NaN passes
- * through the comparisons and gives NaN.
- *   σ(z) = 1/(1 + e⁻ᶻ),   tanh(z) = 1 − 2/(1 + e²ᶻ). */
+ * 4·10⁻¹⁸).  2^n is applied as two factors 2^n₁·2^n₂ (n₁ = n/2 truncated, n₂ = n − n₁), each a
+ * normal number built in the exponent bits: the first product is exact, the second rounds once,
+ * so the result follows np.exp over the whole range, into the subnormals (one rounding, as a
+ * single factor 2^n would give where it exists), to 0 below them and to inf above the largest
+ * float.  x is first clamped to [−104, 89] (float) or [−746, 710] (double), just beyond those
+ * limits, so that n stays small; NaN passes through the comparisons and gives NaN.
+ *   σ(z) = 1/(1 + e⁻ᶻ),   tanh(z) = 1 − 2/(1 + e²ᶻ)   (e^±∞ of the clamp: σ → 0 or 1, tanh → ±1). */
 static inline float exp_f(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+    x = x < -104.0f ? -104.0f : x;                         /* e^−104 < 2⁻¹⁵⁰: rounds to 0 */
+    x = x > 89.0f ? 89.0f : x;                             /* e^89 > FLT_MAX: inf */
     float t = x * 1.44269504088896341f + 12582912.0f;      /* 1.5·2²³: rounds to an integer */
     float n = t - 12582912.0f;
     float r = x - n * 0.693359375f;
@@ -246,15 +255,18 @@ static inline float exp_f(float x) {
     p = p * r + 1.0f;
     uint32_t bits;
     memcpy(&bits, &t, sizeof bits);
-    bits = (bits - 0x4B400000u + 127u) << 23;              /* 2ⁿ */
-    float s;
-    memcpy(&s, &bits, sizeof s);
-    return p * s;
+    int32_t k = (int32_t)(bits - 0x4B400000u);             /* n, in [−150, 128] */
+    int32_t k1 = k / 2, k2 = k - k1;
+    uint32_t b1 = (uint32_t)(k1 + 127) << 23, b2 = (uint32_t)(k2 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return (p * s1) * s2;
 }
 
 static inline double exp_d(double x) {
-    x = x < -708.0 ? -708.0 : x;
-    x = x > 709.0 ? 709.0 : x;
+    x = x < -746.0 ? -746.0 : x;                           /* e^−746 < 2⁻¹⁰⁷⁵: rounds to 0 */
+    x = x > 710.0 ? 710.0 : x;                             /* e^710 > DBL_MAX: inf */
     double t = x * 1.4426950408889634074 + 6755399441055744.0;   /* 1.5·2⁵² */
     double n = t - 6755399441055744.0;
     double r = x - n * 6.93147180369123816490e-01;
@@ -275,10 +287,13 @@ static inline double exp_d(double x) {
     p = p * r + 1.0;
     uint64_t bits;
     memcpy(&bits, &t, sizeof bits);
-    bits = (bits - 0x4338000000000000ull + 1023ull) << 52;
-    double s;
-    memcpy(&s, &bits, sizeof s);
-    return p * s;
+    int64_t k = (int64_t)(bits - 0x4338000000000000ull);   /* n, in [−1076, 1024] */
+    int64_t k1 = k / 2, k2 = k - k1;
+    uint64_t b1 = (uint64_t)(k1 + 1023) << 52, b2 = (uint64_t)(k2 + 1023) << 52;
+    double s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return (p * s1) * s2;
 }
 
 /* Shapes (all C-contiguous, one dtype; the Python glue checks them):
@@ -497,8 +512,8 @@ DENSE_KERNELS(double, d)
  * (rows = size / K), for ops.math.Softmax and ops.nn.SoftmaxCrossEntropy:
  *   m = max z (NaN if any z is NaN), s = z − m,  p = e^s / Σ e^s,  log p = s − log Σ e^s
  *   loss = −Σ y·log p;    dL/dz = g·(p·Σ y − y)
- * e^s by the inline exp above (s ≤ 0, so only its lower clamp can matter: e^s below ~1e-38
- * (float) or ~1e-308 (double) counts as that; log p is formed from s, not from e^s). */
+ * e^s by the inline exp above, which follows np.exp down into the subnormals and to 0 (s ≤ 0);
+ * log p is formed from s, not from e^s. */
 #define SOFTMAX_KERNELS(T_, SUF, LOG)                                                           \
 WIDE static void softmax_rows_##SUF(const T_ *z, T_ *p, T_ *lp, Py_ssize_t rows, Py_ssize_t K) { \
     for (Py_ssize_t r = 0; r < rows; r++) {                                                     \
@@ -544,103 +559,117 @@ SOFTMAX_KERNELS(float, f, logf)
 SOFTMAX_KERNELS(double, d, log)
 
 /* ------------------------------------------------------------ Python glue */
-typedef struct { const char *name; kernel_fn f32, f64; int nbuf, nscalar; } Rule;
+/* Every entry point checks every array it is given before it touches any memory: present where
+ * the call needs it, its item type (float32 or float64 as the call says, uint8 or bool for the
+ * masks), C-contiguous, writable where it is written, the shape that the other arguments imply,
+ * and no array that is written sharing memory with another argument.  A wrong call raises
+ * TypeError (not an array, or the wrong item type) or ValueError (shape, layout, aliasing, flags)
+ * naming the function and the argument. */
+#define MAXVIEW 16
 
-static const Rule rules[] = {
-    {"sgd", sgd_f, sgd_d, 3, 3},
-    {"adam", adam_f, adam_d, 5, 5},
-    {"rmsprop", rmsprop_f, rmsprop_d, 5, 6},
-    {"adagrad", adagrad_f, adagrad_d, 3, 3},
-    {"adadelta", adadelta_f, adadelta_d, 4, 5},
-    {"adamax", adamax_f, adamax_d, 4, 5},
-    {"nadam", nadam_f, nadam_d, 4, 8},
-};
-
-/* rule(is_double, flags, buffers (tuple; None for unused), scalars (tuple of floats)) */
-static PyObject *apply_rule(const Rule *rule, PyObject *args) {
-    int is_double, flags;
-    PyObject *bufs, *scalars;
-    if (!PyArg_ParseTuple(args, "iiO!O!", &is_double, &flags, &PyTuple_Type, &bufs,
-                          &PyTuple_Type, &scalars))
-        return NULL;
-    if (PyTuple_GET_SIZE(bufs) != rule->nbuf || PyTuple_GET_SIZE(scalars) != rule->nscalar) {
-        PyErr_Format(PyExc_TypeError, "%s: expected %d buffers and %d scalars", rule->name,
-                     rule->nbuf, rule->nscalar);
-        return NULL;
-    }
-    Job job;
-    memset(&job, 0, sizeof job);
-    job.flags = flags;
-    job.fn = is_double ? rule->f64 : rule->f32;
-    Py_ssize_t item = is_double ? sizeof(double) : sizeof(float), n = -1;
-    Py_buffer views[MAXBUF];
-    int got = 0, ok = 1;
-    for (int i = 0; i < rule->nbuf && ok; i++) {
-        PyObject *o = PyTuple_GET_ITEM(bufs, i);
-        if (o == Py_None) continue;
-        if (PyObject_GetBuffer(o, &views[got], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
-            ok = 0;
-            break;
-        }
-        Py_ssize_t len = views[got].len / item;
-        job.p[i] = views[got].buf;
-        got++;
-        if (n < 0) n = len;
-        else if (len != n) {
-            PyErr_Format(PyExc_ValueError, "%s: buffers of different lengths", rule->name);
-            ok = 0;
-        }
-    }
-    for (int i = 0; i < rule->nscalar && ok; i++) {
-        job.s[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(scalars, i));
-        if (job.s[i] == -1.0 && PyErr_Occurred()) ok = 0;
-    }
-    if (ok && (job.p[0] == NULL || job.p[1] == NULL)) {
-        PyErr_Format(PyExc_ValueError, "%s: parameters and gradient are required", rule->name);
-        ok = 0;
-    }
-    if (ok && n > 0) {
-        Py_BEGIN_ALLOW_THREADS
-        run(&job, n);
-        Py_END_ALLOW_THREADS
-    }
-    for (int i = 0; i < got; i++) PyBuffer_Release(&views[i]);
-    if (!ok) return NULL;
-    Py_RETURN_NONE;
-}
-
-/* LSTM steps: every array is checked for dtype, C-contiguity, writability where written, and
- * shape, so that a wrong call raises instead of touching memory it does not own. */
-typedef struct { Py_buffer v[12]; int n; } Views;
+typedef struct {
+    const char *fn;                 /* the function, for the messages */
+    int n;
+    Py_buffer v[MAXVIEW];
+    const char *name[MAXVIEW];
+    int written[MAXVIEW];
+} Views;
 
 static void release(Views *vs) {
     for (int i = 0; i < vs->n; i++) PyBuffer_Release(&vs->v[i]);
     vs->n = 0;
 }
 
-/* o: a C-contiguous array of item type code (f, d or B) and ndim dims, writable when it is
- * written; dims[k] < 0 accepts any size (and stores it back).  None gives NULL when optional. */
-static int view(Views *vs, PyObject *o, const char *name, char code, int ndim, Py_ssize_t *dims,
-                int optional, int writable, void **out) {
-    *out = NULL;
-    if (o == Py_None && optional) return 0;
-    Py_buffer *v = &vs->v[vs->n];
-    if (PyObject_GetBuffer(o, v, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return -1;
-    vs->n++;
+static const char *type_name(char code) {
+    return code == 'f' ? "float32" : code == 'd' ? "float64" : "uint8 or bool";
+}
+
+/* 'f' (float32), 'd' (float64), 'B' (uint8 or bool) for a buffer of that native item, else 0 */
+static char item_code(const Py_buffer *v) {
+    static const int one = 1;
+    const int little = *(const char *)&one;
     const char *f = v->format ? v->format : "B";
-    if (*f == '<' || *f == '=' || *f == '@') f++;
-    char got = *f == '?' ? 'B' : *f;
-    if (got != code || f[1] != '\0' || v->ndim != ndim) {
-        PyErr_Format(PyExc_TypeError, "%s must be a %d-d array of type '%c', received "
-                     "type '%s' with %d dimensions", name, ndim, code, v->format ? v->format : "B",
-                     v->ndim);
+    if (*f == '@' || *f == '=' || (*f == '<' && little) || (*f == '>' && !little)) f++;
+    if (f[0] == '\0' || f[1] != '\0') return 0;
+    char c = f[0] == '?' ? 'B' : f[0];
+    if ((c == 'f' && v->itemsize == 4) || (c == 'd' && v->itemsize == 8)
+        || (c == 'B' && v->itemsize == 1))
+        return c;
+    return 0;
+}
+
+static void wrong_type(const Views *vs, const char *name, char code, PyObject *o) {
+    PyObject *dt = PyObject_GetAttrString(o, "dtype");
+    if (dt == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a %s array, received %s", vs->fn, name,
+                     type_name(code), Py_TYPE(o)->tp_name);
+        return;
+    }
+    PyErr_Format(PyExc_TypeError, "%s: %s must be a %s array, received an array of dtype %S",
+                 vs->fn, name, type_name(code), dt);
+    Py_DECREF(dt);
+}
+
+/* o: a C-contiguous array of item code (f, d or B), writable when it is written; ndim ≥ 0 checks
+ * the dimensions against dims (dims[k] < 0 accepts any size and stores it back), ndim < 0 takes
+ * any dimensions and checks the item count against dims[0] the same way.  None gives NULL when
+ * optional. */
+static int view(Views *vs, PyObject *o, const char *name, char code, int ndim, Py_ssize_t *dims,
+                int optional, int written, void **out) {
+    *out = NULL;
+    if (o == Py_None) {
+        if (optional) return 0;
+        PyErr_Format(PyExc_TypeError, "%s: %s is required (a %s array), received None", vs->fn,
+                     name, type_name(code));
         return -1;
+    }
+    if (vs->n >= MAXVIEW) {
+        PyErr_Format(PyExc_RuntimeError, "%s: too many arrays", vs->fn);
+        return -1;
+    }
+    Py_buffer *v = &vs->v[vs->n];
+    if (PyObject_GetBuffer(o, v, PyBUF_STRIDES | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a %s array, received %s", vs->fn, name,
+                     type_name(code), Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    vs->name[vs->n] = name;
+    vs->written[vs->n] = written;
+    vs->n++;
+    if (item_code(v) != code) {
+        wrong_type(vs, name, code, o);
+        return -1;
+    }
+    if (ndim >= 0 && v->ndim != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must have %d dimensions, received %d", vs->fn, name,
+                     ndim, v->ndim);
+        return -1;
+    }
+    if (!PyBuffer_IsContiguous(v, 'C')) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must be C-contiguous, received a strided view",
+                     vs->fn, name);
+        return -1;
+    }
+    if (written && v->readonly) {
+        PyErr_Format(PyExc_ValueError, "%s: %s is written and must be writable, received a "
+                     "read-only array", vs->fn, name);
+        return -1;
+    }
+    if (ndim < 0) {
+        Py_ssize_t len = v->len / v->itemsize;
+        if (dims[0] < 0) dims[0] = len;
+        else if (len != dims[0]) {
+            PyErr_Format(PyExc_ValueError, "%s: buffers of different lengths: %s holds %zd values, "
+                         "expected %zd", vs->fn, name, len, dims[0]);
+            return -1;
+        }
     }
     for (int k = 0; k < ndim; k++) {
         if (dims[k] < 0) dims[k] = v->shape[k];
         else if (v->shape[k] != dims[k]) {
-            PyErr_Format(PyExc_ValueError, "%s has size %zd on axis %d, expected %zd",
+            PyErr_Format(PyExc_ValueError, "%s: %s has size %zd on axis %d, expected %zd", vs->fn,
                          name, v->shape[k], k, dims[k]);
             return -1;
         }
@@ -649,16 +678,125 @@ static int view(Views *vs, PyObject *o, const char *name, char code, int ndim, P
     return 0;
 }
 
-/* 'f' or 'd' for a float32/float64 array, else 0 with a TypeError */
-static char array_code(PyObject *o) {
+/* No array that is written may share memory with another argument (the kernels read their
+ * inputs through restrict pointers, and an overlap would mix results into inputs). */
+static int distinct(const Views *vs) {
+    for (int a = 0; a < vs->n; a++) {
+        for (int b = 0; b < a; b++) {
+            if (!vs->written[a] && !vs->written[b]) continue;
+            const char *a0 = vs->v[a].buf, *b0 = vs->v[b].buf;
+            const char *a1 = a0 + vs->v[a].len, *b1 = b0 + vs->v[b].len;
+            if (vs->v[a].len > 0 && vs->v[b].len > 0 && a0 < b1 && b0 < a1) {
+                const char *w = vs->written[a] ? vs->name[a] : vs->name[b];
+                PyErr_Format(PyExc_ValueError, "%s: %s and %s share memory; %s is written, so they "
+                             "must be separate arrays", vs->fn, vs->name[b], vs->name[a], w);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The float item type of o ('f' or 'd'), which sets the type of the other arrays of a call */
+static char float_code(const Views *vs, PyObject *o, const char *name) {
+    if (o == Py_None) {
+        PyErr_Format(PyExc_TypeError, "%s: %s is required (a float32 or float64 array), received "
+                     "None", vs->fn, name);
+        return 0;
+    }
     Py_buffer probe;
-    if (PyObject_GetBuffer(o, &probe, PyBUF_FORMAT | PyBUF_ND) < 0) return 0;
-    const char *f = probe.format ? probe.format : "B";
-    if (*f == '<' || *f == '=' || *f == '@') f++;
-    char code = (f[1] == '\0' && (*f == 'f' || *f == 'd')) ? *f : 0;
+    if (PyObject_GetBuffer(o, &probe, PyBUF_STRIDES | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a float32 or float64 array, received %s",
+                     vs->fn, name, Py_TYPE(o)->tp_name);
+        return 0;
+    }
+    char code = item_code(&probe);
     PyBuffer_Release(&probe);
-    if (!code) PyErr_SetString(PyExc_TypeError, "expected a float32 or float64 array");
-    return code;
+    if (code == 'f' || code == 'd') return code;
+    PyObject *dt = PyObject_GetAttrString(o, "dtype");
+    if (dt == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a float32 or float64 array, received %s",
+                     vs->fn, name, Py_TYPE(o)->tp_name);
+    } else {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a float32 or float64 array, received an "
+                     "array of dtype %S", vs->fn, name, dt);
+        Py_DECREF(dt);
+    }
+    return 0;
+}
+
+/* Optimizer rules: buffer names, and for each value of flags the buffers it reads (bit i:
+ * buffer i); a buffer outside that set may be None. */
+typedef struct {
+    const char *name;
+    kernel_fn f32, f64;
+    int nbuf, nscalar, nflags;
+    unsigned need[4];
+    const char *buf[MAXBUF];
+} Rule;
+
+static const Rule rules[] = {
+    {"sgd", sgd_f, sgd_d, 3, 3, 3, {0x3, 0x7, 0x7}, {"w", "g", "momentum"}},
+    {"adam", adam_f, adam_d, 5, 5, 2, {0xF, 0x1F}, {"w", "g", "m", "v", "vhat"}},
+    {"rmsprop", rmsprop_f, rmsprop_d, 5, 6, 4, {0x7, 0xF, 0x17, 0x1F},
+     {"w", "g", "velocity", "average_gradient", "momentum"}},
+    {"adagrad", adagrad_f, adagrad_d, 3, 3, 1, {0x7}, {"w", "g", "accumulator"}},
+    {"adadelta", adadelta_f, adadelta_d, 4, 5, 1, {0xF},
+     {"w", "g", "accumulated_grad", "accumulated_delta_var"}},
+    {"adamax", adamax_f, adamax_d, 4, 5, 1, {0xF}, {"w", "g", "m", "u"}},
+    {"nadam", nadam_f, nadam_d, 4, 8, 1, {0xF}, {"w", "g", "m", "v"}},
+};
+
+/* rule(is_double, flags, buffers (tuple; None for unused), scalars (tuple of floats)): every
+ * buffer given is a flat float32 (is_double false) or float64 array of the length of w; w and the
+ * state are written, g is only read. */
+static PyObject *apply_rule(const Rule *rule, PyObject *args) {
+    int is_double, flags;
+    PyObject *bufs, *scalars;
+    if (!PyArg_ParseTuple(args, "iiO!O!", &is_double, &flags, &PyTuple_Type, &bufs,
+                          &PyTuple_Type, &scalars))
+        return NULL;
+    if (PyTuple_GET_SIZE(bufs) != rule->nbuf || PyTuple_GET_SIZE(scalars) != rule->nscalar) {
+        PyErr_Format(PyExc_TypeError, "%s: expected %d buffers and %d scalars, received %zd and %zd",
+                     rule->name, rule->nbuf, rule->nscalar, PyTuple_GET_SIZE(bufs),
+                     PyTuple_GET_SIZE(scalars));
+        return NULL;
+    }
+    if (flags < 0 || flags >= rule->nflags) {
+        PyErr_Format(PyExc_ValueError, "%s: flags must lie in [0, %d], received %d", rule->name,
+                     rule->nflags - 1, flags);
+        return NULL;
+    }
+    Job job;
+    memset(&job, 0, sizeof job);
+    job.flags = flags;
+    job.fn = is_double ? rule->f64 : rule->f32;
+    const char code = is_double ? 'd' : 'f';
+    Views vs = {.fn = rule->name, .n = 0};
+    Py_ssize_t n[1] = {-1};
+    for (int i = 0; i < rule->nbuf; i++) {
+        int needed = (rule->need[flags] >> i) & 1;
+        if (view(&vs, PyTuple_GET_ITEM(bufs, i), rule->buf[i], code, -1, n, !needed, i != 1,
+                 &job.p[i]) < 0)
+            goto fail;
+    }
+    if (distinct(&vs) < 0) goto fail;
+    for (int i = 0; i < rule->nscalar; i++) {
+        job.s[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(scalars, i));
+        if (job.s[i] == -1.0 && PyErr_Occurred()) goto fail;
+    }
+    if (n[0] > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        run(&job, n[0]);
+        Py_END_ALLOW_THREADS
+    }
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
 }
 
 /* lstm_forward(j, A, C, AC, Hc, H, rm, fr) */
@@ -667,23 +805,16 @@ static PyObject *py_lstm_forward(PyObject *self, PyObject *args) {
     PyObject *oA, *oC, *oAC, *oHc, *oH, *orm, *ofr;
     if (!PyArg_ParseTuple(args, "nOOOOOOO", &j, &oA, &oC, &oAC, &oHc, &oH, &orm, &ofr))
         return NULL;
-    Views vs = {.n = 0};
+    Views vs = {.fn = "lstm_forward", .n = 0};
     void *A, *C, *AC, *Hc, *H, *rm, *fr;
-    Py_buffer probe;
-    if (PyObject_GetBuffer(oA, &probe, PyBUF_FORMAT | PyBUF_ND) < 0) return NULL;
-    const char *f = probe.format ? probe.format : "B";
-    if (*f == '<' || *f == '=' || *f == '@') f++;
-    char code = *f;
-    PyBuffer_Release(&probe);
-    if (code != 'f' && code != 'd') {
-        PyErr_SetString(PyExc_TypeError, "lstm step: A must be float32 or float64");
-        return NULL;
-    }
+    char code = float_code(&vs, oA, "A");
+    if (!code) return NULL;
     Py_ssize_t dA[3] = {-1, -1, -1};
     if (view(&vs, oA, "A", code, 3, dA, 0, 1, &A) < 0) goto fail;
     Py_ssize_t T = dA[0], N = dA[1], u = dA[2] / 4;
     if (dA[2] % 4 || j < 0 || j >= T) {
-        PyErr_SetString(PyExc_ValueError, "lstm step: A's last axis must hold 4 gates, 0 <= j < T");
+        PyErr_Format(PyExc_ValueError, "lstm_forward: A's last axis must hold 4 gates and "
+                     "0 <= j < T, received A of %zd values per row, j = %zd, T = %zd", dA[2], j, T);
         goto fail;
     }
     Py_ssize_t dC[3] = {T + 1, N, u}, dAC[3] = {T, N, u}, dHc[3] = {T + 1, N, -1},
@@ -691,11 +822,11 @@ static PyObject *py_lstm_forward(PyObject *self, PyObject *args) {
     if (view(&vs, oC, "C", code, 3, dC, 0, 1, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, 1, &AC) < 0
         || view(&vs, oHc, "Hc", code, 3, dHc, 0, 1, &Hc) < 0
         || view(&vs, oH, "H", code, 3, dH, 1, 1, &H) < 0 || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
-        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0)
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0 || distinct(&vs) < 0)
         goto fail;
     if (dHc[2] < u || (rm && !H)) {
-        PyErr_SetString(PyExc_ValueError, "lstm step: Hc rows must hold at least u values, and rm "
-                        "needs H");
+        PyErr_SetString(PyExc_ValueError, "lstm_forward: Hc rows must hold at least u values, and "
+                        "rm needs H");
         goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
@@ -716,38 +847,32 @@ static PyObject *py_lstm_backward(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "nOOOOOOOOOO", &j, &oA, &oC, &oAC, &odZ, &ogh, &ogc, &oP, &oG,
                           &orm, &ofr))
         return NULL;
-    Views vs = {.n = 0};
+    Views vs = {.fn = "lstm_backward", .n = 0};
     void *A, *C, *AC, *dZ, *gh, *gc, *P, *G, *rm, *fr;
-    Py_buffer probe;
-    if (PyObject_GetBuffer(oA, &probe, PyBUF_FORMAT | PyBUF_ND) < 0) return NULL;
-    const char *f = probe.format ? probe.format : "B";
-    if (*f == '<' || *f == '=' || *f == '@') f++;
-    char code = *f;
-    PyBuffer_Release(&probe);
-    if (code != 'f' && code != 'd') {
-        PyErr_SetString(PyExc_TypeError, "lstm step: A must be float32 or float64");
-        return NULL;
-    }
+    char code = float_code(&vs, oA, "A");
+    if (!code) return NULL;
     Py_ssize_t dA[3] = {-1, -1, -1};
-    if (view(&vs, oA, "A", code, 3, dA, 0, 1, &A) < 0) goto fail;
+    if (view(&vs, oA, "A", code, 3, dA, 0, 0, &A) < 0) goto fail;
     Py_ssize_t T = dA[0], N = dA[1], u = dA[2] / 4;
     if (dA[2] % 4 || j < -1 || j >= T) {
-        PyErr_SetString(PyExc_ValueError, "lstm step: A's last axis must hold 4 gates, -1 <= j < T");
+        PyErr_Format(PyExc_ValueError, "lstm_backward: A's last axis must hold 4 gates and "
+                     "-1 <= j < T, received A of %zd values per row, j = %zd, T = %zd", dA[2], j, T);
         goto fail;
     }
     Py_ssize_t dC[3] = {T + 1, N, u}, dAC[3] = {T, N, u}, dZd[3] = {T, N, 4 * u}, dgh[2] = {N, u},
                dgc[2] = {N, u}, dP[2] = {N, u}, dG[3] = {N, T + 1, u}, drm[2] = {N, u},
                dfr[2] = {T, N};
-    if (view(&vs, oC, "C", code, 3, dC, 0, 1, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, 1, &AC) < 0
+    if (view(&vs, oC, "C", code, 3, dC, 0, 0, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, 0, &AC) < 0
         || view(&vs, odZ, "dZ", code, 3, dZd, 0, 1, &dZ) < 0
         || view(&vs, ogh, "gh", code, 2, dgh, 0, 1, &gh) < 0
         || view(&vs, ogc, "gc", code, 2, dgc, 0, 1, &gc) < 0
         || view(&vs, oP, "P", code, 2, dP, 1, 0, &P) < 0 || view(&vs, oG, "G", code, 3, dG, 1, 0, &G) < 0
         || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
-        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0)
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0 || distinct(&vs) < 0)
         goto fail;
     if (P && j + 1 >= T) {
-        PyErr_SetString(PyExc_ValueError, "lstm step: P finishes step j+1, which must be < T");
+        PyErr_Format(PyExc_ValueError, "lstm_backward: P finishes step j+1, which must be < T, "
+                     "received j = %zd, T = %zd", j, T);
         goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
@@ -766,14 +891,14 @@ static PyObject *py_dense_forward(PyObject *self, PyObject *args) {
     PyObject *oy, *ob;
     int relu;
     if (!PyArg_ParseTuple(args, "OOp", &oy, &ob, &relu)) return NULL;
-    Views vs = {.n = 0};
+    Views vs = {.fn = "dense_forward", .n = 0};
     void *y, *b;
-    char code = array_code(oy);
+    char code = float_code(&vs, oy, "y");
     if (!code) return NULL;
     Py_ssize_t dy[2] = {-1, -1};
     if (view(&vs, oy, "y", code, 2, dy, 0, 1, &y) < 0) goto fail;
     Py_ssize_t db[1] = {dy[1]};
-    if (view(&vs, ob, "b", code, 1, db, 1, 0, &b) < 0) goto fail;
+    if (view(&vs, ob, "b", code, 1, db, 1, 0, &b) < 0 || distinct(&vs) < 0) goto fail;
     Py_BEGIN_ALLOW_THREADS
     if (code == 'f') dense_fwd_f(y, b, dy[0], dy[1], relu);
     else dense_fwd_d(y, b, dy[0], dy[1], relu);
@@ -789,18 +914,19 @@ fail:
 static PyObject *py_dense_backward(PyObject *self, PyObject *args) {
     PyObject *og, *oy, *ogm, *odb;
     if (!PyArg_ParseTuple(args, "OOOO", &og, &oy, &ogm, &odb)) return NULL;
-    Views vs = {.n = 0};
+    Views vs = {.fn = "dense_backward", .n = 0};
     void *g, *y, *gm, *db;
-    char code = array_code(og);
+    char code = float_code(&vs, og, "g");
     if (!code) return NULL;
     Py_ssize_t dg[2] = {-1, -1};
     if (view(&vs, og, "g", code, 2, dg, 0, 0, &g) < 0) goto fail;
     Py_ssize_t dy[2] = {dg[0], dg[1]}, dgm[2] = {dg[0], dg[1]}, ddb[1] = {dg[1]};
     if (view(&vs, oy, "y", code, 2, dy, 1, 0, &y) < 0 || view(&vs, ogm, "gm", code, 2, dgm, 1, 1, &gm) < 0
-        || view(&vs, odb, "db", code, 1, ddb, 1, 1, &db) < 0)
+        || view(&vs, odb, "db", code, 1, ddb, 1, 1, &db) < 0 || distinct(&vs) < 0)
         goto fail;
     if (y && !gm) {
-        PyErr_SetString(PyExc_ValueError, "dense_backward: the mask needs an output gm");
+        PyErr_SetString(PyExc_ValueError, "dense_backward: the mask (y given) needs an output gm, "
+                        "received None");
         goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
@@ -818,16 +944,20 @@ fail:
 static PyObject *py_softmax_rows(PyObject *self, PyObject *args) {
     PyObject *oz, *op, *olp;
     if (!PyArg_ParseTuple(args, "OOO", &oz, &op, &olp)) return NULL;
-    Views vs = {.n = 0};
+    Views vs = {.fn = "softmax_rows", .n = 0};
     void *z, *p, *lp;
-    char code = array_code(oz);
+    char code = float_code(&vs, oz, "z");
     if (!code) return NULL;
     Py_ssize_t dz[2] = {-1, -1};
     if (view(&vs, oz, "z", code, 2, dz, 0, 0, &z) < 0) goto fail;
     Py_ssize_t dp[2] = {dz[0], dz[1]}, dl[2] = {dz[0], dz[1]};
-    if (view(&vs, op, "p", code, 2, dp, 0, 1, &p) < 0 || view(&vs, olp, "logp", code, 2, dl, 1, 1, &lp) < 0)
+    if (view(&vs, op, "p", code, 2, dp, 0, 1, &p) < 0 || view(&vs, olp, "logp", code, 2, dl, 1, 1, &lp) < 0
+        || distinct(&vs) < 0)
         goto fail;
-    if (dz[1] < 1) { PyErr_SetString(PyExc_ValueError, "softmax_rows: K must be at least 1"); goto fail; }
+    if (dz[1] < 1) {
+        PyErr_SetString(PyExc_ValueError, "softmax_rows: rows must hold at least 1 value, received 0");
+        goto fail;
+    }
     Py_BEGIN_ALLOW_THREADS
     if (code == 'f') softmax_rows_f(z, p, lp, dz[0], dz[1]);
     else softmax_rows_d(z, p, lp, dz[0], dz[1]);
@@ -843,14 +973,15 @@ fail:
 static PyObject *py_xent_rows(PyObject *self, PyObject *args) {
     PyObject *oy, *olp, *ol;
     if (!PyArg_ParseTuple(args, "OOO", &oy, &olp, &ol)) return NULL;
-    Views vs = {.n = 0};
+    Views vs = {.fn = "xent_rows", .n = 0};
     void *y, *lp, *l;
-    char code = array_code(oy);
+    char code = float_code(&vs, oy, "y");
     if (!code) return NULL;
     Py_ssize_t dy[2] = {-1, -1};
     if (view(&vs, oy, "y", code, 2, dy, 0, 0, &y) < 0) goto fail;
     Py_ssize_t dl[2] = {dy[0], dy[1]}, dloss[1] = {dy[0]};
-    if (view(&vs, olp, "logp", code, 2, dl, 0, 0, &lp) < 0 || view(&vs, ol, "loss", code, 1, dloss, 0, 1, &l) < 0)
+    if (view(&vs, olp, "logp", code, 2, dl, 0, 0, &lp) < 0
+        || view(&vs, ol, "loss", code, 1, dloss, 0, 1, &l) < 0 || distinct(&vs) < 0)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     if (code == 'f') xent_rows_f(y, lp, l, dy[0], dy[1]);
@@ -867,15 +998,15 @@ fail:
 static PyObject *py_xent_grad_rows(PyObject *self, PyObject *args) {
     PyObject *og, *op, *oy, *ogz;
     if (!PyArg_ParseTuple(args, "OOOO", &og, &op, &oy, &ogz)) return NULL;
-    Views vs = {.n = 0};
+    Views vs = {.fn = "xent_grad_rows", .n = 0};
     void *g, *p, *y, *gz;
-    char code = array_code(op);
+    char code = float_code(&vs, op, "p");
     if (!code) return NULL;
     Py_ssize_t dp[2] = {-1, -1};
     if (view(&vs, op, "p", code, 2, dp, 0, 0, &p) < 0) goto fail;
     Py_ssize_t dg[1] = {dp[0]}, dy[2] = {dp[0], dp[1]}, dgz[2] = {dp[0], dp[1]};
     if (view(&vs, og, "g", code, 1, dg, 0, 0, &g) < 0 || view(&vs, oy, "y", code, 2, dy, 0, 0, &y) < 0
-        || view(&vs, ogz, "gz", code, 2, dgz, 0, 1, &gz) < 0)
+        || view(&vs, ogz, "gz", code, 2, dgz, 0, 1, &gz) < 0 || distinct(&vs) < 0)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     if (code == 'f') xent_grad_rows_f(g, p, y, gz, dp[0], dp[1]);
@@ -888,21 +1019,70 @@ fail:
     return NULL;
 }
 
+/* The gemm handed over must be NumPy's OpenBLAS cblas_sgemm / cblas_dgemm under one of the names
+ * whose integer width is certain (scipy_cblas_?gemm: 32-bit, scipy_cblas_?gemm64_ and
+ * cblas_?gemm64_: 64-bit): the address is looked up among the loaded libraries' symbols.  Once
+ * handed over it stays (the loops read it with the GIL released). */
+#ifdef AXONE_HAVE_DLADDR
+/* 1 (64-bit integers) or 0 (32-bit) for the start of such a symbol for type t ('s', 'd'), else -1 */
+static int gemm_symbol(uintptr_t addr, char t) {
+    Dl_info info;
+    if (!addr || !dladdr((void *)addr, &info) || !info.dli_sname || (uintptr_t)info.dli_saddr != addr)
+        return -1;
+    const char *s = info.dli_sname;
+    int scipy = strncmp(s, "scipy_", 6) == 0;
+    if (scipy) s += 6;
+    char want[] = "cblas_?gemm";
+    want[6] = t;
+    if (strncmp(s, want, sizeof want - 1) != 0) return -1;
+    s += sizeof want - 1;
+    if (strcmp(s, "64_") == 0) return 1;
+    if (*s == '\0' && scipy) return 0;
+    return -1;
+}
+#endif
+
 /* set_gemm(sgemm_address, dgemm_address, ilp64): NumPy's cblas_sgemm / cblas_dgemm */
 static PyObject *py_set_gemm(PyObject *self, PyObject *args) {
     unsigned long long s_addr, d_addr;
     int ilp64;
     if (!PyArg_ParseTuple(args, "KKp", &s_addr, &d_addr, &ilp64)) return NULL;
-    gemm_s = (void *)(uintptr_t)s_addr;
-    gemm_d = (void *)(uintptr_t)d_addr;
+#ifdef AXONE_HAVE_DLADDR
+    int ws = gemm_symbol((uintptr_t)s_addr, 's'), wd = gemm_symbol((uintptr_t)d_addr, 'd');
+    if (ws < 0 || wd != ws || ws != ilp64) {
+        PyErr_SetString(PyExc_ValueError, "set_gemm: expected the addresses of NumPy's OpenBLAS "
+                        "cblas_sgemm and cblas_dgemm (scipy_cblas_?gemm, scipy_cblas_?gemm64_ or "
+                        "cblas_?gemm64_) and their integer width");
+        return NULL;
+    }
+    void *s = (void *)(uintptr_t)s_addr, *d = (void *)(uintptr_t)d_addr;
+    if (gemm_s || gemm_d) {
+        if (gemm_s == s && gemm_d == d && gemm_ilp64 == ilp64) Py_RETURN_NONE;
+        PyErr_SetString(PyExc_ValueError, "set_gemm: a gemm was already handed over, and it stays");
+        return NULL;
+    }
     gemm_ilp64 = ilp64;
+    gemm_s = s;
+    gemm_d = d;
     Py_RETURN_NONE;
+#else
+    PyErr_SetString(PyExc_NotImplementedError, "set_gemm: cannot check a gemm address on this "
+                    "platform");
+    return NULL;
+#endif
 }
 
-static int need_gemm(void) {
-    if (gemm_s && gemm_d) return 0;
-    PyErr_SetString(PyExc_RuntimeError, "lstm sequence: no BLAS was handed over (set_gemm)");
-    return -1;
+/* The loops' products through the gemm: there, and sizes that its integers hold */
+static int need_gemm(const char *fn, Py_ssize_t N, Py_ssize_t K, Py_ssize_t u) {
+    if (!gemm_s || !gemm_d) {
+        PyErr_Format(PyExc_RuntimeError, "%s: no BLAS was handed over (set_gemm)", fn);
+        return -1;
+    }
+    if (!gemm_ilp64 && (N > INT32_MAX || K > INT32_MAX || 4 * u > INT32_MAX)) {
+        PyErr_Format(PyExc_ValueError, "%s: sizes beyond the 32-bit integers of the BLAS", fn);
+        return -1;
+    }
+    return 0;
 }
 
 /* lstm_forward_seq(A, C, AC, Hc, H, rm, fr, Wc): all T steps */
@@ -910,27 +1090,32 @@ static PyObject *py_lstm_forward_seq(PyObject *self, PyObject *args) {
     PyObject *oA, *oC, *oAC, *oHc, *oH, *orm, *ofr, *oW;
     if (!PyArg_ParseTuple(args, "OOOOOOOO", &oA, &oC, &oAC, &oHc, &oH, &orm, &ofr, &oW))
         return NULL;
-    if (need_gemm() < 0) return NULL;
-    Views vs = {.n = 0};
+    Views vs = {.fn = "lstm_forward_seq", .n = 0};
     void *A, *C, *AC, *Hc, *H, *rm, *fr, *W;
-    char code = array_code(oA);
+    char code = float_code(&vs, oA, "A");
     if (!code) return NULL;
     Py_ssize_t dA[3] = {-1, -1, -1};
     if (view(&vs, oA, "A", code, 3, dA, 0, 1, &A) < 0) goto fail;
     Py_ssize_t T = dA[0], N = dA[1], u = dA[2] / 4;
-    if (dA[2] % 4) { PyErr_SetString(PyExc_ValueError, "lstm sequence: A must hold 4 gates"); goto fail; }
+    if (dA[2] % 4) {
+        PyErr_Format(PyExc_ValueError, "lstm_forward_seq: A's last axis must hold 4 gates, "
+                     "received %zd values per row", dA[2]);
+        goto fail;
+    }
     Py_ssize_t dC[3] = {T + 1, N, u}, dAC[3] = {T, N, u}, dHc[3] = {T + 1, N, -1},
                dH[3] = {T + 1, N, u}, drm[2] = {N, u}, dfr[2] = {T, N}, dW[2] = {-1, 4 * u};
     if (view(&vs, oC, "C", code, 3, dC, 0, 1, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, 1, &AC) < 0
         || view(&vs, oHc, "Hc", code, 3, dHc, 0, 1, &Hc) < 0
         || view(&vs, oH, "H", code, 3, dH, 1, 1, &H) < 0 || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
-        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0 || view(&vs, oW, "Wc", code, 2, dW, 0, 0, &W) < 0)
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0 || view(&vs, oW, "Wc", code, 2, dW, 0, 0, &W) < 0
+        || distinct(&vs) < 0)
         goto fail;
     if (dHc[2] < u || dW[0] != dHc[2] || (rm && !H)) {
-        PyErr_SetString(PyExc_ValueError, "lstm sequence: Wc must be (K, 4u) for Hc rows of K >= u "
-                        "values, and rm needs H");
+        PyErr_SetString(PyExc_ValueError, "lstm_forward_seq: Wc must be (K, 4u) for Hc rows of "
+                        "K >= u values, and rm needs H");
         goto fail;
     }
+    if (need_gemm("lstm_forward_seq", N, dHc[2], u) < 0) goto fail;
     Py_BEGIN_ALLOW_THREADS
     if (code == 'f') lstm_fwd_seq_f(T, N, u, dHc[2], A, C, AC, Hc, H, rm, fr, W);
     else lstm_fwd_seq_d(T, N, u, dHc[2], A, C, AC, Hc, H, rm, fr, W);
@@ -949,22 +1134,23 @@ static PyObject *py_lstm_backward_seq(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "nnOOOOOOOOOOOO", &hi, &lo, &oA, &oC, &oAC, &odZ, &ogh, &ogc, &oP,
                           &oG, &olive, &orm, &ofr, &oW))
         return NULL;
-    if (need_gemm() < 0) return NULL;
-    Views vs = {.n = 0};
+    Views vs = {.fn = "lstm_backward_seq", .n = 0};
     void *A, *C, *AC, *dZ, *gh, *gc, *P, *G, *live, *rm, *fr, *W;
-    char code = array_code(oA);
+    char code = float_code(&vs, oA, "A");
     if (!code) return NULL;
     Py_ssize_t dA[3] = {-1, -1, -1};
-    if (view(&vs, oA, "A", code, 3, dA, 0, 1, &A) < 0) goto fail;
+    if (view(&vs, oA, "A", code, 3, dA, 0, 0, &A) < 0) goto fail;
     Py_ssize_t T = dA[0], N = dA[1], u = dA[2] / 4;
     if (dA[2] % 4 || lo < 0 || hi > T || lo > hi) {
-        PyErr_SetString(PyExc_ValueError, "lstm sequence: A must hold 4 gates, 0 <= lo <= hi <= T");
+        PyErr_Format(PyExc_ValueError, "lstm_backward_seq: A's last axis must hold 4 gates and "
+                     "0 <= lo <= hi <= T, received A of %zd values per row, lo = %zd, hi = %zd, "
+                     "T = %zd", dA[2], lo, hi, T);
         goto fail;
     }
     Py_ssize_t dC[3] = {T + 1, N, u}, dAC[3] = {T, N, u}, dZd[3] = {T, N, 4 * u}, dgh[2] = {N, u},
                dgc[2] = {N, u}, dP[2] = {N, u}, dG[3] = {N, T + 1, u}, dl[1] = {T}, drm[2] = {N, u},
                dfr[2] = {T, N}, dW[2] = {-1, 4 * u};
-    if (view(&vs, oC, "C", code, 3, dC, 0, 1, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, 1, &AC) < 0
+    if (view(&vs, oC, "C", code, 3, dC, 0, 0, &C) < 0 || view(&vs, oAC, "AC", code, 3, dAC, 0, 0, &AC) < 0
         || view(&vs, odZ, "dZ", code, 3, dZd, 0, 1, &dZ) < 0
         || view(&vs, ogh, "gh", code, 2, dgh, 0, 1, &gh) < 0
         || view(&vs, ogc, "gc", code, 2, dgc, 0, 1, &gc) < 0
@@ -972,12 +1158,14 @@ static PyObject *py_lstm_backward_seq(PyObject *self, PyObject *args) {
         || view(&vs, olive, "live", 'B', 1, dl, 0, 0, &live) < 0
         || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
         || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0
-        || view(&vs, oW, "Wc", code, 2, dW, 0, 0, &W) < 0)
+        || view(&vs, oW, "Wc", code, 2, dW, 0, 0, &W) < 0 || distinct(&vs) < 0)
         goto fail;
     if (dW[0] < u) {
-        PyErr_SetString(PyExc_ValueError, "lstm sequence: Wc must have at least u rows");
+        PyErr_Format(PyExc_ValueError, "lstm_backward_seq: Wc must have at least u = %zd rows, "
+                     "received %zd", u, dW[0]);
         goto fail;
     }
+    if (need_gemm("lstm_backward_seq", N, 4 * u, u) < 0) goto fail;
     Py_BEGIN_ALLOW_THREADS
     if (code == 'f') lstm_bwd_seq_f(hi, lo, T, N, u, A, C, AC, dZ, gh, gc, P, G, live, rm, fr, W);
     else lstm_bwd_seq_d(hi, lo, T, N, u, A, C, AC, dZ, gh, gc, P, G, live, rm, fr, W);
@@ -999,12 +1187,18 @@ WRAP(4, adadelta)
 WRAP(5, adamax)
 WRAP(6, nadam)
 
+/* set_num_threads(k, min_per_thread): k ≥ 1 threads (at most 64 are used), min_per_thread ≥ 1 */
 static PyObject *py_set_num_threads(PyObject *self, PyObject *args) {
     int k;
     Py_ssize_t per = min_per_thread;
     if (!PyArg_ParseTuple(args, "i|n", &k, &per)) return NULL;
-    num_threads = k < 1 ? 1 : k;
-    min_per_thread = per < 1 ? 1 : per;
+    if (k < 1 || per < 1) {
+        PyErr_Format(PyExc_ValueError, "set_num_threads: expected k >= 1 and min_per_thread >= 1, "
+                     "received %d and %zd", k, per);
+        return NULL;
+    }
+    num_threads = k;
+    min_per_thread = per;
     Py_RETURN_NONE;
 }
 
