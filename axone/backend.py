@@ -5,6 +5,8 @@ Every op reaches NumPy through :data:`xp`, so an API-compatible array library
 draw in axone (initializers, dropout masks, shuffling, augmentation) comes
 from :func:`rng`, so :func:`set_seed` makes a run repeatable bit for bit.
 """
+import threading
+
 import numpy as np
 
 xp = np  # the array module used by the ops
@@ -41,7 +43,14 @@ def set_epsilon(value):
 
 
 def rng():
-    """The seeded ``numpy.random.Generator`` that every random draw uses."""
+    """The seeded ``numpy.random.Generator`` that every random draw uses.
+
+    One generator for the whole process, shared by all threads as Keras shares its global seed
+    generator.  NumPy holds the generator's lock for each draw, so concurrent draws never
+    corrupt it and each draw is whole; but which thread gets which numbers follows the
+    scheduling, so a seeded run repeats bit for bit only while one thread draws at a time
+    (two ``fit(shuffle=True)`` calls on two threads interleave their permutations).
+    """
     return _rng
 
 
@@ -69,7 +78,7 @@ def _openblas():
     global _blas
     if _blas is not None:
         return _blas or None
-    _blas = False
+    found = False       # assigned once at the end: another thread never sees a half-done search
     try:
         import ctypes
         with open("/proc/self/maps") as f:
@@ -79,14 +88,14 @@ def _openblas():
             for pre, suf in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
                 setter = getattr(lib, f"{pre}openblas_set_num_threads{suf}", None)
                 getter = getattr(lib, f"{pre}openblas_get_num_threads{suf}", None)
-                if setter is not None and getter is not None:
+                if setter is not None and getter is not None and not found:
                     setter.argtypes, setter.restype = [ctypes.c_int], None
                     getter.argtypes, getter.restype = [], ctypes.c_int
-                    _blas = (setter, getter)
-                    return _blas
+                    found = (setter, getter)
     except (OSError, AttributeError, ValueError):
         pass
-    return None
+    _blas = found
+    return found or None
 
 
 def get_num_threads():
@@ -155,20 +164,47 @@ def set_blas_threads(n):
     return prev
 
 
+# The OpenBLAS setting is one per process, while scopes may overlap on several threads (two
+# models fitting at once) and finish in either order: the open scopes are kept in one list,
+# the newest one's count is in force, and the last to close restores the setting from before
+# the first opened.
+_blas_lock = threading.Lock()
+_blas_scopes = []          # open ``blas_threads`` scopes, oldest first
+_blas_before = [None]      # the setting before the first open scope
+
+
 class blas_threads:
-    """Context manager: ``with blas_threads(1): …`` runs NumPy's products on that many threads."""
+    """Context manager: ``with blas_threads(1): …`` runs NumPy's products on that many threads
+    (``None``: leave them).  Safe to overlap across threads: the setting from before the first
+    open scope comes back when the last one closes, whatever the order."""
 
     def __init__(self, n):
-        self.n, self.prev = n, None
+        self.n, self.prev, self._open = n, None, False
 
     def __enter__(self):
         if self.n is not None:
-            self.prev = set_blas_threads(self.n)
+            with _blas_lock:
+                prev = get_blas_threads()
+                if prev is not None:
+                    if not _blas_scopes:
+                        _blas_before[0] = prev
+                    _blas_scopes.append(self)
+                    self.prev, self._open = prev, True
+                    if prev != max(1, int(self.n)):
+                        set_blas_threads(self.n)
         return self
 
     def __exit__(self, *exc):
-        if self.prev is not None:
-            set_blas_threads(self.prev)
+        if self._open:
+            with _blas_lock:
+                self._open = False
+                for i in range(len(_blas_scopes) - 1, -1, -1):
+                    if _blas_scopes[i] is self:
+                        del _blas_scopes[i]
+                        break
+                n = _blas_scopes[-1].n if _blas_scopes else _blas_before[0]
+                if get_blas_threads() != max(1, int(n)):
+                    set_blas_threads(n)
         return False
 
 

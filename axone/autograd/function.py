@@ -4,42 +4,62 @@ A :class:`Function` subclass computes its result from plain arrays in
 ``forward`` and, given dL/d(output), returns dL/d(input) for each input in
 ``backward`` (``None`` where an input needs no gradient).  ``apply`` runs the
 forward pass and, when a gradient is wanted, records the node in the graph.
+
+Grad mode is per thread, as in PyTorch: ``no_grad`` on one thread (a ``predict``
+or a validation pass) leaves graph recording on for a ``fit`` running on
+another, and every new thread starts with recording on.
 """
 import contextlib
+import threading
 
 import numpy as np
 
 from .tensor import Tensor
 
-_state = {"enabled": True}
+
+class _GradMode(threading.local):
+    """Whether ops record the graph, one flag per thread (the class attribute is the default
+    every new thread sees)."""
+    enabled = True
+
+
+_state = _GradMode()
+# One entry per ``no_grad`` block open on any thread (list append/pop are atomic).  While it is
+# empty no thread has recording off, so ``apply`` skips the thread-local read: a thread's flag
+# is False only inside its own ``no_grad``, which appended first and pops last.
+_OFF = []
 _new = object.__new__
 _NO_NEEDS_1 = (False,)
 _NO_NEEDS_2 = (False, False)
 
 
 def is_grad_enabled():
-    return _state["enabled"]
+    """True when ops on this thread record the graph for ``backward``."""
+    return not _OFF or _state.enabled
 
 
 @contextlib.contextmanager
 def no_grad():
-    """Context in which ops record no graph (inference, optimizer updates)."""
-    prev = _state["enabled"]
-    _state["enabled"] = False
+    """Context in which ops on this thread record no graph (inference, optimizer updates)."""
+    _OFF.append(None)
+    prev = _state.enabled
+    _state.enabled = False
     try:
         yield
     finally:
-        _state["enabled"] = prev
+        _state.enabled = prev
+        _OFF.pop()
 
 
 @contextlib.contextmanager
 def enable_grad():
-    prev = _state["enabled"]
-    _state["enabled"] = True
+    """Context in which ops on this thread record the graph, even inside ``no_grad``."""
+    prev = _state.enabled
+    _state.enabled = True
     try:
         yield
     finally:
-        _state["enabled"] = prev
+        _state.enabled = prev
 
 
 class Function:
@@ -63,7 +83,7 @@ class Function:
         if params:
             fn.__dict__.update(params)
         n = len(inputs)
-        if _state["enabled"]:
+        if not _OFF or _state.enabled:
             if n == 2:
                 a, b = inputs
                 needs = (a.requires_grad, b.requires_grad)

@@ -7,6 +7,7 @@ runs it at once and returns a Tensor.
 """
 import inspect
 import re
+import threading
 
 import numpy as np
 
@@ -18,18 +19,21 @@ from ..variables import Variable
 __all__ = ["Layer", "KerasTensor", "Node", "unique_name", "clear_session"]
 
 _NAME_COUNTS = {}
+_NAME_LOCK = threading.Lock()   # models built on several threads at once still get unique names
 
 
 def unique_name(base):
     """``dense``, ``dense_1``, ``dense_2``, … per base name, as Keras names layers."""
-    n = _NAME_COUNTS.get(base, 0)
-    _NAME_COUNTS[base] = n + 1
+    with _NAME_LOCK:
+        n = _NAME_COUNTS.get(base, 0)
+        _NAME_COUNTS[base] = n + 1
     return base if n == 0 else f"{base}_{n}"
 
 
 def clear_session():
     """Reset the layer auto-naming counters (Keras ``clear_session``)."""
-    _NAME_COUNTS.clear()
+    with _NAME_LOCK:
+        _NAME_COUNTS.clear()
 
 
 def to_snake_case(name):

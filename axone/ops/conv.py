@@ -31,6 +31,7 @@ max((out − 1)s + (k − 1)d + 1 − H, 0) with the extra row/column at the bot
 import itertools
 import platform
 import sys
+import threading
 from math import prod as _prod
 
 import numpy as np
@@ -85,12 +86,16 @@ class _Workspace:
     of its list that nothing references any more — its reference count, which views of it
     raise too, so an array saved for a backward pass or handed on as a gradient is never
     reused while in use — and otherwise a new one, kept while the list holds < ``limit`` bytes.
+    One pool serves every thread: the scan and the hand-out run under a lock, and an array
+    handed out is referenced by its taker before the lock is released, so two threads running
+    convolutions at once never receive the same array.
     """
 
     def __init__(self, limit=256 << 20, smallest=256 << 10):
         self.arrays = {}
         self.bytes = 0
         self.limit, self.smallest = limit, smallest
+        self.lock = threading.Lock()
         # reference counts tell "unused" only on CPython with its GIL; the count of an unused
         # array seen from the scan below is measured once (interpreters differ by one or two)
         self.idle = self._count([np.empty(1)])
@@ -108,15 +113,16 @@ class _Workspace:
         nbytes = _prod(shape) * dtype.itemsize
         if not self.enabled or nbytes < self.smallest:
             return np.empty(shape, dtype)
-        free = self.arrays.setdefault((shape, dtype), [])
-        for a in free:
-            if sys.getrefcount(a) == self.idle:   # referenced by this list and this scan only
-                return a
-        a = np.empty(shape, dtype)
-        if self.bytes + nbytes <= self.limit:
-            free.append(a)
-            self.bytes += nbytes
-        return a
+        with self.lock:
+            free = self.arrays.setdefault((shape, dtype), [])
+            for a in free:
+                if sys.getrefcount(a) == self.idle:   # referenced by this list and this scan only
+                    return a
+            a = np.empty(shape, dtype)
+            if self.bytes + nbytes <= self.limit:
+                free.append(a)
+                self.bytes += nbytes
+            return a
 
     def zeros(self, shape, dtype):
         a = self.empty(shape, dtype)
