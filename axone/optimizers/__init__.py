@@ -150,6 +150,48 @@ class Optimizer:
         self.iterations += 1
         self._step(params, grads, self._flat_state, lr, self.iterations)
 
+    def _flat_state_names(self):
+        """Names of the flat state arrays this optimizer's configuration updates."""
+        return tuple(self._state_names)
+
+    def load_flat_state(self, arrays, size, dtype=None):
+        """Install saved flat state ``arrays`` ({name: 1-D array}) for a parameter buffer of
+        ``size`` values (cast to ``dtype`` when given); returns whether it was installed.
+
+        - The names match :meth:`_flat_state_names`: each array must be a real-float vector of
+          length ``size``, else ``ValueError`` (an inconsistent file) and nothing changes.
+        - The names differ (the configuration needs a buffer the saved state lacks, as Adam with
+          ``amsgrad=True`` over a plain Adam state, or the optimizer was changed since): as Keras,
+          a warning "Skipping variable loading for optimizer …" and the state stays fresh (built
+          at the first step), so no update ever runs on a missing buffer.
+        """
+        import warnings
+        names = set(self._flat_state_names())
+        if set(arrays) != names:
+            warnings.warn(
+                f"Skipping variable loading for optimizer '{self.name}', because it uses the state "
+                f"{sorted(names)} whereas the saved optimizer holds {sorted(arrays)}; its state "
+                f"starts fresh", stacklevel=2)
+            return False
+        size = int(size)
+        state = {}
+        for name in sorted(names):
+            a = arrays[name]
+            if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or a.ndim != 1 or a.size != size:
+                raise ValueError(
+                    f"{type(self).__name__}: the saved state array {name!r} must be a real-float "
+                    f"vector of {size} values (one per parameter), received "
+                    f"{getattr(a, 'dtype', type(a).__name__)} of shape {getattr(a, 'shape', None)}")
+            state[name] = np.array(a, dtype=dtype or a.dtype, order="C", copy=True)
+        ref_dtype = dtype or (next(iter(state.values())).dtype if state else np.float32)
+        if len({a.dtype for a in state.values()}) > 1:
+            raise ValueError(f"{type(self).__name__}: the saved state arrays have different dtypes "
+                             f"{sorted(str(a.dtype) for a in state.values())}")
+        state["_size"] = size
+        state["_tmp"] = np.empty(size, dtype=ref_dtype)
+        self._flat_state = state
+        return True
+
     def _step(self, w, g, state, lr, t):
         """Decoupled weight decay then the rule: fused in one pass when the kernels are built."""
         df = 1.0 - lr * self.weight_decay if self.weight_decay else 1.0
