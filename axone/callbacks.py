@@ -1,9 +1,13 @@
 """Training callbacks (Keras hooks): History, EarlyStopping, progress output."""
+import json
+import os
 import sys
 import time
 import warnings
 
 import numpy as np
+
+from . import fileio
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogger", "LambdaCallback",
            "ModelCheckpoint", "CSVLogger", "TerminateOnNaN", "LearningRateScheduler",
@@ -488,7 +492,15 @@ class ReduceLROnPlateau(Callback):
 
 class BackupAndRestore(Callback):
     """Back up the model and optimizer state every epoch in ``backup_dir``; a later ``fit``
-    with the same callback resumes from the last completed epoch (after a crash or kill)."""
+    with the same callback resumes from the last completed epoch (after a crash or kill).
+
+    The backup is one archive, ``backup_dir/latest.axone``, holding the weights, the optimizer
+    state and the epoch, replaced atomically at each epoch end: a kill at any moment resumes at
+    the epoch that matches the weights.  On resume the weights must fit the model
+    (``axone.fileio.FileFormatError`` otherwise); an optimizer state that is not the state of the
+    model's current optimizer (the optimizer was changed) is skipped with a warning and starts
+    fresh, as Keras does.  Older backups (a model file plus ``training_state.json``) still load.
+    """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         super().__init__()
@@ -501,44 +513,42 @@ class BackupAndRestore(Callback):
 
     @property
     def _model_path(self):
-        import os
         return os.path.join(self.backup_dir, "latest.axone")
 
     @property
     def _epoch_path(self):
-        import os
         return os.path.join(self.backup_dir, "training_state.json")
 
+    def _legacy_epoch(self):
+        """The epoch of an older backup, kept beside it in ``training_state.json``."""
+        path = self._epoch_path
+        if not os.path.exists(path):
+            return None
+        fileio.check_regular_file(path, "backup training state")
+        with open(path, "rb") as f:
+            raw = f.read(4097)
+        try:
+            epoch = json.loads(raw.decode("utf-8"))["epoch"] if len(raw) <= 4096 else None
+        except (ValueError, UnicodeError, KeyError, TypeError):
+            epoch = None
+        if type(epoch) is not int or epoch < -1:
+            raise fileio.FileFormatError(path, "must hold {\"epoch\": int}")
+        return epoch
+
     def on_train_begin(self, logs=None):
-        import json
-        import os
-        if os.path.exists(self._model_path) and os.path.exists(self._epoch_path):
-            from .models.saving import load_model
-            saved = load_model(self._model_path)
-            self.model.set_weights(saved.get_weights())
-            if saved.optimizer is not None and self.model.optimizer is not None:
-                src, dst = saved.optimizer, self.model.optimizer
-                dst.iterations = src.iterations
-                dst._flat_state = src._flat_state
-                for k in ("_u_product", "_u_step"):
-                    if k in src.__dict__:
-                        setattr(dst, k, src.__dict__[k])
-                dst.learning_rate = src._learning_rate
-            with open(self._epoch_path) as f:
-                self.model._resume_epoch = int(json.load(f)["epoch"]) + 1
+        fileio.remove_stale_temps(self._model_path)
+        if not os.path.exists(self._model_path):
+            return
+        state = self.model._restore_backup(self._model_path)
+        epoch = state["epoch"] if state is not None else self._legacy_epoch()
+        if epoch is not None:
+            self.model._resume_epoch = epoch + 1
 
     def on_epoch_end(self, epoch, logs=None):
-        import json
-        import os
-        from .models.saving import atomic_write_zip  # noqa: F401  (model.save is atomic)
         os.makedirs(self.backup_dir, exist_ok=True)
-        self.model.save(self._model_path)
-        tmp = self._epoch_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"epoch": epoch}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._epoch_path)
+        self.model._save_backup(self._model_path, {"epoch": int(epoch)})
+        if os.path.exists(self._epoch_path):      # an older backup's separate epoch file
+            os.remove(self._epoch_path)
 
     def on_train_end(self, logs=None):
         import os

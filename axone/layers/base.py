@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from .. import backend, initializers, regularizers
+from .. import backend, fileio, initializers, regularizers
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor
 from ..variables import Variable
@@ -197,6 +197,7 @@ class Layer:
                    regularizer=None, constraint=None, name=None):
         """Create a weight of this layer (Keras ``add_weight``); its initial value is drawn now."""
         shape = () if shape is None else tuple(int(s) for s in shape)
+        fileio.charge_weight(self.name, shape)      # a file being loaded holds this many values
         if initializer is None:
             initializer = "glorot_uniform" if np.dtype(dtype or self.dtype).kind == "f" and len(shape) > 1 else "zeros"
         init = initializers.get(initializer)

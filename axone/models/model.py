@@ -254,10 +254,31 @@ class Model(Trainer, Layer):
             raise ValueError(f"save_weights: {filepath!r} exists and overwrite=False")
         save_weights(self, filepath)
 
-    def load_weights(self, filepath, skip_mismatch=False):
-        """Load weights saved by ``save_weights`` or ``save``; shapes must match layer by layer."""
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """Load weights saved by ``save_weights`` or ``save``; shapes must match layer by layer.
+
+        ``skip_mismatch=True`` leaves layers whose weights do not match as they are, with a
+        warning (Keras); ``by_name=True`` matches layers by name instead of by position.
+        """
         from .saving import load_weights
-        load_weights(self, filepath)
+        by_name = kwargs.pop("by_name", None)
+        if kwargs.pop("objects_to_skip", None) is not None:
+            raise NotImplementedError("load_weights: objects_to_skip is not implemented in axone")
+        if kwargs:
+            raise ValueError(f"load_weights: invalid keyword arguments: {kwargs}")
+        load_weights(self, filepath, skip_mismatch=bool(skip_mismatch), by_name=bool(by_name))
+
+    def _save_backup(self, filepath, training_state):
+        """BackupAndRestore's write: weights, optimizer state and ``training_state`` in one
+        archive, written atomically."""
+        from .saving import save_backup
+        save_backup(self, filepath, training_state)
+
+    def _restore_backup(self, filepath):
+        """BackupAndRestore's read: restore weights and optimizer state; returns the training
+        state the backup holds (None for an older backup)."""
+        from .saving import load_backup
+        return load_backup(self, filepath)
 
     def get_config(self):
         cfg = {"name": self.name, "trainable": self.trainable}

@@ -1,28 +1,56 @@
 """Saving and loading: a documented zip of JSON and .npy arrays, never pickle.
 
-A model file (``model.save(path)``) is a zip archive holding
-  ``axone.json``      {"format": "axone.model" or "axone.weights", "format_version": 1, ...}
+A model file (``model.save(path)``) is an uncompressed zip archive holding
+  ``axone.json``      {"format": "axone.model", "format_version": 1, "model": name,
+                      "weights": [{"path", "shape", "dtype"} for each weight]}
   ``config.json``     the architecture: {"class_name", "config"} with every layer's config
                       and, for functional models, the graph (inbound nodes, inputs, outputs)
-  ``compile.json``    the compile arguments (loss, metrics, loss_weights) and the optimizer
-                      config and scalar state (model files only, when compiled)
+  ``compile.json``    the compile arguments (loss, metrics, loss_weights) and the optimizer:
+                      {"class_name", "config", "state": {"iterations", "flat_size", ...}}
+                      (when compiled)
   ``weights/NNNN.npy`` each weight in ``model.weights`` order (NumPy .npy, no pickle)
-  ``optimizer/NAME.npy`` the optimizer's state arrays (model files only)
-A weights file (``save_weights``) holds ``axone.json`` and ``weights/`` only.
+  ``optimizer/NAME.npy`` the optimizer's flat state vectors, one value per trainable parameter
+A weights file (``save_weights``) holds ``axone.json`` ("axone.weights") and ``weights/`` only.
+A BackupAndRestore backup ("axone.backup") holds ``axone.json``, ``weights/``, ``optimizer.json``
+(the optimizer entry of ``compile.json``), ``optimizer/`` and ``training_state.json``
+({"epoch": last completed epoch}) in the same archive, so weights and epoch change together.
+Files of format version 1 without ``training_state.json`` (older backups, with the epoch in a
+separate ``training_state.json`` file) still load.
 
-Writes are atomic: the archive is written to a temporary file in the same folder, flushed to
-disk, then renamed over the target, so a crash mid-write leaves the previous file intact.
-Loading checks the archive and raises ValueError on a truncated, corrupted or foreign file.
+Writes are atomic (:func:`axone.fileio.atomic_write_zip`): the archive is written to a temporary
+file beside the target, flushed, then renamed over it; a crash mid-write leaves the previous file
+intact, and the next write removes temporary files left by killed writers.
+
+Reading is bounded by what the file holds: only regular files are opened; each member's declared
+size and compression ratio is checked before it is read; JSON members are bounded in size and
+nesting depth; each ``.npy`` header is checked against the shape ``axone.json`` declares (and must
+be a real float type) before exactly that many bytes are read; and the architecture is rebuilt
+under a budget of the weight values the file holds, so a configuration declaring larger weights
+fails before they are allocated.
+
+Errors: every malformed file — truncated, corrupted, of another format, inconsistent with itself
+(weights that do not fit the architecture, an optimizer state of the wrong length), or with a
+configuration that cannot be rebuilt — raises :class:`axone.fileio.FileFormatError`, a
+``ValueError`` subclass, whose message starts with the path and says what is wrong (the cause is
+chained).  A missing file raises ``FileNotFoundError``.  An optimizer state that does not match the
+optimizer's configuration (other buffers than the configuration needs) is skipped with a warning
+and starts fresh, as Keras does.
 """
 import io
 import json
+import math
 import os
-import tempfile
-import zipfile
+import warnings
 
 import numpy as np
 
+from ..fileio import FileFormatError, ZipArchive, atomic_write_zip, loading_budget  # noqa: F401
+
 FORMAT_VERSION = 1
+
+#: errors that rebuilding a configuration from a malformed file can raise (become FileFormatError)
+_REBUILD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, LookupError,
+                   NotImplementedError, ArithmeticError, RecursionError, UnicodeError, AssertionError)
 
 
 # ------------------------------------------------------------------ archive io
@@ -32,82 +60,62 @@ def _array_bytes(a):
     return buf.getvalue()
 
 
-def _read_array(zf, name, path):
-    try:
-        with zf.open(name) as f:
-            return np.lib.format.read_array(io.BytesIO(f.read()), allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"{path}: the array {name!r} in this file is corrupted ({e})") from None
-
-
-def atomic_write_zip(path, entries):
-    """Write ``entries`` {name: bytes} as a zip at ``path`` atomically."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".axone-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, data in entries.items():
-                    zf.writestr(name, data)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-        try:
-            dfd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _is_shape(s):
+    return isinstance(s, list) and len(s) <= 32 and all(type(d) is int and d >= 0 for d in s)
 
 
 def open_archive(path, expected):
-    """Open and validate an axone archive; returns (ZipFile, metadata)."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No such file: {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a folder, not an axone model or weights file")
+    """Open and validate an axone archive; returns (ZipArchive, metadata).
+
+    The metadata's format must be one of ``expected``, its version not newer than this axone's,
+    and its weight list well formed.
+    """
+    what = "axone " + " or ".join(e.split(".")[-1] for e in expected) + " file"
+    arc = ZipArchive(path, what)
     try:
-        zf = zipfile.ZipFile(path, "r")
-        bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        with open(path, "rb") as f:
-            head = f.read(8)
-        if head.startswith(b"\x89HDF"):
-            raise ValueError(f"{path!r} is an HDF5 (.h5) file from Keras, not an axone file; "
-                             f"this version reads axone archives only") from None
-        raise ValueError(f"{path!r} is not a valid axone file: it is truncated, corrupted or of "
-                         f"another format ({e})") from None
-    if bad is not None:
-        zf.close()
-        raise ValueError(f"{path!r} is corrupted: the member {bad!r} fails its checksum")
-    try:
-        meta = json.loads(zf.read("axone.json").decode("utf-8"))
-    except KeyError:
-        zf.close()
-        raise ValueError(f"{path!r} is a zip file but not an axone file (no axone.json)") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        zf.close()
-        raise ValueError(f"{path!r}: its axone.json is corrupted ({e})") from None
-    fmt = meta.get("format")
-    if fmt not in expected:
-        zf.close()
-        raise ValueError(f"{path!r} holds {fmt!r}, expected {' or '.join(expected)}")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        zf.close()
-        raise ValueError(f"{path!r} was written by a newer axone (format version "
-                         f"{meta.get('format_version')}); upgrade axone to read it")
-    return zf, meta
+        if "axone.json" not in arc:
+            raise FileFormatError(arc.path, "is a zip file but not an axone file (no axone.json)")
+        meta = arc.read_json("axone.json", max_bytes=16 << 20)
+        if not isinstance(meta, dict):
+            raise FileFormatError(arc.path, "axone.json does not hold an object")
+        fmt = meta.get("format")
+        if fmt not in expected:
+            raise FileFormatError(arc.path, f"holds {fmt!r}, expected {' or '.join(expected)}")
+        version = meta.get("format_version", 0)
+        if type(version) is not int:
+            raise FileFormatError(arc.path, f"format_version {version!r} is not an integer")
+        if version > FORMAT_VERSION:
+            raise FileFormatError(arc.path, f"was written by a newer axone (format version "
+                                            f"{version}); upgrade axone to read it")
+        infos = meta.get("weights", [])
+        if not isinstance(infos, list) or not all(
+                isinstance(i, dict) and isinstance(i.get("path"), str) and _is_shape(i.get("shape"))
+                for i in infos):
+            raise FileFormatError(arc.path, "axone.json: 'weights' must list {path, shape, dtype} "
+                                            "entries with non-negative integer shapes")
+    except BaseException:
+        arc.close()
+        raise
+    return arc, meta
+
+
+def _read_weight_arrays(arc, meta):
+    """The weights listed in axone.json, each checked against its declared shape."""
+    return [arc.read_npy(f"weights/{i:04d}.npy", shape=info["shape"])
+            for i, info in enumerate(meta.get("weights", []))]
+
+
+def _read_optimizer_arrays(arc):
+    out = {}
+    for name in arc.names():
+        if name.startswith("optimizer/") and name.endswith(".npy"):
+            key = name[len("optimizer/"):-4]
+            a = arc.read_npy(name)
+            if a.ndim != 1:
+                raise FileFormatError(arc.path, f"optimizer state {name!r} has shape {a.shape}; "
+                                                f"it must be a vector")
+            out[key] = a
+    return out
 
 
 # ------------------------------------------------------------------ weights
@@ -133,12 +141,12 @@ def save_weights(model, path):
     atomic_write_zip(path, entries)
 
 
-def _load_weight_arrays(zf, meta, path):
-    n = len(meta.get("weights", []))
-    arrays = []
-    for i in range(n):
-        arrays.append(_read_array(zf, f"weights/{i:04d}.npy", path))
-    return arrays
+def _check_real_float(model, path):
+    for w in model.weights:
+        if np.dtype(w.dtype).kind != "f":
+            raise FileFormatError(path, f"layer {w.path.split('/')[0]!r} weight {w.path!r} has dtype "
+                                        f"{w.dtype} in the saved architecture; weights must be real "
+                                        f"floats")
 
 
 def assign_weights(model, arrays, infos, path):
@@ -154,27 +162,98 @@ def assign_weights(model, arrays, infos, path):
         if first is not None:
             where = (f"; first mismatch at {first[0].path!r}: model {tuple(first[0].shape)}, "
                      f"file {tuple(first[1]['shape'])} ({first[1]['path']!r})")
-        raise ValueError(f"{path!r} holds {len(arrays)} weights but model {model.name!r} has "
-                         f"{len(weights)}: the architectures differ{where}")
+        raise FileFormatError(path, f"holds {len(arrays)} weights but model {model.name!r} has "
+                                    f"{len(weights)}: the architectures differ{where}")
     for w, a, info in zip(weights, arrays, infos):
         if tuple(a.shape) != tuple(w.shape):
             layer = w.path.split("/")[0]
-            raise ValueError(
-                f"{path!r} does not fit model {model.name!r}: layer {layer!r} weight {w.path!r} has "
-                f"shape {tuple(w.shape)} in the model but {tuple(a.shape)} in the file "
-                f"({info.get('path')!r})")
+            raise FileFormatError(
+                path, f"does not fit model {model.name!r}: layer {layer!r} weight {w.path!r} has "
+                      f"shape {tuple(w.shape)} in the model but {tuple(a.shape)} in the file "
+                      f"({info.get('path')!r})")
+    _check_real_float(model, path)
     for w, a in zip(weights, arrays):
         w.assign(a.astype(w.dtype, copy=False))
 
 
-def load_weights(model, path):
-    zf, meta = open_archive(path, ("axone.weights", "axone.model"))
-    with zf:
-        arrays = _load_weight_arrays(zf, meta, path)
+def _layer_groups(paths):
+    """Consecutive runs of weight indices that share a layer (the path before the last '/')."""
+    groups = []
+    for i, p in enumerate(paths):
+        layer = p.rsplit("/", 1)[0] if "/" in p else p
+        if groups and groups[-1][0] == layer:
+            groups[-1][1].append(i)
+        else:
+            groups.append((layer, [i]))
+    return groups
+
+
+def _assign_skipping(model, arrays, infos, path, by_name):
+    """``load_weights(skip_mismatch=True)`` / ``by_name=True``: layer by layer, as Keras.
+
+    Model and file weights are grouped by layer and paired in order (by layer name with
+    ``by_name``); a layer whose weight count or shapes differ is skipped — a ValueError without
+    ``skip_mismatch`` — and each skipped layer is named in one warning, as Keras's
+    "A total of N objects could not be loaded".
+    """
+    weights = model.weights
+    mine = _layer_groups([w.path for w in weights])
+    theirs = _layer_groups([i["path"] for i in infos])
+    if by_name:
+        index = {}
+        for name, idx in theirs:
+            index.setdefault(name, idx)
+        pairs = [(name, idx, index.get(name)) for name, idx in mine]
+    else:
+        pairs = [(name, idx, theirs[k][1] if k < len(theirs) else None)
+                 for k, (name, idx) in enumerate(mine)]
+    skipped = []
+    todo = []
+    for name, idx, src in pairs:
+        if src is None:
+            if not by_name:
+                skipped.append(f"{name!r} (not in the file)")
+            continue
+        ok = len(idx) == len(src) and all(tuple(weights[i].shape) == tuple(arrays[j].shape)
+                                          for i, j in zip(idx, src))
+        if not ok:
+            model_shapes = [tuple(weights[i].shape) for i in idx]
+            file_shapes = [tuple(arrays[j].shape) for j in src]
+            skipped.append(f"{name!r} (model {model_shapes}, file {file_shapes})")
+            continue
+        todo.extend(zip(idx, src))
+    if not by_name and len(theirs) > len(mine):
+        skipped.append(f"{len(theirs) - len(mine)} more layer(s) in the file than in the model")
+    return todo, skipped
+
+
+def load_weights(model, path, skip_mismatch=False, by_name=False):
+    """Load weights saved by ``save_weights``, ``save`` or BackupAndRestore into ``model``.
+
+    Shapes must match layer by layer; with ``skip_mismatch=True`` a layer whose weights do not
+    match is left as it is and named in a warning (Keras's behaviour); with ``by_name=True`` the
+    model's layers take the weights of the file's layers of the same name.
+    """
+    arc, meta = open_archive(path, ("axone.weights", "axone.model", "axone.backup"))
+    with arc:
+        arrays = _read_weight_arrays(arc, meta)
     if not model.built:
         raise ValueError(f"load_weights: build model {model.name!r} first (give an input shape or "
                          f"call it on data), so its weights exist")
-    assign_weights(model, arrays, meta["weights"], path)
+    if not skip_mismatch and not by_name:
+        assign_weights(model, arrays, meta["weights"], arc.path)
+        return
+    todo, skipped = _assign_skipping(model, arrays, meta["weights"], arc.path, by_name)
+    if skipped and not skip_mismatch:
+        raise FileFormatError(arc.path, f"does not fit model {model.name!r}: layer "
+                                        f"{skipped[0]}; pass skip_mismatch=True to skip such layers")
+    _check_real_float(model, arc.path)
+    weights = model.weights
+    for i, j in todo:
+        weights[i].assign(arrays[j].astype(weights[i].dtype, copy=False))
+    if skipped:
+        warnings.warn(f"A total of {len(skipped)} objects could not be loaded from {arc.path!r} "
+                      f"(skip_mismatch=True): {', '.join(skipped)}", stacklevel=3)
 
 
 # ------------------------------------------------------------------ whole model
@@ -305,11 +384,90 @@ def _layer_class(name, custom_objects):
     return cls
 
 
+def _ref(r, what):
+    if not (isinstance(r, list) and len(r) == 3 and isinstance(r[0], str)
+            and type(r[1]) is int and type(r[2]) is int and r[1] >= 0 and r[2] >= 0):
+        raise ValueError(f"{what}: a tensor reference must be [layer name, node index, tensor "
+                         f"index], received {r!r}")
+    return r[0], r[1], r[2]
+
+
+def _replay_order(entries):
+    """The saved layer calls in an order where each comes after the calls that feed it.
+
+    Kahn's algorithm over (layer name, node index) keys: each reference is looked at once, so the
+    work is linear in the size of the graph whatever order the file lists the layers in.  Node
+    ``i`` of a layer also waits for its node ``i − 1``, so shared layers are called in their
+    saved order.  Returns ``[(name, node index, refs, structure)]``; ValueError when some calls
+    can never run (a cycle, or a reference to a call that is not in the file).
+    """
+    calls = {}
+    for entry in entries:
+        name = entry["name"]
+        nodes = entry["inbound_nodes"]
+        if not isinstance(nodes, list):
+            raise ValueError(f"layer {name!r}: inbound_nodes must be a list")
+        for i, node in enumerate(nodes):
+            if not isinstance(node, list) or not node or not isinstance(node[-1], dict):
+                raise ValueError(f"layer {name!r}: node {i} is malformed")
+            structure = node[-1].get("structure", "single")
+            refs = [_ref(r, f"layer {name!r} node {i}") for r in node[:-1]]
+            if structure not in ("list", "single") or (structure == "single" and len(refs) != 1):
+                raise ValueError(f"layer {name!r}: node {i} has structure {structure!r} with "
+                                 f"{len(refs)} inputs")
+            deps = [(r[0], r[1]) for r in refs]
+            if i > 0:
+                deps.append((name, i - 1))
+            calls[(name, i)] = (refs, structure, deps)
+    waiting = {}
+    missing = {}
+    ready = []
+    for key, (refs, structure, deps) in calls.items():
+        n = 0
+        for d in deps:
+            if d in calls:
+                waiting.setdefault(d, []).append(key)
+                n += 1
+        missing[key] = n
+        if n == 0:
+            ready.append(key)
+    order = []
+    while ready:
+        key = ready.pop()
+        refs, structure, _ = calls[key]
+        order.append((key[0], key[1], refs, structure))
+        for k in waiting.get(key, ()):
+            missing[k] -= 1
+            if missing[k] == 0:
+                ready.append(k)
+    if len(order) != len(calls):
+        stuck = sorted(k for k, n in missing.items() if n > 0)[:3]
+        raise ValueError(f"the saved graph is inconsistent: the calls {stuck} wait on each other")
+    return order
+
+
+def _from_config(cls, entry):
+    """``cls.from_config`` of a saved layer entry; errors name the layer (cause chained)."""
+    cfg = entry["config"]
+    name = cfg.get("name") if isinstance(cfg, dict) else None
+    if not isinstance(cfg, dict):
+        raise TypeError(f"layer {name!r} ({cls.__name__}): its config must be an object")
+    try:
+        return cls.from_config(dict(cfg))
+    except _REBUILD_ERRORS as e:
+        raise type(e)(f"layer {name!r} ({cls.__name__}): {e}") if type(e) in (
+            ValueError, TypeError) else ValueError(
+            f"layer {name!r} ({cls.__name__}): {type(e).__name__}: {e}") from e
+
+
 def deserialize_model(spec, custom_objects=None):
+    """Rebuild a model from its saved architecture (``serialize_model``'s output)."""
     from ..layers.core import InputLayer
     from .model import Model
     from .sequential import Sequential
-    cname, cfg = spec["class_name"], spec["config"]
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise ValueError("the architecture must be {'class_name': ..., 'config': {...}}")
+    cname, cfg = spec.get("class_name"), spec["config"]
     if cname == "Sequential":
         model = Sequential(name=cfg.get("name"), trainable=cfg.get("trainable", True))
         for entry in cfg["layers"]:
@@ -317,113 +475,247 @@ def deserialize_model(spec, custom_objects=None):
             if cls in (Sequential, Model):
                 layer = deserialize_model(entry, custom_objects)
             else:
-                layer = cls.from_config(dict(entry["config"]))
+                layer = _from_config(cls, entry)
             model.add(layer)
         return model
     if cname in ("Functional", "Model"):
         created = {}
         outputs_of = {}
-        pending = list(cfg["layers"])
-        for entry in pending:
+        for entry in cfg["layers"]:
             cls = _layer_class(entry.get("nested_class_name", entry["class_name"]), custom_objects)
             if cls in (Sequential, Model):
                 layer = deserialize_model({"class_name": entry.get("nested_class_name", "Functional"),
                                            "config": entry["config"]}, custom_objects)
             else:
-                layer = cls.from_config(dict(entry["config"]))
+                layer = _from_config(cls, entry)
+            if entry["name"] in created:
+                raise ValueError(f"two layers are named {entry['name']!r}")
             created[entry["name"]] = layer
             if isinstance(layer, InputLayer):
-                outputs_of[(layer.name, 0)] = [layer.output_tensor]
-        # replay layer calls until every node is made
-        remaining = [(e, i, n) for e in pending for i, n in enumerate(e["inbound_nodes"])]
-        progress = True
-        while remaining and progress:
-            progress = False
-            for item in list(remaining):
-                entry, i, node = item
-                refs, structure = node[:-1], node[-1]["structure"]
-                if all((r[0], r[1]) in outputs_of for r in refs):
-                    args = [outputs_of[(r[0], r[1])][r[2]] for r in refs]
-                    layer = created[entry["name"]]
-                    out = layer(args if structure == "list" else args[0])
-                    outputs_of[(entry["name"], i)] = out if isinstance(out, list) else [out]
-                    remaining.remove(item)
-                    progress = True
-        if remaining:
-            raise ValueError("load_model: the saved graph is inconsistent (some layer calls could not "
-                             "be replayed); the file may be corrupted")
-        ins = [outputs_of[(r[0], r[1])][r[2]] for r in cfg["input_layers"]]
-        outs = [outputs_of[(r[0], r[1])][r[2]] for r in cfg["output_layers"]]
+                outputs_of[(entry["name"], 0)] = [layer.output_tensor]
+        for name, i, refs, structure in _replay_order(cfg["layers"]):
+            args = []
+            for r in refs:
+                outs = outputs_of.get((r[0], r[1]))
+                if outs is None or r[2] >= len(outs):
+                    raise ValueError(f"layer {name!r} node {i} refers to the missing tensor {list(r)}")
+                args.append(outs[r[2]])
+            out = created[name](args if structure == "list" else args[0])
+            outputs_of[(name, i)] = list(out) if isinstance(out, (list, tuple)) else [out]
+
+        def tensors(key):
+            out = []
+            for r in cfg[key]:
+                r = _ref(r, key)
+                outs = outputs_of.get((r[0], r[1]))
+                if outs is None or r[2] >= len(outs):
+                    raise ValueError(f"{key} refers to the missing tensor {list(r)}")
+                out.append(outs[r[2]])
+            if not out:
+                raise ValueError(f"{key} is empty")
+            return out
+        ins, outs = tensors("input_layers"), tensors("output_layers")
         return Model(ins if cfg.get("input_structure") == "list" else ins[0],
                      outs if cfg.get("output_structure") == "list" else outs[0], name=cfg.get("name"))
-    raise ValueError(f"load_model: unknown model class {cname!r}")
+    raise ValueError(f"unknown model class {cname!r}")
 
 
-def load_model(path, custom_objects=None, compile=True):
-    """Load a model saved with ``model.save(path)``: architecture, weights, compile state."""
-    from .. import losses, metrics as metrics_mod, optimizers
-    from ..optimizers import schedules
-    zf, meta = open_archive(path, ("axone.model",))
-    with zf:
-        try:
-            spec = json.loads(zf.read("config.json").decode("utf-8"))
-        except KeyError:
-            raise ValueError(f"{path!r}: the model file has no config.json") from None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path!r}: config.json is corrupted ({e})") from None
-        arrays = _load_weight_arrays(zf, meta, path)
-        comp = None
-        opt_arrays = {}
-        if "compile.json" in zf.namelist():
-            comp = json.loads(zf.read("compile.json").decode("utf-8"))
-            for name in zf.namelist():
-                if name.startswith("optimizer/") and name.endswith(".npy"):
-                    opt_arrays[name[len("optimizer/"):-4]] = _read_array(zf, name, path)
+def _rebuild(path, what, fn, *args):
+    """Run ``fn(*args)``; the errors a malformed configuration causes become FileFormatError."""
     try:
-        model = deserialize_model(spec, custom_objects)
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{path!r}: the saved architecture could not be rebuilt ({e})") from None
+        return fn(*args)
+    except FileFormatError:
+        raise
+    except _REBUILD_ERRORS as e:
+        raise FileFormatError(path, f"{what} could not be rebuilt ({type(e).__name__}: {e})") from e
+
+
+def _optimizer_from_entry(o, path):
+    """An optimizer instance from a saved {"class_name", "config", "state"} entry."""
+    from .. import optimizers
+    from ..optimizers import schedules
+    if not isinstance(o, dict) or not isinstance(o.get("config"), dict):
+        raise ValueError("the optimizer entry must be {'class_name', 'config', 'state'}")
+    cfg = dict(o["config"])
+    if isinstance(cfg.get("learning_rate"), dict):
+        cfg["learning_rate"] = schedules.deserialize(cfg["learning_rate"])
+    return optimizers.get({"class_name": o["class_name"], "config": cfg})
+
+
+def _scalar_state(st, path):
+    """The optimizer's scalar state checked: iterations (and Nadam's momentum product)."""
+    if not isinstance(st, dict):
+        raise FileFormatError(path, "the optimizer state must be an object")
+    it = st.get("iterations", 0)
+    if type(it) is not int or not 0 <= it <= 2 ** 53:
+        raise FileFormatError(path, f"optimizer iterations must be an integer in [0, 2**53], "
+                                    f"received {it!r}")
+    out = {"iterations": it}
+    if "_u_step" in st or "_u_product" in st:
+        step, prod = st.get("_u_step", 0), st.get("_u_product", 1.0)
+        if type(step) is not int or not 0 <= it - step <= 1 or step < 0:
+            raise FileFormatError(path, f"optimizer _u_step {step!r} does not fit iterations {it}")
+        if type(prod) not in (int, float) or not math.isfinite(prod):
+            raise FileFormatError(path, f"optimizer _u_product {prod!r} is not a finite number")
+        out["_u_step"], out["_u_product"] = step, float(prod)
+    size = st.get("flat_size")
+    if size is not None and (type(size) is not int or size < 0):
+        raise FileFormatError(path, f"optimizer flat_size {size!r} is not a non-negative integer")
+    out["flat_size"] = size
+    return out
+
+
+def _flat_size_and_dtype(model):
+    tw = model.trainable_weights
+    dtypes = {np.dtype(w.dtype) for w in tw}
+    from .. import backend
+    dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(backend.floatx())
+    return sum(int(w.data.size) for w in tw), dtype
+
+
+def restore_optimizer_state(opt, model, scalars, arrays, path, restore_lr=None):
+    """Install a saved optimizer state into ``opt`` (the optimizer of ``model``).
+
+    The state vectors must have one value per trainable parameter of ``model`` (else
+    FileFormatError); when they are not the buffers ``opt``'s configuration needs (the optimizer
+    was changed, or the file's config was edited), ``opt.load_flat_state`` warns and the whole
+    state starts fresh — step counter included — as Keras skips a mismatched optimizer.
+    """
+    size, dtype = _flat_size_and_dtype(model)
+    if scalars["flat_size"] is not None and scalars["flat_size"] != size and arrays:
+        raise FileFormatError(path, f"the optimizer state is for {scalars['flat_size']} parameters "
+                                    f"but model {model.name!r} has {size} trainable parameters")
+    try:
+        loaded = opt.load_flat_state(arrays, size, dtype=dtype)
+    except ValueError as e:
+        raise FileFormatError(path, f"optimizer state: {e}") from None
+    if not loaded:
+        return False
+    opt.iterations = scalars["iterations"]
+    for k in ("_u_product", "_u_step"):
+        if k in scalars:
+            setattr(opt, k, scalars[k])
+    if restore_lr is not None:
+        opt.learning_rate = restore_lr
+    return True
+
+
+def load_model(path, custom_objects=None, compile=True, safe_mode=True):
+    """Load a model saved with ``model.save(path)``: architecture, weights, compile state.
+
+    Raises FileFormatError (a ValueError) for a malformed file, FileNotFoundError when there is
+    none; see the module docstring.
+    """
+    from .. import losses, metrics as metrics_mod
+    arc, meta = open_archive(path, ("axone.model",))
+    path = arc.path
+    with arc:
+        if "config.json" not in arc:
+            raise FileFormatError(path, "the model file has no config.json")
+        spec = arc.read_json("config.json")
+        arrays = _read_weight_arrays(arc, meta)
+        comp = arc.read_json("compile.json") if "compile.json" in arc else None
+        opt_arrays = _read_optimizer_arrays(arc) if comp is not None else {}
+    with loading_budget(path, sum(a.size for a in arrays)):
+        model = _rebuild(path, "the saved architecture", deserialize_model, spec, custom_objects)
     assign_weights(model, arrays, meta["weights"], path)
     if compile and comp is not None:
-        def _loss(l):
-            if isinstance(l, dict) and "class_name" in l:
-                return losses.get(l)
-            if isinstance(l, dict):
-                return {k: _loss(v) for k, v in l.items()}
-            if isinstance(l, list):
-                return [_loss(x) for x in l]
-            if custom_objects and isinstance(l, str) and l in custom_objects:
-                return custom_objects[l]
-            return l
-
-        def _metric(m):
-            if isinstance(m, dict) and "class_name" in m:
-                return metrics_mod.get(m)
-            if isinstance(m, dict):
-                return {k: _metric(v) for k, v in m.items()}
-            if isinstance(m, list):
-                return [_metric(x) for x in m]
-            return m
-        opt = "rmsprop"
-        if "optimizer" in comp:
-            o = comp["optimizer"]
-            cfg = dict(o["config"])
-            if isinstance(cfg.get("learning_rate"), dict):
-                cfg["learning_rate"] = schedules.deserialize(cfg["learning_rate"])
-            opt = optimizers.get({"class_name": o["class_name"], "config": cfg})
-            st = o.get("state", {})
-            opt.iterations = int(st.get("iterations", 0))
-            for k in ("_u_product", "_u_step"):
-                if k in st:
-                    setattr(opt, k, st[k])
-            if opt_arrays and "flat_size" in st:
-                size = int(st["flat_size"])
-                state = {k: v for k, v in opt_arrays.items()}
-                ref = next(iter(state.values()))
-                state["_size"] = size
-                state["_tmp"] = np.empty_like(ref)
-                opt._flat_state = state
-        model.compile(optimizer=opt, loss=_loss(comp["loss"]), metrics=_metric(comp.get("metrics")),
-                      weighted_metrics=_metric(comp.get("weighted_metrics")),
-                      loss_weights=comp.get("loss_weights"))
+        _rebuild(path, "the saved compile arguments", _compile_from_entry, model, comp, opt_arrays,
+                 path, custom_objects, losses, metrics_mod)
     return model
+
+
+def _compile_from_entry(model, comp, opt_arrays, path, custom_objects, losses, metrics_mod):
+    if not isinstance(comp, dict):
+        raise ValueError("compile.json must hold an object")
+
+    def _loss(l):
+        if isinstance(l, dict) and "class_name" in l:
+            return losses.get(l)
+        if isinstance(l, dict):
+            return {k: _loss(v) for k, v in l.items()}
+        if isinstance(l, list):
+            return [_loss(x) for x in l]
+        if custom_objects and isinstance(l, str) and l in custom_objects:
+            return custom_objects[l]
+        return l
+
+    def _metric(m):
+        if isinstance(m, dict) and "class_name" in m:
+            return metrics_mod.get(m)
+        if isinstance(m, dict):
+            return {k: _metric(v) for k, v in m.items()}
+        if isinstance(m, list):
+            return [_metric(x) for x in m]
+        return m
+    opt = "rmsprop"
+    scalars = None
+    if "optimizer" in comp:
+        o = comp["optimizer"]
+        opt = _optimizer_from_entry(o, path)
+        scalars = _scalar_state(o.get("state", {}), path)
+    model.compile(optimizer=opt, loss=_loss(comp["loss"]), metrics=_metric(comp.get("metrics")),
+                  weighted_metrics=_metric(comp.get("weighted_metrics")),
+                  loss_weights=comp.get("loss_weights"))
+    if scalars is not None:
+        restore_optimizer_state(model.optimizer, model, scalars, opt_arrays, path)
+
+
+# ------------------------------------------------------------------ backups
+def save_backup(model, path, training_state):
+    """Write a BackupAndRestore backup: weights, optimizer state and ``training_state`` (a JSON
+    object, e.g. {"epoch": 3}) in ONE archive, atomically — a kill leaves the old backup whole or
+    the new one whole, never new weights with an old epoch."""
+    if not model.built:
+        raise ValueError(f"BackupAndRestore: model {model.name!r} is not built yet")
+    entries, names = _weights_entries(model)
+    opt = getattr(model, "optimizer", None)
+    if opt is not None:
+        o, arrays = _optimizer_entries(opt)
+        entries["optimizer.json"] = json.dumps(o, indent=1).encode("utf-8")
+        for name, arr in arrays.items():
+            entries[f"optimizer/{name}.npy"] = _array_bytes(arr)
+    entries["training_state.json"] = json.dumps(training_state).encode("utf-8")
+    meta = {"format": "axone.backup", "format_version": FORMAT_VERSION, "weights": names,
+            "model": model.name}
+    entries["axone.json"] = json.dumps(meta, indent=1).encode("utf-8")
+    atomic_write_zip(path, entries)
+
+
+def load_backup(model, path):
+    """Restore a backup into ``model`` (weights, then optimizer state); returns the training
+    state held in the archive, or None for an older backup (a model file) that holds none.
+
+    The weights must fit the model exactly (FileFormatError otherwise).  The optimizer state is
+    restored when it is the state the model's optimizer needs; after a change of optimizer it is
+    skipped with a warning and starts fresh (Keras's behaviour), the weights still restored.
+    """
+    arc, meta = open_archive(path, ("axone.backup", "axone.model"))
+    path = arc.path
+    with arc:
+        arrays = _read_weight_arrays(arc, meta)
+        entry = None
+        if "optimizer.json" in arc:
+            entry = arc.read_json("optimizer.json")
+        elif "compile.json" in arc:
+            comp = arc.read_json("compile.json")
+            entry = comp.get("optimizer") if isinstance(comp, dict) else None
+        opt_arrays = _read_optimizer_arrays(arc) if entry is not None else {}
+        state = arc.read_json("training_state.json") if "training_state.json" in arc else None
+    if state is not None and not (isinstance(state, dict) and type(state.get("epoch")) is int
+                                  and state["epoch"] >= -1):
+        raise FileFormatError(path, f"training_state.json must hold {{'epoch': int}}, received "
+                                    f"{state!r}")
+    assign_weights(model, arrays, meta["weights"], path)
+    opt = getattr(model, "optimizer", None)
+    if opt is not None and entry is not None:
+        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+            raise FileFormatError(path, "the optimizer entry must be {'class_name', 'config', "
+                                        "'state'}")
+        scalars = _scalar_state(entry.get("state", {}), path)
+        lr = entry["config"].get("learning_rate")
+        lr = float(lr) if type(lr) in (int, float) and math.isfinite(lr) and lr >= 0 else None
+        if callable(opt._learning_rate):
+            lr = None
+        restore_optimizer_state(opt, model, scalars, opt_arrays, path, restore_lr=lr)
+    return state
