@@ -3,8 +3,8 @@ from . import backend
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 from .variables import Variable
 from . import ops
-from . import (activations, callbacks, initializers, losses, metrics, optimizers, regularizers,
-               utils)
+from . import (activations, callbacks, constraints, initializers, losses, metrics, optimizers,
+               regularizers, utils)
 from . import layers
 from .layers import Input, KerasTensor, Layer
 from . import models
@@ -14,6 +14,6 @@ from . import datasets
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Variable", "Function", "no_grad", "enable_grad", "is_grad_enabled",
-           "backend", "ops", "activations", "callbacks", "initializers", "losses", "metrics",
-           "optimizers", "regularizers", "utils", "layers", "models", "datasets", "Input",
+           "backend", "ops", "activations", "callbacks", "constraints", "initializers", "losses",
+           "metrics", "optimizers", "regularizers", "utils", "layers", "models", "datasets", "Input",
            "KerasTensor", "Layer", "Model", "Sequential", "__version__"]

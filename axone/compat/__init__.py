@@ -15,7 +15,7 @@ __all__ = ["install_keras_alias", "uninstall_keras_alias", "UnsupportedKerasName
 
 _ROOTS = ("keras", "keras_core", "tensorflow.keras")
 _SUBMODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks", "regularizers",
-               "initializers", "activations", "utils", "datasets", "backend", "ops",
+               "constraints", "initializers", "activations", "utils", "datasets", "backend", "ops",
                "applications", "optimizers.schedules"}
 
 

@@ -1,7 +1,7 @@
 """Activation layers: ReLU, LeakyReLU, PReLU (learnable slope), ELU, Softmax."""
 import numpy as np
 
-from .. import activations, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, regularizers
 from .base import Layer
 
 __all__ = ["ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax"]
@@ -65,7 +65,7 @@ class PReLU(_Elementwise):
         super().__init__(**kwargs)
         self.alpha_initializer = initializers.get(alpha_initializer)
         self.alpha_regularizer = regularizers.get(alpha_regularizer)
-        self.alpha_constraint = alpha_constraint
+        self.alpha_constraint = constraints.get(alpha_constraint)
         if shared_axes is not None and not isinstance(shared_axes, (list, tuple)):
             shared_axes = [shared_axes]
         self.shared_axes = None if shared_axes is None else [int(a) for a in shared_axes]
@@ -78,7 +78,8 @@ class PReLU(_Elementwise):
             raise ValueError(f"PReLU {self.name!r}: every non-shared input axis needs a known size, "
                              f"received {input_shape}")
         self.alpha = self.add_weight(tuple(shape), self.alpha_initializer,
-                                     regularizer=self.alpha_regularizer, name="alpha")
+                                     regularizer=self.alpha_regularizer,
+                                     constraint=self.alpha_constraint, name="alpha")
         self.built = True
 
     def call(self, inputs):
@@ -87,6 +88,9 @@ class PReLU(_Elementwise):
     def get_config(self):
         cfg = super().get_config()
         cfg.update({"alpha_initializer": initializers.serialize(self.alpha_initializer),
+                    "alpha_regularizer": None if self.alpha_regularizer is None else
+                    regularizers.serialize(self.alpha_regularizer),
+                    "alpha_constraint": constraints.serialize(self.alpha_constraint),
                     "shared_axes": self.shared_axes})
         return cfg
 

@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from .. import backend, fileio, initializers, regularizers
+from .. import backend, constraints, fileio, initializers, regularizers
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor
 from ..variables import Variable
@@ -135,6 +135,8 @@ class Layer:
         trainable: whether the layer's weights are updated by training.
         name: layer name (default: the snake-case class name made unique).
         dtype: the dtype of weights and computations (default ``floatx``).
+        activity_regularizer: a penalty on the layer's outputs, as Keras: for each output y,
+            regularizer(y) / batch size joins the losses of the call.
         input_shape / input_dim / batch_input_shape: legacy Keras arguments
             giving the input shape (without the batch) to the first layer of a
             ``Sequential`` model.
@@ -145,7 +147,7 @@ class Layer:
     _produces_mask = False      # layers that create a mask from their inputs (Embedding, Masking)
 
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
-                 batch_input_shape=None, batch_size=None, **kwargs):
+                 batch_input_shape=None, batch_size=None, activity_regularizer=None, **kwargs):
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
@@ -159,6 +161,7 @@ class Layer:
         self._weights = []
         self._inbound_nodes = []
         self._activity_losses = []
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self._build_input_shape = None
         self._input_ndim = None          # (min_ndim, {axis: size}) checked on each call
         self._input_axes = {}
@@ -203,7 +206,8 @@ class Layer:
         init = initializers.get(initializer)
         v = Variable(init, shape=shape, dtype=dtype or self.dtype, trainable=trainable,
                      name=name or f"variable_{len(self._weights)}",
-                     regularizer=regularizers.get(regularizer), constraint=constraint)
+                     regularizer=regularizers.get(regularizer),
+                     constraint=constraints.get(constraint))
         v.path = f"{self.name}/{v.name}"
         self._weights.append(v)
         return v
@@ -315,6 +319,13 @@ class Layer:
         out.extend(self._collect_activity_losses())
         return out
 
+    def _add_activity_penalty(self, outputs):
+        """Keras: activity_regularizer(y) / batch size for each output tensor y of the call."""
+        for y in _flatten(outputs):
+            if isinstance(y, Tensor):
+                p = self.activity_regularizer(y)
+                self._activity_losses.append(p / y.shape[0] if y.ndim > 0 else p)
+
     def _collect_activity_losses(self):
         out = list(self._activity_losses)
         for layer in self._sublayers:
@@ -419,9 +430,11 @@ class Layer:
                 and (not self._autocast or inputs.data.dtype == _np_dtype(self.dtype))):
             if self._input_ndim is not None:
                 self._check_input(inputs)
-            if self._call_accepts_training():
-                return self.call(inputs, training=training)
-            return self.call(inputs)
+            y = self.call(inputs, training=training) if self._call_accepts_training() else \
+                self.call(inputs)
+            if self.activity_regularizer is not None:
+                self._add_activity_penalty(y)
+            return y
         if _is_symbolic(inputs):
             return self._symbolic_call(inputs, *args, training=training, **kwargs)
         x = _map(self._convert_input, inputs)
@@ -440,6 +453,8 @@ class Layer:
             kwargs["mask"] = mask
         y = self._call_impl(x, *args, training=training, **kwargs) if not args else \
             self.call(x, *args, **kwargs)
+        if self.activity_regularizer is not None:
+            self._add_activity_penalty(y)
         if mask is not None or self._produces_mask:
             out_mask = self.compute_mask(x, mask)
             if isinstance(y, Tensor):
@@ -509,6 +524,8 @@ class Layer:
     # ------------------------------------------------------------- config
     def get_config(self):
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self.activity_regularizer is not None:
+            cfg["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         if self._input_shape_arg is not None:
             cfg["batch_input_shape"] = (self._batch_size_arg,) + tuple(self._input_shape_arg)
         return cfg

@@ -2,7 +2,7 @@
 Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose."""
 import numpy as np
 
-from .. import activations, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, regularizers
 from ..ops.conv import _deconv_length, conv_output_length
 from .base import Layer
 
@@ -27,6 +27,12 @@ def _ntuple(v, n, name, who, allow_zero=False):
 
 def _ser(x, mod):
     return None if x is None else mod.serialize(x)
+
+
+def _check_data_format(who, data_format):
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"{who}: only data_format='channels_last' is supported, received "
+                         f"{data_format!r}")
 
 
 def _spatial_out(layer, input_shape, rank, kernel_size, padding, strides, dilation_rate):
@@ -54,7 +60,7 @@ class _Conv(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         who = f"{type(self).__name__} {self.name!r}"
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
             raise ValueError(f"{who}: filters must be a positive integer, received {filters!r}")
@@ -80,7 +86,8 @@ class _Conv(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def _check_rank(self, input_shape):
         if len(input_shape) != self.rank + 2:
@@ -100,9 +107,10 @@ class _Conv(Layer):
                              f"the input channels ({cin})")
         self.kernel = self.add_weight(self.kernel_size + (cin // self.groups, self.filters),
                                       self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      name="kernel")
+                                      constraint=self.kernel_constraint, name="kernel")
         self.bias = self.add_weight((self.filters,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                    name="bias") if self.use_bias else None
         self._input_ndim = self.rank + 2
         self._input_axes = {-1: int(cin)}
         self.built = True
@@ -114,8 +122,6 @@ class _Conv(Layer):
                      self.groups, relu=relu)
         if not relu:
             y = self.activation(y)
-        if self.activity_regularizer is not None:
-            self._activity_losses.append(self.activity_regularizer(y) / y.shape[0])
         return y
 
     def compute_output_shape(self, input_shape):
@@ -133,7 +139,8 @@ class _Conv(Layer):
                     "bias_initializer": initializers.serialize(self.bias_initializer),
                     "kernel_regularizer": _ser(self.kernel_regularizer, regularizers),
                     "bias_regularizer": _ser(self.bias_regularizer, regularizers),
-                    "activity_regularizer": _ser(self.activity_regularizer, regularizers)})
+                    "kernel_constraint": _ser(self.kernel_constraint, constraints),
+                    "bias_constraint": _ser(self.bias_constraint, constraints)})
         return cfg
 
 
@@ -165,8 +172,9 @@ class DepthwiseConv2D(Layer):
                  depthwise_initializer="glorot_uniform", bias_initializer="zeros",
                  depthwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  depthwise_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         who = f"DepthwiseConv2D {self.name!r}"
+        _check_data_format(who, data_format)
         self.kernel_size = _ntuple(kernel_size, 2, "kernel_size", who)
         self.strides = _ntuple(strides, 2, "strides", who)
         self.dilation_rate = _ntuple(dilation_rate, 2, "dilation_rate", who)
@@ -181,6 +189,8 @@ class DepthwiseConv2D(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -188,9 +198,11 @@ class DepthwiseConv2D(Layer):
         c = input_shape[-1]
         self.kernel = self.add_weight(self.kernel_size + (c, self.depth_multiplier),
                                       self.depthwise_initializer,
-                                      regularizer=self.depthwise_regularizer, name="kernel")
+                                      regularizer=self.depthwise_regularizer,
+                                      constraint=self.depthwise_constraint, name="kernel")
         self.bias = self.add_weight((c * self.depth_multiplier,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                    name="bias") if self.use_bias else None
         self._input_ndim = 4
         self._input_axes = {-1: int(c)}
         self.built = True
@@ -212,7 +224,11 @@ class DepthwiseConv2D(Layer):
                     "depth_multiplier": self.depth_multiplier, "dilation_rate": self.dilation_rate,
                     "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                     "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-                    "bias_initializer": initializers.serialize(self.bias_initializer)})
+                    "bias_initializer": initializers.serialize(self.bias_initializer),
+                    "depthwise_regularizer": _ser(self.depthwise_regularizer, regularizers),
+                    "bias_regularizer": _ser(self.bias_regularizer, regularizers),
+                    "depthwise_constraint": _ser(self.depthwise_constraint, constraints),
+                    "bias_constraint": _ser(self.bias_constraint, constraints)})
         return cfg
 
 
@@ -225,8 +241,9 @@ class SeparableConv2D(Layer):
                  bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
                  bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
                  pointwise_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         who = f"SeparableConv2D {self.name!r}"
+        _check_data_format(who, data_format)
         if filters <= 0:
             raise ValueError(f"{who}: filters must be positive, received {filters}")
         self.filters = int(filters)
@@ -246,19 +263,25 @@ class SeparableConv2D(Layer):
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
         self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.pointwise_constraint = constraints.get(pointwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
         c = input_shape[-1]
         self.depthwise_kernel = self.add_weight(self.kernel_size + (c, self.depth_multiplier),
                                                 self.depthwise_initializer,
                                                 regularizer=self.depthwise_regularizer,
+                                                constraint=self.depthwise_constraint,
                                                 name="depthwise_kernel")
         self.pointwise_kernel = self.add_weight((1, 1, c * self.depth_multiplier, self.filters),
                                                 self.pointwise_initializer,
                                                 regularizer=self.pointwise_regularizer,
+                                                constraint=self.pointwise_constraint,
                                                 name="pointwise_kernel")
         self.bias = self.add_weight((self.filters,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                    name="bias") if self.use_bias else None
         self._input_ndim = 4
         self._input_axes = {-1: int(c)}
         self.built = True
@@ -280,7 +303,16 @@ class SeparableConv2D(Layer):
         cfg.update({"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
                     "padding": self.padding, "depth_multiplier": self.depth_multiplier,
                     "dilation_rate": self.dilation_rate,
-                    "activation": activations.serialize(self.activation), "use_bias": self.use_bias})
+                    "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                    "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+                    "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
+                    "bias_initializer": initializers.serialize(self.bias_initializer),
+                    "depthwise_regularizer": _ser(self.depthwise_regularizer, regularizers),
+                    "pointwise_regularizer": _ser(self.pointwise_regularizer, regularizers),
+                    "bias_regularizer": _ser(self.bias_regularizer, regularizers),
+                    "depthwise_constraint": _ser(self.depthwise_constraint, constraints),
+                    "pointwise_constraint": _ser(self.pointwise_constraint, constraints),
+                    "bias_constraint": _ser(self.bias_constraint, constraints)})
         return cfg
 
 
@@ -292,8 +324,9 @@ class Conv2DTranspose(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         who = f"Conv2DTranspose {self.name!r}"
+        _check_data_format(who, data_format)
         if filters <= 0:
             raise ValueError(f"{who}: filters must be positive, received {filters}")
         self.filters = int(filters)
@@ -315,13 +348,17 @@ class Conv2DTranspose(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
         c = input_shape[-1]
         self.kernel = self.add_weight(self.kernel_size + (self.filters, c), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint, name="kernel")
         self.bias = self.add_weight((self.filters,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                    name="bias") if self.use_bias else None
         self._input_ndim = 4
         self._input_axes = {-1: int(c)}
         self.built = True
@@ -344,5 +381,9 @@ class Conv2DTranspose(Layer):
                     "dilation_rate": self.dilation_rate,
                     "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                     "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                    "bias_initializer": initializers.serialize(self.bias_initializer)})
+                    "bias_initializer": initializers.serialize(self.bias_initializer),
+                    "kernel_regularizer": _ser(self.kernel_regularizer, regularizers),
+                    "bias_regularizer": _ser(self.bias_regularizer, regularizers),
+                    "kernel_constraint": _ser(self.kernel_constraint, constraints),
+                    "bias_constraint": _ser(self.bias_constraint, constraints)})
         return cfg

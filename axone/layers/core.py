@@ -1,7 +1,7 @@
 """Core layers: InputLayer / Input, Dense, Activation, Dropout, Flatten, Reshape."""
 import numpy as np
 
-from .. import activations, backend, initializers, ops, regularizers
+from .. import activations, backend, constraints, initializers, ops, regularizers
 from ..autograd.tensor import Tensor
 from ..ops import nn as _nn
 from .base import KerasTensor, Layer, unique_name
@@ -82,6 +82,7 @@ class Dense(Layer):
         kernel_initializer: default ``"glorot_uniform"``.
         bias_initializer: default ``"zeros"``.
         kernel_regularizer, bias_regularizer, activity_regularizer: penalties added to the loss.
+        kernel_constraint, bias_constraint: projections applied after each optimizer update.
 
     Input shape: (batch, …, input_dim).   Output shape: (batch, …, units).
     Weights: kernel (input_dim, units), bias (units,).
@@ -93,7 +94,7 @@ class Dense(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  lora_rank=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"Dense {self.name!r}: units must be a positive integer, received {units!r}")
         self.units = int(units)
@@ -103,9 +104,8 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.kernel_constraint = kernel_constraint
-        self.bias_constraint = bias_constraint
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) < 1:
@@ -116,9 +116,11 @@ class Dense(Layer):
             raise ValueError(f"Dense {self.name!r}: the last dimension of the input must be known, "
                              f"received shape {input_shape}")
         self.kernel = self.add_weight(shape=(in_dim, self.units), initializer=self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint, name="kernel")
         self.bias = self.add_weight(shape=(self.units,), initializer=self.bias_initializer,
-                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint, name="bias") if self.use_bias else None
         self._input_ndim = 2
         self._input_axes = {-1: int(in_dim)}
         self.built = True
@@ -135,8 +137,6 @@ class Dense(Layer):
             y = ops.dense(inputs, self.kernel, self.bias, relu=relu)
         if not relu:
             y = self.activation(y)
-        if self.activity_regularizer is not None:
-            self._activity_losses.append(self.activity_regularizer(y) / y.shape[0])
         return y
 
     def compute_output_shape(self, input_shape):
@@ -151,7 +151,8 @@ class Dense(Layer):
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "kernel_regularizer": _ser_reg(self.kernel_regularizer),
             "bias_regularizer": _ser_reg(self.bias_regularizer),
-            "activity_regularizer": _ser_reg(self.activity_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
         })
         return cfg
 

@@ -1,7 +1,7 @@
 """Embedding (integer indices → dense vectors) and Masking."""
 import numpy as np
 
-from .. import initializers, ops, regularizers
+from .. import constraints, initializers, ops, regularizers
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from .base import Layer
@@ -53,13 +53,15 @@ class Embedding(Layer):
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.mask_zero = bool(mask_zero)
         self.input_length = input_length
         self._initial_weights = weights
 
     def build(self, input_shape=None):
         self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
-                                          regularizer=self.embeddings_regularizer, name="embeddings")
+                                          regularizer=self.embeddings_regularizer,
+                                          constraint=self.embeddings_constraint, name="embeddings")
         if self._initial_weights is not None:
             self.set_weights(self._initial_weights)
         self.built = True
@@ -98,6 +100,9 @@ class Embedding(Layer):
         cfg = super().get_config()
         cfg.update({"input_dim": self.input_dim, "output_dim": self.output_dim,
                     "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+                    "embeddings_regularizer": None if self.embeddings_regularizer is None else
+                    regularizers.serialize(self.embeddings_regularizer),
+                    "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
                     "mask_zero": self.mask_zero})
         return cfg
 

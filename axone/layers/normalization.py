@@ -1,11 +1,15 @@
 """BatchNormalization (Keras arguments; moving statistics used at inference)."""
 import numpy as np
 
-from .. import initializers, ops, regularizers
+from .. import constraints, initializers, ops, regularizers
 from ..autograd.function import no_grad
 from .base import Layer
 
 __all__ = ["BatchNormalization"]
+
+
+def _ser(x, mod):
+    return None if x is None else mod.serialize(x)
 
 
 class BatchNormalization(Layer):
@@ -40,6 +44,8 @@ class BatchNormalization(Layer):
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
         self.beta_regularizer = regularizers.get(beta_regularizer)
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -52,8 +58,10 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization {self.name!r}: axis {self.axis} of the input must "
                              f"have a known size, received shape {input_shape}")
         self.gamma = self.add_weight((n,), self.gamma_initializer, regularizer=self.gamma_regularizer,
+                                     constraint=self.gamma_constraint,
                                      name="gamma") if self.scale else None
         self.beta = self.add_weight((n,), self.beta_initializer, regularizer=self.beta_regularizer,
+                                    constraint=self.beta_constraint,
                                     name="beta") if self.center else None
         self.moving_mean = self.add_weight((n,), self.moving_mean_initializer, trainable=False,
                                            name="moving_mean")
@@ -89,5 +97,9 @@ class BatchNormalization(Layer):
                     "beta_initializer": initializers.serialize(self.beta_initializer),
                     "gamma_initializer": initializers.serialize(self.gamma_initializer),
                     "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
-                    "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer)})
+                    "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+                    "beta_regularizer": _ser(self.beta_regularizer, regularizers),
+                    "gamma_regularizer": _ser(self.gamma_regularizer, regularizers),
+                    "beta_constraint": _ser(self.beta_constraint, constraints),
+                    "gamma_constraint": _ser(self.gamma_constraint, constraints)})
         return cfg

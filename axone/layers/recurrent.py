@@ -12,13 +12,17 @@ import copy
 
 import numpy as np
 
-from .. import activations, backend, initializers, ops, regularizers
+from .. import activations, backend, constraints, initializers, ops, regularizers
 from ..autograd.tensor import Tensor
 from ..ops.recurrent import ACTIVATIONS, rnn_sequence
 from .base import Layer, _flatten
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "RNN", "SimpleRNN", "LSTM", "GRU",
            "Bidirectional", "TimeDistributed"]
+
+
+def _ser(x, mod):
+    return None if x is None else mod.serialize(x)
 
 
 def _act_name(fn, who):
@@ -59,8 +63,29 @@ class _Cell(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"{who}: seed must be an int or None, received {seed!r}")
         self.seed = seed
+        # a seeded cell draws its dropout masks from its own generator (Keras's SeedGenerator)
+        self._rng = None if seed is None else np.random.default_rng(int(seed))
+
+    def _dropout_masks(self, n, d, training):
+        """Inverted-dropout masks (keep/(1 − rate)) for the inputs (n, d) and the recurrent
+        state (n, units) of one sequence; None where the rate is 0 or not training."""
+        xm = rm = None
+        rng = self._rng if self._rng is not None else backend.rng()
+        dt = np.dtype(self.dtype)
+        if training and self.dropout:
+            keep = 1 - self.dropout
+            xm = ((rng.random((n, d)) < keep) / keep).astype(dt)
+        if training and self.recurrent_dropout:
+            keep = 1 - self.recurrent_dropout
+            rm = ((rng.random((n, self.units)) < keep) / keep).astype(dt)
+        return xm, rm
 
     @property
     def state_size(self):
@@ -79,13 +104,16 @@ class _Cell(Layer):
                              f"known, received {input_shape}")
         g = self.gates * self.units
         self.kernel = self.add_weight((d, g), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint, name="kernel")
         self.recurrent_kernel = self.add_weight((self.units, g), self.recurrent_initializer,
                                                 regularizer=self.recurrent_regularizer,
+                                                constraint=self.recurrent_constraint,
                                                 name="recurrent_kernel")
         if self.use_bias:
             self.bias = self.add_weight(self._bias_shape(), self._bias_init,
-                                        regularizer=self.bias_regularizer, name="bias")
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint, name="bias")
         else:
             self.bias = None
         self.input_dim = int(d)
@@ -101,9 +129,12 @@ class _Cell(Layer):
         x = inputs if inputs.ndim == 3 else ops.expand_dims(inputs, 1)
         states = states if isinstance(states, (list, tuple)) else [states]
         c0 = states[1] if self.kind == "lstm" else None
+        xm, rm = self._dropout_masks(x.shape[0], x.shape[-1], training)
         hs, h, c = rnn_sequence(self.kind, x, self.kernel, self.recurrent_kernel, self._bias_value(),
                                 states[0], c0, activation=self._act,
-                                recurrent_activation=self._ract, reset_after=getattr(self, "reset_after", True))
+                                recurrent_activation=self._ract,
+                                reset_after=getattr(self, "reset_after", True),
+                                input_dropout_mask=xm, recurrent_dropout_mask=rm)
         new = [h, c] if self.kind == "lstm" else [h]
         return h, new
 
@@ -114,6 +145,12 @@ class _Cell(Layer):
                     "kernel_initializer": initializers.serialize(self.kernel_initializer),
                     "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                     "bias_initializer": initializers.serialize(self.bias_initializer),
+                    "kernel_regularizer": _ser(self.kernel_regularizer, regularizers),
+                    "recurrent_regularizer": _ser(self.recurrent_regularizer, regularizers),
+                    "bias_regularizer": _ser(self.bias_regularizer, regularizers),
+                    "kernel_constraint": _ser(self.kernel_constraint, constraints),
+                    "recurrent_constraint": _ser(self.recurrent_constraint, constraints),
+                    "bias_constraint": _ser(self.bias_constraint, constraints),
                     "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                     "seed": self.seed})
         if self.kind != "simple":
@@ -140,6 +177,8 @@ class LSTMCell(_Cell):
                  unit_forget_bias=True, implementation=2, **kwargs):
         super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
+        # Keras's two implementations (one product or four per step) compute the same values
+        self.implementation = _check_implementation(self, implementation)
 
     @property
     def state_size(self):
@@ -165,9 +204,10 @@ class GRUCell(_Cell):
     gates, kind = 3, "gru"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
-                 **kwargs):
+                 implementation=2, **kwargs):
         super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
         self.reset_after = bool(reset_after)
+        self.implementation = _check_implementation(self, implementation)
 
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
@@ -179,6 +219,13 @@ class GRUCell(_Cell):
 
 
 _CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
+
+
+def _check_implementation(cell, implementation):
+    if implementation not in (1, 2) or isinstance(implementation, bool):
+        raise ValueError(f"{type(cell).__name__} {cell.name!r}: implementation must be 1 or 2, "
+                         f"received {implementation!r}")
+    return int(implementation)
 
 
 class RNN(Layer):
@@ -213,7 +260,10 @@ class RNN(Layer):
     def __getattr__(self, name):
         if name in ("units", "kernel", "recurrent_kernel", "bias", "activation",
                     "recurrent_activation", "dropout", "recurrent_dropout", "use_bias",
-                    "reset_after", "unit_forget_bias"):
+                    "reset_after", "unit_forget_bias", "kernel_initializer",
+                    "recurrent_initializer", "bias_initializer", "kernel_regularizer",
+                    "recurrent_regularizer", "bias_regularizer", "kernel_constraint",
+                    "recurrent_constraint", "bias_constraint", "seed", "implementation"):
             cell = self.__dict__.get("cell")
             if cell is not None:
                 return getattr(cell, name)
@@ -267,19 +317,6 @@ class RNN(Layer):
 
     reset_state = reset_states
 
-    def _dropout_masks(self, n, d, training):
-        cell = self.cell
-        xm = rm = None
-        rng = backend.rng()
-        dt = np.dtype(self.dtype)
-        if training and getattr(cell, "dropout", 0):
-            keep = 1 - cell.dropout
-            xm = ((rng.random((n, d)) < keep) / keep).astype(dt)
-        if training and getattr(cell, "recurrent_dropout", 0):
-            keep = 1 - cell.recurrent_dropout
-            rm = ((rng.random((n, self._state_sizes[0])) < keep) / keep).astype(dt)
-        return xm, rm
-
     def call(self, inputs, initial_state=None, mask=None, training=None):
         if isinstance(inputs, (list, tuple)):
             inputs, initial_state = inputs[0], list(inputs[1:]) or initial_state
@@ -312,7 +349,7 @@ class RNN(Layer):
                                  f"state(s), received {len(initial_state)}")
         cell = self.cell
         if isinstance(cell, _CELLS):
-            xm, rm = self._dropout_masks(n, inputs.shape[-1], training)
+            xm, rm = cell._dropout_masks(n, inputs.shape[-1], training)
             hs, h, c = rnn_sequence(cell.kind, inputs, cell.kernel, cell.recurrent_kernel,
                                     cell._bias_value(), initial_state[0],
                                     initial_state[1] if cell.kind == "lstm" else None,
@@ -378,12 +415,18 @@ class RNN(Layer):
 
 _RNN_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
              "zero_output_for_mask", "name", "trainable", "dtype", "input_shape", "input_dim",
-             "batch_input_shape", "batch_size")
+             "batch_input_shape", "batch_size", "activity_regularizer")
 
 
 def _split_kwargs(kwargs):
     layer_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in _RNN_KEYS}
     return layer_kw, kwargs
+
+
+def _check_use_cudnn(layer, use_cudnn):
+    # cuDNN is one implementation of the same recurrence: on axone's CPU kernels it changes nothing
+    if use_cudnn not in ("auto", True, False):
+        raise ValueError(f"{layer}: use_cudnn must be 'auto', True or False, received {use_cudnn!r}")
 
 
 def _check_units(layer, units):
@@ -404,8 +447,10 @@ class SimpleRNN(RNN):
 class LSTM(RNN):
     """Long short-term memory (Hochreiter & Schmidhuber), Keras's gates and weights."""
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", **kwargs):
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_cudnn="auto",
+                 **kwargs):
         _check_units("LSTM", units)
+        _check_use_cudnn("LSTM", use_cudnn)
         layer_kw, cell_kw = _split_kwargs(kwargs)
         cell = LSTMCell(units, activation=activation, recurrent_activation=recurrent_activation,
                         name="lstm_cell", **cell_kw)
@@ -417,8 +462,9 @@ class GRU(RNN):
     hₜ = z·hₜ₋₁ + (1 − z)·h̃ (SPEC §8)."""
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
-                 **kwargs):
+                 use_cudnn="auto", **kwargs):
         _check_units("GRU", units)
+        _check_use_cudnn("GRU", use_cudnn)
         layer_kw, cell_kw = _split_kwargs(kwargs)
         cell = GRUCell(units, activation=activation, recurrent_activation=recurrent_activation,
                        reset_after=reset_after, name="gru_cell", **cell_kw)
@@ -433,6 +479,7 @@ class Bidirectional(Layer):
         layer: an RNN layer (its copy runs with ``go_backwards`` flipped).
         merge_mode: "concat" (default), "sum", "mul", "ave", or None (a list of both).
         backward_layer: optional explicit backward layer.
+        weights: optional initial weights, the forward layer's then the backward layer's.
     The backward sequence is reversed back before merging, so step t of both refers to input t.
     """
 
@@ -459,10 +506,20 @@ class Bidirectional(Layer):
                 l.zero_output_for_mask = True
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
+        self._initial_weights = None if weights is None else list(weights)
 
     def build(self, input_shape):
         self.forward_layer._maybe_build(input_shape)
         self.backward_layer._maybe_build(input_shape)
+        if self._initial_weights:
+            w, nf = self._initial_weights, len(self.forward_layer.weights)
+            if len(w) != nf + len(self.backward_layer.weights):
+                raise ValueError(f"Bidirectional {self.name!r}: weights must hold "
+                                 f"{nf + len(self.backward_layer.weights)} arrays (forward then "
+                                 f"backward), received {len(w)}")
+            self.forward_layer.set_weights(w[:nf])
+            self.backward_layer.set_weights(w[nf:])
+            self._initial_weights = None
         self.built = True
 
     def _merge(self, a, b):

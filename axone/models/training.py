@@ -42,6 +42,7 @@ class Trainer:
         self.history = None
         self._buffer = None       # (vars, params_flat, grads_flat, segments)
         self._regularized = []
+        self._constrained = []    # trainable weights with a constraint, applied after each update
         self._has_activity_reg = True
 
     # ------------------------------------------------------------- compile
@@ -178,6 +179,7 @@ class Trainer:
                 seen.add(id(w))
                 reg.append(w)
         self._regularized = reg
+        self._constrained = [w for w in self.trainable_weights if w.constraint is not None]
         self._has_activity_reg = any(getattr(l, "activity_regularizer", None) is not None
                                      for l in _all_layers(self))
 
@@ -418,9 +420,8 @@ class Trainer:
             finish_fresh_grads(vars_)
         if params is not None:
             self.optimizer.update_flat(params, grads, self._buffer[3])
-            for w in vars_:
-                if w.constraint is not None:
-                    w.assign(w.constraint(w.data))
+            if self._constrained:
+                self.optimizer.apply_constraints(self._constrained)
         return total, per_output, preds
 
     def _reset_trackers(self):

@@ -229,6 +229,16 @@ class Optimizer:
                 st = self._var_state[id(v)] = self._new_state(w)
                 st["_tmp"] = np.empty_like(w)
             self._step(w, g, st, lr, self.iterations)
+        self.apply_constraints([v for _, v in pairs])
+
+    @staticmethod
+    def apply_constraints(variables):
+        """After an update, as Keras 3: ``w ← w.constraint(w)`` for each variable that has one."""
+        from ..autograd.function import no_grad
+        with no_grad():
+            for v in variables:
+                if getattr(v, "constraint", None) is not None:
+                    v.assign(v.constraint(v))
 
     #: set to False on an instance to force the NumPy reference updates
     use_fused = True
