@@ -9,6 +9,8 @@ import threading
 
 import numpy as np
 
+from . import _native
+
 xp = np  # the array module used by the ops
 
 _FLOATX = "float32"
@@ -102,50 +104,14 @@ def get_num_threads():
     """Threads axone's own compiled work may use (batch shards of recurrent layers, row blocks of
     large products, large optimizer updates): ``AXONE_NUM_THREADS`` or the CPUs available, at
     most 8; 1 without the compiled module."""
-    from .optimizers import _KERNELS
-    return 1 if _KERNELS is None else int(_KERNELS.get_num_threads()[0])
+    return _native.get_num_threads()
 
 
 def set_num_threads(n):
     """Set the threads of ``get_num_threads``; returns the previous count."""
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive integer, received {n!r}")
-    from .optimizers import _KERNELS
-    prev = get_num_threads()
-    if _KERNELS is not None:
-        _KERNELS.set_num_threads(int(n), _KERNELS.get_num_threads()[1])
-    return prev
-
-
-_gemm = None
-
-
-def _cblas_gemm():
-    """(address of cblas_sgemm, of cblas_dgemm, 64-bit integers?) in the OpenBLAS that NumPy
-    loaded, or None.  Only the names whose integer width is certain are used: NumPy's
-    scipy-openblas builds (``scipy_cblas_?gemm64_`` ILP64, ``scipy_cblas_?gemm`` LP64) and the
-    ``cblas_?gemm64_`` ILP64 suffix."""
-    global _gemm
-    if _gemm is not None:
-        return _gemm or None
-    _gemm = False
-    try:
-        import ctypes
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
-        for path in sorted(paths):
-            lib = ctypes.CDLL(path)
-            for s_name, d_name, ilp64 in (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", True),
-                                          ("scipy_cblas_sgemm", "scipy_cblas_dgemm", False),
-                                          ("cblas_sgemm64_", "cblas_dgemm64_", True)):
-                sf, df = getattr(lib, s_name, None), getattr(lib, d_name, None)
-                if sf is not None and df is not None:
-                    _gemm = (ctypes.cast(sf, ctypes.c_void_p).value,
-                             ctypes.cast(df, ctypes.c_void_p).value, ilp64)
-                    return _gemm
-    except (OSError, AttributeError, ValueError):
-        pass
-    return None
+    return _native.set_num_threads(int(n))
 
 
 def get_blas_threads():

@@ -9,34 +9,42 @@ The result agrees with the unsplit product to rounding (BLAS may block a shorter
 differently), and for a given thread count it is the same from run to run.
 """
 import os
+import threading
 
 import numpy as np
 
-from .. import backend
+from .. import _native, backend
 
 #: multiply-adds from which a product is split (below it the hand-over costs more than it saves)
 _MIN_WORK = 1 << 23
 _MIN_ROWS = 16
 _ENABLED = True
 _POOL = []
+_POOL_LOCK = threading.Lock()
 
 
 def _threads():
-    from ..optimizers import _KERNELS
-    if _KERNELS is None:
-        return 1
-    return _KERNELS.get_num_threads()[0]
+    return _native.get_num_threads()
 
 
 def _pool():
+    """The worker threads, started on first use (once, whichever thread gets here first)."""
     if not _POOL:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL.append(ThreadPoolExecutor(7, thread_name_prefix="axone-matmul"))
+        with _POOL_LOCK:
+            if not _POOL:
+                from concurrent.futures import ThreadPoolExecutor
+                _POOL.append(ThreadPoolExecutor(7, thread_name_prefix="axone-matmul"))
     return _POOL[0]
 
 
-if hasattr(os, "register_at_fork"):      # a forked child has no worker threads: start its own
-    os.register_at_fork(after_in_child=_POOL.clear)
+def _after_fork():                       # a forked child has no worker threads: start its own
+    global _POOL_LOCK
+    _POOL.clear()
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def splits(M, K, N):

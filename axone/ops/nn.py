@@ -4,6 +4,8 @@ Each is one node of the graph with a hand-written backward, so a layer costs
 one node instead of several and the loss gradient is the stable closed form
 (ŷ − y) rather than the product of the softmax and log derivatives.
 """
+import math
+
 import numpy as np
 
 from .. import backend
@@ -18,19 +20,17 @@ __all__ = [
 ]
 
 
-_EPILOGUES = []
-
-
 def _epilogue_kernels():
-    """The compiled module when it is built and has the Dense epilogues, else None (cached)."""
-    if not _EPILOGUES:
-        from ..optimizers import _KERNELS
-        _EPILOGUES.append(_KERNELS if _KERNELS is not None and hasattr(_KERNELS, "dense_forward")
-                          else None)
-    return _EPILOGUES[0]
+    """The compiled module when it is built and has the Dense epilogues, else None."""
+    return _compiled.kernels("dense_forward")
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _rows(a):
+    """``a`` as a 2-D array of rows along its last axis (also when that axis or a row count is 0)."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 class Dense(Function):
@@ -49,10 +49,13 @@ class Dense(Function):
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
         y = _parallel.matmul(x, w) if x.ndim == 2 else x @ w
+        if b is not None and np.result_type(y, b) != y.dtype:
+            y = y + b                     # in b's wider dtype, as x·W + b
+            b = None
         k = _epilogue_kernels()
         if k is not None and y.dtype in _FLOATS and (b is None or b.dtype == y.dtype) \
-                and y.ndim >= 1 and y.flags.c_contiguous and (b is not None or self.relu):
-            k.dense_forward(y if y.ndim == 2 else y.reshape(-1, y.shape[-1]), b, self.relu)
+                and y.flags.c_contiguous and (b is not None or self.relu):
+            k.dense_forward(_rows(y), None if b is None else np.ascontiguousarray(b), self.relu)
         else:
             if b is not None:
                 y += b
@@ -72,7 +75,7 @@ class Dense(Function):
                 and (not self.relu or self.y.dtype == g.dtype):
             # one pass: the ReLU mask and dL/db (Σ over rows, as np.add.reduce(…, axis=0))
             flat = g.ndim == 2
-            g2 = g if flat else g.reshape(-1, n)
+            g2 = g if flat else _rows(g)
             gm = np.empty(g2.shape, dtype=g.dtype) if self.relu else None
             db = None
             if has_b:
@@ -81,7 +84,7 @@ class Dense(Function):
                     db = gb = np.empty(n, dtype=g.dtype)
             y = None
             if self.relu:
-                y = self.y if flat else self.y.reshape(-1, n)
+                y = self.y if flat else _rows(self.y)
             k.dense_backward(g2, y, gm, db)
             if self.relu:
                 g = gm.reshape(g.shape)
@@ -92,8 +95,7 @@ class Dense(Function):
         if needs[0]:
             gx = _parallel.matmul(g, w.T) if g.ndim == 2 else g @ w.T
         if x.ndim != 2:
-            x = x.reshape(-1, x.shape[-1])
-            g = g.reshape(-1, g.shape[-1])
+            x, g = _rows(x), _rows(g)
         # a weight's first gradient of a training step goes straight into its gradient buffer
         gw = None
         if needs[1]:

@@ -29,7 +29,9 @@ import threading
 
 import numpy as np
 
+from .. import _native
 from ..autograd.function import Function
+from . import _compiled
 from . import math as M
 
 __all__ = ["rnn_sequence", "ACTIVATIONS"]
@@ -42,46 +44,22 @@ _COMPILED_LSTM = True
 
 
 def _kernels():
-    from ..optimizers import _KERNELS
-    return _KERNELS if _KERNELS is not None and hasattr(_KERNELS, "lstm_forward") else None
+    """The compiled module when it is in use and has the LSTM step kernels, else None."""
+    return _compiled.kernels("lstm_forward")
 
 
 # The whole step loops run in C when NumPy's own BLAS can be handed to the compiled module
-# (lstm_forward_seq / lstm_backward_seq); else Python runs them, one kernel call per step.
+# (lstm_forward_seq / lstm_backward_seq, set up and checked once in axone/_native.py); else
+# Python runs them, one kernel call per step.
 _SEQ_LOOPS = True
-_SEQ = []
 
 
 def _seq_kernels():
     """The compiled module with NumPy's cblas gemm handed over and checked, else None."""
-    if not _SEQ:
-        k, ok = _kernels(), False
-        if k is not None and hasattr(k, "set_gemm"):
-            from .. import backend
-            gemm = backend._cblas_gemm()
-            if gemm is not None:
-                k.set_gemm(*gemm)
-                ok = _check_seq(k)
-        _SEQ.append(k if ok else None)
-    return _SEQ[0] if _SEQ_LOOPS else None
+    return _compiled.seq_kernels() if _SEQ_LOOPS else None
 
 
-def _check_seq(k):
-    """One small product through the handed-over gemm, each dtype, against NumPy's."""
-    rng = np.random.default_rng(0)
-    for dt in (np.float32, np.float64):
-        T, N, u, K = 2, 3, 2, 5
-        A = np.empty((T, N, 4 * u), dt)
-        C = np.zeros((T + 1, N, u), dt)
-        AC = np.empty((T, N, u), dt)
-        Hc = rng.normal(size=(T + 1, N, K)).astype(dt)
-        Wc = rng.normal(size=(K, 4 * u)).astype(dt)
-        z0 = Hc[0] @ Wc
-        k.lstm_forward_seq(A, C, AC, Hc, None, None, None, Wc)
-        i0 = 1 / (1 + np.exp(-z0[:, :u]))
-        if not np.allclose(A[0, :, :u], i0, rtol=1e-5, atol=1e-6):
-            return False
-    return True
+_check_seq = _native.check_seq
 
 
 def _sigmoid(x):
@@ -717,7 +695,7 @@ def _blas_single():
 
 def _shard_threads():
     """Threads the compiled module may use (AXONE_NUM_THREADS, else the CPUs available)."""
-    return _kernels().get_num_threads()[0]
+    return _native.get_num_threads()
 
 
 def _shard_bounds(N, T, K, G4):
@@ -761,15 +739,31 @@ def _overlap_block(T, N, K, G4):
     return max(2, -(-T // 5))
 
 
+_BG_LOCK = threading.Lock()
+
+
 def _background():
+    """The worker threads, started on first use (once, whichever thread gets here first)."""
     if not _BG:
-        from concurrent.futures import ThreadPoolExecutor
-        _BG.append(ThreadPoolExecutor(_MAX_SHARDS, thread_name_prefix="axone-lstm"))
+        with _BG_LOCK:
+            if not _BG:
+                from concurrent.futures import ThreadPoolExecutor
+                _BG.append(ThreadPoolExecutor(_MAX_SHARDS, thread_name_prefix="axone-lstm"))
     return _BG[0]
 
 
-if hasattr(os, "register_at_fork"):      # a forked child has no worker threads: start its own
-    os.register_at_fork(after_in_child=_BG.clear)
+def _after_fork():                       # a forked child has no worker threads: start its own
+    global _BG_LOCK, _pool_lock
+    _BG.clear()
+    _BG_LOCK = threading.Lock()
+    _pool_lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+_LAYERS = {"simple": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 def rnn_sequence(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, activation="tanh",
@@ -780,10 +774,15 @@ def rnn_sequence(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, activatio
     Returns ``(hidden_states, final_h, final_c)``: hidden_states (N, T, u) in processing order
     (reversed with ``go_backwards``), final_c None except for the LSTM.
     """
+    if cell not in _LAYERS:
+        raise ValueError(f"rnn_sequence: cell must be one of {sorted(_LAYERS)}, received {cell!r}")
     x = M._t(x, "rnn_sequence")
     if x.ndim != 3:
-        raise ValueError(f"rnn_sequence: expected inputs of shape (batch, timesteps, features), "
+        raise ValueError(f"{_LAYERS[cell]}: expected inputs of shape (batch, timesteps, features), "
                          f"received {x.shape}")
+    if x.shape[1] == 0:      # Keras has no result for it either (its loop indexes step 0)
+        raise ValueError(f"{_LAYERS[cell]}: expected a sequence of at least one timestep, "
+                         f"received inputs of shape {x.shape}")
     args = [x, M._t(kernel), M._t(recurrent_kernel), M._t(bias), M._t(h0)]
     if cell == "lstm":
         args.append(M._t(c0))

@@ -13,35 +13,16 @@ The NumPy code below is the reference: the two give the same bits, and the NumPy
 the module is not built or ``AXONE_KERNELS=0`` is set in the environment.
 """
 import math
-import os
 
 import numpy as np
 
+from .. import _native
 from ..autograd.tensor import Tensor
 from . import schedules
 
 
-
-def _load_kernels():
-    if os.environ.get("AXONE_KERNELS", "1").strip() in ("0", "false", "False", "no"):
-        return None
-    try:
-        from .. import _kernels
-    except ImportError:
-        return None
-    threads = os.environ.get("AXONE_NUM_THREADS", "").strip()
-    if threads.isdigit() and int(threads) > 0:
-        n = int(threads)
-    else:
-        try:
-            n = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            n = os.cpu_count() or 1
-    _kernels.set_num_threads(min(n, 8))
-    return _kernels
-
-
-_KERNELS = _load_kernels()
+# The compiled module (loaded in axone/_native.py); tests set this to None to force NumPy.
+_KERNELS = _native.KERNELS
 
 
 def fused_kernels_available():
@@ -195,6 +176,14 @@ class Optimizer:
     def _step(self, w, g, state, lr, t):
         """Decoupled weight decay then the rule: fused in one pass when the kernels are built."""
         df = 1.0 - lr * self.weight_decay if self.weight_decay else 1.0
+        bad = [n for n in self._state_names
+               if not (isinstance(state.get(n), np.ndarray) and state[n].shape == w.shape)]
+        if bad:       # e.g. state restored for another configuration: never hand it to a kernel
+            raise ValueError(
+                f"{type(self).__name__}: its configuration needs the state buffers "
+                f"{list(self._state_names)} of the parameters' shape {w.shape}; "
+                f"{', '.join(bad)} " + ("is" if len(bad) == 1 else "are") + " missing or of "
+                f"another shape (received {sorted(k for k in state if k[0] != '_')})")
         if self.use_fused and _KERNELS is not None:
             # the flat buffers of a model stay the same from step to step: check them once
             key = (id(w), id(g), w.dtype, g.dtype, w.size, g.size,
