@@ -537,6 +537,13 @@ def _optimizer_from_entry(o, path):
     if not isinstance(o, dict) or not isinstance(o.get("config"), dict):
         raise ValueError("the optimizer entry must be {'class_name', 'config', 'state'}")
     cfg = dict(o["config"])
+    for k, v in cfg.items():       # an optimizer's hyperparameters are scalars (Keras configs too)
+        if k == "name" and isinstance(v, str) or k == "learning_rate" and isinstance(v, dict):
+            continue
+        if not (v is None or type(v) in (bool, int, float)) or (
+                type(v) is float and not math.isfinite(v)):
+            raise ValueError(f"optimizer {o.get('class_name')!r}: config {k!r} must be a finite "
+                             f"number, a bool or null, received {v!r}")
     if isinstance(cfg.get("learning_rate"), dict):
         cfg["learning_rate"] = schedules.deserialize(cfg["learning_rate"])
     return optimizers.get({"class_name": o["class_name"], "config": cfg})
@@ -582,6 +589,9 @@ def restore_optimizer_state(opt, model, scalars, arrays, path, restore_lr=None):
     state starts fresh — step counter included — as Keras skips a mismatched optimizer.
     """
     size, dtype = _flat_size_and_dtype(model)
+    if not arrays and scalars["flat_size"] is None:     # saved before its first step: no state
+        opt.iterations = scalars["iterations"]
+        return True
     if scalars["flat_size"] is not None and scalars["flat_size"] != size and arrays:
         raise FileFormatError(path, f"the optimizer state is for {scalars['flat_size']} parameters "
                                     f"but model {model.name!r} has {size} trainable parameters")
