@@ -451,8 +451,12 @@ class Layer:
                 mask = masks if any(m is not None for m in masks) else None
         if mask is not None and self._call_accepts_mask():
             kwargs["mask"] = mask
-        y = self._call_impl(x, *args, training=training, **kwargs) if not args else \
-            self.call(x, *args, **kwargs)
+        if not args:
+            y = self._call_impl(x, training=training, **kwargs)
+        elif self._call_accepts_training():        # e.g. a cell's call(inputs, states, training)
+            y = self.call(x, *args, training=training, **kwargs)
+        else:
+            y = self.call(x, *args, **kwargs)
         if self.activity_regularizer is not None:
             self._add_activity_penalty(y)
         if mask is not None or self._produces_mask:
