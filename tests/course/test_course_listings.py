@@ -623,3 +623,94 @@ def test_ch5_dropout_training_loss_above_validation(run):
     t1 = model(np.asarray(xv, dtype="float32"), training=True).data
     t2 = model(np.asarray(xv, dtype="float32"), training=True).data
     assert not np.allclose(t1, t2)
+
+
+# --------------------------------------------------------------------------- course 004, ch. 5
+# The three recurrent-layer listings of course 004 chapter 5 ("tf.keras.layers.SimpleRNN / LSTM /
+# GRU"), as printed (trailing spaces included).  They are templates: ``units`` and ``**kwargs``
+# are the reader's, and the line ``:`` stands for the layers that come before the recurrent
+# one.  The harness gives ``units`` and ``kwargs`` values and runs the ``:`` line as the model's
+# input (``model.add(tf.keras.Input(shape=(T, F)))``); every other line runs as written.
+C004_SIMPLE_RNN = (
+    "model = tf.keras.Sequential()  \n"
+    ":  \n"
+    "  \n"
+    "model.add(tf.keras.layers.SimpleRNN(units, activation='tanh', use_bias=True,  \n"
+    "bias_initializer='zeros', kernel_regularizer=None, recurrent_regularizer=None,  \n"
+    "bias_regularizer=None, activity_regularizer=None, dropout=0.0,  \n"
+    "recurrent_dropout=0.0, return_sequences=False, **kwargs) )\n")
+
+C004_LSTM = (
+    "model = tf.keras.Sequential()\n"
+    ":\n"
+    "model.add(tf.keras.layers.LSTM(units, activation='tanh',\n"
+    "                                recurrent_activation='sigmoid', use_bias=True,\n"
+    "                                bias_initializer='zeros', kernel_regularizer=None, "
+    "recurrent_regularizer=None,\n"
+    "                                bias_regularizer=None, activity_regularizer=None, "
+    "return_sequences=False,\n"
+    "                                return_state=False, **kwargs) )\n")
+
+C004_GRU = (
+    "model = tf.keras.Sequential()\n"
+    ":\n"
+    "model.add(tf.keras.layers.GRU(units, activation='tanh',\n"
+    "    bias_initializer='zeros', kernel_regularizer=None, recurrent_regularizer=None,\n"
+    "    bias_regularizer=None, activity_regularizer=None, return_sequences=False,\n"
+    "    return_state=False, **kwargs) )\n")
+
+C004_T, C004_F = 7, 3
+
+
+def _c004_course_text():
+    course_dir = os.path.join(os.path.dirname(REPO_ROOT), "shared", "course")
+    if not os.path.isdir(course_dir):
+        course_dir = "/work/shared/course"
+    files = [f for f in os.listdir(course_dir) if f.startswith("004_")] if os.path.isdir(course_dir) else []
+    if not files:
+        pytest.skip("course 004 text not available")
+    with open(os.path.join(course_dir, files[0]), encoding="utf-8") as f:
+        return f.read()
+
+
+def _c004_runnable(listing):
+    """The listing with its elision line ``:`` as the model's input; nothing else changes."""
+    return "".join("model.add(tf.keras.Input(shape=(C004_T, C004_F)))\n" if line.strip() == ":"
+                   else line for line in listing.splitlines(keepends=True))
+
+
+def test_c004_listings_are_unmodified_course_text():
+    text = _c004_course_text()
+    # the LSTM and GRU listings are printed as three code blocks: compare without the fences
+    body = [line for line in text.splitlines() if line.strip() and line.strip() != "```"]
+    joined = "\n".join(body)
+    for listing in (C004_SIMPLE_RNN, C004_LSTM, C004_GRU):
+        block = "\n".join(line for line in listing.splitlines() if line.strip())
+        assert block in joined, f"listing not found verbatim in course 004:\n{block}"
+
+
+@pytest.mark.parametrize("listing,params", [
+    (C004_SIMPLE_RNN, lambda u, f: u * (f + u + 1)),
+    (C004_LSTM, lambda u, f: 4 * u * (f + u + 1)),
+    (C004_GRU, lambda u, f: 3 * u * (f + u + 2)),       # reset_after=True: two bias rows
+], ids=["SimpleRNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("kwargs", [{}, {"name": "rnn", "seed": 0}])
+def test_c004_recurrent_listings(run, listing, params, kwargs):
+    ns = {"__name__": "__main__", "units": 16, "kwargs": dict(kwargs), "C004_T": C004_T,
+          "C004_F": C004_F}
+    ns, _ = run("import tensorflow as tf\n", _c004_runnable(listing), ns=ns)
+    model = ns["model"]
+    layer = model.layers[-1]
+    assert layer.count_params() == params(16, C004_F)
+    assert model.count_params() == params(16, C004_F)
+    if kwargs:
+        assert layer.name == "rnn"
+    assert layer.activity_regularizer is None and layer.get_config()["kernel_regularizer"] is None
+    x = np.random.default_rng(0).normal(size=(8, C004_T, C004_F)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(8, 16)).astype("float32")
+    model.compile(optimizer="adam", loss="mse")
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert model.predict(x, verbose=0).shape == (8, 16)
