@@ -51,15 +51,20 @@ def _overrides(callback, hook):
 class CallbackList:
     """Dispatches each hook to every callback; skips per-batch hooks nobody overrides."""
 
-    def __init__(self, callbacks, model, params):
+    def __init__(self, callbacks, model, params, what="fit"):
         self.callbacks = list(callbacks)
         for c in self.callbacks:
             if not isinstance(c, Callback):
-                raise TypeError(f"fit: callbacks must be Callback instances, received {type(c).__name__}")
+                raise TypeError(f"{what}: callbacks must be Callback instances, received {type(c).__name__}")
             c.set_model(model)
             c.set_params(params)
-        self.batch_hooks = [c for c in self.callbacks
-                            if _overrides(c, "on_train_batch_end") or _overrides(c, "on_train_batch_begin")]
+        self.batch_hooks = self.hooks("train")
+
+    def hooks(self, kind):
+        """The callbacks that override ``on_{kind}_batch_begin`` or ``on_{kind}_batch_end``
+        (kind: train, test, predict); the loops call only those per batch."""
+        return [c for c in self.callbacks
+                if _overrides(c, f"on_{kind}_batch_end") or _overrides(c, f"on_{kind}_batch_begin")]
 
     def __getattr__(self, hook):
         if not hook.startswith("on_"):
@@ -218,44 +223,60 @@ def _per_step(seconds):
 
 
 class ProgbarLogger(Callback):
-    """Keras-style progress: verbose=1 a live bar per epoch, verbose=2 one line per epoch."""
+    """Keras-style progress for fit, evaluate and predict: verbose=1 a live bar
+    (``N/N ━━━━ 0s Xms/step - loss: …``), verbose=2 one line per epoch (or per call).
+    Inside ``fit`` the validation passes are silent, as Keras."""
 
     def __init__(self, verbose=1, stream=None):
         super().__init__()
         self.verbose = verbose
         self.stream = stream
+        self._called_in_fit = False
+        self.epochs, self.steps = 1, None
 
     @property
     def _out(self):
         return self.stream or sys.stdout
 
-    def on_train_begin(self, logs=None):
-        self.epochs = self.params.get("epochs", 1)
-        self.steps = self.params.get("steps")
+    def set_params(self, params):
+        super().set_params(params)
+        v = params.get("verbose", self.verbose)
+        self.verbose = 1 if v == "auto" else v
+        self.epochs = params.get("epochs", 1)
+        self.steps = params.get("steps")
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_train_begin(self, logs=None):
+        self._called_in_fit = True
+
+    def _begin(self):
         self._start = time.perf_counter()
         self._last_draw = 0.0
-        if self.verbose:
+        self._seen = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._begin()
+        if self.verbose and self.epochs > 1:
             print(f"Epoch {epoch + 1}/{self.epochs}", file=self._out)
 
     def _line(self, step, logs, final):
         elapsed = time.perf_counter() - self._start
         n = self.steps or step
+        count = f"{step:>{len(str(n))}}/{n}"
         metrics = "".join(f" - {k}: {_fmt(v)}" for k, v in (logs or {}).items())
         if self.verbose == 2:
-            return f"{n}/{n} - {_fmt_time(elapsed)} - {_per_step(elapsed / max(step, 1))}{metrics}"
+            return f"{count} - {_fmt_time(elapsed)} - {_per_step(elapsed / max(step, 1))}{metrics}"
         width = 20
-        done = int(width * step / n) if n else width
-        bar = "━" * done + ("━" if False else "") + " " * (width - done) if not final else "━" * width
+        done = min(width, int(width * step / n)) if n else width
+        bar = "━" * width if final else "━" * done + " " * (width - done)
         if final:
             timing = f"{_fmt_time(elapsed)} {_per_step(elapsed / max(step, 1))}"
         else:
             eta = elapsed / max(step, 1) * (n - step)
             timing = f"{_fmt_time(eta)} {_per_step(elapsed / max(step, 1))}"
-        return f"{step}/{n} {bar} {timing}{metrics}"
+        return f"{count} {bar} {timing}{metrics}"
 
-    def on_train_batch_end(self, batch, logs=None):
+    def _update(self, batch, logs):
+        self._seen = batch + 1
         if self.verbose != 1:
             return
         now = time.perf_counter()
@@ -265,15 +286,42 @@ class ProgbarLogger(Callback):
         self._out.write("\r" + self._line(batch + 1, logs, final=False))
         self._out.flush()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def _finish(self, logs):
         if not self.verbose:
             return
-        line = self._line(self.steps or 1, logs, final=True)
+        line = self._line(self.steps or self._seen or 1, logs, final=True)
         if self.verbose == 1:
             self._out.write("\r" + line + "\x1b[K\n")
         else:
             self._out.write(line + "\n")
         self._out.flush()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._update(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._finish(logs)
+
+    def on_test_begin(self, logs=None):
+        if not self._called_in_fit:
+            self._begin()
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self._called_in_fit:
+            self._update(batch, logs)
+
+    def on_test_end(self, logs=None):
+        if not self._called_in_fit:
+            self._finish(logs)
+
+    def on_predict_begin(self, logs=None):
+        self._begin()
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._update(batch, None)       # the outputs are not shown
+
+    def on_predict_end(self, logs=None):
+        self._finish(None)
 
 
 # --------------------------------------------------------------------------- monitors

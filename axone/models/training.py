@@ -8,6 +8,7 @@ shuffling, rows are reshuffled every epoch, the reported training loss is the
 running mean over the epoch's batches (weighted by batch size).
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -358,21 +359,51 @@ class Trainer:
             if not isinstance(class_weight, dict):
                 raise TypeError(f"class_weight must be a dict {{class: weight}}, received "
                                 f"{type(class_weight).__name__}")
-            y = ys[0]
-            labels = np.argmax(y, axis=-1) if (y.ndim > 1 and y.shape[-1] > 1) else (
-                y.reshape(y.shape[0], -1)[:, 0] > 0.5 if _loss_kind(self._loss_objs[0]) == "binary"
-                else y.reshape(y.shape[0], -1)[:, 0])
-            labels = np.asarray(labels).astype(np.int64)
-            table = np.ones(int(max(labels.max(initial=0), max(class_weight, default=0))) + 1)
-            for k, v in class_weight.items():
-                table[int(k)] = float(v)
-            cw = table[labels]
-            sw = cw if sw is None else sw * cw
+            if sample_weight is not None:
+                raise ValueError("class_weight and sample_weight cannot be given together (as in "
+                                 "Keras): fold the class weights into sample_weight")
+            cw = self._class_weights(ys[0], class_weight)
+            sw = cw
         if sw is not None:
             if not np.isfinite(sw).all() or (sw < 0).any():
                 raise ValueError("sample_weight/class_weight must be finite and non-negative")
             sw = sw.astype(backend.floatx())
         return sw
+
+    def _class_weights(self, y, class_weight):
+        """Per-sample weights from ``{class index: weight}``, Keras's labels: the argmax of
+        one-hot rows, else the rounded label; a class absent from the dict weighs 1."""
+        out = self._outputs[0].shape
+        k = out[-1] if len(out) > 1 else None
+        n_classes = k if (k or 0) > 1 else 2
+        bounded = _loss_kind(self._loss_objs[0]) != "regression"
+        weights = {}
+        for key, value in class_weight.items():
+            ok = isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)) or (
+                isinstance(key, (float, np.floating)) and float(key).is_integer())
+            if not ok:
+                raise TypeError(f"class_weight: keys must be integer class indices, received "
+                                f"{key!r} ({type(key).__name__})")
+            key = int(key)
+            if key < 0 or (bounded and key >= n_classes):
+                raise ValueError(f"class_weight: keys must be class indices in [0, {n_classes}) for "
+                                 f"an output of {n_classes if k and k > 1 else 1} unit(s), received {key}")
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"class_weight: the weight of class {key} must be a number, received "
+                                f"{value!r}") from None
+            weights[key] = value
+        if y.ndim > 1 and y.shape[-1] != 1:
+            labels = np.argmax(y, axis=-1)
+        else:
+            labels = np.round(y.reshape(y.shape[0], -1)[:, 0] if y.ndim > 1 else y)
+        labels = np.asarray(labels).astype(np.int64).reshape(y.shape[0], -1)[:, 0]
+        top = max(int(labels.max(initial=0)), max(weights, default=0)) + 1
+        table = np.ones(top, dtype=np.float64)
+        for key, value in weights.items():
+            table[key] = value
+        return np.where(labels >= 0, table[np.clip(labels, 0, None)], 1.0)
 
     # ------------------------------------------------------------- one step
     def _compute_loss(self, ys, preds, sw):
@@ -410,7 +441,8 @@ class Trainer:
             preds = self._forward(xs, training=True)
             total, per_output = self._compute_loss(ys, preds, sw)
             if total.requires_grad:
-                total.backward()
+                scale = self.optimizer.loss_scale_factor
+                (total if scale is None else total * scale).backward()
         except BaseException:
             if grads is not None:
                 finish_fresh_grads(vars_)
@@ -458,13 +490,34 @@ class Trainer:
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs on (x, y); returns a History whose ``.history`` holds
-        the per-epoch ``loss``, metrics and ``val_*`` values."""
+        the per-epoch ``loss``, metrics and ``val_*`` values.
+
+        As Keras 3: ``steps_per_epoch`` batches per epoch continue where the previous epoch
+        stopped (a new shuffled pass starts when the data is used up, and an epoch ends early
+        with a warning when it runs out); without ``batch_size`` it is ``ceil(n / steps)``;
+        ``validation_freq`` is an int k (every k-th epoch) or a list of 1-based epochs;
+        ``shuffle="batch"`` shuffles within each batch; the callbacks' ``on_test_*`` hooks run
+        around each validation pass."""
         self._assert_compiled("fit")
-        batch_size = _check_batch_size(batch_size, "fit")
-        if not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        batch_size = _check_batch_size(batch_size, "fit", default=None)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative integer, received {epochs!r}")
-        if not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(f"fit: validation_split must lie in [0, 1), received {validation_split}")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
+                or not 0 <= initial_epoch <= epochs:
+            raise ValueError(f"fit: initial_epoch must be an integer in [0, epochs={epochs}] (the epoch "
+                             f"to resume at; epochs is the index of the last one), received "
+                             f"{initial_epoch!r}")
+        steps_per_epoch = _check_steps(steps_per_epoch, "fit", "steps_per_epoch")
+        validation_steps = _check_steps(validation_steps, "fit", "validation_steps")
+        validation_batch_size = _check_batch_size(validation_batch_size, "fit", default=None,
+                                                  name="validation_batch_size")
+        _check_validation_freq(validation_freq)
+        _check_shuffle(shuffle)
+        verbose = _check_verbose(verbose, "fit")
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.number)) \
+                or not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"fit: validation_split must be a number in [0, 1), received "
+                             f"{validation_split!r}")
         xs = self._prepare_x(x)
         n = n_rows(xs, "x")
         if n == 0:
@@ -486,41 +539,35 @@ class Trainer:
             xs, ys = [a[:split] for a in xs], [a[:split] for a in ys]
             sw = None if sw is None else sw[:split]
             n = split
-        steps = int(math.ceil(n / batch_size))
-        if steps_per_epoch is not None:
-            steps = min(steps, int(steps_per_epoch))
-        if verbose == "auto":
-            verbose = 1
+        val_batch_size = validation_batch_size or batch_size
+        if batch_size is None:
+            batch_size = int(math.ceil(n / steps_per_epoch)) if steps_per_epoch else 32
+        batches = _Batches(n, batch_size, shuffle, steps_per_epoch, backend.rng())
         history = History()
         cbs = list(callbacks or [])
-        if verbose:
-            cbs.append(ProgbarLogger(verbose=verbose))
         cbs.append(history)
-        cblist = CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose})
-        batch_hooks = cblist.batch_hooks
+        if verbose and not any(isinstance(c, ProgbarLogger) for c in cbs):
+            cbs.append(ProgbarLogger(verbose=verbose))
+        cblist = CallbackList(cbs, self, {"epochs": epochs, "steps": batches.steps, "verbose": verbose})
         self._param_buffer()
         self.stop_training = False
         self._resume_epoch = None
         with self._blas_scope(batch_size):
-            return self._fit_epochs(cblist, history, xs, ys, sw, val, n, steps, batch_size, epochs,
-                                    initial_epoch, shuffle, validation_freq, validation_batch_size)
+            return self._fit_epochs(cblist, history, xs, ys, sw, val, batches, epochs, initial_epoch,
+                                    validation_freq, val_batch_size, validation_steps)
 
-    def _fit_epochs(self, cblist, history, xs, ys, sw, val, n, steps, batch_size, epochs,
-                    initial_epoch, shuffle, validation_freq, validation_batch_size):
+    def _fit_epochs(self, cblist, history, xs, ys, sw, val, batches, epochs, initial_epoch,
+                    validation_freq, val_batch_size, validation_steps):
         batch_hooks = cblist.batch_hooks
         cblist.on_train_begin({})
         if self._resume_epoch is not None:       # BackupAndRestore found a backup
             initial_epoch = max(initial_epoch, self._resume_epoch)
-        rng = backend.rng()
         logs = {}
         log_lr = callable(self.optimizer._learning_rate) or bool(self.optimizer.decay)
         for epoch in range(initial_epoch, epochs):
             self._reset_trackers()
             cblist.on_epoch_begin(epoch, {})
-            order = rng.permutation(n) if shuffle else None
-            for step in range(steps):
-                lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-                b = order[lo:hi] if order is not None else slice(lo, hi)
+            for step, b, m in batches.epoch():
                 xb = [a[b] for a in xs]
                 yb = [a[b] for a in ys]
                 swb = None if sw is None else sw[b]
@@ -528,7 +575,7 @@ class Trainer:
                     for c in batch_hooks:
                         c.on_train_batch_begin(step, {})
                 total, per_output, preds = self._train_step(xb, yb, swb)
-                self._update_trackers(total, per_output, yb, preds, swb, hi - lo)
+                self._update_trackers(total, per_output, yb, preds, swb, m)
                 if batch_hooks:
                     blogs = self._logs()
                     for c in batch_hooks:
@@ -536,14 +583,17 @@ class Trainer:
                 if self.stop_training:
                     break
             logs = self._logs()
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self._evaluate_arrays(*val, batch_size=validation_batch_size or batch_size)
+            if val is not None and _should_eval(epoch, validation_freq):
+                vlogs = self._evaluate_arrays(*val, batch_size=val_batch_size, steps=validation_steps,
+                                              cblist=cblist)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
             if log_lr:
                 logs["learning_rate"] = float(self.optimizer.learning_rate)
             cblist.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+        if epochs > 0:       # Keras 3: with use_ema the weights take their moving averages
+            self.optimizer.finalize_variable_values(self.trainable_weights)
         cblist.on_train_end(logs)
         self.history = history
         return history
@@ -568,21 +618,35 @@ class Trainer:
         return vx, vy, vsw
 
     # ------------------------------------------------------------- evaluate
-    def _evaluate_arrays(self, xs, ys, sw, batch_size):
+    def _evaluate_arrays(self, xs, ys, sw, batch_size, steps=None, cblist=None):
+        """Loss and metrics over (xs, ys) in batches (the first ``steps`` of them), firing the
+        ``on_test_*`` hooks of ``cblist``; the training trackers are left as they were."""
         saved = (self._loss_tracker, self._out_loss_trackers,
                  [[m.__dict__.copy() for m in ms] for ms in self._metric_objs]) \
             if hasattr(self, "_loss_tracker") else None
         self._reset_trackers()
         n = xs[0].shape[0]
+        if batch_size is None:
+            batch_size = int(math.ceil(n / steps)) if steps else 32
+        hooks = cblist.hooks("test") if cblist is not None else ()
+        if cblist is not None:
+            cblist.on_test_begin({})
         with no_grad():
-            for lo in range(0, n, batch_size):
-                b = slice(lo, min(n, lo + batch_size))
+            for step, b, m in _Batches(n, batch_size, False, steps, None).epoch():
                 xb, yb = [a[b] for a in xs], [a[b] for a in ys]
                 swb = None if sw is None else sw[b]
+                for c in hooks:
+                    c.on_test_batch_begin(step, {})
                 preds = self._forward(xb, training=False)
                 total, per_output = self._compute_loss(yb, preds, swb)
-                self._update_trackers(total, per_output, yb, preds, swb, b.stop - b.start)
+                self._update_trackers(total, per_output, yb, preds, swb, m)
+                if hooks:
+                    blogs = self._logs()
+                    for c in hooks:
+                        c.on_test_batch_end(step, blogs)
         logs = self._logs()
+        if cblist is not None:
+            cblist.on_test_end(logs)
         if saved is not None:
             self._loss_tracker, self._out_loss_trackers = saved[0], saved[1]
             for ms, states in zip(self._metric_objs, saved[2]):
@@ -593,9 +657,13 @@ class Trainer:
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
         """Loss (and metrics) on (x, y): a scalar without metrics, else ``[loss, *metrics]``
-        in ``metrics_names`` order; a dict with ``return_dict=True``."""
+        in ``metrics_names`` order; a dict with ``return_dict=True``.  ``steps`` limits the
+        batches (without ``batch_size`` they are ``ceil(n / steps)`` rows); ``callbacks``
+        receive the ``on_test_*`` hooks; verbose 1 shows a progress bar, 2 one line."""
         self._assert_compiled("evaluate")
-        batch_size = _check_batch_size(batch_size, "evaluate")
+        batch_size = _check_batch_size(batch_size, "evaluate", default=None)
+        steps = _check_steps(steps, "evaluate", "steps")
+        verbose = _check_verbose(verbose, "evaluate")
         xs = self._prepare_x(x)
         n = n_rows(xs, "x")
         if n == 0:
@@ -603,31 +671,55 @@ class Trainer:
         self._setup_compiled()
         ys = self._prepare_y(y, n)
         sw = self._sample_weights(ys, sample_weight, None, n)
+        if batch_size is None:
+            batch_size = int(math.ceil(n / steps)) if steps else 32
+        cblist = self._callback_list(callbacks, verbose, _Batches(n, batch_size, False, steps, None).steps,
+                                     "evaluate")
         with self._blas_scope(batch_size):
-            logs = self._evaluate_arrays(xs, ys, sw, batch_size)
-        if verbose not in (0, "auto") or verbose == 1:
-            if verbose:
-                print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+            logs = self._evaluate_arrays(xs, ys, sw, batch_size, steps, cblist)
         if return_dict:
             return logs
         values = [logs[k] for k in self.metrics_names]
         return values[0] if len(values) == 1 else values
 
+    def _callback_list(self, callbacks, verbose, steps, what):
+        cbs = list(callbacks or [])
+        if verbose and not any(isinstance(c, ProgbarLogger) for c in cbs):
+            cbs.append(ProgbarLogger(verbose=verbose))
+        return CallbackList(cbs, self, {"epochs": 1, "steps": steps, "verbose": verbose}, what=what)
+
     # -------------------------------------------------------------- predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Model outputs for x, as NumPy arrays (a list for several outputs)."""
-        batch_size = _check_batch_size(batch_size, "predict")
+        """Model outputs for x, as NumPy arrays (a list for several outputs).  ``steps`` limits
+        the batches (without ``batch_size`` they are ``ceil(n / steps)`` rows); ``callbacks``
+        receive the ``on_predict_*`` hooks (``on_predict_batch_end`` logs hold ``"outputs"``);
+        verbose 1 shows a progress bar, 2 one line."""
+        batch_size = _check_batch_size(batch_size, "predict", default=None)
+        steps = _check_steps(steps, "predict", "steps")
+        verbose = _check_verbose(verbose, "predict")
         xs = self._prepare_x(x)
         n = n_rows(xs, "x")
+        if batch_size is None:
+            batch_size = int(math.ceil(n / steps)) if steps and n else 32
         self._refresh_penalties()
+        batches = _Batches(n, batch_size, False, steps, None)
+        cblist = self._callback_list(callbacks, verbose, batches.steps, "predict")
+        hooks = cblist.hooks("predict")
         outs = [[] for _ in self._outputs]
+        cblist.on_predict_begin({})
         with no_grad(), self._blas_scope(batch_size):
-            for lo in range(0, n, batch_size):
-                b = slice(lo, min(n, lo + batch_size))
+            for step, b, _ in batches.epoch():
+                for c in hooks:
+                    c.on_predict_batch_begin(step, {})
                 preds = self._forward([a[b] for a in xs], training=False)
                 for acc, p in zip(outs, preds):
                     acc.append(p.data)
-        if n == 0:
+                if hooks:
+                    blogs = {"outputs": preds[0].data if len(preds) == 1 else [p.data for p in preds]}
+                    for c in hooks:
+                        c.on_predict_batch_end(step, blogs)
+        cblist.on_predict_end({})
+        if not outs[0]:
             res = [np.zeros((0,) + tuple(d or 0 for d in t.shape[1:]), dtype=t.dtype) for t in self._outputs]
         else:
             res = [np.concatenate(o, axis=0) for o in outs]
@@ -703,12 +795,103 @@ def _all_layers(layer):
     return out
 
 
-def _check_batch_size(batch_size, what):
+def _check_batch_size(batch_size, what, default=32, name="batch_size"):
     if batch_size is None:
-        return 32
+        return default
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise ValueError(f"{what}: batch_size must be a positive integer, received {batch_size!r}")
+        raise ValueError(f"{what}: {name} must be a positive integer, received {batch_size!r}")
     return int(batch_size)
+
+
+def _check_steps(steps, what, name):
+    """``None`` (all the data) or a positive integer number of batches."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
+        raise ValueError(f"{what}: {name} must be a positive integer number of batches (or None for "
+                         f"all the data), received {steps!r}")
+    return int(steps)
+
+
+def _check_validation_freq(freq):
+    """Keras 3: an int k ≥ 1 (validate every k-th epoch) or a list of 1-based epochs."""
+    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool):
+        if freq >= 1:
+            return
+    elif isinstance(freq, (list, tuple)) and all(
+            isinstance(e, (int, np.integer)) and not isinstance(e, bool) and e >= 1 for e in freq):
+        return
+    raise ValueError(f"fit: validation_freq must be a positive integer (validate every k-th epoch) or "
+                     f"a list of 1-based epoch numbers, received {freq!r}")
+
+
+def _should_eval(epoch, freq):
+    if isinstance(freq, (list, tuple)):
+        return epoch + 1 in freq
+    return (epoch + 1) % freq == 0
+
+
+def _check_shuffle(shuffle):
+    if isinstance(shuffle, (bool, np.bool_)) or shuffle in (0, 1, "batch"):
+        return
+    raise ValueError(f"fit: shuffle must be True, False or 'batch', received {shuffle!r}")
+
+
+def _check_verbose(verbose, what):
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, (int, np.integer)) and verbose in (0, 1, 2):
+        return int(verbose)
+    raise ValueError(f"{what}: verbose must be 'auto', 0, 1 or 2, received {verbose!r}")
+
+
+class _Batches:
+    """The rows of each step, as Keras 3's epoch iterator over arrays.
+
+    Without ``steps`` an epoch is one pass over the ``n`` rows in batches of ``batch_size``
+    (reshuffled each epoch).  With ``steps`` an epoch takes the next ``steps`` batches of the
+    current pass, which carries over from epoch to epoch; a new pass (new order) starts when
+    one is used up, and an epoch that runs out of batches ends early with Keras's warning.
+    ``shuffle="batch"`` keeps the batches in order and shuffles the rows within each.
+    """
+
+    def __init__(self, n, batch_size, shuffle, steps, rng):
+        self.n, self.batch_size, self.shuffle, self.rng = n, batch_size, shuffle, rng
+        self.num_batches = int(math.ceil(n / batch_size))
+        self._steps = steps
+        self.steps = steps or self.num_batches      # what the progress bar counts to
+        self._order, self._pos = None, 0
+
+    def _draw(self):
+        return self.rng.permutation(self.n) if self.shuffle and self.shuffle != "batch" else None
+
+    def _rows(self, order, i):
+        lo, hi = i * self.batch_size, min(self.n, (i + 1) * self.batch_size)
+        if self.shuffle == "batch":
+            return lo + self.rng.permutation(hi - lo), hi - lo
+        return (order[lo:hi] if order is not None else slice(lo, hi)), hi - lo
+
+    def epoch(self):
+        """Yield ``(step, rows, count)`` for one epoch."""
+        if self._steps is None:
+            order = self._draw()
+            for step in range(self.num_batches):
+                rows, m = self._rows(order, step)
+                yield step, rows, m
+            return
+        for step in range(self._steps):
+            if self._pos >= self.num_batches:
+                warnings.warn("Your input ran out of data; interrupting training. Make sure that your "
+                              "dataset or generator can generate at least `steps_per_epoch * epochs` "
+                              "batches.", stacklevel=3)
+                break
+            if self._pos == 0:
+                self._order = self._draw()
+            rows, m = self._rows(self._order, self._pos)
+            self._pos += 1
+            yield step, rows, m
+        if self._pos >= self.num_batches:
+            self._pos = 0
 
 
 def _as_list(m):

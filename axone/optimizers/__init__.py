@@ -47,15 +47,50 @@ class Optimizer:
         learning_rate: float, or a callable ``schedule(step) -> float``.
         weight_decay: decoupled decay, ``w ← w − lr·wd·w`` before the update.
         clipnorm / clipvalue / global_clipnorm: gradient clipping, as Keras.
+        use_ema: keep an exponential moving average of the weights, updated after every
+            step: ``a ← μ·a + (1 − μ)·w`` (μ = ``ema_momentum``; μ = 0 on the first step).
+            ``ema_overwrite_frequency=k`` copies the average into the weights every k
+            steps; ``fit`` copies it in at the end of training
+            (:meth:`finalize_variable_values`).
+        loss_scale_factor: the loss is multiplied by it before the gradient is taken
+            (:meth:`scale_loss`) and the gradients divided by it before the update.
+        gradient_accumulation_steps: n ≥ 2 sums the gradients of n calls and applies their
+            mean on the n-th; ``iterations`` counts applied updates (calls // n) while a
+            learning-rate schedule sees every call, as Keras 3.
     """
 
     _state_names = ()
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None, lr=None, decay=None, **kwargs):
-        kwargs.pop("use_ema", None)
-        kwargs.pop("loss_scale_factor", None)
-        kwargs.pop("gradient_accumulation_steps", None)
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, lr=None, decay=None, **kwargs):
+        who = type(self).__name__
+        if gradient_accumulation_steps is not None and gradient_accumulation_steps != 0:
+            if isinstance(gradient_accumulation_steps, bool) or not isinstance(
+                    gradient_accumulation_steps, (int, np.integer)) or gradient_accumulation_steps < 2:
+                raise ValueError(f"{who}: gradient_accumulation_steps must be an integer >= 2 (or None), "
+                                 f"received {gradient_accumulation_steps!r}")
+        if use_ema:
+            if isinstance(ema_momentum, bool) or not isinstance(ema_momentum, (int, float, np.number)) \
+                    or not 0 <= ema_momentum <= 1:
+                raise ValueError(f"{who}: ema_momentum must be a number in [0, 1], received {ema_momentum!r}")
+            if ema_overwrite_frequency is not None and ema_overwrite_frequency != 0 and (
+                    isinstance(ema_overwrite_frequency, bool)
+                    or not isinstance(ema_overwrite_frequency, (int, np.integer)) or ema_overwrite_frequency < 1):
+                raise ValueError(f"{who}: ema_overwrite_frequency must be an integer >= 1 or None, "
+                                 f"received {ema_overwrite_frequency!r}")
+        if loss_scale_factor is not None and (
+                isinstance(loss_scale_factor, bool) or not isinstance(loss_scale_factor, (int, float, np.number))
+                or not math.isfinite(loss_scale_factor) or loss_scale_factor <= 0):
+            raise ValueError(f"{who}: loss_scale_factor must be a positive finite number or None, "
+                             f"received {loss_scale_factor!r}")
+        self.use_ema = bool(use_ema)
+        self.ema_momentum = float(ema_momentum) if use_ema else ema_momentum
+        self.ema_overwrite_frequency = int(ema_overwrite_frequency) if ema_overwrite_frequency else None
+        self.loss_scale_factor = None if loss_scale_factor is None else float(loss_scale_factor)
+        self.gradient_accumulation_steps = int(gradient_accumulation_steps) if gradient_accumulation_steps \
+            else None
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
         if lr is not None:
@@ -72,11 +107,23 @@ class Optimizer:
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.decay = float(decay or 0.0)
         self.name = name or type(self).__name__.lower()
-        self.iterations = 0
+        self._iterations = 0
         self._flat_state = None
         self._var_state = {}
 
     # ----------------------------------------------------------- schedule
+    @property
+    def iterations(self):
+        """Updates applied so far: calls // ``gradient_accumulation_steps`` when accumulating
+        (Keras 3), else the number of calls."""
+        n = self.gradient_accumulation_steps
+        return self._iterations // n if n else self._iterations
+
+    @iterations.setter
+    def iterations(self, value):
+        n = self.gradient_accumulation_steps
+        self._iterations = int(value) * n if n else int(value)
+
     @property
     def learning_rate(self):
         return self._current_lr()
@@ -89,9 +136,10 @@ class Optimizer:
 
     def _current_lr(self):
         lr = self._learning_rate
-        lr = float(lr(self.iterations)) if callable(lr) else lr
+        # a schedule sees every call, accumulation steps included (Keras 3)
+        lr = float(lr(self._iterations)) if callable(lr) else lr
         if self.decay:
-            lr = lr / (1.0 + self.decay * self.iterations)
+            lr = lr / (1.0 + self.decay * self._iterations)
         return lr
 
     # --------------------------------------------------------- gradients
@@ -114,26 +162,116 @@ class Optimizer:
     def _new_state(self, w):
         return {name: np.zeros_like(w) for name in self._state_names}
 
+    def _full_state(self, w):
+        """The rule's state for ``w`` plus the EMA ("average") and accumulation
+        ("gradient_accumulator") arrays the options ask for, and a scratch array."""
+        st = self._new_state(w)
+        if self.use_ema:
+            st["average"] = np.zeros_like(w)
+        if self.gradient_accumulation_steps:
+            st["gradient_accumulator"] = np.zeros_like(w)
+        st["_tmp"] = np.empty_like(w)
+        return st
+
     def update_flat(self, params, grads, segments=None):
         """One step over a model's flat parameter buffer ``params`` with gradient buffer ``grads``.
 
         ``segments`` (list of slices, one per variable) is needed only for per-variable clipnorm.
         """
-        if self._flat_state is None or self._flat_state["_size"] != params.size:
-            self._flat_state = self._new_state(params)
-            self._flat_state["_size"] = params.size
-            self._flat_state["_tmp"] = np.empty_like(params)
+        st = self._flat_state
+        if st is None or st["_size"] != params.size:
+            st = self._flat_state = self._full_state(params)
+            st["_size"] = params.size
+        if self.use_ema or self.gradient_accumulation_steps or self.loss_scale_factor is not None:
+            self._apply([(params, grads, st)], lambda gs: self._clip_flat(gs[0], segments))
+            return
+        self._clip_flat(grads, segments)
+        lr = self._current_lr()
+        self._iterations += 1
+        self._step(params, grads, st, lr, self._iterations)
+
+    def _clip_flat(self, grads, segments):
         if self.clipnorm is not None and segments is not None:
             self._clip([grads[s] for s in segments])
         elif self.clipnorm is not None or self.clipvalue is not None or self.global_clipnorm is not None:
             self._clip([grads])
-        lr = self._current_lr()
-        self.iterations += 1
-        self._step(params, grads, self._flat_state, lr, self.iterations)
+
+    def _apply(self, triples, clip):
+        """One call with the Keras 3 options, over ``(w, g, state)`` triples (in place):
+
+        - ``g ← g / loss_scale_factor``;
+        - accumulation over n calls: ``acc ← acc + g`` on calls 1..n−1; on the n-th the rule
+          runs on ``(acc + g)/n`` (clipped, with the schedule at the call's count), ``acc ← 0``;
+        - EMA after every call: ``a ← μ·a + (1 − μ)·w`` with μ = 0 while ``iterations`` is 0;
+          every ``ema_overwrite_frequency`` updates ``w ← a``.
+        """
+        scale = self.loss_scale_factor
+        if scale is not None:
+            for _, g, _ in triples:
+                g /= g.dtype.type(scale)
+        raw = self._iterations
+        n = self.gradient_accumulation_steps
+        if n:
+            accs = [st["gradient_accumulator"] for _, _, st in triples]
+            if (raw + 1) % n == 0:
+                for a, (_, g, _) in zip(accs, triples):
+                    a += g
+                    a /= a.dtype.type(n)
+                clip(accs)
+                lr = self._current_lr()
+                for a, (w, _, st) in zip(accs, triples):
+                    self._step(w, a, st, lr, (raw + 1) // n)
+                    a.fill(0)
+            else:
+                for a, (_, g, _) in zip(accs, triples):
+                    a += g
+        else:
+            clip([g for _, g, _ in triples])
+            lr = self._current_lr()
+            for w, g, st in triples:
+                self._step(w, g, st, lr, raw + 1)
+        if self.use_ema:
+            it = raw // n if n else raw
+            overwrite = self.ema_overwrite_frequency and (it + 1) % self.ema_overwrite_frequency == 0
+            for w, _, st in triples:
+                avg = st["average"]
+                if it == 0:
+                    np.copyto(avg, w)
+                else:
+                    m = w.dtype.type(self.ema_momentum)
+                    tmp = st["_tmp"]
+                    np.multiply(w, w.dtype.type(1) - m, out=tmp)
+                    avg *= m
+                    avg += tmp
+                if overwrite:
+                    np.copyto(w, avg)
+        self._iterations = raw + 1
+
+    def scale_loss(self, loss):
+        """The loss times ``loss_scale_factor`` (before the gradient is taken), as Keras 3."""
+        return loss if self.loss_scale_factor is None else loss * self.loss_scale_factor
+
+    def finalize_variable_values(self, var_list):
+        """End of training (``fit`` calls it): with ``use_ema`` the weights take their moving
+        averages, as Keras 3."""
+        if not self.use_ema:
+            return
+        flat, done = self._flat_state, set()
+        for v in var_list:
+            st = self._var_state.get(id(v))
+            if st is not None and "average" in st:
+                np.copyto(v.data, st["average"])
+                continue
+            base = v.data.base
+            if flat is not None and "average" in flat and base is not None and id(base) not in done \
+                    and base.size == flat["_size"] and base.dtype == flat["average"].dtype:
+                np.copyto(base, flat["average"])
+                done.add(id(base))
 
     def _flat_state_names(self):
         """Names of the flat state arrays this optimizer's configuration updates."""
-        return tuple(self._state_names)
+        return tuple(self._state_names) + (("average",) if self.use_ema else ()) + (
+            ("gradient_accumulator",) if self.gradient_accumulation_steps else ())
 
     def load_flat_state(self, arrays, size, dtype=None):
         """Install saved flat state ``arrays`` ({name: 1-D array}) for a parameter buffer of
@@ -208,17 +346,15 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}.apply_gradients: gradient of shape {g.shape} "
                                  f"for variable {getattr(v, 'path', '?')!r} of shape {v.shape}")
         grads = [np.array(g, dtype=v.dtype, copy=True) for g, v in pairs]
-        self._clip(grads)
-        lr = self._current_lr()
-        self.iterations += 1
+        triples = []
         for g, (_, v) in zip(grads, pairs):
-            w = v.data
             st = self._var_state.get(id(v))
             if st is None:
-                st = self._var_state[id(v)] = self._new_state(w)
-                st["_tmp"] = np.empty_like(w)
-            self._step(w, g, st, lr, self.iterations)
+                st = self._var_state[id(v)] = self._full_state(v.data)
+            triples.append((v.data, g, st))
+        self._apply(triples, self._clip)
         self.apply_constraints([v for _, v in pairs])
+        return self.iterations
 
     @staticmethod
     def apply_constraints(variables):
@@ -243,6 +379,10 @@ class Optimizer:
         return {"name": self.name, "learning_rate": lr if not callable(lr) else repr(lr),
                 "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
                 "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm,
+                "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency,
+                "loss_scale_factor": self.loss_scale_factor,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps,
                 **({"decay": self.decay} if self.decay else {})}
 
     @classmethod
