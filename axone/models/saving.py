@@ -614,7 +614,8 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
     """Load a model saved with ``model.save(path)``: architecture, weights, compile state.
 
     Raises FileFormatError (a ValueError) for a malformed file, FileNotFoundError when there is
-    none; see the module docstring.
+    none; see the module docstring.  ``safe_mode`` is accepted for Keras compatibility: axone's
+    format holds no code, so loading is always safe in Keras's sense, whatever its value.
     """
     from .. import losses, metrics as metrics_mod
     arc, meta = open_archive(path, ("axone.model",))

@@ -415,3 +415,31 @@ def test_callbacks_do_not_import_the_models_package():
             assert not any(a.name.startswith("axone.models") for a in node.names)
     from axone.models.saving import atomic_write_zip  # still importable from its old place
     assert callable(atomic_write_zip)
+
+
+def test_an_older_backup_with_a_separate_epoch_file_still_resumes(tmp_path):
+    """Backups written before the epoch moved into the archive: a model file plus
+    training_state.json."""
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    old = _model("adam")
+    old.fit(X, Y, epochs=1, verbose=0)
+    old.save(backup / "latest.axone")
+    (backup / "training_state.json").write_text(json.dumps({"epoch": 2}))
+    m = _model("adam")
+    h = m.fit(X, Y, epochs=4, verbose=0, callbacks=[axone.callbacks.BackupAndRestore(str(backup)),
+                                                    _StopAt(99)])
+    assert h.epoch == [3]
+    assert not (backup / "training_state.json").exists()       # replaced by the archive's own
+
+
+def test_backup_archive_holds_its_epoch(tmp_path):
+    backup = tmp_path / "backup"
+    m = _model("adam")
+    with pytest.raises(_Stop):
+        m.fit(X, Y, epochs=5, verbose=0, callbacks=[axone.callbacks.BackupAndRestore(str(backup)),
+                                                    _StopAt(2)])
+    assert sorted(os.listdir(backup)) == ["latest.axone"]
+    members = _members(backup / "latest.axone")
+    assert json.loads(members["training_state.json"]) == {"epoch": 1}
+    assert json.loads(members["axone.json"])["format"] == "axone.backup"
