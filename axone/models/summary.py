@@ -1,4 +1,16 @@
-"""``model.summary()``: the layer table of the courses (name (type), output shape, Param #)."""
+"""``model.summary()``: the layer table of the courses (name (type), output shape, Param #).
+
+The layout is Keras 3's: a model that is a plain chain of layers gets three columns, any other
+functional model a fourth, "Connected to"; the default width is 88 (108 with four columns),
+at most the terminal's width less 4, split at the fractions ``positions``; the parameter counts
+are right-aligned.  The columns are then sized to the content: a column whose cells would wrap
+takes the room the others leave unused, and a column is never narrower than its title and its
+longest word, so that a number, a layer name or a shape entry is never cut in two.  What still
+does not fit wraps at its spaces, as Keras does ("name (Type)" puts the type on a second line;
+a shape breaks after a comma).
+"""
+import shutil
+
 import numpy as np
 
 from ..layers.core import InputLayer
@@ -21,17 +33,38 @@ def _shape_str(shape):
 
 
 def _wrap(text, width):
-    return [text[i:i + width] for i in range(0, max(len(text), 1), width)] or [""]
+    """Greedy word wrap at spaces into lines of at most ``width`` characters (a word longer
+    than ``width`` keeps its own line whole; the columns are sized so none is)."""
+    lines, line = [], ""
+    for word in str(text).split(" "):
+        if not line:
+            line = word
+        elif len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            lines.append(line)
+            line = word
+    lines.append(line)
+    return lines
 
 
-def _row(fields, widths):
-    # one leading space, and two spaces kept free before the next column (Keras 2's layout)
-    cols = [_wrap(str(f), w - (3 if i < len(widths) - 1 else 1)) for i, (f, w) in enumerate(zip(fields, widths))]
+# each cell has one space before its text; every column but the last keeps two more free
+# before the next one (the layout of the courses' tables)
+def _pad(i, n):
+    return 1 if i == n - 1 else 3
+
+
+def _row(fields, widths, right):
+    n = len(widths)
+    cols = [_wrap(f, w - _pad(i, n)) for i, (f, w) in enumerate(zip(fields, widths))]
     lines = []
     for k in range(max(len(c) for c in cols)):
         line = ""
-        for c, w in zip(cols, widths):
-            line += (" " + (c[k] if k < len(c) else "")).ljust(w)
+        for i, (c, w) in enumerate(zip(cols, widths)):
+            text = c[k] if k < len(c) else ""
+            room = w - _pad(i, n)
+            text = text.rjust(room) if right[i] else text.ljust(room)
+            line += (" " + text).ljust(w)
         lines.append(line.rstrip())
     return lines
 
@@ -40,41 +73,111 @@ def _count(weights):
     return int(sum(int(np.prod(w.shape)) for w in weights))
 
 
-def print_summary(model, line_length=None, positions=None, print_fn=None):
-    print_fn = print_fn or print
-    sequential = type(model).__name__ == "Sequential" or not getattr(model, "_is_graph", False)
-    if getattr(model, "_is_graph", False):
-        layers = model.layers if sequential else model.layers
-    else:
-        layers = model.layers
-    line_length = line_length or (65 if sequential else 98)
-    positions = positions or ([0.45, 0.85, 1.0] if sequential else [0.33, 0.55, 0.67, 1.0])
+def _sequential_like(model):
+    """Keras's rule: a Sequential, a subclassed model, or a functional model whose graph is one
+    chain (one input, each layer called once on the previous layer's output)."""
+    if type(model).__name__ == "Sequential" or not getattr(model, "_is_graph", False):
+        return True
+    if len(model._inputs) != 1:
+        return False
+    prev, seen = list(model._inputs), set()
+    for node in model._nodes:
+        if id(node.layer) in seen or len(node.flat_inputs) != 1 \
+                or not any(node.flat_inputs[0] is t for t in prev):
+            return False
+        seen.add(id(node.layer))
+        prev = node.flat_outputs
+    return True
+
+
+def _connections(model, layer):
+    if isinstance(layer, InputLayer):
+        return "-"
+    in_model = {id(n) for n in model._nodes}
+    inbound = []
+    for node in layer._inbound_nodes:
+        if id(node) not in in_model:
+            continue
+        for t in node.flat_inputs:
+            src, src_node, idx = t._history
+            ni = src._inbound_nodes.index(src_node) if src_node in src._inbound_nodes else 0
+            inbound.append(f"{src.name}[{ni}][{idx}]")
+    return ", ".join(inbound) if inbound else "-"
+
+
+def _column_widths(positions, line_length):
     if positions[-1] <= 1:
         positions = [int(line_length * p) for p in positions]
-    widths = [positions[0]] + [b - a for a, b in zip(positions[:-1], positions[1:])]
-    header = ["Layer (type)", "Output Shape", "Param #"] + ([] if sequential else ["Connected to"])
-    out = [f'Model: "{model.name}"', "_" * line_length]
-    out += _row(header, widths)
-    out.append("=" * line_length)
+    widths, current = [], 0
+    for p in positions:
+        widths.append(int(p) - current)
+        current = int(p)
+    if any(w < 4 for w in widths):
+        raise ValueError(f"summary: line_length={line_length} and positions={positions} leave a "
+                         f"column narrower than 4 characters")
+    return widths
+
+
+def _fit_columns(widths, header, rows):
+    """Column widths at the fractions given, then sized to the content: each column at least
+    as wide as its title and its longest word (the line grows if it must), and a column whose
+    cells would wrap takes the room other columns leave unused, so the line keeps its length."""
+    n = len(widths)
+    rows = rows + [header]
+    longest_word = [max([len(w) for f in col for w in str(f).split(" ")] + [len(header[i])])
+                    + _pad(i, n) for i, col in enumerate(zip(*rows))]
+    natural = [max(len(str(f)) for f in col) + _pad(i, n) for i, col in enumerate(zip(*rows))]
+    widths = [max(w, m) for w, m in zip(widths, longest_word)]
+    for i in range(n):
+        for j in reversed(range(n)):
+            need = natural[i] - widths[i]
+            if need <= 0:
+                break
+            spare = widths[j] - natural[j]
+            if j != i and spare > 0:
+                give = min(need, spare)
+                widths[i] += give
+                widths[j] -= give
+    return widths
+
+
+def print_summary(model, line_length=None, positions=None, print_fn=None):
+    print_fn = print_fn or print
+    sequential = _sequential_like(model)
+    layers = model.layers
+    if sequential:
+        default_length, default_positions = 88, [0.45, 0.80, 1.0]
+        header = ["Layer (type)", "Output Shape", "Param #"]
+    else:
+        default_length, default_positions = 108, [0.3, 0.56, 0.74, 1.0]
+        header = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
+    right = [False, False, True, False][:len(header)]
+    line_length = line_length or min(default_length, shutil.get_terminal_size().columns - 4)
+    positions = list(positions or default_positions)
+    if len(positions) != len(header):
+        raise ValueError(f"summary: positions must have {len(header)} entries (one per column "
+                         f"{header}), received {len(positions)}")
+
     rows = []
     for layer in layers:
         try:
             shape = _shape_str(layer.output_shape) if layer._inbound_nodes else "?"
         except AttributeError:
             shape = "?"
-        params = layer.count_params() if layer.built else 0
-        fields = [f"{layer.name} ({type(layer).__name__})", shape, f"{params:,}"]
+        params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+        fields = [f"{layer.name} ({type(layer).__name__})", shape, params]
         if not sequential:
-            inbound = []
-            for node in layer._inbound_nodes[:1]:
-                for t in node.flat_inputs:
-                    src, src_node, idx = t._history
-                    ni = src._inbound_nodes.index(src_node) if src_node in src._inbound_nodes else 0
-                    inbound.append(f"{src.name}[{ni}][{idx}]")
-            fields.append(", ".join(inbound) if inbound else "-" if isinstance(layer, InputLayer) else "")
-        rows.append(_row(fields, widths))
-    for i, r in enumerate(rows):
-        out += r
+            fields.append(_connections(model, layer))
+        rows.append(fields)
+
+    widths = _fit_columns(_column_widths(positions, line_length), header, rows)
+    line_length = sum(widths)
+
+    out = [f'Model: "{model.name}"', "_" * line_length]
+    out += _row(header, widths, right)
+    out.append("=" * line_length)
+    for i, fields in enumerate(rows):
+        out += _row(fields, widths, right)
         out.append("" if i < len(rows) - 1 else "=" * line_length)
     if not rows:
         out.append("=" * line_length)
