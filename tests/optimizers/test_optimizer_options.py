@@ -90,7 +90,18 @@ def test_flat_buffer_with_options_equals_per_variable(name, kwargs, fused):
     assert fopt.iterations == aopt.iterations
     np.testing.assert_allclose(flat, np.concatenate([v.numpy().ravel() for v in avars]),
                                rtol=1e-6, atol=1e-7)
-    assert set(fopt._flat_state_names()) == {k for k in fopt._flat_state if not k.startswith("_")}
+    names = set(fopt._state_names) | ({"average"} if kwargs.get("use_ema") else set()) | (
+        {"gradient_accumulator"} if kwargs.get("gradient_accumulation_steps") else set())
+    assert set(fopt._flat_state_names()) == names
+    assert names == {k for k in fopt._flat_state if not k.startswith("_")}
+    if "loss_scale_factor" in kwargs:     # the same as the plain rule on the unscaled gradients
+        plain = {k: v for k, v in kwargs.items() if k != "loss_scale_factor"}
+        popt = getattr(axone.optimizers, name)(**plain)
+        ref = np.concatenate([w.ravel() for w in w0])
+        for gs in grads:
+            popt.update_flat(ref, np.concatenate([g.ravel() for g in gs]) / kwargs["loss_scale_factor"],
+                             segments)
+        np.testing.assert_allclose(flat, ref, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("name, kwargs", OPTION_CASES[:7], ids=_ids(OPTION_CASES[:7]))
@@ -104,8 +115,12 @@ def test_fused_and_numpy_paths_agree_bit_for_bit(name, kwargs):
         flat = flat0.copy()
         for gs in grads:
             opt.update_flat(flat, np.concatenate([g.ravel() for g in gs]))
-        out.append(flat)
-    np.testing.assert_array_equal(out[0], out[1])
+        extra = [opt._flat_state[k] for k in ("average", "gradient_accumulator")
+                 if kwargs.get({"average": "use_ema"}.get(k, "gradient_accumulation_steps"))]
+        out.append([flat] + extra)
+    assert len(out[0]) == 1 + bool(kwargs.get("use_ema")) + bool(kwargs.get("gradient_accumulation_steps"))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
 
 
 def _fit_pair(name, kwargs, epochs=2, batch_size=8, n=24):
