@@ -210,6 +210,8 @@ class Layer:
                      constraint=constraints.get(constraint))
         v.path = f"{self.name}/{v.name}"
         self._weights.append(v)
+        if trainable:      # Keras lists weights by their trainable flag at creation
+            self.__dict__.setdefault("_created_trainable", set()).add(id(v))
         return v
 
     @property
@@ -227,8 +229,11 @@ class Layer:
 
     @property
     def weights(self):
-        """All weights, layer by layer; within a layer trainable first (Keras order)."""
-        out = [w for w in self._weights if w.trainable] + [w for w in self._weights if not w.trainable]
+        """All weights, layer by layer; within a layer those created trainable first (Keras
+        order: a weight frozen later, such as a LoRA-adapted kernel, keeps its place)."""
+        made = self.__dict__.get("_created_trainable", ())
+        out = [w for w in self._weights if id(w) in made] + \
+            [w for w in self._weights if id(w) not in made]
         seen = set(id(w) for w in out)
         for layer in self._sublayers:
             for w in layer.weights:

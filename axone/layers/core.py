@@ -83,6 +83,11 @@ class Dense(Layer):
         bias_initializer: default ``"zeros"``.
         kernel_regularizer, bias_regularizer, activity_regularizer: penalties added to the loss.
         kernel_constraint, bias_constraint: projections applied after each optimizer update.
+        lora_rank, lora_alpha: low-rank adaptation (Hu et al.), as Keras 3: the kernel K is
+            frozen and two trainable factors A (input_dim, r), B (r, units) are added, so the
+            layer computes with  K + (lora_alpha / r)·A·B  (A starts He-uniform, B at zero, so
+            the layer starts unchanged; ``lora_alpha`` defaults to r).  ``enable_lora(r)`` does
+            the same on a built layer.
 
     Input shape: (batch, …, input_dim).   Output shape: (batch, …, units).
     Weights: kernel (input_dim, units), bias (units,).
@@ -93,8 +98,21 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 lora_rank=None, **kwargs):
+                 lora_rank=None, lora_alpha=None, quantization_config=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if quantization_config is not None:
+            raise NotImplementedError(f"Dense {self.name!r}: quantization_config is not supported "
+                                      f"by axone (received {quantization_config!r})")
+        for n, v in (("lora_rank", lora_rank), ("lora_alpha", lora_alpha)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer,
+                                                                             np.floating)) or v <= 0):
+                raise ValueError(f"Dense {self.name!r}: {n} must be a positive number, received {v!r}")
+        if lora_rank is not None and (not float(lora_rank).is_integer()):
+            raise ValueError(f"Dense {self.name!r}: lora_rank must be a positive integer, "
+                             f"received {lora_rank!r}")
+        self.lora_rank = None if lora_rank is None else int(lora_rank)
+        self.lora_alpha = lora_alpha if lora_alpha is not None else self.lora_rank
+        self.lora_enabled = False
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"Dense {self.name!r}: units must be a positive integer, received {units!r}")
         self.units = int(units)
@@ -115,7 +133,7 @@ class Dense(Layer):
         if in_dim is None:
             raise ValueError(f"Dense {self.name!r}: the last dimension of the input must be known, "
                              f"received shape {input_shape}")
-        self.kernel = self.add_weight(shape=(in_dim, self.units), initializer=self.kernel_initializer,
+        self._kernel = self.add_weight(shape=(in_dim, self.units), initializer=self.kernel_initializer,
                                       regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint, name="kernel")
         self.bias = self.add_weight(shape=(self.units,), initializer=self.bias_initializer,
@@ -124,17 +142,55 @@ class Dense(Layer):
         self._input_ndim = 2
         self._input_axes = {-1: int(in_dim)}
         self.built = True
+        if self.lora_rank:
+            self.enable_lora(self.lora_rank, self.lora_alpha)
+
+    @property
+    def kernel(self):
+        """The kernel the layer computes with: the weight, plus (α/r)·A·B when LoRA is enabled."""
+        if not self.lora_enabled:
+            return self._kernel
+        return self._kernel + ops.matmul(self.lora_kernel_a, self.lora_kernel_b) * (
+            self.lora_alpha / self.lora_rank)
+
+    def enable_lora(self, rank, lora_alpha=None, a_initializer="he_uniform", b_initializer="zeros"):
+        """Freeze the kernel and train a rank-``rank`` update (α/r)·A·B instead (Keras 3)."""
+        if self.kernel_constraint is not None:
+            raise ValueError(f"Dense {self.name!r}: LoRA is incompatible with kernel constraints; "
+                             f"remove the kernel_constraint argument to enable it")
+        if not self.built:
+            raise ValueError(f"Dense {self.name!r}: cannot enable LoRA on a layer that is not yet "
+                             f"built")
+        if self.lora_enabled:
+            raise ValueError(f"Dense {self.name!r}: LoRA is already enabled; this can only be done "
+                             f"once per layer")
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank <= 0:
+            raise ValueError(f"Dense {self.name!r}: the LoRA rank must be a positive integer, "
+                             f"received {rank!r}")
+        # as Keras: float32 factors, regularized like the kernel
+        self.lora_kernel_a = self.add_weight((self._kernel.shape[0], int(rank)), a_initializer,
+                                             dtype="float32", regularizer=self.kernel_regularizer,
+                                             name="lora_kernel_a")
+        self.lora_kernel_b = self.add_weight((int(rank), self._kernel.shape[1]), b_initializer,
+                                             dtype="float32", regularizer=self.kernel_regularizer,
+                                             name="lora_kernel_b")
+        self._kernel.trainable = False
+        self._kernel.requires_grad = False
+        self.lora_enabled = True
+        self.lora_rank = int(rank)
+        self.lora_alpha = lora_alpha if lora_alpha is not None else self.lora_rank
 
     def call(self, inputs):
         relu = self.activation is activations.relu  # one node: max(x·W + b, 0)
-        if type(inputs) is Tensor and inputs.ndim >= 1 and inputs.shape[-1] == self.kernel.shape[0]:
+        kernel = self.kernel
+        if type(inputs) is Tensor and inputs.ndim >= 1 and inputs.shape[-1] == kernel.shape[0]:
             # shapes already hold (the layer built its weights for them): the node directly
             if self.bias is None:
-                y = _nn.Dense.apply(inputs, self.kernel, relu=relu)
+                y = _nn.Dense.apply(inputs, kernel, relu=relu)
             else:
-                y = _nn.Dense.apply(inputs, self.kernel, self.bias, relu=relu)
+                y = _nn.Dense.apply(inputs, kernel, self.bias, relu=relu)
         else:
-            y = ops.dense(inputs, self.kernel, self.bias, relu=relu)
+            y = ops.dense(inputs, kernel, self.bias, relu=relu)
         if not relu:
             y = self.activation(y)
         return y
@@ -153,7 +209,10 @@ class Dense(Layer):
             "bias_regularizer": _ser_reg(self.bias_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
+            "quantization_config": None,
         })
+        if self.lora_rank:
+            cfg.update({"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha})
         return cfg
 
 

@@ -51,6 +51,9 @@ class Embedding(Layer):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"Embedding {self.name!r}: {n} must be a positive integer, received {v!r}")
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        if lora_rank is not None:
+            raise NotImplementedError(f"Embedding {self.name!r}: lora_rank is not supported by axone "
+                                      f"(received {lora_rank!r}); Dense supports it")
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.embeddings_constraint = constraints.get(embeddings_constraint)
