@@ -297,7 +297,7 @@ class ZipArchive:
         info = self._info(name)
         try:
             with self._zf.open(info) as f:
-                arr_shape, fortran, dtype, offset = self._npy_header(f, name)
+                arr_shape, fortran, dtype, offset = self._npy_header(f, name, dtypes)
                 if shape is not None and tuple(arr_shape) != tuple(shape):
                     raise FileFormatError(self.path, f"array {name!r} has shape {tuple(arr_shape)}, "
                                                      f"expected {tuple(shape)}")
@@ -322,7 +322,7 @@ class ZipArchive:
         arr = np.frombuffer(data, dtype=dtype).reshape(arr_shape, order="F" if fortran else "C")
         return np.array(arr, dtype=dtype.newbyteorder("="), order="C")
 
-    def _npy_header(self, f, name):
+    def _npy_header(self, f, name, dtypes=FLOAT_DTYPES):
         def bad(why):
             return FileFormatError(self.path, f"array {name!r} has a bad .npy header ({why})")
         magic = f.read(8)
@@ -357,9 +357,13 @@ class ZipArchive:
             dtype = np.dtype(descr)
         except (TypeError, ValueError) as e:
             raise bad(f"descr {descr!r}") from None
-        if dtype.newbyteorder("=") not in FLOAT_DTYPES:
-            raise FileFormatError(self.path, f"array {name!r} has dtype {dtype}; weights and states "
-                                             f"must be real floats ({', '.join(map(str, FLOAT_DTYPES))})")
+        if dtype.newbyteorder("=") not in dtypes:
+            if dtypes is FLOAT_DTYPES:
+                raise FileFormatError(self.path, f"array {name!r} has dtype {dtype}; weights and "
+                                                 f"states must be real floats "
+                                                 f"({', '.join(map(str, FLOAT_DTYPES))})")
+            raise FileFormatError(self.path, f"array {name!r} has dtype {dtype}; expected one of "
+                                             f"{', '.join(map(str, dtypes))}")
         return shape, fortran, dtype, 8 + n + hlen
 
 

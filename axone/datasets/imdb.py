@@ -34,17 +34,24 @@ import tempfile
 
 import numpy as np
 
-from .remote import DEFAULT_TIMEOUT, fetch_dataset_file, npz_dtypes
+from ..fileio import FileFormatError, check_regular_file
+from .remote import DEFAULT_TIMEOUT, fetch_dataset_file, load_npz_arrays, npz_dtypes
 
-__all__ = ["load_data", "get_word_index", "save_npz", "PickledDatasetError", "CONVERTED_NAME"]
+_INTEGERS = tuple(np.dtype(c) for c in ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8"))
+
+__all__ = ["load_data", "get_word_index", "read_word_index", "save_npz", "PickledDatasetError", "CONVERTED_NAME"]
 
 CONVERTED_NAME = "imdb_axone.npz"
 _LAYOUT = ("x_train_tokens", "x_train_lengths", "y_train", "x_test_tokens", "x_test_lengths",
            "y_test")
 
 
-class PickledDatasetError(ValueError):
+class PickledDatasetError(FileFormatError):
     """The ``.npz`` stores object arrays (pickles), which axone does not read."""
+
+
+#: largest word-index JSON read (Keras's is about 1.6 MB)
+MAX_WORD_INDEX_BYTES = 64 << 20
 
 
 def _pack(xs):
@@ -99,28 +106,38 @@ def _conversion_help(path):
 
 
 def _read(path):
+    """The two splits of a pickle-free IMDB ``.npz``: every array's header checked before it is
+    read (integers only), the lengths checked against the tokens without overflow, word
+    indices non-negative; every problem is an :class:`axone.fileio.FileFormatError`."""
     dtypes = npz_dtypes(path)
     if all(k in dtypes for k in _LAYOUT):
         bad = [k for k in _LAYOUT if dtypes[k].hasobject or dtypes[k].kind not in "biu"]
         if bad:
-            raise ValueError(f"imdb.load_data: the arrays {bad} of {path} must hold integers")
-        with np.load(path, allow_pickle=False) as f:
-            a = {k: f[k] for k in _LAYOUT}
+            raise FileFormatError(path, f"imdb.load_data: the arrays {bad} must hold integers")
+        a = dict(zip(_LAYOUT, load_npz_arrays(path, _LAYOUT, "imdb.load_data", dtypes=_INTEGERS)))
         out = []
         for split in ("train", "test"):
             tokens, lengths = a[f"x_{split}_tokens"].reshape(-1), a[f"x_{split}_lengths"].reshape(-1)
             y = a[f"y_{split}"].reshape(-1)
-            if (lengths.size and lengths.min() < 0) or int(lengths.sum()) != tokens.size \
-                    or len(lengths) != len(y):
-                raise ValueError(f"imdb.load_data: {path}: x_{split}_lengths does not match "
-                                 f"x_{split}_tokens ({tokens.size} tokens) or y_{split} ({len(y)})")
-            out.append((np.split(tokens.astype(np.int64), np.cumsum(lengths)[:-1]) if len(lengths)
-                        else [], y))
+            if tokens.size and int(tokens.min()) < 0:
+                raise FileFormatError(path, f"imdb.load_data: x_{split}_tokens holds the negative "
+                                            f"word index {int(tokens.min())}")
+            # each length within [0, tokens]; then the running sum cannot wrap around without
+            # decreasing somewhere, so a sum that overflows int64 is caught too
+            ends = np.cumsum(lengths.astype(np.int64)) if lengths.size else np.zeros(0, np.int64)
+            if len(lengths) != len(y) or (lengths.size and (
+                    int(lengths.min()) < 0 or int(lengths.max()) > tokens.size
+                    or (ends.size > 1 and bool((np.diff(ends) < 0).any()))
+                    or int(ends[-1]) != tokens.size)) or (not lengths.size and tokens.size):
+                raise FileFormatError(path, f"imdb.load_data: x_{split}_lengths does not match "
+                                            f"x_{split}_tokens ({tokens.size} tokens) or y_{split} "
+                                            f"({len(y)} labels)")
+            out.append((np.split(tokens.astype(np.int64), ends[:-1]) if len(lengths) else [], y))
         return out
     if any(dtypes.get(k, np.dtype(np.int8)).hasobject for k in ("x_train", "x_test")):
-        raise PickledDatasetError(_conversion_help(path))
-    raise ValueError(f"imdb.load_data: {path} holds {sorted(dtypes)}, not the pickle-free IMDB layout "
-                     f"{list(_LAYOUT)}")
+        raise PickledDatasetError(path, _conversion_help(path))
+    raise FileFormatError(path, f"imdb.load_data: holds {sorted(dtypes)}, not the pickle-free "
+                                f"IMDB layout {list(_LAYOUT)}")
 
 
 def _remove_long_seq(maxlen, seqs, labels):
@@ -206,5 +223,24 @@ def get_word_index(path="imdb_word_index.json", *, base_url=None, checksums=None
     ``imdb_word_index.json`` (plain JSON), downloaded once and checked against Keras's MD5."""
     path = fetch_dataset_file("imdb_word_index.json", path, base_url=base_url, checksums=checksums,
                               cache_dir=cache_dir, timeout=timeout)
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_word_index(path)
+
+
+def read_word_index(path):
+    """``{word: index}`` from a word-index JSON file: a regular file of bounded size holding one
+    object of string keys and non-negative integer values, else a FileFormatError."""
+    path = check_regular_file(path, "word index JSON file")
+    size = os.path.getsize(path)
+    if size > MAX_WORD_INDEX_BYTES:
+        raise FileFormatError(path, f"is {size} bytes; a word index may be at most "
+                                    f"{MAX_WORD_INDEX_BYTES}")
+    try:
+        with open(path, "rb") as f:
+            index = json.loads(f.read(MAX_WORD_INDEX_BYTES + 1).decode("utf-8"))
+    except (OSError, ValueError, UnicodeError, RecursionError) as e:
+        raise FileFormatError(path, f"is not valid JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(index, dict) or not all(
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in index.items()):
+        raise FileFormatError(path, "is not a word index: expected one JSON object mapping words "
+                                    "to non-negative integers")
+    return index

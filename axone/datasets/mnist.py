@@ -1,5 +1,8 @@
 """MNIST handwritten digits, as ``keras.datasets.mnist`` (Keras's ``mnist.npz``)."""
-from .remote import DEFAULT_TIMEOUT, fetch_dataset_file, load_npz_arrays
+import numpy as np
+
+from ..fileio import FileFormatError
+from .remote import DEFAULT_TIMEOUT, check_labels, fetch_dataset_file, load_npz_arrays
 
 __all__ = ["load_data"]
 
@@ -26,6 +29,18 @@ def load_data(path="mnist.npz", *, base_url=None, checksums=None, cache_dir=None
     """
     path = fetch_dataset_file("mnist.npz", path, base_url=base_url, checksums=checksums,
                               cache_dir=cache_dir, timeout=timeout)
-    x_train, y_train, x_test, y_test = load_npz_arrays(path, _KEYS, "mnist.load_data")
+    return read_npz(path)
+
+
+def read_npz(path):
+    """The four arrays of an ``mnist.npz``, checked: images uint8 (n, 28, 28), labels
+    integers 0..9, as many labels as images; anything else is a FileFormatError."""
+    x_train, y_train, x_test, y_test = load_npz_arrays(
+        path, _KEYS, "mnist.load_data", dtypes=(np.dtype(np.uint8),))
+    for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.ndim != 1 or len(x) != len(y):
+            raise FileFormatError(path, f"mnist.load_data: x_{split} has shape {x.shape} and "
+                                        f"y_{split} {y.shape}; expected (n, 28, 28) and (n,)")
+        check_labels(path, y, 10, f"y_{split}")
     return (x_train, y_train), (x_test, y_test)
 

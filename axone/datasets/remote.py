@@ -20,12 +20,14 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
 
 import numpy as np
 
+from ..fileio import _ZIP_ERRORS as _READ_ERRORS
+from ..fileio import FileFormatError, ZipArchive, check_regular_file
+
 __all__ = ["get_file", "fetch_dataset_file", "cache_path", "dataset_origin", "hash_file",
-           "npz_dtypes", "load_npz_arrays", "DatasetUnavailableError", "ChecksumError",
+           "npz_dtypes", "load_npz_arrays", "check_labels", "DatasetUnavailableError", "ChecksumError",
            "KERAS_DATASETS_URL", "KNOWN_FILES", "HOME_ENV", "DATASETS_URL_ENV"]
 
 HOME_ENV = "AXONE_HOME"
@@ -154,7 +156,7 @@ def _resolve_algorithm(file_hash, hash_algorithm):
 def hash_file(path, algorithm="sha256", chunk_size=1 << 20):
     """Hex digest of the file at ``path`` (``"sha256"`` or ``"md5"``)."""
     h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
+    with open(check_regular_file(path), "rb") as f:
         for chunk in iter(lambda: f.read(chunk_size), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -301,36 +303,69 @@ def fetch_dataset_file(remote_name, path=None, base_url=None, checksums=None, ca
 
 
 # ------------------------------------------------------------------ .npz files without pickle
+class _AnyDtype:
+    """Accepts every dtype (the headers are read to report them, objects included)."""
+
+    def __contains__(self, dtype):
+        return True
+
+
+#: dtypes a dataset array may have: integers, unsigned integers and real floats
+NUMERIC_DTYPES = tuple(np.dtype(c) for c in ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8",
+                                             "f2", "f4", "f8"))
+
+
 def npz_dtypes(path):
-    """``{array name: dtype}`` of an ``.npz`` archive, read from the ``.npy`` headers only."""
+    """``{array name: dtype}`` of an ``.npz`` archive, read from the ``.npy`` headers only.
+
+    The archive is opened through :class:`axone.fileio.ZipArchive` (a regular file, members'
+    declared sizes and compression ratios checked); anything malformed raises
+    :class:`~axone.fileio.FileFormatError`."""
+    return {name: dtype for name, (_, dtype) in _npz_headers(path).items()}
+
+
+def _npz_headers(path):
     out = {}
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for name in zf.namelist():
-                if not name.endswith(".npy"):
-                    continue
-                with zf.open(name) as f:
-                    version = np.lib.format.read_magic(f)
-                    if version == (1, 0):
-                        _, _, dtype = np.lib.format.read_array_header_1_0(f)
-                    else:
-                        _, _, dtype = np.lib.format.read_array_header_2_0(f)
-                out[name[:-4]] = np.dtype(dtype)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable .npz archive ({e}); delete it to download it "
-                         f"again") from None
+    with ZipArchive(path, "dataset .npz archive") as zf:
+        for name in zf.names():
+            if not name.endswith(".npy"):
+                continue
+            try:
+                with zf._zf.open(zf._info(name)) as f:
+                    shape, _, dtype, offset = zf._npy_header(f, name, _AnyDtype())
+            except FileFormatError:
+                raise
+            except _READ_ERRORS as e:
+                raise FileFormatError(path, f"array {name!r} is corrupted "
+                                            f"({type(e).__name__}: {e})") from None
+            out[name[:-4]] = (shape, dtype)
     return out
 
 
-def load_npz_arrays(path, keys, who):
-    """The arrays ``keys`` of a numeric ``.npz``; object (pickled) arrays are refused, never loaded."""
-    dtypes = npz_dtypes(path)
-    missing = [k for k in keys if k not in dtypes]
+def load_npz_arrays(path, keys, who, dtypes=NUMERIC_DTYPES):
+    """The arrays ``keys`` of a numeric ``.npz``; object (pickled) arrays are refused, never loaded.
+
+    Each member's ``.npy`` header is read first and its shape and dtype checked against the
+    member's declared size before exactly those bytes are read (a member may not claim more
+    than it holds); every problem is a :class:`~axone.fileio.FileFormatError` naming the file.
+    """
+    headers = _npz_headers(path)
+    missing = [k for k in keys if k not in headers]
     if missing:
-        raise ValueError(f"{who}: {path} lacks the arrays {missing}; it holds {sorted(dtypes)}")
-    pickled = [k for k in keys if dtypes[k].hasobject]
+        raise FileFormatError(path, f"{who}: lacks the arrays {missing}; it holds "
+                                    f"{sorted(headers)}")
+    pickled = [k for k in keys if headers[k][1].hasobject]
     if pickled:
-        raise ValueError(f"{who}: the arrays {pickled} of {path} are Python object arrays, which "
-                         f"only pickle can read; axone never unpickles data files")
-    with np.load(path, allow_pickle=False) as f:
-        return tuple(f[k] for k in keys)
+        raise FileFormatError(path, f"{who}: the arrays {pickled} are Python object arrays, "
+                                    f"which only pickle can read; axone never unpickles data files")
+    with ZipArchive(path, "dataset .npz archive") as zf:
+        return tuple(zf.read_npy(k + ".npy", dtypes=dtypes) for k in keys)
+
+
+def check_labels(path, y, n_classes, name):
+    """Raise unless the labels ``y`` are integers in 0 … n_classes − 1."""
+    if y.dtype.kind not in "ui":
+        raise FileFormatError(path, f"{name} has dtype {y.dtype}; labels must be integers")
+    if y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise FileFormatError(path, f"{name} holds labels from {int(y.min())} to {int(y.max())}; "
+                                    f"expected 0 to {n_classes - 1}")
