@@ -16,7 +16,7 @@ from axone import layers
 
 from _harness import fuzz, mutants, n_inputs
 
-SHORT = 600
+SHORT = 1000
 
 
 def _step(model):
