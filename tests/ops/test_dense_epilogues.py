@@ -165,3 +165,83 @@ def test_softmax_rows_argument_checks():
         k.xent_rows(z, z, np.zeros(4, "float32"))
     with pytest.raises(TypeError, match="gz must be"):
         k.xent_grad_rows(np.zeros(3, "float32"), z, z, np.zeros((3, 4)))
+
+
+def _strided(a):
+    """The same values in a non-contiguous view."""
+    big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    big[..., ::2] = a
+    return big[..., ::2]
+
+
+def _numpy_dense(x, w, b, relu, g):
+    """The NumPy form y = x·W + b (max(·, 0)), and its gradients for dL/dy = g."""
+    y = x @ w + (0 if b is None else b)
+    if relu:
+        y = np.maximum(y, 0)
+        g = g * (y > 0)
+    m = int(np.prod(x.shape[:-1]))
+    g2 = g.reshape(m, g.shape[-1])
+    grads = [g @ w.T, x.reshape(m, x.shape[-1]).T @ g2]
+    if b is not None:
+        grads.append(g2.sum(axis=0))
+    return y, grads
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("strided", ["bias", "x", "kernel", "all"])
+@pytest.mark.parametrize("rows", [(6,), (2, 3)])
+def test_dense_with_strided_operands_gives_the_numpy_result(strided, relu, rows):
+    """ops.dense with non-contiguous bias, input or kernel: the NumPy form's result, forward and
+    backward (once "ndarray is not C-contiguous" from the compiled epilogue)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=rows + (4,)).astype(np.float32)
+    w = rng.normal(size=(4, 5)).astype(np.float32)
+    b = rng.normal(size=5).astype(np.float32)
+    g = rng.normal(size=rows + (5,)).astype(np.float32)
+    xs = _strided(x) if strided in ("x", "all") else x
+    ws = _strided(w) if strided in ("kernel", "all") else w
+    bs = _strided(b) if strided in ("bias", "all") else b
+    assert not (xs.flags.c_contiguous and ws.flags.c_contiguous and bs.flags.c_contiguous)
+    y, gx, gw, gb = _run(xs, ws, bs, relu, g)
+    ry, rgrads = _numpy_dense(x, w, b, relu, g)
+    np.testing.assert_allclose(y, ry, rtol=1e-6, atol=1e-6)
+    for a, r in zip((gx, gw, gb), rgrads):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(xs, x)           # the inputs are left as they were
+    np.testing.assert_array_equal(bs, b)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("dtypes", [("float32", "float32", "float64"), ("float64", "float32", "float32"),
+                                    ("float32", "float64", "float32"), ("float64", "float64", "float32")])
+def test_dense_with_mixed_dtypes_follows_numpy_promotion(dtypes, relu):
+    """x·W + b in the dtype NumPy gives it (a float64 bias widens a float32 product, as the NumPy
+    form does), and each gradient in its operand's dtype."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 4)).astype(dtypes[0])
+    w = rng.normal(size=(4, 5)).astype(dtypes[1])
+    b = rng.normal(size=5).astype(dtypes[2])
+    g = rng.normal(size=(6, 5))
+    ry, rgrads = _numpy_dense(x, w, b, relu, g)
+    y, gx, gw, gb = _run(x, w, b, relu, g.astype(ry.dtype))
+    assert y.dtype == ry.dtype
+    assert (gx.dtype, gw.dtype, gb.dtype) == (x.dtype, w.dtype, b.dtype)
+    np.testing.assert_allclose(y, ry, rtol=1e-6, atol=1e-6)
+    for a, r in zip((gx, gw, gb), rgrads):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shapes", [((2, 3, 0), (0, 4)), ((2, 3, 4), (4, 0)), ((0, 3, 4), (4, 2))])
+def test_dense_with_an_empty_axis(shapes):
+    """Rows, inputs or units of size 0 in a 3-D input: the NumPy form's (empty or zero) result."""
+    xs, ws = shapes
+    x = np.ones(xs, np.float32)
+    w = np.ones(ws, np.float32)
+    b = np.ones(ws[1], np.float32)
+    g = np.ones(xs[:-1] + (ws[1],), np.float32)
+    y, gx, gw, gb = _run(x, w, b, True, g)
+    ry, rgrads = _numpy_dense(x, w, b, True, g)
+    np.testing.assert_array_equal(y, ry)
+    for a, r in zip((gx, gw, gb), rgrads):
+        np.testing.assert_array_equal(a, r)
