@@ -87,12 +87,15 @@ def open_archive(path, expected):
         if version > FORMAT_VERSION:
             raise FileFormatError(arc.path, f"was written by a newer axone (format version "
                                             f"{version}); upgrade axone to read it")
-        infos = meta.get("weights", [])
+        infos = meta.get("weights")
+        if infos is None:
+            raise FileFormatError(arc.path, "axone.json has no 'weights' list")
         if not isinstance(infos, list) or not all(
                 isinstance(i, dict) and isinstance(i.get("path"), str) and _is_shape(i.get("shape"))
                 for i in infos):
             raise FileFormatError(arc.path, "axone.json: 'weights' must list {path, shape, dtype} "
                                             "entries with non-negative integer shapes")
+        meta["weights"] = infos          # every reader below relies on this list
     except BaseException:
         arc.close()
         raise

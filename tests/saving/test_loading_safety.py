@@ -443,3 +443,13 @@ def test_backup_archive_holds_its_epoch(tmp_path):
     members = _members(backup / "latest.axone")
     assert json.loads(members["training_state.json"]) == {"epoch": 1}
     assert json.loads(members["axone.json"])["format"] == "axone.backup"
+
+
+@pytest.mark.parametrize("skip_mismatch", [False, True])
+def test_weights_file_without_a_weight_list_is_a_format_error(tmp_path, skip_mismatch):
+    """Found by the fuzz harness: axone.json without "weights" raised KeyError."""
+    m = _two_layer(3)
+    m.save_weights(tmp_path / "w.weights")
+    _edit_json(tmp_path / "w.weights", "axone.json", lambda meta: meta.pop("weights"))
+    with pytest.raises(FileFormatError):
+        m.load_weights(tmp_path / "w.weights", skip_mismatch=skip_mismatch)
