@@ -276,13 +276,24 @@ class Dropout(Layer):
 
 
 class Flatten(Layer):
-    """Flattens every axis but the batch: (batch, d1, d2, …) → (batch, d1·d2·…)."""
+    """Flattens every axis but the batch: (batch, d1, d2, …) → (batch, d1·d2·…).
+
+    With ``data_format="channels_first"`` the channel axis (axis 1) is moved last before
+    flattening, as Keras does, so the order of the features matches a channels-last model.
+    """
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
+        if data_format is None:
+            data_format = "channels_last"
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"Flatten {self.name!r}: data_format must be 'channels_last' or "
+                             f"'channels_first', received {data_format!r}")
         self.data_format = data_format
 
     def call(self, inputs):
+        if self.data_format == "channels_first" and inputs.ndim > 2:
+            inputs = ops.transpose(inputs, (0,) + tuple(range(2, inputs.ndim)) + (1,))
         return ops.reshape(inputs, (inputs.shape[0], -1))
 
     def compute_output_shape(self, input_shape):
