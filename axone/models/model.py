@@ -235,7 +235,9 @@ class Model(Trainer, Layer):
                 show_trainable=False, layer_range=None):
         """Print the layer table: name (type), output shape, parameter count, and the totals."""
         from .summary import print_summary
-        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable,
+                      layer_range=layer_range)
 
     # ---------------------------------------------------------------- saving
     def save(self, filepath, overwrite=True, include_optimizer=True, **kwargs):

@@ -9,6 +9,7 @@ longest word, so that a number, a layer name or a shape entry is never cut in tw
 does not fit wraps at its spaces, as Keras does ("name (Type)" puts the type on a second line;
 a shape breaks after a comma).
 """
+import re
 import shutil
 
 import numpy as np
@@ -141,7 +142,34 @@ def _fit_columns(widths, header, rows):
     return widths
 
 
-def print_summary(model, line_length=None, positions=None, print_fn=None):
+def layer_index_range(layers, layer_range=None):
+    """[first, last + 1] of the layers whose names match ``layer_range`` = (start regex, end
+    regex), both inclusive, as Keras's ``summary(layer_range=…)``; all layers for None."""
+    if layer_range is None:
+        return [0, len(layers)]
+    if not isinstance(layer_range, (list, tuple)) or len(layer_range) != 2:
+        raise ValueError(f"summary: layer_range must be a list or tuple of two layer names, "
+                         f"received {layer_range!r}")
+    if not all(isinstance(n, str) for n in layer_range):
+        raise ValueError(f"summary: layer_range must hold two strings, received {layer_range!r}")
+    lower = [i for i, l in enumerate(layers) if re.match(layer_range[0], l.name)]
+    upper = [i for i, l in enumerate(layers) if re.match(layer_range[1], l.name)]
+    if not lower or not upper:
+        raise ValueError(f"summary: layer_range {layer_range!r} does not match the names of the "
+                         f"model's layers {[l.name for l in layers]}")
+    if min(lower) > max(upper):
+        return [min(upper), max(lower) + 1]
+    return [min(lower), max(upper) + 1]
+
+
+def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                  show_trainable=False, layer_range=None):
+    """Print ``model``'s layer table (Keras's ``model.summary``).
+
+    ``expand_nested`` lists the layers of nested models under them (prefixed "└ "),
+    ``show_trainable`` adds a "Trainable" column (Y, N, or - for a layer without weights),
+    ``layer_range`` = (first name, last name), regular expressions, restricts the rows.
+    """
     print_fn = print_fn or print
     sequential = _sequential_like(model)
     layers = model.layers
@@ -152,23 +180,43 @@ def print_summary(model, line_length=None, positions=None, print_fn=None):
         default_length, default_positions = 108, [0.3, 0.56, 0.74, 1.0]
         header = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
     right = [False, False, True, False][:len(header)]
+    if show_trainable:
+        default_length += 12
+        if positions is None:
+            default_positions = [p * 0.90 for p in default_positions] + [1.0]
+        header.append("Trainable")
+        right.append(False)
     line_length = line_length or min(default_length, shutil.get_terminal_size().columns - 4)
     positions = list(positions or default_positions)
     if len(positions) != len(header):
         raise ValueError(f"summary: positions must have {len(header)} entries (one per column "
                          f"{header}), received {len(positions)}")
 
-    rows = []
-    for layer in layers:
+    def fields_of(layer, level):
         try:
             shape = _shape_str(layer.output_shape) if layer._inbound_nodes else "?"
         except AttributeError:
             shape = "?"
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-        fields = [f"{layer.name} ({type(layer).__name__})", shape, params]
+        prefix = "   " * level + "└ " if level else ""
+        fields = [f"{prefix}{layer.name} ({type(layer).__name__})", shape, params]
         if not sequential:
-            fields.append(_connections(model, layer))
-        rows.append(fields)
+            fields.append(_connections(model, layer) if level == 0 else "-")
+        if show_trainable:
+            fields.append(("Y" if layer.trainable else "N") if layer.weights else "-")
+        return fields
+
+    def rows_of(layer, level=0):
+        rows = [fields_of(layer, level)]
+        if expand_nested and getattr(layer, "layers", None):
+            for sub in layer.layers:
+                rows += rows_of(sub, level + 1)
+        return rows
+
+    lo, hi = layer_index_range(layers, layer_range)
+    rows = []
+    for layer in layers[lo:hi]:
+        rows += rows_of(layer)
 
     widths = _fit_columns(_column_widths(positions, line_length), header, rows)
     line_length = sum(widths)
