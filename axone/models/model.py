@@ -10,6 +10,7 @@ import numpy as np
 from ..autograd.tensor import Tensor
 from ..layers.base import KerasTensor, Layer, _flatten, _map, unique_name
 from ..layers.core import InputLayer
+from . import saving
 from .training import Trainer
 
 __all__ = ["Model"]
@@ -243,18 +244,16 @@ class Model(Trainer, Layer):
     def save(self, filepath, overwrite=True, include_optimizer=True, **kwargs):
         """Save architecture, weights and compile/optimizer state to one file (atomic write)."""
         import os
-        from .saving import save_model
         if not overwrite and os.path.exists(filepath):
             raise ValueError(f"save: {filepath!r} exists and overwrite=False")
-        save_model(self, filepath, include_optimizer=include_optimizer)
+        saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
         """Save every weight (``model.weights`` order) to one file (atomic write)."""
         import os
-        from .saving import save_weights
         if not overwrite and os.path.exists(filepath):
             raise ValueError(f"save_weights: {filepath!r} exists and overwrite=False")
-        save_weights(self, filepath)
+        saving.save_weights(self, filepath)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs):
         """Load weights saved by ``save_weights`` or ``save``; shapes must match layer by layer.
@@ -262,25 +261,22 @@ class Model(Trainer, Layer):
         ``skip_mismatch=True`` leaves layers whose weights do not match as they are, with a
         warning (Keras); ``by_name=True`` matches layers by name instead of by position.
         """
-        from .saving import load_weights
         by_name = kwargs.pop("by_name", None)
         if kwargs.pop("objects_to_skip", None) is not None:
             raise NotImplementedError("load_weights: objects_to_skip is not implemented in axone")
         if kwargs:
             raise ValueError(f"load_weights: invalid keyword arguments: {kwargs}")
-        load_weights(self, filepath, skip_mismatch=bool(skip_mismatch), by_name=bool(by_name))
+        saving.load_weights(self, filepath, skip_mismatch=bool(skip_mismatch), by_name=bool(by_name))
 
     def _save_backup(self, filepath, training_state):
         """BackupAndRestore's write: weights, optimizer state and ``training_state`` in one
         archive, written atomically."""
-        from .saving import save_backup
-        save_backup(self, filepath, training_state)
+        saving.save_backup(self, filepath, training_state)
 
     def _restore_backup(self, filepath):
         """BackupAndRestore's read: restore weights and optimizer state; returns the training
         state the backup holds (None for an older backup)."""
-        from .saving import load_backup
-        return load_backup(self, filepath)
+        return saving.load_backup(self, filepath)
 
     def get_config(self):
         cfg = {"name": self.name, "trainable": self.trainable}
@@ -291,6 +287,10 @@ class Model(Trainer, Layer):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+saving.register_model_class("Model", Model)
+saving.register_model_class("Functional", Model)
 
 
 def with_no_grad_dummy_call(model, input_shape):

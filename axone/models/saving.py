@@ -46,6 +46,20 @@ import numpy as np
 
 from ..fileio import FileFormatError, ZipArchive, atomic_write_zip, loading_budget  # noqa: F401
 
+# The model classes the architecture reader builds.  models/model.py and models/sequential.py
+# register them as they are defined: they import this module, never the reverse.
+_MODEL_CLASSES = {}
+
+
+def register_model_class(name, cls):
+    """Make ``cls`` the class that a saved ``{"class_name": name}`` model is rebuilt as."""
+    _MODEL_CLASSES[name] = cls
+    return cls
+
+
+def _model_classes():
+    return _MODEL_CLASSES["Model"], _MODEL_CLASSES["Sequential"]
+
 FORMAT_VERSION = 1
 
 #: errors that rebuilding a configuration from a malformed file can raise (become FileFormatError)
@@ -332,8 +346,7 @@ def save_model(model, path, include_optimizer=True):
 
 
 def serialize_model(model):
-    from .sequential import Sequential
-    from .model import Model
+    Model, Sequential = _model_classes()
     if isinstance(model, Sequential):
         return {"class_name": "Sequential", "config": model.get_config()}
     if isinstance(model, Model) and model._is_graph:
@@ -372,8 +385,7 @@ def serialize_model(model):
 
 def _layer_class(name, custom_objects):
     from .. import layers as layers_mod
-    from .model import Model
-    from .sequential import Sequential
+    Model, Sequential = _model_classes()
     if custom_objects and name in custom_objects:
         return custom_objects[name]
     if name == "Sequential":
@@ -466,8 +478,7 @@ def _from_config(cls, entry):
 def deserialize_model(spec, custom_objects=None):
     """Rebuild a model from its saved architecture (``serialize_model``'s output)."""
     from ..layers.core import InputLayer
-    from .model import Model
-    from .sequential import Sequential
+    Model, Sequential = _model_classes()
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise ValueError("the architecture must be {'class_name': ..., 'config': {...}}")
     cname, cfg = spec.get("class_name"), spec["config"]

@@ -3,6 +3,7 @@ import numpy as np
 
 from ..layers.base import KerasTensor, Layer, unique_name
 from ..layers.core import InputLayer
+from . import saving
 from .model import Model
 
 __all__ = ["Sequential"]
@@ -102,3 +103,6 @@ class Sequential(Model):
             cfg["layers"].append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
         cfg["layers"] += [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._seq_layers]
         return cfg
+
+
+saving.register_model_class("Sequential", Sequential)
