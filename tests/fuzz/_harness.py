@@ -5,7 +5,7 @@ A fuzz test takes a few valid files (the seeds), derives many inputs from them w
 header edits) and hands each input, written to a file, to a loader in a worker process
 (:func:`fuzz`).  The worker runs under an address-space limit (``RLIMIT_AS``) and a per-input
 time cap; the loader may succeed or raise one of the allowed error types, anything else — another
-exception, a ``MemoryError`` under the cap, a time-out, a crash of the worker (a segfault) — is a
+exception, a ``MemoryError`` under the cap, a time-out (CPU time), a hang (blocked), a crash of the worker (a segfault) — is a
 failure, reported with the input that caused it.
 
 Workers are forked from a forkserver (a clean single-threaded process that has imported axone),
@@ -328,7 +328,7 @@ def mutants(seeds, n, seed=None):
 
 # --------------------------------------------------------------------------- workers
 class _TimeCap(BaseException):
-    """Raised in a worker by SIGALRM when an input runs past its time cap."""
+    """Raised in a worker by SIGPROF when an input uses more CPU time than its cap."""
 
 
 def _on_alarm(signum, frame):
@@ -354,7 +354,7 @@ def _worker(conn, loader, allowed, filename, time_cap, mem_cap):
     if mem_cap:
         limit = _vm_size() + mem_cap
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)
     while True:
         try:
             msg = conn.recv()
@@ -369,7 +369,7 @@ def _worker(conn, loader, allowed, filename, time_cap, mem_cap):
         with open(path, "wb") as f:
             f.write(data)
         outcome = ("ok", None, None)
-        signal.setitimer(signal.ITIMER_REAL, time_cap)
+        signal.setitimer(signal.ITIMER_PROF, time_cap)
         try:
             loader(path)
         except _TimeCap:
@@ -379,7 +379,7 @@ def _worker(conn, loader, allowed, filename, time_cap, mem_cap):
         except BaseException as e:   # noqa: BLE001 - every other outcome is the finding
             outcome = ("bad", type(e).__name__, "".join(traceback.format_exception(e))[-3000:])
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
         _rmtree(sub)
         try:
             conn.send((index,) + outcome)
@@ -449,9 +449,11 @@ def fuzz(loader, inputs, *, allowed=None, filename="input.bin", time_cap=2.0,
 
     ``allowed``: exception types the loader may raise (default ``FileFormatError`` and
     ``FileNotFoundError``).  ``filename``: the input's file name (the loader gets
-    ``<fresh folder>/<filename>``).  ``time_cap``: seconds per input (SIGALRM in the worker, and a
-    kill from outside when the worker does not answer).  ``mem_cap``: bytes of address space a
-    worker may grow by.  Returns a :class:`FuzzReport`.
+    ``<fresh folder>/<filename>``).  ``time_cap``: CPU seconds per input.  ``mem_cap``: bytes of address space a
+    worker may grow by.  The time cap counts CPU time (SIGPROF in the worker, so a busy machine does
+    not make it fire); a worker that does not answer within ``4·time_cap + 2`` s of wall time
+    (blocked, not computing) is killed and its input reported as a hang.  Returns a
+    :class:`FuzzReport`.
     """
     if allowed is None:
         from axone.fileio import FileFormatError
@@ -481,7 +483,7 @@ def fuzz(loader, inputs, *, allowed=None, filename="input.bin", time_cap=2.0,
         pending[index] = data
         slot[1].send((index, data))
         slot[2] = index
-        slot[3] = time.monotonic() + 3 * time_cap + 5.0
+        slot[3] = time.monotonic() + 4 * time_cap + 2.0
         return True
 
     from multiprocessing.connection import wait

@@ -21,6 +21,9 @@ def _kind_loader(path):
         raise KeyError("x")
     if kind == b"segv":
         ctypes.string_at(0)
+    if kind == b"spin":
+        while True:
+            pass
     if kind == b"hang":
         while True:
             time.sleep(0.01)
@@ -29,7 +32,7 @@ def _kind_loader(path):
 
 
 def test_harness_reports_each_failure_kind_and_recovers():
-    kinds = [b"ok", b"format", b"key", b"segv", b"ok", b"hang", b"memory", b"ok"]
+    kinds = [b"ok", b"format", b"key", b"segv", b"ok", b"spin", b"memory", b"hang", b"ok"]
     report = fuzz(_kind_loader, kinds, time_cap=0.5, mem_cap=256 << 20, workers=2)
     assert report.count == len(kinds)
     assert report.outcomes["ok"] == 3
@@ -37,8 +40,9 @@ def test_harness_reports_each_failure_kind_and_recovers():
     assert report.outcomes["bad:KeyError"] == 1
     assert report.outcomes["bad:MemoryError"] == 1
     assert report.outcomes["crash:signal 11"] == 1
-    assert report.outcomes["timeout:TimeCap"] == 1
-    assert {f[3] for f in report.failures} == {b"key", b"segv", b"hang", b"memory"}
+    assert report.outcomes["timeout:TimeCap"] == 1        # CPU time past the cap
+    assert report.outcomes["hang:Hang"] == 1              # blocked: killed from outside
+    assert {f[3] for f in report.failures} == {b"key", b"segv", b"spin", b"memory", b"hang"}
 
 
 def test_mutations_are_deterministic_and_change_the_input():
