@@ -313,6 +313,8 @@ def _optimizer_entries(opt):
             raise ValueError("save: a learning rate given as a plain function cannot be saved; "
                              "use an axone.optimizers.schedules object")
     state = {"iterations": opt.iterations}
+    if getattr(opt, "gradient_accumulation_steps", None):
+        state["calls"] = int(opt._iterations)    # mid-cycle position of gradient accumulation
     for k in ("_u_product", "_u_step"):
         if k in opt.__dict__:
             state[k] = opt.__dict__[k]
@@ -572,6 +574,11 @@ def _scalar_state(st, path):
         raise FileFormatError(path, f"optimizer iterations must be an integer in [0, 2**53], "
                                     f"received {it!r}")
     out = {"iterations": it}
+    calls = st.get("calls")
+    if calls is not None and (type(calls) is not int or not 0 <= calls <= 2 ** 53):
+        raise FileFormatError(path, f"optimizer calls must be an integer in [0, 2**53], "
+                                    f"received {calls!r}")
+    out["calls"] = calls
     if "_u_step" in st or "_u_product" in st:
         step, prod = st.get("_u_step", 0), st.get("_u_product", 1.0)
         if type(step) is not int or not 0 <= it - step <= 1 or step < 0:
@@ -594,6 +601,15 @@ def _flat_size_and_dtype(model):
     return sum(int(w.data.size) for w in tw), dtype
 
 
+def _set_iterations(opt, scalars):
+    """The step counter, and with gradient accumulation the position inside the cycle (the
+    calls since the start), when the file's two counts agree."""
+    opt.iterations = scalars["iterations"]
+    n, calls = getattr(opt, "gradient_accumulation_steps", None), scalars.get("calls")
+    if n and calls is not None and calls // n == scalars["iterations"]:
+        opt._iterations = calls
+
+
 def restore_optimizer_state(opt, model, scalars, arrays, path, restore_lr=None):
     """Install a saved optimizer state into ``opt`` (the optimizer of ``model``).
 
@@ -604,7 +620,7 @@ def restore_optimizer_state(opt, model, scalars, arrays, path, restore_lr=None):
     """
     size, dtype = _flat_size_and_dtype(model)
     if not arrays and scalars["flat_size"] is None:     # saved before its first step: no state
-        opt.iterations = scalars["iterations"]
+        _set_iterations(opt, scalars)
         return True
     if scalars["flat_size"] is not None and scalars["flat_size"] != size and arrays:
         raise FileFormatError(path, f"the optimizer state is for {scalars['flat_size']} parameters "
@@ -615,7 +631,7 @@ def restore_optimizer_state(opt, model, scalars, arrays, path, restore_lr=None):
         raise FileFormatError(path, f"optimizer state: {e}") from None
     if not loaded:
         return False
-    opt.iterations = scalars["iterations"]
+    _set_iterations(opt, scalars)
     for k in ("_u_product", "_u_step"):
         if k in scalars:
             setattr(opt, k, scalars[k])
