@@ -658,7 +658,9 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
         comp = arc.read_json("compile.json") if "compile.json" in arc else None
         opt_arrays = _read_optimizer_arrays(arc) if comp is not None else {}
     with loading_budget(path, sum(a.size for a in arrays)):
-        model = _rebuild(path, "the saved architecture", deserialize_model, spec, custom_objects)
+        from .. import constraints
+        with constraints.custom_objects_scope(custom_objects):   # plain-function constraints
+            model = _rebuild(path, "the saved architecture", deserialize_model, spec, custom_objects)
     assign_weights(model, arrays, meta["weights"], path)
     if compile and comp is not None:
         _rebuild(path, "the saved compile arguments", _compile_from_entry, model, comp, opt_arrays,

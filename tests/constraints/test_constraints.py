@@ -297,3 +297,16 @@ def test_no_constraint_no_per_step_work(monkeypatch):
     model = axone.Sequential([L.Input((4,)), L.Dense(3)])
     model.compile(optimizer="sgd", loss="mse")
     model.fit(np.ones((8, 4), "float32"), np.ones((8, 3), "float32"), epochs=1, verbose=0)
+
+
+def test_load_model_restores_a_plain_function_constraint_from_custom_objects(tmp_path):
+    import axone
+
+    def clip_unit(w):
+        return axone.ops.clip(w, -0.5, 0.5)
+
+    m = axone.Sequential([axone.Input((3,)), axone.layers.Dense(2, kernel_constraint=clip_unit)])
+    m.compile(optimizer="sgd", loss="mse")
+    m.save(tmp_path / "m.axone")
+    back = axone.models.load_model(tmp_path / "m.axone", custom_objects={"clip_unit": clip_unit})
+    assert back.layers[0].kernel_constraint is clip_unit
