@@ -241,9 +241,22 @@ class Model(Trainer, Layer):
                       layer_range=layer_range)
 
     # ---------------------------------------------------------------- saving
-    def save(self, filepath, overwrite=True, include_optimizer=True, **kwargs):
-        """Save architecture, weights and compile/optimizer state to one file (atomic write)."""
+    def save(self, filepath, overwrite=True, include_optimizer=True, zipped=None, **kwargs):
+        """Save architecture, weights and compile/optimizer state to one file (atomic write).
+
+        The file is always axone's zip archive: ``zipped=False`` and a ``save_format`` other than
+        that raise; any other keyword is refused, as Keras refuses it.
+        """
         import os
+        save_format = kwargs.pop("save_format", None)
+        if kwargs:
+            raise ValueError(f"save: the following argument(s) are not supported: {sorted(kwargs)}")
+        if zipped is not None and not zipped:
+            raise NotImplementedError("save: zipped=False (an unzipped folder) is not implemented "
+                                      "in axone; files are zip archives")
+        if save_format not in (None, "axone", "keras"):
+            raise NotImplementedError(f"save: save_format={save_format!r} is not implemented in "
+                                      f"axone, which writes its own zip archive")
         if not overwrite and os.path.exists(filepath):
             raise ValueError(f"save: {filepath!r} exists and overwrite=False")
         saving.save_model(self, filepath, include_optimizer=include_optimizer)

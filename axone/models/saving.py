@@ -44,7 +44,8 @@ import warnings
 
 import numpy as np
 
-from ..fileio import FileFormatError, ZipArchive, atomic_write_zip, loading_budget  # noqa: F401
+from ..fileio import (FileFormatError, ZipArchive, atomic_write_zip, loading_budget,  # noqa: F401
+                      remove_stale_temps)
 
 # The model classes the architecture reader builds.  models/model.py and models/sequential.py
 # register them as they are defined: they import this module, never the reverse.
@@ -85,6 +86,7 @@ def open_archive(path, expected):
     and its weight list well formed.
     """
     what = "axone " + " or ".join(e.split(".")[-1] for e in expected) + " file"
+    remove_stale_temps(path)          # temporary files of writes to this path that were killed
     arc = ZipArchive(path, what)
     try:
         if "axone.json" not in arc:

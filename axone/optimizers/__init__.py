@@ -40,6 +40,23 @@ __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "AdamW", "Adagrad", "Adadelta"
            "schedules", "get", "serialize"]
 
 
+def _real(opt, name, value, minimum=None):
+    """``value`` as a float, if it is a finite real number (at least ``minimum``), else ValueError
+    naming the optimizer and the argument."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or (minimum is not None and value < minimum):
+        need = "a finite number" + ("" if minimum is None else f" >= {minimum}")
+        raise ValueError(f"{type(opt).__name__}: {name} must be {need}, received {value!r}")
+    return float(value)
+
+
+def _flag(opt, name, value):
+    """``value`` as a bool, if it is one (or 0 / 1), else ValueError naming the argument."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"{type(opt).__name__}: {name} must be True or False, received {value!r}")
+
+
 class Optimizer:
     """Base class: learning rate (float or schedule), step counter, flat and per-variable state.
 
@@ -103,9 +120,13 @@ class Optimizer:
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError(f"{type(self).__name__}: give at most one of clipnorm, clipvalue and global_clipnorm")
         self._learning_rate = learning_rate
+        for arg, value in (("weight_decay", weight_decay), ("clipnorm", clipnorm),
+                           ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm)):
+            if value is not None:
+                _real(self, arg, value, minimum=0)
         self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
-        self.decay = float(decay or 0.0)
+        self.decay = _real(self, "decay", decay or 0.0, minimum=0)
         self.name = name or type(self).__name__.lower()
         self._iterations = 0
         self._flat_state = None
@@ -398,10 +419,10 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        if not 0 <= momentum <= 1:
+        self.momentum = _real(self, "momentum", momentum)
+        if not 0 <= self.momentum <= 1:
             raise ValueError(f"SGD: momentum must lie in [0, 1], received {momentum}")
-        self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
+        self.nesterov = _flag(self, "nesterov", nesterov)
         self._state_names = ("momentum",) if self.momentum else ()
 
     def _update(self, w, g, state, lr, t):
@@ -444,10 +465,12 @@ class Adam(Optimizer):
                  **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         for n, b in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0 <= b < 1:
+            if not 0 <= _real(self, n, b) < 1:
                 raise ValueError(f"Adam: {n} must lie in [0, 1), received {b}")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
-        self.amsgrad = bool(amsgrad)
+        self.beta_1 = _real(self, "beta_1", beta_1)
+        self.beta_2 = _real(self, "beta_2", beta_2)
+        self.epsilon = _real(self, "epsilon", epsilon)
+        self.amsgrad = _flag(self, "amsgrad", amsgrad)
         if self.amsgrad:
             self._state_names = ("m", "v", "vhat")
 
@@ -496,10 +519,12 @@ class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
                  **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        if not 0 <= rho < 1:
+        if not 0 <= _real(self, "rho", rho) < 1:
             raise ValueError(f"RMSprop: rho must lie in [0, 1), received {rho}")
-        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
-        self.centered = bool(centered)
+        self.rho = _real(self, "rho", rho)
+        self.momentum = _real(self, "momentum", momentum)
+        self.epsilon = _real(self, "epsilon", epsilon)
+        self.centered = _flag(self, "centered", centered)
         self._state_names = ("velocity",) + (("average_gradient",) if self.centered else ()) + (
             ("momentum",) if self.momentum else ())
 
@@ -561,11 +586,11 @@ class Adagrad(Optimizer):
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        if initial_accumulator_value < 0:
+        if _real(self, "initial_accumulator_value", initial_accumulator_value) < 0:
             raise ValueError(f"Adagrad: initial_accumulator_value must be non-negative, "
                              f"received {initial_accumulator_value}")
-        self.initial_accumulator_value = float(initial_accumulator_value)
-        self.epsilon = float(epsilon)
+        self.initial_accumulator_value = _real(self, "initial_accumulator_value", initial_accumulator_value)
+        self.epsilon = _real(self, "epsilon", epsilon)
 
     def _new_state(self, w):
         return {"accumulator": np.full_like(w, self.initial_accumulator_value)}
@@ -597,7 +622,7 @@ class Adadelta(Optimizer):
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.rho, self.epsilon = float(rho), float(epsilon)
+        self.rho, self.epsilon = _real(self, "rho", rho), _real(self, "epsilon", epsilon)
 
     def _update(self, w, g, state, lr, t):
         ag, ad, tmp = state["accumulated_grad"], state["accumulated_delta_var"], state["_tmp"]
@@ -627,7 +652,9 @@ class Adamax(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1 = _real(self, "beta_1", beta_1)
+        self.beta_2 = _real(self, "beta_2", beta_2)
+        self.epsilon = _real(self, "epsilon", epsilon)
 
     def _update(self, w, g, state, lr, t):
         m, u, tmp = state["m"], state["u"], state["_tmp"]
@@ -662,7 +689,9 @@ class Nadam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1 = _real(self, "beta_1", beta_1)
+        self.beta_2 = _real(self, "beta_2", beta_2)
+        self.epsilon = _real(self, "epsilon", epsilon)
         self._u_product = 1.0
         self._u_step = 0
 

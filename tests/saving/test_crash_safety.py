@@ -10,6 +10,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 import axone
 from axone import fileio, layers
@@ -143,3 +144,29 @@ def test_a_write_names_its_temporary_file_after_its_target_and_process(tmp_path,
     axone.Sequential([layers.Dense(2, input_shape=(3,))]).save_weights(tmp_path / "w.weights")
     assert len(seen) == 1
     assert seen[0].startswith(f".w.weights.axone-{os.getpid()}-") and seen[0].endswith(".tmp")
+
+
+def test_a_load_removes_temporary_files_of_dead_writers(tmp_path):
+    folder = str(tmp_path)
+    target = os.path.join(folder, "model.keras")
+    m = axone.Sequential([layers.Dense(2, input_shape=(3,))])
+    m.save(target)
+    m.save_weights(os.path.join(folder, "w.weights"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = _temp(folder, "model.keras", dead.pid, 12345)
+    stale_w = _temp(folder, "w.weights", dead.pid, 12345)
+    axone.models.load_model(target)
+    m.load_weights(os.path.join(folder, "w.weights"))
+    assert not os.path.exists(stale) and not os.path.exists(stale_w)
+
+
+def test_save_refuses_unknown_keywords(tmp_path):
+    m = axone.Sequential([layers.Dense(2, input_shape=(3,))])
+    with pytest.raises(ValueError, match="not supported"):
+        m.save(tmp_path / "m.keras", compression="lzma")
+    with pytest.raises(NotImplementedError, match="zipped"):
+        m.save(tmp_path / "m.keras", zipped=False)
+    with pytest.raises(NotImplementedError, match="save_format"):
+        m.save(tmp_path / "m.keras", save_format="h5")
+    m.save(tmp_path / "m.keras", zipped=True, save_format="keras")
