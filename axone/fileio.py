@@ -51,6 +51,10 @@ class FileFormatError(ValueError):
         super().__init__(f"{self.path!r}: {message}" if self.path is not None else message)
 
 
+def _article(noun):
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
 def check_regular_file(path, what="file"):
     """Raise unless ``path`` names an existing regular file (not a folder, FIFO or device).
 
@@ -63,12 +67,12 @@ def check_regular_file(path, what="file"):
     except FileNotFoundError:
         raise FileNotFoundError(f"No such {what}: {path!r}") from None
     except OSError as e:
-        raise FileFormatError(path, f"cannot be read as a {what} ({e})") from None
+        raise FileFormatError(path, f"cannot be read ({e}); expected {_article(what)}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise FileFormatError(path, f"is a folder, not a {what}")
+        raise FileFormatError(path, f"is a folder, not {_article(what)}")
     if not stat.S_ISREG(st.st_mode):
         raise FileFormatError(path, f"is not a regular file (a FIFO, socket or device), "
-                                    f"so it is not read as a {what}")
+                                    f"so it is not read; expected {_article(what)}")
     return path
 
 
