@@ -24,7 +24,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["FileFormatError", "check_regular_file", "atomic_write_zip", "remove_stale_temps",
+__all__ = ["FileFormatError", "check_regular_file", "atomic_write", "atomic_write_zip", "remove_stale_temps",
            "ZipArchive", "loading_budget", "charge_weight", "check_json_depth"]
 
 #: largest JSON member read (bytes), and its deepest nesting
@@ -101,7 +101,7 @@ def _temp_prefix(path):
 def remove_stale_temps(path):
     """Remove temporary files left beside ``path`` by writes whose process is no longer running.
 
-    Only files named by :func:`atomic_write_zip` for this very target are considered; one whose
+    Only files named by :class:`atomic_write` for this very target are considered; one whose
     writer (process id and start time in its name) still runs is left alone.  Returns the number
     of files removed.
     """
@@ -131,42 +131,63 @@ def remove_stale_temps(path):
     return removed
 
 
-def atomic_write_zip(path, entries):
-    """Write ``entries`` {name: bytes} as an uncompressed zip at ``path`` atomically.
+class atomic_write:
+    """``with atomic_write(path) as f: f.write(…)`` writes ``path`` atomically.
 
-    The archive goes to a temporary file beside ``path`` (see the module docstring), is flushed
-    to disk and renamed over ``path``: a reader sees the old file or the new one, never a mix.
-    Stale temporary files of this target left by killed writers are removed first.
+    ``f`` is a binary file beside ``path`` under a temporary name (see the module docstring).
+    When the block ends normally the file is flushed to disk and renamed over ``path`` (and the
+    folder synced): a reader sees the old file or the new one, never a mix.  When it raises,
+    the temporary file is removed and ``path`` is left as it was.  Stale temporary files of this
+    target left by killed writers are removed first.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    remove_stale_temps(path)
-    pid = os.getpid()
-    fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{pid}-{_process_start(pid) or 0}-",
-                               suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, data in entries.items():
-                    zf.writestr(name, data)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.folder = os.path.dirname(os.path.abspath(self.path))
+
+    def __enter__(self):
+        os.makedirs(self.folder, exist_ok=True)
+        remove_stale_temps(self.path)
+        pid = os.getpid()
+        fd, self.tmp = tempfile.mkstemp(
+            prefix=f"{_temp_prefix(self.path)}{pid}-{_process_start(pid) or 0}-", suffix=".tmp",
+            dir=self.folder)
+        self.file = os.fdopen(fd, "wb")
+        return self.file
+
+    def __exit__(self, exc_type, exc, tb):
         try:
-            dfd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            if exc_type is None:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+            self.file.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+                self.tmp = None
+                try:
+                    dfd = os.open(self.folder, os.O_RDONLY)
+                    try:
+                        os.fsync(dfd)
+                    finally:
+                        os.close(dfd)
+                except OSError:
+                    pass
+        finally:
+            if self.tmp is not None:
+                try:
+                    os.unlink(self.tmp)
+                except OSError:
+                    pass
+        return False
+
+
+def atomic_write_zip(path, entries):
+    """Write ``entries`` {name: bytes} as an uncompressed zip at ``path`` atomically
+    (:class:`atomic_write`)."""
+    with atomic_write(path) as raw:
+        with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, data in entries.items():
+                zf.writestr(name, data)
 
 
 # --------------------------------------------------------------------------- bounded reading

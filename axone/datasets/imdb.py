@@ -30,11 +30,10 @@ into a 2-D array).
 """
 import json
 import os
-import tempfile
 
 import numpy as np
 
-from ..fileio import FileFormatError, check_regular_file
+from ..fileio import FileFormatError, atomic_write, check_regular_file
 from .remote import DEFAULT_TIMEOUT, fetch_dataset_file, load_npz_arrays, npz_dtypes
 
 _INTEGERS = tuple(np.dtype(c) for c in ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8"))
@@ -76,21 +75,8 @@ def save_npz(path, train, test):
             raise ValueError(f"imdb.save_npz: {split} labels must be integers, received {y.dtype}")
         arrays[f"x_{split}_tokens"], arrays[f"x_{split}_lengths"] = _pack(x)
         arrays[f"y_{split}"] = y
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".axone-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
     return path
 
 

@@ -24,7 +24,7 @@ import urllib.request
 import numpy as np
 
 from ..fileio import _ZIP_ERRORS as _READ_ERRORS
-from ..fileio import FileFormatError, ZipArchive, check_regular_file
+from ..fileio import FileFormatError, ZipArchive, atomic_write, check_regular_file
 
 __all__ = ["get_file", "fetch_dataset_file", "cache_path", "dataset_origin", "hash_file",
            "npz_dtypes", "load_npz_arrays", "check_labels", "DatasetUnavailableError", "ChecksumError",
@@ -171,26 +171,21 @@ def _manual_instructions(fname, origin, path, algo, file_hash):
 
 
 def _download(origin, path, algo, file_hash, timeout):
-    """Stream ``origin`` into a temp file next to ``path``, check it, move it into place."""
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".axone-", suffix=".part", dir=folder)
-    try:
+    """Stream ``origin`` into a temp file next to ``path``, check it, move it into place
+    (``fileio.atomic_write``: nothing is written to ``path`` unless every check passes)."""
+    with atomic_write(path) as out:
         h = hashlib.new(algo) if algo else None
         received = 0
-        with os.fdopen(fd, "wb") as out:
-            with urllib.request.urlopen(origin, timeout=timeout) as resp:
-                expected_len = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
-                while True:
-                    chunk = resp.read(1 << 20)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    received += len(chunk)
-                    if h is not None:
-                        h.update(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+        with urllib.request.urlopen(origin, timeout=timeout) as resp:
+            expected_len = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
+            while True:
+                chunk = resp.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+                received += len(chunk)
+                if h is not None:
+                    h.update(chunk)
         if expected_len is not None and expected_len.isdigit() and int(expected_len) != received:
             raise DatasetUnavailableError(
                 f"Incomplete download of {origin}: received {received} of {expected_len} bytes")
@@ -199,13 +194,6 @@ def _download(origin, path, algo, file_hash, timeout):
                 f"The file downloaded from {origin} has {algo} {h.hexdigest()}, not the expected "
                 f"{file_hash.lower()}: it is corrupted or not the expected version. It was discarded "
                 f"(nothing was written to {path}).")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def get_file(fname=None, origin=None, file_hash=None, hash_algorithm="sha256", cache_dir=None,

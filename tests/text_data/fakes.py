@@ -20,7 +20,11 @@ def md5(path_or_bytes):
 
 
 def no_temp_files(folder):
-    return not os.path.isdir(folder) or not [n for n in os.listdir(folder) if n.startswith(".axone-")]
+    """No temporary file of an interrupted write (``.NAME.axone-….tmp``, or the older
+    ``.axone-….tmp`` / ``.part``) is left in ``folder``."""
+    return not os.path.isdir(folder) or not [
+        n for n in os.listdir(folder)
+        if n.startswith(".") and ".axone-" in n and (n.endswith(".tmp") or n.endswith(".part"))]
 
 
 def mnist_arrays(n_train=6, n_test=4, seed=0):
