@@ -16,7 +16,11 @@ __all__ = ["install_keras_alias", "uninstall_keras_alias", "UnsupportedKerasName
 _ROOTS = ("keras", "keras_core", "tensorflow.keras")
 _SUBMODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks", "regularizers",
                "constraints", "initializers", "activations", "utils", "datasets", "backend", "ops",
-               "applications", "optimizers.schedules"}
+               "applications", "optimizers.schedules", "preprocessing", "random"}
+# Keras names whose axone module lives elsewhere than axone.<name>
+_MODULE_OF = {"preprocessing": "axone.utils.preprocessing",
+              "preprocessing.image": "axone.utils.image_utils",
+              "preprocessing.sequence": "axone.utils.sequence_utils"}
 
 
 class UnsupportedKerasName(ImportError):
@@ -88,7 +92,7 @@ class _Loader(importlib.abc.Loader):
             raise UnsupportedKerasName(f"{name} is not supported by axone {_axone_version()}; "
                                        f"supported submodules: {sorted(_SUBMODULES)}")
         try:
-            target = importlib.import_module("axone." + sub)
+            target = importlib.import_module(_MODULE_OF.get(sub, "axone." + sub))
         except ModuleNotFoundError:
             raise UnsupportedKerasName(f"{name} is not supported by axone {_axone_version()} yet") from None
         return _AliasModule(name, target, name)
