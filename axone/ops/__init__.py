@@ -3,9 +3,11 @@ from .math import *  # noqa: F401,F403
 from .math import __all__ as _math_all
 from .nn import *  # noqa: F401,F403
 from .nn import __all__ as _nn_all
+from .numpy import *  # noqa: F401,F403
+from .numpy import __all__ as _numpy_all
 from .normalization import batch_normalization, moments
 from .conv import (average_pool, conv, conv1d, conv2d, conv_transpose, depthwise_conv, max_pool)
 
-__all__ = list(_math_all) + list(_nn_all) + [
+__all__ = list(dict.fromkeys(list(_math_all) + list(_numpy_all))) + list(_nn_all) + [
     "batch_normalization", "moments", "conv", "conv1d", "conv2d", "conv_transpose", "depthwise_conv",
     "max_pool", "average_pool"]

@@ -1,0 +1,1010 @@
+"""NumPy-style ops under their ``keras.ops.numpy`` names: creation, elementwise math, cumulative
+and sorting ops, rearrangements, triangles and diagonals, einsum, norms.
+
+Each differentiable op is a :class:`~axone.autograd.Function` with ``forward`` and ``backward``
+side by side under the derivative it implements, or an exact composition of differentiable ops;
+ops whose result is piecewise constant (``floor``, ``round``, comparisons) or integer (``argsort``,
+``isnan``) carry no gradient, as in Keras.  Dtypes follow Keras 3: integer results are int32,
+creation ops default to ``floatx``, float math on integers gives ``floatx``.
+
+This module is also what ``keras.ops.numpy`` resolves to, so it re-exports the ``keras.ops.numpy``
+names that live in :mod:`axone.ops.math`.
+"""
+import builtins as _b
+
+import numpy as np
+
+from .. import backend
+from ..autograd.function import Function, unbroadcast
+from ..autograd.tensor import Tensor
+from . import math as _m
+from .math import *  # noqa: F401,F403 - keras.ops.numpy holds these names too
+from .math import __all__ as _math_all
+from .math import _t
+from .math import _axis as _math_axis
+
+__all__ = [
+    # creation
+    "arange", "zeros", "ones", "full", "full_like", "empty", "empty_like", "eye", "identity",
+    "tri", "linspace", "logspace",
+    # elementwise math
+    "floor", "ceil", "round", "trunc", "isnan", "isinf", "isfinite", "isneginf", "isposinf",
+    "logical_and", "logical_or", "logical_xor", "logical_not", "tan", "sinh", "cosh", "arcsin",
+    "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "log1p", "expm1", "log2", "log10",
+    "exp2", "reciprocal", "cbrt", "fabs", "arctan2", "hypot", "logaddexp", "mod",
+    "floor_divide", "isclose", "allclose", "nan_to_num", "divide_no_nan", "deg2rad", "rad2deg",
+    # reductions
+    "prod", "amax", "amin", "all", "any", "count_nonzero", "norm", "average", "ptp",
+    # cumulative, sorting, selection
+    "cumsum", "cumprod", "sort", "argsort", "top_k", "take_along_axis", "stop_gradient",
+    # rearrangement
+    "flip", "fliplr", "flipud", "roll", "tile", "repeat", "moveaxis", "swapaxes", "ravel",
+    "broadcast_to", "ndim", "shape", "size", "unstack", "hstack", "vstack",
+    # triangles, diagonals, products
+    "triu", "tril", "diag", "diagonal", "trace", "outer", "inner", "einsum",
+]
+
+
+def _axis(axis, ndim, op):
+    """Axis argument as a tuple of non-negative ints; a clear TypeError for anything else."""
+    if axis is not None and not isinstance(axis, (int, np.integer, tuple, list)):
+        raise TypeError(f"{op}: axis must be an int or a tuple of ints, received {axis!r}")
+    return _math_axis(axis, ndim, op)
+
+
+def _floatx(dtype=None):
+    return np.dtype(dtype or backend.floatx())
+
+
+def _float_data(x, op):
+    """x's array, integers and booleans converted to floatx (Keras's rule for float math)."""
+    x = _t(x, op)
+    if x.data.dtype.kind not in "fc":
+        return Tensor(x.data.astype(backend.floatx()))
+    return x
+
+
+def _shape(shape, op):
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    try:
+        if isinstance(shape, str):
+            raise TypeError
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: shape must be an int or a tuple of ints, received {shape!r}") from None
+    if _b.any(s < 0 for s in shape):
+        raise ValueError(f"{op}: shape must not hold negative sizes, received {shape}")
+    return shape
+
+
+# ------------------------------------------------------------------ creation
+def arange(start, stop=None, step=None, dtype=None):
+    """[start, start + step, …) below stop; int32 for integer arguments, else floatx."""
+    step = 1 if step is None else step
+    if step == 0:
+        raise ValueError("arange: step must not be 0")
+    if dtype is None:
+        ints = _b.all(isinstance(v, (int, np.integer)) for v in (start, stop, step) if v is not None)
+        dtype = "int32" if ints else backend.floatx()
+    if stop is None:
+        start, stop = 0, start
+    return Tensor(np.arange(start, stop, step).astype(dtype))
+
+
+def zeros(shape, dtype=None):
+    return Tensor(np.zeros(_shape(shape, "zeros"), dtype=_floatx(dtype)))
+
+
+def ones(shape, dtype=None):
+    return Tensor(np.ones(_shape(shape, "ones"), dtype=_floatx(dtype)))
+
+
+def empty(shape, dtype=None):
+    """An uninitialized tensor in Keras; here zeros (the same shape and dtype)."""
+    return zeros(shape, dtype)
+
+
+def full(shape, fill_value, dtype=None):
+    fill = fill_value.data if isinstance(fill_value, Tensor) else np.asarray(fill_value)
+    return Tensor(np.full(_shape(shape, "full"), fill, dtype=_floatx(dtype)))
+
+
+def full_like(x, fill_value, dtype=None):
+    d = _t(x, "full_like").data
+    fill = fill_value.data if isinstance(fill_value, Tensor) else fill_value
+    return Tensor(np.full(d.shape, fill, dtype=dtype or d.dtype))
+
+
+def empty_like(x, dtype=None):
+    return zeros_like(x, dtype=dtype)  # noqa: F405
+
+
+def eye(N, M=None, k=0, dtype=None):
+    """Ones on the k-th diagonal of an N×M matrix."""
+    N, M = _shape((N, N if M is None else M), "eye")
+    return Tensor(np.eye(N, M, k=int(k), dtype=_floatx(dtype)))
+
+
+def identity(n, dtype=None):
+    return eye(n, dtype=dtype)
+
+
+def tri(N, M=None, k=0, dtype=None):
+    """Ones at and below the k-th diagonal of an N×M matrix."""
+    N, M = _shape((N, N if M is None else M), "tri")
+    return Tensor(np.tri(N, M, k=int(k), dtype=_floatx(dtype)))
+
+
+def _check_num(num, op):
+    if not isinstance(num, (int, np.integer)) or num < 0:
+        raise ValueError(f"{op}: num must be a non-negative int, received {num!r}")
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    """num evenly spaced values from start to stop (stop included when ``endpoint``)."""
+    _check_num(num, "linspace")
+    out = np.linspace(np.asarray(start), np.asarray(stop), num, endpoint=endpoint,
+                      retstep=retstep, axis=axis)
+    if retstep:
+        return Tensor(out[0].astype(_floatx(dtype))), Tensor(np.asarray(out[1], _floatx(dtype)))
+    return Tensor(out.astype(_floatx(dtype)))
+
+
+def logspace(start, stop, num=50, endpoint=True, base=10, dtype=None, axis=0):
+    """base ** linspace(start, stop, num)."""
+    _check_num(num, "logspace")
+    out = np.logspace(np.asarray(start), np.asarray(stop), num, endpoint=endpoint, base=base,
+                      axis=axis)
+    return Tensor(out.astype(_floatx(dtype)))
+
+
+# ----------------------------------------------------------- elementwise math
+class Elementwise(Function):
+    """y = f(x);  dL/dx = dL/dy · f′(x), with f′ written from x and y (``df(x, y)``)."""
+
+    def forward(self, x):
+        self.x = x
+        self.y = y = self.f(x)
+        return y
+
+    def backward(self, g):
+        return (g * self.df(self.x, self.y),)
+
+
+def _unary(name, f, df, doc):
+    def op(x):
+        return Elementwise.apply(_float_data(x, name), f=f, df=df)
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
+
+
+tan = _unary("tan", np.tan, lambda x, y: 1 + y * y, "y = tan x;  dy/dx = 1 + tan² x.")
+sinh = _unary("sinh", np.sinh, lambda x, y: np.cosh(x), "y = sinh x;  dy/dx = cosh x.")
+cosh = _unary("cosh", np.cosh, lambda x, y: np.sinh(x), "y = cosh x;  dy/dx = sinh x.")
+arcsin = _unary("arcsin", np.arcsin, lambda x, y: 1 / np.sqrt(1 - x * x),
+                "y = arcsin x;  dy/dx = 1/√(1 − x²).")
+arccos = _unary("arccos", np.arccos, lambda x, y: -1 / np.sqrt(1 - x * x),
+                "y = arccos x;  dy/dx = −1/√(1 − x²).")
+arctan = _unary("arctan", np.arctan, lambda x, y: 1 / (1 + x * x),
+                "y = arctan x;  dy/dx = 1/(1 + x²).")
+arcsinh = _unary("arcsinh", np.arcsinh, lambda x, y: 1 / np.sqrt(x * x + 1),
+                 "y = arsinh x;  dy/dx = 1/√(x² + 1).")
+arccosh = _unary("arccosh", np.arccosh, lambda x, y: 1 / np.sqrt(x * x - 1),
+                 "y = arcosh x;  dy/dx = 1/√(x² − 1).")
+arctanh = _unary("arctanh", np.arctanh, lambda x, y: 1 / (1 - x * x),
+                 "y = artanh x;  dy/dx = 1/(1 − x²).")
+log1p = _unary("log1p", np.log1p, lambda x, y: 1 / (1 + x), "y = ln(1 + x);  dy/dx = 1/(1 + x).")
+expm1 = _unary("expm1", np.expm1, lambda x, y: y + 1, "y = eˣ − 1;  dy/dx = eˣ = y + 1.")
+log2 = _unary("log2", np.log2, lambda x, y: 1 / (x * np.log(2)), "y = log₂ x;  dy/dx = 1/(x ln 2).")
+log10 = _unary("log10", np.log10, lambda x, y: 1 / (x * np.log(10)),
+               "y = log₁₀ x;  dy/dx = 1/(x ln 10).")
+exp2 = _unary("exp2", np.exp2, lambda x, y: y * np.log(2), "y = 2ˣ;  dy/dx = 2ˣ ln 2.")
+reciprocal = _unary("reciprocal", np.reciprocal, lambda x, y: -y * y, "y = 1/x;  dy/dx = −1/x².")
+cbrt = _unary("cbrt", np.cbrt, lambda x, y: 1 / (3 * y * y), "y = ∛x;  dy/dx = 1/(3 y²).")
+fabs = _unary("fabs", np.abs, lambda x, y: np.sign(x), "y = |x| (float);  dy/dx = sign x.")
+
+
+def deg2rad(x):
+    """x · π/180."""
+    return _m.multiply(_float_data(x, "deg2rad"), np.pi / 180)
+
+
+def rad2deg(x):
+    """x · 180/π."""
+    return _m.multiply(_float_data(x, "rad2deg"), 180 / np.pi)
+
+
+def _constant(name, f, keep_int, doc):
+    """A piecewise-constant op: its values, no gradient (dy/dx = 0 almost everywhere)."""
+    def op(x, *args):
+        d = _t(x, name).data
+        if d.dtype.kind in "iub" and not keep_int:
+            d = d.astype(backend.floatx())
+        return Tensor(np.asarray(f(d, *args)))
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
+
+
+floor = _constant("floor", np.floor, False, "Largest integer ≤ x (no gradient).")
+ceil = _constant("ceil", np.ceil, False, "Smallest integer ≥ x (no gradient).")
+trunc = _constant("trunc", np.trunc, True, "x rounded toward 0 (no gradient).")
+
+
+def round(x, decimals=0):  # noqa: A001 - keras.ops name
+    """x rounded half to even to ``decimals`` places (no gradient)."""
+    if not isinstance(decimals, (int, np.integer)):
+        raise TypeError(f"round: decimals must be an int, received {decimals!r}")
+    d = _t(x, "round").data
+    return Tensor(np.round(d, int(decimals)))
+
+
+def _predicate(name, f, doc):
+    def op(x):
+        return Tensor(np.asarray(f(_t(x, name).data)))
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
+
+
+isnan = _predicate("isnan", np.isnan, "True where x is NaN.")
+isinf = _predicate("isinf", np.isinf, "True where x is ±inf.")
+isfinite = _predicate("isfinite", np.isfinite, "True where x is neither NaN nor ±inf.")
+isneginf = _predicate("isneginf", np.isneginf, "True where x is −inf.")
+isposinf = _predicate("isposinf", np.isposinf, "True where x is +inf.")
+logical_not = _predicate("logical_not", np.logical_not, "Elementwise not (boolean).")
+logical_and = _m._compare(np.logical_and, "logical_and")
+logical_or = _m._compare(np.logical_or, "logical_or")
+logical_xor = _m._compare(np.logical_xor, "logical_xor")
+mod = _m._compare(np.mod, "mod")
+mod.__doc__ = "Remainder of x1 / x2 with the sign of x2 (no gradient here)."
+floor_divide = _m._compare(np.floor_divide, "floor_divide")
+floor_divide.__doc__ = "⌊x1 / x2⌋ (no gradient)."
+
+
+def isclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
+    a, b = _m._pair(x1, x2, "isclose")
+    return Tensor(np.isclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
+    a, b = _m._pair(x1, x2, "allclose")
+    return Tensor(np.asarray(np.allclose(a.data, b.data, rtol=rtol, atol=atol,
+                                         equal_nan=equal_nan)))
+
+
+def arctan2(x1, x2):
+    """atan2(x1, x2) = atan(x1 / x2) in the right quadrant, written from differentiable ops:
+    ∂/∂x1 = x2/(x1² + x2²), ∂/∂x2 = −x1/(x1² + x2²)."""
+    a, b = _m._pair(x1, x2, "arctan2")
+    return _Arctan2.apply(_float_data(a, "arctan2"), _float_data(b, "arctan2"))
+
+
+class _Arctan2(Function):
+    """z = atan2(a, b);  dz/da = b/(a² + b²),  dz/db = −a/(a² + b²)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.arctan2(a, b)
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        r = a * a + b * b
+        return (unbroadcast(g * b / r, a.shape) if self.needs[0] else None,
+                unbroadcast(-g * a / r, b.shape) if self.needs[1] else None)
+
+
+def hypot(x1, x2):
+    """√(x1² + x2²)."""
+    a, b = _m._pair(x1, x2, "hypot")
+    return _m.sqrt(_m.square(_float_data(a, "hypot")) + _m.square(_float_data(b, "hypot")))
+
+
+def logaddexp(x1, x2):
+    """ln(e^x1 + e^x2) = m + ln(e^(x1−m) + e^(x2−m)), m = max(x1, x2) (no overflow)."""
+    a, b = _m._pair(x1, x2, "logaddexp")
+    a, b = _float_data(a, "logaddexp"), _float_data(b, "logaddexp")
+    m = Tensor(np.maximum(a.data, b.data))
+    m = Tensor(np.where(np.isfinite(m.data), m.data, 0).astype(m.data.dtype))
+    return _m.log(_m.exp(a - m) + _m.exp(b - m)) + m
+
+
+def divide_no_nan(x1, x2):
+    """x1 / x2, and 0 where x2 == 0 (also its gradient)."""
+    a, b = _m._pair(x1, x2, "divide_no_nan")
+    a, b = _float_data(a, "divide_no_nan"), _float_data(b, "divide_no_nan")
+    zero = b.data == 0
+    safe = _m.where(zero, _m.ones_like(b), b)
+    return _m.where(zero, _m.zeros_like(safe), a / safe)
+
+
+def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    """NaN → ``nan``, ±inf → ``posinf``/``neginf`` (the largest finite values by default);
+    the gradient passes where x was finite."""
+    x = _t(x, "nan_to_num")
+    d = x.data
+    return _m.where(np.isfinite(d), x, Tensor(np.nan_to_num(d, nan=nan, posinf=posinf,
+                                                            neginf=neginf)))
+
+
+# ------------------------------------------------------------------ reductions
+class Prod(Function):
+    """y = Πᵢ xᵢ over ``axes``;  ∂y/∂xₖ = Πᵢ≠ₖ xᵢ (computed without dividing, so zeros are exact)."""
+
+    def forward(self, x):
+        self.x = x
+        return np.prod(x, axis=self.axes, keepdims=self.keepdims, dtype=x.dtype)
+
+    def backward(self, g):
+        x, axes = self.x, self.axes
+        # Move the reduced axes to the end, flatten them: products of all but one element
+        # are exclusive prefix products times exclusive suffix products.
+        rest = [a for a in range(x.ndim) if a not in axes]
+        xt = np.transpose(x, rest + list(axes))
+        flat = xt.reshape(xt.shape[:len(rest)] + (-1,))
+        ones = np.ones(flat.shape[:-1] + (1,), dtype=x.dtype)
+        pre = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+        suf = np.flip(np.cumprod(np.flip(np.concatenate([flat[..., 1:], ones], axis=-1), -1),
+                                 axis=-1), -1)
+        others = (pre * suf).reshape(xt.shape)
+        others = np.transpose(others, np.argsort(rest + list(axes)))
+        return (others * _m._expand(g, axes, self.keepdims),)
+
+
+def prod(x, axis=None, keepdims=False, dtype=None):
+    x = _t(x, "prod")
+    if dtype is not None:
+        x = _m.cast(x, dtype)
+    elif x.data.dtype.kind in "bu" or (x.data.dtype.kind == "i" and x.data.dtype.itemsize < 4):
+        x = _m.cast(x, "int32")
+    return Prod.apply(x, axes=_axis(axis, x.ndim, "prod"), keepdims=bool(keepdims))
+
+
+amax = _m.max
+amin = _m.min
+
+
+def all(x, axis=None, keepdims=False):  # noqa: A001 - keras.ops name
+    d = _t(x, "all").data
+    return Tensor(np.asarray(np.all(d, axis=_axis(axis, d.ndim, "all"), keepdims=keepdims)))
+
+
+def any(x, axis=None, keepdims=False):  # noqa: A001 - keras.ops name
+    d = _t(x, "any").data
+    return Tensor(np.asarray(np.any(d, axis=_axis(axis, d.ndim, "any"), keepdims=keepdims)))
+
+
+def count_nonzero(x, axis=None):
+    d = _t(x, "count_nonzero").data
+    return Tensor(np.asarray(np.count_nonzero(d, axis=_axis(axis, d.ndim, "count_nonzero")),
+                             dtype=np.int32))
+
+
+def ptp(x, axis=None, keepdims=False):
+    """max − min over ``axis``."""
+    return _m.max(x, axis, keepdims) - _m.min(x, axis, keepdims)
+
+
+def average(x, axis=None, weights=None):
+    """Σ wᵢxᵢ / Σ wᵢ over ``axis`` (the mean without weights)."""
+    x = _float_data(x, "average")
+    if weights is None:
+        return _m.mean(x, axis=axis)
+    w = _float_data(weights, "average")
+    if w.shape != x.shape:
+        if axis is None or w.ndim != 1:
+            raise ValueError(f"average: weights of shape {w.shape} must have the shape of x "
+                             f"{x.shape}, or be 1-D along the given axis")
+        ax = _axis(axis, x.ndim, "average")[0]
+        if w.shape[0] != x.shape[ax]:
+            raise ValueError(f"average: weights of length {w.shape[0]} do not match axis {ax} "
+                             f"of x, of length {x.shape[ax]}")
+        w = _m.reshape(w, tuple(-1 if i == ax else 1 for i in range(x.ndim)))
+    return _m.sum(x * w, axis=axis) / _m.sum(_m.multiply(_m.ones_like(x), w), axis=axis)
+
+
+def norm(x, ord=None, axis=None, keepdims=False):
+    """Vector or matrix norm, as ``numpy.linalg.norm`` (Keras's definition), written from
+    differentiable ops: ‖x‖₂ = √Σx², ‖x‖₁ = Σ|x|, ‖x‖∞ = max|x|, ‖x‖ₚ = (Σ|x|ᵖ)^(1/p);
+    matrices: Frobenius √Σx², 1 / ∞ (largest column / row sum of |x|)."""
+    x = _float_data(x, "norm")
+    if axis is None:
+        axes = tuple(range(x.ndim))
+        if ord is not None and x.ndim > 2:
+            raise ValueError(f"norm: ord={ord!r} needs axis for a tensor of rank {x.ndim}")
+    else:
+        axes = _axis(axis, x.ndim, "norm")
+    if len(axes) == 1 or (axis is None and x.ndim == 1):
+        ax = axes
+        if ord is None or ord == 2:
+            return _m.sqrt(_m.sum(_m.square(x), axis=ax, keepdims=keepdims))
+        if ord == 1:
+            return _m.sum(_m.abs(x), axis=ax, keepdims=keepdims)
+        if ord in (np.inf, float("inf")):
+            return _m.max(_m.abs(x), axis=ax, keepdims=keepdims)
+        if ord in (-np.inf, float("-inf")):
+            return _m.min(_m.abs(x), axis=ax, keepdims=keepdims)
+        if ord == 0:
+            return Tensor(np.sum(x.data != 0, axis=ax, keepdims=keepdims).astype(x.data.dtype))
+        if isinstance(ord, str):
+            raise ValueError(f"norm: ord={ord!r} is a matrix norm; give two axes")
+        return _m.power(_m.sum(_m.power(_m.abs(x), ord), axis=ax, keepdims=keepdims), 1.0 / ord)
+    if len(axes) != 2:
+        if ord is None:
+            return _m.sqrt(_m.sum(_m.square(x), axis=axes, keepdims=keepdims))
+        raise ValueError(f"norm: ord={ord!r} needs one or two axes, received axis={axis!r}")
+    r, c = axes
+    if ord is None or ord == "fro":
+        return _m.sqrt(_m.sum(_m.square(x), axis=axes, keepdims=keepdims))
+    if ord in (1, -1, np.inf, -np.inf):
+        inner_ax, outer_ax = (r, c) if ord in (1, -1) else (c, r)
+        s = _m.sum(_m.abs(x), axis=inner_ax, keepdims=True)
+        red = _m.max if ord in (1, np.inf) else _m.min
+        out = red(s, axis=outer_ax, keepdims=True)
+        return out if keepdims else _m.squeeze(out, axis=axes)
+    raise NotImplementedError(f"norm: ord={ord!r} for matrices is not supported by axone "
+                              f"(supported: None, 'fro', 1, -1, inf, -inf)")
+
+
+# ------------------------------------------------------ cumulative, sorting
+class Cumsum(Function):
+    """yₖ = Σ_{i≤k} xᵢ;  dL/dxₖ = Σ_{j≥k} dL/dyⱼ (a reversed cumulative sum)."""
+
+    def forward(self, x):
+        return np.cumsum(x, axis=self.axis, dtype=x.dtype)
+
+    def backward(self, g):
+        ax = self.axis
+        return (np.flip(np.cumsum(np.flip(g, ax), axis=ax), ax),)
+
+
+class Cumprod(Function):
+    """yₖ = Π_{i≤k} xᵢ;  dL/dxₖ = Σ_{j≥k} dL/dyⱼ · Π_{i≤j, i≠k} xᵢ.
+
+    Written without dividing by xₖ, so zeros are exact: Π_{i≤j, i≠k} xᵢ = yₖ₋₁ · Π_{k<i≤j} xᵢ.
+    """
+
+    def forward(self, x):
+        self.x = x
+        return np.cumprod(x, axis=self.axis, dtype=x.dtype)
+
+    def backward(self, g):
+        x = np.moveaxis(self.x, self.axis, -1)
+        g = np.moveaxis(g, self.axis, -1)
+        n = x.shape[-1]
+        out = np.empty_like(x)
+        prefix = np.ones(x.shape[:-1], dtype=x.dtype)     # y_{k−1}
+        for k in range(n):
+            # Π_{k<i≤j} xᵢ for j = k … n−1, then Σ_j g_j · prefix · that.
+            tail = np.cumprod(np.concatenate([np.ones(x.shape[:-1] + (1,), x.dtype),
+                                              x[..., k + 1:]], axis=-1), axis=-1)
+            out[..., k] = prefix * np.sum(g[..., k:] * tail, axis=-1)
+            prefix = prefix * x[..., k]
+        return (np.moveaxis(out, -1, self.axis),)
+
+
+def _cumulative(cls, x, axis, dtype, op):
+    x = _t(x, op)
+    if dtype is not None:
+        x = _m.cast(x, dtype)
+    elif x.data.dtype.kind in "bu" or (x.data.dtype.kind == "i" and x.data.dtype.itemsize < 4):
+        x = _m.cast(x, "int32")
+    if axis is None:
+        x = _m.reshape(x, (-1,))
+        axis = 0
+    return cls.apply(x, axis=_axis(axis, x.ndim, op)[0])
+
+
+def cumsum(x, axis=None, dtype=None):
+    """Cumulative sum along ``axis`` (of the flattened tensor when None)."""
+    return _cumulative(Cumsum, x, axis, dtype, "cumsum")
+
+
+def cumprod(x, axis=None, dtype=None):
+    """Cumulative product along ``axis`` (of the flattened tensor when None)."""
+    return _cumulative(Cumprod, x, axis, dtype, "cumprod")
+
+
+class TakeAlongAxis(Function):
+    """y = x[…, idx, …] along ``axis``;  dL/dx scatters dL/dy back, summing repeated indices."""
+
+    def forward(self, x):
+        self.shape = x.shape
+        return np.take_along_axis(x, self.idx, axis=self.axis)
+
+    def backward(self, g):
+        out = np.zeros(self.shape, dtype=g.dtype)
+        idx, ax = self.idx, self.axis
+        full = np.broadcast_to(idx, g.shape)
+        grids = list(np.indices(g.shape, sparse=True))
+        grids[ax] = full
+        np.add.at(out, tuple(grids), g)
+        return (out,)
+
+
+def _indices(indices, op):
+    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{op}: indices must be integers, received dtype {idx.dtype}")
+    return idx
+
+
+def take_along_axis(x, indices, axis=None):
+    """Values of x at ``indices`` along ``axis`` (of the flattened x when None)."""
+    x = _t(x, "take_along_axis")
+    idx = _indices(indices, "take_along_axis")
+    if axis is None:
+        x = _m.reshape(x, (-1,))
+        idx = idx.reshape(-1)
+        axis = 0
+    ax = _axis(axis, x.ndim, "take_along_axis")[0]
+    if idx.ndim != x.ndim:
+        raise ValueError(f"take_along_axis: indices must have the rank of x ({x.ndim}), "
+                         f"received shape {idx.shape}")
+    n = x.shape[ax]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"take_along_axis: indices must lie in [{-n}, {n}) for axis {ax} of "
+                         f"size {n}, received values from {idx.min()} to {idx.max()}")
+    idx = np.where(idx < 0, idx + n, idx)
+    try:
+        bshape = np.broadcast_shapes(tuple(s for i, s in enumerate(x.shape) if i != ax),
+                                     tuple(s for i, s in enumerate(idx.shape) if i != ax))
+    except ValueError:
+        raise ValueError(f"take_along_axis: indices of shape {idx.shape} do not broadcast "
+                         f"against x of shape {x.shape} outside axis {ax}") from None
+    bshape = bshape[:ax] + (idx.shape[ax],) + bshape[ax:]
+    xshape = bshape[:ax] + (n,) + bshape[ax + 1:]
+    if x.shape != xshape:
+        x = broadcast_to(x, xshape)
+    return TakeAlongAxis.apply(x, idx=np.broadcast_to(idx, bshape), axis=ax)
+
+
+def sort(x, axis=-1):
+    """Values sorted ascending along ``axis``; the gradient goes back to where each came from."""
+    x = _t(x, "sort")
+    if x.ndim == 0:
+        return x
+    ax = _axis(axis, x.ndim, "sort")[0]
+    idx = np.argsort(x.data, axis=ax, kind="stable")
+    return TakeAlongAxis.apply(x, idx=idx, axis=ax)
+
+
+def argsort(x, axis=-1):
+    """Indices (int32) that sort x ascending along ``axis``."""
+    d = _t(x, "argsort").data
+    if d.ndim == 0:
+        return Tensor(np.zeros((), np.int32))
+    ax = _axis(axis, d.ndim, "argsort")[0]
+    return Tensor(np.argsort(d, axis=ax, kind="stable").astype(np.int32))
+
+
+def top_k(x, k, sorted=True):  # noqa: A002 - keras.ops argument name
+    """The k largest values along the last axis and their indices (int32); the gradient of the
+    values goes back to where each came from."""
+    x = _t(x, "top_k")
+    if x.ndim == 0:
+        raise ValueError("top_k: x must have at least one dimension, received a scalar")
+    if not isinstance(k, (int, np.integer)) or not 0 <= k <= x.shape[-1]:
+        raise ValueError(f"top_k: k must be an int in [0, {x.shape[-1]}] (the last axis), "
+                         f"received {k!r}")
+    idx = np.argsort(-x.data, axis=-1, kind="stable")[..., :k]
+    if not sorted:
+        idx = np.sort(idx, axis=-1)
+    return TakeAlongAxis.apply(x, idx=idx, axis=x.ndim - 1), Tensor(idx.astype(np.int32))
+
+
+def stop_gradient(variable):
+    """The same values, cut from the graph (no gradient flows back)."""
+    from ..variables import Variable
+    if isinstance(variable, Variable):
+        variable = variable.value
+    return _t(variable, "stop_gradient").detach()
+
+
+# ---------------------------------------------------------------- rearranging
+class Flip(Function):
+    """y = x reversed along ``axes``;  dL/dx = dL/dy reversed along the same axes."""
+
+    def forward(self, x):
+        return np.flip(x, self.axes)
+
+    def backward(self, g):
+        return (np.flip(g, self.axes),)
+
+
+class Roll(Function):
+    """y = x shifted cyclically by ``shift`` along ``axes``;  dL/dx = dL/dy shifted back."""
+
+    def forward(self, x):
+        return np.roll(x, self.shift, axis=self.axes)
+
+    def backward(self, g):
+        return (np.roll(g, tuple(-s for s in self.shift), axis=self.axes),)
+
+
+class BroadcastTo(Function):
+    """y = x broadcast to ``shape``;  dL/dx = dL/dy summed over the broadcast axes."""
+
+    def forward(self, x):
+        self.sx = x.shape
+        return np.broadcast_to(x, self.shape)
+
+    def backward(self, g):
+        return (unbroadcast(g, self.sx),)
+
+
+class Tile(Function):
+    """y = x repeated rᵢ times along each axis;  dL/dx = Σ of dL/dy over the copies."""
+
+    def forward(self, x):
+        self.sx = x.shape
+        return np.tile(x, self.reps)
+
+    def backward(self, g):
+        sx = (1,) * (g.ndim - len(self.sx)) + self.sx
+        reps = self.reps_full
+        # Split each axis of g into (copies, original size) and sum the copies.
+        g = g.reshape(tuple(v for r, s in zip(reps, sx) for v in (r, s)))
+        g = g.sum(axis=tuple(range(0, 2 * len(sx), 2)))
+        return (g.reshape(self.sx),)
+
+
+class Repeat(Function):
+    """y = each element of x repeated along ``axis``;  dL/dx = Σ of dL/dy over its repeats."""
+
+    def forward(self, x):
+        self.sx = x.shape
+        return np.repeat(x, self.repeats, axis=self.axis)
+
+    def backward(self, g):
+        ax = self.axis
+        r = self.repeats
+        if r.ndim == 0 or r.size == 1:
+            r = int(r.reshape(-1)[0]) if r.size else 0
+            if r == 0:
+                return (np.zeros(self.sx, g.dtype),)
+            s = g.shape[:ax] + (self.sx[ax], r) + g.shape[ax + 1:]
+            return (g.reshape(s).sum(axis=ax + 1),)
+        # Per-element counts: segment sums, empty segments stay 0.
+        ends = np.cumsum(r)
+        out = np.zeros(self.sx, g.dtype)
+        nz = r > 0
+        if nz.any():
+            sums = np.add.reduceat(g, (ends - r)[nz], axis=ax)
+            idx = [slice(None)] * len(self.sx)
+            idx[ax] = np.flatnonzero(nz)
+            out[tuple(idx)] = sums
+        return (out,)
+
+
+def flip(x, axis=None):
+    x = _t(x, "flip")
+    return Flip.apply(x, axes=_axis(axis, x.ndim, "flip"))
+
+
+def fliplr(x):
+    x = _t(x, "fliplr")
+    if x.ndim < 2:
+        raise ValueError(f"fliplr: x must have at least 2 dimensions, received shape {x.shape}")
+    return flip(x, 1)
+
+
+def flipud(x):
+    x = _t(x, "flipud")
+    if x.ndim < 1:
+        raise ValueError("flipud: x must have at least 1 dimension, received a scalar")
+    return flip(x, 0)
+
+
+def roll(x, shift, axis=None):
+    x = _t(x, "roll")
+    if axis is None:
+        return _m.reshape(roll(_m.reshape(x, (-1,)), shift, 0), x.shape)
+    axes = _axis(axis, x.ndim, "roll")
+    shifts = (shift,) * len(axes) if isinstance(shift, (int, np.integer)) else tuple(shift)
+    if len(shifts) != len(axes):
+        raise ValueError(f"roll: shift {shift!r} and axis {axis!r} must have the same length")
+    return Roll.apply(x, shift=tuple(int(s) for s in shifts), axes=axes)
+
+
+def broadcast_to(x, shape):
+    x = _t(x, "broadcast_to")
+    shape = _shape(shape, "broadcast_to")
+    try:
+        np.broadcast_shapes(x.shape, shape)
+        if len(shape) < x.ndim or np.broadcast_shapes(x.shape, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {x.shape} to "
+                         f"{shape}") from None
+    return BroadcastTo.apply(x, shape=shape)
+
+
+def tile(x, repeats):
+    x = _t(x, "tile")
+    reps = (repeats,) if isinstance(repeats, (int, np.integer)) else tuple(
+        np.asarray(repeats.data if isinstance(repeats, Tensor) else repeats).reshape(-1).tolist())
+    if _b.any(not isinstance(r, int) or r < 0 for r in reps):
+        raise ValueError(f"tile: repeats must be non-negative ints, received {repeats!r}")
+    n = _b.max(len(reps), x.ndim)
+    full = (1,) * (n - len(reps)) + reps
+    return Tile.apply(x, reps=reps, reps_full=full)
+
+
+def repeat(x, repeats, axis=None):
+    x = _t(x, "repeat")
+    r = np.asarray(repeats.data if isinstance(repeats, Tensor) else repeats)
+    if r.dtype.kind not in "iu" or (r.size and r.min() < 0) or r.ndim > 1:
+        raise ValueError(f"repeat: repeats must be a non-negative int or a 1-D list of them, "
+                         f"received {repeats!r}")
+    if axis is None:
+        x = _m.reshape(x, (-1,))
+        axis = 0
+    ax = _axis(axis, x.ndim, "repeat")[0]
+    if r.ndim == 1 and r.size not in (1, x.shape[ax]):
+        raise ValueError(f"repeat: {r.size} repeats for axis {ax} of size {x.shape[ax]}")
+    return Repeat.apply(x, repeats=r, axis=ax)
+
+
+def moveaxis(x, source, destination):
+    x = _t(x, "moveaxis")
+    src = _axis(source, x.ndim, "moveaxis")
+    dst = _axis(destination, x.ndim, "moveaxis")
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: source {source!r} and destination {destination!r} must "
+                         f"have the same number of axes")
+    order = [a for a in range(x.ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return _m.transpose(x, tuple(order))
+
+
+def swapaxes(x, axis1, axis2):
+    x = _t(x, "swapaxes")
+    a = _axis(axis1, x.ndim, "swapaxes")[0]
+    b = _axis(axis2, x.ndim, "swapaxes")[0]
+    order = list(range(x.ndim))
+    order[a], order[b] = order[b], order[a]
+    return _m.transpose(x, tuple(order))
+
+
+def ravel(x):
+    return _m.reshape(_t(x, "ravel"), (-1,))
+
+
+def ndim(x):
+    return _t(x, "ndim").ndim
+
+
+def shape(x):
+    """The static shape, a tuple of ints."""
+    return tuple(_t(x, "shape").shape)
+
+
+def size(x):
+    return Tensor(np.asarray(_t(x, "size").data.size, dtype=np.int32))
+
+
+def unstack(x, num=None, axis=0):
+    """The slices of x along ``axis``, as a list."""
+    x = _t(x, "unstack")
+    ax = _axis(axis, x.ndim, "unstack")[0]
+    if num is not None and num != x.shape[ax]:
+        raise ValueError(f"unstack: num={num} does not match axis {ax} of size {x.shape[ax]}")
+    return [_m.get_item(x, (slice(None),) * ax + (i,)) for i in range(x.shape[ax])]
+
+
+def hstack(xs):
+    xs = [_t(x, "hstack") for x in xs]
+    return _m.concatenate(xs, axis=0 if xs and xs[0].ndim == 1 else 1)
+
+
+def vstack(xs):
+    xs = [_t(x, "vstack") for x in xs]
+    return _m.concatenate([_m.reshape(x, (1, -1)) if x.ndim < 2 else x for x in xs], axis=0)
+
+
+# ------------------------------------------------- triangles, diagonals, products
+class Mask(Function):
+    """y = x · M for a fixed 0/1 mask M;  dL/dx = dL/dy · M."""
+
+    def forward(self, x):
+        return np.where(self.mask, x, np.zeros((), x.dtype))
+
+    def backward(self, g):
+        return (np.where(self.mask, g, np.zeros((), g.dtype)),)
+
+
+def _triangle(x, k, lower, op):
+    x = _t(x, op)
+    if x.ndim < 2:
+        raise ValueError(f"{op}: x must have at least 2 dimensions, received shape {x.shape}")
+    n, m = x.shape[-2:]
+    mask = np.tri(n, m, k=int(k), dtype=bool)
+    if not lower:
+        mask = ~np.tri(n, m, k=int(k) - 1, dtype=bool)
+    return Mask.apply(x, mask=mask)
+
+
+def triu(x, k=0):
+    """x with the elements below the k-th diagonal set to 0 (on the last two axes)."""
+    return _triangle(x, k, False, "triu")
+
+
+def tril(x, k=0):
+    """x with the elements above the k-th diagonal set to 0 (on the last two axes)."""
+    return _triangle(x, k, True, "tril")
+
+
+class Diagonal(Function):
+    """y = the ``offset``-th diagonal of x over (axis1, axis2), as the last axis;
+    dL/dx = dL/dy placed back on that diagonal, 0 elsewhere."""
+
+    def forward(self, x):
+        self.sx = x.shape
+        return np.diagonal(x, self.offset, self.axis1, self.axis2).copy()
+
+    def backward(self, g):
+        out = np.zeros(self.sx, g.dtype)
+        view = np.diagonal(out, self.offset, self.axis1, self.axis2)
+        view.flags.writeable = True   # a view into ``out``, which is ours
+        view[...] = g
+        return (out,)
+
+
+class Diag(Function):
+    """1-D x: y = the matrix with x on its k-th diagonal;  dL/dx = that diagonal of dL/dy."""
+
+    def forward(self, x):
+        return np.diag(x, self.k)
+
+    def backward(self, g):
+        return (np.diagonal(g, self.k).copy(),)
+
+
+def diagonal(x, offset=0, axis1=0, axis2=1):
+    x = _t(x, "diagonal")
+    if x.ndim < 2:
+        raise ValueError(f"diagonal: x must have at least 2 dimensions, received shape {x.shape}")
+    a1 = _axis(axis1, x.ndim, "diagonal")[0]
+    a2 = _axis(axis2, x.ndim, "diagonal")[0]
+    if a1 == a2:
+        raise ValueError(f"diagonal: axis1 and axis2 must differ, both are {a1}")
+    return Diagonal.apply(x, offset=int(offset), axis1=a1, axis2=a2)
+
+
+def diag(x, k=0):
+    """1-D x: a matrix with x on its k-th diagonal; 2-D x: its k-th diagonal."""
+    x = _t(x, "diag")
+    if x.ndim == 1:
+        return Diag.apply(x, k=int(k))
+    if x.ndim == 2:
+        return diagonal(x, k, 0, 1)
+    raise ValueError(f"diag: x must be 1-D or 2-D, received shape {x.shape}")
+
+
+def trace(x, offset=0, axis1=0, axis2=1):
+    """Σ of the ``offset``-th diagonal over (axis1, axis2)."""
+    return _m.sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+
+def outer(x1, x2):
+    """zᵢⱼ = x1ᵢ · x2ⱼ of the flattened inputs."""
+    a, b = _m._pair(x1, x2, "outer")
+    return _m.multiply(_m.reshape(a, (-1, 1)), _m.reshape(b, (1, -1)))
+
+
+def inner(x1, x2):
+    """Σ over the last axes of x1 and x2 (a product with a scalar for 0-d inputs)."""
+    a, b = _m._pair(x1, x2, "inner")
+    if a.ndim == 0 or b.ndim == 0:
+        return _m.multiply(a, b)
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"inner: last axes differ: shapes {a.shape} and {b.shape}")
+    return _m.tensordot(a, b, axes=([-1], [-1]))
+
+
+class Einsum(Function):
+    """z = einsum(spec, x₁, …, xₙ);  dL/dxᵢ = einsum(spec′, dL/dz, the other operands), where spec′
+    reads dL/dz with the output's letters and writes xᵢ's letters (letters of xᵢ missing from
+    the others and from the output are summed over, so they come back by broadcasting; a
+    letter repeated in xᵢ, a diagonal, is written back onto that diagonal)."""
+
+    def forward(self, *xs):
+        self.xs = xs
+        return np.asarray(np.einsum(self.spec, *xs, optimize=len(xs) > 2))
+
+    def backward(self, g):
+        ins, out = self.ins, self.out
+        grads = []
+        for i, x in enumerate(self.xs):
+            if not self.needs[i]:
+                grads.append(None)
+                continue
+            others = [s for j, s in enumerate(ins) if j != i]
+            ops = [g] + [y for j, y in enumerate(self.xs) if j != i]
+            have = set(out).union(*others)
+            letters = ins[i]
+            # Letters of xᵢ seen nowhere else: the gradient is constant along them.
+            target = "".join(dict.fromkeys(c for c in letters if c in have))
+            gi = np.einsum(",".join([out] + others) + "->" + target, *ops,
+                           optimize=len(ops) > 2)
+            full = {c: x.shape[letters.index(c)] for c in letters}
+            shape_t = tuple(full[c] for c in target)
+            gi = np.broadcast_to(gi, shape_t)
+            # Expand to xᵢ's own letters (missing ones broadcast, repeated ones on the diagonal).
+            uniq = "".join(dict.fromkeys(letters))   # target is uniq less some letters, in order
+            gu = gi
+            for c in uniq:
+                if c not in target:
+                    gu = np.expand_dims(gu, uniq.index(c))
+            gu = np.broadcast_to(gu, tuple(full[c] for c in uniq))
+            if len(uniq) == len(letters):
+                gx = np.einsum(uniq + "->" + letters, gu) if uniq != letters else gu
+            else:
+                gx = np.zeros(x.shape, g.dtype)
+                view = np.einsum(letters + "->" + uniq, gx)
+                view.flags.writeable = True
+                view[...] = gu
+            grads.append(np.ascontiguousarray(gx, dtype=g.dtype))
+        return tuple(grads)
+
+
+def _parse_einsum(subscripts, shapes):
+    """Explicit input and output letter strings for ``subscripts`` (ellipses expanded)."""
+    spec = subscripts.replace(" ", "")
+    if "->" in spec:
+        lhs, out = spec.split("->")
+    else:
+        lhs, out = spec, None
+    ins = lhs.split(",")
+    if len(ins) != len(shapes):
+        raise ValueError(f"einsum: subscripts {subscripts!r} name {len(ins)} operands, "
+                         f"received {len(shapes)}")
+    used = set(c for c in spec if c.isalpha())
+    free = iter(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used)
+    nell = _b.max([len(s) - (len(t) - 3) for t, s in zip(ins, shapes) if "..." in t] or [0])
+    ell = "".join(next(free) for _ in range(nell))
+    exp = []
+    for t, s in zip(ins, shapes):
+        if "..." in t:
+            k = len(s) - (len(t) - 3)
+            t = t.replace("...", ell[nell - k:])
+        if len(t) != len(s) or not t.isalpha():
+            raise ValueError(f"einsum: subscripts {t!r} do not match an operand of shape {s}")
+        exp.append(t)
+    if out is None:
+        counts = {}
+        for c in "".join(exp):
+            counts[c] = counts.get(c, 0) + 1
+        out = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    else:
+        out = out.replace("...", ell)
+    return exp, out
+
+
+def einsum(subscripts, *operands, **kwargs):
+    """Einstein summation, as ``numpy.einsum``; differentiable in every operand."""
+    if kwargs:
+        raise NotImplementedError(f"einsum: arguments {sorted(kwargs)} are not supported by axone")
+    if not isinstance(subscripts, str):
+        raise TypeError(f"einsum: subscripts must be a string, received {type(subscripts).__name__}")
+    xs = [_t(x, "einsum") for x in operands]
+    try:
+        ins, out = _parse_einsum(subscripts, [x.shape for x in xs])
+        spec = ",".join(ins) + "->" + out
+    except ValueError as e:
+        raise ValueError(f"einsum: {e}") from None
+    if len(set(d.data.dtype for d in xs)) > 1:
+        dt = np.result_type(*[x.data.dtype for x in xs])
+        xs = [_m.cast(x, dt) for x in xs]
+    try:
+        return Einsum.apply(*xs, spec=spec, ins=ins, out=out)
+    except ValueError as e:
+        raise ValueError(f"einsum: {e} (subscripts {subscripts!r}, operand shapes "
+                         f"{[x.shape for x in xs]})") from None
+
+
+__all__ = list(dict.fromkeys(list(_math_all) + __all__))
