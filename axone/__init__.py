@@ -3,6 +3,7 @@ from . import backend
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 from .variables import Variable
 from . import ops
+from . import random
 from . import (activations, callbacks, constraints, initializers, losses, metrics, optimizers,
                regularizers, utils)
 from . import layers
@@ -14,6 +15,6 @@ from . import datasets
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Variable", "Function", "no_grad", "enable_grad", "is_grad_enabled",
-           "backend", "ops", "activations", "callbacks", "constraints", "initializers", "losses",
-           "metrics", "optimizers", "regularizers", "utils", "layers", "models", "datasets", "Input",
-           "KerasTensor", "Layer", "Model", "Sequential", "__version__"]
+           "backend", "ops", "random", "activations", "callbacks", "constraints", "initializers",
+           "losses", "metrics", "optimizers", "regularizers", "utils", "layers", "models", "datasets",
+           "Input", "KerasTensor", "Layer", "Model", "Sequential", "__version__"]
