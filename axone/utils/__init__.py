@@ -1,4 +1,5 @@
-"""Utilities: to_categorical, seeding, gradient checking."""
+"""Utilities: to_categorical, seeding, gradient checking, data helpers (pad_sequences,
+timeseries windows, split_dataset, images), the progress bar."""
 import random as _random
 
 import numpy as np
@@ -7,10 +8,17 @@ from .. import backend
 from ..autograd.gradcheck import GradientCheck, check_gradients, numerical_gradient
 from .conv_utils import conv_output_length, conv_params, pool_output_length
 from .plotting import plot_feature_maps, plot_filters, plot_history
+from .dataset_utils import split_dataset
+from .image_utils import array_to_img, img_to_array, load_img, save_img
+from .progbar import Progbar
+from .sequence_utils import pad_sequences
+from .timeseries import timeseries_dataset_from_array
 
 __all__ = ["check_gradients", "numerical_gradient", "GradientCheck", "set_random_seed",
            "to_categorical", "normalize", "clear_session", "conv_output_length",
-           "pool_output_length", "conv_params", "plot_history", "plot_filters", "plot_feature_maps"]
+           "pool_output_length", "conv_params", "plot_history", "plot_filters", "plot_feature_maps",
+           "pad_sequences", "timeseries_dataset_from_array", "split_dataset", "Progbar",
+           "load_img", "img_to_array", "array_to_img", "save_img"]
 
 
 def set_random_seed(seed):
