@@ -11,7 +11,7 @@ from . import fileio
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogger", "LambdaCallback",
            "ModelCheckpoint", "CSVLogger", "TerminateOnNaN", "LearningRateScheduler",
-           "ReduceLROnPlateau", "BackupAndRestore"]
+           "ReduceLROnPlateau", "BackupAndRestore", "SwapEMAWeights"]
 
 
 class Callback:
@@ -215,11 +215,8 @@ def _fmt_time(seconds):
 
 
 def _per_step(seconds):
-    if seconds >= 1:
-        return f"{seconds:.0f}s/step"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.0f}ms/step"
-    return f"{seconds * 1e6:.0f}us/step"
+    from .utils.progbar import format_step_time
+    return format_step_time(seconds)
 
 
 class ProgbarLogger(Callback):
@@ -265,15 +262,14 @@ class ProgbarLogger(Callback):
         metrics = "".join(f" - {k}: {_fmt(v)}" for k, v in (logs or {}).items())
         if self.verbose == 2:
             return f"{count} - {_fmt_time(elapsed)} - {_per_step(elapsed / max(step, 1))}{metrics}"
-        width = 20
-        done = min(width, int(width * step / n)) if n else width
-        bar = "━" * width if final else "━" * done + " " * (width - done)
+        from .utils.progbar import bar_string, format_eta
+        bar, _ = bar_string(n if final else step, n)
         if final:
             timing = f"{_fmt_time(elapsed)} {_per_step(elapsed / max(step, 1))}"
         else:
             eta = elapsed / max(step, 1) * (n - step)
-            timing = f"{_fmt_time(eta)} {_per_step(elapsed / max(step, 1))}"
-        return f"{count} {bar} {timing}{metrics}"
+            timing = f"{format_eta(eta)} {_per_step(elapsed / max(step, 1))}"
+        return f"{bar} {timing}{metrics}"
 
     def _update(self, batch, logs):
         self._seen = batch + 1
@@ -451,6 +447,68 @@ class TerminateOnNaN(Callback):
         if loss is not None and not np.isfinite(loss):
             print(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
+
+
+class SwapEMAWeights(Callback):
+    """Evaluate (and predict) with the optimizer's moving averages of the weights (Keras 3).
+
+    With an optimizer made with ``use_ema=True``, the model's weights and their exponential moving
+    averages are swapped in place before each evaluation (fit's validation, ``evaluate``,
+    ``predict``) and swapped back after it. ``swap_on_epoch=True`` also puts the averages into
+    the model at the end of every epoch (for callbacks such as ``ModelCheckpoint`` that follow)
+    and takes them out at the start of the next; after the last epoch both hold the averages.
+    """
+
+    def __init__(self, swap_on_epoch=False):
+        super().__init__()
+        self.swap_on_epoch = bool(swap_on_epoch)
+        self._ema_weights_in_model = False
+
+    def _pairs(self):
+        opt = getattr(self.model, "optimizer", None)
+        if opt is None or not getattr(opt, "use_ema", False):
+            raise ValueError(f"SwapEMAWeights must be used when `use_ema=True` is set on the "
+                             f"optimizer. Received: use_ema={getattr(opt, 'use_ema', None)}")
+        return opt._ema_pairs(self.model.trainable_weights)
+
+    def _swap(self):
+        for w, avg in self._pairs():           # none before the first training step
+            tmp = w.copy()
+            np.copyto(w, avg)
+            np.copyto(avg, tmp)
+
+    def _swap_in(self):
+        if not self._ema_weights_in_model:
+            self._swap()
+            self._ema_weights_in_model = True
+
+    def _swap_out(self):
+        if self._ema_weights_in_model:
+            self._swap()
+            self._ema_weights_in_model = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.swap_on_epoch:
+            self._swap_out()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.swap_on_epoch and not self._ema_weights_in_model:
+            self._swap_in()
+            if epoch == self.params.get("epochs", 0) - 1:
+                for w, avg in self._pairs():   # the averages stay in the model after training
+                    np.copyto(avg, w)
+
+    def on_test_begin(self, logs=None):
+        self._swap_in()
+
+    def on_test_end(self, logs=None):
+        self._swap_out()
+
+    def on_predict_begin(self, logs=None):
+        self._swap_in()
+
+    def on_predict_end(self, logs=None):
+        self._swap_out()
 
 
 class LearningRateScheduler(Callback):

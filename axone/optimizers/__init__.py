@@ -277,17 +277,25 @@ class Optimizer:
         averages, as Keras 3."""
         if not self.use_ema:
             return
-        flat, done = self._flat_state, set()
+        for w, avg in self._ema_pairs(var_list):
+            np.copyto(w, avg)
+
+    def _ema_pairs(self, var_list):
+        """(weights, their moving averages) as array pairs for the variables of ``var_list``:
+        each variable updated through ``apply_gradients``, and once the flat buffer of a model
+        that ``fit`` updates."""
+        flat, done, pairs = self._flat_state, set(), []
         for v in var_list:
             st = self._var_state.get(id(v))
             if st is not None and "average" in st:
-                np.copyto(v.data, st["average"])
+                pairs.append((v.data, st["average"]))
                 continue
             base = v.data.base
             if flat is not None and "average" in flat and base is not None and id(base) not in done \
                     and base.size == flat["_size"] and base.dtype == flat["average"].dtype:
-                np.copyto(base, flat["average"])
+                pairs.append((base, flat["average"]))
                 done.add(id(base))
+        return pairs
 
     def _flat_state_names(self):
         """Names of the flat state arrays this optimizer's configuration updates."""
