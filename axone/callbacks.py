@@ -214,9 +214,42 @@ def _fmt_time(seconds):
     return "0s"
 
 
-def _per_step(seconds):
-    from .utils.progbar import format_step_time
-    return format_step_time(seconds)
+# The pieces of a progress-bar line, shared with utils.Progbar (Keras's formats).
+def format_step_time(seconds, unit_name="step"):
+    """``3s/step`` from 1 s on (and for 0), ``12ms/step`` from 1 ms, ``850us/step`` below."""
+    if seconds >= 1 or seconds == 0:
+        return f"{seconds:.0f}s/{unit_name}"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms/{unit_name}"
+    return f"{seconds * 1e6:.0f}us/{unit_name}"
+
+
+def format_eta(eta):
+    """Remaining time: ``h:mm:ss`` above an hour, ``m:ss`` above a minute, else ``Ns``."""
+    if eta > 3600:
+        return "%d:%02d:%02d" % (eta // 3600, (eta % 3600) // 60, eta % 60)
+    if eta > 60:
+        return "%d:%02d" % (eta // 60, eta % 60)
+    return "%ds" % eta
+
+
+def bar_string(current, target, width=20, color=False):
+    """``' 3/10 ━━━━━━              '``: the step count right-aligned to the target's digits, then
+    ``int(width · current / target)`` filled cells. Plain, the rest is blank; with ``color``
+    (Keras's terminal form) the count is bold, the filled cells green and the rest white ``━``.
+    Returns the string and its printed width."""
+    count = f"%{len(str(int(target)))}d/%d" % (current, target)
+    filled = max(0, min(width, int(width * float(current) / target)))
+    printed = len(count) + 1 + width
+    if not color:
+        return f"{count} {'━' * filled}{' ' * (width - filled)}", printed
+    bar = f"\x1b[1m{count}\x1b[0m "
+    if filled > 0:
+        bar += f"\x1b[32m{'━' * filled}\x1b[0m"
+    return bar + f"\x1b[37m{'━' * (width - filled)}\x1b[0m", printed
+
+
+_per_step = format_step_time
 
 
 class ProgbarLogger(Callback):
@@ -262,7 +295,6 @@ class ProgbarLogger(Callback):
         metrics = "".join(f" - {k}: {_fmt(v)}" for k, v in (logs or {}).items())
         if self.verbose == 2:
             return f"{count} - {_fmt_time(elapsed)} - {_per_step(elapsed / max(step, 1))}{metrics}"
-        from .utils.progbar import bar_string, format_eta
         bar, _ = bar_string(n if final else step, n)
         if final:
             timing = f"{_fmt_time(elapsed)} {_per_step(elapsed / max(step, 1))}"

@@ -1,7 +1,7 @@
-"""The progress bar, as ``keras.utils.Progbar``, and the pieces of its line.
+"""The progress bar, as ``keras.utils.Progbar``.
 
-``ProgbarLogger`` (callbacks) draws fit's, evaluate's and predict's bars with the same pieces:
-``format_step_time`` (``12ms/step``), ``format_eta`` and ``bar_string``.
+Its line is drawn with the pieces ``ProgbarLogger`` (callbacks) draws fit's, evaluate's and
+predict's bars with: ``format_step_time`` (``12ms/step``), ``format_eta`` and ``bar_string``.
 """
 import math
 import sys
@@ -9,41 +9,9 @@ import time
 
 import numpy as np
 
+from ..callbacks import bar_string, format_eta, format_step_time
+
 __all__ = ["Progbar", "format_step_time", "format_eta", "bar_string", "format_value"]
-
-
-def format_step_time(time_per_unit, unit_name="step"):
-    """``3s/step`` from 1 s on (and for 0), ``12ms/step`` from 1 ms, ``850us/step`` below."""
-    if time_per_unit >= 1 or time_per_unit == 0:
-        return f"{time_per_unit:.0f}s/{unit_name}"
-    if time_per_unit >= 1e-3:
-        return f"{time_per_unit * 1e3:.0f}ms/{unit_name}"
-    return f"{time_per_unit * 1e6:.0f}us/{unit_name}"
-
-
-def format_eta(eta):
-    """Remaining time: ``h:mm:ss`` above an hour, ``m:ss`` above a minute, else ``Ns``."""
-    if eta > 3600:
-        return "%d:%02d:%02d" % (eta // 3600, (eta % 3600) // 60, eta % 60)
-    if eta > 60:
-        return "%d:%02d" % (eta // 60, eta % 60)
-    return "%ds" % eta
-
-
-def bar_string(current, target, width=20, color=False):
-    """``' 3/10 ━━━━━━              '``: the step count right-aligned to the target's digits, then
-    ``int(width · current / target)`` filled cells. Plain, the rest is blank; with ``color``
-    (Keras's terminal form) the count is bold, the filled cells green and the rest white ``━``.
-    Returns the string and its printed width."""
-    count = f"%{int(math.log10(target)) + 1}d/%d" % (current, target)
-    filled = max(0, min(width, int(width * float(current) / target)))
-    printed = len(count) + 1 + width
-    if not color:
-        return f"{count} {'━' * filled}{' ' * (width - filled)}", printed
-    bar = f"\x1b[1m{count}\x1b[0m "
-    if filled > 0:
-        bar += f"\x1b[32m{'━' * filled}\x1b[0m"
-    return bar + f"\x1b[37m{'━' * (width - filled)}\x1b[0m", printed
 
 
 def format_value(v, signed=True):

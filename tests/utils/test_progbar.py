@@ -101,3 +101,15 @@ def test_bar_string_pieces():
 def test_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         Progbar(**kw)
+
+
+def test_progbar_logger_draws_with_the_same_pieces(monkeypatch):
+    from axone import callbacks
+    cb = callbacks.ProgbarLogger(verbose=1)
+    cb.steps = 10
+    clock = iter([0.0, 20.0])
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    cb._begin()
+    line = cb._line(2, {"loss": 0.5}, final=False)
+    assert line.startswith(ours.bar_string(2, 10)[0] + " ")
+    assert " 1:20 10s/step - loss: 0.5000" in line          # 8 steps of 10 s left, as m:ss
