@@ -1007,4 +1007,726 @@ def einsum(subscripts, *operands, **kwargs):
                          f"{[x.shape for x in xs]})") from None
 
 
+# ------------------------------------------------ quantiles (sort, then interpolate)
+_QUANTILE_METHODS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def _quantile(x, q, axis, method, keepdims, op, ignore_nan=False):
+    """Quantiles of x along ``axis`` at fractions q ∈ [0, 1]: sort (the gradient goes back to each
+    value's place), then at position p = q·(n − 1) take x₍⌊p⌋₎ + (p − ⌊p⌋)(x₍⌈p⌉₎ − x₍⌊p⌋₎)
+    (``linear``; ``lower``/``higher``/``nearest``/``midpoint`` as NumPy).  ``ignore_nan``: n is
+    the count of non-NaN values of each row (NaNs sort last)."""
+    if method not in _QUANTILE_METHODS:
+        raise ValueError(f"{op}: method must be one of {_QUANTILE_METHODS}, received {method!r}")
+    x = _float_data(x, op)
+    qd = np.asarray(q.data if isinstance(q, Tensor) else q, dtype=np.float64)
+    if qd.ndim > 1 or not np.all((qd >= 0) & (qd <= 1)):
+        raise ValueError(f"{op}: q must be a scalar or 1-D, within the range allowed, "
+                         f"received {q!r}")
+    axes = _axis(axis, x.ndim, op)
+    rest = [a for a in range(x.ndim) if a not in axes]
+    xt = _m.transpose(x, tuple(rest + list(axes))) if x.ndim else x
+    xt = _m.reshape(xt, tuple(x.shape[a] for a in rest) + (-1,))
+    n_all = xt.shape[-1]
+    if n_all == 0:
+        raise ValueError(f"{op}: cannot take a quantile over an empty axis (shape {x.shape})")
+    xs = sort(xt, axis=-1)
+    if ignore_nan:
+        n = np.sum(~np.isnan(xt.data), axis=-1, keepdims=True)
+    else:
+        n = np.full(xt.shape[:-1] + (1,), n_all)
+    qs = qd.reshape(-1)
+    pos = qs * (np.maximum(n, 1) - 1)                 # (…, len q)
+    lo, hi = np.floor(pos), np.ceil(pos)
+    if method == "lower":
+        hi = lo
+    elif method == "higher":
+        lo = hi
+    elif method == "nearest":
+        lo = hi = np.round(pos)
+    frac = 0.5 * (hi != lo) if method == "midpoint" else pos - lo
+    lo_i, hi_i = lo.astype(np.intp), hi.astype(np.intp)
+    a, b = take_along_axis(xs, lo_i, axis=-1), take_along_axis(xs, hi_i, axis=-1)
+    out = a + _m.multiply(b - a, frac.astype(x.data.dtype))
+    if ignore_nan:
+        out = _m.where(n == 0, Tensor(np.full((), np.nan, x.data.dtype)), out)
+    if keepdims:
+        shape = [1 if a in axes else x.shape[a] for a in range(x.ndim)]
+        out = _m.reshape(moveaxis(out, -1, 0), (len(qs),) + tuple(shape))
+        return out if qd.ndim else _m.reshape(out, tuple(shape))
+    out = moveaxis(out, -1, 0)
+    return out if qd.ndim else _m.reshape(out, out.shape[1:])
+
+
+def quantile(x, q, axis=None, method="linear", keepdims=False):
+    """The q-th quantiles (q ∈ [0, 1]) along ``axis``."""
+    return _quantile(x, q, axis, method, keepdims, "quantile")
+
+
+def percentile(x, q, axis=None, method="linear", keepdims=False):
+    """The q-th percentiles (q ∈ [0, 100]) along ``axis``."""
+    return _quantile(x, np.asarray(q.data if isinstance(q, Tensor) else q) / 100, axis, method,
+                     keepdims, "percentile")
+
+
+def median(x, axis=None, keepdims=False):
+    return _quantile(x, 0.5, axis, "linear", keepdims, "median")
+
+
+def nanquantile(x, q, axis=None, method="linear", keepdims=False):
+    return _quantile(x, q, axis, method, keepdims, "nanquantile", ignore_nan=True)
+
+
+def nanpercentile(x, q, axis=None, method="linear", keepdims=False):
+    return _quantile(x, np.asarray(q.data if isinstance(q, Tensor) else q) / 100, axis, method,
+                     keepdims, "nanpercentile", ignore_nan=True)
+
+
+def nanmedian(x, axis=None, keepdims=False):
+    return _quantile(x, 0.5, axis, "linear", keepdims, "nanmedian", ignore_nan=True)
+
+
+# ------------------------------------------- NaN-ignoring reductions (NaN → neutral)
+def _nan_fill(x, value, op):
+    x = _t(x, op)
+    nan = np.isnan(x.data) if x.data.dtype.kind == "f" else np.zeros(x.shape, bool)
+    return _m.where(nan, Tensor(np.asarray(value, dtype=x.data.dtype)), x), nan
+
+
+def nansum(x, axis=None, keepdims=False):
+    return _m.sum(_nan_fill(x, 0, "nansum")[0], axis=axis, keepdims=keepdims)
+
+
+def nanprod(x, axis=None, keepdims=False):
+    return prod(_nan_fill(x, 1, "nanprod")[0], axis=axis, keepdims=keepdims)
+
+
+def nancumsum(x, axis=None, dtype=None):
+    return cumsum(_nan_fill(x, 0, "nancumsum")[0], axis=axis, dtype=dtype)
+
+
+def nancumprod(x, axis=None, dtype=None):
+    return cumprod(_nan_fill(x, 1, "nancumprod")[0], axis=axis, dtype=dtype)
+
+
+def nanmean(x, axis=None, keepdims=False):
+    """Σ of the non-NaN values / their count (NaN where there are none)."""
+    x = _float_data(x, "nanmean")
+    filled, nan = _nan_fill(x, 0, "nanmean")
+    count = np.sum(~nan, axis=_axis(axis, x.ndim, "nanmean"), keepdims=keepdims)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _m.sum(filled, axis=axis, keepdims=keepdims) / count.astype(x.data.dtype)
+
+
+def nanvar(x, axis=None, keepdims=False):
+    """Mean of (x − nanmean x)² over the non-NaN values."""
+    x = _float_data(x, "nanvar")
+    m = nanmean(x, axis=axis, keepdims=True)
+    return nanmean(_m.square(x - m), axis=axis, keepdims=keepdims)
+
+
+def nanstd(x, axis=None, keepdims=False):
+    return _m.sqrt(nanvar(x, axis=axis, keepdims=keepdims))
+
+
+def _nan_extremum(x, axis, keepdims, largest, op):
+    x = _t(x, op)
+    filled, nan = _nan_fill(x, -np.inf if largest else np.inf, op)
+    out = (_m.max if largest else _m.min)(filled, axis=axis, keepdims=keepdims)
+    none = np.all(nan, axis=_axis(axis, x.ndim, op), keepdims=keepdims)
+    if none.any():
+        out = _m.where(none, Tensor(np.full((), np.nan, x.data.dtype)), out)
+    return out
+
+
+def nanmax(x, axis=None, keepdims=False):
+    return _nan_extremum(x, axis, keepdims, True, "nanmax")
+
+
+def nanmin(x, axis=None, keepdims=False):
+    return _nan_extremum(x, axis, keepdims, False, "nanmin")
+
+
+def nanargmax(x, axis=None, keepdims=False):
+    filled, _ = _nan_fill(x, -np.inf, "nanargmax")
+    return _m.argmax(filled, axis=axis, keepdims=keepdims)
+
+
+def nanargmin(x, axis=None, keepdims=False):
+    filled, _ = _nan_fill(x, np.inf, "nanargmin")
+    return _m.argmin(filled, axis=axis, keepdims=keepdims)
+
+
+# ------------------------------------------------ more elementwise and binary ops
+class Sinc(Function):
+    """y = sin(πx)/(πx), y(0) = 1;  dy/dx = (cos(πx) − y)/x, 0 at x = 0."""
+
+    def forward(self, x):
+        self.x = x
+        self.y = y = np.sinc(x)
+        return y
+
+    def backward(self, g):
+        x = self.x
+        safe = np.where(x == 0, 1, x)
+        d = np.where(x == 0, 0, (np.cos(np.pi * x) - self.y) / safe)
+        return (g * d.astype(g.dtype, copy=False),)
+
+
+def sinc(x):
+    return Sinc.apply(_float_data(x, "sinc"))
+
+
+def logaddexp2(x1, x2):
+    """log₂(2^x1 + 2^x2) = logaddexp(x1 ln 2, x2 ln 2) / ln 2."""
+    a, b = _m._pair(x1, x2, "logaddexp2")
+    ln2 = np.log(2)
+    return logaddexp(_float_data(a, "logaddexp2") * ln2, _float_data(b, "logaddexp2") * ln2) / ln2
+
+
+def fmax(x1, x2):
+    """Elementwise maximum that ignores NaN (NaN only where both are NaN)."""
+    a, b = _m._pair(x1, x2, "fmax")
+    return _m.where(np.isnan(b.data) | (a.data >= b.data), a, b) if a.data.dtype.kind == "f" or \
+        b.data.dtype.kind == "f" else _m.maximum(a, b)
+
+
+def fmin(x1, x2):
+    """Elementwise minimum that ignores NaN (NaN only where both are NaN)."""
+    a, b = _m._pair(x1, x2, "fmin")
+    return _m.where(np.isnan(b.data) | (a.data <= b.data), a, b) if a.data.dtype.kind == "f" or \
+        b.data.dtype.kind == "f" else _m.minimum(a, b)
+
+
+def fmod(x1, x2):
+    """x1 − trunc(x1/x2)·x2, the remainder with the sign of x1;  ∂/∂x1 = 1, ∂/∂x2 = −trunc(x1/x2)."""
+    a, b = _m._pair(x1, x2, "fmod")
+    if a.data.dtype.kind in "iub" and b.data.dtype.kind in "iub":
+        return Tensor(np.fmod(a.data, b.data))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.trunc(a.data / b.data)
+    return a - _m.multiply(b, t.astype(np.result_type(a.data, b.data)))
+
+
+def ldexp(x1, x2):
+    """x1 · 2^x2 (x2 integers)."""
+    a, b = _m._pair(x1, x2, "ldexp")
+    if b.data.dtype.kind not in "iu":
+        raise TypeError(f"ldexp: x2 must be integers, received dtype {b.data.dtype}")
+    a = _float_data(a, "ldexp")
+    return _m.multiply(a, np.ldexp(np.ones((), a.data.dtype), b.data))
+
+
+def _integer_binary(name, f, doc):
+    def op(x1, x2):
+        a, b = _m._pair(x1, x2, name)
+        for v, arg in ((a, "x1"), (b, "x2")):
+            if v.data.dtype.kind not in "iub":
+                raise TypeError(f"{name}: {arg} must be integers or booleans, received dtype "
+                                f"{v.data.dtype}")
+        return Tensor(np.asarray(f(a.data, b.data)))
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
+
+
+bitwise_and = _integer_binary("bitwise_and", np.bitwise_and, "Bitwise x & y.")
+bitwise_or = _integer_binary("bitwise_or", np.bitwise_or, "Bitwise x | y.")
+bitwise_xor = _integer_binary("bitwise_xor", np.bitwise_xor, "Bitwise x ^ y.")
+bitwise_left_shift = _integer_binary("bitwise_left_shift", np.left_shift, "x << y.")
+bitwise_right_shift = _integer_binary("bitwise_right_shift", np.right_shift, "x >> y.")
+left_shift = _integer_binary("left_shift", np.left_shift, "x << y.")
+right_shift = _integer_binary("right_shift", np.right_shift, "x >> y.")
+gcd = _integer_binary("gcd", np.gcd, "Greatest common divisor.")
+lcm = _integer_binary("lcm", np.lcm, "Least common multiple.")
+
+
+def bitwise_invert(x):
+    d = _t(x, "bitwise_invert").data
+    if d.dtype.kind not in "iub":
+        raise TypeError(f"bitwise_invert: x must be integers or booleans, received dtype {d.dtype}")
+    return Tensor(np.invert(d))
+
+
+bitwise_not = bitwise_invert
+
+signbit = _predicate("signbit", np.signbit, "True where the sign bit is set (also −0.0).")
+isreal = _predicate("isreal", np.isreal, "True where x has no imaginary part.")
+
+
+def nextafter(x1, x2):
+    a, b = _m._pair(x1, x2, "nextafter")
+    return Tensor(np.nextafter(_float_data(a, "nextafter").data, _float_data(b, "nextafter").data))
+
+
+def real(x):
+    """The real part: x itself for real tensors."""
+    return _t(x, "real")
+
+
+def conjugate(x):
+    """The complex conjugate: x itself for real tensors."""
+    return _t(x, "conjugate")
+
+
+conj = conjugate
+
+
+def imag(x):
+    """The imaginary part: zeros for real tensors."""
+    return _m.zeros_like(x)
+
+
+def angle(x):
+    """The argument of x: 0 for x ≥ 0, π for x < 0 on real tensors (no gradient)."""
+    return Tensor(np.angle(_float_data(x, "angle").data).astype(_float_data(x, "angle").data.dtype))
+
+
+def isin(x1, x2, assume_unique=False, invert=False):
+    a, b = _t(x1, "isin").data, _t(x2, "isin").data
+    return Tensor(np.isin(a, b, assume_unique=assume_unique, invert=invert))
+
+
+def copy(x):
+    """A new tensor with the same values (the gradient passes through)."""
+    return _m.multiply(_t(x, "copy"), 1) if _t(x, "copy").requires_grad else Tensor(
+        _t(x, "copy").data.copy())
+
+
+def array(x, dtype=None):
+    return _m.convert_to_tensor(x, dtype=dtype)
+
+
+def view(x, dtype=None):
+    """The same bytes read as ``dtype`` (no gradient)."""
+    d = _t(x, "view").data
+    if dtype is None:
+        return Tensor(d)
+    try:
+        return Tensor(d.view(np.dtype(dtype)))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"view: cannot view a tensor of dtype {d.dtype} and shape {d.shape} as "
+                         f"{dtype}: {e}") from None
+
+
+# ------------------------------------------------- splitting, stacking, grids
+def array_split(x, indices_or_sections, axis=0):
+    """Split into sections of sizes differing by at most one (or at the given indices)."""
+    x = _t(x, "array_split")
+    ax = _axis(axis, x.ndim, "array_split")[0]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if k <= 0:
+            raise ValueError(f"array_split: the number of sections must be positive, received {k}")
+        n = x.shape[ax]
+        sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        idx = list(np.cumsum(sizes)[:-1])
+    else:
+        idx = list(indices_or_sections)
+    bounds = [0] + [int(i) for i in idx] + [x.shape[ax]]
+    return [_m.get_item(x, (slice(None),) * ax + (slice(lo, hi),))
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def _split_on(x, indices_or_sections, axis, op, min_ndim):
+    x = _t(x, op)
+    if x.ndim < min_ndim:
+        raise ValueError(f"{op}: x must have at least {min_ndim} dimensions, received shape "
+                         f"{x.shape}")
+    return _m.split(x, indices_or_sections, axis=axis)
+
+
+def hsplit(x, indices_or_sections):
+    x = _t(x, "hsplit")
+    return _split_on(x, indices_or_sections, 0 if x.ndim == 1 else 1, "hsplit", 1)
+
+
+def vsplit(x, indices_or_sections):
+    return _split_on(x, indices_or_sections, 0, "vsplit", 2)
+
+
+def dsplit(x, indices_or_sections):
+    return _split_on(x, indices_or_sections, 2, "dsplit", 3)
+
+
+def dstack(xs):
+    """Stack along a third axis (1-D (n,) becomes (1, n, 1), 2-D (m, n) becomes (m, n, 1))."""
+    out = []
+    for x in xs:
+        x = _t(x, "dstack")
+        if x.ndim == 0:
+            x = _m.reshape(x, (1, 1, 1))
+        elif x.ndim == 1:
+            x = _m.reshape(x, (1, -1, 1))
+        elif x.ndim == 2:
+            x = _m.expand_dims(x, -1)
+        out.append(x)
+    return _m.concatenate(out, axis=2)
+
+
+def append(x1, x2, axis=None):
+    a, b = _m._pair(x1, x2, "append")
+    if axis is None:
+        return _m.concatenate([ravel(a), ravel(b)], axis=0)
+    return _m.concatenate([a, b], axis=axis)
+
+
+def meshgrid(*x, indexing="xy"):
+    """Coordinate grids: with n 1-D inputs, n tensors of their broadcast shape (``xy``: the
+    first two axes swapped, as NumPy)."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', received {indexing!r}")
+    xs = [ravel(_t(v, "meshgrid")) for v in x]
+    shape = [v.shape[0] for v in xs]
+    if indexing == "xy" and len(xs) >= 2:
+        shape[0], shape[1] = shape[1], shape[0]
+    out = []
+    for i, v in enumerate(xs):
+        pos = i
+        if indexing == "xy" and len(xs) >= 2 and i < 2:
+            pos = 1 - i
+        s = [1] * len(xs)
+        s[pos] = -1
+        out.append(broadcast_to(_m.reshape(v, tuple(s)), tuple(shape)))
+    return out
+
+
+def rot90(array, k=1, axes=(0, 1)):  # noqa: A002 - keras.ops argument name
+    """Rotate by 90° k times in the plane of ``axes`` (from the first axis toward the second)."""
+    x = _t(array, "rot90")
+    if x.ndim < 2:
+        raise ValueError(f"rot90: array must have at least 2 dimensions, received shape {x.shape}")
+    a, b = _axis(tuple(axes), x.ndim, "rot90")
+    if a == b:
+        raise ValueError(f"rot90: axes must differ, received {axes!r}")
+    k = int(k) % 4
+    if k == 0:
+        return x
+    if k == 2:
+        return flip(flip(x, a), b)
+    order = list(range(x.ndim))
+    order[a], order[b] = order[b], order[a]
+    if k == 1:
+        return _m.transpose(flip(x, b), tuple(order))
+    return flip(_m.transpose(x, tuple(order)), b)
+
+
+def diagflat(x, k=0):
+    return diag(ravel(_t(x, "diagflat")), k)
+
+
+def diff(a, n=1, axis=-1):
+    """n-th forward difference along ``axis``: out[i] = a[i+1] − a[i], n times."""
+    x = _t(a, "diff")
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"diff: n must be a non-negative int, received {n!r}")
+    ax = _axis(axis, x.ndim, "diff")[0]
+    for _ in range(int(n)):
+        hi = _m.get_item(x, (slice(None),) * ax + (slice(1, None),))
+        lo = _m.get_item(x, (slice(None),) * ax + (slice(None, -1),))
+        x = hi - lo
+    return x
+
+
+def trapezoid(y, x=None, dx=1.0, axis=-1):
+    """∫ y by the trapezoid rule along ``axis``: Σ (yᵢ + yᵢ₊₁)/2 · Δxᵢ."""
+    y = _float_data(y, "trapezoid")
+    ax = _axis(axis, y.ndim, "trapezoid")[0]
+    hi = _m.get_item(y, (slice(None),) * ax + (slice(1, None),))
+    lo = _m.get_item(y, (slice(None),) * ax + (slice(None, -1),))
+    if x is None:
+        d = dx
+    else:
+        xt = _float_data(x, "trapezoid")
+        d = diff(xt, axis=-1 if xt.ndim == 1 else ax)
+        if xt.ndim == 1:
+            d = _m.reshape(d, tuple(-1 if i == ax else 1 for i in range(y.ndim)))
+    return _m.sum((hi + lo) * d, axis=ax) / 2
+
+
+def vdot(x1, x2):
+    """Σ of the products of the flattened inputs."""
+    a, b = _m._pair(x1, x2, "vdot")
+    if a.size != b.size:
+        raise ValueError(f"vdot: inputs must have the same size, received shapes {a.shape} and "
+                         f"{b.shape}")
+    return _m.sum(ravel(a) * ravel(b))
+
+
+def kron(x1, x2):
+    """Kronecker product: blocks a_{i…} · b."""
+    a, b = _m._pair(x1, x2, "kron")
+    nd = _b.max(a.ndim, b.ndim)
+    a = _m.reshape(a, (1,) * (nd - a.ndim) + a.shape)
+    b = _m.reshape(b, (1,) * (nd - b.ndim) + b.shape)
+    ea = _m.reshape(a, tuple(v for s in a.shape for v in (s, 1)))
+    eb = _m.reshape(b, tuple(v for s in b.shape for v in (1, s)))
+    return _m.reshape(ea * eb, tuple(p * q for p, q in zip(a.shape, b.shape)))
+
+
+def vander(x, N=None, increasing=False):
+    """Columns x^(N−1), …, x⁰ (reversed when ``increasing``)."""
+    x = _t(x, "vander")
+    if x.ndim != 1:
+        raise ValueError(f"vander: x must be 1-D, received shape {x.shape}")
+    N = x.shape[0] if N is None else int(N)
+    p = np.arange(N) if increasing else np.arange(N - 1, -1, -1)
+    if x.data.dtype.kind in "iu":
+        return Tensor(np.power.outer(x.data, p))
+    return _m.power(_m.reshape(x, (-1, 1)), p.astype(x.data.dtype))
+
+
+def cross(x1, x2, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """Cross product of 3-vectors (2-vectors taken with z = 0), written from differentiable ops:
+    c = (a₂b₃ − a₃b₂, a₃b₁ − a₁b₃, a₁b₂ − a₂b₁)."""
+    a, b = _m._pair(x1, x2, "cross")
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a = moveaxis(a, axisa, -1)
+    b = moveaxis(b, axisb, -1)
+    for v, nm in ((a, "x1"), (b, "x2")):
+        if v.shape[-1] not in (2, 3):
+            raise ValueError(f"cross: {nm} must have 2 or 3 components on its axis, received "
+                             f"shape {v.shape}")
+    two = a.shape[-1] == 2 and b.shape[-1] == 2
+
+    def comp(v, i):
+        if i >= v.shape[-1]:
+            return _m.zeros_like(_m.get_item(v, (Ellipsis, 0)))
+        return _m.get_item(v, (Ellipsis, i))
+    a1, a2, a3 = (comp(a, i) for i in range(3))
+    b1, b2, b3 = (comp(b, i) for i in range(3))
+    if two:
+        return a1 * b2 - a2 * b1
+    c = _m.stack([a2 * b3 - a3 * b2, a3 * b1 - a1 * b3, a1 * b2 - a2 * b1], axis=-1)
+    return moveaxis(c, -1, axisc)
+
+
+def corrcoef(x):
+    """Pearson correlation of the rows of x: C / √(diag C diag Cᵀ), C the covariance."""
+    x = _float_data(x, "corrcoef")
+    if x.ndim > 2:
+        raise ValueError(f"corrcoef: x must be 1-D or 2-D, received shape {x.shape}")
+    if x.ndim == 1:
+        x = _m.reshape(x, (1, -1))
+    d = x - _m.mean(x, axis=1, keepdims=True)
+    c = _m.matmul(d, _m.transpose(d))
+    s = _m.sqrt(diagonal(c))
+    out = c / outer(s, s)
+    return _m.clip(out, -1.0, 1.0) if out.shape != (1, 1) else _m.reshape(out, ())
+
+
+def correlate(x1, x2, mode="valid"):
+    """Cross-correlation of two 1-D tensors, z_k = Σ_n a_{n+k} b_n (NumPy's ``correlate``),
+    written as a product of the zero-padded windows of a with b, so both are differentiable."""
+    if mode not in ("valid", "same", "full"):
+        raise ValueError(f"correlate: mode must be 'valid', 'same' or 'full', received {mode!r}")
+    a, b = _m._pair(x1, x2, "correlate")
+    if a.ndim != 1 or b.ndim != 1 or not a.shape[0] or not b.shape[0]:
+        raise ValueError(f"correlate: x1 and x2 must be non-empty 1-D tensors, received shapes "
+                         f"{a.shape} and {b.shape}")
+    a, b = _float_data(a, "correlate"), _float_data(b, "correlate")
+    n, m = a.shape[0], b.shape[0]
+    pad = _m.pad(a, [(m - 1, m - 1)])
+    windows = _m.get_item(pad, np.arange(n + m - 1)[:, None] + np.arange(m)[None, :])
+    full = _m.matmul(windows, b)          # k = −(m − 1) … n − 1
+    length = {"full": n + m - 1, "same": _b.max(n, m), "valid": _b.max(n, m) - _b.min(n, m) + 1}[mode]
+    if mode == "full":
+        start = 0
+    elif mode == "valid":
+        start = _b.min(n, m) - 1
+    else:   # centred as NumPy centres it (which swaps the operands when x2 is the longer)
+        start = (m - 1) // 2 if n >= m else (n - 1) - (n - 1) // 2
+    return _m.get_item(full, slice(start, start + length))
+
+
+def digitize(x, bins):
+    """Index of the bin each value falls in (int32): bins[i−1] ≤ x < bins[i] for increasing bins."""
+    d = _t(x, "digitize").data
+    b = np.asarray(bins.data if isinstance(bins, Tensor) else bins)
+    if b.ndim != 1:
+        raise ValueError(f"digitize: bins must be 1-D, received shape {b.shape}")
+    return Tensor(np.digitize(d, b).astype(np.int32))
+
+
+def searchsorted(sorted_sequence, values, side="left"):
+    """Indices (int32) where ``values`` would be inserted to keep ``sorted_sequence`` sorted."""
+    if side not in ("left", "right"):
+        raise ValueError(f"searchsorted: side must be 'left' or 'right', received {side!r}")
+    s = _t(sorted_sequence, "searchsorted").data
+    v = _t(values, "searchsorted").data
+    if s.ndim != 1:
+        raise ValueError(f"searchsorted: sorted_sequence must be 1-D, received shape {s.shape}")
+    return Tensor(np.searchsorted(s, v, side=side).astype(np.int32))
+
+
+def bincount(x, weights=None, minlength=0, sparse=False):
+    """Count of each non-negative int in x (weighted sums with ``weights``); a 2-D x counts row
+    by row, as Keras."""
+    if sparse:
+        raise NotImplementedError("bincount: sparse=True is not supported by axone")
+    d = _t(x, "bincount").data
+    if d.dtype.kind not in "iu":
+        raise TypeError(f"bincount: x must be integers, received dtype {d.dtype}")
+    if d.size and d.min() < 0:
+        raise ValueError(f"bincount: x must be non-negative, received a minimum of {d.min()}")
+    if d.ndim not in (1, 2):
+        raise ValueError(f"bincount: x must be 1-D or 2-D, received shape {d.shape}")
+    w = None if weights is None else _t(weights, "bincount")
+    if w is not None and w.shape != d.shape:
+        raise ValueError(f"bincount: weights of shape {w.shape} must match x of shape {d.shape}")
+    length = _b.max(int(minlength), int(d.max()) + 1 if d.size else 0)
+    rows = d.reshape(-1, d.shape[-1]) if d.ndim == 2 else d.reshape(1, -1)
+    onehot = np.zeros(rows.shape + (length,), dtype=bool)
+    np.put_along_axis(onehot, rows[..., None], True, axis=-1)
+    if w is None:
+        out = Tensor(onehot.sum(axis=-2).astype(np.int32))
+    else:
+        wr = _m.reshape(w, rows.shape + (1,))
+        out = _m.sum(_m.multiply(wr, onehot.astype(w.data.dtype if w.data.dtype.kind == "f"
+                                                    else np.int32)), axis=-2)
+    return out if d.ndim == 2 else _m.reshape(out, (length,))
+
+
+def argpartition(x, kth, axis=-1):
+    """Indices (int32) that put the kth element in its sorted place, smaller ones before it."""
+    d = _t(x, "argpartition").data
+    ax = _axis(axis, d.ndim, "argpartition")[0]
+    if not isinstance(kth, (int, np.integer)) or not -d.shape[ax] <= kth < d.shape[ax]:
+        raise ValueError(f"argpartition: kth must be an int index into axis {ax} of size "
+                         f"{d.shape[ax]}, received {kth!r}")
+    return Tensor(np.argpartition(d, kth, axis=ax).astype(np.int32))
+
+
+def nonzero(x):
+    """A tuple of index tensors (int32), one per axis, of the non-zero elements."""
+    d = _t(x, "nonzero").data
+    return tuple(Tensor(i.astype(np.int32)) for i in np.nonzero(d))
+
+
+def unravel_index(indices, shape):
+    """The coordinates (a tuple of int32 tensors) of flat ``indices`` in an array of ``shape``."""
+    i = _indices(indices, "unravel_index")
+    shape = _shape(shape, "unravel_index")
+    n = int(np.prod(shape))
+    if i.size and (i.min() < 0 or i.max() >= n):
+        raise ValueError(f"unravel_index: indices must lie in [0, {n}) for shape {shape}, "
+                         f"received values from {i.min()} to {i.max()}")
+    return tuple(Tensor(c.astype(np.int32)) for c in np.unravel_index(i, shape))
+
+
+def unique(x, sorted=True, return_index=False, return_inverse=False, return_counts=False,  # noqa: A002
+           axis=None, size=None, fill_value=None):
+    """The distinct values (sorted), with their first indices, inverse and counts on request;
+    ``size`` pads (with ``fill_value``, default the smallest value) or truncates to that length."""
+    if not sorted:
+        raise NotImplementedError("unique: sorted=False is not supported by axone")
+    d = _t(x, "unique").data
+    res = np.unique(d, return_index=True, return_inverse=True, return_counts=True, axis=axis)
+    vals, first, inv, counts = res
+    if size is not None:
+        size = int(size)
+        fill = vals.min() if fill_value is None and vals.size else (fill_value or 0)
+        pad = _b.max(size - len(vals), 0)
+        vals = np.concatenate([vals[:size], np.full((pad,) + vals.shape[1:], fill, vals.dtype)])
+        first = np.concatenate([first[:size], np.zeros(pad, first.dtype)])
+        counts = np.concatenate([counts[:size], np.zeros(pad, counts.dtype)])
+    out = [Tensor(vals)]
+    if return_index:
+        out.append(Tensor(first.astype(np.int32)))
+    if return_inverse:
+        out.append(Tensor(inv.reshape(d.shape if axis is None else -1).astype(np.int32)))
+    if return_counts:
+        out.append(Tensor(counts.astype(np.int32)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def histogram(x, bins=10, range=None):  # noqa: A002 - keras.ops argument name
+    """Counts of x in ``bins`` equal bins over ``range`` (default: x's min and max), and the
+    bin edges."""
+    d = _t(x, "histogram").data
+    if d.ndim != 1:
+        raise ValueError(f"histogram: x must be 1-D, received shape {d.shape}")
+    if not isinstance(bins, (int, np.integer)) or bins <= 0:
+        raise ValueError(f"histogram: bins must be a positive int, received {bins!r}")
+    counts, edges = np.histogram(d, bins=int(bins), range=range)
+    return Tensor(counts.astype(np.int32)), Tensor(edges.astype(_float_data(x, "histogram").data.dtype))
+
+
+def select(condlist, choicelist, default=0):
+    """The first choice whose condition holds, elementwise, else ``default``; differentiable in
+    the choices."""
+    if len(condlist) != len(choicelist) or not condlist:
+        raise ValueError(f"select: condlist and choicelist must be non-empty and of the same "
+                         f"length, received {len(condlist)} and {len(choicelist)}")
+    out = _t(default, "select")
+    for c, v in zip(reversed(list(condlist)), reversed(list(choicelist))):
+        c = np.asarray(c.data if isinstance(c, Tensor) else c, dtype=bool)
+        out = _m.where(c, v, out)
+    return out
+
+
+def vectorize(pyfunc, *, excluded=None, signature=None):
+    """``pyfunc`` applied to each element (or core slice, with ``signature``), as numpy.vectorize,
+    on the tensors' values (no gradient)."""
+    vf = np.vectorize(lambda *a: np.asarray(
+        _m.convert_to_numpy(pyfunc(*[Tensor(np.asarray(v)) if isinstance(v, np.ndarray) or
+                                     np.isscalar(v) else v for v in a]))),
+        excluded=excluded, signature=signature)
+
+    def wrapped(*args, **kwargs):
+        vals = [a.data if isinstance(a, Tensor) else a for a in args]
+        return Tensor(np.asarray(vf(*vals, **kwargs)))
+    return wrapped
+
+
+def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
+    """num values spaced evenly on a log scale from start to stop."""
+    _check_num(num, "geomspace")
+    if np.any(np.asarray(start) == 0) or np.any(np.asarray(stop) == 0):
+        raise ValueError("geomspace: start and stop must be non-zero")
+    out = np.geomspace(np.asarray(start), np.asarray(stop), num, endpoint=endpoint, axis=axis)
+    return Tensor(out.astype(_floatx(dtype)))
+
+
+def _window(name, f, doc):
+    def op(x):
+        if not isinstance(x, (int, np.integer)) or x < 0:
+            raise ValueError(f"{name}: x (the window length) must be a non-negative int, "
+                             f"received {x!r}")
+        return Tensor(f(int(x)).astype(backend.floatx()))
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
+
+
+bartlett = _window("bartlett", np.bartlett, "The Bartlett (triangular) window of length x.")
+blackman = _window("blackman", np.blackman, "The Blackman window of length x.")
+hamming = _window("hamming", np.hamming, "The Hamming window of length x.")
+hanning = _window("hanning", np.hanning, "The Hann window of length x.")
+
+
+def kaiser(x, beta):
+    """The Kaiser window of length x with shape parameter beta."""
+    if not isinstance(x, (int, np.integer)) or x < 0:
+        raise ValueError(f"kaiser: x (the window length) must be a non-negative int, "
+                         f"received {x!r}")
+    return Tensor(np.kaiser(int(x), float(beta)).astype(backend.floatx()))
+
+
+__all__ += [
+    "quantile", "percentile", "median", "nanquantile", "nanpercentile", "nanmedian", "nansum",
+    "nanprod", "nancumsum", "nancumprod", "nanmean", "nanvar", "nanstd", "nanmax", "nanmin",
+    "nanargmax", "nanargmin", "sinc", "logaddexp2", "fmax", "fmin", "fmod", "ldexp",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift",
+    "left_shift", "right_shift", "gcd", "lcm", "bitwise_invert", "bitwise_not", "signbit",
+    "isreal", "nextafter", "real", "conjugate", "conj", "imag", "angle", "isin", "copy", "array",
+    "view", "array_split", "hsplit", "vsplit", "dsplit", "dstack", "append", "meshgrid", "rot90",
+    "diagflat", "diff", "trapezoid", "vdot", "kron", "vander", "cross", "corrcoef", "correlate", "digitize",
+    "searchsorted", "bincount", "argpartition", "nonzero", "unravel_index", "unique",
+    "histogram", "select", "vectorize", "geomspace", "bartlett", "blackman", "hamming",
+    "hanning", "kaiser",
+]
+
+
 __all__ = list(dict.fromkeys(list(_math_all) + __all__))
