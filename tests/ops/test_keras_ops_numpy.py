@@ -170,6 +170,8 @@ DIFFERENTIABLE = [
     ("select", lambda o, a, b: o.select([np.array([True, False, False]), np.array([True, True,
                                          False])], [a, b], 0.5), [_x(3), _x(3, seed=1)]),
     ("bincount_weights", lambda o, w: o.bincount(np.array([0, 2, 2, 3]), weights=w), [_x(4)]),
+    ("i0", lambda o, x: o.i0(x), [_x(3, 4, lo=-6, hi=6)]),
+    ("slogdet", lambda o, x: o.slogdet(x)[1], [_x(2, 3, 3)]),
 ]
 
 # Values only (no gradient, or not a float result).
@@ -255,6 +257,7 @@ VALUES = [
     ("real", lambda o: o.real(np.array([-1.0, 2.0], "float32"))),
     ("copy", lambda o: o.copy(np.array([-1.0, 2.0], "float32"))),
     ("view", lambda o: o.view(np.array([1.0, 2.0], "float32"), "int32")),
+    ("slogdet_sign", lambda o: o.slogdet(_x(2, 3, 3).astype("float32"))[0]),
 ]
 
 
@@ -419,6 +422,7 @@ def test_keras_ops_numpy_resolves_through_the_alias():
     (lambda: ops.array_split(np.ones(3), 0), ValueError, ["array_split", "positive"]),
     (lambda: ops.vdot(np.ones(3), np.ones(2)), ValueError, ["vdot", "size"]),
     (lambda: ops.cross(np.ones(4), np.ones(3)), ValueError, ["cross", "components"]),
+    (lambda: ops.slogdet(np.ones((2, 3))), ValueError, ["slogdet", "square"]),
 ])
 def test_bad_input_is_named(call, exc, words):
     with pytest.raises(exc) as e:
