@@ -319,10 +319,10 @@ def test_finite_differences(name, fn, inputs):
 
 def test_cross_of_2_vectors_and_imag_of_reals_match_numpy():
     a, b = _x(4, 2), _x(4, 2, seed=1)
-    np.testing.assert_allclose(ops.cross(a, b).data, np.cross(a, b))
+    np.testing.assert_allclose(ops.cross(a, b).data, a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0])
     assert check_gradients(lambda u, v: ops.cross(u, v), a, b).max_error < 1e-6
-    mixed = ops.cross(_x(4, 2), _x(4, 3, seed=1))
-    np.testing.assert_allclose(mixed.data, np.cross(_x(4, 2), _x(4, 3, seed=1)))
+    mixed = ops.cross(a, _x(4, 3, seed=1))   # a 2-vector is a 3-vector with z = 0
+    np.testing.assert_allclose(mixed.data, np.cross(np.pad(a, [(0, 0), (0, 1)]), _x(4, 3, seed=1)))
     np.testing.assert_array_equal(ops.imag(np.array([-1.0, 2.0])).data, [0.0, 0.0])
 
 
