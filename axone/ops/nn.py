@@ -342,3 +342,11 @@ def dropout(x, rate, noise_shape=None, training=True):
     keep = backend.rng().random(shape, dtype=np.float64 if dt == np.float64 else np.float32) >= rate
     mask = keep.astype(dt) * dt.type(1.0 / (1.0 - rate))
     return Dropout.apply(x, mask=mask)
+
+
+# keras.ops.nn also holds these, which live with their families (activations and softmax in
+# math, convolution and pooling in conv, moments and batch normalization in normalization).
+from .math import (elu, gelu, hard_sigmoid, leaky_relu, log_softmax, one_hot, relu,  # noqa: E402,F401
+                   selu, sigmoid, silu, softmax, softplus, softsign, swish)
+from .conv import average_pool, conv, conv_transpose, depthwise_conv, max_pool  # noqa: E402,F401
+from .normalization import batch_normalization, moments  # noqa: E402,F401
