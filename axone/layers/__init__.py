@@ -40,3 +40,9 @@ __all__ += ["ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSam
 from .text import TextVectorization
 
 __all__ += ["TextVectorization"]
+
+from .features import (CategoryEncoding, Discretization, HashedCrossing, Hashing, IntegerLookup,
+                       Normalization, StringLookup)
+
+__all__ += ["Normalization", "Discretization", "CategoryEncoding", "Hashing", "HashedCrossing",
+            "IntegerLookup", "StringLookup"]
