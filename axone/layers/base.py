@@ -119,6 +119,20 @@ def _np_dtype(name):
     return dt
 
 
+# how many add_loss calls were made in this process: a training step compares it before and
+# after its forward pass to know whether any layer added a loss, without walking the layers
+_ADDED_LOSSES = [0]
+
+
+def added_loss_count():
+    return _ADDED_LOSSES[0]
+
+
+def _is_metric(v):
+    return (not isinstance(v, Layer) and not isinstance(v, type) and hasattr(v, "update_state")
+            and hasattr(v, "result") and hasattr(v, "reset_state"))
+
+
 def _is_symbolic(x):
     return any(isinstance(t, KerasTensor) for t in _flatten(x))
 
@@ -179,17 +193,30 @@ class Layer:
 
     # ----------------------------------------------------------- tracking
     def __setattr__(self, name, value):
-        if isinstance(value, Layer) and name != "_outer":
-            tl = self.__dict__.get("_tracked_layers")
-            if tl is not None and value not in tl:
-                tl.append(value)
-        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Layer) for v in value):
-            tl = self.__dict__.get("_tracked_layers")
-            if tl is not None:
-                for v in value:
-                    if v not in tl:
-                        tl.append(v)
+        # Keras tracks the layers (and metrics) set as attributes, also inside lists, tuples
+        # and dicts: their weights become this layer's, their metrics this model's
+        if isinstance(value, Layer):
+            if name != "_outer":
+                self._track_layer(value)
+        elif isinstance(value, (list, tuple, dict)) and value:
+            for v in (value.values() if isinstance(value, dict) else value):
+                if isinstance(v, Layer):
+                    self._track_layer(v)
+                elif _is_metric(v) and not name.startswith("_"):
+                    self._track_metric(v)
+        elif _is_metric(value) and not name.startswith("_"):
+            self._track_metric(value)
         object.__setattr__(self, name, value)
+
+    def _track_layer(self, layer):
+        tl = self.__dict__.get("_tracked_layers")
+        if tl is not None and layer is not self and layer not in tl:
+            tl.append(layer)
+
+    def _track_metric(self, metric):
+        ml = self.__dict__.setdefault("_tracked_metrics_list", [])
+        if all(m is not metric for m in ml):
+            ml.append(metric)
 
     @property
     def _sublayers(self):
@@ -323,6 +350,28 @@ class Layer:
                 out.append(w.regularizer(w))
         out.extend(self._collect_activity_losses())
         return out
+
+    def add_loss(self, loss):
+        """Add a loss term (a scalar Tensor, or a Tensor summed) to this layer's ``losses``, as
+        Keras 3: called from ``call`` (the VAE's KL divergence, an activity penalty), it joins
+        the training loss of the step; the terms of the previous call are dropped when the
+        outermost model is called again."""
+        if isinstance(loss, (list, tuple)):
+            for l in loss:
+                self.add_loss(l)
+            return
+        if not isinstance(loss, Tensor):
+            try:
+                arr = np.asarray(loss, dtype=backend.floatx())
+            except (TypeError, ValueError):
+                raise TypeError(f"Layer {self.name!r}: add_loss expects a Tensor or a number, "
+                                f"received {type(loss).__name__}") from None
+            loss = Tensor(arr)
+        elif loss.dtype.kind not in "f":
+            from ..ops import cast
+            loss = cast(loss, backend.floatx())
+        self._activity_losses.append(loss)
+        _ADDED_LOSSES[0] += 1
 
     def _add_activity_penalty(self, outputs):
         """Keras: activity_regularizer(y) / batch size for each output tensor y of the call."""

@@ -5,9 +5,12 @@ were called on symbolic inputs, in an order where every node comes after the
 nodes that feed it; running the model runs those calls on real data.
 Training (compile / fit / evaluate / predict) lives in :mod:`.training`.
 """
+import threading
+
 import numpy as np
 
 from ..autograd.tensor import Tensor
+from ..layers import base as layer_base
 from ..layers.base import KerasTensor, Layer, _flatten, _map, unique_name
 from ..layers.core import InputLayer
 from . import saving
@@ -201,15 +204,70 @@ class Model(Trainer, Layer):
         return self._restructure(outs)
 
     def _restructure(self, outs):
+        if isinstance(self._output_struct, dict):
+            return dict(zip(self._output_struct, outs))
         if not isinstance(self._output_struct, (list, tuple)):
             return outs[0]
         return list(outs)
 
     def __call__(self, inputs, *args, training=None, **kwargs):
-        if not self._is_graph and not self.built and not any(
-                isinstance(t, KerasTensor) for t in _flatten(inputs)):
+        symbolic = any(isinstance(t, KerasTensor) for t in _flatten(inputs))
+        if not self._is_graph and not self.built and not symbolic:
             self._ensure_built_from_data(inputs)
-        return Layer.__call__(self, inputs, *args, training=training, **kwargs)
+        if symbolic:
+            return Layer.__call__(self, inputs, *args, training=training, **kwargs)
+        # the outermost model call starts a new set of add_loss / activity terms (Keras 3)
+        depth = _CALLS.__dict__.get("depth", 0)
+        if depth == 0 and (self._has_activity_reg or self._added_losses
+                           or layer_base.added_loss_count() != self.__dict__.get("_loss_mark")):
+            self._clear_activity_losses()
+            self.__dict__["_loss_mark"] = layer_base.added_loss_count()
+        _CALLS.depth = depth + 1
+        try:
+            return Layer.__call__(self, inputs, *args, training=training, **kwargs)
+        finally:
+            _CALLS.depth = depth
+
+    # ---------------------------------------------------------- stateless
+    def stateless_call(self, trainable_variables, non_trainable_variables, *args,
+                       return_losses=False, **kwargs):
+        """Call the model with the given weight values instead of its own, as Keras 3's
+        JAX-style API: ``outputs, non_trainable_variables = model.stateless_call(trainable,
+        non_trainable, x, training=True)``.  The values are lists in ``trainable_variables`` /
+        ``non_trainable_variables`` order; the model's own weights are left as they were.
+        Gradients flow to the given trainable values (``axone.value_and_grad`` over a function
+        calling this); the returned non-trainable values hold the updates of the call (batch
+        statistics' moving averages).  ``return_losses=True`` also returns the ``add_loss``
+        terms of the call."""
+        tv, ntv = self.trainable_variables, self.non_trainable_variables
+        trainable_variables = list(trainable_variables)
+        non_trainable_variables = list(non_trainable_variables)
+        for given, own, what in ((trainable_variables, tv, "trainable_variables"),
+                                 (non_trainable_variables, ntv, "non_trainable_variables")):
+            if len(given) != len(own):
+                raise ValueError(f"stateless_call: model {self.name!r} has {len(own)} {what}, "
+                                 f"received {len(given)} values")
+            for v, g in zip(own, given):
+                if tuple(np.shape(g.data if isinstance(g, Tensor) else g)) != tuple(v.shape):
+                    raise ValueError(f"stateless_call: the value given for {v.path!r} has shape "
+                                     f"{np.shape(g.data if isinstance(g, Tensor) else g)}, "
+                                     f"expected {tuple(v.shape)}")
+        swaps = _swap_variables(self, tv, trainable_variables)
+        saved = [np.array(v.data, copy=True) for v in ntv]
+        try:
+            for v, g in zip(ntv, non_trainable_variables):
+                v.data[...] = g.data if isinstance(g, Tensor) else g
+            outputs = self(*args, **kwargs)
+            new_ntv = [Tensor(np.array(v.data, copy=True)) for v in ntv]
+            losses = list(self.losses) if return_losses else None
+        finally:
+            for obj, attr, value in reversed(swaps):
+                _restore_attr(obj, attr, value)
+            for v, val in zip(ntv, saved):
+                v.data[...] = val
+        if return_losses:
+            return outputs, new_ntv, losses
+        return outputs, new_ntv
 
     def _ensure_built_from_data(self, inputs):
         """Hook for Sequential: build from the first data seen."""
@@ -304,6 +362,44 @@ class Model(Trainer, Layer):
 
 saving.register_model_class("Model", Model)
 saving.register_model_class("Functional", Model)
+
+
+_CALLS = threading.local()
+
+
+def _swap_variables(model, variables, values):
+    """Point every attribute (and weight-list entry) of ``model``'s layers that holds one of
+    ``variables`` at the matching value Tensor; returns what to put back."""
+    by_id = {}
+    for v, g in zip(variables, values):
+        if not isinstance(g, Tensor):
+            g = Tensor(np.asarray(g, dtype=v.dtype))
+        by_id[id(v)] = g
+    swaps = []
+    seen = set()
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        for attr, value in list(layer.__dict__.items()):
+            if id(value) in by_id:
+                swaps.append((layer, attr, value))
+                object.__setattr__(layer, attr, by_id[id(value)])
+            elif isinstance(value, list) and any(id(v) in by_id for v in value):
+                swaps.append((layer, attr, list(value)))
+                value[:] = [by_id.get(id(v), v) for v in value]
+        stack.extend(layer._sublayers)
+    return swaps
+
+
+def _restore_attr(obj, attr, value):
+    current = obj.__dict__.get(attr)
+    if isinstance(value, list) and isinstance(current, list):
+        current[:] = value
+    else:
+        object.__setattr__(obj, attr, value)
 
 
 def with_no_grad_dummy_call(model, input_shape):

@@ -17,6 +17,8 @@ class Sequential(Model):
     data the model sees.
     """
 
+    _builds_graph_from_data = True
+
     def __init__(self, layers=None, trainable=True, name=None):
         super().__init__(name=name or unique_name("sequential"), trainable=trainable)
         self._seq_layers = []

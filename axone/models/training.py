@@ -1,12 +1,18 @@
 """The training loop: compile, fit, evaluate, predict and the *_on_batch variants.
 
-One step: zero the flat gradient buffer, run the model forward on the batch,
-compute the compiled loss (plus the weights' penalties), ``backward()``, and
-let the optimizer update the flat parameter buffer in one vectorized pass.
-Keras semantics kept: ``validation_split`` takes the last rows before any
-shuffling, rows are reshuffled every epoch, the reported training loss is the
-running mean over the epoch's batches (weighted by batch size).
+As in Keras 3 the step is the unit: ``fit``, ``evaluate`` and ``predict`` take their batches
+from one data adapter (:mod:`.data_adapters`) and call ``train_step(data)``,
+``test_step(data)`` and ``predict_step(data)`` on each, so a subclass's override runs; the
+callbacks and the progress bar are driven from one place (``callbacks.CallbackList``).
+
+The built-in step: run the model forward on the batch, compute the compiled loss (plus the
+weights' penalties and the layers' ``add_loss`` terms), ``backward()`` straight into the flat
+gradient buffer, and let the optimizer update the flat parameter buffer in one vectorized pass.
+Keras semantics kept: ``validation_split`` takes the last rows before any shuffling, rows are
+reshuffled every epoch, the reported training loss is the running mean over the epoch's batches
+(weighted by batch size).
 """
+import contextlib
 import math
 import warnings
 
@@ -16,7 +22,10 @@ from .. import backend, losses as losses_mod, metrics as metrics_mod, optimizers
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor, finish_fresh_grads, mark_fresh_grads
 from ..callbacks import CallbackList, History, ProgbarLogger
-from .data import cast_inputs, check_finite, n_rows, to_arrays
+from ..layers import base as layer_base
+from . import data_adapters
+from .data import cast_inputs, check_finite, n_rows, to_array, to_arrays
+from .data_adapters import ArrayDataAdapter, _Batches
 
 _LOSS_KIND = {
     losses_mod.categorical_crossentropy: "categorical",
@@ -45,6 +54,7 @@ class Trainer:
         self._regularized = []
         self._constrained = []    # trainable weights with a constraint, applied after each update
         self._has_activity_reg = True
+        self._added_losses = False     # the last forward pass called add_loss
 
     # ------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -52,9 +62,8 @@ class Trainer:
                 jit_compile="auto", auto_scale_loss=True):
         """Configure training: ``compile(optimizer="adam", loss="mse", metrics=["mae"])``."""
         self.optimizer = optimizers.get(optimizer)
-        if loss is None:
-            raise ValueError("compile: a loss is required, e.g. loss='mse' or "
-                             "loss='categorical_crossentropy'")
+        # loss=None is allowed, as in Keras 3: the loss then comes from add_loss terms or from
+        # an overridden train_step / compute_loss
         self.loss = loss
         self._loss_spec = loss
         self._loss_weights_spec = loss_weights
@@ -79,7 +88,28 @@ class Trainer:
             raise ValueError(f"{what}: you must call compile() on model {self.name!r} before {what}(), "
                              f"e.g. model.compile(optimizer='adam', loss='mse')")
 
+    def _out_shapes(self):
+        """The outputs' shapes: from the graph, or from a subclassed model's first call."""
+        if self._is_graph:
+            return [t.shape for t in self._outputs]
+        return [s for s, _ in self._subclass_outputs()]
+
+    def _subclass_outputs(self):
+        spec = self.__dict__.get("_call_outputs")
+        if spec is None:
+            raise ValueError(f"Model {self.name!r} has not been called on data yet, so its outputs "
+                             f"are unknown; call it on a batch (or fit/evaluate it) first")
+        return spec[1]
+
+    def _n_outputs(self):
+        return len(self._outputs) if self._is_graph else len(self._subclass_outputs())
+
     def _output_names(self):
+        if not self._is_graph:
+            keys = self.__dict__["_call_outputs"][0]
+            n = self._n_outputs()
+            return list(keys) if keys is not None else (
+                ["output"] if n == 1 else [f"output_{i}" for i in range(n)])
         names, seen = [], {}
         for t in self._outputs:
             n = t._history[0].name
@@ -95,7 +125,7 @@ class Trainer:
         """Resolve losses and metrics per output once the model's outputs are known."""
         if self._compiled_for is self._nodes_key():
             return
-        n_out = len(self._outputs)
+        n_out = self._n_outputs()
         names = self._output_names()
         spec = self._loss_spec
         if isinstance(spec, dict):
@@ -151,6 +181,7 @@ class Trainer:
             return
         names = self._output_names()
         n_out = len(names)
+        out_shapes = self._out_shapes()
         self._metric_objs, self._metric_weighted = [], []
         for i in range(n_out):
             objs, weighted = [], []
@@ -158,11 +189,12 @@ class Trainer:
             plain = set()
             for specs, flag in ((self._metrics_per_out[i], False), (self._weighted_per_out[i], True)):
                 for m in specs:
-                    obj = metrics_mod.resolve(m, self._loss_objs[i], self._outputs[i].shape, y_shape)
+                    obj = metrics_mod.resolve(m, self._loss_objs[i], out_shapes[i], y_shape)
                     if flag and obj.name in plain:       # Keras: weighted_accuracy beside accuracy
                         obj.name = f"weighted_{obj.name}"
                     elif not flag:
                         plain.add(obj.name)
+                    obj._keras_base_name = obj.name     # Keras's order of evaluate's values
                     if n_out > 1:
                         obj.name = f"{names[i]}_{obj.name}"
                     objs.append(obj)
@@ -185,26 +217,87 @@ class Trainer:
                                      for l in _all_layers(self))
 
     def _nodes_key(self):
-        return getattr(self, "_nodes", None)
+        if self._is_graph:
+            return getattr(self, "_nodes", None)
+        spec = self.__dict__.get("_call_outputs")
+        return None if spec is None else spec
+
+    def _outputs_known(self):
+        return self._is_graph or self.__dict__.get("_call_outputs") is not None
 
     @property
     def metrics_names(self):
-        """Names of the values ``evaluate`` returns: ``["loss", *metrics]``."""
-        if not getattr(self, "compiled", False) or not self._is_graph:
-            return ["loss"] if getattr(self, "compiled", False) else []
-        self._setup_compiled()
-        names = ["loss"]
-        if len(self._outputs) > 1:
-            names += [f"{n}_loss" for n in self._output_names()]
-        names += [m.name for ms in self._metric_objs for m in ms]
-        return names
+        """Names of the values ``evaluate`` returns, in their order: ``"loss"``, the compiled
+        metrics of a single-output model in compile order (for several outputs: each output's
+        loss, then the metrics by name, as Keras 3 orders them), then the model's own metrics."""
+        return self._flat_names(self.get_metrics_result())
+
+    def _flat_names(self, logs):
+        """Keras 3's ``_flatten_metrics_in_order``: the loss tracker, the compiled metrics by
+        their unprefixed names, the per-output losses and the model's own metrics, as far as
+        ``logs`` has them; then the rest of ``logs`` in sorted order."""
+        order = []
+        if getattr(self, "compiled", False):
+            order.append("loss")
+            if self._outputs_known() and getattr(self, "_metric_objs", None) is not None:
+                order += [getattr(m, "_keras_base_name", m.name) for ms in self._metric_objs
+                          for m in ms]
+                if self._n_outputs() > 1:
+                    order += [f"{n}_loss" for n in self._output_names()]
+        order += [m.name for m in self._tracked_metrics()]
+        names = [n for n in dict.fromkeys(order) if n in logs]
+        return names + [k for k in sorted(logs) if k not in names]
 
     @property
     def metrics(self):
-        if not getattr(self, "compiled", False) or not self._is_graph:
-            return []
-        self._setup_compiled()
-        return [m for ms in self._metric_objs for m in ms]
+        """The metric objects, as Keras 3 lists them: the loss tracker, the compiled metrics
+        (one object per metric and output), the per-output loss trackers, then the metrics held
+        as attributes of the model and of its layers.  ``reset_metrics`` resets them all."""
+        out = []
+        if getattr(self, "compiled", False):
+            if getattr(self, "_loss_tracker", None) is None:
+                self._loss_tracker = metrics_mod.Mean(name="loss")
+            out.append(self._loss_tracker)
+            if self._outputs_known():
+                self._setup_compiled()
+                out += [m for ms in self._metric_objs for m in ms]
+                if self._n_outputs() > 1:
+                    if len(getattr(self, "_out_loss_trackers", ())) != self._n_outputs():
+                        self._out_loss_trackers = [metrics_mod.Mean(name=f"{n}_loss")
+                                                   for n in self._output_names()]
+                    out += list(self._out_loss_trackers)
+        seen = {id(m) for m in out}
+        out += [m for m in self._tracked_metrics() if id(m) not in seen]
+        return out
+
+    def _tracked_metrics(self):
+        """Metric objects set as attributes of the model or of any of its layers (Keras 3
+        tracks them; a model's own ``metrics`` property override is honoured by Keras code
+        that reads ``self.metrics``)."""
+        out, seen = [], set()
+        for layer in _all_layers(self):
+            for m in layer.__dict__.get("_tracked_metrics_list", ()):
+                if id(m) not in seen:
+                    seen.add(id(m))
+                    out.append(m)
+        return out
+
+    def reset_metrics(self):
+        """Reset the state of every metric in ``self.metrics``."""
+        for m in self.metrics:
+            m.reset_state()
+
+    def get_metrics_result(self):
+        """``{name: result}`` of every metric in ``self.metrics`` (a metric whose result is a
+        dict adds its entries)."""
+        out = {}
+        for m in self.metrics:
+            r = m.result()
+            if isinstance(r, dict):
+                out.update(r)
+            else:
+                out[m.name] = r
+        return out
 
     # ---------------------------------------------------- parameter buffer
     def _param_buffer(self):
@@ -236,11 +329,16 @@ class Trainer:
 
     # ------------------------------------------------------------ data prep
     def _n_inputs(self):
-        return len(self._inputs) if self._is_graph else 1
+        if self._is_graph:
+            return len(self._inputs)
+        keys = self.__dict__.get("_call_inputs")
+        return keys[1] if keys is not None else None
 
     def _prepare_x(self, x, what="x"):
         if x is None:
             raise ValueError(f"{what}: no input data was given")
+        if self._is_subclassed():
+            return self._prepare_subclass_x(x, what)
         xs = to_arrays(x, what, self._n_inputs())
         if isinstance(xs, dict):
             if not self._is_graph:
@@ -277,18 +375,89 @@ class Trainer:
                 raise ValueError(f"Model {self.name!r} has no functional graph; training a subclassed "
                                  f"model needs Sequential or Model(inputs, outputs)")
 
+    # A subclassed model (``call`` written by the user) takes its inputs as given: one array, a
+    # list/tuple of arrays (one per input) or a dict; the first batch fixes the structure and
+    # the per-sample shapes the later batches must have.
+    def _is_subclassed(self):
+        """A model whose ``call`` is the user's (no functional graph to build from data)."""
+        return not self._is_graph and not getattr(self, "_builds_graph_from_data", False)
+
+    def _prepare_subclass_x(self, x, what):
+        if isinstance(x, dict):
+            keys = list(x)
+            xs = [to_array(x[k], f"{what}[{k!r}]") for k in keys]
+        elif isinstance(x, (list, tuple)) and x and all(
+                hasattr(v, "shape") or isinstance(v, dict) for v in x):
+            keys = len(x)
+            xs = [to_array(v, f"{what}[{i}]") for i, v in enumerate(x)]
+        else:
+            keys = None
+            xs = [to_array(x, what)]
+        for a in xs:
+            if a.ndim == 0:
+                raise ValueError(f"{what}: expected an array with a batch dimension, received a scalar")
+        check_finite(xs, what)
+        known = self.__dict__.get("_call_inputs")
+        shapes = [a.shape[1:] for a in xs]
+        if known is None:
+            self.__dict__["_call_inputs"] = (keys, len(xs), shapes, [a.dtype for a in xs])
+        else:
+            k0, n0, s0, _ = known
+            if (keys if not isinstance(keys, int) else len(xs)) != (
+                    k0 if not isinstance(k0, int) else n0) or len(xs) != n0:
+                raise ValueError(f"{what}: model {self.name!r} was first given "
+                                 f"{_describe_inputs(k0, n0)}, now {_describe_inputs(keys, len(xs))}")
+            for i, (a, b) in enumerate(zip(shapes, s0)):
+                if a != b:
+                    name = what if n0 == 1 else f"{what}[{i}]"
+                    raise ValueError(f"{name}: inconsistent shapes: the first batch had samples of "
+                                     f"shape {b}, this one has samples of shape {a} (batch shape "
+                                     f"{xs[i].shape})")
+        fx = np.dtype(backend.floatx())
+        return [a.astype(fx) if a.dtype.kind == "f" and a.dtype != fx else a for a in xs]
+
+    def _input_structure(self, tensors):
+        """The inputs as ``call`` receives them: one tensor, a list, or a dict."""
+        if self._is_subclassed():
+            keys = self.__dict__["_call_inputs"][0]
+            if keys is None:
+                return tensors[0]
+            if isinstance(keys, int):
+                return list(tensors)
+            return dict(zip(keys, tensors))
+        return tensors[0] if len(tensors) == 1 else list(tensors)
+
+    def _record_call_outputs(self, out):
+        """Note a subclassed model's output structure and shapes (from its first call)."""
+        if isinstance(out, dict):
+            keys = sorted(out)
+            flat = [out[k] for k in keys]
+        elif isinstance(out, (list, tuple)):
+            keys, flat = None, list(out)
+        else:
+            keys, flat = None, [out]
+        for t in flat:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"Model {self.name!r}: call() must return tensors (or a list or "
+                                f"dict of them), returned {type(t).__name__}")
+        spec = (keys, [((None,) + tuple(t.shape[1:]), t.dtype) for t in flat],
+                isinstance(out, (list, tuple)) or isinstance(out, dict))
+        old = self.__dict__.get("_call_outputs")
+        if old is None or old[1] != spec[1] or old[0] != spec[0]:
+            self.__dict__["_call_outputs"] = spec
+
     def _prepare_y(self, y, n, what="y"):
         if y is None:
             raise ValueError(f"{what}: targets are required for training and evaluation")
-        ys = to_arrays(y, what, len(self._outputs))
+        ys = to_arrays(y, what, self._n_outputs())
         if isinstance(ys, dict):
             names = self._output_names()
             missing = [nm for nm in names if nm not in ys]
             if missing:
                 raise ValueError(f"{what}: missing target(s) {missing}; the outputs are {names}")
             ys = [ys[nm] for nm in names]
-        if len(ys) != len(self._outputs):
-            raise ValueError(f"{what}: model {self.name!r} has {len(self._outputs)} output(s) but "
+        if len(ys) != self._n_outputs():
+            raise ValueError(f"{what}: model {self.name!r} has {self._n_outputs()} output(s) but "
                              f"{len(ys)} target array(s) were given")
         check_finite(ys, what)
         for i, a in enumerate(ys):
@@ -307,7 +476,7 @@ class Trainer:
         loss = self._loss_objs[i]
         if loss is None:
             return
-        out = self._outputs[i].shape
+        out = self._out_shapes()[i]
         kind = _loss_kind(loss)
         lname = getattr(loss, "name", "loss")
         if kind == "categorical":
@@ -373,7 +542,7 @@ class Trainer:
     def _class_weights(self, y, class_weight):
         """Per-sample weights from ``{class index: weight}``, Keras's labels: the argmax of
         one-hot rows, else the rounded label; a class absent from the dict weighs 1."""
-        out = self._outputs[0].shape
+        out = self._out_shapes()[0]
         k = out[-1] if len(out) > 1 else None
         n_classes = k if (k or 0) > 1 else 2
         bounded = _loss_kind(self._loss_objs[0]) != "regression"
@@ -407,12 +576,15 @@ class Trainer:
 
     # ------------------------------------------------------------- one step
     def _compute_loss(self, ys, preds, sw):
+        """The compiled losses of every output (lists), the weights' penalties and the layers'
+        ``add_loss`` / activity terms of the last call: ``(total, per_output)``."""
         total = None
         per_output = []
-        for i, (loss, y, p) in enumerate(zip(self._loss_objs, ys, preds)):
-            if loss is None:
+        for i, (loss, p) in enumerate(zip(self._loss_objs, preds)):
+            if loss is None or ys is None:
                 per_output.append(None)
                 continue
+            y = ys[i]
             m = getattr(p, "_keras_mask", None)
             l = loss(y, p, sample_weight=sw if m is None else _masked_weights(m, sw, loss))
             per_output.append(l)
@@ -420,16 +592,29 @@ class Trainer:
             term = l if w == 1.0 else l * w
             total = term if total is None else total + term
         for w in self._regularized:
-            total = total + w.regularizer(w)
-        if self._has_activity_reg:
+            pen = w.regularizer(w)
+            total = pen if total is None else total + pen
+        if self._has_activity_reg or self._added_losses:
             for pen in self._collect_activity_losses():
-                total = total + pen
+                pen = _as_loss_tensor(pen)
+                total = pen if total is None else total + pen
+        if total is None:
+            raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`, add "
+                             "losses with `add_loss`, or override `train_step` / `compute_loss`.")
         return total, per_output
 
     def _forward(self, xs, training):
-        if self._has_activity_reg:
+        """The model's outputs (a list) on input arrays ``xs`` (one per input)."""
+        mark = layer_base.added_loss_count()
+        if self._has_activity_reg or self._added_losses:
             self._clear_activity_losses()
-        outs = self._run_graph([Tensor(a) for a in xs], training=training)
+        if self._is_graph:
+            outs = self._run_graph([Tensor(a) for a in xs], training=training)
+        else:
+            out = self(self._input_structure([Tensor(a) for a in xs]), training=training)
+            self._record_call_outputs(out)
+            outs = _flat_outputs(out)
+        self._added_losses = layer_base.added_loss_count() != mark
         return outs
 
     def _train_step(self, xs, ys, sw):
@@ -456,12 +641,17 @@ class Trainer:
                 self.optimizer.apply_constraints(self._constrained)
         return total, per_output, preds
 
+    def _trackers(self):
+        if getattr(self, "_loss_tracker", None) is None:
+            self._loss_tracker = metrics_mod.Mean(name="loss")
+        names = self._output_names() if self._outputs_known() else []
+        if len(getattr(self, "_out_loss_trackers", ())) != len(names) or any(
+                t.name != f"{n}_loss" for t, n in zip(self._out_loss_trackers, names)):
+            self._out_loss_trackers = [metrics_mod.Mean(name=f"{n}_loss") for n in names]
+
     def _reset_trackers(self):
-        self._loss_tracker = metrics_mod.Mean(name="loss")
-        self._out_loss_trackers = [metrics_mod.Mean(name=f"{n}_loss") for n in self._output_names()]
-        for ms in self._metric_objs:
-            for m in ms:
-                m.reset_state()
+        self._trackers()
+        self.reset_metrics()
 
     def _update_trackers(self, total, per_output, ys, preds, sw, m):
         self._loss_tracker.update_state(float(total.data), sample_weight=m)
@@ -469,20 +659,262 @@ class Trainer:
             for t, l in zip(self._out_loss_trackers, per_output):
                 if l is not None:
                     t.update_state(float(l.data), sample_weight=m)
+        if ys is None:
+            return
         for ms, flags, y, p in zip(self._metric_objs, self._metric_weighted, ys, preds):
             for metric, weighted in zip(ms, flags):
                 metric.update_state(y, p.data, sample_weight=sw if weighted else None)
 
     def _logs(self):
-        logs = {"loss": self._loss_tracker.result()}
-        if len(self._outputs) > 1:
-            for t in self._out_loss_trackers:
-                logs[t.name] = t.result()
-        for ms in self._metric_objs:
-            for metric in ms:
-                logs[metric.name] = metric.result()
         # scalars become floats; a metric with one value per class (F1Score) stays an array
-        return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v)) for k, v in sorted(logs.items())}
+        return _pythonify(self.get_metrics_result(), sort=True)
+
+    def _snapshot_metrics(self):
+        """The state of every metric (restored after a validation pass or an ``evaluate`` on a
+        model being trained), values copied."""
+        snap = []
+        for m in self.metrics:
+            d = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in m.__dict__.items()}
+            vals = [(v, np.array(v.data, copy=True)) for v in d.values() if isinstance(v, Tensor)]
+            for v in getattr(m, "variables", None) or ():
+                if isinstance(v, Tensor):
+                    vals.append((v, np.array(v.data, copy=True)))
+            snap.append((m, d, vals))
+        return snap
+
+    @staticmethod
+    def _restore_metrics(snap):
+        for m, d, vals in snap:
+            m.__dict__.update(d)
+            for v, val in vals:
+                v.data[...] = val
+
+    # -------------------------------------------------------- the step API
+    def _steps_overridden(self, name):
+        return getattr(type(self), name) is not getattr(Trainer, name)
+
+    def _step_arrays(self, x, y, sample_weight, what="train_step"):
+        """Lists of arrays (one per input/output) from the step's ``data`` parts."""
+        xs = self._prepare_x(_strip_tensors(x), f"{what} x")
+        n = n_rows(xs, f"{what} x")
+        self._build_by_call(xs)
+        if self._outputs_known():
+            self._setup_compiled()
+        ys = self._targets(_strip_tensors(y), n, f"{what} y")
+        sw = None if sample_weight is None else self._sample_weights(
+            ys or [], _strip_tensors(sample_weight), None, n)
+        return xs, ys, sw, n
+
+    def _targets(self, y, n, what):
+        if y is None:
+            if not self._outputs_known() or all(l is None for l in self._loss_objs):
+                return None
+        if not self._outputs_known():
+            return to_arrays(y, what, None)
+        return self._prepare_y(y, n, "y" if what.endswith(" y") and "validation" not in what
+                               else what)
+
+    def train_step(self, data):
+        """One training step on one batch ``data`` (``x``, ``(x, y)`` or ``(x, y,
+        sample_weight)``), as Keras 3: forward, ``compute_loss``, gradients, the optimizer's
+        update, then ``compute_metrics``; returns ``{metric name: value}``.  Override it to
+        train differently; ``fit`` calls it for every batch."""
+        x, y, sw = data_adapters.unpack_x_y_sample_weight(data)
+        xs, ys, sw, n = self._step_arrays(x, y, sw)
+        self._param_buffer()
+        self._refresh_penalties()
+        self._trackers()
+        total, per_output, preds = self._train_step(xs, ys, sw)
+        self._update_trackers(total, per_output, ys, preds, sw, n)
+        return self.get_metrics_result()
+
+    def test_step(self, data):
+        """One evaluation step on one batch: forward (``training=False``), ``compute_loss``,
+        ``compute_metrics``; returns ``{metric name: value}``.  ``evaluate`` calls it."""
+        x, y, sw = data_adapters.unpack_x_y_sample_weight(data)
+        xs, ys, sw, n = self._step_arrays(x, y, sw, "test_step")
+        self._trackers()
+        with no_grad():
+            preds = self._forward(xs, training=False)
+            total, per_output = self._compute_loss(ys, preds, sw)
+        self._update_trackers(total, per_output, ys, preds, sw, n)
+        return self.get_metrics_result()
+
+    def predict_step(self, data):
+        """The model's outputs on one batch (``training=False``); ``predict`` calls it."""
+        x, _, _ = data_adapters.unpack_x_y_sample_weight(data)
+        xs = self._prepare_x(_strip_tensors(x), "predict_step x")
+        self._build_by_call(xs)
+        with no_grad():
+            preds = self._forward(xs, training=False)
+        return self._output_structure(preds)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The total loss of a batch, as Keras 3: the compiled loss(es) of ``y`` and ``y_pred``
+        (weighted by ``loss_weights``), plus ``self.losses`` (weight penalties and the
+        ``add_loss`` terms of the last call).  A differentiable scalar Tensor; with several
+        outputs the per-output loss trackers are updated too."""
+        del x, training
+        preds = [p if isinstance(p, Tensor) else Tensor(np.asarray(p)) for p in _flat_outputs(y_pred)] \
+            if y_pred is not None else []
+        if preds and not self._outputs_known():
+            self._record_call_outputs(y_pred if not isinstance(y_pred, tuple) else list(y_pred))
+        if self._outputs_known():
+            self._setup_compiled()
+        else:
+            self._loss_objs = []
+        ys = None
+        if y is not None and self._outputs_known():
+            ys = self._prepare_y(_strip_tensors(y), preds[0].shape[0] if preds and preds[0].ndim
+                                 else n_rows(to_arrays(_strip_tensors(y), "y", None), "y"),
+                                 "compute_loss y")
+        elif self._outputs_known() and any(l is not None for l in self._loss_objs):
+            raise ValueError("compute_loss: the compiled loss needs targets y, received y=None")
+        sw = None
+        if sample_weight is not None and ys is not None:
+            sw = self._sample_weights(ys, _strip_tensors(sample_weight), None, ys[0].shape[0])
+        self._refresh_penalties()
+        self._added_losses = True       # the user's call may have used add_loss
+        total, per_output = self._compute_loss(ys, preds, sw)
+        if len(per_output) > 1 and preds:
+            self._trackers()
+            m = preds[0].shape[0]
+            for t, l in zip(self._out_loss_trackers, per_output):
+                if l is not None:
+                    t.update_state(float(l.data), sample_weight=m)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with a batch and return ``get_metrics_result()``."""
+        del x
+        if self._outputs_known() and y is not None:
+            self._setup_compiled()
+            preds = [p.data if isinstance(p, Tensor) else np.asarray(p) for p in _flat_outputs(y_pred)]
+            ys = self._prepare_y(_strip_tensors(y), preds[0].shape[0], "compute_metrics y")
+            sw = None if sample_weight is None else self._sample_weights(
+                ys, _strip_tensors(sample_weight), None, ys[0].shape[0])
+            for ms, flags, yy, p in zip(self._metric_objs, self._metric_weighted, ys, preds):
+                for metric, weighted in zip(ms, flags):
+                    metric.update_state(yy, p, sample_weight=sw if weighted else None)
+        return self.get_metrics_result()
+
+    def _output_structure(self, preds):
+        if self._is_graph:
+            return self._restructure(preds)
+        keys, _, nested = self.__dict__["_call_outputs"]
+        if keys is not None:
+            return dict(zip(keys, preds))
+        return list(preds) if nested else preds[0]
+
+    def _build_by_call(self, xs):
+        """Build a subclassed model (and learn its outputs) by calling it once on the first
+        rows of a batch, without recording a graph; Sequential builds from the data's shape."""
+        if self._is_graph or not self._is_subclassed():
+            return
+        if self.__dict__.get("_call_outputs") is not None and self.built:
+            return
+        rows = [a[:min(len(a), 2)] for a in xs]
+        try:
+            with no_grad():
+                self._forward(rows, training=False)
+        except NotImplementedError:
+            if not (self._steps_overridden("train_step") or self._steps_overridden("test_step")
+                    or self._steps_overridden("predict_step")):
+                raise
+        self._clear_activity_losses()
+        self._added_losses = False
+        self.built = True
+
+    def _custom_step(self, fn, name, xs, ys, sw):
+        """Call an overridden ``train_step``/``test_step`` on one batch and check what it returns."""
+        x = self._input_structure([Tensor(a) for a in xs])
+        y = None if ys is None else (Tensor(ys[0]) if len(ys) == 1 else [Tensor(a) for a in ys])
+        data = data_adapters.pack_x_y_sample_weight(x, y, None if sw is None else Tensor(sw))
+        logs = fn(data)
+        return _check_step_logs(logs, name)
+
+    def _metrics_or_logs(self, logs):
+        """Keras 3: the metrics' results when the step's logs name the same metrics, else the
+        logs the last step returned."""
+        result = self.get_metrics_result()
+        if isinstance(logs, dict) and set(logs) == set(result):
+            return _pythonify(result, sort=True)
+        return _pythonify(logs or {}, sort=True)
+
+    def zero_grad(self):
+        """Zero the gradients of every trainable weight (the flat buffer in one pass), before a
+        ``loss.backward()`` in a custom ``train_step``."""
+        buf = self._buffer
+        if buf is not None and buf[2] is not None and len(buf[0]) == len(self.trainable_weights):
+            buf[2].fill(0)
+            return
+        for w in self.trainable_weights:
+            if w.grad is not None:
+                w.grad[...] = 0
+
+    # ------------------------------------------------------------------ data
+    def _adapter(self, x, y, sample_weight, class_weight, batch_size, steps, shuffle, what,
+                 rng=None):
+        """The data adapter of ``x``: arrays are checked against the model now and sliced; any
+        other input is read batch by batch and each batch checked as it comes."""
+        ad = data_adapters.get_data_adapter(
+            x, y, sample_weight, steps=steps, shuffle=shuffle, what=what, rng=rng,
+            class_weight=class_weight,
+            class_weight_fn=None if class_weight is None else self._class_weight_fn(class_weight))
+        if ad is not None:
+            if batch_size is not None:
+                raise ValueError(f"{what}: batch_size must not be given when x is a dataset, a "
+                                 f"generator or a PyDataset ({type(x).__name__}), which makes its "
+                                 f"own batches; received batch_size={batch_size}")
+            first = ad.first_batch()
+            xs, ys, sw, n = self._prepare_batch(first, what)
+            return ad, n
+        xs = self._prepare_x(x)
+        n = n_rows(xs, "x")
+        if n == 0:
+            raise ValueError(f"{what}: x is empty (0 rows)" + ("; nothing to train on"
+                                                                if what == "fit" else ""))
+        self._build_by_call(xs)
+        if self._outputs_known() and getattr(self, "compiled", False):
+            self._setup_compiled()
+        ys = self._targets(y, n, "y") if what != "predict" else None
+        sw = self._sample_weights(ys or [], sample_weight, class_weight, n) \
+            if what != "predict" else None
+        return (xs, ys, sw), n
+
+    def _class_weight_fn(self, class_weight):
+        def fn(y):
+            ys = to_arrays(y, "y", self._n_outputs() if self._outputs_known() else None)
+            if isinstance(ys, dict) or len(ys) != 1:
+                raise ValueError("class_weight is only supported for models with a single output")
+            return self._class_weights(ys[0], class_weight)
+        return fn
+
+    def _prepare_batch(self, data, what):
+        """``(xs, ys, sw, rows)`` from one ``(x, y, sample_weight)`` batch an adapter read."""
+        x, y, sw = data
+        if x is None:
+            raise ValueError(f"{what}: a batch without inputs x was read")
+        xs = self._prepare_x(x, f"{what} x")
+        n = n_rows(xs, f"{what} x")
+        self._build_by_call(xs)
+        if what == "predict":
+            return xs, None, None, n
+        if self._outputs_known() and getattr(self, "compiled", False):
+            self._setup_compiled()
+        ys = self._targets(y, n, f"{what} y" if what != "fit" else "y")
+        sww = None if sw is None else self._sample_weights(ys or [], sw, None, n)
+        return xs, ys, sww, n
+
+    def _batches_of(self, adapter, what):
+        """``(step, xs, ys, sw, rows)`` for one epoch of ``adapter``."""
+        if adapter.prepared:
+            for step, (xs, ys, sw), m in adapter.epoch():
+                yield step, xs, ys, sw, m
+        else:
+            for step, data, _ in adapter.epoch():
+                xs, ys, sw, m = self._prepare_batch(data, what)
+                yield step, xs, ys, sw, m
 
     # ------------------------------------------------------------------ fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -492,12 +924,14 @@ class Trainer:
         """Train for ``epochs`` epochs on (x, y); returns a History whose ``.history`` holds
         the per-epoch ``loss``, metrics and ``val_*`` values.
 
-        As Keras 3: ``steps_per_epoch`` batches per epoch continue where the previous epoch
-        stopped (a new shuffled pass starts when the data is used up, and an epoch ends early
-        with a warning when it runs out); without ``batch_size`` it is ``ceil(n / steps)``;
-        ``validation_freq`` is an int k (every k-th epoch) or a list of 1-based epochs;
-        ``shuffle="batch"`` shuffles within each batch; the callbacks' ``on_test_*`` hooks run
-        around each validation pass."""
+        ``x`` is arrays (with ``y``), or a PyDataset, a generator/iterator or an iterable
+        dataset yielding ``x``, ``(x, y)`` or ``(x, y, sample_weight)`` batches; each batch
+        goes to ``train_step``.  As Keras 3: ``steps_per_epoch`` batches per epoch continue
+        where the previous epoch stopped (a new shuffled pass starts when the data is used up,
+        and an epoch ends early with a warning when it runs out); without ``batch_size`` it is
+        ``ceil(n / steps)``; ``validation_freq`` is an int k (every k-th epoch) or a list of
+        1-based epochs; ``shuffle="batch"`` shuffles within each batch; the callbacks'
+        ``on_test_*`` hooks run around each validation pass."""
         self._assert_compiled("fit")
         batch_size = _check_batch_size(batch_size, "fit", default=None)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -518,81 +952,129 @@ class Trainer:
                 or not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"fit: validation_split must be a number in [0, 1), received "
                              f"{validation_split!r}")
-        xs = self._prepare_x(x)
-        n = n_rows(xs, "x")
-        if n == 0:
-            raise ValueError("fit: x is empty (0 rows); nothing to train on")
-        self._setup_compiled()
-        ys = self._prepare_y(y, n)
-        sw = self._sample_weights(ys, sample_weight, class_weight, n)
-        self._refresh_penalties()
+        if x is None:
+            raise ValueError("fit: no input data was given (x=None)")
+        rng = backend.rng()
+        source, n = self._adapter(x, y, sample_weight, class_weight, batch_size, steps_per_epoch,
+                                  shuffle, "fit", rng=rng)
         val = None
+        if isinstance(source, tuple):        # arrays: validation rows, then the batch plan
+            xs, ys, sw = source
+            if validation_data is None and validation_split:
+                split = int(math.floor(n * (1.0 - validation_split)))
+                if split == 0 or split == n:
+                    raise ValueError(f"fit: validation_split={validation_split} leaves no rows for "
+                                     f"{'training' if split == 0 else 'validation'} with {n} samples")
+                vsw = None if sw is None else sw[split:]
+                val = ArrayDataAdapter([a[split:] for a in xs],
+                                       None if ys is None else [a[split:] for a in ys], vsw,
+                                       validation_batch_size or batch_size or 32,
+                                       steps=validation_steps)
+                xs = [a[:split] for a in xs]
+                ys = None if ys is None else [a[:split] for a in ys]
+                sw = None if sw is None else sw[:split]
+                n = split
+            if batch_size is None:
+                batch_size = int(math.ceil(n / steps_per_epoch)) if steps_per_epoch else 32
+            adapter = ArrayDataAdapter(xs, ys, sw, batch_size, shuffle, steps_per_epoch, rng)
+        else:
+            if validation_split:
+                raise ValueError(f"fit: validation_split is only supported for arrays; x is "
+                                 f"{type(x).__name__}: pass validation_data instead")
+            adapter = source
+            batch_size = n
         if validation_data is not None:
-            val = self._unpack_validation(validation_data)
-        elif validation_split:
-            split = int(math.floor(n * (1.0 - validation_split)))
-            if split == 0 or split == n:
-                raise ValueError(f"fit: validation_split={validation_split} leaves no rows for "
-                                 f"{'training' if split == 0 else 'validation'} with {n} samples")
-            val = ([a[split:] for a in xs], [a[split:] for a in ys],
-                   None if sw is None else sw[split:])
-            xs, ys = [a[:split] for a in xs], [a[:split] for a in ys]
-            sw = None if sw is None else sw[:split]
-            n = split
-        val_batch_size = validation_batch_size or batch_size
-        if batch_size is None:
-            batch_size = int(math.ceil(n / steps_per_epoch)) if steps_per_epoch else 32
-        batches = _Batches(n, batch_size, shuffle, steps_per_epoch, backend.rng())
+            val = self._validation_adapter(validation_data, validation_batch_size or (
+                batch_size if adapter.prepared else None), validation_steps)
         history = History()
         cbs = list(callbacks or [])
         cbs.append(history)
         if verbose and not any(isinstance(c, ProgbarLogger) for c in cbs):
             cbs.append(ProgbarLogger(verbose=verbose))
-        cblist = CallbackList(cbs, self, {"epochs": epochs, "steps": batches.steps, "verbose": verbose})
+        cblist = CallbackList(cbs, self, {"epochs": epochs, "steps": adapter.num_batches,
+                                          "verbose": verbose})
         self._param_buffer()
+        self._refresh_penalties()
+        self._trackers()
         self.stop_training = False
         self._resume_epoch = None
-        with self._blas_scope(batch_size):
-            return self._fit_epochs(cblist, history, xs, ys, sw, val, batches, epochs, initial_epoch,
-                                    validation_freq, val_batch_size, validation_steps)
+        try:
+            with self._blas_scope(batch_size):
+                return self._fit_epochs(cblist, history, adapter, val, epochs, initial_epoch,
+                                        validation_freq)
+        finally:
+            adapter.close()
+            if val is not None:
+                val.close()
 
-    def _fit_epochs(self, cblist, history, xs, ys, sw, val, batches, epochs, initial_epoch,
-                    validation_freq, val_batch_size, validation_steps):
+    def _validation_adapter(self, validation_data, batch_size, steps):
+        if isinstance(validation_data, tuple) and len(validation_data) in (2, 3) and all(
+                data_adapters.is_array_input(v) for v in validation_data):
+            vsw = validation_data[2] if len(validation_data) == 3 else None
+            vx = self._prepare_x(validation_data[0], "validation_data x")
+            vn = n_rows(vx, "validation_data x")
+            if vn == 0:
+                raise ValueError("fit: validation_data x is empty (0 rows)")
+            vy = self._targets(validation_data[1], vn, "validation_data y")
+            vs = None if vsw is None else self._sample_weights(vy or [], vsw, None, vn)
+            if batch_size is None:
+                batch_size = int(math.ceil(vn / steps)) if steps else 32
+            return ArrayDataAdapter(vx, vy, vs, batch_size, steps=steps)
+        if isinstance(validation_data, (list, tuple)) and not data_adapters.get_data_adapter(
+                validation_data[0] if validation_data else None) and (
+                len(validation_data) not in (2, 3)):
+            raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
+                             "(x_val, y_val, sample_weight_val), or a dataset/generator/PyDataset")
+        ad = data_adapters.get_data_adapter(validation_data, steps=steps, what="validation_data")
+        if ad is None:
+            raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
+                             "(x_val, y_val, sample_weight_val), or a dataset/generator/PyDataset")
+        return ad
+
+    def _fit_epochs(self, cblist, history, adapter, val, epochs, initial_epoch, validation_freq):
         batch_hooks = cblist.batch_hooks
+        custom = self._steps_overridden("train_step")
+        step_fn = self.train_step
         cblist.on_train_begin({})
         if self._resume_epoch is not None:       # BackupAndRestore found a backup
             initial_epoch = max(initial_epoch, self._resume_epoch)
         logs = {}
-        log_lr = callable(self.optimizer._learning_rate) or bool(self.optimizer.decay)
+        log_lr = self.optimizer is not None and (
+            callable(self.optimizer._learning_rate) or bool(self.optimizer.decay))
         for epoch in range(initial_epoch, epochs):
             self._reset_trackers()
             cblist.on_epoch_begin(epoch, {})
-            for step, b, m in batches.epoch():
-                xb = [a[b] for a in xs]
-                yb = [a[b] for a in ys]
-                swb = None if sw is None else sw[b]
+            step_logs = None
+            ran = 0
+            for step, xs, ys, sw, m in self._batches_of(adapter, "fit"):
                 if batch_hooks:
                     for c in batch_hooks:
                         c.on_train_batch_begin(step, {})
-                total, per_output, preds = self._train_step(xb, yb, swb)
-                self._update_trackers(total, per_output, yb, preds, swb, m)
+                if custom:
+                    step_logs = self._custom_step(step_fn, "train_step", xs, ys, sw)
+                else:
+                    total, per_output, preds = self._train_step(xs, ys, sw)
+                    self._update_trackers(total, per_output, ys, preds, sw, m)
+                ran += 1
                 if batch_hooks:
-                    blogs = self._logs()
+                    blogs = step_logs if custom else self._logs()
                     for c in batch_hooks:
                         c.on_train_batch_end(step, blogs)
                 if self.stop_training:
                     break
-            logs = self._logs()
+            if ran == 0 and adapter.ran_out:
+                break
+            logs = self._metrics_or_logs(step_logs) if custom else self._logs()
             if val is not None and _should_eval(epoch, validation_freq):
-                vlogs = self._evaluate_arrays(*val, batch_size=val_batch_size, steps=validation_steps,
-                                              cblist=cblist)
+                vlogs = self._evaluate_adapter(val, cblist)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
             if log_lr:
                 logs["learning_rate"] = float(self.optimizer.learning_rate)
             cblist.on_epoch_end(epoch, logs)
-            if self.stop_training:
+            if self.stop_training or adapter.ran_out:
                 break
-        if epochs > 0:       # Keras 3: with use_ema the weights take their moving averages
+        if epochs > 0 and self.optimizer is not None:
+            # Keras 3: with use_ema the weights take their moving averages
             self.optimizer.finalize_variable_values(self.trainable_weights)
         cblist.on_train_end(logs)
         self.history = history
@@ -601,85 +1083,73 @@ class Trainer:
     def _blas_scope(self, batch_size):
         """One BLAS thread for the whole call when a step's work is small (backend.blas_threads_for)."""
         n = sum(int(np.prod(w.shape)) for w in self.trainable_weights)
-        return backend.blas_threads(backend.blas_threads_for(n, batch_size))
-
-    def _unpack_validation(self, validation_data):
-        if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
-            raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
-                             "(x_val, y_val, sample_weight_val)")
-        vx = self._prepare_x(validation_data[0], "validation_data x")
-        vn = n_rows(vx, "validation_data x")
-        if vn == 0:
-            raise ValueError("fit: validation_data x is empty (0 rows)")
-        vy = self._prepare_y(validation_data[1], vn, "validation_data y")
-        vsw = None
-        if len(validation_data) == 3 and validation_data[2] is not None:
-            vsw = self._sample_weights(vy, validation_data[2], None, vn)
-        return vx, vy, vsw
+        return backend.blas_threads(backend.blas_threads_for(n, batch_size or 32))
 
     # ------------------------------------------------------------- evaluate
-    def _evaluate_arrays(self, xs, ys, sw, batch_size, steps=None, cblist=None):
-        """Loss and metrics over (xs, ys) in batches (the first ``steps`` of them), firing the
-        ``on_test_*`` hooks of ``cblist``; the training trackers are left as they were."""
-        saved = (self._loss_tracker, self._out_loss_trackers,
-                 [[m.__dict__.copy() for m in ms] for ms in self._metric_objs]) \
-            if hasattr(self, "_loss_tracker") else None
+    def _evaluate_adapter(self, adapter, cblist=None):
+        """Loss and metrics over one pass of ``adapter``, firing the ``on_test_*`` hooks of
+        ``cblist``; the training metrics are left as they were."""
+        snap = self._snapshot_metrics()
         self._reset_trackers()
-        n = xs[0].shape[0]
-        if batch_size is None:
-            batch_size = int(math.ceil(n / steps)) if steps else 32
+        custom = self._steps_overridden("test_step")
         hooks = cblist.hooks("test") if cblist is not None else ()
         if cblist is not None:
             cblist.on_test_begin({})
-        with no_grad():
-            for step, b, m in _Batches(n, batch_size, False, steps, None).epoch():
-                xb, yb = [a[b] for a in xs], [a[b] for a in ys]
-                swb = None if sw is None else sw[b]
-                for c in hooks:
-                    c.on_test_batch_begin(step, {})
-                preds = self._forward(xb, training=False)
-                total, per_output = self._compute_loss(yb, preds, swb)
-                self._update_trackers(total, per_output, yb, preds, swb, m)
-                if hooks:
-                    blogs = self._logs()
+        step_logs = None
+        try:
+            with no_grad():
+                for step, xs, ys, sw, m in self._batches_of(adapter, "evaluate"):
                     for c in hooks:
-                        c.on_test_batch_end(step, blogs)
-        logs = self._logs()
+                        c.on_test_batch_begin(step, {})
+                    if custom:
+                        step_logs = self._custom_step(self.test_step, "test_step", xs, ys, sw)
+                    else:
+                        preds = self._forward(xs, training=False)
+                        total, per_output = self._compute_loss(ys, preds, sw)
+                        self._update_trackers(total, per_output, ys, preds, sw, m)
+                    if hooks:
+                        blogs = step_logs if custom else self._logs()
+                        for c in hooks:
+                            c.on_test_batch_end(step, blogs)
+            logs = self._metrics_or_logs(step_logs) if custom else self._logs()
+        finally:
+            self._restore_metrics(snap)
         if cblist is not None:
             cblist.on_test_end(logs)
-        if saved is not None:
-            self._loss_tracker, self._out_loss_trackers = saved[0], saved[1]
-            for ms, states in zip(self._metric_objs, saved[2]):
-                for m, st in zip(ms, states):
-                    m.__dict__.update(st)
         return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False):
-        """Loss (and metrics) on (x, y): a scalar without metrics, else ``[loss, *metrics]``
-        in ``metrics_names`` order; a dict with ``return_dict=True``.  ``steps`` limits the
-        batches (without ``batch_size`` they are ``ceil(n / steps)`` rows); ``callbacks``
-        receive the ``on_test_*`` hooks; verbose 1 shows a progress bar, 2 one line."""
+                 steps=None, callbacks=None, return_dict=False, **kwargs):
+        """Loss (and metrics) on (x, y) — arrays, or a dataset/generator/PyDataset of batches:
+        a scalar without metrics, else the values in ``metrics_names`` order (Keras 3's);
+        a dict with ``return_dict=True``.  ``steps`` limits the batches (without
+        ``batch_size`` they are ``ceil(n / steps)`` rows); ``callbacks`` receive the
+        ``on_test_*`` hooks; verbose 1 shows a progress bar, 2 one line."""
+        if kwargs:
+            raise ValueError(f"evaluate: arguments not recognized: {sorted(kwargs)}")
         self._assert_compiled("evaluate")
         batch_size = _check_batch_size(batch_size, "evaluate", default=None)
         steps = _check_steps(steps, "evaluate", "steps")
         verbose = _check_verbose(verbose, "evaluate")
-        xs = self._prepare_x(x)
-        n = n_rows(xs, "x")
-        if n == 0:
-            raise ValueError("evaluate: x is empty (0 rows)")
-        self._setup_compiled()
-        ys = self._prepare_y(y, n)
-        sw = self._sample_weights(ys, sample_weight, None, n)
-        if batch_size is None:
-            batch_size = int(math.ceil(n / steps)) if steps else 32
-        cblist = self._callback_list(callbacks, verbose, _Batches(n, batch_size, False, steps, None).steps,
-                                     "evaluate")
-        with self._blas_scope(batch_size):
-            logs = self._evaluate_arrays(xs, ys, sw, batch_size, steps, cblist)
+        if x is None:
+            raise ValueError("evaluate: no input data was given (x=None)")
+        source, n = self._adapter(x, y, sample_weight, None, batch_size, steps, False, "evaluate")
+        if isinstance(source, tuple):
+            if batch_size is None:
+                batch_size = int(math.ceil(n / steps)) if steps else 32
+            adapter = ArrayDataAdapter(*source, batch_size, steps=steps)
+        else:
+            adapter, batch_size = source, n
+        self._refresh_penalties()
+        cblist = self._callback_list(callbacks, verbose, adapter.num_batches, "evaluate")
+        try:
+            with self._blas_scope(batch_size):
+                logs = self._evaluate_adapter(adapter, cblist)
+        finally:
+            adapter.close()
         if return_dict:
             return logs
-        values = [logs[k] for k in self.metrics_names]
+        values = [logs[k] for k in self._flat_names(logs)]
         return values[0] if len(values) == 1 else values
 
     def _callback_list(self, callbacks, verbose, steps, what):
@@ -690,89 +1160,270 @@ class Trainer:
 
     # -------------------------------------------------------------- predict
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Model outputs for x, as NumPy arrays (a list for several outputs).  ``steps`` limits
-        the batches (without ``batch_size`` they are ``ceil(n / steps)`` rows); ``callbacks``
+        """Model outputs for x (arrays, or a dataset/generator/PyDataset whose batches hold
+        inputs), as NumPy arrays in the model's output structure.  ``steps`` limits the
+        batches (without ``batch_size`` they are ``ceil(n / steps)`` rows); ``callbacks``
         receive the ``on_predict_*`` hooks (``on_predict_batch_end`` logs hold ``"outputs"``);
         verbose 1 shows a progress bar, 2 one line."""
         batch_size = _check_batch_size(batch_size, "predict", default=None)
         steps = _check_steps(steps, "predict", "steps")
         verbose = _check_verbose(verbose, "predict")
-        xs = self._prepare_x(x)
-        n = n_rows(xs, "x")
-        if batch_size is None:
-            batch_size = int(math.ceil(n / steps)) if steps and n else 32
-        self._refresh_penalties()
-        batches = _Batches(n, batch_size, False, steps, None)
-        cblist = self._callback_list(callbacks, verbose, batches.steps, "predict")
-        hooks = cblist.hooks("predict")
-        outs = [[] for _ in self._outputs]
-        cblist.on_predict_begin({})
-        with no_grad(), self._blas_scope(batch_size):
-            for step, b, _ in batches.epoch():
-                for c in hooks:
-                    c.on_predict_batch_begin(step, {})
-                preds = self._forward([a[b] for a in xs], training=False)
-                for acc, p in zip(outs, preds):
-                    acc.append(p.data)
-                if hooks:
-                    blogs = {"outputs": preds[0].data if len(preds) == 1 else [p.data for p in preds]}
-                    for c in hooks:
-                        c.on_predict_batch_end(step, blogs)
-        cblist.on_predict_end({})
-        if not outs[0]:
-            res = [np.zeros((0,) + tuple(d or 0 for d in t.shape[1:]), dtype=t.dtype) for t in self._outputs]
+        if x is None:
+            raise ValueError("predict: no input data was given (x=None)")
+        if data_adapters.is_array_input(x) and not isinstance(x, data_adapters.PyDataset):
+            xs = self._prepare_x(x)
+            n = n_rows(xs, "x")
+            if n:
+                self._build_by_call(xs)
+            if batch_size is None:
+                batch_size = int(math.ceil(n / steps)) if steps and n else 32
+            adapter = ArrayDataAdapter(xs, None, None, batch_size, steps=steps)
         else:
-            res = [np.concatenate(o, axis=0) for o in outs]
-        return res[0] if len(res) == 1 else res
+            adapter, n = self._adapter(x, None, None, None, batch_size, steps, False, "predict")
+            batch_size = n
+        self._refresh_penalties()
+        custom = self._steps_overridden("predict_step")
+        cblist = self._callback_list(callbacks, verbose, adapter.num_batches, "predict")
+        hooks = cblist.hooks("predict")
+        outs = None
+        first = None
+        cblist.on_predict_begin({})
+        try:
+            with no_grad(), self._blas_scope(batch_size):
+                for step, xs, _, _, _ in self._batches_of(adapter, "predict"):
+                    for c in hooks:
+                        c.on_predict_batch_begin(step, {})
+                    if custom:
+                        x_in = self._input_structure([Tensor(a) for a in xs])
+                        batch_out = self.predict_step(x_in)
+                    else:
+                        batch_out = self._output_structure(self._forward(xs, training=False))
+                    flat, struct = _flatten_structure(batch_out)
+                    if outs is None:
+                        outs, first = [[] for _ in flat], struct
+                    for acc, p in zip(outs, flat):
+                        acc.append(p)
+                    if hooks:
+                        blogs = {"outputs": _unflatten_structure(first, flat)}
+                        for c in hooks:
+                            c.on_predict_batch_end(step, blogs)
+        finally:
+            adapter.close()
+        cblist.on_predict_end({})
+        if outs is None:
+            if self._is_graph:
+                res = [np.zeros((0,) + tuple(d or 0 for d in t.shape[1:]), dtype=t.dtype)
+                       for t in self._outputs]
+                return res[0] if len(res) == 1 else res
+            return np.zeros((0,), dtype=backend.floatx())
+        return _unflatten_structure(first, [np.concatenate(o, axis=0) for o in outs])
 
     # ------------------------------------------------------------ on batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
-        """One optimizer step on one batch; returns the batch's loss (and metrics)."""
+        """One optimizer step on one batch (through ``train_step``); returns the batch's loss
+        (and metrics)."""
         self._assert_compiled("train_on_batch")
-        xs = self._prepare_x(x)
-        n = n_rows(xs, "x")
-        if n == 0:
-            raise ValueError("train_on_batch: x is empty (0 rows)")
-        self._setup_compiled()
-        ys = self._prepare_y(y, n)
-        sw = self._sample_weights(ys, sample_weight, class_weight, n)
+        (xs, ys, sw), n = self._adapter(x, y, sample_weight, class_weight, None, None, False,
+                                        "train_on_batch")
         self._param_buffer()
         self._refresh_penalties()
         self._reset_trackers()
+        if self._steps_overridden("train_step"):
+            logs = self._metrics_or_logs(self._custom_step(self.train_step, "train_step", xs, ys, sw))
+            return self._batch_result(return_dict, logs)
         total, per_output, preds = self._train_step(xs, ys, sw)
         self._update_trackers(total, per_output, ys, preds, sw, n)
         return self._batch_result(return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        """Loss (and metrics) on one batch, without updating weights."""
+        """Loss (and metrics) on one batch (through ``test_step``), without updating weights."""
         self._assert_compiled("test_on_batch")
-        xs = self._prepare_x(x)
-        n = n_rows(xs, "x")
-        if n == 0:
-            raise ValueError("test_on_batch: x is empty (0 rows)")
-        self._setup_compiled()
-        ys = self._prepare_y(y, n)
-        sw = self._sample_weights(ys, sample_weight, None, n)
+        (xs, ys, sw), n = self._adapter(x, y, sample_weight, None, None, None, False,
+                                        "test_on_batch")
+        self._refresh_penalties()
         self._reset_trackers()
+        if self._steps_overridden("test_step"):
+            with no_grad():
+                logs = self._custom_step(self.test_step, "test_step", xs, ys, sw)
+            return self._batch_result(return_dict, self._metrics_or_logs(logs))
         with no_grad():
             preds = self._forward(xs, training=False)
             total, per_output = self._compute_loss(ys, preds, sw)
         self._update_trackers(total, per_output, ys, preds, sw, n)
         return self._batch_result(return_dict)
 
-    def _batch_result(self, return_dict):
-        logs = self._logs()
+    def _batch_result(self, return_dict, logs=None):
+        logs = self._logs() if logs is None else logs
         if return_dict:
             return logs
-        values = [logs[k] for k in self.metrics_names]
+        values = [logs[k] for k in self._flat_names(logs)]
         return values[0] if len(values) == 1 else values
 
     def predict_on_batch(self, x):
+        """The outputs on one batch (through ``predict_step``), as NumPy arrays."""
         xs = self._prepare_x(x)
+        self._build_by_call(xs)
         with no_grad():
-            preds = self._forward(xs, training=False)
-        res = [p.data for p in preds]
-        return res[0] if len(res) == 1 else res
+            if self._steps_overridden("predict_step"):
+                out = self.predict_step(self._input_structure([Tensor(a) for a in xs]))
+            else:
+                out = self._output_structure(self._forward(xs, training=False))
+        flat, struct = _flatten_structure(out)
+        return _unflatten_structure(struct, flat)
+
+    # ------------------------------------------------- Keras 2 generator API
+    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,
+                      validation_data=None, validation_steps=None, validation_freq=1,
+                      class_weight=None, max_queue_size=10, workers=1, use_multiprocessing=False,
+                      shuffle=True, initial_epoch=0):
+        """Keras 2's ``fit_generator``: ``fit`` on a generator or Sequence (deprecated there;
+        kept for older code).  ``workers`` / ``use_multiprocessing`` / ``max_queue_size`` read a
+        Sequence (PyDataset) ahead as its own settings do."""
+        warnings.warn("`Model.fit_generator` is deprecated; `Model.fit` accepts generators and "
+                      "PyDatasets directly.", DeprecationWarning, stacklevel=2)
+        with _reading(generator, workers, use_multiprocessing, max_queue_size, "fit_generator"):
+            return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                            verbose=verbose, callbacks=callbacks, validation_data=validation_data,
+                            validation_steps=validation_steps, validation_freq=validation_freq,
+                            class_weight=class_weight, shuffle=shuffle, initial_epoch=initial_epoch)
+
+    def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,
+                           workers=1, use_multiprocessing=False, verbose=0):
+        """Keras 2's ``evaluate_generator``: ``evaluate`` on a generator or Sequence."""
+        warnings.warn("`Model.evaluate_generator` is deprecated; `Model.evaluate` accepts "
+                      "generators and PyDatasets directly.", DeprecationWarning, stacklevel=2)
+        with _reading(generator, workers, use_multiprocessing, max_queue_size, "evaluate_generator"):
+            return self.evaluate(generator, steps=steps, callbacks=callbacks, verbose=verbose)
+
+    def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,
+                          workers=1, use_multiprocessing=False, verbose=0):
+        """Keras 2's ``predict_generator``: ``predict`` on a generator or Sequence."""
+        warnings.warn("`Model.predict_generator` is deprecated; `Model.predict` accepts "
+                      "generators and PyDatasets directly.", DeprecationWarning, stacklevel=2)
+        with _reading(generator, workers, use_multiprocessing, max_queue_size, "predict_generator"):
+            return self.predict(generator, steps=steps, callbacks=callbacks, verbose=verbose)
+
+
+@contextlib.contextmanager
+def _reading(source, workers, use_multiprocessing, max_queue_size, what):
+    """The Keras 2 reader settings of a ``*_generator`` call, applied to a Sequence for the
+    call; a plain generator is read in turn on the calling thread."""
+    if isinstance(source, data_adapters.PyDataset):
+        old = source._settings()
+        source.workers = max(1, workers) if workers else 1
+        source.use_multiprocessing = use_multiprocessing
+        source.max_queue_size = max_queue_size
+        try:
+            yield
+        finally:
+            source._workers, source._use_multiprocessing, source._max_queue_size = old
+        return
+    if (workers and workers > 1) or use_multiprocessing:
+        raise NotImplementedError(
+            f"{what}: workers={workers}, use_multiprocessing={use_multiprocessing} with a plain "
+            f"generator is not implemented in axone (reading one generator from several threads "
+            f"needs it to be thread-safe); wrap the data in a keras.utils.PyDataset (Sequence), "
+            f"which is read ahead by index")
+    yield
+
+
+def _strip_tensors(x):
+    """Tensors in a step's data become arrays for the checks (structures kept)."""
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, dict):
+        return {k: _strip_tensors(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)) and any(isinstance(v, (Tensor, dict, list, tuple)) for v in x):
+        return [_strip_tensors(v) for v in x]
+    return x
+
+
+def _flat_outputs(out):
+    if isinstance(out, dict):
+        return [out[k] for k in sorted(out)]
+    if isinstance(out, (list, tuple)):
+        flat = []
+        for o in out:
+            flat.extend(_flat_outputs(o) if isinstance(o, (list, tuple, dict)) else [o])
+        return flat
+    return [out]
+
+
+def _flatten_structure(out):
+    """Leaves (as arrays) and a description to rebuild ``out``'s list/tuple/dict structure."""
+    if isinstance(out, dict):
+        keys = sorted(out)
+        return [_np(out[k]) for k in keys], ("dict", keys)
+    if isinstance(out, (list, tuple)):
+        return [_np(o) for o in out], ("list", len(out))
+    return [_np(out)], None
+
+
+def _unflatten_structure(struct, flat):
+    if struct is None:
+        return flat[0]
+    if struct[0] == "dict":
+        return dict(zip(struct[1], flat))
+    return list(flat)
+
+
+def _np(t):
+    if isinstance(t, Tensor):
+        return t.data
+    return np.asarray(t)
+
+
+def _as_loss_tensor(p):
+    if not isinstance(p, Tensor):
+        p = Tensor(np.asarray(p, dtype=backend.floatx()))
+    if p.ndim:
+        p = p.sum()
+    return p
+
+
+def _pythonify(logs, sort=False):
+    """Log values as Python floats (arrays with several values stay arrays); nested dicts are
+    flattened into the top level, as Keras does."""
+    out = {}
+    for k, v in logs.items():
+        if isinstance(v, dict):
+            out.update(_pythonify(v))
+            continue
+        if isinstance(v, Tensor):
+            v = v.data
+        out[k] = float(v) if np.ndim(v) == 0 else np.asarray(v)
+    return {k: out[k] for k in sorted(out)} if sort else out
+
+
+def _check_step_logs(logs, name):
+    if not isinstance(logs, dict):
+        raise TypeError(f"{name} must return a dict of metric names to scalar values (e.g. "
+                        f"{{'loss': loss}} or {{m.name: m.result() for m in self.metrics}}), "
+                        f"returned {type(logs).__name__}: {str(logs)[:100]}")
+    for k, v in logs.items():
+        if not isinstance(k, str):
+            raise TypeError(f"{name} must return a dict keyed by metric names (str), received the "
+                            f"key {k!r} ({type(k).__name__})")
+        if isinstance(v, dict):
+            _check_step_logs(v, name)
+            continue
+        arr = v.data if isinstance(v, Tensor) else v
+        try:
+            a = np.asarray(arr)
+        except Exception:
+            a = None
+        if a is None or a.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must return a dict of metric names to scalar values; the "
+                            f"value of {k!r} is {type(v).__name__}: {str(v)[:100]}")
+    return logs
+
+
+def _describe_inputs(keys, n):
+    if keys is None:
+        return "one input array"
+    if isinstance(keys, int):
+        return f"a list of {n} input arrays"
+    return f"a dict of inputs {list(keys)}"
 
 
 def _masked_weights(mask, sw, loss):
@@ -843,55 +1494,6 @@ def _check_verbose(verbose, what):
     if isinstance(verbose, (int, np.integer)) and verbose in (0, 1, 2):
         return int(verbose)
     raise ValueError(f"{what}: verbose must be 'auto', 0, 1 or 2, received {verbose!r}")
-
-
-class _Batches:
-    """The rows of each step, as Keras 3's epoch iterator over arrays.
-
-    Without ``steps`` an epoch is one pass over the ``n`` rows in batches of ``batch_size``
-    (reshuffled each epoch).  With ``steps`` an epoch takes the next ``steps`` batches of the
-    current pass, which carries over from epoch to epoch; a new pass (new order) starts when
-    one is used up, and an epoch that runs out of batches ends early with Keras's warning.
-    ``shuffle="batch"`` keeps the batches in order and shuffles the rows within each.
-    """
-
-    def __init__(self, n, batch_size, shuffle, steps, rng):
-        self.n, self.batch_size, self.shuffle, self.rng = n, batch_size, shuffle, rng
-        self.num_batches = int(math.ceil(n / batch_size))
-        self._steps = steps
-        self.steps = steps or self.num_batches      # what the progress bar counts to
-        self._order, self._pos = None, 0
-
-    def _draw(self):
-        return self.rng.permutation(self.n) if self.shuffle and self.shuffle != "batch" else None
-
-    def _rows(self, order, i):
-        lo, hi = i * self.batch_size, min(self.n, (i + 1) * self.batch_size)
-        if self.shuffle == "batch":
-            return lo + self.rng.permutation(hi - lo), hi - lo
-        return (order[lo:hi] if order is not None else slice(lo, hi)), hi - lo
-
-    def epoch(self):
-        """Yield ``(step, rows, count)`` for one epoch."""
-        if self._steps is None:
-            order = self._draw()
-            for step in range(self.num_batches):
-                rows, m = self._rows(order, step)
-                yield step, rows, m
-            return
-        for step in range(self._steps):
-            if self._pos >= self.num_batches:
-                warnings.warn("Your input ran out of data; interrupting training. Make sure that your "
-                              "dataset or generator can generate at least `steps_per_epoch * epochs` "
-                              "batches.", stacklevel=3)
-                break
-            if self._pos == 0:
-                self._order = self._draw()
-            rows, m = self._rows(self._order, self._pos)
-            self._pos += 1
-            yield step, rows, m
-        if self._pos >= self.num_batches:
-            self._pos = 0
 
 
 def _as_list(m):
