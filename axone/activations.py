@@ -5,7 +5,10 @@ from . import ops
 
 __all__ = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus",
            "softsign", "hard_sigmoid", "exponential", "softmax", "log_softmax", "gelu", "silu",
-           "swish", "heaviside", "get", "serialize"]
+           "swish", "heaviside", "get", "serialize", "deserialize", "relu6", "celu", "glu",
+           "hard_shrink", "hard_silu", "hard_swish", "hard_tanh", "log_sigmoid", "mish",
+           "soft_shrink", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus",
+           "tanh_shrink", "threshold"]
 
 
 def linear(x):
@@ -86,10 +89,116 @@ def heaviside(x):
     return ops.heaviside(x, 1.0)
 
 
+def relu6(x):
+    """min(max(x, 0), 6)."""
+    return ops.relu6(x)
+
+
+def celu(x, alpha=1.0):
+    """max(0, x) + min(0, α(e^{x/α} − 1))."""
+    return ops.celu(x, alpha=alpha)
+
+
+def glu(x, axis=-1):
+    """a·σ(b), a and b the two halves of x along ``axis``."""
+    return ops.glu(x, axis=axis)
+
+
+def hard_shrink(x, threshold=0.5):
+    """x where |x| > threshold, else 0."""
+    return ops.hard_shrink(x, threshold=threshold)
+
+
+def hard_silu(x):
+    """x·relu6(x + 3)/6."""
+    return ops.hard_silu(x)
+
+
+hard_swish = hard_silu
+
+
+def hard_tanh(x):
+    """clip(x, −1, 1)."""
+    return ops.hard_tanh(x)
+
+
+def log_sigmoid(x):
+    """log σ(x)."""
+    return ops.log_sigmoid(x)
+
+
+def mish(x):
+    """x·tanh(softplus(x)) (Misra, 2019)."""
+    x = ops.convert_to_tensor(x)
+    return x * ops.tanh(ops.softplus(x))
+
+
+def soft_shrink(x, threshold=0.5):
+    """x − t for x > t, x + t for x < −t, else 0."""
+    return ops.soft_shrink(x, threshold=threshold)
+
+
+def sparse_plus(x):
+    """0 for x ≤ −1, (x + 1)²/4 on (−1, 1), x for x ≥ 1."""
+    return ops.sparse_plus(x)
+
+
+def sparse_sigmoid(x):
+    """0 for x ≤ −1, (x + 1)/2 on (−1, 1), 1 for x ≥ 1."""
+    return ops.sparse_sigmoid(x)
+
+
+def sparsemax(x, axis=-1):
+    """Projection of x onto the probability simplex along ``axis``."""
+    return ops.sparsemax(x, axis=axis)
+
+
+def squareplus(x, b=4):
+    """(x + √(x² + b))/2."""
+    return ops.squareplus(x, b=b)
+
+
+def tanh_shrink(x):
+    """x − tanh x."""
+    return ops.tanh_shrink(x)
+
+
+def threshold(x, threshold, default_value):
+    """x where x > threshold, else ``default_value``."""
+    return ops.threshold(x, threshold, default_value)
+
+
 _ALL = {f.__name__: f for f in (linear, sigmoid, tanh, relu, leaky_relu, elu, selu, softplus,
                                 softsign, hard_sigmoid, exponential, softmax, log_softmax, gelu,
-                                silu, heaviside)}
+                                silu, heaviside, relu6, celu, glu, hard_shrink, hard_silu,
+                                hard_tanh, log_sigmoid, mish, soft_shrink, sparse_plus,
+                                sparse_sigmoid, sparsemax, squareplus, tanh_shrink, threshold)}
 _ALL["swish"] = silu
+_ALL["hard_swish"] = hard_silu
+
+
+def deserialize(config, custom_objects=None):
+    """The activation a config names: a name (``"relu6"``) or a Keras function config
+    ``{"class_name": "function", "config": "relu6", ...}``; ``custom_objects`` maps further
+    names to callables and is looked up first."""
+    custom = dict(custom_objects or {})
+    name = config
+    if isinstance(config, dict):
+        name = config.get("config", config.get("class_name"))
+        if isinstance(name, dict):
+            name = name.get("name")
+    if callable(name):
+        return name
+    if not isinstance(name, str):
+        raise ValueError(f"activations.deserialize: could not interpret config {config!r}; expected "
+                         f"an activation name or a function config")
+    if name in custom:
+        return custom[name]
+    f = _ALL.get(name)
+    if f is None:
+        raise ValueError(f"activations.deserialize: unknown activation {name!r}; valid names: "
+                         f"{sorted(_ALL)}")
+    return f
 
 
 def serialize(activation):

@@ -26,6 +26,7 @@ __all__ = [
     "argmax", "argmin", "one_hot", "cast", "convert_to_tensor", "convert_to_numpy",
     "softmax", "log_softmax", "logsumexp", "take", "zeros_like", "ones_like",
     "equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "get_item",
+    "erf", "erfc", "erfinv", "rsqrt",
 ]
 
 
@@ -1220,6 +1221,124 @@ def zeros_like(x, dtype=None):
 
 def ones_like(x, dtype=None):
     return Tensor(np.ones_like(_t(x, "ones_like").data, dtype=dtype))
+
+
+# ------------------------------------------------- error function, rsqrt
+def _float_in(x, op):
+    """x as a Tensor, integers and booleans converted to floatx (Keras's rule for float math)."""
+    x = _t(x, op)
+    if x.data.dtype.kind != "f":
+        if x.data.dtype.kind == "c":
+            raise TypeError(f"{op}: expected a real tensor, received dtype {x.data.dtype}")
+        return _wrap(x.data.astype(backend.floatx()))
+    return x
+
+
+def _erfc(x):
+    try:
+        from scipy.special import erfc
+        return erfc(x)
+    except ImportError:  # exact, but one Python call per element
+        return np.vectorize(_pymath.erfc, otypes=[x.dtype])(x)
+
+
+def _erfinv(y):
+    """erf⁻¹(y): Giles's single-precision polynomial start, then Newton steps on erf in float64
+    (each step x ← x − (erf x − y)·(√π/2)·e^{x²}), ±inf at ±1 and NaN outside [−1, 1]."""
+    try:
+        from scipy.special import erfinv
+        return erfinv(y)
+    except ImportError:
+        pass
+    y64 = np.asarray(y, dtype=np.float64)
+    inside = np.abs(y64) < 1
+    yc = np.where(inside, y64, 0.0)
+    w = -np.log((1.0 - yc) * (1.0 + yc))
+    small = w < 5.0
+    ws = w - 2.5
+    ps = 2.81022636e-08
+    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+              -0.00417768164, 0.246640727, 1.50140941):
+        ps = c + ps * ws
+    wl = np.sqrt(np.maximum(w, 5.0)) - 3.0
+    pl = -0.000200214257
+    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+              0.00943887047, 1.00167406, 2.83297682):
+        pl = c + pl * wl
+    x = np.where(small, ps, pl) * yc
+    for _ in range(3):
+        x = x - (_erf(x) - yc) * (_pymath.sqrt(_pymath.pi) / 2) * np.exp(x * x)
+    x = np.where(inside, x, np.where(np.abs(y64) == 1, np.sign(y64) * np.inf, np.nan))
+    return x.astype(np.asarray(y).dtype, copy=False)
+
+
+_TWO_OVER_SQRT_PI = 2.0 / _pymath.sqrt(_pymath.pi)
+
+
+class Erf(Function):
+    """y = erf x = (2/√π)∫₀ˣ e^{−t²} dt;  dy/dx = (2/√π) e^{−x²}."""
+
+    def forward(self, x):
+        self.x = x
+        return np.asarray(_erf(x), dtype=x.dtype)
+
+    def backward(self, g):
+        return (g * _TWO_OVER_SQRT_PI * np.exp(-self.x * self.x),)
+
+
+class Erfc(Function):
+    """y = erfc x = 1 − erf x;  dy/dx = −(2/√π) e^{−x²}."""
+
+    def forward(self, x):
+        self.x = x
+        return np.asarray(_erfc(x), dtype=x.dtype)
+
+    def backward(self, g):
+        return (-g * _TWO_OVER_SQRT_PI * np.exp(-self.x * self.x),)
+
+
+class Erfinv(Function):
+    """y = erf⁻¹ x;  dy/dx = 1 / erf′(y) = (√π/2) e^{y²}."""
+
+    def forward(self, x):
+        self.y = y = np.asarray(_erfinv(x), dtype=x.dtype)
+        return y
+
+    def backward(self, g):
+        return (g * (_pymath.sqrt(_pymath.pi) / 2) * np.exp(self.y * self.y),)
+
+
+class Rsqrt(Function):
+    """y = 1/√x;  dy/dx = −½ x^{−3/2} = −½ y³."""
+
+    def forward(self, x):
+        with np.errstate(divide="ignore"):
+            self.y = y = 1.0 / np.sqrt(x)
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        y = self.y
+        return (-0.5 * g * y * y * y,)
+
+
+def erf(x):
+    """The error function, elementwise (Keras ``ops.erf``)."""
+    return Erf.apply(_float_in(x, "erf"))
+
+
+def erfc(x):
+    """The complementary error function 1 − erf x, elementwise, accurate for large x."""
+    return Erfc.apply(_float_in(x, "erfc"))
+
+
+def erfinv(x):
+    """The inverse error function on [−1, 1] (±inf at ±1, NaN outside), elementwise."""
+    return Erfinv.apply(_float_in(x, "erfinv"))
+
+
+def rsqrt(x):
+    """1/√x, elementwise (Keras ``ops.rsqrt``)."""
+    return Rsqrt.apply(_float_in(x, "rsqrt"))
 
 
 # --------------------------------------------------- Tensor operator methods

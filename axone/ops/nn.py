@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.function import Function, unbroadcast
 from ..autograd.tensor import Tensor, fresh_grad_out
 from . import _compiled, _parallel
 from . import math as M
@@ -17,6 +17,9 @@ from . import math as M
 __all__ = [
     "dense", "categorical_crossentropy", "sparse_categorical_crossentropy",
     "binary_crossentropy", "dropout",
+    "celu", "glu", "hard_shrink", "hard_silu", "hard_swish", "hard_tanh", "log_sigmoid", "relu6",
+    "soft_shrink", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "tanh_shrink",
+    "threshold", "normalize", "psnr", "multi_hot", "polar",
 ]
 
 
@@ -342,6 +345,259 @@ def dropout(x, rate, noise_shape=None, training=True):
     keep = backend.rng().random(shape, dtype=np.float64 if dt == np.float64 else np.float32) >= rate
     mask = keep.astype(dt) * dt.type(1.0 / (1.0 - rate))
     return Dropout.apply(x, mask=mask)
+
+
+# ------------------------------------------------------- more activations
+class Pointwise(Function):
+    """y = f(x);  dL/dx = dL/dy · f′(x), f′ written from x and y (``df(x, y)``)."""
+
+    def forward(self, x):
+        self.x = x
+        self.y = y = np.asarray(self.f(x), dtype=x.dtype)
+        return y
+
+    def backward(self, g):
+        return (g * self.df(self.x, self.y).astype(g.dtype, copy=False),)
+
+
+def _float_in(x, op):
+    """x as a real floating Tensor (integers and booleans become floatx, as in Keras)."""
+    return M._float_in(x, op)
+
+
+def _pointwise(x, op, f, df):
+    return Pointwise.apply(_float_in(x, op), f=f, df=df)
+
+
+def _number(v, op, arg):
+    if isinstance(v, Tensor):
+        v = v.data
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: {arg} must be a number, received {v!r}") from None
+
+
+def relu6(x):
+    """y = min(max(x, 0), 6);  dy/dx = 1 on (0, 6), else 0."""
+    return _pointwise(x, "relu6", lambda x: np.minimum(np.maximum(x, 0), 6),
+                      lambda x, y: (x > 0) & (x < 6))
+
+
+def celu(x, alpha=1.0):
+    """y = max(0, x) + min(0, α(e^{x/α} − 1));  dy/dx = 1 for x > 0, e^{x/α} for x ≤ 0."""
+    a = _number(alpha, "celu", "alpha")
+    if a == 0:
+        raise ValueError("celu: alpha must not be 0")
+
+    def f(x):
+        return np.maximum(x, 0) + np.minimum(a * np.expm1(np.minimum(x, 0) / a), 0)
+    return _pointwise(x, "celu", f, lambda x, y: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0) / a)))
+
+
+def glu(x, axis=-1):
+    """Gated linear unit: x split in halves a, b along ``axis``, y = a·σ(b)."""
+    x = _float_in(x, "glu")
+    ax = M._axis(axis, x.ndim, "glu")[0]
+    if x.shape[ax] % 2:
+        raise ValueError(f"glu: the size of axis {axis} must be even to split it in two halves, "
+                         f"received shape {x.shape}")
+    a, b = M.split(x, 2, axis=ax)
+    return a * M.sigmoid(b)
+
+
+def hard_shrink(x, threshold=0.5):
+    """y = x where |x| > threshold, else 0;  dy/dx = 1 where |x| > threshold."""
+    t = _number(threshold, "hard_shrink", "threshold")
+    return _pointwise(x, "hard_shrink", lambda x: np.where(np.abs(x) > t, x, 0),
+                      lambda x, y: np.abs(x) > t)
+
+
+def hard_silu(x):
+    """y = x·relu6(x + 3)/6;  dy/dx = 0 for x < −3, (2x + 3)/6 on [−3, 3], 1 for x > 3."""
+    return _pointwise(x, "hard_silu", lambda x: x * np.minimum(np.maximum(x + 3, 0), 6) / 6,
+                      lambda x, y: np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)))
+
+
+hard_swish = hard_silu
+
+
+def hard_tanh(x):
+    """y = clip(x, −1, 1);  dy/dx = 1 on (−1, 1), else 0."""
+    return _pointwise(x, "hard_tanh", lambda x: np.clip(x, -1, 1),
+                      lambda x, y: (x > -1) & (x < 1))
+
+
+def log_sigmoid(x):
+    """y = log σ(x) = min(x, 0) − log(1 + e^{−|x|});  dy/dx = σ(−x)."""
+    return _pointwise(x, "log_sigmoid", lambda x: np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x))),
+                      lambda x, y: M._sigmoid(-x))
+
+
+def soft_shrink(x, threshold=0.5):
+    """y = x − t for x > t, x + t for x < −t, else 0;  dy/dx = 1 where |x| > t."""
+    t = _number(threshold, "soft_shrink", "threshold")
+    return _pointwise(x, "soft_shrink",
+                      lambda x: np.where(x > t, x - t, np.where(x < -t, x + t, 0)),
+                      lambda x, y: np.abs(x) > t)
+
+
+def sparse_plus(x):
+    """y = 0 for x ≤ −1, (x + 1)²/4 on (−1, 1), x for x ≥ 1;  dy/dx = 0, (x + 1)/2, 1."""
+    return _pointwise(x, "sparse_plus",
+                      lambda x: np.where(x <= -1, 0, np.where(x < 1, 0.25 * (x + 1) ** 2, x)),
+                      lambda x, y: np.where(x <= -1, 0.0, np.where(x < 1, 0.5 * (x + 1), 1.0)))
+
+
+def sparse_sigmoid(x):
+    """y = 0 for x ≤ −1, (x + 1)/2 on (−1, 1), 1 for x ≥ 1;  dy/dx = ½ on (−1, 1), else 0."""
+    return _pointwise(x, "sparse_sigmoid",
+                      lambda x: np.where(x <= -1, 0, np.where(x >= 1, 1, 0.5 * (x + 1))),
+                      lambda x, y: 0.5 * ((x > -1) & (x < 1)))
+
+
+def squareplus(x, b=4):
+    """y = (x + √(x² + b))/2;  dy/dx = (1 + x/√(x² + b))/2."""
+    b = _number(b, "squareplus", "b")
+    if b < 0:
+        raise ValueError(f"squareplus: b must be non-negative, received {b}")
+    return _pointwise(x, "squareplus", lambda x: (x + np.sqrt(x * x + b)) / 2,
+                      lambda x, y: 0.5 * (1 + x / np.sqrt(x * x + b)))
+
+
+def tanh_shrink(x):
+    """y = x − tanh x;  dy/dx = tanh² x."""
+    return _pointwise(x, "tanh_shrink", lambda x: x - np.tanh(x), lambda x, y: np.tanh(x) ** 2)
+
+
+def threshold(x, threshold, default_value):
+    """y = x where x > threshold, else ``default_value``;  dy/dx = 1 where x > threshold."""
+    t = _number(threshold, "threshold", "threshold")
+    v = _number(default_value, "threshold", "default_value")
+    return _pointwise(x, "threshold", lambda x: np.where(x > t, x, v), lambda x, y: x > t)
+
+
+class Sparsemax(Function):
+    """Euclidean projection of x onto the probability simplex along ``axis``:
+
+        y = max(x − τ, 0),  τ chosen so that Σ y = 1;
+        dL/dx = s·(dL/dy − Σ(s·dL/dy)/|S|),  s the indicator of the support S = {y > 0}.
+    """
+
+    def forward(self, x):
+        ax = self.axis
+        zs = -np.sort(-x, axis=ax)
+        cs = np.cumsum(zs, axis=ax)
+        shape = [1] * x.ndim
+        shape[ax] = -1
+        r = np.arange(1, x.shape[ax] + 1, dtype=x.dtype).reshape(shape)
+        support = zs - (cs - 1) / r > 0
+        k = np.sum(support, axis=ax, keepdims=True)
+        # τ = (Σ of the k largest − 1)/k.  (Keras 3.15 sums the cumulative sums over the
+        # support instead, which is wrong whenever k > 1: its outputs do not sum to 1.)
+        tau = (np.take_along_axis(cs, k - 1, axis=ax) - 1) / k
+        self.y = y = np.maximum(x - tau, 0).astype(x.dtype, copy=False)
+        return y
+
+    def backward(self, g):
+        s = (self.y > 0).astype(g.dtype)
+        n = np.sum(s, axis=self.axis, keepdims=True)
+        return (s * (g - np.sum(s * g, axis=self.axis, keepdims=True) / n),)
+
+
+def sparsemax(x, axis=-1):
+    """Sparsemax (Martins & Astudillo, 2016): like softmax, but exact zeros outside its support."""
+    x = _float_in(x, "sparsemax")
+    if x.ndim == 0:
+        raise ValueError("sparsemax: expected a tensor of rank at least 1, received a scalar")
+    return Sparsemax.apply(x, axis=M._axis(axis, x.ndim, "sparsemax")[0])
+
+
+def normalize(x, axis=-1, order=2, epsilon=None):
+    """x divided by its ``order``-norm along ``axis``: for order 2, x·min(1/√Σx², 1/ε);
+    otherwise x / max(‖x‖_order, ε) (Keras ``ops.normalize``)."""
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"normalize: order must be an int >= 1, received order={order!r}")
+    x = _float_in(x, "normalize")
+    if x.ndim == 0:
+        x = M.expand_dims(x, 0)
+    eps = backend.epsilon() if epsilon is None else _number(epsilon, "normalize", "epsilon")
+    M._axis(axis, x.ndim, "normalize")
+    if order == 2:
+        inv = M.rsqrt(M.sum(M.square(x), axis=axis, keepdims=True))
+        return x * M.minimum(inv, 1.0 / eps)
+    from .numpy import norm
+    return x / M.maximum(norm(x, ord=int(order), axis=axis, keepdims=True), eps)
+
+
+def psnr(x1, x2, max_val):
+    """Peak signal-to-noise ratio, 20·log₁₀(max_val) − 10·log₁₀(mean((x1 − x2)²))."""
+    x1 = _float_in(x1, "psnr")
+    x2 = _float_in(x2, "psnr")
+    if x1.shape != x2.shape:
+        raise ValueError(f"psnr: x1 and x2 must have the same shape, received {x1.shape} "
+                         f"and {x2.shape}")
+    mv = M.cast(M._t(max_val, "psnr"), x1.dtype)
+    mse = M.mean(M.square(x1 - x2))
+    return 20 * M.log(mv) / math.log(10) - 10 * M.log(mse) / math.log(10)
+
+
+def multi_hot(inputs, num_classes=None, axis=-1, dtype=None, sparse=False, **kwargs):
+    """Multi-hot encoding of integer labels: 1 at each label present in a sample (no gradient).
+
+    A 1-D input is one sample; for higher ranks the labels of axis 1 are merged, as in Keras.
+    ``num_tokens`` is accepted as an alias of ``num_classes``.
+    """
+    if num_classes is None and "num_tokens" in kwargs:
+        num_classes = kwargs.pop("num_tokens")
+    if kwargs:
+        raise TypeError(f"multi_hot: unexpected keyword arguments {sorted(kwargs)}")
+    if num_classes is None:
+        raise ValueError("multi_hot: argument num_classes must be specified")
+    if sparse:
+        raise NotImplementedError("multi_hot: sparse=True is not supported by axone (no sparse tensors)")
+    d = np.asarray(inputs.data if isinstance(inputs, Tensor) else inputs)
+    if d.dtype.kind == "f":
+        d = d.astype(np.int32)
+    if d.dtype.kind not in "iub":
+        raise TypeError(f"multi_hot: expected integer labels, received dtype {d.dtype}")
+    n = int(num_classes)
+    oh = (d[..., None] == np.arange(n)).astype(np.dtype(dtype or backend.floatx()))
+    if axis not in (-1, d.ndim):
+        oh = np.moveaxis(oh, -1, axis)
+    return Tensor(np.max(oh, axis=1 if d.ndim > 1 else 0))
+
+
+class Polar(Function):
+    """z = r·e^{iθ} = r cos θ + i r sin θ (complex).  With the complex gradient
+    G = dL/dRe z + i dL/dIm z:  dL/dr = Re(Ḡ·e^{iθ}),  dL/dθ = −r·Im(Ḡ·e^{iθ})."""
+
+    def forward(self, r, theta):
+        self.r, self.e = r, np.exp(1j * theta)
+        return r * self.e
+
+    def backward(self, g):
+        t = np.conj(g) * self.e
+        gr = unbroadcast(np.real(t), self.r.shape).astype(self.r.dtype) if self.needs[0] else None
+        gt = None
+        if self.needs[1]:
+            gt = unbroadcast(-self.r * np.imag(t), self.e.shape).astype(self.r.dtype)
+        return gr, gt
+
+
+def polar(abs_, angle):
+    """The complex tensor abs_·(cos angle + i sin angle) (Keras ``ops.polar``)."""
+    r = _float_in(abs_, "polar")
+    t = _float_in(angle, "polar")
+    try:
+        np.broadcast_shapes(r.shape, t.shape)
+    except ValueError:
+        raise ValueError(f"polar: abs_ and angle could not be broadcast together: shapes "
+                         f"{r.shape} and {t.shape}") from None
+    if t.dtype != r.dtype:
+        dt = np.result_type(r.dtype, t.dtype)
+        r, t = M.cast(r, dt), M.cast(t, dt)
+    return Polar.apply(r, t)
 
 
 # keras.ops.nn also holds these, which live with their families (activations and softmax in
