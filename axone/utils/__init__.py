@@ -74,3 +74,8 @@ def clear_session():
 from ..datasets.remote import get_file  # noqa: E402
 
 __all__ += ["get_file"]
+
+from ..models.data_adapters import (PyDataset, Sequence, pack_x_y_sample_weight,  # noqa: E402
+                                    unpack_x_y_sample_weight)
+
+__all__ += ["PyDataset", "Sequence", "pack_x_y_sample_weight", "unpack_x_y_sample_weight"]
