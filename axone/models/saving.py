@@ -71,7 +71,8 @@ _REBUILD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, 
 # ------------------------------------------------------------------ archive io
 def _array_bytes(a):
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
+    # np.require keeps a 0-d weight 0-d (np.ascontiguousarray would make it 1-d)
+    np.lib.format.write_array(buf, np.require(a, requirements='C'), allow_pickle=False)
     return buf.getvalue()
 
 
