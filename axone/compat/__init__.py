@@ -18,7 +18,9 @@ _SUBMODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks
                "constraints", "initializers", "activations", "utils", "datasets", "backend", "ops",
                "applications", "optimizers.schedules", "preprocessing", "random"}
 # Keras names whose axone module lives elsewhere than axone.<name>
-_MODULE_OF = {"preprocessing": "axone.utils.preprocessing",
+_MODULE_OF = {"ops": "axone.compat.keras_ops", "ops.numpy": "axone.compat.keras_ops_numpy",
+              "ops.nn": "axone.compat.keras_ops_nn",
+              "preprocessing": "axone.utils.preprocessing",
               "preprocessing.image": "axone.utils.image_utils",
               "preprocessing.sequence": "axone.utils.sequence_utils"}
 
@@ -99,6 +101,10 @@ class _Loader(importlib.abc.Loader):
 
     def exec_module(self, module):
         name = module.__name__
+        if name in _ROOTS:
+            # `from keras import ops` must give the alias of keras.ops (symbolic-aware), not
+            # axone.ops itself
+            module.__dict__["ops"] = importlib.import_module(name + ".ops")
         parent, _, child = name.rpartition(".")
         if parent and parent in sys.modules:
             try:

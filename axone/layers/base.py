@@ -14,6 +14,7 @@ import numpy as np
 from .. import backend, constraints, fileio, initializers, regularizers
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor
+from ..ops import math as _M
 from ..variables import Variable
 
 __all__ = ["Layer", "KerasTensor", "Node", "unique_name", "clear_session"]
@@ -68,6 +69,37 @@ class KerasTensor:
             "A symbolic KerasTensor (from Input) holds no values; build a Model(inputs, outputs) "
             "and call model.predict(x), or call the layer on an array")
 
+    # Arithmetic on symbolic tensors adds op nodes to the functional graph, as in Keras 3.
+    def __add__(self, o): return symbolic_op(_M.add, (self, o), {})
+    def __radd__(self, o): return symbolic_op(_M.add, (o, self), {})
+    def __sub__(self, o): return symbolic_op(_M.subtract, (self, o), {})
+    def __rsub__(self, o): return symbolic_op(_M.subtract, (o, self), {})
+    def __mul__(self, o): return symbolic_op(_M.multiply, (self, o), {})
+    def __rmul__(self, o): return symbolic_op(_M.multiply, (o, self), {})
+    def __truediv__(self, o): return symbolic_op(_M.divide, (self, o), {})
+    def __rtruediv__(self, o): return symbolic_op(_M.divide, (o, self), {})
+    def __pow__(self, o): return symbolic_op(_M.power, (self, o), {})
+    def __rpow__(self, o): return symbolic_op(_M.power, (o, self), {})
+    def __matmul__(self, o): return symbolic_op(_M.matmul, (self, o), {})
+    def __rmatmul__(self, o): return symbolic_op(_M.matmul, (o, self), {})
+    def __neg__(self): return symbolic_op(_M.negative, (self,), {})
+    def __abs__(self): return symbolic_op(_M.abs, (self,), {})
+    def __lt__(self, o): return symbolic_op(_M.less, (self, o), {})
+    def __le__(self, o): return symbolic_op(_M.less_equal, (self, o), {})
+    def __gt__(self, o): return symbolic_op(_M.greater, (self, o), {})
+    def __ge__(self, o): return symbolic_op(_M.greater_equal, (self, o), {})
+    def __getitem__(self, key): return symbolic_op(_M.get_item, (self, key), {})
+
+    __hash__ = object.__hash__
+
+    def __iter__(self):
+        raise TypeError(f"A symbolic KerasTensor of shape {_shape_str(self.shape)} cannot be "
+                        f"iterated; use ops (e.g. ops.split or ops.unstack) in the graph")
+
+    def __bool__(self):
+        raise TypeError("A symbolic KerasTensor has no truth value; use ops.cond / ops.where, or "
+                        "run the model on data")
+
 
 class Node:
     """One call of a layer in a functional graph."""
@@ -117,6 +149,23 @@ def _np_dtype(name):
     if dt is None:
         dt = _NP_DTYPES[name] = np.dtype(name)
     return dt
+
+
+def _is_kt(x):
+    return isinstance(x, KerasTensor)
+
+
+def has_symbolic(args, kwargs):
+    """True when a KerasTensor is among ``args``/``kwargs`` (also one level inside lists)."""
+    for a in args:
+        if isinstance(a, KerasTensor) or (isinstance(a, (list, tuple)) and any(
+                isinstance(v, KerasTensor) for v in a)):
+            return True
+    for a in kwargs.values():
+        if isinstance(a, KerasTensor) or (isinstance(a, (list, tuple)) and any(
+                isinstance(v, KerasTensor) for v in a)):
+            return True
+    return False
 
 
 # how many add_loss calls were made in this process: a training step compares it before and
@@ -613,3 +662,82 @@ def _map_shapes(f, shapes):
     if isinstance(shapes, dict):
         return {k: _map_shapes(f, v) for k, v in shapes.items()}
     return f(shapes)
+
+
+def _substitute(template, values):
+    """The arguments with each symbolic tensor replaced by the next of ``values``."""
+    it = iter(values)
+
+    def sub(x):
+        if isinstance(x, KerasTensor):
+            return next(it)
+        if isinstance(x, list):
+            return [sub(v) for v in x]
+        if isinstance(x, tuple):
+            return tuple(sub(v) for v in x)
+        return x
+    args, kwargs = template
+    return [sub(a) for a in args], {k: sub(v) for k, v in kwargs.items()}
+
+
+class OpLayer(Layer):
+    """A ``keras.ops`` function (or an operator such as ``+``) applied to symbolic tensors in a
+    functional model: the op becomes a node of the graph and runs on the real tensors."""
+
+    def __init__(self, fn, args, kwargs, name=None):
+        op = getattr(fn, "__name__", "op")
+        super().__init__(name=name or unique_name(op))
+        self.fn = fn
+        self._template = (list(args), dict(kwargs))
+        self.built = True
+
+    def call(self, inputs):
+        args, kwargs = _substitute(self._template, inputs if isinstance(inputs, list) else [inputs])
+        return self.fn(*args, **kwargs)
+
+    def compute_output_shape(self, input_shape):
+        # run on two dummy batch sizes: a dimension that follows the batch size is None
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        outs = []
+        for b in (2, 3):
+            xs = [Tensor(np.zeros(tuple(b if d is None else d for d in s), dtype=t.dtype))
+                  for s, t in zip(shapes, self._symbolic_inputs)]
+            with no_grad():
+                outs.append(self.call(xs))
+
+        def merge(a, c):
+            if isinstance(a, (list, tuple)):
+                return type(a)(merge(u, v) for u, v in zip(a, c))
+            return tuple(None if (u, v) == (2, 3) else u for u, v in zip(a.shape, c.shape))
+        self._out_dtypes = outs[0]
+        return merge(outs[0], outs[1])
+
+    def _output_dtype(self):
+        o = getattr(self, "_out_dtypes", None)
+        return o.dtype if isinstance(o, Tensor) else self.dtype
+
+    def get_config(self):
+        raise NotImplementedError(
+            f"OpLayer {self.name!r} ({getattr(self.fn, '__name__', 'op')} on symbolic tensors) "
+            f"cannot be serialized; wrap the computation in a Lambda layer or a custom layer")
+
+
+def symbolic_op(fn, args, kwargs):
+    """``fn(*args, **kwargs)`` with KerasTensors among the arguments: a new node of the
+    functional graph (an :class:`OpLayer`) whose outputs are KerasTensors."""
+    flat = []
+
+    def collect(x):
+        if isinstance(x, KerasTensor):
+            flat.append(x)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                collect(v)
+    for a in args:
+        collect(a)
+    for a in kwargs.values():
+        collect(a)
+    layer = OpLayer(fn, args, kwargs)
+    layer._symbolic_inputs = flat
+    out = layer(flat if len(flat) != 1 else flat[0])
+    return out
