@@ -81,6 +81,10 @@ class Model(Trainer, Layer):
 
     # ---------------------------------------------------------------- graph
     def _init_graph(self, inputs, outputs):
+        flat_in = _flatten(inputs)
+        if any(isinstance(t, KerasTensor) and t._history is not None
+               and not isinstance(t._history[0], InputLayer) for t in flat_in):
+            inputs, outputs = _cut_at(inputs, outputs)
         self._input_struct = inputs
         self._output_struct = outputs
         self._inputs = _flatten(inputs)
@@ -365,6 +369,36 @@ saving.register_model_class("Functional", Model)
 
 
 _CALLS = threading.local()
+
+
+def _cut_at(inputs, outputs):
+    """A graph from intermediate tensors ``inputs`` (Grad-CAM, a head on a model's features):
+    each becomes a new ``Input`` of its shape, and the layer calls between it and ``outputs``
+    are made again on it (the same layers, so the same weights), as Keras allows."""
+    new = {}
+
+    def entry(t):
+        if not isinstance(t, KerasTensor):
+            raise TypeError(f"Model: inputs must be symbolic tensors, received {type(t).__name__}")
+        if t._history is not None and isinstance(t._history[0], InputLayer):
+            new[id(t)] = t
+            return t
+        il = InputLayer(shape=t.shape[1:], batch_size=t.shape[0], dtype=t.dtype)
+        new[id(t)] = il.output_tensor
+        return il.output_tensor
+
+    new_inputs = _map(entry, inputs)
+    nodes = _graph_nodes(_flatten(inputs), _flatten(outputs))
+
+    def sub(x):
+        return new.get(id(x), x) if isinstance(x, KerasTensor) else x
+    for node in nodes:
+        args = _map(sub, node.inputs)
+        kwargs = {k: _map(sub, v) for k, v in node.call_kwargs.items()}
+        out = node.layer(args, **kwargs)
+        for old_t, new_t in zip(node.flat_outputs, _flatten(out)):
+            new[id(old_t)] = new_t
+    return new_inputs, _map(sub, outputs)
 
 
 def _swap_variables(model, variables, values):
