@@ -606,3 +606,4 @@ from .math import (elu, gelu, hard_sigmoid, leaky_relu, log_softmax, one_hot, re
                    selu, sigmoid, silu, softmax, softplus, softsign, swish)
 from .conv import average_pool, conv, conv_transpose, depthwise_conv, max_pool  # noqa: E402,F401
 from .normalization import batch_normalization, moments  # noqa: E402,F401
+from .ctc import ctc_decode, ctc_loss  # noqa: E402,F401
