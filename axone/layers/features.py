@@ -728,6 +728,9 @@ class Discretization(_FeatureLayer):
         if self.num_bins is None:
             raise ValueError("Cannot adapt a Discretization layer that has been initialized with "
                              "`bin_boundaries`, use `num_bins` instead.")
+        if self.num_bins == 0:
+            raise ValueError(f"{self._who()}: cannot adapt with num_bins=0; at least one bin is "
+                             "needed")
         self.reset_state()
         for batch in _batches(data, "Discretization", batch_size, steps):
             self.update_state(batch)

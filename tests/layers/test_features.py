@@ -436,6 +436,27 @@ def test_discretization_bad_arguments():
         L.Discretization(bin_boundaries=[1.0]).adapt(np.ones(3))
     with pytest.raises(TypeError, match="numeric"):
         L.Discretization(bin_boundaries=[1.0])(np.array(["a"]))
+    with pytest.raises(ValueError, match="num_bins=0"):
+        L.Discretization(num_bins=0).adapt(np.ones(3))
+
+
+def test_scalar_pandas_and_tensor_inputs():
+    pd = pytest.importorskip("pandas")
+    assert L.Hashing(num_bins=3)("A").numpy().shape == ()
+    assert int(L.Hashing(num_bins=3)("A").numpy()) == int(L.Hashing(num_bins=3)([["A"]]).numpy()[0, 0])
+    lookup = L.StringLookup(vocabulary=["x", "y"])
+    np.testing.assert_array_equal(lookup(pd.Series(["y", "q", "x"])).numpy(), [2, 0, 1])
+    assert int(lookup("y").numpy()) == 2
+    ilookup = L.IntegerLookup(vocabulary=[4, 5])
+    np.testing.assert_array_equal(ilookup(Tensor(np.array([[5, 4, 3]]))).numpy(), [[2, 1, 0]])
+    np.testing.assert_array_equal(ilookup(np.array([[5.0, 4.0]])).numpy(), [[2, 1]])
+    with pytest.raises(TypeError, match="integer"):
+        ilookup(np.array([4.5]))
+    norm = L.Normalization(axis=None)
+    norm.adapt(pd.DataFrame({"a": [1.0, 3.0], "b": [5.0, 7.0]}))
+    np.testing.assert_allclose(norm.get_weights()[:2], [4.0, 5.0])
+    enc = L.CategoryEncoding(num_tokens=3)
+    np.testing.assert_array_equal(enc([[0, 2]]).numpy(), [[1, 0, 1]])
 
 
 # ------------------------------------------------------------------ Normalization
