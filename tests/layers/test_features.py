@@ -6,7 +6,6 @@ Keras 3 runs Hashing, HashedCrossing, IntegerLookup and StringLookup only with T
 they are checked here against the outputs Keras's own docstrings and tests state; the layers
 Keras runs on its torch backend are compared with it in tests/parity/test_keras_features_parity.py.
 """
-import os
 
 import numpy as np
 import pytest
