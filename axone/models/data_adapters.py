@@ -283,7 +283,7 @@ class ArrayDataAdapter:
 
 
 # -------------------------------------------------------------- iterated batches
-def _standardize(batch, what, class_weight=None, class_weight_fn=None):
+def _standardize(batch, what):
     if isinstance(batch, dict):
         return (to_numpy_structure(batch), None, None)
     if isinstance(batch, list):
@@ -299,14 +299,7 @@ def _standardize(batch, what, class_weight=None, class_weight_fn=None):
                          f"`(inputs, targets, sample_weights)`; received a tuple of {len(batch)} "
                          f"elements")
     x, y, sw = unpack_x_y_sample_weight(batch)
-    x, y, sw = to_numpy_structure(x), to_numpy_structure(y), to_numpy_structure(sw)
-    if class_weight is not None:
-        if sw is not None:
-            raise ValueError("You cannot specify `class_weight` and `sample_weight` at the same "
-                             "time (the data yields sample weights)")
-        if y is not None:
-            sw = class_weight_fn(y)
-    return (x, y, sw)
+    return (to_numpy_structure(x), to_numpy_structure(y), to_numpy_structure(sw))
 
 
 class _IteratedAdapter:
@@ -315,10 +308,9 @@ class _IteratedAdapter:
     prepared = False
     batch_size = None
 
-    def __init__(self, steps, what, class_weight=None, class_weight_fn=None):
+    def __init__(self, steps, what):
         self.steps = steps
         self.what = what
-        self.class_weight, self.class_weight_fn = class_weight, class_weight_fn
         self._it = None
         self._seen = 0          # batches drawn from the current pass
         self._known = self._length()
@@ -352,7 +344,7 @@ class _IteratedAdapter:
             except StopIteration:
                 raise ValueError(f"{self.what} yielded no batch: it must yield at least one "
                                  f"batch") from None
-        return _standardize(self._peeked[0], self.what, self.class_weight, self.class_weight_fn)
+        return _standardize(self._peeked[0], self.what)
 
     def _next(self):
         if self._peeked:
@@ -389,8 +381,7 @@ class _IteratedAdapter:
                     self._it = None if self._restartable() else self._it
                     return
                 self._seen += 1
-                yield step, _standardize(batch, self.what, self.class_weight,
-                                         self.class_weight_fn), None
+                yield step, _standardize(batch, self.what), None
                 step += 1
             if self.steps is None or (self._known is not None and self._seen >= self._known):
                 # a pass ended with the epoch: the next epoch starts a new pass
@@ -409,9 +400,9 @@ class _IteratedAdapter:
 class GeneratorDataAdapter(_IteratedAdapter):
     """A Python generator or iterator: read once, in order; the same one serves every epoch."""
 
-    def __init__(self, gen, steps, what, **kw):
+    def __init__(self, gen, steps, what):
         self.gen = gen
-        super().__init__(steps, what, **kw)
+        super().__init__(steps, what)
 
     def _new_pass(self):
         return self.gen
@@ -424,9 +415,9 @@ class IterableDataAdapter(_IteratedAdapter):
     """A re-iterable dataset (a ``torch.utils.data.DataLoader``, a ``tf.data``-like pipeline):
     ``iter()`` gives a new pass each epoch."""
 
-    def __init__(self, data, steps, what, **kw):
+    def __init__(self, data, steps, what):
         self.data = data
-        super().__init__(steps, what, **kw)
+        super().__init__(steps, what)
 
     def _length(self):
         try:
@@ -443,12 +434,12 @@ class PyDatasetAdapter(_IteratedAdapter):
     """A :class:`PyDataset`: batches by index (shuffled order with ``shuffle=True``), read ahead
     on ``workers`` threads or processes, at most ``max_queue_size`` held at once."""
 
-    def __init__(self, dataset, steps, what, shuffle=False, rng=None, **kw):
+    def __init__(self, dataset, steps, what, shuffle=False, rng=None):
         self.dataset = dataset
         self.shuffle = bool(shuffle) and shuffle != "batch"
         self.rng = rng
         self._pool = None
-        super().__init__(steps, what, **kw)
+        super().__init__(steps, what)
         if self._known == 0:
             raise ValueError(f"{what}: the PyDataset {type(dataset).__name__} has length 0; it "
                              f"must have at least one batch")
@@ -541,7 +532,7 @@ def _read_ahead(dataset, indices, workers, use_mp, qsize, owner):
 
 # ---------------------------------------------------------------------- dispatch
 def get_data_adapter(x, y=None, sample_weight=None, steps=None, shuffle=False, what="x",
-                     rng=None, class_weight=None, class_weight_fn=None):
+                     rng=None):
     """The adapter for a non-array input ``x`` (a PyDataset, a generator or iterator, a
     DataLoader or another re-iterable dataset); ``None`` for arrays, which the trainer checks
     against the model and slices with :class:`ArrayDataAdapter`."""
@@ -554,15 +545,14 @@ def get_data_adapter(x, y=None, sample_weight=None, steps=None, shuffle=False, w
             raise ValueError(f"{what}: argument `{name}` must not be given when x is {kind} "
                              f"({type(x).__name__}); the {'targets' if name == 'y' else 'sample weights'} "
                              f"come from x itself")
-    kw = dict(class_weight=class_weight, class_weight_fn=class_weight_fn)
     label = f"{what} ({type(x).__name__})"
     if isinstance(x, PyDataset) or (hasattr(x, "__getitem__") and hasattr(x, "__len__")
                                     and hasattr(x, "on_epoch_end") and not hasattr(x, "__next__")):
-        return PyDatasetAdapter(x, steps, label, shuffle=shuffle, rng=rng, **kw)
+        return PyDatasetAdapter(x, steps, label, shuffle=shuffle, rng=rng)
     if _is_generator(x):
-        return GeneratorDataAdapter(x, steps, label, **kw)
+        return GeneratorDataAdapter(x, steps, label)
     if hasattr(x, "__iter__"):
-        return IterableDataAdapter(x, steps, label, **kw)
+        return IterableDataAdapter(x, steps, label)
     raise TypeError(f"{what}: unrecognized data type {type(x).__name__}; expected NumPy arrays, "
                     f"lists, pandas objects, a PyDataset, a generator, an iterator or an iterable "
                     f"dataset (e.g. a torch DataLoader)")

@@ -442,3 +442,4 @@ def with_no_grad_dummy_call(model, input_shape):
     xs = [Tensor(np.zeros(tuple(1 if d is None else d for d in s), dtype=model.dtype)) for s in shapes]
     with no_grad():
         Layer.__call__(model, xs if isinstance(input_shape, list) else xs[0], training=False)
+    model._clear_activity_losses()      # the build call's add_loss terms are not the user's

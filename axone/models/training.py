@@ -446,7 +446,7 @@ class Trainer:
         if old is None or old[1] != spec[1] or old[0] != spec[0]:
             self.__dict__["_call_outputs"] = spec
 
-    def _prepare_y(self, y, n, what="y"):
+    def _prepare_y(self, y, n, what="y", check=True):
         if y is None:
             raise ValueError(f"{what}: targets are required for training and evaluation")
         ys = to_arrays(y, what, self._n_outputs())
@@ -465,7 +465,8 @@ class Trainer:
                 raise ValueError(
                     f"x and {what} must have the same number of rows: x has {n}, {what} has "
                     f"{a.shape[0] if a.ndim else 'a scalar'}")
-            self._check_target(i, a, what if len(ys) == 1 else f"{what}[{i}]")
+            if check:
+                self._check_target(i, a, what if len(ys) == 1 else f"{what}[{i}]")
         fx = np.dtype(backend.floatx())
         if what == "y":
             self._build_metrics(ys)
@@ -711,8 +712,10 @@ class Trainer:
                 return None
         if not self._outputs_known():
             return to_arrays(y, what, None)
+        # an overridden step decides what its targets mean: only their rows are checked here
+        check = not (self._steps_overridden("train_step") or self._steps_overridden("test_step"))
         return self._prepare_y(y, n, "y" if what.endswith(" y") and "validation" not in what
-                               else what)
+                               else what, check=check)
 
     def train_step(self, data):
         """One training step on one batch ``data`` (``x``, ``(x, y)`` or ``(x, y,
@@ -857,10 +860,10 @@ class Trainer:
                  rng=None):
         """The data adapter of ``x``: arrays are checked against the model now and sliced; any
         other input is read batch by batch and each batch checked as it comes."""
-        ad = data_adapters.get_data_adapter(
-            x, y, sample_weight, steps=steps, shuffle=shuffle, what=what, rng=rng,
-            class_weight=class_weight,
-            class_weight_fn=None if class_weight is None else self._class_weight_fn(class_weight))
+        ad = data_adapters.get_data_adapter(x, y, sample_weight, steps=steps, shuffle=shuffle,
+                                            what=what, rng=rng)
+        # class weights of batches read one at a time apply as each batch is prepared
+        self._batch_class_weight = class_weight if ad is not None else None
         if ad is not None:
             if batch_size is not None:
                 raise ValueError(f"{what}: batch_size must not be given when x is a dataset, a "
@@ -882,14 +885,6 @@ class Trainer:
             if what != "predict" else None
         return (xs, ys, sw), n
 
-    def _class_weight_fn(self, class_weight):
-        def fn(y):
-            ys = to_arrays(y, "y", self._n_outputs() if self._outputs_known() else None)
-            if isinstance(ys, dict) or len(ys) != 1:
-                raise ValueError("class_weight is only supported for models with a single output")
-            return self._class_weights(ys[0], class_weight)
-        return fn
-
     def _prepare_batch(self, data, what):
         """``(xs, ys, sw, rows)`` from one ``(x, y, sample_weight)`` batch an adapter read."""
         x, y, sw = data
@@ -903,7 +898,8 @@ class Trainer:
         if self._outputs_known() and getattr(self, "compiled", False):
             self._setup_compiled()
         ys = self._targets(y, n, f"{what} y" if what != "fit" else "y")
-        sww = None if sw is None else self._sample_weights(ys or [], sw, None, n)
+        cw = getattr(self, "_batch_class_weight", None) if what in ("fit", "train_on_batch") else None
+        sww = None if sw is None and cw is None else self._sample_weights(ys or [], sw, cw, n)
         return xs, ys, sww, n
 
     def _batches_of(self, adapter, what):
