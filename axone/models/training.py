@@ -647,7 +647,7 @@ class Trainer:
             self._loss_tracker = metrics_mod.Mean(name="loss")
         names = self._output_names() if self._outputs_known() else []
         if len(getattr(self, "_out_loss_trackers", ())) != len(names) or any(
-                t.name != f"{n}_loss" for t, n in zip(self._out_loss_trackers, names)):
+                t.name != f"{n}_loss" for t, n in zip(getattr(self, "_out_loss_trackers", ()), names)):
             self._out_loss_trackers = [metrics_mod.Mean(name=f"{n}_loss") for n in names]
 
     def _reset_trackers(self):
