@@ -4,8 +4,12 @@ Metrics are computed on plain NumPy arrays, outside the graph, and follow Keras 
 the same class names, arguments, defaults, string names (``get("auc")``,
 ``compile(metrics=["top_k_categorical_accuracy"])``), configs and values.  Inputs are
 taken in float32 like Keras's metric variables, so thresholds, clipping
-(epsilon ``1e-7``) and top-k comparisons fall on the same side as Keras's; the
-running totals are kept in float64.
+(epsilon ``1e-7``) and top-k comparisons fall on the same side as Keras's.  The
+state of every metric lives in non-trainable :class:`axone.Variable` objects of the
+metric's dtype (float32 by default, int32 for the IoU metrics), as Keras's metric
+variables: ``metric.variables``, the default ``reset_state`` and the stateless API
+(``stateless_update_state`` / ``stateless_result`` / ``stateless_reset_state``) work on
+them, for the built-in metrics and for user subclasses of :class:`Metric` alike.
 
 ``"accuracy"`` in ``compile`` is resolved from the loss as Keras does: binary for
 binary_crossentropy or a single output unit, sparse categorical for
@@ -16,11 +20,15 @@ Besides the Keras metrics, :func:`confusion_matrix`, :func:`classification_repor
 whole arrays of labels or predictions.
 """
 import re
+import threading
+import warnings
 from collections import namedtuple
 
 import numpy as np
 
+from . import losses as _losses
 from .autograd.tensor import Tensor
+from .variables import Variable
 
 __all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
            "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
@@ -34,7 +42,14 @@ __all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "Accuracy", "BinaryAccu
            "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
            "mean_squared_logarithmic_error", "binary_crossentropy", "categorical_crossentropy",
            "sparse_categorical_crossentropy", "confusion_matrix", "classification_report",
-           "specificity", "bias_variance", "get", "resolve"]
+           "specificity", "bias_variance", "get", "resolve", "serialize", "deserialize",
+           "Hinge", "SquaredHinge", "CategoricalHinge", "KLDivergence", "Poisson",
+           "LogCoshError", "CosineSimilarity", "PearsonCorrelation", "ConcordanceCorrelation",
+           "R2Score", "SensitivityAtSpecificity", "SpecificityAtSensitivity",
+           "PrecisionAtRecall", "RecallAtPrecision", "IoU", "BinaryIoU", "MeanIoU", "OneHotIoU",
+           "OneHotMeanIoU", "hinge", "squared_hinge", "categorical_hinge", "kl_divergence",
+           "log_cosh", "poisson", "huber", "binary_focal_crossentropy",
+           "categorical_focal_crossentropy", "pearson_correlation", "concordance_correlation"]
 
 EPSILON = 1e-7          # Keras's backend.epsilon()
 NEG_INF = -1e10         # Keras's metrics_utils.NEG_INF (top_k filtering)
@@ -275,28 +290,158 @@ def _sparse_cce(y_true, y_pred, from_logits, ignore_class, axis):
 # ----------------------------------------------------------------------- base classes
 class Metric:
     """Base of stateful metrics: ``update_state`` accumulates, ``result`` reads,
-    ``reset_state`` clears.  The default name is the snake-cased class name, as Keras."""
+    ``reset_state`` clears, as Keras 3's ``keras.metrics.Metric``.
 
-    def __init__(self, name=None, dtype=None):
-        self.name = name or _to_snake(type(self).__name__)
-        self.dtype = dtype or "float32"
-        self.reset_state()
+    The state lives in non-trainable :class:`axone.Variable` objects made by
+    :meth:`add_variable` / :meth:`add_weight` (listed by :attr:`variables`, those of metrics
+    held as attributes included); the default ``reset_state`` zeroes them.  Giving a new
+    value to an attribute that holds one of these variables (``self.total = self.total + x``)
+    writes it into the variable.  The stateless forms (``stateless_update_state``,
+    ``stateless_result``, ``stateless_reset_state``) run the same code on given variable
+    values and leave the metric's own state as it was.  Without a ``name`` the metric is
+    named by its snake-cased class name, made unique (``auc``, ``auc_1``, …) as Keras."""
+
+    def __init__(self, dtype=None, name=None):
+        object.__setattr__(self, "_variables", [])
+        object.__setattr__(self, "_metrics", [])
+        if name is None:
+            from .layers.base import unique_name
+            name = unique_name(_to_snake(type(self).__name__))
+        self.name = name
+        self._dtype = _standardize_dtype(dtype)
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    # ------------------------------------------------------------------ state
+    def add_variable(self, shape, initializer, dtype=None, aggregation="sum", name=None):
+        """A non-trainable state variable of this metric (Keras ``add_variable``)."""
+        if "_variables" not in self.__dict__:
+            raise RuntimeError("You forgot to call `super().__init__()` in the `__init__()` "
+                               "method. Go add it!")
+        if aggregation not in ("none", "mean", "sum", "only_first_replica"):
+            raise ValueError(f"{type(self).__name__}.add_variable: aggregation must be one of "
+                             f"'none', 'mean', 'sum', 'only_first_replica', received "
+                             f"{aggregation!r}")
+        shape = _shape_arg(shape, type(self).__name__)
+        dt = np.dtype(_standardize_dtype(dtype or self._dtype))
+        value = _initial_value(initializer, shape, dt, type(self).__name__)
+        v = Variable(value, dtype=dt, trainable=False, name=name or "variable")
+        v.path = f"{self.name}/{v.name}"
+        self._variables.append(v)
+        return v
+
+    def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
+        """``add_variable`` with Keras's ``add_weight`` defaults (a scalar of zeros)."""
+        return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
+
+    @property
+    def variables(self):
+        out = list(self._variables)
+        for m in self._metrics:
+            out.extend(m.variables)
+        return out
+
+    def __setattr__(self, name, value):
+        current = self.__dict__.get(name)
+        if isinstance(current, Variable) and value is not current and \
+                not isinstance(value, Variable) and \
+                any(current is v for v in self.__dict__.get("_variables", ())):
+            # a new value for a state variable: written into it, so the variable stays the
+            # metric's state (and the stateless forms see the update)
+            _assign(current, value, f"{type(self).__name__}.{name}")
+            return
+        if isinstance(value, Metric) and value is not self:
+            tracked = self.__dict__.get("_metrics")
+            if tracked is not None and not any(value is m for m in tracked):
+                tracked.append(value)
+        elif isinstance(value, Variable) and not value.trainable:
+            tracked = self.__dict__.get("_variables")
+            if tracked is not None and not any(value is v for v in tracked):
+                tracked.append(value)
+        object.__setattr__(self, name, value)
 
     def reset_state(self):
-        raise NotImplementedError
+        """Zero every state variable."""
+        for v in self.variables:
+            v.data[...] = 0
 
     def update_state(self, *args, **kwargs):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement update_state")
 
     def result(self):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement result")
 
     def __call__(self, *args, **kwargs):
+        if "_variables" not in self.__dict__:
+            raise RuntimeError("You forgot to call `super().__init__()` in the `__init__()` "
+                               "method. Go add it!")
         self.update_state(*args, **kwargs)
         return self.result()
 
+    # -------------------------------------------------------------- stateless
+    def _check_metric_variables(self, metric_variables):
+        variables = self.variables
+        if not isinstance(metric_variables, (list, tuple)) or \
+                len(metric_variables) != len(variables):
+            n = len(metric_variables) if isinstance(metric_variables, (list, tuple)) else None
+            raise ValueError(f"Argument `metric_variables` must be a list of tensors "
+                             f"corresponding 1:1 to {type(self).__name__}().variables. "
+                             f"Received list with length {n}, but expected "
+                             f"{len(variables)} variables.")
+        return variables
+
+    def _swap_in(self, variables, values):
+        saved = [v.data.copy() for v in variables]
+        for v, x in zip(variables, values):
+            _assign(v, x, f"{type(self).__name__} metric_variables")
+        return saved
+
+    @staticmethod
+    def _restore(variables, saved):
+        for v, x in zip(variables, saved):
+            v.data[...] = x
+
+    def stateless_update_state(self, metric_variables, *args, **kwargs):
+        """``update_state`` applied to the variable values ``metric_variables``: returns the
+        new values (one Tensor per variable, in ``variables`` order); the metric's own state
+        is left unchanged."""
+        variables = self._check_metric_variables(metric_variables)
+        with _STATELESS_LOCK:
+            saved = self._swap_in(variables, metric_variables)
+            try:
+                self.update_state(*args, **kwargs)
+                return [Tensor(v.data.copy()) for v in variables]
+            finally:
+                self._restore(variables, saved)
+
+    def stateless_result(self, metric_variables):
+        """``result`` computed from the variable values ``metric_variables``."""
+        variables = self._check_metric_variables(metric_variables)
+        with _STATELESS_LOCK:
+            saved = self._swap_in(variables, metric_variables)
+            try:
+                return self.result()
+            finally:
+                self._restore(variables, saved)
+
+    def stateless_reset_state(self):
+        """The variable values ``reset_state`` would give, the metric left unchanged."""
+        variables = self.variables
+        with _STATELESS_LOCK:
+            saved = [v.data.copy() for v in variables]
+            try:
+                self.reset_state()
+                return [Tensor(v.data.copy()) for v in variables]
+            finally:
+                self._restore(variables, saved)
+
+    # ----------------------------------------------------------------- config
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
+
+    __str__ = __repr__
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
@@ -306,58 +451,138 @@ class Metric:
         return cls(**config)
 
 
+_STATELESS_LOCK = threading.RLock()
+
+
+def _standardize_dtype(dtype):
+    if dtype is None:
+        from . import backend
+        return backend.floatx()
+    if dtype == "int":
+        return "int32"
+    if dtype == "float":
+        return "float32"
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        raise TypeError(f"Invalid metric dtype {dtype!r}: expected a NumPy dtype name such as "
+                        f"'float32'") from None
+
+
+def _shape_arg(shape, owner):
+    if shape is None:
+        return ()
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        shape = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}.add_variable: shape must be a tuple of non-negative "
+                         f"integers, received {shape!r}") from None
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{owner}.add_variable: shape must be a tuple of non-negative "
+                         f"integers, received {shape!r}")
+    return shape
+
+
+def _initial_value(initializer, shape, dtype, owner):
+    if initializer is None:
+        return np.zeros(shape, dtype=dtype)
+    if isinstance(initializer, (np.ndarray, Tensor, int, float, np.generic, list, tuple)) \
+            and not isinstance(initializer, bool):
+        value = np.array(_np(initializer), dtype=dtype)
+        if value.shape != shape:
+            value = np.broadcast_to(value, shape).copy()
+        return value
+    from . import initializers
+    init = initializers.get(initializer) if isinstance(initializer, (str, dict)) else initializer
+    if not callable(init):
+        raise TypeError(f"{owner}.add_variable: could not interpret initializer "
+                        f"{initializer!r}")
+    return np.asarray(_np(init(shape, dtype=dtype)), dtype=dtype).reshape(shape)
+
+
+def _assign(var, value, what):
+    v = np.asarray(_np(value))
+    if v.shape != var.data.shape:
+        try:
+            v = np.broadcast_to(v, var.data.shape)
+        except ValueError:
+            raise ValueError(f"{what}: cannot assign a value of shape {v.shape} to a state "
+                             f"variable of shape {var.data.shape}") from None
+    var.data[...] = v
+
+
+def _reduce_samplewise(values, sample_weight, mean):
+    """Keras's reduce_to_samplewise_values: per-sample values (trailing axes reduced with
+    the mean or the sum) and the matching per-sample weights (or None)."""
+    reduce = np.mean if mean else np.sum
+    v = np.asarray(_np(values), dtype=np.float64)
+    w = None
+    if sample_weight is not None:
+        w = np.asarray(_np(sample_weight), dtype=np.float64)
+        v, w = _same_rank(v, w)
+        if v.ndim > w.ndim:
+            v = reduce(v, axis=tuple(range(w.ndim, v.ndim)))
+        try:
+            w = np.broadcast_to(w, v.shape)
+        except ValueError:
+            raise ValueError(f"sample_weight of shape {w.shape} cannot be broadcast to the "
+                             f"values' shape {v.shape}") from None
+        v = v * w
+        if w.ndim > 1:
+            w = reduce(w, axis=tuple(range(1, w.ndim)))
+    if v.ndim > 1:
+        v = reduce(v, axis=tuple(range(1, v.ndim)))
+    return v, w
+
+
 class Mean(Metric):
-    """Weighted running mean of the values it is given."""
+    """Weighted running mean of the values it is given (state: ``total`` and ``count``)."""
+
+    def __init__(self, name="mean", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable((), "zeros", name="total")
+        self.count = self.add_variable((), "zeros", name="count")
 
     def reset_state(self):
-        self.total = 0.0
-        self.count = 0.0
+        self.total.data[...] = 0
+        self.count.data[...] = 0
 
     def update_state(self, values, sample_weight=None):
         """Add per-sample values (trailing axes averaged first, as Keras), optionally weighted."""
         if type(values) is float and type(sample_weight) is int:     # a batch's scalar loss
-            self.total += values * sample_weight
-            self.count += float(sample_weight)
+            self.total.data[...] += values * sample_weight
+            self.count.data[...] += sample_weight
             return
-        v = np.asarray(_np(values), dtype=np.float64)
-        if sample_weight is None:
-            if v.ndim > 1:
-                v = v.mean(axis=tuple(range(1, v.ndim)))
-            self.total += float(v.sum())
-            self.count += v.shape[0] if v.ndim else 1
-            return
-        w = np.asarray(_np(sample_weight), dtype=np.float64)
-        if w.ndim == v.ndim + 1 and w.shape[-1] == 1:
-            w = w[..., 0]
-        elif v.ndim == w.ndim + 1 and v.shape[-1] == 1:
-            v = v[..., 0]
-        if v.ndim > w.ndim:
-            v = v.mean(axis=tuple(range(w.ndim, v.ndim)))
-        w = np.broadcast_to(w, v.shape)
-        v = v * w
-        if w.ndim > 1:
-            w = w.mean(axis=tuple(range(1, w.ndim)))
-        if v.ndim > 1:
-            v = v.mean(axis=tuple(range(1, v.ndim)))
-        self.total += float(v.sum())
-        self.count += float(w.sum())
+        v, w = _reduce_samplewise(values, sample_weight, mean=True)
+        self.total.data[...] += float(np.sum(v))
+        if w is not None:
+            self.count.data[...] += float(np.sum(w))
+        else:
+            self.count.data[...] += v.shape[0] if v.ndim else 1
 
     def result(self):
-        return self.total / self.count if self.count else 0.0
+        count = float(self.count.data)
+        return float(self.total.data) / count if count else 0.0
 
 
 class Sum(Metric):
+    """Weighted running sum of the values it is given (state: ``total``)."""
+
+    def __init__(self, name="sum", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable((), "zeros", name="total")
+
     def reset_state(self):
-        self.total = 0.0
+        self.total.data[...] = 0
 
     def update_state(self, values, sample_weight=None):
-        v = np.asarray(_np(values), dtype=np.float64)
-        if sample_weight is not None:
-            v = v * np.asarray(_np(sample_weight))
-        self.total += float(v.sum())
+        v, _ = _reduce_samplewise(values, sample_weight, mean=False)
+        self.total.data[...] += float(np.sum(v))
 
     def result(self):
-        return self.total
+        return float(self.total.data)
 
 
 class MeanMetricWrapper(Mean):
@@ -652,19 +877,18 @@ class _ConfusionMatrixConditionCount(Metric):
         self.thresholds = _parse_thresholds(thresholds, 0.5)
         self._thresholds_distributed_evenly = _evenly_distributed(self.thresholds)
         super().__init__(name=name, dtype=dtype)
-
-    def reset_state(self):
-        self.accumulator = np.zeros(len(self.thresholds))
+        self.accumulator = self.add_variable((len(self.thresholds),), "zeros",
+                                             name="accumulator")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         counts = dict(zip(("tp", "fp", "tn", "fn"), _confusion_counts(
             y_true, y_pred, self.thresholds, evenly=self._thresholds_distributed_evenly,
             sample_weight=sample_weight)))
-        self.accumulator = self.accumulator + counts[self._cond]
+        self.accumulator.data[...] += counts[self._cond]
 
     def result(self):
-        return float(self.accumulator[0]) if len(self.thresholds) == 1 \
-            else self.accumulator.copy()
+        acc = self.accumulator.data
+        return float(acc[0]) if len(self.thresholds) == 1 else acc.copy()
 
     def get_config(self):
         return {**super().get_config(), "thresholds": self.init_thresholds}
@@ -703,20 +927,21 @@ class _PrecisionRecall(Metric):
         self.thresholds = _parse_thresholds(thresholds, 0.5 if top_k is None else NEG_INF)
         self._thresholds_distributed_evenly = _evenly_distributed(self.thresholds)
         super().__init__(name=name, dtype=dtype)
-
-    def reset_state(self):
         n = len(self.thresholds)
-        self.true_positives = np.zeros(n)
-        self.false_positives = np.zeros(n)
-        self.false_negatives = np.zeros(n)
+        self.true_positives = self.add_variable((n,), "zeros",
+                                                name="true_positives")
+        self.false_positives = self.add_variable((n,), "zeros",
+                                                 name="false_positives")
+        self.false_negatives = self.add_variable((n,), "zeros",
+                                                 name="false_negatives")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         tp, fp, _, fn = _confusion_counts(
             y_true, y_pred, self.thresholds, evenly=self._thresholds_distributed_evenly,
             top_k=self.top_k, class_id=self.class_id, sample_weight=sample_weight)
-        self.true_positives = self.true_positives + tp
-        self.false_positives = self.false_positives + fp
-        self.false_negatives = self.false_negatives + fn
+        self.true_positives.data[...] += tp
+        self.false_positives.data[...] += fp
+        self.false_negatives.data[...] += fn
 
     def _value(self):
         raise NotImplementedError
@@ -737,14 +962,16 @@ class Precision(_PrecisionRecall):
     restricts to one column of a multi-class output."""
 
     def _value(self):
-        return _div_no_nan(self.true_positives, self.true_positives + self.false_positives)
+        tp = self.true_positives.data
+        return _div_no_nan(tp, tp + self.false_positives.data)
 
 
 class Recall(_PrecisionRecall):
     """TP / (TP + FN) at each threshold (a scalar for a single threshold; 0 when undefined)."""
 
     def _value(self):
-        return _div_no_nan(self.true_positives, self.true_positives + self.false_negatives)
+        tp = self.true_positives.data
+        return _div_no_nan(tp, tp + self.false_negatives.data)
 
 
 _CURVES = {"roc": "ROC", "pr": "PR", "prgain": "PRGAIN"}
@@ -796,26 +1023,21 @@ class AUC(Metric):
             np.asarray(label_weights, dtype=np.float32)
         self._from_logits = from_logits
         self._num_labels = num_labels if multi_label else None
-        if name is None:                 # Keras auto-names AUC metrics: auc, auc_1, …
-            from .layers.base import unique_name
-            name = unique_name("auc")
-        super().__init__(name=name, dtype=dtype)
+        super().__init__(name=name, dtype=dtype)      # auto-named auc, auc_1, … as Keras
+        self.true_positives = self.false_positives = None
+        self.true_negatives = self.false_negatives = None
+        if not self.multi_label or self._num_labels is not None:
+            self._build()
+
+    def _build(self):
+        shape = (self.num_thresholds, self._num_labels) if self.multi_label \
+            else (self.num_thresholds,)
+        for n in ("true_positives", "false_positives", "true_negatives", "false_negatives"):
+            setattr(self, n, self.add_variable(shape, "zeros", name=n))
 
     @property
     def thresholds(self):
         return list(self._thresholds)
-
-    def reset_state(self):
-        if self.multi_label and self._num_labels is None:
-            self.true_positives = self.false_positives = None
-            self.true_negatives = self.false_negatives = None
-            return
-        shape = (self.num_thresholds, self._num_labels) if self.multi_label \
-            else (self.num_thresholds,)
-        self.true_positives = np.zeros(shape)
-        self.false_positives = np.zeros(shape)
-        self.true_negatives = np.zeros(shape)
-        self.false_negatives = np.zeros(shape)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = _f32(y_pred)
@@ -825,17 +1047,17 @@ class AUC(Metric):
                                  f"rank {y_pred.ndim}. Full shape received for `y_pred`: "
                                  f"{y_pred.shape}")
             self._num_labels = y_pred.shape[1]
-            self.reset_state()
+            self._build()
         if self._from_logits:
             y_pred = (1.0 / (1.0 + np.exp(-y_pred.astype(np.float64)))).astype(np.float32)
         tp, fp, tn, fn = _confusion_counts(
             y_true, y_pred, self._thresholds, evenly=self._thresholds_distributed_evenly,
             sample_weight=sample_weight, multi_label=self.multi_label,
             label_weights=None if self.multi_label else self.label_weights)
-        self.true_positives = self.true_positives + tp
-        self.false_positives = self.false_positives + fp
-        self.true_negatives = self.true_negatives + tn
-        self.false_negatives = self.false_negatives + fn
+        self.true_positives.data[...] += tp
+        self.false_positives.data[...] += fp
+        self.true_negatives.data[...] += tn
+        self.false_negatives.data[...] += fn
 
     def _aggregate(self, terms):
         if not self.multi_label:
@@ -848,7 +1070,8 @@ class AUC(Metric):
 
     def interpolate_pr_auc(self):
         """Davis & Goadrich (2006): precision interpolated between thresholds along recall."""
-        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        tp, fp, fn = self.true_positives.data, self.false_positives.data, \
+            self.false_negatives.data
         n = self.num_thresholds
         dtp = tp[:n - 1] - tp[1:]
         p = tp + fp
@@ -866,8 +1089,8 @@ class AUC(Metric):
             return 0.0
         if self.curve == "PR" and self.summation_method == "interpolation":
             return self.interpolate_pr_auc()
-        tp, fp, tn, fn = (self.true_positives, self.false_positives, self.true_negatives,
-                          self.false_negatives)
+        tp, fp, tn, fn = (self.true_positives.data, self.false_positives.data,
+                          self.true_negatives.data, self.false_negatives.data)
         recall = _div_no_nan(tp, tp + fn)
         if self.curve == "ROC":
             x, y = _div_no_nan(fp, fp + tn), recall
@@ -935,17 +1158,13 @@ class FBetaScore(Metric):
         self.axis = None if average == "micro" else 0
         self._num_classes = None
         super().__init__(name=name, dtype=dtype)
+        self.true_positives = self.false_positives = None
+        self.false_negatives = self.intermediate_weights = None
 
-    def reset_state(self):
-        if self._num_classes is None:
-            self.true_positives = self.false_positives = None
-            self.false_negatives = self.intermediate_weights = None
-            return
+    def _build(self):
         shape = () if self.average == "micro" else (self._num_classes,)
-        self.true_positives = np.zeros(shape)
-        self.false_positives = np.zeros(shape)
-        self.false_negatives = np.zeros(shape)
-        self.intermediate_weights = np.zeros(shape)
+        for n in ("true_positives", "false_positives", "false_negatives", "intermediate_weights"):
+            setattr(self, n, self.add_variable(shape, "zeros", name=n))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = _f32(y_true), _f32(y_pred)
@@ -955,7 +1174,10 @@ class FBetaScore(Metric):
                              f"and y_true.shape={y_true.shape}.")
         if self._num_classes is None:
             self._num_classes = y_pred.shape[-1]
-            self.reset_state()
+            self._build()
+        elif y_pred.shape[-1] != self._num_classes:
+            raise ValueError(f"{type(self).__name__}: y_pred has {y_pred.shape[-1]} classes, "
+                             f"but the metric was built for {self._num_classes}")
         if self.threshold is None:
             top = np.max(y_pred, axis=-1, keepdims=True)
             pred = (y_pred >= top) & (np.abs(y_pred) > 1e-9)
@@ -970,21 +1192,22 @@ class FBetaScore(Metric):
             if w is not None:
                 v = v * w
             return np.sum(v, axis=self.axis)
-        self.true_positives = self.true_positives + wsum(pred * t)
-        self.false_positives = self.false_positives + wsum(pred * (1 - t))
-        self.false_negatives = self.false_negatives + wsum((1 - pred) * t)
-        self.intermediate_weights = self.intermediate_weights + wsum(t)
+        self.true_positives.data[...] += wsum(pred * t)
+        self.false_positives.data[...] += wsum(pred * (1 - t))
+        self.false_negatives.data[...] += wsum((1 - pred) * t)
+        self.intermediate_weights.data[...] += wsum(t)
 
     def result(self):
         if self.true_positives is None:
             return 0.0
-        tp = self.true_positives
-        precision = tp / (tp + self.false_positives + EPSILON)
-        recall = tp / (tp + self.false_negatives + EPSILON)
+        tp = self.true_positives.data
+        precision = tp / (tp + self.false_positives.data + EPSILON)
+        recall = tp / (tp + self.false_negatives.data + EPSILON)
         b2 = self.beta ** 2
         score = precision * recall / (b2 * precision + recall + EPSILON) * (1 + b2)
         if self.average == "weighted":
-            weights = self.intermediate_weights / (np.sum(self.intermediate_weights) + EPSILON)
+            iw = self.intermediate_weights.data
+            weights = iw / (np.sum(iw) + EPSILON)
             score = np.sum(score * weights)
         elif self.average is not None:
             score = np.mean(score)
@@ -1005,6 +1228,530 @@ class F1Score(FBetaScore):
         config = super().get_config()
         del config["beta"]
         return config
+
+
+# ------------------------------------------------- loss-valued and correlation metrics
+# As in Keras 3, these metric functions are the loss functions themselves.
+hinge = _losses.hinge
+squared_hinge = _losses.squared_hinge
+categorical_hinge = _losses.categorical_hinge
+kl_divergence = _losses.kl_divergence
+log_cosh = _losses.log_cosh
+poisson = _losses.poisson
+huber = _losses.huber
+binary_focal_crossentropy = _losses.binary_focal_crossentropy
+categorical_focal_crossentropy = _losses.categorical_focal_crossentropy
+
+
+def _float_pair(y_true, y_pred):
+    y_pred = _np(y_pred)
+    if y_pred.dtype.kind != "f":
+        y_pred = y_pred.astype(np.float32)
+    y_true = np.asarray(_np(y_true), dtype=y_pred.dtype)
+    y_true, y_pred = _same_rank(y_true, y_pred)
+    return y_true, y_pred
+
+
+def pearson_correlation(y_true, y_pred, axis=-1):
+    """Pearson's correlation of y_true and y_pred along ``axis``: the mean of the product of
+    the two centred, standardised (population std) signals."""
+    y_true, y_pred = _float_pair(y_true, y_pred)
+    t = y_true - np.mean(y_true, axis=axis, keepdims=True)
+    p = y_pred - np.mean(y_pred, axis=axis, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = t / np.std(t, axis=axis, keepdims=True)
+        p = p / np.std(p, axis=axis, keepdims=True)
+    return np.mean(t * p, axis=axis)
+
+
+def concordance_correlation(y_true, y_pred, axis=-1):
+    """Lin's concordance correlation along ``axis``, as Keras 3.15 computes it:
+    mean(2·(y_true − ȳ_pred)(y_pred − ȳ_pred) / (var y_true + var y_pred + (ȳ_true − ȳ_pred)² + ε))."""
+    y_true, y_pred = _float_pair(y_true, y_pred)
+    mt = np.mean(y_true, axis=axis, keepdims=True)
+    mp = np.mean(y_pred, axis=axis, keepdims=True)
+    vt = np.var(y_true - mt, axis=axis, keepdims=True)
+    vp = np.var(y_pred - mp, axis=axis, keepdims=True)
+    covar = (y_true - mp) * (y_pred - mp)
+    norm = vt + vp + np.square(mt - mp)
+    return np.mean(2 * covar / (norm + y_pred.dtype.type(EPSILON)), axis=axis)
+
+
+def _cosine_similarity(y_true, y_pred, axis=-1):
+    """Σ over ``axis`` of the L2-normalised y_true · y_pred (+1 for the same direction)."""
+    y_true, y_pred = _float_pair(y_true, y_pred)
+
+    def unit(x):
+        with np.errstate(divide="ignore"):
+            inv = 1.0 / np.sqrt(np.sum(np.square(x), axis=axis, keepdims=True))
+        return x * np.minimum(inv, x.dtype.type(1.0 / EPSILON))
+    return np.sum(unit(y_true) * unit(y_pred), axis=axis)
+
+
+_cosine_similarity.__name__ = "cosine_similarity"
+
+
+class Hinge(MeanMetricWrapper):
+    """Running mean of the hinge loss (labels in {0, 1} mapped to {−1, 1})."""
+    _config_keys = ()
+
+    def __init__(self, name="hinge", dtype=None):
+        super().__init__(hinge, name=name, dtype=dtype)
+
+
+class SquaredHinge(MeanMetricWrapper):
+    """Running mean of the squared hinge loss."""
+    _config_keys = ()
+
+    def __init__(self, name="squared_hinge", dtype=None):
+        super().__init__(squared_hinge, name=name, dtype=dtype)
+
+
+class CategoricalHinge(MeanMetricWrapper):
+    """Running mean of the categorical hinge loss."""
+    _config_keys = ()
+
+    def __init__(self, name="categorical_hinge", dtype=None):
+        super().__init__(categorical_hinge, name=name, dtype=dtype)
+
+
+class KLDivergence(MeanMetricWrapper):
+    """Running mean of Σ y_true·log(y_true / y_pred), both clipped to [ε, 1]."""
+    _config_keys = ()
+
+    def __init__(self, name="kl_divergence", dtype=None):
+        super().__init__(kl_divergence, name=name, dtype=dtype)
+
+
+class Poisson(MeanMetricWrapper):
+    """Running mean of mean(y_pred − y_true·log(y_pred + ε))."""
+    _config_keys = ()
+
+    def __init__(self, name="poisson", dtype=None):
+        super().__init__(poisson, name=name, dtype=dtype)
+
+
+class LogCoshError(MeanMetricWrapper):
+    """Running mean of mean(log cosh(y_pred − y_true))."""
+    _config_keys = ()
+
+    def __init__(self, name="logcosh", dtype=None):
+        super().__init__(log_cosh, name=name, dtype=dtype)
+
+
+class CosineSimilarity(MeanMetricWrapper):
+    """Running mean of the cosine similarity along ``axis`` (+1 for identical directions).
+
+    As Keras 3.15, ``get_config`` holds the name and dtype only (``axis`` is not kept)."""
+    _config_keys = ()
+
+    def __init__(self, name="cosine_similarity", dtype=None, axis=-1):
+        super().__init__(_cosine_similarity, name=name, dtype=dtype, axis=axis)
+
+
+class PearsonCorrelation(MeanMetricWrapper):
+    """Running mean of the per-sample Pearson correlation along ``axis``."""
+    _config_keys = ("axis",)
+
+    def __init__(self, name="pearson_correlation", dtype=None, axis=-1):
+        self.axis = axis
+        super().__init__(pearson_correlation, name=name, dtype=dtype, axis=axis)
+
+
+class ConcordanceCorrelation(MeanMetricWrapper):
+    """Running mean of the per-sample concordance correlation along ``axis``."""
+    _config_keys = ("axis",)
+
+    def __init__(self, name="concordance_correlation", dtype=None, axis=-1):
+        self.axis = axis
+        super().__init__(concordance_correlation, name=name, dtype=dtype, axis=axis)
+
+
+class R2Score(Metric):
+    """Coefficient of determination 1 − SS_res / SS_tot per output column, from running
+    weighted sums, aggregated by ``class_aggregation`` (``"uniform_average"``,
+    ``"variance_weighted_average"`` or None for one score per column); ``num_regressors`` > 0
+    gives the adjusted R²."""
+
+    def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score",
+                 dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        valid = (None, "uniform_average", "variance_weighted_average")
+        if class_aggregation not in valid:
+            raise ValueError(f"Invalid value for argument `class_aggregation`. Expected one of "
+                             f"{valid}. Received: class_aggregation={class_aggregation}")
+        if isinstance(num_regressors, bool) or \
+                not isinstance(num_regressors, (int, np.integer)) or num_regressors < 0:
+            raise ValueError(f"Invalid value for argument `num_regressors`. Expected a value "
+                             f">= 0. Received: num_regressors={num_regressors}")
+        self.class_aggregation = class_aggregation
+        self.num_regressors = int(num_regressors)
+        self.num_samples = self.add_variable((), "zeros", name="num_samples")
+        self.squared_sum = self.sum = self.total_mse = self.count = None
+        self._built = False
+
+    def _build(self, y_true_shape, y_pred_shape):
+        if len(y_pred_shape) != 2 or len(y_true_shape) != 2:
+            raise ValueError(f"R2Score expects 2D inputs with shape (batch_size, output_dim). "
+                             f"Received input shapes: y_pred.shape={y_pred_shape} and "
+                             f"y_true.shape={y_true_shape}.")
+        n = y_pred_shape[-1]
+        self.squared_sum = self.add_variable((n,), "zeros", name="squared_sum")
+        self.sum = self.add_variable((n,), "zeros", name="sum")
+        self.total_mse = self.add_variable((n,), "zeros", name="residual")
+        self.count = self.add_variable((n,), "zeros", name="count")
+        self._built = True
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = _same_rank(_f32(y_true).astype(np.float64),
+                                    _f32(y_pred).astype(np.float64))
+        if not self._built:
+            self._build(y_true.shape, y_pred.shape)
+        elif y_pred.ndim != 2 or y_pred.shape[-1] != self.sum.shape[0]:
+            raise ValueError(f"R2Score: expected y_pred of shape (batch_size, "
+                             f"{self.sum.shape[0]}), received {y_pred.shape}")
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"R2Score: y_true and y_pred must have the same shape, received "
+                             f"{y_true.shape} and {y_pred.shape}")
+        w = np.float64(1.0) if sample_weight is None else \
+            np.asarray(_f32(sample_weight), dtype=np.float64)
+        if w.ndim == 1:
+            w = w[:, None]
+        try:
+            w = np.broadcast_to(w, y_true.shape)
+        except ValueError:
+            raise ValueError(f"R2Score: sample_weight of shape {np.shape(w)} cannot be "
+                             f"broadcast to y_true's shape {y_true.shape}") from None
+        wy = y_true * w
+        self.sum.data[...] += np.sum(wy, axis=0)
+        self.squared_sum.data[...] += np.sum(y_true * wy, axis=0)
+        self.total_mse.data[...] += np.sum((y_true - y_pred) ** 2 * w, axis=0)
+        self.count.data[...] += np.sum(w, axis=0)
+        self.num_samples.data[...] += y_true.size
+
+    def result(self):
+        if not self._built:
+            return 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = self.sum.data / self.count.data
+            total = self.squared_sum.data - self.sum.data * mean
+            raw = 1 - self.total_mse.data / total
+        raw = np.where(np.isinf(raw), 0.0, raw)
+        if self.class_aggregation == "uniform_average":
+            score = np.mean(raw)
+        elif self.class_aggregation == "variance_weighted_average":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                score = np.sum(total * raw) / np.sum(total)
+        else:
+            score = raw
+        if self.num_regressors:
+            n, p = float(self.num_samples.data), float(self.num_regressors)
+            if p > n - 1:
+                warnings.warn("More independent predictors than datapoints in adjusted R2 "
+                              "score. Falling back to standard R2 score.", stacklevel=2)
+            elif p == n - 1:
+                warnings.warn("Division by zero in Adjusted R2 score. Falling back to standard "
+                              "R2 score.", stacklevel=2)
+            else:
+                score = 1.0 - (1.0 - score) * (n - 1.0) / (n - p - 1.0)
+        return _scalar_or_array(score)
+
+    def get_config(self):
+        return {**super().get_config(), "class_aggregation": self.class_aggregation,
+                "num_regressors": self.num_regressors}
+
+
+# ------------------------------------------------------- metrics at a fixed operating point
+class _SensitivitySpecificityBase(Metric):
+    """Confusion counts at ``num_thresholds`` thresholds evenly spread over [0, 1] (0.5 alone
+    for one threshold); subclasses read the best value of one rate where another meets
+    ``value``."""
+
+    def __init__(self, value, num_thresholds=200, class_id=None, name=None, dtype=None):
+        if isinstance(num_thresholds, bool) or \
+                not isinstance(num_thresholds, (int, np.integer)) or num_thresholds <= 0:
+            raise ValueError(f"Argument `num_thresholds` must be an integer > 0. "
+                             f"Received: num_thresholds={num_thresholds}")
+        if class_id is not None and (isinstance(class_id, bool) or
+                                     not isinstance(class_id, (int, np.integer)) or class_id < 0):
+            raise ValueError(f"Invalid `class_id` argument: expected an integer >= 0. "
+                             f"Received: class_id={class_id!r}")
+        super().__init__(name=name, dtype=dtype)
+        self.value = value
+        self.class_id = class_id
+        if num_thresholds == 1:
+            self.thresholds = [0.5]
+            self._thresholds_distributed_evenly = False
+        else:
+            inner = [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+            self.thresholds = [0.0] + inner + [1.0]
+            self._thresholds_distributed_evenly = True
+        n = len(self.thresholds)
+        for v in ("true_positives", "false_positives", "true_negatives", "false_negatives"):
+            setattr(self, v, self.add_variable((n,), "zeros", name=v))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        tp, fp, tn, fn = _confusion_counts(
+            y_true, y_pred, self.thresholds, evenly=self._thresholds_distributed_evenly,
+            class_id=self.class_id, sample_weight=sample_weight)
+        self.true_positives.data[...] += tp
+        self.false_positives.data[...] += fp
+        self.true_negatives.data[...] += tn
+        self.false_negatives.data[...] += fn
+
+    def _rates(self):
+        tp, fp = self.true_positives.data, self.false_positives.data
+        tn, fn = self.true_negatives.data, self.false_negatives.data
+        return {"sensitivity": _div_no_nan(tp, tp + fn), "recall": _div_no_nan(tp, tp + fn),
+                "specificity": _div_no_nan(tn, tn + fp), "precision": _div_no_nan(tp, tp + fp)}
+
+    def _best(self, constrained, dependent):
+        """max of ``dependent`` over the thresholds where ``constrained`` ≥ value (0 if none)."""
+        r = self._rates()
+        feasible = r[constrained] >= self.value
+        return float(np.max(np.where(feasible, r[dependent], 0.0), initial=0.0))
+
+    def get_config(self):
+        return {**super().get_config(), "class_id": self.class_id}
+
+
+def _check_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"Argument `{name}` must be a number in the range [0, 1]. "
+                         f"Received: {name}={value!r}")
+    if value < 0 or value > 1:
+        raise ValueError(f"Argument `{name}` must be in the range [0, 1]. "
+                         f"Received: {name}={value}")
+
+
+class SensitivityAtSpecificity(_SensitivitySpecificityBase):
+    """The best sensitivity (recall) over the thresholds whose specificity is ≥ ``specificity``."""
+
+    def __init__(self, specificity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        _check_rate("specificity", specificity)
+        self.specificity = specificity
+        self.num_thresholds = num_thresholds
+        super().__init__(specificity, num_thresholds=num_thresholds, class_id=class_id,
+                         name=name, dtype=dtype)
+
+    def result(self):
+        return self._best("specificity", "sensitivity")
+
+    def get_config(self):
+        return {**super().get_config(), "num_thresholds": self.num_thresholds,
+                "specificity": self.specificity}
+
+
+class SpecificityAtSensitivity(_SensitivitySpecificityBase):
+    """The best specificity over the thresholds whose sensitivity is ≥ ``sensitivity``."""
+
+    def __init__(self, sensitivity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        _check_rate("sensitivity", sensitivity)
+        self.sensitivity = sensitivity
+        self.num_thresholds = num_thresholds
+        super().__init__(sensitivity, num_thresholds=num_thresholds, class_id=class_id,
+                         name=name, dtype=dtype)
+
+    def result(self):
+        return self._best("sensitivity", "specificity")
+
+    def get_config(self):
+        return {**super().get_config(), "num_thresholds": self.num_thresholds,
+                "sensitivity": self.sensitivity}
+
+
+class PrecisionAtRecall(_SensitivitySpecificityBase):
+    """The best precision over the thresholds whose recall is ≥ ``recall``."""
+
+    def __init__(self, recall, num_thresholds=200, class_id=None, name=None, dtype=None):
+        _check_rate("recall", recall)
+        self.recall = recall
+        self.num_thresholds = num_thresholds
+        super().__init__(recall, num_thresholds=num_thresholds, class_id=class_id, name=name,
+                         dtype=dtype)
+
+    def result(self):
+        return self._best("recall", "precision")
+
+    def get_config(self):
+        return {**super().get_config(), "num_thresholds": self.num_thresholds,
+                "recall": self.recall}
+
+
+class RecallAtPrecision(_SensitivitySpecificityBase):
+    """The best recall over the thresholds whose precision is ≥ ``precision``."""
+
+    def __init__(self, precision, num_thresholds=200, class_id=None, name=None, dtype=None):
+        _check_rate("precision", precision)
+        self.precision = precision
+        self.num_thresholds = num_thresholds
+        super().__init__(precision, num_thresholds=num_thresholds, class_id=class_id,
+                         name=name, dtype=dtype)
+
+    def result(self):
+        return self._best("precision", "recall")
+
+    def get_config(self):
+        return {**super().get_config(), "num_thresholds": self.num_thresholds,
+                "precision": self.precision}
+
+
+# --------------------------------------------------------------------------- IoU
+def _to_int(x, dtype):
+    """Cast to the metric's integer dtype as Keras does (floats truncated toward zero)."""
+    a = np.asarray(_np(x))
+    if a.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            a = np.trunc(a)
+    return a.astype(dtype)
+
+
+class _IoUBase(Metric):
+    """A running (num_classes, num_classes) confusion matrix: rows true classes, columns
+    predicted; labels outside [0, num_classes) (and ``ignore_class``) are left out."""
+
+    def __init__(self, num_classes, name=None, dtype=None, ignore_class=None,
+                 sparse_y_true=True, sparse_y_pred=True, axis=-1):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+                or num_classes < 1:
+            raise ValueError(f"Invalid `num_classes` argument: expected an integer >= 1. "
+                             f"Received: num_classes={num_classes!r}")
+        super().__init__(name=name, dtype=dtype or "int")
+        self.num_classes = int(num_classes)
+        self.ignore_class = ignore_class
+        self.sparse_y_true = sparse_y_true
+        self.sparse_y_pred = sparse_y_pred
+        self.axis = axis
+        self.total_cm = self.add_variable((self.num_classes, self.num_classes), "zeros",
+                                          name="total_confusion_matrix")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        dt = np.dtype(self.dtype)
+        if not self.sparse_y_true:
+            y_true = np.argmax(_np(y_true), axis=self.axis)
+        if not self.sparse_y_pred:
+            y_pred = np.argmax(_np(y_pred), axis=self.axis)
+        t = _to_int(y_true, dt).reshape(-1)
+        p = _to_int(y_pred, dt).reshape(-1)
+        if t.shape != p.shape:
+            raise ValueError(f"{type(self).__name__}: y_true and y_pred hold {t.size} and "
+                             f"{p.size} labels")
+        if sample_weight is None:
+            w = np.ones(t.shape, dtype=dt)
+        else:
+            sw = np.asarray(_np(sample_weight))
+            if sw.dtype.kind == "f" and dt.kind in "iu":
+                warnings.warn("You are passing weight as `float`, but dtype is `int`. This may "
+                              "result in an incorrect weight due to type casting Consider "
+                              "using integer weights.", stacklevel=2)
+            w = _to_int(sw, dt) if dt.kind in "iu" else sw.astype(dt)
+            w = np.broadcast_to(w.reshape(-1) if w.ndim > 1 else w, t.shape)
+        n = self.num_classes
+        keep = (t >= 0) & (t < n) & (p >= 0) & (p < n)
+        if self.ignore_class is not None:
+            keep &= t != self.ignore_class
+        t, p, w = t[keep].astype(np.int64), p[keep].astype(np.int64), w[keep]
+        cm = np.bincount(t * n + p, weights=w.astype(np.float64), minlength=n * n)
+        self.total_cm.data[...] += cm.reshape(n, n).astype(dt)
+
+
+class IoU(_IoUBase):
+    """Intersection over union TP / (TP + FP + FN), averaged over ``target_class_ids`` (the
+    classes that occur in y_true or y_pred)."""
+
+    def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None,
+                 sparse_y_true=True, sparse_y_pred=True, axis=-1):
+        super().__init__(name=name, num_classes=num_classes, ignore_class=ignore_class,
+                         sparse_y_true=sparse_y_true, sparse_y_pred=sparse_y_pred, axis=axis,
+                         dtype=dtype)
+        ids = list(target_class_ids)
+        if not ids:
+            raise ValueError("IoU: `target_class_ids` must name at least one class")
+        if max(ids) >= num_classes:
+            raise ValueError(f"Target class id {max(ids)} is out of range, which is "
+                             f"[0, {num_classes}).")
+        self.target_class_ids = ids
+
+    def result(self):
+        cm = self.total_cm.data.astype(np.float64)
+        tp = np.diag(cm)
+        denom = cm.sum(axis=0) + cm.sum(axis=1) - tp
+        ids = np.asarray(self.target_class_ids, dtype=np.int64)
+        tp = tp[ids].astype(np.float32)
+        denom = denom[ids].astype(np.float32)
+        valid = denom > 1e-9
+        iou = np.where(valid, tp / (denom + np.float32(EPSILON)), np.float32(0.0))
+        return float(np.sum(iou) / (np.sum(valid, dtype=np.float32) + np.float32(EPSILON)))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "target_class_ids": self.target_class_ids, "ignore_class": self.ignore_class,
+                "sparse_y_true": self.sparse_y_true, "sparse_y_pred": self.sparse_y_pred,
+                "axis": self.axis}
+
+
+class BinaryIoU(IoU):
+    """IoU of binary labels, predictions counting as 1 when ≥ ``threshold``."""
+
+    def __init__(self, target_class_ids=(0, 1), threshold=0.5, name=None, dtype=None):
+        super().__init__(num_classes=2, target_class_ids=target_class_ids, name=name,
+                         dtype=dtype)
+        self.threshold = threshold
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        p = (_f32(y_pred) >= np.float32(self.threshold)).astype(np.int64)
+        return super().update_state(y_true, p, sample_weight)
+
+    def get_config(self):
+        return {"target_class_ids": self.target_class_ids, "threshold": self.threshold,
+                "name": self.name, "dtype": self.dtype}
+
+
+class MeanIoU(IoU):
+    """IoU averaged over all ``num_classes`` classes."""
+
+    def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_true=True,
+                 sparse_y_pred=True, axis=-1):
+        super().__init__(name=name, num_classes=num_classes,
+                         target_class_ids=list(range(num_classes)) if isinstance(
+                             num_classes, (int, np.integer)) else [0],
+                         axis=axis, dtype=dtype, ignore_class=ignore_class,
+                         sparse_y_true=sparse_y_true, sparse_y_pred=sparse_y_pred)
+
+    def get_config(self):
+        return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype,
+                "ignore_class": self.ignore_class, "sparse_y_true": self.sparse_y_true,
+                "sparse_y_pred": self.sparse_y_pred, "axis": self.axis}
+
+
+class OneHotIoU(IoU):
+    """IoU with one-hot y_true (and scores or one-hot y_pred, argmaxed along ``axis``)."""
+
+    def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None,
+                 sparse_y_pred=False, axis=-1):
+        super().__init__(num_classes=num_classes, target_class_ids=target_class_ids, name=name,
+                         dtype=dtype, ignore_class=ignore_class, sparse_y_true=False,
+                         sparse_y_pred=sparse_y_pred, axis=axis)
+
+    def get_config(self):
+        return {"num_classes": self.num_classes, "target_class_ids": self.target_class_ids,
+                "name": self.name, "dtype": self.dtype, "ignore_class": self.ignore_class,
+                "sparse_y_pred": self.sparse_y_pred, "axis": self.axis}
+
+
+class OneHotMeanIoU(MeanIoU):
+    """MeanIoU with one-hot y_true (and scores or one-hot y_pred, argmaxed along ``axis``)."""
+
+    def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_pred=False,
+                 axis=-1):
+        super().__init__(num_classes=num_classes, axis=axis, name=name, dtype=dtype,
+                         ignore_class=ignore_class, sparse_y_true=False,
+                         sparse_y_pred=sparse_y_pred)
+
+    def get_config(self):
+        return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype,
+                "ignore_class": self.ignore_class, "sparse_y_pred": self.sparse_y_pred,
+                "axis": self.axis}
 
 
 # ------------------------------------------------------------- whole-array utilities
@@ -1163,8 +1910,13 @@ _METRIC_CLASSES = (Mean, Sum, Accuracy, BinaryAccuracy, CategoricalAccuracy,
                    RootMeanSquaredError, MeanAbsolutePercentageError,
                    MeanSquaredLogarithmicError, BinaryCrossentropy, CategoricalCrossentropy,
                    SparseCategoricalCrossentropy, TruePositives, FalsePositives, TrueNegatives,
-                   FalseNegatives, Precision, Recall, AUC, FBetaScore, F1Score)
+                   FalseNegatives, Precision, Recall, AUC, FBetaScore, F1Score, Hinge,
+                   SquaredHinge, CategoricalHinge, KLDivergence, Poisson, LogCoshError,
+                   CosineSimilarity, PearsonCorrelation, ConcordanceCorrelation, R2Score,
+                   SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall,
+                   RecallAtPrecision, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU)
 _CLASSES = {c.__name__: c for c in _METRIC_CLASSES}
+_CLASSES["MeanMetricWrapper"] = MeanMetricWrapper
 # Keras 3's metrics.get: class names, their snake_case, and the short aliases
 _BY_NAME = {_to_snake(n): c for n, c in _CLASSES.items()}
 _BY_NAME.update({"bce": BinaryCrossentropy, "BCE": BinaryCrossentropy,
@@ -1172,12 +1924,15 @@ _BY_NAME.update({"bce": BinaryCrossentropy, "BCE": BinaryCrossentropy,
                  "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
                  "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
                  "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
-                 "acc": Accuracy})
+                 "acc": Accuracy, "logcosh": LogCoshError, "log_cosh": LogCoshError})
 _FUNCTIONS = {f.__name__: f for f in (
     accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
     top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, mean_squared_error,
     mean_absolute_error, mean_absolute_percentage_error, mean_squared_logarithmic_error,
-    binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy)}
+    binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy, hinge,
+    squared_hinge, categorical_hinge, kl_divergence, log_cosh, poisson, huber,
+    binary_focal_crossentropy, categorical_focal_crossentropy, pearson_correlation,
+    concordance_correlation)}
 _VALID = sorted(set(_BY_NAME) | set(_CLASSES))
 
 
@@ -1190,19 +1945,75 @@ def get(identifier):
     if isinstance(identifier, str):
         cls = _CLASSES.get(identifier) or _BY_NAME.get(identifier)
         if cls is None:
+            fn = _FUNCTIONS.get(identifier)
+            if fn is not None:
+                return MeanMetricWrapper(fn, name=identifier)
             raise ValueError(f"Unknown metric {identifier!r}; valid names: {_VALID}")
         return cls()
     if isinstance(identifier, dict):
-        cls = _CLASSES.get(identifier.get("class_name"))
-        if cls is None:
-            raise ValueError(f"Unknown metric {identifier.get('class_name')!r}; valid names: "
-                             f"{sorted(_CLASSES)}")
-        return cls.from_config(identifier.get("config", {}))
+        obj = deserialize(identifier)
+        return obj if isinstance(obj, Metric) else MeanMetricWrapper(obj)
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
     if callable(identifier):
         return MeanMetricWrapper(identifier)
     raise TypeError(f"Could not interpret metric identifier: {identifier!r}")
+
+
+def serialize(metric):
+    """The serialized form of a metric, as Keras's ``metrics.serialize``: for a Metric
+    ``{"module": "keras.metrics", "class_name", "config", "registered_name"}``, for a metric
+    function ``{"module": "builtins", "class_name": "function", "config": name, ...}``."""
+    if isinstance(metric, Metric):
+        cls = type(metric)
+        builtin = _CLASSES.get(cls.__name__) is cls
+        config = metric.get_config()
+        if "fn" in config and callable(config["fn"]):
+            config = {**config, "fn": serialize(config["fn"])}
+        return {"module": "keras.metrics" if builtin else cls.__module__,
+                "class_name": cls.__name__, "config": config,
+                "registered_name": None if builtin else cls.__name__}
+    if callable(metric) and hasattr(metric, "__name__"):
+        return {"module": "builtins", "class_name": "function", "config": metric.__name__,
+                "registered_name": "function"}
+    raise TypeError(f"metrics.serialize: expected a Metric or a metric function, received "
+                    f"{type(metric).__name__} {metric!r}")
+
+
+def deserialize(config, custom_objects=None):
+    """A metric from its serialized form, as Keras's ``metrics.deserialize``: a class name
+    (or its snake_case, or an alias such as ``"mse"``; the class is instantiated), or a
+    config dict from :func:`serialize` (``class_name`` ``"function"`` names a metric
+    function).  ``custom_objects`` maps further names to classes or functions and is looked
+    up first."""
+    custom = dict(custom_objects or {})
+    if isinstance(config, str):
+        obj = custom.get(config) or _CLASSES.get(config) or _BY_NAME.get(config) or \
+            _FUNCTIONS.get(config)
+        if obj is None:
+            raise ValueError(f"Unknown metric {config!r}; valid names: {_VALID}")
+        return obj() if isinstance(obj, type) else obj
+    if isinstance(config, dict):
+        cls_name = config.get("class_name")
+        cfg = config.get("config", {})
+        if cls_name == "function":
+            fn = custom.get(cfg) or _FUNCTIONS.get(cfg) if isinstance(cfg, str) else None
+            if fn is None:
+                raise ValueError(f"Unknown metric function {cfg!r}; valid names: "
+                                 f"{sorted(_FUNCTIONS)}")
+            return fn
+        cls = custom.get(cls_name) or _CLASSES.get(cls_name)
+        if cls is None:
+            raise ValueError(f"Unknown metric {cls_name!r}; valid names: {sorted(_CLASSES)}")
+        if not isinstance(cfg, dict):
+            raise ValueError(f"metrics.deserialize: the config of {cls_name!r} must be a dict, "
+                             f"received {cfg!r}")
+        cfg = dict(cfg)
+        if isinstance(cfg.get("fn"), dict):
+            cfg["fn"] = deserialize(cfg["fn"], custom_objects)
+        return cls.from_config(cfg)
+    raise TypeError(f"metrics.deserialize: expected a name or a config dict, received "
+                    f"{type(config).__name__} {config!r}")
 
 
 def resolve(identifier, loss, output_shape, target_shape=None):
