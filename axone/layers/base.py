@@ -177,6 +177,19 @@ def added_loss_count():
     return _ADDED_LOSSES[0]
 
 
+# changes whenever a layer or metric is tracked by another layer: caches of what a model holds
+# (its metric objects) are valid while it stays the same
+_TRACKING = [0]
+
+
+def tracking_version():
+    return _TRACKING[0]
+
+
+def bump_tracking():
+    _TRACKING[0] += 1
+
+
 def _is_metric(v):
     return (not isinstance(v, Layer) and not isinstance(v, type) and hasattr(v, "update_state")
             and hasattr(v, "result") and hasattr(v, "reset_state"))
@@ -261,11 +274,13 @@ class Layer:
         tl = self.__dict__.get("_tracked_layers")
         if tl is not None and layer is not self and layer not in tl:
             tl.append(layer)
+            _TRACKING[0] += 1
 
     def _track_metric(self, metric):
         ml = self.__dict__.setdefault("_tracked_metrics_list", [])
         if all(m is not metric for m in ml):
             ml.append(metric)
+            _TRACKING[0] += 1
 
     @property
     def _sublayers(self):

@@ -105,6 +105,7 @@ class Model(Trainer, Layer):
         for layer in layers:
             if layer not in tl:
                 tl.append(layer)
+        layer_base.bump_tracking()
         self._is_graph = True
         self.built = True
 

@@ -1,7 +1,7 @@
 """Sequential: a plain stack of layers, each feeding the next."""
 import numpy as np
 
-from ..layers.base import KerasTensor, Layer, unique_name
+from ..layers.base import KerasTensor, Layer, bump_tracking, unique_name
 from ..layers.core import InputLayer
 from . import saving
 from .model import Model
@@ -47,6 +47,7 @@ class Sequential(Model):
                                            batch_size=layer._batch_size_arg)
         self._seq_layers.append(layer)
         self.__dict__["_tracked_layers"].append(layer)
+        bump_tracking()
         if self._input_layer is not None:
             try:
                 if self._is_graph:

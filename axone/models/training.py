@@ -274,12 +274,17 @@ class Trainer:
         """Metric objects set as attributes of the model or of any of its layers (Keras 3
         tracks them; a model's own ``metrics`` property override is honoured by Keras code
         that reads ``self.metrics``)."""
+        version = layer_base.tracking_version()
+        cached = self.__dict__.get("_tracked_metrics_cache")
+        if cached is not None and cached[0] == version:
+            return cached[1]
         out, seen = [], set()
         for layer in _all_layers(self):
             for m in layer.__dict__.get("_tracked_metrics_list", ()):
                 if id(m) not in seen:
                     seen.add(id(m))
                     out.append(m)
+        self.__dict__["_tracked_metrics_cache"] = (version, out)
         return out
 
     def reset_metrics(self):
@@ -768,16 +773,20 @@ class Trainer:
             self._loss_objs = []
         ys = None
         if y is not None and self._outputs_known():
-            ys = self._prepare_y(_strip_tensors(y), preds[0].shape[0] if preds and preds[0].ndim
-                                 else n_rows(to_arrays(_strip_tensors(y), "y", None), "y"),
-                                 "compute_loss y")
+            ys = self._step_targets(y)
+            if ys is None:
+                ys = self._prepare_y(_strip_tensors(y), preds[0].shape[0] if preds and preds[0].ndim
+                                     else n_rows(to_arrays(_strip_tensors(y), "y", None), "y"),
+                                     "compute_loss y")
         elif self._outputs_known() and any(l is not None for l in self._loss_objs):
             raise ValueError("compute_loss: the compiled loss needs targets y, received y=None")
         sw = None
         if sample_weight is not None and ys is not None:
             sw = self._sample_weights(ys, _strip_tensors(sample_weight), None, ys[0].shape[0])
-        self._refresh_penalties()
-        self._added_losses = True       # the user's call may have used add_loss
+        if not self.__dict__.get("_in_fit"):       # fit refreshed them when it began
+            self._refresh_penalties()
+        # an add_loss since the outermost call began (or ever, for a model never called)
+        self._added_losses = layer_base.added_loss_count() != self.__dict__.get("_loss_mark")
         total, per_output = self._compute_loss(ys, preds, sw)
         if len(per_output) > 1 and preds:
             self._trackers()
@@ -793,7 +802,9 @@ class Trainer:
         if self._outputs_known() and y is not None:
             self._setup_compiled()
             preds = [p.data if isinstance(p, Tensor) else np.asarray(p) for p in _flat_outputs(y_pred)]
-            ys = self._prepare_y(_strip_tensors(y), preds[0].shape[0], "compute_metrics y")
+            ys = self._step_targets(y)
+            if ys is None:
+                ys = self._prepare_y(_strip_tensors(y), preds[0].shape[0], "compute_metrics y")
             sw = None if sample_weight is None else self._sample_weights(
                 ys, _strip_tensors(sample_weight), None, ys[0].shape[0])
             for ms, flags, yy, p in zip(self._metric_objs, self._metric_weighted, ys, preds):
@@ -832,9 +843,21 @@ class Trainer:
         """Call an overridden ``train_step``/``test_step`` on one batch and check what it returns."""
         x = self._input_structure([Tensor(a) for a in xs])
         y = None if ys is None else (Tensor(ys[0]) if len(ys) == 1 else [Tensor(a) for a in ys])
+        # the targets were checked when the batch was prepared: compute_loss and
+        # compute_metrics given this same object take them as they are
+        self._step_y = (y, ys)
         data = data_adapters.pack_x_y_sample_weight(x, y, None if sw is None else Tensor(sw))
-        logs = fn(data)
+        try:
+            logs = fn(data)
+        finally:
+            self._step_y = None
         return _check_step_logs(logs, name)
+
+    def _step_targets(self, y):
+        st = self.__dict__.get("_step_y")
+        if st is not None and y is st[0] and st[1] is not None and self._outputs_known():
+            return st[1]
+        return None
 
     def _metrics_or_logs(self, logs):
         """Keras 3: the metrics' results when the step's logs name the same metrics, else the
@@ -848,9 +871,10 @@ class Trainer:
         """Zero the gradients of every trainable weight (the flat buffer in one pass), before a
         ``loss.backward()`` in a custom ``train_step``."""
         buf = self._buffer
-        if buf is not None and buf[2] is not None and len(buf[0]) == len(self.trainable_weights):
+        if buf is not None and buf[2] is not None:
             buf[2].fill(0)
-            return
+            if self.__dict__.get("_in_fit"):       # fit made the buffer of the trainable set
+                return
         for w in self.trainable_weights:
             if w.grad is not None:
                 w.grad[...] = 0
@@ -994,11 +1018,13 @@ class Trainer:
         self._trackers()
         self.stop_training = False
         self._resume_epoch = None
+        self._in_fit = True
         try:
             with self._blas_scope(batch_size):
                 return self._fit_epochs(cblist, history, adapter, val, epochs, initial_epoch,
                                         validation_freq)
         finally:
+            self._in_fit = False
             adapter.close()
             if val is not None:
                 val.close()
