@@ -835,6 +835,16 @@ class Trainer:
             if not (self._steps_overridden("train_step") or self._steps_overridden("test_step")
                     or self._steps_overridden("predict_step")):
                 raise
+        except (ValueError, TypeError):
+            raise
+        except Exception as e:       # Keras 3's message when the automatic build fails
+            raise RuntimeError(
+                f"Unable to automatically build the model {self.name!r} by calling it on a batch "
+                f"of shape {[a.shape for a in rows]}. Please build it yourself before calling "
+                f"fit/evaluate/predict: a model is built when its variables have been created "
+                f"and its `built` attribute is True; usually, calling the model on a batch of "
+                f"data is the right way to build it.\nException encountered: "
+                f"'{type(e).__name__}: {e}'") from e
         self._clear_activity_losses()
         self._added_losses = False
         self.built = True

@@ -216,3 +216,25 @@ def test_model_on_intermediate_tensors_shares_the_weights():
     f, o = both.predict(X, verbose=0)
     np.testing.assert_allclose(head.predict(f, verbose=0), o, rtol=1e-6)
     assert head.get_layer("head") is base.get_layer("head")
+
+
+def test_a_subclassed_model_that_cannot_be_built_gets_keras_message():
+    class Broken(axone.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = layers.Dense(2)
+
+        def call(self, x):
+            return self.d(x)[self.missing]
+    m = Broken()
+    m.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(RuntimeError, match="(?s)Unable to automatically build the model .broken.*"
+                                           "AttributeError"):
+        m.fit(X, X[:, :2], verbose=0)
+
+    class NoCall(axone.Model):
+        pass
+    m = NoCall()
+    m.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(NotImplementedError, match="call"):
+        m.fit(X, X, verbose=0)
