@@ -211,3 +211,48 @@ def test_metric_errors():
         m.add_variable((), object())
     with pytest.raises(ValueError, match="cannot assign"):
         m.total = np.zeros(3)
+
+
+ALIAS_SCRIPT = r'''
+import numpy as np
+from axone.compat import install_keras_alias
+install_keras_alias()
+import keras
+
+class RMSE(keras.metrics.Metric):
+    def __init__(self, name="rmse", **kw):
+        super().__init__(name=name, **kw)
+        self.mse_sum = self.add_weight(name="mse_sum", initializer="zeros")
+        self.total = self.add_weight(name="total", initializer="zeros", dtype="int32")
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        mse = keras.ops.sum(keras.ops.square(y_true - y_pred))
+        self.mse_sum.assign_add(mse)
+        self.total.assign_add(keras.ops.shape(y_pred)[0])
+    def result(self):
+        return keras.ops.sqrt(self.mse_sum / keras.ops.cast(self.total, "float32"))
+    def reset_state(self):
+        self.mse_sum.assign(0.); self.total.assign(0)
+
+import axone
+assert keras.metrics.Metric is axone.metrics.Metric
+r = np.random.default_rng(0)
+x = r.normal(size=(24, 3)).astype("float32")
+y = r.normal(size=(24, 1)).astype("float32")
+model = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(1)])
+model.compile("adam", "mse", metrics=[RMSE(), keras.metrics.R2Score(), "hinge"])
+model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+logs = model.evaluate(x, y, verbose=0, return_dict=True)
+p = model.predict(x, verbose=0)
+assert abs(logs["rmse"] - float(np.sqrt(np.mean((p - y) ** 2)))) < 1e-5, logs
+print("ok")
+'''
+
+
+def test_brief_custom_metric_through_the_keras_alias(tmp_path):
+    import subprocess
+    import sys
+    script = tmp_path / "custom_metric.py"
+    script.write_text(ALIAS_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
