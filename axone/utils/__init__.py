@@ -79,3 +79,7 @@ from ..models.data_adapters import (PyDataset, Sequence, pack_x_y_sample_weight,
                                     unpack_x_y_sample_weight)
 
 __all__ += ["PyDataset", "Sequence", "pack_x_y_sample_weight", "unpack_x_y_sample_weight"]
+
+from .directory_datasets import image_dataset_from_directory, text_dataset_from_directory  # noqa: E402,E501
+
+__all__ += ["image_dataset_from_directory", "text_dataset_from_directory"]
