@@ -767,8 +767,15 @@ _CLASS_OF = {mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbso
 
 
 def serialize(loss):
+    """A Loss object as Keras's ``losses.serialize`` writes it (``module``, ``class_name``,
+    ``config``, ``registered_name``); a loss function as its name (the form the model file's
+    compile entry keeps; :func:`deserialize` also reads Keras's function entries)."""
     if isinstance(loss, Loss):
-        return {"class_name": type(loss).__name__, "config": loss.get_config()}
+        cls = type(loss)
+        builtin = _CLASSES.get(cls.__name__) is cls
+        return {"module": "keras.losses" if builtin else cls.__module__,
+                "class_name": cls.__name__, "config": loss.get_config(),
+                "registered_name": None if builtin else cls.__name__}
     return getattr(loss, "__name__", str(loss))
 
 

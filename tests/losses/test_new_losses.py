@@ -196,3 +196,11 @@ def test_bad_input():
         axone.losses.ctc(CTC_T[:, :, None], CTC_P)
     with pytest.raises(ValueError, match=r"\(batch_size, max_length, num_classes\)"):
         axone.losses.ctc(CTC_T, CTC_P[:, :, 0])
+
+
+@pytest.mark.parametrize("cls", ["Huber", "Dice", "Circle", "CTC", "BinaryFocalCrossentropy",
+                                 "MeanSquaredError"])
+def test_serialize_matches_keras(cls):
+    k = getattr(keras.losses, cls)(name="l")
+    a = getattr(axone.losses, cls)(name="l")
+    assert axone.losses.serialize(a) == keras.losses.serialize(k)
