@@ -1,8 +1,11 @@
 """Keras layers, by family."""
 from .base import KerasTensor, Layer, Node
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
-from .convolutional import (Conv1D, Conv2D, Conv2DTranspose, Convolution1D, Convolution2D,
-                            DepthwiseConv2D, SeparableConv2D)
+from .convolutional import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D,
+                            Conv3DTranspose, Convolution1D, Convolution1DTranspose, Convolution2D,
+                            Convolution2DTranspose, Convolution3D, Convolution3DTranspose,
+                            DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
+                            SeparableConvolution1D, SeparableConvolution2D)
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
                       GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
@@ -46,3 +49,7 @@ from .features import (CategoryEncoding, Discretization, HashedCrossing, Hashing
 
 __all__ += ["Normalization", "Discretization", "CategoryEncoding", "Hashing", "HashedCrossing",
             "IntegerLookup", "StringLookup"]
+
+__all__ += ["Conv3D", "Convolution3D", "Conv1DTranspose", "Conv3DTranspose", "Convolution1DTranspose",
+            "Convolution2DTranspose", "Convolution3DTranspose", "DepthwiseConv1D", "SeparableConv1D",
+            "SeparableConvolution1D", "SeparableConvolution2D"]

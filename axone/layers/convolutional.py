@@ -1,13 +1,19 @@
-"""Convolution layers (channels-last, Keras kernel layouts so weights interchange):
-Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose."""
+"""Convolution layers (Keras kernel layouts so weights interchange): Conv1D/2D/3D,
+Conv1D/2D/3DTranspose, DepthwiseConv1D/2D, SeparableConv1D/2D.
+
+The ops are channels-last; ``data_format="channels_first"`` transposes the input to
+channels-last before the op and the output back after it (two transpose nodes)."""
 import numpy as np
 
 from .. import activations, constraints, initializers, ops, regularizers
-from ..ops.conv import _deconv_length, conv_output_length
+from ..ops.conv import _deconv_length, conv_output_length, to_channels_first, to_channels_last
 from .base import Layer
 
-__all__ = ["Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose",
-           "Convolution1D", "Convolution2D"]
+__all__ = ["Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+           "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+           "Convolution1D", "Convolution2D", "Convolution3D", "Convolution1DTranspose",
+           "Convolution2DTranspose", "Convolution3DTranspose", "SeparableConvolution1D",
+           "SeparableConvolution2D"]
 
 
 def _ntuple(v, n, name, who, allow_zero=False):
@@ -30,9 +36,57 @@ def _ser(x, mod):
 
 
 def _check_data_format(who, data_format):
-    if data_format not in (None, "channels_last"):
-        raise ValueError(f"{who}: only data_format='channels_last' is supported, received "
-                         f"{data_format!r}")
+    """Keras's standardized data_format (None → "channels_last")."""
+    if data_format is None:
+        return "channels_last"
+    fmt = str(data_format).lower()
+    if fmt not in ("channels_last", "channels_first"):
+        raise ValueError(f"{who}: data_format must be 'channels_last' or 'channels_first', "
+                         f"received {data_format!r}")
+    return fmt
+
+
+def _last_shape(shape, fmt):
+    """A shape in the layer's data_format as its channels-last form."""
+    shape = tuple(shape)
+    if fmt == "channels_first" and len(shape) >= 3:
+        return (shape[0],) + shape[2:] + (shape[1],)
+    return shape
+
+
+def _fmt_shape(shape, fmt):
+    """A channels-last shape in the layer's data_format."""
+    shape = tuple(shape)
+    if fmt == "channels_first":
+        return (shape[0], shape[-1]) + shape[1:-1]
+    return shape
+
+
+class _Formatted(Layer):
+    """Channel axis bookkeeping shared by the convolution layers."""
+
+    data_format = "channels_last"
+
+    def _in(self, x):
+        return to_channels_last(x) if self.data_format == "channels_first" else x
+
+    def _out(self, y):
+        return to_channels_first(y) if self.data_format == "channels_first" else y
+
+    def _channels(self, input_shape, ndim):
+        """The input's channel count (the layer's rank checked first)."""
+        if len(input_shape) != ndim:
+            raise ValueError(
+                f"Input 0 of layer {self.name!r} is incompatible with the layer: expected ndim="
+                f"{ndim}, found ndim={len(input_shape)}. Full shape received: {tuple(input_shape)}")
+        axis = 1 if self.data_format == "channels_first" else -1
+        c = input_shape[axis]
+        if c is None:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: the channel dimension of the "
+                             f"input must be known, received {tuple(input_shape)}")
+        self._input_ndim = ndim
+        self._input_axes = {axis: int(c)}
+        return int(c)
 
 
 def _spatial_out(layer, input_shape, rank, kernel_size, padding, strides, dilation_rate):
@@ -52,7 +106,7 @@ def _spatial_out(layer, input_shape, rank, kernel_size, padding, strides, dilati
     return sp
 
 
-class _Conv(Layer):
+class _Conv(_Formatted):
     rank = 2
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
@@ -73,13 +127,12 @@ class _Conv(Layer):
         allowed = ("valid", "same", "causal") if n == 1 else ("valid", "same")
         if padding not in allowed:
             raise ValueError(f"{who}: padding must be one of {allowed}, received {padding!r}")
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"{who}: only data_format='channels_last' is supported, received {data_format!r}")
+        fmt = _check_data_format(who, data_format)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{who}: strides > 1 cannot be combined with dilation_rate > 1")
         if groups <= 0 or self.filters % groups:
             raise ValueError(f"{who}: groups={groups} must be positive and divide filters={filters}")
-        self.padding, self.data_format, self.groups = padding, "channels_last", int(groups)
+        self.padding, self.data_format, self.groups = padding, fmt, int(groups)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -97,11 +150,7 @@ class _Conv(Layer):
                 f"{len(input_shape)}. Full shape received: {tuple(input_shape)}")
 
     def build(self, input_shape):
-        self._check_rank(input_shape)
-        cin = input_shape[-1]
-        if cin is None:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: the channel dimension of the input "
-                             f"must be known, received {input_shape}")
+        cin = self._channels(input_shape, self.rank + 2)
         if cin % self.groups:
             raise ValueError(f"{type(self).__name__} {self.name!r}: groups={self.groups} must divide "
                              f"the input channels ({cin})")
@@ -111,23 +160,22 @@ class _Conv(Layer):
         self.bias = self.add_weight((self.filters,), self.bias_initializer,
                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                     name="bias") if self.use_bias else None
-        self._input_ndim = self.rank + 2
-        self._input_axes = {-1: int(cin)}
         self.built = True
 
     def call(self, inputs):
         self.compute_output_shape(tuple(inputs.shape))   # rank and size errors name the layer
         relu = self.activation is activations.relu     # one node: max(conv + b, 0)
-        y = ops.conv(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
+        y = ops.conv(self._in(inputs), self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
                      self.groups, relu=relu)
         if not relu:
             y = self.activation(y)
-        return y
+        return self._out(y)
 
     def compute_output_shape(self, input_shape):
+        input_shape = _last_shape(input_shape, self.data_format)
         sp = _spatial_out(self, input_shape, self.rank, self.kernel_size, self.padding, self.strides,
                           self.dilation_rate)
-        return (input_shape[0],) + tuple(sp) + (self.filters,)
+        return _fmt_shape((input_shape[0],) + tuple(sp) + (self.filters,), self.data_format)
 
     def get_config(self):
         cfg = super().get_config()
@@ -160,28 +208,45 @@ class Conv2D(_Conv):
     rank = 2
 
 
+class Conv3D(_Conv):
+    """3-D convolution over (batch, depth, height, width, channels); kernel
+    (kd, kh, kw, in/groups, filters)."""
+
+    rank = 3
+
+
 Convolution1D = Conv1D
 Convolution2D = Conv2D
+Convolution3D = Conv3D
 
 
-class DepthwiseConv2D(Layer):
-    """Per-channel 2-D convolution: kernel (kh, kw, channels, depth_multiplier)."""
+class _DepthwiseConv(_Formatted):
+    """Per-channel convolution: kernel (k…, channels, depth_multiplier), output channel
+    c·multiplier + m from input channel c."""
 
-    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
-                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
+    rank = 2
+
+    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1,
+                 data_format=None, dilation_rate=1, activation=None, use_bias=True,
                  depthwise_initializer="glorot_uniform", bias_initializer="zeros",
                  depthwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  depthwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        who = f"DepthwiseConv2D {self.name!r}"
-        _check_data_format(who, data_format)
-        self.kernel_size = _ntuple(kernel_size, 2, "kernel_size", who)
-        self.strides = _ntuple(strides, 2, "strides", who)
-        self.dilation_rate = _ntuple(dilation_rate, 2, "dilation_rate", who)
+        who = f"{type(self).__name__} {self.name!r}"
+        n = self.rank
+        self.data_format = _check_data_format(who, data_format)
+        self.kernel_size = _ntuple(kernel_size, n, "kernel_size", who)
+        self.strides = _ntuple(strides, n, "strides", who)
+        self.dilation_rate = _ntuple(dilation_rate, n, "dilation_rate", who)
+        padding = str(padding).lower()
         if padding not in ("valid", "same"):
             raise ValueError(f"{who}: padding must be 'valid' or 'same', received {padding!r}")
-        if depth_multiplier <= 0:
-            raise ValueError(f"{who}: depth_multiplier must be positive, received {depth_multiplier}")
+        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, (int, np.integer)) \
+                or depth_multiplier <= 0:
+            raise ValueError(f"{who}: depth_multiplier must be a positive integer, received "
+                             f"{depth_multiplier!r}")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{who}: strides > 1 cannot be combined with dilation_rate > 1")
         self.padding, self.depth_multiplier = padding, int(depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -193,9 +258,7 @@ class DepthwiseConv2D(Layer):
         self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
-        if len(input_shape) != 4:
-            raise ValueError(f"DepthwiseConv2D {self.name!r}: expected a 4-D input, received {input_shape}")
-        c = input_shape[-1]
+        c = self._channels(input_shape, self.rank + 2)
         self.kernel = self.add_weight(self.kernel_size + (c, self.depth_multiplier),
                                       self.depthwise_initializer,
                                       regularizer=self.depthwise_regularizer,
@@ -203,25 +266,27 @@ class DepthwiseConv2D(Layer):
         self.bias = self.add_weight((c * self.depth_multiplier,), self.bias_initializer,
                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                     name="bias") if self.use_bias else None
-        self._input_ndim = 4
-        self._input_axes = {-1: int(c)}
         self.built = True
 
     def call(self, inputs):
         self.compute_output_shape(tuple(inputs.shape))   # rank and size errors name the layer
-        y = ops.depthwise_conv(inputs, self.kernel, self.bias, self.strides, self.padding,
+        y = ops.depthwise_conv(self._in(inputs), self.kernel, self.bias, self.strides, self.padding,
                                self.dilation_rate)
-        return self.activation(y)
+        return self._out(self.activation(y))
 
     def compute_output_shape(self, input_shape):
-        sp = _spatial_out(self, input_shape, 2, self.kernel_size, self.padding, self.strides,
-                          self.dilation_rate)
-        return (input_shape[0],) + tuple(sp) + (input_shape[-1] * self.depth_multiplier,)
+        input_shape = _last_shape(input_shape, self.data_format)
+        sp = _spatial_out(self, input_shape, self.rank, self.kernel_size, self.padding,
+                          self.strides, self.dilation_rate)
+        c = input_shape[-1]
+        return _fmt_shape((input_shape[0],) + tuple(sp)
+                          + (None if c is None else c * self.depth_multiplier,), self.data_format)
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update({"kernel_size": self.kernel_size, "strides": self.strides, "padding": self.padding,
-                    "depth_multiplier": self.depth_multiplier, "dilation_rate": self.dilation_rate,
+                    "depth_multiplier": self.depth_multiplier, "data_format": self.data_format,
+                    "dilation_rate": self.dilation_rate,
                     "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                     "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
                     "bias_initializer": initializers.serialize(self.bias_initializer),
@@ -232,28 +297,47 @@ class DepthwiseConv2D(Layer):
         return cfg
 
 
-class SeparableConv2D(Layer):
-    """Depthwise (kh, kw, C, depth_multiplier) then pointwise (1, 1, C·multiplier, filters) convolution."""
+class DepthwiseConv1D(_DepthwiseConv):
+    """Per-channel 1-D convolution: kernel (k, channels, depth_multiplier)."""
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
-                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
+    rank = 1
+
+
+class DepthwiseConv2D(_DepthwiseConv):
+    """Per-channel 2-D convolution: kernel (kh, kw, channels, depth_multiplier)."""
+
+    rank = 2
+
+
+class _SeparableConv(_Formatted):
+    """Depthwise (k…, C, depth_multiplier) then pointwise (1…, C·multiplier, filters) convolution
+    (ops.separable_conv), then the bias."""
+
+    rank = 2
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, depth_multiplier=1, activation=None, use_bias=True,
                  depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
                  bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
                  pointwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        who = f"SeparableConv2D {self.name!r}"
-        _check_data_format(who, data_format)
-        if filters <= 0:
-            raise ValueError(f"{who}: filters must be positive, received {filters}")
+        who = f"{type(self).__name__} {self.name!r}"
+        n = self.rank
+        self.data_format = _check_data_format(who, data_format)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
+            raise ValueError(f"{who}: filters must be a positive integer, received {filters!r}")
         self.filters = int(filters)
-        self.kernel_size = _ntuple(kernel_size, 2, "kernel_size", who)
-        self.strides = _ntuple(strides, 2, "strides", who)
-        self.dilation_rate = _ntuple(dilation_rate, 2, "dilation_rate", who)
+        self.kernel_size = _ntuple(kernel_size, n, "kernel_size", who)
+        self.strides = _ntuple(strides, n, "strides", who)
+        self.dilation_rate = _ntuple(dilation_rate, n, "dilation_rate", who)
+        padding = str(padding).lower()
         if padding not in ("valid", "same"):
             raise ValueError(f"{who}: padding must be 'valid' or 'same', received {padding!r}")
-        if depth_multiplier <= 0:
-            raise ValueError(f"{who}: depth_multiplier must be positive, received {depth_multiplier}")
+        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, (int, np.integer)) \
+                or depth_multiplier <= 0:
+            raise ValueError(f"{who}: depth_multiplier must be a positive integer, received "
+                             f"{depth_multiplier!r}")
         self.padding, self.depth_multiplier = padding, int(depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -268,13 +352,14 @@ class SeparableConv2D(Layer):
         self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
-        c = input_shape[-1]
+        c = self._channels(input_shape, self.rank + 2)
         self.depthwise_kernel = self.add_weight(self.kernel_size + (c, self.depth_multiplier),
                                                 self.depthwise_initializer,
                                                 regularizer=self.depthwise_regularizer,
                                                 constraint=self.depthwise_constraint,
                                                 name="depthwise_kernel")
-        self.pointwise_kernel = self.add_weight((1, 1, c * self.depth_multiplier, self.filters),
+        self.pointwise_kernel = self.add_weight((1,) * self.rank + (c * self.depth_multiplier,
+                                                                    self.filters),
                                                 self.pointwise_initializer,
                                                 regularizer=self.pointwise_regularizer,
                                                 constraint=self.pointwise_constraint,
@@ -282,26 +367,26 @@ class SeparableConv2D(Layer):
         self.bias = self.add_weight((self.filters,), self.bias_initializer,
                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                     name="bias") if self.use_bias else None
-        self._input_ndim = 4
-        self._input_axes = {-1: int(c)}
         self.built = True
 
     def call(self, inputs):
         self.compute_output_shape(tuple(inputs.shape))   # rank and size errors name the layer
-        y = ops.depthwise_conv(inputs, self.depthwise_kernel, None, self.strides, self.padding,
-                               self.dilation_rate)
+        y = ops.depthwise_conv(self._in(inputs), self.depthwise_kernel, None, self.strides,
+                               self.padding, self.dilation_rate)
         y = ops.conv(y, self.pointwise_kernel, self.bias)
-        return self.activation(y)
+        return self._out(self.activation(y))
 
     def compute_output_shape(self, input_shape):
-        sp = _spatial_out(self, input_shape, 2, self.kernel_size, self.padding, self.strides,
-                          self.dilation_rate)
-        return (input_shape[0],) + tuple(sp) + (self.filters,)
+        input_shape = _last_shape(input_shape, self.data_format)
+        sp = _spatial_out(self, input_shape, self.rank, self.kernel_size, self.padding,
+                          self.strides, self.dilation_rate)
+        return _fmt_shape((input_shape[0],) + tuple(sp) + (self.filters,), self.data_format)
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update({"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
-                    "padding": self.padding, "depth_multiplier": self.depth_multiplier,
+                    "padding": self.padding, "data_format": self.data_format,
+                    "depth_multiplier": self.depth_multiplier,
                     "dilation_rate": self.dilation_rate,
                     "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                     "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
@@ -316,31 +401,53 @@ class SeparableConv2D(Layer):
         return cfg
 
 
-class Conv2DTranspose(Layer):
-    """Transposed 2-D convolution (upsampling); kernel (kh, kw, filters, in_channels) as Keras."""
+class SeparableConv1D(_SeparableConv):
+    """Depthwise (k, C, multiplier) then pointwise (1, C·multiplier, filters) 1-D convolution."""
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
-                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
+    rank = 1
+
+
+class SeparableConv2D(_SeparableConv):
+    """Depthwise (kh, kw, C, multiplier) then pointwise (1, 1, C·multiplier, filters) convolution."""
+
+    rank = 2
+
+
+SeparableConvolution1D = SeparableConv1D
+SeparableConvolution2D = SeparableConv2D
+
+
+class _ConvTranspose(_Formatted):
+    """Transposed convolution (upsampling); kernel (k…, filters, in_channels) as Keras."""
+
+    rank = 2
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        who = f"Conv2DTranspose {self.name!r}"
-        _check_data_format(who, data_format)
-        if filters <= 0:
-            raise ValueError(f"{who}: filters must be positive, received {filters}")
+        who = f"{type(self).__name__} {self.name!r}"
+        n = self.rank
+        self.data_format = _check_data_format(who, data_format)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
+            raise ValueError(f"{who}: filters must be a positive integer, received {filters!r}")
         self.filters = int(filters)
-        self.kernel_size = _ntuple(kernel_size, 2, "kernel_size", who)
-        self.strides = _ntuple(strides, 2, "strides", who)
-        self.dilation_rate = _ntuple(dilation_rate, 2, "dilation_rate", who)
+        self.kernel_size = _ntuple(kernel_size, n, "kernel_size", who)
+        self.strides = _ntuple(strides, n, "strides", who)
+        self.dilation_rate = _ntuple(dilation_rate, n, "dilation_rate", who)
+        padding = str(padding).lower()
         if padding not in ("valid", "same"):
             raise ValueError(f"{who}: padding must be 'valid' or 'same', received {padding!r}")
         self.padding = padding
         if output_padding is not None:
-            output_padding = _ntuple(output_padding, 2, "output_padding", who, allow_zero=True)
+            output_padding = _ntuple(output_padding, n, "output_padding", who, allow_zero=True)
             if any(o >= s for o, s in zip(output_padding, self.strides)):
                 raise ValueError(f"{who}: output_padding must be strictly less than strides, "
                                  f"received output_padding={output_padding}, strides={self.strides}")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{who}: strides > 1 cannot be combined with dilation_rate > 1")
         self.output_padding = output_padding
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -352,33 +459,41 @@ class Conv2DTranspose(Layer):
         self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
-        c = input_shape[-1]
+        c = self._channels(input_shape, self.rank + 2)
         self.kernel = self.add_weight(self.kernel_size + (self.filters, c), self.kernel_initializer,
                                       regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint, name="kernel")
         self.bias = self.add_weight((self.filters,), self.bias_initializer,
                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                     name="bias") if self.use_bias else None
-        self._input_ndim = 4
-        self._input_axes = {-1: int(c)}
         self.built = True
 
     def call(self, inputs):
-        y = ops.conv_transpose(inputs, self.kernel, self.bias, self.strides, self.padding,
+        self.compute_output_shape(tuple(inputs.shape))   # rank and size errors name the layer
+        y = ops.conv_transpose(self._in(inputs), self.kernel, self.bias, self.strides, self.padding,
                                self.output_padding, self.dilation_rate)
-        return self.activation(y)
+        return self._out(self.activation(y))
 
     def compute_output_shape(self, input_shape):
-        op = self.output_padding or (None, None)
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(
+                f"Input 0 of layer {self.name!r} is incompatible with the layer: expected ndim="
+                f"{self.rank + 2}, found ndim={len(input_shape)}. Full shape received: "
+                f"{tuple(input_shape)}")
+        input_shape = _last_shape(input_shape, self.data_format)
+        op = self.output_padding or (None,) * self.rank
         sp = [None if n is None else _deconv_length(n, k, self.padding, o, s, d) for n, k, o, s, d in
-              zip(input_shape[1:3], self.kernel_size, op, self.strides, self.dilation_rate)]
-        return (input_shape[0],) + tuple(sp) + (self.filters,)
+              zip(input_shape[1:-1], self.kernel_size, op, self.strides, self.dilation_rate)]
+        if any(o is not None and o <= 0 for o in sp):
+            raise ValueError(f"{type(self).__name__} {self.name!r}: input of shape "
+                             f"{tuple(input_shape)} gives an empty output {tuple(sp)}")
+        return _fmt_shape((input_shape[0],) + tuple(sp) + (self.filters,), self.data_format)
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update({"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
                     "padding": self.padding, "output_padding": self.output_padding,
-                    "dilation_rate": self.dilation_rate,
+                    "data_format": self.data_format, "dilation_rate": self.dilation_rate,
                     "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                     "kernel_initializer": initializers.serialize(self.kernel_initializer),
                     "bias_initializer": initializers.serialize(self.bias_initializer),
@@ -387,3 +502,26 @@ class Conv2DTranspose(Layer):
                     "kernel_constraint": _ser(self.kernel_constraint, constraints),
                     "bias_constraint": _ser(self.bias_constraint, constraints)})
         return cfg
+
+
+class Conv1DTranspose(_ConvTranspose):
+    """Transposed 1-D convolution; kernel (k, filters, in_channels)."""
+
+    rank = 1
+
+
+class Conv2DTranspose(_ConvTranspose):
+    """Transposed 2-D convolution (upsampling); kernel (kh, kw, filters, in_channels) as Keras."""
+
+    rank = 2
+
+
+class Conv3DTranspose(_ConvTranspose):
+    """Transposed 3-D convolution; kernel (kd, kh, kw, filters, in_channels)."""
+
+    rank = 3
+
+
+Convolution1DTranspose = Conv1DTranspose
+Convolution2DTranspose = Conv2DTranspose
+Convolution3DTranspose = Conv3DTranspose

@@ -7,8 +7,11 @@ from .numpy import *  # noqa: F401,F403
 from .numpy import __all__ as _numpy_all
 from .normalization import batch_normalization, moments
 from .conv import (average_pool, conv, conv1d, conv2d, conv_transpose, depthwise_conv, max_pool)
+from .conv import (adaptive_average_pool, adaptive_max_pool, depth_to_space, fold, separable_conv,
+                   space_to_depth, unfold)
 from .ctc import ctc_decode, ctc_loss
 
 __all__ = list(dict.fromkeys(list(_math_all) + list(_numpy_all))) + list(_nn_all) + [
     "batch_normalization", "moments", "conv", "conv1d", "conv2d", "conv_transpose", "depthwise_conv",
-    "max_pool", "average_pool", "ctc_loss", "ctc_decode"]
+    "max_pool", "average_pool", "adaptive_average_pool", "adaptive_max_pool", "depth_to_space", "fold",
+    "separable_conv", "space_to_depth", "unfold", "ctc_loss", "ctc_decode"]

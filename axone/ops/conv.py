@@ -40,7 +40,9 @@ from ..autograd.function import Function
 from . import math as M
 
 __all__ = ["conv", "conv1d", "conv2d", "max_pool", "average_pool", "depthwise_conv",
-           "conv_transpose", "conv_output_length", "pool_output_length", "same_padding"]
+           "conv_transpose", "conv_output_length", "pool_output_length", "same_padding",
+           "separable_conv", "depth_to_space", "space_to_depth", "fold", "unfold",
+           "adaptive_average_pool", "adaptive_max_pool", "to_channels_last", "to_channels_first"]
 
 
 def conv_output_length(length, kernel_size, padding, stride, dilation=1):
@@ -818,3 +820,304 @@ def conv_transpose(inputs, kernel, bias=None, strides=1, padding="valid", output
     args = (x, k) if bias is None else (x, k, M._t(bias, "conv_transpose"))
     return ConvTranspose.apply(*args, strides=strides, dilation=dilation, crop=tuple(crop),
                                alloc=tuple(alloc))
+
+
+# ------------------------------------------------------------- data formats
+def _data_format(data_format, who):
+    if data_format in (None, "channels_last"):
+        return "channels_last"
+    if data_format == "channels_first":
+        return data_format
+    raise ValueError(f"{who}: data_format must be 'channels_last' or 'channels_first', received "
+                     f"{data_format!r}")
+
+
+def to_channels_last(x):
+    """(N, C, spatial…) → (N, spatial…, C)."""
+    return M.transpose(x, (0,) + tuple(range(2, x.ndim)) + (1,))
+
+
+def to_channels_first(x):
+    """(N, spatial…, C) → (N, C, spatial…)."""
+    return M.transpose(x, (0, x.ndim - 1) + tuple(range(1, x.ndim - 1)))
+
+
+# ------------------------------------------------------------ separable conv
+def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, padding="valid",
+                   data_format=None, dilation_rate=1):
+    """Depthwise then pointwise convolution (keras.ops.separable_conv):
+
+        z = depthwise_conv(x, K_d)   (K_d: (k…, C, multiplier)),
+        y = conv(z, K_p)             (K_p: (1…, C·multiplier, filters)).
+
+    Both are convolution nodes, so the gradients are theirs."""
+    fmt = _data_format(data_format, "separable_conv")
+    x = M._t(inputs, "separable_conv")
+    if fmt == "channels_first":
+        x = to_channels_last(x)
+    pk = M._t(pointwise_kernel, "separable_conv")
+    dk = M._t(depthwise_kernel, "separable_conv")
+    if pk.ndim != dk.ndim or any(n != 1 for n in pk.shape[:-2]):
+        raise ValueError(f"separable_conv: pointwise_kernel must have shape (1, …, "
+                         f"in_channels·multiplier, filters) of rank {dk.ndim}, received {pk.shape}")
+    if pk.shape[-2] != dk.shape[-2] * dk.shape[-1]:
+        raise ValueError(f"separable_conv: pointwise_kernel {pk.shape} expects {pk.shape[-2]} "
+                         f"channels, the depthwise kernel {dk.shape} makes "
+                         f"{dk.shape[-2] * dk.shape[-1]}")
+    y = conv(depthwise_conv(x, dk, None, strides, padding, dilation_rate), pk)
+    return to_channels_first(y) if fmt == "channels_first" else y
+
+
+# ------------------------------------------------ depth ↔ space rearranging
+def _block_check(x, block_size, who):
+    x = M._t(x, who)
+    if x.ndim != 4:
+        raise ValueError(f"{who}: expected a 4-D input (batch, height, width, channels), received "
+                         f"shape {x.shape}")
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"{who}: block_size must be a positive int, received {block_size!r}")
+    return x, int(block_size)
+
+
+def depth_to_space(x, block_size, data_format="channels_last"):
+    """Channels into b×b spatial blocks (keras.ops.depth_to_space), a reshape and a transpose:
+
+        y[n, i·b + a, j·b + c, f] = x[n, i, j, (a·b + c)·C' + f],   C' = C / b²
+    (channels_first, as Keras's torch backend: y[n, f, i·b + a, j·b + c] = x[n, f·b² + a·b + c, i, j])."""
+    fmt = _data_format(data_format, "depth_to_space")
+    x, b = _block_check(x, block_size, "depth_to_space")
+    if fmt == "channels_first":
+        n, c, h, w = x.shape
+    else:
+        n, h, w, c = x.shape
+    if c % (b * b):
+        raise ValueError(f"depth_to_space: the channels ({c}) must be divisible by block_size² "
+                         f"({b * b}), received shape {x.shape}")
+    nc = c // (b * b)
+    if fmt == "channels_first":
+        y = M.transpose(M.reshape(x, (n, nc, b, b, h, w)), (0, 1, 4, 2, 5, 3))
+        return M.reshape(y, (n, nc, h * b, w * b))
+    y = M.transpose(M.reshape(x, (n, h, w, b, b, nc)), (0, 1, 3, 2, 4, 5))
+    return M.reshape(y, (n, h * b, w * b, nc))
+
+
+def space_to_depth(x, block_size, data_format="channels_last"):
+    """b×b spatial blocks into channels (keras.ops.space_to_depth), the inverse of
+    depth_to_space: y[n, i, j, (a·b + c)·C + f] = x[n, i·b + a, j·b + c, f]."""
+    fmt = _data_format(data_format, "space_to_depth")
+    x, b = _block_check(x, block_size, "space_to_depth")
+    if fmt == "channels_first":
+        n, c, h, w = x.shape
+    else:
+        n, h, w, c = x.shape
+    if h % b or w % b:
+        raise ValueError(f"space_to_depth: height ({h}) and width ({w}) must be divisible by "
+                         f"block_size ({b}), received shape {x.shape}")
+    if fmt == "channels_first":
+        y = M.transpose(M.reshape(x, (n, c, h // b, b, w // b, b)), (0, 1, 3, 5, 2, 4))
+        return M.reshape(y, (n, c * b * b, h // b, w // b))
+    y = M.transpose(M.reshape(x, (n, h // b, b, w // b, b, c)), (0, 1, 3, 2, 4, 5))
+    return M.reshape(y, (n, h // b, w // b, c * b * b))
+
+
+# --------------------------------------------------------------- unfold / fold
+def _im2col(x, kernel, dilation, pads, strides, out):
+    """(N, C, H, W) → (N, C·kh·kw, oh·ow): cols[n, (c, a, b), (i, j)] = xp[n, c, i·s + a·d, j·s + b·d]."""
+    xl = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    xp = _pad(xl, pads) if any(p != (0, 0) for p in pads) else xl
+    win = _windows(xp, kernel, strides, dilation, out)            # (N, oh, ow, kh, kw, C)
+    n, c = x.shape[0], x.shape[1]
+    return np.ascontiguousarray(win.transpose(0, 5, 3, 4, 1, 2)).reshape(
+        n, c * _prod(kernel), _prod(out))
+
+
+def _col2im(cols, shape, kernel, dilation, pads, strides, out):
+    """The adjoint of _im2col: each column entry added back at the input position it came from."""
+    n, c, h, w = shape
+    blocks = cols.reshape((n, c) + tuple(kernel) + tuple(out)).transpose(2, 3, 0, 4, 5, 1)
+    padded = (n, h + pads[0][0] + pads[0][1], w + pads[1][0] + pads[1][1], c)
+    dxp = np.zeros(padded, cols.dtype)
+    for offs, sl in _offset_slices(kernel, strides, dilation, out):
+        dxp[(slice(None),) + sl] += blocks[offs]
+    dx = dxp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w]
+    return np.ascontiguousarray(np.moveaxis(dx, -1, 1))
+
+
+class Unfold(Function):
+    """Sliding blocks of a channels-first image as columns (im2col):
+
+        y[n, c·kh·kw + a·kw + b, i·ow + j] = x_padded[n, c, i·s + a·d, j·s + b·d]
+        dL/dx = col2im(dL/dy)   (each column entry added back where it was read; Fold's forward)
+    """
+
+    def forward(self, x):
+        self.shape = x.shape
+        return _im2col(x, self.kernel, self.dilation, self.pads, self.strides, self.out)
+
+    def backward(self, g):
+        return (_col2im(g, self.shape, self.kernel, self.dilation, self.pads, self.strides,
+                        self.out),)
+
+
+class Fold(Function):
+    """Columns summed back into a channels-first image (col2im), the adjoint of Unfold:
+
+        y[n, c, i·s + a·d, j·s + b·d] += x[n, c·kh·kw + a·kw + b, i·ow + j]  (then cropped)
+        dL/dx = im2col(dL/dy)   (Unfold's forward)
+    """
+
+    def forward(self, x):
+        return _col2im(x, self.shape, self.kernel, self.dilation, self.pads, self.strides, self.out)
+
+    def backward(self, g):
+        return (_im2col(g, self.kernel, self.dilation, self.pads, self.strides, self.out),)
+
+
+def _pair_arg(v, name, who, low):
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        v = (int(v), int(v))
+    try:
+        v = tuple(int(i) for i in v)
+    except TypeError:
+        raise TypeError(f"{who}: {name} must be an int or a tuple of 2 ints, received {v!r}") from None
+    if len(v) != 2 or any(i < low for i in v):
+        raise ValueError(f"{who}: {name} must be an int or a tuple of 2 ints ≥ {low}, received {v}")
+    return v
+
+
+def _fold_args(kernel_size, dilation, padding, stride, who):
+    k = _pair_arg(kernel_size, "kernel_size", who, 1)
+    d = _pair_arg(dilation, "dilation", who, 1)
+    p = _pair_arg(padding, "padding", who, 0)
+    s = _pair_arg(stride, "stride", who, 1)
+    return k, d, ((p[0], p[0]), (p[1], p[1])), s
+
+
+def _fold_out(size, k, d, pads, s, who):
+    out = [(n + lo + hi - (kk - 1) * dd - 1) // ss + 1
+           for n, kk, dd, (lo, hi), ss in zip(size, k, d, pads, s)]
+    if any(o <= 0 for o in out):
+        raise ValueError(f"{who}: the spatial size {tuple(size)} (padded by {pads}) is smaller than "
+                         f"the dilated kernel {k} (dilation {d})")
+    return out
+
+
+def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
+    """keras.ops.unfold: (N, C, H, W) → (N, C·kh·kw, L) sliding blocks (im2col), L the number of
+    windows, each column a block flattened channel-major (see Unfold)."""
+    x = M._t(x, "unfold")
+    if x.ndim != 4:
+        raise ValueError(f"unfold: expected a 4-D input (N, C, H, W), received shape {x.shape}")
+    k, d, pads, s = _fold_args(kernel_size, dilation, padding, stride, "unfold")
+    out = _fold_out(x.shape[2:], k, d, pads, s, "unfold")
+    return Unfold.apply(x, kernel=k, dilation=d, pads=pads, strides=s, out=out)
+
+
+def fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """keras.ops.fold: (N, C·kh·kw, L) blocks summed into (N, C, oH, oW) (col2im, the adjoint of
+    unfold; overlapping entries add up)."""
+    x = M._t(x, "fold")
+    if x.ndim != 3:
+        raise ValueError(f"fold: expected a 3-D input (N, C·kh·kw, L), received shape {x.shape}")
+    size = _pair_arg(output_size, "output_size", "fold", 1)
+    k, d, pads, s = _fold_args(kernel_size, dilation, padding, stride, "fold")
+    out = _fold_out(size, k, d, pads, s, "fold")
+    kk = k[0] * k[1]
+    if x.shape[1] % kk:
+        raise ValueError(f"fold: the second axis ({x.shape[1]}) must be divisible by kh·kw = {kk}, "
+                         f"received shape {x.shape}")
+    if x.shape[2] != _prod(out):
+        raise ValueError(f"fold: output_size {size} with kernel_size {k}, dilation {d}, padding "
+                         f"{padding} and stride {s} has {_prod(out)} blocks, the input "
+                         f"{x.shape} has {x.shape[2]}")
+    shape = (x.shape[0], x.shape[1] // kk) + size
+    return Fold.apply(x, shape=shape, kernel=k, dilation=d, pads=pads, strides=s, out=out)
+
+
+# ----------------------------------------------------------- adaptive pooling
+def _adaptive_bins(length, out):
+    """PyTorch's (and Keras's) bins: [⌊i·L/o⌋, ⌈(i + 1)·L/o⌉) for i < o."""
+    return [((i * length) // out, -(-((i + 1) * length) // out)) for i in range(out)]
+
+
+class AdaptivePool(Function):
+    """Average or max over each output cell's bin (channels last):
+
+        avg: y[n, i…, c] = mean of x[n, bin_i…, c];   dL/dx[bin_i…] += dL/dy[n, i…, c] / |bin|
+        max: y = max of x over the bin (first maximum in row-major order); dL/dx goes to it.
+    Bins along an axis of length L into o cells: [⌊iL/o⌋, ⌈(i + 1)L/o⌉) (they overlap when L
+    is not a multiple of o, so the gradients add).
+    """
+
+    def forward(self, x):
+        nd = x.ndim - 2
+        self.xshape = x.shape
+        bins = [_adaptive_bins(n, o) for n, o in zip(x.shape[1:1 + nd], self.output_size)]
+        self.bins = bins
+        y = np.empty((x.shape[0],) + tuple(self.output_size) + (x.shape[-1],), x.dtype)
+        self.args = {}
+        for idx in itertools.product(*[range(o) for o in self.output_size]):
+            sl = (slice(None),) + tuple(slice(*bins[a][i]) for a, i in enumerate(idx))
+            region = x[sl]
+            if self.kind == "avg":
+                y[(slice(None),) + idx] = region.mean(axis=tuple(range(1, 1 + nd)))
+            else:
+                flat = region.reshape(x.shape[0], -1, x.shape[-1])
+                arg = np.argmax(flat, axis=1)
+                self.args[idx] = arg
+                y[(slice(None),) + idx] = np.take_along_axis(flat, arg[:, None], axis=1)[:, 0]
+        return y
+
+    def backward(self, g):
+        x_shape, bins = self.xshape, self.bins
+        nd = len(x_shape) - 2
+        gx = np.zeros(x_shape, g.dtype)
+        for idx in itertools.product(*[range(o) for o in self.output_size]):
+            spans = [bins[a][i] for a, i in enumerate(idx)]
+            sl = (slice(None),) + tuple(slice(*s) for s in spans)
+            gi = g[(slice(None),) + idx]
+            if self.kind == "avg":
+                cnt = _prod(hi - lo for lo, hi in spans)
+                gx[sl] += (gi / cnt).reshape((x_shape[0],) + (1,) * nd + (x_shape[-1],))
+            else:
+                rshape = (x_shape[0],) + tuple(hi - lo for lo, hi in spans) + (x_shape[-1],)
+                part = np.zeros((x_shape[0], _prod(rshape[1:-1]), x_shape[-1]), g.dtype)
+                np.put_along_axis(part, self.args[idx][:, None], gi[:, None], axis=1)
+                gx[sl] += part.reshape(rshape)
+        return (gx,)
+
+
+def _adaptive(kind, inputs, output_size, data_format, who):
+    fmt = _data_format(data_format, who)
+    x = M._t(inputs, who)
+    nd = x.ndim - 2
+    if nd not in (1, 2, 3):
+        raise ValueError(f"{who}: expected an input of rank 3, 4 or 5 (batch, spatial…, channels), "
+                         f"received shape {x.shape}")
+    if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool):
+        size = (int(output_size),) * nd
+    else:
+        try:
+            size = tuple(int(i) for i in output_size)
+        except TypeError:
+            raise TypeError(f"{who}: output_size must be an int or a tuple of {nd} ints, received "
+                            f"{output_size!r}") from None
+    if len(size) != nd or any(s <= 0 for s in size):
+        raise ValueError(f"{who}: output_size must be a positive int or a tuple of {nd} positive "
+                         f"ints, received {output_size!r}")
+    if fmt == "channels_first":
+        x = to_channels_last(x)
+    if any(n <= 0 for n in x.shape[1:1 + nd]):
+        raise ValueError(f"{who}: the spatial sizes must be positive, received shape {x.shape}")
+    y = AdaptivePool.apply(x, kind=kind, output_size=size)
+    return to_channels_first(y) if fmt == "channels_first" else y
+
+
+def adaptive_average_pool(inputs, output_size, data_format=None):
+    """keras.ops.adaptive_average_pool: the mean over PyTorch's adaptive bins (AdaptivePool)."""
+    return _adaptive("avg", inputs, output_size, data_format, "adaptive_average_pool")
+
+
+def adaptive_max_pool(inputs, output_size, data_format=None):
+    """keras.ops.adaptive_max_pool: the maximum over PyTorch's adaptive bins (AdaptivePool)."""
+    return _adaptive("max", inputs, output_size, data_format, "adaptive_max_pool")

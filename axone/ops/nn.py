@@ -605,5 +605,7 @@ def polar(abs_, angle):
 from .math import (elu, gelu, hard_sigmoid, leaky_relu, log_softmax, one_hot, relu,  # noqa: E402,F401
                    selu, sigmoid, silu, softmax, softplus, softsign, swish)
 from .conv import average_pool, conv, conv_transpose, depthwise_conv, max_pool  # noqa: E402,F401
+from .conv import (adaptive_average_pool, adaptive_max_pool, depth_to_space,  # noqa: E402,F401
+                   fold, separable_conv, space_to_depth, unfold)
 from .normalization import batch_normalization, moments  # noqa: E402,F401
 from .ctc import ctc_decode, ctc_loss  # noqa: E402,F401
