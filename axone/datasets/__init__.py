@@ -78,6 +78,8 @@ def load_digits(as_frame=False):
 
 # Keras's downloadable datasets (fetched once into ~/.axone/datasets, checksummed, pickle-free)
 from . import remote, mnist, fashion_mnist, cifar10, imdb  # noqa: E402
+from . import boston_housing, california_housing, cifar100, reuters  # noqa: E402
 from .remote import get_file  # noqa: E402
 
-__all__ += ["remote", "mnist", "fashion_mnist", "cifar10", "imdb", "get_file"]
+__all__ += ["remote", "mnist", "fashion_mnist", "cifar10", "imdb", "get_file", "boston_housing",
+            "california_housing", "cifar100", "reuters"]

@@ -65,6 +65,25 @@ KNOWN_FILES = {
     "t10k-images-idx3-ubyte.gz": {
         "origin": KERAS_DATASETS_URL + "t10k-images-idx3-ubyte.gz",
         "upstream_md5": "bef4ecab320f06d8554ea6380940ec79"},
+    "boston_housing.npz": {
+        "origin": KERAS_DATASETS_URL + "boston_housing.npz",
+        "sha256": "f553886a1f8d56431e820c5b82552d9d95cfcb96d1e678153f8839538947dff5"},
+    "california_housing.npz": {
+        "origin": KERAS_DATASETS_URL + "california_housing.npz",
+        "sha256": "1a2e3a52e0398de6463aebe6f4a8da34fb21fbb6b934cf88c3425e766f2a1a6f"},
+    "reuters.npz": {
+        "origin": KERAS_DATASETS_URL + "reuters.npz",
+        "sha256": "d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916"},
+    "reuters_word_index.json": {
+        "origin": KERAS_DATASETS_URL + "reuters_word_index.json",
+        "md5": "4d44cc38712099c9e383dc6e5f11a921"},
+    # the *binary* CIFAR-100 (fixed-size records: coarse label, fine label, pixels)
+    "cifar-100-binary.tar.gz": {
+        "origin": CIFAR_URL + "cifar-100-binary.tar.gz",
+        "md5": "03b5dce01913d631647c71ecec9e9cb8"},
+    "cifar-100-python.tar.gz": {
+        "origin": CIFAR_URL + "cifar-100-python.tar.gz",
+        "sha256": "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7"},
     # the *binary* CIFAR-10 (fixed-size records) — what axone reads
     "cifar-10-binary.tar.gz": {
         "origin": CIFAR_URL + "cifar-10-binary.tar.gz",

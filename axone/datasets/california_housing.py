@@ -1,0 +1,4 @@
+"""``keras.datasets.california_housing``."""
+from .housing import load_california_housing as load_data
+
+__all__ = ["load_data"]
