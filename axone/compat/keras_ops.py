@@ -18,6 +18,9 @@ def symbolic_aware(fn):
     return op
 
 
+_WRAPPED = {}      # one wrapper per function, so a name Keras puts in several places is one object
+
+
 def view(target):
     """A module-level ``__getattr__`` and ``__dir__`` over ``target``'s names, functions wrapped."""
     cache = {}
@@ -27,7 +30,10 @@ def view(target):
             return cache[name]
         value = getattr(target, name)
         if isinstance(value, types.FunctionType) and not name.startswith("_"):
-            value = symbolic_aware(value)
+            wrapped = _WRAPPED.get(value)
+            if wrapped is None:
+                wrapped = _WRAPPED[value] = symbolic_aware(value)
+            value = wrapped
         cache[name] = value
         return value
 
