@@ -53,3 +53,21 @@ __all__ += ["Normalization", "Discretization", "CategoryEncoding", "Hashing", "H
 __all__ += ["Conv3D", "Convolution3D", "Conv1DTranspose", "Conv3DTranspose", "Convolution1DTranspose",
             "Convolution2DTranspose", "Convolution3DTranspose", "DepthwiseConv1D", "SeparableConv1D",
             "SeparableConvolution1D", "SeparableConvolution2D"]
+
+from .pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D,
+                      AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D,
+                      AveragePooling3D, AvgPool3D, GlobalAveragePooling3D, GlobalAvgPool3D,
+                      GlobalMaxPool3D, GlobalMaxPooling3D, MaxPool3D, MaxPooling3D)
+from .reshaping import Cropping3D, Permute, RepeatVector, UpSampling3D, ZeroPadding3D
+from .identity import Identity
+from .regularization import (ActivityRegularization, AlphaDropout, SpatialDropout1D,
+                             SpatialDropout2D, SpatialDropout3D)
+from .merging import Dot, dot
+
+__all__ += ["MaxPooling3D", "AveragePooling3D", "MaxPool3D", "AvgPool3D", "GlobalMaxPooling3D",
+            "GlobalAveragePooling3D", "GlobalMaxPool3D", "GlobalAvgPool3D",
+            "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
+            "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D", "Cropping3D",
+            "UpSampling3D", "ZeroPadding3D", "Permute", "RepeatVector", "Identity",
+            "ActivityRegularization", "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D",
+            "SpatialDropout3D", "Dot", "dot"]

@@ -1,11 +1,14 @@
-"""Merging layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate."""
+"""Merging layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot."""
 import functools
+
+import numpy as np
 
 from .. import ops
 from .base import Layer
 
 __all__ = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-           "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate"]
+           "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "Dot",
+           "dot"]
 
 
 def _broadcast_shape(a, b, who):
@@ -147,3 +150,95 @@ def minimum(inputs, **kwargs):
 
 def concatenate(inputs, axis=-1, **kwargs):
     return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def _batch_dot(x, y, axes):
+    """Per-sample contraction of axis axes[0] of x with axis axes[1] of y (axis 0 the batch):
+    x → (b, P, k) with the axis moved last, y → (b, k, Q) with it moved first, one batched
+    product, then (b, x's other axes…, y's other axes…), at least (b, 1)."""
+    a0, a1 = axes
+    xr = [i for i in range(1, x.ndim) if i != a0]
+    yr = [i for i in range(1, y.ndim) if i != a1]
+    b, k = x.shape[0], x.shape[a0]
+    xs = tuple(x.shape[i] for i in xr)
+    ys = tuple(y.shape[i] for i in yr)
+    xm = ops.reshape(ops.transpose(x, [0] + xr + [a0]), (b, int(np.prod(xs, dtype=int)), k))
+    ym = ops.reshape(ops.transpose(y, [0, a1] + yr), (b, k, int(np.prod(ys, dtype=int))))
+    out = xs + ys
+    return ops.reshape(ops.matmul(xm, ym), (b,) + (out if out else (1,)))
+
+
+class Dot(_Merge):
+    """Dot product of two inputs along ``axes`` (an int for both, or one per input; the batch
+    axis 0 is not contracted); ``normalize=True`` L2-normalizes both along those axes first, so
+    the result is the cosine similarity."""
+
+    def __init__(self, axes, normalize=False, **kwargs):
+        super().__init__(**kwargs)
+        who = f"Dot {self.name!r}"
+        if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+            axes = int(axes)
+        elif isinstance(axes, (list, tuple)) and len(axes) == 2 and all(
+                isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes):
+            axes = tuple(int(a) for a in axes)
+        else:
+            raise TypeError(f"{who}: axes must be an int or a tuple of 2 ints, received {axes!r}")
+        self.axes, self.normalize = axes, bool(normalize)
+
+    def _axes(self, shapes):
+        ax = (self.axes, self.axes) if isinstance(self.axes, int) else self.axes
+        out = []
+        for a, s in zip(ax, shapes):
+            r = a % len(s) if a < 0 else a
+            if not 1 <= r < len(s):
+                raise ValueError(f"Dot {self.name!r}: axes {self.axes} out of range for inputs of "
+                                 f"shapes {[tuple(t) for t in shapes]} (axis 0, the batch, cannot "
+                                 f"be contracted)")
+            out.append(r)
+        return out
+
+    def _check(self, shapes):
+        if not isinstance(shapes, (list, tuple)) or len(shapes) != 2 or \
+                not all(isinstance(s, (list, tuple)) for s in shapes):
+            raise ValueError(f"Dot {self.name!r}: a Dot layer should be called on a list of 2 "
+                             f"inputs, received {shapes!r}")
+        for s in shapes:
+            if len(s) < 2:
+                raise ValueError(f"Dot {self.name!r}: inputs must have rank ≥ 2, received shapes "
+                                 f"{[tuple(t) for t in shapes]}")
+        a0, a1 = self._axes(shapes)
+        d0, d1 = shapes[0][a0], shapes[1][a1]
+        if d0 is not None and d1 is not None and d0 != d1:
+            raise ValueError(f"Dot {self.name!r}: incompatible input shapes: axis {a0} of "
+                             f"{tuple(shapes[0])} has {d0} entries, axis {a1} of "
+                             f"{tuple(shapes[1])} has {d1}")
+        b0, b1 = shapes[0][0], shapes[1][0]
+        if b0 is not None and b1 is not None and b0 != b1:
+            raise ValueError(f"Dot {self.name!r}: the batch sizes differ: {tuple(shapes[0])} and "
+                             f"{tuple(shapes[1])}")
+
+    def compute_output_shape(self, input_shape):
+        self._check(input_shape)
+        a0, a1 = self._axes(input_shape)
+        s0 = [d for i, d in enumerate(input_shape[0]) if i != a0]
+        s1 = [d for i, d in enumerate(input_shape[1]) if i not in (0, a1)]
+        out = s0 + s1
+        return tuple(out + [1] if len(out) == 1 else out)
+
+    def call(self, inputs):
+        self._check([tuple(t.shape) for t in inputs])
+        x, y = inputs
+        a0, a1 = self._axes([x.shape, y.shape])
+        if self.normalize:
+            x = ops.normalize(x, axis=a0)
+            y = ops.normalize(y, axis=a1)
+        return _batch_dot(x, y, (a0, a1))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"axes": self.axes, "normalize": self.normalize})
+        return cfg
+
+
+def dot(inputs, axes=-1, **kwargs):
+    return Dot(axes=axes, **kwargs)(inputs)

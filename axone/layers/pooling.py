@@ -1,15 +1,40 @@
-"""Pooling layers (channels-last): Max/Average pooling 1D/2D and their global forms."""
+"""Pooling layers: Max/Average pooling 1D/2D/3D, their global forms and adaptive pooling
+1D/2D/3D.  The ops are channels-last; ``data_format="channels_first"`` transposes around them."""
 import numpy as np
 
 from .. import ops
-from ..ops.conv import pool_output_length
+from ..ops.conv import (adaptive_average_pool, adaptive_max_pool, pool_output_length,
+                        to_channels_first, to_channels_last)
 from .base import Layer
 
 __all__ = ["MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
            "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
            "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D",
            "GlobalAveragePooling2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D",
-           "GlobalAvgPool2D"]
+           "GlobalAvgPool2D", "MaxPooling3D", "AveragePooling3D", "MaxPool3D", "AvgPool3D",
+           "GlobalMaxPooling3D", "GlobalAveragePooling3D", "GlobalMaxPool3D", "GlobalAvgPool3D",
+           "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
+           "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D"]
+
+
+def _data_format(who, data_format):
+    if data_format is None:
+        return "channels_last"
+    fmt = str(data_format).lower()
+    if fmt not in ("channels_last", "channels_first"):
+        raise ValueError(f"{who}: data_format must be 'channels_last' or 'channels_first', "
+                         f"received {data_format!r}")
+    return fmt
+
+
+def _last(shape, fmt):
+    shape = tuple(shape)
+    return (shape[0],) + shape[2:] + (shape[1],) if fmt == "channels_first" else shape
+
+
+def _back(shape, fmt):
+    shape = tuple(shape)
+    return (shape[0], shape[-1]) + shape[1:-1] if fmt == "channels_first" else shape
 
 
 def _ntuple(v, n, name, who):
@@ -34,9 +59,7 @@ class _Pool(Layer):
         padding = str(padding).lower()
         if padding not in ("valid", "same"):
             raise ValueError(f"{who}: padding must be 'valid' or 'same', received {padding!r}")
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"{who}: only data_format='channels_last' is supported")
-        self.padding, self.data_format = padding, "channels_last"
+        self.padding, self.data_format = padding, _data_format(who, data_format)
 
     def _check(self, shape):
         if len(shape) != self.rank + 2:
@@ -51,16 +74,19 @@ class _Pool(Layer):
     def call(self, inputs):
         self.compute_output_shape(tuple(inputs.shape))   # rank and size errors name the layer
         f = ops.max_pool if self.kind == "max" else ops.average_pool
-        return f(inputs, self.pool_size, self.strides, self.padding)
+        cf = self.data_format == "channels_first"
+        y = f(to_channels_last(inputs) if cf else inputs, self.pool_size, self.strides, self.padding)
+        return to_channels_first(y) if cf else y
 
     def compute_output_shape(self, input_shape):
         self._check(input_shape)
+        input_shape = _last(input_shape, self.data_format)
         sp = [pool_output_length(n, p, self.padding, s) for n, p, s in
               zip(input_shape[1:-1], self.pool_size, self.strides)]
         if any(o is not None and o <= 0 for o in sp):
             raise ValueError(f"{type(self).__name__} {self.name!r}: input of shape {tuple(input_shape)} "
                              f"is smaller than pool_size {self.pool_size}")
-        return (input_shape[0],) + tuple(sp) + (input_shape[-1],)
+        return _back((input_shape[0],) + tuple(sp) + (input_shape[-1],), self.data_format)
 
     def get_config(self):
         cfg = super().get_config()
@@ -88,7 +114,18 @@ class AveragePooling2D(_Pool):
     rank, kind = 2, "avg"
 
 
+class MaxPooling3D(_Pool):
+    """Max over pool_size windows of (batch, depth, height, width, channels)."""
+    rank, kind = 3, "max"
+
+
+class AveragePooling3D(_Pool):
+    """Mean over pool_size windows of (batch, depth, height, width, channels)."""
+    rank, kind = 3, "avg"
+
+
 MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D
+MaxPool3D, AvgPool3D = MaxPooling3D, AveragePooling3D
 
 
 class _GlobalPool(Layer):
@@ -97,10 +134,8 @@ class _GlobalPool(Layer):
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"{type(self).__name__} {self.name!r}: only data_format='channels_last' "
-                             f"is supported")
-        self.data_format, self.keepdims = "channels_last", bool(keepdims)
+        self.data_format = _data_format(f"{type(self).__name__} {self.name!r}", data_format)
+        self.keepdims = bool(keepdims)
 
     def _check(self, shape):
         if len(shape) != self.rank + 2:
@@ -114,14 +149,16 @@ class _GlobalPool(Layer):
 
     def call(self, inputs):
         self._check(inputs.shape)
-        axes = tuple(range(1, 1 + self.rank))
+        start = 2 if self.data_format == "channels_first" else 1
+        axes = tuple(range(start, start + self.rank))
         f = ops.max if self.kind == "max" else ops.mean
         return f(inputs, axis=axes, keepdims=self.keepdims)
 
     def compute_output_shape(self, input_shape):
         self._check(input_shape)
+        input_shape = _last(input_shape, self.data_format)
         if self.keepdims:
-            return (input_shape[0],) + (1,) * self.rank + (input_shape[-1],)
+            return _back((input_shape[0],) + (1,) * self.rank + (input_shape[-1],), self.data_format)
         return (input_shape[0], input_shape[-1])
 
     def get_config(self):
@@ -146,5 +183,88 @@ class GlobalAveragePooling2D(_GlobalPool):
     rank, kind = 2, "avg"
 
 
+class GlobalMaxPooling3D(_GlobalPool):
+    rank, kind = 3, "max"
+
+
+class GlobalAveragePooling3D(_GlobalPool):
+    rank, kind = 3, "avg"
+
+
 GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
 GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
+GlobalMaxPool3D, GlobalAvgPool3D = GlobalMaxPooling3D, GlobalAveragePooling3D
+
+
+class _AdaptivePool(Layer):
+    """Pooling to a fixed output size: PyTorch's bins [⌊iL/o⌋, ⌈(i + 1)L/o⌉) along each spatial
+    axis (ops.adaptive_average_pool / adaptive_max_pool)."""
+
+    rank = 2
+    kind = "avg"
+
+    def __init__(self, output_size, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} {self.name!r}"
+        n = self.rank
+        if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool):
+            size = (int(output_size),) * n
+        elif isinstance(output_size, (tuple, list)) and len(output_size) == n and all(
+                isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in output_size):
+            size = tuple(int(i) for i in output_size)
+        else:
+            raise TypeError(f"{who}: output_size must be an int or a tuple of {n} ints, received "
+                            f"{output_size!r}")
+        if any(i <= 0 for i in size):
+            raise ValueError(f"{who}: output_size must be positive, received {output_size!r}")
+        self.output_size = size
+        self.data_format = _data_format(who, data_format)
+
+    def _check(self, shape):
+        if len(shape) != self.rank + 2:
+            raise ValueError(f"Input 0 of layer {self.name!r} is incompatible with the layer: expected "
+                             f"ndim={self.rank + 2}, found ndim={len(shape)}. Full shape received: "
+                             f"{tuple(shape)}")
+
+    def build(self, input_shape):
+        self._check(input_shape)
+        self.built = True
+
+    def call(self, inputs):
+        self._check(inputs.shape)
+        f = adaptive_average_pool if self.kind == "avg" else adaptive_max_pool
+        return f(inputs, self.output_size, self.data_format)
+
+    def compute_output_shape(self, input_shape):
+        self._check(input_shape)
+        input_shape = _last(input_shape, self.data_format)
+        return _back((input_shape[0],) + self.output_size + (input_shape[-1],), self.data_format)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"output_size": self.output_size, "data_format": self.data_format})
+        return cfg
+
+
+class AdaptiveAveragePooling1D(_AdaptivePool):
+    rank, kind = 1, "avg"
+
+
+class AdaptiveAveragePooling2D(_AdaptivePool):
+    rank, kind = 2, "avg"
+
+
+class AdaptiveAveragePooling3D(_AdaptivePool):
+    rank, kind = 3, "avg"
+
+
+class AdaptiveMaxPooling1D(_AdaptivePool):
+    rank, kind = 1, "max"
+
+
+class AdaptiveMaxPooling2D(_AdaptivePool):
+    rank, kind = 2, "max"
+
+
+class AdaptiveMaxPooling3D(_AdaptivePool):
+    rank, kind = 3, "max"

@@ -1,4 +1,5 @@
-"""Spatial reshaping layers (channels-last): ZeroPadding1D/2D, Cropping1D/2D, UpSampling1D/2D.
+"""Reshaping layers: ZeroPadding1D/2D/3D, Cropping1D/2D/3D, UpSampling1D/2D/3D (channels-last;
+the 3-D ones also channels_first, transposed around the same code), Permute, RepeatVector.
 
 All are built on differentiable axone ops (pad, slicing, broadcasting, matmul),
 so gradients flow through them:
@@ -15,7 +16,7 @@ from .base import Layer
 from .preprocessing import resize
 
 __all__ = ["ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
-           "UpSampling2D"]
+           "UpSampling2D", "ZeroPadding3D", "Cropping3D", "UpSampling3D", "Permute", "RepeatVector"]
 
 
 def _int_tuple(v, n, name, who, allow_zero=True):
@@ -272,4 +273,210 @@ class UpSampling2D(_Spatial):
     def get_config(self):
         cfg = super().get_config()
         cfg.update({"size": list(self.size), "interpolation": self.interpolation})
+        return cfg
+
+
+# ------------------------------------------------------------------ 3-D forms
+def _pairs_3d(v, name, who):
+    """int p → 3 × (p, p); (a, b, c) → ((a, a), (b, b), (c, c)); three (before, after) pairs."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        p = _int_tuple(v, 2, name, who)
+        return (p, p, p)
+    if isinstance(v, (tuple, list)) and len(v) == 3:
+        if all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in v):
+            return tuple(_int_tuple(i, 2, name, who) for i in v)
+        return tuple(_int_tuple(i, 2, f"entry {j} of {name}", who) for j, i in enumerate(v))
+    raise ValueError(f"{who}: {name} must be an int, a tuple of 3 ints or a tuple of 3 tuples of "
+                     f"2 ints ((front, back), (top, bottom), (left, right)), received {v!r}")
+
+
+class _Spatial3D(Layer):
+    """3-D spatial layers: channels_last, or channels_first moved to channels-last around the
+    same ops."""
+
+    rank = 3
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        fmt = "channels_last" if data_format is None else str(data_format).lower()
+        if fmt not in ("channels_last", "channels_first"):
+            raise ValueError(f"{self._who}: data_format must be 'channels_last' or "
+                             f"'channels_first', received {data_format!r}")
+        self.data_format = fmt
+
+    _who = _Spatial._who
+    _check = _Spatial._check
+
+    def build(self, input_shape):
+        self._check(input_shape)
+        self.built = True
+
+    def _last(self, shape):
+        shape = tuple(shape)
+        return (shape[0],) + shape[2:] + (shape[1],) if self.data_format == "channels_first" else shape
+
+    def _back(self, shape):
+        return (shape[0], shape[-1]) + tuple(shape[1:-1]) if self.data_format == "channels_first" \
+            else tuple(shape)
+
+    def call(self, inputs):
+        self._check(inputs.shape)
+        cf = self.data_format == "channels_first"
+        x = ops.transpose(inputs, (0, 2, 3, 4, 1)) if cf else inputs
+        y = self._apply(x)
+        return ops.transpose(y, (0, 4, 1, 2, 3)) if cf else y
+
+    def compute_output_shape(self, input_shape):
+        self._check(input_shape)
+        shape = self._last(input_shape)
+        return self._back((shape[0],) + tuple(self._sizes(shape)) + (shape[-1],))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["data_format"] = self.data_format
+        return cfg
+
+
+class ZeroPadding3D(_Spatial3D):
+    """Zeros around volumes: ``padding`` int, (d, h, w) symmetric amounts, or three
+    (before, after) pairs."""
+
+    def __init__(self, padding=((1, 1), (1, 1), (1, 1)), data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        self.padding = _pairs_3d(padding, "padding", self._who)
+
+    def _apply(self, x):
+        return ops.pad(x, ((0, 0),) + self.padding + ((0, 0),))
+
+    def _sizes(self, shape):
+        return [None if n is None else n + sum(p) for n, p in zip(shape[1:4], self.padding)]
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["padding"] = _list(self.padding)
+        return cfg
+
+
+class Cropping3D(_Spatial3D):
+    """Remove (before, after) entries along each of the three spatial axes."""
+
+    def __init__(self, cropping=((1, 1), (1, 1), (1, 1)), data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        self.cropping = _pairs_3d(cropping, "cropping", self._who)
+
+    def _sizes(self, shape):
+        out = []
+        for n, c in zip(shape[1:4], self.cropping):
+            if n is not None and sum(c) >= n:
+                raise ValueError(f"{self._who}: cropping {self.cropping} must be smaller than the "
+                                 f"spatial dimensions of the input; received input shape "
+                                 f"{tuple(self._back(shape))}")
+            out.append(None if n is None else n - sum(c))
+        return out
+
+    def _apply(self, x):
+        sizes = self._sizes(tuple(x.shape))
+        return ops.get_item(x, (slice(None),) + tuple(slice(c[0], c[0] + n) for c, n in
+                                                       zip(self.cropping, sizes)))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["cropping"] = _list(self.cropping)
+        return cfg
+
+
+class UpSampling3D(_Spatial3D):
+    """Repeat each entry ``size`` = (d, h, w) times along the spatial axes (nearest)."""
+
+    def __init__(self, size=(2, 2, 2), data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        self.size = _int_tuple(size, 3, "size", self._who, allow_zero=False)
+
+    def _apply(self, x):
+        return _repeat(x, self.size)
+
+    def _sizes(self, shape):
+        return [None if n is None else n * s for n, s in zip(shape[1:4], self.size)]
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["size"] = list(self.size)
+        return cfg
+
+
+# ------------------------------------------------------------ Permute, RepeatVector
+class Permute(Layer):
+    """Permute the non-batch axes: ``dims`` a permutation of 1 … rank − 1 (1-indexed, as Keras);
+    y = transpose(x, (0,) + dims), whose gradient is the inverse transpose."""
+
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        try:
+            dims = tuple(int(d) for d in dims)
+        except TypeError:
+            raise TypeError(f"Permute {self.name!r}: dims must be a tuple of ints, received "
+                            f"{dims!r}") from None
+        if sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(f"Permute {self.name!r}: invalid permutation argument dims={dims}; "
+                             f"it must be a permutation of 1 … {len(dims)} (the batch axis 0 is "
+                             f"not permuted)")
+        self.dims = dims
+
+    def _check(self, shape):
+        if len(shape) != len(self.dims) + 1:
+            raise ValueError(f"Permute {self.name!r}: dims {self.dims} need inputs of rank "
+                             f"{len(self.dims) + 1}, received shape {tuple(shape)}")
+
+    def build(self, input_shape):
+        self._check(input_shape)
+        self.built = True
+
+    def call(self, inputs):
+        self._check(inputs.shape)
+        return ops.transpose(inputs, (0,) + self.dims)
+
+    def compute_output_shape(self, input_shape):
+        self._check(input_shape)
+        return (input_shape[0],) + tuple(input_shape[d] for d in self.dims)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["dims"] = self.dims
+        return cfg
+
+
+class RepeatVector(Layer):
+    """(batch, features) → (batch, n, features), the input repeated n times; dL/dx sums over n."""
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"RepeatVector {self.name!r}: expected an integer value for n, "
+                            f"received {n!r}")
+        if n < 0:
+            raise ValueError(f"RepeatVector {self.name!r}: n must be non-negative, received {n}")
+        self.n = int(n)
+
+    def _check(self, shape):
+        if len(shape) != 2:
+            raise ValueError(f"Input 0 of layer {self.name!r} is incompatible with the layer: "
+                             f"expected ndim=2, found ndim={len(shape)}. Full shape received: "
+                             f"{tuple(shape)}")
+
+    def build(self, input_shape):
+        self._check(input_shape)
+        self.built = True
+
+    def call(self, inputs):
+        self._check(inputs.shape)
+        ones = np.ones((1, self.n, 1), dtype=inputs.dtype)
+        return ops.multiply(ops.expand_dims(inputs, 1), ones)
+
+    def compute_output_shape(self, input_shape):
+        self._check(input_shape)
+        return (input_shape[0], self.n, input_shape[1])
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["n"] = self.n
         return cfg

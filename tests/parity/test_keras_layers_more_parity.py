@@ -78,6 +78,10 @@ def compare(name, kwargs, shapes, seed=0, training=None, call_kwargs=None, alaye
     return alayer, klayer
 
 
+def _norm(v):
+    return [_norm(i) for i in v] if isinstance(v, (tuple, list)) else v
+
+
 def _configs_match(alayer, klayer):
     kc, ac = klayer.get_config(), alayer.get_config()
     for key in kc:
@@ -88,8 +92,7 @@ def _configs_match(alayer, klayer):
         if isinstance(kv, dict):        # serialized initializers etc.: the class name
             assert isinstance(av, dict) and av.get("class_name") == kv.get("class_name"), key
         else:
-            norm = lambda v: list(v) if isinstance(v, tuple) else v   # noqa: E731
-            assert norm(av) == norm(kv), f"{key}: {av!r} vs Keras {kv!r}"
+            assert _norm(av) == _norm(kv), f"{key}: {av!r} vs Keras {kv!r}"
 
 
 # ------------------------------------------------------------ convolutions
@@ -145,3 +148,102 @@ def test_conv_layers(name, kwargs, shape):
     alayer, klayer = compare(name, kwargs, [shape])
     _configs_match(alayer, klayer)
     assert alayer.compute_output_shape(shape) == tuple(klayer.compute_output_shape(shape))
+
+
+# ------------------------------------------------------------ pooling
+POOL_CASES = [
+    ("MaxPooling3D", dict(), (2, 4, 5, 4, 3)),
+    ("MaxPooling3D", dict(pool_size=(2, 3, 2), strides=1, padding="same"), (2, 4, 5, 3, 2)),
+    ("MaxPool3D", dict(pool_size=2, data_format="channels_first"), (2, 3, 4, 4, 5)),
+    ("AveragePooling3D", dict(pool_size=2, strides=(1, 2, 1)), (2, 4, 5, 3, 2)),
+    # "same" padding split evenly: Keras's torch backend pads unevenly split windows by
+    # replicating the edge before averaging, where TF, JAX and axone average the valid entries
+    ("AvgPool3D", dict(pool_size=3, strides=2, padding="same"), (1, 5, 3, 5, 2)),
+    ("AveragePooling2D", dict(pool_size=2, data_format="channels_first"), (2, 3, 6, 5)),
+    ("MaxPooling1D", dict(pool_size=2, data_format="channels_first"), (2, 3, 7)),
+    ("GlobalMaxPooling3D", dict(), (2, 3, 4, 2, 5)),
+    ("GlobalAveragePooling3D", dict(keepdims=True), (2, 3, 4, 2, 5)),
+    ("GlobalMaxPool3D", dict(data_format="channels_first", keepdims=True), (2, 3, 4, 2, 5)),
+    ("GlobalAvgPool3D", dict(data_format="channels_first"), (2, 3, 4, 2, 5)),
+    ("GlobalAveragePooling2D", dict(data_format="channels_first"), (2, 3, 4, 5)),
+    ("AdaptiveAveragePooling1D", dict(output_size=3), (2, 7, 3)),
+    ("AdaptiveAveragePooling2D", dict(output_size=(3, 2)), (2, 7, 5, 3)),
+    ("AdaptiveAveragePooling2D", dict(output_size=4, data_format="channels_first"), (2, 3, 9, 6)),
+    ("AdaptiveAveragePooling3D", dict(output_size=(2, 3, 2)), (1, 5, 7, 4, 2)),
+    ("AdaptiveMaxPooling1D", dict(output_size=4, data_format="channels_first"), (2, 3, 9)),
+    ("AdaptiveMaxPooling2D", dict(output_size=(2, 3)), (2, 5, 7, 3)),
+    ("AdaptiveMaxPooling3D", dict(output_size=2, data_format="channels_first"), (1, 2, 5, 4, 3)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,shape", POOL_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(POOL_CASES)])
+def test_pooling_layers(name, kwargs, shape):
+    alayer, klayer = compare(name, kwargs, [shape])
+    _configs_match(alayer, klayer)
+    assert alayer.compute_output_shape(shape) == tuple(klayer.compute_output_shape(shape))
+
+
+# ------------------------------------------------------ reshaping, identity
+RESHAPE_CASES = [
+    ("ZeroPadding3D", dict(), (2, 2, 3, 2, 3)),
+    ("ZeroPadding3D", dict(padding=(1, 0, 2)), (2, 2, 3, 2, 3)),
+    ("ZeroPadding3D", dict(padding=((0, 1), (2, 0), (1, 1)), data_format="channels_first"),
+     (2, 3, 2, 3, 2)),
+    ("Cropping3D", dict(), (2, 4, 5, 3, 2)),
+    ("Cropping3D", dict(cropping=((0, 1), (2, 1), (1, 0)), data_format="channels_first"),
+     (2, 2, 4, 5, 3)),
+    ("Cropping3D", dict(cropping=2), (1, 5, 6, 5, 2)),
+    ("UpSampling3D", dict(), (2, 2, 3, 2, 3)),
+    ("UpSampling3D", dict(size=(1, 3, 2), data_format="channels_first"), (2, 3, 2, 2, 3)),
+    ("Permute", dict(dims=(2, 1)), (2, 3, 4)),
+    ("Permute", dict(dims=(3, 1, 2)), (2, 3, 4, 5)),
+    ("RepeatVector", dict(n=3), (4, 5)),
+    ("Identity", dict(), (3, 4, 2)),
+    ("ActivityRegularization", dict(l1=0.1, l2=0.2), (3, 4)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,shape", RESHAPE_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(RESHAPE_CASES)])
+def test_reshaping_layers(name, kwargs, shape):
+    alayer, klayer = compare(name, kwargs, [shape])
+    _configs_match(alayer, klayer)
+    assert alayer.compute_output_shape(shape) == tuple(klayer.compute_output_shape(shape))
+
+
+def test_activity_regularization_penalty_matches_keras():
+    x = np.random.default_rng(3).normal(size=(4, 5)).astype(np.float32)
+    k = keras.layers.ActivityRegularization(l1=0.1, l2=0.2)
+    k(torch.tensor(x))
+    a = axone.layers.ActivityRegularization(l1=0.1, l2=0.2)
+    a(Tensor(x))
+    assert len(a.losses) == 1
+    _close(float(a.losses[0].data), float(_np(k.losses[0])), "activity penalty")
+
+
+# ------------------------------------------------------------------ Dot
+DOT_CASES = [
+    (dict(axes=1), [(3, 4), (3, 4)]),
+    (dict(axes=-1, normalize=True), [(3, 4), (3, 4)]),
+    (dict(axes=(2, 1)), [(2, 3, 5), (2, 5, 4)]),
+    (dict(axes=(1, 2)), [(2, 3, 5), (2, 4, 3)]),
+    (dict(axes=(2, 2), normalize=True), [(2, 3, 5), (2, 4, 5)]),
+    (dict(axes=(1, 1)), [(2, 4), (2, 4, 3)]),
+    (dict(axes=(3, 1)), [(2, 3, 2, 4), (2, 4, 3)]),
+]
+
+
+@pytest.mark.parametrize("kwargs,shapes", DOT_CASES)
+def test_dot(kwargs, shapes):
+    alayer, klayer = compare("Dot", kwargs, shapes)
+    _configs_match(alayer, klayer)
+    assert alayer.compute_output_shape(shapes) == tuple(klayer.compute_output_shape(shapes))
+
+
+def test_dot_function():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(2, 3, 4)).astype(np.float32), rng.normal(size=(2, 4, 5)).astype(np.float32)
+    a = axone.layers.dot([Tensor(x), Tensor(y)], axes=(2, 1)).data
+    k = _np(keras.layers.dot([torch.tensor(x), torch.tensor(y)], axes=(2, 1)))
+    _close(a, k, "dot")
