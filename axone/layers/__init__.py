@@ -71,3 +71,7 @@ __all__ += ["MaxPooling3D", "AveragePooling3D", "MaxPool3D", "AvgPool3D", "Globa
             "UpSampling3D", "ZeroPadding3D", "Permute", "RepeatVector", "Identity",
             "ActivityRegularization", "AlphaDropout", "SpatialDropout1D", "SpatialDropout2D",
             "SpatialDropout3D", "Dot", "dot"]
+
+from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
+
+__all__ += ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"]

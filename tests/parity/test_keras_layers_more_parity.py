@@ -247,3 +247,54 @@ def test_dot_function():
     a = axone.layers.dot([Tensor(x), Tensor(y)], axes=(2, 1)).data
     k = _np(keras.layers.dot([torch.tensor(x), torch.tensor(y)], axes=(2, 1)))
     _close(a, k, "dot")
+
+
+# ------------------------------------------------------------ ConvLSTM
+CONVLSTM_CASES = [
+    ("ConvLSTM2D", dict(filters=3, kernel_size=3), (2, 3, 5, 6, 2)),
+    ("ConvLSTM2D", dict(filters=2, kernel_size=(3, 2), padding="same", return_sequences=True),
+     (2, 3, 4, 5, 3)),
+    ("ConvLSTM2D", dict(filters=2, kernel_size=2, strides=2, return_state=True, go_backwards=True),
+     (2, 4, 5, 4, 2)),
+    ("ConvLSTM2D", dict(filters=2, kernel_size=2, dilation_rate=2, data_format="channels_first",
+                        return_sequences=True, activation="relu", unit_forget_bias=False),
+     (1, 3, 2, 5, 5)),
+    ("ConvLSTM1D", dict(filters=3, kernel_size=3, return_sequences=True, return_state=True),
+     (2, 4, 7, 2)),
+    ("ConvLSTM1D", dict(filters=2, kernel_size=2, padding="same", use_bias=False,
+                        go_backwards=True), (2, 3, 6, 3)),
+    ("ConvLSTM3D", dict(filters=2, kernel_size=2, return_sequences=True), (1, 3, 3, 4, 3, 2)),
+    ("ConvLSTM3D", dict(filters=2, kernel_size=(1, 2, 2), padding="same", return_state=True,
+                        data_format="channels_first"), (1, 2, 2, 2, 3, 3)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,shape", CONVLSTM_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CONVLSTM_CASES)])
+def test_conv_lstm(name, kwargs, shape):
+    alayer, klayer = compare(name, kwargs, [shape])
+    _configs_match(alayer, klayer)
+    ks = klayer.compute_output_shape(shape)
+    as_ = alayer.compute_output_shape(shape)
+    if kwargs.get("return_state"):
+        assert [tuple(s) for s in as_] == [tuple(s) for s in ks]
+    else:
+        assert as_ == tuple(ks)
+
+
+def test_conv_lstm_initial_state_matches_keras():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(2, 3, 4, 4, 2)).astype(np.float32)
+    h0, c0 = (rng.normal(size=(2, 4, 4, 3)).astype(np.float32) for _ in range(2))
+    k = keras.layers.ConvLSTM2D(3, 3, padding="same")
+    ky = _np(k(torch.tensor(x), initial_state=[torch.tensor(h0), torch.tensor(c0)]))
+    a = axone.layers.ConvLSTM2D(3, 3, padding="same")
+    a.build(x.shape)
+    a.set_weights(k.get_weights())
+    _close(a(Tensor(x), initial_state=[Tensor(h0), Tensor(c0)]).data, ky, "ConvLSTM2D initial_state")
+
+
+def test_conv_lstm_default_bias_is_unit_forget():
+    a = axone.layers.ConvLSTM2D(4, 3)
+    a.build((1, 2, 5, 5, 2))
+    np.testing.assert_array_equal(a.bias.data, np.r_[np.zeros(4), np.ones(4), np.zeros(8)])
