@@ -1096,6 +1096,9 @@ def _adaptive(kind, inputs, output_size, data_format, who):
                          f"received shape {x.shape}")
     if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool):
         size = (int(output_size),) * nd
+    elif isinstance(output_size, (str, bytes, bool)):
+        raise TypeError(f"{who}: output_size must be an int or a tuple of {nd} ints, received "
+                        f"{output_size!r}")
     else:
         try:
             size = tuple(int(i) for i in output_size)
