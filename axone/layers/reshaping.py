@@ -52,10 +52,30 @@ class _Spatial(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"{self._who}: only data_format='channels_last' is supported, "
-                             f"received {data_format!r}")
-        self.data_format = "channels_last"
+        fmt = "channels_last" if data_format is None else str(data_format).lower()
+        if fmt not in ("channels_last", "channels_first"):
+            raise ValueError(f"{self._who}: data_format must be 'channels_last' or "
+                             f"'channels_first', received {data_format!r}")
+        self.data_format = fmt
+
+    def _in(self, x):
+        """The input as channels-last (channels_first moved last)."""
+        if self.data_format == "channels_first":
+            return ops.transpose(x, (0,) + tuple(range(2, x.ndim)) + (1,))
+        return x
+
+    def _out(self, y):
+        if self.data_format == "channels_first":
+            return ops.transpose(y, (0, y.ndim - 1) + tuple(range(1, y.ndim - 1)))
+        return y
+
+    def _last(self, shape):
+        shape = tuple(shape)
+        return (shape[0],) + shape[2:] + (shape[1],) if self.data_format == "channels_first" else shape
+
+    def _back(self, shape):
+        return (shape[0], shape[-1]) + tuple(shape[1:-1]) if self.data_format == "channels_first" \
+            else tuple(shape)
 
     @property
     def _who(self):
@@ -94,12 +114,14 @@ class ZeroPadding1D(_Spatial):
 
     def call(self, inputs):
         self._check(inputs.shape)
-        return ops.pad(inputs, ((0, 0), self.padding, (0, 0)))
+        return self._out(ops.pad(self._in(inputs), ((0, 0), self.padding, (0, 0))))
 
     def compute_output_shape(self, input_shape):
         self._check(input_shape)
+        input_shape = self._last(input_shape)
         n = input_shape[1]
-        return (input_shape[0], None if n is None else n + sum(self.padding), input_shape[2])
+        return self._back((input_shape[0], None if n is None else n + sum(self.padding),
+                           input_shape[2]))
 
     def get_config(self):
         cfg = super().get_config()
@@ -119,12 +141,13 @@ class ZeroPadding2D(_Spatial):
 
     def call(self, inputs):
         self._check(inputs.shape)
-        return ops.pad(inputs, ((0, 0),) + self.padding + ((0, 0),))
+        return self._out(ops.pad(self._in(inputs), ((0, 0),) + self.padding + ((0, 0),)))
 
     def compute_output_shape(self, input_shape):
         self._check(input_shape)
+        input_shape = self._last(input_shape)
         sp = [None if n is None else n + sum(p) for n, p in zip(input_shape[1:3], self.padding)]
-        return (input_shape[0],) + tuple(sp) + (input_shape[3],)
+        return self._back((input_shape[0],) + tuple(sp) + (input_shape[3],))
 
     def get_config(self):
         cfg = super().get_config()
@@ -140,7 +163,7 @@ class Cropping1D(_Spatial):
         super().__init__(**kwargs)
         self.cropping = _int_tuple(cropping, 2, "cropping", self._who)
 
-    def _out(self, n, shape):
+    def _length(self, n, shape):
         if n is None:
             return None
         if sum(self.cropping) >= n:
@@ -150,13 +173,13 @@ class Cropping1D(_Spatial):
 
     def call(self, inputs):
         self._check(inputs.shape)
-        n = self._out(inputs.shape[1], inputs.shape)
+        n = self._length(inputs.shape[1], inputs.shape)
         a = self.cropping[0]
         return ops.get_item(inputs, (slice(None), slice(a, a + n)))
 
     def compute_output_shape(self, input_shape):
         self._check(input_shape)
-        return (input_shape[0], self._out(input_shape[1], input_shape), input_shape[2])
+        return (input_shape[0], self._length(input_shape[1], input_shape), input_shape[2])
 
     def get_config(self):
         cfg = super().get_config()
@@ -175,7 +198,7 @@ class Cropping2D(_Spatial):
         super().__init__(data_format=data_format, **kwargs)
         self.cropping = _pairs_2d(cropping, "cropping", self._who)
 
-    def _out(self, shape):
+    def _sizes(self, shape):
         out = []
         for n, c in zip(shape[1:3], self.cropping):
             if n is not None and sum(c) >= n:
@@ -187,13 +210,15 @@ class Cropping2D(_Spatial):
 
     def call(self, inputs):
         self._check(inputs.shape)
-        h, w = self._out(inputs.shape)
+        x = self._in(inputs)
+        h, w = self._sizes(x.shape)
         (t, _), (l, _) = self.cropping
-        return ops.get_item(inputs, (slice(None), slice(t, t + h), slice(l, l + w)))
+        return self._out(ops.get_item(x, (slice(None), slice(t, t + h), slice(l, l + w))))
 
     def compute_output_shape(self, input_shape):
         self._check(input_shape)
-        return (input_shape[0],) + tuple(self._out(input_shape)) + (input_shape[3],)
+        input_shape = self._last(input_shape)
+        return self._back((input_shape[0],) + tuple(self._sizes(input_shape)) + (input_shape[3],))
 
     def get_config(self):
         cfg = super().get_config()
@@ -260,15 +285,17 @@ class UpSampling2D(_Spatial):
 
     def call(self, inputs):
         self._check(inputs.shape)
+        x = self._in(inputs)
         if self.interpolation == "nearest":
-            return _repeat(inputs, self.size)
-        h, w = inputs.shape[1], inputs.shape[2]
-        return resize(inputs, h * self.size[0], w * self.size[1], self.interpolation)
+            return self._out(_repeat(x, self.size))
+        h, w = x.shape[1], x.shape[2]
+        return self._out(resize(x, h * self.size[0], w * self.size[1], self.interpolation))
 
     def compute_output_shape(self, input_shape):
         self._check(input_shape)
+        input_shape = self._last(input_shape)
         sp = [None if n is None else n * s for n, s in zip(input_shape[1:3], self.size)]
-        return (input_shape[0],) + tuple(sp) + (input_shape[3],)
+        return self._back((input_shape[0],) + tuple(sp) + (input_shape[3],))
 
     def get_config(self):
         cfg = super().get_config()

@@ -145,7 +145,7 @@ def test_config_roundtrip(cls, kw):
     (lambda: layers.Cropping1D(-2, name="crop1"), "crop1"),
     (lambda: layers.UpSampling2D(0, name="up"), "up"),
     (lambda: layers.UpSampling2D(2, interpolation="cubic", name="up_i"), "up_i"),
-    (lambda: layers.UpSampling2D(data_format="channels_first", name="up_df"), "up_df"),
+    (lambda: layers.UpSampling2D(data_format="channels_middle", name="up_df"), "up_df"),
 ])
 def test_bad_arguments_raise_value_error_naming_the_layer(make, match):
     with pytest.raises(ValueError, match=match):

@@ -298,3 +298,20 @@ def test_conv_lstm_default_bias_is_unit_forget():
     a = axone.layers.ConvLSTM2D(4, 3)
     a.build((1, 2, 5, 5, 2))
     np.testing.assert_array_equal(a.bias.data, np.r_[np.zeros(4), np.ones(4), np.zeros(8)])
+
+
+CHANNELS_FIRST_2D = [
+    ("ZeroPadding1D", dict(padding=(1, 2), data_format="channels_first"), (2, 3, 5)),
+    ("ZeroPadding2D", dict(padding=((1, 0), (2, 1)), data_format="channels_first"), (2, 3, 4, 5)),
+    ("Cropping2D", dict(cropping=((1, 0), (2, 1)), data_format="channels_first"), (2, 3, 5, 6)),
+    ("UpSampling2D", dict(size=(2, 3), data_format="channels_first"), (2, 3, 2, 4)),
+    ("UpSampling2D", dict(size=2, data_format="channels_first", interpolation="bilinear"),
+     (2, 3, 3, 4)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,shape", CHANNELS_FIRST_2D,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CHANNELS_FIRST_2D)])
+def test_channels_first_reshaping(name, kwargs, shape):
+    alayer, klayer = compare(name, kwargs, [shape])
+    assert alayer.compute_output_shape(shape) == tuple(klayer.compute_output_shape(shape))
