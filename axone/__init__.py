@@ -11,10 +11,11 @@ from .layers import Input, KerasTensor, Layer
 from . import models
 from .models import Model, Sequential
 from . import datasets
+from . import saving
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Variable", "Function", "no_grad", "enable_grad", "is_grad_enabled",
            "backend", "ops", "random", "activations", "callbacks", "constraints", "initializers",
-           "losses", "metrics", "optimizers", "regularizers", "utils", "layers", "models", "datasets",
+           "losses", "metrics", "optimizers", "regularizers", "utils", "layers", "models", "datasets", "saving",
            "Input", "KerasTensor", "Layer", "Model", "Sequential", "__version__"]

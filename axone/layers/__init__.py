@@ -1,6 +1,7 @@
 """Keras layers, by family."""
 from .base import KerasTensor, Layer, Node
-from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
+from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, InputSpec, Lambda, Reshape
+from .serialization import deserialize, serialize
 from .convolutional import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D,
                             Conv3DTranspose, Convolution1D, Convolution1DTranspose, Convolution2D,
                             Convolution2DTranspose, Convolution3D, Convolution3DTranspose,
@@ -21,7 +22,7 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
            "Bidirectional", "TimeDistributed", "Embedding", "Masking", "Layer", "KerasTensor", "Node", "InputLayer", "Input", "Dense", "Activation",
-           "Dropout", "Flatten", "Reshape", "Add", "Subtract", "Multiply", "Average", "Maximum",
+           "Dropout", "Flatten", "Reshape", "Lambda", "InputSpec", "serialize", "deserialize", "Add", "Subtract", "Multiply", "Average", "Maximum",
            "Minimum", "Concatenate", "add", "subtract", "multiply", "average", "maximum",
            "minimum", "concatenate", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
            "BatchNormalization", "GaussianNoise", "GaussianDropout", "Conv1D", "Conv2D",

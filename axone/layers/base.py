@@ -16,6 +16,7 @@ from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor
 from ..ops import math as _M
 from ..variables import Variable
+from .input_spec import assert_input_compatibility
 
 __all__ = ["Layer", "KerasTensor", "Node", "unique_name", "clear_session"]
 
@@ -219,6 +220,7 @@ class Layer:
     """
 
     _autocast = True
+    input_spec = None           # an InputSpec (or a list of them) checked on every call
     supports_masking = False
     _produces_mask = False      # layers that create a mask from their inputs (Embedding, Masking)
 
@@ -548,6 +550,8 @@ class Layer:
                 and (not self._autocast or inputs.data.dtype == _np_dtype(self.dtype))):
             if self._input_ndim is not None:
                 self._check_input(inputs)
+            if self.input_spec is not None:
+                assert_input_compatibility(self.input_spec, inputs, self.name)
             y = self.call(inputs, training=training) if self._call_accepts_training() else \
                 self.call(inputs)
             if self.activity_regularizer is not None:
@@ -560,6 +564,8 @@ class Layer:
             self._maybe_build(_map(lambda t: tuple(t.shape), x))
         if self._input_ndim is not None and not isinstance(x, (list, tuple, dict)):
             self._check_input(x)
+        if self.input_spec is not None:
+            assert_input_compatibility(self.input_spec, x, self.name)
         mask = kwargs.pop("mask", None)
         if mask is None:
             if isinstance(x, Tensor):
@@ -593,6 +599,8 @@ class Layer:
         return y
 
     def _symbolic_call(self, inputs, *args, training=None, **kwargs):
+        if self.input_spec is not None:
+            assert_input_compatibility(self.input_spec, inputs, self.name)
         shapes = _map(lambda t: t.shape, inputs)
         if not self.built:
             self._maybe_build(shapes)
@@ -656,8 +664,66 @@ class Layer:
     def from_config(cls, config):
         return cls(**config)
 
+    def get_build_config(self):
+        """``{"input_shape": ...}``: the shape the layer was built for (Keras 3), or None when
+        it was not built from a shape."""
+        if self._build_input_shape is not None:
+            return {"input_shape": _map_shapes(lambda s: tuple(s), self._build_input_shape)}
+        return None
+
+    def build_from_config(self, config):
+        """Build the layer from :meth:`get_build_config`'s dict (``input_shape``, or Keras's
+        ``shapes_dict`` of one shape per ``build`` argument)."""
+        if not config:
+            return
+        if not isinstance(config, dict):
+            raise TypeError(f"{type(self).__name__} {self.name!r}: build_from_config expects a "
+                            f"dict such as {{'input_shape': (None, 4)}}, received {config!r}")
+        if "input_shape" in config:
+            shape = _tuples(config["input_shape"])
+            if not self.built:
+                self._build_input_shape = shape
+            self.build(shape)
+            self.built = True
+        elif "shapes_dict" in config:
+            shapes = {k.removesuffix("_shape"): _tuples(v) for k, v in config["shapes_dict"].items()}
+            self.build(**{k + "_shape": v for k, v in shapes.items()})
+            self.built = True
+
+    def compute_output_spec(self, *args, **kwargs):
+        """The outputs of a call on ``args`` as KerasTensors (shape and dtype, no values), as
+        Keras 3: KerasTensors (or arrays) in, KerasTensors out."""
+        def spec(x):
+            if isinstance(x, KerasTensor):
+                return x
+            if hasattr(x, "shape") and hasattr(x, "dtype"):
+                return KerasTensor(tuple(x.shape), dtype=x.dtype)
+            return x
+        args = [_map(spec, a) for a in args]
+        if not args:
+            raise TypeError(f"{type(self).__name__}.compute_output_spec: give the inputs")
+        shapes = _map(lambda t: t.shape if isinstance(t, KerasTensor) else t, args[0])
+        if not self.built:
+            self._maybe_build(shapes)
+        out_shapes = self.compute_output_shape(shapes)
+        dtype = self._output_dtype()
+        if isinstance(out_shapes, tuple) and (not out_shapes or not isinstance(out_shapes[0], tuple)):
+            return KerasTensor(out_shapes, dtype=dtype)
+        return _map_shapes(lambda s: KerasTensor(s, dtype=dtype), out_shapes)
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _tuples(shape):
+    """A shape read back from JSON (lists) as tuples; a list of shapes stays a list."""
+    if isinstance(shape, (list, tuple)) and shape and all(isinstance(s, (list, tuple)) for s in shape):
+        return [_tuples(s) for s in shape]
+    if isinstance(shape, dict):
+        return {k: _tuples(v) for k, v in shape.items()}
+    if isinstance(shape, (list, tuple)):
+        return tuple(None if d is None else int(d) for d in shape)
+    return shape
 
 
 def _alias(t):

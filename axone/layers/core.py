@@ -1,12 +1,19 @@
-"""Core layers: InputLayer / Input, Dense, Activation, Dropout, Flatten, Reshape."""
+"""Core layers: InputLayer / Input, Dense, Activation, Dropout, Flatten, Reshape, Lambda;
+InputSpec."""
+import inspect
+
 import numpy as np
 
 from .. import activations, backend, constraints, initializers, ops, regularizers
+from .. import object_registration as _registry
+from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor
 from ..ops import nn as _nn
-from .base import KerasTensor, Layer, unique_name
+from .base import KerasTensor, Layer, _map, _map_shapes, unique_name
+from .input_spec import InputSpec
 
-__all__ = ["InputLayer", "Input", "Dense", "Activation", "Dropout", "Flatten", "Reshape"]
+__all__ = ["InputLayer", "Input", "Dense", "Activation", "Dropout", "Flatten", "Reshape",
+           "Lambda", "InputSpec"]
 
 
 def _as_shape(shape, who):
@@ -346,6 +353,165 @@ class Reshape(Layer):
         cfg = super().get_config()
         cfg["target_shape"] = self.target_shape
         return cfg
+
+
+class Lambda(Layer):
+    """Wraps a function of tensors as a layer: ``Lambda(lambda x: x ** 2)``.
+
+    Args:
+        function: ``f(inputs, **arguments)``; it may take ``mask`` and ``training`` too.
+        output_shape: the output shape without the batch (a tuple), or a function of the input
+            shape; when not given it is inferred by running ``function`` on zeros of the input
+            shape (with two batch sizes, so a dimension following the batch stays ``None``).
+        mask: a mask for the output, or ``f(inputs, mask)`` computing it.
+        arguments: a dict of keyword arguments passed to ``function``.
+
+    Saving: the function is stored by name — its registered name
+    (``keras.saving.register_keras_serializable``) or the name of a plain named function, given
+    in ``custom_objects`` when loading.  Python lambdas and closures cannot be saved: Keras stores
+    their bytecode, and axone never executes code from a file (``get_config`` raises).
+    """
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda {self.name!r}: function must be callable, received "
+                            f"{type(function).__name__} {function!r}")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise TypeError(f"Lambda {self.name!r}: arguments must be a dict of keyword "
+                            f"arguments, received {type(arguments).__name__} {arguments!r}")
+        if output_shape is not None and not callable(output_shape):
+            try:
+                output_shape = tuple(None if d is None else int(d) for d in output_shape)
+            except (TypeError, ValueError):
+                raise TypeError(f"Lambda {self.name!r}: output_shape must be a tuple of ints, "
+                                f"a function of the input shape or None, received "
+                                f"{output_shape!r}") from None
+        self.arguments = dict(arguments or {})
+        self.function = function
+        self.supports_masking = mask is not None
+        self.mask = mask
+        self._output_shape = output_shape
+        try:
+            params = inspect.signature(function).parameters
+        except (TypeError, ValueError):
+            params = {}
+        self._fn_expects_training_arg = "training" in params
+        self._fn_expects_mask_arg = "mask" in params
+        self.built = True
+
+    def call(self, inputs, mask=None, training=None):
+        kwargs = dict(self.arguments)
+        if self._fn_expects_mask_arg:
+            kwargs["mask"] = mask
+        if self._fn_expects_training_arg:
+            kwargs["training"] = training
+        return self.function(inputs, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        if callable(self.mask):
+            return self.mask(inputs, mask)
+        return self.mask
+
+    def compute_output_shape(self, input_shape):
+        if self._output_shape is None:
+            return self._infer_output_shape(input_shape)
+        if callable(self._output_shape):
+            out = self._output_shape(input_shape)
+            return _map_shapes(lambda s: tuple(s), out)
+        first = input_shape
+        while isinstance(first, list):
+            first = first[0]
+        batch = first[0] if isinstance(first, tuple) and first else None
+        return (batch,) + tuple(self._output_shape)
+
+    def _infer_output_shape(self, input_shape):
+        """Run the function on zeros of the input shape, for batch sizes 2 and 3."""
+        outs = []
+        try:
+            for b in (2, 3):
+                x = _map_shapes(lambda s: Tensor(np.zeros(tuple(b if d is None else d for d in s),
+                                                          dtype=self.dtype)), input_shape)
+                with no_grad():
+                    outs.append(self.call(x, training=False))
+        except Exception as e:
+            raise NotImplementedError(
+                f"Lambda {self.name!r}: we could not automatically infer the shape of the "
+                f"Lambda's output ({type(e).__name__}: {e}). Please specify the `output_shape` "
+                f"argument for this Lambda layer.") from e
+
+        def merge(a, c):
+            if isinstance(a, (list, tuple)):
+                return type(a)(merge(u, v) for u, v in zip(a, c))
+            if isinstance(a, dict):
+                return {k: merge(a[k], c[k]) for k in a}
+            sa, sc = np.shape(a.data if isinstance(a, Tensor) else a), \
+                np.shape(c.data if isinstance(c, Tensor) else c)
+            return tuple(None if (u, v) == (2, 3) else u for u, v in zip(sa, sc))
+        self._inferred_dtype = _map(lambda t: t.dtype if isinstance(t, Tensor) else None, outs[0])
+        return merge(outs[0], outs[1])
+
+    def _output_dtype(self):
+        d = getattr(self, "_inferred_dtype", None)
+        return str(d) if d is not None and not isinstance(d, (list, tuple, dict)) else self.dtype
+
+    def get_config(self):
+        who = f"Lambda {self.name!r}:"
+        cfg = super().get_config()
+        cfg["function"] = _function_entry(self.function, who)
+        if self._output_shape is not None:
+            cfg["output_shape"] = (_function_entry(self._output_shape, f"{who} output_shape")
+                                   if callable(self._output_shape) else list(self._output_shape))
+        if self.mask is not None:
+            cfg["mask"] = (_function_entry(self.mask, f"{who} mask") if callable(self.mask)
+                           else self.mask)
+        cfg["arguments"] = dict(self.arguments)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None, safe_mode=None):
+        """Rebuild from :meth:`get_config`; functions are found by name (``custom_objects``,
+        an open ``custom_object_scope``, the registry), never loaded from code.  ``safe_mode``
+        is accepted for Keras compatibility: a Keras ``__lambda__`` entry (bytecode) is refused
+        whatever its value."""
+        config = dict(config)
+        for key in ("function", "output_shape", "mask"):
+            if key in config and (isinstance(config[key], dict) or
+                                  key == "function" and isinstance(config[key], str)):
+                config[key] = _function_from_entry(config[key], custom_objects,
+                                                   f"Lambda {config.get('name')!r} {key}")
+        if isinstance(config.get("output_shape"), list):
+            config["output_shape"] = tuple(config["output_shape"])
+        return cls(**config)
+
+
+def _function_entry(fn, who):
+    """Keras's entry for a function in a config, by its registered (or plain) name."""
+    return {"module": "builtins", "class_name": "function",
+            "config": _registry.function_name_for_saving(fn, who), "registered_name": "function"}
+
+
+def _function_from_entry(entry, custom_objects, who):
+    if callable(entry):
+        return entry
+    if isinstance(entry, dict) and entry.get("class_name") == "__lambda__":
+        raise ValueError(
+            f"{who}: the saved function is Python bytecode (a Keras lambda entry). axone never "
+            f"executes code from a file, also with safe_mode=False: define the function in your "
+            f"program, register it with keras.saving.register_keras_serializable() and save the "
+            f"model again (or rebuild the layer in code)")
+    name = entry.get("config") if isinstance(entry, dict) else entry
+    if isinstance(entry, dict) and entry.get("class_name") != "function":
+        name = entry.get("registered_name") or entry.get("class_name")
+    if not isinstance(name, str):
+        raise ValueError(f"{who}: expected a function entry naming the function, received "
+                         f"{entry!r}")
+    fn = _registry.lookup([name], custom_objects)
+    if fn is None:
+        raise ValueError(f"{who}: unknown function {name!r}: register it with "
+                         f"@keras.saving.register_keras_serializable() before loading, or pass "
+                         f"it in custom_objects={{{name!r}: {name.rpartition('>')[2]}}}")
+    return fn
 
 
 del backend

@@ -355,11 +355,24 @@ class Model(Trainer, Layer):
         return saving.load_backup(self, filepath)
 
     def get_config(self):
-        cfg = {"name": self.name, "trainable": self.trainable}
-        if self._is_graph:
-            cfg["layers"] = [{"class_name": type(l).__name__, "config": l.get_config()}
-                             for l in self.layers]
-        return cfg
+        if self._is_graph and type(self).get_config is Model.get_config:
+            return saving.serialize_model(self)["config"]    # the functional graph
+        return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A model from its config: a functional graph (``layers``, ``input_layers``,
+        ``output_layers``) is rebuilt layer by layer; otherwise ``cls(**config)``."""
+        if isinstance(config, dict) and {"layers", "input_layers", "output_layers"} <= set(config):
+            return saving.model_from_config({"class_name": "Functional", "config": config},
+                                            custom_objects)
+        return cls(**config)
+
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string (``keras.models.model_from_json`` reads it);
+        ``kwargs`` go to ``json.dumps``."""
+        import json
+        return json.dumps(saving.model_entry(self), **kwargs)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"

@@ -44,6 +44,7 @@ import warnings
 
 import numpy as np
 
+from .. import object_registration as _registry
 from ..fileio import (FileFormatError, ZipArchive, atomic_write_zip, loading_budget,  # noqa: F401
                       remove_stale_temps)
 
@@ -55,7 +56,45 @@ _MODEL_CLASSES = {}
 def register_model_class(name, cls):
     """Make ``cls`` the class that a saved ``{"class_name": name}`` model is rebuilt as."""
     _MODEL_CLASSES[name] = cls
+    _registry.BUILTIN_MODEL_CLASSES[name] = cls
     return cls
+
+
+def model_entry(model):
+    """Keras's serialized form of a model (``module``, ``class_name``, ``config``,
+    ``registered_name``, and ``build_config`` for a subclassed one): what ``to_json`` writes."""
+    entry = dict(serialize_model(model))
+    Model, Sequential = _model_classes()
+    if type(model) in (Model, Sequential):
+        entry.setdefault("module", "keras")
+        entry.setdefault("registered_name", None)
+    else:
+        entry.setdefault("module", type(model).__module__)
+        entry.setdefault("registered_name", _registry.get_registered_name(type(model)))
+    return entry
+
+
+def model_from_config(spec, custom_objects=None):
+    """A model from :func:`model_entry`'s dict (``custom_objects`` and the open scopes name the
+    user's classes and functions)."""
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(f"custom_objects must be a dict {{name: object}}, received "
+                        f"{type(custom_objects).__name__}")
+    with _registry.custom_object_scope(custom_objects):
+        return deserialize_model(spec, custom_objects)
+
+
+def model_from_json(json_string, custom_objects=None):
+    """A model (fresh weights) from ``model.to_json()``'s string, as Keras's
+    ``models.model_from_json``."""
+    if not isinstance(json_string, (str, bytes, bytearray)):
+        raise TypeError(f"model_from_json: expected a JSON string, received "
+                        f"{type(json_string).__name__}")
+    try:
+        spec = json.loads(json_string)
+    except ValueError as e:
+        raise ValueError(f"model_from_json: the string is not valid JSON ({e})") from None
+    return model_from_config(spec, custom_objects)
 
 
 def _model_classes():
@@ -285,7 +324,16 @@ def _serialize_metric(m):
     if isinstance(m, dict):
         return {k: _serialize_metric(v) for k, v in m.items()}
     if hasattr(m, "get_config"):
-        return {"class_name": type(m).__name__, "config": m.get_config()}
+        out = {"class_name": type(m).__name__, "config": m.get_config()}
+        if _registry.is_registered(type(m)):
+            out["registered_name"] = _registry.get_registered_name(type(m))
+        fn = out["config"].get("fn") if isinstance(out["config"], dict) else None
+        if callable(fn):
+            out["config"] = dict(out["config"], fn=_function_entry(
+                _registry.function_name_for_saving(fn, f"the metric {m.name!r}")))
+        return out
+    if callable(m):
+        return _function_entry(_registry.function_name_for_saving(m, "the metric"))
     raise ValueError(f"save: cannot serialize the metric {m!r}; pass metrics by name or as "
                      f"axone metric objects")
 
@@ -299,10 +347,23 @@ def _serialize_loss(l):
     if isinstance(l, dict):
         return {k: _serialize_loss(v) for k, v in l.items()}
     s = losses.serialize(l)
-    if isinstance(s, str) and losses.get(s) is not l:
-        raise ValueError(f"save: cannot serialize the custom loss {l!r}; pass custom_objects when "
-                         f"loading and give the loss by name")
+    if isinstance(s, str) and not (s in _builtin_loss_names() and losses.get(s) is l):
+        # a user's loss function: stored by its registered (or plain) name, as Keras stores it
+        return _function_entry(_registry.function_name_for_saving(l, "the loss"))
+    if isinstance(s, dict) and _registry.is_registered(type(l)):
+        s = dict(s, registered_name=_registry.get_registered_name(type(l)))
     return s
+
+
+def _builtin_loss_names():
+    from .. import losses
+    return set(losses._FUNCTIONS) | set(losses._CLASSES)
+
+
+def _function_entry(name):
+    """Keras's entry for a function named in a saved configuration."""
+    return {"module": "builtins", "class_name": "function", "config": name,
+            "registered_name": "function"}
 
 
 def _optimizer_entries(opt):
@@ -350,10 +411,51 @@ def save_model(model, path, include_optimizer=True):
     atomic_write_zip(path, entries)
 
 
+def layer_config(layer):
+    """``layer.get_config()`` with the user objects it holds named as they were registered:
+    an attribute holding a registered function becomes Keras's function entry (its registered
+    name), a registered class's config dict gains its ``registered_name``."""
+    cfg = layer.get_config()
+    if not isinstance(cfg, dict):
+        raise TypeError(f"save: the get_config() of layer {layer.name!r} "
+                        f"({type(layer).__name__}) must return a dict, received {cfg!r}")
+    out = dict(cfg)
+    for k, v in cfg.items():
+        if k in ("name", "dtype", "trainable"):
+            continue
+        attr = layer.__dict__.get(k, None)
+        if attr is None or attr is v:
+            continue
+        if _registry.is_registered(attr) and not isinstance(attr, type):
+            if callable(attr) and not hasattr(attr, "get_config"):
+                out[k] = _function_entry(_registry.get_registered_name(attr))
+        elif isinstance(v, dict) and _registry.is_registered(type(attr)) and "class_name" in v:
+            out[k] = dict(v, registered_name=_registry.get_registered_name(type(attr)))
+    return out
+
+
+def _class_entry(layer, config):
+    """``{"class_name", "config"}`` of a layer, with ``module`` and ``registered_name`` for a
+    registered class (Keras's form)."""
+    entry = {"class_name": type(layer).__name__, "config": config}
+    if _registry.is_registered(type(layer)):
+        entry["module"] = type(layer).__module__
+        entry["registered_name"] = _registry.get_registered_name(type(layer))
+    return entry
+
+
 def serialize_model(model):
     Model, Sequential = _model_classes()
-    if isinstance(model, Sequential):
-        return {"class_name": "Sequential", "config": model.get_config()}
+    if isinstance(model, Sequential) and type(model).get_config is Sequential.get_config:
+        cfg = model.get_config()
+        cfg["layers"] = ([cfg["layers"][0]] if model._input_layer is not None else []) + [
+            _class_entry(l, layer_config(l)) if not isinstance(l, Model) else
+            dict(serialize_model(l), name=l.name) for l in model._seq_layers]
+        out = {"class_name": "Sequential", "config": cfg}
+        if type(model) is not Sequential:
+            out = _class_entry(model, cfg)
+            out["nested_class_name"] = "Sequential"
+        return out
     if isinstance(model, Model) and model._is_graph:
         layers = []
         own = set(id(n) for n in model._nodes)
@@ -372,11 +474,14 @@ def serialize_model(model):
                     continue
                 nodes.append([ref(t) for t in node.flat_inputs] + [
                     {"structure": "list" if isinstance(node.inputs, (list, tuple)) else "single"}])
-            entry = {"class_name": type(layer).__name__, "name": layer.name,
-                     "config": serialize_model(layer)["config"] if isinstance(layer, Model) else layer.get_config(),
-                     "inbound_nodes": nodes}
             if isinstance(layer, Model):
-                entry["nested_class_name"] = serialize_model(layer)["class_name"]
+                nested = serialize_model(layer)
+                entry = dict(nested, class_name=type(layer).__name__, name=layer.name,
+                             inbound_nodes=nodes)
+                entry["nested_class_name"] = nested.get("nested_class_name", nested["class_name"])
+            else:
+                entry = _class_entry(layer, layer_config(layer))
+                entry.update(name=layer.name, inbound_nodes=nodes)
             layers.append(entry)
         return {"class_name": "Functional", "config": {
             "name": model.name, "trainable": model.trainable, "layers": layers,
@@ -384,24 +489,81 @@ def serialize_model(model):
             "output_layers": [ref(t) for t in model._outputs],
             "output_structure": "list" if isinstance(model._output_struct, (list, tuple)) else "single",
             "input_structure": "list" if isinstance(model._input_struct, (list, tuple)) else "single"}}
-    raise ValueError(f"save: model {model.name!r} is a subclassed model without a functional graph; "
-                     f"save its weights with save_weights and rebuild it in code")
+    if isinstance(model, Model) and type(model).get_config is not Model.get_config:
+        # a subclassed model with its own get_config: rebuilt by from_config, then built from
+        # its build config (the input shape of its first call), as Keras rebuilds it
+        entry = {"module": type(model).__module__, "class_name": type(model).__name__,
+                 "config": model.get_config(),
+                 "registered_name": _registry.get_registered_name(type(model))
+                 if _registry.is_registered(type(model)) else None,
+                 "nested_class_name": "Subclassed"}
+        build = model.get_build_config() if hasattr(model, "get_build_config") else None
+        if build is not None:
+            entry["build_config"] = build
+        return entry
+    raise ValueError(f"save: model {model.name!r} is a subclassed model without a functional "
+                     f"graph or a get_config(); define get_config() (and register the class with "
+                     f"keras.saving.register_keras_serializable), or save its weights with "
+                     f"save_weights and rebuild it in code")
 
 
-def _layer_class(name, custom_objects):
+def _layer_class(name, custom_objects, registered_name=None):
+    """The class a saved entry names: a user class (``custom_objects``, an open
+    ``custom_object_scope``, the registry; by registered name first), else axone's own."""
     from .. import layers as layers_mod
     Model, Sequential = _model_classes()
-    if custom_objects and name in custom_objects:
-        return custom_objects[name]
+    if not isinstance(name, str):
+        raise ValueError(f"a layer entry's class_name must be a string, received {name!r}")
+    user = _registry.lookup([registered_name, name], custom_objects)
+    if user is not None:
+        if not isinstance(user, type):
+            raise ValueError(f"the object given for layer class {name!r} is not a class: {user!r}")
+        return user
     if name == "Sequential":
         return Sequential
     if name in ("Functional", "Model"):
         return Model
     cls = getattr(layers_mod, name, None)
     if cls is None or not isinstance(cls, type):
-        raise ValueError(f"Unknown layer class {name!r} in the saved model; pass it in "
-                         f"custom_objects={{{name!r}: ...}}")
+        shown = registered_name or name
+        raise ValueError(f"Unknown layer class {shown!r} in the saved model: register it with "
+                         f"@keras.saving.register_keras_serializable() before loading, or pass "
+                         f"it in custom_objects={{{name!r}: {name}}}")
     return cls
+
+
+def _resolve_user_objects(cfg):
+    """The config with every value that names a user object (a registered or given function,
+    a custom initializer / regularizer / constraint / activation class entry) replaced by the
+    object, so the layer's constructor receives it as Keras's ``get`` functions would."""
+    from ..layers.base import Layer
+    out = dict(cfg)
+    for k, v in cfg.items():
+        if k in ("name", "dtype", "trainable"):
+            continue
+        if isinstance(v, str):
+            obj = _registry.lookup([v])
+            if obj is not None and callable(obj) and not isinstance(obj, type):
+                out[k] = obj
+        elif isinstance(v, dict) and isinstance(v.get("class_name"), str):
+            cname = v["class_name"]
+            if cname == "function":
+                fname = v.get("config")
+                obj = _registry.lookup([fname]) if isinstance(fname, str) else None
+                if obj is None:
+                    raise ValueError(f"{k}: unknown function {fname!r}: register it with "
+                                     f"@keras.saving.register_keras_serializable() or pass it in "
+                                     f"custom_objects")
+                out[k] = obj
+                continue
+            obj = _registry.lookup([v.get("registered_name"), cname])
+            if obj is None or not isinstance(obj, type) or issubclass(obj, Layer):
+                continue
+            inner = v.get("config", {})
+            if not isinstance(inner, dict):
+                raise ValueError(f"{k}: the config of {cname!r} must be an object")
+            out[k] = obj.from_config(dict(inner)) if hasattr(obj, "from_config") else obj(**inner)
+    return out
 
 
 def _ref(r, what):
@@ -473,7 +635,7 @@ def _from_config(cls, entry):
     if not isinstance(cfg, dict):
         raise TypeError(f"layer {name!r} ({cls.__name__}): its config must be an object")
     try:
-        return cls.from_config(dict(cfg))
+        return cls.from_config(_resolve_user_objects(cfg))
     except _REBUILD_ERRORS as e:
         raise type(e)(f"layer {name!r} ({cls.__name__}): {e}") if type(e) in (
             ValueError, TypeError) else ValueError(
@@ -487,11 +649,20 @@ def deserialize_model(spec, custom_objects=None):
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise ValueError("the architecture must be {'class_name': ..., 'config': {...}}")
     cname, cfg = spec.get("class_name"), spec["config"]
-    if cname == "Sequential":
-        model = Sequential(name=cfg.get("name"), trainable=cfg.get("trainable", True))
+    kind = spec.get("nested_class_name", cname)
+    if kind == "Subclassed" or cname not in ("Sequential", "Functional", "Model") and \
+            kind not in ("Sequential", "Functional"):
+        return _subclassed_from_entry(spec, custom_objects)
+    if kind == "Sequential":
+        cls = Sequential if cname == "Sequential" else _layer_class(
+            cname, custom_objects, spec.get("registered_name"))
+        model = cls(name=cfg.get("name"), trainable=cfg.get("trainable", True))
         for entry in cfg["layers"]:
-            cls = _layer_class(entry["class_name"], custom_objects)
-            if cls in (Sequential, Model):
+            if not isinstance(entry, dict):
+                raise ValueError(f"a layer entry must be an object, received {entry!r}")
+            cls = _layer_class(entry["class_name"], custom_objects, entry.get("registered_name"))
+            if isinstance(cls, type) and issubclass(cls, Model) and (
+                    cls in (Sequential, Model) or "nested_class_name" in entry):
                 layer = deserialize_model(entry, custom_objects)
             else:
                 layer = _from_config(cls, entry)
@@ -501,11 +672,11 @@ def deserialize_model(spec, custom_objects=None):
         created = {}
         outputs_of = {}
         for entry in cfg["layers"]:
-            cls = _layer_class(entry.get("nested_class_name", entry["class_name"]), custom_objects)
-            if cls in (Sequential, Model):
-                layer = deserialize_model({"class_name": entry.get("nested_class_name", "Functional"),
-                                           "config": entry["config"]}, custom_objects)
+            if "nested_class_name" in entry:
+                layer = deserialize_model(entry, custom_objects)
             else:
+                cls = _layer_class(entry["class_name"], custom_objects,
+                                   entry.get("registered_name"))
                 layer = _from_config(cls, entry)
             if entry["name"] in created:
                 raise ValueError(f"two layers are named {entry['name']!r}")
@@ -537,6 +708,26 @@ def deserialize_model(spec, custom_objects=None):
         return Model(ins if cfg.get("input_structure") == "list" else ins[0],
                      outs if cfg.get("output_structure") == "list" else outs[0], name=cfg.get("name"))
     raise ValueError(f"unknown model class {cname!r}")
+
+
+def _subclassed_from_entry(spec, custom_objects):
+    """A subclassed model: its class's ``from_config``, then ``build_from_config``."""
+    Model, _ = _model_classes()
+    cname = spec.get("class_name")
+    cls = _registry.lookup([spec.get("registered_name"), cname], custom_objects)
+    if cls is None:
+        shown = spec.get("registered_name") or cname
+        raise ValueError(f"Unknown model class {shown!r} in the saved model: register it with "
+                         f"@keras.saving.register_keras_serializable() before loading, or pass "
+                         f"it in custom_objects={{{cname!r}: {cname}}}")
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise ValueError(f"the object given for model class {cname!r} is not a Model subclass: "
+                         f"{cls!r}")
+    model = cls.from_config(_resolve_user_objects(spec["config"]))
+    build = spec.get("build_config")
+    if build is not None:
+        model.build_from_config(build)
+    return model
 
 
 def _rebuild(path, what, fn, *args):
@@ -660,15 +851,44 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
         arrays = _read_weight_arrays(arc, meta)
         comp = arc.read_json("compile.json") if "compile.json" in arc else None
         opt_arrays = _read_optimizer_arrays(arc) if comp is not None else {}
-    with loading_budget(path, sum(a.size for a in arrays)):
-        from .. import constraints
-        with constraints.custom_objects_scope(custom_objects):   # plain-function constraints
-            model = _rebuild(path, "the saved architecture", deserialize_model, spec, custom_objects)
-    assign_weights(model, arrays, meta["weights"], path)
-    if compile and comp is not None:
-        _rebuild(path, "the saved compile arguments", _compile_from_entry, model, comp, opt_arrays,
-                 path, custom_objects, losses, metrics_mod)
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(f"load_model: custom_objects must be a dict {{name: object}}, received "
+                        f"{type(custom_objects).__name__}")
+    with _registry.custom_object_scope(custom_objects):
+        with loading_budget(path, sum(a.size for a in arrays)):
+            from .. import constraints
+            with constraints.custom_objects_scope(custom_objects):   # plain-function constraints
+                model = _rebuild(path, "the saved architecture", deserialize_model, spec,
+                                 custom_objects)
+        assign_weights(model, arrays, meta["weights"], path)
+        if compile and comp is not None:
+            _rebuild(path, "the saved compile arguments", _compile_from_entry, model, comp,
+                     opt_arrays, path, custom_objects, losses, metrics_mod)
     return model
+
+
+def _user_entry(entry, what):
+    """The user object a saved loss / metric entry names, or None when it names axone's."""
+    from .. import losses, metrics
+    if isinstance(entry, str):
+        return _registry.lookup([entry])
+    if entry.get("class_name") == "function":
+        name = entry.get("config")
+        obj = _registry.lookup([name]) if isinstance(name, str) else None
+        if obj is None and name in (losses._FUNCTIONS if what == "loss" else metrics._FUNCTIONS):
+            return None
+        if obj is None:
+            raise ValueError(f"unknown {what} function {name!r}: register it with "
+                             f"@keras.saving.register_keras_serializable() or pass it in "
+                             f"custom_objects={{{name!r}: ...}}")
+        return obj
+    cls = _registry.lookup([entry.get("registered_name"), entry.get("class_name")])
+    if cls is None:
+        return None
+    cfg = entry.get("config", {})
+    if not isinstance(cfg, dict):
+        raise ValueError(f"the config of {what} {entry.get('class_name')!r} must be an object")
+    return cls.from_config(dict(cfg)) if isinstance(cls, type) else cls
 
 
 def _compile_from_entry(model, comp, opt_arrays, path, custom_objects, losses, metrics_mod):
@@ -677,7 +897,8 @@ def _compile_from_entry(model, comp, opt_arrays, path, custom_objects, losses, m
 
     def _loss(l):
         if isinstance(l, dict) and "class_name" in l:
-            return losses.get(l)
+            user = _user_entry(l, "loss")
+            return user if user is not None else losses.get(l)
         if isinstance(l, dict):
             return {k: _loss(v) for k, v in l.items()}
         if isinstance(l, list):
@@ -688,7 +909,11 @@ def _compile_from_entry(model, comp, opt_arrays, path, custom_objects, losses, m
 
     def _metric(m):
         if isinstance(m, dict) and "class_name" in m:
-            return metrics_mod.get(m)
+            cfg = m.get("config")
+            if isinstance(cfg, dict) and isinstance(cfg.get("fn"), dict):
+                m = dict(m, config=dict(cfg, fn=_user_entry(cfg["fn"], "metric") or cfg["fn"]))
+            user = _user_entry(m, "metric")
+            return user if user is not None else metrics_mod.get(m)
         if isinstance(m, dict):
             return {k: _metric(v) for k, v in m.items()}
         if isinstance(m, list):
@@ -765,3 +990,10 @@ def load_backup(model, path):
             lr = None
         restore_optimizer_state(opt, model, scalars, opt_arrays, path, restore_lr=lr)
     return state
+
+
+def keras_save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
+    """``keras.saving.save_model`` / ``keras.models.save_model``: ``model.save(filepath, ...)``."""
+    if not hasattr(model, "save") or not hasattr(model, "weights"):
+        raise TypeError(f"save_model: expected a Model, received {type(model).__name__}")
+    return model.save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)

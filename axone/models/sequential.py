@@ -108,4 +108,14 @@ class Sequential(Model):
         return cfg
 
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A Sequential model from :meth:`get_config` (a fresh copy, new weights)."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError(f"Sequential.from_config: expected a config with a 'layers' list, "
+                             f"received {config!r}")
+        return saving.model_from_config({"class_name": "Sequential", "config": config},
+                                        custom_objects)
+
+
 saving.register_model_class("Sequential", Sequential)

@@ -83,3 +83,6 @@ __all__ += ["PyDataset", "Sequence", "pack_x_y_sample_weight", "unpack_x_y_sampl
 from .directory_datasets import image_dataset_from_directory, text_dataset_from_directory  # noqa: E402,E501
 
 __all__ += ["image_dataset_from_directory", "text_dataset_from_directory"]
+from ..saving import (CustomObjectScope, custom_object_scope, deserialize_keras_object,  # noqa: E402
+                      get_custom_objects, get_registered_name, get_registered_object,
+                      register_keras_serializable, serialize_keras_object)
