@@ -139,10 +139,11 @@ def get_registered_object(name, custom_objects=None, module_objects=None):
     return None
 
 
-def lookup(names, custom_objects=None):
+def lookup(names, custom_objects=None, bare=True):
     """The user object for the first of ``names`` (e.g. a registered name, then a class name)
     found in ``custom_objects``, the open scopes or the registry; a bare name also finds an
-    object registered as ``"package>name"`` when only one package has it.  ``None`` if none."""
+    object registered as ``"package>name"`` when only one package has it (unless ``bare`` is
+    False).  ``None`` if none."""
     scope = _scope_dict()
     for n in names:
         if not isinstance(n, str) or not n:
@@ -153,7 +154,7 @@ def lookup(names, custom_objects=None):
             return scope[n]
         if n in GLOBAL_CUSTOM_OBJECTS:
             return GLOBAL_CUSTOM_OBJECTS[n]
-    for n in names:
+    for n in names if bare else ():
         if not isinstance(n, str) or not n or ">" in n:
             continue
         hits = [o for k, o in GLOBAL_CUSTOM_OBJECTS.items() if k.rpartition(">")[2] == n]

@@ -532,6 +532,30 @@ def _layer_class(name, custom_objects, registered_name=None):
     return cls
 
 
+def _family_of(key):
+    """The registry family a layer argument names by Keras's naming (``kernel_initializer``,
+    ``bias_regularizer``, ``recurrent_constraint``, ``activation``…), or None."""
+    if not isinstance(key, str):
+        return None
+    for suffix, family in (("initializer", "initializers"), ("regularizer", "regularizers"),
+                           ("constraint", "constraints"), ("activation", "activations")):
+        if key == suffix or key.endswith("_" + suffix):
+            return family
+    return None
+
+
+def _is_builtin(family, name):
+    """Whether axone's ``family`` module resolves ``name`` by itself."""
+    from .. import activations, constraints, initializers, regularizers
+    mod = {"activations": activations, "constraints": constraints,
+           "initializers": initializers, "regularizers": regularizers}[family]
+    try:
+        mod.get(name)
+        return True
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return False
+
+
 def _resolve_user_objects(cfg):
     """The config with every value that names a user object (a registered or given function,
     a custom initializer / regularizer / constraint / activation class entry) replaced by the
@@ -541,10 +565,15 @@ def _resolve_user_objects(cfg):
     for k, v in cfg.items():
         if k in ("name", "dtype", "trainable"):
             continue
+        family = _family_of(k)
         if isinstance(v, str):
-            obj = _registry.lookup([v])
+            obj = _registry.lookup([v], bare=False)
             if obj is not None and callable(obj) and not isinstance(obj, type):
                 out[k] = obj
+            elif family is not None and not _is_builtin(family, v):
+                raise ValueError(f"{k}: unknown {family[:-1]} {v!r}: register it with "
+                                 f"@keras.saving.register_keras_serializable() or pass it in "
+                                 f"custom_objects={{{v!r}: ...}}")
         elif isinstance(v, dict) and isinstance(v.get("class_name"), str):
             cname = v["class_name"]
             if cname == "function":
@@ -557,6 +586,10 @@ def _resolve_user_objects(cfg):
                 out[k] = obj
                 continue
             obj = _registry.lookup([v.get("registered_name"), cname])
+            if obj is None and family is not None and not _is_builtin(family, cname):
+                raise ValueError(f"{k}: unknown {family[:-1]} class {cname!r}: register it with "
+                                 f"@keras.saving.register_keras_serializable() or pass it in "
+                                 f"custom_objects={{{cname!r}: {cname}}}")
             if obj is None or not isinstance(obj, type) or issubclass(obj, Layer):
                 continue
             inner = v.get("config", {})

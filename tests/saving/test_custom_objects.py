@@ -163,3 +163,50 @@ def test_utils_and_layers_names():
         keras.layers.deserialize({"class_name": "Nope", "config": {}})
     with pytest.raises(TypeError):
         saving.custom_object_scope(["not a dict"])
+
+
+def test_custom_initializer_and_unknown_names_explained(tmp_path):
+    class HalfInit(keras.initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            return np.full(shape, 0.5, dtype=dtype or "float32")
+
+        def get_config(self):
+            return {}
+
+    def act(x):
+        return x * 3.0
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(
+        2, kernel_initializer=HalfInit(), activation=act)])
+    path = tmp_path / "i.keras"
+    model.save(path)
+    with pytest.raises(FileFormatError, match="HalfInit.*register_keras_serializable"):
+        keras.models.load_model(path, custom_objects={"act": act})
+    with pytest.raises(FileFormatError, match="unknown activation 'act'.*custom_objects"):
+        keras.models.load_model(path, custom_objects={"HalfInit": HalfInit})
+    loaded = keras.models.load_model(path, custom_objects={"HalfInit": HalfInit, "act": act})
+    assert isinstance(loaded.layers[0].kernel_initializer, HalfInit)
+    assert loaded.layers[0].activation is act
+
+
+def test_registered_loss_class_and_metric_function_without_custom_objects(tmp_path):
+    @saving.register_keras_serializable(package="T")
+    class AbsLoss(keras.losses.Loss):
+        def call(self, y, p):
+            return keras.ops.mean(keras.ops.abs(y - p), axis=-1)
+
+    @saving.register_keras_serializable(package="T")
+    def sq_metric(y, p):
+        return keras.ops.mean(keras.ops.square(y - p), axis=-1)
+    x, y = _data()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss=AbsLoss(), metrics=[sq_metric])
+    model.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / "l.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0),
+                               rtol=1e-6)
+    lam = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    lam.compile(optimizer="sgd", loss=lambda a, b: keras.ops.mean(a - b))
+    with pytest.raises(ValueError, match="not serializable"):
+        lam.save(tmp_path / "lam.keras")
