@@ -17,5 +17,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Variable", "Function", "no_grad", "enable_grad", "is_grad_enabled",
            "backend", "ops", "random", "activations", "callbacks", "constraints", "initializers",
-           "losses", "metrics", "optimizers", "regularizers", "utils", "layers", "models", "datasets", "saving",
-           "Input", "KerasTensor", "Layer", "Model", "Sequential", "__version__"]
+           "losses", "metrics", "optimizers", "regularizers", "utils", "layers", "models", "datasets",
+           "saving", "Input", "KerasTensor", "Layer", "Model", "Sequential", "__version__"]
