@@ -11,8 +11,11 @@ from . import backend
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
            "TruncatedNormal", "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform",
-           "HeNormal", "LecunUniform", "LecunNormal", "Orthogonal", "Identity", "get",
-           "serialize", "deserialize"]
+           "HeNormal", "LecunUniform", "LecunNormal", "Orthogonal", "Identity", "STFT",
+           "IdentityInitializer", "OrthogonalInitializer", "STFTInitializer", "constant",
+           "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity", "lecun_normal",
+           "lecun_uniform", "ones", "orthogonal", "random_normal", "random_uniform", "stft",
+           "truncated_normal", "variance_scaling", "zeros", "get", "serialize", "deserialize"]
 
 
 def _rng(seed):
@@ -232,18 +235,110 @@ class Identity(Initializer):
         return {"gain": self.gain}
 
 
+def _window(name, length, periodic):
+    """The window ``name`` of ``length`` points (symmetric, or periodic: the first ``length``
+    points of the ``length + 1`` symmetric window), as ``scipy.signal.get_window``."""
+    n = length + 1 if periodic else length
+    if name in ("boxcar", "rect", "rectangular", "ones"):
+        w = np.ones(n)
+    elif n == 1:
+        w = np.ones(1)
+    elif name in ("hann", "hanning"):
+        w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / (n - 1))
+    elif name in ("hamming", "hamm"):
+        w = 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(n) / (n - 1))
+    elif name in ("blackman", "black", "blk"):
+        k = 2 * np.pi * np.arange(n) / (n - 1)
+        w = 0.42 - 0.5 * np.cos(k) + 0.08 * np.cos(2 * k)
+    else:
+        try:
+            import scipy.signal
+        except ImportError:
+            raise ImportError(f"STFT: the window {name!r} needs SciPy (pip install scipy); "
+                              f"without it 'hann', 'hamming', 'blackman' and 'boxcar' are "
+                              f"available") from None
+        return np.asarray(scipy.signal.get_window(name, length, fftbins=periodic), dtype=np.float64)
+    return w[:length]
+
+
+_WINDOWS = ("boxcar", "rect", "rectangular", "ones", "hann", "hanning", "hamming", "hamm",
+            "blackman", "black", "blk")
+
+
+class STFT(Initializer):
+    """Kernels of a short-time Fourier transform as a convolution, shape (T, 1, F//2 + 1):
+
+        k[t, 0, f] = cos(−2π·t·f/F) (``side="real"``) or sin(−2π·t·f/F) (``"imag"``),
+        F = 2·(F//2), times the window w[t] / s, s = √Σw² ("density") or Σ|w| ("spectrum").
+    """
+
+    def __init__(self, side="real", window="hann", scaling="density", periodic=False):
+        if side not in ("real", "imag"):
+            raise ValueError(f"STFT: side should be 'real' or 'imag', received {side!r}")
+        if isinstance(window, str) and window not in _WINDOWS:
+            _window(window, 1, False)        # an unknown window name raises here, as Keras
+        if scaling is not None and scaling not in ("density", "spectrum"):
+            raise ValueError(f"STFT: scaling must be None, 'density' or 'spectrum', "
+                             f"received {scaling!r}")
+        self.side, self.window, self.scaling, self.periodic = side, window, scaling, periodic
+
+    def __call__(self, shape, dtype=None):
+        dtype = dtype or backend.floatx()
+        if len(shape) != 3:
+            raise ValueError(f"STFT: the shape must be (frame_length, input_channels, "
+                             f"fft_length // 2 + 1), received {shape}")
+        frame_length, _, fft_length = (int(d) for d in shape)
+        full = (fft_length - 1) * 2
+        freq = np.arange(fft_length, dtype=dtype).reshape(1, 1, -1) / np.asarray(full, dtype)
+        time = np.arange(frame_length, dtype=dtype).reshape(-1, 1, 1)
+        args = (-2 * time * freq * np.asarray(np.pi, dtype)).astype(dtype)
+        kernel = (np.cos(args) if self.side == "real" else np.sin(args)).astype(dtype)
+        if self.window is not None:
+            win = self.window
+            if isinstance(win, str):
+                win = _window(win, frame_length, self.periodic)
+            win = np.asarray(win, dtype=dtype)
+            if win.ndim != 1 or win.shape[0] != frame_length:
+                raise ValueError(f"STFT: the window must have shape ({frame_length},) "
+                                 f"(frame_length), received {win.shape}")
+            win = win.reshape(frame_length, 1, 1)
+            scale = 1.0
+            if self.scaling == "density":
+                scale = np.sqrt(np.sum(np.square(win)))
+            elif self.scaling == "spectrum":
+                scale = np.sum(np.abs(win))
+            kernel = kernel * win / scale
+        return np.broadcast_to(kernel, tuple(int(d) for d in shape)).astype(dtype)
+
+    def get_config(self):
+        win = self.window.tolist() if isinstance(self.window, np.ndarray) else self.window
+        return {"side": self.side, "window": win, "periodic": self.periodic,
+                "scaling": self.scaling}
+
+
+# Keras's other names of the same classes, and its lower-case function names
+IdentityInitializer = Identity
+OrthogonalInitializer = Orthogonal
+STFTInitializer = STFT
+constant, identity, ones, zeros, stft, orthogonal = Constant, Identity, Ones, Zeros, STFT, Orthogonal
+glorot_normal, glorot_uniform, he_normal, he_uniform = GlorotNormal, GlorotUniform, HeNormal, HeUniform
+lecun_normal, lecun_uniform, variance_scaling = LecunNormal, LecunUniform, VarianceScaling
+random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
+
+
 _ALIASES = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
     "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
     "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal, "he_uniform": HeUniform, "he_normal": HeNormal,
     "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal, "orthogonal": Orthogonal,
-    "identity": Identity,
+    "identity": Identity, "stft": STFT,
     # Keras's short aliases
     "uniform": RandomUniform, "normal": RandomNormal, "zero": Zeros, "one": Ones,
 }
 _CLASSES = {cls.__name__: cls for cls in _ALIASES.values()}
-_CLASSES.update({"GlorotUniform": GlorotUniform, "RandomUniform": RandomUniform})
+_CLASSES.update({"IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal,
+                 "STFTInitializer": STFT})
 
 
 def serialize(initializer):
@@ -274,6 +369,16 @@ def get(identifier):
         return cls()
     if isinstance(identifier, dict):
         return deserialize(identifier)
-    if callable(identifier):
+    if callable(identifier) and not hasattr(identifier, "__array__"):
         return identifier
+    if isinstance(identifier, np.ndarray) or hasattr(identifier, "__array__"):
+        value = np.asarray(identifier)
+
+        def initialize_fn(shape, dtype=None):
+            if tuple(shape) != value.shape:
+                raise ValueError(f"initializer: the given value has shape {value.shape}, "
+                                 f"which differs from the requested shape {tuple(shape)}")
+            return np.array(value, dtype=dtype or (value.dtype if value.dtype.kind == "f"
+                                                   else backend.floatx()))
+        return initialize_fn
     raise TypeError(f"Could not interpret initializer identifier: {identifier!r}")

@@ -1,7 +1,9 @@
 """Weight penalties added to the loss: L1 α₁Σ|w|, L2 α₂Σw² (no ½, as Keras), L1L2 both."""
 from . import ops
+from .autograd.tensor import Tensor
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize", "deserialize"]
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "OrthogonalRegularizer", "l1", "l2", "l1_l2",
+           "orthogonal_regularizer", "get", "serialize", "deserialize"]
 
 
 class Regularizer:
@@ -70,6 +72,45 @@ class L1L2(Regularizer):
         return {"l1": self.l1, "l2": self.l2}
 
 
+class OrthogonalRegularizer(Regularizer):
+    """Penalty on non-orthogonal rows (``mode="rows"``) or columns (``"columns"``) of a 2-D w:
+
+        n̂ᵢ = nᵢ / ‖nᵢ‖ (the rows or columns, L2-normalized),  P = n̂ n̂ᵀ with its diagonal zeroed,
+        penalty = factor · ½ · Σ|Pᵢⱼ| / (k(k − 1)/2),  k the number of rows (columns).
+    """
+
+    def __init__(self, factor=0.01, mode="rows"):
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+            raise ValueError(f"OrthogonalRegularizer: factor must be a non-negative float, "
+                             f"received factor={factor!r}")
+        self.factor = _check("OrthogonalRegularizer", factor)
+        if mode not in ("rows", "columns"):
+            raise ValueError(f"OrthogonalRegularizer: mode must be 'rows' or 'columns', "
+                             f"received mode={mode!r}")
+        self.mode = mode
+
+    def __call__(self, x):
+        x = x if isinstance(x, Tensor) else ops.convert_to_tensor(x)
+        if x.ndim != 2:
+            raise ValueError(f"OrthogonalRegularizer: inputs must have rank 2, received "
+                             f"inputs.shape={tuple(x.shape)}")
+        if self.mode == "rows":
+            n = ops.normalize(x, axis=1)
+            product, size = ops.matmul(n, ops.transpose(n)), x.shape[0]
+        else:
+            n = ops.normalize(x, axis=0)
+            product, size = ops.matmul(ops.transpose(n), n), x.shape[1]
+        off = product * (1.0 - ops.eye(size, dtype=x.dtype))
+        pairs = size * (size - 1.0) / 2.0
+        return self.factor * 0.5 * ops.sum(ops.abs(off)) / pairs
+
+    def get_config(self):
+        return {"factor": self.factor, "mode": self.mode}
+
+
+orthogonal_regularizer = OrthogonalRegularizer
+
+
 def l1(l1=0.01):
     return L1(l1)
 
@@ -82,8 +123,9 @@ def l1_l2(l1=0.01, l2=0.01):
     return L1L2(l1=l1, l2=l2)
 
 
-_ALIASES = {"l1": L1, "l2": L2, "l1_l2": lambda: L1L2(0.01, 0.01), "l1l2": lambda: L1L2(0.01, 0.01)}
-_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
+_ALIASES = {"l1": L1, "l2": L2, "l1_l2": lambda: L1L2(0.01, 0.01), "l1l2": lambda: L1L2(0.01, 0.01),
+            "orthogonal_regularizer": OrthogonalRegularizer}
+_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2, "OrthogonalRegularizer": OrthogonalRegularizer}
 
 
 def serialize(reg):

@@ -36,8 +36,55 @@ def _fusable(*arrays):
         dt in (np.float32, np.float64)
 
 
+def _np(x):
+    """A NumPy view of a Tensor, Variable or array-like."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _ref_name(v):
+    path = getattr(v, "path", None) or getattr(v, "name", None) or "var"
+    return str(path).replace("/", "_").replace(":", "_")
+
+
+def _offset(a, base):
+    return (a.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // base.itemsize
+
+
+def _flat_views(variables):
+    """(buffer, slices) when each variable's data views, in order and without gaps, one
+    contiguous 1-D buffer that they cover entirely; else None."""
+    if not variables:
+        return None
+    base = getattr(getattr(variables[0], "data", None), "base", None)
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    off, segs = 0, []
+    for v in variables:
+        d = getattr(v, "data", None)
+        if not isinstance(d, np.ndarray) or d.base is not base or not d.flags.c_contiguous \
+                or d.dtype != base.dtype or _offset(d, base) != off:
+            return None
+        segs.append(slice(off, off + d.size))
+        off += d.size
+    return (base, segs) if off == base.size else None
+
+
+def _grad_buffer(arrays, views):
+    """The gradient buffer when ``arrays`` view one buffer at the variables' offsets."""
+    base = arrays[0].base
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or base.size != views[0].size \
+            or base.dtype != views[0].dtype or not base.flags.c_contiguous:
+        return None
+    for a, s in zip(arrays, views[1]):
+        if a.base is not base or not a.flags.c_contiguous or _offset(a, base) != s.start \
+                or a.size != s.stop - s.start:
+            return None
+    return base
+
+
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
-           "schedules", "get", "serialize"]
+           "Adafactor", "Ftrl", "Lamb", "Lion", "Muon", "ScheduleFreeAdamW", "LossScaleOptimizer",
+           "schedules", "get", "serialize", "deserialize"]
 
 
 def _real(opt, name, value, minimum=None):
@@ -131,6 +178,10 @@ class Optimizer:
         self._iterations = 0
         self._flat_state = None
         self._var_state = {}
+        self.built = False
+        self._trainable_variables = []
+        self._tv_index = {}
+        self._keras_vars = {}
 
     # ----------------------------------------------------------- schedule
     @property
@@ -194,15 +245,27 @@ class Optimizer:
         st["_tmp"] = np.empty_like(w)
         return st
 
-    def update_flat(self, params, grads, segments=None):
-        """One step over a model's flat parameter buffer ``params`` with gradient buffer ``grads``.
-
-        ``segments`` (list of slices, one per variable) is needed only for per-variable clipnorm.
-        """
+    def _flat_state_for(self, params):
+        """The flat state arrays for a parameter buffer of ``params.size`` values (made at the
+        first step, again when the size changes)."""
         st = self._flat_state
         if st is None or st["_size"] != params.size:
             st = self._flat_state = self._full_state(params)
             st["_size"] = params.size
+        return st
+
+    def update_flat(self, params, grads, segments=None, variables=None):
+        """One step over a model's flat parameter buffer ``params`` with gradient buffer ``grads``.
+
+        ``segments`` (list of slices, one per variable) is needed for per-variable clipnorm and
+        by the rules that work on each variable as a whole (Lamb, Adafactor, Muon), which also
+        need the ``variables`` (their shapes and paths) — given here, or the ones the optimizer
+        was built with (:meth:`build`) when they view ``params`` in order.
+        """
+        st = self._flat_state_for(params)
+        if self._per_variable:
+            self._apply(self._segment_triples(params, grads, segments, variables), self._clip)
+            return
         if self.use_ema or self.gradient_accumulation_steps or self.loss_scale_factor is not None:
             self._apply([(params, grads, st)], lambda gs: self._clip_flat(gs[0], segments))
             return
@@ -287,7 +350,8 @@ class Optimizer:
         flat, done, pairs = self._flat_state, set(), []
         for v in var_list:
             st = self._var_state.get(id(v))
-            if st is not None and "average" in st:
+            if st is not None and "average" in st and (st["_views_of"] is None or st["_views_of"] is flat) \
+                    and st["average"].shape == v.data.shape:
                 pairs.append((v.data, st["average"]))
                 continue
             base = v.data.base
@@ -367,23 +431,349 @@ class Optimizer:
             w *= df
         self._update(w, g, state, lr, t)
 
+    # ------------------------------------------------ Keras 3 variable API
+    #: the rule works on each variable as a whole (norms, factored moments, matrix steps)
+    _per_variable = False
+    #: the rule needs each variable's shape (and path): a flat buffer alone is not enough
+    _needs_variables = False
+    #: per-variable state that is not of the variable's shape (Adafactor's factored moments)
+    _extra_names = ()
+
+    def _extra_state(self, w, var):
+        """State arrays of ``w`` beyond the flat ones (names in ``_extra_names``)."""
+        return {}
+
+    def build(self, var_list):
+        """Create the optimizer's state for the variables it will update (Keras 3): ``apply``
+        builds on its first call; after it, only these variables may be given."""
+        if self.built:
+            return
+        var_list = list(var_list)
+        for v in var_list:
+            if not hasattr(v, "data") or not isinstance(v.data, np.ndarray):
+                raise TypeError(f"{type(self).__name__}.build: expected axone Variables, received "
+                                f"{type(v).__name__}")
+        self._trainable_variables = var_list
+        self._tv_index = {id(v): i for i, v in enumerate(var_list)}
+        self.built = True
+        flat = _flat_views(var_list)
+        if flat is not None:
+            self._flat_state_for(flat[0])
+        for v in var_list:
+            self._state_of(v)
+
+    def _state_of(self, v):
+        """The state dict of variable ``v``: views into the flat state when the optimizer is
+        built over variables that view one buffer, else arrays of its own."""
+        st = self._var_state.get(id(v))
+        flat = self._flat_state
+        if st is not None and (st["_views_of"] is None or st["_views_of"] is flat):
+            return st
+        if flat is not None and id(v) in self._tv_index:
+            views = _flat_views(self._trainable_variables)
+            if views is not None and views[0].size == flat["_size"]:
+                seg = views[1][self._tv_index[id(v)]]
+                st = self._var_state[id(v)] = self._views(flat, seg, v.data.shape, v, old=st)
+                return st
+        old = st
+        st = self._full_state(v.data)
+        st.update(self._extra_state(v.data, v))
+        if old is not None:
+            for n, a in old.items():
+                if n[0] != "_" and n in st and isinstance(a, np.ndarray) and a.shape == st[n].shape:
+                    np.copyto(st[n], a)
+        st["_views_of"] = None
+        self._var_state[id(v)] = st
+        return st
+
+    def _views(self, flat, seg, shape, var, old=None):
+        """Views of the flat state arrays for one segment, with the extra state carried over."""
+        st = {n: a[seg].reshape(shape) for n, a in flat.items()
+              if isinstance(a, np.ndarray) and a.ndim == 1 and a.size == flat["_size"] and n[0] != "_"}
+        st["_tmp"] = flat["_tmp"][seg].reshape(shape)
+        extra = self._extra_state(st["_tmp"], var) if self._extra_names or self._needs_variables \
+            else {}
+        if old is not None:
+            for n, a in old.items():
+                if n in extra and isinstance(a, np.ndarray) and a.shape == extra[n].shape:
+                    extra[n] = a
+                elif n in st and n[0] != "_" and a is not st[n] and a.shape == st[n].shape:
+                    np.copyto(st[n], a)        # state of a variable built before it joined a buffer
+        st.update(extra)
+        st["_views_of"] = flat
+        return st
+
+    def _segment_triples(self, params, grads, segments, variables):
+        """(w, g, state) per variable of a flat buffer, for the per-variable rules."""
+        flat = self._flat_state
+        if variables is None and self.built:
+            views = _flat_views(self._trainable_variables)
+            if views is not None and views[0] is params:
+                variables = self._trainable_variables
+        if variables is not None:
+            variables = list(variables)
+            if not self.built:
+                self.build(variables)
+            if segments is None:
+                segments = _flat_views(variables)[1]
+            out = []
+            for v, s in zip(variables, segments):
+                st = self._var_state.get(id(v))
+                if st is None or st.get("_views_of") is not flat:
+                    st = self._views(flat, s, v.data.shape, v, old=st)
+                    if id(v) in self._tv_index:
+                        self._var_state[id(v)] = st
+                out.append((params[s].reshape(v.data.shape), grads[s].reshape(v.data.shape), st))
+            return out
+        if self._needs_variables:
+            raise ValueError(
+                f"{type(self).__name__}: its rule needs each variable's shape and path; build the "
+                f"optimizer on the model's weights first (optimizer.build(model.trainable_variables)) "
+                f"or pass variables= to update_flat")
+        segments = segments or [slice(0, params.size)]
+        key = (id(params), id(grads), id(flat), tuple((s.start, s.stop) for s in segments))
+        cached = flat.get("_segs")
+        if cached is None or cached[0] != key:
+            shapes = [(s.stop - s.start,) for s in segments]
+            sts = [self._views(flat, s, sh, None) for s, sh in zip(segments, shapes)]
+            cached = flat["_segs"] = (key, [(params[s], grads[s], st) for s, st in zip(segments, sts)])
+        return cached[1]
+
+    @property
+    def variables(self):
+        """The optimizer's variables, as Keras 3 orders them: the step counter, the learning rate
+        (when it is a number), then per trainable variable its state (moving averages and
+        gradient accumulators first, then the rule's own state, variable by variable)."""
+        out = [self._keras_var("iteration", np.asarray(self._iterations, dtype=np.int64))]
+        if not callable(self._learning_rate):
+            out.append(self._keras_var("learning_rate", np.asarray(self._learning_rate, np.float32)))
+        if not self.built:
+            return out
+        sts = [self._state_of(v) for v in self._trainable_variables]
+        names = [n for n in ("average", "gradient_accumulator") if n in (sts[0] if sts else {})]
+        for n in names:
+            for v, st in zip(self._trainable_variables, sts):
+                out.append(self._keras_var(f"{_ref_name(v)}_{n}", st[n]))
+        for v, st in zip(self._trainable_variables, sts):
+            for n in self._var_names(st):
+                out.append(self._keras_var(f"{_ref_name(v)}_{n}", st[n]))
+        return out
+
+    def _var_names(self, st):
+        """The rule's state names of one variable, in Keras's order."""
+        return [n for n in tuple(self._extra_names) + tuple(self._state_names)
+                if isinstance(st.get(n), np.ndarray)]
+
+    def _keras_var(self, name, array):
+        """A Variable whose data is ``array`` itself (so assigning it changes the state); the
+        counters are fresh scalar copies."""
+        from ..variables import Variable
+        key = (name, id(array))
+        v = self._keras_vars.get(name)
+        if v is None or v.data is not array:
+            v = Variable(np.zeros((), array.dtype), dtype=array.dtype, trainable=False, name=name)
+            v.data = array
+            self._keras_vars[name] = v
+        return v
+
+    def _set_scalar_vars(self, values):
+        """Set the counters from ``values`` (the first entries of a ``variables`` list)."""
+        self._iterations = int(np.asarray(_np(values[0])).reshape(()))
+        if not callable(self._learning_rate):
+            self._learning_rate = float(np.asarray(_np(values[1])).reshape(()))
+
     def apply_gradients(self, grads_and_vars):
-        """Apply gradients to variables (custom training loops): ``zip(grads, variables)``."""
-        pairs = [(np.asarray(g.data if isinstance(g, Tensor) else g), v) for g, v in grads_and_vars]
-        for g, v in pairs:
-            if g.shape != v.shape:
-                raise ValueError(f"{type(self).__name__}.apply_gradients: gradient of shape {g.shape} "
-                                 f"for variable {getattr(v, 'path', '?')!r} of shape {v.shape}")
-        grads = [np.array(g, dtype=v.dtype, copy=True) for g, v in pairs]
+        """Keras 3: ``apply(grads, variables)`` for ``zip(grads, variables)``; returns
+        ``iterations``."""
+        pairs = list(grads_and_vars)
+        if not pairs:
+            return self.iterations
+        grads, variables = zip(*pairs)
+        self.apply(list(grads), list(variables))
+        return self.iterations
+
+    def apply(self, grads, trainable_variables=None):
+        """Update ``trainable_variables`` with ``grads`` (Tensors, arrays or None), as Keras 3.
+
+        The first call builds the optimizer on the variables given (later calls may give only
+        those, or None for all of them).  A None gradient skips its variable with Keras's
+        warning (all None: ValueError).  When the variables are a model's whole trainable set
+        — views, in order, covering one contiguous buffer — and each gradient is the variable's
+        own ``.grad`` (a view into the matching gradient buffer), the whole buffer is updated in
+        one fused step; otherwise variable by variable, with the same numbers.
+        """
+        who = f"{type(self).__name__}.apply"
+        grads = list(grads)
+        if len(grads) == 0:
+            return
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(f"{who}: when passing `grads` without `variables`, the optimizer "
+                                 f"must already be built on a list of variables; call "
+                                 f"optimizer.build(trainable_variables) first")
+            if len(grads) != len(self._trainable_variables):
+                raise ValueError(f"{who}: received {len(grads)} gradients, but the optimizer is "
+                                 f"tracking {len(self._trainable_variables)} trainable variables")
+            variables = list(self._trainable_variables)
+        else:
+            variables = list(trainable_variables)
+            if len(grads) != len(variables):
+                raise ValueError(f"{who}: received {len(grads)} gradients for {len(variables)} "
+                                 f"variables")
+            if not self.built:
+                self.build(variables)
+            for v in variables:
+                if id(v) not in self._tv_index:
+                    raise ValueError(
+                        f"{who}: unknown variable {getattr(v, 'path', v)!r}; this optimizer can "
+                        f"only be called for the variables it was originally built with. When "
+                        f"working with a new set of variables, create a new optimizer instance")
+        arrays = []
+        for g, v in zip(grads, variables):
+            if g is None:
+                arrays.append(None)
+                continue
+            a = g.data if isinstance(g, Tensor) else g
+            a = a if isinstance(a, np.ndarray) else np.asarray(_np(a))
+            if a.shape != tuple(v.shape):
+                raise ValueError(f"{who}: gradient of shape {a.shape} for variable "
+                                 f"{getattr(v, 'path', '?')!r} of shape {tuple(v.shape)}")
+            if a.dtype.kind not in "fiub":
+                raise TypeError(f"{who}: the gradient of {getattr(v, 'path', '?')!r} must be real "
+                                f"numbers, received dtype {a.dtype}")
+            arrays.append(a)
+        missing = [getattr(v, "path", getattr(v, "name", "?")) for a, v in zip(arrays, variables)
+                   if a is None]
+        if len(missing) == len(variables):
+            raise ValueError("No gradients provided for any variable.")
+        if missing:
+            import warnings
+            warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the "
+                          f"loss. If using `model.compile()`, did you forget to provide a `loss` "
+                          f"argument?", stacklevel=2)
+        pairs = [(a, v) for a, v in zip(arrays, variables) if a is not None]
+        self._apply_arrays(pairs, all_given=not missing and len(variables) == len(self._tv_index))
+        self.apply_constraints([v for _, v in pairs])
+
+    def _apply_arrays(self, pairs, all_given):
+        """One step over (gradient array, variable) pairs: fused over the buffer when possible."""
+        if all_given:
+            views = _flat_views([v for _, v in pairs])
+            if views is not None:
+                G = _grad_buffer([a for a, _ in pairs], views)
+                if G is not None:
+                    if self.clipnorm is not None or self.clipvalue is not None or \
+                            self.global_clipnorm is not None or self.loss_scale_factor is not None \
+                            or self.gradient_accumulation_steps:
+                        G = G.copy()      # the rule scales gradients in place: keep the caller's
+                    self.update_flat(views[0], G, views[1], variables=[v for _, v in pairs])
+                    return
         triples = []
-        for g, (_, v) in zip(grads, pairs):
-            st = self._var_state.get(id(v))
-            if st is None:
-                st = self._var_state[id(v)] = self._full_state(v.data)
+        for a, v in pairs:
+            st = self._state_of(v)
+            g = np.array(a, dtype=v.data.dtype, copy=True)
             triples.append((v.data, g, st))
         self._apply(triples, self._clip)
-        self.apply_constraints([v for _, v in pairs])
-        return self.iterations
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        """Keras 3's functional form of :meth:`apply`: from the values of the optimizer's
+        ``variables`` and of the trainable variables it was built with, the new values
+        ``(new_trainable_values, new_optimizer_values)`` (NumPy arrays); the live variables and
+        the optimizer's own state are left as they were."""
+        who = f"{type(self).__name__}.stateless_apply"
+        if not self.built:
+            raise ValueError(f"To call `stateless_apply`, {type(self).__name__} must be built "
+                             f"(i.e. its variables must have been created). You can build it via "
+                             f"`optimizer.build(trainable_variables)`.")
+        own = self.variables
+        optimizer_variables, trainable_variables = list(optimizer_variables), list(trainable_variables)
+        if len(optimizer_variables) != len(own):
+            raise ValueError(f"{who}: `optimizer_variables` must correspond 1:1 to "
+                             f"{type(self).__name__}().variables; received a list of length "
+                             f"{len(optimizer_variables)}, expected {len(own)}")
+        tv = self._trainable_variables
+        if len(trainable_variables) != len(tv):
+            raise ValueError(f"{who}: `trainable_variables` must correspond 1:1 to the "
+                             f"{len(tv)} variables the optimizer was built with; received "
+                             f"{len(trainable_variables)}")
+        new_vals = []
+        for val, v in zip(trainable_variables, tv):
+            a = np.array(_np(val), dtype=v.data.dtype, copy=True)
+            if a.shape != v.data.shape:
+                raise ValueError(f"{who}: value of shape {a.shape} for variable "
+                                 f"{getattr(v, 'path', '?')!r} of shape {v.data.shape}")
+            new_vals.append(a)
+        opt_vals = []
+        for val, v in zip(optimizer_variables, own):
+            a = np.asarray(_np(val))
+            if a.shape != v.data.shape:
+                raise ValueError(f"{who}: optimizer value of shape {a.shape} for "
+                                 f"{v.name!r} of shape {v.data.shape}")
+            opt_vals.append(a)
+        saved = self._snapshot(own)
+        live = [v.data for v in tv]
+        try:
+            self._restore_into(own, opt_vals)
+            for v, a in zip(tv, new_vals):
+                v.data = a
+            self.apply(grads)
+            out_vars = [np.array(v.data, copy=True) for v in tv]
+            out_opt = [np.array(v.data, copy=True) for v in self.variables]
+        finally:
+            for v, a in zip(tv, live):
+                v.data = a
+            self._restore(saved)
+        return out_vars, out_opt
+
+    def _snapshot(self, own):
+        """Everything a step changes, to put back after a stateless step."""
+        arrays = [(v.data, v.data.copy()) for v in own[self._n_scalar_vars():]]
+        scalars = {k: self.__dict__[k] for k in ("_iterations", "_learning_rate", "_u_product",
+                                                  "_u_step") if k in self.__dict__}
+        return arrays, scalars
+
+    def _restore(self, saved):
+        arrays, scalars = saved
+        for a, copy in arrays:
+            np.copyto(a, copy)
+        self.__dict__.update(scalars)
+        self._on_restore()
+
+    def _on_restore(self):
+        pass
+
+    def _n_scalar_vars(self):
+        return 1 if callable(self._learning_rate) else 2
+
+    def _restore_into(self, own, values):
+        n = self._n_scalar_vars()
+        self._set_scalar_vars(values[:n])
+        for v, a in zip(own[n:], values[n:]):
+            np.copyto(v.data, a.astype(v.data.dtype, copy=False))
+        self._after_set_state()
+
+    def _after_set_state(self):
+        """Derived scalar state recomputed after the step counter was set (Nadam's product)."""
+        if "_u_step" in self.__dict__:
+            self._u_product, self._u_step = 1.0, 0
+            self._u_products(self._iterations + 1 if not self.gradient_accumulation_steps
+                             else self._iterations // self.gradient_accumulation_steps + 1)
+
+    def set_weights(self, weights):
+        """Set the optimizer's variables from a list of arrays (Keras 3); it must be built."""
+        if not self.built:
+            raise ValueError("You are calling `set_weights()` on an optimizer that has not yet "
+                             "been built. Please call `optimizer.build(trainable_variables)` to "
+                             "create the optimizer weights before calling `set_weights()`.")
+        own = self.variables
+        for v, w in zip(own, weights):
+            if tuple(np.shape(_np(w))) != v.data.shape:
+                raise ValueError(f"Optimizer variable {v.name!r} has shape {v.data.shape} not "
+                                 f"compatible with provided weight shape {np.shape(_np(w))}")
+        self._restore_into(own, [np.asarray(_np(w)) for w in weights])
+
+    def get_weights(self):
+        return [np.array(v.data, copy=True) for v in self.variables]
 
     @staticmethod
     def apply_constraints(variables):
@@ -751,13 +1141,585 @@ class Nadam(Optimizer):
         return cfg
 
 
+def _check_number(opt, name, value, lo=None, hi=None, lo_open=False):
+    v = _real(opt, name, value)
+    if lo is not None and (v < lo or (lo_open and v == lo)) or hi is not None and v > hi:
+        rng = f"{'(' if lo_open else '['}{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"{type(opt).__name__}: {name} must be {rng}, received {value!r}")
+    return v
+
+
+class Lion(Optimizer):
+    """Lion (Chen et al. 2023), as Keras:
+
+        w ← w − η·sign(β₁m + (1 − β₁)g);   m ← β₂m + (1 − β₂)g.
+    """
+
+    _state_names = ("momentum",)
+    use_fused = False
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        b1 = _real(self, "beta_1", beta_1)
+        if b1 <= 0 or b1 > 1:
+            raise ValueError(f"Lion: beta_1 must be in the [0, 1] range, otherwise the optimizer "
+                             f"degenerates to SignSGD; received beta_1={beta_1!r}")
+        self.beta_1, self.beta_2 = b1, _real(self, "beta_2", beta_2)
+
+    def _update(self, w, g, state, lr, t):
+        m, tmp = state["momentum"], state["_tmp"]
+        b1, b2 = w.dtype.type(self.beta_1), w.dtype.type(self.beta_2)
+        np.multiply(m, b1, out=tmp)
+        tmp += g * (w.dtype.type(1) - b1)
+        np.sign(tmp, out=tmp)
+        tmp *= w.dtype.type(lr)
+        w -= tmp
+        m *= b2
+        m += g * (w.dtype.type(1) - b2)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"beta_1": self.beta_1, "beta_2": self.beta_2})
+        return cfg
+
+
+class Ftrl(Optimizer):
+    """FTRL-proximal (McMahan et al. 2013), as Keras (p = ``learning_rate_power``):
+
+        g' = g + 2·λ_shrink·w;   n' = n + g²;   z ← z + g' − (n'^(−p) − n^(−p))/η · w
+        w ← (clip(z, −λ₁, λ₁) − z) / (n'^(−p)/η + 2(λ₂ + β/(2η)));   n ← n'
+    """
+
+    _state_names = ("accumulator", "linear")
+    use_fused = False
+
+    def __init__(self, learning_rate=0.001, learning_rate_power=-0.5, initial_accumulator_value=0.1,
+                 l1_regularization_strength=0.0, l2_regularization_strength=0.0,
+                 l2_shrinkage_regularization_strength=0.0, beta=0.0, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        checks = (("initial_accumulator_value", initial_accumulator_value, "positive or zero"),
+                  ("l1_regularization_strength", l1_regularization_strength, "positive or zero"),
+                  ("l2_regularization_strength", l2_regularization_strength, "positive or zero"),
+                  ("l2_shrinkage_regularization_strength", l2_shrinkage_regularization_strength,
+                   "positive or zero"))
+        for name, value, need in checks:
+            if _real(self, name, value) < 0:
+                raise ValueError(f"Ftrl: `{name}` needs to be {need}. Received: {name}={value}.")
+        if _real(self, "learning_rate_power", learning_rate_power) > 0:
+            raise ValueError(f"Ftrl: `learning_rate_power` needs to be negative or zero. "
+                             f"Received: learning_rate_power={learning_rate_power}.")
+        self.learning_rate_power = float(learning_rate_power)
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.l1_regularization_strength = float(l1_regularization_strength)
+        self.l2_regularization_strength = float(l2_regularization_strength)
+        self.l2_shrinkage_regularization_strength = float(l2_shrinkage_regularization_strength)
+        self.beta = _real(self, "beta", beta)
+
+    def _new_state(self, w):
+        return {"accumulator": np.full_like(w, self.initial_accumulator_value),
+                "linear": np.zeros_like(w)}
+
+    def _update(self, w, g, state, lr, t):
+        acc, lin = state["accumulator"], state["linear"]
+        p = -self.learning_rate_power
+        l2 = self.l2_regularization_strength + self.beta / (2.0 * lr)
+        g_use = g + (2 * self.l2_shrinkage_regularization_strength) * w
+        new_acc = acc + g * g
+        new_pow = np.power(new_acc, p)
+        lin += g_use - (new_pow - np.power(acc, p)) / w.dtype.type(lr) * w
+        quadratic = new_pow / w.dtype.type(lr) + w.dtype.type(2 * l2)
+        l1 = self.l1_regularization_strength
+        np.divide(np.clip(lin, -l1, l1) - lin, quadratic, out=w)
+        np.copyto(acc, new_acc)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"learning_rate_power": self.learning_rate_power,
+                    "initial_accumulator_value": self.initial_accumulator_value,
+                    "l1_regularization_strength": self.l1_regularization_strength,
+                    "l2_regularization_strength": self.l2_regularization_strength,
+                    "l2_shrinkage_regularization_strength": self.l2_shrinkage_regularization_strength,
+                    "beta": self.beta})
+        return cfg
+
+
+class Lamb(Optimizer):
+    """LAMB (You et al.), Adam's step scaled per variable by the trust ratio, as Keras:
+
+        m ← m + (g − m)(1 − β₁);   v ← v + (g² − v)(1 − β₂)
+        u = (m/(1 − β₁ᵗ)) / (√(v/(1 − β₂ᵗ)) + ε);   r = ‖w‖/‖u‖ (1 when either is 0)
+        w ← w − r·η·u
+    """
+
+    _state_names = ("momentum", "velocity")
+    _per_variable = True
+    use_fused = False
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2 = _real(self, "beta_1", beta_1), _real(self, "beta_2", beta_2)
+        self.epsilon = _real(self, "epsilon", epsilon)
+
+    def _update(self, w, g, state, lr, t):
+        m, v, u = state["momentum"], state["velocity"], state["_tmp"]
+        f = w.dtype.type
+        m += (g - m) * f(1 - self.beta_1)
+        v += (g * g - v) * f(1 - self.beta_2)
+        np.divide(v, f(1.0 - f(self.beta_2) ** f(t)), out=u)
+        np.sqrt(u, out=u)
+        u += f(self.epsilon)
+        np.divide(m / f(1.0 - f(self.beta_1) ** f(t)), u, out=u)
+        w_norm = np.sqrt(np.sum(w * w))
+        u_norm = np.sqrt(np.sum(u * u))
+        ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else f(1.0)
+        u *= f(ratio * f(lr))
+        w -= u
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return cfg
+
+
+def _rms(x):
+    return np.sqrt(np.mean(np.square(x)))
+
+
+class Adafactor(Optimizer):
+    """Adafactor (Shazeer & Stern 2018), as Keras; t the step, G = g² + ε₁:
+
+        η' = min(η, 1/√t) (``relative_step`` with a number η);  ρ = min(η', 1/√t)
+        α = max(ε₂, RMS(w))·ρ;   β̂ = 1 − t^(beta_2_decay)
+        rank ≥ 2 (factored over the last two axes):  r ← β̂r + (1 − β̂)·mean₋₁G,
+            c ← β̂c + (1 − β̂)·mean₋₂G,   v = (r / mean₋₁r)[…, None] · c[…, None, :]
+        rank < 2:  v ← β̂v + (1 − β̂)G
+        u = g/√v;   w ← w − α·u / max(1, RMS(u)/clip_threshold)
+    """
+
+    _state_names = ("velocity",)
+    _extra_names = ("r", "c")
+    _per_variable = True
+    _needs_variables = True
+    use_fused = False
+
+    def __init__(self, learning_rate=0.001, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3,
+                 clip_threshold=1.0, relative_step=True, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_2_decay = _real(self, "beta_2_decay", beta_2_decay)
+        self.epsilon_1 = _real(self, "epsilon_1", epsilon_1)
+        self.epsilon_2 = _real(self, "epsilon_2", epsilon_2)
+        self.clip_threshold = _real(self, "clip_threshold", clip_threshold)
+        self.relative_step = _flag(self, "relative_step", relative_step)
+
+    def _extra_state(self, w, var):
+        if w.ndim < 2:
+            return {"r": np.zeros((), w.dtype), "c": np.zeros((), w.dtype)}
+        return {"r": np.zeros(w.shape[:-1], w.dtype),
+                "c": np.zeros(w.shape[:-2] + w.shape[-1:], w.dtype)}
+
+    def _update(self, w, g, state, lr, t):
+        f = w.dtype.type
+        step = f(t)
+        inv_sqrt = f(1) / np.sqrt(step)
+        lr = f(lr)
+        if not callable(self._learning_rate) and self.relative_step:
+            lr = min(lr, inv_sqrt)
+        rho = min(lr, inv_sqrt)
+        alpha = max(f(self.epsilon_2), _rms(w)) * rho
+        sq = np.square(g) + f(self.epsilon_1)
+        beta = f(1) - np.power(step, f(self.beta_2_decay))
+        v = state["velocity"]
+        if w.ndim >= 2:
+            r, c = state["r"], state["c"]
+            r[...] = beta * r + (f(1) - beta) * np.mean(sq, axis=-1)
+            c[...] = beta * c + (f(1) - beta) * np.mean(sq, axis=-2)
+            np.multiply((r / np.mean(r, axis=-1, keepdims=True))[..., None], c[..., None, :], out=v)
+        else:
+            v[...] = beta * v + (f(1) - beta) * sq
+        u = g / np.sqrt(v)
+        u /= max(f(1), _rms(u) / f(self.clip_threshold))
+        w -= alpha * u
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
+                    "epsilon_2": self.epsilon_2, "clip_threshold": self.clip_threshold,
+                    "relative_step": self.relative_step})
+        return cfg
+
+
+class ScheduleFreeAdamW(Optimizer):
+    """Schedule-free AdamW (Defazio et al. 2024), as Keras; z = ``momentum`` starts at w:
+
+        η_t = η·min(t/warmup_steps, 1);   v ← v + (g² − v)(1 − β₂)
+        z ← z − η_t·g/(√(v/(1 − β₂ᵗ)) + ε);   x = (w − (1 − β₁)z)/β₁
+        x' = (1 − 1/t)x + z/t;   w ← (1 − β₁)z + β₁x'
+
+    x is formed from the updated z, as Keras 3 computes it on the torch backend (its
+    ``momentum.value`` there is the variable updated in place).
+    """
+
+    _state_names = ("momentum", "velocity")
+    use_fused = False
+
+    def __init__(self, learning_rate=0.0025, beta_1=0.9, beta_2=0.999, epsilon=1e-8, warmup_steps=0,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2 = _real(self, "beta_1", beta_1), _real(self, "beta_2", beta_2)
+        self.epsilon = _real(self, "epsilon", epsilon)
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) \
+                or warmup_steps < 0:
+            raise ValueError(f"ScheduleFreeAdamW: warmup_steps must be an integer >= 0, received "
+                             f"{warmup_steps!r}")
+        self.warmup_steps = int(warmup_steps)
+
+    def _new_state(self, w):
+        return {"momentum": np.array(w, copy=True), "velocity": np.zeros_like(w)}
+
+    def _update(self, w, g, state, lr, t):
+        f = w.dtype.type
+        z, v = state["momentum"], state["velocity"]
+        step = f(t)
+        lr = f(lr)
+        if self.warmup_steps > 0:
+            lr = lr * min(step / f(self.warmup_steps), f(1))
+        b1, b2 = f(self.beta_1), f(self.beta_2)
+        v += (g * g - v) * (f(1) - b2)
+        denom = np.sqrt(v / (f(1) - b2 ** step)) + f(self.epsilon)
+        z -= lr * g / denom
+        weight = f(1) / step
+        x_old = (w - (f(1) - b1) * z) / b1
+        x_new = (f(1) - weight) * x_old + weight * z
+        np.copyto(w, (f(1) - b1) * z + b1 * x_new)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                    "warmup_steps": self.warmup_steps})
+        return cfg
+
+
+class Muon(Optimizer):
+    """Muon, as Keras: 2-D weights (not embeddings with ``exclude_embeddings``, not paths
+    matching ``exclude_layers``) take the orthogonalized momentum step, the others AdamW:
+
+        muon:  m ← μm + g;   G = g + μm (Nesterov) or m;   O = NS₅(G) (Newton–Schulz, ``ns_steps``
+               iterations X ← aX + (bA + cA²)X, A = XXᵀ, on X = G/(‖G‖_F + 1e−7), the wide way)
+               w ← w − η·O·√max(rows, cols)·rms_rate   (no factor when rms_rate is None)
+        adamw: Adam with η·adam_lr_ratio, ε outside the root; decay ``adam_weight_decay``.
+    """
+
+    _state_names = ("momentum", "velocity")
+    _per_variable = True
+    _needs_variables = True
+    use_fused = False
+
+    def __init__(self, learning_rate=0.001, adam_beta_1=0.9, adam_beta_2=0.999,
+                 adam_weight_decay=0.004, epsilon=1e-7, weight_decay=0.004, exclude_layers=None,
+                 exclude_embeddings=True, muon_a=3.4445, muon_b=-4.7750, muon_c=2.0315,
+                 adam_lr_ratio=1, momentum=0.95, ns_steps=5, nesterov=True, rms_rate=0.2, **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, **kwargs)
+        self.adam_beta_1 = _real(self, "adam_beta_1", adam_beta_1)
+        self.adam_beta_2 = _real(self, "adam_beta_2", adam_beta_2)
+        self.adam_weight_decay = None if adam_weight_decay is None else \
+            _real(self, "adam_weight_decay", adam_weight_decay, minimum=0)
+        self.epsilon = _real(self, "epsilon", epsilon)
+        if exclude_layers is not None and (isinstance(exclude_layers, str) or not all(
+                isinstance(k, str) for k in exclude_layers)):
+            raise ValueError(f"Muon: exclude_layers must be a list of strings, received "
+                             f"{exclude_layers!r}")
+        self.exclude_layers = list(exclude_layers or [])
+        self.exclude_embeddings = _flag(self, "exclude_embeddings", exclude_embeddings)
+        self.muon_a, self.muon_b, self.muon_c = (_real(self, n, x) for n, x in
+                                                 (("muon_a", muon_a), ("muon_b", muon_b),
+                                                  ("muon_c", muon_c)))
+        self.adam_lr_ratio = _real(self, "adam_lr_ratio", adam_lr_ratio)
+        self.momentum = _real(self, "momentum", momentum)
+        if isinstance(ns_steps, bool) or not isinstance(ns_steps, (int, np.integer)) or ns_steps < 0:
+            raise ValueError(f"Muon: ns_steps must be an integer >= 0, received {ns_steps!r}")
+        self.ns_steps = int(ns_steps)
+        self.nesterov = _flag(self, "nesterov", nesterov)
+        self.rms_rate = None if rms_rate is None else _real(self, "rms_rate", rms_rate)
+
+    def _should_use_adamw(self, shape, path):
+        import re
+        if len(shape) != 2:
+            return True
+        if self.exclude_embeddings and "embedding" in path.lower():
+            return True
+        return any(re.search(k, path) for k in self.exclude_layers)
+
+    def _extra_state(self, w, var):
+        path = str(getattr(var, "path", "") or "")
+        return {"_adam": self._should_use_adamw(w.shape, path)}
+
+    def _var_names(self, st):
+        return ["momentum", "velocity"] if st.get("_adam") else ["momentum"]
+
+    def _step(self, w, g, state, lr, t):
+        adam = state.get("_adam")
+        if adam is None:
+            adam = state["_adam"] = self._should_use_adamw(w.shape, "")
+        wd = self.adam_weight_decay if adam else self.weight_decay
+        if wd:
+            w *= w.dtype.type(1.0 - lr * wd)
+        if adam:
+            self._adamw(w, g, state, lr * self.adam_lr_ratio, t)
+        else:
+            self._muon(w, g, state, lr)
+
+    def _adamw(self, w, g, state, lr, t):
+        f = w.dtype.type
+        m, v = state["momentum"], state["velocity"]
+        step = f(t)
+        alpha = f(lr) * np.sqrt(f(1) - f(self.adam_beta_2) ** step) / (f(1) - f(self.adam_beta_1) ** step)
+        m += (g - m) * f(1 - self.adam_beta_1)
+        v += (g * g - v) * f(1 - self.adam_beta_2)
+        w -= m * alpha / (np.sqrt(v) + f(self.epsilon))
+
+    def _muon(self, w, g, state, lr):
+        f = w.dtype.type
+        m = state["momentum"]
+        mu = f(self.momentum)
+        m += g + m * (mu - f(1))
+        G = g + mu * m if self.nesterov else m
+        update = self.zeropower_via_newtonschulz5(G, self.ns_steps)
+        update = f(lr) * update
+        if self.rms_rate is not None:
+            update = update * np.sqrt(f(max(w.shape[0], w.shape[1]))) * f(self.rms_rate)
+        w -= update
+
+    def zeropower_via_newtonschulz5(self, x, steps):
+        """The Newton–Schulz quintic iteration towards the orthogonal factor of ``x``."""
+        x = np.asarray(x)
+        if x.ndim < 2:
+            raise ValueError(f"Muon: expected gradient or momentum to have at least 2 dimensions, "
+                             f"received shape={x.shape}")
+        f = x.dtype.type
+        a, b, c = f(self.muon_a), f(self.muon_b), f(self.muon_c)
+        tall = x.shape[-2] > x.shape[-1]
+        if tall:
+            x = np.swapaxes(x, -1, -2)
+        x = x / (np.sqrt(np.sum(x * x, axis=(-2, -1), keepdims=True)) + f(1e-7))
+        for _ in range(steps):
+            A = x @ np.swapaxes(x, -1, -2)
+            B = b * A + c * A @ A
+            x = a * x + B @ x
+        return np.swapaxes(x, -1, -2) if tall else x
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"adam_beta_1": self.adam_beta_1, "adam_beta_2": self.adam_beta_2,
+                    "epsilon": self.epsilon, "exclude_layers": self.exclude_layers,
+                    "muon_a": self.muon_a, "muon_b": self.muon_b, "muon_c": self.muon_c,
+                    "adam_lr_ratio": self.adam_lr_ratio, "momentum": self.momentum,
+                    "ns_steps": self.ns_steps, "nesterov": self.nesterov,
+                    "exclude_embeddings": self.exclude_embeddings,
+                    "adam_weight_decay": self.adam_weight_decay, "rms_rate": self.rms_rate})
+        return cfg
+
+
+class LossScaleOptimizer(Optimizer):
+    """Dynamic loss scaling around ``inner_optimizer``, as Keras 3: the loss is multiplied by
+    the scale s (``scale_loss``; ``fit`` reads it as ``loss_scale_factor``); a step whose
+    gradients are all finite applies g/s with the inner optimizer, and after
+    ``dynamic_growth_steps`` such steps in a row s doubles; a step with a non-finite gradient is
+    skipped and halves s."""
+
+    def __init__(self, inner_optimizer, initial_scale=2.0 ** 15, dynamic_growth_steps=2000,
+                 name=None, **kwargs):
+        if not kwargs.pop("dynamic", True):
+            raise ValueError("LossScaleOptimizer no longer supports `dynamic=False`. Instead, "
+                             "simply set `loss_scale_factor` directly on the `inner_optimizer`.")
+        defaults = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None,
+                    "clipvalue": None, "use_ema": False, "ema_momentum": 0.99,
+                    "ema_overwrite_frequency": None, "loss_scale_factor": None,
+                    "gradient_accumulation_steps": None}
+        for k, d in defaults.items():
+            if k in kwargs and kwargs.pop(k) != d:
+                raise ValueError(f"LossScaleOptimizer does not support `{k}`. Instead, set `{k}` "
+                                 f"on the `inner_optimizer`.")
+        if kwargs:
+            raise ValueError(f"LossScaleOptimizer does not support arguments: "
+                             f"`{'`, `'.join(kwargs)}`.")
+        if not isinstance(inner_optimizer, Optimizer):
+            raise TypeError(f"LossScaleOptimizer: inner_optimizer must be an Optimizer, received "
+                            f"{type(inner_optimizer).__name__}")
+        super().__init__(learning_rate=0.0, name=name)
+        self.inner_optimizer = inner_optimizer
+        self.initial_scale = _check_number(self, "initial_scale", initial_scale, 0, lo_open=True)
+        if isinstance(dynamic_growth_steps, bool) or not isinstance(dynamic_growth_steps, (int, np.integer)) \
+                or dynamic_growth_steps < 1:
+            raise ValueError(f"LossScaleOptimizer: dynamic_growth_steps must be an integer >= 1, "
+                             f"received {dynamic_growth_steps!r}")
+        self.dynamic_growth_steps = int(dynamic_growth_steps)
+        self.inner_optimizer.loss_scale_factor = None
+        self._scale = np.array(self.initial_scale, np.float32)
+        self._counter = np.array(0, np.int64)
+
+    @property
+    def loss_scale_factor(self):
+        """The current dynamic scale (``fit`` multiplies the loss by it)."""
+        return float(self._scale) if "_scale" in self.__dict__ else None
+
+    @loss_scale_factor.setter
+    def loss_scale_factor(self, value):
+        if value is not None:
+            raise ValueError("LossScaleOptimizer does not support `loss_scale_factor`; its scale "
+                             "is dynamic")
+
+    @property
+    def dynamic_scale(self):
+        return self._keras_var("dynamic_scale", self._scale)
+
+    @property
+    def step_counter(self):
+        return self._keras_var("step_counter", self._counter)
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if "inner_optimizer" in self.__dict__:
+            self.inner_optimizer.learning_rate = value
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    @iterations.setter
+    def iterations(self, value):
+        self.inner_optimizer.iterations = value
+
+    def scale_loss(self, loss):
+        return loss * float(self._scale)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        self.inner_optimizer.build(var_list)
+        super().build(var_list)
+
+    @property
+    def variables(self):
+        own = [self._keras_var("iteration", np.asarray(self._iterations, np.int64)),
+               self._keras_var("learning_rate", np.asarray(0.0, np.float32)),
+               self.step_counter, self.dynamic_scale]
+        return own + self.inner_optimizer.variables
+
+    def _after_finite(self):
+        if self._counter == self.dynamic_growth_steps - 1:
+            self._counter[...] = 0
+            self._scale *= np.float32(2.0)
+        else:
+            self._counter += 1
+
+    def _after_nonfinite(self):
+        self._counter[...] = 0
+        self._scale *= np.float32(0.5)
+
+    def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
+        if not self.built:
+            if trainable_variables is None:
+                raise ValueError("LossScaleOptimizer.apply: pass the trainable variables on the "
+                                 "first call, or build the optimizer first")
+            self.build(list(trainable_variables))
+        arrays = [None if g is None else np.asarray(_np(g)) for g in grads]
+        if all(bool(np.all(np.isfinite(a))) for a in arrays if a is not None):
+            s = float(self._scale)
+            self.inner_optimizer.apply([None if a is None else a / np.asarray(s, a.dtype) for a in arrays],
+                                       trainable_variables)
+            self._after_finite()
+        else:
+            self._after_nonfinite()
+
+    def update_flat(self, params, grads, segments=None, variables=None):
+        if np.all(np.isfinite(grads)):
+            grads /= grads.dtype.type(self._scale)
+            self.inner_optimizer.update_flat(params, grads, segments, variables=variables)
+            self._after_finite()
+        else:
+            self._after_nonfinite()
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        if not self.built:
+            raise ValueError("To call `stateless_apply`, LossScaleOptimizer must be built (i.e. its "
+                             "variables must have been created). You can build it via "
+                             "`optimizer.build(trainable_variables)`.")
+        optimizer_variables = list(optimizer_variables)
+        if len(optimizer_variables) != len(self.variables):
+            raise ValueError(f"LossScaleOptimizer.stateless_apply: `optimizer_variables` must "
+                             f"correspond 1:1 to its variables; received {len(optimizer_variables)}, "
+                             f"expected {len(self.variables)}")
+        saved = (self._counter.copy(), self._scale.copy())
+        try:
+            self._counter[...] = np.asarray(_np(optimizer_variables[2]))
+            self._scale[...] = np.asarray(_np(optimizer_variables[3]))
+            arrays = [None if g is None else np.asarray(_np(g)) for g in grads]
+            if all(bool(np.all(np.isfinite(a))) for a in arrays if a is not None):
+                s = float(self._scale)
+                new_t, new_inner = self.inner_optimizer.stateless_apply(
+                    optimizer_variables[4:], [None if a is None else a / np.asarray(s, a.dtype)
+                                              for a in arrays], trainable_variables)
+                self._after_finite()
+            else:
+                new_t = [np.array(_np(t), copy=True) for t in trainable_variables]
+                new_inner = [np.array(_np(v), copy=True) for v in optimizer_variables[4:]]
+                self._after_nonfinite()
+            own = [np.array(_np(optimizer_variables[0]), copy=True),
+                   np.array(_np(optimizer_variables[1]), copy=True),
+                   self._counter.copy(), self._scale.copy()]
+        finally:
+            self._counter[...], self._scale[...] = saved
+        return new_t, own + new_inner
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def _flat_state_names(self):
+        return self.inner_optimizer._flat_state_names()
+
+    def load_flat_state(self, arrays, size, dtype=None):
+        return self.inner_optimizer.load_flat_state(arrays, size, dtype)
+
+    def get_config(self):
+        return {"name": self.name, "inner_optimizer": serialize(self.inner_optimizer),
+                "initial_scale": self.initial_scale,
+                "dynamic_growth_steps": self.dynamic_growth_steps}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        inner = get(config.pop("inner_optimizer"))
+        return cls(inner, **config)
+
+
 _ALIASES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adamw": AdamW, "adagrad": Adagrad,
-            "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam}
-_CLASSES = {c.__name__: c for c in (SGD, Adam, RMSprop, AdamW, Adagrad, Adadelta, Adamax, Nadam)}
+            "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam, "adafactor": Adafactor,
+            "ftrl": Ftrl, "lamb": Lamb, "lion": Lion, "muon": Muon,
+            "schedulefreeadamw": ScheduleFreeAdamW, "schedule_free_adamw": ScheduleFreeAdamW}
+_CLASSES = {c.__name__: c for c in (SGD, Adam, RMSprop, AdamW, Adagrad, Adadelta, Adamax, Nadam,
+                                     Adafactor, Ftrl, Lamb, Lion, Muon, ScheduleFreeAdamW,
+                                     LossScaleOptimizer)}
 
 
 def serialize(opt):
     return {"class_name": type(opt).__name__, "config": opt.get_config()}
+
+
+def deserialize(config, custom_objects=None):
+    """An optimizer from ``serialize``'s dict ``{"class_name", "config"}`` (custom classes by
+    name in ``custom_objects``)."""
+    if not isinstance(config, dict):
+        raise TypeError(f"optimizers.deserialize: expected a dict {{'class_name', 'config'}}, "
+                        f"received {type(config).__name__}")
+    cls = (custom_objects or {}).get(config.get("class_name"))
+    if cls is not None:
+        return cls.from_config(dict(config.get("config", {})))
+    return get(config)
 
 
 def get(identifier):
@@ -773,6 +1735,6 @@ def get(identifier):
         cls = _CLASSES.get(identifier.get("class_name")) or _ALIASES.get(str(identifier.get("class_name")).lower())
         if cls is None:
             raise ValueError(f"Unknown optimizer {identifier.get('class_name')!r}; valid names: {sorted(_CLASSES)}")
-        return cls(**identifier.get("config", {}))
+        return cls.from_config(dict(identifier.get("config", {})))
     raise TypeError(f"Could not interpret optimizer identifier: {identifier!r}; expected a name "
                     f"such as 'adam' or an Optimizer instance")
