@@ -382,3 +382,11 @@ def get(identifier):
                                                    else backend.floatx()))
         return initialize_fn
     raise TypeError(f"Could not interpret initializer identifier: {identifier!r}")
+
+
+def _register():
+    from . import variables
+    variables._resolve_initializer = get
+
+
+_register()

@@ -5,6 +5,11 @@ from . import backend
 from .autograd.tensor import Tensor
 
 
+#: ``initializers.get``, registered by ``axone/initializers.py`` (a higher module), so that a
+#: Variable accepts an initializer by name without this module importing it
+_resolve_initializer = None
+
+
 class Variable(Tensor):
     """A weight: a Tensor with a name, a ``trainable`` flag and in-place ``assign``.
 
@@ -12,10 +17,38 @@ class Variable(Tensor):
     ``assign`` and ``set_weights`` write in place, so views stay valid.
     """
 
-    __slots__ = ("trainable", "regularizer", "path", "constraint")
+    __slots__ = ("trainable", "regularizer", "path", "constraint", "autocast", "aggregation",
+                 "synchronization")
 
-    def __init__(self, initializer=None, shape=None, dtype=None, trainable=True, name=None,
-                 regularizer=None, constraint=None):
+    def __init__(self, initializer=None, shape=None, dtype=None, trainable=True, autocast=True,
+                 aggregation="none", synchronization="auto", name=None, regularizer=None,
+                 constraint=None):
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"Variable: argument `name` must be a string, received {name!r}")
+        if isinstance(name, str) and "/" in name:
+            raise ValueError(f"Variable: argument `name` must not contain '/', received {name!r}")
+        if aggregation not in (None, "none", "mean", "sum", "only_first_replica"):
+            raise ValueError(f"Variable {name!r}: invalid aggregation {aggregation!r}; expected "
+                             f"one of None, 'none', 'mean', 'sum', 'only_first_replica'")
+        if synchronization not in (None, "none", "on_read", "on_write", "auto"):
+            raise ValueError(f"Variable {name!r}: invalid synchronization {synchronization!r}; "
+                             f"expected one of None, 'none', 'on_read', 'on_write', 'auto'")
+        if isinstance(initializer, (str, dict)):
+            if _resolve_initializer is None:
+                raise ValueError(f"Variable {name!r}: initializer {initializer!r} given by name, "
+                                 f"but axone.initializers is not imported")
+            initializer = _resolve_initializer(initializer)
+        if dtype is None and shape is None and initializer is not None and not callable(initializer):
+            given = initializer.data if isinstance(initializer, Tensor) else initializer
+            if isinstance(given, (bool, np.bool_)):
+                dtype = np.bool_
+            elif isinstance(given, int):
+                dtype = np.int32                       # a Python int, as Keras
+            else:
+                given = np.asarray(given)
+                # integer and half values keep their dtype; other floats take floatx
+                dtype = given.dtype if given.dtype.kind in "iub" or given.dtype == np.float16 \
+                    else None
         dtype = np.dtype(dtype or backend.floatx())
         if callable(initializer) and not isinstance(initializer, (np.ndarray, Tensor)):
             if shape is None:
@@ -29,6 +62,8 @@ class Variable(Tensor):
                                  f"expected {tuple(shape)}")
         super().__init__(value, requires_grad=bool(trainable) and dtype.kind == "f")
         self.trainable = bool(trainable)
+        self.autocast, self.aggregation, self.synchronization = bool(autocast), aggregation, \
+            synchronization
         self.name = name or "variable"
         self.path = self.name
         self.regularizer = regularizer
