@@ -194,3 +194,43 @@ def test_bad_hyperparameters():
         AO.ScheduleFreeAdamW(warmup_steps=-1)
     with pytest.raises(ValueError, match="exclude_layers"):
         AO.Muon(exclude_layers="dense")
+
+
+FIT_CASES = [("Lion", dict(learning_rate=0.01)), ("Ftrl", dict(learning_rate=0.1)),
+             ("Lamb", dict(learning_rate=0.01)), ("ScheduleFreeAdamW", dict(learning_rate=0.01)),
+             ("Adafactor", dict(learning_rate=0.01)), ("Muon", dict(learning_rate=0.01)),
+             ("LossScale", dict(initial_scale=64.0, dynamic_growth_steps=2))]
+
+
+@pytest.mark.parametrize("name,kwargs", FIT_CASES)
+def test_fit_matches_keras(name, kwargs):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((24, 4)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 24)]
+    w = [rng.standard_normal((4, 6)).astype(np.float32) * 0.5, np.zeros(6, np.float32),
+         rng.standard_normal((6, 3)).astype(np.float32) * 0.5, np.zeros(3, np.float32)]
+    out = []
+    for lib in (keras, axone):
+        m = lib.Sequential([lib.Input((4,)), lib.layers.Dense(6, activation="tanh"),
+                            lib.layers.Dense(3, activation="softmax")])
+        m.set_weights([a.copy() for a in w])
+        if name == "LossScale":
+            opt = lib.optimizers.LossScaleOptimizer(lib.optimizers.Adam(0.01), **kwargs)
+        else:
+            opt = getattr(lib.optimizers, name)(**kwargs)
+        m.compile(optimizer=opt, loss="categorical_crossentropy")
+        if lib is axone and name in ("Adafactor", "Muon"):
+            m.optimizer.build(m.trainable_weights)     # their rules need the variables' shapes
+        m.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+        out.append(m)
+    km, am = out
+    assert am.optimizer.iterations == int(km.optimizer.iterations)
+    for kw, aw in zip(km.get_weights(), am.get_weights()):
+        np.testing.assert_allclose(aw, kw, rtol=1e-4, atol=1e-5)
+
+
+def test_adafactor_fit_without_build_names_the_fix():
+    m = axone.Sequential([axone.layers.Input((4,)), axone.layers.Dense(2)])
+    m.compile(optimizer="adafactor", loss="mse")
+    with pytest.raises(ValueError, match="optimizer.build"):
+        m.fit(np.ones((4, 4), np.float32), np.ones((4, 2), np.float32), verbose=0)
