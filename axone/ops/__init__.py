@@ -5,7 +5,8 @@ from .nn import *  # noqa: F401,F403
 from .nn import __all__ as _nn_all
 from .numpy import *  # noqa: F401,F403
 from .numpy import __all__ as _numpy_all
-from .normalization import batch_normalization, moments
+from .normalization import batch_normalization, layer_normalization, moments, rms_normalization
+from .attention import dot_product_attention
 from .conv import (average_pool, conv, conv1d, conv2d, conv_transpose, depthwise_conv, max_pool)
 from .conv import (adaptive_average_pool, adaptive_max_pool, depth_to_space, fold, separable_conv,
                    space_to_depth, unfold)

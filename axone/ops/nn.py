@@ -607,5 +607,7 @@ from .math import (elu, gelu, hard_sigmoid, leaky_relu, log_softmax, one_hot, re
 from .conv import average_pool, conv, conv_transpose, depthwise_conv, max_pool  # noqa: E402,F401
 from .conv import (adaptive_average_pool, adaptive_max_pool, depth_to_space,  # noqa: E402,F401
                    fold, separable_conv, space_to_depth, unfold)
-from .normalization import batch_normalization, moments  # noqa: E402,F401
+from .normalization import (batch_normalization, layer_normalization, moments,  # noqa: E402,F401
+                            rms_normalization)
+from .attention import dot_product_attention  # noqa: E402,F401
 from .ctc import ctc_decode, ctc_loss  # noqa: E402,F401

@@ -1,0 +1,201 @@
+"""Scaled dot-product attention as one node with the hand-written backward pass.
+
+Shapes (Keras ``ops.dot_product_attention``): query (B, T, N, H), key (B, S, K, H),
+value (B, S, K, Hv); N query heads share K key/value heads in groups of G = N / K
+(query head n reads key/value head n // G: multi-head when K = N, grouped-query when K < N).
+
+Forward, per batch b and head n (q_t, k_s, v_s the rows of the head):
+    s_ts = c·q_t·k_s + a_ts            c the scale (default 1/√H), a the bias and the masks
+    p_ts = exp(s_ts) / Σ_s' exp(s_ts')
+    o_t  = Σ_s (p_ts·m_ts)·v_s          m an optional dropout mask on the probabilities
+Backward, with g = dL/do and p̃ = p·m:
+    dL/dv_s = Σ_t p̃_ts·g_t,   dL/dp̃_ts = g_t·v_s,   dL/dp = m·dL/dp̃,
+    dL/ds_ts = p_ts·(dL/dp_ts − Σ_s' p_ts'·dL/dp_ts'),
+    dL/dq_t = c·Σ_s dL/ds_ts·k_s,   dL/dk_s = c·Σ_t dL/ds_ts·q_t,   dL/da = dL/ds
+(key/value gradients summed over the G query heads of their group).
+A masked entry adds a large negative number to s (as Keras's torch backend), so its
+probability is 0; a row masked everywhere attends uniformly, and since its output does not
+depend on its logits then, no gradient flows back through them (dL/ds = 0 on that row).
+"""
+import numpy as np
+
+from ..autograd.function import Function, unbroadcast
+from ..autograd.tensor import Tensor
+from . import math as M
+
+__all__ = ["dot_product_attention"]
+
+
+def large_negative(dtype):
+    """The additive value of a masked logit (−0.7 × the largest float32, −0.7·65500 for float16)."""
+    dtype = np.dtype(dtype)
+    return dtype.type((65500.0 if dtype == np.float16 else 3.38953e38) * -0.7)
+
+
+class DotProductAttention(Function):
+    """softmax(c·Q·Kᵀ + A)·V over (B, T, N, H) queries; see the module docstring for the equations.
+
+    Params: ``scale`` (c), ``additive`` (an array broadcastable to (B, N, T, S) added to the
+    logits, from masks; or None), ``drop`` (a dropout mask on the probabilities, or None)."""
+
+    additive = None
+    drop = None
+    dead = None
+
+    def forward(self, q, k, v, bias=None):
+        B, T, N, H = q.shape
+        S, K, Hv = k.shape[1], k.shape[2], v.shape[3]
+        G = N // K
+        qt = q.transpose(0, 2, 1, 3).reshape(B, K, G, T, H)
+        kt = k.transpose(0, 2, 1, 3)[:, :, None]                  # (B, K, 1, S, H)
+        vt = v.transpose(0, 2, 1, 3)[:, :, None]                  # (B, K, 1, S, Hv)
+        s = np.matmul(qt, kt.swapaxes(-1, -2)).reshape(B, N, T, S)
+        s *= s.dtype.type(self.scale)
+        if bias is not None:
+            s = s + bias
+        mx = None
+        if self.additive is not None:
+            s = s + self.additive
+            mx = s.max(axis=-1, keepdims=True)
+            # a row masked everywhere is uniform whatever its logits: no gradient flows back
+            dead = mx <= s.dtype.type(0.5) * large_negative(s.dtype)
+            self.dead = dead if dead.any() else None
+        s = s - (s.max(axis=-1, keepdims=True) if mx is None else mx)
+        np.exp(s, out=s)
+        s /= s.sum(axis=-1, keepdims=True)
+        p = s
+        pd = p if self.drop is None else p * self.drop
+        o = np.matmul(pd.reshape(B, K, G, T, S), vt).reshape(B, N, T, Hv)
+        self.qt, self.kt, self.vt, self.p, self.pd = qt, kt, vt, p, pd
+        self.bias_shape = None if bias is None else bias.shape
+        return np.ascontiguousarray(o.transpose(0, 2, 1, 3))
+
+    def backward(self, g):
+        qt, kt, vt, p, pd = self.qt, self.kt, self.vt, self.p, self.pd
+        B, K, G, T, H = qt.shape
+        S, Hv = kt.shape[3], vt.shape[4]
+        N = K * G
+        needs = self.needs
+        gt = g.transpose(0, 2, 1, 3).reshape(B, K, G, T, Hv)
+        gv = None
+        if needs[2]:
+            gv = np.matmul(pd.reshape(B, K, G, T, S).swapaxes(-1, -2), gt).sum(axis=2)
+            gv = np.ascontiguousarray(gv.transpose(0, 2, 1, 3))
+        gq = gk = gb = None
+        if needs[0] or needs[1] or (len(needs) > 3 and needs[3]):
+            dp = np.matmul(gt, vt.swapaxes(-1, -2)).reshape(B, N, T, S)
+            if self.drop is not None:
+                dp *= self.drop
+            ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+            if self.dead is not None:
+                ds = np.where(self.dead, ds.dtype.type(0), ds)
+            if len(needs) > 3 and needs[3]:
+                gb = unbroadcast(ds, self.bias_shape)
+            ds5 = ds.reshape(B, K, G, T, S) * ds.dtype.type(self.scale)
+            if needs[0]:
+                gq = np.matmul(ds5, kt).reshape(B, N, T, H)
+                gq = np.ascontiguousarray(gq.transpose(0, 2, 1, 3))
+            if needs[1]:
+                gk = np.matmul(ds5.swapaxes(-1, -2), qt).sum(axis=2)
+                gk = np.ascontiguousarray(gk.transpose(0, 2, 1, 3))
+        if len(needs) > 3:
+            return gq, gk, gv, gb
+        return gq, gk, gv
+
+
+def _array(x):
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def causal_mask(t, s):
+    """(T, S) boolean lower triangle: query t sees keys s ≤ t (top-left aligned, as torch)."""
+    return np.tril(np.ones((t, s), dtype=bool))
+
+
+def attention_core(query, key, value, bias=None, mask=None, scale=None, is_causal=False,
+                   dropout_mask=None, op="dot_product_attention"):
+    """The checked fused node on Tensors (B, T, N, H) / (B, S, K, H) / (B, S, K, Hv); ``mask`` a
+    boolean array broadcastable to (B, N, T, S), ``dropout_mask`` an array of shape (B, N, T, S)."""
+    B, T, N, H = query.shape
+    S, K = key.shape[1], key.shape[2]
+    shape = (B, N, T, S)
+    additive = None
+    if mask is not None or is_causal:
+        keep = None
+        if mask is not None:
+            m = _array(mask)
+            keep = m if m.dtype == bool else m != 0
+            try:
+                np.broadcast_shapes(keep.shape, shape)
+            except ValueError:
+                raise ValueError(f"{op}: mask must broadcast to (batch, num_heads, query length, "
+                                 f"key length) = {shape}, received shape {keep.shape}") from None
+        if is_causal:
+            c = causal_mask(T, S)
+            keep = c if keep is None else np.logical_and(keep, c)
+        additive = np.where(keep, query.dtype.type(0), large_negative(query.dtype))
+    if scale is None:
+        scale = 1.0 / np.sqrt(H)
+    inputs = (query, key, value) if bias is None else (query, key, value, bias)
+    return DotProductAttention.apply(*inputs, scale=float(scale), additive=additive,
+                                     drop=dropout_mask)
+
+
+def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, is_causal=False,
+                          flash_attention=None, attn_logits_soft_cap=None):
+    """softmax(scale·Q·Kᵀ + bias)·V, one fused node (Keras ``ops.dot_product_attention``).
+
+    Args:
+        query: (B, T, N, H).  key: (B, S, K, H) with N a multiple of K (grouped-query
+            attention when K < N).  value: (B, S, K, Hv).
+        bias: added to the logits, broadcastable to (B, N, T, S); differentiable.
+        mask: boolean, broadcastable to (B, N, T, S); True where a key is attended to.
+        scale: the logits' factor (default 1/√H).
+        is_causal: query t attends to keys s ≤ t only (combined with ``mask``).
+        flash_attention: None or False (axone has no flash kernel).
+        attn_logits_soft_cap: must be None (as Keras outside JAX on TPU).
+    Returns the attention output (B, T, N, Hv).
+    """
+    op = "dot_product_attention"
+    if attn_logits_soft_cap is not None:
+        raise ValueError(f"{op}: attn_logits_soft_cap is only supported by Keras for JAX on TPU; "
+                         f"set attn_logits_soft_cap=None (received {attn_logits_soft_cap!r})")
+    if flash_attention:
+        raise NotImplementedError(f"{op}: flash_attention=True is not supported by axone; pass "
+                                  f"flash_attention=None or False")
+    q, k, v = M._t(query, op), M._t(key, op), M._t(value, op)
+    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+        raise ValueError(f"{op}: only 4-D inputs (batch, length, heads, head dim) are supported, "
+                         f"received query.shape={q.shape}, key.shape={k.shape}, "
+                         f"value.shape={v.shape}")
+    if bias is not None and mask is not None:
+        raise ValueError(f"{op}: only one of bias and mask can be provided, received both")
+    for name, t in (("query", q), ("key", k), ("value", v)):
+        if t.dtype.kind != "f":
+            raise TypeError(f"{op}: {name} must be a floating tensor, received dtype {t.dtype}")
+    if k.shape[:3] != v.shape[:3]:
+        raise ValueError(f"{op}: key and value must agree in batch, length and heads, received "
+                         f"key.shape={k.shape} and value.shape={v.shape}")
+    if q.shape[0] != k.shape[0] or q.shape[3] != k.shape[3]:
+        raise ValueError(f"{op}: query and key must agree in batch size and head dim, received "
+                         f"query.shape={q.shape} and key.shape={k.shape}")
+    if k.shape[2] == 0 or q.shape[2] % k.shape[2]:
+        raise ValueError(f"{op}: the number of query heads ({q.shape[2]}) must be a multiple of the "
+                         f"number of key/value heads ({k.shape[2]})")
+    dt = np.result_type(q.dtype, k.dtype, v.dtype)
+    q, k, v = (t if t.dtype == dt else M.cast(t, dt) for t in (q, k, v))
+    if bias is not None:
+        bias = M._t(bias, op)
+        if bias.dtype != dt:
+            bias = M.cast(bias, dt)
+        shape = (q.shape[0], q.shape[2], q.shape[1], k.shape[1])
+        try:
+            if np.broadcast_shapes(bias.shape, shape) != shape:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{op}: bias must broadcast to (batch, num_heads, query length, key "
+                             f"length) = {shape}, received shape {bias.shape}") from None
+    if scale is not None:
+        scale = float(_array(scale))
+    return attention_core(q, k, v, bias=bias, mask=mask, scale=scale, is_causal=bool(is_causal),
+                          op=op)
