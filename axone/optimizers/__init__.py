@@ -84,7 +84,7 @@ def _grad_buffer(arrays, views):
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
            "Adafactor", "Ftrl", "Lamb", "Lion", "Muon", "ScheduleFreeAdamW", "LossScaleOptimizer",
-           "schedules", "get", "serialize", "deserialize"]
+           "MultiOptimizer", "OptimizerMap", "schedules", "get", "serialize", "deserialize"]
 
 
 def _real(opt, name, value, minimum=None):
@@ -1697,13 +1697,222 @@ class LossScaleOptimizer(Optimizer):
         return cls(inner, **config)
 
 
+class OptimizerMap:
+    """Variable path → optimizer, as Keras 3: an exact key first, else the one key that
+    ``re.fullmatch``-es the path (two: ValueError), else ``default_optimizer``."""
+
+    def __init__(self, default_optimizer, optimizer_map=None):
+        if not isinstance(default_optimizer, Optimizer):
+            raise TypeError(f"default_optimizer must be a Keras Optimizer instance. Received: "
+                            f"{default_optimizer!r}")
+        if optimizer_map is not None and not isinstance(optimizer_map, dict):
+            raise TypeError(f"optimizer_map must be a dictionary. Received: {optimizer_map!r}")
+        self._default_optimizer = default_optimizer
+        self._optimizer_map = {}
+        for k, o in (optimizer_map or {}).items():
+            self[k] = o
+
+    @property
+    def default_optimizer(self):
+        return self._default_optimizer
+
+    def __getitem__(self, key):
+        import re
+        if key in self._optimizer_map:
+            return self._optimizer_map[key]
+        hits = [p for p in self._optimizer_map if re.fullmatch(p, key)]
+        if len(hits) > 1:
+            raise ValueError(f"Multiple optimizers assigned to variable {key}.")
+        return self._optimizer_map[hits[0]] if hits else self._default_optimizer
+
+    def __setitem__(self, key, optimizer):
+        if key in self._optimizer_map:
+            raise ValueError(f"'{key}' already exists in the OptimizerMap with value "
+                             f"{self._optimizer_map[key]}. Please make sure to not use "
+                             f"duplicated keys.")
+        if not isinstance(key, str):
+            raise ValueError(f"key must be a string. Received: {key!r}")
+        if not isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer must be a Keras Optimizer instance. Received: {optimizer!r}")
+        if isinstance(optimizer, (LossScaleOptimizer, MultiOptimizer)):
+            raise ValueError(f"optimizer cannot be {type(optimizer).__name__}.")
+        self._optimizer_map[key] = optimizer
+
+    def __delitem__(self, key):
+        del self._optimizer_map[key]
+
+    def __len__(self):
+        return len(self._optimizer_map)
+
+    def __iter__(self):
+        return iter(self._optimizer_map)
+
+    def __contains__(self, key):
+        return key in self._optimizer_map
+
+    def keys(self):
+        return self._optimizer_map.keys()
+
+    def values(self):
+        return self._optimizer_map.values()
+
+    def items(self):
+        return self._optimizer_map.items()
+
+    def __call__(self, variable):
+        return self[getattr(variable, "path", getattr(variable, "name", ""))]
+
+    def get_config(self):
+        return {"default_optimizer": serialize(self._default_optimizer),
+                "optimizer_map": {k: serialize(o) for k, o in self._optimizer_map.items()}}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(get(config["default_optimizer"]),
+                   {k: get(o) for k, o in (config.get("optimizer_map") or {}).items()})
+
+
+class MultiOptimizer(Optimizer):
+    """Each variable updated by its own optimizer (an OptimizerMap, or a callable
+    ``variable → optimizer``), as Keras 3; ``iterations`` counts the calls."""
+
+    def __init__(self, optimizer_map, loss_scale_factor=None, name=None):
+        super().__init__(learning_rate=0.0, loss_scale_factor=loss_scale_factor, name=name)
+        if not callable(optimizer_map):
+            raise TypeError(f"MultiOptimizer: optimizer_map must be an OptimizerMap or a callable "
+                            f"returning an optimizer for a variable, received {optimizer_map!r}")
+        self._optimizer_map = optimizer_map
+        self._inner = []
+        for opt in list(getattr(optimizer_map, "values", lambda: [])()) + \
+                [getattr(optimizer_map, "default_optimizer", None)]:
+            if opt is not None and all(opt is not o for o in self._inner):
+                opt.loss_scale_factor = loss_scale_factor
+                self._inner.append(opt)
+        self._var_opt = {}
+
+    @property
+    def optimizers(self):
+        return self._inner
+
+    @property
+    def learning_rate(self):
+        raise AttributeError("Learning rate cannot be accessed on a MultiOptimizer. Access the "
+                             "learning rate on the individual sub-optimizers instead.")
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        raise AttributeError("Learning rate cannot be set on a MultiOptimizer. Set the learning "
+                             "rate on the individual sub-optimizers instead.")
+
+    def build(self, var_list):
+        if self.built:
+            return
+        var_list = list(var_list)
+        groups = {}
+        for v in var_list:
+            opt = self._optimizer_map(v)
+            if not isinstance(opt, Optimizer):
+                raise ValueError(f"Optimizer for variable {getattr(v, 'path', v)!r} is not an "
+                                 f"Optimizer instance.")
+            if isinstance(opt, (LossScaleOptimizer, MultiOptimizer)):
+                raise ValueError(f"{type(opt).__name__} cannot be used inside an MultiOptimizer.")
+            if all(opt is not o for o in self._inner):
+                opt.loss_scale_factor = self.loss_scale_factor
+                self._inner.append(opt)
+            idx = next(i for i, o in enumerate(self._inner) if o is opt)
+            self._var_opt[id(v)] = idx
+            groups.setdefault(idx, []).append(v)
+        for idx, vs in groups.items():
+            self._inner[idx].build(vs)
+        self._trainable_variables = var_list
+        self._tv_index = {id(v): i for i, v in enumerate(var_list)}
+        self.built = True
+
+    @property
+    def variables(self):
+        out = [self._keras_var("iteration", np.asarray(self._iterations, np.int64)),
+               self._keras_var("learning_rate", np.asarray(0.0, np.float32))]
+        for o in self._inner:
+            out.extend(o.variables)
+        return out
+
+    def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
+        if not grads:
+            return
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError("When passing `grads` without `variables`, the optimizer must "
+                                 "already be built on a list of variables. Call "
+                                 "`optimizer.build(trainable_variables)` first.")
+            trainable_variables = self._trainable_variables
+        trainable_variables = list(trainable_variables)
+        if not self.built:
+            self.build(trainable_variables)
+        if len(grads) != len(self._tv_index):
+            raise ValueError(f"Gradients must match trainable variables one-to-one. Received "
+                             f"{len(grads)} gradients and {len(self._tv_index)} variables.")
+        groups = [([], []) for _ in self._inner]
+        for g, v in zip(grads, trainable_variables):
+            if id(v) not in self._var_opt:
+                raise ValueError(f"MultiOptimizer.apply: unknown variable {getattr(v, 'path', v)!r}")
+            gs, vs = groups[self._var_opt[id(v)]]
+            gs.append(g)
+            vs.append(v)
+        for opt, (gs, vs) in zip(self._inner, groups):
+            if gs:
+                opt.apply(gs, vs)
+        self._iterations += 1
+
+    def update_flat(self, params, grads, segments=None, variables=None):
+        if variables is None and self.built and _flat_views(self._trainable_variables) is not None:
+            variables = self._trainable_variables
+        if variables is None:
+            raise ValueError("MultiOptimizer: it maps each variable to an optimizer by its path; "
+                             "build it on the model's weights first "
+                             "(optimizer.build(model.trainable_variables))")
+        self.apply([v.grad if v.grad is not None else grads[s].reshape(v.shape)
+                    for v, s in zip(variables, segments or _flat_views(variables)[1])], variables)
+
+    def finalize_variable_values(self, var_list):
+        groups = {}
+        for v in var_list:
+            if id(v) in self._var_opt:
+                groups.setdefault(self._var_opt[id(v)], []).append(v)
+        for idx, vs in groups.items():
+            self._inner[idx].finalize_variable_values(vs)
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        raise NotImplementedError("MultiOptimizer.stateless_apply is not supported in axone; use "
+                                  "each sub-optimizer's stateless_apply")
+
+    def _flat_state_names(self):
+        return ()
+
+    def get_config(self):
+        m = self._optimizer_map
+        if not isinstance(m, OptimizerMap):
+            raise ValueError("MultiOptimizer.get_config: a callable optimizer_map cannot be "
+                             "serialized; use an OptimizerMap")
+        return {"optimizer_map": {"class_name": "OptimizerMap", "config": m.get_config()},
+                "loss_scale_factor": self.loss_scale_factor, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        m = config.pop("optimizer_map")
+        if isinstance(m, dict):
+            m = OptimizerMap.from_config(m.get("config", m))
+        return cls(m, **config)
+
+
 _ALIASES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adamw": AdamW, "adagrad": Adagrad,
             "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam, "adafactor": Adafactor,
             "ftrl": Ftrl, "lamb": Lamb, "lion": Lion, "muon": Muon,
             "schedulefreeadamw": ScheduleFreeAdamW, "schedule_free_adamw": ScheduleFreeAdamW}
 _CLASSES = {c.__name__: c for c in (SGD, Adam, RMSprop, AdamW, Adagrad, Adadelta, Adamax, Nadam,
                                      Adafactor, Ftrl, Lamb, Lion, Muon, ScheduleFreeAdamW,
-                                     LossScaleOptimizer)}
+                                     LossScaleOptimizer, MultiOptimizer)}
 
 
 def serialize(opt):

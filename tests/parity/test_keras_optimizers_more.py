@@ -234,3 +234,36 @@ def test_adafactor_fit_without_build_names_the_fix():
     m.compile(optimizer="adafactor", loss="mse")
     with pytest.raises(ValueError, match="optimizer.build"):
         m.fit(np.ones((4, 4), np.float32), np.ones((4, 2), np.float32), verbose=0)
+
+
+def _multi(lib, w0):
+    m = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2, name="enc")])
+    m.set_weights([a.copy() for a in w0])
+    om = lib.optimizers.OptimizerMap(lib.optimizers.SGD(0.1))
+    om[".*enc/bias"] = lib.optimizers.Adam(0.1)
+    return m, lib.optimizers.MultiOptimizer(om)
+
+
+def test_multi_optimizer_matches_keras():
+    rng = np.random.default_rng(0)
+    w0 = [rng.normal(size=s).astype("float32") for s in [(3, 2), (2,)]]
+    (km, ko), (am, ao) = _multi(keras, w0), _multi(axone, w0)
+    for _ in range(3):
+        g = [rng.normal(size=w.shape).astype("float32") for w in w0]
+        ko.apply([keras.ops.convert_to_tensor(x) for x in g], km.trainable_weights)
+        ao.apply(g, am.trainable_weights)
+    for k, a in zip(km.get_weights(), am.get_weights()):
+        np.testing.assert_allclose(a, k, rtol=1e-5, atol=1e-6)
+    assert ao.iterations == int(ko.iterations) and len(ao.variables) == len(ko.variables)
+    assert isinstance(ao.optimizers[1], AO.SGD) and isinstance(ao.optimizers[0], AO.Adam)
+    again = AO.deserialize(AO.serialize(ao))
+    assert isinstance(again, AO.MultiOptimizer)
+    with pytest.raises(AttributeError, match="sub-optimizers"):
+        ao.learning_rate
+    om = AO.OptimizerMap(AO.SGD())
+    with pytest.raises(ValueError, match="LossScaleOptimizer"):
+        om["x"] = AO.LossScaleOptimizer(AO.SGD())
+    om["a.*"] = AO.Adam()
+    om["ab.*"] = AO.Adam()
+    with pytest.raises(ValueError, match="Multiple optimizers"):
+        om["abc"]
