@@ -1,6 +1,7 @@
 """axone: a Keras-compatible deep-learning library with its own NumPy backpropagation engine."""
 from . import backend
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from .autograd import GradientTape, grad, value_and_grad
 from .variables import Variable
 from . import ops
 from . import random
@@ -18,4 +19,5 @@ __version__ = "0.1.0"
 __all__ = ["Tensor", "Variable", "Function", "no_grad", "enable_grad", "is_grad_enabled",
            "backend", "ops", "random", "activations", "callbacks", "constraints", "initializers",
            "losses", "metrics", "optimizers", "regularizers", "utils", "layers", "models", "datasets",
-           "saving", "Input", "KerasTensor", "Layer", "Model", "Sequential", "__version__"]
+           "saving", "Input", "KerasTensor", "Layer", "Model", "Sequential", "__version__",
+           "GradientTape", "grad", "value_and_grad"]

@@ -139,6 +139,16 @@ class Tensor:
     def __hash__(self):
         return id(self)
 
+    def __format__(self, spec):
+        """A 0-d tensor formats as its value (``f"{loss:.4f}"``); others as ``str`` when the
+        spec is empty."""
+        if self.data.ndim == 0:
+            return format(self.data.item(), spec)
+        if not spec:
+            return str(self)
+        raise TypeError(f"unsupported format string {spec!r} for a Tensor of shape "
+                        f"{self.data.shape}; only 0-d tensors take a format spec")
+
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")
         extra = ""
