@@ -642,7 +642,7 @@ class Trainer:
         if grads is not None:
             finish_fresh_grads(vars_)
         if params is not None:
-            self.optimizer.update_flat(params, grads, self._buffer[3])
+            self.optimizer.update_flat(params, grads, self._buffer[3], variables=vars_)
             if self._constrained:
                 self.optimizer.apply_constraints(self._constrained)
         return total, per_output, preds
