@@ -215,8 +215,9 @@ def _download(origin, path, algo, file_hash, timeout):
                 f"(nothing was written to {path}).")
 
 
-def get_file(fname=None, origin=None, file_hash=None, hash_algorithm="sha256", cache_dir=None,
-             cache_subdir="datasets", timeout=DEFAULT_TIMEOUT, force_download=False):
+def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None,
+             cache_subdir="datasets", hash_algorithm="auto", extract=False, archive_format="auto",
+             cache_dir=None, force_download=False, timeout=DEFAULT_TIMEOUT):
     """Path of ``fname`` in the cache, downloaded from ``origin`` first if needed (``keras.utils.get_file``).
 
     Args:
@@ -230,6 +231,14 @@ def get_file(fname=None, origin=None, file_hash=None, hash_algorithm="sha256", c
         cache_subdir: folder under the root (default ``"datasets"``).
         timeout: seconds allowed to connect and between received blocks.
         force_download: download even when a good cached copy exists.
+        extract / untar: the file is an archive (tar, tar.gz, tar.bz2, tar.xz or zip, per
+            ``archive_format``: "auto", "tar", "zip" or a list); it is downloaded beside a
+            folder it is extracted into, whose path is returned — Keras 3's layout: ``fname``
+            "data.tar.gz" gives "data.tar.gz" and the folder "data_extracted"; a ``fname``
+            without a dot gives "<fname>_archive" and the folder "<fname>".  Extraction is
+            safe: members with absolute paths, ``..``, links, devices, or sizes beyond the
+            bounds are refused, and the folder appears complete or not at all.
+        md5_hash: legacy form of ``file_hash`` with ``hash_algorithm="md5"``.
 
     A cached file with the right checksum (or any cached file when
     ``file_hash`` is None) is returned with no network access.  A cached file
@@ -249,6 +258,20 @@ def get_file(fname=None, origin=None, file_hash=None, hash_algorithm="sha256", c
         if not fname:
             raise ValueError(f"get_file: cannot tell a file name from origin {origin!r}; pass fname")
     fname = os.fspath(fname)
+    if md5_hash is not None and file_hash is None:
+        file_hash, hash_algorithm = md5_hash, "md5"
+    if extract or untar:
+        archive = fname + "_archive" if "." not in os.path.basename(fname) else fname
+        folder = (fname if "." not in os.path.basename(fname)
+                  else os.path.join(os.path.dirname(fname),
+                                    os.path.basename(fname).split(".")[0] + "_extracted"))
+        apath = get_file(archive, origin, file_hash=file_hash, cache_subdir=cache_subdir,
+                         hash_algorithm=hash_algorithm, cache_dir=cache_dir,
+                         force_download=force_download, timeout=timeout)
+        target = os.path.join(os.path.dirname(apath), os.path.basename(folder))
+        if force_download or not os.path.isdir(target):
+            extract_archive(apath, target, "tar" if untar else archive_format)
+        return target
     algo = _resolve_algorithm(file_hash, hash_algorithm) if file_hash else None
     if file_hash:
         file_hash = file_hash.lower()
@@ -284,6 +307,117 @@ def get_file(fname=None, origin=None, file_hash=None, hash_algorithm="sha256", c
             head + "\nIf this machine has no internet access: "
             + _manual_instructions(fname, origin, path, algo, file_hash)) from e
     return path
+
+
+#: an archive may extract to at most this many bytes and members
+MAX_EXTRACTED_BYTES = 64 << 30
+MAX_MEMBERS = 1_000_000
+
+
+def _safe_name(name, path):
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith("/") or os.path.isabs(name) or ".." in parts or (parts and ":" in parts[0]):
+        raise FileFormatError(path, f"the archive member {name!r} would be written outside the "
+                                    f"extraction folder; nothing was extracted")
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
+def extract_archive(file_path, path, archive_format="auto"):
+    """Extract a tar or zip archive into the folder ``path`` (created whole or not at all);
+    ``True`` when it was one of ``archive_format``'s kinds, else ``False`` (Keras's
+    ``extract_archive``).  Only regular files and folders are written, under ``path``: absolute
+    names, ``..``, links and devices are refused, and the total size and member count are
+    bounded (every problem is a :class:`~axone.fileio.FileFormatError`)."""
+    import shutil
+    import tarfile
+    import zipfile
+    if archive_format is None:
+        return False
+    kinds = ["tar", "zip"] if archive_format == "auto" else (
+        [archive_format] if isinstance(archive_format, str) else list(archive_format))
+    for k in kinds:
+        if k not in ("tar", "zip"):
+            raise NotImplementedError(f"extract_archive: archive_format {k!r}; use 'tar' or 'zip'")
+    file_path = check_regular_file(os.fspath(file_path), "archive")
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(parent, exist_ok=True)
+    for kind in kinds:
+        if kind == "tar" and not tarfile.is_tarfile(file_path):
+            continue
+        if kind == "zip" and not zipfile.is_zipfile(file_path):
+            continue
+        tmp = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".axone-", dir=parent)
+        try:
+            total, count = 0, 0
+            if kind == "tar":
+                with tarfile.open(file_path, "r:*") as tar:
+                    for m in tar:
+                        count += 1
+                        if count > MAX_MEMBERS:
+                            raise FileFormatError(file_path, f"more than {MAX_MEMBERS} members")
+                        name = _safe_name(m.name, file_path)
+                        if m.isdir():
+                            os.makedirs(os.path.join(tmp, name), exist_ok=True)
+                            continue
+                        if not m.isfile():
+                            raise FileFormatError(file_path, f"the archive member {m.name!r} is "
+                                                             f"a link or a special file; refused")
+                        total += m.size
+                        if total > MAX_EXTRACTED_BYTES:
+                            raise FileFormatError(file_path, f"extracts to more than "
+                                                             f"{MAX_EXTRACTED_BYTES} bytes")
+                        dest = os.path.join(tmp, name)
+                        os.makedirs(os.path.dirname(dest), exist_ok=True)
+                        src = tar.extractfile(m)
+                        with open(dest, "wb") as out:
+                            shutil.copyfileobj(src, out, 1 << 20)
+            else:
+                with zipfile.ZipFile(file_path) as zf:
+                    infos = zf.infolist()
+                    if len(infos) > MAX_MEMBERS:
+                        raise FileFormatError(file_path, f"more than {MAX_MEMBERS} members")
+                    for info in infos:
+                        name = _safe_name(info.filename, file_path)
+                        if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                            raise FileFormatError(file_path, f"the archive member "
+                                                             f"{info.filename!r} is a link; refused")
+                        if info.is_dir():
+                            os.makedirs(os.path.join(tmp, name), exist_ok=True)
+                            continue
+                        total += info.file_size
+                        if total > MAX_EXTRACTED_BYTES or (
+                                info.file_size > (1 << 20)
+                                and info.file_size > 1000 * max(info.compress_size, 1)):
+                            raise FileFormatError(file_path, f"the archive member "
+                                                             f"{info.filename!r} declares "
+                                                             f"{info.file_size} bytes; refused")
+                        dest = os.path.join(tmp, name)
+                        os.makedirs(os.path.dirname(dest), exist_ok=True)
+                        with zf.open(info) as src, open(dest, "wb") as out:
+                            left = info.file_size
+                            while True:
+                                chunk = src.read(1 << 20)
+                                if not chunk:
+                                    break
+                                left -= len(chunk)
+                                if left < 0:
+                                    raise FileFormatError(file_path, f"the archive member "
+                                                                     f"{info.filename!r} holds "
+                                                                     f"more than it declares")
+                                out.write(chunk)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+            return True
+        except FileFormatError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FileFormatError(file_path, f"could not extract the {kind} archive "
+                                             f"({type(e).__name__}: {e})") from None
+    return False
 
 
 def fetch_dataset_file(remote_name, path=None, base_url=None, checksums=None, cache_dir=None,

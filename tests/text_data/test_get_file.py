@@ -59,8 +59,10 @@ def test_md5_and_auto_algorithms(served):
     assert get_file("a.bin", url, file_hash=md5(PAYLOAD), hash_algorithm="md5")
     assert get_file("b.bin", url, file_hash=md5(PAYLOAD), hash_algorithm="auto")
     assert get_file("c.bin", url, file_hash=sha256(PAYLOAD).upper(), hash_algorithm="auto")
+    assert get_file("e.bin", url, file_hash=md5(PAYLOAD))   # "auto" by default, as Keras
+    assert get_file("f.bin", url, md5_hash=md5(PAYLOAD))    # Keras's legacy argument
     with pytest.raises(ValueError, match="md5"):
-        get_file("d.bin", url, file_hash=md5(PAYLOAD))      # sha256 expected by default
+        get_file("d.bin", url, file_hash=md5(PAYLOAD), hash_algorithm="sha256")
     with pytest.raises(ValueError, match="hash_algorithm"):
         get_file("d.bin", url, file_hash=md5(PAYLOAD), hash_algorithm="sha1")
 
