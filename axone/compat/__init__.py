@@ -19,7 +19,8 @@ _SUBMODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks
                "applications", "optimizers.schedules", "preprocessing", "random", "saving"}
 # Keras names whose axone module lives elsewhere than axone.<name>
 _MODULE_OF = {"ops": "axone.compat.keras_ops", "ops.numpy": "axone.compat.keras_ops_numpy",
-              "ops.nn": "axone.compat.keras_ops_nn",
+              "ops.nn": "axone.compat.keras_ops_nn", "ops.linalg": "axone.compat.keras_ops_linalg",
+              "ops.core": "axone.compat.keras_ops_core",
               "preprocessing": "axone.utils.preprocessing",
               "preprocessing.image": "axone.utils.image_utils",
               "preprocessing.sequence": "axone.utils.sequence_utils"}

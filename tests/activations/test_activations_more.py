@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import keras
+from keras.src.activations import ALL_OBJECTS_DICT
 
 import axone
 from axone import Tensor, activations
@@ -46,7 +47,6 @@ def test_threshold_and_sparsemax_activations():
 
 
 def test_registry_matches_keras():
-    from keras.src.activations import ALL_OBJECTS_DICT
     for name in ALL_OBJECTS_DICT:
         f = activations.get(name)
         assert callable(f), name
