@@ -184,3 +184,26 @@ def blas_threads_for(n_params, batch_size):
     if SMALL_STEP_WORK and n_params * batch_size < SMALL_STEP_WORK:
         return 1
     return None
+
+
+# Name counters and other per-session state register a reset here (they live in higher modules:
+# layers.base's auto-naming, keras.random's SeedGenerator names); clear_session runs them all.
+_SESSION_RESETS = []
+
+
+def register_session_reset(fn):
+    """Have ``clear_session`` call ``fn()``."""
+    if fn not in _SESSION_RESETS:
+        _SESSION_RESETS.append(fn)
+    return fn
+
+
+def clear_session(free_memory=True):
+    """Reset the global state, as Keras's ``clear_session``: the auto-naming of layers, models,
+    metrics and SeedGenerators starts again (``dense``, ``dense_1``, …); with ``free_memory``
+    Python's garbage collector runs."""
+    for fn in list(_SESSION_RESETS):
+        fn()
+    if free_memory:
+        import gc
+        gc.collect()

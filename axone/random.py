@@ -35,6 +35,12 @@ _NAME_LOCK = threading.Lock()
 _SEED_DTYPE = "int32"
 
 
+@backend.register_session_reset
+def _reset_names():
+    with _NAME_LOCK:
+        _NAME_COUNTS.clear()
+
+
 def _auto_name(base):
     with _NAME_LOCK:
         n = _NAME_COUNTS.get(base, 0)

@@ -32,10 +32,15 @@ def unique_name(base):
     return base if n == 0 else f"{base}_{n}"
 
 
-def clear_session():
-    """Reset the layer auto-naming counters (Keras ``clear_session``)."""
+@backend.register_session_reset
+def _reset_names():
     with _NAME_LOCK:
         _NAME_COUNTS.clear()
+
+
+def clear_session(free_memory=True):
+    """Reset the auto-naming counters and other global state (Keras ``clear_session``)."""
+    backend.clear_session(free_memory)
 
 
 def to_snake_case(name):

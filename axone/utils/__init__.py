@@ -65,10 +65,10 @@ def normalize(x, axis=-1, order=2):
     return x / np.where(n == 0, 1, n)
 
 
-def clear_session():
-    """Reset layer auto-naming (``dense``, ``dense_1``, …) as Keras's ``clear_session``."""
-    from ..layers.base import clear_session as _clear
-    _clear()
+def clear_session(free_memory=True):
+    """Reset the global state as Keras's ``clear_session``: layer, model, metric and
+    SeedGenerator auto-naming start again (``dense``, ``dense_1``, …)."""
+    backend.clear_session(free_memory)
 
 
 from ..datasets.remote import get_file  # noqa: E402
