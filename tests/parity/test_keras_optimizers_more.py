@@ -229,11 +229,19 @@ def test_fit_matches_keras(name, kwargs):
         np.testing.assert_allclose(aw, kw, rtol=1e-4, atol=1e-5)
 
 
-def test_adafactor_fit_without_build_names_the_fix():
-    m = axone.Sequential([axone.layers.Input((4,)), axone.layers.Dense(2)])
-    m.compile(optimizer="adafactor", loss="mse")
-    with pytest.raises(ValueError, match="optimizer.build"):
-        m.fit(np.ones((4, 4), np.float32), np.ones((4, 2), np.float32), verbose=0)
+def test_adafactor_fit_without_build_equals_fit_after_build():
+    x, y = np.ones((4, 4), np.float32), np.ones((4, 2), np.float32)
+    out = []
+    for build in (False, True):
+        axone.utils.set_random_seed(0)
+        m = axone.Sequential([axone.layers.Input((4,)), axone.layers.Dense(2)])
+        m.compile(optimizer="adafactor", loss="mse")
+        if build:
+            m.optimizer.build(m.trainable_weights)
+        m.fit(x, y, epochs=2, verbose=0)
+        out.append(m.get_weights())
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
 def _multi(lib, w0):
