@@ -11,7 +11,8 @@ import importlib.machinery
 import sys
 import types
 
-__all__ = ["install_keras_alias", "uninstall_keras_alias", "UnsupportedKerasName"]
+__all__ = ["install_keras_alias", "uninstall_keras_alias", "UnsupportedKerasName",
+           "UnsupportedKerasAttribute", "KERAS_VERSION"]
 
 _ROOTS = ("keras", "keras_core", "tensorflow.keras")
 _SUBMODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks", "regularizers",
@@ -27,7 +28,18 @@ _MODULE_OF = {"ops": "axone.compat.keras_ops", "ops.numpy": "axone.compat.keras_
 
 
 class UnsupportedKerasName(ImportError):
-    """A Keras name that axone does not provide (yet)."""
+    """A Keras module or name that axone does not provide (yet), on import."""
+
+
+class UnsupportedKerasAttribute(AttributeError):
+    """A Keras name that axone does not provide, read as an attribute (``keras.layers.Name``):
+    an AttributeError, so ``hasattr`` is False.  ``from keras.layers import Name`` goes on to
+    look for a submodule of that name and raises :class:`UnsupportedKerasName` with the same
+    kind of message."""
+
+
+#: the Keras 3 version the alias reports as ``keras.__version__`` / ``keras.version()``
+KERAS_VERSION = "3.15.0"
 
 
 def _axone_version():
@@ -46,12 +58,16 @@ class _AliasModule(types.ModuleType):
 
     def __getattr__(self, attr):
         target = self.__dict__["_target"]
+        if attr == "__version__" and self.__dict__["_keras_name"] in _ROOTS:
+            return KERAS_VERSION
+        if attr == "version" and self.__dict__["_keras_name"] in _ROOTS:
+            return _keras_version
         if attr.startswith("__") and attr.endswith("__"):
             return getattr(target, attr)
         try:
             return getattr(target, attr)
         except AttributeError:
-            raise UnsupportedKerasName(
+            raise UnsupportedKerasAttribute(
                 f"{self.__dict__['_keras_name']}.{attr} is not supported by axone "
                 f"{_axone_version()} (the Keras name is mapped to {target.__name__}, which has no "
                 f"{attr!r})") from None
@@ -60,8 +76,13 @@ class _AliasModule(types.ModuleType):
         return dir(self.__dict__["_target"])
 
 
+def _keras_version():
+    """The Keras version string (``keras.version()``)."""
+    return KERAS_VERSION
+
+
 class _TensorflowModule(types.ModuleType):
-    """``tensorflow`` stand-in that only provides ``tensorflow.keras``."""
+    """``tensorflow`` stand-in: ``tensorflow.keras`` and the names of :mod:`axone.compat.tf`."""
 
     def __init__(self):
         super().__init__("tensorflow")
@@ -71,10 +92,16 @@ class _TensorflowModule(types.ModuleType):
     def __getattr__(self, attr):
         if attr == "keras":
             return importlib.import_module("tensorflow.keras")
+        tf = importlib.import_module("axone.compat.tf")
+        if attr in tf.__dict__ and not attr.startswith("_") or attr == "__version__":
+            value = tf.__dict__[attr]
+            self.__dict__[attr] = value
+            return value
         if attr.startswith("__"):
             raise AttributeError(attr)
-        raise UnsupportedKerasName(
-            f"tensorflow.{attr} is not supported: axone provides only tensorflow.keras")
+        raise UnsupportedKerasAttribute(
+            f"tensorflow.{attr} is not supported by axone {_axone_version()}: the tensorflow "
+            f"alias provides tensorflow.keras and the names of axone.compat.tf")
 
 
 class _Loader(importlib.abc.Loader):
