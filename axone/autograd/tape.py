@@ -191,6 +191,17 @@ def _seed(target, given, who):
     return g
 
 
+_TAPES = threading.local()
+
+
+def _open_tapes():
+    """The tapes recording on this thread, innermost last."""
+    tapes = _TAPES.__dict__.get("open")
+    if tapes is None:
+        tapes = _TAPES.open = []
+    return tapes
+
+
 class GradientTape:
     """Record operations for automatic differentiation (``tf.GradientTape``).
 
@@ -226,12 +237,16 @@ class GradientTape:
             raise ValueError("GradientTape: this tape is already recording (nested `with` on "
                              "the same tape)")
         self._recording = True
+        _open_tapes().append(self)
         for t in self._watched.values():
             self._switch_on(t)
         return self
 
     def __exit__(self, *exc):
         self._recording = False
+        tapes = _open_tapes()
+        if self in tapes:
+            tapes.remove(self)
         self._release()
         return False
 
@@ -316,6 +331,14 @@ class GradientTape:
             raise ValueError(f"GradientTape.gradient: unconnected_gradients must be 'none' or "
                              f"'zero', received {unconnected_gradients!r}")
         self._check_use("gradient")
+        if any(t is not self and t._recording and t._stopped is None for t in _open_tapes()):
+            # an enclosing tape would see these gradients as constants: refuse rather than let
+            # it return a wrong (None) second derivative
+            raise NotImplementedError(
+                "GradientTape.gradient inside another recording GradientTape (second "
+                "derivatives through nested tapes) is not implemented in axone: the backward "
+                "passes are not recorded. Compute the gradient outside the enclosing tape, or "
+                "use the enclosing tape's stop_recording()")
         flat = self._sources(sources, "gradient")
         targets = _flatten(target, [])
         for t in targets:

@@ -243,3 +243,19 @@ def test_format_of_tensors():
     assert f"{Tensor([1.0, 2.0])}" == str(Tensor([1.0, 2.0]))
     with pytest.raises(TypeError, match="format"):
         f"{Tensor([1.0, 2.0]):.2f}"
+
+
+def test_nested_tapes_refuse_second_derivatives_instead_of_a_wrong_answer():
+    import axone
+    x = axone.Tensor(np.array([0.3, -0.2]))
+    with axone.GradientTape() as outer:
+        outer.watch(x)
+        with axone.GradientTape() as inner:
+            inner.watch(x)
+            y = axone.ops.sum(axone.ops.tanh(x))
+        with pytest.raises(NotImplementedError, match="second derivatives"):
+            inner.gradient(y, x)
+    with axone.GradientTape() as t:        # after the enclosing tape: first order is fine
+        t.watch(x)
+        y = axone.ops.sum(axone.ops.tanh(x))
+    np.testing.assert_allclose(t.gradient(y, x).data, 1 - np.tanh(x.data) ** 2)
