@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 
 from . import fileio
+from .io_utils import is_interactive_logging_enabled, print_msg
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogger", "LambdaCallback",
            "ModelCheckpoint", "CSVLogger", "TerminateOnNaN", "LearningRateScheduler",
@@ -180,10 +181,10 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+            print_msg(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
-                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+                print_msg(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)
 
 
@@ -286,7 +287,7 @@ class ProgbarLogger(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._begin()
         if self.verbose and self.epochs > 1:
-            print(f"Epoch {epoch + 1}/{self.epochs}", file=self._out)
+            print_msg(f"Epoch {epoch + 1}/{self.epochs}", stream=self.stream)
 
     def _line(self, step, logs, final):
         elapsed = time.perf_counter() - self._start
@@ -305,24 +306,23 @@ class ProgbarLogger(Callback):
 
     def _update(self, batch, logs):
         self._seen = batch + 1
-        if self.verbose != 1:
+        if self.verbose != 1 or not is_interactive_logging_enabled():
             return
         now = time.perf_counter()
         if now - self._last_draw < 0.05:
             return
         self._last_draw = now
-        self._out.write("\r" + self._line(batch + 1, logs, final=False))
-        self._out.flush()
+        print_msg("\r" + self._line(batch + 1, logs, final=False), line_break=False,
+                  stream=self.stream)
 
     def _finish(self, logs):
         if not self.verbose:
             return
         line = self._line(self.steps or self._seen or 1, logs, final=True)
         if self.verbose == 1:
-            self._out.write("\r" + line + "\x1b[K\n")
+            print_msg("\r" + line + "\x1b[K", stream=self.stream)
         else:
-            self._out.write(line + "\n")
-        self._out.flush()
+            print_msg(line, stream=self.stream)
 
     def on_train_batch_end(self, batch, logs=None):
         self._update(batch, logs)
@@ -411,15 +411,15 @@ class ModelCheckpoint(Callback):
                 return
             if not self._better(current):
                 if self.verbose > 0:
-                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+                    print_msg(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
                 return
             if self.verbose > 0:
                 prev = "inf" if self.best is None else f"{self.best:.5f}"
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {prev} to {current:.5f}, "
+                print_msg(f"\nEpoch {epoch + 1}: {self.monitor} improved from {prev} to {current:.5f}, "
                       f"saving model to {path}")
             self.best = current
         elif self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+            print_msg(f"\nEpoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
@@ -477,7 +477,7 @@ class TerminateOnNaN(Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
-            print(f"Batch {batch}: Invalid loss, terminating training")
+            print_msg(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
 
 
@@ -564,7 +564,7 @@ class LearningRateScheduler(Callback):
             raise ValueError(f"LearningRateScheduler: the schedule returned {lr} at epoch {epoch}")
         opt.learning_rate = lr
         if self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+            print_msg(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -623,7 +623,7 @@ class ReduceLROnPlateau(Callback):
                     new = max(old * self.factor, self.min_lr)
                     opt.learning_rate = new
                     if self.verbose > 0:
-                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
+                        print_msg(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
                     self.cooldown_counter = self.cooldown
                     self.wait = 0
 

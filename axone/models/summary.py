@@ -14,6 +14,7 @@ import shutil
 
 import numpy as np
 
+from ..io_utils import print_msg
 from ..layers.core import InputLayer
 
 
@@ -170,7 +171,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     ``show_trainable`` adds a "Trainable" column (Y, N, or - for a layer without weights),
     ``layer_range`` = (first name, last name), regular expressions, restricts the rows.
     """
-    print_fn = print_fn or print
+    print_fn = print_fn or print_msg
     sequential = _sequential_like(model)
     layers = model.layers
     if sequential:

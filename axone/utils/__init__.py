@@ -86,3 +86,63 @@ __all__ += ["image_dataset_from_directory", "text_dataset_from_directory"]
 from ..saving import (CustomObjectScope, custom_object_scope, deserialize_keras_object,  # noqa: E402
                       get_custom_objects, get_registered_name, get_registered_object,
                       register_keras_serializable, serialize_keras_object)
+
+from ..io_utils import (disable_interactive_logging, enable_interactive_logging,  # noqa: E402
+                        is_interactive_logging_enabled)
+from .config import Config  # noqa: E402
+
+__all__ += ["Config", "enable_interactive_logging", "disable_interactive_logging",
+            "is_interactive_logging_enabled", "get_source_inputs", "is_keras_tensor",
+            "standardize_dtype"]
+
+# the dtype names Keras 3 accepts, and what Python types and type names stand for
+_ALLOWED_DTYPES = ("float16", "float32", "float64", "uint8", "uint16", "uint32", "uint64", "int8",
+                   "int16", "int32", "int64", "bfloat16", "bool", "string", "float8_e4m3fn",
+                   "float8_e5m2", "complex64", "complex128")
+_PYTHON_DTYPES = {bool: "bool", int: "int32", float: "float32", str: "string", "int": "int32",
+                  complex: "complex64"}
+
+
+def standardize_dtype(dtype):
+    """The Keras name of ``dtype``: ``None`` → ``floatx()``, ``int`` → ``"int32"``, ``float`` →
+    ``"float32"``, ``str`` → ``"string"``, a NumPy dtype or scalar type, a torch dtype or a
+    name → its name; a dtype Keras does not know raises ``ValueError``."""
+    if dtype is None:
+        return backend.floatx()
+    try:
+        dtype = _PYTHON_DTYPES.get(dtype, dtype)
+    except TypeError:                     # unhashable
+        pass
+    if hasattr(dtype, "name") and isinstance(dtype.name, str):
+        dtype = dtype.name
+    elif hasattr(dtype, "__name__"):
+        dtype = dtype.__name__
+    elif "torch" in str(dtype) or "jax.numpy" in str(dtype):
+        dtype = str(dtype).split(".")[-1]
+    if not isinstance(dtype, str) or dtype not in _ALLOWED_DTYPES:
+        raise ValueError(f"Invalid dtype: {dtype}")
+    return dtype
+
+
+def is_keras_tensor(x):
+    """True when ``x`` is a symbolic tensor of a functional graph (a ``KerasTensor`` made by
+    ``Input`` or by calling layers on one), False for arrays, Tensors and anything else."""
+    from ..layers.base import KerasTensor
+    return isinstance(x, KerasTensor)
+
+
+def get_source_inputs(tensor):
+    """The ``Input`` tensors that ``tensor`` is computed from, as a list, each once, in the
+    order the graph reaches them. A tensor without graph history is returned as it is."""
+    from ..layers.base import KerasTensor
+    if not isinstance(tensor, KerasTensor) or tensor._history is None:
+        return tensor
+    layer, node, _ = tensor._history
+    if node is None or not node.flat_inputs:        # an Input: the graph starts here
+        return list(node.flat_outputs) if node is not None else [tensor]
+    found = []
+    for t in node.flat_inputs:
+        for src in get_source_inputs(t):
+            if all(src is not f for f in found):
+                found.append(src)
+    return found

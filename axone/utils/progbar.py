@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from ..callbacks import bar_string, format_eta, format_step_time
+from ..io_utils import is_interactive_logging_enabled, print_msg
 
 __all__ = ["Progbar", "format_step_time", "format_eta", "bar_string", "format_value"]
 
@@ -114,10 +115,11 @@ class Progbar:
         self._seen_so_far = current
         now = time.time()
         per = self._step_time(current, now)
-        out = self._out
         if self.verbose == 1:
             if now - self._last_update < self.interval and not finalize:
                 return
+            if not finalize and not is_interactive_logging_enabled():
+                return                  # logged once, at the end
             message = ("\b" * self._prev_total_width + "\r") if self._dynamic_display else "\n"
             if self.target:
                 bar, bar_width = bar_string(current, self.target, self.width, color=True)
@@ -135,14 +137,13 @@ class Progbar:
                 message += " " * (self._prev_total_width - total_width)
             if finalize:
                 message += "\n"
-            out.write(message)
-            out.flush()
+            print_msg(message, line_break=False, stream=self.stream)
             self._prev_total_width = total_width
         elif self.verbose == 2 and finalize and self.target:
             count = f"%{int(math.log10(self.target)) + 1}d/%d" % (current, self.target)
-            out.write(f"{count} - {now - self._start:.0f}s - "
-                      f"{format_step_time(per, self.unit_name)}{self._metrics(signed=False)}\n")
-            out.flush()
+            print_msg(f"{count} - {now - self._start:.0f}s - "
+                      f"{format_step_time(per, self.unit_name)}{self._metrics(signed=False)}",
+                      stream=self.stream)
         self._last_update = now
 
     def add(self, n, values=None):
