@@ -22,3 +22,8 @@ __all__ = list(dict.fromkeys(list(_math_all) + list(_numpy_all))) + list(_nn_all
     "max_pool", "average_pool", "adaptive_average_pool", "adaptive_max_pool", "depth_to_space", "fold",
     "separable_conv", "space_to_depth", "unfold", "ctc_loss", "ctc_decode"]
 __all__ += [n for n in list(_core_all) + list(_linalg_all) if n not in __all__]
+
+from . import fft as _fft_module  # noqa: E402
+from .fft import fft, fft2, ifft2, irfft, istft, rfft, stft  # noqa: E402,F401
+
+__all__ += [n for n in _fft_module.__all__ if n not in __all__]
