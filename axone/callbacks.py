@@ -3,6 +3,7 @@ import json
 import os
 import sys
 import time
+import types
 import warnings
 
 import numpy as np
@@ -12,7 +13,8 @@ from .io_utils import is_interactive_logging_enabled, print_msg
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogger", "LambdaCallback",
            "ModelCheckpoint", "CSVLogger", "TerminateOnNaN", "LearningRateScheduler",
-           "ReduceLROnPlateau", "BackupAndRestore", "SwapEMAWeights"]
+           "ReduceLROnPlateau", "BackupAndRestore", "SwapEMAWeights", "TensorBoard",
+           "RemoteMonitor"]
 
 
 class Callback:
@@ -694,3 +696,310 @@ class BackupAndRestore(Callback):
             for p in (self._model_path, self._epoch_path):
                 if os.path.exists(p):
                     os.remove(p)
+
+
+# --------------------------------------------------------------------------- reporting
+def _summary_writer_class():
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise ImportError("TensorBoard needs tensorboardX, which is not installed: pip install "
+                          "tensorboardX (or pip install 'axone[tensorboard]')") from None
+    return SummaryWriter
+
+
+def _check_profile_batch(profile_batch):
+    """Keras's accepted forms: a non-negative int, a pair ``(start, stop)`` of positive ints with
+    start ≤ stop, or the same as a string ``"start,stop"``; returns (start, stop)."""
+    message = (f"TensorBoard: profile_batch must be a non-negative integer or 2-tuple of positive "
+               f"integers. A pair of positive integers signifies a range of batches to profile. "
+               f"Found: {profile_batch!r}")
+    value = profile_batch
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.split(",")]
+        except ValueError:
+            raise ValueError(message) from None
+        value = value[0] if len(value) == 1 else value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        start = stop = int(value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+        start, stop = int(value[0]), int(value[1])
+    else:
+        raise ValueError(message)
+    if start < 0 or stop < start:
+        raise ValueError(message)
+    return start, stop
+
+
+class TensorBoard(Callback):
+    """Write TensorBoard event files: ``log_dir/train`` and ``log_dir/validation``, as Keras 3.
+
+    - every epoch: ``epoch_<name>`` scalars of the training logs (plus ``epoch_learning_rate``,
+      and ``epoch_steps_per_second`` with ``write_steps_per_second``) in ``train``, and of the
+      ``val_`` logs (prefix removed) in ``validation``, at step ``epoch``;
+    - ``update_freq="batch"`` or an integer N: ``batch_<name>`` scalars every N training batches,
+      at the step counted from the start of training (1-based);
+    - each evaluation (fit's validation passes, ``evaluate``):
+      ``evaluation_<name>_vs_iterations`` in ``validation`` at step ``optimizer.iterations``;
+    - ``histogram_freq`` N: a histogram ``<weight path>/histogram`` of every layer weight every
+      N epochs, and with ``write_images`` each weight as an image ``<weight path>/image``;
+    - ``write_graph``: the model's JSON configuration (tag ``keras``, TensorBoard's
+      ``graph_keras_model`` plugin) for functional and Sequential models.
+
+    The events are written with tensorboardX's ``SummaryWriter`` (``pip install tensorboardX``).
+    Profiling (``profile_batch``) and the embedding projector (``embeddings_freq``) are not
+    available in axone and raise ``NotImplementedError`` when asked for.
+    """
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
+                 write_steps_per_second=False, update_freq="epoch", profile_batch=0,
+                 embeddings_freq=0, embeddings_metadata=None):
+        super().__init__()
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, (int, np.integer)) \
+                or histogram_freq < 0:
+            raise ValueError(f"TensorBoard: histogram_freq must be a non-negative integer, "
+                             f"received {histogram_freq!r}")
+        if update_freq not in ("epoch", "batch") and (
+                isinstance(update_freq, bool) or not isinstance(update_freq, (int, np.integer))
+                or update_freq < 1):
+            raise ValueError(f"TensorBoard: update_freq must be 'epoch', 'batch' or a positive "
+                             f"integer, received {update_freq!r}")
+        if isinstance(embeddings_freq, bool) or not isinstance(embeddings_freq, (int, np.integer)) \
+                or embeddings_freq < 0:
+            raise ValueError(f"TensorBoard: embeddings_freq must be a non-negative integer, "
+                             f"received {embeddings_freq!r}")
+        start, stop = _check_profile_batch(profile_batch)
+        if start or stop:
+            raise NotImplementedError(f"TensorBoard: profile_batch={profile_batch!r} is not "
+                                      f"supported by axone (no profiler); use profile_batch=0")
+        if embeddings_freq:
+            raise NotImplementedError(f"TensorBoard: embeddings_freq={embeddings_freq} is not "
+                                      f"supported by axone (no embedding projector); use "
+                                      f"embeddings_freq=0")
+        self._writer_class = _summary_writer_class()
+        self.log_dir = str(log_dir)
+        self.histogram_freq = int(histogram_freq)
+        self.write_graph = bool(write_graph)
+        self.write_images = bool(write_images)
+        self.write_steps_per_second = bool(write_steps_per_second)
+        self.update_freq = 1 if update_freq == "batch" else update_freq
+        self.embeddings_freq = int(embeddings_freq)
+        self.embeddings_metadata = embeddings_metadata
+        self._writers = {}
+        self._training = False
+        self._global_train_batch = 0
+        self._previous_epoch_iterations = 0
+        self._epoch_start_time = time.time()
+        self._batch_start_time = time.time()
+        if self.update_freq == "epoch":     # nothing per batch: the loops skip the batch hooks
+            self.on_train_batch_begin = types.MethodType(Callback.on_train_batch_begin, self)
+            self.on_train_batch_end = types.MethodType(Callback.on_train_batch_end, self)
+
+    # ---- writers
+    def set_model(self, model):
+        super().set_model(model)
+        self._train_dir = os.path.join(self.log_dir, "train")
+        self._val_dir = os.path.join(self.log_dir, "validation")
+        self._close_writers()
+        if self.write_graph:
+            self._write_model_summary()
+
+    def _writer(self, which):
+        w = self._writers.get(which)
+        if w is None:
+            path = self._train_dir if which == "train" else self._val_dir
+            w = self._writers[which] = self._writer_class(logdir=path)
+        return w
+
+    def _close_writers(self):
+        for w in self._writers.values():
+            w.close()
+        self._writers = {}
+
+    def _flush(self):
+        for w in self._writers.values():
+            w.flush()
+
+    def _write_model_summary(self):
+        """The model's JSON as TensorBoard's conceptual graph (the ``graph_keras_model``
+        plugin reads a string tensor tagged ``keras`` at step 0)."""
+        if not getattr(self.model, "_is_graph", False):
+            return
+        try:
+            text = self.model.to_json()
+        except Exception as e:          # a model that cannot be written stays trainable
+            warnings.warn(f"Model failed to serialize as JSON. Ignoring... {e}", stacklevel=3)
+            return
+        from tensorboardX.proto import types_pb2
+        from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboardX.proto.tensor_pb2 import TensorProto
+        meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+            plugin_name="graph_keras_model", content=b"1"))
+        tensor = TensorProto(dtype=types_pb2.DT_STRING, string_val=[text.encode("utf-8")])
+        summary = Summary(value=[Summary.Value(tag="keras", metadata=meta, tensor=tensor)])
+        writer = self._writer("train")
+        writer._get_file_writer().add_summary(summary, global_step=0)
+        writer.flush()
+
+    # ---- hooks
+    def on_train_begin(self, logs=None):
+        self._training = True
+        self._global_train_batch = 0
+        self._previous_epoch_iterations = 0
+
+    def on_train_end(self, logs=None):
+        self._training = False
+        self._close_writers()
+
+    def on_predict_end(self, logs=None):
+        if not self._training:
+            self._close_writers()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._global_train_batch += 1
+        if self.write_steps_per_second:
+            self._batch_start_time = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.update_freq == "epoch" or self._global_train_batch % self.update_freq:
+            return
+        step = self._global_train_batch
+        writer = self._writer("train")
+        if self.write_steps_per_second:
+            elapsed = max(time.time() - self._batch_start_time, 1e-12)
+            writer.add_scalar("batch_steps_per_second", 1.0 / elapsed, step)
+        if isinstance(logs, dict):
+            for name, value in logs.items():
+                writer.add_scalar(f"batch_{name}", float(np.mean(value)), step)
+
+    def on_test_end(self, logs=None):
+        opt = getattr(self.model, "optimizer", None)
+        if opt is None or not logs:
+            if not self._training:
+                self._close_writers()
+            return
+        writer = self._writer("val")
+        step = int(opt.iterations)
+        for name, value in logs.items():
+            writer.add_scalar(f"evaluation_{name}_vs_iterations", float(np.mean(value)), step)
+        if not self._training:       # evaluate on its own: the events reach the files now
+            self._close_writers()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.write_steps_per_second:
+            self._previous_epoch_iterations = int(self.model.optimizer.iterations)
+            self._epoch_start_time = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._log_epoch_metrics(epoch, logs)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            self._log_weights(epoch)
+        self._flush()
+
+    # ---- what is written
+    def _learning_rates(self, logs):
+        opt = self.model.optimizer
+        opt = getattr(opt, "inner_optimizer", opt)
+        subs = getattr(opt, "optimizers", None)
+        if subs is not None:
+            for sub in subs:
+                logs[f"learning_rate_{sub.name}"] = float(sub.learning_rate)
+        elif opt is not None:
+            logs["learning_rate"] = float(opt.learning_rate)
+        return logs
+
+    def _log_epoch_metrics(self, epoch, logs):
+        if not logs:
+            return
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        train = self._learning_rates(train)
+        if self.write_steps_per_second:
+            steps = int(self.model.optimizer.iterations) - self._previous_epoch_iterations
+            train["steps_per_second"] = steps / max(time.time() - self._epoch_start_time, 1e-12)
+        for which, values in (("train", train), ("val", val)):
+            if values:
+                writer = self._writer(which)
+                for name, value in values.items():
+                    writer.add_scalar(f"epoch_{name}", float(np.mean(value)), epoch)
+
+    def _log_weights(self, epoch):
+        writer = self._writer("train")
+        for layer in self.model.layers:
+            for weight in layer.weights:
+                name = weight.path.replace(":", "_")
+                values = np.asarray(getattr(weight, "data", weight))
+                writer.add_histogram(f"{name}/histogram", values, epoch)
+                if self.write_images:
+                    image = self._weight_image(values)
+                    if image is not None:
+                        writer.add_images(f"{name}/image", image[:3], epoch,
+                                          dataformats="NHWC")
+
+    @staticmethod
+    def _weight_image(w):
+        """A weight as images (N, H, W, C) as Keras draws it: a bias as one row, a kernel as one
+        image with the longer side across, a 3-D kernel as one image per last-axis slice;
+        None for shapes Keras does not draw."""
+        w = np.squeeze(w)
+        if w.ndim == 1:
+            w = w.reshape(1, w.shape[0], 1, 1)
+        elif w.ndim == 2:
+            if w.shape[0] > w.shape[1]:
+                w = w.T
+            w = w.reshape(1, w.shape[0], w.shape[1], 1)
+        elif w.ndim == 3:
+            w = np.transpose(w, (2, 0, 1))[..., None]
+        if w.ndim == 4 and w.shape[-1] in (1, 3, 4):
+            return w.astype(np.float32)
+        return None
+
+
+class RemoteMonitor(Callback):
+    """POST each epoch's logs to a server: ``root + path``, the logs (and ``"epoch"``) as JSON.
+
+    With ``send_as_json=False`` (default) the JSON goes in a form field ``field``
+    (``application/x-www-form-urlencoded``); with ``send_as_json=True`` it is the request body
+    (``application/json``). ``headers`` are added to the request. A server that cannot be
+    reached gives a warning and training goes on. Sent with the standard library's
+    ``urllib.request``.
+    """
+
+    def __init__(self, root="http://localhost:9000", path="/publish/epoch/end/", field="data",
+                 headers=None, send_as_json=False):
+        super().__init__()
+        if headers is not None and not isinstance(headers, dict):
+            raise TypeError(f"RemoteMonitor: headers must be a dict or None, received "
+                            f"{type(headers).__name__}")
+        self.root = root
+        self.path = path
+        self.field = field
+        self.headers = headers
+        self.send_as_json = send_as_json
+
+    def on_epoch_end(self, epoch, logs=None):
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+        send = {"epoch": epoch}
+        for k, v in (logs or {}).items():
+            send[k] = v.item() if isinstance(v, (np.ndarray, np.generic)) else v
+        headers = dict(self.headers or {})
+        if self.send_as_json:
+            body = json.dumps(send).encode("utf-8")
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            body = urllib.parse.urlencode({self.field: json.dumps(send)}).encode("ascii")
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        request = urllib.request.Request(self.root + self.path, data=body, headers=headers,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request) as response:
+                response.read()
+        except urllib.error.HTTPError:      # the server answered: as with requests, no error
+            pass
+        except (urllib.error.URLError, OSError, ValueError):
+            warnings.warn(f"Could not reach RemoteMonitor root server at {self.root}",
+                          stacklevel=2)
