@@ -69,10 +69,19 @@ class Function:
     ``backward(grad) -> tuple`` with one entry per input, side by side, and
     keep in ``self`` whatever the backward pass needs.  ``self.needs`` tells
     which inputs want a gradient so ``backward`` can skip the others.
+
+    ``backward_graph(grad) -> tuple`` is the same derivative written with
+    differentiable ops on Tensors (``grad`` and ``self.inputs`` are Tensors), so the
+    gradient it returns carries a graph of its own: a gradient taken while an
+    enclosing tape records (second derivatives, Hessian-vector products) walks the
+    graph with it.  An op without one (``backward_graph = None``) still gives its
+    first derivative there; differentiating that gradient again raises
+    NotImplementedError naming the op.
     """
 
     inputs = ()
     needs = ()
+    backward_graph = None
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -128,6 +137,17 @@ class Function:
 
     def backward(self, grad):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def output(self, data):
+        """A Tensor of this node's own result ``data`` (what ``forward`` returned), made by
+        this node: a ``backward_graph`` that reads y = f(x) uses it, so a derivative taken
+        through it flows back through this node to x."""
+        t = _new(Tensor)
+        t.data = data
+        t.grad = None
+        t.requires_grad = True
+        t._ctx = self
+        return t
 
     @property
     def name(self):

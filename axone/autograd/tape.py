@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from .function import no_grad
+from .function import Function, enable_grad, is_grad_enabled, no_grad
 from .tensor import Tensor, _FRESH, mark_fresh_grads
 
 __all__ = ["GradientTape", "grad", "value_and_grad"]
@@ -38,6 +38,18 @@ def _flatten(struct, out):
     return out
 
 
+def _flat_tensors(struct):
+    """The leaves of ``struct``; a plain list or tuple of Tensors (a model's variables) is
+    taken as it is, without the recursive walk."""
+    tp = type(struct)
+    if tp is list or tp is tuple:
+        for s in struct:
+            if not isinstance(s, Tensor):
+                return _flatten(struct, [])
+        return list(struct)
+    return _flatten(struct, [])
+
+
 def _pack(struct, it):
     if isinstance(struct, dict):
         return type(struct)((k, _pack(v, it)) for k, v in struct.items())
@@ -48,89 +60,131 @@ def _pack(struct, it):
     return next(it)
 
 
-def _toposort(roots):
-    order, seen = [], set()
-    for r in roots:
+def _pack_list(struct, out):
+    """``out`` (a list, one entry per leaf) in the structure of ``struct``."""
+    tp = type(struct)
+    if (tp is list or tp is tuple) and len(out) == len(struct) and \
+            all(isinstance(s, Tensor) for s in struct):
+        return out if tp is list else tuple(out)
+    return _pack(struct, iter(out))
+
+
+_FREED_ROOT = ("GradientTape.gradient: the graph of this target was freed by an earlier "
+               "gradient call (use GradientTape(persistent=True))")
+_FREED_PART = ("GradientTape.gradient: part of this graph was freed by an earlier gradient "
+               "call (use persistent=True)")
+
+
+def _walk(targets, src_ids):
+    """The functions reachable from the targets, inputs before users (one depth-first pass),
+    and the set of those on a path to a source: some input is a source, or was made by such a
+    function (decided as each function is finished, when all its inputs are)."""
+    order, seen, useful = [], set(), set()
+    append, add, mark = order.append, seen.add, useful.add
+    for r in targets:
         fn0 = r._ctx
         if fn0 is None or fn0 in seen:
             continue
-        seen.add(fn0)
-        stack = [(fn0, iter(fn0.inputs or ()))]
         if fn0.inputs is None:
-            raise RuntimeError("GradientTape.gradient: the graph of this target was freed by an "
-                               "earlier gradient call (use GradientTape(persistent=True))")
+            raise RuntimeError(_FREED_ROOT)
+        add(fn0)
+        stack = [(fn0, iter(fn0.inputs))]
+        push, pop = stack.append, stack.pop
         while stack:
             fn, it = stack[-1]
             for t in it:
                 ctx = t._ctx
                 if ctx is not None and ctx not in seen:
                     if ctx.inputs is None:
-                        raise RuntimeError("GradientTape.gradient: part of this graph was freed "
-                                           "by an earlier gradient call (use persistent=True)")
-                    seen.add(ctx)
-                    stack.append((ctx, iter(ctx.inputs)))
+                        raise RuntimeError(_FREED_PART)
+                    add(ctx)
+                    push((ctx, iter(ctx.inputs)))
                     break
             else:
-                stack.pop()
-                order.append(fn)
-    return order
+                pop()
+                append(fn)
+                for t in fn.inputs:
+                    ctx = t._ctx
+                    if (ctx is not None and ctx in useful) or id(t) in src_ids:
+                        mark(fn)
+                        break
+    return order, useful
+
+
+def _needs_here(fn, src_ids, useful):
+    """``fn.needs`` restricted to the inputs on a path to a source (``fn.needs`` itself when
+    that restricts nothing, the common case)."""
+    needs = fn.needs
+    for t, n in zip(fn.inputs, needs):
+        if n and id(t) not in src_ids and (t._ctx is None or t._ctx not in useful):
+            return tuple(bool(n) and (id(t) in src_ids or (t._ctx is not None and
+                                                             t._ctx in useful))
+                         for t, n in zip(fn.inputs, needs))
+    return needs
 
 
 def _backprop(targets, seeds, sources, retain_graph, into_grad):
     """Gradients of Σ targets·seeds with respect to each source (None where unconnected).
 
     ``into_grad``: leaf sources receive theirs in ``.grad`` (fresh-marked, see module doc)."""
-    src_ids = {id(s) for s in sources}
+    src_ids = set()
     src_fns = {}
+    leaves = []
     for s in sources:
-        if s._ctx is not None:
-            src_fns.setdefault(s._ctx, s)
-    order = _toposort(targets)
-    # functions on a path to a source: some input is a source, or made by such a function
-    useful = set()
-    for fn in order:                      # inputs before users
-        for t in fn.inputs:
-            if id(t) in src_ids or (t._ctx is not None and t._ctx in useful):
-                useful.add(fn)
-                break
+        src_ids.add(id(s))
+        if s._ctx is None:
+            leaves.append(s)
+        elif s._ctx not in src_fns:
+            src_fns[s._ctx] = s
+    order, useful = _walk(targets, src_ids)
     leaf_grads = {}
     inter_grads = {}
-    leaves = [s for s in sources if s._ctx is None]
-    marked = set()
+    marked = ()
     if into_grad:
-        fresh = [s for s in leaves if s.grad is not None and s.grad.shape == s.data.shape
-                 and s.grad.dtype == s.data.dtype and s.grad.flags.writeable]
-        mark_fresh_grads(fresh)
-        marked = {id(s) for s in fresh}
+        fresh = []
+        for s in leaves:
+            g = s.grad
+            if g is not None and g.shape == s.data.shape and g.dtype == s.data.dtype \
+                    and g.flags.writeable:
+                fresh.append(s)
+        if fresh:
+            mark_fresh_grads(fresh)
+            marked = {id(s) for s in fresh}
     else:
         saved = [(s, s.grad) for s in leaves]
         for s in leaves:
             s.grad = None
     received = set()
     grads = {}
+    get = grads.get
     try:
         for t, g in zip(targets, seeds):
-            if id(t) in src_ids and t._ctx is None:
-                _acc_leaf(t, g, received, marked)
-            elif t._ctx is not None and t._ctx in useful or t._ctx in src_fns:
-                prev = grads.get(t._ctx)
-                grads[t._ctx] = g if prev is None else prev + g
+            ctx = t._ctx
+            if ctx is None:
+                if id(t) in src_ids:
+                    _acc_leaf(t, g, received, marked)
+            elif ctx in useful or ctx in src_fns:
+                prev = get(ctx)
+                grads[ctx] = g if prev is None else prev + g
+        pop = grads.pop
         for fn in reversed(order):
-            g = grads.pop(fn, None)
+            g = pop(fn, None)
             if g is None:
                 continue
-            if fn in src_fns:
+            if src_fns and fn in src_fns:
                 inter_grads[fn] = g
             if fn not in useful:
                 continue
             needs = fn.needs
-            mine = tuple(bool(n) and (id(t) in src_ids or (t._ctx is not None and t._ctx in useful))
-                         for t, n in zip(fn.inputs, needs))
-            fn.needs = mine
-            try:
+            mine = _needs_here(fn, src_ids, useful)
+            if mine is needs:
                 gis = fn.backward(g)
-            finally:
-                fn.needs = needs
+            else:
+                fn.needs = mine
+                try:
+                    gis = fn.backward(g)
+                finally:
+                    fn.needs = needs
             for t, gi, need in zip(fn.inputs, gis, mine):
                 if gi is None or not need:
                     continue
@@ -138,17 +192,19 @@ def _backprop(targets, seeds, sources, retain_graph, into_grad):
                 if ctx is None:
                     _acc_leaf(t, gi, received, marked)
                 else:
-                    prev = grads.get(ctx)
+                    prev = get(ctx)
                     grads[ctx] = gi if prev is None else prev + gi
             if not retain_graph:
                 fn.__dict__.clear()
                 fn.inputs = None
         for s in leaves:
-            if id(s) in received or (id(s) in marked and id(s) not in _FRESH):
-                leaf_grads[id(s)] = s.grad
+            i = id(s)
+            if i in received or (i in marked and i not in _FRESH):
+                leaf_grads[i] = s.grad
     finally:
-        for s in leaves:
-            _FRESH.discard(id(s))
+        if marked:
+            for s in leaves:
+                _FRESH.discard(id(s))
         if not into_grad:
             for s, g in saved:
                 s.grad = g
@@ -166,6 +222,115 @@ def _backprop(targets, seeds, sources, retain_graph, into_grad):
     return out
 
 
+# --------------------------------------------------- gradients with a graph
+class _NoGraph(Function):
+    """A gradient computed by an op that has no ``backward_graph``: its value is right, and
+    differentiating it again is refused here, naming the op, rather than being treated as a
+    constant (a silently wrong higher derivative)."""
+
+    def backward(self, g):
+        raise NotImplementedError(
+            f"second derivatives through {self.op} are not implemented in axone (its gradient "
+            f"has no backward written in differentiable ops)")
+
+
+def _no_graph(arr, op, parents):
+    t = _wrap(arr)
+    live = tuple(p for p in parents if p.requires_grad)
+    if live:
+        fn = object.__new__(_NoGraph)
+        fn.inputs = live
+        fn.needs = (True,) * len(live)
+        fn.op = op
+        t.requires_grad = True
+        t._ctx = fn
+    return t
+
+
+def _as_tensor(g, dtype):
+    if isinstance(g, Tensor):
+        return g
+    return _wrap(np.asarray(g, dtype=dtype))
+
+
+def _fit_shape(g, shape):
+    """A gradient Tensor broadcast to its source's shape, differentiably (a sum of the
+    broadcast copies flows back)."""
+    if g.data.shape == shape:
+        return g
+    return g * _wrap(np.ones(shape, dtype=g.data.dtype))
+
+
+def _backprop_graph(targets, seeds, sources, into_grad):
+    """``_backprop`` with every op's backward run as differentiable ops (``backward_graph``)
+    under recording: the gradients are Tensors with a graph, so an enclosing tape can
+    differentiate them again.  The forward graph is kept (the gradients' graphs use it)."""
+    src_ids = {id(s) for s in sources}
+    src_fns = {}
+    for s in sources:
+        if s._ctx is not None:
+            src_fns.setdefault(s._ctx, s)
+    order, useful = _walk(targets, src_ids)
+    leaf_grads = {}
+    inter_grads = {}
+    grads = {}
+
+    def acc(t, gi):
+        if t._ctx is None:
+            if id(t) in src_ids:
+                prev = leaf_grads.get(id(t))
+                leaf_grads[id(t)] = gi if prev is None else prev + gi
+        else:
+            prev = grads.get(t._ctx)
+            grads[t._ctx] = gi if prev is None else prev + gi
+
+    with enable_grad():
+        for t, g in zip(targets, seeds):
+            if t._ctx is None or t._ctx in useful or t._ctx in src_fns:
+                acc(t, g)
+        for fn in reversed(order):
+            g = grads.pop(fn, None)
+            if g is None:
+                continue
+            if fn in src_fns:
+                inter_grads[fn] = g
+            if fn not in useful:
+                continue
+            needs = fn.needs
+            mine = _needs_here(fn, src_ids, useful)
+            fn.needs = mine
+            try:
+                if fn.backward_graph is not None:
+                    gis = fn.backward_graph(g)
+                else:
+                    gis = fn.backward(g.data)
+                    gis = [None if gi is None else
+                           _no_graph(np.asarray(gi), fn.name, (g,) + tuple(fn.inputs))
+                           for gi in gis]
+            finally:
+                fn.needs = needs
+            for t, gi, need in zip(fn.inputs, gis, mine):
+                if gi is None or not need:
+                    continue
+                acc(t, _as_tensor(gi, t.data.dtype))
+    out = []
+    for s in sources:
+        g = leaf_grads.get(id(s)) if s._ctx is None else inter_grads.get(s._ctx)
+        if g is not None:
+            if g.data.dtype != s.data.dtype:
+                g = g.astype(s.data.dtype)
+            g = _fit_shape(g, s.data.shape)
+            if into_grad and s._ctx is None:
+                buf = s.grad
+                if buf is not None and buf.shape == s.data.shape and \
+                        buf.dtype == s.data.dtype and buf.flags.writeable:
+                    np.copyto(buf, g.data)
+                else:
+                    s.grad = np.array(g.data, dtype=s.data.dtype, copy=True)
+        out.append(g)
+    return out
+
+
 def _acc_leaf(t, g, received, marked):
     i = id(t)
     if i in _FRESH and t.grad is not None:
@@ -176,6 +341,18 @@ def _acc_leaf(t, g, received, marked):
     else:
         t.grad = np.array(np.broadcast_to(g, t.data.shape), dtype=t.data.dtype, copy=True)
     received.add(i)
+
+
+def _same(t):
+    return t
+
+
+def _seed_tensor(target, given, who):
+    """The seed of a gradient with a graph: a given Tensor is kept (so the result is
+    differentiable with respect to it too), anything else becomes a constant."""
+    if isinstance(given, Tensor) and given.data.shape == target.data.shape:
+        return given if given.data.dtype == target.data.dtype else given.astype(target.data.dtype)
+    return _wrap(np.array(_seed(target, given, who), copy=True))
 
 
 def _seed(target, given, who):
@@ -229,6 +406,7 @@ class GradientTape:
         self._changed = []          # tensors whose requires_grad this tape switched on
         self._recording = False
         self._used = False
+        self._gave = False
         self._stopped = None
 
     # -------------------------------------------------------------- context
@@ -308,7 +486,7 @@ class GradientTape:
         self._used = True
 
     def _sources(self, sources, who):
-        flat = _flatten(sources, [])
+        flat = _flat_tensors(sources)
         for s in flat:
             if not isinstance(s, Tensor):
                 raise TypeError(f"GradientTape.{who}: every source must be a Tensor or Variable, "
@@ -331,16 +509,8 @@ class GradientTape:
             raise ValueError(f"GradientTape.gradient: unconnected_gradients must be 'none' or "
                              f"'zero', received {unconnected_gradients!r}")
         self._check_use("gradient")
-        if any(t is not self and t._recording and t._stopped is None for t in _open_tapes()):
-            # an enclosing tape would see these gradients as constants: refuse rather than let
-            # it return a wrong (None) second derivative
-            raise NotImplementedError(
-                "GradientTape.gradient inside another recording GradientTape (second "
-                "derivatives through nested tapes) is not implemented in axone: the backward "
-                "passes are not recorded. Compute the gradient outside the enclosing tape, or "
-                "use the enclosing tape's stop_recording()")
         flat = self._sources(sources, "gradient")
-        targets = _flatten(target, [])
+        targets = _flat_tensors(target)
         for t in targets:
             if not isinstance(t, Tensor):
                 raise TypeError(f"GradientTape.gradient: the target must be a Tensor, received "
@@ -349,23 +519,41 @@ class GradientTape:
         if len(ogs) != len(targets):
             raise ValueError(f"GradientTape.gradient: output_gradients has {len(ogs)} entries "
                              f"for {len(targets)} targets")
-        seeds = [_seed(t, g, "GradientTape.gradient") for t, g in zip(targets, ogs)]
         live = [s for s in flat if self._connected(s)]
-        first = not getattr(self, "_gave", False)
+        first = not self._gave
         self._gave = True
-        with no_grad():
-            res = _backprop(targets, seeds, live, retain_graph=self._persistent,
-                            into_grad=first)
-        by_id = {id(s): g for s, g in zip(live, res)}
+        if self._graph_wanted():
+            seeds = [_seed_tensor(t, g, "GradientTape.gradient") for t, g in zip(targets, ogs)]
+            res = _backprop_graph(targets, seeds, live, into_grad=first)
+            wrap = _same
+        else:
+            seeds = [_seed(t, g, "GradientTape.gradient") for t, g in zip(targets, ogs)]
+            with no_grad():
+                res = _backprop(targets, seeds, live, retain_graph=self._persistent,
+                                into_grad=first)
+            wrap = _wrap
+        if len(live) == len(flat):
+            gs = res
+        else:
+            by_id = {id(s): g for s, g in zip(live, res)}
+            gs = [by_id.get(id(s)) for s in flat]
         out = []
-        for s in flat:
-            g = by_id.get(id(s))
+        for s, g in zip(flat, gs):
             if g is None:
                 out.append(Tensor(np.zeros_like(s.data)) if unconnected_gradients == "zero"
                            else None)
             else:
-                out.append(_wrap(g))
-        return _pack(sources, iter(out))
+                out.append(wrap(g))
+        return _pack_list(sources, out)
+
+    def _graph_wanted(self):
+        """Whether a gradient taken now must carry a graph: another tape on this thread is
+        recording (or this one, when it is persistent and so can differentiate the result
+        again), and recording is on."""
+        for t in _open_tapes():
+            if t._recording and t._stopped is None and (t is not self or self._persistent):
+                return is_grad_enabled()
+        return False
 
     def jacobian(self, target, sources, unconnected_gradients="none",
                  parallel_iterations=None, experimental_use_pfor=True):
@@ -381,6 +569,8 @@ class GradientTape:
         live = [s for s in flat if self._connected(s)]
         n = target.data.size
         rows = [[] for _ in live]
+        if n and self._graph_wanted():
+            return self._jacobian_graph(target, sources, flat, live, unconnected_gradients)
         with no_grad():
             for k in range(n):
                 seed = np.zeros(target.data.size, dtype=target.data.dtype)
@@ -406,6 +596,49 @@ class GradientTape:
                 out.append(_wrap(j))
         return _pack(sources, iter(out))
 
+    def _jacobian_graph(self, target, sources, flat, live, unconnected_gradients):
+        """``jacobian`` whose rows carry a graph (an enclosing tape is recording)."""
+        n = target.data.size
+        rows = [[] for _ in live]
+        for k in range(n):
+            seed = np.zeros(n, dtype=target.data.dtype)
+            seed[k] = 1
+            res = _backprop_graph([target], [_wrap(seed.reshape(target.data.shape))], live,
+                                  into_grad=False)
+            for r, g in zip(rows, res):
+                r.append(g)
+        out = []
+        for s in flat:
+            r = rows[live.index(s)] if any(s is x for x in live) else None
+            shape = target.data.shape + s.data.shape
+            if r is None or all(g is None for g in r):
+                out.append(Tensor(np.zeros(shape, s.data.dtype))
+                           if unconnected_gradients == "zero" else None)
+                continue
+            r = [_wrap(np.zeros_like(s.data)) if g is None else g for g in r]
+            with enable_grad():
+                j = _StackRows.apply(*r)
+            j.data = j.data.reshape(shape)
+            out.append(j)
+        return _pack(sources, iter(out))
+
+
+class _StackRows(Function):
+    """J = [g₁, g₂, …] stacked on a new first axis (the rows of a Jacobian), kept as
+    (n, …) in the node and viewed in the target's shape;  dL/dgᵢ = dL/dJ[i]."""
+
+    def forward(self, *rows):
+        self.shape = rows[0].shape
+        return np.stack(rows)
+
+    def backward(self, g):
+        g = g.reshape((len(self.inputs),) + self.shape)
+        return tuple(g[i] for i in range(len(self.inputs)))
+
+    def backward_graph(self, g):
+        g = g.reshape((len(self.inputs),) + self.shape)
+        return tuple(g[i] for i in range(len(self.inputs)))
+
 
 class _StopRecording:
     def __init__(self, tape):
@@ -418,9 +651,11 @@ class _StopRecording:
                              "inside the tape's `with` block)")
         self._ctx = no_grad()
         self._ctx.__enter__()
+        self._prev, self._tape._stopped = self._tape._stopped, self
         return self
 
     def __exit__(self, *exc):
+        self._tape._stopped = self._prev
         return self._ctx.__exit__(*exc)
 
 
@@ -434,6 +669,29 @@ def _wrap(arr):
 
 
 # ------------------------------------------------------------- functional
+class _Through(Function):
+    """y = x, a new node over a Tensor that an enclosing differentiation follows: the
+    argument ``grad``/``value_and_grad`` differentiates, kept connected to the outer graph
+    (``grad(grad(f))``);  dL/dx = dL/dy."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, g):
+        return (g,)
+
+    def backward_graph(self, g):
+        return (g,)
+
+
+class _Differentiating:
+    """What a running ``grad``/``value_and_grad`` puts on the thread's list of open tapes
+    while its function runs: gradients taken inside it carry a graph."""
+    _recording = True
+    _stopped = None
+    _persistent = False
+
+
 def _leaf_of(x, who, i):
     if isinstance(x, Tensor):
         data = x.data
@@ -448,9 +706,20 @@ def _leaf_of(x, who, i):
     if data.dtype.kind != "f":
         raise TypeError(f"{who} requires real-valued floating-point inputs, but argument {i} "
                         f"has dtype {data.dtype}; pass floats (e.g. 1.0, or cast the array)")
+    if isinstance(x, Tensor) and x.requires_grad and _outer_recording(None):
+        with enable_grad():
+            return _Through.apply(x)
     t = _wrap(data)
     t.requires_grad = True
     return t
+
+
+def _outer_recording(me):
+    """Whether a tape or a differentiation other than ``me`` records on this thread."""
+    for t in _open_tapes():
+        if t is not me and t._recording and t._stopped is None:
+            return is_grad_enabled()
+    return False
 
 
 def _make(fn, argnums, has_aux, who):
@@ -472,7 +741,13 @@ def _make(fn, argnums, has_aux, who):
             flat = [_leaf_of(x, who, a) for x in _flatten(args[a], [])]
             leaves[a] = flat
             args[a] = _pack(args[a], iter(flat))
-        out = fn(*args, **kwargs)
+        me = _Differentiating()
+        tapes = _open_tapes()
+        tapes.append(me)
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            tapes.remove(me)
         aux = None
         if has_aux:
             if not (isinstance(out, (tuple, list)) and len(out) == 2):
@@ -488,13 +763,20 @@ def _make(fn, argnums, has_aux, who):
             raise TypeError(f"{who}: the output must be a float scalar, received dtype "
                             f"{out.data.dtype}")
         sources = [t for a in nums for t in leaves[a]]
-        with no_grad():
-            res = _backprop([out], [np.ones((), out.data.dtype)], sources, retain_graph=False,
-                            into_grad=True)
-        res = iter(_wrap(np.zeros_like(s.data)) if g is None else _wrap(g)
-                   for s, g in zip(sources, res))
+        if _outer_recording(None):
+            res = _backprop_graph([out], [_wrap(np.ones((), out.data.dtype))], sources,
+                                  into_grad=False)
+            res = iter(_wrap(np.zeros_like(s.data)) if g is None else g
+                       for s, g in zip(sources, res))
+            value = out
+        else:
+            with no_grad():
+                res = _backprop([out], [np.ones((), out.data.dtype)], sources,
+                                retain_graph=False, into_grad=True)
+            res = iter(_wrap(np.zeros_like(s.data)) if g is None else _wrap(g)
+                       for s, g in zip(sources, res))
+            value = _wrap(out.data)
         grads = tuple(_pack(args[a], res) for a in nums)
-        value = _wrap(out.data)
         return (grads[0] if single else grads), value, aux
     return run
 

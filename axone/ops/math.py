@@ -120,6 +120,53 @@ def _expand(g, axes, keepdims):
     return np.expand_dims(g, axes)
 
 
+# The same gradient plumbing in differentiable ops, for the ``backward_graph`` methods (a
+# gradient that carries a graph: second derivatives).
+def _unbroadcast_t(g, shape):
+    """``unbroadcast`` on a Tensor: a sum over the broadcast axes, then a reshape."""
+    if g.data.shape == shape:
+        return g
+    nd = g.data.ndim - len(shape)
+    if nd > 0:
+        g = sum(g, axis=tuple(range(nd)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.data.shape[i] != 1)
+    if axes:
+        g = sum(g, axis=axes, keepdims=True)
+    return reshape(g, shape)
+
+
+class BroadcastTo(Function):
+    """y = x broadcast to ``shape``;  dL/dx = dL/dy summed over the broadcast axes."""
+
+    def forward(self, x):
+        self.src = x.shape
+        return np.broadcast_to(x, self.shape)
+
+    def backward(self, g):
+        return (unbroadcast(g, self.src),)
+
+    def backward_graph(self, g):
+        return (_unbroadcast_t(g, self.src),)
+
+
+def _broadcast_t(g, shape):
+    return g if g.data.shape == shape else BroadcastTo.apply(g, shape=tuple(shape))
+
+
+def _expand_t(g, axes, keepdims):
+    """``_expand`` on a Tensor."""
+    if keepdims or not axes:
+        return g
+    return reshape(g, np.expand_dims(g.data, axes).shape)
+
+
+def _swap_last(t):
+    """The last two axes of a Tensor swapped (a batch of transposed matrices)."""
+    perm = list(range(t.data.ndim))
+    perm[-1], perm[-2] = perm[-2], perm[-1]
+    return transpose(t, tuple(perm))
+
+
 # ------------------------------------------------------------ arithmetic ops
 class Add(Function):
     """z = a + b;  dL/da = dL/dz,  dL/db = dL/dz (summed over broadcast axes)."""
@@ -130,6 +177,10 @@ class Add(Function):
 
     def backward(self, g):
         return unbroadcast(g, self.sa), unbroadcast(g, self.sb)
+
+    def backward_graph(self, g):
+        return (_unbroadcast_t(g, self.sa) if self.needs[0] else None,
+                _unbroadcast_t(g, self.sb) if self.needs[1] else None)
 
 
 class Sub(Function):
@@ -142,6 +193,10 @@ class Sub(Function):
     def backward(self, g):
         return (unbroadcast(g, self.sa),
                 unbroadcast(-g, self.sb) if self.needs[1] else None)
+
+    def backward_graph(self, g):
+        return (_unbroadcast_t(g, self.sa) if self.needs[0] else None,
+                _unbroadcast_t(-g, self.sb) if self.needs[1] else None)
 
 
 class Mul(Function):
@@ -156,6 +211,11 @@ class Mul(Function):
         return (unbroadcast(g * b, a.shape) if self.needs[0] else None,
                 unbroadcast(g * a, b.shape) if self.needs[1] else None)
 
+    def backward_graph(self, g):
+        a, b = self.inputs
+        return (_unbroadcast_t(g * b, self.a.shape) if self.needs[0] else None,
+                _unbroadcast_t(g * a, self.b.shape) if self.needs[1] else None)
+
 
 class Div(Function):
     """z = a / b;  dL/da = dL/dz / b,  dL/db = −dL/dz·a / b²."""
@@ -168,6 +228,12 @@ class Div(Function):
         a, b = self.a, self.b
         ga = unbroadcast(g / b, a.shape) if self.needs[0] else None
         gb = unbroadcast(-g * a / (b * b), b.shape) if self.needs[1] else None
+        return ga, gb
+
+    def backward_graph(self, g):
+        a, b = self.inputs
+        ga = _unbroadcast_t(g / b, self.a.shape) if self.needs[0] else None
+        gb = _unbroadcast_t(-g * a / (b * b), self.b.shape) if self.needs[1] else None
         return ga, gb
 
 
@@ -190,6 +256,17 @@ class Pow(Function):
             gb = unbroadcast(gb.astype(g.dtype, copy=False), b.shape)
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b = self.inputs
+        ga = gb = None
+        if self.needs[0]:
+            ga = _unbroadcast_t(g * b * a ** (b - 1), self.a.shape)
+        if self.needs[1]:
+            zero = self.a == 0
+            gb = where(zero, 0, g * self.output(self.z) * log(where(zero, 1, a)))
+            gb = _unbroadcast_t(gb, self.b.shape)
+        return ga, gb
+
 
 class Neg(Function):
     """z = −x;  dL/dx = −dL/dz."""
@@ -198,6 +275,9 @@ class Neg(Function):
         return -x
 
     def backward(self, g):
+        return (-g,)
+
+    def backward_graph(self, g):
         return (-g,)
 
 
@@ -244,6 +324,9 @@ class Exp(Function):
     def backward(self, g):
         return (g * self.y,)
 
+    def backward_graph(self, g):
+        return (g * self.output(self.y),)
+
 
 class Log(Function):
     """y = ln x;  dy/dx = 1/x."""
@@ -254,6 +337,9 @@ class Log(Function):
 
     def backward(self, g):
         return (g / self.x,)
+
+    def backward_graph(self, g):
+        return (g / self.inputs[0],)
 
 
 class Sqrt(Function):
@@ -266,6 +352,9 @@ class Sqrt(Function):
     def backward(self, g):
         return (g / (2 * self.y),)
 
+    def backward_graph(self, g):
+        return (g / (2 * self.output(self.y)),)
+
 
 class Square(Function):
     """y = x²;  dy/dx = 2x."""
@@ -276,6 +365,9 @@ class Square(Function):
 
     def backward(self, g):
         return (2 * g * self.x,)
+
+    def backward_graph(self, g):
+        return (2 * g * self.inputs[0],)
 
 
 class Abs(Function):
@@ -288,6 +380,9 @@ class Abs(Function):
     def backward(self, g):
         return (g * np.sign(self.x),)
 
+    def backward_graph(self, g):
+        return (g * _wrap(np.sign(self.x)),)
+
 
 class Sign(Function):
     """y = sign(x);  dy/dx = 0 (piecewise constant)."""
@@ -297,6 +392,9 @@ class Sign(Function):
 
     def backward(self, g):
         return (np.zeros_like(g),)
+
+    def backward_graph(self, g):
+        return (g * 0,)
 
 
 class Sin(Function):
@@ -309,6 +407,9 @@ class Sin(Function):
     def backward(self, g):
         return (g * np.cos(self.x),)
 
+    def backward_graph(self, g):
+        return (g * cos(self.inputs[0]),)
+
 
 class Cos(Function):
     """y = cos x;  dy/dx = −sin x."""
@@ -319,6 +420,9 @@ class Cos(Function):
 
     def backward(self, g):
         return (-g * np.sin(self.x),)
+
+    def backward_graph(self, g):
+        return (-g * sin(self.inputs[0]),)
 
 
 def exp(x):
@@ -379,6 +483,10 @@ class Tanh(Function):
         y = self.y
         return (g * (1 - y * y),)
 
+    def backward_graph(self, g):
+        y = self.output(self.y)
+        return (g * (1 - y * y),)
+
 
 class Sigmoid(Function):
     """σ(x) = 1 / (1 + e⁻ˣ);  σ'(x) = σ(x)(1 − σ(x))."""
@@ -389,6 +497,10 @@ class Sigmoid(Function):
 
     def backward(self, g):
         y = self.y
+        return (g * y * (1 - y),)
+
+    def backward_graph(self, g):
+        y = self.output(self.y)
         return (g * y * (1 - y),)
 
 
@@ -402,6 +514,9 @@ class Relu(Function):
     def backward(self, g):
         return (g * (self.y > 0),)
 
+    def backward_graph(self, g):
+        return (g * _wrap((self.y > 0).astype(g.dtype)),)
+
 
 class LeakyRelu(Function):
     """y = x if x > 0 else α·x;  dy/dx = 1 or α."""
@@ -412,6 +527,9 @@ class LeakyRelu(Function):
 
     def backward(self, g):
         return (np.where(self.pos, g, self.slope * g),)
+
+    def backward_graph(self, g):
+        return (where(self.pos, g, self.slope * g),)
 
 
 class Elu(Function):
@@ -425,6 +543,11 @@ class Elu(Function):
     def backward(self, g):
         return (self.scale * g * np.where(self.pos, 1, self.neg + self.alpha),)
 
+    def backward_graph(self, g):
+        x = self.inputs[0]
+        d = where(self.pos, 1, self.alpha * exp(minimum(x, 0)))
+        return (self.scale * g * d,)
+
 
 class Softplus(Function):
     """y = ln(1 + eˣ) = max(x, 0) + ln(1 + e^−|x|);  dy/dx = σ(x)."""
@@ -435,6 +558,9 @@ class Softplus(Function):
 
     def backward(self, g):
         return (g * _sigmoid(self.x),)
+
+    def backward_graph(self, g):
+        return (g * sigmoid(self.inputs[0]),)
 
 
 class Softsign(Function):
@@ -448,6 +574,10 @@ class Softsign(Function):
         d = self.d
         return (g / (d * d),)
 
+    def backward_graph(self, g):
+        d = 1 + abs(self.inputs[0])
+        return (g / (d * d),)
+
 
 class HardSigmoid(Function):
     """y = clip(x/6 + ½, 0, 1) (Keras 3);  dy/dx = 1/6 on −3 < x < 3, else 0."""
@@ -459,6 +589,10 @@ class HardSigmoid(Function):
     def backward(self, g):
         x = self.x
         return (g * ((x > -3) & (x < 3)) / 6,)
+
+    def backward_graph(self, g):
+        x = self.x
+        return (g * _wrap((((x > -3) & (x < 3)) / 6).astype(g.dtype)),)
 
 
 _SQRT_2_OVER_PI = _pymath.sqrt(2 / _pymath.pi)
@@ -493,6 +627,16 @@ class Gelu(Function):
         pdf = np.exp(-0.5 * x * x) / _pymath.sqrt(2 * _pymath.pi)
         return (g * (self.cdf + x * pdf),)
 
+    def backward_graph(self, g):
+        x = self.inputs[0]
+        if self.approximate:
+            t = tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            dinner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner),)
+        cdf = 0.5 * (1 + erf(x / _pymath.sqrt(2)))
+        pdf = exp(-0.5 * x * x) / _pymath.sqrt(2 * _pymath.pi)
+        return (g * (cdf + x * pdf),)
+
 
 class Silu(Function):
     """y = x·σ(x);  dy/dx = σ(x)(1 + x(1 − σ(x)))."""
@@ -506,6 +650,11 @@ class Silu(Function):
         s = self.s
         return (g * s * (1 + self.x * (1 - s)),)
 
+    def backward_graph(self, g):
+        x = self.inputs[0]
+        s = sigmoid(x)
+        return (g * s * (1 + x * (1 - s)),)
+
 
 class Heaviside(Function):
     """y = 1 if x > 0, x2 if x = 0, else 0 (the perceptron step);  dy/dx = 0."""
@@ -515,6 +664,9 @@ class Heaviside(Function):
 
     def backward(self, g):
         return np.zeros_like(g), None
+
+    def backward_graph(self, g):
+        return g * 0, None
 
 
 def tanh(x):
@@ -592,6 +744,12 @@ class Maximum(Function):
         return (unbroadcast(g * w, a.shape) if self.needs[0] else None,
                 unbroadcast(g * (1 - w), b.shape) if self.needs[1] else None)
 
+    def backward_graph(self, g):
+        a, b = self.a, self.b
+        w = ((a > b) + 0.5 * (a == b)).astype(g.dtype, copy=False)
+        return (_unbroadcast_t(g * _wrap(w), a.shape) if self.needs[0] else None,
+                _unbroadcast_t(g * _wrap(1 - w), b.shape) if self.needs[1] else None)
+
 
 class Minimum(Function):
     """z = min(a, b);  the gradient goes to the smaller input, split evenly on ties."""
@@ -607,6 +765,12 @@ class Minimum(Function):
         return (unbroadcast(g * w, a.shape) if self.needs[0] else None,
                 unbroadcast(g * (1 - w), b.shape) if self.needs[1] else None)
 
+    def backward_graph(self, g):
+        a, b = self.a, self.b
+        w = ((a < b) + 0.5 * (a == b)).astype(g.dtype, copy=False)
+        return (_unbroadcast_t(g * _wrap(w), a.shape) if self.needs[0] else None,
+                _unbroadcast_t(g * _wrap(1 - w), b.shape) if self.needs[1] else None)
+
 
 class Clip(Function):
     """y = min(max(x, lo), hi);  dy/dx = 1 where lo ≤ x ≤ hi, else 0."""
@@ -618,6 +782,10 @@ class Clip(Function):
     def backward(self, g):
         x = self.x
         return (g * ((x >= self.lo) & (x <= self.hi)),)
+
+    def backward_graph(self, g):
+        x = self.x
+        return (g * _wrap(((x >= self.lo) & (x <= self.hi)).astype(g.dtype)),)
 
 
 class Where(Function):
@@ -632,6 +800,11 @@ class Where(Function):
         zero = np.zeros((), g.dtype)
         return (unbroadcast(np.where(c, g, zero), self.sa) if self.needs[0] else None,
                 unbroadcast(np.where(c, zero, g), self.sb) if self.needs[1] else None)
+
+    def backward_graph(self, g):
+        c = self.c
+        return (_unbroadcast_t(where(c, g, 0), self.sa) if self.needs[0] else None,
+                _unbroadcast_t(where(c, 0, g), self.sb) if self.needs[1] else None)
 
 
 def maximum(x1, x2):
@@ -697,6 +870,28 @@ class MatMul(Function):
             gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b = self.inputs
+        na, nb = a.data.ndim, b.data.ndim
+        if na == 2 and nb == 2:
+            return (matmul(g, transpose(b)) if self.needs[0] else None,
+                    matmul(transpose(a), g) if self.needs[1] else None)
+        if na == 1 and nb == 1:
+            return (g * b if self.needs[0] else None, g * a if self.needs[1] else None)
+        a2 = reshape(a, (1,) + a.data.shape) if na == 1 else a
+        b2 = reshape(b, b.data.shape + (1,)) if nb == 1 else b
+        g2 = g
+        if na == 1:
+            g2 = expand_dims(g2, -2)
+        if nb == 1:
+            g2 = expand_dims(g2, -1)
+        ga = gb = None
+        if self.needs[0]:
+            ga = reshape(_unbroadcast_t(matmul(g2, _swap_last(b2)), a2.data.shape), a.data.shape)
+        if self.needs[1]:
+            gb = reshape(_unbroadcast_t(matmul(_swap_last(a2), g2), b2.data.shape), b.data.shape)
+        return ga, gb
+
 
 def matmul(x1, x2):
     """Matrix product with NumPy's ``@`` semantics (batched, broadcast)."""
@@ -741,6 +936,23 @@ class TensorDot(Function):
             gb = np.transpose(r, np.argsort(src))
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b = self.inputs
+        ax_a, ax_b = self.ax_a, self.ax_b
+        free_a = [i for i in range(a.ndim) if i not in ax_a]
+        free_b = [i for i in range(b.ndim) if i not in ax_b]
+        nfa = len(free_a)
+        ga = gb = None
+        if self.needs[0]:
+            r = tensordot(g, b, axes=(list(range(nfa, g.ndim)), free_b))
+            src = free_a + [ax_a[j] for j in np.argsort(ax_b)]
+            ga = transpose(r, tuple(np.argsort(src).tolist()))
+        if self.needs[1]:
+            r = tensordot(a, g, axes=(free_a, list(range(nfa))))
+            src = [ax_b[j] for j in np.argsort(ax_a)] + free_b
+            gb = transpose(r, tuple(np.argsort(src).tolist()))
+        return ga, gb
+
 
 def tensordot(x1, x2, axes=2):
     """Sum of products over ``axes`` (an int: last n of x1 with first n of x2; or two lists)."""
@@ -783,6 +995,9 @@ class Sum(Function):
     def backward(self, g):
         return (np.broadcast_to(_expand(g, self.axes, self.keepdims), self.shape),)
 
+    def backward_graph(self, g):
+        return (_broadcast_t(_expand_t(g, self.axes, self.keepdims), self.shape),)
+
 
 class Mean(Function):
     """y = (1/N) Σᵢ xᵢ over ``axes``;  dL/dx = dL/dy / N."""
@@ -797,6 +1012,13 @@ class Mean(Function):
             n *= self.shape[a]
         g = _expand(g, self.axes, self.keepdims) / _b.max(n, 1)
         return (np.broadcast_to(g, self.shape),)
+
+    def backward_graph(self, g):
+        n = 1
+        for a in self.axes:
+            n *= self.shape[a]
+        return (_broadcast_t(_expand_t(g, self.axes, self.keepdims) / _b.max(n, 1),
+                             self.shape),)
 
 
 class Extremum(Function):
@@ -813,6 +1035,12 @@ class Extremum(Function):
         count = mask.sum(axis=self.axes, keepdims=True)
         g = _expand(g, self.axes, self.keepdims)
         return (mask * (g / count).astype(g.dtype, copy=False),)
+
+    def backward_graph(self, g):
+        mask = self.x == self.yk
+        count = mask.sum(axis=self.axes, keepdims=True)
+        w = (mask / count).astype(g.dtype, copy=False)
+        return (_expand_t(g, self.axes, self.keepdims) * _wrap(w),)
 
 
 class Var(Function):
@@ -835,6 +1063,18 @@ class Var(Function):
             s = _expand(self.s, self.axes, self.keepdims)
             return (g * self.d / (n * s),)
         return (g * 2 * self.d / n,)
+
+    def backward_graph(self, g):
+        x = self.inputs[0]
+        n = 1
+        for a in self.axes:
+            n *= self.shape[a]
+        d = x - mean(x, axis=self.axes, keepdims=True)
+        g = _expand_t(g, self.axes, self.keepdims)
+        if self.root:
+            s = _expand_t(self.output(self.s), self.axes, self.keepdims)
+            return (g * d / (n * s),)
+        return (g * 2 * d / n,)
 
 
 def _reduce(cls, x, axis, keepdims, op, **kw):
@@ -923,6 +1163,10 @@ class Softmax(Function):
         y = self.y
         return (y * (g - np.add.reduce(g * y, axis=self.axis, keepdims=True)),)
 
+    def backward_graph(self, g):
+        y = self.output(self.y)
+        return (y * (g - sum(g * y, axis=self.axis, keepdims=True)),)
+
 
 class LogSoftmax(Function):
     """yᵢ = xᵢ − m − log Σⱼ e^(xⱼ − m) (log-sum-exp);  dL/dx = dL/dy − softmax(x)·Σ dL/dy."""
@@ -934,6 +1178,9 @@ class LogSoftmax(Function):
 
     def backward(self, g):
         return (g - np.exp(self.y) * np.sum(g, axis=self.axis, keepdims=True),)
+
+    def backward_graph(self, g):
+        return (g - exp(self.output(self.y)) * sum(g, axis=self.axis, keepdims=True),)
 
 
 def softmax(x, axis=-1):
@@ -959,6 +1206,9 @@ class Reshape(Function):
     def backward(self, g):
         return (np.reshape(g, self.shape),)
 
+    def backward_graph(self, g):
+        return (reshape(g, self.shape),)
+
 
 class Transpose(Function):
     """y = x with axes permuted;  dL/dx = dL/dy with the inverse permutation."""
@@ -968,6 +1218,10 @@ class Transpose(Function):
 
     def backward(self, g):
         return (np.transpose(g, None if self.axes is None else np.argsort(self.axes)),)
+
+    def backward_graph(self, g):
+        return (transpose(g, None if self.axes is None
+                          else tuple(np.argsort(self.axes).tolist())),)
 
 
 class GetItem(Function):
@@ -985,6 +1239,29 @@ class GetItem(Function):
             out[self.index] = g
         return (out,)
 
+    def backward_graph(self, g):
+        return (ScatterItem.apply(g, shape=self.shape, index=self.index,
+                                  advanced=self.advanced),)
+
+
+class ScatterItem(Function):
+    """y = zeros(shape) with y[index] = x (summing where an index repeats): GetItem's
+    gradient as a node;  dL/dx = dL/dy[index]."""
+
+    def forward(self, x):
+        out = np.zeros(self.shape, dtype=x.dtype)
+        if self.advanced:
+            np.add.at(out, self.index, x)
+        else:
+            out[self.index] = x
+        return out
+
+    def backward(self, g):
+        return (g[self.index],)
+
+    def backward_graph(self, g):
+        return (GetItem.apply(g, index=self.index, advanced=self.advanced),)
+
 
 class Concatenate(Function):
     """y = [x₁, x₂, …] along ``axis``;  each dL/dxᵢ is its slice of dL/dy."""
@@ -996,6 +1273,12 @@ class Concatenate(Function):
     def backward(self, g):
         return tuple(np.split(g, self.bounds, axis=self.axis))
 
+    def backward_graph(self, g):
+        pre = (slice(None),) * self.axis
+        edges = [0] + [int(e) for e in self.bounds] + [g.shape[self.axis]]
+        return tuple(GetItem.apply(g, index=pre + (slice(lo, hi),), advanced=False)
+                     for lo, hi in zip(edges[:-1], edges[1:]))
+
 
 class Stack(Function):
     """y = xs stacked on a new ``axis``;  dL/dxᵢ = dL/dy[…, i, …]."""
@@ -1005,6 +1288,11 @@ class Stack(Function):
 
     def backward(self, g):
         return tuple(np.moveaxis(g, self.axis, 0))
+
+    def backward_graph(self, g):
+        pre = (slice(None),) * self.axis
+        return tuple(GetItem.apply(g, index=pre + (i,), advanced=False)
+                     for i in range(g.shape[self.axis]))
 
 
 class Pad(Function):
@@ -1017,6 +1305,9 @@ class Pad(Function):
     def backward(self, g):
         return (g[self.inner],)
 
+    def backward_graph(self, g):
+        return (GetItem.apply(g, index=self.inner, advanced=False),)
+
 
 class Cast(Function):
     """y = x converted to another dtype;  dL/dx = dL/dy converted back."""
@@ -1027,6 +1318,9 @@ class Cast(Function):
 
     def backward(self, g):
         return (g.astype(self.src),)
+
+    def backward_graph(self, g):
+        return (Cast.apply(g, dtype=self.src),)
 
 
 def reshape(x, newshape):
@@ -1285,6 +1579,10 @@ class Erf(Function):
     def backward(self, g):
         return (g * _TWO_OVER_SQRT_PI * np.exp(-self.x * self.x),)
 
+    def backward_graph(self, g):
+        x = self.inputs[0]
+        return (g * _TWO_OVER_SQRT_PI * exp(-x * x),)
+
 
 class Erfc(Function):
     """y = erfc x = 1 − erf x;  dy/dx = −(2/√π) e^{−x²}."""
@@ -1295,6 +1593,10 @@ class Erfc(Function):
 
     def backward(self, g):
         return (-g * _TWO_OVER_SQRT_PI * np.exp(-self.x * self.x),)
+
+    def backward_graph(self, g):
+        x = self.inputs[0]
+        return (-g * _TWO_OVER_SQRT_PI * exp(-x * x),)
 
 
 class Erfinv(Function):
@@ -1307,6 +1609,10 @@ class Erfinv(Function):
     def backward(self, g):
         return (g * (_pymath.sqrt(_pymath.pi) / 2) * np.exp(self.y * self.y),)
 
+    def backward_graph(self, g):
+        y = self.output(self.y)
+        return (g * (_pymath.sqrt(_pymath.pi) / 2) * exp(y * y),)
+
 
 class Rsqrt(Function):
     """y = 1/√x;  dy/dx = −½ x^{−3/2} = −½ y³."""
@@ -1318,6 +1624,10 @@ class Rsqrt(Function):
 
     def backward(self, g):
         y = self.y
+        return (-0.5 * g * y * y * y,)
+
+    def backward_graph(self, g):
+        y = self.output(self.y)
         return (-0.5 * g * y * y * y,)
 
 

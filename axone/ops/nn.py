@@ -119,6 +119,22 @@ class Dense(Function):
             return gx, gw, gb
         return gx, gw
 
+    def backward_graph(self, g):
+        """The same three products in differentiable ops (a gradient with a graph)."""
+        x, w = self.inputs[0], self.inputs[1]
+        needs = self.needs
+        if self.relu:
+            g = g * M._wrap((self.y > 0).astype(g.dtype))
+        gx = M.matmul(g, M.transpose(w)) if needs[0] else None
+        x2, g2 = x, g
+        if x.data.ndim != 2:
+            x2 = M.reshape(x, _rows(x.data).shape)
+            g2 = M.reshape(g, _rows(g.data).shape)
+        gw = M.matmul(M.transpose(x2), g2) if needs[1] else None
+        if len(needs) == 3:
+            return gx, gw, (M.sum(g2, axis=0) if needs[2] else None)
+        return gx, gw
+
 
 def dense(x, kernel, bias=None, relu=False):
     """Affine map ``x @ kernel + bias`` as one node (kernel shaped (in, out), like Keras);
@@ -197,6 +213,16 @@ class SoftmaxCrossEntropy(Function):
             gz = g * (self.p * np.add.reduce(y, axis=ax, keepdims=True) - y)
         return gy, gz
 
+    def backward_graph(self, g):
+        y, z = self.inputs
+        ax = self.axis % z.data.ndim
+        g = M.expand_dims(g, ax)
+        gy = -g * M.log_softmax(z, axis=ax) if self.needs[0] else None
+        gz = None
+        if self.needs[1]:
+            gz = g * (M.softmax(z, axis=ax) * M.sum(y, axis=ax, keepdims=True) - y)
+        return gy, gz
+
 
 class SparseSoftmaxCrossEntropy(Function):
     """Sparse categorical cross-entropy from logits z and integer labels c, per sample:
@@ -218,6 +244,12 @@ class SparseSoftmaxCrossEntropy(Function):
                           np.take_along_axis(d, self.labels[..., None], axis=-1) - 1, axis=-1)
         return (d * g[..., None],)
 
+    def backward_graph(self, g):
+        z = self.inputs[0]
+        hot = np.zeros(z.data.shape, dtype=z.data.dtype)
+        np.put_along_axis(hot, self.labels[..., None], 1, axis=-1)
+        return ((M.softmax(z, axis=-1) - M._wrap(hot)) * M.expand_dims(g, -1),)
+
 
 class SigmoidCrossEntropy(Function):
     """Binary cross-entropy from logits z, elementwise:
@@ -232,6 +264,12 @@ class SigmoidCrossEntropy(Function):
     def backward(self, g):
         gy = -g * self.z if self.needs[0] else None
         gz = g * (M._sigmoid(self.z) - self.y) if self.needs[1] else None
+        return gy, gz
+
+    def backward_graph(self, g):
+        y, z = self.inputs
+        gy = -g * z if self.needs[0] else None
+        gz = g * (M.sigmoid(z) - y) if self.needs[1] else None
         return gy, gz
 
 
