@@ -4,7 +4,9 @@ A model file (``model.save(path)``) is an uncompressed zip archive holding
   ``axone.json``      {"format": "axone.model", "format_version": 1, "model": name,
                       "weights": [{"path", "shape", "dtype"} for each weight]}
   ``config.json``     the architecture: {"class_name", "config"} with every layer's config
-                      and, for functional models, the graph (inbound nodes, inputs, outputs)
+                      and, for functional models, the graph (inbound nodes, inputs, outputs;
+                      a node is its input references then {"structure", "kwargs"}: the call's
+                      keyword arguments, a symbolic one as {"__tensor__": its reference's index})
   ``compile.json``    the compile arguments (loss, metrics, loss_weights) and the optimizer:
                       {"class_name", "config", "state": {"iterations", "flat_size", ...}}
                       (when compiled)
@@ -472,8 +474,11 @@ def serialize_model(model):
             for node in layer._inbound_nodes:
                 if id(node) not in own:
                     continue
-                nodes.append([ref(t) for t in node.flat_inputs] + [
-                    {"structure": "list" if isinstance(node.inputs, (list, tuple)) else "single"}])
+                meta = {"structure": "list" if isinstance(node.inputs, (list, tuple)) else "single"}
+                kwargs = _node_kwargs(layer, node)
+                if kwargs:
+                    meta["kwargs"] = kwargs
+                nodes.append([ref(t) for t in node.flat_inputs] + [meta])
             if isinstance(layer, Model):
                 nested = serialize_model(layer)
                 entry = dict(nested, class_name=type(layer).__name__, name=layer.name,
@@ -505,6 +510,52 @@ def serialize_model(model):
                      f"graph or a get_config(); define get_config() (and register the class with "
                      f"keras.saving.register_keras_serializable), or save its weights with "
                      f"save_weights and rebuild it in code")
+
+
+def _node_kwargs(layer, node):
+    """A call's keyword arguments as JSON: symbolic tensors as ``{"__tensor__": j}`` (the j-th of
+    the node's input references; they follow the positional inputs), plain values as they are."""
+    index = {id(t): j for j, t in enumerate(node.flat_inputs)}
+
+    def encode(key, v):
+        if id(v) in index and type(v).__name__ == "KerasTensor":
+            return {"__tensor__": index[id(v)]}
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        if isinstance(v, np.generic) and v.dtype.kind in "biuf":
+            return v.item()
+        if isinstance(v, (list, tuple)):
+            return [encode(key, x) for x in v]
+        raise NotImplementedError(f"save: layer {layer.name!r} was called with {key}= a "
+                                  f"{type(v).__name__}, which the model file cannot hold; pass "
+                                  f"symbolic tensors, numbers, strings or booleans")
+    return {k: encode(k, v) for k, v in node.call_kwargs.items()}
+
+
+def _decode_kwargs(kwargs, args, npos, what):
+    """The saved call kwargs with ``{"__tensor__": j}`` replaced by the j-th input tensor."""
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ValueError(f"{what}: kwargs must be an object of named arguments")
+
+    def decode(v):
+        if isinstance(v, dict):
+            j = v.get("__tensor__")
+            if set(v) != {"__tensor__"} or type(j) is not int or not npos <= j < len(args):
+                raise ValueError(f"{what}: a tensor argument must be {{'__tensor__': j}} with j "
+                                 f"one of the keyword inputs {npos}..{len(args) - 1}, received {v!r}")
+            return args[j]
+        if isinstance(v, list):
+            return [decode(x) for x in v]
+        return v
+    return {k: decode(v) for k, v in kwargs.items()}
+
+
+def _count_tensor_refs(v):
+    if isinstance(v, dict):
+        return 1 if "__tensor__" in v else 0
+    if isinstance(v, list):
+        return sum(_count_tensor_refs(x) for x in v)
+    return 0
 
 
 def _layer_class(name, custom_objects, registered_name=None):
@@ -613,8 +664,8 @@ def _replay_order(entries):
     Kahn's algorithm over (layer name, node index) keys: each reference is looked at once, so the
     work is linear in the size of the graph whatever order the file lists the layers in.  Node
     ``i`` of a layer also waits for its node ``i − 1``, so shared layers are called in their
-    saved order.  Returns ``[(name, node index, refs, structure)]``; ValueError when some calls
-    can never run (a cycle, or a reference to a call that is not in the file).
+    saved order.  Returns ``[(name, node index, refs, (structure, kwargs, number of
+    positional refs))]``; ValueError when some calls can never run (a cycle, or a reference to a call that is not in the file).
     """
     calls = {}
     for entry in entries:
@@ -627,13 +678,18 @@ def _replay_order(entries):
                 raise ValueError(f"layer {name!r}: node {i} is malformed")
             structure = node[-1].get("structure", "single")
             refs = [_ref(r, f"layer {name!r} node {i}") for r in node[:-1]]
-            if structure not in ("list", "single") or (structure == "single" and len(refs) != 1):
+            kwargs = node[-1].get("kwargs", {})
+            if not isinstance(kwargs, dict):
+                raise ValueError(f"layer {name!r}: node {i} kwargs must be an object")
+            npos = len(refs) - sum(_count_tensor_refs(v) for v in kwargs.values())
+            if structure not in ("list", "single") or (structure == "single" and npos != 1) \
+                    or npos < 0:
                 raise ValueError(f"layer {name!r}: node {i} has structure {structure!r} with "
                                  f"{len(refs)} inputs")
             deps = [(r[0], r[1]) for r in refs]
             if i > 0:
                 deps.append((name, i - 1))
-            calls[(name, i)] = (refs, structure, deps)
+            calls[(name, i)] = (refs, (structure, kwargs, npos), deps)
     waiting = {}
     missing = {}
     ready = []
@@ -716,14 +772,15 @@ def deserialize_model(spec, custom_objects=None):
             created[entry["name"]] = layer
             if isinstance(layer, InputLayer):
                 outputs_of[(entry["name"], 0)] = [layer.output_tensor]
-        for name, i, refs, structure in _replay_order(cfg["layers"]):
+        for name, i, refs, (structure, kwargs, npos) in _replay_order(cfg["layers"]):
             args = []
             for r in refs:
                 outs = outputs_of.get((r[0], r[1]))
                 if outs is None or r[2] >= len(outs):
                     raise ValueError(f"layer {name!r} node {i} refers to the missing tensor {list(r)}")
                 args.append(outs[r[2]])
-            out = created[name](args if structure == "list" else args[0])
+            kwargs = _decode_kwargs(kwargs, args, npos, f"layer {name!r} node {i}")
+            out = created[name](args[:npos] if structure == "list" else args[0], **kwargs)
             outputs_of[(name, i)] = list(out) if isinstance(out, (list, tuple)) else [out]
 
         def tensors(key):
