@@ -22,6 +22,7 @@ _SUBMODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks
 _MODULE_OF = {"ops": "axone.compat.keras_ops", "ops.numpy": "axone.compat.keras_ops_numpy",
               "ops.nn": "axone.compat.keras_ops_nn", "ops.linalg": "axone.compat.keras_ops_linalg",
               "ops.core": "axone.compat.keras_ops_core",
+              "ops.image": "axone.compat.keras_ops_image",
               "preprocessing": "axone.utils.preprocessing",
               "preprocessing.image": "axone.utils.image_utils",
               "preprocessing.sequence": "axone.utils.sequence_utils"}

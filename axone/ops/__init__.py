@@ -27,3 +27,4 @@ from . import fft as _fft_module  # noqa: E402
 from .fft import fft, fft2, ifft2, irfft, istft, rfft, stft  # noqa: E402,F401
 
 __all__ += [n for n in _fft_module.__all__ if n not in __all__]
+from . import image  # noqa: F401,E402 - keras.ops.image
