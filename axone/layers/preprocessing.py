@@ -13,20 +13,19 @@ Inputs are one image (H, W, C) or a batch (N, H, W, C).  Every random draw comes
 from :func:`axone.backend.rng` (so ``axone.utils.set_random_seed`` repeats a run
 exactly), or from the layer's own generator when it is given ``seed=``.
 
-Geometry follows Keras's torch backend: resizing samples at half-pixel centres
-(``align_corners=False``, no antialiasing), bilinear / nearest ("nearest-exact")
-/ bicubic (a = −0.75); rotation, zoom and translation map each output pixel
-(x, y) back to the input point (a0·x + a1·y + a2, b0·x + b1·y + b2) and sample
-it with bilinear or nearest interpolation, filling outside points as
-``fill_mode`` says: "reflect" (d c b a | a b c d | d c b a), "wrap"
-(a b c d | a b c d), "nearest" (a a a a | a b c d | d d d d) or "constant"
-(k k k k | a b c d | k k k k, k = ``fill_value``).
+Geometry is :mod:`axone.ops.image`'s (Keras's torch backend): resizing samples at
+half-pixel centres (``align_corners=False``, no antialiasing), bilinear / nearest
+("nearest-exact") / bicubic (a = −0.75); rotation, zoom and translation map each output
+pixel (x, y) back to the input point (a0·x + a1·y + a2, b0·x + b1·y + b2) and sample it
+with ``ops.image.affine_transform`` (bilinear or nearest, outside points as ``fill_mode``
+says: "reflect", "wrap", "nearest" or "constant").
 """
 import numbers
 
 import numpy as np
 
 from .. import backend, ops
+from ..ops import image as image_ops
 from ..autograd.tensor import Tensor
 from .base import Layer
 
@@ -73,131 +72,25 @@ def _active(training):
     return training is None or bool(training)
 
 
-# ------------------------------------------------------------------ resizing
-def _resize_matrix(n_in, n_out, method):
-    """(n_out, n_in) matrix of the 1-D resampling of torch's ``interpolate`` (half-pixel centres)."""
-    m = np.zeros((n_out, n_in))
-    rows = np.arange(n_out)
-    if method == "nearest":       # torch "nearest-exact", computed in float32 as torch does
-        scale = float(np.float32(n_in) / np.float32(n_out))
-        src = np.floor(((rows + 0.5) * scale).astype(np.float32)).astype(np.int64)
-        m[rows, np.minimum(src, n_in - 1)] = 1.0
-        return m
-    scale = n_in / n_out
-    real = (rows + 0.5) * scale - 0.5
-    if method == "bilinear":
-        real = np.maximum(real, 0.0)
-        i0 = np.minimum(np.floor(real).astype(np.int64), n_in - 1)
-        i1 = np.minimum(i0 + 1, n_in - 1)
-        w1 = real - i0
-        np.add.at(m, (rows, i0), 1.0 - w1)
-        np.add.at(m, (rows, i1), w1)
-        return m
-    # bicubic, Keys kernel with a = -0.75 (torch), border indices clamped
-    a = -0.75
-    i0 = np.floor(real).astype(np.int64)
-    t = real - i0
-
-    def near(x):   # |x| <= 1
-        return ((a + 2) * x - (a + 3)) * x * x + 1
-
-    def far(x):    # 1 < |x| < 2
-        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-
-    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
-    for k, w in enumerate(weights):
-        np.add.at(m, (rows, np.clip(i0 - 1 + k, 0, n_in - 1)), w)
-    return m
-
-
-def _aspect_window(height, width, target_h, target_w):
-    """Largest centred window of the target aspect ratio (Keras's ``smart_resize`` crop)."""
-    ch = max(min(height, int(float(width * target_h) / target_w)), 1)
-    cw = max(min(width, int(float(height * target_w) / target_h)), 1)
-    return int(float(height - ch) / 2), int(float(width - cw) / 2), ch, cw
-
-
+# ------------------------------------------------- resizing and warping (ops.image)
 def resize(images, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
            pad_to_aspect_ratio=False, fill_value=0.0):
-    """Resize a batch (N, H, W, C) Tensor to (N, height, width, C), differentiably.
-
-    Two products with fixed interpolation matrices: y = R_h · x · R_wᵀ per image
-    and channel, so dL/dx = R_hᵀ · dL/dy · R_w.
-    """
-    x = images
-    n_h, n_w = x.shape[1], x.shape[2]
-    if crop_to_aspect_ratio:
-        h0, w0, ch, cw = _aspect_window(n_h, n_w, height, width)
-        if (ch, cw) != (n_h, n_w):
-            x = ops.get_item(x, (slice(None), slice(h0, h0 + ch), slice(w0, w0 + cw)))
-    elif pad_to_aspect_ratio:
-        ph = max(n_h, int(float(n_w * height) / width))
-        pw = max(n_w, int(float(n_h * width) / height))
-        top, left = int(float(ph - n_h) / 2), int(float(pw - n_w) / 2)
-        if top or left:    # Keras pads the same amount on both sides
-            x = ops.pad(x, ((0, 0), (top, top), (left, left), (0, 0)), constant_values=fill_value)
-    n_h, n_w = x.shape[1], x.shape[2]
-    if (n_h, n_w) == (height, width):
-        return x
-    dt = x.dtype
-    y = ops.transpose(x, (0, 3, 1, 2))                      # (N, C, H, W)
-    if n_h != height:
-        y = ops.matmul(_resize_matrix(n_h, height, interpolation).astype(dt), y)
-    if n_w != width:
-        y = ops.matmul(y, _resize_matrix(n_w, width, interpolation).T.astype(dt))
-    return ops.transpose(y, (0, 2, 3, 1))
-
-
-# ------------------------------------------------------------- affine warps
-def _fix_index(i, n, fill_mode):
-    if fill_mode == "wrap":
-        return np.mod(i, n)
-    if fill_mode == "reflect":       # half-sample symmetric: d c b a | a b c d | d c b a
-        i = np.mod(i, 2 * n)
-        return np.where(i >= n, 2 * n - 1 - i, i)
-    return np.clip(i, 0, n - 1)      # "nearest", and "constant" (masked afterwards)
+    """Resize a channels-last batch (N, H, W, C) Tensor to (N, height, width, C):
+    :func:`axone.ops.image.resize`, differentiable."""
+    return image_ops.resize(images, (height, width), interpolation=interpolation,
+                            crop_to_aspect_ratio=crop_to_aspect_ratio,
+                            pad_to_aspect_ratio=pad_to_aspect_ratio, fill_value=fill_value)
 
 
 def affine_transform(images, transforms, interpolation="bilinear", fill_mode="reflect",
                      fill_value=0.0):
-    """Warp a NumPy batch (N, H, W, C) by per-image transforms (N, 8) = [a0 a1 a2 b0 b1 b2 c0 c1].
-
-    Output pixel (x, y) samples the input at (a0·x + a1·y + a2, b0·x + b1·y + b2)
-    (Keras's ``ops.image.affine_transform``; c0, c1 — projective terms — must be 0).
-    Bilinear interpolation weighs the four neighbours, each fetched through the
-    fill mode; in "constant" mode a neighbour outside the image contributes ``fill_value``.
-    """
+    """Warp a NumPy batch (N, H, W, C) by per-image transforms (N, 8) and return a NumPy
+    array: :func:`axone.ops.image.affine_transform` on plain arrays."""
     images = np.asarray(images)
-    t = np.asarray(transforms, dtype=np.float64).reshape(-1, 8)
-    n, h, w, _ = images.shape
-    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
-                         indexing="ij")
-    a0, a1, a2, b0, b1, b2 = (t[:, k, None, None] for k in range(6))
-    x_in = a0 * xs + a1 * ys + a2                          # (N, H, W)
-    y_in = b0 * xs + b1 * ys + b2
-    if interpolation == "nearest":
-        ny = [(np.round(y_in).astype(np.int64), None)]
-        nx = [(np.round(x_in).astype(np.int64), None)]
-    else:
-        fy, fx = np.floor(y_in), np.floor(x_in)
-        wy, wx = y_in - fy, x_in - fx
-        fy, fx = fy.astype(np.int64), fx.astype(np.int64)
-        ny = [(fy, 1.0 - wy), (fy + 1, wy)]
-        nx = [(fx, 1.0 - wx), (fx + 1, wx)]
-    batch = np.arange(n)[:, None, None]
-    out = np.zeros(images.shape, dtype=np.float64)
-    for iy, wgt_y in ny:
-        for ix, wgt_x in nx:
-            vals = images[batch, _fix_index(iy, h, fill_mode), _fix_index(ix, w, fill_mode)]
-            vals = vals.astype(np.float64)
-            if fill_mode == "constant":
-                inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-                vals = np.where(inside[..., None], vals, float(fill_value))
-            if wgt_y is None:
-                out += vals
-            else:
-                out += (wgt_y * wgt_x)[..., None] * vals
-    return out.astype(images.dtype if images.dtype.kind == "f" else backend.floatx())
+    if images.dtype.kind != "f":
+        images = images.astype(backend.floatx())
+    return image_ops.affine_transform(Tensor(images), transforms, interpolation, fill_mode,
+                                      fill_value).data
 
 
 def _rotation_matrices(angles_deg, height, width):
@@ -496,8 +389,8 @@ class _AffineAugmentation(_RandomImageLayer):
     def _augment(self, x):
         n, h, w, _ = x.shape
         m = self._matrices(n, h, w)
-        out = affine_transform(x.data, m, self.interpolation, self.fill_mode, self.fill_value)
-        return Tensor(out.astype(x.dtype, copy=False))
+        return image_ops.affine_transform(x, m, self.interpolation, self.fill_mode,
+                                          self.fill_value)
 
     def get_config(self):
         cfg = super().get_config()
