@@ -76,3 +76,15 @@ __all__ += ["MaxPooling3D", "AveragePooling3D", "MaxPool3D", "AvgPool3D", "Globa
 from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 
 __all__ += ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"]
+
+from .image_augmentation import (AugMix, AutoContrast, ContrastLimitedAdaptiveHistogramEqualization,
+                                 CutMix, Equalization, MaxNumBoundingBoxes, MixUp, Pipeline,
+                                 RandAugment, RandomColorDegeneration, RandomColorJitter,
+                                 RandomGrayscale, RandomHue, RandomInvert, RandomPosterization,
+                                 RandomSaturation, RandomSharpness, Solarization)
+
+__all__ += ["AutoContrast", "Equalization", "Solarization", "RandomColorDegeneration",
+            "RandomColorJitter", "RandomGrayscale", "RandomHue", "RandomInvert",
+            "RandomPosterization", "RandomSaturation", "RandomSharpness", "MixUp", "CutMix",
+            "RandAugment", "AugMix", "MaxNumBoundingBoxes",
+            "ContrastLimitedAdaptiveHistogramEqualization", "Pipeline"]
