@@ -146,3 +146,7 @@ def get_source_inputs(tensor):
             if all(src is not f for f in found):
                 found.append(src)
     return found
+
+from .model_visualization import model_to_dot, plot_model  # noqa: E402
+
+__all__ += ["model_to_dot", "plot_model"]
