@@ -88,3 +88,7 @@ __all__ += ["AutoContrast", "Equalization", "Solarization", "RandomColorDegenera
             "RandomPosterization", "RandomSaturation", "RandomSharpness", "MixUp", "CutMix",
             "RandAugment", "AugMix", "MaxNumBoundingBoxes",
             "ContrastLimitedAdaptiveHistogramEqualization", "Pipeline"]
+
+from .audio import MelSpectrogram, STFTSpectrogram
+
+__all__ += ["MelSpectrogram", "STFTSpectrogram"]
