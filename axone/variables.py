@@ -71,7 +71,16 @@ class Variable(Tensor):
 
     @property
     def value(self):
-        return self.data
+        """The variable's tensor, as Keras 3's ``Variable.value`` is the backend tensor: this
+        Variable itself, so ``v.value.grad`` is ``v.grad`` and ops on ``v.value`` are
+        differentiated with respect to ``v``.  It converts like an array
+        (``np.asarray(v.value)``, ``v.value.numpy()``, ``.shape``, ``float(...)`` for one
+        element); ``v.value = x`` assigns in place."""
+        return self
+
+    @value.setter
+    def value(self, value):
+        self.assign(value)
 
     def assign(self, value):
         """Write ``value`` into this variable in place (its shape must match)."""
