@@ -949,7 +949,12 @@ class CutMix(_ImageAugmentation):
         return w * y + (_F32(1) - w) * y[np.asarray(transformation["permutation_order"])]
 
     def transform_segmentation_masks(self, segmentation_masks, transformation=None, training=True):
-        return self.transform_images(segmentation_masks, transformation, training)
+        m = np.asarray(_array(segmentation_masks), dtype=_F32)
+        if not training or transformation is None:
+            return m
+        box = np.asarray(transformation["batch_masks"])
+        box = box[:, :1] if self.data_format == "channels_first" else box[..., :1]
+        return np.where(box, m[np.asarray(transformation["permutation_order"])], m)
 
     def transform_bounding_boxes(self, bounding_boxes, transformation=None, training=True):
         raise NotImplementedError(f"{self._who}: CutMix does not transform bounding boxes "
