@@ -80,9 +80,11 @@ from ..models.data_adapters import (PyDataset, Sequence, pack_x_y_sample_weight,
 
 __all__ += ["PyDataset", "Sequence", "pack_x_y_sample_weight", "unpack_x_y_sample_weight"]
 
-from .directory_datasets import image_dataset_from_directory, text_dataset_from_directory  # noqa: E402,E501
+from .directory_datasets import (audio_dataset_from_directory,  # noqa: E402
+                                 image_dataset_from_directory, text_dataset_from_directory)
 
-__all__ += ["image_dataset_from_directory", "text_dataset_from_directory"]
+__all__ += ["image_dataset_from_directory", "text_dataset_from_directory",
+            "audio_dataset_from_directory"]
 from ..saving import (CustomObjectScope, custom_object_scope, deserialize_keras_object,  # noqa: E402
                       get_custom_objects, get_registered_name, get_registered_object,
                       register_keras_serializable, serialize_keras_object)

@@ -1,5 +1,5 @@
-"""Datasets of files in class folders, as ``keras.utils.image_dataset_from_directory`` and
-``text_dataset_from_directory``.
+"""Datasets of files in class folders, as ``keras.utils.image_dataset_from_directory``,
+``text_dataset_from_directory`` and ``audio_dataset_from_directory``.
 
 The files are listed (and shuffled) as Keras lists them: class sub-folders in sorted order (or
 ``class_names``' order), files walked in sorted order, one global shuffle with
@@ -21,11 +21,12 @@ import numpy as np
 from .. import backend
 from ..models.data_adapters import PyDataset
 
-__all__ = ["image_dataset_from_directory", "text_dataset_from_directory", "FileDataset",
-           "index_directory"]
+__all__ = ["image_dataset_from_directory", "text_dataset_from_directory",
+           "audio_dataset_from_directory", "FileDataset", "index_directory", "read_wav"]
 
 ALLOWLIST_IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 ALLOWLIST_TEXT_FORMATS = (".txt",)
+ALLOWLIST_AUDIO_FORMATS = (".wav",)
 
 
 def _walk_files(directory, follow_links, formats):
@@ -330,3 +331,98 @@ def text_dataset_from_directory(directory, labels="inferred", label_mode="int", 
     return _make(directory, labels, label_mode, class_names, batch_size, shuffle, seed,
                  validation_split, subset, follow_links, verbose, ALLOWLIST_TEXT_FORMATS, load,
                  who, "text files")
+
+
+def read_wav(path, desired_samples=-1):
+    """A WAV file's samples as float32 ``(samples, channels)`` in [-1, 1), as TensorFlow's
+    ``decode_wav``: integer PCM divided by 2^(bits−1) (8-bit, unsigned, centred on 128 first);
+    ``desired_samples`` ≥ 0 cuts the file to that many samples or pads it with zeros.
+    Returns ``(samples, sample_rate)``. Read with the standard library's ``wave`` module."""
+    import wave
+    try:
+        with wave.open(os.fspath(path), "rb") as w:
+            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            n = w.getnframes()
+            if desired_samples is not None and desired_samples >= 0:
+                n = min(n, int(desired_samples))
+            raw = w.readframes(n)
+    except (wave.Error, EOFError) as e:
+        raise ValueError(f"audio_dataset_from_directory: could not read the WAV file {path!r}: "
+                         f"{e}") from None
+    n = len(raw) // (width * channels)
+    raw = raw[:n * width * channels]
+    if width == 1:
+        x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 2:
+        x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    elif width == 3:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        v = np.where(v >= 1 << 23, v - (1 << 24), v)
+        x = v.astype(np.float32) / float(1 << 23)
+    elif width == 4:
+        x = (np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2.0 ** 31).astype(np.float32)
+    else:
+        raise ValueError(f"audio_dataset_from_directory: {path!r} has {8 * width}-bit samples; "
+                         f"expected 8, 16, 24 or 32-bit integer PCM")
+    x = x.reshape(n, channels)
+    if desired_samples is not None and desired_samples >= 0 and n < desired_samples:
+        x = np.concatenate([x, np.zeros((int(desired_samples) - n, channels), np.float32)])
+    return x, rate
+
+
+def _audio_loader(output_sequence_length):
+    want = -1 if output_sequence_length is None else int(output_sequence_length)
+
+    def load(paths):
+        clips = [read_wav(p, want)[0] for p in paths]
+        channels = {c.shape[1] for c in clips}
+        if len(channels) > 1:
+            raise ValueError(f"audio_dataset_from_directory: the files of one batch have "
+                             f"different numbers of channels {sorted(channels)}: {list(paths)}")
+        length = max(c.shape[0] for c in clips)     # padded to the longest of the batch
+        out = np.zeros((len(clips), length, channels.pop()), dtype=np.float32)
+        for k, c in enumerate(clips):
+            out[k, :c.shape[0]] = c
+        return out
+    return load
+
+
+def audio_dataset_from_directory(directory, labels="inferred", label_mode="int",
+                                 class_names=None, batch_size=32, sampling_rate=None,
+                                 output_sequence_length=None, ragged=False, shuffle=True,
+                                 seed=None, validation_split=None, subset=None,
+                                 follow_links=False, verbose=True):
+    """WAV files in class folders (``directory/<class>/<clip>.wav``) as batches ``(audio,
+    labels)``: audio float32 ``(batch, samples, channels)`` in [-1, 1), each clip cut to
+    ``output_sequence_length`` samples (and zero-padded to it), or with ``None`` zero-padded to
+    the longest clip of its batch; labels as in :func:`image_dataset_from_directory`.
+    ``subset="both"`` returns ``(training, validation)``. ``ragged=True`` and resampling
+    (``sampling_rate``) are not available in axone."""
+    who = "audio_dataset_from_directory"
+    labels, label_mode = _check_common(labels, label_mode, batch_size, who)
+    if ragged and output_sequence_length is not None:
+        raise ValueError(f"{who}: cannot set both `ragged` and `output_sequence_length`")
+    if ragged:
+        raise NotImplementedError(f"{who}: ragged=True is not supported by axone (no ragged "
+                                  f"tensors); use ragged=False (batches padded with zeros)")
+    if output_sequence_length is not None and (
+            isinstance(output_sequence_length, bool)
+            or not isinstance(output_sequence_length, (int, np.integer))
+            or output_sequence_length < 1):
+        raise ValueError(f"{who}: output_sequence_length must be a positive integer or None, "
+                         f"received {output_sequence_length!r}")
+    if sampling_rate is not None:
+        if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)):
+            raise ValueError(f"{who}: `sampling_rate` should have an integer value. Received: "
+                             f"sampling_rate={sampling_rate!r}")
+        if sampling_rate <= 0:
+            raise ValueError(f"{who}: `sampling_rate` should be higher than 0. Received: "
+                             f"sampling_rate={sampling_rate}")
+        raise NotImplementedError(f"{who}: sampling_rate={sampling_rate} (resampling) is not "
+                                  f"supported by axone; use sampling_rate=None (the files' own "
+                                  f"rate)")
+    _check_split(validation_split, subset, shuffle, seed, who)
+    return _make(directory, labels, label_mode, class_names, batch_size, shuffle, seed,
+                 validation_split, subset, follow_links, verbose, ALLOWLIST_AUDIO_FORMATS,
+                 _audio_loader(output_sequence_length), who, "audio files")
