@@ -13,9 +13,10 @@ from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, 
                       MaxPooling1D, MaxPooling2D)
 from .recurrent import (GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell,
                         TimeDistributed)
-from .embedding import Embedding, Masking
+from .embedding import Embedding, Masking, ReversibleEmbedding
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from .normalization import BatchNormalization
+from .normalization import (BatchNormalization, GroupNormalization, LayerNormalization,
+                            RMSNormalization, SpectralNormalization, UnitNormalization)
 from .regularization import GaussianDropout, GaussianNoise
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
@@ -51,6 +52,14 @@ from .features import (CategoryEncoding, Discretization, HashedCrossing, Hashing
 __all__ += ["Normalization", "Discretization", "CategoryEncoding", "Hashing", "HashedCrossing",
             "IntegerLookup", "StringLookup"]
 
+from .einsum_dense import EinsumDense
+from .attention import (AdditiveAttention, Attention, GroupedQueryAttention, GroupQueryAttention,
+                        MultiHeadAttention)
+
+__all__ += ["ReversibleEmbedding", "LayerNormalization", "RMSNormalization", "UnitNormalization",
+            "GroupNormalization", "SpectralNormalization", "EinsumDense", "MultiHeadAttention",
+            "GroupQueryAttention", "GroupedQueryAttention", "Attention", "AdditiveAttention"]
+
 __all__ += ["Conv3D", "Convolution3D", "Conv1DTranspose", "Conv3DTranspose", "Convolution1DTranspose",
             "Convolution2DTranspose", "Convolution3DTranspose", "DepthwiseConv1D", "SeparableConv1D",
             "SeparableConvolution1D", "SeparableConvolution2D"]
@@ -77,6 +86,10 @@ from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 
 __all__ += ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"]
 
+from .audio import MelSpectrogram, STFTSpectrogram
+
+__all__ += ["MelSpectrogram", "STFTSpectrogram"]
+
 from .image_augmentation import (AugMix, AutoContrast, ContrastLimitedAdaptiveHistogramEqualization,
                                  CutMix, Equalization, MaxNumBoundingBoxes, MixUp, Pipeline,
                                  RandAugment, RandomColorDegeneration, RandomColorJitter,
@@ -88,10 +101,6 @@ __all__ += ["AutoContrast", "Equalization", "Solarization", "RandomColorDegenera
             "RandomPosterization", "RandomSaturation", "RandomSharpness", "MixUp", "CutMix",
             "RandAugment", "AugMix", "MaxNumBoundingBoxes",
             "ContrastLimitedAdaptiveHistogramEqualization", "Pipeline"]
-
-from .audio import MelSpectrogram, STFTSpectrogram
-
-__all__ += ["MelSpectrogram", "STFTSpectrogram"]
 
 from .image_geometric import (RandomElasticTransform, RandomErasing, RandomGaussianBlur,
                               RandomPerspective, RandomShear)

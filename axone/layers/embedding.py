@@ -1,4 +1,4 @@
-"""Embedding (integer indices → dense vectors) and Masking."""
+"""Embedding (integer indices → dense vectors), ReversibleEmbedding and Masking."""
 import numpy as np
 
 from .. import constraints, initializers, ops, regularizers
@@ -6,7 +6,7 @@ from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from .base import Layer
 
-__all__ = ["Embedding", "Masking"]
+__all__ = ["Embedding", "Masking", "ReversibleEmbedding"]
 
 
 class EmbeddingLookup(Function):
@@ -45,8 +45,12 @@ class Embedding(Layer):
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
-                 weights=None, lora_rank=None, input_length=None, **kwargs):
+                 weights=None, lora_rank=None, input_length=None, quantization_config=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        if quantization_config is not None:
+            raise NotImplementedError(f"Embedding {self.name!r}: quantization_config is not "
+                                      f"supported by axone (received {quantization_config!r})")
         for n, v in (("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"Embedding {self.name!r}: {n} must be a positive integer, received {v!r}")
@@ -106,7 +110,8 @@ class Embedding(Layer):
                     "embeddings_regularizer": None if self.embeddings_regularizer is None else
                     regularizers.serialize(self.embeddings_regularizer),
                     "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
-                    "mask_zero": self.mask_zero})
+                    "mask_zero": self.mask_zero, "quantization_config": None})
+        cfg.setdefault("activity_regularizer", None)
         return cfg
 
 
@@ -136,4 +141,89 @@ class Masking(Layer):
         return cfg
 
 
-del ops
+class ReversibleEmbedding(Embedding):
+    """An Embedding that can also project back to the vocabulary: ``layer(ids)`` embeds,
+    ``layer(hidden, reverse=True)`` gives logits hidden·Eᵀ (``tie_weights=True``, the default) or
+    hidden·R with its own weight ``reverse_embeddings`` (output_dim, input_dim).
+
+    Args (Keras's): input_dim, output_dim, tie_weights, embeddings initializer / regularizer /
+    constraint, mask_zero, reverse_dtype (the dtype of the reverse product), logit_soft_cap
+    (logits ← c·tanh(logits / c)).
+    """
+
+    def __init__(self, input_dim, output_dim, tie_weights=True, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
+                 reverse_dtype=None, logit_soft_cap=None, **kwargs):
+        super().__init__(input_dim, output_dim, embeddings_initializer=embeddings_initializer,
+                         embeddings_regularizer=embeddings_regularizer,
+                         embeddings_constraint=embeddings_constraint, mask_zero=mask_zero, **kwargs)
+        self.tie_weights = bool(tie_weights)
+        if reverse_dtype is not None:
+            reverse_dtype = str(np.dtype(reverse_dtype))
+            if np.dtype(reverse_dtype).kind != "f":
+                raise ValueError(f"ReversibleEmbedding {self.name!r}: reverse_dtype must be a float "
+                                 f"dtype, received {reverse_dtype!r}")
+        self.reverse_dtype = reverse_dtype
+        if logit_soft_cap is not None and not float(logit_soft_cap) > 0:
+            raise ValueError(f"ReversibleEmbedding {self.name!r}: logit_soft_cap must be positive, "
+                             f"received {logit_soft_cap!r}")
+        self.logit_soft_cap = logit_soft_cap
+        self._reverse = False
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        if not self.tie_weights:
+            self.reverse_embeddings = self.add_weight(
+                (self.output_dim, self.input_dim), self.embeddings_initializer,
+                name="reverse_embeddings")
+        self.built = True
+
+    def __call__(self, inputs, *args, reverse=False, **kwargs):
+        prev, self._reverse = self._reverse, bool(reverse)
+        try:
+            if reverse:
+                return super().__call__(inputs, *args, reverse=True, **kwargs)
+            return super().__call__(inputs, *args, **kwargs)
+        finally:
+            self._reverse = prev
+
+    def call(self, inputs, reverse=False):
+        if not reverse:
+            return super().call(inputs)
+        x = inputs if isinstance(inputs, Tensor) else Tensor(np.asarray(inputs))
+        if x.dtype.kind != "f":
+            raise TypeError(f"ReversibleEmbedding {self.name!r}: a reverse call expects float "
+                            f"hidden states, received dtype {x.dtype}")
+        if x.ndim < 1 or x.shape[-1] != self.output_dim:
+            raise ValueError(f"ReversibleEmbedding {self.name!r}: a reverse call expects inputs "
+                             f"whose last axis is output_dim={self.output_dim}, received shape "
+                             f"{tuple(x.shape)}")
+        kernel = ops.transpose(self.embeddings) if self.tie_weights else self.reverse_embeddings
+        if self.reverse_dtype is not None:
+            x, kernel = ops.cast(x, self.reverse_dtype), ops.cast(kernel, self.reverse_dtype)
+        elif x.dtype != kernel.dtype:
+            x = ops.cast(x, kernel.dtype)
+        logits = ops.matmul(x, kernel)
+        if self.logit_soft_cap is not None:
+            c = float(self.logit_soft_cap)
+            logits = ops.tanh(logits / c) * c
+        return logits
+
+    def compute_mask(self, inputs, mask=None):
+        return None if self._reverse else super().compute_mask(inputs, mask)
+
+    def compute_output_shape(self, input_shape, reverse=None):
+        reverse = self._reverse if reverse is None else reverse
+        if reverse:
+            return tuple(input_shape[:-1]) + (self.input_dim,)
+        return tuple(input_shape) + (self.output_dim,)
+
+    def _output_dtype(self):
+        return self.reverse_dtype or self.dtype
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"tie_weights": self.tie_weights, "reverse_dtype": self.reverse_dtype,
+                    "logit_soft_cap": self.logit_soft_cap})
+        return cfg
+

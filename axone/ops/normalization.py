@@ -88,7 +88,9 @@ def batch_normalization(x, gamma, beta, axis=-1, epsilon=1e-3, mean=None, varian
 class LayerNorm(Function):
     """y = γ·(x − μ)/√(σ² + ε) + β over ``axes`` (γ, β broadcast against x or absent)."""
 
-    def forward(self, x, gamma=None, beta=None):
+    def forward(self, x, *params):
+        gamma = params[0] if self.has_gamma else None
+        beta = params[-1] if self.has_beta else None
         axes = self.axes
         mean = x.mean(axis=axes, keepdims=True)
         d = x - mean
