@@ -3,6 +3,7 @@ axone's ops, each of which, given symbolic tensors (``keras.Input`` and what lay
 it), adds a node to the functional graph instead of computing, as Keras 3's ops do.  axone's
 own layers call ``axone.ops`` directly and pay nothing for this."""
 import functools
+import importlib
 import types
 
 from ..layers.base import has_symbolic, symbolic_op
@@ -29,6 +30,12 @@ def view(target):
         if name in cache:
             return cache[name]
         value = getattr(target, name)
+        if isinstance(value, types.ModuleType) and value.__name__ == f"axone.ops.{name}":
+            # keras.ops.<family> read as an attribute: the family's symbolic-aware view
+            try:
+                value = importlib.import_module(f"axone.compat.keras_ops_{name}")
+            except ModuleNotFoundError:
+                pass
         if isinstance(value, types.FunctionType) and not name.startswith("_"):
             wrapped = _WRAPPED.get(value)
             if wrapped is None:
