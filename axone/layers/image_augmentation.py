@@ -803,10 +803,14 @@ class RandomColorJitter(_ColorLayer):
         self.hue_factor = hue_factor
         from .preprocessing import RandomBrightness, RandomContrast
         vr = tuple(self.value_range)
+        # brightness and contrast draw from generators of their own (seeds apart from this
+        # layer's, which saturation and hue draw from), so the four draws are independent
         self.random_brightness = None if brightness_factor is None else RandomBrightness(
-            factor=brightness_factor, value_range=vr, seed=self.seed)
+            factor=brightness_factor, value_range=vr,
+            seed=None if self.seed is None else self.seed + 1)
         self.random_contrast = None if contrast_factor is None else RandomContrast(
-            factor=contrast_factor, value_range=vr, seed=self.seed)
+            factor=contrast_factor, value_range=vr,
+            seed=None if self.seed is None else self.seed + 2)
         self.random_saturation = None if saturation_factor is None else RandomSaturation(
             factor=saturation_factor, value_range=vr, seed=self.seed)
         self.random_hue = None if hue_factor is None else RandomHue(
@@ -822,7 +826,7 @@ class RandomColorJitter(_ColorLayer):
                 x = np.asarray(layer(Tensor(x), training=True).data, dtype=_F32)
         for layer in (self.random_saturation, self.random_hue):
             if layer is not None:
-                x = layer.transform_images(x, layer.get_random_transformation(x))
+                x = layer.transform_images(x, layer.get_random_transformation(x, seed=self._rng()))
         return _channels_back(np.asarray(x, dtype=_F32), self.data_format)
 
     def get_config(self):

@@ -431,3 +431,21 @@ def test_bad_inputs():
              "bounding_boxes": {"boxes": np.zeros((2, 1, 4)), "labels": np.zeros((2, 1))}})
     with pytest.raises(TypeError):
         A.RandomHue(0.5, unknown_argument=1)
+
+
+def test_fit_and_save_with_augmentation_layers(tmp_path):
+    x = _images((16, 8, 8, 3), seed=3)
+    y = np.random.default_rng(1).integers(0, 2, 16)
+    model = axone.Sequential([
+        axone.Input((8, 8, 3)),
+        A.Pipeline([A.RandomHue(0.3, seed=1), A.RandomSharpness(0.4, seed=2)]),
+        A.AutoContrast(), axone.layers.Rescaling(1 / 255.0), axone.layers.Flatten(),
+        axone.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    hist = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert np.all(np.isfinite(hist.history["loss"]))
+    path = str(tmp_path / "aug.keras")
+    model.save(path)
+    again = axone.models.load_model(path)
+    assert [type(l).__name__ for l in again.layers[0].layers] == ["RandomHue", "RandomSharpness"]
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
