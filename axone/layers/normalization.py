@@ -426,14 +426,14 @@ class SpectralNormalization(Layer):
         return self.layer.compute_output_shape(input_shape)
 
     def get_config(self):
+        from .serialization import serialize
         cfg = super().get_config()
-        cfg["layer"] = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
+        cfg["layer"] = serialize(self.layer)
         cfg["power_iterations"] = self.power_iterations
         return cfg
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
+        from .serialization import deserialize
         config = dict(config)
-        spec = config.pop("layer")
-        from .. import layers as L
-        return cls(getattr(L, spec["class_name"]).from_config(spec["config"]), **config)
+        return cls(deserialize(config.pop("layer"), custom_objects=custom_objects), **config)

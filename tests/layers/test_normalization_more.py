@@ -308,3 +308,119 @@ def test_embedding_mask_zero_reaches_the_next_layers():
     np.testing.assert_array_equal(y._keras_mask, ids != 0)
     z = layers.LayerNormalization()(y)
     np.testing.assert_array_equal(z._keras_mask, ids != 0)
+
+
+# ------------------------------------------------------------ more: torch, finite differences
+def test_layer_normalization_matches_torch_layer_norm():
+    tl = torch.nn.LayerNorm(6, eps=1e-5)
+    with torch.no_grad():
+        tl.weight.copy_(torch.tensor(rng.random(6) + 0.5))
+        tl.bias.copy_(torch.tensor(rng.standard_normal(6)))
+    al = layers.LayerNormalization(epsilon=1e-5)
+    al.build((None, 4, 6))
+    al.set_weights([tl.weight.detach().numpy(), tl.bias.detach().numpy()])
+    x = _f32(3, 4, 6) * 3 + 1
+    tx = torch.tensor(x, requires_grad=True)
+    up = _f32(3, 4, 6)
+    (tl(tx) * torch.tensor(up)).sum().backward()
+    ax = Tensor(x, requires_grad=True)
+    ay = al(ax)
+    (ay * up).sum().backward()
+    np.testing.assert_allclose(ay.data, tl(tx).detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ax.grad, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(al.gamma.grad, tl.weight.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(al.beta.grad, tl.bias.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _fd_weights(layer, call, eps=1e-6, tol=1e-6):
+    """Central differences of Σ call()·r for every trainable weight entry of ``layer``."""
+    out = call()
+    r = np.random.default_rng(0).standard_normal(out.shape)
+    for w in layer.trainable_weights:
+        w.grad = None
+    (out * r).sum().backward()
+    for w in layer.trainable_weights:
+        num = np.zeros(w.shape)
+        for idx in np.ndindex(*w.shape):
+            old = w.data[idx]
+            w.data[idx] = old + eps
+            fp = (call().data * r).sum()
+            w.data[idx] = old - eps
+            fm = (call().data * r).sum()
+            w.data[idx] = old
+            num[idx] = (fp - fm) / (2 * eps)
+        got = np.zeros(w.shape) if w.grad is None else w.grad
+        err = np.abs(got - num).max() / max(1.0, np.abs(num).max())
+        assert err < tol, (w.path, err)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: layers.LayerNormalization(axis=[1, 2], dtype="float64"), (2, 3, 4)),
+    (lambda: layers.LayerNormalization(center=False, dtype="float64"), (2, 3, 4)),
+    (lambda: layers.RMSNormalization(dtype="float64"), (2, 3, 4)),
+    (lambda: layers.RMSNormalization(axis=[1, 2], dtype="float64"), (2, 3, 4)),
+    (lambda: layers.GroupNormalization(groups=2, axis=1, dtype="float64"), (2, 4, 3)),
+    (lambda: layers.EinsumDense("abc,cde->abde", (None, 2, 3), bias_axes="de", dtype="float64"),
+     (2, 3, 4)),
+])
+def test_normalization_layers_weights_by_finite_differences(make, shape):
+    layer = make()
+    x = rng.standard_normal(shape)
+    layer(x)
+    for w in layer.trainable_weights:
+        w.data[...] = rng.random(w.shape) + 0.5
+    r = check_gradients(lambda x: layer(x), x)
+    assert r.max_error < 1e-7, r
+    _fd_weights(layer, lambda: layer(x))
+
+
+@pytest.mark.parametrize("kw", [{}, {"tie_weights": False}, {"logit_soft_cap": 1.5}])
+def test_reversible_embedding_gradients_by_finite_differences(kw):
+    emb = layers.ReversibleEmbedding(7, 3, dtype="float64", **kw)
+    emb.build((None, 4))
+    for w in emb.trainable_weights:
+        w.data[...] = rng.standard_normal(w.shape)
+    h = rng.standard_normal((2, 4, 3))
+    r = check_gradients(lambda h: emb(h, reverse=True), h)
+    assert r.max_error < 1e-7, r
+    _fd_weights(emb, lambda: emb(h, reverse=True))
+    ids = rng.integers(0, 7, (2, 4))
+    _fd_weights(emb, lambda: emb(ids))
+
+
+def test_spectral_normalization_gradients_fit_and_custom_layer_config(tmp_path):
+    sn = layers.SpectralNormalization(layers.Dense(3, dtype="float64"), dtype="float64")
+    x = rng.standard_normal((4, 5))
+    sn(x)
+    r = check_gradients(lambda x: sn(x), x)
+    assert r.max_error < 1e-7, r
+    _fd_weights(sn.layer, lambda: sn(x))
+
+    @axone.saving.register_keras_serializable(package="att_tests")
+    class MyDense(layers.Dense):
+        pass
+
+    sn = layers.SpectralNormalization(MyDense(4), power_iterations=3)
+    model = axone.Sequential([axone.Input((5,)), sn, layers.Dense(1)])
+    model.compile("sgd", "mse")
+    xs = rng.standard_normal((64, 5)).astype("float32")
+    model.fit(xs, xs.sum(1, keepdims=True), epochs=3, batch_size=16, verbose=0)
+    sigma = np.linalg.svd(sn.kernel.data, compute_uv=False)[0]
+    assert abs(sigma - 1) < 0.05, sigma        # normalized at every training step
+    model.save(tmp_path / "m.keras")
+    m2 = axone.models.load_model(tmp_path / "m.keras")
+    assert type(m2.layers[0].layer) is MyDense and m2.layers[0].power_iterations == 3
+    np.testing.assert_array_equal(m2.predict(xs, verbose=0), model.predict(xs, verbose=0))
+
+
+def test_layer_normalization_op_with_beta_only_and_the_keras_alias():
+    import axone.ops as O
+    x = rng.standard_normal((3, 5))
+    b = rng.standard_normal(5)
+    want = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-3) + b
+    np.testing.assert_allclose(O.layer_normalization(x, beta=b, epsilon=1e-3).data, want, rtol=1e-12)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(keras.ops.layer_normalization(x, beta=b, epsilon=1e-3)), want,
+        rtol=1e-6)
+    r = check_gradients(lambda x, b: O.layer_normalization(x, beta=b, epsilon=1e-3), x, b)
+    assert r.max_error < 1e-7, r
