@@ -555,6 +555,21 @@ class Mean(Metric):
             self.total.data[...] += values * sample_weight
             self.count.data[...] += sample_weight
             return
+        # a scalar loss Tensor with a number (or no) weight: the general path's float64
+        # arithmetic, without its array round trips
+        d = values.data if isinstance(values, Tensor) else values
+        if type(d) is np.ndarray and d.ndim == 0 and d.dtype.kind == "f" and (
+                sample_weight is None or (isinstance(sample_weight, (int, float, np.integer,
+                                                                     np.floating))
+                                          and not isinstance(sample_weight, (bool, np.bool_)))):
+            if sample_weight is None:
+                self.total.data[...] += float(d)
+                self.count.data[...] += 1
+            else:
+                w = float(sample_weight)
+                self.total.data[...] += float(d) * w
+                self.count.data[...] += w
+            return
         v, w = _reduce_samplewise(values, sample_weight, mean=True)
         self.total.data[...] += float(np.sum(v))
         if w is not None:

@@ -763,6 +763,15 @@ class Trainer:
         ``add_loss`` terms of the last call).  A differentiable scalar Tensor; with several
         outputs the per-output loss trackers are updated too."""
         del x, training
+        if sample_weight is None and isinstance(y_pred, Tensor):
+            # the common case inside fit: one output, the batch's own targets (checked when
+            # the batch was prepared), no sample weights
+            st = self.__dict__.get("_step_y")
+            if st is not None and y is st[0] and st[1] is not None and len(st[1]) == 1 \
+                    and self.__dict__.get("_in_fit") and self._outputs_known() \
+                    and self._compiled_for is self._nodes_key() and len(self._loss_objs) == 1:
+                self._added_losses = layer_base.added_loss_count() != self.__dict__.get("_loss_mark")
+                return self._compute_loss(st[1], [y_pred], None)[0]
         preds = [p if isinstance(p, Tensor) else Tensor(np.asarray(p)) for p in _flat_outputs(y_pred)] \
             if y_pred is not None else []
         if preds and not self._outputs_known():
@@ -855,12 +864,18 @@ class Trainer:
         y = None if ys is None else (Tensor(ys[0]) if len(ys) == 1 else [Tensor(a) for a in ys])
         # the targets were checked when the batch was prepared: compute_loss and
         # compute_metrics given this same object take them as they are
-        self._step_y = (y, ys)
+        state = self.__dict__
+        outer = state.get("_step_y"), state.get("_step_fresh")
+        state["_step_y"] = (y, ys)
+        state["_step_fresh"] = False         # zero_grad may mark the buffer (see zero_grad)
         data = data_adapters.pack_x_y_sample_weight(x, y, None if sw is None else Tensor(sw))
         try:
             logs = fn(data)
         finally:
-            self._step_y = None
+            marked = state.get("_step_fresh")
+            state["_step_y"], state["_step_fresh"] = outer
+            if marked:
+                finish_fresh_grads(marked)
         return _check_step_logs(logs, name)
 
     def _step_targets(self, y):
@@ -879,11 +894,23 @@ class Trainer:
 
     def zero_grad(self):
         """Zero the gradients of every trainable weight (the flat buffer in one pass), before a
-        ``loss.backward()`` in a custom ``train_step``."""
+        ``loss.backward()`` in a custom ``train_step``.
+
+        Inside a ``train_step`` that ``fit`` calls, the zeroed buffer is also marked fresh
+        (see ``mark_fresh_grads``): the next backward pass writes each weight's first gradient
+        straight into it, which is what adding it to the zeros would give, and the marks are
+        cleared when the step returns."""
         buf = self._buffer
         if buf is not None and buf[2] is not None:
             buf[2].fill(0)
-            if self.__dict__.get("_in_fit"):       # fit made the buffer of the trainable set
+            state = self.__dict__
+            if state.get("_in_fit"):       # fit made the buffer of the trainable set
+                marked = state.get("_step_fresh")
+                if marked is not None and buf[0]:
+                    if marked and marked is not buf[0]:
+                        finish_fresh_grads(marked)
+                    mark_fresh_grads(buf[0])
+                    state["_step_fresh"] = buf[0]
                 return
         for w in self.trainable_weights:
             if w.grad is not None:
