@@ -134,6 +134,20 @@ class _QueryValueAttention(Layer):
                             f"query must be symbolic too, received {type(query).__name__}")
         return super().__call__(query, training=training, **kwargs)
 
+    def compute_output_spec(self, query, value, key=None, return_attention_scores=False,
+                            **kwargs):
+        """KerasTensors of the output (and of the scores when ``return_attention_scores``)."""
+        qs, vs = tuple(query.shape), tuple(value.shape)
+        ks = None if key is None else tuple(key.shape)
+        if not self.built:
+            self.build(qs, vs, ks)
+            self.built = True
+        out = KerasTensor(self._output_shape_for(qs, vs, ks), dtype=self.dtype)
+        if return_attention_scores:
+            return out, KerasTensor(self._scores_shape(qs, vs if ks is None else ks),
+                                    dtype=self.dtype)
+        return out
+
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
         pending = self.__dict__.get("_pending")
         if value_shape is None:

@@ -159,7 +159,12 @@ class ReversibleEmbedding(Embedding):
                          embeddings_constraint=embeddings_constraint, mask_zero=mask_zero, **kwargs)
         self.tie_weights = bool(tie_weights)
         if reverse_dtype is not None:
-            reverse_dtype = str(np.dtype(reverse_dtype))
+            try:
+                reverse_dtype = str(np.dtype(reverse_dtype))
+            except TypeError:
+                raise ValueError(f"ReversibleEmbedding {self.name!r}: reverse_dtype must be a float "
+                                 f"dtype NumPy knows (float16, float32, float64), received "
+                                 f"{reverse_dtype!r}") from None
             if np.dtype(reverse_dtype).kind != "f":
                 raise ValueError(f"ReversibleEmbedding {self.name!r}: reverse_dtype must be a float "
                                  f"dtype, received {reverse_dtype!r}")

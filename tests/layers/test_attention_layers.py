@@ -593,3 +593,20 @@ def test_attention_layer_bad_shapes():
         g(_f32(2, 3, 4), _f32(2, 5, 4), value_mask=np.ones((2, 3), bool))
     with pytest.raises(ValueError, match="head_dim"):
         layers.GroupQueryAttention(head_dim=0, num_query_heads=2, num_key_value_heads=1)
+
+
+def test_compute_output_spec_like_keras():
+    q, v = axone.layers.base.KerasTensor((None, 5, 6)), axone.layers.base.KerasTensor((None, 4, 9))
+    for kl, al in ((keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, output_shape=7),
+                    layers.MultiHeadAttention(num_heads=2, key_dim=3, output_shape=7)),):
+        kq, kv = keras.KerasTensor((None, 5, 6)), keras.KerasTensor((None, 4, 9))
+        assert al.compute_output_spec(q, v).shape == tuple(kl.compute_output_spec(kq, kv).shape)
+        o, s = al.compute_output_spec(q, v, return_attention_scores=True)
+        assert o.shape == (None, 5, 7) and s.shape == (None, 2, 5, 4)
+    g = layers.GroupQueryAttention(head_dim=2, num_query_heads=4, num_key_value_heads=2)
+    kg = keras.layers.GroupQueryAttention(head_dim=2, num_query_heads=4, num_key_value_heads=2)
+    q, v = axone.layers.base.KerasTensor((None, 5, 6)), axone.layers.base.KerasTensor((None, 4, 6))
+    kq, kv = keras.KerasTensor((None, 5, 6)), keras.KerasTensor((None, 4, 6))
+    a, b = g.compute_output_spec(q, v, return_attention_scores=True)
+    c, d = kg.compute_output_spec(kq, kv, return_attention_scores=True)
+    assert (a.shape, b.shape) == (tuple(c.shape), tuple(d.shape))
