@@ -107,3 +107,7 @@ from .image_geometric import (RandomElasticTransform, RandomErasing, RandomGauss
 
 __all__ += ["RandomShear", "RandomPerspective", "RandomElasticTransform", "RandomGaussianBlur",
             "RandomErasing"]
+
+from .recurrent import StackedRNNCells
+
+__all__ += ["StackedRNNCells"]

@@ -17,8 +17,8 @@ from ..autograd.tensor import Tensor
 from ..ops.recurrent import ACTIVATIONS, rnn_sequence
 from .base import Layer, _flatten
 
-__all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "RNN", "SimpleRNN", "LSTM", "GRU",
-           "Bidirectional", "TimeDistributed"]
+__all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells", "RNN", "SimpleRNN", "LSTM",
+           "GRU", "Bidirectional", "TimeDistributed"]
 
 
 def _ser(x, mod):
@@ -89,7 +89,16 @@ class _Cell(Layer):
 
     @property
     def state_size(self):
-        return [self.units]
+        return self.units
+
+    @property
+    def output_size(self):
+        return self.units
+
+    def get_initial_state(self, batch_size=None):
+        """Zero states, one (batch_size, size) tensor per state, in a list (Keras 3)."""
+        sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
+        return [Tensor(np.zeros((batch_size, s), dtype=self.dtype)) for s in sizes]
 
     def _bias_shape(self):
         return (self.gates * self.units,)
@@ -221,6 +230,114 @@ class GRUCell(_Cell):
 _CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
 
 
+class StackedRNNCells(Layer):
+    """Cells run one after the other as one cell: at each step cell i takes cell i − 1's output
+    and its own states; the output is the last cell's.  ``state_size`` is the list of the
+    cells' state sizes, and the states are nested the same way (Keras 3)."""
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        cells = list(cells)
+        for cell in cells:
+            if "call" not in dir(cell):
+                raise ValueError(f"StackedRNNCells: all cells must have a `call` method. Received "
+                                 f"cell without a `call` method: {cell}")
+            if "state_size" not in dir(cell):
+                raise ValueError(f"StackedRNNCells: all cells must have a `state_size` attribute. "
+                                 f"Received cell without a `state_size`: {cell}")
+        self.cells = cells
+
+    @property
+    def state_size(self):
+        return [c.state_size for c in self.cells]
+
+    @property
+    def output_size(self):
+        return _output_size(self.cells[-1])
+
+    def get_initial_state(self, batch_size=None):
+        out = []
+        for cell in self.cells:
+            fn = getattr(cell, "get_initial_state", None)
+            if fn is not None:
+                out.append(fn(batch_size=batch_size))
+            elif isinstance(cell.state_size, (list, tuple)):
+                out.append([Tensor(np.zeros((batch_size, d), dtype=self.dtype))
+                            for d in cell.state_size])
+            else:
+                out.append(Tensor(np.zeros((batch_size, cell.state_size), dtype=self.dtype)))
+        return out
+
+    def build(self, input_shape):
+        for cell in self.cells:
+            if isinstance(cell, Layer) and not cell.built:
+                cell._maybe_build(tuple(input_shape))
+            input_shape = (input_shape[0], _output_size(cell))
+        self.built = True
+
+    def call(self, inputs, states, training=None):
+        new_states = []
+        for cell, st in zip(self.cells, states):
+            is_list = isinstance(st, (list, tuple))
+            st = list(st) if is_list else [st]
+            if isinstance(cell, Layer):
+                inputs, st = cell(inputs, st, training=training)
+            else:
+                inputs, st = cell.call(inputs, st)
+            st = list(st) if isinstance(st, (list, tuple)) else [st]
+            new_states.append(st[0] if len(st) == 1 and not is_list else st)
+        if len(new_states) == 1:
+            new_states = new_states[0]
+        return inputs, new_states
+
+    def get_config(self):
+        from .serialization import serialize
+        cfg = super().get_config()
+        cfg["cells"] = [serialize(c) for c in self.cells]
+        return cfg
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from .serialization import deserialize
+        config = dict(config)
+        cells = [deserialize(c, custom_objects=custom_objects) for c in config.pop("cells")]
+        return cls(cells, **config)
+
+
+def _output_size(cell):
+    """What a cell outputs per step: its ``output_size``, else its (first) state size."""
+    size = getattr(cell, "output_size", None)
+    if size is not None:
+        return int(size)
+    s = cell.state_size
+    return int(s[0]) if isinstance(s, (list, tuple)) else int(s)
+
+
+def _nest_states(cell, flat, runtime=True):
+    """The flat list of states rebuilt in the nesting of ``cell.state_size`` (an int is one
+    tensor).  At run time, inside stacked cells, a built-in cell's states are a list even for
+    one state, as its ``get_initial_state`` gives them (Keras 3; its symbolic shapes follow
+    ``state_size``)."""
+    it = iter(flat)
+
+    def build(sz):
+        if isinstance(sz, (list, tuple)):
+            return [build(v) for v in sz]
+        return next(it)
+
+    def per_cell(c):
+        if isinstance(c, StackedRNNCells):
+            return [per_cell(v) for v in c.cells]
+        sz = c.state_size
+        if runtime and isinstance(c, _CELLS) and not isinstance(sz, (list, tuple)):
+            return [next(it)]
+        return build(sz)
+    if isinstance(cell, StackedRNNCells):
+        return [per_cell(c) for c in cell.cells]
+    size = cell.state_size
+    return [build(v) for v in (size if isinstance(size, (list, tuple)) else [size])]
+
+
 def _check_implementation(cell, implementation):
     if implementation not in (1, 2) or isinstance(implementation, bool):
         raise ValueError(f"{type(cell).__name__} {cell.name!r}: implementation must be 1 or 2, "
@@ -247,6 +364,8 @@ class RNN(Layer):
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell)
         if not isinstance(cell, Layer) or not hasattr(cell, "state_size"):
             raise TypeError(f"RNN {self.name!r}: cell must be a layer with state_size and "
                             f"call(inputs, states), received {type(cell).__name__}")
@@ -271,9 +390,14 @@ class RNN(Layer):
 
     @property
     def _state_sizes(self):
-        """The cell's state sizes as a list (a Keras cell may give one int)."""
+        """The cell's state sizes as a flat list (a Keras cell may give one int; stacked cells
+        nest theirs)."""
         s = self.cell.state_size
-        return [int(v) for v in s] if isinstance(s, (list, tuple)) else [int(s)]
+        return [int(v) for v in _flatten(s)] if isinstance(s, (list, tuple)) else [int(s)]
+
+    def _nested(self, flat, runtime=True):
+        """Flat states in the cell's nesting (the same list for a cell with flat states)."""
+        return _nest_states(self.cell, flat, runtime)
 
     def _check(self, shape):
         if len(shape) != 3:
@@ -296,17 +420,18 @@ class RNN(Layer):
         if isinstance(input_shape, list):
             input_shape = input_shape[0]
         self._check(input_shape)
-        u = self._state_sizes[0]
+        u = _output_size(self.cell)
         out = (input_shape[0], input_shape[1], u) if self.return_sequences else (input_shape[0], u)
         if self.return_state:
-            return [out] + [(input_shape[0], s) for s in self._state_sizes]
+            n = input_shape[0]
+            return [out] + self._nested([(n, s) for s in self._state_sizes], runtime=False)
         return out
 
     def compute_mask(self, inputs, mask=None):
         m = mask[0] if isinstance(mask, list) else mask
         out = m if self.return_sequences else None
         if self.return_state:
-            return [out] + [None] * len(self._state_sizes)
+            return [out] + [None] * len(self._nested(self._state_sizes, runtime=False))
         return out
 
     def get_initial_state(self, batch_size):
@@ -358,9 +483,12 @@ class RNN(Layer):
                                     reset_after=getattr(cell, "reset_after", True),
                                     input_dropout_mask=xm, recurrent_dropout_mask=rm)
             final = [h, c] if cell.kind == "lstm" else [h]
+        elif isinstance(cell, StackedRNNCells) and cell.cells and all(
+                isinstance(c, _CELLS) for c in cell.cells):
+            hs, h, final = self._stacked_sequences(inputs, initial_state, mask, training)
         else:
             hs, final = self._generic_loop(inputs, initial_state, mask, training)
-            h = final[0]
+            h = hs[:, -1] if isinstance(cell, StackedRNNCells) else final[0]
         if self.stateful:
             self.states = [np.array(s.data, copy=True) for s in final]
         if self.return_sequences:
@@ -371,16 +499,41 @@ class RNN(Layer):
         else:
             out = h
         if self.return_state:
-            return [out] + list(final)
+            return [out] + self._nested(list(final))
         return out
+
+    def _stacked_sequences(self, inputs, states, mask, training):
+        """Built-in cells stacked: one fused sequence node per cell, each over the previous
+        cell's outputs (in processing order, so only the first one reverses the sequence)."""
+        seq, m, final, i = inputs, mask, [], 0
+        n = inputs.shape[0]
+        for k, cell in enumerate(self.cell.cells):
+            h0 = states[i]
+            c0 = states[i + 1] if cell.kind == "lstm" else None
+            i += 2 if cell.kind == "lstm" else 1
+            xm, rm = cell._dropout_masks(n, seq.shape[-1], training)
+            backwards = self.go_backwards and k == 0
+            seq, h, c = rnn_sequence(cell.kind, seq, cell.kernel, cell.recurrent_kernel,
+                                     cell._bias_value(), h0, c0, activation=cell._act,
+                                     recurrent_activation=cell._ract, mask=m,
+                                     go_backwards=backwards,
+                                     reset_after=getattr(cell, "reset_after", True),
+                                     input_dropout_mask=xm, recurrent_dropout_mask=rm)
+            if backwards and m is not None:
+                m = m[:, ::-1]
+            final += [h, c] if cell.kind == "lstm" else [h]
+        return seq, h, final
 
     def _generic_loop(self, inputs, states, mask, training):
         T = inputs.shape[1]
         order = range(T - 1, -1, -1) if self.go_backwards else range(T)
         outs = []
+        nested = isinstance(self.cell, StackedRNNCells)
         for t in order:
-            out, new = self.cell(inputs[:, t], states, training=training)
-            new = list(new) if isinstance(new, (list, tuple)) else [new]
+            out, new = self.cell(inputs[:, t], self._nested(states) if nested else states,
+                                 training=training)
+            new = _flatten(new) if nested else (list(new) if isinstance(new, (list, tuple))
+                                                else [new])
             if mask is not None:
                 m = mask[:, t][:, None]
                 out = ops.where(m, out, outs[-1] if outs else ops.zeros_like(out))
@@ -408,8 +561,11 @@ class RNN(Layer):
         config = dict(config)
         if cls is RNN:
             c = config.pop("cell")
-            cell_cls = {k.__name__: k for k in _CELLS}[c["class_name"]]
-            return cls(cell_cls.from_config(c["config"]), **config)
+            known = {k.__name__: k for k in _CELLS + (StackedRNNCells,)}
+            if c.get("class_name") in known:
+                return cls(known[c["class_name"]].from_config(c["config"]), **config)
+            from .serialization import deserialize
+            return cls(deserialize(c), **config)
         return cls(**config)
 
 
