@@ -17,7 +17,7 @@ import threading
 import numpy as np
 
 from .function import Function, enable_grad, is_grad_enabled, no_grad
-from .tensor import Tensor, _FRESH, mark_fresh_grads
+from .tensor import Tensor, _FRESH
 
 __all__ = ["GradientTape", "grad", "value_and_grad"]
 
@@ -39,15 +39,15 @@ def _flatten(struct, out):
 
 
 def _flat_tensors(struct):
-    """The leaves of ``struct``; a plain list or tuple of Tensors (a model's variables) is
-    taken as it is, without the recursive walk."""
+    """The leaves of ``struct``, and whether it is a plain list or tuple of Tensors (a
+    model's variables), taken as it is without the recursive walk."""
     tp = type(struct)
     if tp is list or tp is tuple:
         for s in struct:
             if not isinstance(s, Tensor):
-                return _flatten(struct, [])
-        return list(struct)
-    return _flatten(struct, [])
+                return _flatten(struct, []), False
+        return list(struct), True
+    return _flatten(struct, []), False
 
 
 def _pack(struct, it):
@@ -60,12 +60,11 @@ def _pack(struct, it):
     return next(it)
 
 
-def _pack_list(struct, out):
-    """``out`` (a list, one entry per leaf) in the structure of ``struct``."""
-    tp = type(struct)
-    if (tp is list or tp is tuple) and len(out) == len(struct) and \
-            all(isinstance(s, Tensor) for s in struct):
-        return out if tp is list else tuple(out)
+def _pack_list(struct, out, simple):
+    """``out`` (a list, one entry per leaf) in the structure of ``struct`` (``simple``: a
+    plain list or tuple of Tensors)."""
+    if simple:
+        return out if type(struct) is list else tuple(out)
     return _pack(struct, iter(out))
 
 
@@ -76,10 +75,12 @@ _FREED_PART = ("GradientTape.gradient: part of this graph was freed by an earlie
 
 
 def _walk(targets, src_ids):
-    """The functions reachable from the targets, inputs before users (one depth-first pass),
-    and the set of those on a path to a source: some input is a source, or was made by such a
-    function (decided as each function is finished, when all its inputs are)."""
-    order, seen, useful = [], set(), set()
+    """The functions reachable from the targets, inputs before users (one depth-first pass);
+    the set of those on a path to a source (some input is a source, or was made by such a
+    function: decided as each function is finished, when all its inputs are); and the set of
+    those among them that also need a gradient for an input on no such path (their ``needs``
+    are narrowed while they run, see ``_needs_here``)."""
+    order, seen, useful, narrow = [], set(), set(), set()
     append, add, mark = order.append, seen.add, useful.add
     for r in targets:
         fn0 = r._ctx
@@ -103,24 +104,24 @@ def _walk(targets, src_ids):
             else:
                 pop()
                 append(fn)
-                for t in fn.inputs:
+                on = off = False
+                for t, n in zip(fn.inputs, fn.needs):
                     ctx = t._ctx
                     if (ctx is not None and ctx in useful) or id(t) in src_ids:
-                        mark(fn)
-                        break
-    return order, useful
+                        on = True
+                    elif n:
+                        off = True
+                if on:
+                    mark(fn)
+                    if off:
+                        narrow.add(fn)
+    return order, useful, narrow
 
 
 def _needs_here(fn, src_ids, useful):
-    """``fn.needs`` restricted to the inputs on a path to a source (``fn.needs`` itself when
-    that restricts nothing, the common case)."""
-    needs = fn.needs
-    for t, n in zip(fn.inputs, needs):
-        if n and id(t) not in src_ids and (t._ctx is None or t._ctx not in useful):
-            return tuple(bool(n) and (id(t) in src_ids or (t._ctx is not None and
-                                                             t._ctx in useful))
-                         for t, n in zip(fn.inputs, needs))
-    return needs
+    """``fn.needs`` restricted to the inputs on a path to a source."""
+    return tuple(bool(n) and (id(t) in src_ids or (t._ctx is not None and t._ctx in useful))
+                 for t, n in zip(fn.inputs, fn.needs))
 
 
 def _backprop(targets, seeds, sources, retain_graph, into_grad):
@@ -136,20 +137,18 @@ def _backprop(targets, seeds, sources, retain_graph, into_grad):
             leaves.append(s)
         elif s._ctx not in src_fns:
             src_fns[s._ctx] = s
-    order, useful = _walk(targets, src_ids)
+    order, useful, narrow = _walk(targets, src_ids)
     leaf_grads = {}
     inter_grads = {}
     marked = ()
     if into_grad:
-        fresh = []
+        marked = set()
         for s in leaves:
             g = s.grad
             if g is not None and g.shape == s.data.shape and g.dtype == s.data.dtype \
                     and g.flags.writeable:
-                fresh.append(s)
-        if fresh:
-            mark_fresh_grads(fresh)
-            marked = {id(s) for s in fresh}
+                marked.add(id(s))
+        _FRESH.update(marked)           # as mark_fresh_grads
     else:
         saved = [(s, s.grad) for s in leaves]
         for s in leaves:
@@ -175,12 +174,11 @@ def _backprop(targets, seeds, sources, retain_graph, into_grad):
                 inter_grads[fn] = g
             if fn not in useful:
                 continue
-            needs = fn.needs
-            mine = _needs_here(fn, src_ids, useful)
-            if mine is needs:
+            needs = mine = fn.needs
+            if fn not in narrow:
                 gis = fn.backward(g)
             else:
-                fn.needs = mine
+                fn.needs = mine = _needs_here(fn, src_ids, useful)
                 try:
                     gis = fn.backward(g)
                 finally:
@@ -270,7 +268,7 @@ def _backprop_graph(targets, seeds, sources, into_grad):
     for s in sources:
         if s._ctx is not None:
             src_fns.setdefault(s._ctx, s)
-    order, useful = _walk(targets, src_ids)
+    order, useful, narrow = _walk(targets, src_ids)
     leaf_grads = {}
     inter_grads = {}
     grads = {}
@@ -296,9 +294,9 @@ def _backprop_graph(targets, seeds, sources, into_grad):
                 inter_grads[fn] = g
             if fn not in useful:
                 continue
-            needs = fn.needs
-            mine = _needs_here(fn, src_ids, useful)
-            fn.needs = mine
+            needs = mine = fn.needs
+            if fn in narrow:
+                fn.needs = mine = _needs_here(fn, src_ids, useful)
             try:
                 if fn.backward_graph is not None:
                     gis = fn.backward_graph(g)
@@ -486,12 +484,14 @@ class GradientTape:
         self._used = True
 
     def _sources(self, sources, who):
-        flat = _flat_tensors(sources)
-        for s in flat:
-            if not isinstance(s, Tensor):
-                raise TypeError(f"GradientTape.{who}: every source must be a Tensor or Variable, "
-                                f"received {type(s).__name__}")
-        return flat
+        """The sources' leaves, and whether ``sources`` is a plain list or tuple of them."""
+        flat, simple = _flat_tensors(sources)
+        if not simple:
+            for s in flat:
+                if not isinstance(s, Tensor):
+                    raise TypeError(f"GradientTape.{who}: every source must be a Tensor or "
+                                    f"Variable, received {type(s).__name__}")
+        return flat, simple
 
     def _connected(self, s):
         if self._watch_accessed:
@@ -509,8 +509,8 @@ class GradientTape:
             raise ValueError(f"GradientTape.gradient: unconnected_gradients must be 'none' or "
                              f"'zero', received {unconnected_gradients!r}")
         self._check_use("gradient")
-        flat = self._sources(sources, "gradient")
-        targets = _flat_tensors(target)
+        flat, simple = self._sources(sources, "gradient")
+        targets = _flat_tensors(target)[0]
         for t in targets:
             if not isinstance(t, Tensor):
                 raise TypeError(f"GradientTape.gradient: the target must be a Tensor, received "
@@ -519,7 +519,11 @@ class GradientTape:
         if len(ogs) != len(targets):
             raise ValueError(f"GradientTape.gradient: output_gradients has {len(ogs)} entries "
                              f"for {len(targets)} targets")
-        live = [s for s in flat if self._connected(s)]
+        watched = self._watched
+        if self._watch_accessed:
+            live = [s for s in flat if s.requires_grad or id(s) in watched]
+        else:
+            live = [s for s in flat if id(s) in watched]
         first = not self._gave
         self._gave = True
         if self._graph_wanted():
@@ -544,7 +548,7 @@ class GradientTape:
                            else None)
             else:
                 out.append(wrap(g))
-        return _pack_list(sources, out)
+        return _pack_list(sources, out, simple)
 
     def _graph_wanted(self):
         """Whether a gradient taken now must carry a graph: another tape on this thread is
@@ -565,7 +569,7 @@ class GradientTape:
         if not isinstance(target, Tensor):
             raise TypeError(f"GradientTape.jacobian: the target must be a Tensor, received "
                             f"{type(target).__name__}")
-        flat = self._sources(sources, "jacobian")
+        flat = self._sources(sources, "jacobian")[0]
         live = [s for s in flat if self._connected(s)]
         n = target.data.size
         rows = [[] for _ in live]
