@@ -119,6 +119,7 @@ class _QueryValueAttention(Layer):
         qs = tuple(query.shape) if hasattr(query, "shape") else np.shape(query)
         vs = tuple(value.shape)
         ks = None if key is None else tuple(key.shape)
+        self._check_inputs(qs, vs, ks)
         if not self.built:
             self.build(qs, vs, ks)
             self.built = True
@@ -139,6 +140,7 @@ class _QueryValueAttention(Layer):
         """KerasTensors of the output (and of the scores when ``return_attention_scores``)."""
         qs, vs = tuple(query.shape), tuple(value.shape)
         ks = None if key is None else tuple(key.shape)
+        self._check_inputs(qs, vs, ks)
         if not self.built:
             self.build(qs, vs, ks)
             self.built = True
@@ -166,6 +168,19 @@ class _QueryValueAttention(Layer):
 
     def compute_mask(self, inputs, mask=None):
         return mask
+
+    def _check_inputs(self, qs, vs, ks):
+        """query, value and key: the same rank (3 or more) and batch size."""
+        named = (("query", qs), ("value", vs)) + ((("key", ks),) if ks is not None else ())
+        if len(qs) < 3 or any(len(s) != len(qs) for _, s in named):
+            raise ValueError(f"{type(self).__name__} {self.name!r}: query, value and key must have "
+                             f"one rank, rank 3 or more (batch, …, features); received "
+                             + ", ".join(f"{n} shape {s}" for n, s in named))
+        batches = {s[0] for _, s in named if s[0] is not None}
+        if len(batches) > 1:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: query, value and key must have "
+                             f"the same batch size; received "
+                             + ", ".join(f"{n} shape {s}" for n, s in named))
 
     def get_build_config(self):
         """Keras's ``{"shapes_dict": {"query_shape", "value_shape"(, "key_shape")}}``."""
@@ -670,6 +685,9 @@ class Attention(Layer):
             raise ValueError(f"{name}: query, value and key must have the same rank, at least 2 "
                              f"(batch, …, Tq/Tv, dim); received query {tuple(q.shape)}, value "
                              f"{tuple(v.shape)}, key {tuple(k.shape)}")
+        if q.shape[:-2] != v.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+            raise ValueError(f"{name}: query, value and key must agree on the batch axes, received "
+                             f"query {tuple(q.shape)}, value {tuple(v.shape)}, key {tuple(k.shape)}")
         if q.shape[-1] != k.shape[-1]:
             raise ValueError(f"{name}: query and key must have the same last dimension, received "
                              f"query {tuple(q.shape)} and key {tuple(k.shape)}")

@@ -250,6 +250,7 @@ class UnitNormalization(Layer):
         self.built = True
 
     def call(self, inputs):
+        _check_axes(self, inputs.shape if inputs.ndim else (1,))
         x = inputs if inputs.ndim else ops.reshape(inputs, (1,))
         axes = tuple(self.axis) if isinstance(self.axis, list) else self.axis
         sq = ops.sum(ops.square(x), axis=axes, keepdims=True)

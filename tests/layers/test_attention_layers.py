@@ -610,3 +610,18 @@ def test_compute_output_spec_like_keras():
     a, b = g.compute_output_spec(q, v, return_attention_scores=True)
     c, d = kg.compute_output_spec(kq, kv, return_attention_scores=True)
     assert (a.shape, b.shape) == (tuple(c.shape), tuple(d.shape))
+
+
+def test_attention_inputs_of_wrong_rank_or_batch_name_the_layer():
+    x = _f32(2, 3, 4)
+    for layer in (layers.MultiHeadAttention(num_heads=2, key_dim=2, name="mha"),
+                  layers.GroupQueryAttention(head_dim=2, num_query_heads=2, num_key_value_heads=1,
+                                             name="mha")):
+        with pytest.raises(ValueError, match="'mha'.*rank 3 or more"):
+            layer(x, _f32(2, 3))
+        with pytest.raises(ValueError, match="'mha'.*batch size"):
+            layer(x, _f32(3, 3, 4))
+    with pytest.raises(ValueError, match="batch axes"):
+        layers.Attention()([x, _f32(3, 3, 4)])
+    with pytest.raises(ValueError, match="UnitNormalization 'un'.*out of bounds"):
+        layers.UnitNormalization(axis=5, name="un")(x)
