@@ -11,6 +11,15 @@ the target and its sources:
   zero-fill and no copy.  The returned Tensor wraps exactly that array (``g.data is v.grad``);
 - intermediate (non-leaf) sources get the total gradient arriving at them;
 - nothing else in the graph receives a gradient.
+
+Second derivatives (Chainer's double backprop): a gradient taken while another tape on the
+same thread records (or a persistent tape inside its own block, or ``grad`` inside ``grad``)
+walks the graph with each op's ``backward_graph``, the derivative written in differentiable
+ops, under recording, so the gradient it returns is a Tensor with a graph of its own that the
+enclosing tape differentiates again (``_backprop_graph``).  The forward graph is kept for it.
+An op without a ``backward_graph`` still gives its first derivative; its gradient is a node
+that refuses, naming the op, to be differentiated again.  Gradients taken with no enclosing
+recording take the plain NumPy walk (``_backprop``), unchanged.
 """
 import threading
 
@@ -393,6 +402,11 @@ class GradientTape:
     so copy a gradient to keep it past the next step.  Later calls on the same persistent tape
     return new arrays and leave ``.grad`` alone, so their results are independent.
 
+    Tapes nest for higher derivatives: a ``gradient`` (or ``jacobian``) called inside an
+    enclosing tape's block, or inside a persistent tape's own block, returns Tensors that
+    carry a graph, so the enclosing (or the same persistent) tape differentiates them again
+    (Hessians, Hessian-vector products).  Under ``stop_recording`` the gradient is a constant.
+
     Deviation from TensorFlow: ops on Variables run before the ``with`` block are recorded too
     (axone records the graph whenever a Variable takes part), so they are differentiated.
     """
@@ -611,9 +625,10 @@ class GradientTape:
                                   into_grad=False)
             for r, g in zip(rows, res):
                 r.append(g)
+        row_of = {id(s): r for s, r in zip(live, rows)}
         out = []
         for s in flat:
-            r = rows[live.index(s)] if any(s is x for x in live) else None
+            r = row_of.get(id(s))
             shape = target.data.shape + s.data.shape
             if r is None or all(g is None for g in r):
                 out.append(Tensor(np.zeros(shape, s.data.dtype))

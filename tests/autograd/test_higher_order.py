@@ -395,3 +395,27 @@ def test_mlp_hessian_vector_product_float32_against_torch():
     ah = outer.gradient(d, aw)
     assert ag.data.dtype == np.float32 and ah.data.dtype == np.float32
     np.testing.assert_allclose(ah.data, th.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_jacobian_with_a_graph_several_sources_and_unconnected():
+    a, b, c = _t([0.3, -0.5]), _t([1.2]), _t([2.0])
+    with GradientTape() as outer:
+        outer.watch([a, b])
+        with GradientTape(persistent=True) as inner:
+            inner.watch([a, b, c])
+            y = ops.tanh(a * b)
+        ja, jb, jc = inner.jacobian(y, [a, b, c])
+        jz = inner.jacobian(y, [c], unconnected_gradients="zero")[0]
+        s = ops.sum(ja) + ops.sum(jb * jb)
+    assert jc is None and jz.shape == (2, 1) and not jz.data.any()
+    ga, gb = outer.gradient(s, [a, b])
+    eps = 1e-6
+
+    def s_of(av, bv):
+        d = 1 - np.tanh(av * bv) ** 2
+        return np.sum(d * bv) + np.sum((d * av) ** 2)
+    num_a = [(s_of(a.data + eps * e, b.data) - s_of(a.data - eps * e, b.data)) / (2 * eps)
+             for e in np.eye(2)]
+    num_b = (s_of(a.data, b.data + eps) - s_of(a.data, b.data - eps)) / (2 * eps)
+    np.testing.assert_allclose(ga.data, num_a, rtol=1e-6)
+    np.testing.assert_allclose(gb.data, [num_b], rtol=1e-6)
