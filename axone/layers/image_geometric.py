@@ -101,7 +101,8 @@ def _check_choice(who, name, value, choices):
 class RandomShear(_Augmentation):
     """Shear each image along x and/or y by a random factor while training.
 
-    ``x_factor`` / ``y_factor``: f → shear ∈ [−f, f]; (lo, hi) → [lo, hi]; values in [0, 1].
+    ``x_factor`` / ``y_factor``: f → shear ∈ [−f, f], f in [0, 1]; (lo, hi) → [lo, hi],
+    values in [−1, 1] (so that the (−f, f) of a saved config loads again).
     The sign of both shears flips with probability 1/2 per image.  The map fixes the origin
     (the top-left corner): output (x, y) shows the input at (x + sx·y, y + sy·x).
     """
@@ -121,7 +122,8 @@ class RandomShear(_Augmentation):
         msg = (f"{self._who}: the `{name}` argument should be a number (or a list of two "
                f"numbers) in the range [0, 1.0], received {name}={factor!r}")
         if isinstance(factor, (tuple, list)):
-            if len(factor) != 2 or not all(_is_number(v) and 0.0 <= v <= 1.0 for v in factor):
+            # a pair may hold the negative lower end that a number's config has ((-f, f))
+            if len(factor) != 2 or not all(_is_number(v) and -1.0 <= v <= 1.0 for v in factor):
                 raise ValueError(msg)
             a, b = sorted(factor)
             return (a, b)

@@ -227,14 +227,16 @@ def _resample(x, coords, sizes, order, fill_mode, fill_value, lead=None):
 def _check_warp(op, interpolation, fill_mode):
     if interpolation not in _WARP_INTERPOLATIONS:
         raise ValueError(f"{op}: invalid value for argument `interpolation`: expected one of "
-                         f"{sorted(_WARP_INTERPOLATIONS)}, received interpolation={interpolation!r}")
+                         f"{sorted(_WARP_INTERPOLATIONS)}, received "
+                         f"interpolation={interpolation!r}")
     if fill_mode not in _FILL_MODES:
         raise ValueError(f"{op}: invalid value for argument `fill_mode`: expected one of "
                          f"{list(_FILL_MODES)}, received fill_mode={fill_mode!r}")
 
 
 def _fill_number(fill_value, op):
-    if not _is_number(fill_value) and not (isinstance(fill_value, np.ndarray) and fill_value.ndim == 0):
+    if not _is_number(fill_value) and not (isinstance(fill_value, np.ndarray)
+                                           and fill_value.ndim == 0):
         raise TypeError(f"{op}: fill_value must be a number, received {fill_value!r}")
     return float(fill_value)
 
@@ -257,8 +259,9 @@ def map_coordinates(inputs, coordinates, order, fill_mode="constant", fill_value
                          f"({x.ndim}); received inputs with shape {x.shape} and coordinates of "
                          f"leading dim {len(coords)}")
     if not coords or np.ndim(coords[0]) < 1:
+        shape = (len(coords),) + np.shape(coords[0] if coords else ())
         raise ValueError(f"{op}: invalid coordinates rank: expected at least rank 2, received "
-                         f"coordinates of shape {(len(coords),) + np.shape(coords[0] if coords else ())}")
+                         f"coordinates of shape {shape}")
     if isinstance(order, bool) or order not in (0, 1):
         if isinstance(order, numbers.Integral) and order > 1:
             raise NotImplementedError(f"{op}: order={order} is not supported; order must be 0 "
@@ -673,7 +676,8 @@ def crop_images(images, top_cropping=None, left_cropping=None, bottom_cropping=N
 
 # ------------------------------------------------------------------ resizing
 def _resize_matrix(n_in, n_out, method):
-    """(n_out, n_in) matrix of the 1-D resampling of torch's ``interpolate`` (half-pixel centres)."""
+    """(n_out, n_in) matrix of the 1-D resampling of torch's ``interpolate`` (half-pixel
+    centres)."""
     m = np.zeros((n_out, n_in))
     rows = np.arange(n_out)
     if method == "nearest":       # torch "nearest-exact", computed in float32 as torch does
