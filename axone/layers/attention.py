@@ -208,6 +208,20 @@ class _QueryValueAttention(Layer):
     def _attention_mask(self, q_len, v_len, query_mask, value_mask, key_mask, attention_mask,
                         use_causal_mask, sliding_window):
         """Keras's combined boolean mask (…, T, S), or None."""
+        try:
+            return self._combine_masks(q_len, v_len, query_mask, value_mask, key_mask,
+                                       attention_mask, use_causal_mask, sliding_window)
+        except ValueError:
+            shapes = {n: None if m is None else np.shape(_arr(m)) for n, m in (
+                ("query_mask", query_mask), ("value_mask", value_mask), ("key_mask", key_mask),
+                ("attention_mask", attention_mask))}
+            raise ValueError(f"{type(self).__name__} {self.name!r}: the masks do not broadcast "
+                             f"together (query_mask (B, T), value_mask / key_mask (B, S), "
+                             f"attention_mask (B, T, S) with T = {q_len}, S = {v_len}); received "
+                             f"{ {n: s for n, s in shapes.items() if s is not None} }") from None
+
+    def _combine_masks(self, q_len, v_len, query_mask, value_mask, key_mask, attention_mask,
+                       use_causal_mask, sliding_window):
         auto = None
         if query_mask is not None:
             auto = _bool(query_mask)[..., :, None]

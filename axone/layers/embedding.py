@@ -224,7 +224,7 @@ class ReversibleEmbedding(Embedding):
         return tuple(input_shape) + (self.output_dim,)
 
     def _output_dtype(self):
-        return self.reverse_dtype or self.dtype
+        return (self.reverse_dtype or self.dtype) if self._reverse else self.dtype
 
     def get_config(self):
         cfg = super().get_config()

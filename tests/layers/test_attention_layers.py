@@ -625,3 +625,12 @@ def test_attention_inputs_of_wrong_rank_or_batch_name_the_layer():
         layers.Attention()([x, _f32(3, 3, 4)])
     with pytest.raises(ValueError, match="UnitNormalization 'un'.*out of bounds"):
         layers.UnitNormalization(axis=5, name="un")(x)
+
+
+def test_masks_that_do_not_broadcast_name_the_layer():
+    m = layers.MultiHeadAttention(num_heads=2, key_dim=2, name="mha")
+    x = _f32(2, 3, 4)
+    with pytest.raises(ValueError, match="'mha': the masks do not broadcast"):
+        m(x, x, query_mask=np.ones((3, 3), bool), value_mask=np.ones((2, 3), bool))
+    with pytest.raises(ValueError, match="'mha'.*mask must broadcast"):
+        m(x, x, query_mask=np.ones((2, 5), bool))
