@@ -424,3 +424,30 @@ def test_layer_normalization_op_with_beta_only_and_the_keras_alias():
         rtol=1e-6)
     r = check_gradients(lambda x, b: O.layer_normalization(x, beta=b, epsilon=1e-3), x, b)
     assert r.max_error < 1e-7, r
+
+
+@pytest.mark.parametrize("inner, shape", [
+    (lambda m: m.Dense(4), (3, 5)), (lambda m: m.Conv1D(3, 2), (2, 6, 4)),
+])
+def test_spectral_normalization_gradients_match_keras(inner, shape):
+    kl = keras.layers.SpectralNormalization(inner(keras.layers))
+    al = layers.SpectralNormalization(inner(layers))
+    kl.build((None,) + shape[1:])
+    al.build((None,) + shape[1:])
+    ws = [np.asarray(w.value.detach()) for w in kl.weights]
+    ws[-1] = ws[-1] + _f32(*ws[-1].shape) * 0.1              # a non-zero bias
+    for w, v in zip(kl.weights, ws):
+        w.assign(v)
+    al.set_weights(ws)
+    x = _f32(*shape)
+    tx = torch.tensor(x, requires_grad=True)
+    ky = kl(tx, training=True)
+    up = _f32(*ky.shape)
+    (ky * torch.tensor(up)).sum().backward()
+    ax = Tensor(x, requires_grad=True)
+    ay = al(ax, training=True)
+    (ay * up).sum().backward()
+    np.testing.assert_allclose(ay.data, ky.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ax.grad, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    for a, k in zip(al.layer.trainable_weights, kl.layer.trainable_weights):
+        np.testing.assert_allclose(a.grad, k.value.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=k.path)
