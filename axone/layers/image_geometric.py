@@ -40,8 +40,11 @@ class _Augmentation(_RandomImageLayer):
 
     _FACTOR_BOUNDS = (0.0, 1.0)
 
-    def __init__(self, seed=None, data_format=None, **kwargs):
+    def __init__(self, seed=None, data_format=None, bounding_box_format=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
+        if bounding_box_format is not None:
+            raise NotImplementedError(f"{self._who}: bounding_box_format={bounding_box_format!r} "
+                                      f"is not supported (images only, no bounding boxes)")
         if data_format not in (None, "channels_last", "channels_first"):
             raise ValueError(f"{self._who}: data_format must be 'channels_last' or "
                              f"'channels_first', received {data_format!r}")

@@ -260,7 +260,8 @@ class Resizing(_ImageLayer):
             ratio, so the image is not distorted.
         pad_to_aspect_ratio: first pad (with ``fill_value``) to the target aspect ratio.
         fill_mode: "constant" only (the padding of ``pad_to_aspect_ratio``).
-        antialias: accepted for compatibility; only False (Keras's default) is supported.
+        antialias: when downsampling with "bilinear" or "bicubic", widen the filter by the
+            scale factor (torch's antialiasing); no effect for "nearest".
     """
 
     def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
@@ -280,18 +281,20 @@ class Resizing(_ImageLayer):
             raise ValueError(f"{who}: fill_mode must be 'constant', received {fill_mode!r}")
         if not _is_number(fill_value):
             raise ValueError(f"{who}: fill_value must be a number, received {fill_value!r}")
-        if antialias:
-            raise ValueError(f"{who}: antialias=True is not supported (Keras's default is False)")
         self.interpolation = interpolation
         self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
         self.pad_to_aspect_ratio = bool(pad_to_aspect_ratio)
-        self.fill_mode, self.fill_value, self.antialias = fill_mode, float(fill_value), False
+        self.fill_mode, self.fill_value = fill_mode, float(fill_value)
+        self.antialias = bool(antialias)
 
     def call(self, inputs):
         _check_rank(inputs.shape, self._who)
         x, single = _batched(inputs)
-        y = resize(x, self.height, self.width, self.interpolation, self.crop_to_aspect_ratio,
-                   self.pad_to_aspect_ratio, self.fill_value)
+        y = image_ops.resize(x, (self.height, self.width), interpolation=self.interpolation,
+                             antialias=self.antialias,
+                             crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+                             pad_to_aspect_ratio=self.pad_to_aspect_ratio,
+                             fill_value=self.fill_value)
         return _unbatched(y, single)
 
     def compute_output_shape(self, input_shape):

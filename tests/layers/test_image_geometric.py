@@ -242,6 +242,8 @@ def test_in_a_model_inference_is_identity():
     (lambda: layers.RandomErasing(scale=-0.5), ValueError, "scale"),
     (lambda: layers.RandomErasing(data_format="NHWC"), ValueError, "data_format"),
     (lambda: layers.RandomShear(seed=-1), ValueError, "seed"),
+    (lambda: layers.RandomErasing(bounding_box_format="xyxy"), NotImplementedError,
+     "bounding_box_format"),
 ])
 def test_bad_arguments(make, err, match):
     with pytest.raises(err, match=match):

@@ -451,3 +451,13 @@ def test_bad_images():
         I.gaussian_blur(X, (0, 3))
     with pytest.raises(ValueError, match="sigma"):
         I.gaussian_blur(X, (3, 3), (-1.0, 1.0))
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_resizing_layer_antialias_matches_keras(interpolation):
+    from axone import layers
+    kw = dict(interpolation=interpolation, antialias=True)
+    ours = layers.Resizing(4, 5, **kw)
+    np.testing.assert_allclose(ours(X).data, _k(keras.layers.Resizing(4, 5, **kw)(X)),
+                               rtol=1e-5, atol=1e-5)
+    assert ours.get_config()["antialias"] is True
