@@ -14,7 +14,7 @@ from :func:`axone.backend.rng` (so ``axone.utils.set_random_seed`` repeats a run
 exactly), or from the layer's own generator when it is given ``seed=``.
 
 Geometry is :mod:`axone.ops.image`'s (Keras's torch backend): resizing samples at
-half-pixel centres (``align_corners=False``, no antialiasing), bilinear / nearest
+half-pixel centres (``align_corners=False``, antialiasing on request), bilinear / nearest
 ("nearest-exact") / bicubic (a = −0.75); rotation, zoom and translation map each output
 pixel (x, y) back to the input point (a0·x + a1·y + a2, b0·x + b1·y + b2) and sample it
 with ``ops.image.affine_transform`` (bilinear or nearest, outside points as ``fill_mode``
