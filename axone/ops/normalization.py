@@ -86,7 +86,12 @@ def batch_normalization(x, gamma, beta, axis=-1, epsilon=1e-3, mean=None, varian
 
 
 class LayerNorm(Function):
-    """y = γ·(x − μ)/√(σ² + ε) + β over ``axes`` (γ, β broadcast against x or absent)."""
+    """y = γ·(x − μ)/√(σ² + ε) + β over ``axes`` (γ, β broadcast against x or absent).
+
+    Backward, with x̂ = (x − μ)·r, r = 1/√(σ² + ε), u = g·γ and means over ``axes``:
+        dx = r·(u − mean(u) − x̂·mean(u·x̂)),   dγ = Σ g·x̂,   dβ = Σ g
+    (dγ, dβ summed over the axes γ and β were broadcast along).  Inputs: x, then γ when
+    ``has_gamma``, then β when ``has_beta``."""
 
     def forward(self, x, *params):
         gamma = params[0] if self.has_gamma else None
@@ -123,7 +128,10 @@ class LayerNorm(Function):
 
 
 class RMSNorm(Function):
-    """y = x·γ/√(mean(x²) + ε) over ``axes`` (γ broadcast against x, or absent)."""
+    """y = x·γ/√(mean(x²) + ε) over ``axes`` (γ broadcast against x, or absent).
+
+    Backward, with r = 1/√(mean(x²) + ε) and u = g·γ:
+        dx = r·u − r³·x·mean(u·x),   dγ = Σ g·x·r."""
 
     def forward(self, x, scale=None):
         r = 1.0 / np.sqrt((x * x).mean(axis=self.axes, keepdims=True) + x.dtype.type(self.epsilon))
