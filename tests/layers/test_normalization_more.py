@@ -451,3 +451,20 @@ def test_spectral_normalization_gradients_match_keras(inner, shape):
     np.testing.assert_allclose(ax.grad, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
     for a, k in zip(al.layer.trainable_weights, kl.layer.trainable_weights):
         np.testing.assert_allclose(a.grad, k.value.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=k.path)
+
+
+def test_normalization_layers_train_in_a_sequential_model_and_reload(tmp_path):
+    model = axone.Sequential([
+        axone.Input((5, 4)), layers.LayerNormalization(),
+        layers.EinsumDense("abc,cd->abd", (5, 6), bias_axes="d", activation="relu"),
+        layers.GroupNormalization(groups=3), layers.RMSNormalization(axis=[1, 2]),
+        layers.UnitNormalization(), layers.Flatten(), layers.Dense(1)])
+    model.compile("adam", "mse")
+    x = rng.standard_normal((64, 5, 4)).astype("float32")
+    y = x.sum((1, 2))[:, None]
+    hist = model.fit(x, y, epochs=6, batch_size=16, verbose=0).history["loss"]
+    assert hist[-1] < hist[0]
+    model.save(tmp_path / "s.keras")
+    again = axone.models.load_model(tmp_path / "s.keras")
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert [type(l).__name__ for l in again.layers] == [type(l).__name__ for l in model.layers]
