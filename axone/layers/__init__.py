@@ -111,3 +111,7 @@ __all__ += ["RandomShear", "RandomPerspective", "RandomElasticTransform", "Rando
 from .recurrent import StackedRNNCells
 
 __all__ += ["StackedRNNCells"]
+
+from .wrappers import TorchModuleWrapper, Wrapper
+
+__all__ += ["TorchModuleWrapper", "Wrapper"]
