@@ -381,7 +381,7 @@ class Abs(Function):
         return (g * np.sign(self.x),)
 
     def backward_graph(self, g):
-        return (g * _wrap(np.sign(self.x)),)
+        return (g * Sign.apply(self.inputs[0]),)
 
 
 class Sign(Function):
@@ -515,7 +515,10 @@ class Relu(Function):
         return (g * (self.y > 0),)
 
     def backward_graph(self, g):
-        return (g * _wrap((self.y > 0).astype(g.dtype)),)
+        # the mask as a zero-gradient node of x (x > 0 is y > 0): d²y/dx² = 0 comes back as
+        # zeros, connected to x, as TensorFlow gives it, not as "unconnected"
+        x = self.inputs[0]
+        return (g * Heaviside.apply(x, _wrap(np.zeros((), x.data.dtype))),)
 
 
 class LeakyRelu(Function):

@@ -364,6 +364,9 @@ class Dropout(Function):
     def backward(self, g):
         return (g * self.mask,)
 
+    def backward_graph(self, g):
+        return (g * M._wrap(self.mask),)
+
 
 def dropout(x, rate, noise_shape=None, training=True):
     """Zero each element with probability ``rate`` and scale the rest by 1/(1 − rate).
@@ -397,6 +400,11 @@ class Pointwise(Function):
     def backward(self, g):
         return (g * self.df(self.x, self.y).astype(g.dtype, copy=False),)
 
+    @property
+    def name(self):
+        """The op it computes (``relu6``, ``celu``, …), e.g. in an error naming it."""
+        return self.__dict__.get("op", "Pointwise")
+
 
 def _float_in(x, op):
     """x as a real floating Tensor (integers and booleans become floatx, as in Keras)."""
@@ -404,7 +412,7 @@ def _float_in(x, op):
 
 
 def _pointwise(x, op, f, df):
-    return Pointwise.apply(_float_in(x, op), f=f, df=df)
+    return Pointwise.apply(_float_in(x, op), f=f, df=df, op=op)
 
 
 def _number(v, op, arg):

@@ -142,6 +142,8 @@ COMPOSITE = {
     "logsumexp": (lambda x: ops.sum(ops.logsumexp(x, axis=1) ** 2), [(3, 4)]),
     "var_std": (lambda x: ops.sum(ops.var(x, axis=1) * ops.std(x, axis=1)), [(3, 4)]),
     "max": (lambda x: ops.sum(ops.max(x, axis=1) ** 3), [(3, 4)]),
+    "dropout": (lambda x: (axone.utils.set_random_seed(3),
+                           ops.sum(ops.tanh(ops.nn.dropout(x * x, 0.4)) ** 2))[1], [(4, 5)]),
     "expand_squeeze": (lambda x: ops.sum(ops.squeeze(ops.expand_dims(x, 1)) ** 3), [(3, 4)]),
     "categorical_ce_logits": (lambda z: ops.sum(ops.nn.categorical_crossentropy(
         np.eye(4)[[0, 3, 1]], z, from_logits=True)), [(3, 4)]),
@@ -295,7 +297,7 @@ def test_op_without_second_derivative_is_refused_by_name():
         np.testing.assert_allclose(dy.data, _first(lambda v: ops.sum(ops.nn.relu6(v * 4.0) * v),
                                                    [x])[0])
         s = ops.sum(dy)
-    with pytest.raises(NotImplementedError, match="second derivatives through Pointwise"):
+    with pytest.raises(NotImplementedError, match="second derivatives through relu6 are not"):
         outer.gradient(s, x)
 
 
@@ -419,3 +421,32 @@ def test_jacobian_with_a_graph_several_sources_and_unconnected():
     num_b = (s_of(a.data, b.data + eps) - s_of(a.data, b.data - eps)) / (2 * eps)
     np.testing.assert_allclose(ga.data, num_a, rtol=1e-6)
     np.testing.assert_allclose(gb.data, [num_b], rtol=1e-6)
+
+
+def test_course_activation_derivatives_through_the_tf_alias():
+    import importlib
+    tf = importlib.import_module("axone.compat.tf")
+
+    def tanh(x):                       # the course's own formula, through tf.exp
+        return 2. / (1. + tf.exp(-2 * x)) - 1.
+
+    x = tf.constant(np.linspace(-4, 4, 17))
+    with tf.GradientTape(persistent=True) as outer:
+        outer.watch(x)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            ys = {"tanh": tanh(x), "sigmoid": tf.math.sigmoid(x), "relu": tf.nn.relu(x),
+                  "softplus": tf.nn.softplus(x)}
+        d1 = {k: tape.gradient(y, x) for k, y in ys.items()}
+    d2 = {k: outer.gradient(d, x) for k, d in d1.items()}
+    v = x.numpy().astype(np.float64)
+    t, s = np.tanh(v), 1 / (1 + np.exp(-v))
+    np.testing.assert_allclose(d1["tanh"].numpy(), 1 - t ** 2, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(d1["sigmoid"].numpy(), s * (1 - s), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(d1["relu"].numpy(), (v > 0).astype(np.float32))
+    np.testing.assert_allclose(d1["softplus"].numpy(), s, rtol=1e-5)
+    np.testing.assert_allclose(d2["tanh"].numpy(), -2 * t * (1 - t ** 2), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(d2["sigmoid"].numpy(), s * (1 - s) * (1 - 2 * s), rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_array_equal(d2["relu"].numpy(), np.zeros(17))
+    np.testing.assert_allclose(d2["softplus"].numpy(), s * (1 - s), rtol=1e-5, atol=1e-7)
