@@ -152,3 +152,7 @@ def get_source_inputs(tensor):
 from .model_visualization import model_to_dot, plot_model  # noqa: E402
 
 __all__ += ["model_to_dot", "plot_model"]
+
+from .feature_space import FeatureSpace  # noqa: E402
+
+__all__ += ["FeatureSpace"]
