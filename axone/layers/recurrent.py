@@ -293,7 +293,10 @@ class StackedRNNCells(Layer):
     def get_config(self):
         from .serialization import serialize
         cfg = super().get_config()
-        cfg["cells"] = [serialize(c) for c in self.cells]
+        # without the cells' build_config: the RNN builds them (a copy made from this config,
+        # as Bidirectional makes, holds no weights until built)
+        cfg["cells"] = [{k: v for k, v in serialize(c).items() if k != "build_config"}
+                        for c in self.cells]
         return cfg
 
     @classmethod

@@ -220,3 +220,9 @@ def test_bad_input(monkeypatch):
 
 def test_names_resolve_in_axone_layers():
     assert L.Wrapper is Wrapper and L.TorchModuleWrapper is TorchModuleWrapper
+
+
+def test_model_with_a_torch_module_refuses_to_save(tmp_path):
+    m = axone.Sequential([axone.Input((4,)), TorchModuleWrapper(_mlp())])
+    with pytest.raises(NotImplementedError, match="cannot be serialized"):
+        m.save(tmp_path / "m.keras")

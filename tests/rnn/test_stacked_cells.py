@@ -206,3 +206,14 @@ def test_bad_cells():
         L.StackedRNNCells([L.LSTMCell(3), L.Dense(2)])
     with pytest.raises(ValueError, match="call"):
         L.StackedRNNCells([object()])
+
+
+def test_model_with_stacked_cells_saves_and_loads(tmp_path):
+    x = _x(7)
+    m = axone.Sequential([axone.Input((T, D)),
+                          L.RNN([L.LSTMCell(4), L.GRUCell(2)], return_sequences=True),
+                          L.Bidirectional(L.RNN([L.SimpleRNNCell(3), L.GRUCell(2)]))])
+    y = m.predict(x, verbose=0)
+    m.save(tmp_path / "stacked.keras")
+    back = axone.models.load_model(tmp_path / "stacked.keras")
+    np.testing.assert_array_equal(back.predict(x, verbose=0), y)
