@@ -450,3 +450,71 @@ def test_course_activation_derivatives_through_the_tf_alias():
                                atol=1e-6)
     np.testing.assert_array_equal(d2["relu"].numpy(), np.zeros(17))
     np.testing.assert_allclose(d2["softplus"].numpy(), s * (1 - s), rtol=1e-5, atol=1e-7)
+
+
+def test_hessian_vector_product_of_a_sequential_model():
+    from axone import backend, layers
+    prev = backend.floatx()
+    backend.set_floatx("float64")
+    try:
+        axone.utils.set_random_seed(1)
+        model = axone.Sequential([layers.Input((3,)), layers.Dense(4, activation="relu"),
+                                  layers.Dense(5, activation="tanh"),
+                                  layers.Dense(3, activation="softmax")])
+    finally:
+        backend.set_floatx(prev)
+    x = RNG.normal(size=(6, 3))
+    y = np.eye(3)[[0, 1, 2, 1, 0, 2]]
+    tv = model.trainable_variables
+    assert all(v.dtype == np.float64 for v in tv)
+    vs = [RNG.normal(size=v.shape) for v in tv]
+
+    def grads():
+        with GradientTape() as t:
+            loss = ops.mean(axone.losses.categorical_crossentropy(y, model(x)))
+        return [np.array(g.data) for g in t.gradient(loss, tv)]
+    with GradientTape() as outer:
+        with GradientTape() as inner:
+            loss = ops.mean(axone.losses.categorical_crossentropy(y, model(x)))
+        gs = inner.gradient(loss, tv)
+        for g, v in zip(gs, tv):       # the inner tape wrote each first gradient into .grad
+            np.testing.assert_array_equal(v.value.grad, g.data)
+        dot = ops.sum(ops.stack([ops.sum(g * _t(v)) for g, v in zip(gs, vs)]))
+    hv = [np.array(h.data) for h in outer.gradient(dot, tv)]   # .grad is written again below
+    eps = 1e-6
+    base = [v.numpy().copy() for v in tv]
+    for v, b, d in zip(tv, base, vs):
+        v.assign(b + eps * d)
+    up = grads()
+    for v, b, d in zip(tv, base, vs):
+        v.assign(b - eps * d)
+    down = grads()
+    for v, b in zip(tv, base):
+        v.assign(b)
+    for h, u, d in zip(hv, up, down):
+        np.testing.assert_allclose(h, (u - d) / (2 * eps), rtol=1e-5, atol=1e-8)
+
+
+def test_intermediate_source_with_a_graph():
+    x = _t([0.4, -0.7])
+    with GradientTape() as outer:
+        outer.watch(x)
+        with GradientTape() as inner:
+            inner.watch(x)
+            h = ops.tanh(x)
+            y = ops.sum(h * h * h)
+        dh = inner.gradient(y, h)                    # 3h², a function of x through h
+    np.testing.assert_allclose(dh.data, 3 * np.tanh(x.data) ** 2, rtol=1e-12)
+    t = np.tanh(x.data)
+    np.testing.assert_allclose(outer.gradient(dh, x).data, 6 * t * (1 - t ** 2), rtol=1e-12)
+
+
+def test_bad_output_gradients_with_a_graph():
+    x = _t([0.4, -0.7])
+    with GradientTape() as outer:
+        outer.watch(x)
+        with GradientTape() as inner:
+            inner.watch(x)
+            y = ops.sin(x)
+        with pytest.raises(ValueError, match=r"output_gradients must have the target's shape"):
+            inner.gradient(y, x, output_gradients=np.ones(3))
