@@ -16,6 +16,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from . import math as M
+from . import numpy as N
 
 __all__ = ["fft", "fft2", "ifft2", "rfft", "irfft", "stft", "istft"]
 
@@ -333,26 +334,25 @@ def istft(x, sequence_length, sequence_stride, fft_length, length=None, window="
     start = n // 2 if center else 0
     if seq == n and center and w is not None:
         y = OverlapAdd.apply(frames * w, stride=stride)
-        wd = w.data.astype(np.float64)
-        env = _overlap_add(np.broadcast_to(wd * wd, (count, n)), stride, expected)
+        env = OverlapAdd.apply(N.broadcast_to(w * w, (count, n)), stride=stride)
         end = start + length if length is not None else expected - n // 2
         stop = min(end, expected)
-        env = env[start:stop]
-        if env.size and np.abs(env).min() < 1e-11:
-            raise ValueError(f"{op}: the window's overlap-add has a zero (min "
-                             f"{np.abs(env).min():.3g}); choose a window and sequence_stride "
-                             f"whose squared windows cover every sample")
-        y = M.get_item(y, (Ellipsis, slice(start, stop))) / Tensor(env.astype(re.dtype))
+        env = M.get_item(env, slice(start, stop))
+        low = np.abs(env.data).min() if env.data.size else 1.0
+        if low < 1e-11:
+            raise ValueError(f"{op}: the window's overlap-add has a zero (min {low:.3g}); "
+                             f"choose a window and sequence_stride whose squared windows cover "
+                             f"every sample")
+        y = M.get_item(y, (Ellipsis, slice(start, stop))) / env
         if end > expected:
             y = M.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, end - expected)])
         return y
     if w is not None:
-        wp = _centered(Tensor(w.data), n).data.astype(np.float64)
+        wp = _centered(w, n)
         overlaps = -(-n // stride)
-        sq = np.zeros(overlaps * stride)
-        sq[:n] = wp * wp
-        denom = np.tile(sq.reshape(overlaps, stride).sum(axis=0), overlaps)[:n]
-        frames = frames * Tensor((wp / denom).astype(re.dtype))
+        sq = M.pad(wp * wp, [(0, overlaps * stride - n)])
+        per_phase = M.sum(M.reshape(sq, (overlaps, stride)), axis=0)
+        frames = frames * (wp / M.take(per_phase, np.arange(n) % stride))
     y = OverlapAdd.apply(frames, stride=stride)
     if length is not None:
         key = slice(start, start + length)

@@ -186,3 +186,19 @@ def test_names_resolve_through_the_alias_and_build_graph_nodes():
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("args", [(16, 4, 16), (12, 4, 16)], ids=["torch_path", "custom_path"])
+def test_istft_window_tensor_gets_a_gradient_like_torch(args):
+    re, im = _x(2, 7, 9), _x(2, 7, 9, seed=1)
+    w = np.linspace(0.3, 1.0, args[0])
+    aw, tw = Tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+    y = ops.istft((re, im), *args, window=aw)
+    ky = K.istft((torch.tensor(re), torch.tensor(im)), *args, window=tw)
+    np.testing.assert_allclose(y.data, ky.detach().numpy(), rtol=1e-10, atol=1e-10)
+    weight = _x(*y.shape, seed=3)
+    ops.sum(y * weight).backward()
+    (ky * torch.tensor(weight)).sum().backward()
+    np.testing.assert_allclose(aw.grad, tw.grad.numpy(), rtol=1e-8, atol=1e-10)
+    r = check_gradients(lambda v: ops.istft((Tensor(re), Tensor(im)), *args, window=v), w)
+    assert r.max_error < 1e-7
