@@ -4,7 +4,7 @@ import numpy as np
 from .. import constraints, initializers, ops, regularizers
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from .base import Layer
+from .base import Layer, _is_symbolic
 
 __all__ = ["Embedding", "Masking", "ReversibleEmbedding"]
 
@@ -184,11 +184,26 @@ class ReversibleEmbedding(Embedding):
         self.built = True
 
     def __call__(self, inputs, *args, reverse=False, **kwargs):
-        prev, self._reverse = self._reverse, bool(reverse)
-        try:
-            if reverse:
-                return super().__call__(inputs, *args, reverse=True, **kwargs)
+        if not reverse:
             return super().__call__(inputs, *args, **kwargs)
+        if not _is_symbolic(inputs):
+            # an eager reverse call: logits, no mask (and no state on the layer, so threads may
+            # share it)
+            kwargs.pop("training", None)
+            if args or kwargs:
+                raise TypeError(f"ReversibleEmbedding {self.name!r}: unexpected arguments "
+                                f"{sorted(kwargs) or args} in a reverse call")
+            x = self._convert_input(inputs)
+            if not self.built:
+                self._maybe_build(None)
+            y = self.call(x, reverse=True)
+            if self.activity_regularizer is not None:
+                self._add_activity_penalty(y)
+            return y
+        # a symbolic reverse call: the flag tells compute_output_shape / _output_dtype
+        prev, self._reverse = self._reverse, True
+        try:
+            return super().__call__(inputs, *args, reverse=True, **kwargs)
         finally:
             self._reverse = prev
 

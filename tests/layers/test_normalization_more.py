@@ -468,3 +468,30 @@ def test_normalization_layers_train_in_a_sequential_model_and_reload(tmp_path):
     again = axone.models.load_model(tmp_path / "s.keras")
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
     assert [type(l).__name__ for l in again.layers] == [type(l).__name__ for l in model.layers]
+
+
+def test_reversible_embedding_forward_and_reverse_calls_from_two_threads():
+    import threading
+    emb = layers.ReversibleEmbedding(9, 4, mask_zero=True)
+    ids = np.array([[1, 2, 0], [3, 0, 0]])
+    h = Tensor(_f32(2, 3, 4))
+    h._keras_mask = ids != 0
+    bad = []
+
+    def forward():
+        for _ in range(300):
+            if not np.array_equal(emb(ids)._keras_mask, ids != 0):
+                bad.append("forward")
+
+    def reverse():
+        for _ in range(300):
+            y = emb(h, reverse=True)
+            if y.shape != (2, 3, 9) or getattr(y, "_keras_mask", None) is not None:
+                bad.append("reverse")
+
+    ts = [threading.Thread(target=f) for f in (forward, reverse)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not bad
