@@ -70,8 +70,8 @@ class STFTSpectrogram(Layer):
             raise ValueError(f"{who}: padding is invalid, it should be 'valid', 'same'. "
                              f"Received: padding={padding}")
         if isinstance(window, str):
-            # an unknown window name raises here (a 2-point kernel, so the name is looked up)
-            initializers.STFT("real", window)((2, 1, 2))
+            # an unknown window name raises here (a 4-point kernel, so the name is looked up)
+            initializers.STFT("real", window)((4, 1, 3))
         super().__init__(**kwargs)
         self.mode = mode
         self.frame_length = int(frame_length)

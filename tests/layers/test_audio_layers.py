@@ -195,3 +195,16 @@ def test_mel_spectrogram_bad_input():
 def test_layers_resolve_through_the_keras_names():
     assert axone.layers.STFTSpectrogram is STFTSpectrogram
     assert axone.layers.MelSpectrogram is MelSpectrogram
+
+
+def test_mel_spectrogram_in_a_functional_model_matches_keras():
+    kw = dict(fft_length=256, sequence_stride=128, num_mel_bins=20, sampling_rate=8000)
+    inp = axone.Input((2000,))
+    out = MelSpectrogram(**kw)(inp)
+    kinp = keras.Input((2000,))
+    kout = keras.layers.MelSpectrogram(**kw)(kinp)
+    assert out.shape == tuple(kout.shape)
+    x = _audio(3, 2000)
+    got = axone.Model(inp, out).predict(x, verbose=0)
+    want = keras.Model(kinp, kout).predict(x, verbose=0)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5 * np.abs(want).max())
