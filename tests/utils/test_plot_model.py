@@ -86,6 +86,7 @@ def _graph(dot, names):
     return labels, edges, clusters
 
 
+_BUILT = {}
 OPTIONS = [dict(), dict(show_shapes=True), dict(show_shapes=True, show_dtype=True,
                                                 show_layer_activations=True, show_trainable=True),
            dict(show_layer_names=False, show_shapes=True)]
@@ -95,8 +96,9 @@ OPTIONS = [dict(), dict(show_shapes=True), dict(show_shapes=True, show_dtype=Tru
 @pytest.mark.parametrize("options", OPTIONS, ids=str)
 @pytest.mark.parametrize("expand_nested", [False, True])
 def test_dot_graph_matches_keras(builder, options, expand_nested):
-    km = _keras(builder)
-    am = _axone(builder)
+    if builder not in _BUILT:                  # each pair of models is built once
+        _BUILT[builder] = (_keras(builder), _axone(builder))
+    km, am = _BUILT[builder]
     kd = _real_keras().utils.model_to_dot(km, expand_nested=expand_nested, **options)
     ad = model_to_dot(am, expand_nested=expand_nested, **options)
     assert _graph(ad, _names(am)) == _graph(kd, _names(km))
