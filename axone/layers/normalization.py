@@ -8,6 +8,7 @@ import numpy as np
 from .. import backend, constraints, initializers, ops, regularizers
 from ..autograd.function import no_grad
 from .base import Layer
+from .wrappers import Wrapper
 
 __all__ = ["BatchNormalization", "LayerNormalization", "RMSNormalization", "UnitNormalization",
            "GroupNormalization", "SpectralNormalization"]
@@ -357,7 +358,7 @@ def _l2_normalize(x):
     return x * min(inv, 1.0 / backend.epsilon())
 
 
-class SpectralNormalization(Layer):
+class SpectralNormalization(Wrapper):
     """Wraps a layer with a ``kernel`` (or ``embeddings``) and, in training calls, divides it by
     its largest singular value σ, estimated by ``power_iterations`` steps of power iteration
     (Miyato et al., 2018), as Keras:  W₂ = W reshaped (−1, out);  v = normalize(u·W₂ᵀ),
@@ -366,15 +367,11 @@ class SpectralNormalization(Layer):
     """
 
     def __init__(self, layer, power_iterations=1, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(layer, Layer):
-            raise ValueError(f"SpectralNormalization {self.name!r}: expected a Layer to wrap, "
-                             f"received {type(layer).__name__}")
+        super().__init__(layer, **kwargs)
         if isinstance(power_iterations, bool) or not isinstance(power_iterations, (int, np.integer)) \
                 or power_iterations <= 0:
             raise ValueError(f"SpectralNormalization {self.name!r}: power_iterations must be a "
                              f"positive integer, received {power_iterations!r}")
-        self.layer = layer
         self.power_iterations = int(power_iterations)
 
     def build(self, input_shape):
@@ -427,14 +424,6 @@ class SpectralNormalization(Layer):
         return self.layer.compute_output_shape(input_shape)
 
     def get_config(self):
-        from .serialization import serialize
-        cfg = super().get_config()
-        cfg["layer"] = serialize(self.layer)
+        cfg = super().get_config()          # Wrapper's: the inner layer under "layer"
         cfg["power_iterations"] = self.power_iterations
         return cfg
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        from .serialization import deserialize
-        config = dict(config)
-        return cls(deserialize(config.pop("layer"), custom_objects=custom_objects), **config)
