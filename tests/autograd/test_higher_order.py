@@ -518,3 +518,27 @@ def test_bad_output_gradients_with_a_graph():
             y = ops.sin(x)
         with pytest.raises(ValueError, match=r"output_gradients must have the target's shape"):
             inner.gradient(y, x, output_gradients=np.ones(3))
+
+
+def test_tf_guide_hessian_of_a_layer_kernel_against_torch():
+    torch = pytest.importorskip("torch")
+    import importlib
+    tf = importlib.import_module("axone.compat.tf")
+    from axone import layers
+    xi = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
+    axone.utils.set_random_seed(2)
+    layer1 = layers.Dense(8, activation=tf.nn.relu)
+    layer2 = layers.Dense(6, activation=tf.nn.relu)
+    with tf.GradientTape() as t2:
+        with tf.GradientTape() as t1:
+            h = layer2(layer1(tf.constant(xi)))
+            loss = tf.reduce_mean(h ** 2)
+        g = t1.gradient(loss, layer1.kernel)
+    hess = t2.jacobian(g, layer1.kernel)
+    assert hess.shape == (5, 8, 5, 8)
+    b1, w2, b2 = (torch.tensor(v.numpy()) for v in (layer1.bias, layer2.kernel, layer2.bias))
+
+    def f(w1):
+        return torch.mean(torch.relu(torch.relu(torch.tensor(xi) @ w1 + b1) @ w2 + b2) ** 2)
+    th = torch.autograd.functional.hessian(f, torch.tensor(layer1.kernel.numpy()))
+    np.testing.assert_allclose(hess.numpy(), th.numpy(), rtol=1e-4, atol=1e-6)
