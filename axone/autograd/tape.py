@@ -453,6 +453,8 @@ class GradientTape:
         self._changed.append(t)
 
     def _release(self):
+        if not self._changed:
+            return
         with _lock:
             for t in self._changed:
                 entry = _watch.get(id(t))
