@@ -513,6 +513,9 @@ def _assign(var, value, what):
     var.data[...] = v
 
 
+_FLOAT_SCALARS = (float, np.float16, np.float32, np.float64)
+
+
 def _reduce_samplewise(values, sample_weight, mean):
     """Keras's reduce_to_samplewise_values: per-sample values (trailing axes reduced with
     the mean or the sum) and the matching per-sample weights (or None)."""
@@ -558,7 +561,8 @@ class Mean(Metric):
         # a scalar loss Tensor with a number (or no) weight: the general path's float64
         # arithmetic, without its array round trips
         d = values.data if isinstance(values, Tensor) else values
-        if type(d) is np.ndarray and d.ndim == 0 and d.dtype.kind == "f" and (
+        if (type(d) in _FLOAT_SCALARS or (type(d) is np.ndarray and d.ndim == 0
+                                          and d.dtype.kind == "f")) and (
                 sample_weight is None or (isinstance(sample_weight, (int, float, np.integer,
                                                                      np.floating))
                                           and not isinstance(sample_weight, (bool, np.bool_)))):
