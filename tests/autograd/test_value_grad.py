@@ -75,3 +75,48 @@ def test_value_grad_matches_keras_torch_backend():
     al = ops.sum(ops.tanh(av.value) ** 2)
     al.backward()
     np.testing.assert_allclose(av.value.grad, kv.value.grad.cpu().numpy(), rtol=1e-6, atol=1e-7)
+
+
+class _Net(axone.Model):
+    def __init__(self):
+        super().__init__()
+        self.d1 = layers.Dense(8, activation="relu")
+        self.d2 = layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.d2(self.d1(x))
+
+
+class _TorchStyleStep(_Net):
+    """Keras 3's custom train_step for the torch backend, word for word (without torch.no_grad)."""
+
+    def train_step(self, data):
+        x, y = data
+        self.zero_grad()
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(y=y, y_pred=y_pred)
+        loss.backward()
+        tw = self.trainable_weights
+        self.optimizer.apply([v.value.grad for v in tw], tw)
+        for m in self.metrics:
+            if m.name == "loss":
+                m.update_state(loss)
+            else:
+                m.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def test_keras_torch_style_train_step_with_value_grad_reproduces_fit():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4)).astype("float32")
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 40)]
+    runs = []
+    for cls in (_Net, _TorchStyleStep):
+        axone.utils.set_random_seed(0)
+        m = cls()
+        m.compile(optimizer="adam", loss="categorical_crossentropy")
+        h = m.fit(x, y, epochs=3, batch_size=8, verbose=0, shuffle=False)
+        runs.append((h.history["loss"], [w.numpy().copy() for w in m.trainable_weights]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
