@@ -62,7 +62,7 @@ def Variable(initial_value, trainable=True, name=None, dtype=None, shape=None): 
     """``tf.Variable``: axone's Variable holding ``initial_value``."""
     value = initial_value() if callable(initial_value) else initial_value
     value = constant(value, dtype=dtype).data
-    return _Variable(value, trainable=trainable, name=name)
+    return _Variable(value, trainable=trainable, name=name, dtype=value.dtype)
 
 
 def identity(x):

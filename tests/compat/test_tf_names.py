@@ -79,6 +79,16 @@ def test_variable_and_tape(tf):
     assert f"{tf.reduce_mean(tf.constant([1.0, 2.0])):.2f}" == "1.50"
 
 
+def test_variable_dtype_as_tensorflow(tf):
+    # TensorFlow: the dtype argument is kept; without it a NumPy value keeps its own dtype,
+    # a Python float is float32 and a Python int int32
+    assert tf.Variable(np.ones(2), dtype="float64").dtype == np.float64
+    assert tf.Variable(np.ones(2, np.float32), dtype=tf.float64).dtype == np.float64
+    assert tf.Variable(np.ones(2)).dtype == np.float64
+    assert tf.Variable(1.0).dtype == np.float32
+    assert tf.Variable(3).dtype == np.int32
+
+
 def test_function_decorator(tf):
     @tf.function
     def f(a):
