@@ -810,6 +810,9 @@ class Trainer:
         del x
         if self._outputs_known() and y is not None:
             self._setup_compiled()
+            if sample_weight is None and not any(self._metric_objs) \
+                    and self._step_targets(y) is not None:
+                return self.get_metrics_result()      # no compiled metrics, the step's own y
             preds = [p.data if isinstance(p, Tensor) else np.asarray(p) for p in _flat_outputs(y_pred)]
             ys = self._step_targets(y)
             if ys is None:
