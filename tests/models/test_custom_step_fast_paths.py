@@ -235,3 +235,29 @@ def test_zero_grad_outside_fit_still_zeroes_and_marks_nothing():
     m.zero_grad()
     assert not T._FRESH
     assert all(np.all(v.grad == 0) for v in m.trainable_weights)
+
+
+def test_compute_loss_and_compute_metrics_take_the_short_path_inside_fit(monkeypatch):
+    """With the batch's own targets, one output and no sample weights, neither flattens the
+    predictions again (the general path does): the count does not grow with the steps."""
+    from axone.models import training
+
+    x, y = _data(n=16, seed=6)
+    flat = training._flat_outputs
+    counts = []
+    for epochs in (1, 3):
+        calls = []
+
+        def counting(out):
+            calls.append(1)
+            return flat(out)
+
+        axone.utils.set_random_seed(2)
+        m = _compile(_Backward())
+        m.grads = []
+        monkeypatch.setattr(training, "_flat_outputs", counting)
+        h = m.fit(x, y, epochs=epochs, batch_size=8, verbose=0).history["loss"]
+        monkeypatch.setattr(training, "_flat_outputs", flat)
+        assert len(m.grads) == 2 * epochs and np.all(np.isfinite(h))
+        counts.append(len(calls))
+    assert counts[0] == counts[1] <= 1
