@@ -9,6 +9,10 @@ from .autograd.tensor import Tensor
 #: Variable accepts an initializer by name without this module importing it
 _resolve_initializer = None
 
+#: changes whenever a variable's ``trainable`` flag is set: layers cache their lists of trainable
+#: weights while it (and their tracking version) stays the same
+_TRAINABLE_VERSION = [0]
+
 
 class Variable(Tensor):
     """A weight: a Tensor with a name, a ``trainable`` flag and in-place ``assign``.
@@ -17,7 +21,7 @@ class Variable(Tensor):
     ``assign`` and ``set_weights`` write in place, so views stay valid.
     """
 
-    __slots__ = ("trainable", "regularizer", "path", "constraint", "autocast", "aggregation",
+    __slots__ = ("_trainable", "regularizer", "path", "constraint", "autocast", "aggregation",
                  "synchronization")
 
     def __init__(self, initializer=None, shape=None, dtype=None, trainable=True, autocast=True,
@@ -68,6 +72,15 @@ class Variable(Tensor):
         self.path = self.name
         self.regularizer = regularizer
         self.constraint = constraint
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        _TRAINABLE_VERSION[0] += 1
 
     @property
     def value(self):

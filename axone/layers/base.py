@@ -15,7 +15,7 @@ from .. import backend, constraints, fileio, initializers, regularizers
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor
 from ..ops import math as _M
-from ..variables import Variable
+from ..variables import _TRAINABLE_VERSION, Variable
 from .input_spec import assert_input_compatibility
 
 __all__ = ["Layer", "KerasTensor", "Node", "unique_name", "clear_session"]
@@ -308,6 +308,7 @@ class Layer:
                      constraint=constraints.get(constraint))
         v.path = f"{self.name}/{v.name}"
         self._weights.append(v)
+        _TRACKING[0] += 1
         if trainable:      # Keras lists weights by their trainable flag at creation
             self.__dict__.setdefault("_created_trainable", set()).add(id(v))
         return v
@@ -319,6 +320,7 @@ class Layer:
     @trainable.setter
     def trainable(self, value):
         self._trainable = bool(value)
+        _TRACKING[0] += 1
         for layer in self._sublayers:
             layer.trainable = value
 
@@ -346,6 +348,17 @@ class Layer:
 
     @property
     def trainable_weights(self):
+        # a training step asks for this list every step: it is kept while nothing that decides it
+        # changed (weights added, layers tracked, a layer's or a variable's trainable flag set)
+        key = (_TRACKING[0], _TRAINABLE_VERSION[0])
+        cached = self.__dict__.get("_trainable_weights_cache")
+        if cached is not None and cached[0] == key:
+            return list(cached[1])
+        out = self._collect_trainable_weights()
+        self.__dict__["_trainable_weights_cache"] = (key, out)
+        return list(out)
+
+    def _collect_trainable_weights(self):
         if not self._trainable:
             return []
         out = [w for w in self._weights if w.trainable]

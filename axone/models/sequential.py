@@ -58,6 +58,7 @@ class Sequential(Model):
             except Exception:
                 self._seq_layers.pop()
                 self.__dict__["_tracked_layers"].remove(layer)
+                bump_tracking()
                 raise
 
     def pop(self):
@@ -65,6 +66,7 @@ class Sequential(Model):
             raise ValueError("Sequential.pop: the model has no layers")
         layer = self._seq_layers.pop()
         self.__dict__["_tracked_layers"].remove(layer)
+        bump_tracking()
         self._is_graph = False
         if self._input_layer is not None and self._seq_layers:
             self._build_graph()

@@ -13,6 +13,7 @@ The NumPy code below is the reference: the two give the same bits, and the NumPy
 the module is not built or ``AXONE_KERNELS=0`` is set in the environment.
 """
 import math
+from operator import is_ as _is
 
 import numpy as np
 
@@ -606,6 +607,22 @@ class Optimizer:
         grads = list(grads)
         if len(grads) == 0:
             return
+        plan = self.__dict__.get("_apply_plan")
+        if plan is not None and trainable_variables is not None and plan[0] is self._tv_index:
+            # the same variables and gradient arrays as the last fused call: skip the checks
+            _, pv, pa, pd, views, G = plan
+            tv = trainable_variables if isinstance(trainable_variables, list) \
+                else list(trainable_variables)
+            if len(tv) == len(pv) == len(grads) and all(map(_is, tv, pv)) and all(map(
+                    _is, [g.data if isinstance(g, Tensor) else g for g in grads], pa)) and \
+                    all(map(_is, [v.data for v in tv], pd)):
+                if self.clipnorm is not None or self.clipvalue is not None or \
+                        self.global_clipnorm is not None or self.loss_scale_factor is not None \
+                        or self.gradient_accumulation_steps:
+                    G = G.copy()      # the rule scales gradients in place: keep the caller's
+                self.update_flat(views[0], G, views[1], variables=pv)
+                self.apply_constraints(pv)
+                return
         if trainable_variables is None:
             if not self.built:
                 raise ValueError(f"{who}: when passing `grads` without `variables`, the optimizer "
@@ -661,12 +678,16 @@ class Optimizer:
             views = _flat_views([v for _, v in pairs])
             if views is not None:
                 G = _grad_buffer([a for a, _ in pairs], views)
+                G_orig = G
                 if G is not None:
                     if self.clipnorm is not None or self.clipvalue is not None or \
                             self.global_clipnorm is not None or self.loss_scale_factor is not None \
                             or self.gradient_accumulation_steps:
                         G = G.copy()      # the rule scales gradients in place: keep the caller's
-                    self.update_flat(views[0], G, views[1], variables=[v for _, v in pairs])
+                    vs = [v for _, v in pairs]
+                    self.__dict__["_apply_plan"] = (self._tv_index, vs, [a for a, _ in pairs],
+                                                    [v.data for v in vs], views, G_orig)
+                    self.update_flat(views[0], G, views[1], variables=vs)
                     return
         triples = []
         for a, v in pairs:
@@ -778,11 +799,13 @@ class Optimizer:
     @staticmethod
     def apply_constraints(variables):
         """After an update, as Keras 3: ``w ← w.constraint(w)`` for each variable that has one."""
+        constrained = [v for v in variables if getattr(v, "constraint", None) is not None]
+        if not constrained:
+            return
         from ..autograd.function import no_grad
         with no_grad():
-            for v in variables:
-                if getattr(v, "constraint", None) is not None:
-                    v.assign(v.constraint(v))
+            for v in constrained:
+                v.assign(v.constraint(v))
 
     #: set to False on an instance to force the NumPy reference updates
     use_fused = True
