@@ -388,6 +388,9 @@ class _SumOverBatchSize(Function):
         out.fill(g / g.dtype.type(self.n))
         return (out,)
 
+    def backward_graph(self, g):
+        return (_M.BroadcastTo.apply(g / g.data.dtype.type(self.n), shape=self.shape),)
+
 
 
 _REDUCTIONS = ("sum_over_batch_size", "sum", "none", None, "mean", "mean_with_sample_weight")
