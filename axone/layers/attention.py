@@ -3,9 +3,10 @@ Attention (Luong dot / concat scores) and AdditiveAttention (Bahdanau scores).
 
 MultiHeadAttention and GroupedQueryAttention project query, key and value with EinsumDense
 sublayers (Keras's weight names, shapes and order), and attend with the fused
-``ops.dot_product_attention`` node when the projections are 4-D (batch, length, heads, dim), the
-layer has no dropout and no scores are returned; otherwise with einsum products and Keras's masked
-softmax (masked logits set to −1e9, masked probabilities to 0), as Keras chooses.
+``ops.dot_product_attention`` node when the projections are 4-D (batch, length, heads, dim) and no
+scores are returned (with dropout too, unless a query row is masked everywhere: Keras's masked
+softmax gives that row zeros); otherwise with einsum products and Keras's masked softmax (masked
+logits set to −1e9, masked probabilities to 0).
 They are called as ``layer(query, value, key=None, ...)``: ``value`` and ``key`` may be symbolic
 tensors of a functional graph too, and their masks (``_keras_mask``) become ``value_mask`` /
 ``key_mask`` as in Keras.
@@ -80,6 +81,11 @@ def _attention_equations(rank, attn_axes):
     product = "".join([target[i] for i in batch] + [target[i] for i in attn_axes] +
                       [source[i] for i in attn_axes])
     return f"{source},{target}->{product}", f"{product},{source}->{target}", len(product)
+
+
+def _no_dead_rows(mask):
+    """No query row of the (…, T, S) mask is masked everywhere."""
+    return mask is None or bool(np.all(np.any(mask, axis=-1)))
 
 
 def _masked_softmax(scores, keep, axis=-1):
@@ -430,16 +436,24 @@ class MultiHeadAttention(_QueryValueAttention):
     def _compute_attention(self, query, key, value, mask=None, training=None,
                            return_attention_scores=False):
         drop = self._dropout if training else 0.0
-        # Keras's choice of path: the fused node unless the layer has dropout (even at
-        # inference), scores are returned, or the projections are not 4-D (batch, length,
-        # heads, dim); the paths differ on a query row masked everywhere (uniform weights in
-        # the fused node, zeros from the masked softmax)
-        if query.ndim == 4 and not return_attention_scores and self._dropout == 0:
-            if mask is not None:
-                while mask.ndim < 4:
-                    mask = np.expand_dims(mask, -3)
-            return attention_core(query, key, value, mask=mask, scale=self._inverse_sqrt_key_dim,
-                                  op=f"MultiHeadAttention {self.name!r}"), None
+        # Keras computes with the fused node unless the layer has dropout (even at inference),
+        # scores are returned, or the projections are not 4-D (batch, length, heads, dim), and
+        # otherwise with a masked softmax; the two differ only on a query row masked everywhere
+        # (uniform weights in the fused node, zeros from the masked softmax).  The fused node
+        # (with its dropout of the probabilities) is taken wherever it gives Keras's result.
+        if query.ndim == 4 and not return_attention_scores:
+            m4 = mask
+            if m4 is not None:
+                while m4.ndim < 4:
+                    m4 = np.expand_dims(m4, -3)
+            if self._dropout == 0 or _no_dead_rows(m4):
+                dm = None
+                if drop > 0:
+                    B, T, N, _ = query.shape
+                    dm = self._drop_mask((B, N, T, key.shape[1]), query.dtype, drop)
+                return attention_core(query, key, value, mask=m4,
+                                      scale=self._inverse_sqrt_key_dim, dropout_mask=dm,
+                                      op=f"MultiHeadAttention {self.name!r}"), None
         query = query * query.dtype.type(self._inverse_sqrt_key_dim)
         scores = ops.einsum(self._dot_eq, key, query)
         if mask is not None:
@@ -592,9 +606,14 @@ class GroupedQueryAttention(_QueryValueAttention):
         if mask is not None:
             while mask.ndim < 4:
                 mask = np.expand_dims(mask, -3)
-        if not return_attention_scores and self.dropout == 0:     # Keras's choice, as in MHA
+        if not return_attention_scores and (self.dropout == 0 or _no_dead_rows(mask)):
+            # the fused node wherever it gives Keras's result (see MultiHeadAttention)
+            dm = None
+            if drop > 0:
+                B, T = q.shape[:2]
+                dm = self._drop_mask((B, self.num_query_heads, T, k.shape[1]), q.dtype, drop)
             out = attention_core(q, k, v, mask=mask, scale=self._inverse_sqrt_head_dim,
-                                 op=f"GroupedQueryAttention {self.name!r}")
+                                 dropout_mask=dm, op=f"GroupedQueryAttention {self.name!r}")
             scores = None
         else:
             k = ops.repeat(k, self.num_repeats, axis=2)

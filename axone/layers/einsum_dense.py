@@ -110,6 +110,27 @@ def analyze_equation(equation, bias_axes, input_shape, output_shape, where="Eins
     return kshape, bshape, out, in_axes, out_axes
 
 
+def matmul_plan(equation):
+    """How many trailing input axes the kernel contracts when ``equation`` is a plain matrix
+    product (``...X K, K Y -> ...X Y`` with the letters in that order, as every projection of the
+    attention layers is), else None.  Such an equation runs as one BLAS product of the input
+    reshaped to (−1, ΠK) with the kernel reshaped to (ΠK, ΠY)."""
+    eq = equation.replace(" ", "")
+    m = re.fullmatch(r"(\.\.\.)?([a-zA-Z]*),([a-zA-Z]+)->(\.\.\.)?([a-zA-Z]*)", eq)
+    if m is None or bool(m.group(1)) != bool(m.group(4)):
+        return None
+    ins, ws, outs = m.group(2), m.group(3), m.group(5)
+    if len(set(ins)) != len(ins) or len(set(ws)) != len(ws) or len(set(outs)) != len(outs):
+        return None
+    shared = set(ins) & set(ws)
+    k = len(shared)
+    if k == 0 or shared & set(outs) or ins[len(ins) - k:] != ws[:k]:
+        return None
+    if outs != ins[:len(ins) - k] + ws[k:]:
+        return None
+    return k
+
+
 class EinsumDense(Layer):
     """y = activation(einsum(equation, x, kernel) + bias).
 
@@ -175,6 +196,7 @@ class EinsumDense(Layer):
             constraint=self.bias_constraint, name="bias")
         self._input_ndim = len(input_shape)
         self._rank = len(input_shape)
+        self._plan = matmul_plan(self.equation)
         self.built = True
 
     def call(self, inputs, training=None):
@@ -182,7 +204,15 @@ class EinsumDense(Layer):
             raise ValueError(f"Input 0 of layer {self.name!r} is incompatible with the layer: "
                              f"expected ndim={self._rank}, found ndim={inputs.ndim}. Full shape "
                              f"received: {tuple(inputs.shape)}")
-        x = ops.einsum(self.equation, inputs, self.kernel)
+        k = self._plan
+        if k is not None:
+            # one BLAS product: (…, ΠK) · (ΠK, ΠY), the same sums as the einsum
+            kshape = self.kernel.shape
+            rows = ops.reshape(inputs, (-1, int(np.prod(kshape[:k]))))
+            x = ops.matmul(rows, ops.reshape(self.kernel, (rows.shape[1], -1)))
+            x = ops.reshape(x, tuple(inputs.shape[:inputs.ndim - k]) + tuple(kshape[k:]))
+        else:
+            x = ops.einsum(self.equation, inputs, self.kernel)
         if self.bias is not None:
             x = x + self.bias
         if self.activation is not None:

@@ -586,8 +586,11 @@ def test_attention_layer_bad_shapes():
     with pytest.raises(ValueError, match="MultiHeadAttention 'multi_head_attention.*mask"):
         m(_f32(2, 3, 4), _f32(2, 5, 4), value_mask=np.ones((2, 4), bool))
     m = layers.MultiHeadAttention(num_heads=2, key_dim=2, dropout=0.1)
-    with pytest.raises(ValueError, match="attention mask must broadcast"):
+    with pytest.raises(ValueError, match="MultiHeadAttention .*mask must broadcast"):
         m(_f32(2, 3, 4), _f32(2, 5, 4), value_mask=np.ones((2, 4), bool))
+    with pytest.raises(ValueError, match="attention mask must broadcast"):
+        m(_f32(2, 3, 4), _f32(2, 5, 4), value_mask=np.ones((2, 4), bool),
+          return_attention_scores=True)
     g = layers.GroupQueryAttention(head_dim=2, num_query_heads=2, num_key_value_heads=1)
     with pytest.raises(ValueError, match="GroupedQueryAttention.*mask"):
         g(_f32(2, 3, 4), _f32(2, 5, 4), value_mask=np.ones((2, 3), bool))
