@@ -7,6 +7,7 @@ runs it at once and returns a Tensor.
 """
 import inspect
 import re
+import sys
 import threading
 
 import numpy as np
@@ -779,20 +780,226 @@ def _substitute(template, values):
     return [sub(a) for a in args], {k: sub(v) for k, v in kwargs.items()}
 
 
+# ------------------------------------------------------------ ops on symbolic tensors
+#: the most values a constant array argument of a saved call may hold (its values are written in
+#: the JSON configuration, which the loader reads whole; larger arrays belong in a layer's weights)
+MAX_CONSTANT_ELEMENTS = 4096
+_CONSTANT_DTYPES = frozenset(("bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
+                              "uint32", "uint64", "float16", "float32", "float64"))
+
+
+class NotEncodable(TypeError):
+    """A call argument that a saved configuration cannot hold (``error`` is the class the
+    caller should raise: TypeError for an object, ValueError for a too large array)."""
+
+    def __init__(self, message, error=TypeError):
+        super().__init__(message)
+        self.error = error
+
+
+def encode_call_value(v, tensor_ref):
+    """A call argument as JSON.  ``tensor_ref(v)`` is the index of ``v`` among the node's input
+    references (or None): a symbolic tensor becomes ``{"__tensor__": j}``.  Numbers, bools,
+    None, strings and lists are themselves; a tuple is ``{"__tuple__": [...]}``, a dict
+    ``{"__dict__": {...}}`` (string keys), a slice ``{"__slice__": [start, stop, step]}``,
+    ``...`` ``{"__ellipsis__": true}``, a dtype ``{"__dtype__": name}`` and a small array (or a
+    NumPy scalar, or a constant Tensor) ``{"dtype", "shape", "values"}``.  Anything else raises
+    :class:`NotEncodable`."""
+    def enc(x):
+        j = tensor_ref(x)
+        if j is not None:
+            return {"__tensor__": j}
+        if isinstance(x, KerasTensor):
+            raise NotEncodable("a symbolic tensor that is not an input of the node")
+        if x is None or type(x) in (bool, int, float, str):
+            return x
+        if x is Ellipsis:
+            return {"__ellipsis__": True}
+        if isinstance(x, slice):
+            return {"__slice__": [enc(x.start), enc(x.stop), enc(x.step)]}
+        if isinstance(x, tuple):
+            return {"__tuple__": [enc(u) for u in x]}
+        if isinstance(x, list):
+            return [enc(u) for u in x]
+        if isinstance(x, dict):
+            if not all(isinstance(k, str) for k in x):
+                raise NotEncodable("a dict with keys that are not strings")
+            return {"__dict__": {k: enc(u) for k, u in x.items()}}
+        if isinstance(x, np.dtype) or (isinstance(x, type) and issubclass(x, np.generic)):
+            name = np.dtype(x).name
+            if name not in _CONSTANT_DTYPES:
+                raise NotEncodable(f"the dtype {name}")
+            return {"__dtype__": name}
+        if type(x) is Tensor:
+            x = x.data
+        if isinstance(x, (np.ndarray, np.generic)):
+            a = np.asarray(x)
+            if a.dtype.name not in _CONSTANT_DTYPES:
+                raise NotEncodable(f"an array of dtype {a.dtype}")
+            if a.size > MAX_CONSTANT_ELEMENTS:
+                raise NotEncodable(f"an array of {a.size} values (shape {a.shape}), more than "
+                                   f"the {MAX_CONSTANT_ELEMENTS} a saved constant may hold",
+                                   ValueError)
+            return {"dtype": a.dtype.name, "shape": list(a.shape), "values": a.ravel().tolist()}
+        kind = "a function" if callable(x) else f"a {type(x).__name__} object"
+        raise NotEncodable(f"{kind} ({x!r:.60})")
+    return enc(v)
+
+
+def decode_call_value(v, tensor_at, what):
+    """The inverse of :func:`encode_call_value`; ``tensor_at(j)`` is the tensor a
+    ``{"__tensor__": j}`` stands for.  A malformed value raises ValueError naming ``what``."""
+    def bad(msg):
+        return ValueError(f"{what}: {msg}")
+
+    def dec(x):
+        if x is None or type(x) in (bool, int, float, str):
+            return x
+        if isinstance(x, list):
+            return [dec(u) for u in x]
+        if not isinstance(x, dict):
+            raise bad(f"cannot read the argument value {x!r:.80}")
+        keys = set(x)
+        if keys == {"__tensor__"}:
+            return tensor_at(x["__tensor__"])
+        if keys == {"__tuple__"} and isinstance(x["__tuple__"], list):
+            return tuple(dec(u) for u in x["__tuple__"])
+        if keys == {"__dict__"} and isinstance(x["__dict__"], dict):
+            return {k: dec(u) for k, u in x["__dict__"].items()}
+        if keys == {"__slice__"} and isinstance(x["__slice__"], list) and len(x["__slice__"]) == 3:
+            parts = [dec(u) for u in x["__slice__"]]
+            if not all(p is None or type(p) is int for p in parts):
+                raise bad(f"a slice takes integers or null, received {x['__slice__']!r}")
+            return slice(*parts)
+        if keys == {"__ellipsis__"}:
+            return Ellipsis
+        if keys == {"__dtype__"}:
+            if x["__dtype__"] not in _CONSTANT_DTYPES:
+                raise bad(f"unknown dtype {x['__dtype__']!r}; expected one of "
+                          f"{sorted(_CONSTANT_DTYPES)}")
+            return np.dtype(x["__dtype__"])
+        if keys == {"dtype", "shape", "values"}:
+            dtype, shape, values = x["dtype"], x["shape"], x["values"]
+            if dtype not in _CONSTANT_DTYPES:
+                raise bad(f"a constant array of unknown dtype {dtype!r}")
+            if not (isinstance(shape, list) and all(type(d) is int and 0 <= d <= MAX_CONSTANT_ELEMENTS
+                                                    for d in shape)):
+                raise bad(f"a constant array's shape must be a list of sizes, received {shape!r}")
+            n = int(np.prod(shape)) if shape else 1
+            if n > MAX_CONSTANT_ELEMENTS:
+                raise bad(f"a constant array of shape {tuple(shape)} holds {n} values, more than "
+                          f"the {MAX_CONSTANT_ELEMENTS} a saved constant may hold")
+            if not (isinstance(values, list) and len(values) == n and all(
+                    type(u) in (bool, int, float) for u in values)):
+                raise bad(f"a constant array of shape {tuple(shape)} needs a list of {n} numbers")
+            a = np.array(values, dtype=dtype).reshape(shape)
+            return a if shape else a[()]
+        raise bad(f"cannot read the argument value {x!r:.80}")
+    return dec(v)
+
+
+def count_tensor_refs(v):
+    """How many ``{"__tensor__": j}`` an encoded value holds."""
+    if isinstance(v, dict):
+        if set(v) == {"__tensor__"}:
+            return 1
+        return sum(count_tensor_refs(u) for u in v.values())
+    if isinstance(v, list):
+        return sum(count_tensor_refs(u) for u in v)
+    return 0
+
+
+#: the KerasTensor operators: name -> (op name under keras.ops, operands reversed)
+_OPERATORS = {"__add__": ("add", False), "__radd__": ("add", True),
+              "__sub__": ("subtract", False), "__rsub__": ("subtract", True),
+              "__mul__": ("multiply", False), "__rmul__": ("multiply", True),
+              "__truediv__": ("divide", False), "__rtruediv__": ("divide", True),
+              "__pow__": ("power", False), "__rpow__": ("power", True),
+              "__matmul__": ("matmul", False), "__rmatmul__": ("matmul", True),
+              "__neg__": ("negative", False), "__abs__": ("abs", False),
+              "__lt__": ("less", False), "__le__": ("less_equal", False),
+              "__gt__": ("greater", False), "__ge__": ("greater_equal", False),
+              "__getitem__": ("get_item", False)}
+#: the keras.ops namespaces a saved op is looked up in, in this order
+_OP_NAMESPACES = ("", "numpy", "nn", "linalg", "image", "core")
+
+
+def _op_namespace(ns):
+    import importlib
+    return importlib.import_module("axone.ops" + ("." + ns if ns else ""))
+
+
+def _public_op_names(ns):
+    module = _op_namespace(ns)
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [n for n in dir(module) if not n.startswith("_")]
+    return names
+
+
+def public_op_name(fn):
+    """``fn``'s name under keras.ops (``"relu"``, ``"image.resize"``…), or None."""
+    import types
+    name = getattr(fn, "__name__", None)
+    for ns in _OP_NAMESPACES:
+        names = _public_op_names(ns)
+        module = _op_namespace(ns)
+        if name in names and getattr(module, name, None) is fn:
+            return f"{ns}.{name}" if ns else name
+    for ns in _OP_NAMESPACES:
+        module = _op_namespace(ns)
+        for n in _public_op_names(ns):
+            f = getattr(module, n, None)
+            if f is fn and isinstance(f, types.FunctionType):
+                return f"{ns}.{n}" if ns else n
+    return None
+
+
+def resolve_op(op):
+    """The function a saved op name stands for: a KerasTensor operator (``"__add__"``) or a
+    public keras.ops function (``"mean"``, ``"numpy.mean"``, ``"nn.relu"``, ``"image.resize"``);
+    nothing else is looked up.  Returns ``(function, operands reversed)``."""
+    import types
+    if not isinstance(op, str):
+        raise ValueError(f"OpLayer: the op must be a name such as 'add' or 'image.resize', "
+                         f"received {op!r}")
+    if op in _OPERATORS:
+        name, rev = _OPERATORS[op]
+        return getattr(_op_namespace(""), name), rev
+    ns, _, name = op.rpartition(".")
+    if ns in _OP_NAMESPACES and name.isidentifier() and not name.startswith("_") \
+            and name in _public_op_names(ns):
+        fn = getattr(_op_namespace(ns), name, None)
+        if isinstance(fn, types.FunctionType) and fn.__module__.startswith("axone.ops."):
+            return fn, False
+    raise ValueError(f"OpLayer: unknown op {op!r}: expected a public keras.ops function (under "
+                     f"keras.ops, or keras.ops.{', keras.ops.'.join(_OP_NAMESPACES[1:])}) or a "
+                     f"tensor operator ({', '.join(sorted(_OPERATORS))})")
+
+
 class OpLayer(Layer):
     """A ``keras.ops`` function (or an operator such as ``+``) applied to symbolic tensors in a
-    functional model: the op becomes a node of the graph and runs on the real tensors."""
+    functional model: the op becomes a node of the graph and runs on the real tensors.
 
-    def __init__(self, fn, args, kwargs, name=None):
+    Its config names the op (``"op"``: its keras.ops name, or the operator ``"__rmul__"`` …)
+    and holds the call's arguments (``"args"``, ``"kwargs"``, see :func:`encode_call_value`),
+    each symbolic one as ``{"__tensor__": j}``, the j-th input of the node."""
+
+    def __init__(self, fn, args, kwargs, name=None, operator=None):
         op = getattr(fn, "__name__", "op")
         super().__init__(name=name or unique_name(op))
         self.fn = fn
+        self.operator = operator
         self._template = (list(args), dict(kwargs))
         self.built = True
 
     def call(self, inputs):
         args, kwargs = _substitute(self._template, inputs if isinstance(inputs, list) else [inputs])
         return self.fn(*args, **kwargs)
+
+    def _symbolic_call(self, inputs, *args, **kwargs):
+        self._symbolic_inputs = _flatten(inputs)       # their dtypes, for compute_output_shape
+        return super()._symbolic_call(inputs, *args, **kwargs)
 
     def compute_output_shape(self, input_shape):
         # run on two dummy batch sizes: a dimension that follows the batch size is None
@@ -815,10 +1022,100 @@ class OpLayer(Layer):
         o = getattr(self, "_out_dtypes", None)
         return o.dtype if isinstance(o, Tensor) else self.dtype
 
+    def _op_name(self):
+        if self.operator in _OPERATORS:
+            return self.operator
+        return public_op_name(self.fn)
+
     def get_config(self):
-        raise NotImplementedError(
-            f"OpLayer {self.name!r} ({getattr(self.fn, '__name__', 'op')} on symbolic tensors) "
-            f"cannot be serialized; wrap the computation in a Lambda layer or a custom layer")
+        op = self._op_name()
+        shown = getattr(self.fn, "__name__", "op")
+        if op is None:
+            raise NotImplementedError(
+                f"OpLayer {self.name!r}: {shown} is not a public keras.ops function, so the "
+                f"model cannot be saved; wrap the computation in a Lambda layer or a custom "
+                f"layer")
+        args, kwargs = self._template
+        if _OPERATORS.get(op, (None, False))[1]:
+            args = args[::-1]               # an operator's operands in its own order
+        counter = [0]
+
+        def ref(x):
+            if isinstance(x, KerasTensor):
+                counter[0] += 1
+                return counter[0] - 1
+            return None
+        try:
+            names = list(inspect.signature(self.fn).parameters)
+        except (TypeError, ValueError):
+            names = []
+        # symbolic tensors are numbered in the order call() substitutes them
+        order = [("args", i, a) for i, a in enumerate(self._template[0])] + \
+            [("kwargs", k, a) for k, a in kwargs.items()]
+        encoded = {"args": [None] * len(args), "kwargs": {}}
+        for where, key, value in order:
+            try:
+                e = encode_call_value(value, ref)
+            except NotEncodable as err:
+                arg = key if where == "kwargs" else (
+                    names[key] if key < len(names) and not _OPERATORS.get(op) else f"#{key}")
+                raise err.error(
+                    f"OpLayer {self.name!r} (ops.{op}): its argument {arg!r} is {err}, which is "
+                    f"not serializable in a saved model; wrap the computation in a Lambda layer "
+                    f"or a custom layer with get_config") from None
+            if where == "args":
+                pos = len(args) - 1 - key if _OPERATORS.get(op, (None, False))[1] else key
+                encoded["args"][pos] = e
+            else:
+                encoded["kwargs"][key] = e
+        return {"name": self.name, "trainable": self.trainable, "op": op,
+                "args": encoded["args"], "kwargs": encoded["kwargs"]}
+
+    @classmethod
+    def from_config(cls, config):
+        if not isinstance(config, dict):
+            raise TypeError(f"OpLayer.from_config: expected a dict, received {config!r}")
+        unknown = set(config) - {"name", "trainable", "dtype", "op", "args", "kwargs"}
+        if unknown:
+            raise ValueError(f"OpLayer.from_config: unexpected keys {sorted(unknown)}")
+        op = config.get("op")
+        fn, reverse = resolve_op(op)
+        what = f"OpLayer {config.get('name')!r} (ops.{op})"
+        args, kwargs = config.get("args", []), config.get("kwargs", {})
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise ValueError(f"{what}: 'args' must be a list and 'kwargs' an object")
+        n = count_tensor_refs(args) + count_tensor_refs(kwargs)
+        # each reference becomes a placeholder that call() replaces by the matching input
+        slots = [KerasTensor(()) for _ in range(n)]
+
+        def at(j):
+            if type(j) is not int or not 0 <= j < n:
+                raise ValueError(f"{what}: a tensor argument must be {{'__tensor__': j}} with j in "
+                                 f"0..{n - 1}, received {j!r}")
+            return slots[j]
+        args = [decode_call_value(a, at, what) for a in args]
+        kwargs = {k: decode_call_value(v, at, what) for k, v in kwargs.items()}
+        if reverse:
+            args = args[::-1]
+        layer = cls(fn, args, kwargs, name=config.get("name"),
+                    operator=op if op in _OPERATORS else None)
+        seen = []
+
+        def order(x):
+            if isinstance(x, KerasTensor):
+                seen.append(x)
+            elif isinstance(x, (list, tuple)):
+                for u in x:
+                    order(u)
+        for a in list(args) + list(kwargs.values()):
+            order(a)
+        if [id(t) for t in seen] != [id(t) for t in slots]:
+            # call() takes the node's inputs in argument order, as get_config numbers them
+            raise ValueError(f"{what}: the tensor arguments must be numbered 0..{n - 1} in the "
+                             f"order they appear in args then kwargs (and not inside a dict)")
+        if "trainable" in config:
+            layer.trainable = bool(config["trainable"])
+        return layer
 
 
 def symbolic_op(fn, args, kwargs):
@@ -836,7 +1133,11 @@ def symbolic_op(fn, args, kwargs):
         collect(a)
     for a in kwargs.values():
         collect(a)
-    layer = OpLayer(fn, args, kwargs)
+    # called from a KerasTensor operator (``x + 1``): the config names the operator
+    caller = sys._getframe(1).f_code.co_name
+    operator = caller if caller in _OPERATORS and isinstance(
+        sys._getframe(1).f_locals.get("self"), KerasTensor) else None
+    layer = OpLayer(fn, args, kwargs, operator=operator)
     layer._symbolic_inputs = flat
     out = layer(flat if len(flat) != 1 else flat[0])
     return out

@@ -513,49 +513,42 @@ def serialize_model(model):
 
 
 def _node_kwargs(layer, node):
-    """A call's keyword arguments as JSON: symbolic tensors as ``{"__tensor__": j}`` (the j-th of
-    the node's input references; they follow the positional inputs), plain values as they are."""
+    """A call's keyword arguments as JSON (:func:`axone.layers.base.encode_call_value`, the one
+    encoding of call arguments): symbolic tensors as ``{"__tensor__": j}`` (the j-th of the
+    node's input references; they follow the positional inputs), plain values as they are."""
+    from ..layers.base import NotEncodable, encode_call_value
     index = {id(t): j for j, t in enumerate(node.flat_inputs)}
 
-    def encode(key, v):
-        if id(v) in index and type(v).__name__ == "KerasTensor":
-            return {"__tensor__": index[id(v)]}
-        if v is None or isinstance(v, (bool, int, float, str)):
-            return v
-        if isinstance(v, np.generic) and v.dtype.kind in "biuf":
-            return v.item()
-        if isinstance(v, (list, tuple)):
-            return [encode(key, x) for x in v]
-        raise NotImplementedError(f"save: layer {layer.name!r} was called with {key}= a "
-                                  f"{type(v).__name__}, which the model file cannot hold; pass "
-                                  f"symbolic tensors, numbers, strings or booleans")
-    return {k: encode(k, v) for k, v in node.call_kwargs.items()}
+    def ref(v):
+        return index.get(id(v)) if type(v).__name__ == "KerasTensor" else None
+    out = {}
+    for k, v in node.call_kwargs.items():
+        try:
+            out[k] = encode_call_value(v, ref)
+        except NotEncodable as e:
+            raise NotImplementedError(f"save: layer {layer.name!r} was called with {k}= {e}, "
+                                      f"which the model file cannot hold; pass symbolic tensors, "
+                                      f"numbers, strings or booleans") from None
+    return out
 
 
 def _decode_kwargs(kwargs, args, npos, what):
     """The saved call kwargs with ``{"__tensor__": j}`` replaced by the j-th input tensor."""
+    from ..layers.base import decode_call_value
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise ValueError(f"{what}: kwargs must be an object of named arguments")
 
-    def decode(v):
-        if isinstance(v, dict):
-            j = v.get("__tensor__")
-            if set(v) != {"__tensor__"} or type(j) is not int or not npos <= j < len(args):
-                raise ValueError(f"{what}: a tensor argument must be {{'__tensor__': j}} with j "
-                                 f"one of the keyword inputs {npos}..{len(args) - 1}, received {v!r}")
-            return args[j]
-        if isinstance(v, list):
-            return [decode(x) for x in v]
-        return v
-    return {k: decode(v) for k, v in kwargs.items()}
+    def at(j):
+        if type(j) is not int or not npos <= j < len(args):
+            raise ValueError(f"{what}: a tensor argument must be {{'__tensor__': j}} with j "
+                             f"one of the keyword inputs {npos}..{len(args) - 1}, received {j!r}")
+        return args[j]
+    return {k: decode_call_value(v, at, what) for k, v in kwargs.items()}
 
 
 def _count_tensor_refs(v):
-    if isinstance(v, dict):
-        return 1 if "__tensor__" in v else 0
-    if isinstance(v, list):
-        return sum(_count_tensor_refs(x) for x in v)
-    return 0
+    from ..layers.base import count_tensor_refs
+    return count_tensor_refs(v)
 
 
 def _layer_class(name, custom_objects, registered_name=None):
@@ -574,6 +567,9 @@ def _layer_class(name, custom_objects, registered_name=None):
         return Sequential
     if name in ("Functional", "Model"):
         return Model
+    if name == "OpLayer":
+        from ..layers.base import OpLayer
+        return OpLayer
     cls = getattr(layers_mod, name, None)
     if cls is None or not isinstance(cls, type):
         shown = registered_name or name
@@ -723,7 +719,10 @@ def _from_config(cls, entry):
     name = cfg.get("name") if isinstance(cfg, dict) else None
     if not isinstance(cfg, dict):
         raise TypeError(f"layer {name!r} ({cls.__name__}): its config must be an object")
+    from ..layers.base import OpLayer
     try:
+        if cls is OpLayer:           # names a keras.ops function: never a user object
+            return cls.from_config(dict(cfg))
         return cls.from_config(_resolve_user_objects(cfg))
     except _REBUILD_ERRORS as e:
         raise type(e)(f"layer {name!r} ({cls.__name__}): {e}") if type(e) in (
