@@ -11,7 +11,12 @@ A model file (``model.save(path)``) is an uncompressed zip archive holding
                       {"class_name", "config", "state": {"iterations", "flat_size", ...}}
                       (when compiled)
   ``weights/NNNN.npy`` each weight in ``model.weights`` order (NumPy .npy, no pickle)
-  ``optimizer/NAME.npy`` the optimizer's flat state vectors, one value per trainable parameter
+  ``optimizer/NAME.npy`` the optimizer's flat state vectors, one value per trainable parameter;
+                      for an optimizer whose state is not all flat (Adafactor's factored
+                      moments) its variables after the counters as ``vNNNN`` (their shapes in
+                      the state's "variables"); a LossScaleOptimizer's state is its inner
+                      optimizer's (``inner.NAME``) with "loss_scale" and "step_counter", a
+                      MultiOptimizer's one such state per optimizer (``K.vNNNN``)
 A weights file (``save_weights``) holds ``axone.json`` ("axone.weights") and ``weights/`` only.
 A BackupAndRestore backup ("axone.backup") holds ``axone.json``, ``weights/``, ``optimizer.json``
 (the optimizer entry of ``compile.json``), ``optimizer/`` and ``training_state.json``
@@ -368,8 +373,27 @@ def _function_entry(name):
             "registered_name": "function"}
 
 
-def _optimizer_entries(opt):
+def _optimizer_config(opt):
+    """``opt.get_config()`` with a schedule learning rate serialized, and the optimizers a
+    LossScaleOptimizer or MultiOptimizer wraps written the same way."""
+    from .. import optimizers
     from ..optimizers import schedules
+    if isinstance(opt, optimizers.LossScaleOptimizer):
+        cfg = opt.get_config()
+        inner = opt.inner_optimizer
+        cfg["inner_optimizer"] = {"class_name": type(inner).__name__,
+                                  "config": _optimizer_config(inner)}
+        return cfg
+    if isinstance(opt, optimizers.MultiOptimizer):
+        cfg = opt.get_config()          # refuses a callable optimizer_map
+        m = opt._optimizer_map
+
+        def entry(o):
+            return {"class_name": type(o).__name__, "config": _optimizer_config(o)}
+        cfg["optimizer_map"] = {"class_name": "OptimizerMap", "config": {
+            "default_optimizer": entry(m.default_optimizer),
+            "optimizer_map": {k: entry(o) for k, o in m.items()}}}
+        return cfg
     cfg = opt.get_config()
     lr = opt._learning_rate
     if callable(lr):
@@ -378,19 +402,67 @@ def _optimizer_entries(opt):
         else:
             raise ValueError("save: a learning rate given as a plain function cannot be saved; "
                              "use an axone.optimizers.schedules object")
+    return cfg
+
+
+def _counters(opt):
     state = {"iterations": opt.iterations}
     if getattr(opt, "gradient_accumulation_steps", None):
         state["calls"] = int(opt._iterations)    # mid-cycle position of gradient accumulation
     for k in ("_u_product", "_u_step"):
         if k in opt.__dict__:
             state[k] = opt.__dict__[k]
+    return state
+
+
+def _variables_state(opt):
+    """The state of an optimizer whose state is not all flat vectors (Adafactor's factored
+    moments, a MultiOptimizer's per-group optimizers): its ``variables`` after the counters,
+    each as a vector ``vNNNN`` with its shape in ``state["variables"]``."""
+    state = _counters(opt)
+    arrays = {}
+    if not opt.built:
+        state["variables"] = None
+        return state, arrays
+    own = opt.variables[opt._n_scalar_vars():]
+    state["variables"] = [list(v.data.shape) for v in own]
+    for i, v in enumerate(own):
+        arrays[f"v{i:04d}"] = np.ascontiguousarray(v.data).reshape(-1)
+    return state, arrays
+
+
+def _optimizer_state(opt):
+    """(state object, {name: vector}) of ``opt`` for the file."""
+    from .. import optimizers
+    if isinstance(opt, optimizers.LossScaleOptimizer):
+        inner_state, inner_arrays = _optimizer_state(opt.inner_optimizer)
+        state = {"iterations": opt.iterations, "loss_scale": float(opt._scale),
+                 "step_counter": int(opt._counter), "inner": inner_state}
+        return state, {f"inner.{k}": a for k, a in inner_arrays.items()}
+    if isinstance(opt, optimizers.MultiOptimizer):
+        state = {"iterations": int(opt._iterations), "built": bool(opt.built), "optimizers": []}
+        arrays = {}
+        for k, o in enumerate(opt.optimizers):
+            st, arr = _variables_state(o)
+            state["optimizers"].append(st)
+            arrays.update({f"{k}.{n}": a for n, a in arr.items()})
+        return state, arrays
+    if opt._extra_names:
+        return _variables_state(opt)
+    state = _counters(opt)
     arrays = {}
     if opt._flat_state is not None:
         for name, arr in opt._flat_state.items():
             if isinstance(arr, np.ndarray) and not name.startswith("_"):
                 arrays[name] = arr
         state["flat_size"] = int(opt._flat_state["_size"])
-    return {"class_name": type(opt).__name__, "config": cfg, "state": state}, arrays
+    return state, arrays
+
+
+def _optimizer_entries(opt):
+    state, arrays = _optimizer_state(opt)
+    return {"class_name": type(opt).__name__, "config": _optimizer_config(opt),
+            "state": state}, arrays
 
 
 def save_model(model, path, include_optimizer=True):
@@ -830,22 +902,44 @@ def _rebuild(path, what, fn, *args):
 
 
 def _optimizer_from_entry(o, path):
-    """An optimizer instance from a saved {"class_name", "config", "state"} entry."""
+    """An optimizer instance from a saved {"class_name", "config", "state"} entry (the
+    optimizers a LossScaleOptimizer or MultiOptimizer wraps from their own entries)."""
     from .. import optimizers
     from ..optimizers import schedules
     if not isinstance(o, dict) or not isinstance(o.get("config"), dict):
         raise ValueError("the optimizer entry must be {'class_name', 'config', 'state'}")
     cfg = dict(o["config"])
+    kind = o.get("class_name")
+    nested = {"LossScaleOptimizer": ("inner_optimizer",),
+              "MultiOptimizer": ("optimizer_map",)}.get(kind, ())
     for k, v in cfg.items():       # an optimizer's hyperparameters are scalars (Keras configs too)
-        if k == "name" and isinstance(v, str) or k == "learning_rate" and isinstance(v, dict):
+        if k == "name" and isinstance(v, str) or k == "learning_rate" and isinstance(v, dict) \
+                or k in nested:
             continue
         if not (v is None or type(v) in (bool, int, float)) or (
                 type(v) is float and not math.isfinite(v)):
-            raise ValueError(f"optimizer {o.get('class_name')!r}: config {k!r} must be a finite "
+            raise ValueError(f"optimizer {kind!r}: config {k!r} must be a finite "
                              f"number, a bool or null, received {v!r}")
     if isinstance(cfg.get("learning_rate"), dict):
         cfg["learning_rate"] = schedules.deserialize(cfg["learning_rate"])
-    return optimizers.get({"class_name": o["class_name"], "config": cfg})
+    if kind == "LossScaleOptimizer":
+        inner = cfg.pop("inner_optimizer", None)
+        if not isinstance(inner, dict):
+            raise ValueError(f"optimizer 'LossScaleOptimizer': inner_optimizer must be an "
+                             f"optimizer entry {{'class_name', 'config'}}, received {inner!r}")
+        return optimizers.LossScaleOptimizer(_optimizer_from_entry(inner, path), **cfg)
+    if kind == "MultiOptimizer":
+        m = cfg.pop("optimizer_map", None)
+        m = m.get("config") if isinstance(m, dict) and m.get("class_name") == "OptimizerMap" else m
+        if not (isinstance(m, dict) and isinstance(m.get("optimizer_map", {}), dict)
+                and isinstance(m.get("default_optimizer"), dict)):
+            raise ValueError(f"optimizer 'MultiOptimizer': optimizer_map must be an OptimizerMap "
+                             f"entry {{'default_optimizer', 'optimizer_map'}}, received {m!r:.200}")
+        omap = optimizers.OptimizerMap(
+            _optimizer_from_entry(m["default_optimizer"], path),
+            {k: _optimizer_from_entry(e, path) for k, e in (m.get("optimizer_map") or {}).items()})
+        return optimizers.MultiOptimizer(omap, **cfg)
+    return optimizers.get({"class_name": kind, "config": cfg})
 
 
 def _scalar_state(st, path):
@@ -873,6 +967,29 @@ def _scalar_state(st, path):
     if size is not None and (type(size) is not int or size < 0):
         raise FileFormatError(path, f"optimizer flat_size {size!r} is not a non-negative integer")
     out["flat_size"] = size
+    if "variables" in st:                 # state as the optimizer's variables (their shapes)
+        shapes = st["variables"]
+        if shapes is not None and not (isinstance(shapes, list) and all(
+                isinstance(sh, list) and all(type(d) is int and d >= 0 for d in sh)
+                for sh in shapes)):
+            raise FileFormatError(path, f"optimizer variables must be a list of shapes, "
+                                        f"received {shapes!r:.200}")
+        out["variables"] = shapes
+    if "inner" in st:                     # LossScaleOptimizer: the scale and the inner state
+        scale, counter = st.get("loss_scale"), st.get("step_counter")
+        if type(scale) not in (int, float) or not (math.isfinite(scale) and scale > 0):
+            raise FileFormatError(path, f"the loss scale must be a finite positive number, "
+                                        f"received {scale!r}")
+        if type(counter) is not int or counter < 0:
+            raise FileFormatError(path, f"the loss scale step_counter must be a non-negative "
+                                        f"integer, received {counter!r}")
+        out["loss_scale"], out["step_counter"] = float(scale), counter
+        out["inner"] = _scalar_state(st["inner"], path)
+    if "optimizers" in st:                # MultiOptimizer: one state per optimizer
+        if not isinstance(st["optimizers"], list):
+            raise FileFormatError(path, "a MultiOptimizer state's optimizers must be a list")
+        out["optimizers"] = [_scalar_state(x, path) for x in st["optimizers"]]
+        out["built"] = bool(st.get("built", True))
     return out
 
 
@@ -901,6 +1018,38 @@ def restore_optimizer_state(opt, model, scalars, arrays, path, restore_lr=None):
     was changed, or the file's config was edited), ``opt.load_flat_state`` warns and the whole
     state starts fresh — step counter included — as Keras skips a mismatched optimizer.
     """
+    from .. import optimizers
+    if isinstance(opt, optimizers.LossScaleOptimizer) and scalars.get("inner") is not None:
+        inner = {k[len("inner."):]: a for k, a in arrays.items() if k.startswith("inner.")}
+        if len(inner) != len(arrays):
+            raise FileFormatError(path, f"a LossScaleOptimizer state holds only inner.* arrays, "
+                                        f"received {sorted(set(arrays) - {'inner.' + k for k in inner})}")
+        if not restore_optimizer_state(opt.inner_optimizer, model, scalars["inner"], inner, path,
+                                       restore_lr):
+            return False
+        opt._scale[...] = scalars["loss_scale"]
+        opt._counter[...] = scalars["step_counter"]
+        return True
+    if isinstance(opt, optimizers.MultiOptimizer) and scalars.get("optimizers") is not None:
+        if scalars["built"]:
+            _build_on_model(opt, model)
+        sts = scalars["optimizers"]
+        if len(sts) != len(opt.optimizers):
+            warnings.warn(f"Skipping variable loading for optimizer '{opt.name}', because it has "
+                          f"{len(opt.optimizers)} optimizers whereas the saved optimizer has "
+                          f"{len(sts)}; its state starts fresh", stacklevel=2)
+            return False
+        for k, (o, st) in enumerate(zip(opt.optimizers, sts)):
+            own = {n[len(f"{k}."):]: a for n, a in arrays.items() if n.startswith(f"{k}.")}
+            if not _restore_variables(o, model, st, own, path):
+                return False
+        opt._iterations = scalars["iterations"]
+        return True
+    if "variables" in scalars:
+        ok = _restore_variables(opt, model, scalars, arrays, path)
+        if ok and restore_lr is not None:
+            opt.learning_rate = restore_lr
+        return ok
     size, dtype = _flat_size_and_dtype(model)
     if not arrays and scalars["flat_size"] is None:     # saved before its first step: no state
         _set_iterations(opt, scalars)
@@ -920,6 +1069,45 @@ def restore_optimizer_state(opt, model, scalars, arrays, path, restore_lr=None):
             setattr(opt, k, scalars[k])
     if restore_lr is not None:
         opt.learning_rate = restore_lr
+    return True
+
+
+def _build_on_model(opt, model):
+    """Build ``opt`` on the model's trainable weights as its first training step would (the
+    weights moved into the model's parameter buffer first)."""
+    if not opt.built:
+        if hasattr(model, "_param_buffer"):
+            model._param_buffer()
+        opt.build(model.trainable_weights)
+
+
+def _restore_variables(opt, model, st, arrays, path):
+    """Install a state saved as ``opt``'s variables (see ``_variables_state``); a state that is
+    not the one ``opt``'s configuration has is skipped with a warning (Keras's behaviour)."""
+    shapes = st["variables"]
+    if shapes is None:                      # saved before its first step
+        _set_iterations(opt, st)
+        return True
+    _build_on_model(opt, model)
+    own = opt.variables[opt._n_scalar_vars():]
+    if [list(v.data.shape) for v in own] != shapes:
+        warnings.warn(f"Skipping variable loading for optimizer '{opt.name}', because it has "
+                      f"{len(own)} variables whereas the saved optimizer has {len(shapes)} "
+                      f"variables (or of other shapes); its state starts fresh", stacklevel=3)
+        return False
+    if len(arrays) != len(own):
+        raise FileFormatError(path, f"optimizer {opt.name!r}: the file holds {len(arrays)} state "
+                                    f"arrays for {len(own)} variables")
+    for i, (v, shape) in enumerate(zip(own, shapes)):
+        a = arrays.get(f"v{i:04d}")
+        if a is None or a.size != v.data.size:
+            raise FileFormatError(path, f"optimizer {opt.name!r}: state array v{i:04d} is missing "
+                                        f"or not of {v.data.size} values (shape {tuple(shape)})")
+        np.copyto(v.data, a.reshape(v.data.shape), casting="same_kind")
+    _set_iterations(opt, st)
+    for k in ("_u_product", "_u_step"):
+        if k in st:
+            setattr(opt, k, st[k])
     return True
 
 
