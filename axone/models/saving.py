@@ -1261,9 +1261,14 @@ def load_backup(model, path):
             raise FileFormatError(path, "the optimizer entry must be {'class_name', 'config', "
                                         "'state'}")
         scalars = _scalar_state(entry.get("state", {}), path)
-        lr = entry["config"].get("learning_rate")
+        cfg = entry["config"]
+        if isinstance(cfg.get("inner_optimizer"), dict):        # a LossScaleOptimizer's
+            cfg = cfg["inner_optimizer"].get("config")
+            cfg = cfg if isinstance(cfg, dict) else {}
+        lr = cfg.get("learning_rate")
         lr = float(lr) if type(lr) in (int, float) and math.isfinite(lr) and lr >= 0 else None
-        if callable(opt._learning_rate):
+        if callable(getattr(opt, "inner_optimizer", opt)._learning_rate) or \
+                "_optimizer_map" in opt.__dict__:
             lr = None
         restore_optimizer_state(opt, model, scalars, opt_arrays, path, restore_lr=lr)
     return state

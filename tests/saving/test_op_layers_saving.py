@@ -381,3 +381,43 @@ def test_bad_wrapping_optimizer_entries(tmp_path):
         rewrite(edit)
         with pytest.raises(FileFormatError, match=match):
             keras.models.load_model(tmp_path / "bad.keras")
+
+
+def test_wrapping_optimizer_configs_match_keras():
+    real = pytest.importorskip("keras")
+    k = real.optimizers.LossScaleOptimizer(real.optimizers.Adam(0.01), initial_scale=8.0,
+                                           dynamic_growth_steps=5)
+    a = optimizers.LossScaleOptimizer(optimizers.Adam(0.01), initial_scale=8.0,
+                                      dynamic_growth_steps=5)
+    kc, ac = k.get_config(), a.get_config()
+    assert set(kc) == set(ac)
+    assert kc["initial_scale"] == ac["initial_scale"] and \
+        kc["dynamic_growth_steps"] == ac["dynamic_growth_steps"]
+    assert kc["inner_optimizer"]["class_name"] == ac["inner_optimizer"]["class_name"] == "Adam"
+    # Keras's config (inner optimizer as Keras serializes it) builds the same optimizer here
+    back = optimizers.LossScaleOptimizer.from_config(kc)
+    assert back.initial_scale == 8.0 and back.dynamic_growth_steps == 5
+    assert back.inner_optimizer.learning_rate == pytest.approx(0.01)
+    km = real.optimizers.MultiOptimizer(real.optimizers.OptimizerMap(
+        real.optimizers.SGD(0.1), {"d1/.*": real.optimizers.Adam(0.01)}))
+    am = optimizers.MultiOptimizer(optimizers.OptimizerMap(
+        optimizers.SGD(0.1), {"d1/.*": optimizers.Adam(0.01)}))
+    assert set(km.get_config()) == set(am.get_config())
+
+
+@pytest.mark.parametrize("make", [
+    lambda: optimizers.LossScaleOptimizer(optimizers.Adafactor(0.05), dynamic_growth_steps=2),
+    lambda: optimizers.MultiOptimizer(optimizers.OptimizerMap(
+        optimizers.Adafactor(0.05), {"d2/.*": optimizers.Adam(0.01)}))], ids=["lso", "multi"])
+def test_backup_restores_wrapping_optimizers(tmp_path, make):
+    from axone.models import saving as model_saving
+    x, y = _data()
+    model = _compiled(make())
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    model_saving.save_backup(model, tmp_path / "b.keras", {"epoch": 1})
+    other = _compiled(make())
+    assert model_saving.load_backup(other, tmp_path / "b.keras") == {"epoch": 1}
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+    other.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
