@@ -885,14 +885,19 @@ def decode_call_value(v, tensor_at, what):
             if not (isinstance(shape, list) and all(type(d) is int and 0 <= d <= MAX_CONSTANT_ELEMENTS
                                                     for d in shape)):
                 raise bad(f"a constant array's shape must be a list of sizes, received {shape!r}")
-            n = int(np.prod(shape)) if shape else 1
+            n = 1
+            for d in shape:
+                n *= d
             if n > MAX_CONSTANT_ELEMENTS:
                 raise bad(f"a constant array of shape {tuple(shape)} holds {n} values, more than "
                           f"the {MAX_CONSTANT_ELEMENTS} a saved constant may hold")
             if not (isinstance(values, list) and len(values) == n and all(
                     type(u) in (bool, int, float) for u in values)):
                 raise bad(f"a constant array of shape {tuple(shape)} needs a list of {n} numbers")
-            a = np.array(values, dtype=dtype).reshape(shape)
+            try:
+                a = np.array(values, dtype=dtype).reshape(shape)
+            except OverflowError:
+                raise bad(f"a constant array's values do not fit its dtype {dtype}") from None
             return a if shape else a[()]
         raise bad(f"cannot read the argument value {x!r:.80}")
     return dec(v)
