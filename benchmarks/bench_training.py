@@ -7,19 +7,22 @@ Workloads
          Adam (random data of MNIST's shape and scale; the arithmetic is the same)
 
 Usage: python benchmarks/bench_training.py [--workload iris|mnist|all] [--rounds 5] [--no-keras]
-Prints per-round times and the median ratios axone/torch and axone/keras (who runs first
-alternates from round to round).  Nothing here asserts.
+                                           [--threads 0] [--no-memory]
+``--threads 0`` (default) runs every library at its own defaults; ``--threads 1`` pins them all
+to one thread; ``--threads 0,1`` reports the defaults first and the pinned run second.
+Prints per-round times, then per framework the median and fastest round, the ratios axone/x of
+both (who runs first alternates from round to round), and each framework's peak RSS measured in
+a child process of its own.  Nothing here asserts.
 """
 import argparse
 import os
-import statistics
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-os.environ.setdefault("KERAS_BACKEND", "torch")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 
 
 def iris_data():
@@ -98,36 +101,35 @@ def run_keras(w, x, y):
     return time.perf_counter() - t, h.history["loss"][-1]
 
 
+RUNNERS = {"axone": run_axone, "torch": run_torch, "keras": run_keras}
+
+
+def child(framework, workload):
+    """One training run in a child process (peak-RSS measurement)."""
+    w = WORKLOADS[workload]
+    x, y = w["data"]()
+    t, loss = RUNNERS[framework](w, x, y)
+    return {"seconds": t, "loss": float(loss)}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workload", default="all", choices=["all"] + list(WORKLOADS))
-    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--no-keras", action="store_true")
+    _common.add_common_args(p)
     args = p.parse_args(argv)
-    import torch
-    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
-    for name in names:
-        w = WORKLOADS[name]
-        x, y = w["data"]()
-        runners = {"axone": run_axone, "torch": run_torch}
-        if not args.no_keras:
-            runners["keras"] = run_keras
-        times = {k: [] for k in runners}
-        for r in range(args.rounds):
-            line = []
-            order = list(runners.items())
-            if r % 2:
-                order.reverse()                          # alternate who runs first
-            for k, f in order:
-                t, loss = f(w, x, y)
-                times[k].append(t)
-                line.append(f"{k} {t:7.3f}s (loss {loss:.4f})")
-            print(f"[{name}] round {r + 1}: " + "  ".join(line), flush=True)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"[{name}] median: " + "  ".join(f"{k} {v:.3f}s" for k, v in med.items()))
-        print(f"[{name}] ratio axone/torch = {med['axone'] / med['torch']:.3f}"
-              + ("" if args.no_keras else f"   axone/keras = {med['axone'] / med['keras']:.3f}"))
+    frameworks = ["axone", "torch"] + ([] if args.no_keras else ["keras"])
+    for threads in _common.thread_settings(args.threads):
+        with _common.thread_scope(threads):
+            _common.banner("training loops: axone vs torch" + ("" if args.no_keras else " vs keras"),
+                           threads)
+            for name in names:
+                w = WORKLOADS[name]
+                x, y = w["data"]()
+                runners = {k: (lambda f=RUNNERS[k]: f(w, x, y)) for k in frameworks}
+                mem = None if args.no_memory else _common.memory_runner(__file__, threads, workload=name)
+                _common.compare(name, runners, args.rounds, memory=mem)
 
 
 if __name__ == "__main__":
