@@ -105,7 +105,15 @@ def _grad_cam():
     return keras.Model(base.inputs, [conv, ops.expand_dims(score, -1) * pooled]), [(2, 8, 8, 1)]
 
 
-BUILDERS = [_binary_constants, _two_inputs, _unary, _reductions, _getitem, _stack_concat,
+def _several_outputs():
+    i = keras.Input((6,))
+    x = layers.Dense(6)(i)
+    a, b = ops.split(x, 2, axis=-1)
+    q, r = ops.linalg.qr(ops.reshape(x, (-1, 3, 2)))
+    return keras.Model(i, [a * b, ops.reshape(q, (-1, 6)), ops.sum(r, axis=(1, 2))]), [(5, 6)]
+
+
+BUILDERS = [_several_outputs, _binary_constants, _two_inputs, _unary, _reductions, _getitem, _stack_concat,
             _keyword_tensors, _image_nn, _dtypes_and_arrays, _grad_cam]
 
 
