@@ -432,3 +432,12 @@ def test_backup_restores_wrapping_optimizers(tmp_path, make):
     other.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+def test_wrapped_optimizers_keep_their_schedules(tmp_path):
+    sch = optimizers.schedules.ExponentialDecay(0.05, 4, 0.5)
+    model, back = _resumes(lambda: optimizers.LossScaleOptimizer(optimizers.Adam(sch)), tmp_path)
+    assert type(back.optimizer.inner_optimizer._learning_rate).__name__ == "ExponentialDecay"
+    model, back = _resumes(lambda: optimizers.MultiOptimizer(optimizers.OptimizerMap(
+        optimizers.SGD(sch, momentum=0.5))), tmp_path)
+    assert type(back.optimizer.optimizers[0]._learning_rate).__name__ == "ExponentialDecay"
