@@ -79,7 +79,9 @@ class Variable(Tensor):
 
     @trainable.setter
     def trainable(self, value):
+        # as Keras's torch Variable: a frozen variable's gradient is not computed
         self._trainable = bool(value)
+        self.requires_grad = self._trainable and self.data.dtype.kind == "f"
         _TRAINABLE_VERSION[0] += 1
 
     @property

@@ -320,8 +320,15 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value):
-        self._trainable = bool(value)
+        # Keras 3: the flag also goes to the variables the layer created trainable (so a frozen
+        # layer's kernel reads trainable=False, and unfreezing restores it), then to sublayers
+        value = bool(value)
+        self._trainable = value
         _TRACKING[0] += 1
+        made = self.__dict__.get("_created_trainable", ())
+        for w in self._weights:
+            if id(w) in made:
+                w.trainable = value
         for layer in self._sublayers:
             layer.trainable = value
 
@@ -376,12 +383,7 @@ class Layer:
     @property
     def non_trainable_weights(self):
         if not self._trainable:
-            out, seen = [], set()
-            for w in self._all_weights():
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-            return out
+            return self.weights          # Keras 3: all of them, in ``weights`` order
         out = [w for w in self._weights if not w.trainable]
         seen = set(id(w) for w in out)
         for layer in self._sublayers:

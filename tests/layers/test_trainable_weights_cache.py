@@ -35,8 +35,8 @@ def test_layer_and_variable_trainable_flags():
     assert _names(m.non_trainable_weights) == ["d2/bias"]
     m.trainable = False
     assert m.trainable_weights == []
-    m.trainable = True
-    assert len(m.trainable_weights) == 3
+    m.trainable = True                  # Keras 3: unfreezing sets the layers' variables trainable
+    assert len(m.trainable_weights) == 4
 
 
 def test_weights_added_and_layers_removed():
