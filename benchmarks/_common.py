@@ -56,17 +56,20 @@ def thread_settings(value):
 
 
 @contextlib.contextmanager
-def thread_scope(n):
+def thread_scope(n, with_torch=True):
     """``n == 0``: change nothing.  ``n > 0``: torch, NumPy's OpenBLAS and axone on ``n``
-    threads for the scope; the previous settings come back afterwards."""
+    threads for the scope; the previous settings come back afterwards.  ``with_torch=False``
+    leaves torch out unless it is imported already (a child measuring axone's memory alone)."""
     if not n:
         yield
         return
     from axone import backend
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch = sys.modules.get("torch")
+    if torch is None and with_torch:
+        try:
+            import torch
+        except ImportError:
+            torch = None
     old_torch = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(n)
@@ -224,7 +227,7 @@ def _vm_hwm_mib():
 def _child_main(payload):
     spec = json.loads(payload)
     mod = _load_script(spec["script"])
-    with thread_scope(spec["threads"]):
+    with thread_scope(spec["threads"], with_torch=spec["kwargs"].get("framework") != "axone"):
         result = getattr(mod, spec["func"])(**spec["kwargs"])
     sys.stdout.write("__child__ " + json.dumps(result) + "\n")
     hwm = _vm_hwm_mib()

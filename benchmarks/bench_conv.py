@@ -9,25 +9,24 @@ Workloads (random data of the given shape; the arithmetic is the same as on real
          -> Flatten -> Dense(64, relu) -> Dense(10, softmax); 5,000 samples, batch 64, Adam
 
 Usage: python benchmarks/bench_conv.py [--workload lenet|wide|all] [--rounds 5] [--keras]
-                                       [--threads 1] [--profile]
-``--threads N`` caps BLAS (threadpoolctl), torch's intra-op threads and axone's own threads
-(``axone.backend.set_num_threads``) for every framework alike
-(default 1: on a shared 2-core machine more threads mostly measure oversubscription; 0 leaves
-each library's default).  ``--profile`` runs one axone LeNet epoch under cProfile and prints where
-the time goes.  Prints per-round times, medians and the median ratios axone/torch (and
-axone/keras).  Nothing here asserts.
+                                       [--threads 0] [--no-memory] [--profile]
+``--threads 0`` (default) leaves every library at its own defaults (torch's thread count,
+axone's thread policy); ``--threads N`` pins BLAS, torch's intra-op threads and axone's own
+threads to N for every framework alike; ``--threads 0,1`` reports the defaults first and the
+pinned run second.  ``--profile`` runs one axone LeNet epoch under cProfile and prints where
+the time goes.  Prints per-round times, then per framework the median and fastest round, the
+ratios axone/x of both and each framework's peak RSS (one child process each).  Nothing here
+asserts.
 """
 import argparse
-import contextlib
 import os
-import statistics
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-os.environ.setdefault("KERAS_BACKEND", "torch")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 
 
 def make_data(n, shape, seed=0):
@@ -139,30 +138,6 @@ def run_keras(w, x, y):
     return time.perf_counter() - t, h.history["loss"][-1]
 
 
-@contextlib.contextmanager
-def thread_limit(n):
-    if not n:
-        yield
-        return
-    import torch
-    from axone import backend
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    old_axone = backend.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        ctx = contextlib.nullcontext()
-    else:
-        ctx = threadpool_limits(limits=n)
-    try:
-        with ctx:
-            yield
-    finally:
-        torch.set_num_threads(old)
-        backend.set_num_threads(old_axone)
-
-
 def profile_axone(workload="lenet", top=25):
     """One axone epoch under cProfile; prints the top functions by total (self) time and a
     breakdown of the convolution / pooling ops."""
@@ -227,45 +202,40 @@ def lenet_components(batch=64, n=10000):
         print(f"  {what:42s} {ms:7.3f} ms/batch  {ms * steps / 1e3:6.2f} s/epoch")
 
 
+RUNNERS = {"axone": run_axone, "torch": run_torch, "keras": run_keras}
+
+
+def child(framework, workload):
+    """One training epoch in a child process (peak-RSS measurement)."""
+    w = WORKLOADS[workload]
+    x, y = make_data(w["n"], w["shape"])
+    t, loss = RUNNERS[framework](w, x, y)
+    return {"seconds": t, "loss": float(loss)}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workload", default="all", choices=["all"] + list(WORKLOADS))
-    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--keras", action="store_true", help="also time Keras 3 (PyTorch backend)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="BLAS and torch threads for every framework (0: library defaults)")
     p.add_argument("--profile", action="store_true", help="profile one axone LeNet epoch and exit")
+    _common.add_common_args(p)
     args = p.parse_args(argv)
-    import torch
-    with thread_limit(args.threads):
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} torch "
-              f"threads, --threads {args.threads}), load average {load:.2f} on {os.cpu_count()} CPUs")
-        if args.profile:
-            profile_axone("lenet")
-            lenet_components()
-            return
-        names = list(WORKLOADS) if args.workload == "all" else [args.workload]
-        for name in names:
-            w = WORKLOADS[name]
-            x, y = make_data(w["n"], w["shape"])
-            runners = {"axone": run_axone, "torch": run_torch}
-            if args.keras:
-                runners["keras"] = run_keras
-            times = {k: [] for k in runners}
-            for r in range(args.rounds):
-                line = []
-                # alternate the order so neither framework always runs on a warmer cache
-                order = list(runners) if r % 2 == 0 else list(runners)[::-1]
-                for k in order:
-                    t, loss = runners[k](w, x, y)
-                    times[k].append(t)
-                    line.append(f"{k} {t:7.3f}s (loss {loss:.4f})")
-                print(f"[{name}] round {r + 1}: " + "  ".join(line), flush=True)
-            med = {k: statistics.median(v) for k, v in times.items()}
-            print(f"[{name}] median: " + "  ".join(f"{k} {v:.3f}s" for k, v in med.items()))
-            print(f"[{name}] ratio axone/torch = {med['axone'] / med['torch']:.3f}"
-                  + (f"   axone/keras = {med['axone'] / med['keras']:.3f}" if args.keras else ""))
+    for threads in _common.thread_settings(args.threads):
+        with _common.thread_scope(threads):
+            _common.banner("convolutional training: axone vs torch" + (" vs keras" if args.keras else ""),
+                           threads)
+            if args.profile:
+                profile_axone("lenet")
+                lenet_components()
+                continue
+            names = list(WORKLOADS) if args.workload == "all" else [args.workload]
+            frameworks = ["axone", "torch"] + (["keras"] if args.keras else [])
+            for name in names:
+                w = WORKLOADS[name]
+                x, y = make_data(w["n"], w["shape"])
+                runners = {k: (lambda f=RUNNERS[k]: f(w, x, y)) for k in frameworks}
+                mem = None if args.no_memory else _common.memory_runner(__file__, threads, workload=name)
+                _common.compare(name, runners, args.rounds, memory=mem)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,17 @@ axone and PyTorch each supply theirs, so both run exactly the same sequence.
 
     python benchmarks/bench_ops.py            # 7 rounds of 50 passes
     python benchmarks/bench_ops.py --quick    # a few seconds
-    python benchmarks/bench_ops.py --torch-threads 1   # pin torch to one thread
+    python benchmarks/bench_ops.py --threads 1         # pin every library to one thread
+    python benchmarks/bench_ops.py --threads 0,1       # defaults first, then pinned
 
-Prints each round's time per pass in both frameworks, their ratio, and the
-median ratio axone/torch (below 1: axone is faster).  It asserts nothing about
-timings.
+``--threads 0`` (default) leaves each library at its own defaults.  Prints each
+round's time per pass in both frameworks, their ratio, and the median and
+fastest-round ratios axone/torch (below 1: axone is faster).  It asserts
+nothing about timings.
 """
 import argparse
 import gc
 import os
-import platform
 import statistics
 import sys
 import time
@@ -29,7 +30,8 @@ import types
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 
 N = 32          # tensors are N×N
 N_WEIGHTS = 8   # weight matrices, used in turn by the blocks
@@ -112,50 +114,19 @@ def time_per_pass(step, reps):
     return (time.perf_counter() - t0) / reps
 
 
-def load_average():
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on every platform
-        return None
-
-
-def print_environment(threads_set):
-    import torch
-    print(f"python {platform.python_version()}  numpy {np.__version__}  torch {torch.__version__}")
-    load = load_average()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs visible, 1-min load average "
-          + ("unknown" if load is None else f"{load:.2f}"))
-    print(f"torch threads: intra-op {torch.get_num_threads()}, inter-op {torch.get_num_interop_threads()}"
-          + (" (set by --torch-threads)" if threads_set else " (library defaults, unchanged)"))
+def print_environment(threads):
+    print(_common.describe(threads))
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
            if k in os.environ}
     print(f"threading env: {env or 'none set'}")
-    try:
-        from threadpoolctl import threadpool_info
-        for info in threadpool_info():
-            print(f"  {info.get('internal_api')}: {info.get('num_threads')} threads ({info.get('filepath')})")
-    except ImportError:
-        pass
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="short run: 3 rounds of 10 passes")
-    p.add_argument("--rounds", type=int, default=None, help="rounds (default 7; 3 with --quick)")
-    p.add_argument("--reps", type=int, default=None, help="passes per round and framework (default 50; 10 with --quick)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed passes before timing (default 10; 3 with --quick)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--torch-threads", type=int, default=None,
-                   help="call torch.set_num_threads(N) first (default: leave torch's threading alone)")
-    args = p.parse_args(argv)
-    if args.torch_threads is not None:
-        import torch
-        torch.set_num_threads(args.torch_threads)
+def run(args, threads):
     rounds = args.rounds or (3 if args.quick else 7)
     reps = args.reps or (10 if args.quick else 50)
     warmup = args.warmup if args.warmup is not None else (3 if args.quick else 10)
-
-    print_environment(args.torch_threads is not None)
+    print(f"\n=== per-op overhead: axone vs torch ===")
+    print_environment(threads)
     print(f"workload: {count_ops()} ops on {N}x{N} float32 ({N_WEIGHTS} weight matrices requiring grad), "
           f"forward + backward; {rounds} rounds x {reps} passes, {warmup} warm-up passes")
 
@@ -176,32 +147,45 @@ def main(argv=None):
         ax_step()
         th_step()
 
-    print(f"\n{'round':>5} {'axone ms/pass':>14} {'torch ms/pass':>14} {'axone/torch':>12}")
-    ratios, ax_times, th_times = [], [], []
-    for r in range(rounds):
-        gc.collect()
-        # Alternate which framework goes first so drift does not favour either.
-        if r % 2 == 0:
-            ta = time_per_pass(ax_step, reps)
-            tt = time_per_pass(th_step, reps)
-        else:
-            tt = time_per_pass(th_step, reps)
-            ta = time_per_pass(ax_step, reps)
-        ax_times.append(ta)
-        th_times.append(tt)
-        ratios.append(ta / tt)
-        print(f"{r + 1:>5} {ta * 1e3:>14.3f} {tt * 1e3:>14.3f} {ta / tt:>12.3f}")
+    def on_round(r, ts, _):
+        print(f"{r + 1:>5} {ts['axone'] * 1e3:>14.3f} {ts['torch'] * 1e3:>14.3f} "
+              f"{ts['axone'] / ts['torch']:>12.3f}", flush=True)
 
+    def timer(step):
+        def f():
+            gc.collect()
+            return time_per_pass(step, reps)
+        return f
+
+    print(f"\n{'round':>5} {'axone ms/pass':>14} {'torch ms/pass':>14} {'axone/torch':>12}")
+    times = _common.interleaved({"axone": timer(ax_step), "torch": timer(th_step)}, rounds, on_round)
+    ratios = [a / t for a, t in zip(times["axone"], times["torch"])]
     n = count_ops()
-    med_a, med_t = statistics.median(ax_times), statistics.median(th_times)
+    (med_a, fast_a), (med_t, fast_t) = _common.summary(times["axone"]), _common.summary(times["torch"])
     print(f"\nmedian ms/pass: axone {med_a * 1e3:.3f} ({med_a / n * 1e6:.2f} us/op), "
           f"torch {med_t * 1e3:.3f} ({med_t / n * 1e6:.2f} us/op)")
-    print(f"median ratio axone/torch: {statistics.median(ratios):.3f}  "
-          f"(rounds: {', '.join(f'{x:.3f}' for x in ratios)})")
-    load = load_average()
-    if load is not None and os.cpu_count() and load > 0.5 * os.cpu_count():
-        print(f"note: 1-min load average {load:.2f} on {os.cpu_count()} CPUs; other processes were "
+    print(f"fastest ms/pass: axone {fast_a * 1e3:.3f} ({fast_a / n * 1e6:.2f} us/op), "
+          f"torch {fast_t * 1e3:.3f} ({fast_t / n * 1e6:.2f} us/op)")
+    print(f"median ratio axone/torch: {statistics.median(ratios):.3f}  fastest rounds' ratio: "
+          f"{fast_a / fast_t:.3f}  (rounds: {', '.join(f'{x:.3f}' for x in ratios)})")
+    load = _common.load_average()
+    if load is not None and os.cpu_count() and load[0] > 0.5 * os.cpu_count():
+        print(f"note: 1-min load average {load[0]:.2f} on {os.cpu_count()} CPUs; other processes were "
               "running, and torch's worker threads slow down most when CPUs are shared")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="short run: 3 rounds of 10 passes")
+    p.add_argument("--rounds", type=int, default=None, help="rounds (default 7; 3 with --quick)")
+    p.add_argument("--reps", type=int, default=None, help="passes per round and framework (default 50; 10 with --quick)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed passes before timing (default 10; 3 with --quick)")
+    p.add_argument("--seed", type=int, default=0)
+    _common.add_thread_args(p)
+    args = p.parse_args(argv)
+    for threads in _common.thread_settings(args.threads):
+        with _common.thread_scope(threads):
+            run(args, threads)
     return 0
 
 

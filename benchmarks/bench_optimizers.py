@@ -4,18 +4,21 @@ PyTorch runs its multi-tensor implementations (foreach=True; fused=True where th
 it) over the same parameter tensors (a 1M-parameter MLP's shapes: 1000x500, 500, 500x1000,
 1000).  axone updates its one contiguous buffer (what Model.fit does each step).
 
-Usage: python benchmarks/bench_optimizers.py [--rounds 7] [--steps 200]
-Prints the median time per step and the ratio axone/torch for each optimizer.  No assertions.
+Usage: python benchmarks/bench_optimizers.py [--rounds 7] [--steps 200] [--only Adam,SGD] [--threads 0]
+``--threads 0`` (default) leaves each library at its own defaults; ``--threads N`` pins torch
+and axone to N threads; ``--threads 0,1`` reports the defaults first and the pinned run second.
+Prints, per optimizer, the median and fastest round's time per step and the ratios axone/torch
+of both (rounds interleaved, who runs first alternating).  No assertions.
 """
 import argparse
 import os
-import statistics
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 
 SHAPES = [(1000, 500), (500,), (500, 1000), (1000,)]
 OPTS = {
@@ -69,23 +72,31 @@ def time_torch(name, kwargs, steps):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--only", default=None, help="comma-separated optimizer names")
+    _common.add_common_args(p, rounds=7, memory=False)
     args = p.parse_args(argv)
-    import torch
     n = sum(int(np.prod(s)) for s in SHAPES)
-    print(f"{n:,} parameters; numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
     names = args.only.split(",") if args.only else list(OPTS)
-    for label in names:
-        an, akw, tn, tkw = OPTS[label]
-        ta, tt = [], []
-        for _ in range(args.rounds):
-            ta.append(time_axone(an, akw, args.steps))
-            tt.append(time_torch(tn, tkw, args.steps))
-        a, t = statistics.median(ta), statistics.median(tt)
-        print(f"{label:14s} axone {a * 1e6:8.1f} us/step   torch {t * 1e6:8.1f} us/step   ratio {a / t:.2f}",
-              flush=True)
+    unknown = [k for k in names if k not in OPTS]
+    if unknown:
+        p.error(f"--only: unknown optimizer(s) {unknown}; expected names among {list(OPTS)}")
+    for threads in _common.thread_settings(args.threads):
+        with _common.thread_scope(threads):
+            _common.banner(f"optimizer steps over {n:,} parameters: axone vs torch", threads)
+            rows = []
+            for label in names:
+                an, akw, tn, tkw = OPTS[label]
+                times = _common.interleaved(
+                    {"axone": lambda: time_axone(an, akw, args.steps),
+                     "torch": lambda: time_torch(tn, tkw, args.steps)}, args.rounds)
+                (ma, fa), (mt, ft) = _common.summary(times["axone"]), _common.summary(times["torch"])
+                rows.append([label, ma * 1e6, mt * 1e6, ma / mt, fa * 1e6, ft * 1e6, fa / ft])
+                print(f"{label:14s} axone {ma * 1e6:8.1f} us/step   torch {mt * 1e6:8.1f} us/step   "
+                      f"ratio {ma / mt:.2f} (fastest rounds {fa / ft:.2f})", flush=True)
+            _common.table(["optimizer", "axone us (median)", "torch us (median)", "ratio",
+                           "axone us (fastest)", "torch us (fastest)", "ratio"], rows,
+                          title=f"{args.rounds} rounds x {args.steps} steps (ratio axone/torch)")
 
 
 if __name__ == "__main__":

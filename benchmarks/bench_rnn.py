@@ -6,29 +6,28 @@ Workloads (one epoch each, same data, same batch order policy: reshuffled every 
   gru    the same with GRU(64) (Keras's reset_after=True, which is PyTorch's nn.GRU)
 
 Usage: python benchmarks/bench_rnn.py [--workload lstm|gru|all] [--rounds 5] [--keras]
-                                      [--samples 5000] [--blas-threads N] [--torch-threads N]
-                                      [--axone-threads N]
+                                      [--samples 5000] [--threads 0] [--no-memory]
        python benchmarks/bench_rnn.py --profile      # where axone's LSTM epoch spends its time
-Prints per-round times, the medians and the median ratios axone/torch (and axone/keras).
-Nothing here asserts.  On a shared machine the timings are noisy: compare medians, and look at
-the load average printed at the top.  With several CPUs busy, multi-threaded BLAS (NumPy) and
-PyTorch's intra-op threads mostly wait for each other on these small per-step products;
---blas-threads 1 --torch-threads 1 --axone-threads 1 show the single-threaded numbers.
+Prints per-round times, then per framework the median and fastest round, the ratios axone/x of
+both and each framework's peak RSS (one child process each).  Nothing here asserts.  On a
+shared machine the timings are noisy: look at the load average printed at the top.
+``--threads 0`` (default) leaves every library at its own defaults; with several CPUs busy,
+PyTorch's intra-op threads mostly wait for each other on these small per-step products, and
+``--threads 1`` (or ``--threads 0,1``: defaults first, pinned second) shows the single-threaded
+numbers of every library.
 """
 import argparse
-import contextlib
 import cProfile
 import io
 import os
 import pstats
-import statistics
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-os.environ.setdefault("KERAS_BACKEND", "torch")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 
 T, F, UNITS, BATCH = 50, 8, 64, 64
 
@@ -188,61 +187,37 @@ def profile_axone(kind, x, y, top=18):
     print(f"  -> {1e6 * full / (2 * T):.0f} us per time step (forward or backward)")
 
 
-def _blas_limit(n):
-    if n is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=n)
+def child(framework, workload, samples=5000):
+    """One training epoch in a child process (peak-RSS measurement)."""
+    x, y = make_data(samples)
+    t, loss = RUNNERS[framework](workload, x, y)
+    return {"seconds": t, "loss": float(loss)}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workload", default="all", choices=["all", "lstm", "gru"])
-    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--keras", action="store_true", help="also time Keras 3 (PyTorch backend)")
     p.add_argument("--samples", type=int, default=5000)
-    p.add_argument("--blas-threads", type=int, default=None, help="NumPy BLAS threads (threadpoolctl)")
-    p.add_argument("--torch-threads", type=int, default=None, help="PyTorch intra-op threads")
-    p.add_argument("--axone-threads", type=int, default=None,
-                   help="axone's own threads (batch shards; axone.backend.set_num_threads)")
     p.add_argument("--profile", action="store_true", help="profile axone's epoch instead of timing rounds")
+    _common.add_common_args(p)
     args = p.parse_args(argv)
-    import torch
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
-    if args.axone_threads:
-        from axone import backend
-        backend.set_num_threads(args.axone_threads)
     x, y = make_data(args.samples)
     names = ["lstm", "gru"] if args.workload == "all" else [args.workload]
-    with _blas_limit(args.blas_threads):
-        try:
-            from threadpoolctl import threadpool_info
-            blas = ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info())
-        except ImportError:
-            blas = "threadpoolctl not installed"
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"numpy {np.__version__} (thread pools: {blas}), torch {torch.__version__} "
-              f"({torch.get_num_threads()} threads), {os.cpu_count()} CPUs, load average {load:.2f}")
-        if args.profile:
+    for threads in _common.thread_settings(args.threads):
+        with _common.thread_scope(threads):
+            _common.banner("recurrent training: axone vs torch" + (" vs keras" if args.keras else ""),
+                           threads)
+            if args.profile:
+                for name in names:
+                    profile_axone(name, x, y)
+                continue
+            frameworks = ["axone", "torch"] + (["keras"] if args.keras else [])
             for name in names:
-                profile_axone(name, x, y)
-            return
-        for name in names:
-            runners = ["axone", "torch"] + (["keras"] if args.keras else [])
-            times = {k: [] for k in runners}
-            for r in range(args.rounds):
-                line = []
-                order = runners if r % 2 == 0 else runners[::-1]   # alternate who runs first
-                for k in order:
-                    t, loss = RUNNERS[k](name, x, y)
-                    times[k].append(t)
-                    line.append(f"{k} {t:7.3f}s (loss {loss:.4f})")
-                print(f"[{name}] round {r + 1}: " + "  ".join(line), flush=True)
-            med = {k: statistics.median(v) for k, v in times.items()}
-            print(f"[{name}] median: " + "  ".join(f"{k} {v:.3f}s" for k, v in med.items()))
-            print(f"[{name}] ratio axone/torch = {med['axone'] / med['torch']:.3f}"
-                  + (f"   axone/keras = {med['axone'] / med['keras']:.3f}" if args.keras else ""))
+                runners = {k: (lambda f=RUNNERS[k], name=name: f(name, x, y)) for k in frameworks}
+                mem = None if args.no_memory else _common.memory_runner(
+                    __file__, threads, workload=name, samples=args.samples)
+                _common.compare(name, runners, args.rounds, memory=mem)
 
 
 if __name__ == "__main__":
