@@ -36,11 +36,14 @@ def _shape_str(shape):
 
 def _wrap(text, width):
     """Greedy word wrap at spaces into lines of at most ``width`` characters (a word longer
-    than ``width`` keeps its own line whole; the columns are sized so none is)."""
-    lines, line = [], ""
-    for word in str(text).split(" "):
-        if not line:
-            line = word
+    than ``width`` keeps its own line whole; the columns are sized so none is).  Leading spaces
+    (the indent of a nested layer's row) stay on the first line."""
+    text = str(text)
+    body = text.lstrip(" ")
+    lines, line = [], text[:len(text) - len(body)]
+    for word in body.split(" "):
+        if not line.strip():
+            line += word
         elif len(line) + 1 + len(word) <= width:
             line += " " + word
         else:
@@ -73,6 +76,18 @@ def _row(fields, widths, right):
 
 def _count(weights):
     return int(sum(int(np.prod(w.shape)) for w in weights))
+
+
+def _nbytes(weights):
+    """Memory of the distinct ``weights`` by their dtypes (Keras's weight_memory_size); an
+    optimizer's step counter counts as Keras's int32."""
+    total = 0
+    for w in {id(w): w for w in weights}.values():
+        size = np.dtype(w.dtype).itemsize
+        if getattr(w, "name", None) == "iteration" and np.dtype(w.dtype).kind in "iu":
+            size = 4
+        total += int(np.prod(w.shape)) * size
+    return total
 
 
 def _sequential_like(model):
@@ -230,20 +245,23 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
         out.append("" if i < len(rows) - 1 else "=" * line_length)
     if not rows:
         out.append("=" * line_length)
-    total = trainable = 0
+    # Keras: the trainable and non-trainable weights, and the optimizer's variables once it is
+    # built (by fit / evaluate / train_on_batch); the total is their sum
+    trainable_w, frozen_w, opt_w = [], [], []
     if model.built:
-        seen = set()
-        weights = []
-        for w in model.weights:
-            if id(w) not in seen:
-                seen.add(id(w))
-                weights.append(w)
-        total = _count(weights)
-        trainable = _count(model.trainable_weights)
-    itemsize = 4
-    out.append(f"Total params: {total:,} ({readable_size(total * itemsize)})")
-    out.append(f"Trainable params: {trainable:,} ({readable_size(trainable * itemsize)})")
-    out.append(f"Non-trainable params: {total - trainable:,} ({readable_size((total - trainable) * itemsize)})")
+        trainable_w, frozen_w = model.trainable_weights, model.non_trainable_weights
+    opt = getattr(model, "optimizer", None)
+    opt_built = bool(getattr(model, "compiled", False) and opt is not None
+                     and getattr(opt, "built", False))
+    if opt_built:
+        opt_w = opt.variables
+    counts = [_count(trainable_w), _count(frozen_w), _count(opt_w)]
+    sizes = [_nbytes(trainable_w), _nbytes(frozen_w), _nbytes(opt_w)]
+    out.append(f"Total params: {sum(counts):,} ({readable_size(sum(sizes))})")
+    out.append(f"Trainable params: {counts[0]:,} ({readable_size(sizes[0])})")
+    out.append(f"Non-trainable params: {counts[1]:,} ({readable_size(sizes[1])})")
+    if opt_built:
+        out.append(f"Optimizer params: {counts[2]:,} ({readable_size(sizes[2])})")
     out.append("_" * line_length)
     for line in out:
         print_fn(line)

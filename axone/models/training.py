@@ -23,6 +23,7 @@ from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor, finish_fresh_grads, mark_fresh_grads
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers import base as layer_base
+from ..variables import _TRAINABLE_VERSION
 from . import data_adapters
 from .data import cast_inputs, check_finite, n_rows, to_array, to_arrays
 from .data_adapters import ArrayDataAdapter, _Batches
@@ -305,6 +306,65 @@ class Trainer:
         return out
 
     # ---------------------------------------------------- parameter buffer
+    def _trainable_key(self):
+        return layer_base.tracking_version(), _TRAINABLE_VERSION[0]
+
+    def _prepare_trainable(self):
+        """Keras 3 at the start of fit / evaluate / ``*_on_batch``, and at a training step after
+        a ``trainable`` flag changed: the trainable weights in one buffer and the optimizer built
+        on them (so its variables exist).  A built optimizer only takes the variables it was built
+        with: unfreezing weights needs a new optimizer (``compile`` with one), as in Keras."""
+        vars_ = self._param_buffer()[0]
+        self._refresh_penalties()
+        self._trainable_seen = self._trainable_key()
+        opt = self.optimizer
+        if opt is None or not vars_:
+            return
+        if not opt.built:
+            opt.build(vars_)
+            return
+        known = getattr(opt, "_tv_index", None)
+        if known is None:
+            return
+        for v in vars_:
+            if id(v) not in known:
+                raise ValueError(
+                    f"Unknown variable: {v.path!r}. The optimizer {type(opt).__name__!r} of model "
+                    f"{self.name!r} can only be called for the variables it was originally built "
+                    f"with; after making weights trainable, compile the model again with a new "
+                    f"optimizer instance (e.g. model.compile(optimizer='adam', ...))")
+
+    def _carry_optimizer_state(self, old, new):
+        """Keras keeps an optimizer's state per variable: when the trainable set changes under
+        the same optimizer, each weight still trained takes its state (moments, EMA,
+        accumulators) into the new buffer, and a weight frozen meanwhile keeps its own for
+        when it trains again."""
+        opt = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        st = getattr(opt, "_flat_state", None)
+        if st is None or old is None or len(old) < 4 or old[1] is None \
+                or st.get("_size") != old[1].size or "_full_state" not in dir(opt):
+            return
+        size = st["_size"]
+        per_var = [n for n, a in st.items() if n[0] != "_" and isinstance(a, np.ndarray)
+                   and a.ndim == 1 and a.size == size]
+        parked = opt.__dict__.setdefault("_parked_state", {})
+        for v, seg in zip(old[0], old[3]):
+            parked[id(v)] = (v, {n: st[n][seg].copy() for n in per_var})
+        if new[1] is None:
+            return
+        fresh = opt._full_state(new[1])
+        fresh["_size"] = new[1].size
+        for n, a in st.items():              # state of the whole optimizer, not per weight
+            if n[0] != "_" and n not in per_var:
+                fresh[n] = a
+        for v, seg in zip(new[0], new[3]):
+            kept = parked.pop(id(v), None)
+            if kept is not None and kept[0] is v:
+                for n, a in kept[1].items():
+                    if n in fresh and a.shape == fresh[n][seg].shape:
+                        fresh[n][seg] = a
+        opt._flat_state = fresh
+
     def _param_buffer(self):
         """Move trainable weights into one contiguous buffer (and their grads into another)."""
         tw = self.trainable_weights
@@ -314,6 +374,7 @@ class Trainer:
             return buf
         if not tw:
             self._buffer = ([], None, None)
+            self._carry_optimizer_state(buf, self._buffer)
             return self._buffer
         dtypes = {w.dtype for w in tw}
         dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(backend.floatx())
@@ -330,6 +391,7 @@ class Trainer:
             segments.append(slice(off, off + n))
             off += n
         self._buffer = (list(tw), params, grads, segments)
+        self._carry_optimizer_state(buf, self._buffer)
         return self._buffer
 
     # ------------------------------------------------------------ data prep
@@ -624,7 +686,13 @@ class Trainer:
         return outs
 
     def _train_step(self, xs, ys, sw):
+        if self.__dict__.get("_trainable_seen") != self._trainable_key():
+            # Keras 3 reads the trainable weights at every step: a flag changed since the last
+            # one (by a callback, between two fits) takes effect now
+            self._prepare_trainable()
         vars_, params, grads = self._buffer[0], self._buffer[1], self._buffer[2]
+        if params is None:
+            warnings.warn("The model does not have any trainable weights.", stacklevel=2)
         if grads is not None:
             # the buffer counts as zero: backward writes each weight's first gradient over it
             mark_fresh_grads(vars_)
@@ -1053,8 +1121,7 @@ class Trainer:
             cbs.append(ProgbarLogger(verbose=verbose))
         cblist = CallbackList(cbs, self, {"epochs": epochs, "steps": adapter.num_batches,
                                           "verbose": verbose})
-        self._param_buffer()
-        self._refresh_penalties()
+        self._prepare_trainable()
         self._trackers()
         self.stop_training = False
         self._resume_epoch = None
@@ -1202,7 +1269,7 @@ class Trainer:
             adapter = ArrayDataAdapter(*source, batch_size, steps=steps)
         else:
             adapter, batch_size = source, n
-        self._refresh_penalties()
+        self._prepare_trainable()
         cblist = self._callback_list(callbacks, verbose, adapter.num_batches, "evaluate")
         try:
             with self._blas_scope(batch_size):
@@ -1287,8 +1354,7 @@ class Trainer:
         self._assert_compiled("train_on_batch")
         (xs, ys, sw), n = self._adapter(x, y, sample_weight, class_weight, None, None, False,
                                         "train_on_batch")
-        self._param_buffer()
-        self._refresh_penalties()
+        self._prepare_trainable()
         self._reset_trackers()
         if self._steps_overridden("train_step"):
             logs = self._metrics_or_logs(self._custom_step(self.train_step, "train_step", xs, ys, sw))
@@ -1302,7 +1368,7 @@ class Trainer:
         self._assert_compiled("test_on_batch")
         (xs, ys, sw), n = self._adapter(x, y, sample_weight, None, None, None, False,
                                         "test_on_batch")
-        self._refresh_penalties()
+        self._prepare_trainable()
         self._reset_trackers()
         if self._steps_overridden("test_step"):
             with no_grad():
