@@ -984,6 +984,64 @@ def resolve_op(op):
                      f"tensor operator ({', '.join(sorted(_OPERATORS))})")
 
 
+#: the most values one array of an op node's shape inference may hold while a file loads
+MAX_LOAD_ELEMENTS = 1 << 27
+
+
+def _ints(v):
+    """The integers in a (nested) call argument, bools and tensors left out."""
+    if isinstance(v, (bool, np.bool_)):
+        return []
+    if isinstance(v, (int, np.integer)):
+        return [int(v)]
+    if isinstance(v, (float, np.floating)) and np.isfinite(v):
+        return [int(abs(v))]
+    if isinstance(v, (list, tuple)):
+        return [i for x in v for i in _ints(x)]
+    return []
+
+
+def _op_output_bound(op, template, dims, sizes):
+    """An upper bound on the output size of the ops whose output size comes from their
+    arguments rather than from their inputs' sizes alone; None for the others."""
+    args, kwargs = template
+    every = list(args) + list(kwargs.values())
+    biggest = float(max(sizes, default=1))
+
+    def prod(v):
+        out = 1.0
+        for i in _ints(v):
+            out *= max(abs(i), 1)
+        return out
+
+    def arg(i, name):
+        return kwargs[name] if name in kwargs else (args[i] if len(args) > i else None)
+    if op in ("outer", "kron", "meshgrid"):
+        out = 1.0
+        for n in sizes:
+            out *= max(n, 1)
+    elif op in ("broadcast_to", "zeros", "ones", "full", "empty"):
+        out = prod(arg(1 if op == "broadcast_to" else 0, "shape"))
+    elif op == "resize" or op == "scale_and_translate":
+        size = arg(1, "size" if op == "resize" else "output_shape")
+        d = dims[0] if dims else ()
+        first = kwargs.get("data_format") == "channels_first"
+        hw = (d[-2] * d[-1] if first else d[-3] * d[-2]) if len(d) >= 3 else 1
+        out = biggest / max(hw, 1) * prod(size)
+    elif op in ("pad", "pad_images"):
+        widths = _ints(every)
+        grow = 2 * max([abs(w) for w in widths] + [0])
+        out = 1.0
+        for n in (dims[0] if dims else ()):
+            out *= n + grow
+    elif op in ("tile", "repeat", "one_hot", "multi_hot", "extract_patches", "eye",
+                "identity", "tri", "arange", "linspace", "logspace", "geomspace"):
+        out = biggest * prod(every)
+    else:
+        return None
+    return int(min(out, 1e18))
+
+
 class OpLayer(Layer):
     """A ``keras.ops`` function (or an operator such as ``+``) applied to symbolic tensors in a
     functional model: the op becomes a node of the graph and runs on the real tensors.
@@ -1012,9 +1070,12 @@ class OpLayer(Layer):
         # run on two dummy batch sizes: a dimension that follows the batch size is None
         shapes = input_shape if isinstance(input_shape, list) else [input_shape]
         outs = []
+        loading = getattr(fileio._budget, "active", None)
         for b in (2, 3):
-            xs = [Tensor(np.zeros(tuple(b if d is None else d for d in s), dtype=t.dtype))
-                  for s, t in zip(shapes, self._symbolic_inputs)]
+            dims = [tuple(b if d is None else d for d in s) for s in shapes]
+            if loading is not None:        # a file's graph: the dummies stay of bounded size
+                self._check_load_size(loading, dims)
+            xs = [Tensor(np.zeros(d, dtype=t.dtype)) for d, t in zip(dims, self._symbolic_inputs)]
             with no_grad():
                 outs.append(self.call(xs))
 
@@ -1024,6 +1085,21 @@ class OpLayer(Layer):
             return tuple(None if (u, v) == (2, 3) else u for u, v in zip(a.shape, c.shape))
         self._out_dtypes = outs[0]
         return merge(outs[0], outs[1])
+
+    def _check_load_size(self, budget, dims):
+        """While a file loads, the shape inference of this op may not allocate more than
+        ``MAX_LOAD_ELEMENTS`` values for an input or for its output, the latter bounded before
+        the op runs from the arguments of the ops whose output size comes from them (a
+        hand-edited ``tile`` or ``broadcast_to`` must not make a small file take gigabytes)."""
+        sizes = [int(np.prod(d, dtype=np.float64)) for d in dims]
+        op = (self._op_name() or "").rsplit(".", 1)[-1]
+        bound = _op_output_bound(op, self._template, dims, sizes)
+        worst = max(sizes + ([bound] if bound is not None else []), default=0)
+        if worst > MAX_LOAD_ELEMENTS:
+            raise fileio.FileFormatError(
+                budget.path, f"op layer {self.name!r} ({op}) would compute an array of about "
+                             f"{worst} values from shapes {dims} while the file loads, more than "
+                             f"the {MAX_LOAD_ELEMENTS} allowed; the file is not loaded")
 
     def _output_dtype(self):
         o = getattr(self, "_out_dtypes", None)
