@@ -516,9 +516,11 @@ class RNNSequence(Function):
             keep = self.mask.T[::-1] if self.go_backwards else self.mask.T         # (T, N)
         rm = None if self.rmask is None else np.ascontiguousarray(self.rmask, dtype=dt)
         out = np.empty((N, T + 1, u), dtype=dt)
-        self.shards = [_Shard(lo, hi) for lo, hi in _shard_bounds(N, T, K, 4 * u)]
-        _run_shards(lambda sh: self._shard_forward(sh, x, Wc, h0, c0, keep, rm, out, dt),
-                    self.shards)
+        self.pin = _pin_blas(N, T, K, 4 * u)
+        with _blas_scope(self.pin):
+            self.shards = [_Shard(lo, hi) for lo, hi in _shard_bounds(N, T, K, 4 * u)]
+            _run_shards(lambda sh: self._shard_forward(sh, x, Wc, h0, c0, keep, rm, out, dt),
+                        self.shards)
         return out
 
     def _shard_forward(self, sh, x, Wc, h0, c0, keep, rm, out, dt):
@@ -578,7 +580,8 @@ class RNNSequence(Function):
         gh = np.empty((N, u), dtype=dt)
         gc = np.empty((N, u), dtype=dt)
         overlap = len(shards) == 1
-        _run_shards(lambda sh: self._shard_backward(sh, G, gx, gh, gc, overlap), shards)
+        with _blas_scope(self.pin):
+            _run_shards(lambda sh: self._shard_backward(sh, G, gx, gh, gc, overlap), shards)
         gW = gU = gb = None
         if needs[1] or needs[2] or needs[3]:
             gP = shards[0].gP
@@ -696,6 +699,30 @@ def _blas_single():
 def _shard_threads():
     """Threads the compiled module may use (AXONE_NUM_THREADS, else the CPUs available)."""
     return _native.get_num_threads()
+
+
+# A batch large enough for shards, while OpenBLAS runs on several threads (training leaves it so
+# for a large model step): the step loops run with OpenBLAS on one thread and the rows in shards
+# on axone's threads instead.  A step's product (tens to hundreds of rows) is too small for
+# OpenBLAS's threads to pay, and on a busy machine they mostly wait for each other; the shards
+# never meet until their weight gradients are summed.  False leaves OpenBLAS as it is.
+_PIN_BLAS = True
+
+
+def _pin_blas(N, T, K, G4):
+    """True when the sequence is to run with OpenBLAS pinned to one thread (see _PIN_BLAS)."""
+    if not (_PIN_BLAS and _SHARDS and _seq_kernels() is not None):
+        return False
+    from .. import backend
+    blas = backend.get_blas_threads()
+    return (blas is not None and blas > 1 and N * K * G4 * T >= _SHARD_MIN_WORK
+            and min(_MAX_SHARDS, N // _SHARD_MIN_ROWS, _shard_threads()) >= 2)
+
+
+def _blas_scope(pin):
+    """OpenBLAS on one thread for the block when ``pin``, else a scope that changes nothing."""
+    from .. import backend
+    return backend.blas_threads(1 if pin else None)
 
 
 def _shard_bounds(N, T, K, G4):
