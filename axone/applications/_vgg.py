@@ -30,7 +30,7 @@ def vgg(blocks, name, hashes, include_top=True, weights="imagenet", input_tensor
         x = layers.GlobalAveragePooling2D()(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D()(x)
-    model = Model(iu.model_inputs(input_tensor, img_input), x, name=name)
+    model = iu.keras_layer_order(Model(iu.model_inputs(input_tensor, img_input), x, name=name))
     fname = (f"{name}_weights_tf_dim_ordering_tf_kernels.h5" if include_top
              else f"{name}_weights_tf_dim_ordering_tf_kernels_notop.h5")
     iu.load_weights(model, weights, fname, hashes[0 if include_top else 1], subdir=name + "/")

@@ -72,7 +72,7 @@ def DenseNet(blocks, include_top=True, weights="imagenet", input_tensor=None, in
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-    model = Model(iu.model_inputs(input_tensor, img_input), x, name=name)
+    model = iu.keras_layer_order(Model(iu.model_inputs(input_tensor, img_input), x, name=name))
     if weights == "imagenet":
         if tuple(blocks) not in _HASHES:
             raise ValueError("weights_path undefined: Keras publishes ImageNet weights for "

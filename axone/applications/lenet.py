@@ -48,6 +48,6 @@ def LeNet5(include_top=True, weights=None, input_tensor=None, input_shape=None, 
         x = layers.GlobalAveragePooling2D()(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D()(x)
-    model = Model(iu.model_inputs(input_tensor, img_input), x, name=name)
+    model = iu.keras_layer_order(Model(iu.model_inputs(input_tensor, img_input), x, name=name))
     iu.load_weights(model, weights)
     return model

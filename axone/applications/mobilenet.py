@@ -62,7 +62,7 @@ def MobileNet(input_shape=None, alpha=1.0, depth_multiplier=1, dropout=1e-3, inc
         x = layers.GlobalMaxPooling2D()(x)
     if name is None:
         name = f"mobilenet_{alpha:0.2f}_{rows}"
-    model = Model(iu.model_inputs(input_tensor, img_input), x, name=name)
+    model = iu.keras_layer_order(Model(iu.model_inputs(input_tensor, img_input), x, name=name))
     if weights == "imagenet":
         alpha_text = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0"}.get(alpha, "2_5")
         fname = f"mobilenet_{alpha_text}_{rows}_tf{'' if include_top else '_no_top'}.h5"

@@ -89,7 +89,7 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
         x = layers.GlobalMaxPooling2D()(x)
     if name is None:
         name = f"mobilenetv2_{alpha:0.2f}_{rows}"
-    model = Model(iu.model_inputs(input_tensor, img_input), x, name=name)
+    model = iu.keras_layer_order(Model(iu.model_inputs(input_tensor, img_input), x, name=name))
     if weights == "imagenet":
         fname = (f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}"
                  f"{'' if include_top else '_no_top'}.h5")

@@ -52,7 +52,7 @@ def build_resnet(stack_fn, preact, use_bias, include_top=True, weights="imagenet
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-    model = Model(iu.model_inputs(input_tensor, img_input), x, name=name)
+    model = iu.keras_layer_order(Model(iu.model_inputs(input_tensor, img_input), x, name=name))
     if weights_name in WEIGHTS_HASHES:
         suffix = "" if include_top else "_notop"
         iu.load_weights(model, weights, f"{weights_name}_weights_tf_dim_ordering_tf_kernels{suffix}.h5",
