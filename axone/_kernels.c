@@ -464,6 +464,143 @@ static void lstm_bwd_seq_##SUF(Py_ssize_t hi, Py_ssize_t lo, Py_ssize_t T, Py_ss
 LSTM_SEQ(float, f)
 LSTM_SEQ(double, d)
 
+/* ------------------------------------------------------------------ GRU and SimpleRNN sequences */
+/* Whole GRU (reset_after=True, Keras's default) and SimpleRNN loops in C, for tanh / sigmoid, the
+ * same equations as the general loop of ops/recurrent.py; the input projection X·W + b₀ of all
+ * steps is formed before (one product), the step's recurrent product here through the gemm.
+ * Shapes (C-contiguous, one dtype; time-major, steps in processing order):
+ *   XP (T, N, G·u)  x·W + b₀ on entry; the GRU forward leaves z, r, h̃ in it
+ *   R  (T, N, 3u)   the GRU's h·U; its third block is left holding rₕ = (h·U)ₕ + b₁ₕ
+ *   H  (T+1, N, u)  the states, H[0] = h0;   HR (T+1, N, u) hᵣ = h·rm when rm (N, u) is given
+ *   fr (T, N)       uint8, 1 where the mask is False: the row keeps its state at that step
+ *   dX (T, N, G·u)  ∂L/∂(x·W + b₀);  dR (T, N, 3u) ∂L/∂(h·U + b₁);  gh, P (N, u)
+ *   G  (N, T, u)    the upstream gradient of the states (processing order), live (T) its steps.
+ * GRU:  z = σ(x_z + r_z + b₁z), r = σ(x_r + r_r + b₁r), h̃ = tanh(x_h + r·rₕ),
+ *       h = z·hₚ + (1 − z)·h̃;
+ *   backward: ∂h̃ = gh(1 − z)(1 − h̃²), ∂z = gh(hₚ − h̃)z(1 − z), ∂r = ∂h̃·rₕ·r(1 − r),
+ *       dX = [∂z, ∂r, ∂h̃], dR = [∂z, ∂r, ∂h̃·r],   ghₚ = gh·z + (dR·Uᵀ)·rm.
+ * SimpleRNN:  h = tanh(x + hᵣ·U);   backward: d = gh(1 − h²), ghₚ = (d·Uᵀ)·rm. */
+#define RNN_SEQ(T_, SUF)                                                                        \
+static inline T_ sig_##SUF(T_ x) { return 1 / (1 + exp_##SUF(-x)); }                             \
+static inline T_ tanh_##SUF(T_ x) { return 1 - 2 / (1 + exp_##SUF(2 * x)); }                    \
+static inline void gru_fwd_row_##SUF(T_ *restrict xz, T_ *restrict xr, T_ *restrict xh,          \
+                                     const T_ *restrict rz, const T_ *restrict rr,              \
+                                     T_ *restrict rh, const T_ *restrict b1,                    \
+                                     const T_ *restrict hp, T_ *restrict hn, Py_ssize_t u) {    \
+    for (Py_ssize_t k = 0; k < u; k++) {                                                        \
+        T_ z = sig_##SUF(xz[k] + (rz[k] + b1[k]));                                              \
+        T_ r = sig_##SUF(xr[k] + (rr[k] + b1[u + k]));                                          \
+        T_ q = rh[k] + b1[2 * u + k];                                                           \
+        T_ hh = tanh_##SUF(xh[k] + r * q);                                                      \
+        xz[k] = z; xr[k] = r; xh[k] = hh; rh[k] = q;                                            \
+        hn[k] = z * hp[k] + (1 - z) * hh;                                                       \
+    }                                                                                           \
+}                                                                                               \
+static inline void hr_row_##SUF(T_ *restrict hr, const T_ *restrict h, const T_ *restrict m,    \
+                                Py_ssize_t u) {                                                 \
+    for (Py_ssize_t k = 0; k < u; k++) hr[k] = h[k] * m[k];                                     \
+}                                                                                               \
+static void gru_fwd_seq_##SUF(Py_ssize_t T, Py_ssize_t N, Py_ssize_t u, T_ *XP, T_ *R, T_ *H,    \
+                              T_ *HR, const T_ *rm, const unsigned char *fr, const T_ *U,       \
+                              const T_ *b1) {                                                   \
+    Py_ssize_t G = 3 * u;                                                                       \
+    for (Py_ssize_t j = 0; j < T; j++) {                                                        \
+        const T_ *in = HR ? HR + j * N * u : H + j * N * u;                                     \
+        GEMM_##SUF(0, N, G, u, in, u, U, G, R + j * N * G, G);                                  \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            T_ *x = XP + (j * N + n) * G, *r = R + (j * N + n) * G;                             \
+            const T_ *hp = H + (j * N + n) * u;                                                 \
+            T_ *hn = H + ((j + 1) * N + n) * u;                                                 \
+            gru_fwd_row_##SUF(x, x + u, x + 2 * u, r, r + u, r + 2 * u, b1, hp, hn, u);          \
+            if (fr && fr[j * N + n]) memcpy(hn, hp, u * sizeof(T_));                            \
+            if (HR) hr_row_##SUF(HR + ((j + 1) * N + n) * u, hn, rm + n * u, u);                \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+static inline void gru_bwd_row_##SUF(const T_ *restrict z_, const T_ *restrict r_,              \
+                                     const T_ *restrict hh_, const T_ *restrict rh_,            \
+                                     const T_ *restrict hp, T_ *restrict gh,                    \
+                                     T_ *restrict dx, T_ *restrict dr, Py_ssize_t u) {          \
+    for (Py_ssize_t k = 0; k < u; k++) {                                                        \
+        T_ z = z_[k], r = r_[k], hh = hh_[k], g = gh[k];                                        \
+        T_ gph = g * (1 - z) * (1 - hh * hh);                                                   \
+        T_ gpz = g * (hp[k] - hh) * (z * (1 - z));                                              \
+        T_ gpr = gph * rh_[k] * (r * (1 - r));                                                  \
+        dx[k] = gpz; dx[u + k] = gpr; dx[2 * u + k] = gph;                                      \
+        dr[k] = gpz; dr[u + k] = gpr; dr[2 * u + k] = gph * r;                                  \
+        gh[k] = g * z;                                                                          \
+    }                                                                                           \
+}                                                                                               \
+static void gru_bwd_seq_##SUF(Py_ssize_t T, Py_ssize_t N, Py_ssize_t u, const T_ *XP,            \
+                              const T_ *R, const T_ *H, T_ *dX, T_ *dR, T_ *gh, T_ *P,           \
+                              const T_ *G, const unsigned char *live, const T_ *rm,              \
+                              const unsigned char *fr, const T_ *U) {                           \
+    Py_ssize_t Gu = 3 * u;                                                                      \
+    for (Py_ssize_t j = T - 1; j >= 0; j--) {                                                   \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            T_ *h = gh + n * u;                                                                 \
+            T_ *dx = dX + (j * N + n) * Gu, *dr = dR + (j * N + n) * Gu;                        \
+            if (G && live[j]) { const T_ *up = G + (n * T + j) * u;                             \
+                                for (Py_ssize_t k = 0; k < u; k++) h[k] += up[k]; }             \
+            if (fr && fr[j * N + n]) { memset(dx, 0, Gu * sizeof(T_));                          \
+                                       memset(dr, 0, Gu * sizeof(T_)); continue; }              \
+            const T_ *x = XP + (j * N + n) * Gu, *r = R + (j * N + n) * Gu;                     \
+            gru_bwd_row_##SUF(x, x + u, x + 2 * u, r + 2 * u, H + (j * N + n) * u, h, dx, dr, u); \
+        }                                                                                       \
+        GEMM_##SUF(1, N, u, Gu, dR + j * N * Gu, Gu, U, Gu, P, u);                              \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            if (fr && fr[j * N + n]) continue;                                                  \
+            T_ *h = gh + n * u;                                                                 \
+            const T_ *p = P + n * u;                                                            \
+            if (rm) { const T_ *m = rm + n * u;                                                 \
+                      for (Py_ssize_t k = 0; k < u; k++) h[k] += p[k] * m[k]; }                 \
+            else for (Py_ssize_t k = 0; k < u; k++) h[k] += p[k];                               \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+static void simple_fwd_seq_##SUF(Py_ssize_t T, Py_ssize_t N, Py_ssize_t u, const T_ *XP, T_ *H, \
+                                 T_ *HR, const T_ *rm, const unsigned char *fr, const T_ *U) {  \
+    for (Py_ssize_t j = 0; j < T; j++) {                                                        \
+        const T_ *in = HR ? HR + j * N * u : H + j * N * u;                                     \
+        T_ *out = H + (j + 1) * N * u;                                                          \
+        GEMM_##SUF(0, N, u, u, in, u, U, u, out, u);                                            \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            T_ *hn = out + n * u;                                                               \
+            const T_ *x = XP + (j * N + n) * u, *hp = H + (j * N + n) * u;                      \
+            if (fr && fr[j * N + n]) memcpy(hn, hp, u * sizeof(T_));                            \
+            else for (Py_ssize_t k = 0; k < u; k++) hn[k] = tanh_##SUF(x[k] + hn[k]);           \
+            if (HR) hr_row_##SUF(HR + ((j + 1) * N + n) * u, hn, rm + n * u, u);                \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+static void simple_bwd_seq_##SUF(Py_ssize_t T, Py_ssize_t N, Py_ssize_t u, const T_ *H,          \
+                                 T_ *dX, T_ *gh, T_ *P, const T_ *G,                             \
+                                 const unsigned char *live, const T_ *rm,                       \
+                                 const unsigned char *fr, const T_ *U) {                        \
+    for (Py_ssize_t j = T - 1; j >= 0; j--) {                                                   \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            T_ *h = gh + n * u, *d = dX + (j * N + n) * u;                                      \
+            if (G && live[j]) { const T_ *up = G + (n * T + j) * u;                             \
+                                for (Py_ssize_t k = 0; k < u; k++) h[k] += up[k]; }             \
+            if (fr && fr[j * N + n]) { memset(d, 0, u * sizeof(T_)); continue; }                \
+            const T_ *y = H + ((j + 1) * N + n) * u;                                            \
+            for (Py_ssize_t k = 0; k < u; k++) d[k] = h[k] * (1 - y[k] * y[k]);                 \
+        }                                                                                       \
+        GEMM_##SUF(1, N, u, u, dX + j * N * u, u, U, u, P, u);                                  \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            if (fr && fr[j * N + n]) continue;                                                  \
+            T_ *h = gh + n * u;                                                                 \
+            const T_ *p = P + n * u;                                                            \
+            if (rm) { const T_ *m = rm + n * u;                                                 \
+                      for (Py_ssize_t k = 0; k < u; k++) h[k] = p[k] * m[k]; }                  \
+            else memcpy(h, p, u * sizeof(T_));                                                  \
+        }                                                                                       \
+    }                                                                                           \
+}
+
+RNN_SEQ(float, f)
+RNN_SEQ(double, d)
+
 /* ------------------------------------------------------------------ Dense epilogues */
 /* The element-wise ends of a Dense node (axone/ops/nn.py), one pass each instead of two or three
  * NumPy passes; the same operations in the same order as the NumPy form, so the same bits.
@@ -1177,6 +1314,112 @@ fail:
     return NULL;
 }
 
+/* gru_forward_seq(XP, R, H, HR, rm, fr, U, b1) and simple_forward_seq(XP, None, H, HR, rm, fr, U,
+ * None): all T steps, in place (R and b1 for the GRU only) */
+static PyObject *rnn_forward_seq(PyObject *args, int gru) {
+    PyObject *oX, *oR, *oH, *oHR, *orm, *ofr, *oU, *ob;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &oX, &oR, &oH, &oHR, &orm, &ofr, &oU, &ob))
+        return NULL;
+    const char *fn = gru ? "gru_forward_seq" : "simple_forward_seq";
+    Views vs = {.fn = fn, .n = 0};
+    void *X, *R = NULL, *H, *HR, *rm, *fr, *U, *b = NULL;
+    char code = float_code(&vs, oH, "H");
+    if (!code) return NULL;
+    Py_ssize_t dH[3] = {-1, -1, -1};
+    if (view(&vs, oH, "H", code, 3, dH, 0, 1, &H) < 0) goto fail;
+    Py_ssize_t T = dH[0] - 1, N = dH[1], u = dH[2], G = (gru ? 3 : 1) * u;
+    if (T < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: H must hold T+1 >= 1 states", fn);
+        goto fail;
+    }
+    Py_ssize_t dX[3] = {T, N, G}, dR[3] = {T, N, G}, dHR[3] = {T + 1, N, u}, drm[2] = {N, u},
+               dfr[2] = {T, N}, dU[2] = {u, G}, db[1] = {G};
+    if (view(&vs, oX, "XP", code, 3, dX, 0, 1, &X) < 0
+        || (gru && view(&vs, oR, "R", code, 3, dR, 0, 1, &R) < 0)
+        || view(&vs, oHR, "HR", code, 3, dHR, 1, 1, &HR) < 0
+        || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0
+        || view(&vs, oU, "U", code, 2, dU, 0, 0, &U) < 0
+        || (gru && view(&vs, ob, "b1", code, 1, db, 0, 0, &b) < 0) || distinct(&vs) < 0)
+        goto fail;
+    if (!rm != !HR) {
+        PyErr_Format(PyExc_ValueError, "%s: rm and HR go together (both or neither)", fn);
+        goto fail;
+    }
+    if (need_gemm(fn, N, G, u) < 0) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    if (gru) {
+        if (code == 'f') gru_fwd_seq_f(T, N, u, X, R, H, HR, rm, fr, U, b);
+        else gru_fwd_seq_d(T, N, u, X, R, H, HR, rm, fr, U, b);
+    } else {
+        if (code == 'f') simple_fwd_seq_f(T, N, u, X, H, HR, rm, fr, U);
+        else simple_fwd_seq_d(T, N, u, X, H, HR, rm, fr, U);
+    }
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+static PyObject *py_gru_forward_seq(PyObject *self, PyObject *args) { return rnn_forward_seq(args, 1); }
+static PyObject *py_simple_forward_seq(PyObject *self, PyObject *args) { return rnn_forward_seq(args, 0); }
+
+/* gru_backward_seq(XP, R, H, dX, dR, gh, P, G, live, rm, fr, U) and
+ * simple_backward_seq(None, None, H, dX, None, gh, P, G, live, rm, fr, U): steps T−1 … 0 */
+static PyObject *rnn_backward_seq(PyObject *args, int gru) {
+    PyObject *oX, *oR, *oH, *odX, *odR, *ogh, *oP, *oG, *olive, *orm, *ofr, *oU;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO", &oX, &oR, &oH, &odX, &odR, &ogh, &oP, &oG, &olive,
+                          &orm, &ofr, &oU))
+        return NULL;
+    const char *fn = gru ? "gru_backward_seq" : "simple_backward_seq";
+    Views vs = {.fn = fn, .n = 0};
+    void *X = NULL, *R = NULL, *H, *dXp, *dRp = NULL, *gh, *P, *G, *live, *rm, *fr, *U;
+    char code = float_code(&vs, oH, "H");
+    if (!code) return NULL;
+    Py_ssize_t dH[3] = {-1, -1, -1};
+    if (view(&vs, oH, "H", code, 3, dH, 0, 0, &H) < 0) goto fail;
+    Py_ssize_t T = dH[0] - 1, N = dH[1], u = dH[2], Gu = (gru ? 3 : 1) * u;
+    if (T < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: H must hold T+1 >= 1 states", fn);
+        goto fail;
+    }
+    Py_ssize_t dX[3] = {T, N, Gu}, dR[3] = {T, N, Gu}, ddX[3] = {T, N, Gu}, ddR[3] = {T, N, Gu},
+               dgh[2] = {N, u}, dP[2] = {N, u}, dG[3] = {N, T, u}, dl[1] = {T}, drm[2] = {N, u},
+               dfr[2] = {T, N}, dU[2] = {u, Gu};
+    if ((gru && (view(&vs, oX, "XP", code, 3, dX, 0, 0, &X) < 0
+                 || view(&vs, oR, "R", code, 3, dR, 0, 0, &R) < 0
+                 || view(&vs, odR, "dR", code, 3, ddR, 0, 1, &dRp) < 0))
+        || view(&vs, odX, "dX", code, 3, ddX, 0, 1, &dXp) < 0
+        || view(&vs, ogh, "gh", code, 2, dgh, 0, 1, &gh) < 0
+        || view(&vs, oP, "P", code, 2, dP, 0, 1, &P) < 0
+        || view(&vs, oG, "G", code, 3, dG, 1, 0, &G) < 0
+        || view(&vs, olive, "live", 'B', 1, dl, 0, 0, &live) < 0
+        || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0
+        || view(&vs, oU, "U", code, 2, dU, 0, 0, &U) < 0 || distinct(&vs) < 0)
+        goto fail;
+    if (need_gemm(fn, N, Gu, u) < 0) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    if (gru) {
+        if (code == 'f') gru_bwd_seq_f(T, N, u, X, R, H, dXp, dRp, gh, P, G, live, rm, fr, U);
+        else gru_bwd_seq_d(T, N, u, X, R, H, dXp, dRp, gh, P, G, live, rm, fr, U);
+    } else {
+        if (code == 'f') simple_bwd_seq_f(T, N, u, H, dXp, gh, P, G, live, rm, fr, U);
+        else simple_bwd_seq_d(T, N, u, H, dXp, gh, P, G, live, rm, fr, U);
+    }
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+static PyObject *py_gru_backward_seq(PyObject *self, PyObject *args) { return rnn_backward_seq(args, 1); }
+static PyObject *py_simple_backward_seq(PyObject *self, PyObject *args) { return rnn_backward_seq(args, 0); }
+
 #define WRAP(IDX, NAME)                                                                        \
     static PyObject *py_##NAME(PyObject *self, PyObject *args) { return apply_rule(&rules[IDX], args); }
 WRAP(0, sgd)
@@ -1233,6 +1476,15 @@ static PyMethodDef methods[] = {
     {"lstm_backward_seq", py_lstm_backward_seq, METH_VARARGS,
      "lstm_backward_seq(hi, lo, A, C, AC, dZ, gh, gc, P, G, live, rm, fr, Wc): steps hi-1 down "
      "to lo."},
+    {"gru_forward_seq", py_gru_forward_seq, METH_VARARGS,
+     "gru_forward_seq(XP, R, H, HR, rm, fr, U, b1): all GRU steps (reset_after), in place."},
+    {"gru_backward_seq", py_gru_backward_seq, METH_VARARGS,
+     "gru_backward_seq(XP, R, H, dX, dR, gh, P, G, live, rm, fr, U): steps T-1 down to 0."},
+    {"simple_forward_seq", py_simple_forward_seq, METH_VARARGS,
+     "simple_forward_seq(XP, None, H, HR, rm, fr, U, None): all SimpleRNN steps, in place."},
+    {"simple_backward_seq", py_simple_backward_seq, METH_VARARGS,
+     "simple_backward_seq(None, None, H, dX, None, gh, P, G, live, rm, fr, U): steps T-1 down "
+     "to 0."},
     {"lstm_forward", py_lstm_forward, METH_VARARGS,
      "lstm_forward(j, A, C, AC, Hc, H, rm, fr): the point-wise part of LSTM step j, in place."},
     {"lstm_backward", py_lstm_backward, METH_VARARGS,

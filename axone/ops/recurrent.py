@@ -22,7 +22,9 @@ arrays reused from batch to batch, one product [h, xₜ, 1]·[U; W; b] per step,
 through one exp, and dL/dU, dL/dW, dL/db in one product over all steps after the loop.  With the
 compiled module (axone/_kernels.c) its point-wise work per step is one compiled pass, the step
 loops themselves run in C around NumPy's own BLAS when that can be handed over, and a large batch
-is split into shards of rows run on their own threads (see _lstm_forward_compiled).
+is split into shards of rows run on their own threads (see _lstm_forward_compiled).  GRU
+(reset_after=True) and SimpleRNN with Keras's default activations run their step loops in C the
+same way (RNNSequence._seq_forward / _seq_backward), after one product X·W + b₀ for all steps.
 """
 import os
 import threading
@@ -143,6 +145,9 @@ class RNNSequence(Function):
             if self.kernels is not None:
                 return self._lstm_forward_compiled(x, W, U, b, h0, c0, dt)
             return self._lstm_forward(x, W, U, b, h0, c0)
+        self.seq = None
+        if _seq_gru_simple(self, x, W, U, b, h0):
+            return self._seq_forward(x, W, U, b, h0)
         cell, T = self.cell, x.shape[1]
         u = U.shape[0]
         act, dact = _act(self.activation)
@@ -216,6 +221,8 @@ class RNNSequence(Function):
             if self.kernels is not None:
                 return self._lstm_backward_compiled(gout)
             return self._lstm_backward(gout)
+        if self.seq is not None:
+            return self._seq_backward(gout)
         cell, x, W, U, b = self.cell, self.x, self.W, self.U, self.b
         u = U.shape[0]
         T = x.shape[1]
@@ -314,6 +321,135 @@ class RNNSequence(Function):
         if cell == "lstm":
             res.append(gc if needs[5] else None)
         return tuple(res)
+
+    # ------------------------------------------------------------------ GRU / SimpleRNN in C
+    # GRU (reset_after=True) and SimpleRNN with Keras's default activations, when NumPy's gemm is
+    # handed to the compiled module: the same equations as the loop above, the step loops in C
+    # (gru_forward_seq / gru_backward_seq, simple_forward_seq / simple_backward_seq in
+    # _kernels.c).  Work arrays are time-major, steps in processing order:
+    #   XP (T, n, G)   xₜ·W + b₀, which the GRU forward overwrites with z, r, h̃
+    #   R  (T, n, 3u)  the GRU's hᵣ·U (its third block then holds rₕ = (hᵣ·U)ₕ + b₁ₕ)
+    #   H  (T+1, n, u) the states;  HR (T+1, n, u) hᵣ = h·rm with a recurrent dropout mask
+    # The rows are cut into shards on axone's threads as the LSTM's are (same bounds, OpenBLAS
+    # pinned to one thread likewise); after the loop ∂U = Hᵣᵀ·∂R, ∂W = Xᵀ·∂X and ∂x = ∂X·Wᵀ are one
+    # product each per shard, and the shards' weight gradients are summed in shard order.
+    def _seq_forward(self, x, W, U, b, h0):
+        N, T, D = x.shape
+        u = U.shape[0]
+        G = W.shape[1]
+        dt = self.seq
+        self.W = W.astype(dt, copy=False)
+        self.U = np.ascontiguousarray(U, dtype=dt)
+        b = np.asarray(b, dtype=dt)
+        self.b0, self.b1 = (b[0], np.ascontiguousarray(b[1])) if self.cell == "gru" else (b, None)
+        xin = x if self.xmask is None else x * self.xmask[:, None, :]
+        xt = xin.transpose(1, 0, 2)
+        self.xt = xt[::-1] if self.go_backwards else xt                         # (T, N, D)
+        self.keep = None
+        if self.mask is not None:
+            self.keep = self.mask.T[::-1] if self.go_backwards else self.mask.T   # (T, N)
+        self.rm = None if self.rmask is None else np.ascontiguousarray(self.rmask, dtype=dt)
+        self.work = _Work()
+        out = np.empty((N, T, u), dtype=dt)
+        self.pin = _pin_blas(N, T, u + D, G)
+        with _blas_scope(self.pin):
+            self.shards = [_Shard(lo, hi) for lo, hi in _shard_bounds(N, T, u + D, G)]
+            _run_shards(lambda sh: self._seq_shard_forward(sh, h0, out), self.shards)
+        self.hT = out[:, T - 1]
+        return out
+
+    def _seq_shard_forward(self, sh, h0, out):
+        lo, hi = sh.lo, sh.hi
+        T, n, u, dt = self.xt.shape[0], hi - lo, self.U.shape[0], self.seq
+        G = self.U.shape[1]
+        work = self.work
+        XP = work.take((T, n, G), dt)
+        np.matmul(self.xt[:, lo:hi], self.W, out=XP)
+        XP += self.b0
+        H = work.take((T + 1, n, u), dt)
+        H[0] = h0[lo:hi]
+        rm = None if self.rm is None else self.rm[lo:hi]
+        HR = None
+        if rm is not None:
+            HR = work.take((T + 1, n, u), dt)
+            np.multiply(H[0], rm, out=HR[0])
+        fr = None if self.keep is None else np.ascontiguousarray(~self.keep[:, lo:hi],
+                                                                 dtype=np.uint8)
+        k = _seq_kernels()
+        R = None
+        if self.cell == "gru":
+            R = work.take((T, n, G), dt)
+            k.gru_forward_seq(XP, R, H, HR, rm, fr, self.U, self.b1)
+        else:
+            k.simple_forward_seq(XP, None, H, HR, rm, fr, self.U, None)
+        sh.XP, sh.R, sh.H, sh.HR, sh.fr, sh.rm = XP, R, H, HR, fr, rm
+        out[lo:hi] = H[1:].transpose(1, 0, 2)
+
+    def _seq_backward(self, gout):
+        N, T, u = gout.shape
+        D = self.xt.shape[2]
+        dt = self.seq
+        needs = self.needs
+        G = np.ascontiguousarray(gout, dtype=dt)
+        gx = np.empty((N, T, D), dtype=dt) if needs[0] else None
+        gh = np.empty((N, u), dtype=dt)
+        with _blas_scope(self.pin):
+            _run_shards(lambda sh: self._seq_shard_backward(sh, G, gx, gh), self.shards)
+        gW = gU = gb = None
+        parts = [sh.gP for sh in self.shards]
+        for sh in self.shards:
+            sh.gP = None
+        if needs[1] or needs[2] or needs[3]:
+            tot = parts[0]
+            for p in parts[1:]:
+                for a, c in zip(tot, p):
+                    if a is not None:
+                        a += c
+            gW, gU, gb0, gb1 = tot
+            gW = gW if needs[1] else None
+            gU = gU if needs[2] else None
+            if needs[3]:
+                gb = gb0 if gb1 is None else np.stack([gb0, gb1])
+        if gx is not None and self.xmask is not None:
+            gx *= self.xmask[:, None, :]
+        return (gx, gW, gU, gb, gh if needs[4] else None)
+
+    def _seq_shard_backward(self, sh, G, gx, gh_out):
+        XP, R, H, HR, fr, rm = sh.XP, sh.R, sh.H, sh.HR, sh.fr, sh.rm
+        lo, hi = sh.lo, sh.hi
+        T, n, Gu = XP.shape
+        u = H.shape[2]
+        D = self.xt.shape[2]
+        dt = self.seq
+        Gs = np.ascontiguousarray(G[lo:hi])
+        live = Gs.any(axis=(0, 2)).astype(np.uint8)
+        gh = np.zeros((n, u), dtype=dt)
+        P = _take((n, u), dt)
+        dX = _take((T, n, Gu), dt)
+        k = _seq_kernels()
+        gru = self.cell == "gru"
+        dR = _take((T, n, Gu), dt) if gru else None
+        try:
+            if gru:
+                k.gru_backward_seq(XP, R, H, dX, dR, gh, P, Gs, live, rm, fr, self.U)
+            else:
+                k.simple_backward_seq(None, None, H, dX, None, gh, P, Gs, live, rm, fr, self.U)
+            needs = self.needs
+            dX2 = dX.reshape(T * n, Gu)
+            if gx is not None:
+                gxt = np.matmul(dX2, self.W.T).reshape(T, n, D)
+                gx[lo:hi] = (gxt[::-1] if self.go_backwards else gxt).transpose(1, 0, 2)
+            if needs[1] or needs[2] or needs[3]:
+                hin = (H if HR is None else HR)[:T].reshape(T * n, u)
+                dRec = dR.reshape(T * n, Gu) if gru else dX2
+                gU = hin.T @ dRec
+                gW = np.ascontiguousarray(self.xt[:, lo:hi]).reshape(T * n, D).T @ dX2
+                gb0 = dX2.sum(axis=0)
+                gb1 = dRec.sum(axis=0) if gru else None
+                sh.gP = [gW, gU, gb0, gb1]
+        finally:
+            _give(P, dX, *([dR] if gru else []))
+        gh_out[lo:hi] = gh
 
     # ------------------------------------------------------------------ LSTM fast path
     # For activation tanh and recurrent_activation sigmoid (with or without masks and dropout
@@ -669,6 +805,27 @@ class RNNSequence(Function):
         gh_out[lo:hi] = gh
         gc_out[lo:hi] = gc
         _give(dZ, P)
+
+
+# GRU (reset_after=True) and SimpleRNN with Keras's default activations run their step loops in
+# C (RNNSequence._seq_forward) when NumPy's gemm is handed over; False keeps the NumPy loop.
+_SEQ_GRU_SIMPLE = True
+
+
+def _seq_gru_simple(node, x, W, U, b, h0):
+    """Sets node.seq to the dtype of the compiled GRU / SimpleRNN loop when it applies."""
+    cell = node.cell
+    if not _SEQ_GRU_SIMPLE or cell not in ("gru", "simple") or node.activation != "tanh":
+        return False
+    if cell == "gru" and (node.recurrent_activation != "sigmoid" or not node.reset_after):
+        return False
+    dt = np.result_type(x, W, U, b, h0)
+    if dt not in (np.float32, np.float64) or _seq_kernels() is None:
+        return False
+    if _compiled.kernels("gru_forward_seq") is None:
+        return False
+    node.seq = dt
+    return True
 
 
 class _Shard:
