@@ -30,7 +30,8 @@ Families (``--family``)
 
 Usage: python benchmarks/bench_scaling.py [--family all|mlp,cnn,...] [--steps 5] [--rounds 3]
                                           [--threads 0] [--quick] [--memory] [--depth 2]
-``--quick`` keeps the first row of each family (a smoke test: 2 steps, 1 round unless given).
+``--quick`` keeps the first row of each family (a smoke test: 2 steps, 1 round unless given,
+the ceiling measured on a 512^3 product); ``--no-peak`` skips the ceiling.
 ``--threads 0`` (default) leaves every library at its own defaults; ``--threads 1`` pins them
 all to one thread; ``--threads 0,1`` reports the defaults first and the pinned run second.
 ``--memory`` adds each framework's peak RSS for the row, each in a child process of its own.
