@@ -318,10 +318,10 @@ class Trainer:
         self._refresh_penalties()
         self._trainable_seen = self._trainable_key()
         opt = self.optimizer
-        if opt is None or not vars_:
+        if opt is None:
             return
         if not opt.built:
-            opt.build(vars_)
+            opt.build(vars_)          # also on none, as Keras: weights unfrozen later are unknown
             return
         known = getattr(opt, "_tv_index", None)
         if known is None:

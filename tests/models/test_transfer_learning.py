@@ -304,17 +304,26 @@ def test_trainable_changed_by_a_callback_takes_effect_at_the_next_step():
 
 
 def test_no_trainable_weights_warns_as_keras():
+    keras = _keras()
     x, y = _data()
-    m = _bn_model(axone)
-    m.trainable = False
-    m.compile(optimizer="sgd", loss="mse")
-    w0 = m.get_weights()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        m.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    assert any("does not have any trainable weights" in str(w.message) for w in caught)
-    for a, b in zip(w0, m.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    texts = {}
+    for name, ns in (("keras", keras), ("axone", axone)):
+        m = _bn_model(ns)
+        m.trainable = False
+        m.compile(optimizer="sgd", loss="mse")
+        w0 = [_np(w).copy() for w in m.weights]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        assert any("does not have any trainable weights" in str(w.message) for w in caught)
+        for a, b in zip(w0, m.weights):
+            np.testing.assert_array_equal(a, _np(b))
+        texts[name] = _summary_text(m)
+        m.trainable = True               # the optimizer was built on no weights
+        with pytest.raises(ValueError, match="Unknown variable"):
+            m.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert _keras_totals(texts["axone"]) == _keras_totals(texts["keras"])
+    assert "Optimizer params" in texts["axone"]
 
 
 # ------------------------------------------------------------------------ summary
