@@ -18,6 +18,7 @@ from .object_registration import (CustomObjectScope, custom_object_scope, get_cu
                                   get_registered_name, get_registered_object, lookup,
                                   register_keras_serializable)
 from .optimizers import schedules
+from . import formats as _formats  # noqa: F401,E402  (registers Keras's file formats)
 
 __all__ = ["register_keras_serializable", "get_registered_name", "get_registered_object",
            "custom_object_scope", "CustomObjectScope", "get_custom_objects",

@@ -307,8 +307,11 @@ class Model(Trainer, Layer):
     def save(self, filepath, overwrite=True, include_optimizer=True, zipped=None, **kwargs):
         """Save architecture, weights and compile/optimizer state to one file (atomic write).
 
-        The file is always axone's zip archive: ``zipped=False`` and a ``save_format`` other than
-        that raise; any other keyword is refused, as Keras refuses it.
+        The extension picks the format, as in Keras 3 (:mod:`axone.formats`): ``.keras`` the
+        Keras 3 archive, ``.h5`` / ``.hdf5`` Keras 2's HDF5 (legacy, with Keras's warning), any
+        other name axone's own zip archive (``save_format="axone"`` asks for it, and refuses a
+        Keras extension).  ``zipped=False`` raises; any other keyword is refused, as Keras
+        refuses it.
         """
         import os
         save_format = kwargs.pop("save_format", None)
@@ -317,12 +320,13 @@ class Model(Trainer, Layer):
         if zipped is not None and not zipped:
             raise NotImplementedError("save: zipped=False (an unzipped folder) is not implemented "
                                       "in axone; files are zip archives")
-        if save_format not in (None, "axone", "keras"):
+        if save_format not in (None, "axone", "keras", "h5"):
             raise NotImplementedError(f"save: save_format={save_format!r} is not implemented in "
-                                      f"axone, which writes its own zip archive")
+                                      f"axone (it writes 'keras', 'h5' and its own 'axone')")
         if not overwrite and os.path.exists(filepath):
             raise ValueError(f"save: {filepath!r} exists and overwrite=False")
-        saving.save_model(self, filepath, include_optimizer=include_optimizer)
+        saving.save_model(self, filepath, include_optimizer=include_optimizer,
+                          save_format=save_format)
 
     def save_weights(self, filepath, overwrite=True):
         """Save every weight (``model.weights`` order) to one file (atomic write)."""

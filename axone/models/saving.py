@@ -107,6 +107,21 @@ def model_from_json(json_string, custom_objects=None):
 def _model_classes():
     return _MODEL_CLASSES["Model"], _MODEL_CLASSES["Sequential"]
 
+
+# Keras's file formats (.keras, .weights.h5, .h5): axone.formats registers the function that
+# picks the format of a path; it returns NotImplemented for axone's own archive.
+_FORMAT_DISPATCH = []
+
+
+def register_format_dispatch(fn):
+    _FORMAT_DISPATCH[:] = [fn]
+
+
+def _dispatch(op, path, *args, **kwargs):
+    if not _FORMAT_DISPATCH:
+        return NotImplemented
+    return _FORMAT_DISPATCH[0](op, path, *args, **kwargs)
+
 FORMAT_VERSION = 1
 
 #: errors that rebuilding a configuration from a malformed file can raise (become FileFormatError)
@@ -197,6 +212,8 @@ def _weights_entries(model):
 
 def save_weights(model, path):
     """Write every weight of ``model`` (``model.weights`` order) to ``path`` atomically."""
+    if _dispatch("save_weights", path, model) is not NotImplemented:
+        return
     if not model.built:
         raise ValueError(f"save_weights: model {model.name!r} has no weights yet; build it (call it "
                          f"on data, fit, or give an input shape) first")
@@ -300,6 +317,9 @@ def load_weights(model, path, skip_mismatch=False, by_name=False):
     match is left as it is and named in a warning (Keras's behaviour); with ``by_name=True`` the
     model's layers take the weights of the file's layers of the same name.
     """
+    if _dispatch("load_weights", path, model, skip_mismatch=skip_mismatch,
+                 by_name=by_name) is not NotImplemented:
+        return
     arc, meta = open_archive(path, ("axone.weights", "axone.model", "axone.backup"))
     with arc:
         arrays = _read_weight_arrays(arc, meta)
@@ -465,7 +485,10 @@ def _optimizer_entries(opt):
             "state": state}, arrays
 
 
-def save_model(model, path, include_optimizer=True):
+def save_model(model, path, include_optimizer=True, save_format=None):
+    if _dispatch("save_model", path, model, include_optimizer=include_optimizer,
+                 save_format=save_format) is not NotImplemented:
+        return
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built yet; build it first")
     entries, names = _weights_entries(model)
@@ -1119,6 +1142,10 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
     format holds no code, so loading is always safe in Keras's sense, whatever its value.
     """
     from .. import losses, metrics as metrics_mod
+    loaded = _dispatch("load_model", path, custom_objects=custom_objects, compile=compile,
+                       safe_mode=safe_mode)
+    if loaded is not NotImplemented:
+        return loaded
     arc, meta = open_archive(path, ("axone.model",))
     path = arc.path
     with arc:

@@ -474,19 +474,19 @@ def test_saved_call_kwargs_are_checked(tmp_path):
     import zipfile
     q = axone.Input((3, 4))
     model = axone.Model(q, layers.MultiHeadAttention(num_heads=1, key_dim=2)(q, q))
-    model.save(tmp_path / "m.keras")
-    with zipfile.ZipFile(tmp_path / "m.keras") as z:
+    model.save(tmp_path / "m.axone")
+    with zipfile.ZipFile(tmp_path / "m.axone") as z:
         members = {n: z.read(n) for n in z.namelist()}
     cfg = json.loads(members["config.json"])
     node = [l for l in cfg["config"]["layers"] if l["class_name"] == "MultiHeadAttention"][0]
     assert node["inbound_nodes"][0][-1]["kwargs"] == {"value": {"__tensor__": 1}}
     node["inbound_nodes"][0][-1]["kwargs"] = {"value": {"__tensor__": 7}}
     members["config.json"] = json.dumps(cfg).encode()
-    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as z:
+    with zipfile.ZipFile(tmp_path / "bad.axone", "w") as z:
         for n, b in members.items():
             z.writestr(n, b)
     with pytest.raises(axone.fileio.FileFormatError, match="__tensor__"):
-        axone.models.load_model(tmp_path / "bad.keras")
+        axone.models.load_model(tmp_path / "bad.axone")
 
 
 # ------------------------------------------------------------ float64 finite differences

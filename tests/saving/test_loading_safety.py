@@ -62,7 +62,7 @@ def _edit_json(path, member, fn):
 def saved(tmp_path):
     m = _model()
     m.fit(X, Y, epochs=1, verbose=0)
-    path = tmp_path / "m.keras"
+    path = tmp_path / "m.axone"       # axone's own archive, whose members the tests edit
     m.save(path)
     return path
 

@@ -100,8 +100,8 @@ def test_load_weights_into_other_architecture_names_layer_and_shapes(tmp_path):
 def test_file_format_is_zip_of_json_and_npy_without_pickle(tmp_path):
     m = _model()
     m.fit(X, Y, epochs=1, verbose=0)
-    m.save(tmp_path / "m.keras")
-    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+    m.save(tmp_path / "m.axone")          # axone's own archive (a .keras path is Keras's)
+    with zipfile.ZipFile(tmp_path / "m.axone") as zf:
         names = zf.namelist()
         meta = json.loads(zf.read("axone.json"))
         assert meta["format"] == "axone.model"
@@ -129,6 +129,9 @@ def test_corrupted_or_foreign_files_raise_clear_errors(tmp_path, damage):
     elif damage == "hdf5":
         bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     else:
+        good = tmp_path / "good.axone"
+        _model().save(good)
+        data = good.read_bytes()
         i = data.index(b"weights/0000.npy") + 200
         bad.write_bytes(data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:])
     with pytest.raises(ValueError, match="bad.keras"):
@@ -142,7 +145,7 @@ def test_missing_file_raises_file_not_found(tmp_path):
 
 def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
     m = _model()
-    path = tmp_path / "m.keras"
+    path = tmp_path / "m.axone"
     m.save(path)
     before = path.read_bytes()
     from axone.models import saving

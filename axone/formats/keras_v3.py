@@ -1,0 +1,490 @@
+"""Keras 3's native files: the ``.keras`` archive and the ``.weights.h5`` weights file.
+
+A ``.keras`` file is a zip of ``metadata.json`` ({"keras_version", "date_saved"}),
+``config.json`` (the model's Keras entry with its ``compile_config``, see
+:mod:`axone.formats.keras_config`) and ``model.weights.h5``.  The weights file (the member, or a
+``.weights.h5`` file) holds one group per object as Keras walks the model:
+``layers/<layer name>/vars/<i>`` for a layer's own variables (trainable first, then the others),
+``layers/<layer>/<attribute>/vars/<i>`` for the layers it holds (``cell`` of a recurrent layer,
+``forward_layer`` / ``backward_layer`` of Bidirectional, ``layer`` of a wrapper, ``query_dense``
+… of MultiHeadAttention), ``layers/<nested model>/layers/...`` for a nested model, and
+``optimizer/vars/<i>`` for the optimizer: its iteration count, learning rate, then its slots for
+each trainable variable in the order Keras creates them.
+"""
+import datetime
+import json
+import re
+import warnings
+
+import numpy as np
+
+from .. import backend
+from ..fileio import FileFormatError, ZipArchive, atomic_write, atomic_write_zip, loading_budget
+from ..models import saving as _saving
+from . import keras_config
+from .h5io import H5Reader, h5_bytes
+
+KERAS_VERSION = "3.15.1"
+MAX_WEIGHTS_BYTES = 1 << 40
+
+
+# ------------------------------------------------------------------ the layout
+def _sublayers(layer):
+    """[(Keras attribute name, sublayer)] of the layers ``layer`` holds, in Keras's order."""
+    from ..layers.base import Layer
+    cname = type(layer).__name__
+    out = []
+    if hasattr(layer, "cell") and isinstance(getattr(layer, "cell"), Layer):
+        out.append(("cell", layer.cell))
+    if cname == "Bidirectional":
+        out += [("backward_layer", layer.backward_layer), ("forward_layer", layer.forward_layer)]
+    if hasattr(layer, "layer") and isinstance(getattr(layer, "layer"), Layer) and \
+            cname != "Bidirectional":
+        out.append(("layer", layer.layer))
+    seen = {id(s) for _, s in out}
+    extra = []
+    for k, v in vars(layer).items():
+        if isinstance(v, Layer) and id(v) not in seen and k not in ("cell", "layer"):
+            seen.add(id(v))
+            extra.append((k.lstrip("_") if not hasattr(type(layer), k) else k, v))
+    out += extra
+    return sorted(out, key=lambda kv: ("~" + kv[0]) if kv[0].startswith("_") else kv[0])
+
+
+def _own(layer, sub):
+    ids = set()
+    for _, s in sub:
+        ids.update(id(w) for w in s.weights)
+    tr = [w for w in layer.trainable_weights if id(w) not in ids]
+    non = [w for w in layer.weights if id(w) not in ids and not any(w is t for t in tr)]
+    return tr + non
+
+
+def _snake(name):
+    """Keras's ``to_snake_case`` of a class name (``SimpleRNN`` → ``simple_rnn``)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _is_model(layer):
+    return hasattr(layer, "_is_graph") and hasattr(layer, "layers")
+
+
+def layout(model):
+    """[(group path, name, [weights])] of ``model`` in Keras's layout (model itself at "").
+
+    A model's layers are addressed as Keras addresses a list: by the snake-case class name,
+    made unique in order (``dense``, ``dense_1``, …), never by the layers' own names; a
+    subclassed model's layers by the attribute that holds them."""
+    out = []
+    visited = set()
+
+    def join(path, name):
+        return f"{path}/{name}" if path else name
+
+    def walk_layer(layer, path):
+        if id(layer) in visited:
+            return
+        visited.add(id(layer))
+        if _is_model(layer):
+            walk_model(layer, path)
+            return
+        sub = _sublayers(layer)
+        out.append((path, layer.name, _own(layer, sub)))
+        for name, s in sub:
+            walk_layer(s, join(path, name))
+
+    def walk_list(layers, path):
+        used = {}
+        for layer in layers:
+            name = _snake(type(layer).__name__)
+            if name in used:
+                used[name] += 1
+                name = f"{name}_{used[name]}"
+            else:
+                used[name] = 0
+            walk_layer(layer, join(path, name))
+
+    def walk_model(model, path):
+        from ..layers.base import Layer
+        out.append((path, model.name, []))
+        if getattr(model, "_is_graph", False) or type(model).__name__ == "Sequential":
+            walk_list(_keras_layer_order(model), join(path, "layers"))
+            return
+        for attr in sorted(k for k in vars(model) if not k.startswith("_")):
+            v = vars(model)[attr]
+            if isinstance(v, Layer):
+                walk_layer(v, join(path, attr))
+            elif isinstance(v, (list, tuple)) and v and all(isinstance(x, Layer) for x in v):
+                walk_list(v, join(path, attr))
+        rest = [l for l in model.layers if id(l) not in visited]
+        if rest:
+            walk_list(rest, join(path, "layers"))
+    visited.add(id(model))
+    walk_model(model, "")
+    return out
+
+
+def _keras_layer_order(model):
+    """The layers of a functional model in the order Keras's ``Functional.layers`` lists them
+    (by decreasing depth from the outputs, ties in the order they are first reached)."""
+    if not getattr(model, "_is_graph", False) or type(model).__name__ == "Sequential":
+        return list(model.layers)
+    finished, order_nodes, index = set(), [], {}
+    input_ids = {id(t) for t in model._inputs}
+
+    def visit(t):
+        stack = [(t, False)]
+        while stack:
+            t, done = stack.pop()
+            layer, node, _ = t._history
+            if done:
+                if id(node) not in finished:
+                    finished.add(id(node))
+                    order_nodes.append(node)
+                continue
+            if id(node) in finished:
+                continue
+            index.setdefault(id(layer), (len(index), layer))
+            stack.append((t, True))
+            if type(layer).__name__ != "InputLayer" and id(t) not in input_ids:
+                for x in reversed(node.flat_inputs):
+                    stack.append((x, False))
+    for t in model._outputs:
+        visit(t)
+    node_depth, layer_depth = {}, {}
+    for node in reversed(order_nodes):
+        d = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = d
+        node_depth[id(node)] = d
+        for x in node.flat_inputs:
+            parent = x._history[1]
+            node_depth[id(parent)] = max(d + 1, node_depth.get(id(parent), 0))
+    for t in model._inputs:
+        layer = t._history[0]
+        if id(layer) not in layer_depth:
+            layer_depth[id(layer)] = 0
+            index[id(layer)] = (-1, layer)
+    layers = [index[k][1] for k in layer_depth]
+    return sorted(layers, key=lambda l: (-layer_depth[id(l)], index[id(l)][0]))
+
+
+def keras_trainable_order(model):
+    """The model's trainable weights in Keras's ``model.trainable_variables`` order."""
+    out, seen = [], set()
+
+    def add(layer):
+        if hasattr(layer, "layers") and (getattr(layer, "_is_graph", False) or
+                                         type(layer).__name__ == "Sequential"):
+            for l in _keras_layer_order(layer):
+                add(l)
+            return
+        for w in layer.trainable_weights:
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+    add(model)
+    rest = [w for w in model.trainable_weights if id(w) not in seen]
+    return out + rest
+
+
+#: each optimizer's slots in the order Keras creates them: groups of slots made together
+#: (interleaved per variable)
+_SLOT_GROUPS = {"Adam": [["m", "v"], ["vhat"]], "AdamW": [["m", "v"], ["vhat"]],
+                "RMSprop": [["velocity"], ["momentum"], ["average_gradient"]]}
+
+
+def _slot_plan(opt, names):
+    groups = _SLOT_GROUPS.get(type(opt).__name__, [list(names)])
+    groups = [[n for n in g if n in names] for g in groups]
+    left = [n for n in names if not any(n in g for g in groups)]
+    return [g for g in groups if g] + ([left] if left else [])
+
+
+def _flat_offsets(model):
+    offs, k = {}, 0
+    for w in model.trainable_weights:
+        offs[id(w)] = (k, int(w.data.size), tuple(w.shape))
+        k += int(w.data.size)
+    return offs, k
+
+
+# ------------------------------------------------------------------ writing
+def _fill_weights(f, model, include_optimizer=False):
+    for path, name, weights in layout(model):
+        g = f.create_group(f"{path}/vars" if path else "vars")
+        g.attrs["name"] = name
+        for i, w in enumerate(weights):
+            g.create_dataset(str(i), data=np.asarray(w.data))
+    opt = getattr(model, "optimizer", None)
+    if include_optimizer and opt is not None:
+        _fill_optimizer(f, model, opt)
+
+
+def _fill_optimizer(f, model, opt):
+    state, arrays = _saving._optimizer_state(opt)
+    flat = not any(k in state for k in ("variables", "inner", "optimizers"))
+    if not flat:
+        warnings.warn(f"save: the state of optimizer {type(opt).__name__!r} is not written to the "
+                      f"Keras file (axone writes it for optimizers whose state is one vector per "
+                      f"parameter); save to a .axone file to keep it", stacklevel=5)
+        return
+    g = f.create_group("optimizer/vars")
+    g.attrs["name"] = getattr(opt, "name", type(opt).__name__.lower())
+    g.create_dataset("0", data=np.int64(opt.iterations))
+    lr = opt.learning_rate
+    g.create_dataset("1", data=np.float32(float(np.asarray(getattr(lr, "data", lr)))))
+    if not arrays:
+        return
+    offs, _ = _flat_offsets(model)
+    order = keras_trainable_order(model)
+    k = 2
+    for group in _slot_plan(opt, list(arrays)):
+        for w in order:
+            start, size, shape = offs[id(w)]
+            for n in group:
+                g.create_dataset(str(k), data=arrays[n][start:start + size].reshape(shape))
+                k += 1
+
+
+def weights_bytes(model, include_optimizer=False):
+    return h5_bytes(lambda f: _fill_weights(f, model, include_optimizer))
+
+
+def save_weights(model, path):
+    if not model.built:
+        raise ValueError(f"save_weights: model {model.name!r} has no weights yet; build it first")
+    data = weights_bytes(model)
+    with atomic_write(path) as raw:
+        raw.write(data)
+
+
+def save_model(model, path, include_optimizer=True):
+    if not model.built:
+        raise ValueError(f"save: model {model.name!r} is not built yet; build it first")
+    spec = keras_config.model_to_keras(_saving.serialize_model(model), model)
+    if getattr(model, "compiled", False):
+        comp = {"loss": _saving._serialize_loss(model._loss_spec),
+                "metrics": _saving._serialize_metric(model._metrics_spec),
+                "weighted_metrics": _saving._serialize_metric(model._weighted_spec),
+                "loss_weights": model._loss_weights_spec}
+        if model.optimizer is not None:
+            comp["optimizer"] = {"class_name": type(model.optimizer).__name__,
+                                 "config": _saving._optimizer_config(model.optimizer)}
+        spec["compile_config"] = keras_config.compile_to_keras(comp)
+    meta = {"keras_version": KERAS_VERSION,
+            "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    entries = {"metadata.json": json.dumps(meta).encode("utf-8"),
+               "config.json": json.dumps(spec).encode("utf-8"),
+               "model.weights.h5": weights_bytes(model, include_optimizer and
+                                                 getattr(model, "compiled", False))}
+    atomic_write_zip(path, entries)
+
+
+# ------------------------------------------------------------------ reading
+def _read_vars(r, root, path, n, label):
+    """The ``n`` arrays of group ``path/vars`` (None when the group is absent and n == 0)."""
+    g = r.group(root, path, required=False) if path else root
+    vg = r.get(g, "vars") if g is not None else None
+    if vg is None:
+        if n == 0:
+            return []
+        raise FileFormatError(r.path, f"layer {label!r}: the weights file has no group "
+                                      f"{(path + '/vars') if path else 'vars'!r}")
+    if not isinstance(vg, r.h5py.Group):
+        raise FileFormatError(r.path, f"layer {label!r}: {vg.name!r} is not a group")
+    names = r.keys(vg)
+    if sorted(names) != sorted(str(i) for i in range(len(names))):
+        raise FileFormatError(r.path, f"layer {label!r}: {vg.name!r} holds {sorted(names)[:8]}, "
+                                      f"expected datasets named 0..N-1")
+    return [r.array(r.get(vg, str(i)), f"layer {label!r} variable {vg.name}/{i}")
+            for i in range(len(names))]
+
+
+def _assign(w, a, path, label):
+    if np.dtype(w.dtype).kind != "f":
+        raise FileFormatError(path, f"layer {label!r} weight {w.path!r} has dtype {w.dtype}; "
+                                    f"weights must be real floats")
+    w.assign(a.astype(w.dtype, copy=False))
+
+
+def read_weights_into(model, r, root, skip_mismatch=False, label_path=None):
+    """Assign the weights under ``root`` (an open :class:`H5Reader` group) to ``model``."""
+    todo, skipped = [], []
+    for path, name, weights in layout(model):
+        try:
+            arrays = _read_vars(r, root, path, len(weights), name)
+            if len(arrays) != len(weights):
+                raise FileFormatError(r.path, f"layer {name!r} ({path or 'the model'}) expects "
+                                              f"{len(weights)} variables, the file holds "
+                                              f"{len(arrays)} ({[a.shape for a in arrays]})")
+            for w, a in zip(weights, arrays):
+                if tuple(a.shape) != tuple(w.shape):
+                    raise FileFormatError(r.path, f"layer {name!r} weight {w.path!r}: shape "
+                                                  f"{tuple(w.shape)} in the model, "
+                                                  f"{tuple(a.shape)} in the file ({path}/vars)")
+        except FileFormatError as e:
+            if not skip_mismatch:
+                raise
+            skipped.append(f"{name!r} ({str(e).split(': ', 1)[-1]})")
+            continue
+        todo.extend((w, a, name) for w, a in zip(weights, arrays))
+    for w, a, name in todo:
+        _assign(w, a, r.path, name)
+    if skipped:
+        warnings.warn(f"A total of {len(skipped)} objects could not be loaded from {r.path!r} "
+                      f"(skip_mismatch=True): {', '.join(skipped)}", stacklevel=4)
+
+
+def count_values(r, root):
+    """How many numeric values the datasets under ``root`` declare (for the loading budget)."""
+    total = 0
+    stack = [root]
+    while stack:
+        g = stack.pop()
+        for k in r.keys(g):
+            o = r.get(g, k)
+            if isinstance(o, r.h5py.Group):
+                stack.append(o)
+            elif isinstance(o, r.h5py.Dataset):
+                try:
+                    total += int(np.prod(o.shape, dtype=np.int64)) if o.shape else 1
+                except Exception:
+                    pass
+    return total
+
+
+def load_weights(model, path, skip_mismatch=False):
+    if not model.built:
+        raise ValueError(f"load_weights: build model {model.name!r} first (give an input shape or "
+                         f"call it on data), so its weights exist")
+    with H5Reader(path, what="Keras weights file (.weights.h5)") as r:
+        read_weights_into(model, r, r.f, skip_mismatch)
+
+
+def load_weights_from_archive(model, path, skip_mismatch=False):
+    if not model.built:
+        raise ValueError(f"load_weights: build model {model.name!r} first")
+    with ZipArchive(path, "Keras model file (.keras)") as arc:
+        data = arc.read("model.weights.h5", MAX_WEIGHTS_BYTES)
+    with H5Reader(data, label=f"{arc.path}!model.weights.h5",
+                  what="model.weights.h5 member") as r:
+        read_weights_into(model, r, r.f, skip_mismatch)
+
+
+def is_keras_archive(names):
+    return "config.json" in names and "model.weights.h5" in names and "axone.json" not in names
+
+
+def _restore_optimizer(model, r, path):
+    opt = model.optimizer
+    g = r.group(r.f, "optimizer", required=False)
+    if g is None or r.get(g, "vars") is None:
+        return
+    vg = r.get(g, "vars")
+    n = len(r.keys(vg))
+    if n < 2:
+        return
+    vals = [r.array(r.get(vg, str(i)), f"optimizer variable {i}") for i in range(n)]
+    it = vals[0]
+    if it.shape != () or not np.isfinite(it).all() or not 0 <= float(it) <= 2 ** 53:
+        raise FileFormatError(path, f"optimizer iterations must be a non-negative scalar, "
+                                    f"received an array of shape {it.shape}")
+    size, dtype = _saving._flat_size_and_dtype(model)
+    names = [n for n in opt._flat_state_names()]
+    if n == 2:
+        scalars = _saving._scalar_state({"iterations": int(it)}, path)
+        _saving.restore_optimizer_state(opt, model, scalars, {}, path)
+        return
+    offs, total = _flat_offsets(model)
+    order = keras_trainable_order(model)
+    probe = _slot_plan(opt, names)
+    want = sum(len(g) for g in probe) * len(order)
+    if want != n - 2:
+        # try without the slots that only some configurations have (Adam's vhat, RMSprop's ...)
+        warnings.warn(f"Skipping variable loading for optimizer '{opt.name}', because it has "
+                      f"{want + 2} variables whereas the saved optimizer has {n} variables; its "
+                      f"state starts fresh", stacklevel=4)
+        return
+    arrays = {nm: np.zeros(total, dtype=dtype) for g in probe for nm in g}
+    k = 2
+    for group in probe:
+        for w in order:
+            start, sz, shape = offs[id(w)]
+            for nm in group:
+                a = vals[k]
+                if tuple(a.shape) != shape:
+                    raise FileFormatError(path, f"optimizer variable {k} has shape {a.shape}; "
+                                                f"weight {w.path!r} has shape {shape}")
+                arrays[nm][start:start + sz] = a.reshape(-1)
+                k += 1
+    scalars = _saving._scalar_state({"iterations": int(it), "flat_size": total}, path)
+    _saving.restore_optimizer_state(opt, model, scalars, arrays, path)
+
+
+def load_model(path, custom_objects=None, compile=True, safe_mode=True):
+    from .. import losses, metrics as metrics_mod, constraints
+    from .. import object_registration as _registry
+    with ZipArchive(path, "Keras model file (.keras)") as arc:
+        path = arc.path
+        if "config.json" not in arc:
+            raise FileFormatError(path, "the .keras file has no config.json")
+        spec = arc.read_json("config.json")
+        data = arc.read("model.weights.h5", MAX_WEIGHTS_BYTES) \
+            if "model.weights.h5" in arc else None
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(f"load_model: custom_objects must be a dict {{name: object}}, received "
+                        f"{type(custom_objects).__name__}")
+    if not isinstance(spec, dict):
+        raise FileFormatError(path, "config.json does not hold an object")
+    check_lambdas(spec, path, safe_mode)
+    cc = spec.get("compile_config")
+    r = H5Reader(data, label=f"{path}!model.weights.h5", what="model.weights.h5 member") \
+        if data is not None else None
+    try:
+        budget = count_values(r, r.f) if r is not None else 0
+        with _registry.custom_object_scope(custom_objects):
+            axone_spec = _saving._rebuild(path, "the saved architecture",
+                                          keras_config.model_from_keras, spec)
+            with loading_budget(path, budget):
+                with constraints.custom_objects_scope(custom_objects):
+                    model = _saving._rebuild(path, "the saved architecture",
+                                             _saving.deserialize_model, axone_spec,
+                                             custom_objects)
+            if r is not None:
+                read_weights_into(model, r, r.f)
+            elif model.weights:
+                raise FileFormatError(path, "the .keras file has no model.weights.h5")
+            if compile and isinstance(cc, dict) and cc.get("loss") is not None:
+                comp = _saving._rebuild(path, "the saved compile arguments",
+                                        keras_config.compile_from_keras, cc)
+                _saving._rebuild(path, "the saved compile arguments",
+                                 _saving._compile_from_entry, model, comp, {}, path,
+                                 custom_objects, losses, metrics_mod)
+                if r is not None and model.optimizer is not None:
+                    _restore_optimizer(model, r, path)
+    finally:
+        if r is not None:
+            r.close()
+    return model
+
+
+def check_lambdas(spec, path, safe_mode):
+    """Refuse a Lambda whose function is Python bytecode: always, as loading never runs code
+    from a file (Keras runs it with ``safe_mode=False``)."""
+    stack = [spec]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if v.get("class_name") == "__lambda__":
+                extra = "" if safe_mode else " (axone never executes code from a file, also " \
+                                             "with safe_mode=False)"
+                raise FileFormatError(path, f"the model holds a Lambda whose function is Python "
+                                            f"bytecode; loading it would run code from the file"
+                                            f"{extra}. Register the function with "
+                                            f"keras.saving.register_keras_serializable() and "
+                                            f"use it by name")
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
