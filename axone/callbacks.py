@@ -371,7 +371,9 @@ class ModelCheckpoint(Callback):
 
     ``filepath`` may hold ``{epoch}`` (1-based) and any log name: ``"ckpt{epoch:04d}.keras"``,
     ``"best-{val_loss:.2f}.weights"``.  Each file is written atomically, so an interrupted
-    run never leaves a broken checkpoint.
+    run never leaves a broken checkpoint.  The extension picks the format as ``model.save`` /
+    ``save_weights`` do: ``.keras`` (Keras 3 archive), ``.h5`` (Keras 2 HDF5), ``.weights.h5``
+    (Keras 3 weights) with ``save_weights_only=True``, any other name axone's own archive.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
