@@ -1,5 +1,6 @@
-"""Large matrix products split by rows across threads, for training steps run with OpenBLAS on
-one thread (see ``backend.blas_threads_for``).
+"""Large matrix products split by rows across threads, and batch shards of convolution and
+pooling nodes, for training steps run with OpenBLAS on one thread (see
+``backend.blas_threads_for``).
 
 OpenBLAS's own threads wait on each other badly on a busy machine; rows of a product are
 independent, so a product large enough to pay for a thread hand-over (about _MIN_WORK
@@ -7,6 +8,15 @@ multiply-adds) is cut into row blocks, one per thread the compiled module may us
 computed by NumPy's single-threaded BLAS on its own Python thread (matmul releases the GIL).
 The result agrees with the unsplit product to rounding (BLAS may block a shorter product
 differently), and for a given thread count it is the same from run to run.
+
+Batch shards (``batch_blocks`` / ``run_blocks``): a node whose samples are independent
+(convolution, pooling) runs its whole lowering — padding, window copies, products, scatter-adds
+— on consecutive blocks of the batch, one block per thread; each block's arrays are its own, so
+every per-sample value is the one the unsplit node computes, and only sums over the batch (a
+kernel or bias gradient) are taken block by block and then added in block order.  The split is
+decided per node from its own work (``batch_blocks``): a block must carry at least
+``_MIN_SHARD_WORK`` units (a multiply-add or an element moved), about 0.4 ms of one core here,
+well above the ~30 µs a hand-over to a worker thread costs.
 """
 import os
 import threading
@@ -18,6 +28,8 @@ from .. import _native, backend
 #: multiply-adds from which a product is split (below it the hand-over costs more than it saves)
 _MIN_WORK = 1 << 23
 _MIN_ROWS = 16
+#: work units (multiply-adds + elements moved) per batch block below which a node is not split
+_MIN_SHARD_WORK = 1 << 21
 _ENABLED = True
 _POOL = []
 _POOL_LOCK = threading.Lock()
@@ -80,3 +92,30 @@ def matmul(a, b, out=None):
     for f in futures:
         f.result()
     return out
+
+
+def batch_blocks(n, work):
+    """Consecutive blocks [(lo, hi), …] of a batch of ``n`` samples for a node of ``work`` units
+    (multiply-adds and elements moved over the whole batch), one per thread, each carrying at
+    least ``_MIN_SHARD_WORK``; None to run the node whole (too little work, one thread, a
+    single sample, or BLAS running threads of its own)."""
+    if not _ENABLED or n < 2:
+        return None
+    k = min(_threads(), n, 8, int(work // _MIN_SHARD_WORK))
+    if k < 2 or backend.get_blas_threads() != 1:
+        return None
+    size = -(-n // k)
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+
+
+def run_blocks(fn, bounds):
+    """[fn(i, lo, hi) for each block i], blocks 1… on the worker threads and block 0 on the
+    calling one; waits for all, then re-raises the first block's error if any failed."""
+    pool = _pool()
+    futures = [pool.submit(fn, i, lo, hi) for i, (lo, hi) in enumerate(bounds) if i]
+    try:
+        first = fn(0, *bounds[0])
+    finally:
+        for f in futures:
+            f.exception()
+    return [first] + [f.result() for f in futures]

@@ -37,7 +37,10 @@ from math import prod as _prod
 import numpy as np
 
 from ..autograd.function import Function
+from . import _parallel
 from . import math as M
+
+_new = object.__new__
 
 __all__ = ["conv", "conv1d", "conv2d", "max_pool", "average_pool", "depthwise_conv",
            "conv_transpose", "conv_output_length", "pool_output_length", "same_padding",
@@ -292,11 +295,19 @@ class Conv(Function):
     """
 
     relu = False
+    part = False            # a batch block of a split node (never split again)
+    blocks = None           # the batch blocks [(lo, hi), …] of a split node
+    y_out = None            # where a block writes its output (its rows of the whole output)
+    dx_buffer = None        # a block's source of its rows of the whole input-gradient buffer
 
     def forward(self, x, k, b=None):
         nd = k.ndim - 2
         self.xshape = x.shape
         pads = self.pads
+        if not self.part:
+            blocks = _parallel.batch_blocks(x.shape[0], self._work(x.shape, k.shape))
+            if blocks is not None:
+                return self._forward_blocks(x, k, b, blocks)
         if any(p != (0, 0) for p in pads):
             x = _pad(x, pads)
         self.pshape = x.shape
@@ -325,7 +336,7 @@ class Conv(Function):
                 cols[:, width] = 1
                 mat = _with_row(mat, np.tile(b, bj))
             self.cols = cols
-            y = _WS.matmul(cols, mat)
+            y = self._product(cols, mat)
         elif g == 1 and cin_g == 1:
             ct = _WS.empty((nk + one, m), x.dtype)
             blocks = ct[:nk].reshape((nk, x.shape[0]) + tuple(out))
@@ -336,7 +347,7 @@ class Conv(Function):
                 ct[nk] = 1
                 mat = _with_row(mat, b)
             self.cols = ct
-            y = _WS.matmul(ct.T, mat)
+            y = self._product(ct.T, mat)
         elif g == 1:
             win = _windows(x, ksz, self.strides, self.dilation, out)
             mat = k.reshape(kin, f)
@@ -351,7 +362,7 @@ class Conv(Function):
                 cols = _WS.empty((m, kin), x.dtype)
                 np.copyto(cols.reshape(win.shape), win)
             self.cols = cols
-            y = _WS.matmul(cols, mat)
+            y = self._product(cols, mat)
         else:
             win = _windows(x, ksz, self.strides, self.dilation, out)
             fg = f // g
@@ -363,6 +374,9 @@ class Conv(Function):
                 ys.append(cols @ k[..., gi * fg:(gi + 1) * fg].reshape(kin, fg))
             y = np.concatenate(ys, axis=-1)
         y = y.reshape((x.shape[0],) + tuple(out) + (f,))
+        if self.y_out is not None and not np.shares_memory(y, self.y_out):
+            self.y_out[...] = y
+            y = self.y_out
         if b is not None and not one:
             _add_bias(y, b)
         if self.relu:                    # y = max(conv, 0) in the same node
@@ -370,7 +384,86 @@ class Conv(Function):
             self.y = y
         return y
 
+    def _work(self, xshape, kshape):
+        """Multiply-adds of the node's product plus the window entries it copies."""
+        nd = len(kshape) - 2
+        padded = [n + lo + hi for n, (lo, hi) in zip(xshape[1:1 + nd], self.pads)]
+        out = _out_shape(padded, kshape[:nd], self.strides, self.dilation)
+        m = xshape[0] * _prod(out)
+        kin = _prod(kshape[:-1])
+        return m * kin * (kshape[-1] // self.groups + 1)
+
+    def _product(self, a, b):
+        """a · b, into this block's rows of the whole output when it is one block of a split node."""
+        if self.y_out is None:
+            return _WS.matmul(a, b)
+        return np.matmul(a, b, out=self.y_out.reshape(a.shape[0], b.shape[1]))
+
+    def _zeros(self, shape, dtype):
+        """The zeroed input-gradient buffer (this block's rows of the whole one when split)."""
+        if self.dx_buffer is None:
+            return _WS.zeros(shape, dtype)
+        a = self.dx_buffer(shape, dtype)
+        a.fill(0)
+        return a
+
+    def _forward_blocks(self, x, k, b, blocks):
+        """The node on consecutive batch blocks, one per thread (ops/_parallel.py); each block
+        is a Conv of its own over x[lo:hi] that writes its rows of y."""
+        nd = k.ndim - 2
+        padded = [n + lo + hi for n, (lo, hi) in zip(x.shape[1:1 + nd], self.pads)]
+        out = _out_shape(padded, k.shape[:nd], self.strides, self.dilation)
+        self.out, self.k, self.blocks = out, k, blocks
+        self.pshape = (x.shape[0],) + tuple(padded) + (x.shape[-1],)
+        y = _WS.empty((x.shape[0],) + tuple(out) + (k.shape[-1],), np.result_type(x, k))
+        params = {name: self.__dict__[name] for name in
+                  ("strides", "dilation", "pads", "groups", "relu", "needs")}
+        parts = []
+        for lo, hi in blocks:
+            part = _new(Conv)
+            part.__dict__.update(params, part=True, y_out=y[lo:hi])
+            parts.append(part)
+        self.parts = parts
+        _parallel.run_blocks(lambda i, lo, hi: parts[i].forward(x[lo:hi], k, b), blocks)
+        for part in parts:
+            part.y_out = None
+        return y
+
+    def _backward_blocks(self, gy):
+        """Each block's backward on its rows of dL/dy; dL/dx is one buffer whose rows the blocks
+        fill, dL/dK and dL/dbias the blocks' sums added in block order."""
+        parts, blocks, needs = self.parts, self.blocks, self.needs
+        lock, whole = threading.Lock(), []
+
+        def buffer(shape, dtype, lo, hi):
+            with lock:
+                if not whole:
+                    whole.append(_WS.empty((self.pshape[0],) + tuple(shape[1:]), dtype))
+            return whole[0][lo:hi]
+
+        def run(i, lo, hi):
+            part = parts[i]
+            if needs[0]:
+                part.dx_buffer = lambda shape, dtype: buffer(shape, dtype, lo, hi)
+            try:
+                return part.backward(gy[lo:hi])
+            finally:
+                part.dx_buffer = None
+        res = _parallel.run_blocks(run, blocks)
+        grads = [self._crop(whole[0]) if needs[0] else None]
+        for j in range(1, len(needs)):
+            if needs[j]:
+                total = res[0][j].copy()
+                for r in res[1:]:
+                    total += r[j]
+                grads.append(total)
+            else:
+                grads.append(None)
+        return tuple(grads)
+
     def backward(self, gy):
+        if self.blocks is not None:
+            return self._backward_blocks(gy)
         if self.relu:                    # dL/dconv = dL/dy · [y > 0]
             gy = gy * (self.y > 0)
         k, g = self.k, self.groups
@@ -410,7 +503,7 @@ class Conv(Function):
             if needs[0]:
                 dcols = np.concatenate(dparts, axis=-1)
         if needs[0]:
-            dxp = _WS.zeros(self.pshape, gy.dtype)
+            dxp = self._zeros(self.pshape, gy.dtype)
             blk = (gy.shape[0],) + tuple(self.out) + (cin_g * g,)
             for i, (offs, sl) in enumerate(_offset_slices(ksz, self.strides, self.dilation, self.out)):
                 dxp[(slice(None),) + sl] += dcols[i].reshape(blk)
@@ -467,7 +560,7 @@ class Conv(Function):
         span = r * period
         # span spare columns on the right, so that every set of blocks t ≡ ph (mod r) is the
         # plain slice [ph·period, ph·period + n_ph·span) split into (n_ph, span)
-        dxp = _WS.zeros(self.pshape[:-2] + (self.pshape[-2] + span, c), gy.dtype)
+        dxp = self._zeros(self.pshape[:-2] + (self.pshape[-2] + span, c), gy.dtype)
         pre = (slice(None),) * (nd - 1)
         for offs in itertools.product(*[range(kk) for kk in lead]):
             rows = tuple(slice(a * dd, a * dd + ss * (o - 1) + 1, ss)
@@ -613,10 +706,18 @@ class Pool(Function):
     over the kh·kw offset slices and keeps the first maximising offset for the backward.
     """
 
+    part = False            # a batch block of a split node (never split again)
+    parts = None            # the blocks' own Pool nodes, when split
+
     def forward(self, x):
         nd = len(self.pool)
         self.xshape = x.shape
         pads = self.pads
+        if not self.part:
+            # work: about eight passes over the input between forward and backward
+            bounds = _parallel.batch_blocks(x.shape[0], 8 * x.size)
+            if bounds is not None:
+                return self._forward_blocks(x, bounds)
         if self.blocks:
             out = _out_shape(x.shape[1:1 + nd], self.pool, self.strides, (1,) * nd)
             self.out, self.x = out, x
@@ -661,7 +762,40 @@ class Pool(Function):
         self.cnt = cnt
         return (s / cnt).astype(x.dtype, copy=False)
 
+    def _forward_blocks(self, x, bounds):
+        """The node on consecutive batch blocks, one per thread (ops/_parallel.py): each block a
+        Pool of its own over x[lo:hi], its result copied into its rows of y."""
+        params = {name: self.__dict__[name] for name in
+                  ("kind", "pool", "strides", "pads", "blocks", "needs")}
+        parts = []
+        for _ in bounds:
+            part = _new(Pool)
+            part.__dict__.update(params, part=True)
+            parts.append(part)
+        self.parts, self.bounds = parts, bounds
+        nd = len(self.pool)
+        padded = [n + lo + hi for n, (lo, hi) in zip(x.shape[1:1 + nd], self.pads)]
+        y = np.empty((x.shape[0],) + tuple(_out_shape(padded, self.pool, self.strides, (1,) * nd))
+                     + (x.shape[-1],), x.dtype)
+
+        def run(i, lo, hi):
+            y[lo:hi] = parts[i].forward(x[lo:hi])
+            if parts[i].blocks:
+                parts[i].y = y[lo:hi]
+        _parallel.run_blocks(run, bounds)
+        return y
+
+    def _backward_blocks(self, g):
+        gx = np.empty(self.xshape, g.dtype)
+
+        def run(i, lo, hi):
+            gx[lo:hi] = self.parts[i].backward(g[lo:hi])[0]
+        _parallel.run_blocks(run, self.bounds)
+        return (gx,)
+
     def backward(self, g):
+        if self.parts is not None:
+            return self._backward_blocks(g)
         nd = len(self.pool)
         if self.x is not None:
             x, pool, out = self.x, self.pool, self.out
