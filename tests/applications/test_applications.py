@@ -24,7 +24,8 @@ from axone.applications import imagenet_utils
 # counter part depends on what was built before, so it is left out of the comparison
 _AUTO = re.compile(r"^(input_layer|zero_padding2d|global_average_pooling2d|global_max_pooling2d|"
                    r"max_pooling2d|conv2d|dense|flatten|rescaling|normalization|multiply|"
-                   r"reshape|activation|add|dropout)(_\d+)?$")
+                   r"reshape|activation|add|dropout|batch_normalization|average_pooling2d|concatenate|re_lu)"
+                   r"(_\d+)?$")
 
 
 def _norm(name):
@@ -33,7 +34,10 @@ def _norm(name):
 
 
 def _structure(model):
-    names = [(_norm(l.name), type(l).__name__) for l in model.layers]
+    # axone lists the graph's tensor operations (x + 3.0) as OpLayer nodes; Keras lists only
+    # layers
+    names = [(_norm(l.name), type(l).__name__) for l in model.layers
+             if type(l).__name__ != "OpLayer"]
     weights = [(_norm(w.path.split("/")[0]) + "/" + w.path.split("/")[-1], tuple(w.shape))
                for w in model.weights]
     return names, weights
@@ -64,6 +68,20 @@ SMALL = [
     ("MobileNet", dict(include_top=False, input_shape=(65, 65, 3))),
     ("MobileNetV2", dict(include_top=True, input_shape=(64, 64, 3), classes=5, alpha=1.4)),
     ("MobileNetV2", dict(include_top=False, input_shape=(63, 63, 3), alpha=0.35, pooling="avg")),
+    ("MobileNetV3Small", dict(include_top=True, input_shape=(64, 64, 3), classes=6)),
+    ("MobileNetV3Small", dict(include_top=False, input_shape=(32, 32, 3), minimalistic=True,
+                              alpha=0.75, pooling="max")),
+    ("MobileNetV3Large", dict(include_top=False, input_shape=(32, 32, 3), alpha=1.25,
+                              include_preprocessing=False)),
+    ("EfficientNetB0", dict(include_top=True, input_shape=(32, 32, 3), classes=4)),
+    pytest.param("EfficientNetB1", dict(include_top=False, input_shape=(32, 32, 3)),
+                 marks=pytest.mark.slow),
+    pytest.param("EfficientNetB2", dict(include_top=False, input_shape=(32, 32, 3)),
+                 marks=pytest.mark.slow),
+    pytest.param("EfficientNetB3", dict(include_top=False, input_shape=(32, 32, 3), pooling="avg"),
+                 marks=pytest.mark.slow),
+    ("InceptionV3", dict(include_top=False, input_shape=(75, 75, 3))),
+    ("Xception", dict(include_top=False, input_shape=(71, 71, 3), pooling="max")),
 ]
 
 
@@ -85,7 +103,14 @@ def test_structure_matches_keras(name, kw):
 
 @pytest.mark.parametrize("name,count", [pytest.param("VGG16", 138_357_544, marks=pytest.mark.slow), ("ResNet50", 25_636_712),
                                         ("DenseNet121", 8_062_504), ("MobileNet", 4_253_864),
-                                        ("MobileNetV2", 3_538_984), ("ResNet50V2", 25_613_800)])
+                                        ("MobileNetV2", 3_538_984), ("ResNet50V2", 25_613_800),
+                                        ("EfficientNetB0", 5_330_571),
+                                        ("MobileNetV3Small", 2_554_968),
+                                        ("MobileNetV3Large", 5_507_432),
+                                        pytest.param("InceptionV3", 23_851_784,
+                                                     marks=pytest.mark.slow),
+                                        pytest.param("Xception", 22_910_480,
+                                                     marks=pytest.mark.slow)])
 def test_full_top_parameter_counts(name, count):
     assert _axone(name).count_params() == count
 
@@ -97,7 +122,10 @@ def test_vgg16_conv_base_count():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152",
                                   "ResNet50V2", "ResNet101V2", "ResNet152V2", "DenseNet121",
-                                  "DenseNet169", "DenseNet201", "MobileNet", "MobileNetV2"])
+                                  "DenseNet169", "DenseNet201", "MobileNet", "MobileNetV2",
+                                  "MobileNetV3Small", "MobileNetV3Large", "EfficientNetB0",
+                                  "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
+                                  "InceptionV3", "Xception"])
 def test_full_top_models_match_keras(name):
     km, am = _keras(name), _axone(name)
     assert am.count_params() == km.count_params()
@@ -108,7 +136,9 @@ def _copy_random_weights(km, am, seed=0):
     """Keras's weights, with the batch norm statistics and scales moved off their initial
     values, copied layer by layer into the axone model (whose layer list matches)."""
     rng = np.random.default_rng(seed)
-    for kl, al in zip(km.layers, am.layers):
+    alayers = [l for l in am.layers if type(l).__name__ != "OpLayer"]
+    assert len(alayers) == len(km.layers)
+    for kl, al in zip(km.layers, alayers):
         assert _norm(kl.name) == _norm(al.name)
         ws = [np.array(w) for w in kl.get_weights()]
         if type(kl).__name__ == "BatchNormalization":
@@ -127,10 +157,16 @@ PARITY = [("VGG16", dict(include_top=False, input_shape=(32, 32, 3), pooling="av
           ("MobileNetV2", dict(include_top=True, input_shape=(64, 64, 3), classes=10)),
           ("DenseNet121", dict(include_top=False, input_shape=(32, 32, 3), pooling="max")),
           ("MobileNet", dict(include_top=False, input_shape=(33, 33, 3), alpha=0.25)),
-          ("ResNet50V2", dict(include_top=False, input_shape=(32, 32, 3), pooling="avg"))]
+          ("ResNet50V2", dict(include_top=False, input_shape=(32, 32, 3), pooling="avg")),
+          ("EfficientNetB0", dict(include_top=False, input_shape=(32, 32, 3), pooling="avg")),
+          ("MobileNetV3Small", dict(include_top=True, input_shape=(32, 32, 3), classes=3)),
+          pytest.param("InceptionV3", dict(include_top=False, input_shape=(75, 75, 3)),
+                       marks=pytest.mark.slow),
+          pytest.param("Xception", dict(include_top=False, input_shape=(71, 71, 3)),
+                       marks=pytest.mark.slow)]
 
 
-@pytest.mark.parametrize("name,kw", PARITY, ids=[n for n, _ in PARITY])
+@pytest.mark.parametrize("name,kw", PARITY, ids=_ids(PARITY))
 def test_outputs_match_keras_with_same_weights(name, kw):
     import torch
     km, am = _keras(name, **kw), _axone(name, **kw)
@@ -162,7 +198,9 @@ def test_lenet5_is_the_course_model():
 @pytest.mark.parametrize("module,mode", [("vgg16", "caffe"), ("vgg19", "caffe"),
                                          ("resnet", "caffe"), ("resnet50", "caffe"),
                                          ("resnet_v2", "tf"), ("densenet", "torch"),
-                                         ("mobilenet", "tf"), ("mobilenet_v2", "tf")])
+                                         ("mobilenet", "tf"), ("mobilenet_v2", "tf"),
+                                         ("inception_v3", "tf"), ("xception", "tf"),
+                                         ("efficientnet", None), ("mobilenet_v3", None)])
 @pytest.mark.parametrize("data_format", [None, "channels_first"])
 @pytest.mark.parametrize("ndim", [3, 4])
 def test_preprocess_input_matches_keras(module, mode, data_format, ndim):
@@ -172,6 +210,10 @@ def test_preprocess_input_matches_keras(module, mode, data_format, ndim):
     expected = getattr(keras.applications, module).preprocess_input(x.copy(), data_format=data_format)
     got = getattr(A, module).preprocess_input(x.copy(), data_format=data_format)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-5)
+    if mode is None:      # a pass-through: the model preprocesses its inputs itself
+        assert got is not None
+        np.testing.assert_array_equal(got, x)
+        return
     # on an axone Tensor: a new tensor with the same values
     t = getattr(A, module).preprocess_input(axone.Tensor(x.copy()), data_format=data_format)
     np.testing.assert_allclose(np.asarray(t.data), expected, rtol=1e-6, atol=1e-5)
@@ -264,6 +306,15 @@ def test_decode_predictions():
                          classifier_activation="relu"),
      "Only `None` and `softmax`"),
     (lambda: A.VGG16(weights=None, include_top=False, pooling="sum"), "pooling"),
+    (lambda: A.InceptionV3(weights=None, include_top=False, input_shape=(74, 80, 3)),
+     "at least 75x75"),
+    (lambda: A.Xception(weights=None, include_top=False, input_shape=(70, 80, 3)),
+     "at least 71x71"),
+    (lambda: A.MobileNetV3Small(weights=None, input_shape=(31, 64, 3)), "at least 32x32"),
+    (lambda: A.MobileNetV3Small(weights="imagenet", alpha=0.5), "alpha can be one of"),
+    (lambda: A.MobileNetV3Large(weights="imagenet", minimalistic=True, alpha=0.75),
+     "alpha can be one of"),
+    (lambda: A.EfficientNetB0(weights="imagenet", classes=3), "`classes` should be 1000"),
 ])
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
@@ -421,6 +472,23 @@ def test_keras_published_file_names_and_urls(monkeypatch):
         (lambda: A.MobileNetV2(alpha=0.35, include_top=False, input_shape=(96, 96, 3)),
          base + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5",
          None),
+    ]
+    cases += [
+        (lambda: A.EfficientNetB0(include_top=False, input_shape=(32, 32, 3)),
+         "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
+         "50bc09e76180e00e4465e1a485ddc09d"),
+        (lambda: A.MobileNetV3Small(input_shape=(32, 32, 3)),
+         base + "mobilenet_v3/weights_mobilenet_v3_small_224_1.0_float.h5",
+         "8768d4c2e7dee89b9d02b2d03d65d862"),
+        (lambda: A.MobileNetV3Large(include_top=False, minimalistic=True),
+         base + "mobilenet_v3/weights_mobilenet_v3_large_minimalistic_224_1.0_float_no_top_v2.h5",
+         "ec5221f64a2f6d1ef965a614bdae7973"),
+        (lambda: A.InceptionV3(include_top=False, input_shape=(75, 75, 3)),
+         base + "inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+         "bcbd6486424b2319ff4ef7d526e38f63"),
+        (lambda: A.Xception(include_top=False, input_shape=(71, 71, 3)),
+         base + "xception/xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+         "b0042744bf5b25fce3cb969f33bebb97"),
     ]
     for call, url, h in cases:
         with pytest.raises(RuntimeError, match="stop"):
