@@ -297,8 +297,8 @@ def _resumes(make, tmp_path, epochs=2):
     x, y = _data()
     model = _compiled(make())
     model.fit(x, y, epochs=epochs, batch_size=8, verbose=0)
-    model.save(tmp_path / "o.keras")
-    back = keras.models.load_model(tmp_path / "o.keras")
+    model.save(tmp_path / "o.axone")       # axone's archive holds these optimizers' whole state
+    back = keras.models.load_model(tmp_path / "o.axone")
     assert type(back.optimizer) is type(model.optimizer)
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
     back.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
@@ -323,13 +323,13 @@ def test_loss_scale_optimizer_resumes(tmp_path):
     model = _compiled(make())
     model.fit(x, y, epochs=2, batch_size=8, verbose=0)
     assert model.optimizer.loss_scale_factor != 8.0          # the scale has grown
-    model.save(tmp_path / "o.keras")
-    with zipfile.ZipFile(tmp_path / "o.keras") as z:
+    model.save(tmp_path / "o.axone")
+    with zipfile.ZipFile(tmp_path / "o.axone") as z:
         entry = json.loads(z.read("compile.json"))["optimizer"]
     assert set(entry["config"]) == {"name", "inner_optimizer", "initial_scale",
                                     "dynamic_growth_steps"}
     assert entry["config"]["inner_optimizer"]["class_name"] == "Adam"
-    back = keras.models.load_model(tmp_path / "o.keras")
+    back = keras.models.load_model(tmp_path / "o.axone")
     assert back.optimizer.loss_scale_factor == model.optimizer.loss_scale_factor
     assert int(back.optimizer._counter) == int(model.optimizer._counter)
     assert back.optimizer.initial_scale == 8.0 and back.optimizer.dynamic_growth_steps == 3
@@ -359,8 +359,8 @@ def test_wrapping_optimizers_saved_before_training(tmp_path):
                 optimizers.MultiOptimizer(optimizers.OptimizerMap(optimizers.Adam())),
                 optimizers.Adafactor()):
         model = _compiled(opt)
-        model.save(tmp_path / "u.keras")
-        back = keras.models.load_model(tmp_path / "u.keras")
+        model.save(tmp_path / "u.axone")
+        back = keras.models.load_model(tmp_path / "u.axone")
         assert type(back.optimizer) is type(opt) and back.optimizer.iterations == 0
         x, y = _data()
         model.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
@@ -373,15 +373,15 @@ def test_bad_wrapping_optimizer_entries(tmp_path):
     model = _compiled(optimizers.LossScaleOptimizer(optimizers.Adam(0.01)))
     x, y = _data()
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)
-    model.save(tmp_path / "o.keras")
+    model.save(tmp_path / "o.axone")
 
     def rewrite(edit):
-        with zipfile.ZipFile(tmp_path / "o.keras") as z:
+        with zipfile.ZipFile(tmp_path / "o.axone") as z:
             members = {n: z.read(n) for n in z.namelist()}
         comp = json.loads(members["compile.json"])
         edit(comp["optimizer"])
         members["compile.json"] = json.dumps(comp).encode()
-        with zipfile.ZipFile(tmp_path / "bad.keras", "w") as z:
+        with zipfile.ZipFile(tmp_path / "bad.axone", "w") as z:
             for n, data in members.items():
                 z.writestr(n, data)
     for edit, match in [
@@ -391,7 +391,7 @@ def test_bad_wrapping_optimizer_entries(tmp_path):
             (lambda o: o["state"].update(step_counter=1.5), "step_counter")]:
         rewrite(edit)
         with pytest.raises(FileFormatError, match=match):
-            keras.models.load_model(tmp_path / "bad.keras")
+            keras.models.load_model(tmp_path / "bad.axone")
 
 
 def test_wrapping_optimizer_configs_match_keras():
