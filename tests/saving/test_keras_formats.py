@@ -350,3 +350,34 @@ def test_missing_h5py_names_the_install(small, monkeypatch):
         m.load_weights(tmp / "s.weights.h5")
     with pytest.raises(ImportError, match="pip install h5py"):
         m.save(tmp / "again.keras")
+
+
+@pytest.mark.parametrize("opt", ["adam", "sgd_momentum", "rmsprop_centered", "adam_amsgrad"])
+def test_training_resumes_alike_across_the_keras_archive_both_ways(tmp_path, opt):
+    """Keras trains, saves; axone loads and both take the same next step (optimizer slots in
+    Keras's order); then axone saves and Keras resumes from axone's state."""
+    make = {"adam": lambda K: K.optimizers.Adam(0.01),
+            "sgd_momentum": lambda K: K.optimizers.SGD(0.1, momentum=0.9),
+            "rmsprop_centered": lambda K: K.optimizers.RMSprop(0.01, momentum=0.5,
+                                                               centered=True),
+            "adam_amsgrad": lambda K: K.optimizers.Adam(0.01, amsgrad=True)}[opt]
+    x = RNG.random((6, 4)).astype("float32")
+    y = RNG.random((6, 2)).astype("float32")
+    keras.utils.set_random_seed(0)
+    k = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="tanh"),
+                          keras.layers.Dense(2)])
+    k.compile(make(keras), "mean_squared_error")
+    k.fit(x, y, batch_size=6, epochs=2, verbose=0, shuffle=False)
+    k.save(tmp_path / "k.keras")
+    a = axone.saving.load_model(tmp_path / "k.keras")
+    k.fit(x, y, batch_size=6, epochs=1, verbose=0, shuffle=False)
+    a.fit(x, y, batch_size=6, epochs=1, verbose=0, shuffle=False)
+    for v, w in zip(k.weights, a.get_weights()):
+        np.testing.assert_allclose(w, _np(v), atol=1e-6)
+    a.save(tmp_path / "a.keras")
+    k2 = keras.models.load_model(tmp_path / "a.keras")
+    assert int(_np(k2.optimizer.iterations)) == a.optimizer.iterations == 3
+    k2.fit(x, y, batch_size=6, epochs=1, verbose=0, shuffle=False)
+    a.fit(x, y, batch_size=6, epochs=1, verbose=0, shuffle=False)
+    for v, w in zip(k2.weights, a.get_weights()):
+        np.testing.assert_allclose(w, _np(v), atol=1e-6)
