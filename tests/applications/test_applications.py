@@ -513,3 +513,19 @@ def test_keras_alias_resolves_applications():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "23587712", "axone.applications.densenet"]
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("MobileNetV3Small", dict(input_shape=(32, 32, 3), classes=3)),
+    ("EfficientNetB0", dict(include_top=False, input_shape=(32, 32, 3))),
+    ("ResNet50V2", dict(include_top=False, input_shape=(32, 32, 3), pooling="avg"))])
+def test_get_config_round_trip(name, kw):
+    m = _axone(name, **kw)
+    m2 = axone.Model.from_config(m.get_config())
+    assert m2.name == m.name and m2.count_params() == m.count_params()
+    assert sorted(l.name for l in m2.layers) == sorted(l.name for l in m.layers)
+    for layer in m.layers:
+        m2.get_layer(layer.name).set_weights(layer.get_weights())
+    x = np.random.default_rng(4).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(m2.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-5)
