@@ -422,6 +422,12 @@ def layer_entry_from_keras(entry):
     cfg = entry.get("config")
     if isinstance(cfg, dict):
         cfg = _layer_config_from_keras(cfg)
+        if "batch_input_shape" in cfg:            # Keras 2
+            shape = cfg.pop("batch_input_shape")
+            if cname == "InputLayer":
+                cfg.setdefault("batch_shape", shape)
+            else:
+                out["_batch_input_shape"] = shape
         if cname == "Bidirectional" and isinstance(cfg.get("backward_layer"), dict):
             cfg = _drop_mirrored_backward(cfg)
         cfg = _drop_keras_only(cname, cfg)
@@ -466,6 +472,11 @@ def model_from_keras(spec, _top=True):
         layers = [layer_entry_from_keras(e) if isinstance(e, dict) else e for e in cfg["layers"]]
         shape = cfg.get("build_input_shape") or (spec.get("build_config") or {}).get(
             "input_shape")
+        if layers and isinstance(layers[0], dict) and "_batch_input_shape" in layers[0]:
+            shape = layers[0]["_batch_input_shape"]
+        for e in layers:
+            if isinstance(e, dict):
+                e.pop("_batch_input_shape", None)
         if layers and isinstance(layers[0], dict) and layers[0].get("class_name") != \
                 "InputLayer" and isinstance(shape, list):
             layers.insert(0, {"class_name": "InputLayer", "config": {
@@ -487,6 +498,7 @@ def model_from_keras(spec, _top=True):
             name = e.get("name") or (e.get("config") or {}).get("name")
             what = f"layer {name!r}"
             out = layer_entry_from_keras(e)
+            out.pop("_batch_input_shape", None)
             out["name"] = name
             try:
                 cls = _layer_class(out["class_name"], None, out.get("registered_name")) \

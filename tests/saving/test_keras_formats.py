@@ -381,3 +381,38 @@ def test_training_resumes_alike_across_the_keras_archive_both_ways(tmp_path, opt
     a.fit(x, y, batch_size=6, epochs=1, verbose=0, shuffle=False)
     for v, w in zip(k2.weights, a.get_weights()):
         np.testing.assert_allclose(w, _np(v), atol=1e-6)
+
+
+def test_keras2_model_file_with_kernel_colon_zero_names_loads(tmp_path):
+    """A Keras 2 file as the pretrained-weight files are: batch_input_shape on the first
+    layer, `<layer>/<layer>/kernel:0` datasets, layer_names / weight_names attributes."""
+    dense = {"trainable": True, "dtype": "float32", "use_bias": True,
+             "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+             "bias_initializer": {"class_name": "Zeros", "config": {}},
+             "kernel_regularizer": None, "bias_regularizer": None,
+             "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
+    cfg = {"class_name": "Sequential", "config": {"name": "sequential", "layers": [
+        {"class_name": "Dense", "config": dict(dense, name="dense", units=3, activation="relu",
+                                               batch_input_shape=[None, 4])},
+        {"class_name": "Dense", "config": dict(dense, name="dense_1", units=2,
+                                               activation="linear")}]}}
+    W = [RNG.random((4, 3), dtype="float32"), RNG.random(3, dtype="float32"),
+         RNG.random((3, 2), dtype="float32"), RNG.random(2, dtype="float32")]
+    with h5py.File(tmp_path / "k2.h5", "w") as f:
+        f.attrs["model_config"] = json.dumps(cfg).encode()
+        f.attrs["keras_version"] = b"2.4.0"
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = [b"dense", b"dense_1"]
+        for i, n in enumerate(["dense", "dense_1"]):
+            lg = g.create_group(n)
+            lg.attrs["weight_names"] = [f"{n}/kernel:0".encode(), f"{n}/bias:0".encode()]
+            lg.create_dataset(f"{n}/kernel:0", data=W[2 * i])
+            lg.create_dataset(f"{n}/bias:0", data=W[2 * i + 1])
+    m = axone.saving.load_model(tmp_path / "k2.h5")
+    x = RNG.random((2, 4), dtype="float32")
+    want = np.maximum(x @ W[0] + W[1], 0) @ W[2] + W[3]
+    np.testing.assert_allclose(m.predict(x, verbose=0), want, rtol=1e-6)
+    other = axone.Sequential([axone.layers.Input((4,)), axone.layers.Dense(3),
+                              axone.layers.Dense(2)])
+    other.load_weights(tmp_path / "k2.h5")            # the weights of a full-model file
+    np.testing.assert_array_equal(other.get_weights()[2], W[2])
