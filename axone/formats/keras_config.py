@@ -79,8 +79,14 @@ def _layer_config_to_keras(cfg):
     return out
 
 
+#: layers whose class Keras's config names by its exported name
+_KERAS_CLASS_NAMES = {"GroupedQueryAttention": "GroupQueryAttention"}
+
+
 def _layer_entry_to_keras(entry):
     out = dict(entry)
+    if "module" not in out and out.get("class_name") in _KERAS_CLASS_NAMES:
+        out["class_name"] = _KERAS_CLASS_NAMES[out["class_name"]]
     cfg = entry.get("config")
     if isinstance(cfg, dict):
         out["config"] = _layer_config_to_keras(cfg)

@@ -29,8 +29,15 @@ MAX_WEIGHTS_BYTES = 1 << 40
 
 
 # ------------------------------------------------------------------ the layout
+#: layers whose sublayers Keras reaches through public properties named without the underscore
+_PUBLIC_SUBLAYERS = ("MultiHeadAttention",)
+#: layers whose own variables Keras keeps in a ``cell`` sublayer that axone does not have
+_CELL_OWNED = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
+
+
 def _sublayers(layer):
-    """[(Keras attribute name, sublayer)] of the layers ``layer`` holds, in Keras's order."""
+    """[(Keras attribute name, sublayer or list of sublayers)] of the layers ``layer`` holds,
+    in Keras's order (public attributes first, each sorted)."""
     from ..layers.base import Layer
     cname = type(layer).__name__
     out = []
@@ -42,19 +49,25 @@ def _sublayers(layer):
             cname != "Bidirectional":
         out.append(("layer", layer.layer))
     seen = {id(s) for _, s in out}
-    extra = []
     for k, v in vars(layer).items():
-        if isinstance(v, Layer) and id(v) not in seen and k not in ("cell", "layer"):
+        if k in ("cell", "layer") or id(v) in seen:
+            continue
+        name = k.lstrip("_") if cname in _PUBLIC_SUBLAYERS else k
+        if isinstance(v, Layer):
             seen.add(id(v))
-            extra.append((k.lstrip("_") if not hasattr(type(layer), k) else k, v))
-    out += extra
+            out.append((name, v))
+        elif isinstance(v, (list, tuple)) and v and not k.startswith("_") and \
+                all(isinstance(x, Layer) for x in v):           # (axone's own lists are private)
+            seen.add(id(v))
+            out.append((name, list(v)))
     return sorted(out, key=lambda kv: ("~" + kv[0]) if kv[0].startswith("_") else kv[0])
 
 
 def _own(layer, sub):
     ids = set()
     for _, s in sub:
-        ids.update(id(w) for w in s.weights)
+        for x in (s if isinstance(s, list) else [s]):
+            ids.update(id(w) for w in x.weights)
     tr = [w for w in layer.trainable_weights if id(w) not in ids]
     non = [w for w in layer.weights if id(w) not in ids and not any(w is t for t in tr)]
     return tr + non
@@ -91,9 +104,17 @@ def layout(model):
             walk_model(layer, path)
             return
         sub = _sublayers(layer)
-        out.append((path, layer.name, _own(layer, sub)))
+        own = _own(layer, sub)
+        if type(layer).__name__ in _CELL_OWNED:
+            out.append((path, layer.name, []))
+            out.append((join(path, "cell"), layer.name + "_cell", own))
+        else:
+            out.append((path, layer.name, own))
         for name, s in sub:
-            walk_layer(s, join(path, name))
+            if isinstance(s, list):
+                walk_list(s, join(path, name))
+            else:
+                walk_layer(s, join(path, name))
 
     def walk_list(layers, path):
         used = {}

@@ -416,3 +416,36 @@ def test_keras2_model_file_with_kernel_colon_zero_names_loads(tmp_path):
                               axone.layers.Dense(2)])
     other.load_weights(tmp_path / "k2.h5")            # the weights of a full-model file
     np.testing.assert_array_equal(other.get_weights()[2], W[2])
+
+
+_LAYER_CASES = {
+    "conv_pool": ((8, 8, 3), lambda L, x: L.Dense(3)(L.GlobalAveragePooling2D()(
+        L.MaxPooling2D()(L.Conv2D(4, 3, padding="same", activation="relu")(x))))),
+    "sepconv": ((8, 8, 3), lambda L, x: L.Flatten()(L.DepthwiseConv2D(3)(
+        L.SeparableConv2D(4, 3, padding="same")(L.Conv2DTranspose(3, 3)(x))))),
+    "convlstm": ((3, 5, 5, 2), lambda L, x: L.Flatten()(L.ConvLSTM2D(2, 3)(x))),
+    "gqa": ((4, 6), lambda L, x: L.GroupQueryAttention(4, 4, 2)(x, x)),
+    "stacked_cells": ((4, 6), lambda L, x: L.RNN([L.GRUCell(3), L.SimpleRNNCell(2)])(x)),
+    "time_distributed": ((4, 5), lambda L, x: L.TimeDistributed(L.Dense(3))(x)),
+    "normalization": ((6,), lambda L, x: L.Dense(2)(
+        L.Normalization(mean=np.arange(6.0), variance=np.ones(6))(x))),
+    "einsum_attention": ((4, 6), lambda L, x: L.Attention()(
+        [L.EinsumDense("abc,cd->abd", output_shape=(None, 3), bias_axes="d")(x),
+         L.EinsumDense("abc,cd->abd", output_shape=(None, 3))(x)])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_LAYER_CASES))
+def test_layer_families_cross_the_keras_archive_both_ways(tmp_path, case):
+    shape, build = _LAYER_CASES[case]
+    keras.utils.set_random_seed(5)
+    inp = keras.layers.Input(shape)
+    k = keras.Model(inp, build(keras.layers, inp))
+    x = RNG.random((3,) + shape).astype("float32")
+    want = _np(k(x))
+    k.save(tmp_path / "k.keras")
+    a = axone.saving.load_model(tmp_path / "k.keras")
+    np.testing.assert_allclose(a.predict(x, verbose=0), want, atol=1e-5)
+    a.save(tmp_path / "a.keras")
+    back = keras.models.load_model(tmp_path / "a.keras")
+    np.testing.assert_allclose(_np(back(x)), want, atol=1e-5)
