@@ -529,3 +529,54 @@ def test_get_config_round_trip(name, kw):
     x = np.random.default_rng(4).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(m2.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-5,
                                atol=1e-5)
+
+
+def _keras_legacy_h5(kmodel, path):
+    """Write ``kmodel``'s weights as Keras writes its published application files (the Keras 2
+    HDF5 layout: one group per layer, in layer order)."""
+    h5py = pytest.importorskip("h5py")
+    from keras.src.legacy.saving import legacy_h5_format
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, kmodel)
+
+
+@pytest.mark.parametrize("name,kw,subdir,fname", [
+    ("MobileNetV2", dict(include_top=False, input_shape=(96, 96, 3), alpha=0.35), "mobilenet_v2/",
+     "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"),
+    ("MobileNetV3Small", dict(include_top=False, input_shape=(224, 224, 3), alpha=0.75),
+     "mobilenet_v3/", "weights_mobilenet_v3_small_224_0.75_float_no_top_v2.h5"),
+])
+def test_imagenet_weights_in_keras_legacy_h5_format(name, kw, subdir, fname, tmp_path, monkeypatch):
+    """A Keras-written legacy .h5 weight file, served under Keras's name, loads into the axone
+    model (by layer order, as Keras loads it) and gives Keras's outputs."""
+    import torch
+    km = getattr(keras.applications, name)(weights=None, **kw)
+    rng = np.random.default_rng(5)
+    km.set_weights([(w + 0.05 * rng.standard_normal(w.shape)).astype("float32") if w.ndim == 1
+                    else w for w in km.get_weights()])
+    served = tmp_path / "served" / subdir.strip("/")
+    served.mkdir(parents=True)
+    _keras_legacy_h5(km, str(served / fname))
+    if name == "MobileNetV3Small":
+        from axone.applications import mobilenet_v3
+        md5 = hashlib.md5((served / fname).read_bytes()).hexdigest()
+        monkeypatch.setitem(mobilenet_v3.WEIGHTS_HASHES, "small_224_0.75_float",
+                            (mobilenet_v3.WEIGHTS_HASHES["small_224_0.75_float"][0], md5))
+    monkeypatch.setenv("AXONE_HOME", str(tmp_path / "home"))
+    server = _Server(tmp_path / "served")
+    try:
+        monkeypatch.setattr(imagenet_utils, "BASE_URL", server.url)
+        am = getattr(A, name)(weights="imagenet", **kw)
+    finally:
+        server.close()
+    assert server.hits == ["/" + subdir + fname]
+    for k, a in zip(km.weights, am.weights):
+        assert a.path == k.path
+        np.testing.assert_array_equal(np.asarray(a.numpy() if hasattr(a, "numpy") else a),
+                                      np.asarray(k.numpy()))
+    x = np.random.default_rng(6).uniform(0, 255, (1,) + kw["input_shape"]).astype("float32")
+    x = A.mobilenet_v2.preprocess_input(x) if name == "MobileNetV2" else x
+    with torch.no_grad():
+        expected = km(torch.tensor(x), training=False).numpy()
+    np.testing.assert_allclose(am.predict(x, verbose=0), expected, rtol=1e-4,
+                               atol=1e-4 * max(1.0, float(np.abs(expected).max())))
