@@ -246,6 +246,16 @@ def _fill_weights(f, model, include_optimizer=False):
 def _fill_optimizer(f, model, opt):
     state, arrays = _saving._optimizer_state(opt)
     flat = not any(k in state for k in ("variables", "inner", "optimizers"))
+    by_variable = "variables" in state and not any(k in state for k in ("inner", "optimizers"))
+    if by_variable:           # Adafactor: its variables, in the order Keras creates them too
+        g = f.create_group("optimizer/vars")
+        g.attrs["name"] = getattr(opt, "name", type(opt).__name__.lower())
+        g.create_dataset("0", data=np.int64(opt.iterations))
+        lr = opt.learning_rate
+        g.create_dataset("1", data=np.float32(float(np.asarray(getattr(lr, "data", lr)))))
+        for i, shape in enumerate(state["variables"] or []):
+            g.create_dataset(str(i + 2), data=arrays[f"v{i:04d}"].reshape(shape))
+        return
     if not flat:
         warnings.warn(f"save: the state of optimizer {type(opt).__name__!r} is not written to the "
                       f"Keras file (axone writes it for optimizers whose state is one vector per "
@@ -412,6 +422,13 @@ def _restore_optimizer(model, r, path):
     if it.shape != () or not np.isfinite(it).all() or not 0 <= float(it) <= 2 ** 53:
         raise FileFormatError(path, f"optimizer iterations must be a non-negative scalar, "
                                     f"received an array of shape {it.shape}")
+    if getattr(opt, "_extra_names", None) and not hasattr(opt, "inner_optimizer") and \
+            not hasattr(opt, "optimizers"):
+        shapes = [list(v.shape) for v in vals[2:]]
+        arrays = {f"v{i:04d}": v.reshape(-1) for i, v in enumerate(vals[2:])}
+        st = _saving._scalar_state({"iterations": int(it), "variables": shapes}, path)
+        _saving.restore_optimizer_state(opt, model, st, arrays, path)
+        return
     size, dtype = _saving._flat_size_and_dtype(model)
     names = [n for n in opt._flat_state_names()]
     if n == 2:

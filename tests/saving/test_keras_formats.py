@@ -352,7 +352,8 @@ def test_missing_h5py_names_the_install(small, monkeypatch):
         m.save(tmp / "again.keras")
 
 
-@pytest.mark.parametrize("opt", ["adam", "sgd_momentum", "rmsprop_centered", "adam_amsgrad"])
+@pytest.mark.parametrize("opt", ["adam", "sgd_momentum", "rmsprop_centered", "adam_amsgrad",
+                                 "adafactor"])
 def test_training_resumes_alike_across_the_keras_archive_both_ways(tmp_path, opt):
     """Keras trains, saves; axone loads and both take the same next step (optimizer slots in
     Keras's order); then axone saves and Keras resumes from axone's state."""
@@ -360,7 +361,8 @@ def test_training_resumes_alike_across_the_keras_archive_both_ways(tmp_path, opt
             "sgd_momentum": lambda K: K.optimizers.SGD(0.1, momentum=0.9),
             "rmsprop_centered": lambda K: K.optimizers.RMSprop(0.01, momentum=0.5,
                                                                centered=True),
-            "adam_amsgrad": lambda K: K.optimizers.Adam(0.01, amsgrad=True)}[opt]
+            "adam_amsgrad": lambda K: K.optimizers.Adam(0.01, amsgrad=True),
+            "adafactor": lambda K: K.optimizers.Adafactor(0.05)}[opt]
     x = RNG.random((6, 4)).astype("float32")
     y = RNG.random((6, 2)).astype("float32")
     keras.utils.set_random_seed(0)
