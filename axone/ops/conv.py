@@ -25,6 +25,14 @@ Windows of the (padded) input are a strided view (no copy until the product):
 Large work arrays (padded inputs, im2col rows, input-gradient buffers) come from a reusable
 workspace (_Workspace) rather than fresh allocations.
 
+While OpenBLAS runs on one thread (training steps, backend.blas_threads_for), a Conv or Pool node
+with enough work runs on consecutive batch blocks, one per thread of axone's own
+(ops/_parallel.batch_blocks): each block is a node of its own over x[lo:hi] running the whole
+lowering above, writing its rows of the output and of the input-gradient buffer; its kernel and
+bias gradients are added in block order.  Per-sample values are the unsplit node's (up to the
+BLAS kernel OpenBLAS picks by a product's row count); the kernel gradient agrees to rounding and
+is the same every run for a given thread count.
+
 Output sizes (004): valid ⌈(H − (k − 1)d) / s⌉, same ⌈H / s⌉; "same" pads the total
 max((out − 1)s + (k − 1)d + 1 − H, 0) with the extra row/column at the bottom/right (Keras).
 """
