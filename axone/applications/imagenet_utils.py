@@ -245,59 +245,7 @@ def load_weights(model, weights, file_name=None, file_hash=None, subdir="", base
 
 
 def keras_layer_order(model):
-    """Put a functional model's layers in the order Keras 3 gives them (so ``layers``,
-    ``weights`` and ``get_weights()`` line up with Keras's, and with the layer order of its
-    weight files): layers sorted by decreasing depth (the longest path from the layer to an
-    output), layers of equal depth in the order a depth-first walk from the outputs first
-    reaches them; the inputs come last among depth 0 as Keras places them."""
-    inputs = list(model._inputs)
-    input_ids = {id(t) for t in inputs}
-    index, finished, order = {}, set(), []     # nodes in decreasing depth (post-order)
-
-    def visit(tensor):
-        stack = [(tensor, False)]
-        while stack:
-            t, done = stack.pop()
-            layer, node = t._history[0], t._history[1]
-            if done:
-                if id(node) not in finished:
-                    finished.add(id(node))
-                    order.append(node)
-                continue
-            if id(node) in finished:
-                continue
-            if id(layer) not in index:
-                index[id(layer)] = len(index)
-            stack.append((t, True))
-            if id(t) not in input_ids:
-                for parent in reversed(node.flat_inputs):
-                    stack.append((parent, False))
-
-    for out in model._outputs:
-        visit(out)
-    node_depth, layer_depth, layers = {}, {}, {}
-    parents = {id(n): [t._history[1] for t in n.flat_inputs] for n in order}
-    for node in reversed(order):
-        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
-        layer_depth[id(node.layer)] = depth
-        layers[id(node.layer)] = node.layer
-        node_depth[id(node)] = depth
-        for p in parents[id(node)]:
-            node_depth[id(p)] = max(depth + 1, node_depth.get(id(p), 0))
-    for t in inputs:
-        layer = t._history[0]
-        if id(layer) not in layer_depth:
-            layer_depth[id(layer)] = 0
-            index[id(layer)] = -1
-            layers[id(layer)] = layer
-    ranked = sorted(layers, key=lambda k: (-layer_depth[k], index[k]))
-    new = [layers[k] for k in ranked]
-    if sorted(map(id, new)) != sorted(map(id, model._graph_layers)):
-        return model
-    model._graph_layers = new
-    tracked = model.__dict__["_tracked_layers"]
-    rest = [l for l in tracked if all(l is not n for n in new)]
-    tracked[:] = new + rest
-    from axone.layers import base
-    base.bump_tracking()
+    """The model, whose layers a functional Model already keeps in Keras 3's order
+    (``axone.models.model.keras_layer_order``)."""
     return model
+

@@ -148,47 +148,11 @@ def layout(model):
 
 
 def _keras_layer_order(model):
-    """The layers of a functional model in the order Keras's ``Functional.layers`` lists them
-    (by decreasing depth from the outputs, ties in the order they are first reached)."""
+    """The layers of a model in the order Keras's ``Functional.layers`` lists them: a
+    functional model keeps its layers in that order (``models.model.keras_layer_order``)."""
     if not getattr(model, "_is_graph", False) or type(model).__name__ == "Sequential":
         return list(model.layers)
-    finished, order_nodes, index = set(), [], {}
-    input_ids = {id(t) for t in model._inputs}
-
-    def visit(t):
-        stack = [(t, False)]
-        while stack:
-            t, done = stack.pop()
-            layer, node, _ = t._history
-            if done:
-                if id(node) not in finished:
-                    finished.add(id(node))
-                    order_nodes.append(node)
-                continue
-            if id(node) in finished:
-                continue
-            index.setdefault(id(layer), (len(index), layer))
-            stack.append((t, True))
-            if type(layer).__name__ != "InputLayer" and id(t) not in input_ids:
-                for x in reversed(node.flat_inputs):
-                    stack.append((x, False))
-    for t in model._outputs:
-        visit(t)
-    node_depth, layer_depth = {}, {}
-    for node in reversed(order_nodes):
-        d = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
-        layer_depth[id(node.layer)] = d
-        node_depth[id(node)] = d
-        for x in node.flat_inputs:
-            parent = x._history[1]
-            node_depth[id(parent)] = max(d + 1, node_depth.get(id(parent), 0))
-    for t in model._inputs:
-        layer = t._history[0]
-        if id(layer) not in layer_depth:
-            layer_depth[id(layer)] = 0
-            index[id(layer)] = (-1, layer)
-    layers = [index[k][1] for k in layer_depth]
-    return sorted(layers, key=lambda l: (-layer_depth[id(l)], index[id(l)][0]))
+    return list(model._graph_layers)
 
 
 def keras_trainable_order(model):

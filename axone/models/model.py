@@ -51,6 +51,48 @@ def _graph_nodes(inputs, outputs):
     return [n for n in order if not isinstance(n.layer, InputLayer)]
 
 
+def keras_layer_order(inputs, outputs):
+    """The layers between ``inputs`` and ``outputs`` in the order Keras 3's functional model
+    lists them (``model.layers``, and so ``weights`` and the layer order of weight files): by
+    decreasing depth (the longest path from a layer's node to an output), layers of equal depth
+    in the order a depth-first walk from the outputs first reaches them; an input that no output
+    reaches comes first among the layers of depth 0."""
+    input_ids = {id(t) for t in inputs}
+    finished, nodes, index = set(), [], {}        # nodes: post-order, decreasing depth
+    for out in outputs:
+        stack = [(out, False)]
+        while stack:
+            t, done = stack.pop()
+            layer, node = t._history[0], t._history[1]
+            if done:
+                if id(node) not in finished:
+                    finished.add(id(node))
+                    nodes.append(node)
+                continue
+            if id(node) in finished:
+                continue
+            index.setdefault(id(layer), (len(index), layer))
+            stack.append((t, True))
+            if not isinstance(layer, InputLayer) and id(t) not in input_ids:
+                for x in reversed(node.flat_inputs):
+                    stack.append((x, False))
+    node_depth, layer_depth = {}, {}
+    for node in reversed(nodes):
+        d = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = d
+        node_depth[id(node)] = d
+        for x in node.flat_inputs:
+            parent = x._history[1]
+            node_depth[id(parent)] = max(d + 1, node_depth.get(id(parent), 0))
+    for t in inputs:
+        layer = t._history[0]
+        if id(layer) not in layer_depth:
+            layer_depth[id(layer)] = 0
+            index[id(layer)] = (-1, layer)
+    layers = [index[k][1] for k in layer_depth]
+    return sorted(layers, key=lambda l: (-layer_depth[id(l)], index[id(l)][0]))
+
+
 class Model(Trainer, Layer):
     """A model: layers joined in a graph, with training and inference.
 
@@ -100,6 +142,9 @@ class Model(Trainer, Layer):
         for node in self._nodes:
             if node.layer not in layers:
                 layers.append(node.layer)
+        ordered = keras_layer_order(self._inputs, self._outputs)
+        if sorted(map(id, ordered)) == sorted(map(id, layers)):
+            layers = ordered
         self._graph_layers = layers
         tl = self.__dict__["_tracked_layers"]
         for layer in layers:
