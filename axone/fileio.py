@@ -223,8 +223,9 @@ class ZipArchive:
             with open(self.path, "rb") as f:
                 head = f.read(8)
             if head.startswith(b"\x89HDF"):
-                raise FileFormatError(self.path, f"is an HDF5 (.h5) file, not an {what}; this "
-                                                 f"version reads axone archives only")
+                raise FileFormatError(self.path, f"is an HDF5 (.h5) file, not an {what}; open it "
+                                                 f"with load_model / load_weights, which read "
+                                                 f"Keras's HDF5 files")
             self._zf = zipfile.ZipFile(self.path, "r")
             infos = self._zf.infolist()
         except FileFormatError:
