@@ -35,6 +35,7 @@ import numbers
 import numpy as np
 
 from .. import backend
+from ..autograd.function import is_grad_enabled
 from ..autograd.tensor import Tensor
 from ..ops import image_color
 from .base import Layer
@@ -221,6 +222,15 @@ class _ImageAugmentation(Layer):
                              f"you didn't specify a bounding box format. Pass a "
                              f"`bounding_box_format` argument to your {type(self).__name__} layer, "
                              f"e.g. `bounding_box_format='xyxy'`.")
+        source = inputs["images"] if data is not None else inputs
+        if (training or self._cast_inactive) and isinstance(source, Tensor) and \
+                source.requires_grad and is_grad_enabled():
+            # these layers run on NumPy without a backward: after trainable layers they would
+            # cut the gradient silently
+            raise NotImplementedError(
+                f"{self._who}: its images carry a gradient (the layer comes after trainable "
+                f"layers), but this layer is not differentiable in axone; place it before the "
+                f"trainable layers, as image augmentation usually is")
         if not training:
             if data is None:
                 return self._inactive(inputs)

@@ -449,3 +449,17 @@ def test_fit_and_save_with_augmentation_layers(tmp_path):
     again = axone.models.load_model(path)
     assert [type(l).__name__ for l in again.layers[0].layers] == ["RandomHue", "RandomSharpness"]
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_gradient_carrying_images_are_refused_not_cut():
+    import axone
+    from axone import layers as L
+    x = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
+    w = axone.Variable(np.ones((1, 1, 1, 3), np.float32))
+    for layer in (L.RandomInvert(factor=(1.0, 1.0), value_range=(0, 1)), L.AutoContrast(value_range=(0, 1))):
+        with pytest.raises(NotImplementedError, match="not differentiable"):
+            layer(axone.Tensor(x) * w, training=True)
+    # at the input, with no gradient to carry, it runs; at inference it passes the tensor through
+    assert L.RandomInvert(factor=(1.0, 1.0), value_range=(0, 1))(x, training=True).shape == x.shape
+    y = axone.Tensor(x) * w
+    assert L.RandomInvert(value_range=(0, 1))(y, training=False) is y
