@@ -68,6 +68,12 @@ class _AliasModule(types.ModuleType):
         try:
             return getattr(target, attr)
         except AttributeError:
+            # a Keras submodule axone's package does not import eagerly (keras.applications)
+            keras_name = self.__dict__["_keras_name"]
+            root = next((r for r in _ROOTS if keras_name == r or keras_name.startswith(r + ".")), None)
+            sub = (keras_name[len(root) + 1:] + "." if root and keras_name != root else "") + attr
+            if root is not None and sub in _SUBMODULES:
+                return importlib.import_module(keras_name + "." + attr)
             raise UnsupportedKerasAttribute(
                 f"{self.__dict__['_keras_name']}.{attr} is not supported by axone "
                 f"{_axone_version()} (the Keras name is mapped to {target.__name__}, which has no "
