@@ -88,6 +88,76 @@ __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "AdamW", "Adagrad", "Adadelta"
            "MultiOptimizer", "OptimizerMap", "schedules", "get", "serialize", "deserialize"]
 
 
+class OptimizerScalar:
+    """What ``optimizer.iterations`` and ``optimizer.learning_rate`` return: the value at the
+    time of reading, as a Python number (so arithmetic, comparisons, ``float``/``int``, JSON
+    and formatting work unchanged), with the reading and writing methods of the Keras 3
+    variable it stands for: ``numpy()``, ``value``, ``dtype``, ``shape``, ``assign(v)``
+    (written to the optimizer; the number already read keeps its value)."""
+
+    shape = ()
+    ndim = 0
+
+    def numpy(self):
+        return np.asarray(self._number(), dtype=self.dtype)
+
+    @property
+    def value(self):
+        return self
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self._number(), dtype=dtype or self.dtype)
+
+
+class _Iterations(int, OptimizerScalar):
+    dtype = "int32"
+    _name = "iteration"
+
+    def __new__(cls, value, owner):
+        obj = int.__new__(cls, value)
+        obj._owner = owner
+        return obj
+
+    def _number(self):
+        return int(self)
+
+    def assign(self, value):
+        self._owner.iterations = int(np.asarray(value))
+        return self._owner.iterations
+
+    def assign_add(self, value):
+        return self.assign(int(self._owner.iterations) + int(np.asarray(value)))
+
+    def __repr__(self):
+        return int.__repr__(self)
+
+
+class _LearningRate(float, OptimizerScalar):
+    dtype = "float32"
+    _name = "learning_rate"
+
+    def __new__(cls, value, owner):
+        obj = float.__new__(cls, value)
+        obj._owner = owner
+        return obj
+
+    def _number(self):
+        return float(self)
+
+    def assign(self, value):
+        owner = self._owner
+        if callable(getattr(owner, "_learning_rate", None)):
+            raise TypeError(
+                f"{type(owner).__name__}: this optimizer was created with a "
+                f"`LearningRateSchedule` object as its `learning_rate` constructor argument, "
+                f"hence its learning rate is not settable")
+        owner.learning_rate = float(np.asarray(value))
+        return owner.learning_rate
+
+    def __repr__(self):
+        return float.__repr__(self)
+
+
 def _real(opt, name, value, minimum=None):
     """``value`` as a float, if it is a finite real number (at least ``minimum``), else ValueError
     naming the optimizer and the argument."""
@@ -188,9 +258,10 @@ class Optimizer:
     @property
     def iterations(self):
         """Updates applied so far: calls // ``gradient_accumulation_steps`` when accumulating
-        (Keras 3), else the number of calls."""
+        (Keras 3), else the number of calls.  A number that also reads like Keras's variable
+        (``.numpy()``, ``.value``, ``.assign(n)``, see :class:`OptimizerScalar`)."""
         n = self.gradient_accumulation_steps
-        return self._iterations // n if n else self._iterations
+        return _Iterations(self._iterations // n if n else self._iterations, self)
 
     @iterations.setter
     def iterations(self, value):
@@ -199,7 +270,9 @@ class Optimizer:
 
     @property
     def learning_rate(self):
-        return self._current_lr()
+        """The current learning rate: a number that also reads like Keras's variable
+        (``.numpy()``, ``.value``, and ``.assign(x)`` unless a schedule gives it)."""
+        return _LearningRate(self._current_lr(), self)
 
     @learning_rate.setter
     def learning_rate(self, value):
