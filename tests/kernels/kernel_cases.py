@@ -92,6 +92,25 @@ def specs():
     out["lstm_backward_seq"] = ("lstm_backward_seq", lambda k, a: k.lstm_backward_seq(*a),
                                 [("hi", scalar(T, bad=[T + 1, -1])), ("lo", scalar(0, bad=[-1, T + 1]))]
                                 + _lstm_bwd_bufs(True) + [("Wc", buf((K, 4 * U), free=(0,)))])
+    for gru in (True, False):
+        g = (3 if gru else 1) * U
+        cell = "gru" if gru else "simple"
+        only = (lambda d: d) if gru else (lambda d: scalar(None))
+        out[f"{cell}_forward_seq"] = (
+            f"{cell}_forward_seq", lambda k, a, f=f"{cell}_forward_seq": getattr(k, f)(*a),
+            [("XP", buf((T, N, g), written=True)), ("R", only(buf((T, N, g), written=True))),
+             ("H", buf((T + 1, N, U), written=True)),
+             ("HR", buf((T + 1, N, U), written=True, optional=True)),
+             ("rm", buf((N, U), optional=True)), ("fr", buf((T, N), "B", optional=True)),
+             ("U", buf((U, g))), ("b1", only(buf((g,))))])
+        out[f"{cell}_backward_seq"] = (
+            f"{cell}_backward_seq", lambda k, a, f=f"{cell}_backward_seq": getattr(k, f)(*a),
+            [("XP", only(buf((T, N, g)))), ("R", only(buf((T, N, g)))),
+             ("H", buf((T + 1, N, U))), ("dX", buf((T, N, g), written=True)),
+             ("dR", only(buf((T, N, g), written=True))), ("gh", buf((N, U), written=True)),
+             ("P", buf((N, U), written=True)), ("G", buf((N, T, U), optional=True)),
+             ("live", buf((T,), "B")), ("rm", buf((N, U), optional=True)),
+             ("fr", buf((T, N), "B", optional=True)), ("U", buf((U, g)))])
     out["dense_forward"] = ("dense_forward", lambda k, a: k.dense_forward(*a),
                             [("y", buf((M, n), written=True, free=(0,))),
                              ("b", buf((n,), optional=True)), ("relu", scalar(True))])
