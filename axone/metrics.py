@@ -540,6 +540,15 @@ def _reduce_samplewise(values, sample_weight, mean):
     return v, w
 
 
+def _add_scalar(state, x):
+    """state += x for a metric's 0-d state array and a Python number (once per batch: a
+    NumPy in-place add on a 0-d array costs ten times more)."""
+    if state.ndim == 0:
+        state.fill(state[()] + x)          # a NumPy scalar: the same arithmetic as ``+=``
+    else:
+        state[...] += x
+
+
 class Mean(Metric):
     """Weighted running mean of the values it is given (state: ``total`` and ``count``)."""
 
@@ -555,8 +564,8 @@ class Mean(Metric):
     def update_state(self, values, sample_weight=None):
         """Add per-sample values (trailing axes averaged first, as Keras), optionally weighted."""
         if type(values) is float and type(sample_weight) is int:     # a batch's scalar loss
-            self.total.data[...] += values * sample_weight
-            self.count.data[...] += sample_weight
+            _add_scalar(self.total.data, values * sample_weight)
+            _add_scalar(self.count.data, sample_weight)
             return
         # a scalar loss Tensor with a number (or no) weight: the general path's float64
         # arithmetic, without its array round trips
@@ -567,12 +576,12 @@ class Mean(Metric):
                                                                      np.floating))
                                           and not isinstance(sample_weight, (bool, np.bool_)))):
             if sample_weight is None:
-                self.total.data[...] += float(d)
-                self.count.data[...] += 1
+                _add_scalar(self.total.data, float(d))
+                _add_scalar(self.count.data, 1)
             else:
                 w = float(sample_weight)
-                self.total.data[...] += float(d) * w
-                self.count.data[...] += w
+                _add_scalar(self.total.data, float(d) * w)
+                _add_scalar(self.count.data, w)
             return
         v, w = _reduce_samplewise(values, sample_weight, mean=True)
         self.total.data[...] += float(np.sum(v))

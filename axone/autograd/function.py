@@ -38,28 +38,45 @@ def is_grad_enabled():
     return not _OFF or _state.enabled
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Context in which ops on this thread record no graph (inference, optimizer updates)."""
-    _OFF.append(None)
-    prev = _state.enabled
-    _state.enabled = False
-    try:
-        yield
-    finally:
-        _state.enabled = prev
+class no_grad(contextlib.ContextDecorator):
+    """Context in which ops on this thread record no graph (inference, optimizer updates);
+    also a decorator.  A class rather than a generator: it is entered on every inference
+    batch and optimizer step, so its own cost counts."""
+
+    __slots__ = ("_prev",)
+
+    def __enter__(self):
+        _OFF.append(None)
+        self._prev = _state.enabled
+        _state.enabled = False
+        return None
+
+    def __exit__(self, *exc):
+        _state.enabled = self._prev
         _OFF.pop()
+        return False
+
+    def _recreate_cm(self):
+        return type(self)()
 
 
-@contextlib.contextmanager
-def enable_grad():
-    """Context in which ops on this thread record the graph, even inside ``no_grad``."""
-    prev = _state.enabled
-    _state.enabled = True
-    try:
-        yield
-    finally:
-        _state.enabled = prev
+class enable_grad(contextlib.ContextDecorator):
+    """Context in which ops on this thread record the graph, even inside ``no_grad``; also a
+    decorator."""
+
+    __slots__ = ("_prev",)
+
+    def __enter__(self):
+        self._prev = _state.enabled
+        _state.enabled = True
+        return None
+
+    def __exit__(self, *exc):
+        _state.enabled = self._prev
+        return False
+
+    def _recreate_cm(self):
+        return type(self)()
 
 
 class Function:

@@ -662,8 +662,14 @@ class Optimizer:
         pairs = list(grads_and_vars)
         if not pairs:
             return self.iterations
-        grads, variables = zip(*pairs)
-        self.apply(list(grads), list(variables))
+        try:
+            grads = [g for g, _ in pairs]
+            variables = [v for _, v in pairs]
+        except (TypeError, ValueError):
+            raise TypeError(f"{type(self).__name__}.apply_gradients: expected (gradient, variable) "
+                            f"pairs, e.g. zip(grads, model.trainable_variables), received "
+                            f"{[type(p).__name__ for p in pairs[:3]]}") from None
+        self.apply(grads, variables)
         return self.iterations
 
     def apply(self, grads, trainable_variables=None):
@@ -676,8 +682,7 @@ class Optimizer:
         own ``.grad`` (a view into the matching gradient buffer), the whole buffer is updated in
         one fused step; otherwise variable by variable, with the same numbers.
         """
-        who = f"{type(self).__name__}.apply"
-        grads = list(grads)
+        grads = grads if type(grads) is list else list(grads)
         if len(grads) == 0:
             return
         plan = self.__dict__.get("_apply_plan")
@@ -696,6 +701,7 @@ class Optimizer:
                 self.update_flat(views[0], G, views[1], variables=pv)
                 self.apply_constraints(pv)
                 return
+        who = f"{type(self).__name__}.apply"
         if trainable_variables is None:
             if not self.built:
                 raise ValueError(f"{who}: when passing `grads` without `variables`, the optimizer "
