@@ -148,3 +148,11 @@ def test_schedule_drives_the_optimizer_step_by_step():
 def test_impossible_schedule_arguments(bad):
     with pytest.raises(ValueError):
         bad()
+
+
+def test_apply_gradients_refuses_what_is_not_pairs():
+    v = axone.Variable(np.zeros(3, "float32"))
+    with pytest.raises(TypeError, match="apply_gradients: expected \\(gradient, variable\\) pairs"):
+        axone.optimizers.SGD().apply_gradients([np.zeros(3, "float32")])
+    with pytest.raises(TypeError, match="pairs"):
+        axone.optimizers.SGD().apply_gradients([(np.zeros(3, "float32"), v, v)])
