@@ -80,6 +80,7 @@ def load_digits(as_frame=False):
 from . import remote, mnist, fashion_mnist, cifar10, imdb  # noqa: E402
 from . import boston_housing, california_housing, cifar100, reuters  # noqa: E402
 from .remote import get_file  # noqa: E402
+from . import text_corpus  # noqa: E402  (bundled text: rhymes, generated sentiment and sums)
 
 __all__ += ["remote", "mnist", "fashion_mnist", "cifar10", "imdb", "get_file", "boston_housing",
             "california_housing", "cifar100", "reuters"]
