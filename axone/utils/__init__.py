@@ -7,8 +7,10 @@ import numpy as np
 from .. import backend
 from ..autograd.gradcheck import GradientCheck, check_gradients, numerical_gradient
 from .conv_utils import conv_output_length, conv_params, pool_output_length
-from .plotting import plot_feature_maps, plot_filters, plot_history
+from .plotting import (gradient_descent_1d, plot_confusion_matrix, plot_decision_regions,
+                       plot_feature_maps, plot_filters, plot_gradient_descent_1d, plot_history)
 from .backprop_trace import backprop_trace
+from .init_study import init_study
 from .dataset_utils import split_dataset
 from .image_utils import array_to_img, img_to_array, load_img, save_img
 from .progbar import Progbar
