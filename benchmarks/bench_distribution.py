@@ -1,0 +1,132 @@
+"""Data-parallel training on MPI: strong and weak scaling, and the all-reduce's share of a step.
+
+Workloads (the same models as bench_training.py and bench_conv.py)
+  mnist  one epoch of the MNIST-size MLP 784 -> 256 -> 10, Adam, global batch 128
+  lenet  one epoch of the course's LeNet on 10,000 x 32x32x1, Adam, global batch 64
+
+For N = 1, 2, ... processes (``mpiexec -n N``, one BLAS thread and one axone thread each):
+  strong  the same data and global batch, split over N ranks: epoch time and speed-up
+  weak    N times the data and N times the global batch (each rank keeps the one-process load)
+and, per step, the time spent in the gradient all-reduce against the whole step.
+
+Usage: python benchmarks/bench_distribution.py [--workload mnist|lenet|all] [--procs 1,2]
+       [--rounds 3]
+Needs mpi4py and mpiexec (pip install 'axone[mpi]').  Nothing here asserts.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+
+def _data(workload, n_scale):
+    rng = np.random.default_rng(0)
+    if workload == "mnist":
+        n = 60000 * n_scale
+        x = rng.random((n, 784), dtype=np.float32)
+    else:
+        n = 10000 * n_scale
+        x = rng.random((n, 32, 32, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    return x, y
+
+
+def _model(workload):
+    import axone
+    from axone import layers
+    axone.utils.set_random_seed(0)
+    if workload == "mnist":
+        body = [layers.InputLayer(input_shape=(784,)), layers.Dense(256, activation="relu")]
+    else:
+        body = [layers.InputLayer(input_shape=(32, 32, 1)), layers.Conv2D(6, 5, activation="relu"),
+                layers.MaxPooling2D(2), layers.Conv2D(16, 5, activation="relu"),
+                layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(120, activation="relu"),
+                layers.Dense(84, activation="relu")]
+    model = axone.Sequential(body + [layers.Dense(10, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    return model
+
+
+def child(workload, mode, rounds):
+    """One mpiexec job: ``rounds`` epochs timed on every rank; rank 0 prints a JSON line."""
+    import axone
+    dp = axone.distribution.DataParallel()
+    axone.distribution.set_distribution(dp)
+    n = dp.size
+    scale = n if mode == "weak" else 1
+    batch = (128 if workload == "mnist" else 64) * scale
+    x, y = _data(workload, scale)
+    model = _model(workload)
+    spent = []
+    orig = dp.reduce_gradients
+
+    def timed_reduce(grads, rows):
+        t = time.perf_counter()
+        orig(grads, rows)
+        spent.append(time.perf_counter() - t)
+    dp.reduce_gradients = timed_reduce
+    model.fit(x[:batch * 4], y[:batch * 4], batch_size=batch, epochs=1, verbose=0)   # warm-up
+    epochs, reduce_ms, steps = [], [], int(np.ceil(len(x) / batch))
+    for _ in range(rounds):
+        spent.clear()
+        t = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
+        epochs.append(time.perf_counter() - t)
+        reduce_ms.append(1e3 * sum(spent) / max(1, len(spent)))
+    if dp.rank == 0:
+        print(json.dumps({"epoch_s": statistics.median(epochs), "epochs": epochs,
+                          "reduce_ms": statistics.median(reduce_ms), "steps": steps,
+                          "step_ms": 1e3 * statistics.median(epochs) / steps,
+                          "params": int(sum(w.data.size for w in model.trainable_weights))}))
+
+
+def run(workload, mode, n, rounds, mpiexec):
+    env = dict(os.environ, AXONE_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    p = subprocess.run([mpiexec, "-n", str(n), sys.executable, os.path.abspath(__file__),
+                        "--child", workload, mode, str(rounds)],
+                       env=env, capture_output=True, text=True, timeout=3600)
+    if p.returncode != 0:
+        raise SystemExit(f"mpiexec -n {n} failed:\n{p.stdout}\n{p.stderr}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workload", default="all", choices=["mnist", "lenet", "all"])
+    ap.add_argument("--procs", default="1,2")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        return child(a.child[0], a.child[1], int(a.child[2]))
+    mpiexec = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+    if mpiexec is None:
+        raise SystemExit("mpiexec not found: pip install 'axone[mpi]'")
+    procs = [int(p) for p in a.procs.split(",")]
+    print(f"# data-parallel scaling on {os.cpu_count()} CPUs, one BLAS thread per process, "
+          f"median of {a.rounds} epochs")
+    print(f"{'workload':8} {'mode':6} {'N':>2} {'epoch s':>8} {'speed-up':>8} {'efficiency':>10} "
+          f"{'step ms':>8} {'all-reduce ms':>13} {'share':>6}")
+    for w in (["mnist", "lenet"] if a.workload == "all" else [a.workload]):
+        for mode in ("strong", "weak"):
+            base = None
+            for n in procs:
+                r = run(w, mode, n, a.rounds, mpiexec)
+                base = base or r["epoch_s"]
+                speed = base / r["epoch_s"] * (n if mode == "weak" else 1)
+                print(f"{w:8} {mode:6} {n:>2} {r['epoch_s']:>8.3f} {speed:>8.2f} {speed / n:>10.2f} "
+                      f"{r['step_ms']:>8.2f} {r['reduce_ms']:>13.3f} "
+                      f"{r['reduce_ms'] / r['step_ms']:>6.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Data-parallel training on MPI: ``mpiexec -n 2`` runs against the one-process run.
+
+The scenarios live in ``scenarios.py`` (run as a script under mpiexec, and in-process for the
+one-process reference).  Skipped when mpi4py or mpiexec is not installed."""
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import axone
+from axone import distribution
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "scenarios.py")
+
+try:
+    import mpi4py  # noqa: F401
+    HAVE_MPI4PY = True
+except ImportError:
+    HAVE_MPI4PY = False
+MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+needs_mpi = pytest.mark.skipif(not (HAVE_MPI4PY and MPIEXEC),
+                               reason="mpi4py and mpiexec are needed (pip install 'axone[mpi]')")
+
+
+def _scenarios():
+    spec = importlib.util.spec_from_file_location("dp_scenarios", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def mpirun(names, out, n=2, timeout=180, env=None):
+    """Run each scenario of ``names`` in one mpiexec job of ``n`` processes."""
+    e = dict(os.environ, AXONE_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    e.update(env or {})
+    code = ("import sys; sys.path.insert(0, %r); import scenarios\n"
+            "for name in %r: scenarios.run(name, %r, 'dp')\n" % (HERE, list(names), str(out)))
+    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, "-c", code], env=e,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _load(out, name, mode, rank):
+    with open(os.path.join(out, f"{name}_{mode}_{rank}.json")) as f:
+        res = json.load(f)
+    npz = np.load(os.path.join(out, f"{name}_{mode}_{rank}.npz"))
+    return res, [npz[f"arr_{i}"] for i in range(len(npz.files))]
+
+
+MAIN = ["arrays", "generator", "batchnorm", "chief_files", "differ", "custom_step", "sync_bn"]
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    if not (HAVE_MPI4PY and MPIEXEC):
+        pytest.skip("mpi4py and mpiexec are needed")
+    out = tmp_path_factory.mktemp("dp2")
+    p = mpirun(MAIN, out)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return out, p
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dp1")
+    mod = _scenarios()
+    for name in ["arrays", "generator", "batchnorm"]:
+        mod.run(name, str(out), "single")
+    return out
+
+
+def _close(a, b, what):
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=what)
+
+
+@needs_mpi
+@pytest.mark.parametrize("name", ["arrays", "generator"])
+def test_two_ranks_equal_one_process(two_ranks, one_process, name):
+    out2, _ = two_ranks
+    ref, ref_w = _load(one_process, name, "single", 0)
+    r0, w0 = _load(out2, name, "dp", 0)
+    r1, w1 = _load(out2, name, "dp", 1)
+    # every rank holds the same weights, bit for bit, and sees the same logs
+    for a, b in zip(w0, w1):
+        assert np.array_equal(a, b)
+    assert r0["history"] == r1["history"]
+    # and they are those of one process at the same global batch (float32 summation order)
+    assert len(w0) == len(ref_w)
+    for i, (a, b) in enumerate(zip(w0, ref_w)):
+        _close(a, b, f"{name}: array {i}")
+    assert sorted(r0["history"]) == sorted(ref["history"])
+    for k in ref["history"]:
+        _close(r0["history"][k], ref["history"][k], f"{name}: history {k}")
+    if "evaluate" in ref:
+        _close(r0["evaluate"], ref["evaluate"], "evaluate")
+        assert r0["evaluate"] == r1["evaluate"]
+
+
+@needs_mpi
+def test_batchnorm_per_replica_statistics_then_averaged(two_ranks, one_process):
+    """Each rank normalizes its own part of the batch (Keras's synchronized=False), so training
+    differs from one process; the ranks' weights, moving statistics included, stay identical."""
+    out2, _ = two_ranks
+    ref, ref_w = _load(one_process, "batchnorm", "single", 0)
+    r0, w0 = _load(out2, "batchnorm", "dp", 0)
+    r1, w1 = _load(out2, "batchnorm", "dp", 1)
+    assert len(w0) == len(ref_w) == 8
+    for a, b in zip(w0, w1):
+        assert np.array_equal(a, b)
+    assert r0["history"] == r1["history"]
+    assert not np.allclose(w0[0], ref_w[0], rtol=1e-6, atol=0)      # really per replica
+    np.testing.assert_allclose(w0[4], ref_w[4], atol=0.05)         # moving means: close
+
+
+@needs_mpi
+def test_only_rank_zero_writes_files(two_ranks):
+    out2, _ = two_ranks
+    r0, _ = _load(out2, "chief_files", "dp", 0)
+    files = sorted(f for f in os.listdir(out2) if f.startswith(("log_", "ckpt_")))
+    assert files == ["ckpt_0.weights.h5", "log_0.csv"]
+    # EarlyStopping decided the same on both ranks (it stopped both after 2 epochs)
+    r1, _ = _load(out2, "chief_files", "dp", 1)
+    assert len(r0["history"]["loss"]) == len(r1["history"]["loss"]) == 2
+    rows = open(os.path.join(out2, "log_0.csv")).read().strip().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("epoch")
+
+
+@needs_mpi
+def test_ranks_whose_models_differ_are_refused(two_ranks):
+    out2, _ = two_ranks
+    for rank in (0, 1):
+        r, _ = _load(out2, "differ", "dp", rank)
+        assert r["error"] and "differs between processes" in r["error"] and "[1]" in r["error"]
+
+
+@needs_mpi
+def test_custom_train_step_is_refused_clearly(two_ranks):
+    out2, _ = two_ranks
+    r, _ = _load(out2, "custom_step", "dp", 0)
+    assert r["error"] and "train_step" in r["error"]
+
+
+@needs_mpi
+def test_synchronized_batchnorm_is_refused_naming_the_layer(two_ranks):
+    out2, _ = two_ranks
+    r, _ = _load(out2, "sync_bn", "dp", 1)
+    assert r["error"] and "'bn'" in r["error"] and "synchronized=True" in r["error"]
+
+
+@needs_mpi
+def test_progress_printed_by_rank_zero_only(tmp_path):
+    code = ("import sys; sys.path.insert(0, %r); import scenarios, axone\n"
+            "dp = axone.distribution.DataParallel(); axone.distribution.set_distribution(dp)\n"
+            "axone.utils.set_random_seed(0)\n"
+            "x, y = scenarios._iris(); m = scenarios._mlp()\n"
+            "m.fit(x, y, epochs=2, batch_size=50, verbose=2)\n" % HERE)
+    e = dict(os.environ, AXONE_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    p = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", code], env=e,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("Epoch 1/2") == 1 and p.stdout.count("Epoch 2/2") == 1
+
+
+@needs_mpi
+def test_a_dead_rank_stops_the_others_and_the_checkpoint_loads(tmp_path):
+    p = mpirun(["dies"], tmp_path, timeout=120, env={"AXONE_COLLECTIVE_TIMEOUT": "10"})
+    assert p.returncode != 0
+    assert not os.path.exists(tmp_path / "dies_dp_0.json")      # rank 0 did not finish
+    model = _scenarios()._mlp()
+    model.load_weights(str(tmp_path / "last.weights.h5"))       # the last epoch's, whole
+
+
+@needs_mpi
+def test_one_process_data_parallel_is_bitwise_plain_training(tmp_path):
+    mod = _scenarios()
+    a, wa = mod.run("arrays", str(tmp_path), "single")
+    b, wb = mod.run("arrays", str(tmp_path), "dp")          # one process: DataParallel()
+    assert a["history"] == b["history"] and a["evaluate"] == b["evaluate"]
+    for x, y in zip(wa, wb):
+        assert np.array_equal(x, y)
+
+
+@needs_mpi
+def test_keras_names_and_bad_input():
+    dp = distribution.DataParallel()
+    assert dp.num_model_replicas == 1 and dp.is_chief
+    assert distribution.list_devices() == ["cpu:0"] and distribution.get_device_count() == 1
+    with pytest.raises(ValueError, match="2 devices were asked for but 1 process"):
+        distribution.DataParallel(devices=["cpu:0", "cpu:1"])
+    with pytest.raises(ValueError, match="DeviceMesh"):
+        distribution.DataParallel(device_mesh="batch")
+    with pytest.raises(ValueError, match="timeout"):
+        distribution.DataParallel(timeout=0)
+    with pytest.raises(ValueError, match="expected a DataParallel or None"):
+        distribution.set_distribution("data_parallel")
+    with pytest.raises(NotImplementedError, match="ModelParallel"):
+        distribution.ModelParallel()
+    mesh = distribution.DeviceMesh((1,), ["batch"])
+    assert distribution.DataParallel(device_mesh=mesh).batch_dim_name == "batch"
+    distribution.set_distribution(dp)
+    try:
+        assert distribution.distribution() is dp and distribution.is_chief()
+    finally:
+        distribution.set_distribution(None)
+    assert distribution.distribution() is None
+
+
+def test_without_mpi4py_the_error_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    with pytest.raises(ImportError, match=r"pip install 'axone\[mpi\]'"):
+        distribution.DataParallel()
