@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import backend
 from ..callbacks import History
+from ..io_utils import print_msg
 
 __all__ = ["Perceptron"]
 
@@ -245,8 +246,8 @@ class Perceptron:
             history.epoch.append(epoch - 1)
             history.history.setdefault("errors", []).append(changes)
             if verbose:
-                print(f"Epoch {epoch}: {changes} change(s), weights {np.round(w, 6).tolist()}, "
-                      f"bias {b:.6g}")
+                print_msg(f"Epoch {epoch}: {changes} change(s), weights "
+                          f"{np.round(w, 6).tolist()}, bias {b:.6g}")
             if changes == 0:
                 self.converged = True
                 break

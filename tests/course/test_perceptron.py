@@ -181,3 +181,11 @@ def test_learning_rate_scales_the_updates():
     assert a.iterations == b.iterations
     np.testing.assert_array_equal(a.get_weights()[0] * 0.5, b.get_weights()[0])
     np.testing.assert_array_equal(a.get_weights()[1] * 0.5, b.get_weights()[1])
+
+
+def test_verbose_prints_one_line_per_epoch(capsys):
+    Perceptron().fit(X_LOGIC, D_OR, initial_weights=[1, -1], initial_bias=0.0, verbose=1)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith("Epoch 1: 2 change(s)")
+    assert lines[-1] == "Epoch 4: 0 change(s), weights [1.0, 1.0], bias -1"

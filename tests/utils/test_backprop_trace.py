@@ -180,3 +180,37 @@ def test_bad_models_and_inputs():
         backprop_trace(m, X_OBS, 1, dtype="int32")
     with pytest.raises(ValueError, match="not built"):
         backprop_trace(axone.Sequential([layers.Dense(1)]), X_OBS, 1, loss="mse")
+
+
+def test_gradients_match_keras_3_torch_backend():
+    import sys
+    for name in list(sys.modules):
+        if (name == "keras" or name.startswith("keras.")) and getattr(sys.modules[name],
+                                                                       "__axone_alias__", False):
+            pytest.skip("the keras import alias is installed in this process")
+    keras = pytest.importorskip("keras")
+    torch = pytest.importorskip("torch")
+    if keras.backend.backend() != "torch":
+        pytest.skip("needs KERAS_BACKEND=torch")
+    rng = np.random.default_rng(3)
+    weights = [rng.normal(size=(3, 4)), rng.normal(size=4) * 0.1, rng.normal(size=(4, 2)),
+               rng.normal(size=2) * 0.1]
+    x = np.array([0.3, -1.2, 0.8])
+    y = np.array([0.0, 1.0])
+    ours = axone.Sequential([layers.Input((3,)), layers.Dense(4, activation="elu"),
+                             layers.Dense(2, activation="softmax")])
+    ours.compile(optimizer="sgd", loss="categorical_crossentropy")
+    ours.set_weights([w.astype("float32") for w in weights])
+    t = backprop_trace(ours, x, y)
+    km = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="elu"),
+                           keras.layers.Dense(2, activation="softmax")])
+    km.set_weights([w.astype("float32") for w in weights])
+    xt = torch.tensor(x[None].astype("float32"))
+    e = keras.losses.categorical_crossentropy(torch.tensor(y[None].astype("float32")), km(xt))
+    e = e.mean()
+    e.backward()
+    kgrads = [v.value.grad.detach().numpy() for v in km.trainable_weights]
+    ours_grads = [t[0].kernel_grad, t[0].bias_grad, t[1].kernel_grad, t[1].bias_grad]
+    for g, k in zip(ours_grads, kgrads):
+        np.testing.assert_allclose(g, k, rtol=1e-4, atol=1e-6)
+    assert t.loss == pytest.approx(float(e.detach()), rel=1e-5)
