@@ -4,8 +4,10 @@
  *   - fused optimizer updates over flat parameter buffers (bit-identical to the NumPy rules);
  *   - LSTM time steps: the point-wise work of a step, and whole step loops around NumPy's own
  *     BLAS when it is handed over (ops/recurrent.py);
- *   - Dense epilogues (bias, ReLU, mask, bias gradient; bit-identical) and softmax /
- *     cross-entropy rows (ops/nn.py, ops/math.py).
+ *   - GRU (both reset_after forms) and SimpleRNN step loops the same way;
+ *   - Dense epilogues (bias, ReLU, mask, bias gradient; bit-identical; also Conv's ReLU mask and
+ *     bias gradient) and softmax / cross-entropy rows (ops/nn.py, ops/conv.py, ops/math.py);
+ *   - 2-D max and average pooling, forward and backward (ops/conv.py).
  *
  * Fused optimizer updates over flat parameter buffers.
  *
@@ -601,6 +603,122 @@ static void simple_bwd_seq_##SUF(Py_ssize_t T, Py_ssize_t N, Py_ssize_t u, const
 RNN_SEQ(float, f)
 RNN_SEQ(double, d)
 
+/* ------------------------------------------------------------ GRU reset_after=False sequences */
+/* The GRU of Keras 2's default (reset_after=False: the reset gate applied to the state before its
+ * product), tanh / sigmoid, the same equations as the general loop of ops/recurrent.py:
+ *   z = σ(x_z + hᵣ·U_z),  r = σ(x_r + hᵣ·U_r),  h̃ = tanh(x_h + (r·hᵣ)·U_h),
+ *   h = z·hₚ + (1 − z)·h̃                     (x = xₜ·W + b, one bias row; hᵣ = hₚ·rm)
+ * backward, gh = ∂L/∂h:
+ *   ∂h̃ = gh(1 − z)(1 − h̃²),  ∂z = gh(hₚ − h̃)z(1 − z),  q = ∂h̃·U_hᵀ,  ∂r = q·hᵣ·r(1 − r),
+ *   ghₚ = gh·z + ([∂z, ∂r]·[U_z, U_r]ᵀ + q·r)·rm
+ * Two products per step each way (U_z, U_r together, then U_h), through the gemm.  Shapes
+ * (C-contiguous, one dtype; time-major, steps in processing order):
+ *   XP (T, N, 3u)  x·W + b on entry; the forward leaves z, r, h̃ in it
+ *   S  (N, 3u)     the forward's scratch: hᵣ·[U_z, U_r] and (r·hᵣ)·U_h of the current step
+ *   RH (T, N, u)   r·hᵣ of every step (for ∂U_h = Σ (r·hᵣ)ᵀ·∂h̃ after the loop)
+ *   H  (T+1, N, u) the states, H[0] = h0;  HR (T+1, N, u) hᵣ = h·rm when rm (N, u) is given
+ *   fr (T, N)      uint8, 1 where the mask is False: the row keeps its state at that step
+ *   dX (T, N, 3u)  ∂L/∂(x·W + b) = [∂z, ∂r, ∂h̃];  gh (N, u);  P (2, N, u) the backward's scratch
+ *   G  (N, T, u)   the upstream gradient of the states (processing order), live (T) its steps. */
+#define GRU_RB_SEQ(T_, SUF)                                                                     \
+static inline void grb_gates_row_##SUF(T_ *restrict xz, T_ *restrict xr, const T_ *restrict s,   \
+                                       const T_ *restrict hr, T_ *restrict rh, Py_ssize_t u) {  \
+    for (Py_ssize_t k = 0; k < u; k++) {                                                        \
+        T_ z = sig_##SUF(xz[k] + s[k]);                                                         \
+        T_ r = sig_##SUF(xr[k] + s[u + k]);                                                     \
+        xz[k] = z; xr[k] = r; rh[k] = r * hr[k];                                                \
+    }                                                                                           \
+}                                                                                               \
+static inline void grb_state_row_##SUF(const T_ *restrict z_, T_ *restrict xh,                  \
+                                       const T_ *restrict q, const T_ *restrict hp,             \
+                                       T_ *restrict hn, Py_ssize_t u) {                         \
+    for (Py_ssize_t k = 0; k < u; k++) {                                                        \
+        T_ z = z_[k];                                                                           \
+        T_ hh = tanh_##SUF(xh[k] + q[k]);                                                       \
+        xh[k] = hh;                                                                             \
+        hn[k] = z * hp[k] + (1 - z) * hh;                                                       \
+    }                                                                                           \
+}                                                                                               \
+static void grb_fwd_seq_##SUF(Py_ssize_t T, Py_ssize_t N, Py_ssize_t u, T_ *XP, T_ *S, T_ *RH,   \
+                              T_ *H, T_ *HR, const T_ *rm, const unsigned char *fr,             \
+                              const T_ *U) {                                                    \
+    Py_ssize_t G = 3 * u;                                                                       \
+    for (Py_ssize_t j = 0; j < T; j++) {                                                        \
+        const T_ *in = HR ? HR + j * N * u : H + j * N * u;                                     \
+        T_ *rh = RH + j * N * u;                                                                \
+        GEMM_##SUF(0, N, 2 * u, u, in, u, U, G, S, G);                                          \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            T_ *x = XP + (j * N + n) * G;                                                       \
+            grb_gates_row_##SUF(x, x + u, S + n * G, in + n * u, rh + n * u, u);                \
+        }                                                                                       \
+        GEMM_##SUF(0, N, u, u, rh, u, U + 2 * u, G, S + 2 * u, G);                              \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            T_ *x = XP + (j * N + n) * G;                                                       \
+            const T_ *hp = H + (j * N + n) * u;                                                 \
+            T_ *hn = H + ((j + 1) * N + n) * u;                                                 \
+            grb_state_row_##SUF(x, x + 2 * u, S + n * G + 2 * u, hp, hn, u);                    \
+            if (fr && fr[j * N + n]) memcpy(hn, hp, u * sizeof(T_));                            \
+            if (HR) hr_row_##SUF(HR + ((j + 1) * N + n) * u, hn, rm + n * u, u);                \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+static inline void grb_bwd_row_##SUF(const T_ *restrict z_, const T_ *restrict hh_,             \
+                                     const T_ *restrict hp, T_ *restrict gh, T_ *restrict dx,   \
+                                     Py_ssize_t u) {                                            \
+    for (Py_ssize_t k = 0; k < u; k++) {                                                        \
+        T_ z = z_[k], hh = hh_[k], g = gh[k];                                                   \
+        T_ gph = g * (1 - z) * (1 - hh * hh);                                                   \
+        T_ gpz = g * (hp[k] - hh) * (z * (1 - z));                                              \
+        dx[k] = gpz; dx[2 * u + k] = gph;                                                       \
+        gh[k] = g * z;                                                                          \
+    }                                                                                           \
+}                                                                                               \
+static inline void grb_bwd_r_##SUF(const T_ *restrict r_, const T_ *restrict q,                 \
+                                   const T_ *restrict hr, T_ *restrict dr, Py_ssize_t u) {      \
+    for (Py_ssize_t k = 0; k < u; k++) {                                                        \
+        T_ r = r_[k];                                                                           \
+        T_ gr = q[k] * hr[k];                                                                   \
+        dr[k] = gr * (r * (1 - r));                                                             \
+    }                                                                                           \
+}                                                                                               \
+static void grb_bwd_seq_##SUF(Py_ssize_t T, Py_ssize_t N, Py_ssize_t u, const T_ *XP,            \
+                              const T_ *H, const T_ *HR, T_ *dX, T_ *gh, T_ *P, const T_ *G,     \
+                              const unsigned char *live, const T_ *rm,                          \
+                              const unsigned char *fr, const T_ *U) {                           \
+    Py_ssize_t Gu = 3 * u;                                                                      \
+    T_ *Q = P, *P2 = P + N * u;                                                                 \
+    for (Py_ssize_t j = T - 1; j >= 0; j--) {                                                   \
+        const T_ *hin = HR ? HR + j * N * u : H + j * N * u;                                    \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            T_ *h = gh + n * u;                                                                 \
+            T_ *dx = dX + (j * N + n) * Gu;                                                     \
+            if (G && live[j]) { const T_ *up = G + (n * T + j) * u;                             \
+                                for (Py_ssize_t k = 0; k < u; k++) h[k] += up[k]; }             \
+            if (fr && fr[j * N + n]) { memset(dx, 0, Gu * sizeof(T_)); continue; }              \
+            const T_ *x = XP + (j * N + n) * Gu;                                                \
+            grb_bwd_row_##SUF(x, x + 2 * u, H + (j * N + n) * u, h, dx, u);                     \
+        }                                                                                       \
+        GEMM_##SUF(1, N, u, u, dX + j * N * Gu + 2 * u, Gu, U + 2 * u, Gu, Q, u);               \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            if (fr && fr[j * N + n]) continue;                                                  \
+            const T_ *x = XP + (j * N + n) * Gu;                                                \
+            grb_bwd_r_##SUF(x + u, Q + n * u, hin + n * u, dX + (j * N + n) * Gu + u, u);       \
+        }                                                                                       \
+        GEMM_##SUF(1, N, u, 2 * u, dX + j * N * Gu, Gu, U, Gu, P2, u);                          \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                    \
+            if (fr && fr[j * N + n]) continue;                                                  \
+            T_ *h = gh + n * u;                                                                 \
+            const T_ *p = P2 + n * u, *q = Q + n * u, *r = XP + (j * N + n) * Gu + u;           \
+            if (rm) { const T_ *m = rm + n * u;                                                 \
+                      for (Py_ssize_t k = 0; k < u; k++) h[k] += (p[k] + q[k] * r[k]) * m[k]; } \
+            else for (Py_ssize_t k = 0; k < u; k++) h[k] += p[k] + q[k] * r[k];                 \
+        }                                                                                       \
+    }                                                                                           \
+}
+
+GRU_RB_SEQ(float, f)
+GRU_RB_SEQ(double, d)
+
 /* ------------------------------------------------------------------ Dense epilogues */
 /* The element-wise ends of a Dense node (axone/ops/nn.py), one pass each instead of two or three
  * NumPy passes; the same operations in the same order as the NumPy form, so the same bits.
@@ -643,6 +761,135 @@ WIDE static void dense_bwd_##SUF(const T_ *g, const T_ *y, T_ *gm, T_ *db, Py_ss
 
 DENSE_KERNELS(float, f)
 DENSE_KERNELS(double, d)
+
+/* ------------------------------------------------------------------ 2-D pooling */
+/* Max and average pooling of a channels-last x (N, H, W, C), for ops/conv.py's Pool node: pool
+ * ph×pw, strides sh×sw, padding pt, pb (rows) and pl, pr (columns) with 0 ≤ pad < pool, output
+ * (N, OH, OW, C), OH = (H + pt + pb − ph)/sh + 1.  Window (i, j) covers rows i·sh − pt + a and
+ * columns j·sw − pl + b (a < ph, b < pw); the padded ones are outside x.
+ *   max:   y = the window's maximum, in row-major window order with a strict >, so that the first
+ *          maximum is kept (a NaN wins and then stays: np.argmax's first NaN); padded entries
+ *          count as −∞ (ops/conv.py pads with −∞), so a window of −∞ keeps its first entry.
+ *          idx = the flat index (r·W + q)·C + c of that entry within its sample, −1 for a padded
+ *          one.  Backward: dL/dx[idx] += dL/dy, the windows taken in reverse row-major order
+ *          (the order in which the NumPy form's offset-slice adds reach an entry).
+ *   avg:   y = Σ over the window's entries inside x / their count (padding is not counted,
+ *          as Keras's "same" average pooling); the sum runs in row-major window order.
+ *          Backward: dL/dx += dL/dy / count over those entries, windows in reverse order. */
+typedef struct { Py_ssize_t N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl; } PoolGeom;
+
+#define POOL_KERNELS(T_, SUF)                                                                   \
+WIDE static void max_pool2d_##SUF(const PoolGeom *g, const T_ *x, T_ *y, int32_t *idx) {        \
+    const Py_ssize_t H = g->H, W = g->W, C = g->C;                                              \
+    for (Py_ssize_t n = 0; n < g->N; n++) {                                                     \
+        const T_ *xn = x + n * H * W * C;                                                       \
+        for (Py_ssize_t i = 0; i < g->OH; i++)                                                  \
+            for (Py_ssize_t j = 0; j < g->OW; j++) {                                            \
+                Py_ssize_t o = ((n * g->OH + i) * g->OW + j) * C;                               \
+                T_ *restrict yo = y + o;                                                        \
+                int32_t *restrict io = idx + o;                                                 \
+                int first = 1;                                                                  \
+                for (Py_ssize_t a = 0; a < g->ph; a++) {                                        \
+                    Py_ssize_t r = i * g->sh - g->pt + a;                                       \
+                    for (Py_ssize_t b = 0; b < g->pw; b++) {                                    \
+                        Py_ssize_t q = j * g->sw - g->pl + b;                                   \
+                        if (r < 0 || r >= H || q < 0 || q >= W) {                               \
+                            if (first) {                                                        \
+                                for (Py_ssize_t c = 0; c < C; c++) { yo[c] = -(T_)INFINITY;     \
+                                                                     io[c] = -1; }             \
+                                first = 0;                                                      \
+                            }                                                                   \
+                            continue;               /* −∞ never beats the running maximum */    \
+                        }                                                                       \
+                        const T_ *restrict xp = xn + (r * W + q) * C;                           \
+                        int32_t pos = (int32_t)((r * W + q) * C);                               \
+                        if (first) {                                                            \
+                            for (Py_ssize_t c = 0; c < C; c++) { yo[c] = xp[c];                 \
+                                                                 io[c] = pos + (int32_t)c; }   \
+                            first = 0;                                                          \
+                            continue;                                                           \
+                        }                                                                       \
+                        for (Py_ssize_t c = 0; c < C; c++) {                                    \
+                            T_ v = xp[c], m = yo[c];                                            \
+                            int take = v > m || (v != v && m == m);                             \
+                            yo[c] = take ? v : m;                                               \
+                            io[c] = take ? pos + (int32_t)c : io[c];                            \
+                        }                                                                       \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+    }                                                                                           \
+}                                                                                               \
+/* returns 0, or −1 when an index lies outside its sample (nothing is written there) */         \
+WIDE static int max_pool2d_bwd_##SUF(const PoolGeom *g, const T_ *gy, const int32_t *idx,       \
+                                     T_ *gx) {                                                  \
+    const Py_ssize_t C = g->C, HWC = g->H * g->W * g->C, OWC = g->OW * C;                       \
+    int bad = 0;                                                                                \
+    memset(gx, 0, (size_t)(g->N * HWC) * sizeof(T_));                                           \
+    for (Py_ssize_t n = 0; n < g->N; n++) {                                                     \
+        T_ *gn = gx + n * HWC;                                                                  \
+        const T_ *gyn = gy + n * g->OH * OWC;                                                   \
+        const int32_t *in = idx + n * g->OH * OWC;                                              \
+        for (Py_ssize_t o = g->OH * OWC - C; o >= 0; o -= C)                                    \
+            for (Py_ssize_t c = 0; c < C; c++) {                                                \
+                int32_t id = in[o + c];                                                         \
+                if (id < 0) { bad |= id != -1; continue; }                                      \
+                if (id >= HWC) { bad = 1; continue; }                                           \
+                gn[id] += gyn[o + c];                                                           \
+            }                                                                                   \
+    }                                                                                           \
+    return bad ? -1 : 0;                                                                        \
+}                                                                                               \
+/* the window's rows [r0, r1) and columns [q0, q1) inside x */                                  \
+WIDE static void avg_pool2d_##SUF(const PoolGeom *g, const T_ *x, T_ *y) {                      \
+    const Py_ssize_t H = g->H, W = g->W, C = g->C;                                              \
+    for (Py_ssize_t n = 0; n < g->N; n++) {                                                     \
+        const T_ *xn = x + n * H * W * C;                                                       \
+        for (Py_ssize_t i = 0; i < g->OH; i++) {                                                \
+            Py_ssize_t r0 = i * g->sh - g->pt, r1 = r0 + g->ph;                                 \
+            r0 = r0 < 0 ? 0 : r0; r1 = r1 > H ? H : r1;                                         \
+            for (Py_ssize_t j = 0; j < g->OW; j++) {                                            \
+                Py_ssize_t q0 = j * g->sw - g->pl, q1 = q0 + g->pw;                             \
+                q0 = q0 < 0 ? 0 : q0; q1 = q1 > W ? W : q1;                                     \
+                T_ *restrict yo = y + ((n * g->OH + i) * g->OW + j) * C;                        \
+                int first = 1;                                                                  \
+                for (Py_ssize_t r = r0; r < r1; r++)                                            \
+                    for (Py_ssize_t q = q0; q < q1; q++) {                                      \
+                        const T_ *restrict xp = xn + (r * W + q) * C;                           \
+                        if (first) { memcpy(yo, xp, C * sizeof(T_)); first = 0; }               \
+                        else for (Py_ssize_t c = 0; c < C; c++) yo[c] = yo[c] + xp[c];          \
+                    }                                                                           \
+                T_ cnt = (T_)((r1 - r0) * (q1 - q0));                                           \
+                for (Py_ssize_t c = 0; c < C; c++) yo[c] = yo[c] / cnt;                         \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void avg_pool2d_bwd_##SUF(const PoolGeom *g, const T_ *gy, T_ *gx) {                \
+    const Py_ssize_t H = g->H, W = g->W, C = g->C;                                              \
+    memset(gx, 0, (size_t)(g->N * H * W * C) * sizeof(T_));                                     \
+    for (Py_ssize_t n = 0; n < g->N; n++) {                                                     \
+        T_ *gn = gx + n * H * W * C;                                                            \
+        for (Py_ssize_t i = g->OH - 1; i >= 0; i--) {                                           \
+            Py_ssize_t r0 = i * g->sh - g->pt, r1 = r0 + g->ph;                                 \
+            r0 = r0 < 0 ? 0 : r0; r1 = r1 > H ? H : r1;                                         \
+            for (Py_ssize_t j = g->OW - 1; j >= 0; j--) {                                       \
+                Py_ssize_t q0 = j * g->sw - g->pl, q1 = q0 + g->pw;                             \
+                q0 = q0 < 0 ? 0 : q0; q1 = q1 > W ? W : q1;                                     \
+                const T_ *restrict go = gy + ((n * g->OH + i) * g->OW + j) * C;                 \
+                T_ cnt = (T_)((r1 - r0) * (q1 - q0));                                           \
+                for (Py_ssize_t r = r0; r < r1; r++)                                            \
+                    for (Py_ssize_t q = q0; q < q1; q++) {                                      \
+                        T_ *restrict gp = gn + (r * W + q) * C;                                 \
+                        for (Py_ssize_t c = 0; c < C; c++) gp[c] = gp[c] + go[c] / cnt;         \
+                    }                                                                           \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}
+
+POOL_KERNELS(float, f)
+POOL_KERNELS(double, d)
 
 /* ------------------------------------------------------------------ softmax rows */
 /* Softmax and categorical cross-entropy along the last axis of a C-contiguous array, row by row
@@ -698,7 +945,7 @@ SOFTMAX_KERNELS(double, d, log)
 /* ------------------------------------------------------------ Python glue */
 /* Every entry point checks every array it is given before it touches any memory: present where
  * the call needs it, its item type (float32 or float64 as the call says, uint8 or bool for the
- * masks), C-contiguous, writable where it is written, the shape that the other arguments imply,
+ * masks, int32 for the pooling indices), C-contiguous, writable where it is written, the shape that the other arguments imply,
  * and no array that is written sharing memory with another argument.  A wrong call raises
  * TypeError (not an array, or the wrong item type) or ValueError (shape, layout, aliasing, flags)
  * naming the function and the argument. */
@@ -718,10 +965,12 @@ static void release(Views *vs) {
 }
 
 static const char *type_name(char code) {
-    return code == 'f' ? "float32" : code == 'd' ? "float64" : "uint8 or bool";
+    return code == 'f' ? "float32" : code == 'd' ? "float64" : code == 'i' ? "int32"
+                                                                : "uint8 or bool";
 }
 
-/* 'f' (float32), 'd' (float64), 'B' (uint8 or bool) for a buffer of that native item, else 0 */
+/* 'f' (float32), 'd' (float64), 'B' (uint8 or bool), 'i' (int32) for a buffer of that native
+ * item, else 0 */
 static char item_code(const Py_buffer *v) {
     static const int one = 1;
     const int little = *(const char *)&one;
@@ -729,8 +978,9 @@ static char item_code(const Py_buffer *v) {
     if (*f == '@' || *f == '=' || (*f == '<' && little) || (*f == '>' && !little)) f++;
     if (f[0] == '\0' || f[1] != '\0') return 0;
     char c = f[0] == '?' ? 'B' : f[0];
+    if (c == 'l' && v->itemsize == 4) c = 'i';            /* int32 where long is 32-bit */
     if ((c == 'f' && v->itemsize == 4) || (c == 'd' && v->itemsize == 8)
-        || (c == 'B' && v->itemsize == 1))
+        || (c == 'B' && v->itemsize == 1) || (c == 'i' && v->itemsize == 4))
         return c;
     return 0;
 }
@@ -1420,6 +1670,184 @@ fail:
 static PyObject *py_gru_backward_seq(PyObject *self, PyObject *args) { return rnn_backward_seq(args, 1); }
 static PyObject *py_simple_backward_seq(PyObject *self, PyObject *args) { return rnn_backward_seq(args, 0); }
 
+/* gru_rb_forward_seq(XP, S, RH, H, HR, rm, fr, U): all steps of the GRU with reset_after=False */
+static PyObject *py_gru_rb_forward_seq(PyObject *self, PyObject *args) {
+    PyObject *oX, *oS, *oRH, *oH, *oHR, *orm, *ofr, *oU;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &oX, &oS, &oRH, &oH, &oHR, &orm, &ofr, &oU))
+        return NULL;
+    const char *fn = "gru_rb_forward_seq";
+    Views vs = {.fn = fn, .n = 0};
+    void *X, *S, *RH, *H, *HR, *rm, *fr, *U;
+    char code = float_code(&vs, oH, "H");
+    if (!code) return NULL;
+    Py_ssize_t dH[3] = {-1, -1, -1};
+    if (view(&vs, oH, "H", code, 3, dH, 0, 1, &H) < 0) goto fail;
+    Py_ssize_t T = dH[0] - 1, N = dH[1], u = dH[2];
+    if (T < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: H must hold T+1 >= 1 states", fn);
+        goto fail;
+    }
+    Py_ssize_t dX[3] = {T, N, 3 * u}, dS[2] = {N, 3 * u}, dRH[3] = {T, N, u},
+               dHR[3] = {T + 1, N, u}, drm[2] = {N, u}, dfr[2] = {T, N}, dU[2] = {u, 3 * u};
+    if (view(&vs, oX, "XP", code, 3, dX, 0, 1, &X) < 0
+        || view(&vs, oS, "S", code, 2, dS, 0, 1, &S) < 0
+        || view(&vs, oRH, "RH", code, 3, dRH, 0, 1, &RH) < 0
+        || view(&vs, oHR, "HR", code, 3, dHR, 1, 1, &HR) < 0
+        || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0
+        || view(&vs, oU, "U", code, 2, dU, 0, 0, &U) < 0 || distinct(&vs) < 0)
+        goto fail;
+    if (!rm != !HR) {
+        PyErr_Format(PyExc_ValueError, "%s: rm and HR go together (both or neither)", fn);
+        goto fail;
+    }
+    if (need_gemm(fn, N, 3 * u, u) < 0) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') grb_fwd_seq_f(T, N, u, X, S, RH, H, HR, rm, fr, U);
+    else grb_fwd_seq_d(T, N, u, X, S, RH, H, HR, rm, fr, U);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+/* gru_rb_backward_seq(XP, H, HR, dX, gh, P, G, live, rm, fr, U): steps T−1 … 0 */
+static PyObject *py_gru_rb_backward_seq(PyObject *self, PyObject *args) {
+    PyObject *oX, *oH, *oHR, *odX, *ogh, *oP, *oG, *olive, *orm, *ofr, *oU;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO", &oX, &oH, &oHR, &odX, &ogh, &oP, &oG, &olive, &orm,
+                          &ofr, &oU))
+        return NULL;
+    const char *fn = "gru_rb_backward_seq";
+    Views vs = {.fn = fn, .n = 0};
+    void *X, *H, *HR, *dXp, *gh, *P, *G, *live, *rm, *fr, *U;
+    char code = float_code(&vs, oH, "H");
+    if (!code) return NULL;
+    Py_ssize_t dH[3] = {-1, -1, -1};
+    if (view(&vs, oH, "H", code, 3, dH, 0, 0, &H) < 0) goto fail;
+    Py_ssize_t T = dH[0] - 1, N = dH[1], u = dH[2];
+    if (T < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: H must hold T+1 >= 1 states", fn);
+        goto fail;
+    }
+    Py_ssize_t dX[3] = {T, N, 3 * u}, dHR[3] = {T + 1, N, u}, ddX[3] = {T, N, 3 * u},
+               dgh[2] = {N, u}, dP[3] = {2, N, u}, dG[3] = {N, T, u}, dl[1] = {T},
+               drm[2] = {N, u}, dfr[2] = {T, N}, dU[2] = {u, 3 * u};
+    if (view(&vs, oX, "XP", code, 3, dX, 0, 0, &X) < 0
+        || view(&vs, oHR, "HR", code, 3, dHR, 1, 0, &HR) < 0
+        || view(&vs, odX, "dX", code, 3, ddX, 0, 1, &dXp) < 0
+        || view(&vs, ogh, "gh", code, 2, dgh, 0, 1, &gh) < 0
+        || view(&vs, oP, "P", code, 3, dP, 0, 1, &P) < 0
+        || view(&vs, oG, "G", code, 3, dG, 1, 0, &G) < 0
+        || view(&vs, olive, "live", 'B', 1, dl, 0, 0, &live) < 0
+        || view(&vs, orm, "rm", code, 2, drm, 1, 0, &rm) < 0
+        || view(&vs, ofr, "fr", 'B', 2, dfr, 1, 0, &fr) < 0
+        || view(&vs, oU, "U", code, 2, dU, 0, 0, &U) < 0 || distinct(&vs) < 0)
+        goto fail;
+    if (!rm != !HR) {
+        PyErr_Format(PyExc_ValueError, "%s: rm and HR go together (both or neither)", fn);
+        goto fail;
+    }
+    if (need_gemm(fn, N, 3 * u, u) < 0) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') grb_bwd_seq_f(T, N, u, X, H, HR, dXp, gh, P, G, live, rm, fr, U);
+    else grb_bwd_seq_d(T, N, u, X, H, HR, dXp, gh, P, G, live, rm, fr, U);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+/* The pooling geometry (ph, pw, sh, sw, pt, pb, pl, pr) against x's H, W: pool and strides
+ * ≥ 1, each pad in [0, pool), windows inside the padded input; sets OH, OW. */
+static int pool_geom(const char *fn, const Py_ssize_t *p, PoolGeom *g) {
+    for (int k = 0; k < 8; k++) {
+        Py_ssize_t lo = k < 4 ? 1 : 0, hi = k < 4 ? INT32_MAX : p[k < 6 ? 0 : 1] - 1;
+        if (p[k] < lo || p[k] > hi) {
+            static const char *names[8] = {"pool height", "pool width", "stride height",
+                                           "stride width", "top pad", "bottom pad", "left pad",
+                                           "right pad"};
+            PyErr_Format(PyExc_ValueError, "%s: %s must lie in [%zd, %zd], received %zd", fn,
+                         names[k], lo, hi, p[k]);
+            return -1;
+        }
+    }
+    if (g->H + p[4] + p[5] < p[0] || g->W + p[6] + p[7] < p[1]) {
+        PyErr_Format(PyExc_ValueError, "%s: a %zdx%zd pool does not fit the padded %zdx%zd input",
+                     fn, p[0], p[1], g->H + p[4] + p[5], g->W + p[6] + p[7]);
+        return -1;
+    }
+    g->ph = p[0]; g->pw = p[1]; g->sh = p[2]; g->sw = p[3]; g->pt = p[4]; g->pl = p[6];
+    g->OH = (g->H + p[4] + p[5] - p[0]) / p[2] + 1;
+    g->OW = (g->W + p[6] + p[7] - p[1]) / p[3] + 1;
+    return 0;
+}
+
+/* pool2d(kind, forward, args): max_pool2d(x, y, idx, ph, pw, sh, sw, pt, pb, pl, pr),
+ * max_pool2d_backward(gy, idx, gx, …), avg_pool2d(x, y, …), avg_pool2d_backward(gy, gx, …) */
+static PyObject *pool2d(PyObject *args, int is_max, int fwd) {
+    PyObject *oa, *ob, *oi = Py_None;
+    Py_ssize_t p[8];
+    const char *fn = is_max ? (fwd ? "max_pool2d" : "max_pool2d_backward")
+                            : (fwd ? "avg_pool2d" : "avg_pool2d_backward");
+    int ok = is_max ? PyArg_ParseTuple(args, "OOOnnnnnnnn", &oa, &ob, &oi, &p[0], &p[1], &p[2],
+                                       &p[3], &p[4], &p[5], &p[6], &p[7])
+                    : PyArg_ParseTuple(args, "OOnnnnnnnn", &oa, &ob, &p[0], &p[1], &p[2], &p[3],
+                                       &p[4], &p[5], &p[6], &p[7]);
+    if (!ok) return NULL;
+    /* forward: (x, y[, idx]); backward: (gy, idx, gx) for max, (gy, gx) for avg */
+    if (is_max && !fwd) { PyObject *t = ob; ob = oi; oi = t; }
+    PyObject *ox = fwd ? oa : ob, *oy = fwd ? ob : oa;
+    const char *xn = fwd ? "x" : "gx", *yn = fwd ? "y" : "gy";
+    Views vs = {.fn = fn, .n = 0};
+    void *x, *y, *idx = NULL;
+    char code = float_code(&vs, oa, fwd ? "x" : "gy");
+    if (!code) return NULL;
+    Py_ssize_t dx[4] = {-1, -1, -1, -1};
+    if (view(&vs, ox, xn, code, 4, dx, 0, !fwd, &x) < 0) goto fail;
+    PoolGeom g = {.N = dx[0], .H = dx[1], .W = dx[2], .C = dx[3]};
+    if (pool_geom(fn, p, &g) < 0) goto fail;
+    if (is_max && g.H * g.W * g.C > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: a sample of %zd values is beyond the int32 indices",
+                     fn, g.H * g.W * g.C);
+        goto fail;
+    }
+    Py_ssize_t dy[4] = {g.N, g.OH, g.OW, g.C}, di[4] = {g.N, g.OH, g.OW, g.C};
+    if (view(&vs, oy, yn, code, 4, dy, 0, fwd, &y) < 0
+        || (is_max && view(&vs, oi, "idx", 'i', 4, di, 0, fwd, &idx) < 0) || distinct(&vs) < 0)
+        goto fail;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (is_max && fwd) {
+        if (code == 'f') max_pool2d_f(&g, x, y, idx); else max_pool2d_d(&g, x, y, idx);
+    } else if (is_max) {
+        bad = code == 'f' ? max_pool2d_bwd_f(&g, y, idx, x) : max_pool2d_bwd_d(&g, y, idx, x);
+    } else if (fwd) {
+        if (code == 'f') avg_pool2d_f(&g, x, y); else avg_pool2d_d(&g, x, y);
+    } else {
+        if (code == 'f') avg_pool2d_bwd_f(&g, y, x); else avg_pool2d_bwd_d(&g, y, x);
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_Format(PyExc_ValueError, "%s: idx holds indices outside [-1, %zd) (a sample's "
+                     "values); their gradients were dropped", fn, g.H * g.W * g.C);
+        goto fail;
+    }
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+static PyObject *py_max_pool2d(PyObject *self, PyObject *args) { return pool2d(args, 1, 1); }
+static PyObject *py_max_pool2d_backward(PyObject *self, PyObject *args) { return pool2d(args, 1, 0); }
+static PyObject *py_avg_pool2d(PyObject *self, PyObject *args) { return pool2d(args, 0, 1); }
+static PyObject *py_avg_pool2d_backward(PyObject *self, PyObject *args) { return pool2d(args, 0, 0); }
+
 #define WRAP(IDX, NAME)                                                                        \
     static PyObject *py_##NAME(PyObject *self, PyObject *args) { return apply_rule(&rules[IDX], args); }
 WRAP(0, sgd)
@@ -1485,6 +1913,23 @@ static PyMethodDef methods[] = {
     {"simple_backward_seq", py_simple_backward_seq, METH_VARARGS,
      "simple_backward_seq(None, None, H, dX, None, gh, P, G, live, rm, fr, U): steps T-1 down "
      "to 0."},
+    {"gru_rb_forward_seq", py_gru_rb_forward_seq, METH_VARARGS,
+     "gru_rb_forward_seq(XP, S, RH, H, HR, rm, fr, U): all GRU steps (reset_after=False), in "
+     "place."},
+    {"gru_rb_backward_seq", py_gru_rb_backward_seq, METH_VARARGS,
+     "gru_rb_backward_seq(XP, H, HR, dX, gh, P, G, live, rm, fr, U): steps T-1 down to 0."},
+    {"max_pool2d", py_max_pool2d, METH_VARARGS,
+     "max_pool2d(x, y, idx, ph, pw, sh, sw, pt, pb, pl, pr): y = window maxima, idx = the flat "
+     "index of each window's first maximum in its sample (-1: padding)."},
+    {"max_pool2d_backward", py_max_pool2d_backward, METH_VARARGS,
+     "max_pool2d_backward(gy, idx, gx, ph, pw, sh, sw, pt, pb, pl, pr): gx = 0, then "
+     "gx[idx] += gy."},
+    {"avg_pool2d", py_avg_pool2d, METH_VARARGS,
+     "avg_pool2d(x, y, ph, pw, sh, sw, pt, pb, pl, pr): y = window means over the unpadded "
+     "entries."},
+    {"avg_pool2d_backward", py_avg_pool2d_backward, METH_VARARGS,
+     "avg_pool2d_backward(gy, gx, ph, pw, sh, sw, pt, pb, pl, pr): gx = gy / count spread over "
+     "each window's unpadded entries."},
     {"lstm_forward", py_lstm_forward, METH_VARARGS,
      "lstm_forward(j, A, C, AC, Hc, H, rm, fr): the point-wise part of LSTM step j, in place."},
     {"lstm_backward", py_lstm_backward, METH_VARARGS,
@@ -1494,7 +1939,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_kernels", "Fused optimizer updates over flat buffers and LSTM step kernels.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_kernels", "Fused optimizer updates, recurrent step loops, Dense epilogues, softmax rows and 2-D pooling.", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

@@ -23,8 +23,9 @@ through one exp, and dL/dU, dL/dW, dL/db in one product over all steps after the
 compiled module (axone/_kernels.c) its point-wise work per step is one compiled pass, the step
 loops themselves run in C around NumPy's own BLAS when that can be handed over, and a large batch
 is split into shards of rows run on their own threads (see _lstm_forward_compiled).  GRU
-(reset_after=True) and SimpleRNN with Keras's default activations run their step loops in C the
-same way (RNNSequence._seq_forward / _seq_backward), after one product X·W + b₀ for all steps.
+(reset_after=True, and reset_after=False) and SimpleRNN with Keras's default activations run their
+step loops in C the same way (RNNSequence._seq_forward / _seq_backward), after one product
+X·W + b₀ for all steps.
 """
 import os
 import threading
@@ -330,6 +331,9 @@ class RNNSequence(Function):
     #   XP (T, n, G)   xₜ·W + b₀, which the GRU forward overwrites with z, r, h̃
     #   R  (T, n, 3u)  the GRU's hᵣ·U (its third block then holds rₕ = (hᵣ·U)ₕ + b₁ₕ)
     #   H  (T+1, n, u) the states;  HR (T+1, n, u) hᵣ = h·rm with a recurrent dropout mask
+    # The GRU with reset_after=False (gru_rb_forward_seq / gru_rb_backward_seq, one bias row)
+    # keeps R (T, n, u) = r·hᵣ of every step instead, and forms ∂U in two blocks:
+    # ∂[U_z, U_r] = Hᵣᵀ·[∂z, ∂r], ∂U_h = Rᵀ·∂h̃.
     # The rows are cut into shards on axone's threads as the LSTM's are (same bounds, OpenBLAS
     # pinned to one thread likewise); after the loop ∂U = Hᵣᵀ·∂R, ∂W = Xᵀ·∂X and ∂x = ∂X·Wᵀ are one
     # product each per shard, and the shards' weight gradients are summed in shard order.
@@ -341,7 +345,9 @@ class RNNSequence(Function):
         self.W = W.astype(dt, copy=False)
         self.U = np.ascontiguousarray(U, dtype=dt)
         b = np.asarray(b, dtype=dt)
-        self.b0, self.b1 = (b[0], np.ascontiguousarray(b[1])) if self.cell == "gru" else (b, None)
+        self.rb = self.cell == "gru" and not self.reset_after      # one bias row (b₀ = b)
+        self.b0, self.b1 = ((b[0], np.ascontiguousarray(b[1])) if self.cell == "gru" and not self.rb
+                            else (b, None))
         xin = x if self.xmask is None else x * self.xmask[:, None, :]
         xt = xin.transpose(1, 0, 2)
         self.xt = xt[::-1] if self.go_backwards else xt                         # (T, N, D)
@@ -377,7 +383,14 @@ class RNNSequence(Function):
                                                                  dtype=np.uint8)
         k = _seq_kernels()
         R = None
-        if self.cell == "gru":
+        if self.rb:                      # R: the r·hᵣ of every step (for ∂U_h)
+            R = work.take((T, n, u), dt)
+            S = _take((n, G), dt)
+            try:
+                k.gru_rb_forward_seq(XP, S, R, H, HR, rm, fr, self.U)
+            finally:
+                _give(S)
+        elif self.cell == "gru":
             R = work.take((T, n, G), dt)
             k.gru_forward_seq(XP, R, H, HR, rm, fr, self.U, self.b1)
         else:
@@ -427,10 +440,14 @@ class RNNSequence(Function):
         P = _take((n, u), dt)
         dX = _take((T, n, Gu), dt)
         k = _seq_kernels()
-        gru = self.cell == "gru"
+        gru = self.cell == "gru" and not self.rb
         dR = _take((T, n, Gu), dt) if gru else None
+        if self.rb:
+            P2 = _take((2, n, u), dt)
         try:
-            if gru:
+            if self.rb:
+                k.gru_rb_backward_seq(XP, H, HR, dX, gh, P2, Gs, live, rm, fr, self.U)
+            elif gru:
                 k.gru_backward_seq(XP, R, H, dX, dR, gh, P, Gs, live, rm, fr, self.U)
             else:
                 k.simple_backward_seq(None, None, H, dX, None, gh, P, Gs, live, rm, fr, self.U)
@@ -442,13 +459,18 @@ class RNNSequence(Function):
             if needs[1] or needs[2] or needs[3]:
                 hin = (H if HR is None else HR)[:T].reshape(T * n, u)
                 dRec = dR.reshape(T * n, Gu) if gru else dX2
-                gU = hin.T @ dRec
+                if self.rb:              # ∂[U_z, U_r] = Hᵣᵀ·[∂z, ∂r];  ∂U_h = (r·Hᵣ)ᵀ·∂h̃
+                    gU = np.empty((u, Gu), dt)
+                    np.matmul(hin.T, dX2[:, :2 * u], out=gU[:, :2 * u])
+                    np.matmul(R.reshape(T * n, u).T, dX2[:, 2 * u:], out=gU[:, 2 * u:])
+                else:
+                    gU = hin.T @ dRec
                 gW = np.ascontiguousarray(self.xt[:, lo:hi]).reshape(T * n, D).T @ dX2
                 gb0 = dX2.sum(axis=0)
                 gb1 = dRec.sum(axis=0) if gru else None
                 sh.gP = [gW, gU, gb0, gb1]
         finally:
-            _give(P, dX, *([dR] if gru else []))
+            _give(P, dX, *([dR] if gru else []), *([P2] if self.rb else []))
         gh_out[lo:hi] = gh
 
     # ------------------------------------------------------------------ LSTM fast path
@@ -810,6 +832,9 @@ class RNNSequence(Function):
 # GRU (reset_after=True) and SimpleRNN with Keras's default activations run their step loops in
 # C (RNNSequence._seq_forward) when NumPy's gemm is handed over; False keeps the NumPy loop.
 _SEQ_GRU_SIMPLE = True
+# The same for the GRU with reset_after=False (gru_rb_forward_seq / gru_rb_backward_seq);
+# False keeps its NumPy loop.
+_SEQ_GRU_RESET_BEFORE = True
 
 
 def _seq_gru_simple(node, x, W, U, b, h0):
@@ -817,12 +842,15 @@ def _seq_gru_simple(node, x, W, U, b, h0):
     cell = node.cell
     if not _SEQ_GRU_SIMPLE or cell not in ("gru", "simple") or node.activation != "tanh":
         return False
-    if cell == "gru" and (node.recurrent_activation != "sigmoid" or not node.reset_after):
+    if cell == "gru" and node.recurrent_activation != "sigmoid":
+        return False
+    rb = cell == "gru" and not node.reset_after
+    if rb and not _SEQ_GRU_RESET_BEFORE:
         return False
     dt = np.result_type(x, W, U, b, h0)
     if dt not in (np.float32, np.float64) or _seq_kernels() is None:
         return False
-    if _compiled.kernels("gru_forward_seq") is None:
+    if _compiled.kernels("gru_rb_forward_seq" if rb else "gru_forward_seq") is None:
         return False
     node.seq = dt
     return True

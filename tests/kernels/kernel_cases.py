@@ -9,7 +9,7 @@ the caller knows which call did it, and goes on after it in a new process.  The 
 (test_kernel_validation.py) runs it in subprocesses.
 
 Each function is described by its arguments in order: a buffer argument by its shape, item type
-('f' for the float type of the call, 'B' for a uint8 mask), whether it is written, whether it may
+('f' for the float type of the call, 'B' for a uint8 mask, 'i' for int32 indices), whether it is written, whether it may
 be None, and which of its axes the function takes as given (so that changing them is not an
 error); scalar arguments by their good value and some bad ones.
 """
@@ -22,6 +22,8 @@ T, N, U, D = 3, 2, 2, 3           # LSTM: steps, rows, units, input features
 K = U + D + 1                     # [h, x, 1] columns
 M, n = 4, 5                       # Dense / softmax rows and columns
 L = 7                             # optimizer buffers
+PN, PH, PW, PC = 2, 4, 5, 3       # pooling input (N, H, W, C); 2×2 windows, strides 1, pads below
+POH, POW = PH, PW                 # top pad 1, right pad 1: OH = H + 1 − 2 + 1 = H, OW = W
 
 
 def buf(shape, code="f", written=False, optional=False, free=()):
@@ -111,6 +113,36 @@ def specs():
              ("P", buf((N, U), written=True)), ("G", buf((N, T, U), optional=True)),
              ("live", buf((T,), "B")), ("rm", buf((N, U), optional=True)),
              ("fr", buf((T, N), "B", optional=True)), ("U", buf((U, g)))])
+    out["gru_rb_forward_seq"] = (
+        "gru_rb_forward_seq", lambda k, a: k.gru_rb_forward_seq(*a),
+        [("XP", buf((T, N, 3 * U), written=True)), ("S", buf((N, 3 * U), written=True)),
+         ("RH", buf((T, N, U), written=True)), ("H", buf((T + 1, N, U), written=True)),
+         ("HR", buf((T + 1, N, U), written=True, optional=True)),
+         ("rm", buf((N, U), optional=True)), ("fr", buf((T, N), "B", optional=True)),
+         ("U", buf((U, 3 * U)))])
+    out["gru_rb_backward_seq"] = (
+        "gru_rb_backward_seq", lambda k, a: k.gru_rb_backward_seq(*a),
+        [("XP", buf((T, N, 3 * U))), ("H", buf((T + 1, N, U))),
+         ("HR", buf((T + 1, N, U), optional=True)), ("dX", buf((T, N, 3 * U), written=True)),
+         ("gh", buf((N, U), written=True)), ("P", buf((2, N, U), written=True)),
+         ("G", buf((N, T, U), optional=True)), ("live", buf((T,), "B")),
+         ("rm", buf((N, U), optional=True)), ("fr", buf((T, N), "B", optional=True)),
+         ("U", buf((U, 3 * U)))])
+    geometry = [("ph", scalar(2, bad=[0, -1, 99, "x"])), ("pw", scalar(2, bad=[0, -1, 99])),
+                ("sh", scalar(1, bad=[0, -2])), ("sw", scalar(1, bad=[0, -2])),
+                ("pt", scalar(1, bad=[-1, 2])), ("pb", scalar(0, bad=[-1, 2])),
+                ("pl", scalar(0, bad=[-1, 2])), ("pr", scalar(1, bad=[-1, 2]))]
+    x4, y4 = (PN, PH, PW, PC), (PN, POH, POW, PC)
+    out["max_pool2d"] = ("max_pool2d", lambda k, a: k.max_pool2d(*a),
+                         [("x", buf(x4)), ("y", buf(y4, written=True)),
+                          ("idx", buf(y4, "i", written=True))] + geometry)
+    out["max_pool2d_backward"] = ("max_pool2d_backward", lambda k, a: k.max_pool2d_backward(*a),
+                                  [("gy", buf(y4)), ("idx", buf(y4, "i")),
+                                   ("gx", buf(x4, written=True))] + geometry)
+    out["avg_pool2d"] = ("avg_pool2d", lambda k, a: k.avg_pool2d(*a),
+                         [("x", buf(x4)), ("y", buf(y4, written=True))] + geometry)
+    out["avg_pool2d_backward"] = ("avg_pool2d_backward", lambda k, a: k.avg_pool2d_backward(*a),
+                                  [("gy", buf(y4)), ("gx", buf(x4, written=True))] + geometry)
     out["dense_forward"] = ("dense_forward", lambda k, a: k.dense_forward(*a),
                             [("y", buf((M, n), written=True, free=(0,))),
                              ("b", buf((n,), optional=True)), ("relu", scalar(True))])
@@ -138,6 +170,8 @@ def _good(desc, dtype, rng):
         return desc["value"]
     if desc["code"] == "B":
         return np.zeros(desc["shape"], np.uint8)
+    if desc["code"] == "i":
+        return np.zeros(desc["shape"], np.int32)
     return rng.uniform(-1, 1, size=desc["shape"]).astype(dtype)
 
 
@@ -196,6 +230,11 @@ def mutations(name):
         if code == "B":
             out.append((f"{arg} float32", put(i, lambda v, a: v.astype(np.float32))))
             out.append((f"{arg} int32", put(i, lambda v, a: v.astype(np.int32))))
+        elif code == "i":
+            out.append((f"{arg} int64", put(i, lambda v, a: v.astype(np.int64))))
+            out.append((f"{arg} uint32", put(i, lambda v, a: v.astype(np.uint32))))
+            out.append((f"{arg} float32", put(i, lambda v, a: v.astype(np.float32))))
+            out.append((f"{arg} big-endian", put(i, lambda v, a: v.astype(v.dtype.newbyteorder(">")))))
         else:
             out.append((f"{arg} {np.dtype(other).name}", put(i, lambda v, a: v.astype(other))))
             out.append((f"{arg} int32", put(i, lambda v, a: v.astype(np.int32))))
