@@ -265,9 +265,61 @@ def compile_to_keras(comp):
            "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
     opt = comp.get("optimizer")
     if opt is not None:
-        out["optimizer"] = {"module": "keras.optimizers", "class_name": opt["class_name"],
-                            "config": opt["config"], "registered_name": None}
+        out["optimizer"] = optimizer_to_keras(opt)
     return out
+
+
+def optimizer_to_keras(opt):
+    """Keras's entry of an optimizer ``{"class_name", "config"}``: ``module`` and
+    ``registered_name`` on it, on a schedule learning rate, and on the optimizers a
+    LossScaleOptimizer (``inner_optimizer``) or MultiOptimizer (its ``OptimizerMap``) holds."""
+    cname, cfg = opt["class_name"], dict(opt["config"])
+    lr = cfg.get("learning_rate")
+    if isinstance(lr, dict) and "class_name" in lr:
+        sc = {k: v for k, v in (lr.get("config") or {}).items()
+              if not (k == "name" and v is None)}     # (Keras's schedules need a name: default)
+        cfg["learning_rate"] = {"module": "keras.optimizers.schedules",
+                                "class_name": lr["class_name"], "config": sc,
+                                "registered_name": None}
+    if cname == "LossScaleOptimizer" and isinstance(cfg.get("inner_optimizer"), dict):
+        cfg["inner_optimizer"] = optimizer_to_keras(cfg["inner_optimizer"])
+    m = cfg.get("optimizer_map")
+    if cname == "MultiOptimizer" and isinstance(m, dict) and isinstance(m.get("config"), dict):
+        mc = m["config"]
+        cfg["optimizer_map"] = {
+            "module": "keras.optimizers", "class_name": "OptimizerMap", "registered_name": None,
+            "config": {"default_optimizer": optimizer_to_keras(mc["default_optimizer"]),
+                       "optimizer_map": {k: optimizer_to_keras(o) for k, o in
+                                         (mc.get("optimizer_map") or {}).items()}}}
+    return {"module": "keras.optimizers", "class_name": cname, "config": cfg,
+            "registered_name": None}
+
+
+def optimizer_from_keras(opt):
+    """axone's ``{"class_name", "config"}`` of a Keras optimizer entry (nested optimizers and
+    schedules without Keras's ``module`` / ``registered_name``)."""
+    if not isinstance(opt.get("config"), dict) or not isinstance(opt.get("class_name"), str):
+        raise ValueError("the optimizer entry must be {'class_name', 'config'}")
+    cname, cfg = opt["class_name"], dict(opt["config"])
+    lr = cfg.get("learning_rate")
+    if isinstance(lr, dict) and "module" in lr:
+        cfg["learning_rate"] = {k: v for k, v in lr.items() if k != "module"}
+    inner = cfg.get("inner_optimizer")
+    if cname == "LossScaleOptimizer" and isinstance(inner, dict):
+        cfg["inner_optimizer"] = optimizer_from_keras(inner)
+    m = cfg.get("optimizer_map")
+    if cname == "MultiOptimizer" and isinstance(m, dict) and isinstance(m.get("config"), dict):
+        mc = m["config"]
+        if not isinstance(mc.get("default_optimizer"), dict) or \
+                not isinstance(mc.get("optimizer_map") or {}, dict):
+            raise ValueError("the MultiOptimizer's OptimizerMap entry must be "
+                             "{'default_optimizer', 'optimizer_map'}")
+        cfg["optimizer_map"] = {"class_name": "OptimizerMap", "config": {
+            "default_optimizer": optimizer_from_keras(mc["default_optimizer"]),
+            "optimizer_map": {k: optimizer_from_keras(o) for k, o in
+                              (mc.get("optimizer_map") or {}).items()
+                              if isinstance(o, dict)}}}
+    return {"class_name": cname, "config": cfg}
 
 
 # ------------------------------------------------------------------ Keras -> axone
@@ -560,12 +612,5 @@ def compile_from_keras(cc):
     if isinstance(opt, str):
         comp["optimizer"] = {"class_name": opt, "config": {}, "state": {"iterations": 0}}
     elif isinstance(opt, dict):
-        if not isinstance(opt.get("config"), dict) or not isinstance(opt.get("class_name"), str):
-            raise ValueError("the optimizer entry must be {'class_name', 'config'}")
-        cfg = dict(opt["config"])
-        lr = cfg.get("learning_rate")
-        if isinstance(lr, dict) and "module" in lr:
-            cfg["learning_rate"] = {k: v for k, v in lr.items() if k != "module"}
-        comp["optimizer"] = {"class_name": opt["class_name"], "config": cfg,
-                             "state": {"iterations": 0}}
+        comp["optimizer"] = dict(optimizer_from_keras(opt), state={"iterations": 0})
     return comp

@@ -8,8 +8,13 @@ A ``.keras`` file is a zip of ``metadata.json`` ({"keras_version", "date_saved"}
 ``layers/<layer>/<attribute>/vars/<i>`` for the layers it holds (``cell`` of a recurrent layer,
 ``forward_layer`` / ``backward_layer`` of Bidirectional, ``layer`` of a wrapper, ``query_dense``
 … of MultiHeadAttention), ``layers/<nested model>/layers/...`` for a nested model, and
-``optimizer/vars/<i>`` for the optimizer: its iteration count, learning rate, then its slots for
-each trainable variable in the order Keras creates them.
+``optimizer/vars/<i>`` for the optimizer: every variable of Keras's ``optimizer.variables``
+(iteration count, learning rate unless it is a schedule, then the slots in the order Keras
+creates them; see :func:`optimizer_plan`).  A ``LossScaleOptimizer`` lists its own counters
+(``step_counter``, ``dynamic_scale``) before its inner optimizer's variables and a
+``MultiOptimizer`` its sub-optimizers' after its own; as Keras, each wrapped optimizer's
+variables are also written to ``optimizer/inner_optimizer/vars`` or
+``optimizer/optimizers/<snake-case class name>/vars`` (read back from ``optimizer/vars``).
 """
 import datetime
 import json
@@ -178,6 +183,8 @@ def keras_trainable_order(model):
 #: (interleaved per variable)
 _SLOT_GROUPS = {"Adam": [["m", "v"], ["vhat"]], "AdamW": [["m", "v"], ["vhat"]],
                 "RMSprop": [["velocity"], ["momentum"], ["average_gradient"]]}
+#: the base optimizer's slots, made before the rule's own (each a list over the variables)
+_BASE_SLOTS = ("average", "gradient_accumulator")
 
 
 def _slot_plan(opt, names):
@@ -195,6 +202,145 @@ def _flat_offsets(model):
     return offs, k
 
 
+class _Slot:
+    """One entry of an optimizer's ``optimizer/vars`` list: a live state array (``array``,
+    written and read in place), or a counter read through ``get`` and set through ``put``."""
+
+    def __init__(self, label, array=None, get=None, put=None, kind="f"):
+        self.label, self.array, self.get, self.put, self.kind = label, array, get, put, kind
+
+    def value(self):
+        return self.array if self.array is not None else self.get()
+
+    @property
+    def shape(self):
+        return tuple(self.array.shape) if self.array is not None else ()
+
+
+def _iteration_slot(opt):
+    return _Slot(f"{opt.name}/iteration", get=lambda: np.int64(opt.iterations),
+                 put=lambda v: setattr(opt, "iterations", v), kind="iter")
+
+
+def _learning_rate_slot(opt):
+    def put(v):
+        opt.learning_rate = v
+    return _Slot(f"{opt.name}/learning_rate",
+                 get=lambda: np.float32(float(np.asarray(getattr(opt.learning_rate, "data",
+                                                                 opt.learning_rate)))),
+                 put=put, kind="lr")
+
+
+def _constant_slot(label, value):
+    """A variable Keras keeps that carries nothing here (a wrapper's own learning rate, 0)."""
+    return _Slot(label, get=lambda: value, put=lambda v: None, kind="any")
+
+
+def _variable_states(opt, model, variables):
+    """[(variable, {slot name: live array})] of a plain optimizer over ``variables`` (in
+    Keras's order), or None when it has no per-variable state yet."""
+    if not variables:
+        return []
+    if opt.built and all(id(v) in opt._tv_index for v in variables):
+        return [(v, opt._state_of(v)) for v in variables]
+    flat = opt._flat_state
+    offs, total = _flat_offsets(model)
+    if flat is not None and flat.get("_size") == total and all(id(v) in offs for v in variables):
+        out = []
+        for v in variables:
+            start, size, shape = offs[id(v)]
+            out.append((v, {n: a[start:start + size].reshape(shape) for n, a in flat.items()
+                            if isinstance(a, np.ndarray) and n[0] != "_" and a.ndim == 1 and
+                            a.size == total}))
+        return out
+    return None
+
+
+def _plain_plan(opt, model, variables):
+    """The slots of a plain optimizer as Keras lists its variables: iteration, learning rate
+    (a number, not a schedule), the base slots (EMA averages, gradient accumulators) over every
+    variable, then the rule's slots per group made together, interleaved per variable."""
+    plan = [_iteration_slot(opt)]
+    if not callable(opt._learning_rate):
+        plan.append(_learning_rate_slot(opt))
+    states = _variable_states(opt, model, variables)
+    if not states:
+        return plan
+    for n in _BASE_SLOTS:
+        if n in states[0][1]:
+            plan += [_Slot(f"{opt.name}/{v.path}_{n}", st[n]) for v, st in states]
+    names = []
+    for _, st in states:
+        names += [n for n in opt._var_names(st) if n not in names]
+    for group in _slot_plan(opt, names):
+        for v, st in states:
+            mine = opt._var_names(st)
+            plan += [_Slot(f"{opt.name}/{v.path}_{n}", st[n]) for n in group if n in mine]
+    return plan
+
+
+def _is_loss_scale(opt):
+    return type(opt).__name__ == "LossScaleOptimizer" and hasattr(opt, "inner_optimizer")
+
+
+def _is_multi(opt):
+    return type(opt).__name__ == "MultiOptimizer" and hasattr(opt, "optimizers")
+
+
+def optimizer_plan(opt, model, variables=None):
+    """Every variable of ``opt`` in the order Keras 3's ``optimizer.variables`` lists them (what
+    ``optimizer/vars`` of ``model.weights.h5`` holds), as :class:`_Slot` entries.
+
+    * a plain optimizer: :func:`_plain_plan` over the model's trainable variables in Keras's
+      order (the ones it was built on);
+    * ``LossScaleOptimizer``: its own iteration (never advanced: the inner optimizer counts),
+      its learning rate (0), ``step_counter``, ``dynamic_scale``, then the inner optimizer's
+      variables;
+    * ``MultiOptimizer``: its iteration (the calls), its learning rate (0), then each
+      sub-optimizer's variables in ``optimizers`` order, each over the variables it updates.
+    """
+    if variables is None:
+        variables = keras_trainable_order(model)
+    if _is_loss_scale(opt):
+        plan = [_Slot(f"{opt.name}/iteration", get=lambda: np.int64(opt._iterations),
+                      put=lambda v: None, kind="iter"),
+                _constant_slot(f"{opt.name}/learning_rate", np.float32(0.0)),
+                _Slot(f"{opt.name}/step_counter", opt.step_counter.data, kind="count"),
+                _Slot(f"{opt.name}/dynamic_scale", opt.dynamic_scale.data, kind="scale")]
+        return plan + optimizer_plan(opt.inner_optimizer, model, variables)
+    if _is_multi(opt):
+        def put(v):
+            opt._iterations = int(v)
+        plan = [_Slot(f"{opt.name}/iteration", get=lambda: np.int64(opt._iterations), put=put,
+                      kind="iter"),
+                _constant_slot(f"{opt.name}/learning_rate", np.float32(0.0))]
+        for sub in opt.optimizers:
+            mine = [v for v in variables if id(v) in sub._tv_index] if sub.built else []
+            plan += _plain_plan(sub, model, mine)
+        return plan
+    return _plain_plan(opt, model, variables)
+
+
+def _sub_groups(opt):
+    """[(group path under ``optimizer``, optimizer)] of the optimizers a wrapper holds, as Keras
+    walks them: ``inner_optimizer``, or ``optimizers/<snake-case class name>`` made unique."""
+    if _is_loss_scale(opt):
+        return [("inner_optimizer", opt.inner_optimizer)] + [
+            ("inner_optimizer/" + p, o) for p, o in _sub_groups(opt.inner_optimizer)]
+    if _is_multi(opt):
+        out, used = [], {}
+        for sub in opt.optimizers:
+            name = _snake(type(sub).__name__)
+            if name in used:
+                used[name] += 1
+                name = f"{name}_{used[name]}"
+            else:
+                used[name] = 0
+            out.append((f"optimizers/{name}", sub))
+        return out
+    return []
+
+
 # ------------------------------------------------------------------ writing
 def _fill_weights(f, model, include_optimizer=False):
     for path, name, weights in layout(model):
@@ -208,39 +354,23 @@ def _fill_weights(f, model, include_optimizer=False):
 
 
 def _fill_optimizer(f, model, opt):
-    state, arrays = _saving._optimizer_state(opt)
-    flat = not any(k in state for k in ("variables", "inner", "optimizers"))
-    by_variable = "variables" in state and not any(k in state for k in ("inner", "optimizers"))
-    if by_variable:           # Adafactor: its variables, in the order Keras creates them too
-        g = f.create_group("optimizer/vars")
-        g.attrs["name"] = getattr(opt, "name", type(opt).__name__.lower())
-        g.create_dataset("0", data=np.int64(opt.iterations))
-        lr = opt.learning_rate
-        g.create_dataset("1", data=np.float32(float(np.asarray(getattr(lr, "data", lr)))))
-        for i, shape in enumerate(state["variables"] or []):
-            g.create_dataset(str(i + 2), data=arrays[f"v{i:04d}"].reshape(shape))
-        return
-    if not flat:
-        warnings.warn(f"save: the state of optimizer {type(opt).__name__!r} is not written to the "
-                      f"Keras file (axone writes it for optimizers whose state is one vector per "
-                      f"parameter); save to a .axone file to keep it", stacklevel=5)
-        return
-    g = f.create_group("optimizer/vars")
-    g.attrs["name"] = getattr(opt, "name", type(opt).__name__.lower())
-    g.create_dataset("0", data=np.int64(opt.iterations))
-    lr = opt.learning_rate
-    g.create_dataset("1", data=np.float32(float(np.asarray(getattr(lr, "data", lr)))))
-    if not arrays:
-        return
-    offs, _ = _flat_offsets(model)
-    order = keras_trainable_order(model)
-    k = 2
-    for group in _slot_plan(opt, list(arrays)):
-        for w in order:
-            start, size, shape = offs[id(w)]
-            for n in group:
-                g.create_dataset(str(k), data=arrays[n][start:start + size].reshape(shape))
-                k += 1
+    """``optimizer/vars`` as Keras writes it (every variable of :func:`optimizer_plan`), and for a
+    wrapper the groups of the optimizers it holds (``optimizer/inner_optimizer/vars``,
+    ``optimizer/optimizers/<name>/vars``) with their own variables, as Keras also writes them."""
+    korder = keras_trainable_order(model)
+
+    def write(path, o, plan):
+        g = f.create_group(path)
+        g.attrs["name"] = getattr(o, "name", type(o).__name__.lower())
+        for i, slot in enumerate(plan):
+            g.create_dataset(str(i), data=np.asarray(slot.value()))
+    write("optimizer/vars", opt, optimizer_plan(opt, model, korder))
+    for path, sub in _sub_groups(opt):
+        if _is_multi(opt):
+            mine = [v for v in korder if id(v) in sub._tv_index] if sub.built else []
+        else:
+            mine = korder
+        write(f"optimizer/{path}/vars", sub, optimizer_plan(sub, model, mine))
 
 
 def weights_bytes(model, include_optimizer=False):
@@ -372,57 +502,77 @@ def is_keras_archive(names):
     return "config.json" in names and "model.weights.h5" in names and "axone.json" not in names
 
 
+def _check_slot(slot, a, path, k):
+    """The value ``a`` read for ``slot`` (variable ``k`` of ``optimizer/vars``), checked."""
+    if tuple(a.shape) != slot.shape:
+        raise FileFormatError(path, f"optimizer variable {k} ({slot.label}) has shape "
+                                    f"{tuple(a.shape)}, expected {slot.shape}")
+    if slot.kind in ("iter", "count"):
+        x = float(a)
+        if not np.isfinite(x) or x != int(x) or not 0 <= x <= 2 ** 53:
+            raise FileFormatError(path, f"optimizer variable {k} ({slot.label}) must be a "
+                                        f"non-negative integer, received {x!r}")
+        return int(x)
+    if slot.kind in ("lr", "scale"):
+        x = float(a)
+        if not np.isfinite(x) or x < 0 or (slot.kind == "scale" and x <= 0):
+            raise FileFormatError(path, f"optimizer variable {k} ({slot.label}) must be a finite "
+                                        f"{'positive' if slot.kind == 'scale' else 'non-negative'}"
+                                        f" number, received {x!r}")
+        return x
+    if slot.kind == "f":
+        if not np.isfinite(a).all():         # (Keras keeps Adafactor's unused slots as int 0)
+            raise FileFormatError(path, f"optimizer variable {k} ({slot.label}) must hold finite "
+                                        f"real numbers")
+    return a
+
+
+def install_optimizer_values(opt, model, vals, path):
+    """Set ``opt``'s state from ``vals`` (Keras's ``optimizer/vars`` list, see
+    :func:`optimizer_plan`); returns whether it was installed.
+
+    A list of the counters only (an optimizer saved before its first step) sets the counters. A
+    list of another length than the optimizer's variables is skipped with Keras's warning (the
+    state starts fresh); a value of the wrong shape or kind is a FileFormatError and nothing
+    changes."""
+    plan = optimizer_plan(opt, model)
+    if len(vals) != len(plan):
+        _saving._build_on_model(opt, model)
+        plan = optimizer_plan(opt, model)
+    if len(vals) != len(plan):
+        counters = [s for s in plan if s.array is None or s.kind in ("count", "scale")]
+        if len(vals) != len(counters):
+            warnings.warn(f"Skipping variable loading for optimizer '{opt.name}', because it has "
+                          f"{len(plan)} variables whereas the saved optimizer has {len(vals)} "
+                          f"variables; its state starts fresh", stacklevel=4)
+            return False
+        plan = counters
+    checked = [_check_slot(s, a, path, k) for k, (s, a) in enumerate(zip(plan, vals))]
+    for slot, a in zip(plan, checked):
+        if slot.array is not None:
+            np.copyto(slot.array, np.asarray(a), casting="unsafe")
+        else:
+            slot.put(a)
+    for o in [opt] + [sub for _, sub in _sub_groups(opt)]:
+        if "_u_step" in o.__dict__:
+            o._after_set_state()
+    return True
+
+
 def _restore_optimizer(model, r, path):
-    opt = model.optimizer
     g = r.group(r.f, "optimizer", required=False)
     if g is None or r.get(g, "vars") is None:
         return
     vg = r.get(g, "vars")
-    n = len(r.keys(vg))
-    if n < 2:
-        return
-    vals = [r.array(r.get(vg, str(i)), f"optimizer variable {i}") for i in range(n)]
-    it = vals[0]
-    if it.shape != () or not np.isfinite(it).all() or not 0 <= float(it) <= 2 ** 53:
-        raise FileFormatError(path, f"optimizer iterations must be a non-negative scalar, "
-                                    f"received an array of shape {it.shape}")
-    if getattr(opt, "_extra_names", None) and not hasattr(opt, "inner_optimizer") and \
-            not hasattr(opt, "optimizers"):
-        shapes = [list(v.shape) for v in vals[2:]]
-        arrays = {f"v{i:04d}": v.reshape(-1) for i, v in enumerate(vals[2:])}
-        st = _saving._scalar_state({"iterations": int(it), "variables": shapes}, path)
-        _saving.restore_optimizer_state(opt, model, st, arrays, path)
-        return
-    size, dtype = _saving._flat_size_and_dtype(model)
-    names = [n for n in opt._flat_state_names()]
-    if n == 2:
-        scalars = _saving._scalar_state({"iterations": int(it)}, path)
-        _saving.restore_optimizer_state(opt, model, scalars, {}, path)
-        return
-    offs, total = _flat_offsets(model)
-    order = keras_trainable_order(model)
-    probe = _slot_plan(opt, names)
-    want = sum(len(g) for g in probe) * len(order)
-    if want != n - 2:
-        # try without the slots that only some configurations have (Adam's vhat, RMSprop's ...)
-        warnings.warn(f"Skipping variable loading for optimizer '{opt.name}', because it has "
-                      f"{want + 2} variables whereas the saved optimizer has {n} variables; its "
-                      f"state starts fresh", stacklevel=4)
-        return
-    arrays = {nm: np.zeros(total, dtype=dtype) for g in probe for nm in g}
-    k = 2
-    for group in probe:
-        for w in order:
-            start, sz, shape = offs[id(w)]
-            for nm in group:
-                a = vals[k]
-                if tuple(a.shape) != shape:
-                    raise FileFormatError(path, f"optimizer variable {k} has shape {a.shape}; "
-                                                f"weight {w.path!r} has shape {shape}")
-                arrays[nm][start:start + sz] = a.reshape(-1)
-                k += 1
-    scalars = _saving._scalar_state({"iterations": int(it), "flat_size": total}, path)
-    _saving.restore_optimizer_state(opt, model, scalars, arrays, path)
+    if not isinstance(vg, r.h5py.Group):
+        raise FileFormatError(path, f"{vg.name!r} is not a group")
+    names = r.keys(vg)
+    if sorted(names) != sorted(str(i) for i in range(len(names))):
+        raise FileFormatError(path, f"{vg.name!r} holds {sorted(names)[:8]}, expected datasets "
+                                    f"named 0..N-1")
+    vals = [r.array(r.get(vg, str(i)), f"optimizer variable {i}") for i in range(len(names))]
+    if vals:
+        install_optimizer_values(model.optimizer, model, vals, path)
 
 
 def load_model(path, custom_objects=None, compile=True, safe_mode=True):
