@@ -14,8 +14,8 @@ X_OBS = np.array([7.0, 8.0, 10.0])
 
 
 def _course_model():
-    m = axone.Sequential([layers.Input((3,)), layers.Dense(4, activation="sigmoid"),
-                          layers.Dense(1, activation="sigmoid")])
+    m = axone.Sequential([layers.Input((3,)), layers.Dense(4, activation="sigmoid", name="hidden"),
+                          layers.Dense(1, activation="sigmoid", name="output")])
     m.compile(optimizer="sgd", loss="binary_crossentropy")
     m.layers[0].set_weights([W_HIDDEN, np.zeros(4)])
     m.layers[1].set_weights([PSI, np.zeros(1)])
@@ -60,7 +60,7 @@ def test_course_exercise_values_printed_as_spec_gives_them():
     # and the data behind it
     np.testing.assert_allclose(t[0].z, [1.705, -1.876, -0.600, -3.304], atol=1e-12)
     assert t.loss == pytest.approx(0.666612, abs=5e-7)
-    assert t["dense_1"].kernel_grad[0, 0] == pytest.approx(-0.411716, abs=5e-7)
+    assert t["output"].kernel_grad[0, 0] == pytest.approx(-0.411716, abs=5e-7)
     assert t[1].bias_grad[0] == pytest.approx(-0.486555, abs=5e-7)
     assert t[0].kernel_grad[2, 3] == pytest.approx(0.006652, abs=5e-7)
     assert t[0].bias_grad[3] == pytest.approx(0.000665, abs=5e-7)
