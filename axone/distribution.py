@@ -237,7 +237,7 @@ class DataParallel:
     def shared_rng(self, rng):
         """The generator of the epochs' permutations: a copy of rank 0's state of ``rng`` (so
         every rank draws the same global order); ``rng`` itself (dropout and other draws) is
-        then moved to a different stream on each rank."""
+        then moved to a different stream on each rank until :meth:`rejoin_rng`."""
         state = rng.bit_generator.state
         if state.get("bit_generator") != "PCG64":
             raise NotImplementedError(f"DataParallel: the backend generator must be PCG64, it "
@@ -257,6 +257,11 @@ class DataParallel:
         if self.rank:
             rng.bit_generator.state = rng.bit_generator.jumped(self.rank).state
         return perm
+
+    def rejoin_rng(self, rng, perm):
+        """After ``fit``: every rank's ``rng`` continues from the permutations' state, the same
+        everywhere, so what is built next (another model) is again the same on every rank."""
+        rng.bit_generator.state = perm.bit_generator.state
 
     def check_replicas(self, model):
         """Raise if the ranks' models differ (weight names, shapes, dtypes and values)."""
@@ -328,6 +333,16 @@ class DataParallel:
             n = w.data.size
             w.data[...] = flat[pos:pos + n].reshape(w.data.shape)
             pos += n
+
+    def check_same(self, value, what):
+        """Raise unless every rank holds the same integer ``value`` (-1 for None)."""
+        v = -1 if value is None else int(value)
+        got = [int(np.frombuffer(b, dtype=np.int64)[0]) for b in
+               self.allgather_bytes(np.array([v], dtype=np.int64).tobytes(), what)]
+        if len(set(got)) > 1:
+            raise ValueError(f"DataParallel: the ranks disagree on {what}: "
+                             f"{[None if g == -1 else g for g in got]} (rank order); every rank "
+                             f"must see the same files (a shared directory)")
 
     def any(self, flag):
         buf = np.array([1 if flag else 0], dtype=np.int64)

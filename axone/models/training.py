@@ -1102,7 +1102,7 @@ class Trainer:
                              f"{validation_split!r}")
         if x is None:
             raise ValueError("fit: no input data was given (x=None)")
-        rng = backend.rng()
+        rng = own_rng = backend.rng()
         dp = distribution_lib.active()
         if dp is not None:
             if self._steps_overridden("train_step"):
@@ -1166,6 +1166,8 @@ class Trainer:
         finally:
             self._in_fit = False
             self._dp = None
+            if dp is not None:
+                dp.rejoin_rng(own_rng, rng)
             adapter.close()
             if val is not None:
                 val.close()
@@ -1201,6 +1203,8 @@ class Trainer:
         custom = self._steps_overridden("train_step")
         step_fn = self.train_step
         cblist.on_train_begin({})
+        if dp is not None:
+            dp.check_same(self._resume_epoch, "the epoch to resume at (BackupAndRestore)")
         if self._resume_epoch is not None:       # BackupAndRestore found a backup
             initial_epoch = max(initial_epoch, self._resume_epoch)
         logs = {}

@@ -108,6 +108,35 @@ def custom_step(out, rank):
     return {"error": None}, []
 
 
+def backup(out, rank):
+    """BackupAndRestore: an interrupted run resumes on every rank at the same epoch, from the
+    backup rank 0 wrote, and ends where an uninterrupted run ends."""
+    x, y = _iris()
+    axone.utils.set_random_seed(3)
+    full = _mlp()
+    h_full = full.fit(x, y, epochs=5, batch_size=30, shuffle=False, verbose=0)
+
+    class Crash(axone.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt("simulated crash")
+    where = os.path.join(out, "backup")
+    axone.utils.set_random_seed(3)
+    m = _mlp()
+    try:
+        m.fit(x, y, epochs=5, batch_size=30, shuffle=False, verbose=0,
+              callbacks=[axone.callbacks.BackupAndRestore(where), Crash()])
+    except KeyboardInterrupt:
+        pass
+    axone.distribution.distribution().comm.Barrier()      # a restart comes after every rank stopped
+    resumed = _mlp()
+    h = resumed.fit(x, y, epochs=5, batch_size=30, shuffle=False, verbose=0,
+                    callbacks=[axone.callbacks.BackupAndRestore(where)])
+    return {"history": h.history, "full": h_full.history,
+            "left": sorted(os.listdir(where)) if os.path.isdir(where) else None}, \
+        resumed.get_weights() + full.get_weights()
+
+
 def sync_bn(out, rank):
     """BatchNormalization(synchronized=True) across processes is refused, naming the layer."""
     x, y = _iris()

@@ -52,7 +52,7 @@ def _load(out, name, mode, rank):
     return res, [npz[f"arr_{i}"] for i in range(len(npz.files))]
 
 
-MAIN = ["arrays", "generator", "batchnorm", "chief_files", "differ", "custom_step", "sync_bn"]
+MAIN = ["arrays", "generator", "batchnorm", "chief_files", "differ", "custom_step", "sync_bn", "backup"]
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +143,24 @@ def test_custom_train_step_is_refused_clearly(two_ranks):
     out2, _ = two_ranks
     r, _ = _load(out2, "custom_step", "dp", 0)
     assert r["error"] and "train_step" in r["error"]
+
+
+@needs_mpi
+def test_backup_and_restore_resumes_all_ranks_together(two_ranks):
+    out2, _ = two_ranks
+    for rank in (0, 1):
+        r, w = _load(out2, "backup", "dp", rank)
+        assert len(r["history"]["loss"]) == 2                   # epochs 3 and 4 only
+        _close(r["history"]["loss"], r["full"]["loss"][3:], "resumed loss")
+        half = len(w) // 2
+        for a, b in zip(w[:half], w[half:]):
+            _close(a, b, "resumed weights")
+        if rank == 0:
+            assert r["left"] == []                              # deleted after the completed run
+    _, w0 = _load(out2, "backup", "dp", 0)
+    _, w1 = _load(out2, "backup", "dp", 1)
+    for a, b in zip(w0, w1):
+        assert np.array_equal(a, b)
 
 
 @needs_mpi
