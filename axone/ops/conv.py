@@ -45,7 +45,7 @@ from math import prod as _prod
 import numpy as np
 
 from ..autograd.function import Function
-from . import _parallel
+from . import _compiled, _parallel
 from . import math as M
 
 _new = object.__new__
@@ -472,18 +472,22 @@ class Conv(Function):
     def backward(self, gy):
         if self.blocks is not None:
             return self._backward_blocks(gy)
+        needs = self.needs
+        need_b = len(needs) == 3 and needs[2]
+        # dL/dbias apart from the product (where the bias does not ride in it, or dL/dK is not
+        # wanted)
+        sep_b = need_b and not (self.one and needs[1])
+        gb = None
         if self.relu:                    # dL/dconv = dL/dy · [y > 0]
-            gy = gy * (self.y > 0)
+            gy, gb = self._relu_mask(gy, sep_b)
         k, g = self.k, self.groups
         nd = k.ndim - 2
         ksz = k.shape[:nd]
         cin_g, f = k.shape[-2], k.shape[-1]
         g2 = gy.reshape(-1, f)
-        needs = self.needs
-        gk = gx = gb = None
+        gk = gx = None
         nk = _prod(ksz)
-        need_b = len(needs) == 3 and needs[2]
-        if need_b and not (self.one and needs[1]):
+        if sep_b and gb is None:
             # Σ over the rows as a matrix-vector product: a column sum of an (M, F) array would
             # run over F-entry rows
             gb = np.ones(g2.shape[0], g2.dtype) @ g2
@@ -519,6 +523,23 @@ class Conv(Function):
         if len(needs) == 3:
             return gx, gk, gb
         return gx, gk
+
+    def _relu_mask(self, gy, want_b):
+        """(dL/dconv, dL/dbias or None) with dL/dconv = dL/dy · [y > 0]: one pass of the
+        compiled module when it is built (dense_backward, as Dense's: the mask, and with
+        ``want_b`` dL/dbias = Σ_rows dL/dconv accumulated row after row, np.add.reduce(…, axis=0)'s
+        order, where the NumPy form takes 1ᵀ · dL/dconv through the BLAS: equal to rounding);
+        else the NumPy mask and None."""
+        y = self.y
+        kern = _compiled.kernels("dense_backward") if _COMPILED_CONV_MASK else None
+        if (kern is not None and gy.dtype in _FLOATS and y.dtype == gy.dtype
+                and gy.shape == y.shape and gy.flags.c_contiguous and y.flags.c_contiguous):
+            f = gy.shape[-1]
+            gm = np.empty(gy.shape, gy.dtype)
+            db = np.empty(f, gy.dtype) if want_b else None
+            kern.dense_backward(gy.reshape(-1, f), y.reshape(-1, f), gm.reshape(-1, f), db)
+            return gm, db
+        return gy * (y > 0), None
 
     def _crop(self, dxp):
         nd = self.k.ndim - 2
@@ -579,6 +600,12 @@ class Conv(Function):
                 tgt = tgt.reshape(tgt.shape[:-2] + (nph, span, c))[..., :bw, :]
                 tgt += drows[(slice(None),) + pre + (slice(ph, None, r),) + offs]
         return dxp
+
+
+# Conv's ReLU mask and bias gradient run as one pass of the compiled module when it is built
+# (Conv._relu_mask); False keeps the NumPy form.
+_COMPILED_CONV_MASK = True
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _tuple(v, n, name, who):
@@ -712,20 +739,35 @@ class Pool(Function):
         get 0.  The mask is recomputed from x and y in backward (_first_max_mask).
     Other max pooling (overlapping windows, "same" padding with −∞ fill) takes a running maximum
     over the kh·kw offset slices and keeps the first maximising offset for the backward.
+
+    With the compiled module, 2-D pooling of float32 / float64 inputs (and 1-D, as one row of it)
+    runs in one pass each way (max_pool2d / avg_pool2d in _kernels.c):
+        max:  y and the flat index of each window's first maximum (the same tie and NaN rule,
+              padding as −∞), kept for the backward: dL/dx[idx] += dL/dy
+        avg:  y = Σ over the window's unpadded entries / their count;
+              dL/dx[window entries] += dL/dy / count
+    The backward adds run over the windows in reverse order, the order in which the offset-slice
+    adds above reach an entry, so the input gradients are the NumPy form's bits; the forward
+    values are too, except an average's sum, taken in row-major window order (equal to rounding).
     """
 
     part = False            # a batch block of a split node (never split again)
     parts = None            # the blocks' own Pool nodes, when split
+    compiled = None         # the compiled module, when the node ran its 2-D kernels
 
     def forward(self, x):
         nd = len(self.pool)
         self.xshape = x.shape
         pads = self.pads
+        kern = _pool_kernels(self.kind, x)
         if not self.part:
-            # work: about eight passes over the input between forward and backward
-            bounds = _parallel.batch_blocks(x.shape[0], 8 * x.size)
+            # work: about eight passes over the input between forward and backward (three with
+            # the compiled kernels)
+            bounds = _parallel.batch_blocks(x.shape[0], (3 if kern is not None else 8) * x.size)
             if bounds is not None:
                 return self._forward_blocks(x, bounds)
+        if kern is not None:
+            return self._compiled_forward(kern, x)
         if self.blocks:
             out = _out_shape(x.shape[1:1 + nd], self.pool, self.strides, (1,) * nd)
             self.out, self.x = out, x
@@ -770,6 +812,44 @@ class Pool(Function):
         self.cnt = cnt
         return (s / cnt).astype(x.dtype, copy=False)
 
+    def _geometry(self):
+        """(ph, pw, sh, sw, top, bottom, left, right) of the 2-D kernels; 1-D as one row."""
+        if len(self.pool) == 1:
+            (lo, hi), = self.pads
+            return (1, self.pool[0], 1, self.strides[0], 0, 0, lo, hi)
+        (t, b), (l, r) = self.pads
+        return self.pool + self.strides + (t, b, l, r)
+
+    def _compiled_forward(self, kern, x):
+        x4 = np.ascontiguousarray(x)
+        if x4.ndim == 3:
+            x4 = x4[:, None]
+        geo = self._geometry()
+        out = tuple((n + lo + hi - p) // s + 1 for n, p, s, lo, hi in
+                    zip(x4.shape[1:3], geo[:2], geo[2:4], geo[4::2], geo[5::2]))
+        y = np.empty((x4.shape[0],) + out + (x4.shape[-1],), x4.dtype)
+        if self.kind == "max":
+            self.idx = np.empty(y.shape, np.int32)
+            kern.max_pool2d(x4, y, self.idx, *geo)
+        else:
+            kern.avg_pool2d(x4, y, *geo)
+        self.compiled, self.x4shape, self.y4shape, self.dtype = kern, x4.shape, y.shape, x4.dtype
+        return y if x.ndim == 4 else y[:, 0]
+
+    def _compiled_backward(self, g):
+        kern, geo = self.compiled, self._geometry()
+        # the NumPy forms' gradient dtype: g's (max), g / count's (avg)
+        dt = g.dtype if self.kind == "max" else np.result_type(g.dtype, self.dtype)
+        if dt not in _FLOATS:
+            dt = self.dtype
+        g4 = np.ascontiguousarray(g, dtype=dt).reshape(self.y4shape)
+        gx = np.empty(self.x4shape, dt)
+        if self.kind == "max":
+            kern.max_pool2d_backward(g4, self.idx, gx, *geo)
+        else:
+            kern.avg_pool2d_backward(g4, gx, *geo)
+        return (gx.reshape(self.xshape),)
+
     def _forward_blocks(self, x, bounds):
         """The node on consecutive batch blocks, one per thread (ops/_parallel.py): each block a
         Pool of its own over x[lo:hi], its result copied into its rows of y."""
@@ -804,6 +884,8 @@ class Pool(Function):
     def backward(self, g):
         if self.parts is not None:
             return self._backward_blocks(g)
+        if self.compiled is not None:
+            return self._compiled_backward(g)
         nd = len(self.pool)
         if self.x is not None:
             x, pool, out = self.x, self.pool, self.out
@@ -844,6 +926,21 @@ class Pool(Function):
             k += 1
         inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(self.pads, self.xshape[1:1 + nd]))
         return (dxp[(slice(None),) + inner],)
+
+
+# 2-D pooling (and 1-D, as one row of it) of float32 / float64 inputs runs in the compiled module
+# when it is built (Pool's docstring); False keeps the NumPy forms.
+_COMPILED_POOL = True
+
+
+def _pool_kernels(kind, x):
+    """The compiled module for a Pool node over ``x``, or None (not built, switched off, 3-D,
+    another dtype, or a sample too large for the int32 indices of max pooling)."""
+    if not _COMPILED_POOL or x.ndim not in (3, 4) or x.dtype not in _FLOATS:
+        return None
+    if kind == "max" and _prod(x.shape[1:]) > 2 ** 31 - 1:
+        return None
+    return _compiled.kernels("max_pool2d")
 
 
 def _pool(kind, x, pool_size, strides, padding, who):
