@@ -219,7 +219,7 @@ class Perceptron:
         self.converged = False
         self.last_update = 0
         history = History()
-        history.model = None
+        history.model = self
         it = 0
         epoch = 0
         for epoch in range(1, int(max_epochs) + 1):

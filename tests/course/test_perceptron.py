@@ -60,6 +60,7 @@ def test_or_last_update_at_iteration_9_stop_after_16():
     np.testing.assert_array_equal(bias, [-1])
     assert history.history["errors"] == [2, 2, 1, 0]
     assert history.epoch == [0, 1, 2, 3]
+    assert history.model is p and p.history is history
     np.testing.assert_array_equal(p.predict(X_LOGIC)[:, 0], D_OR)
     assert p.predict(X_LOGIC).shape == (4, 1)
     assert p.evaluate(X_LOGIC, D_OR) == 1.0
