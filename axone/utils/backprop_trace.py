@@ -88,7 +88,9 @@ class BackpropTrace:
         """The trace as text: for each layer, one row per unit with z, f(z), ∂E/∂z and ∂E/∂b,
         then the matrix ∂E/∂W (rows: inputs, columns: units); then E."""
         p = self.precision if precision is None else int(precision)
-        num = lambda v: f"{float(v):.{p}f}"
+        def num(v):
+            text = f"{float(v):.{p}f}"
+            return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no −0
         vec = lambda a: "[" + ", ".join(num(v) for v in np.ravel(a)) + "]"
         out = [f"Backpropagation of one observation, loss {self.loss_name}",
                f"x = {vec(self.x)}   y = {vec(self.y)}", ""]

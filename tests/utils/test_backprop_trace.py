@@ -214,3 +214,20 @@ def test_gradients_match_keras_3_torch_backend():
     for g, k in zip(ours_grads, kgrads):
         np.testing.assert_allclose(g, k, rtol=1e-4, atol=1e-6)
     assert t.loss == pytest.approx(float(e.detach()), rel=1e-5)
+
+
+def test_nested_sequential_without_bias_and_softmax_activation_layer():
+    inner = axone.Sequential([layers.Input((3,)), layers.Dense(2, use_bias=False,
+                                                               activation="relu", name="inner")])
+    m = axone.Sequential([layers.Input((3,)), inner, layers.Activation("softmax", name="soft")])
+    m.layers[0].layers[0].set_weights([np.array([[1.0, -1.0], [0.5, -2.0], [0.0, 0.5]])])
+    t = backprop_trace(m, [1.0, 2.0, 3.0], [0.0, 1.0], loss="categorical_crossentropy")
+    assert [lt.name for lt in t] == ["inner", "soft"]
+    assert t["inner"].bias is None and t["inner"].bias_grad is None
+    np.testing.assert_allclose(t["inner"].z, [2.0, -3.5])
+    np.testing.assert_array_equal(t["inner"].delta[1], 0.0)          # ReLU off: no gradient
+    p = np.exp([2.0, 0.0]) / np.exp([2.0, 0.0]).sum()
+    np.testing.assert_allclose(t.output, p)
+    np.testing.assert_allclose(t["soft"].delta, p - [0.0, 1.0], atol=1e-12)
+    text = str(t)
+    assert "-0.000000" not in text and "dE/db" not in text.split("layer 2")[0]
