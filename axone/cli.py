@@ -2,6 +2,8 @@
 
 ``axone demo``           train the course's iris and Boston networks on the bundled data
 ``axone run script.py``  run a Keras script unchanged, with ``keras`` resolving to axone
+``axone tour``           every course chapter's example in order, plots saved as PNG files
+                         (``--out DIR``, ``--chapters a,b``, ``--quick``, ``--list``)
 """
 import argparse
 import os
@@ -72,6 +74,27 @@ def run_script(path, args):
     return 0
 
 
+def tour(chapters=None, out="axone_tour", quick=False):
+    """``axone tour``: run the chapters (all by default) and print what each shows."""
+    from .tour import CHAPTERS, run_tour
+
+    if chapters is not None:
+        unknown = [c for c in chapters if c not in CHAPTERS]
+        if unknown:
+            print(f"axone tour: unknown chapter(s) {', '.join(unknown)}; the chapters are "
+                  f"{', '.join(CHAPTERS)}", file=sys.stderr)
+            return 2
+    results = run_tour(chapters, out=out, quick=quick)
+    return 0 if all(m.beats_baseline for r in results for m in r.metrics) else 1
+
+
+def _chapter_list(text):
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected chapter names separated by commas")
+    return names
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="axone", description="Keras-compatible deep learning on NumPy")
     sub = parser.add_subparsers(dest="command")
@@ -81,11 +104,25 @@ def main(argv=None):
     r = sub.add_parser("run", help="run a Keras script with keras/tensorflow.keras mapped to axone")
     r.add_argument("script")
     r.add_argument("args", nargs=argparse.REMAINDER)
+    t = sub.add_parser("tour", help="run every course chapter's example on the bundled data, "
+                                    "saving each chapter's plot as PNG")
+    t.add_argument("--out", default="axone_tour", help="folder for the plots (default ./axone_tour)")
+    t.add_argument("--chapters", type=_chapter_list, default=None,
+                   help="comma-separated chapters to run (default all; see --list)")
+    t.add_argument("--quick", action="store_true", help="fewer epochs and samples")
+    t.add_argument("--list", action="store_true", help="list the chapters and exit")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.epochs, args.epochs, verbose=args.verbose)
     if args.command == "run":
         return run_script(args.script, args.args)
+    if args.command == "tour":
+        if args.list:
+            from .tour import CHAPTERS
+            for name, (title, _) in CHAPTERS.items():
+                print(f"{name:15s} {title}")
+            return 0
+        return tour(args.chapters, out=args.out, quick=args.quick)
     parser.print_help()
     return 0
 
