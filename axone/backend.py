@@ -135,6 +135,7 @@ def set_blas_threads(n):
 # the newest one's count is in force, and the last to close restores the setting from before
 # the first opened.
 _blas_lock = threading.Lock()
+_get_ident = threading.get_ident
 _blas_scopes = []          # open ``blas_threads`` scopes, oldest first
 _blas_before = [None]      # the setting before the first open scope
 
@@ -142,48 +143,118 @@ _blas_before = [None]      # the setting before the first open scope
 class blas_threads:
     """Context manager: ``with blas_threads(1): …`` runs NumPy's products on that many threads
     (``None``: leave them).  Safe to overlap across threads: the setting from before the first
-    open scope comes back when the last one closes, whatever the order."""
+    open scope comes back when the last one closes, whatever the order.  A scope opened inside
+    one of the same count (``model(x)`` inside ``fit``) changes nothing and costs a lock."""
+
+    __slots__ = ("n", "prev", "_open", "_n", "_tid")
 
     def __init__(self, n):
         self.n, self.prev, self._open = n, None, False
+        self._n = None if n is None else max(1, int(n))
+        self._tid = None
 
     def __enter__(self):
-        if self.n is not None:
+        n = self._n
+        if n is not None:
+            self._tid = _get_ident()
             with _blas_lock:
-                prev = get_blas_threads()
-                if prev is not None:
-                    if not _blas_scopes:
-                        _blas_before[0] = prev
+                if _blas_scopes:
+                    # the newest open scope's count is in force: only a different one is set
+                    prev = _blas_scopes[-1]._n
                     _blas_scopes.append(self)
                     self.prev, self._open = prev, True
-                    if prev != max(1, int(self.n)):
-                        set_blas_threads(self.n)
+                    if prev != n:
+                        set_blas_threads(n)
+                    return self
+                prev = get_blas_threads()
+                if prev is not None:
+                    _blas_before[0] = prev
+                    _blas_scopes.append(self)
+                    self.prev, self._open = prev, True
+                    if prev != n:
+                        set_blas_threads(n)
         return self
 
     def __exit__(self, *exc):
         if self._open:
             with _blas_lock:
                 self._open = False
-                for i in range(len(_blas_scopes) - 1, -1, -1):
-                    if _blas_scopes[i] is self:
-                        del _blas_scopes[i]
-                        break
-                n = _blas_scopes[-1].n if _blas_scopes else _blas_before[0]
+                if _blas_scopes[-1] is self:
+                    del _blas_scopes[-1]
+                    if _blas_scopes and _blas_scopes[-1]._n == self._n:
+                        return False          # the count in force stays the same
+                else:
+                    for i in range(len(_blas_scopes) - 1, -1, -1):
+                        if _blas_scopes[i] is self:
+                            del _blas_scopes[i]
+                            break
+                n = _blas_scopes[-1]._n if _blas_scopes else _blas_before[0]
                 if get_blas_threads() != max(1, int(n)):
                     set_blas_threads(n)
         return False
 
 
-#: per-step work (multiply-adds ≈ trainable parameters × batch rows) below which training runs
-#: BLAS on one thread; set to 0 to leave the BLAS library's threading alone
-SMALL_STEP_WORK = 1 << 25
+class _NoScope:
+    """The scope that changes nothing (shared: it holds no state)."""
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
-def blas_threads_for(n_params, batch_size):
-    """1 for a small model step (n_params × batch_size < SMALL_STEP_WORK), else None (leave as is)."""
-    if SMALL_STEP_WORK and n_params * batch_size < SMALL_STEP_WORK:
+_NO_SCOPE = _NoScope()
+
+
+#: multiply-adds of a step's matrix products (``models/_work.py``: a training step counts its
+#: forward pass three times) below which the step runs OpenBLAS on one thread, axone's own
+#: threads splitting the large nodes (``ops/_parallel.py``); 0 leaves the BLAS library's
+#: threading alone.  Measured with interleaved fit runs over the MLP and CNN rows of
+#: benchmarks/bench_scaling.py on a 2-core machine: one thread was the faster at every row.
+SMALL_STEP_WORK = 1 << 35
+
+
+def blas_threads_for_work(work):
+    """1 for a step of ``work`` multiply-adds below ``SMALL_STEP_WORK``, else None (leave the
+    BLAS threads as they are; also None when the work is unknown)."""
+    if SMALL_STEP_WORK and work is not None and work < SMALL_STEP_WORK:
         return 1
     return None
+
+
+def blas_threads_for(n_params, batch_size, work=None):
+    """The BLAS threads of a step: ``blas_threads_for_work(work)``; without ``work`` (no layer
+    estimate) it is taken as ``n_params × batch_size`` multiply-adds, a dense model's forward."""
+    if work is None:
+        work = n_params * batch_size
+    return blas_threads_for_work(work)
+
+
+#: multiply-adds of a whole eager call (``model(x)``, a ``predict`` call) below which it does
+#: not open a scope: setting OpenBLAS's threads and back (two calls into OpenBLAS, a few µs)
+#: costs more than such a call's products lose on BLAS's threads.  Measured with interleaved
+#: ``model(x)`` calls on the course models: the iris MLP (batch 1 and 32, 1.3e5 and 4.3e6
+#: multiply-adds) and LeNet on one sample (4.2e5) were faster without the scope, LeNet on 32
+#: (1.3e7) about 4× faster with it.
+EAGER_MIN_WORK = 1 << 23
+
+
+def step_scope(work, call_work=None):
+    """The scope a step of ``work`` multiply-adds runs in: ``blas_threads(1)`` for a small step,
+    else one that changes nothing; also nothing when the whole call's ``call_work`` (an eager
+    call's) is below ``EAGER_MIN_WORK``.  When the newest open scope is this thread's own and of
+    the same count (a ``model(x)`` inside ``fit``, a nested model) it is the shared do-nothing
+    scope: no lock, no object — the enclosing scope stays open for as long as this step runs."""
+    n = blas_threads_for_work(work)
+    if n is None or (call_work is not None and call_work < EAGER_MIN_WORK):
+        return _NO_SCOPE
+    if _blas_scopes:
+        top = _blas_scopes[-1]
+        if top._n == n and top._tid == _get_ident():
+            return _NO_SCOPE
+    return blas_threads(n)
 
 
 # Name counters and other per-session state register a reset here (they live in higher modules:

@@ -13,7 +13,7 @@ from ..autograd.tensor import Tensor
 from ..layers import base as layer_base
 from ..layers.base import KerasTensor, Layer, _flatten, _map, unique_name
 from ..layers.core import InputLayer
-from . import saving
+from . import _work, saving
 from .training import Trainer
 
 __all__ = ["Model"]
@@ -261,7 +261,8 @@ class Model(Trainer, Layer):
         return list(outs)
 
     def __call__(self, inputs, *args, training=None, **kwargs):
-        symbolic = any(isinstance(t, KerasTensor) for t in _flatten(inputs))
+        flat = _flatten(inputs)
+        symbolic = any(isinstance(t, KerasTensor) for t in flat)
         if not self._is_graph and not self.built and not symbolic:
             self._ensure_built_from_data(inputs)
         if symbolic:
@@ -274,7 +275,9 @@ class Model(Trainer, Layer):
             self.__dict__["_loss_mark"] = layer_base.added_loss_count()
         _CALLS.depth = depth + 1
         try:
-            return Layer.__call__(self, inputs, *args, training=training, **kwargs)
+            # small eager calls run OpenBLAS on one thread, as fit and predict do
+            with _work.call_scope(self, flat):
+                return Layer.__call__(self, inputs, *args, training=training, **kwargs)
         finally:
             _CALLS.depth = depth
 

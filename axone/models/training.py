@@ -1253,10 +1253,20 @@ class Trainer:
         self.history = history
         return history
 
-    def _blas_scope(self, batch_size):
-        """One BLAS thread for the whole call when a step's work is small (backend.blas_threads_for)."""
-        n = sum(int(np.prod(w.shape)) for w in self.trainable_weights)
-        return backend.blas_threads(backend.blas_threads_for(n, batch_size or 32))
+    def _blas_scope(self, batch_size, rows=None):
+        """One BLAS thread for the whole call when a step's work is small: the multiply-adds of
+        a step of ``batch_size`` rows from the layers' shapes (models/_work.py; a training step
+        counts three forward passes), judged by backend.blas_threads_for_work.  An unbuilt
+        model is judged by trainable parameters × batch rows.  ``rows``: the rows of a
+        prediction call, whose whole work must pay for the scope (backend.EAGER_MIN_WORK)."""
+        from . import _work
+        batch = batch_size or 32
+        work = _work.step_work(self, batch, training=bool(self.__dict__.get("_in_fit")))
+        if work is None:
+            work = batch * sum(int(np.prod(w.shape)) for w in self.trainable_weights)
+        if rows is not None:
+            return backend.step_scope(work, work * max(1, rows) / batch)
+        return backend.step_scope(work)
 
     # ------------------------------------------------------------- evaluate
     def _evaluate_adapter(self, adapter, cblist=None):
@@ -1358,13 +1368,23 @@ class Trainer:
         verbose = _check_verbose(verbose, "predict")
         if x is None:
             raise ValueError("predict: no input data was given (x=None)")
+        rows = None
         if data_adapters.is_array_input(x) and not isinstance(x, data_adapters.PyDataset):
             xs = self._prepare_x(x)
-            n = n_rows(xs, "x")
+            n = rows = n_rows(xs, "x")
             if n:
                 self._build_by_call(xs)
             if batch_size is None:
                 batch_size = int(math.ceil(n / steps)) if steps and n else 32
+            if 0 < n <= batch_size and not verbose and not callbacks and steps is None \
+                    and not self._steps_overridden("predict_step"):
+                # one batch, no callbacks, no progress bar: the forward pass and a copy of each
+                # output, as the batch loop below returns them, without its adapter and hooks
+                self._refresh_penalties()
+                with no_grad(), self._blas_scope(n, n):
+                    out = self._output_structure(self._forward(xs, training=False))
+                flat, struct = _flatten_structure(out)
+                return _unflatten_structure(struct, [np.concatenate([p], axis=0) for p in flat])
             adapter = ArrayDataAdapter(xs, None, None, batch_size, steps=steps)
         else:
             adapter, n = self._adapter(x, None, None, None, batch_size, steps, False, "predict")
@@ -1377,7 +1397,7 @@ class Trainer:
         first = None
         cblist.on_predict_begin({})
         try:
-            with no_grad(), self._blas_scope(batch_size):
+            with no_grad(), self._blas_scope(batch_size, rows):
                 for step, xs, _, _, _ in self._batches_of(adapter, "predict"):
                     for c in hooks:
                         c.on_predict_batch_begin(step, {})
@@ -1450,7 +1470,8 @@ class Trainer:
         """The outputs on one batch (through ``predict_step``), as NumPy arrays."""
         xs = self._prepare_x(x)
         self._build_by_call(xs)
-        with no_grad():
+        n = len(xs[0]) if xs and getattr(xs[0], "ndim", 0) else 1
+        with no_grad(), self._blas_scope(n, n):
             if self._steps_overridden("predict_step"):
                 out = self.predict_step(self._input_structure([Tensor(a) for a in xs]))
             else:
