@@ -21,7 +21,10 @@ __all__ = ["check_gradients", "numerical_gradient", "GradientCheck", "set_random
            "to_categorical", "normalize", "clear_session", "conv_output_length",
            "pool_output_length", "conv_params", "plot_history", "plot_filters", "plot_feature_maps",
            "pad_sequences", "timeseries_dataset_from_array", "split_dataset", "Progbar",
-           "load_img", "img_to_array", "array_to_img", "save_img"]
+           "load_img", "img_to_array", "array_to_img", "save_img",
+           # the courses' learning tools
+           "backprop_trace", "init_study", "plot_decision_regions", "plot_confusion_matrix",
+           "gradient_descent_1d", "plot_gradient_descent_1d"]
 
 
 def set_random_seed(seed):
