@@ -7,6 +7,14 @@ or ``model_weights``) has the attribute ``layer_names`` and one group per layer,
 ``weight_names`` attribute lists its weights (``dense/kernel:0`` …) in Keras's legacy order —
 trainable weights, then the others — each a dataset at that path inside the layer's group.
 
+A file saved with ``include_optimizer=True`` from a compiled model also has the group
+``optimizer_weights``: its ``weight_names`` attribute (split into ``weight_names0``,
+``weight_names1`` … when it would pass HDF5's 64 KiB header limit) lists the optimizer's
+variables by path (``adam/iteration``, ``adam/dense_kernel_momentum`` …), in the order of
+Keras's ``optimizer.variables`` (see :func:`axone.formats.keras_v3.optimizer_plan`), each a
+dataset at that path; loading with ``compile=True`` sets them back as Keras's
+``optimizer.set_weights`` does.
+
 Weights load by topological order (the file's layers that hold weights paired in order with the
 model's layers that have weights) or, with ``by_name=True``, by layer name;
 ``skip_mismatch=True`` skips the layers whose weight count or shapes differ, with a warning.
@@ -20,7 +28,14 @@ from ..fileio import FileFormatError, atomic_write, loading_budget
 from ..models import saving as _saving
 from . import keras_config
 from .h5io import H5Reader, h5_bytes
-from .keras_v3 import KERAS_VERSION, _keras_layer_order, check_lambdas, count_values
+from .h5io import MAX_NAMES
+from .keras_v3 import (KERAS_VERSION, _keras_layer_order, check_lambdas, count_values,
+                       install_optimizer_values, optimizer_plan)
+
+#: HDF5's limit on an object header: longer attributes are split in chunks, as Keras does
+HDF5_OBJECT_HEADER_LIMIT = 64512
+#: Keras's names of axone's slots (the rest are named alike)
+_KERAS_SLOT_NAMES = {"m": "momentum", "v": "velocity", "vhat": "velocity_hat"}
 
 LEGACY_WARNING = ("You are saving your model as an HDF5 file via `model.save()` or "
                   "`keras.saving.save_model(model)`. This file format is considered legacy. We "
@@ -84,6 +99,97 @@ def _legacy_form(entry):
     return out
 
 
+def _slot_name(slot):
+    """Keras's path of an optimizer variable (``adam/d1_kernel_momentum``)."""
+    owner, _, rest = slot.label.partition("/")
+    for axone_name, keras_name in _KERAS_SLOT_NAMES.items():
+        if rest.endswith("_" + axone_name):
+            rest = rest[:-len(axone_name)] + keras_name
+            break
+    return f"{owner}/{rest.replace('/', '_')}"
+
+
+def _save_names_attr(g, name, names):
+    """``g.attrs[name] = names``, split in chunks ``name0``, ``name1`` … past HDF5's header
+    limit (Keras's ``save_attributes_to_hdf5_group``)."""
+    data = np.asarray([n.encode("utf8") for n in names])
+    chunks = 1
+    parts = np.array_split(data, chunks)
+    while any(p.nbytes > HDF5_OBJECT_HEADER_LIMIT for p in parts):
+        chunks += 1
+        parts = np.array_split(data, chunks)
+    if chunks == 1:
+        g.attrs[name] = data
+    else:
+        for k, p in enumerate(parts):
+            g.attrs[f"{name}{k}"] = p
+
+
+def _load_names_attr(r, g, name, where):
+    """The list of names saved by :func:`_save_names_attr` (whole or in chunks), bounded."""
+    names = r.attr(g, name, where)
+    if names is None:
+        names, k = [], 0
+        while True:
+            part = r.attr(g, f"{name}{k}", where)
+            if part is None:
+                break
+            if not isinstance(part, list):
+                raise FileFormatError(r.path, f"{where}: attribute {name}{k!r} is not a list of "
+                                              f"names")
+            names.extend(part)
+            k += 1
+            if len(names) > MAX_NAMES:
+                break
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise FileFormatError(r.path, f"{where}: attribute {name!r} is not a list of names")
+    if len(names) > MAX_NAMES:
+        raise FileFormatError(r.path, f"{where}: attribute {name!r} lists {len(names)} names")
+    return names
+
+
+def _fill_optimizer_weights(f, model):
+    """The ``optimizer_weights`` group of a Keras 2 model file, as Keras writes it
+    (``save_optimizer_weights_to_hdf5_group``)."""
+    plan = optimizer_plan(model.optimizer, model)
+    names, used = [], set()
+    for slot in plan:
+        n = base = _slot_name(slot)
+        k = 1
+        while n in used:
+            n, k = f"{base}_{k}", k + 1
+        used.add(n)
+        names.append(n)
+    g = f.create_group("optimizer_weights")
+    _save_names_attr(g, "weight_names", names)
+    for n, slot in zip(names, plan):
+        g.create_dataset(n, data=np.asarray(slot.value()))
+
+
+def _read_optimizer_weights(r):
+    """The optimizer's values listed by ``optimizer_weights/weight_names``, in that order
+    (None when the file has no such group)."""
+    g = r.get(r.f, "optimizer_weights")
+    if g is None:
+        return None
+    if not isinstance(g, r.h5py.Group):
+        raise FileFormatError(r.path, "optimizer_weights is not a group")
+    names = _load_names_attr(r, g, "weight_names", "optimizer_weights")
+    vals = []
+    for n in names:
+        parts = n.split("/")
+        parent = r.group(g, "/".join(parts[:-1]), where="optimizer_weights") \
+            if len(parts) > 1 else g
+        ds = r.get(parent, parts[-1], where=f"optimizer_weights/{n}")
+        if ds is None:
+            raise FileFormatError(r.path, f"optimizer_weights lists {n!r}, which the file does "
+                                          f"not hold")
+        vals.append(r.array(ds, f"optimizer weight {n!r}"))
+    return vals
+
+
 def save_model(model, path, include_optimizer=True):
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built yet; build it first")
@@ -102,9 +208,13 @@ def save_model(model, path, include_optimizer=True):
                     "weighted_metrics": cc["weighted_metrics"],
                     "loss_weights": cc["loss_weights"]}
         if include_optimizer and model.optimizer is not None:
-            training["optimizer_config"] = {
+            entry = keras_config.optimizer_to_keras({
                 "class_name": type(model.optimizer).__name__,
-                "config": _saving._optimizer_config(model.optimizer)}
+                "config": _saving._optimizer_config(model.optimizer)})
+            training["optimizer_config"] = {"class_name": entry["class_name"],
+                                            "config": entry["config"]}
+    with_optimizer = include_optimizer and training is not None and \
+        getattr(model, "optimizer", None) is not None
 
     def fill(f):
         f.attrs["backend"] = "numpy"
@@ -113,6 +223,8 @@ def save_model(model, path, include_optimizer=True):
         if training is not None:
             f.attrs["training_config"] = json.dumps(training).encode("utf8")
         _fill_weights_group(f.create_group("model_weights"), model)
+        if with_optimizer:
+            _fill_optimizer_weights(f, model)
     data = h5_bytes(fill)
     with atomic_write(path) as raw:
         raw.write(data)
@@ -255,4 +367,7 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
                 _saving._rebuild(path, "the saved compile arguments",
                                  _saving._compile_from_entry, model, comp, {}, path,
                                  custom_objects, losses, metrics_mod)
+                vals = _read_optimizer_weights(r)
+                if vals and model.optimizer is not None:
+                    install_optimizer_values(model.optimizer, model, vals, path)
     return model

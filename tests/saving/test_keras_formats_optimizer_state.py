@@ -227,3 +227,167 @@ def test_wrapping_optimizers_saved_before_training(tmp_path):
         _fit(back, 2)
         for a, b in zip(m.get_weights(), back.get_weights()):
             np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+# ------------------------------------------------------------------ Keras 2 .h5 files
+def _adam(K):
+    return K.optimizers.Adam(0.01)
+
+
+def _rmsprop(K):
+    return K.optimizers.RMSprop(0.01, momentum=0.5, centered=True)
+
+
+H5_MAKERS = {"adam": _adam, "rmsprop": _rmsprop, "lso": _lso, "multi": _multi}
+
+
+def _compiled_h5(K, kind):
+    m = _model(K, _weights())
+    m.compile(H5_MAKERS[kind](K), "mean_squared_error")
+    return m
+
+
+def _save_h5(m, path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")            # Keras's "legacy format" warning
+        m.save(path, **kw)
+
+
+@pytest.mark.parametrize("kind", sorted(H5_MAKERS))
+def test_optimizer_weights_in_a_keras2_file_resume_training(tmp_path, kind):
+    straight = _compiled_h5(axone, kind)
+    _fit(straight, 4)
+    m = _compiled_h5(axone, kind)
+    _fit(m, 2)
+    _save_h5(m, tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        names = [n.decode() for n in f["optimizer_weights"].attrs["weight_names"]]
+        assert len(names) == len(_keras_order(m)) and len(set(names)) == len(names)
+        assert names[0] == f"{m.optimizer.name}/iteration"
+    back = axone.saving.load_model(tmp_path / "m.h5")
+    for a, b in zip(_keras_order(m), _keras_order(back)):
+        np.testing.assert_array_equal(b, a)
+    _fit(back, 2)
+    for a, b in zip(straight.get_weights(), back.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+    # include_optimizer=False: no optimizer_weights, the optimizer starts fresh
+    _save_h5(m, tmp_path / "n.h5", include_optimizer=False)
+    with h5py.File(tmp_path / "n.h5", "r") as f:
+        assert "optimizer_weights" not in f
+
+
+@pytest.mark.parametrize("kind", ["adam", "rmsprop", "multi"])
+def test_real_keras_reads_the_optimizer_weights_of_an_axone_h5(tmp_path, kind):
+    """Keras's own reader of optimizer_weights on axone's file gives axone's variables, and
+    Keras resumes from them as axone does. (Keras 3.15's load_model(compile=True) of a legacy
+    file builds the optimizer on ``model._trainable_variables``, empty for a Sequential or
+    functional model, so it restores the counters only: the same from its own files, checked
+    here too.)"""
+    keras = _real_keras()
+    from keras.src.legacy.saving import legacy_h5_format
+    a = _compiled_h5(axone, kind)
+    _fit(a, 2)
+    _save_h5(a, tmp_path / "a.h5")
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        vals = legacy_h5_format.load_optimizer_weights_from_hdf5_group(f)
+        vals = [np.asarray(v) for v in vals]
+    assert [v.shape for v in vals] == [v.shape for v in _keras_order(a)]
+    for x, y in zip(vals, _keras_order(a)):
+        np.testing.assert_array_equal(x, y)
+    k = keras.saving.load_model(tmp_path / "a.h5", compile=True)
+    assert type(k.optimizer).__name__ == type(a.optimizer).__name__
+    kr = _compiled_h5(keras, kind)
+    _fit(kr, 2)
+    _save_h5(kr, tmp_path / "k.h5")
+    k_own = keras.saving.load_model(tmp_path / "k.h5", compile=True)
+    assert len(k.optimizer.variables) == len(k_own.optimizer.variables)
+    if kind != "multi":          # (a MultiOptimizer's sub-optimizers built on nothing misalign)
+        for x, y in zip(_opt_values(k.optimizer), _keras_order(a)):
+            np.testing.assert_allclose(x, y, rtol=1e-6)
+    k = keras.saving.load_model(tmp_path / "a.h5", compile=False)
+    k.compile(H5_MAKERS[kind](keras), "mean_squared_error")
+    k.optimizer.build(k.trainable_variables)
+    k.optimizer.set_weights(vals)
+    for x, y in zip(_opt_values(k.optimizer), _keras_order(a)):
+        np.testing.assert_allclose(x, y, rtol=1e-6)
+    _fit(k, 2)
+    _fit(a, 2)
+    for v, w in zip(k.get_weights(), a.get_weights()):
+        np.testing.assert_allclose(w, v, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", sorted(H5_MAKERS))
+def test_axone_resumes_from_the_optimizer_weights_of_a_keras_h5(tmp_path, kind):
+    keras = _real_keras()
+    k = _compiled_h5(keras, kind)
+    _fit(k, 2)
+    _save_h5(k, tmp_path / "k.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = axone.saving.load_model(tmp_path / "k.h5")
+    assert len(_keras_order(a)) == len(k.optimizer.variables)
+    for x, y in zip(_opt_values(k.optimizer), _keras_order(a)):
+        np.testing.assert_allclose(y, x, rtol=1e-6)
+    _fit(k, 2)           # (the model Keras trained on, not reloaded: Keras's LossScaleOptimizer
+    _fit(a, 2)           # set_weights restores only its own counters)
+    for v, w in zip(k.get_weights(), a.get_weights()):
+        np.testing.assert_allclose(w, v, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_reload_of_a_loss_scale_h5_restores_only_its_counters(tmp_path):
+    """Keras's own behaviour, which axone's files do not change: Keras writes every variable
+    of a LossScaleOptimizer to optimizer_weights but its set_weights restores the first four
+    (the wrapper's own), so the inner optimizer of a Keras-loaded .h5 starts fresh."""
+    keras = _real_keras()
+    a = _compiled_h5(axone, "lso")
+    _fit(a, 2)
+    _save_h5(a, tmp_path / "a.h5")
+    k = keras.saving.load_model(tmp_path / "a.h5", compile=True)
+    kv, av = _opt_values(k.optimizer), _keras_order(a)
+    for x, y in zip(kv[:4], av[:4]):
+        np.testing.assert_allclose(x, y, rtol=1e-6)
+    assert int(kv[4]) == 0 and int(av[4]) == 2           # the inner iteration: fresh in Keras
+
+
+def test_bad_optimizer_weights_in_an_h5_are_refused(tmp_path):
+    m = _compiled_h5(axone, "adam")
+    _fit(m, 2)
+    _save_h5(m, tmp_path / "m.h5")
+
+    def edited(edit):
+        import shutil
+        shutil.copy(tmp_path / "m.h5", tmp_path / "bad.h5")
+        with h5py.File(tmp_path / "bad.h5", "r+") as f:
+            edit(f["optimizer_weights"])
+        return tmp_path / "bad.h5"
+    first = [n.decode() for n in h5py.File(tmp_path / "m.h5", "r")["optimizer_weights"].attrs[
+        "weight_names"]]
+    cases = [
+        (lambda g: g.attrs.__setitem__("weight_names", [b"adam/nothing"] + [
+            n.encode() for n in first[1:]]), "does not hold"),
+        (lambda g: g.attrs.__setitem__("weight_names", [b"../model_weights"]), "invalid"),
+        (lambda g: (g.__delitem__(first[2]),
+                    g.__setitem__(first[2], h5py.ExternalLink("other.h5", "/x"))), "link"),
+        (lambda g: (g.__delitem__(first[2]),
+                    g.create_dataset(first[2], data=np.array([b"ab"] * 3))), "dtype"),
+        (lambda g: (g.__delitem__(first[2]),
+                    g.create_dataset(first[2], data=np.zeros((2, 2), "f4"))), "shape"),
+        (lambda g: (g.__delitem__(first[0]),
+                    g.create_dataset(first[0], data=np.int64(-3))), "integer")]
+    for edit, match in cases:
+        with pytest.raises(FileFormatError, match=match):
+            axone.saving.load_model(edited(edit))
+    with pytest.warns(UserWarning, match="Skipping variable loading"):
+        axone.saving.load_model(edited(lambda g: g.attrs.__setitem__(
+            "weight_names", [n.encode() for n in first[:-1]])))
+
+
+def test_long_name_lists_are_chunked_as_keras_does(tmp_path):
+    from axone.formats import legacy_h5
+    from axone.formats.h5io import H5Reader
+    names = [f"adam/layer_{i:05d}_kernel_momentum" for i in range(3000)]
+    with h5py.File(tmp_path / "n.h5", "w") as f:
+        legacy_h5._save_names_attr(f, "weight_names", names)
+        assert "weight_names" not in f.attrs and "weight_names1" in f.attrs
+    with H5Reader(tmp_path / "n.h5") as r:
+        assert legacy_h5._load_names_attr(r, r.f, "weight_names", "the file") == names
