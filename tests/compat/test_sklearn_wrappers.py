@@ -446,3 +446,34 @@ def test_error_types_match_keras(iris):
         with pytest.raises(Exception) as ae:
             case(SKLearnClassifier)
         assert type(ae.value) is type(ke.value), (ae.value, ke.value)
+
+
+def test_set_fit_request_needs_metadata_routing_as_keras():
+    import sklearn
+    est, kest = SKLearnClassifier(mlp), KerasClassifier(mlp)
+    for e in (est, kest):
+        with pytest.raises(RuntimeError, match="metadata routing is enabled"):
+            e.set_fit_request(sample_weight=True)
+    with sklearn.config_context(enable_metadata_routing=True):
+        assert est.set_fit_request(sample_weight=True) is est
+        routing = est.get_metadata_routing()
+        assert routing.fit.requests == {"sample_weight": True}
+        assert clone(est).get_metadata_routing().fit.requests == {"sample_weight": True}
+        # the request routes sample_weight into Model.fit through a meta-estimator
+        X, y = load_iris()
+        seen = []
+
+        class Recording(axone.Sequential):
+            def fit(self, *args, **kwargs):
+                seen.append(kwargs.get("sample_weight"))
+                return super().fit(*args, **kwargs)
+
+        def factory(X, y):
+            model = Recording([axone.layers.Input((4,)),
+                               axone.layers.Dense(y.shape[1], activation="softmax")])
+            model.compile(loss="categorical_crossentropy", optimizer="adam")
+            return model
+        w = np.linspace(0.5, 1.5, 150)
+        est = SKLearnClassifier(factory, fit_kwargs=QUIET).set_fit_request(sample_weight=True)
+        cross_val_score(est, X, y, cv=KFold(2, shuffle=True, random_state=0), params={"sample_weight": w})
+        assert len(seen) == 2 and all(s is not None and len(s) == 75 for s in seen)
