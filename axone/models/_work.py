@@ -71,6 +71,16 @@ def _weight_size(layer, names):
     return total
 
 
+def _kernel_size(layer):
+    """Sizes of the layer's kernels (weights named ``…kernel``: kernel, recurrent_kernel,
+    depthwise_kernel, pointwise_kernel), the ones its products use; biases left out."""
+    try:
+        return sum(_prod(w.shape) for w in layer.weights
+                   if str(getattr(w, "name", "")).split("/")[-1].endswith("kernel"))
+    except Exception:        # noqa: BLE001 -- an unbuilt or unusual layer: no estimate
+        return 0
+
+
 def _all_weight_size(layer):
     try:
         return sum(_prod(w.shape) for w in layer.weights)
@@ -120,15 +130,14 @@ def layer_work(layer, input_shape=None):
         return float(_prod(s[1:-1]) * _weight_size(layer, ["kernel"]))
     if isinstance(layer, (C._Conv, C._DepthwiseConv, C._SeparableConv, C._ConvTranspose)):
         cf = getattr(layer, "data_format", "channels_last") == "channels_first"
-        kernels = sum(_prod(w.shape) for w in layer.weights if len(w.shape) >= 3)
+        kernels = _kernel_size(layer)
         ref = s if isinstance(layer, C._ConvTranspose) else _out_shape(layer, s)
         return float(_positions(ref, cf) * kernels)
     if isinstance(layer, R.Bidirectional):
         return float(sum(layer_work(sub, s) for sub in layer._sublayers))
     if isinstance(layer, R.RNN):
         t = s[1] if len(s) > 2 and s[1] is not None else 1
-        kernels = sum(_prod(w.shape) for w in layer.weights if len(w.shape) >= 2)
-        return float(t * kernels)
+        return float(t * _kernel_size(layer))
     if isinstance(layer, R.TimeDistributed):
         inner = getattr(layer, "layer", None)
         t = s[1] if len(s) > 1 and s[1] is not None else 1
@@ -137,8 +146,8 @@ def layer_work(layer, input_shape=None):
         shapes = _shapes(shape)
         tq = _prod(shapes[0][1:-1]) if shapes else 1
         tv = _prod(shapes[1][1:-1]) if len(shapes) > 1 else tq
-        q = _all_weight_size(layer._query_dense) + _all_weight_size(layer._output_dense)
-        kv = _all_weight_size(layer._key_dense) + _all_weight_size(layer._value_dense)
+        q = _kernel_size(layer._query_dense) + _kernel_size(layer._output_dense)
+        kv = _kernel_size(layer._key_dense) + _kernel_size(layer._value_dense)
         heads = getattr(layer, "_num_heads", 1)
         dims = getattr(layer, "_key_dim", 0) + getattr(layer, "_value_dim", 0)
         return float(tq * q + tv * kv + tq * tv * heads * dims)

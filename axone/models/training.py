@@ -1379,8 +1379,14 @@ class Trainer:
             if 0 < n <= batch_size and not verbose and not callbacks and steps is None \
                     and not self._steps_overridden("predict_step"):
                 # one batch, no callbacks, no progress bar: the forward pass and a copy of each
-                # output, as the batch loop below returns them, without its adapter and hooks
-                self._refresh_penalties()
+                # output, as the batch loop below returns them, without its adapter and hooks.
+                # The penalty caches are refreshed when a layer or a trainable flag changed (a
+                # regularizer set later is read by fit's own refresh; activity terms of a call
+                # are cleared through _added_losses whatever the cache says)
+                key = (layer_base._TRACKING[0], _TRAINABLE_VERSION[0], self._nodes_key())
+                if self.__dict__.get("_predict_penalties") != key:
+                    self._refresh_penalties()
+                    self.__dict__["_predict_penalties"] = key
                 with no_grad(), self._blas_scope(n, n):
                     out = self._output_structure(self._forward(xs, training=False))
                 flat, struct = _flatten_structure(out)
