@@ -195,6 +195,9 @@ def call_scope(model, flat_inputs):
     first): ``backend.step_scope`` of its forward work; nothing to do inside an open scope of the
     same count (``fit``, ``predict``, an enclosing model), for a call too small to pay for the
     scope (``backend.EAGER_MIN_WORK``) or while the model is unbuilt."""
+    scopes = backend._blas_scopes
+    if scopes and scopes[-1]._n == 1 and scopes[-1]._tid == backend._get_ident():
+        return backend._NO_SCOPE        # inside fit / predict / an outer model on this thread
     w = forward_work(model)
     if w is None:
         return backend._NO_SCOPE
