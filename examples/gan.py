@@ -275,14 +275,14 @@ def plot_generated(images, path, value_range=(0.0, 1.0)):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="DCGAN on the bundled digits (28x28)")
-    p.add_argument("--epochs", type=int, default=30, help="epochs (default 30)")
+    p.add_argument("--epochs", type=int, default=20, help="epochs (default 20)")
     p.add_argument("--samples", type=int, default=None,
                    help="use only this many digits (default: all 1797)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--mode", default="train_step", choices=("train_step", "classic"),
                    help="keras.io custom train_step, or the Keras 2 frozen-discriminator loop")
-    p.add_argument("--filters", type=int, default=32,
-                   help="width F of the networks (keras.io: 64; default 32)")
+    p.add_argument("--filters", type=int, default=16,
+                   help="width F of the networks (keras.io: 64; default 16, for CPU run times)")
     p.add_argument("--latent-dim", type=int, default=128)
     p.add_argument("--grid", type=int, default=5, help="generated digits per side of the plot")
     p.add_argument("--out", default="gan_out", help="folder of the plot")
