@@ -205,16 +205,23 @@ class EinsumDense(Layer):
                              f"expected ndim={self._rank}, found ndim={inputs.ndim}. Full shape "
                              f"received: {tuple(inputs.shape)}")
         k = self._plan
+        bias = self.bias
         if k is not None:
-            # one BLAS product: (…, ΠK) · (ΠK, ΠY), the same sums as the einsum
-            kshape = self.kernel.shape
+            # one BLAS product: (…, ΠK) · (ΠK, ΠY), the same sums as the einsum; a bias over
+            # all of Y joins it in one dense node (x·W + b, its Σ_rows backward in one pass)
+            kshape = tuple(self.kernel.shape)
             rows = ops.reshape(inputs, (-1, int(np.prod(kshape[:k]))))
-            x = ops.matmul(rows, ops.reshape(self.kernel, (rows.shape[1], -1)))
-            x = ops.reshape(x, tuple(inputs.shape[:inputs.ndim - k]) + tuple(kshape[k:]))
+            w = ops.reshape(self.kernel, (rows.shape[1], -1))
+            if bias is not None and tuple(bias.shape) == kshape[k:]:
+                x = ops.dense(rows, w, ops.reshape(bias, (w.shape[1],)))
+                bias = None
+            else:
+                x = ops.matmul(rows, w)
+            x = ops.reshape(x, tuple(inputs.shape[:inputs.ndim - k]) + kshape[k:])
         else:
             x = ops.einsum(self.equation, inputs, self.kernel)
-        if self.bias is not None:
-            x = x + self.bias
+        if bias is not None:
+            x = x + bias
         if self.activation is not None:
             x = self.activation(x)
         return x

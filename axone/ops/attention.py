@@ -21,7 +21,10 @@ import numpy as np
 
 from ..autograd.function import Function, unbroadcast
 from ..autograd.tensor import Tensor
+from . import _compiled
 from . import math as M
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 __all__ = ["dot_product_attention"]
 
@@ -46,58 +49,84 @@ class DotProductAttention(Function):
         B, T, N, H = q.shape
         S, K, Hv = k.shape[1], k.shape[2], v.shape[3]
         G = N // K
-        qt = q.transpose(0, 2, 1, 3).reshape(B, K, G, T, H)
-        kt = k.transpose(0, 2, 1, 3)[:, :, None]                  # (B, K, 1, S, H)
-        vt = v.transpose(0, 2, 1, 3)[:, :, None]                  # (B, K, 1, S, Hv)
+        dt = q.dtype
+        c = dt.type(self.scale)
+        # c·q in the heads-first layout (one pass: the copy and the scale together)
+        qt = np.empty((B, K, G, T, H), dtype=dt)
+        np.multiply(q.reshape(B, T, K, G, H).transpose(0, 2, 3, 1, 4), c, out=qt)
+        kt = k.transpose(0, 2, 1, 3)[:, :, None]                  # (B, K, 1, S, H), a view
+        vt = v.transpose(0, 2, 1, 3)[:, :, None]                  # (B, K, 1, S, Hv), a view
         s = np.matmul(qt, kt.swapaxes(-1, -2)).reshape(B, N, T, S)
-        s *= s.dtype.type(self.scale)
         if bias is not None:
-            s = s + bias
-        mx = None
+            s += bias
         if self.additive is not None:
-            s = s + self.additive
-            mx = s.max(axis=-1, keepdims=True)
+            s += self.additive
             # a row masked everywhere is uniform whatever its logits: no gradient flows back
-            dead = mx <= s.dtype.type(0.5) * large_negative(s.dtype)
+            dead = np.logical_and.reduce(
+                self.additive <= dt.type(0.5) * large_negative(dt), axis=-1, keepdims=True)
             self.dead = dead if dead.any() else None
-        s = s - (s.max(axis=-1, keepdims=True) if mx is None else mx)
-        np.exp(s, out=s)
-        s /= s.sum(axis=-1, keepdims=True)
-        p = s
+        k = _compiled.kernels("softmax_rows") if dt in _FLOATS and S > 0 else None
+        if k is not None:
+            # the same row max, exp, sum and division, one pass of the compiled module a row
+            p = np.empty_like(s)
+            k.softmax_rows(s.reshape(-1, S), p.reshape(-1, S), None)
+        else:
+            s -= s.max(axis=-1, keepdims=True)
+            np.exp(s, out=s)
+            s /= s.sum(axis=-1, keepdims=True)
+            p = s
         pd = p if self.drop is None else p * self.drop
-        o = np.matmul(pd.reshape(B, K, G, T, S), vt).reshape(B, N, T, Hv)
+        # the output straight into the (B, T, N, Hv) layout: no transposing copy afterwards
+        out = np.empty((B, T, K, G, Hv), dtype=dt)
+        np.matmul(pd.reshape(B, K, G, T, S), vt, out=out.transpose(0, 2, 3, 1, 4))
         self.qt, self.kt, self.vt, self.p, self.pd = qt, kt, vt, p, pd
         self.bias_shape = None if bias is None else bias.shape
-        return np.ascontiguousarray(o.transpose(0, 2, 1, 3))
+        return out.reshape(B, T, N, Hv)
 
     def backward(self, g):
         qt, kt, vt, p, pd = self.qt, self.kt, self.vt, self.p, self.pd
         B, K, G, T, H = qt.shape
         S, Hv = kt.shape[3], vt.shape[4]
         N = K * G
+        dt = p.dtype
         needs = self.needs
-        gt = g.transpose(0, 2, 1, 3).reshape(B, K, G, T, Hv)
+        gt = g.reshape(B, T, K, G, Hv).transpose(0, 2, 3, 1, 4)     # (B, K, G, T, Hv), a view
         gv = None
         if needs[2]:
-            gv = np.matmul(pd.reshape(B, K, G, T, S).swapaxes(-1, -2), gt).sum(axis=2)
-            gv = np.ascontiguousarray(gv.transpose(0, 2, 1, 3))
+            pdt = pd.reshape(B, K, G, T, S).swapaxes(-1, -2)
+            gv = np.empty((B, S, K, Hv), dtype=dt)
+            if G == 1:
+                np.matmul(pdt, gt, out=gv.transpose(0, 2, 1, 3)[:, :, None])
+            else:
+                gv.transpose(0, 2, 1, 3)[...] = np.matmul(pdt, gt).sum(axis=2)
         gq = gk = gb = None
         if needs[0] or needs[1] or (len(needs) > 3 and needs[3]):
             dp = np.matmul(gt, vt.swapaxes(-1, -2)).reshape(B, N, T, S)
             if self.drop is not None:
                 dp *= self.drop
-            ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+            # dL/ds = p·(dL/dp − Σ_s p·dL/dp), in place in dp
+            dot = (dp * p).sum(axis=-1, keepdims=True)
+            dp -= dot
+            dp *= p
+            ds = dp
             if self.dead is not None:
                 ds = np.where(self.dead, ds.dtype.type(0), ds)
             if len(needs) > 3 and needs[3]:
                 gb = unbroadcast(ds, self.bias_shape)
-            ds5 = ds.reshape(B, K, G, T, S) * ds.dtype.type(self.scale)
+            ds5 = ds.reshape(B, K, G, T, S)
             if needs[0]:
-                gq = np.matmul(ds5, kt).reshape(B, N, T, H)
-                gq = np.ascontiguousarray(gq.transpose(0, 2, 1, 3))
+                # dL/dq = c·ds·k, written in the (B, T, N, H) layout and scaled there
+                gq = np.empty((B, T, K, G, H), dtype=dt)
+                np.matmul(ds5, kt, out=gq.transpose(0, 2, 3, 1, 4))
+                gq *= dt.type(self.scale)
+                gq = gq.reshape(B, T, N, H)
             if needs[1]:
-                gk = np.matmul(ds5.swapaxes(-1, -2), qt).sum(axis=2)
-                gk = np.ascontiguousarray(gk.transpose(0, 2, 1, 3))
+                # dL/dk = c·dsᵀ·q = dsᵀ·(c·q): qt holds c·q already
+                gk = np.empty((B, S, K, H), dtype=dt)
+                if G == 1:
+                    np.matmul(ds5.swapaxes(-1, -2), qt, out=gk.transpose(0, 2, 1, 3)[:, :, None])
+                else:
+                    gk.transpose(0, 2, 1, 3)[...] = np.matmul(ds5.swapaxes(-1, -2), qt).sum(axis=2)
         if len(needs) > 3:
             return gq, gk, gv, gb
         return gq, gk, gv

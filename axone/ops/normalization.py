@@ -85,38 +85,142 @@ def batch_normalization(x, gamma, beta, axis=-1, epsilon=1e-3, mean=None, varian
     return (x - m.astype(x.dtype)) * (g4 * inv) + b4, None, None
 
 
+_ROW_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 class LayerNorm(Function):
     """y = γ·(x − μ)/√(σ² + ε) + β over ``axes`` (γ, β broadcast against x or absent).
 
     Backward, with x̂ = (x − μ)·r, r = 1/√(σ² + ε), u = g·γ and means over ``axes``:
         dx = r·(u − mean(u) − x̂·mean(u·x̂)),   dγ = Σ g·x̂,   dβ = Σ g
     (dγ, dβ summed over the axes γ and β were broadcast along).  Inputs: x, then γ when
-    ``has_gamma``, then β when ``has_beta``."""
+    ``has_gamma``, then β when ``has_beta``.
+
+    Over the last axis alone (n ≤ ``ROW_MAX`` features, float32/64, γ and β holding one value a
+    feature) the node works on the (rows, n) matrix: the means and Σ x̂·u are matrix–vector
+    products with a ones vector and row dot products (``np.einsum``), dγ and dβ column sums, and
+    the temporaries are reused; the same equations, rounded in another order."""
+
+    ROW_MAX = 8192
+
+    def _rows_ok(self, x, params):
+        n = x.shape[-1] if x.ndim else 0
+        return (self.axes == (x.ndim - 1,) and 1 <= n <= self.ROW_MAX and x.size > 0
+                and x.dtype in _ROW_FLOATS and all(p.dtype == x.dtype and p.size == n and
+                                                   p.shape[-1:] == (n,) for p in params))
+
+    def _forward_rows(self, x, gamma, beta):
+        n = x.shape[-1]
+        dt = x.dtype
+        x2 = np.ascontiguousarray(x).reshape(-1, n)
+        ones = np.ones(n, dtype=dt)
+        mean = x2 @ ones
+        mean /= dt.type(n)
+        d = x2 - mean[:, None]
+        var = np.einsum("ij,ij->i", d, d)
+        var /= dt.type(n)
+        var += dt.type(self.epsilon)
+        inv = np.sqrt(var, out=var)
+        np.divide(dt.type(1), inv, out=inv)
+        xhat = np.multiply(d, inv[:, None], out=d)
+        self.rows, self.ones, self.inv = True, ones, inv
+        self.xhat = xhat
+        self.gamma = gamma
+        if gamma is None:
+            y = xhat.copy() if beta is None else xhat + beta.reshape(n)
+        else:
+            y = xhat * gamma.reshape(n)
+            if beta is not None:
+                y += beta.reshape(n)
+        return y.reshape(x.shape)
+
+    def _backward_rows(self, g):
+        xhat, gamma, needs, inv, ones = self.xhat, self.gamma, self.needs, self.inv, self.ones
+        R, n = xhat.shape
+        dt = xhat.dtype
+        g2 = np.ascontiguousarray(g, dtype=dt).reshape(R, n)
+        out = [None] * len(needs)
+        if needs[0]:
+            u = g2 if gamma is None else g2 * gamma.reshape(n)
+            m1 = u @ ones
+            m1 /= dt.type(n)
+            m2 = np.einsum("ij,ij->i", u, xhat)
+            m2 /= dt.type(n)
+            xm = xhat * m2[:, None]
+            dx = np.subtract(u, m1[:, None], out=None if u is g2 else u)
+            dx -= xm
+            dx *= inv[:, None]
+            out[0] = dx.reshape(g.shape)
+        i = 1
+        if self.has_gamma:
+            if needs[1]:
+                out[1] = np.einsum("ij,ij->j", g2, xhat).reshape(gamma.shape)
+            i = 2
+        if self.has_beta and needs[i]:
+            out[i] = (np.ones(R, dtype=dt) @ g2).reshape(self.inputs[i].data.shape)
+        return tuple(out)
+
+    rows = False
 
     def forward(self, x, *params):
         gamma = params[0] if self.has_gamma else None
         beta = params[-1] if self.has_beta else None
+        if self._rows_ok(x, params):
+            return self._forward_rows(x, gamma, beta)
         axes = self.axes
         mean = x.mean(axis=axes, keepdims=True)
         d = x - mean
-        var = (d * d).mean(axis=axes, keepdims=True)
+        sq = d * d
+        var = sq.mean(axis=axes, keepdims=True)
         self.inv = inv = 1.0 / np.sqrt(var + x.dtype.type(self.epsilon))
-        self.xhat = xhat = d * inv
+        # x̂ = d·r in d's buffer, y = x̂·γ + β in the squares' buffer, when the dtypes and
+        # shapes let them stay (the same operations as without the buffers)
+        if inv.dtype == d.dtype:
+            xhat = np.multiply(d, inv, out=d)
+        else:
+            xhat = d * inv
+        self.xhat = xhat
         self.gamma = gamma
+        if gamma is None and beta is None:
+            return xhat.copy()
+        ps = [a for a in (gamma, beta) if a is not None]
+        if np.result_type(xhat, *ps) == sq.dtype and \
+                np.broadcast_shapes(xhat.shape, *(a.shape for a in ps)) == sq.shape:
+            if gamma is None:
+                return np.add(xhat, beta, out=sq)
+            y = np.multiply(xhat, gamma, out=sq)
+            if beta is not None:
+                y += beta
+            return y
         y = xhat if gamma is None else xhat * gamma
         if beta is not None:
             y = y + beta
-        elif gamma is None:
-            y = y.copy() if y is xhat else y
         return y
 
     def backward(self, g):
+        if self.rows:
+            return self._backward_rows(g)
         axes, xhat, gamma, needs = self.axes, self.xhat, self.gamma, self.needs
         out = [None] * len(needs)
         if needs[0]:
             u = g if gamma is None else g * gamma
-            out[0] = self.inv * (u - u.mean(axis=axes, keepdims=True)
-                                 - xhat * (u * xhat).mean(axis=axes, keepdims=True))
+            m1 = u.mean(axis=axes, keepdims=True)
+            t = u * xhat
+            m2 = t.mean(axis=axes, keepdims=True)
+            # dx = r·(u − mean(u) − x̂·mean(u·x̂)), with the buffers of u (when new) and t
+            if t.shape == np.broadcast_shapes(xhat.shape, m2.shape) and \
+                    np.result_type(xhat, m2) == t.dtype:
+                xm = np.multiply(xhat, m2, out=t)
+            else:
+                xm = xhat * m2
+            if u is not g and u.shape == np.broadcast_shapes(u.shape, m1.shape, xm.shape) and \
+                    np.result_type(u, m1, xm, self.inv) == u.dtype:
+                dx = np.subtract(u, m1, out=u)
+                dx -= xm
+                dx *= self.inv
+            else:
+                dx = self.inv * (u - m1 - xm)
+            out[0] = dx
         i = 1
         if self.has_gamma:
             if needs[1]:
