@@ -1,6 +1,7 @@
 """axone: a Keras-compatible deep-learning library with its own NumPy backpropagation engine."""
 from . import backend
 from . import distribution
+from . import device
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 from .autograd import GradientTape, grad, value_and_grad
 from .variables import Variable

@@ -8,12 +8,17 @@ once (course 001, part 5).  Leaves that require a gradient receive it in
 import numpy as np
 
 from .. import backend
+from ..device import _MODULES as _DEVICE_MODULES
 
 _FLOAT_KINDS = "f"
 
 
 def _to_array(data, dtype):
+    """``data`` as the Tensor's array: a host ndarray, or a registered device array (a CuPy
+    array) kept on its device, converted to ``dtype`` there when one is given."""
     if dtype is not None:
+        if _DEVICE_MODULES and type(data) in _DEVICE_MODULES:
+            return _DEVICE_MODULES[type(data)].asarray(data, dtype=dtype)
         try:
             return np.asarray(data, dtype=dtype)
         except (TypeError, ValueError) as e:
@@ -22,6 +27,8 @@ def _to_array(data, dtype):
         return data
     if isinstance(data, np.generic):
         return np.asarray(data)
+    if _DEVICE_MODULES and type(data) in _DEVICE_MODULES:
+        return data
     if hasattr(data, "__array__") and not isinstance(data, (list, tuple)):
         arr = np.asarray(data)
         return arr

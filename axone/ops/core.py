@@ -15,6 +15,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import Function, no_grad, unbroadcast
 from ..autograd.tensor import Tensor
+from ..device import array_module, is_device_array, to_numpy
 from . import math as M
 
 __all__ = ["cond", "switch", "scan", "associative_scan", "fori_loop", "while_loop", "map",
@@ -56,7 +57,7 @@ def _tensor(x, op):
 def _ints(x, op, arg):
     v = x.data if isinstance(x, Tensor) else x
     try:
-        return [int(i) for i in np.asarray(v).reshape(-1)]
+        return [int(i) for i in to_numpy(v).reshape(-1)]
     except (TypeError, ValueError):
         raise TypeError(f"{op}: {arg} must be a sequence of integers, received {x!r}") from None
 
@@ -72,9 +73,10 @@ def cond(pred, true_fn, false_fn):
     _callable(true_fn, "cond", "true_fn")
     _callable(false_fn, "cond", "false_fn")
     p = pred.data if isinstance(pred, Tensor) else pred
-    if np.size(p) != 1:
-        raise ValueError(f"cond: pred must be a scalar, received shape {np.shape(p)}")
-    return true_fn() if bool(np.asarray(p).reshape(())) else false_fn()
+    p = to_numpy(p)
+    if p.size != 1:
+        raise ValueError(f"cond: pred must be a scalar, received shape {p.shape}")
+    return true_fn() if bool(p.reshape(())) else false_fn()
 
 
 def switch(index, branches, *operands):
@@ -83,7 +85,7 @@ def switch(index, branches, *operands):
         raise ValueError("switch: branches must not be empty")
     for f in branches:
         _callable(f, "switch", "each branch")
-    i = int(np.asarray(index.data if isinstance(index, Tensor) else index).reshape(()))
+    i = int(to_numpy(index.data if isinstance(index, Tensor) else index).reshape(()))
     return branches[_b.min(_b.max(i, 0), len(branches) - 1)](*operands)
 
 
@@ -195,7 +197,7 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):
                else _tensor(v, "while_loop") for v in vs)
     i = 0
     while (maximum_iterations is None or i < maximum_iterations) and bool(
-            np.asarray(_data(cond(*vs))).reshape(())):
+            to_numpy(_data(cond(*vs))).reshape(())):
         vs = body(*vs)
         if not isinstance(vs, (list, tuple)):
             vs = (vs,)
@@ -259,8 +261,13 @@ def slice_update(inputs, start_indices, updates):
     return SliceUpdate.apply(x, u, key=key)
 
 
+def _on(xp, key):
+    """Host index arrays (validated on the host) moved to the array module of the data."""
+    return key if xp is np else tuple(xp.asarray(k) for k in key)
+
+
 def _index_tuple(indices, shape, op):
-    idx = np.asarray(_data(indices))
+    idx = to_numpy(_data(indices))
     if idx.dtype.kind == "f" and np.all(np.mod(idx, 1) == 0):
         idx = idx.astype(np.int64)
     if idx.dtype.kind not in "iu":
@@ -283,12 +290,14 @@ class Scatter(Function):
     """y = zeros(shape), y[idxᵢ] += vᵢ (duplicates add up);  dL/dvᵢ = G[idxᵢ]."""
 
     def forward(self, v):
-        y = np.zeros(self.shape, dtype=v.dtype)
-        np.add.at(y, self.key, v)
+        xp = array_module(v)
+        self.dkey = key = _on(xp, self.key)
+        y = xp.zeros(self.shape, dtype=v.dtype)
+        xp.add.at(y, key, v)
         return y
 
     def backward(self, g):
-        return (g[self.key].reshape(self.vshape),)
+        return (g[self.dkey].reshape(self.vshape),)
 
 
 def scatter(indices, values, shape):
@@ -300,7 +309,7 @@ def scatter(indices, values, shape):
     want = (idx.shape[0],) + shape[idx.shape[1]:]
     if int(np.prod(v.shape)) != int(np.prod(want)):
         raise ValueError(f"scatter: values must have shape {want} for indices of shape "
-                         f"{np.shape(_data(indices))} into shape {shape}, received {v.shape}")
+                         f"{to_numpy(_data(indices)).shape} into shape {shape}, received {v.shape}")
     v2 = M.reshape(v, want)
     out = Scatter.apply(v2, key=tuple(idx.T), shape=shape, vshape=want)
     return out
@@ -313,31 +322,34 @@ class ScatterUpdate(Function):
     max / min: the gradient goes to the values equal to the result, shared among ties."""
 
     def forward(self, x, u):
-        key, red = self.key, self.reduction
+        xp = array_module(x, u)
+        self.dkey = key = _on(xp, self.key)
+        red = self.reduction
         self.x, self.u = x, u
         y = x.copy()
         if red is None:
             y[key] = u
         elif red == "add":
-            np.add.at(y, key, u)
+            xp.add.at(y, key, u)
         elif red == "mul":
-            np.multiply.at(y, key, u)
+            xp.multiply.at(y, key, u)
         elif red == "max":
-            np.maximum.at(y, key, u)
+            xp.maximum.at(y, key, u)
         else:
-            np.minimum.at(y, key, u)
+            xp.minimum.at(y, key, u)
         self.y = y
         return y
 
     def backward(self, g):
-        key, red, x, u, y = self.key, self.reduction, self.x, self.u, self.y
+        xp = array_module(g)
+        key, red, x, u, y = self.dkey, self.reduction, self.x, self.u, self.y
         n = u.shape[0]
-        rows = [tuple(k[i] for k in key) for i in range(n)]
+        rows = [tuple(k[i] for k in self.key) for i in range(n)]      # host coordinates
         gx = gu = None
         if red is None:
             gx = g.copy()
             gx[key] = 0
-            gu = np.zeros_like(u)
+            gu = xp.zeros_like(u)
             last = {}
             for i, r in enumerate(rows):
                 last[r] = i
@@ -347,26 +359,26 @@ class ScatterUpdate(Function):
             gx, gu = g, g[key].reshape(u.shape)
         elif red == "mul":
             gx = g.copy()
-            gu = np.zeros_like(u)
+            gu = xp.zeros_like(u)
             groups = {}
             for i, r in enumerate(rows):
                 groups.setdefault(r, []).append(i)
             for r, ids in groups.items():
-                prod_all = np.prod(u[ids], axis=0)
+                prod_all = u[ids].prod(axis=0)
                 gx[r] = g[r] * prod_all
                 for i in ids:
-                    others = np.prod(u[[j for j in ids if j != i]], axis=0)
+                    others = u[[j for j in ids if j != i]].prod(axis=0)
                     gu[i] = g[r] * x[r] * others
         else:
             gx = g * (x == y)
-            gu = np.zeros_like(u)
+            gu = xp.zeros_like(u)
             count = (x == y).astype(g.dtype)
             hit = [(u[i] == y[r]) for i, r in enumerate(rows)]
             for i, r in enumerate(rows):
                 count[r] = count[r] + hit[i]
-            gx = np.where(x == y, g / np.maximum(count, 1), 0)
+            gx = xp.where(x == y, g / xp.maximum(count, 1), 0)
             for i, r in enumerate(rows):
-                gu[i] = np.where(hit[i], g[r] / np.maximum(count[r], 1), 0)
+                gu[i] = xp.where(hit[i], g[r] / xp.maximum(count[r], 1), 0)
         return (gx if self.needs[0] else None), (gu if self.needs[1] else None)
 
 
@@ -378,7 +390,7 @@ def scatter_update(inputs, indices, updates, reduction=None):
                          f"'add', 'max', 'min' or 'mul'")
     x = _tensor(inputs, "scatter_update")
     u = _tensor(updates, "scatter_update")
-    idx = np.asarray(_data(indices))
+    idx = to_numpy(_data(indices))
     if idx.ndim != 2:
         raise ValueError(f"scatter_update: indices must have shape (N, k), received "
                          f"{idx.shape}")
@@ -401,54 +413,57 @@ class Segment(Function):
     dataᵢ equals the result, shared among ties."""
 
     def forward(self, d):
-        ids, s, red = self.ids, self.num, self.red
+        xp = array_module(d)
+        ids, s, red = self.ids, self.num, self.red          # ids: host, validated there
         keep = (ids >= 0) & (ids < s)
-        self.keep = keep
+        self.keep_host, self.ki_host = keep, ids[keep]
+        self.keep, self.ki = keep, ki = _on(xp, (keep, ids[keep]))
         shape = (s,) + d.shape[1:]
-        kd, ki = d[keep], ids[keep]
+        kd = d[keep]
         if red == "sum":
-            y = np.zeros(shape, d.dtype)
-            np.add.at(y, ki, kd)
+            y = xp.zeros(shape, d.dtype)
+            xp.add.at(y, ki, kd)
         elif red == "prod":
-            y = np.ones(shape, d.dtype)
-            np.multiply.at(y, ki, kd)
+            y = xp.ones(shape, d.dtype)
+            xp.multiply.at(y, ki, kd)
         else:
             fill = -np.inf if red == "max" else np.inf
             if d.dtype.kind != "f":
                 info = np.iinfo(d.dtype)
                 fill = info.min if red == "max" else info.max
-            y = np.full(shape, fill, d.dtype)
-            (np.maximum if red == "max" else np.minimum).at(y, ki, kd)
+            y = xp.full(shape, fill, d.dtype)
+            (xp.maximum if red == "max" else xp.minimum).at(y, ki, kd)
         self.d, self.y = d, y
         return y
 
     def backward(self, g):
-        d, y, ids, keep, red = self.d, self.y, self.ids, self.keep, self.red
-        gd = np.zeros_like(d, dtype=g.dtype)
-        ki = ids[keep]
+        xp = array_module(g)
+        d, y, keep, ki, red = self.d, self.y, self.keep, self.ki, self.red
+        gd = xp.zeros_like(d, dtype=g.dtype)
         if red == "sum":
             gd[keep] = g[ki]
         elif red == "prod":
             kd = d[keep]
-            out = np.zeros_like(kd)
-            for s in np.unique(ki):
-                rows = np.nonzero(ki == s)[0]
+            out = xp.zeros_like(kd)
+            ki_host = self.ki_host
+            for s in np.unique(ki_host):                    # host loops over the segments
+                rows = np.nonzero(ki_host == s)[0]
                 for j, r in enumerate(rows):
-                    others = np.prod(kd[np.delete(rows, j)], axis=0)
+                    others = kd[_on(xp, (np.delete(rows, j),))[0]].prod(axis=0)
                     out[r] = g[s] * others
             gd[keep] = out
         else:
             hit = (d[keep] == y[ki]).astype(g.dtype)
-            count = np.zeros_like(y, dtype=g.dtype)
-            np.add.at(count, ki, hit)
-            gd[keep] = hit * g[ki] / np.maximum(count[ki], 1)
+            count = xp.zeros_like(y, dtype=g.dtype)
+            xp.add.at(count, ki, hit)
+            gd[keep] = hit * g[ki] / xp.maximum(count[ki], 1)
         return (gd,)
 
 
 def _segment(red, data, segment_ids, num_segments, sorted):
     op = f"segment_{red}"
     d = _tensor(data, op)
-    ids = np.asarray(_data(segment_ids))
+    ids = to_numpy(_data(segment_ids))
     if ids.dtype.kind == "f" and np.all(np.mod(ids, 1) == 0):
         ids = ids.astype(np.int64)
     if ids.dtype.kind not in "iu":
@@ -507,8 +522,11 @@ class CustomGradient(Function):
             if gi is None:
                 out.append(None)
                 continue
-            a = np.asarray(_data(gi), dtype=t.data.dtype)
-            out.append(unbroadcast(np.broadcast_to(a, t.shape) if a.ndim < t.ndim else a,
+            a = _data(gi)
+            xp = array_module(t.data)
+            a = xp.asarray(a if xp is np or array_module(a) is xp else np.asarray(a),
+                           dtype=t.data.dtype)
+            out.append(unbroadcast(xp.broadcast_to(a, t.shape) if a.ndim < t.ndim else a,
                                    t.shape))
         return tuple(out)
 
@@ -546,8 +564,8 @@ def is_tensor(x):
 
 def dtype(x):
     """The dtype of ``x`` as Keras names it (``"float32"``, ``"int32"``, ``"bool"``, …)."""
-    d = x.data.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
-    if not isinstance(x, (Tensor, np.ndarray, np.generic)):
+    d = x.data.dtype if isinstance(x, Tensor) or is_device_array(x) else np.asarray(x).dtype
+    if not isinstance(x, (Tensor, np.ndarray, np.generic)) and not is_device_array(x):
         d = M._t(x, "dtype").dtype
     return np.dtype(d).name
 
@@ -583,7 +601,7 @@ def saturate_cast(x, dtype):  # noqa: A002 - keras.ops name
     if in_dt.kind == "f":
         y = M.clip(x, lo.item(), hi.item())
     else:
-        y = Tensor(np.clip(x.data, lo, hi))
+        y = Tensor(array_module(x.data).clip(x.data, lo.item(), hi.item()))
     return M.cast(y, out)
 
 
@@ -650,14 +668,19 @@ def extract_sequences(x, sequence_length, sequence_stride):
         raise ValueError(f"extract_sequences: sequence_length {n} exceeds the last axis of "
                          f"size {total}")
     count = (total - n) // s + 1
-    idx = np.arange(count)[:, None] * s + np.arange(n)[None, :]
+    xp = array_module(x.data)
+    idx = xp.arange(count)[:, None] * s + xp.arange(n)[None, :]
     return M.take(x, idx, axis=x.ndim - 1)
 
 
 def in_top_k(targets, predictions, k):
     """Whether each target's prediction is among the k largest of its row (ties count)."""
-    p = np.asarray(_data(predictions))
-    t = np.asarray(_data(targets)).astype(np.int64)
+    p = _data(predictions)
+    xp = array_module(p)
+    p = p if xp is not np else np.asarray(p)
+    t = _data(targets)
+    t = (np.asarray(t) if xp is np else t if array_module(t) is xp
+         else xp.asarray(to_numpy(t))).astype(np.int64)
     if p.ndim != 2 or t.shape != p.shape[:1]:
         raise ValueError(f"in_top_k: predictions must have shape (batch, classes) and targets "
                          f"(batch,), received {p.shape} and {t.shape}")
@@ -665,8 +688,8 @@ def in_top_k(targets, predictions, k):
     if k < 1:
         raise ValueError(f"in_top_k: k must be positive, received {k}")
     kk = _b.min(k, p.shape[1])
-    kth = -np.sort(-p, axis=-1)[:, kk - 1]
-    return Tensor(np.take_along_axis(p, t[:, None], axis=-1)[:, 0] >= kth)
+    kth = -xp.sort(-p, axis=-1)[:, kk - 1]
+    return Tensor(xp.take_along_axis(p, t[:, None], axis=-1)[:, 0] >= kth)
 
 
 def cdist(x, y):
@@ -691,15 +714,17 @@ class ViewAsComplex(Function):
         return x[..., 0] + 1j * x[..., 1]
 
     def backward(self, g):
-        g = np.asarray(g)
-        return (np.stack([np.real(g), np.imag(g)], axis=-1).astype(self.dt),)
+        xp = array_module(g)
+        g = xp.asarray(g)
+        return (xp.stack([xp.real(g), xp.imag(g)], axis=-1).astype(self.dt),)
 
 
 class ViewAsReal(Function):
     """x = (Re z, Im z) on a last axis;  G_z = G[…, 0] + i·G[…, 1]."""
 
     def forward(self, z):
-        return np.stack([np.real(z), np.imag(z)], axis=-1)
+        xp = array_module(z)
+        return xp.stack([xp.real(z), xp.imag(z)], axis=-1)
 
     def backward(self, g):
         return (g[..., 0] + 1j * g[..., 1],)

@@ -14,6 +14,7 @@ these nodes and the framing / overlap-add pair (each the adjoint of the other).
 import numpy as np
 
 from ..autograd.function import Function
+from ..device import array_module
 from ..autograd.tensor import Tensor
 from . import math as M
 from . import numpy as N
@@ -56,7 +57,7 @@ def _split(packed):
 
 
 def _pack(z, dtype):
-    return np.stack([z.real, z.imag]).astype(dtype, copy=False)
+    return array_module(z).stack([z.real, z.imag]).astype(dtype, copy=False)
 
 
 # ------------------------------------------------------------------ complex transforms
@@ -67,15 +68,17 @@ class ComplexDFT(Function):
 
     def forward(self, re, im):
         self.dtype = re.dtype
+        xp = array_module(re, im)
         z = re + 1j * im
-        z = np.fft.ifftn(z, axes=self.axes) if self.inverse else np.fft.fftn(z, axes=self.axes)
+        z = xp.fft.ifftn(z, axes=self.axes) if self.inverse else xp.fft.fftn(z, axes=self.axes)
         return _pack(z, re.dtype)
 
     def backward(self, g):
+        xp = array_module(g)
         gz = g[0] + 1j * g[1]
         n = int(np.prod([g.shape[1:][a] for a in self.axes]))
-        gx = np.fft.fftn(gz, axes=self.axes) / n if self.inverse else \
-            np.fft.ifftn(gz, axes=self.axes) * n
+        gx = xp.fft.fftn(gz, axes=self.axes) / n if self.inverse else \
+            xp.fft.ifftn(gz, axes=self.axes) * n
         return gx.real.astype(self.dtype), gx.imag.astype(self.dtype)
 
 
@@ -110,8 +113,9 @@ def _fit_last(a, n):
         return a
     if m > n:
         return a[..., :n]
-    pad = np.zeros(a.shape[:-1] + (n - m,), dtype=a.dtype)
-    return np.concatenate([a, pad], axis=-1)
+    xp = array_module(a)
+    pad = xp.zeros(a.shape[:-1] + (n - m,), dtype=a.dtype)
+    return xp.concatenate([a, pad], axis=-1)
 
 
 class RealDFT(Function):
@@ -121,11 +125,11 @@ class RealDFT(Function):
 
     def forward(self, x):
         self.dtype, self.length = x.dtype, x.shape[-1]
-        return _pack(np.fft.rfft(x, n=self.n, axis=-1), x.dtype)
+        return _pack(array_module(x).fft.rfft(x, n=self.n, axis=-1), x.dtype)
 
     def backward(self, g):
         gz = _fit_last(g[0] + 1j * g[1], self.n)
-        gx = (np.fft.ifft(gz, axis=-1) * self.n).real
+        gx = (array_module(gz).fft.ifft(gz, axis=-1) * self.n).real
         return (_fit_last(gx, self.length).astype(self.dtype),)
 
 
@@ -137,11 +141,12 @@ class InverseRealDFT(Function):
 
     def forward(self, re, im):
         self.dtype, self.bins = re.dtype, re.shape[-1]
-        return np.fft.irfft(re + 1j * im, n=self.n, axis=-1).astype(re.dtype, copy=False)
+        xp = array_module(re, im)
+        return xp.fft.irfft(re + 1j * im, n=self.n, axis=-1).astype(re.dtype, copy=False)
 
     def backward(self, g):
         n = self.n
-        gy = np.fft.rfft(g, n=n, axis=-1) / n
+        gy = array_module(g).fft.rfft(g, n=n, axis=-1) / n
         gy[..., 1:n - (n // 2 + 1) + 1] *= 2
         gy = _fit_last(gy, self.bins)
         return gy.real.astype(self.dtype), gy.imag.astype(self.dtype)
@@ -186,7 +191,8 @@ class Frames(Function):
     def forward(self, x):
         self.total = x.shape[-1]
         count = (x.shape[-1] - self.length) // self.stride + 1
-        idx = np.arange(count)[:, None] * self.stride + np.arange(self.length)[None, :]
+        xp = array_module(x)
+        idx = xp.arange(count)[:, None] * self.stride + xp.arange(self.length)[None, :]
         return x[..., idx]
 
     def backward(self, g):
@@ -202,7 +208,8 @@ class OverlapAdd(Function):
         return _overlap_add(x, self.stride, (self.frames - 1) * self.stride + self.length)
 
     def backward(self, g):
-        idx = np.arange(self.frames)[:, None] * self.stride + np.arange(self.length)[None, :]
+        xp = array_module(g)
+        idx = xp.arange(self.frames)[:, None] * self.stride + xp.arange(self.length)[None, :]
         return (g[..., idx],)
 
 
@@ -211,10 +218,11 @@ def _overlap_add(frames, stride, total):
     count, n = frames.shape[-2], frames.shape[-1]
     k = -(-n // stride)                       # how many stride-blocks one frame covers
     batch = frames.shape[:-2]
-    padded = np.zeros(batch + (count, k * stride), dtype=frames.dtype)
+    xp = array_module(frames)
+    padded = xp.zeros(batch + (count, k * stride), dtype=frames.dtype)
     padded[..., :n] = frames
     blocks = padded.reshape(batch + (count, k, stride))
-    out = np.zeros(batch + (count + k - 1, stride), dtype=frames.dtype)
+    out = xp.zeros(batch + (count + k - 1, stride), dtype=frames.dtype)
     for i in range(k):
         out[..., i:i + count, :] += blocks[..., :, i, :]
     out = out.reshape(batch + ((count + k - 1) * stride,))
@@ -236,8 +244,9 @@ def _positive(v, name, op):
     return int(v)
 
 
-def _window(window, length, dtype, op):
-    """The window as a Tensor of ``length`` values (periodic Hann / Hamming, as Keras), or None."""
+def _window(window, length, dtype, op, xp=np):
+    """The window as a Tensor of ``length`` values (periodic Hann / Hamming, as Keras) in the
+    array module ``xp`` of the signal, or None."""
     if window is None:
         return None
     if isinstance(window, str):
@@ -245,12 +254,13 @@ def _window(window, length, dtype, op):
             raise ValueError(f'{op}: if a string is passed to `window`, it must be one of "hann", '
                              f'"hamming". Received: window={window!r}')
         if length == 1:
-            w = np.ones(1)
+            w = xp.ones(1)
         else:
             a = 0.5 if window == "hann" else 0.54
-            w = a - (1 - a) * np.cos(2 * np.pi * np.arange(length) / length)
+            w = a - (1 - a) * xp.cos(2 * np.pi * xp.arange(length) / length)
         return Tensor(w.astype(dtype))
-    w = window if isinstance(window, Tensor) else Tensor(np.asarray(window, dtype=dtype))
+    w = window if isinstance(window, Tensor) else Tensor(
+        window if array_module(window) is xp else xp.asarray(np.asarray(window), dtype=dtype))
     if w.dtype != dtype:
         w = M.cast(w, dtype)
     if w.ndim != 1 or w.shape[0] != length:
@@ -274,7 +284,8 @@ def _reflect_pad(x, p, op):
         raise ValueError(f"{op}: with center=True the signal is reflect-padded by fft_length // 2 "
                          f"= {p} samples, which needs more than {p} samples; received "
                          f"{n} along the last axis")
-    idx = np.concatenate([np.arange(p, 0, -1), np.arange(n), np.arange(n - 2, n - 2 - p, -1)])
+    xp = array_module(x.data)
+    idx = xp.concatenate([xp.arange(p, 0, -1), xp.arange(n), xp.arange(n - 2, n - 2 - p, -1)])
     return M.take(x, idx, axis=x.ndim - 1)
 
 
@@ -297,7 +308,8 @@ def stft(x, sequence_length, sequence_stride, fft_length, window="hann", center=
     if n < length:
         raise ValueError(f"{op}: `fft_length` must equal or larger than `sequence_length`. "
                          f"Received: sequence_length={length}, fft_length={n}")
-    w = _window(window, length, x.dtype, op)
+    xp = array_module(x.data)
+    w = _window(window, length, x.dtype, op, xp)
     _rank_at_least(x, 1, op)
     if center:
         x = _reflect_pad(x, n // 2, op)
@@ -305,7 +317,7 @@ def stft(x, sequence_length, sequence_stride, fft_length, window="hann", center=
         raise ValueError(f"{op}: the signal has {x.shape[-1]} samples (after padding), fewer "
                          f"than fft_length={n}")
     if w is None:
-        w = Tensor(np.ones(length, dtype=x.dtype))
+        w = Tensor(xp.ones(length, dtype=x.dtype))
     frames = Frames.apply(x, length=n, stride=stride) * _centered(w, n)
     return _split(RealDFT.apply(frames, n=n))
 
@@ -327,7 +339,8 @@ def istft(x, sequence_length, sequence_stride, fft_length, length=None, window="
     n = _positive(fft_length, "fft_length", op)
     if length is not None:
         length = _positive(length, "length", op)
-    w = _window(window, seq, re.dtype, op)
+    xp = array_module(re.data)
+    w = _window(window, seq, re.dtype, op, xp)
     count = re.shape[-2]
     frames = InverseRealDFT.apply(re, im, n=n)                 # (…, frames, n)
     expected = n + stride * (count - 1)
@@ -338,7 +351,7 @@ def istft(x, sequence_length, sequence_stride, fft_length, length=None, window="
         end = start + length if length is not None else expected - n // 2
         stop = min(end, expected)
         env = M.get_item(env, slice(start, stop))
-        low = np.abs(env.data).min() if env.data.size else 1.0
+        low = float(xp.abs(env.data).min()) if env.data.size else 1.0
         if low < 1e-11:
             raise ValueError(f"{op}: the window's overlap-add has a zero (min {low:.3g}); "
                              f"choose a window and sequence_stride whose squared windows cover "
@@ -352,7 +365,7 @@ def istft(x, sequence_length, sequence_stride, fft_length, length=None, window="
         overlaps = -(-n // stride)
         sq = M.pad(wp * wp, [(0, overlaps * stride - n)])
         per_phase = M.sum(M.reshape(sq, (overlaps, stride)), axis=0)
-        frames = frames * (wp / M.take(per_phase, np.arange(n) % stride))
+        frames = frames * (wp / M.take(per_phase, xp.arange(n) % stride))
     y = OverlapAdd.apply(frames, stride=stride)
     if length is not None:
         key = slice(start, start + length)

@@ -16,6 +16,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import Function, no_grad, unbroadcast
 from ..autograd.tensor import Tensor
+from ..device import array_module
 from . import math as M
 from .numpy import norm as _vector_matrix_norm
 
@@ -25,7 +26,7 @@ __all__ = ["cholesky", "cholesky_inverse", "det", "eig", "eigh", "inv", "jvp", "
 
 
 def _T(a):
-    return np.swapaxes(a, -1, -2)
+    return a.swapaxes(-1, -2)
 
 
 def _float_in(x, op):
@@ -64,8 +65,9 @@ class Inv(Function):
     """Y = A⁻¹;  dL/dA = −Yᵀ·G·Yᵀ."""
 
     def forward(self, a):
+        xp = array_module(a)
         try:
-            self.y = y = np.linalg.inv(a)
+            self.y = y = xp.linalg.inv(a)
         except np.linalg.LinAlgError as e:
             raise _linalg_error("inv", e) from None
         return y
@@ -84,14 +86,16 @@ class Det(Function):
     """d = det A;  dL/dA = g·d·A⁻ᵀ (for a singular A, g times the cofactor matrix, from the SVD)."""
 
     def forward(self, a):
+        xp = array_module(a)
         self.a = a
-        self.d = d = np.linalg.det(a)
-        return np.asarray(d, dtype=a.dtype)
+        self.d = d = xp.linalg.det(a)
+        return xp.asarray(d, dtype=a.dtype)
 
     def backward(self, g):
+        xp = array_module(g)
         a = self.a
         try:
-            cof = self.d[..., None, None] * _T(np.linalg.inv(a))
+            cof = self.d[..., None, None] * _T(xp.linalg.inv(a))
         except np.linalg.LinAlgError:
             cof = _cofactor(a)
         return (g[..., None, None] * cof,)
@@ -100,10 +104,12 @@ class Det(Function):
 def _cofactor(a):
     """cof(A) = det(A)·A⁻ᵀ extended to singular A through A = U·diag(s)·Vᵀ:
     cof(A) = det(U)·det(V)·U·diag(Π_{j≠i} s_j)·Vᵀ."""
-    u, s, vt = np.linalg.svd(a)
+    xp = array_module(a)
+    u, s, vt = xp.linalg.svd(a)
     n = s.shape[-1]
-    prods = np.stack([np.prod(np.delete(s, i, axis=-1), axis=-1) for i in range(n)], axis=-1)
-    sign = np.linalg.det(u) * np.linalg.det(vt)
+    prods = xp.stack([xp.concatenate([s[..., :i], s[..., i + 1:]], axis=-1).prod(axis=-1)
+                      for i in range(n)], axis=-1)
+    sign = xp.linalg.det(u) * xp.linalg.det(vt)
     return sign[..., None, None] * ((u * prods[..., None, :]) @ vt)
 
 
@@ -116,13 +122,15 @@ class LogDet(Function):
     """y = ln det A (NaN where det A < 0, −inf where 0, as ``torch.logdet``);  dL/dA = g·A⁻ᵀ."""
 
     def forward(self, a):
+        xp = array_module(a)
         self.a = a
-        sign, logabs = np.linalg.slogdet(a)
+        sign, logabs = xp.linalg.slogdet(a)
         with np.errstate(invalid="ignore"):
-            return np.where(sign < 0, np.nan, np.where(sign == 0, -np.inf, logabs)).astype(a.dtype)
+            return xp.where(sign < 0, np.nan, xp.where(sign == 0, -np.inf, logabs)).astype(a.dtype)
 
     def backward(self, g):
-        return (g[..., None, None] * _T(np.linalg.inv(self.a)),)
+        xp = array_module(g)
+        return (g[..., None, None] * _T(xp.linalg.inv(self.a)),)
 
 
 def logdet(x):
@@ -141,16 +149,18 @@ class Solve(Function):
     """X = A⁻¹B;  dL/dB = A⁻ᵀG,  dL/dA = −(dL/dB)·Xᵀ."""
 
     def forward(self, a, b):
+        xp = array_module(a, b)
         self.a, self.sb = a, b.shape
         try:
-            self.x = x = np.linalg.solve(a, b)
+            self.x = x = xp.linalg.solve(a, b)
         except np.linalg.LinAlgError as e:
             raise _linalg_error("solve", e) from None
         return x
 
     def backward(self, g):
+        xp = array_module(g)
         a, x = self.a, self.x
-        gb = np.linalg.solve(_T(a), g)
+        gb = xp.linalg.solve(_T(a), g)
         ga = -(gb @ _T(x)) if self.needs[0] else None
         if ga is not None:
             ga = unbroadcast(ga, a.shape)
@@ -183,8 +193,9 @@ class SolveTriangular(Function):
     dL/dA = tril(−(dL/dB)·Xᵀ) (triu for upper): the other triangle is not read."""
 
     def forward(self, a, b):
+        xp = array_module(a, b)
         self.sa, self.sb = a.shape, b.shape
-        self.t = t = np.tril(a) if self.lower else np.triu(a)
+        self.t = t = xp.tril(a) if self.lower else xp.triu(a)
         try:
             self.x = x = _triangular_solve(t, b, self.lower)
         except np.linalg.LinAlgError as e:
@@ -192,18 +203,20 @@ class SolveTriangular(Function):
         return x
 
     def backward(self, g):
+        xp = array_module(g)
         gb = _triangular_solve(_T(self.t), g, not self.lower)
         ga = None
         if self.needs[0]:
             ga = -(gb @ _T(self.x))
-            ga = unbroadcast(np.tril(ga) if self.lower else np.triu(ga), self.sa)
+            ga = unbroadcast(xp.tril(ga) if self.lower else xp.triu(ga), self.sa)
         return ga, unbroadcast(gb, self.sb)
 
 
 def _triangular_solve(t, b, lower):
     """T⁻¹B for triangular T: SciPy's triangular solver for single matrices when it is
     installed, else a general solve of the (already masked) triangle."""
-    if t.ndim == 2 and b.ndim == 2:
+    xp = array_module(t, b)
+    if xp is np and t.ndim == 2 and b.ndim == 2:
         try:
             from scipy.linalg import solve_triangular as st
         except ImportError:
@@ -212,7 +225,7 @@ def _triangular_solve(t, b, lower):
             if np.any(np.diagonal(t) == 0):
                 raise np.linalg.LinAlgError("Singular matrix")
             return st(t, b, lower=lower, check_finite=False).astype(np.result_type(t, b))
-    return np.linalg.solve(t, b)
+    return xp.linalg.solve(t, b)
 
 
 def solve_triangular(a, b, lower=False):
@@ -226,8 +239,9 @@ def solve_triangular(a, b, lower=False):
 # ---------------------------------------------------------------------- cholesky
 def _phi(x):
     """The lower triangle of x with its diagonal halved."""
-    out = np.tril(x)
-    d = np.einsum("...ii->...i", out)
+    xp = array_module(x)
+    out = xp.tril(x)
+    d = xp.einsum("...ii->...i", out)
     d *= 0.5
     return out
 
@@ -237,18 +251,20 @@ class Cholesky(Function):
     Φ the lower triangle with halved diagonal, S = L⁻ᵀ·P·L⁻¹:  dL/dA = ½(S + Sᵀ)."""
 
     def forward(self, a):
+        xp = array_module(a)
         try:
-            self.l = l = np.linalg.cholesky(a)
+            self.l = l = xp.linalg.cholesky(a)
         except np.linalg.LinAlgError as e:
             raise ValueError(f"cholesky: Cholesky decomposition failed: {e} (the input must be "
                              f"symmetric positive definite)") from None
         return l
 
     def backward(self, g):
+        xp = array_module(g)
         l = self.l
-        p = _phi(_T(l) @ np.tril(g))
+        p = _phi(_T(l) @ xp.tril(g))
         lt = _T(l)
-        s = np.linalg.solve(lt, _T(np.linalg.solve(lt, _T(p))))
+        s = xp.linalg.solve(lt, _T(xp.linalg.solve(lt, _T(p))))
         return (0.5 * (s + _T(s)),)
 
 
@@ -270,8 +286,9 @@ def cholesky_inverse(x, upper=False):
     """(L·Lᵀ)⁻¹ from the Cholesky factor L (or (Uᵀ·U)⁻¹ from U with ``upper=True``):
     L⁻¹ by a triangular solve, then L⁻ᵀ·L⁻¹."""
     x = _matrix(x, "cholesky_inverse")
+    xp = array_module(x.data)
     n = x.shape[-1]
-    eye = Tensor(np.broadcast_to(np.eye(n, dtype=x.dtype), x.shape).copy())
+    eye = Tensor(xp.broadcast_to(xp.eye(n, dtype=x.dtype), x.shape).copy())
     li = solve_triangular(x, eye, lower=not upper)       # L⁻¹ (or U⁻¹)
     tr = _swap_last(x.ndim)
     if upper:
@@ -285,18 +302,20 @@ class Eigh(Function):
     K = ½(Vᵀ·G_V − G_Vᵀ·V) / E,  E_ij = w_j − w_i (i ≠ j),  diag(K) = G_w;  dL/dA = V·K·Vᵀ."""
 
     def forward(self, a):
-        w, v = np.linalg.eigh(a)
+        xp = array_module(a)
+        w, v = xp.linalg.eigh(a)
         self.w, self.v = w, v
-        return np.concatenate([w[..., None, :], v], axis=-2)   # one array: row 0 holds w
+        return xp.concatenate([w[..., None, :], v], axis=-2)   # one array: row 0 holds w
 
     def backward(self, g):
+        xp = array_module(g)
         gw, gv = g[..., 0, :], g[..., 1:, :]
         w, v = self.w, self.v
         vg = _T(v) @ gv
         k = 0.5 * (vg - _T(vg))
         e = w[..., None, :] - w[..., :, None]
         n = w.shape[-1]
-        idx = np.arange(n)
+        idx = xp.arange(n)
         e[..., idx, idx] = 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
             k = k / e
@@ -318,11 +337,16 @@ def eig(x):
     The eigenvectors are those LAPACK's ``geev`` returns (unit norm; their complex phase may
     differ from another library's)."""
     x = _matrix(x, "eig")
+    xp = array_module(x.data)
+    general = getattr(xp.linalg, "eig", None)     # CuPy has none: the host computes it
+    a = x.data if general is not None else xp.asnumpy(x.data)
     try:
-        w, v = np.linalg.eig(x.data)
+        w, v = (general or np.linalg.eig)(a)
     except np.linalg.LinAlgError as e:
         raise _linalg_error("eig", e) from None
     ct = np.result_type(x.data.dtype, np.complex64)
+    if general is None:
+        w, v = xp.asarray(w), xp.asarray(v)
     return Tensor(w.astype(ct)), Tensor(v.astype(ct))
 
 
@@ -334,11 +358,12 @@ class _Factorization(Function):
     use) and returns dL/dA."""
 
     def forward(self, a):
+        xp = array_module(a)
         outs = self.factor(a)
         batch = a.shape[:-2]
         self.shapes = self.info["shapes"] = [o.shape[len(batch):] for o in outs]
         dt = np.result_type(*outs)
-        return np.concatenate([o.reshape(batch + (-1,)).astype(dt, copy=False) for o in outs],
+        return xp.concatenate([o.reshape(batch + (-1,)).astype(dt, copy=False) for o in outs],
                               axis=-1)
 
     def backward(self, g):
@@ -374,14 +399,16 @@ class Svd(_Factorization):
     columns of U and V carry a gradient (the others are not unique), as in PyTorch."""
 
     def factor(self, a):
+        xp = array_module(a)
         try:
-            u, s, vt = np.linalg.svd(a, full_matrices=self.full)
+            u, s, vt = xp.linalg.svd(a, full_matrices=self.full)
         except np.linalg.LinAlgError as e:
             raise _linalg_error("svd", e) from None
         self.u, self.s, self.vt = u, s, vt
         return u, s, vt
 
     def grad(self, gu, gs, gvt):
+        xp = array_module(gu, gs, gvt)
         s = self.s
         k = s.shape[-1]
         u, vt = self.u[..., :, :k], self.vt[..., :k, :]
@@ -394,9 +421,9 @@ class Svd(_Factorization):
             gvt = gvt[..., :k, :]
         s2 = s * s
         e = s2[..., None, :] - s2[..., :, None]
-        idx = np.arange(k)
+        idx = xp.arange(k)
         e[..., idx, idx] = 1.0
-        inner = np.zeros(s.shape[:-1] + (k, k), dtype=s.dtype)
+        inner = xp.zeros(s.shape[:-1] + (k, k), dtype=s.dtype)
         if gu is not None:
             j = _T(u) @ gu
             inner = inner + (j - _T(j)) * s[..., None, :]
@@ -429,8 +456,9 @@ class _SingularValues(Function):
     """s = singular values of A;  dL/dA = U·diag(G)·Vᵀ (reduced U, V)."""
 
     def forward(self, a):
+        xp = array_module(a)
         try:
-            self.u, s, self.vt = np.linalg.svd(a, full_matrices=False)
+            self.u, s, self.vt = xp.linalg.svd(a, full_matrices=False)
         except np.linalg.LinAlgError as e:
             raise _linalg_error("svd", e) from None
         return s
@@ -447,12 +475,14 @@ class Qr(_Factorization):
     decomposition of a matrix with m > n has no gradient (Q's extra columns are not unique)."""
 
     def factor(self, a):
+        xp = array_module(a)
         self.a = a
-        q, r = np.linalg.qr(a, mode=self.mode)
+        q, r = xp.linalg.qr(a, mode=self.mode)
         self.q, self.r = q, r
         return q, r
 
     def grad(self, gq, gr):
+        xp = array_module(gq, gr)
         q, r, a = self.q, self.r, self.a
         m, n = a.shape[-2], a.shape[-1]
         if self.mode == "complete" and m > n:
@@ -460,9 +490,9 @@ class Qr(_Factorization):
                 "qr: the gradient of mode='complete' for matrices with more rows than columns "
                 "is not defined (as in PyTorch); use mode='reduced'")
         if gq is None:
-            gq = np.zeros_like(q)
+            gq = xp.zeros_like(q)
         if gr is None:
-            gr = np.zeros_like(r)
+            gr = xp.zeros_like(r)
         if m >= n:
             return _qr_grad_square_deep(q, r, gq, gr)
         y = a[..., :, m:]
@@ -470,13 +500,14 @@ class Qr(_Factorization):
         dv, du = gr[..., :, m:], gr[..., :, :m]
         dy = q @ dv
         dx = _qr_grad_square_deep(q, u, gq + y @ _T(dv), du)
-        return np.concatenate([dx, dy], axis=-1)
+        return xp.concatenate([dx, dy], axis=-1)
 
 
 def _qr_grad_square_deep(q, r, gq, gr):
+    xp = array_module(q, r, gq, gr)
     qdq = _T(q) @ gq
     rdr = r @ _T(gr)
-    tril = np.tril(qdq - _T(qdq) + rdr - _T(rdr))
+    tril = xp.tril(qdq - _T(qdq) + rdr - _T(rdr))
     # X·R⁻ᵀ = (R⁻¹·Xᵀ)ᵀ, R upper triangular
     ga = q @ (gr + _T(_triangular_solve(r, _T(tril), False)))
     gb = _T(_triangular_solve(r, _T(gq - q @ qdq), False))
@@ -501,21 +532,23 @@ class Pinv(Function):
         dL/dA = −Pᵀ·G·Pᵀ + (I − A·P)·Gᵀ·P·Pᵀ + Pᵀ·P·Gᵀ·(I − P·A)."""
 
     def forward(self, a):
+        xp = array_module(a)
         self.a = a
         rc = _default_rtol(a) if self.rcond is None else self.rcond
         try:
-            self.p = p = np.linalg.pinv(a, rcond=rc)
+            self.p = p = xp.linalg.pinv(a, rcond=rc)
         except np.linalg.LinAlgError as e:
             raise _linalg_error("pinv", e) from None
         return p.astype(a.dtype, copy=False)
 
     def backward(self, g):
+        xp = array_module(g)
         a, p = self.a, self.p
         pt, gt = _T(p), _T(g)
         m, n = a.shape[-2], a.shape[-1]
         ga = -(pt @ g @ pt)
-        ga = ga + (np.eye(m, dtype=a.dtype) - a @ p) @ gt @ (p @ pt)
-        ga = ga + (pt @ p) @ gt @ (np.eye(n, dtype=a.dtype) - p @ a)
+        ga = ga + (xp.eye(m, dtype=a.dtype) - a @ p) @ gt @ (p @ pt)
+        ga = ga + (pt @ p) @ gt @ (xp.eye(n, dtype=a.dtype) - p @ a)
         return (ga,)
 
 
@@ -545,35 +578,37 @@ def lstsq(a, b, rcond=None):
 def matrix_rank(x, tol=None):
     """Number of singular values above ``tol`` (default max(m, n)·ε·s_max), int32, no gradient."""
     x = _matrix(x, "matrix_rank", square=False)
-    s = np.linalg.svd(x.data, compute_uv=False)
+    xp = array_module(x.data)
+    s = xp.linalg.svd(x.data, compute_uv=False)
     if tol is None:
         thr = _default_rtol(x.data) * (s.max(axis=-1, keepdims=True) if s.shape[-1] else 0)
     else:
         thr = float(tol.data if isinstance(tol, Tensor) else tol)
-    return Tensor(np.sum(s > thr, axis=-1).astype(np.int32))
+    return Tensor(xp.sum(s > thr, axis=-1).astype(np.int32))
 
 
 # --------------------------------------------------------------------- lu_factor
 def _lu(a):
     """Packed LU with partial pivoting of a stack of matrices (LAPACK getrf): returns LU and
     0-based pivots (row i swapped with piv[i])."""
-    lu = np.array(a, dtype=a.dtype, copy=True)
+    xp = array_module(a)
+    lu = xp.array(a, dtype=a.dtype, copy=True)
     m, n = lu.shape[-2:]
     k = min(m, n)
     batch = lu.shape[:-2]
-    piv = np.zeros(batch + (k,), dtype=np.int32)
+    piv = xp.zeros(batch + (k,), dtype=np.int32)
     flat = lu.reshape((-1, m, n))
     pf = piv.reshape((-1, k))
-    rows = np.arange(flat.shape[0])
+    rows = xp.arange(flat.shape[0])
     for j in range(k):
-        p = j + np.argmax(np.abs(flat[:, j:, j]), axis=1)
+        p = j + xp.argmax(xp.abs(flat[:, j:, j]), axis=1)
         pf[:, j] = p
         tmp = flat[rows, j, :].copy()
         flat[rows, j, :] = flat[rows, p, :]
         flat[rows, p, :] = tmp
         d = flat[:, j, j]
         with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.where(d[:, None] != 0, flat[:, j + 1:, j] / d[:, None], 0.0)
+            f = xp.where(d[:, None] != 0, flat[:, j + 1:, j] / d[:, None], 0.0)
         flat[:, j + 1:, j] = f
         flat[:, j + 1:, j + 1:] -= f[:, :, None] * flat[:, j, None, j + 1:]
     return lu, piv
@@ -589,20 +624,21 @@ class LuFactor(Function):
         return lu
 
     def backward(self, g):
+        xp = array_module(g)
         lu = self.lu
         n = lu.shape[-1]
         if lu.shape[-2] != n:
             raise NotImplementedError("lu_factor: the gradient for non-square matrices is not "
                                       "supported by axone")
-        l = np.tril(lu, -1) + np.eye(n, dtype=lu.dtype)
-        u = np.triu(lu)
-        inner = np.tril(_T(l) @ np.tril(g, -1), -1) + np.triu(np.triu(g) @ _T(u))
-        x = np.linalg.solve(_T(l), inner)                 # L⁻ᵀ·inner
-        x = _T(np.linalg.solve(u, _T(x)))                  # ·U⁻ᵀ
+        l = xp.tril(lu, -1) + xp.eye(n, dtype=lu.dtype)
+        u = xp.triu(lu)
+        inner = xp.tril(_T(l) @ xp.tril(g, -1), -1) + xp.triu(xp.triu(g) @ _T(u))
+        x = xp.linalg.solve(_T(l), inner)                 # L⁻ᵀ·inner
+        x = _T(xp.linalg.solve(u, _T(x)))                  # ·U⁻ᵀ
         # apply P: undo the row swaps in reverse order
         out = x.reshape((-1, n, n)).copy()
         pf = self.piv.reshape((-1, n))
-        rows = np.arange(out.shape[0])
+        rows = xp.arange(out.shape[0])
         for j in range(pf.shape[1] - 1, -1, -1):
             p = pf[:, j]
             tmp = out[rows, j, :].copy()
@@ -701,7 +737,9 @@ def jvp(fun, primals, tangents, has_aux=False):
     xs, ts = [], []
     for p, t in zip(p_leaves, t_leaves):
         p = _float_in(p.detach() if isinstance(p, Tensor) else p, "jvp")
-        t = np.asarray(t.data if isinstance(t, Tensor) else t)
+        xp = array_module(p.data)
+        t = t.data if isinstance(t, Tensor) else t
+        t = np.asarray(t) if xp is np else t if array_module(t) is xp else xp.asarray(np.asarray(t))
         if t.shape != p.shape:
             raise ValueError(f"jvp: each tangent must have its primal's shape, received "
                              f"{t.shape} for a primal of shape {p.shape}")
@@ -720,16 +758,17 @@ def jvp(fun, primals, tangents, has_aux=False):
     for o in outs:
         if not isinstance(o, Tensor):
             o = Tensor(o)
-        tan = np.zeros(o.shape, dtype=o.dtype if o.dtype.kind == "f" else backend.floatx())
+        xp = array_module(o.data)
+        tan = xp.zeros(o.shape, dtype=o.dtype if o.dtype.kind == "f" else backend.floatx())
         if o.requires_grad:
             flat = tan.reshape(-1)
             for i in range(o.size):
-                e = np.zeros(o.shape, dtype=o.dtype)
+                e = xp.zeros(o.shape, dtype=o.dtype)
                 e.reshape(-1)[i] = 1
                 for x in xs:
                     x.grad = None
                 o.backward(e, retain_graph=True)
-                flat[i] = sum(float(np.vdot(x.grad, t)) for x, t in zip(xs, ts)
+                flat[i] = sum(float(xp.vdot(x.grad, t)) for x, t in zip(xs, ts)
                               if x.grad is not None)
         tans.append(Tensor(tan))
     with no_grad():
