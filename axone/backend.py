@@ -233,12 +233,13 @@ def blas_threads_for(n_params, batch_size, work=None):
 
 
 #: multiply-adds of a whole eager call (``model(x)``, a ``predict`` call) below which it does
-#: not open a scope: setting OpenBLAS's threads and back (two calls into OpenBLAS, a few µs)
-#: costs more than such a call's products lose on BLAS's threads.  Measured with interleaved
-#: ``model(x)`` calls on the course models: the iris MLP (batch 1 and 32, 1.3e5 and 4.3e6
-#: multiply-adds) and LeNet on one sample (4.2e5) were faster without the scope, LeNet on 32
-#: (1.3e7) about 4× faster with it.
-EAGER_MIN_WORK = 1 << 23
+#: not open a scope: setting OpenBLAS's threads and back costs more than such a call's products
+#: lose on BLAS's threads.  Measured with interleaved calls on the course models (2 busy
+#: cores): one sample of the iris MLP, LeNet and LSTM(64) (1.3e5 to 9.2e5 multiply-adds) ran
+#: 4-16 % faster at the median without the scope, their slow tail no better with it; the iris
+#: MLP on 32 rows (4.3e6) ran 23 % slower at the median with it but its 90th percentile was 10×
+#: shorter (BLAS threads stalling on a busy machine), LeNet on 32 rows (1.3e7) 9× faster.
+EAGER_MIN_WORK = 1 << 20
 
 
 def step_scope(work, call_work=None):
