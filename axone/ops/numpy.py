@@ -17,6 +17,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import Function, unbroadcast
 from ..autograd.tensor import Tensor
+from ..device import array_module, current_module, to_numpy
 from . import math as _m
 from .math import *  # noqa: F401,F403 - keras.ops.numpy holds these names too
 from .math import __all__ as _math_all
@@ -52,6 +53,28 @@ def _axis(axis, ndim, op):
     return _math_axis(axis, ndim, op)
 
 
+def _xp(*xs):
+    """The array module of ``xs`` (arrays, Tensors, or anything else, which counts for nothing)."""
+    return array_module(*[x.data if isinstance(x, Tensor) else x for x in xs])
+
+
+class _Dispatch:
+    """``_dx.name(*arrays)`` calls ``name`` of the array module of its arguments: the routines
+    the op factories below are built from, resolved at each call."""
+
+    def __getattr__(self, name):
+        getattr(np, name)      # an AttributeError here for a name NumPy lacks
+
+        def routine(*args, **kwargs):
+            return getattr(array_module(*args), name)(*args, **kwargs)
+        routine.__name__ = name
+        setattr(self, name, routine)
+        return routine
+
+
+_dx = _Dispatch()
+
+
 def _floatx(dtype=None):
     return np.dtype(dtype or backend.floatx())
 
@@ -81,6 +104,7 @@ def _shape(shape, op):
 # ------------------------------------------------------------------ creation
 def arange(start, stop=None, step=None, dtype=None):
     """[start, start + step, …) below stop; int32 for integer arguments, else floatx."""
+    xp = current_module()
     step = 1 if step is None else step
     if step == 0:
         raise ValueError("arange: step must not be 0")
@@ -89,15 +113,15 @@ def arange(start, stop=None, step=None, dtype=None):
         dtype = "int32" if ints else backend.floatx()
     if stop is None:
         start, stop = 0, start
-    return Tensor(np.arange(start, stop, step).astype(dtype))
+    return Tensor(xp.arange(start, stop, step).astype(dtype))
 
 
 def zeros(shape, dtype=None):
-    return Tensor(np.zeros(_shape(shape, "zeros"), dtype=_floatx(dtype)))
+    return Tensor(current_module().zeros(_shape(shape, "zeros"), dtype=_floatx(dtype)))
 
 
 def ones(shape, dtype=None):
-    return Tensor(np.ones(_shape(shape, "ones"), dtype=_floatx(dtype)))
+    return Tensor(current_module().ones(_shape(shape, "ones"), dtype=_floatx(dtype)))
 
 
 def empty(shape, dtype=None):
@@ -106,14 +130,19 @@ def empty(shape, dtype=None):
 
 
 def full(shape, fill_value, dtype=None):
-    fill = fill_value.data if isinstance(fill_value, Tensor) else np.asarray(fill_value)
-    return Tensor(np.full(_shape(shape, "full"), fill, dtype=_floatx(dtype)))
+    xp = current_module()
+    fill = fill_value.data if isinstance(fill_value, Tensor) else fill_value
+    fill = fill if array_module(fill) is xp else xp.asarray(np.asarray(fill))
+    return Tensor(xp.full(_shape(shape, "full"), fill, dtype=_floatx(dtype)))
 
 
 def full_like(x, fill_value, dtype=None):
     d = _t(x, "full_like").data
+    xp = array_module(d)
     fill = fill_value.data if isinstance(fill_value, Tensor) else fill_value
-    return Tensor(np.full(d.shape, fill, dtype=dtype or d.dtype))
+    if xp is not np and array_module(fill) is np:
+        fill = xp.asarray(np.asarray(fill))
+    return Tensor(xp.full(d.shape, fill, dtype=dtype or d.dtype))
 
 
 def empty_like(x, dtype=None):
@@ -123,7 +152,7 @@ def empty_like(x, dtype=None):
 def eye(N, M=None, k=0, dtype=None):
     """Ones on the k-th diagonal of an N×M matrix."""
     N, M = _shape((N, N if M is None else M), "eye")
-    return Tensor(np.eye(N, M, k=int(k), dtype=_floatx(dtype)))
+    return Tensor(current_module().eye(N, M, k=int(k), dtype=_floatx(dtype)))
 
 
 def identity(n, dtype=None):
@@ -133,7 +162,15 @@ def identity(n, dtype=None):
 def tri(N, M=None, k=0, dtype=None):
     """Ones at and below the k-th diagonal of an N×M matrix."""
     N, M = _shape((N, N if M is None else M), "tri")
-    return Tensor(np.tri(N, M, k=int(k), dtype=_floatx(dtype)))
+    return Tensor(current_module().tri(N, M, k=int(k), dtype=_floatx(dtype)))
+
+
+def _host_to(xp, v):
+    """``v`` (a number, list, array or Tensor) as an array of ``xp``."""
+    v = v.data if isinstance(v, Tensor) else v
+    if xp is not np and array_module(v) is xp:
+        return v
+    return xp.asarray(to_numpy(v))
 
 
 def _check_num(num, op):
@@ -143,18 +180,20 @@ def _check_num(num, op):
 
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
     """num evenly spaced values from start to stop (stop included when ``endpoint``)."""
+    xp = current_module()
     _check_num(num, "linspace")
-    out = np.linspace(np.asarray(start), np.asarray(stop), num, endpoint=endpoint,
+    out = xp.linspace(_host_to(xp, start), _host_to(xp, stop), num, endpoint=endpoint,
                       retstep=retstep, axis=axis)
     if retstep:
-        return Tensor(out[0].astype(_floatx(dtype))), Tensor(np.asarray(out[1], _floatx(dtype)))
+        return Tensor(out[0].astype(_floatx(dtype))), Tensor(xp.asarray(out[1], _floatx(dtype)))
     return Tensor(out.astype(_floatx(dtype)))
 
 
 def logspace(start, stop, num=50, endpoint=True, base=10, dtype=None, axis=0):
     """base ** linspace(start, stop, num)."""
+    xp = current_module()
     _check_num(num, "logspace")
-    out = np.logspace(np.asarray(start), np.asarray(stop), num, endpoint=endpoint, base=base,
+    out = xp.logspace(_host_to(xp, start), _host_to(xp, stop), num, endpoint=endpoint, base=base,
                       axis=axis)
     return Tensor(out.astype(_floatx(dtype)))
 
@@ -180,30 +219,30 @@ def _unary(name, f, df, doc):
     return op
 
 
-tan = _unary("tan", np.tan, lambda x, y: 1 + y * y, "y = tan x;  dy/dx = 1 + tan² x.")
-sinh = _unary("sinh", np.sinh, lambda x, y: np.cosh(x), "y = sinh x;  dy/dx = cosh x.")
-cosh = _unary("cosh", np.cosh, lambda x, y: np.sinh(x), "y = cosh x;  dy/dx = sinh x.")
-arcsin = _unary("arcsin", np.arcsin, lambda x, y: 1 / np.sqrt(1 - x * x),
+tan = _unary("tan", _dx.tan, lambda x, y: 1 + y * y, "y = tan x;  dy/dx = 1 + tan² x.")
+sinh = _unary("sinh", _dx.sinh, lambda x, y: _dx.cosh(x), "y = sinh x;  dy/dx = cosh x.")
+cosh = _unary("cosh", _dx.cosh, lambda x, y: _dx.sinh(x), "y = cosh x;  dy/dx = sinh x.")
+arcsin = _unary("arcsin", _dx.arcsin, lambda x, y: 1 / _dx.sqrt(1 - x * x),
                 "y = arcsin x;  dy/dx = 1/√(1 − x²).")
-arccos = _unary("arccos", np.arccos, lambda x, y: -1 / np.sqrt(1 - x * x),
+arccos = _unary("arccos", _dx.arccos, lambda x, y: -1 / _dx.sqrt(1 - x * x),
                 "y = arccos x;  dy/dx = −1/√(1 − x²).")
-arctan = _unary("arctan", np.arctan, lambda x, y: 1 / (1 + x * x),
+arctan = _unary("arctan", _dx.arctan, lambda x, y: 1 / (1 + x * x),
                 "y = arctan x;  dy/dx = 1/(1 + x²).")
-arcsinh = _unary("arcsinh", np.arcsinh, lambda x, y: 1 / np.sqrt(x * x + 1),
+arcsinh = _unary("arcsinh", _dx.arcsinh, lambda x, y: 1 / _dx.sqrt(x * x + 1),
                  "y = arsinh x;  dy/dx = 1/√(x² + 1).")
-arccosh = _unary("arccosh", np.arccosh, lambda x, y: 1 / np.sqrt(x * x - 1),
+arccosh = _unary("arccosh", _dx.arccosh, lambda x, y: 1 / _dx.sqrt(x * x - 1),
                  "y = arcosh x;  dy/dx = 1/√(x² − 1).")
-arctanh = _unary("arctanh", np.arctanh, lambda x, y: 1 / (1 - x * x),
+arctanh = _unary("arctanh", _dx.arctanh, lambda x, y: 1 / (1 - x * x),
                  "y = artanh x;  dy/dx = 1/(1 − x²).")
-log1p = _unary("log1p", np.log1p, lambda x, y: 1 / (1 + x), "y = ln(1 + x);  dy/dx = 1/(1 + x).")
-expm1 = _unary("expm1", np.expm1, lambda x, y: y + 1, "y = eˣ − 1;  dy/dx = eˣ = y + 1.")
-log2 = _unary("log2", np.log2, lambda x, y: 1 / (x * np.log(2)), "y = log₂ x;  dy/dx = 1/(x ln 2).")
-log10 = _unary("log10", np.log10, lambda x, y: 1 / (x * np.log(10)),
+log1p = _unary("log1p", _dx.log1p, lambda x, y: 1 / (1 + x), "y = ln(1 + x);  dy/dx = 1/(1 + x).")
+expm1 = _unary("expm1", _dx.expm1, lambda x, y: y + 1, "y = eˣ − 1;  dy/dx = eˣ = y + 1.")
+log2 = _unary("log2", _dx.log2, lambda x, y: 1 / (x * _dx.log(2)), "y = log₂ x;  dy/dx = 1/(x ln 2).")
+log10 = _unary("log10", _dx.log10, lambda x, y: 1 / (x * _dx.log(10)),
                "y = log₁₀ x;  dy/dx = 1/(x ln 10).")
-exp2 = _unary("exp2", np.exp2, lambda x, y: y * np.log(2), "y = 2ˣ;  dy/dx = 2ˣ ln 2.")
-reciprocal = _unary("reciprocal", np.reciprocal, lambda x, y: -y * y, "y = 1/x;  dy/dx = −1/x².")
-cbrt = _unary("cbrt", np.cbrt, lambda x, y: 1 / (3 * y * y), "y = ∛x;  dy/dx = 1/(3 y²).")
-fabs = _unary("fabs", np.abs, lambda x, y: np.sign(x), "y = |x| (float);  dy/dx = sign x.")
+exp2 = _unary("exp2", _dx.exp2, lambda x, y: y * _dx.log(2), "y = 2ˣ;  dy/dx = 2ˣ ln 2.")
+reciprocal = _unary("reciprocal", _dx.reciprocal, lambda x, y: -y * y, "y = 1/x;  dy/dx = −1/x².")
+cbrt = _unary("cbrt", _dx.cbrt, lambda x, y: 1 / (3 * y * y), "y = ∛x;  dy/dx = 1/(3 y²).")
+fabs = _unary("fabs", _dx.abs, lambda x, y: _dx.sign(x), "y = |x| (float);  dy/dx = sign x.")
 
 
 def deg2rad(x):
@@ -220,17 +259,18 @@ def _constant(name, f, keep_int, doc):
     """A piecewise-constant op: its values, no gradient (dy/dx = 0 almost everywhere)."""
     def op(x, *args):
         d = _t(x, name).data
+        xp = array_module(d)
         if d.dtype.kind in "iub" and not keep_int:
             d = d.astype(backend.floatx())
-        return Tensor(np.asarray(f(d, *args)))
+        return Tensor(xp.asarray(f(d, *args)))
     op.__name__ = op.__qualname__ = name
     op.__doc__ = doc
     return op
 
 
-floor = _constant("floor", np.floor, False, "Largest integer ≤ x (no gradient).")
-ceil = _constant("ceil", np.ceil, False, "Smallest integer ≥ x (no gradient).")
-trunc = _constant("trunc", np.trunc, True, "x rounded toward 0 (no gradient).")
+floor = _constant("floor", _dx.floor, False, "Largest integer ≤ x (no gradient).")
+ceil = _constant("ceil", _dx.ceil, False, "Smallest integer ≥ x (no gradient).")
+trunc = _constant("trunc", _dx.trunc, True, "x rounded toward 0 (no gradient).")
 
 
 def round(x, decimals=0):  # noqa: A001 - keras.ops name
@@ -238,40 +278,42 @@ def round(x, decimals=0):  # noqa: A001 - keras.ops name
     if not isinstance(decimals, (int, np.integer)):
         raise TypeError(f"round: decimals must be an int, received {decimals!r}")
     d = _t(x, "round").data
-    return Tensor(np.round(d, int(decimals)))
+    return Tensor(array_module(d).round(d, int(decimals)))
 
 
 def _predicate(name, f, doc):
     def op(x):
-        return Tensor(np.asarray(f(_t(x, name).data)))
+        d = _t(x, name).data
+        return Tensor(array_module(d).asarray(f(d)))
     op.__name__ = op.__qualname__ = name
     op.__doc__ = doc
     return op
 
 
-isnan = _predicate("isnan", np.isnan, "True where x is NaN.")
-isinf = _predicate("isinf", np.isinf, "True where x is ±inf.")
-isfinite = _predicate("isfinite", np.isfinite, "True where x is neither NaN nor ±inf.")
-isneginf = _predicate("isneginf", np.isneginf, "True where x is −inf.")
-isposinf = _predicate("isposinf", np.isposinf, "True where x is +inf.")
-logical_not = _predicate("logical_not", np.logical_not, "Elementwise not (boolean).")
-logical_and = _m._compare(np.logical_and, "logical_and")
-logical_or = _m._compare(np.logical_or, "logical_or")
-logical_xor = _m._compare(np.logical_xor, "logical_xor")
-mod = _m._compare(np.mod, "mod")
+isnan = _predicate("isnan", _dx.isnan, "True where x is NaN.")
+isinf = _predicate("isinf", _dx.isinf, "True where x is ±inf.")
+isfinite = _predicate("isfinite", _dx.isfinite, "True where x is neither NaN nor ±inf.")
+isneginf = _predicate("isneginf", _dx.isneginf, "True where x is −inf.")
+isposinf = _predicate("isposinf", _dx.isposinf, "True where x is +inf.")
+logical_not = _predicate("logical_not", _dx.logical_not, "Elementwise not (boolean).")
+logical_and = _m._compare(_dx.logical_and, "logical_and")
+logical_or = _m._compare(_dx.logical_or, "logical_or")
+logical_xor = _m._compare(_dx.logical_xor, "logical_xor")
+mod = _m._compare(_dx.mod, "mod")
 mod.__doc__ = "Remainder of x1 / x2 with the sign of x2 (no gradient here)."
-floor_divide = _m._compare(np.floor_divide, "floor_divide")
+floor_divide = _m._compare(_dx.floor_divide, "floor_divide")
 floor_divide.__doc__ = "⌊x1 / x2⌋ (no gradient)."
 
 
 def isclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
     a, b = _m._pair(x1, x2, "isclose")
-    return Tensor(np.isclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return Tensor(array_module(a.data, b.data).isclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def allclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
     a, b = _m._pair(x1, x2, "allclose")
-    return Tensor(np.asarray(np.allclose(a.data, b.data, rtol=rtol, atol=atol,
+    xp = array_module(a.data, b.data)
+    return Tensor(xp.asarray(xp.allclose(a.data, b.data, rtol=rtol, atol=atol,
                                          equal_nan=equal_nan)))
 
 
@@ -286,8 +328,9 @@ class _Arctan2(Function):
     """z = atan2(a, b);  dz/da = b/(a² + b²),  dz/db = −a/(a² + b²)."""
 
     def forward(self, a, b):
+        xp = array_module(a, b)
         self.a, self.b = a, b
-        return np.arctan2(a, b)
+        return xp.arctan2(a, b)
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -306,8 +349,9 @@ def logaddexp(x1, x2):
     """ln(e^x1 + e^x2) = m + ln(e^(x1−m) + e^(x2−m)), m = max(x1, x2) (no overflow)."""
     a, b = _m._pair(x1, x2, "logaddexp")
     a, b = _float_data(a, "logaddexp"), _float_data(b, "logaddexp")
-    m = Tensor(np.maximum(a.data, b.data))
-    m = Tensor(np.where(np.isfinite(m.data), m.data, 0).astype(m.data.dtype))
+    xp = array_module(a.data, b.data)
+    m = Tensor(xp.maximum(a.data, b.data))
+    m = Tensor(xp.where(xp.isfinite(m.data), m.data, 0).astype(m.data.dtype))
     return _m.log(_m.exp(a - m) + _m.exp(b - m)) + m
 
 
@@ -325,7 +369,8 @@ def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
     the gradient passes where x was finite."""
     x = _t(x, "nan_to_num")
     d = x.data
-    return _m.where(np.isfinite(d), x, Tensor(np.nan_to_num(d, nan=nan, posinf=posinf,
+    xp = array_module(d)
+    return _m.where(xp.isfinite(d), x, Tensor(xp.nan_to_num(d, nan=nan, posinf=posinf,
                                                             neginf=neginf)))
 
 
@@ -334,22 +379,24 @@ class Prod(Function):
     """y = Πᵢ xᵢ over ``axes``;  ∂y/∂xₖ = Πᵢ≠ₖ xᵢ (computed without dividing, so zeros are exact)."""
 
     def forward(self, x):
+        xp = array_module(x)
         self.x = x
-        return np.prod(x, axis=self.axes, keepdims=self.keepdims, dtype=x.dtype)
+        return xp.prod(x, axis=self.axes, keepdims=self.keepdims, dtype=x.dtype)
 
     def backward(self, g):
+        xp = array_module(g)
         x, axes = self.x, self.axes
         # Move the reduced axes to the end, flatten them: products of all but one element
         # are exclusive prefix products times exclusive suffix products.
         rest = [a for a in range(x.ndim) if a not in axes]
-        xt = np.transpose(x, rest + list(axes))
+        xt = xp.transpose(x, rest + list(axes))
         flat = xt.reshape(xt.shape[:len(rest)] + (-1,))
-        ones = np.ones(flat.shape[:-1] + (1,), dtype=x.dtype)
-        pre = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-        suf = np.flip(np.cumprod(np.flip(np.concatenate([flat[..., 1:], ones], axis=-1), -1),
+        ones = xp.ones(flat.shape[:-1] + (1,), dtype=x.dtype)
+        pre = xp.cumprod(xp.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+        suf = xp.flip(xp.cumprod(xp.flip(xp.concatenate([flat[..., 1:], ones], axis=-1), -1),
                                  axis=-1), -1)
         others = (pre * suf).reshape(xt.shape)
-        others = np.transpose(others, np.argsort(rest + list(axes)))
+        others = xp.transpose(others, np.argsort(rest + list(axes)))
         return (others * _m._expand(g, axes, self.keepdims),)
 
 
@@ -368,17 +415,20 @@ amin = _m.min
 
 def all(x, axis=None, keepdims=False):  # noqa: A001 - keras.ops name
     d = _t(x, "all").data
-    return Tensor(np.asarray(np.all(d, axis=_axis(axis, d.ndim, "all"), keepdims=keepdims)))
+    xp = array_module(d)
+    return Tensor(xp.asarray(xp.all(d, axis=_axis(axis, d.ndim, "all"), keepdims=keepdims)))
 
 
 def any(x, axis=None, keepdims=False):  # noqa: A001 - keras.ops name
     d = _t(x, "any").data
-    return Tensor(np.asarray(np.any(d, axis=_axis(axis, d.ndim, "any"), keepdims=keepdims)))
+    xp = array_module(d)
+    return Tensor(xp.asarray(xp.any(d, axis=_axis(axis, d.ndim, "any"), keepdims=keepdims)))
 
 
 def count_nonzero(x, axis=None):
     d = _t(x, "count_nonzero").data
-    return Tensor(np.asarray(np.count_nonzero(d, axis=_axis(axis, d.ndim, "count_nonzero")),
+    xp = array_module(d)
+    return Tensor(xp.asarray(xp.count_nonzero(d, axis=_axis(axis, d.ndim, "count_nonzero")),
                              dtype=np.int32))
 
 
@@ -410,6 +460,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     differentiable ops: ‖x‖₂ = √Σx², ‖x‖₁ = Σ|x|, ‖x‖∞ = max|x|, ‖x‖ₚ = (Σ|x|ᵖ)^(1/p);
     matrices: Frobenius √Σx², 1 / ∞ (largest column / row sum of |x|)."""
     x = _float_data(x, "norm")
+    xp = array_module(x.data)
     if axis is None:
         axes = tuple(range(x.ndim))
         if ord is not None and x.ndim > 2:
@@ -427,7 +478,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
         if ord in (-np.inf, float("-inf")):
             return _m.min(_m.abs(x), axis=ax, keepdims=keepdims)
         if ord == 0:
-            return Tensor(np.sum(x.data != 0, axis=ax, keepdims=keepdims).astype(x.data.dtype))
+            return Tensor(xp.sum(x.data != 0, axis=ax, keepdims=keepdims).astype(x.data.dtype))
         if isinstance(ord, str):
             raise ValueError(f"norm: ord={ord!r} is a matrix norm; give two axes")
         return _m.power(_m.sum(_m.power(_m.abs(x), ord), axis=ax, keepdims=keepdims), 1.0 / ord)
@@ -453,11 +504,13 @@ class Cumsum(Function):
     """yₖ = Σ_{i≤k} xᵢ;  dL/dxₖ = Σ_{j≥k} dL/dyⱼ (a reversed cumulative sum)."""
 
     def forward(self, x):
-        return np.cumsum(x, axis=self.axis, dtype=x.dtype)
+        xp = array_module(x)
+        return xp.cumsum(x, axis=self.axis, dtype=x.dtype)
 
     def backward(self, g):
+        xp = array_module(g)
         ax = self.axis
-        return (np.flip(np.cumsum(np.flip(g, ax), axis=ax), ax),)
+        return (xp.flip(xp.cumsum(xp.flip(g, ax), axis=ax), ax),)
 
 
 class Cumprod(Function):
@@ -467,22 +520,24 @@ class Cumprod(Function):
     """
 
     def forward(self, x):
+        xp = array_module(x)
         self.x = x
-        return np.cumprod(x, axis=self.axis, dtype=x.dtype)
+        return xp.cumprod(x, axis=self.axis, dtype=x.dtype)
 
     def backward(self, g):
-        x = np.moveaxis(self.x, self.axis, -1)
-        g = np.moveaxis(g, self.axis, -1)
+        xp = array_module(g)
+        x = xp.moveaxis(self.x, self.axis, -1)
+        g = xp.moveaxis(g, self.axis, -1)
         n = x.shape[-1]
-        out = np.empty_like(x)
-        prefix = np.ones(x.shape[:-1], dtype=x.dtype)     # y_{k−1}
+        out = xp.empty_like(x)
+        prefix = xp.ones(x.shape[:-1], dtype=x.dtype)     # y_{k−1}
         for k in range(n):
             # Π_{k<i≤j} xᵢ for j = k … n−1, then Σ_j g_j · prefix · that.
-            tail = np.cumprod(np.concatenate([np.ones(x.shape[:-1] + (1,), x.dtype),
+            tail = xp.cumprod(xp.concatenate([xp.ones(x.shape[:-1] + (1,), x.dtype),
                                               x[..., k + 1:]], axis=-1), axis=-1)
-            out[..., k] = prefix * np.sum(g[..., k:] * tail, axis=-1)
+            out[..., k] = prefix * xp.sum(g[..., k:] * tail, axis=-1)
             prefix = prefix * x[..., k]
-        return (np.moveaxis(out, -1, self.axis),)
+        return (xp.moveaxis(out, -1, self.axis),)
 
 
 def _cumulative(cls, x, axis, dtype, op):
@@ -511,21 +566,24 @@ class TakeAlongAxis(Function):
     """y = x[…, idx, …] along ``axis``;  dL/dx scatters dL/dy back, summing repeated indices."""
 
     def forward(self, x):
+        xp = array_module(x)
         self.shape = x.shape
-        return np.take_along_axis(x, self.idx, axis=self.axis)
+        return xp.take_along_axis(x, self.idx, axis=self.axis)
 
     def backward(self, g):
-        out = np.zeros(self.shape, dtype=g.dtype)
+        xp = array_module(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
         idx, ax = self.idx, self.axis
-        full = np.broadcast_to(idx, g.shape)
-        grids = list(np.indices(g.shape, sparse=True))
+        full = xp.broadcast_to(idx, g.shape)
+        grids = list(xp.indices(g.shape, sparse=True))
         grids[ax] = full
-        np.add.at(out, tuple(grids), g)
+        xp.add.at(out, tuple(grids), g)
         return (out,)
 
 
 def _indices(indices, op):
-    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    xp = _xp(indices)
+    idx = xp.asarray(indices.data if isinstance(indices, Tensor) else indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be integers, received dtype {idx.dtype}")
     return idx
@@ -534,7 +592,10 @@ def _indices(indices, op):
 def take_along_axis(x, indices, axis=None):
     """Values of x at ``indices`` along ``axis`` (of the flattened x when None)."""
     x = _t(x, "take_along_axis")
+    xp = array_module(x.data)
     idx = _indices(indices, "take_along_axis")
+    if array_module(idx) is not xp:
+        idx = xp.asarray(to_numpy(idx))
     if axis is None:
         x = _m.reshape(x, (-1,))
         idx = idx.reshape(-1)
@@ -547,7 +608,7 @@ def take_along_axis(x, indices, axis=None):
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise IndexError(f"take_along_axis: indices must lie in [{-n}, {n}) for axis {ax} of "
                          f"size {n}, received values from {idx.min()} to {idx.max()}")
-    idx = np.where(idx < 0, idx + n, idx)
+    idx = xp.where(idx < 0, idx + n, idx)
     try:
         bshape = np.broadcast_shapes(tuple(s for i, s in enumerate(x.shape) if i != ax),
                                      tuple(s for i, s in enumerate(idx.shape) if i != ax))
@@ -558,40 +619,43 @@ def take_along_axis(x, indices, axis=None):
     xshape = bshape[:ax] + (n,) + bshape[ax + 1:]
     if x.shape != xshape:
         x = broadcast_to(x, xshape)
-    return TakeAlongAxis.apply(x, idx=np.broadcast_to(idx, bshape), axis=ax)
+    return TakeAlongAxis.apply(x, idx=xp.broadcast_to(idx, bshape), axis=ax)
 
 
 def sort(x, axis=-1):
     """Values sorted ascending along ``axis``; the gradient goes back to where each came from."""
     x = _t(x, "sort")
+    xp = array_module(x.data)
     if x.ndim == 0:
         return x
     ax = _axis(axis, x.ndim, "sort")[0]
-    idx = np.argsort(x.data, axis=ax, kind="stable")
+    idx = xp.argsort(x.data, axis=ax, kind="stable")
     return TakeAlongAxis.apply(x, idx=idx, axis=ax)
 
 
 def argsort(x, axis=-1):
     """Indices (int32) that sort x ascending along ``axis``."""
     d = _t(x, "argsort").data
+    xp = array_module(d)
     if d.ndim == 0:
-        return Tensor(np.zeros((), np.int32))
+        return Tensor(xp.zeros((), np.int32))
     ax = _axis(axis, d.ndim, "argsort")[0]
-    return Tensor(np.argsort(d, axis=ax, kind="stable").astype(np.int32))
+    return Tensor(xp.argsort(d, axis=ax, kind="stable").astype(np.int32))
 
 
 def top_k(x, k, sorted=True):  # noqa: A002 - keras.ops argument name
     """The k largest values along the last axis and their indices (int32); the gradient of the
     values goes back to where each came from."""
     x = _t(x, "top_k")
+    xp = array_module(x.data)
     if x.ndim == 0:
         raise ValueError("top_k: x must have at least one dimension, received a scalar")
     if not isinstance(k, (int, np.integer)) or not 0 <= k <= x.shape[-1]:
         raise ValueError(f"top_k: k must be an int in [0, {x.shape[-1]}] (the last axis), "
                          f"received {k!r}")
-    idx = np.argsort(-x.data, axis=-1, kind="stable")[..., :k]
+    idx = xp.argsort(-x.data, axis=-1, kind="stable")[..., :k]
     if not sorted:
-        idx = np.sort(idx, axis=-1)
+        idx = xp.sort(idx, axis=-1)
     return TakeAlongAxis.apply(x, idx=idx, axis=x.ndim - 1), Tensor(idx.astype(np.int32))
 
 
@@ -608,28 +672,33 @@ class Flip(Function):
     """y = x reversed along ``axes``;  dL/dx = dL/dy reversed along the same axes."""
 
     def forward(self, x):
-        return np.flip(x, self.axes)
+        xp = array_module(x)
+        return xp.flip(x, self.axes)
 
     def backward(self, g):
-        return (np.flip(g, self.axes),)
+        xp = array_module(g)
+        return (xp.flip(g, self.axes),)
 
 
 class Roll(Function):
     """y = x shifted cyclically by ``shift`` along ``axes``;  dL/dx = dL/dy shifted back."""
 
     def forward(self, x):
-        return np.roll(x, self.shift, axis=self.axes)
+        xp = array_module(x)
+        return xp.roll(x, self.shift, axis=self.axes)
 
     def backward(self, g):
-        return (np.roll(g, tuple(-s for s in self.shift), axis=self.axes),)
+        xp = array_module(g)
+        return (xp.roll(g, tuple(-s for s in self.shift), axis=self.axes),)
 
 
 class BroadcastTo(Function):
     """y = x broadcast to ``shape``;  dL/dx = dL/dy summed over the broadcast axes."""
 
     def forward(self, x):
+        xp = array_module(x)
         self.sx = x.shape
-        return np.broadcast_to(x, self.shape)
+        return xp.broadcast_to(x, self.shape)
 
     def backward(self, g):
         return (unbroadcast(g, self.sx),)
@@ -639,8 +708,9 @@ class Tile(Function):
     """y = x repeated rᵢ times along each axis;  dL/dx = Σ of dL/dy over the copies."""
 
     def forward(self, x):
+        xp = array_module(x)
         self.sx = x.shape
-        return np.tile(x, self.reps)
+        return xp.tile(x, self.reps)
 
     def backward(self, g):
         sx = (1,) * (g.ndim - len(self.sx)) + self.sx
@@ -655,26 +725,41 @@ class Repeat(Function):
     """y = each element of x repeated along ``axis``;  dL/dx = Σ of dL/dy over its repeats."""
 
     def forward(self, x):
+        xp = array_module(x)
         self.sx = x.shape
-        return np.repeat(x, self.repeats, axis=self.axis)
+        r = self.repeats                      # host ints
+        return xp.repeat(x, r if xp is np else (int(r) if r.ndim == 0 else r.tolist()),
+                         axis=self.axis)
 
     def backward(self, g):
+        xp = array_module(g)
         ax = self.axis
         r = self.repeats
         if r.ndim == 0 or r.size == 1:
             r = int(r.reshape(-1)[0]) if r.size else 0
             if r == 0:
-                return (np.zeros(self.sx, g.dtype),)
+                return (xp.zeros(self.sx, g.dtype),)
             s = g.shape[:ax] + (self.sx[ax], r) + g.shape[ax + 1:]
             return (g.reshape(s).sum(axis=ax + 1),)
         # Per-element counts: segment sums, empty segments stay 0.
         ends = np.cumsum(r)
-        out = np.zeros(self.sx, g.dtype)
+        out = xp.zeros(self.sx, g.dtype)
         nz = r > 0
         if nz.any():
-            sums = np.add.reduceat(g, (ends - r)[nz], axis=ax)
             idx = [slice(None)] * len(self.sx)
             idx[ax] = np.flatnonzero(nz)
+            if xp is np:
+                sums = np.add.reduceat(g, (ends - r)[nz], axis=ax)
+            else:                            # no reduceat: differences of a running sum
+                cs = xp.cumsum(g, axis=ax)
+                zero = xp.zeros(g.shape[:ax] + (1,) + g.shape[ax + 1:], g.dtype)
+                cs = xp.concatenate([zero, cs], axis=ax)
+                at = [slice(None)] * g.ndim
+                at[ax] = xp.asarray(ends[nz])
+                hi = cs[tuple(at)]
+                at[ax] = xp.asarray((ends - r)[nz])
+                sums = hi - cs[tuple(at)]
+                idx[ax] = xp.asarray(idx[ax])
             out[tuple(idx)] = sums
         return (out,)
 
@@ -725,7 +810,7 @@ def broadcast_to(x, shape):
 def tile(x, repeats):
     x = _t(x, "tile")
     reps = (repeats,) if isinstance(repeats, (int, np.integer)) else tuple(
-        np.asarray(repeats.data if isinstance(repeats, Tensor) else repeats).reshape(-1).tolist())
+        to_numpy(repeats.data if isinstance(repeats, Tensor) else repeats).reshape(-1).tolist())
     if _b.any(not isinstance(r, int) or r < 0 for r in reps):
         raise ValueError(f"tile: repeats must be non-negative ints, received {repeats!r}")
     n = _b.max(len(reps), x.ndim)
@@ -735,7 +820,7 @@ def tile(x, repeats):
 
 def repeat(x, repeats, axis=None):
     x = _t(x, "repeat")
-    r = np.asarray(repeats.data if isinstance(repeats, Tensor) else repeats)
+    r = to_numpy(repeats.data if isinstance(repeats, Tensor) else repeats)
     if r.dtype.kind not in "iu" or (r.size and r.min() < 0) or r.ndim > 1:
         raise ValueError(f"repeat: repeats must be a non-negative int or a 1-D list of them, "
                          f"received {repeats!r}")
@@ -784,7 +869,8 @@ def shape(x):
 
 
 def size(x):
-    return Tensor(np.asarray(_t(x, "size").data.size, dtype=np.int32))
+    d = _t(x, "size").data
+    return Tensor(array_module(d).asarray(d.size, dtype=np.int32))
 
 
 def unstack(x, num=None, axis=0):
@@ -811,20 +897,23 @@ class Mask(Function):
     """y = x · M for a fixed 0/1 mask M;  dL/dx = dL/dy · M."""
 
     def forward(self, x):
-        return np.where(self.mask, x, np.zeros((), x.dtype))
+        xp = array_module(x)
+        return xp.where(self.mask, x, xp.zeros((), x.dtype))
 
     def backward(self, g):
-        return (np.where(self.mask, g, np.zeros((), g.dtype)),)
+        xp = array_module(g)
+        return (xp.where(self.mask, g, xp.zeros((), g.dtype)),)
 
 
 def _triangle(x, k, lower, op):
     x = _t(x, op)
+    xp = array_module(x.data)
     if x.ndim < 2:
         raise ValueError(f"{op}: x must have at least 2 dimensions, received shape {x.shape}")
     n, m = x.shape[-2:]
-    mask = np.tri(n, m, k=int(k), dtype=bool)
+    mask = xp.tri(n, m, k=int(k), dtype=bool)
     if not lower:
-        mask = ~np.tri(n, m, k=int(k) - 1, dtype=bool)
+        mask = ~xp.tri(n, m, k=int(k) - 1, dtype=bool)
     return Mask.apply(x, mask=mask)
 
 
@@ -843,12 +932,14 @@ class Diagonal(Function):
     dL/dx = dL/dy placed back on that diagonal, 0 elsewhere."""
 
     def forward(self, x):
+        xp = array_module(x)
         self.sx = x.shape
-        return np.diagonal(x, self.offset, self.axis1, self.axis2).copy()
+        return xp.diagonal(x, self.offset, self.axis1, self.axis2).copy()
 
     def backward(self, g):
-        out = np.zeros(self.sx, g.dtype)
-        view = np.diagonal(out, self.offset, self.axis1, self.axis2)
+        xp = array_module(g)
+        out = xp.zeros(self.sx, g.dtype)
+        view = xp.diagonal(out, self.offset, self.axis1, self.axis2)
         view.flags.writeable = True   # a view into ``out``, which is ours
         view[...] = g
         return (out,)
@@ -858,10 +949,12 @@ class Diag(Function):
     """1-D x: y = the matrix with x on its k-th diagonal;  dL/dx = that diagonal of dL/dy."""
 
     def forward(self, x):
-        return np.diag(x, self.k)
+        xp = array_module(x)
+        return xp.diag(x, self.k)
 
     def backward(self, g):
-        return (np.diagonal(g, self.k).copy(),)
+        xp = array_module(g)
+        return (xp.diagonal(g, self.k).copy(),)
 
 
 def diagonal(x, offset=0, axis1=0, axis2=1):
@@ -913,10 +1006,12 @@ class Einsum(Function):
     letter repeated in xᵢ, a diagonal, is written back onto that diagonal)."""
 
     def forward(self, *xs):
+        xp = array_module(*xs)
         self.xs = xs
-        return np.asarray(np.einsum(self.spec, *xs, optimize=len(xs) > 2))
+        return xp.asarray(xp.einsum(self.spec, *xs, optimize=len(xs) > 2))
 
     def backward(self, g):
+        xp = array_module(g)
         ins, out = self.ins, self.out
         grads = []
         for i, x in enumerate(self.xs):
@@ -929,26 +1024,26 @@ class Einsum(Function):
             letters = ins[i]
             # Letters of xᵢ seen nowhere else: the gradient is constant along them.
             target = "".join(dict.fromkeys(c for c in letters if c in have))
-            gi = np.einsum(",".join([out] + others) + "->" + target, *ops,
+            gi = xp.einsum(",".join([out] + others) + "->" + target, *ops,
                            optimize=len(ops) > 2)
             full = {c: x.shape[letters.index(c)] for c in letters}
             shape_t = tuple(full[c] for c in target)
-            gi = np.broadcast_to(gi, shape_t)
+            gi = xp.broadcast_to(gi, shape_t)
             # Expand to xᵢ's own letters (missing ones broadcast, repeated ones on the diagonal).
             uniq = "".join(dict.fromkeys(letters))   # target is uniq less some letters, in order
             gu = gi
             for c in uniq:
                 if c not in target:
-                    gu = np.expand_dims(gu, uniq.index(c))
-            gu = np.broadcast_to(gu, tuple(full[c] for c in uniq))
+                    gu = xp.expand_dims(gu, uniq.index(c))
+            gu = xp.broadcast_to(gu, tuple(full[c] for c in uniq))
             if len(uniq) == len(letters):
-                gx = np.einsum(uniq + "->" + letters, gu) if uniq != letters else gu
+                gx = xp.einsum(uniq + "->" + letters, gu) if uniq != letters else gu
             else:
-                gx = np.zeros(x.shape, g.dtype)
-                view = np.einsum(letters + "->" + uniq, gx)
+                gx = xp.zeros(x.shape, g.dtype)
+                view = xp.einsum(letters + "->" + uniq, gx)
                 view.flags.writeable = True
                 view[...] = gu
-            grads.append(np.ascontiguousarray(gx, dtype=g.dtype))
+            grads.append(xp.ascontiguousarray(gx, dtype=g.dtype))
         return tuple(grads)
 
 
@@ -1019,7 +1114,8 @@ def _quantile(x, q, axis, method, keepdims, op, ignore_nan=False):
     if method not in _QUANTILE_METHODS:
         raise ValueError(f"{op}: method must be one of {_QUANTILE_METHODS}, received {method!r}")
     x = _float_data(x, op)
-    qd = np.asarray(q.data if isinstance(q, Tensor) else q, dtype=np.float64)
+    xp = array_module(x.data)
+    qd = to_numpy(q.data if isinstance(q, Tensor) else q).astype(np.float64)   # host, checked
     if qd.ndim > 1 or not np.all((qd >= 0) & (qd <= 1)):
         raise ValueError(f"{op}: q must be a scalar or 1-D, within the range allowed, "
                          f"received {q!r}")
@@ -1032,24 +1128,24 @@ def _quantile(x, q, axis, method, keepdims, op, ignore_nan=False):
         raise ValueError(f"{op}: cannot take a quantile over an empty axis (shape {x.shape})")
     xs = sort(xt, axis=-1)
     if ignore_nan:
-        n = np.sum(~np.isnan(xt.data), axis=-1, keepdims=True)
+        n = xp.sum(~xp.isnan(xt.data), axis=-1, keepdims=True)
     else:
-        n = np.full(xt.shape[:-1] + (1,), n_all)
-    qs = qd.reshape(-1)
-    pos = qs * (np.maximum(n, 1) - 1)                 # (…, len q)
-    lo, hi = np.floor(pos), np.ceil(pos)
+        n = xp.full(xt.shape[:-1] + (1,), n_all)
+    qs = qd.reshape(-1) if xp is np else xp.asarray(qd.reshape(-1))
+    pos = qs * (xp.maximum(n, 1) - 1)                 # (…, len q)
+    lo, hi = xp.floor(pos), xp.ceil(pos)
     if method == "lower":
         hi = lo
     elif method == "higher":
         lo = hi
     elif method == "nearest":
-        lo = hi = np.round(pos)
+        lo = hi = xp.round(pos)
     frac = 0.5 * (hi != lo) if method == "midpoint" else pos - lo
     lo_i, hi_i = lo.astype(np.intp), hi.astype(np.intp)
     a, b = take_along_axis(xs, lo_i, axis=-1), take_along_axis(xs, hi_i, axis=-1)
     out = a + _m.multiply(b - a, frac.astype(x.data.dtype))
     if ignore_nan:
-        out = _m.where(n == 0, Tensor(np.full((), np.nan, x.data.dtype)), out)
+        out = _m.where(n == 0, Tensor(xp.full((), np.nan, x.data.dtype)), out)
     if keepdims:
         shape = [1 if a in axes else x.shape[a] for a in range(x.ndim)]
         out = _m.reshape(moveaxis(out, -1, 0), (len(qs),) + tuple(shape))
@@ -1065,7 +1161,7 @@ def quantile(x, q, axis=None, method="linear", keepdims=False):
 
 def percentile(x, q, axis=None, method="linear", keepdims=False):
     """The q-th percentiles (q ∈ [0, 100]) along ``axis``."""
-    return _quantile(x, np.asarray(q.data if isinstance(q, Tensor) else q) / 100, axis, method,
+    return _quantile(x, to_numpy(q.data if isinstance(q, Tensor) else q) / 100, axis, method,
                      keepdims, "percentile")
 
 
@@ -1078,7 +1174,7 @@ def nanquantile(x, q, axis=None, method="linear", keepdims=False):
 
 
 def nanpercentile(x, q, axis=None, method="linear", keepdims=False):
-    return _quantile(x, np.asarray(q.data if isinstance(q, Tensor) else q) / 100, axis, method,
+    return _quantile(x, to_numpy(q.data if isinstance(q, Tensor) else q) / 100, axis, method,
                      keepdims, "nanpercentile", ignore_nan=True)
 
 
@@ -1089,8 +1185,9 @@ def nanmedian(x, axis=None, keepdims=False):
 # ------------------------------------------- NaN-ignoring reductions (NaN → neutral)
 def _nan_fill(x, value, op):
     x = _t(x, op)
-    nan = np.isnan(x.data) if x.data.dtype.kind == "f" else np.zeros(x.shape, bool)
-    return _m.where(nan, Tensor(np.asarray(value, dtype=x.data.dtype)), x), nan
+    xp = array_module(x.data)
+    nan = xp.isnan(x.data) if x.data.dtype.kind == "f" else xp.zeros(x.shape, bool)
+    return _m.where(nan, Tensor(xp.asarray(value, dtype=x.data.dtype)), x), nan
 
 
 def nansum(x, axis=None, keepdims=False):
@@ -1112,8 +1209,9 @@ def nancumprod(x, axis=None, dtype=None):
 def nanmean(x, axis=None, keepdims=False):
     """Σ of the non-NaN values / their count (NaN where there are none)."""
     x = _float_data(x, "nanmean")
+    xp = array_module(x.data)
     filled, nan = _nan_fill(x, 0, "nanmean")
-    count = np.sum(~nan, axis=_axis(axis, x.ndim, "nanmean"), keepdims=keepdims)
+    count = xp.sum(~nan, axis=_axis(axis, x.ndim, "nanmean"), keepdims=keepdims)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _m.sum(filled, axis=axis, keepdims=keepdims) / count.astype(x.data.dtype)
 
@@ -1131,11 +1229,12 @@ def nanstd(x, axis=None, keepdims=False):
 
 def _nan_extremum(x, axis, keepdims, largest, op):
     x = _t(x, op)
+    xp = array_module(x.data)
     filled, nan = _nan_fill(x, -np.inf if largest else np.inf, op)
     out = (_m.max if largest else _m.min)(filled, axis=axis, keepdims=keepdims)
-    none = np.all(nan, axis=_axis(axis, x.ndim, op), keepdims=keepdims)
+    none = xp.all(nan, axis=_axis(axis, x.ndim, op), keepdims=keepdims)
     if none.any():
-        out = _m.where(none, Tensor(np.full((), np.nan, x.data.dtype)), out)
+        out = _m.where(none, Tensor(xp.full((), np.nan, x.data.dtype)), out)
     return out
 
 
@@ -1162,14 +1261,16 @@ class Sinc(Function):
     """y = sin(πx)/(πx), y(0) = 1;  dy/dx = (cos(πx) − y)/x, 0 at x = 0."""
 
     def forward(self, x):
+        xp = array_module(x)
         self.x = x
-        self.y = y = np.sinc(x)
+        self.y = y = xp.sinc(x)
         return y
 
     def backward(self, g):
+        xp = array_module(g)
         x = self.x
-        safe = np.where(x == 0, 1, x)
-        d = np.where(x == 0, 0, (np.cos(np.pi * x) - self.y) / safe)
+        safe = xp.where(x == 0, 1, x)
+        d = xp.where(x == 0, 0, (xp.cos(np.pi * x) - self.y) / safe)
         return (g * d.astype(g.dtype, copy=False),)
 
 
@@ -1186,77 +1287,84 @@ def logaddexp2(x1, x2):
 
 def fmax(x1, x2):
     """Elementwise maximum that ignores NaN (NaN only where both are NaN)."""
+    xp = _xp(x1, x2)
     a, b = _m._pair(x1, x2, "fmax")
-    return _m.where(np.isnan(b.data) | (a.data >= b.data), a, b) if a.data.dtype.kind == "f" or \
+    return _m.where(xp.isnan(b.data) | (a.data >= b.data), a, b) if a.data.dtype.kind == "f" or \
         b.data.dtype.kind == "f" else _m.maximum(a, b)
 
 
 def fmin(x1, x2):
     """Elementwise minimum that ignores NaN (NaN only where both are NaN)."""
+    xp = _xp(x1, x2)
     a, b = _m._pair(x1, x2, "fmin")
-    return _m.where(np.isnan(b.data) | (a.data <= b.data), a, b) if a.data.dtype.kind == "f" or \
+    return _m.where(xp.isnan(b.data) | (a.data <= b.data), a, b) if a.data.dtype.kind == "f" or \
         b.data.dtype.kind == "f" else _m.minimum(a, b)
 
 
 def fmod(x1, x2):
     """x1 − trunc(x1/x2)·x2, the remainder with the sign of x1;  ∂/∂x1 = 1, ∂/∂x2 = −trunc(x1/x2)."""
+    xp = _xp(x1, x2)
     a, b = _m._pair(x1, x2, "fmod")
     if a.data.dtype.kind in "iub" and b.data.dtype.kind in "iub":
-        return Tensor(np.fmod(a.data, b.data))
+        return Tensor(xp.fmod(a.data, b.data))
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.trunc(a.data / b.data)
+        t = xp.trunc(a.data / b.data)
     return a - _m.multiply(b, t.astype(np.result_type(a.data, b.data)))
 
 
 def ldexp(x1, x2):
     """x1 · 2^x2 (x2 integers)."""
+    xp = _xp(x1, x2)
     a, b = _m._pair(x1, x2, "ldexp")
     if b.data.dtype.kind not in "iu":
         raise TypeError(f"ldexp: x2 must be integers, received dtype {b.data.dtype}")
     a = _float_data(a, "ldexp")
-    return _m.multiply(a, np.ldexp(np.ones((), a.data.dtype), b.data))
+    return _m.multiply(a, xp.ldexp(xp.ones((), a.data.dtype), b.data))
 
 
 def _integer_binary(name, f, doc):
     def op(x1, x2):
+        xp = _xp(x1, x2)
         a, b = _m._pair(x1, x2, name)
         for v, arg in ((a, "x1"), (b, "x2")):
             if v.data.dtype.kind not in "iub":
                 raise TypeError(f"{name}: {arg} must be integers or booleans, received dtype "
                                 f"{v.data.dtype}")
-        return Tensor(np.asarray(f(a.data, b.data)))
+        return Tensor(xp.asarray(f(a.data, b.data)))
     op.__name__ = op.__qualname__ = name
     op.__doc__ = doc
     return op
 
 
-bitwise_and = _integer_binary("bitwise_and", np.bitwise_and, "Bitwise x & y.")
-bitwise_or = _integer_binary("bitwise_or", np.bitwise_or, "Bitwise x | y.")
-bitwise_xor = _integer_binary("bitwise_xor", np.bitwise_xor, "Bitwise x ^ y.")
-bitwise_left_shift = _integer_binary("bitwise_left_shift", np.left_shift, "x << y.")
-bitwise_right_shift = _integer_binary("bitwise_right_shift", np.right_shift, "x >> y.")
-left_shift = _integer_binary("left_shift", np.left_shift, "x << y.")
-right_shift = _integer_binary("right_shift", np.right_shift, "x >> y.")
-gcd = _integer_binary("gcd", np.gcd, "Greatest common divisor.")
-lcm = _integer_binary("lcm", np.lcm, "Least common multiple.")
+bitwise_and = _integer_binary("bitwise_and", _dx.bitwise_and, "Bitwise x & y.")
+bitwise_or = _integer_binary("bitwise_or", _dx.bitwise_or, "Bitwise x | y.")
+bitwise_xor = _integer_binary("bitwise_xor", _dx.bitwise_xor, "Bitwise x ^ y.")
+bitwise_left_shift = _integer_binary("bitwise_left_shift", _dx.left_shift, "x << y.")
+bitwise_right_shift = _integer_binary("bitwise_right_shift", _dx.right_shift, "x >> y.")
+left_shift = _integer_binary("left_shift", _dx.left_shift, "x << y.")
+right_shift = _integer_binary("right_shift", _dx.right_shift, "x >> y.")
+gcd = _integer_binary("gcd", _dx.gcd, "Greatest common divisor.")
+lcm = _integer_binary("lcm", _dx.lcm, "Least common multiple.")
 
 
 def bitwise_invert(x):
+    xp = _xp(x)
     d = _t(x, "bitwise_invert").data
     if d.dtype.kind not in "iub":
         raise TypeError(f"bitwise_invert: x must be integers or booleans, received dtype {d.dtype}")
-    return Tensor(np.invert(d))
+    return Tensor(xp.invert(d))
 
 
 bitwise_not = bitwise_invert
 
-signbit = _predicate("signbit", np.signbit, "True where the sign bit is set (also −0.0).")
-isreal = _predicate("isreal", np.isreal, "True where x has no imaginary part.")
+signbit = _predicate("signbit", _dx.signbit, "True where the sign bit is set (also −0.0).")
+isreal = _predicate("isreal", _dx.isreal, "True where x has no imaginary part.")
 
 
 def nextafter(x1, x2):
+    xp = _xp(x1, x2)
     a, b = _m._pair(x1, x2, "nextafter")
-    return Tensor(np.nextafter(_float_data(a, "nextafter").data, _float_data(b, "nextafter").data))
+    return Tensor(xp.nextafter(_float_data(a, "nextafter").data, _float_data(b, "nextafter").data))
 
 
 def real(x):
@@ -1279,12 +1387,14 @@ def imag(x):
 
 def angle(x):
     """The argument of x: 0 for x ≥ 0, π for x < 0 on real tensors (no gradient)."""
-    return Tensor(np.angle(_float_data(x, "angle").data).astype(_float_data(x, "angle").data.dtype))
+    xp = _xp(x)
+    return Tensor(xp.angle(_float_data(x, "angle").data).astype(_float_data(x, "angle").data.dtype))
 
 
 def isin(x1, x2, assume_unique=False, invert=False):
+    xp = _xp(x1, x2, assume_unique, invert)
     a, b = _t(x1, "isin").data, _t(x2, "isin").data
-    return Tensor(np.isin(a, b, assume_unique=assume_unique, invert=invert))
+    return Tensor(xp.isin(a, b, assume_unique=assume_unique, invert=invert))
 
 
 def copy(x):
@@ -1466,13 +1576,14 @@ def kron(x1, x2):
 
 def vander(x, N=None, increasing=False):
     """Columns x^(N−1), …, x⁰ (reversed when ``increasing``)."""
+    xp = _xp(x, N, increasing)
     x = _t(x, "vander")
     if x.ndim != 1:
         raise ValueError(f"vander: x must be 1-D, received shape {x.shape}")
     N = x.shape[0] if N is None else int(N)
-    p = np.arange(N) if increasing else np.arange(N - 1, -1, -1)
+    p = xp.arange(N) if increasing else xp.arange(N - 1, -1, -1)
     if x.data.dtype.kind in "iu":
-        return Tensor(np.power.outer(x.data, p))
+        return Tensor(xp.power.outer(x.data, p))
     return _m.power(_m.reshape(x, (-1, 1)), p.astype(x.data.dtype))
 
 
@@ -1519,6 +1630,7 @@ def corrcoef(x):
 def correlate(x1, x2, mode="valid"):
     """Cross-correlation of two 1-D tensors, z_k = Σ_n a_{n+k} b_n (NumPy's ``correlate``),
     written as a product of the zero-padded windows of a with b, so both are differentiable."""
+    xp = _xp(x1, x2)
     if mode not in ("valid", "same", "full"):
         raise ValueError(f"correlate: mode must be 'valid', 'same' or 'full', received {mode!r}")
     a, b = _m._pair(x1, x2, "correlate")
@@ -1528,7 +1640,7 @@ def correlate(x1, x2, mode="valid"):
     a, b = _float_data(a, "correlate"), _float_data(b, "correlate")
     n, m = a.shape[0], b.shape[0]
     pad = _m.pad(a, [(m - 1, m - 1)])
-    windows = _m.get_item(pad, np.arange(n + m - 1)[:, None] + np.arange(m)[None, :])
+    windows = _m.get_item(pad, xp.arange(n + m - 1)[:, None] + xp.arange(m)[None, :])
     full = _m.matmul(windows, b)          # k = −(m − 1) … n − 1
     length = {"full": n + m - 1, "same": _b.max(n, m), "valid": _b.max(n, m) - _b.min(n, m) + 1}[mode]
     if mode == "full":
@@ -1542,27 +1654,30 @@ def correlate(x1, x2, mode="valid"):
 
 def digitize(x, bins):
     """Index of the bin each value falls in (int32): bins[i−1] ≤ x < bins[i] for increasing bins."""
+    xp = _xp(x, bins)
     d = _t(x, "digitize").data
-    b = np.asarray(bins.data if isinstance(bins, Tensor) else bins)
+    b = xp.asarray(bins.data if isinstance(bins, Tensor) else bins)
     if b.ndim != 1:
         raise ValueError(f"digitize: bins must be 1-D, received shape {b.shape}")
-    return Tensor(np.digitize(d, b).astype(np.int32))
+    return Tensor(xp.digitize(d, b).astype(np.int32))
 
 
 def searchsorted(sorted_sequence, values, side="left"):
     """Indices (int32) where ``values`` would be inserted to keep ``sorted_sequence`` sorted."""
+    xp = _xp(sorted_sequence, values, side)
     if side not in ("left", "right"):
         raise ValueError(f"searchsorted: side must be 'left' or 'right', received {side!r}")
     s = _t(sorted_sequence, "searchsorted").data
     v = _t(values, "searchsorted").data
     if s.ndim != 1:
         raise ValueError(f"searchsorted: sorted_sequence must be 1-D, received shape {s.shape}")
-    return Tensor(np.searchsorted(s, v, side=side).astype(np.int32))
+    return Tensor(xp.searchsorted(s, v, side=side).astype(np.int32))
 
 
 def bincount(x, weights=None, minlength=0, sparse=False):
     """Count of each non-negative int in x (weighted sums with ``weights``); a 2-D x counts row
     by row, as Keras."""
+    xp = _xp(x, weights, minlength, sparse)
     if sparse:
         raise NotImplementedError("bincount: sparse=True is not supported by axone")
     d = _t(x, "bincount").data
@@ -1577,8 +1692,7 @@ def bincount(x, weights=None, minlength=0, sparse=False):
         raise ValueError(f"bincount: weights of shape {w.shape} must match x of shape {d.shape}")
     length = _b.max(int(minlength), int(d.max()) + 1 if d.size else 0)
     rows = d.reshape(-1, d.shape[-1]) if d.ndim == 2 else d.reshape(1, -1)
-    onehot = np.zeros(rows.shape + (length,), dtype=bool)
-    np.put_along_axis(onehot, rows[..., None], True, axis=-1)
+    onehot = rows[..., None] == xp.arange(length)
     if w is None:
         out = Tensor(onehot.sum(axis=-2).astype(np.int32))
     else:
@@ -1590,29 +1704,32 @@ def bincount(x, weights=None, minlength=0, sparse=False):
 
 def argpartition(x, kth, axis=-1):
     """Indices (int32) that put the kth element in its sorted place, smaller ones before it."""
+    xp = _xp(x, kth)
     d = _t(x, "argpartition").data
     ax = _axis(axis, d.ndim, "argpartition")[0]
     if not isinstance(kth, (int, np.integer)) or not -d.shape[ax] <= kth < d.shape[ax]:
         raise ValueError(f"argpartition: kth must be an int index into axis {ax} of size "
                          f"{d.shape[ax]}, received {kth!r}")
-    return Tensor(np.argpartition(d, kth, axis=ax).astype(np.int32))
+    return Tensor(xp.argpartition(d, kth, axis=ax).astype(np.int32))
 
 
 def nonzero(x):
     """A tuple of index tensors (int32), one per axis, of the non-zero elements."""
+    xp = _xp(x)
     d = _t(x, "nonzero").data
-    return tuple(Tensor(i.astype(np.int32)) for i in np.nonzero(d))
+    return tuple(Tensor(i.astype(np.int32)) for i in xp.nonzero(d))
 
 
 def unravel_index(indices, shape):
     """The coordinates (a tuple of int32 tensors) of flat ``indices`` in an array of ``shape``."""
+    xp = _xp(indices)
     i = _indices(indices, "unravel_index")
     shape = _shape(shape, "unravel_index")
     n = int(np.prod(shape))
     if i.size and (i.min() < 0 or i.max() >= n):
         raise ValueError(f"unravel_index: indices must lie in [0, {n}) for shape {shape}, "
                          f"received values from {i.min()} to {i.max()}")
-    return tuple(Tensor(c.astype(np.int32)) for c in np.unravel_index(i, shape))
+    return tuple(Tensor(c.astype(np.int32)) for c in xp.unravel_index(i, shape))
 
 
 def unique(x, sorted=True, return_index=False, return_inverse=False, return_counts=False,  # noqa: A002
@@ -1622,15 +1739,16 @@ def unique(x, sorted=True, return_index=False, return_inverse=False, return_coun
     if not sorted:
         raise NotImplementedError("unique: sorted=False is not supported by axone")
     d = _t(x, "unique").data
-    res = np.unique(d, return_index=True, return_inverse=True, return_counts=True, axis=axis)
+    xp = array_module(d)
+    res = xp.unique(d, return_index=True, return_inverse=True, return_counts=True, axis=axis)
     vals, first, inv, counts = res
     if size is not None:
         size = int(size)
         fill = vals.min() if fill_value is None and vals.size else (fill_value or 0)
         pad = _b.max(size - len(vals), 0)
-        vals = np.concatenate([vals[:size], np.full((pad,) + vals.shape[1:], fill, vals.dtype)])
-        first = np.concatenate([first[:size], np.zeros(pad, first.dtype)])
-        counts = np.concatenate([counts[:size], np.zeros(pad, counts.dtype)])
+        vals = xp.concatenate([vals[:size], xp.full((pad,) + vals.shape[1:], fill, vals.dtype)])
+        first = xp.concatenate([first[:size], xp.zeros(pad, first.dtype)])
+        counts = xp.concatenate([counts[:size], xp.zeros(pad, counts.dtype)])
     out = [Tensor(vals)]
     if return_index:
         out.append(Tensor(first.astype(np.int32)))
@@ -1645,23 +1763,25 @@ def histogram(x, bins=10, range=None):  # noqa: A002 - keras.ops argument name
     """Counts of x in ``bins`` equal bins over ``range`` (default: x's min and max), and the
     bin edges."""
     d = _t(x, "histogram").data
+    xp = array_module(d)
     if d.ndim != 1:
         raise ValueError(f"histogram: x must be 1-D, received shape {d.shape}")
     if not isinstance(bins, (int, np.integer)) or bins <= 0:
         raise ValueError(f"histogram: bins must be a positive int, received {bins!r}")
-    counts, edges = np.histogram(d, bins=int(bins), range=range)
+    counts, edges = xp.histogram(d, bins=int(bins), range=range)
     return Tensor(counts.astype(np.int32)), Tensor(edges.astype(_float_data(x, "histogram").data.dtype))
 
 
 def select(condlist, choicelist, default=0):
     """The first choice whose condition holds, elementwise, else ``default``; differentiable in
     the choices."""
+    xp = _xp(condlist, choicelist, default)
     if len(condlist) != len(choicelist) or not condlist:
         raise ValueError(f"select: condlist and choicelist must be non-empty and of the same "
                          f"length, received {len(condlist)} and {len(choicelist)}")
     out = _t(default, "select")
     for c, v in zip(reversed(list(condlist)), reversed(list(choicelist))):
-        c = np.asarray(c.data if isinstance(c, Tensor) else c, dtype=bool)
+        c = xp.asarray(c.data if isinstance(c, Tensor) else c, dtype=bool)
         out = _m.where(c, v, out)
     return out
 
@@ -1675,17 +1795,20 @@ def vectorize(pyfunc, *, excluded=None, signature=None):
         excluded=excluded, signature=signature)
 
     def wrapped(*args, **kwargs):
-        vals = [a.data if isinstance(a, Tensor) else a for a in args]
-        return Tensor(np.asarray(vf(*vals, **kwargs)))
+        xp = _xp(*args)                  # numpy.vectorize runs on the host
+        vals = [to_numpy(a.data) if isinstance(a, Tensor) else a for a in args]
+        out = np.asarray(vf(*vals, **kwargs))
+        return Tensor(out if xp is np else xp.asarray(out))
     return wrapped
 
 
 def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
     """num values spaced evenly on a log scale from start to stop."""
     _check_num(num, "geomspace")
-    if np.any(np.asarray(start) == 0) or np.any(np.asarray(stop) == 0):
+    if np.any(to_numpy(start) == 0) or np.any(to_numpy(stop) == 0):
         raise ValueError("geomspace: start and stop must be non-zero")
-    out = np.geomspace(np.asarray(start), np.asarray(stop), num, endpoint=endpoint, axis=axis)
+    xp = current_module()
+    out = xp.geomspace(_host_to(xp, start), _host_to(xp, stop), num, endpoint=endpoint, axis=axis)
     return Tensor(out.astype(_floatx(dtype)))
 
 
@@ -1694,24 +1817,25 @@ def _window(name, f, doc):
         if not isinstance(x, (int, np.integer)) or x < 0:
             raise ValueError(f"{name}: x (the window length) must be a non-negative int, "
                              f"received {x!r}")
-        return Tensor(f(int(x)).astype(backend.floatx()))
+        return Tensor(getattr(current_module(), f)(int(x)).astype(backend.floatx()))
     op.__name__ = op.__qualname__ = name
     op.__doc__ = doc
     return op
 
 
-bartlett = _window("bartlett", np.bartlett, "The Bartlett (triangular) window of length x.")
-blackman = _window("blackman", np.blackman, "The Blackman window of length x.")
-hamming = _window("hamming", np.hamming, "The Hamming window of length x.")
-hanning = _window("hanning", np.hanning, "The Hann window of length x.")
+bartlett = _window("bartlett", "bartlett", "The Bartlett (triangular) window of length x.")
+blackman = _window("blackman", "blackman", "The Blackman window of length x.")
+hamming = _window("hamming", "hamming", "The Hamming window of length x.")
+hanning = _window("hanning", "hanning", "The Hann window of length x.")
 
 
 def kaiser(x, beta):
     """The Kaiser window of length x with shape parameter beta."""
+    xp = current_module()
     if not isinstance(x, (int, np.integer)) or x < 0:
         raise ValueError(f"kaiser: x (the window length) must be a non-negative int, "
                          f"received {x!r}")
-    return Tensor(np.kaiser(int(x), float(beta)).astype(backend.floatx()))
+    return Tensor(xp.kaiser(int(x), float(beta)).astype(backend.floatx()))
 
 
 __all__ += [
@@ -1733,20 +1857,22 @@ __all__ += [
 def _i1(x):
     """Modified Bessel function I₁ as the mean over a full period of e^(x cos θ) cos θ (the
     trapezoid rule, exact to rounding for a periodic integrand once the points outnumber |x|)."""
-    n = int(_b.min(32 + 2 * np.abs(x).max(initial=0.0), 4096))
-    theta = (np.arange(n) + 0.5) * (2 * np.pi / n)
-    c = np.cos(theta)
+    xp = _xp(x)
+    n = int(_b.min(32 + 2 * (float(abs(x).max()) if x.size else 0.0), 4096))
+    theta = (xp.arange(n) + 0.5) * (2 * np.pi / n)
+    c = xp.cos(theta)
     with np.errstate(over="ignore"):
-        i1 = np.mean(np.exp(np.multiply.outer(x, c)) * c, axis=-1)
-    return np.where(x == 0, 0, i1).astype(x.dtype, copy=False)   # I₁ is odd: exactly 0 at 0
+        i1 = xp.mean(xp.exp(xp.multiply.outer(x, c)) * c, axis=-1)
+    return xp.where(x == 0, 0, i1).astype(x.dtype, copy=False)   # I₁ is odd: exactly 0 at 0
 
 
 class I0(Function):
     """y = I₀(x), the modified Bessel function of order 0;  dy/dx = I₁(x)."""
 
     def forward(self, x):
+        xp = array_module(x)
         self.x = x
-        return np.i0(x).astype(x.dtype, copy=False)
+        return xp.i0(x).astype(x.dtype, copy=False)
 
     def backward(self, g):
         return (g * _i1(self.x),)
@@ -1760,21 +1886,24 @@ class LogAbsDet(Function):
     """y = ln |det A| over the last two axes;  dy/dA = A⁻ᵀ."""
 
     def forward(self, a):
+        xp = array_module(a)
         self.a = a
-        return np.linalg.slogdet(a)[1]
+        return xp.linalg.slogdet(a)[1]
 
     def backward(self, g):
-        inv = np.linalg.inv(self.a)
-        return (g[..., None, None] * np.swapaxes(inv, -1, -2),)
+        xp = array_module(g)
+        inv = xp.linalg.inv(self.a)
+        return (g[..., None, None] * xp.swapaxes(inv, -1, -2),)
 
 
 def slogdet(x):
     """(sign det x, ln |det x|) over the last two axes; the log is differentiable."""
+    xp = _xp(x)
     x = _float_data(x, "slogdet")
     if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
         raise ValueError(f"slogdet: x must be a (batch of) square matrices, received shape "
                          f"{x.shape}")
-    sign = np.linalg.slogdet(x.data)[0].astype(x.data.dtype)
+    sign = xp.linalg.slogdet(x.data)[0].astype(x.data.dtype)
     return Tensor(sign), LogAbsDet.apply(x)
 
 
