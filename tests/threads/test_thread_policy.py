@@ -241,3 +241,42 @@ def test_one_batch_predict_checks_its_input():
         m.predict(np.ones((2, 4), np.float32), verbose=0)
     with pytest.raises(ValueError, match="NaN"):
         m.predict(np.array([[1.0, np.nan, 0.0]], np.float32), verbose=0)
+
+
+# ------------------------------------------------------------------ products outside scopes
+def test_mid_size_products_outside_scopes_run_on_one_blas_thread(blas3, monkeypatch):
+    from axone.autograd.tape import GradientTape
+    from axone.ops import _parallel as P
+    opened = []
+
+    class Recording(backend.blas_threads):
+        def __enter__(self):
+            opened.append((self.n, len(backend._blas_scopes)))
+            return super().__enter__()
+    monkeypatch.setattr(backend, "blas_threads", Recording)
+    monkeypatch.setattr(backend, "EAGER_MIN_WORK", 1 << 40)      # model(x) takes no scope
+    m = _seq((64,), layers.Dense(128), layers.Dense(4))
+    x = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    assert 64 * 64 * 128 >= P._PIN_MIN_WORK
+    with GradientTape() as tape:
+        loss = axone.ops.sum(m(x))
+    fwd = len(opened)
+    grads = tape.gradient(loss, m.trainable_variables)
+    # the first layer's products (64x64x128) are pinned, the second's (64x128x4) too small;
+    # backward: the first kernel's gradient (its input needs none)
+    assert fwd == 1 and len(opened) == 2 and all(o == (1, 0) for o in opened)
+    assert backend.get_blas_threads() == 3
+    # the same numbers as under one scope (products on one BLAS thread either way)
+    with backend.blas_threads(1):
+        with GradientTape() as tape:
+            loss1 = axone.ops.sum(m(x))
+        grads1 = tape.gradient(loss1, m.trainable_variables)
+    for g, g1 in zip(grads, grads1):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(g1))
+    # small products, and products inside an open scope, open nothing
+    opened.clear()
+    m(x[:1])
+    assert opened == []
+    monkeypatch.setattr(P, "_PIN", False)
+    m(x)
+    assert opened == []
