@@ -939,9 +939,11 @@ class Diagonal(Function):
     def backward(self, g):
         xp = array_module(g)
         out = xp.zeros(self.sx, g.dtype)
-        view = xp.diagonal(out, self.offset, self.axis1, self.axis2)
-        view.flags.writeable = True   # a view into ``out``, which is ours
-        view[...] = g
+        # the two axes last (a view into ``out``), then the diagonal's places by index
+        moved = xp.moveaxis(out, (self.axis1, self.axis2), (-2, -1))
+        k, n = self.offset, g.shape[-1]
+        i = xp.arange(n)
+        moved[..., i + _b.max(-k, 0), i + _b.max(k, 0)] = g
         return (out,)
 
 
@@ -1039,12 +1041,28 @@ class Einsum(Function):
             if len(uniq) == len(letters):
                 gx = xp.einsum(uniq + "->" + letters, gu) if uniq != letters else gu
             else:
-                gx = xp.zeros(x.shape, g.dtype)
-                view = xp.einsum(letters + "->" + uniq, gx)
-                view.flags.writeable = True
-                view[...] = gu
+                gx = _on_diagonals(xp, gu, uniq, letters, full, g.dtype)
             grads.append(xp.ascontiguousarray(gx, dtype=g.dtype))
         return tuple(grads)
+
+
+def _on_diagonals(xp, gu, uniq, letters, full, dtype):
+    """The array over ``letters`` (some repeated) that is ``gu`` (over the distinct ``uniq``)
+    on the diagonals of the repeated letters and 0 elsewhere: each repeat of a letter c gets a
+    fresh letter c′ and a factor δ(c, c′), g_x = einsum(gu, δ…)."""
+    spare = iter(c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                 if c not in letters)
+    seen, out, deltas = set(), [], []
+    for c in letters:
+        if c in seen:
+            f = next(spare)
+            out.append(f)
+            deltas.append(c + f)
+        else:
+            seen.add(c)
+            out.append(c)
+    eyes = [xp.eye(full[d[0]], dtype=dtype) for d in deltas]
+    return xp.einsum(",".join([uniq] + deltas) + "->" + "".join(out), gu, *eyes)
 
 
 def _parse_einsum(subscripts, shapes):
