@@ -17,7 +17,8 @@ __all__ = ["install_keras_alias", "uninstall_keras_alias", "UnsupportedKerasName
 _ROOTS = ("keras", "keras_core", "tensorflow.keras")
 _SUBMODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks", "regularizers",
                "constraints", "initializers", "activations", "utils", "datasets", "backend", "ops",
-               "applications", "optimizers.schedules", "preprocessing", "random", "saving", "wrappers"}
+               "applications", "optimizers.schedules", "preprocessing", "random", "saving", "wrappers",
+               "distribution"}
 # Keras names whose axone module lives elsewhere than axone.<name>
 _MODULE_OF = {"ops": "axone.compat.keras_ops", "ops.numpy": "axone.compat.keras_ops_numpy",
               "ops.nn": "axone.compat.keras_ops_nn", "ops.linalg": "axone.compat.keras_ops_linalg",

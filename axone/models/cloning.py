@@ -16,6 +16,19 @@ def _default_clone(layer):
 
 def clone_model(model, input_tensors=None, clone_function=None, call_function=None,
                 recursive=False, **kwargs):
+    """A new model with ``model``'s architecture and new weights; compiled with the same
+    losses, metrics (new objects) and optimizer config (fresh state) when ``model`` was
+    compiled, as Keras 3 does.
+
+    Args: see :func:`_clone`."""
+    clone = _clone(model, input_tensors, clone_function, call_function, recursive, **kwargs)
+    if getattr(model, "compiled", False):
+        saving.compile_from_entry(clone, saving.compile_entry(model))
+    return clone
+
+
+def _clone(model, input_tensors=None, clone_function=None, call_function=None,
+           recursive=False, **kwargs):
     """A new model with ``model``'s architecture and new weights.
 
     Args:

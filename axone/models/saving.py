@@ -496,9 +496,7 @@ def save_model(model, path, include_optimizer=True, save_format=None):
             "model": model.name}
     entries["config.json"] = json.dumps(serialize_model(model), indent=1).encode("utf-8")
     if getattr(model, "compiled", False):
-        comp = {"loss": _serialize_loss(model._loss_spec), "metrics": _serialize_metric(model._metrics_spec),
-                "weighted_metrics": _serialize_metric(model._weighted_spec),
-                "loss_weights": model._loss_weights_spec}
+        comp = compile_entry(model, optimizer=False)
         if include_optimizer and model.optimizer is not None:
             comp["optimizer"], arrays = _optimizer_entries(model.optimizer)
             for name, arr in arrays.items():
@@ -506,6 +504,32 @@ def save_model(model, path, include_optimizer=True, save_format=None):
         entries["compile.json"] = json.dumps(comp, indent=1).encode("utf-8")
     entries["axone.json"] = json.dumps(meta, indent=1).encode("utf-8")
     atomic_write_zip(path, entries)
+
+
+def compile_entry(model, optimizer=True):
+    """The arguments ``model`` was compiled with, as a JSON object (``{}`` when it is not
+    compiled): losses and metrics serialized, and with ``optimizer`` the optimizer's class and
+    config (its state stays out: a model compiled from this entry starts fresh)."""
+    if not getattr(model, "compiled", False):
+        return {}
+    comp = {"loss": _serialize_loss(model._loss_spec), "metrics": _serialize_metric(model._metrics_spec),
+            "weighted_metrics": _serialize_metric(model._weighted_spec),
+            "loss_weights": model._loss_weights_spec}
+    if optimizer and model.optimizer is not None:
+        comp["optimizer"] = {"class_name": type(model.optimizer).__name__,
+                             "config": _optimizer_config(model.optimizer)}
+    return comp
+
+
+def compile_from_entry(model, comp, custom_objects=None):
+    """Compile ``model`` with the arguments of a :func:`compile_entry` (new metric objects and
+    a new optimizer of the same config)."""
+    from .. import losses, metrics
+    comp = dict(comp)
+    opt = comp.pop("optimizer", None)
+    if opt is not None:
+        comp["optimizer"] = dict(opt, state={})
+    _compile_from_entry(model, comp, {}, "compile_config", custom_objects, losses, metrics)
 
 
 def layer_config(layer):

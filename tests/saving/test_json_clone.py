@@ -119,3 +119,29 @@ def test_save_model_load_model_functions(tmp_path):
     np.testing.assert_allclose(c.predict(_x(), verbose=0), m.predict(_x(), verbose=0))
     with pytest.raises(ValueError, match="overwrite=False"):
         saving.save_model(m, p, overwrite=False)
+
+
+def test_clone_of_a_compiled_model_is_compiled_alike_with_fresh_state():
+    """Keras 3: clone_model compiles the clone when the original was compiled (same losses and
+    metrics, new metric objects, the optimizer's config with fresh state)."""
+    import numpy as np
+    import axone
+    from axone import layers
+    m = axone.Sequential([layers.Input((4,)), layers.Dense(3, activation="softmax")])
+    auc = axone.metrics.AUC(name="auc")
+    m.compile(optimizer=axone.optimizers.Adam(0.01, beta_1=0.8), loss="categorical_crossentropy",
+              metrics=["accuracy", auc])
+    x = np.random.default_rng(0).random((20, 4)).astype("float32")
+    y = np.eye(3)[np.random.default_rng(1).integers(0, 3, 20)]
+    m.fit(x, y, epochs=2, verbose=0)
+    c = axone.models.clone_model(m)
+    assert c.compiled and type(c.optimizer) is axone.optimizers.Adam
+    assert c.optimizer is not m.optimizer and int(c.optimizer.iterations) == 0
+    assert float(c.optimizer.learning_rate) == 0.01 and c.optimizer.beta_1 == 0.8
+    assert c._metrics_spec[1] is not auc
+    h = c.fit(x, y, epochs=1, verbose=0)
+    assert sorted(h.history) == ["accuracy", "auc", "loss"]
+    assert float(auc.result()) == float(m.get_metrics_result()["auc"])   # untouched
+    # an uncompiled model clones uncompiled
+    u = axone.Sequential([layers.Input((4,)), layers.Dense(3)])
+    assert not getattr(axone.models.clone_model(u), "compiled", False)
