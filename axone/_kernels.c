@@ -779,45 +779,75 @@ DENSE_KERNELS(double, d)
 typedef struct { Py_ssize_t N, H, W, C, OH, OW, ph, pw, sh, sw, pt, pl; } PoolGeom;
 
 #define POOL_KERNELS(T_, SUF)                                                                   \
+/* Windows j0 … j1−1 of an output row at one offset: xp, pos the entry of window j0 (the next  \
+ * window's is sw·C further); assign (init) or keep the strict maximum (a NaN wins, then stays) */ \
+static inline void max_row_##SUF(                               \
+        T_ *restrict yr, int32_t *restrict ir, const T_ *restrict xp, int32_t pos,              \
+        Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t sw, Py_ssize_t C, int init) {                  \
+    const Py_ssize_t step = sw * C;                                                             \
+    if (init) {                                                                                 \
+        for (Py_ssize_t j = j0; j < j1; j++, xp += step, pos += (int32_t)step) {                \
+            T_ *restrict yo = yr + j * C;                                                       \
+            int32_t *restrict io = ir + j * C;                                                  \
+            for (Py_ssize_t c = 0; c < C; c++) { yo[c] = xp[c]; io[c] = pos + (int32_t)c; }     \
+        }                                                                                       \
+        return;                                                                                 \
+    }                                                                                           \
+    if (C == 1) {                          /* one channel: a plain strided row */               \
+        for (Py_ssize_t j = j0; j < j1; j++, pos += (int32_t)step) {                            \
+            T_ v = xp[(j - j0) * step], m = yr[j];                                              \
+            int take = (v > m) | ((v != v) & (m == m));                                         \
+            yr[j] = take ? v : m;                                                               \
+            ir[j] = take ? pos : ir[j];                                                         \
+        }                                                                                       \
+        return;                                                                                 \
+    }                                                                                           \
+    for (Py_ssize_t j = j0; j < j1; j++, xp += step, pos += (int32_t)step) {                    \
+        T_ *restrict yo = yr + j * C;                                                           \
+        int32_t *restrict io = ir + j * C;                                                      \
+        for (Py_ssize_t c = 0; c < C; c++) {                                                    \
+            T_ v = xp[c], m = yo[c];                                                            \
+            int take = (v > m) | ((v != v) & (m == m));                                         \
+            yo[c] = take ? v : m;                                                               \
+            io[c] = take ? pos + (int32_t)c : io[c];                                            \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+/* Row by row: for each offset (a, b) in row-major order, one pass over the output row's       \
+ * windows whose entry at that offset lies inside x (columns j0 … j1−1); the first offset assigns \
+ * (its padded windows get −∞ and −1), the others compare. */                                   \
 WIDE static void max_pool2d_##SUF(const PoolGeom *g, const T_ *x, T_ *y, int32_t *idx) {        \
-    const Py_ssize_t H = g->H, W = g->W, C = g->C;                                              \
+    const Py_ssize_t H = g->H, W = g->W, C = g->C, OW = g->OW;                                  \
     for (Py_ssize_t n = 0; n < g->N; n++) {                                                     \
         const T_ *xn = x + n * H * W * C;                                                       \
-        for (Py_ssize_t i = 0; i < g->OH; i++)                                                  \
-            for (Py_ssize_t j = 0; j < g->OW; j++) {                                            \
-                Py_ssize_t o = ((n * g->OH + i) * g->OW + j) * C;                               \
-                T_ *restrict yo = y + o;                                                        \
-                int32_t *restrict io = idx + o;                                                 \
-                int first = 1;                                                                  \
-                for (Py_ssize_t a = 0; a < g->ph; a++) {                                        \
-                    Py_ssize_t r = i * g->sh - g->pt + a;                                       \
-                    for (Py_ssize_t b = 0; b < g->pw; b++) {                                    \
-                        Py_ssize_t q = j * g->sw - g->pl + b;                                   \
-                        if (r < 0 || r >= H || q < 0 || q >= W) {                               \
-                            if (first) {                                                        \
-                                for (Py_ssize_t c = 0; c < C; c++) { yo[c] = -(T_)INFINITY;     \
-                                                                     io[c] = -1; }             \
-                                first = 0;                                                      \
-                            }                                                                   \
-                            continue;               /* −∞ never beats the running maximum */    \
-                        }                                                                       \
-                        const T_ *restrict xp = xn + (r * W + q) * C;                           \
-                        int32_t pos = (int32_t)((r * W + q) * C);                               \
-                        if (first) {                                                            \
-                            for (Py_ssize_t c = 0; c < C; c++) { yo[c] = xp[c];                 \
-                                                                 io[c] = pos + (int32_t)c; }   \
-                            first = 0;                                                          \
-                            continue;                                                           \
-                        }                                                                       \
-                        for (Py_ssize_t c = 0; c < C; c++) {                                    \
-                            T_ v = xp[c], m = yo[c];                                            \
-                            int take = v > m || (v != v && m == m);                             \
-                            yo[c] = take ? v : m;                                               \
-                            io[c] = take ? pos + (int32_t)c : io[c];                            \
-                        }                                                                       \
+        for (Py_ssize_t i = 0; i < g->OH; i++) {                                                \
+            T_ *yr = y + (n * g->OH + i) * OW * C;                                              \
+            int32_t *ir = idx + (n * g->OH + i) * OW * C;                                       \
+            for (Py_ssize_t a = 0; a < g->ph; a++) {                                            \
+                Py_ssize_t r = i * g->sh - g->pt + a;                                           \
+                for (Py_ssize_t b = 0; b < g->pw; b++) {                                        \
+                    int init = a == 0 && b == 0;                                                \
+                    Py_ssize_t j0 = 0, j1 = 0, lim = W - 1 + g->pl - b;                         \
+                    if (r >= 0 && r < H && lim >= 0) {                                          \
+                        j0 = g->pl > b ? (g->pl - b + g->sw - 1) / g->sw : 0;                   \
+                        j1 = lim / g->sw + 1;                                                   \
+                        j1 = j1 > OW ? OW : j1;                                                 \
+                        j0 = j0 > j1 ? j1 : j0;                                                 \
                     }                                                                           \
+                    if (init) {                        /* padded first entries: −∞, index −1 */ \
+                        for (Py_ssize_t t = 0; t < j0 * C; t++) { yr[t] = -(T_)INFINITY;        \
+                                                                   ir[t] = -1; }               \
+                        for (Py_ssize_t t = j1 * C; t < OW * C; t++) { yr[t] = -(T_)INFINITY;   \
+                                                                        ir[t] = -1; }          \
+                    }                                                                           \
+                    if (j0 >= j1) continue;                                                     \
+                    Py_ssize_t q0 = j0 * g->sw - g->pl + b;                                     \
+                    const T_ *xp = xn + (r * W + q0) * C;                                       \
+                    int32_t pos = (int32_t)((r * W + q0) * C);                                  \
+                    max_row_##SUF(yr, ir, xp, pos, j0, j1, g->sw, C, init);                     \
                 }                                                                               \
             }                                                                                   \
+        }                                                                                       \
     }                                                                                           \
 }                                                                                               \
 /* returns 0, or −1 when an index lies outside its sample (nothing is written there) */         \
