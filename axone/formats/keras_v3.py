@@ -318,6 +318,8 @@ def optimizer_plan(opt, model, variables=None):
             mine = [v for v in variables if id(v) in sub._tv_index] if sub.built else []
             plan += _plain_plan(sub, model, mine)
         return plan
+    if opt.built and opt._tv_index:      # (built on part of the model: its own variables)
+        variables = [v for v in variables if id(v) in opt._tv_index]
     return _plain_plan(opt, model, variables)
 
 
