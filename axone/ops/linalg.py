@@ -362,7 +362,7 @@ class _Factorization(Function):
         outs = self.factor(a)
         batch = a.shape[:-2]
         self.shapes = self.info["shapes"] = [o.shape[len(batch):] for o in outs]
-        dt = np.result_type(*outs)
+        dt = np.result_type(*[o.dtype for o in outs])
         return xp.concatenate([o.reshape(batch + (-1,)).astype(dt, copy=False) for o in outs],
                               axis=-1)
 
@@ -524,7 +524,7 @@ def qr(x, mode="reduced"):
 
 # -------------------------------------------------------------- pinv, lstsq, rank
 def _default_rtol(a):
-    return max(a.shape[-2:]) * np.finfo(a.dtype).eps
+    return float(max(a.shape[-2:]) * np.finfo(a.dtype).eps)
 
 
 class Pinv(Function):

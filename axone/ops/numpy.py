@@ -396,7 +396,7 @@ class Prod(Function):
         suf = xp.flip(xp.cumprod(xp.flip(xp.concatenate([flat[..., 1:], ones], axis=-1), -1),
                                  axis=-1), -1)
         others = (pre * suf).reshape(xt.shape)
-        others = xp.transpose(others, np.argsort(rest + list(axes)))
+        others = xp.transpose(others, tuple(np.argsort(rest + list(axes)).tolist()))
         return (others * _m._expand(g, axes, self.keepdims),)
 
 
@@ -1825,9 +1825,9 @@ def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
     _check_num(num, "geomspace")
     if np.any(to_numpy(start) == 0) or np.any(to_numpy(stop) == 0):
         raise ValueError("geomspace: start and stop must be non-zero")
-    xp = current_module()
-    out = xp.geomspace(_host_to(xp, start), _host_to(xp, stop), num, endpoint=endpoint, axis=axis)
-    return Tensor(out.astype(_floatx(dtype)))
+    out = np.geomspace(to_numpy(start), to_numpy(stop), num, endpoint=endpoint, axis=axis)
+    xp = current_module()                 # made on the host (CuPy has no geomspace), then moved
+    return Tensor(_host_to(xp, out.astype(_floatx(dtype))))
 
 
 def _window(name, f, doc):

@@ -245,6 +245,10 @@ class _Ufunc:
     def __call__(self, *args, **kwargs):
         return _function(self._uf, self.__name__)(*args, **kwargs)
 
+    def __getattr__(self, name):
+        raise AttributeError(f"xp.{self.__dict__['__name__']} has no {name!r} (CuPy's ufuncs do "
+                             f"not provide it)")
+
     def at(self, a, indices, b=None):
         if type(a) is not StrictArray:
             raise TypeError(f"xp.{self.__name__}.at: expected a device array, "
@@ -337,15 +341,15 @@ conjugate copy copysign cos cosh count_nonzero cross cumprod cumsum deg2rad degr
 diagflat diagonal diff digitize divide dot dsplit dstack einsum empty empty_like equal exp exp2
 expand_dims expm1 eye fabs fix flatnonzero flip fliplr flipud float_power floor floor_divide
 fmax fmin fmod frexp full full_like gcd greater greater_equal hamming hanning heaviside
-histogram hsplit hstack hypot identity imag indices inner invert isclose iscomplex isfinite isin
+histogram hsplit hstack hypot i0 identity imag indices inner invert isclose iscomplex isfinite isin
 isinf isnan isneginf isposinf isreal isscalar kaiser kron lcm ldexp left_shift less less_equal
 linspace log log10 log1p log2 logaddexp logaddexp2 logical_and logical_not logical_or
 logical_xor logspace matmul max maximum mean median min minimum mod moveaxis multiply
 nan_to_num nanargmax nanargmin nancumprod nancumsum nanmax nanmean nanmin nanprod nanstd
 nansum nanvar ndim negative nextafter nonzero not_equal ones ones_like outer pad partition
-percentile positive power prod ptp put_along_axis quantile rad2deg radians ravel real
+percentile positive power prod ptp quantile rad2deg radians ravel real
 reciprocal remainder repeat reshape right_shift rint roll rollaxis rot90 round searchsorted
-shape sign signbit sin sinc sinh size sort split sqrt square squeeze stack std subtract
+shape sign signbit sin sinc sinh size sort split sqrt square squeeze stack std subtract sum
 swapaxes take take_along_axis tan tanh tensordot tile trace transpose trapz tri tril
 tril_indices triu triu_indices true_divide trunc unique unravel_index var vdot vsplit vstack
 where zeros zeros_like
