@@ -176,7 +176,12 @@ def forward_work(model):
     cached = d.get("_work_cache")
     if cached is not None and cached[0] == key:
         return cached[1]
-    work = _model_work(model) if model.built else None
+    work = None
+    if model.built:
+        try:
+            work = _model_work(model)
+        except Exception:    # noqa: BLE001 -- an estimate never breaks a call: none, then
+            work = None      # the caller judges by parameters (training) or leaves BLAS alone
     d["_work_cache"] = (key, work)
     return work
 

@@ -280,3 +280,18 @@ def test_mid_size_products_outside_scopes_run_on_one_blas_thread(blas3, monkeypa
     monkeypatch.setattr(P, "_PIN", False)
     m(x)
     assert opened == []
+
+
+def test_an_estimate_that_fails_never_breaks_a_call(monkeypatch):
+    class Odd(layers.Layer):
+        def _step_flops(self, input_shape):
+            raise RuntimeError("no estimate")
+
+        def call(self, x):
+            return x
+    m = _seq((3,), Odd(), layers.Dense(2))
+    m.compile(optimizer="sgd", loss="mse")
+    assert _work.forward_work(m) is None
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_array_equal(m.predict(x, verbose=0), np.asarray(m(x)))
+    m.fit(x, np.zeros((4, 2), np.float32), epochs=1, verbose=0)
