@@ -564,7 +564,8 @@ def is_tensor(x):
 
 def dtype(x):
     """The dtype of ``x`` as Keras names it (``"float32"``, ``"int32"``, ``"bool"``, …)."""
-    d = x.data.dtype if isinstance(x, Tensor) or is_device_array(x) else np.asarray(x).dtype
+    d = x.data.dtype if isinstance(x, Tensor) else x.dtype if is_device_array(x) else \
+        np.asarray(x).dtype
     if not isinstance(x, (Tensor, np.ndarray, np.generic)) and not is_device_array(x):
         d = M._t(x, "dtype").dtype
     return np.dtype(d).name
