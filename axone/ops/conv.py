@@ -527,15 +527,18 @@ class Conv(Function):
     def _relu_mask(self, gy, want_b):
         """(dL/dconv, dL/dbias or None) with dL/dconv = dL/dy · [y > 0]: one pass of the
         compiled module when it is built (dense_backward, as Dense's: the mask, and with
-        ``want_b`` dL/dbias = Σ_rows dL/dconv accumulated row after row, np.add.reduce(…, axis=0)'s
-        order, where the NumPy form takes 1ᵀ · dL/dconv through the BLAS: equal to rounding);
-        else the NumPy mask and None."""
+        ``want_b`` and at least _MASK_ROWS_MIN filters dL/dbias = Σ_rows dL/dconv accumulated
+        row after row, np.add.reduce(…, axis=0)'s order, where the NumPy form takes
+        1ᵀ · dL/dconv through the BLAS: equal to rounding); else the NumPy mask and None."""
         y = self.y
         kern = _compiled.kernels("dense_backward") if _COMPILED_CONV_MASK else None
         if (kern is not None and gy.dtype in _FLOATS and y.dtype == gy.dtype
                 and gy.shape == y.shape and gy.flags.c_contiguous and y.flags.c_contiguous):
             f = gy.shape[-1]
             gm = np.empty(gy.shape, gy.dtype)
+            if f < _MASK_ROWS_MIN:       # short rows: the mask as one long row, dL/dbias apart
+                kern.dense_backward(gy.reshape(1, -1), y.reshape(1, -1), gm.reshape(1, -1), None)
+                return gm, None
             db = np.empty(f, gy.dtype) if want_b else None
             kern.dense_backward(gy.reshape(-1, f), y.reshape(-1, f), gm.reshape(-1, f), db)
             return gm, db
@@ -605,6 +608,9 @@ class Conv(Function):
 # Conv's ReLU mask and bias gradient run as one pass of the compiled module when it is built
 # (Conv._relu_mask); False keeps the NumPy form.
 _COMPILED_CONV_MASK = True
+# With fewer filters than this, the row-by-row bias sum runs over rows too short to pay: the
+# mask runs over the whole array as one row and dL/dbias stays a matrix-vector product.
+_MASK_ROWS_MIN = 8
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
