@@ -549,7 +549,7 @@ class Trainer:
         kind = _loss_kind(loss)
         lname = getattr(loss, "name", "loss")
         if kind == "categorical":
-            if tuple(y.shape[1:]) != tuple(out[1:]):
+            if not _fits(y.shape[1:], out[1:]):
                 if (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)) and out[-1] and out[-1] > 1:
                     raise ValueError(
                         f"{what}: loss {lname!r} expects one-hot targets of shape (None, {out[-1]}), "
@@ -573,8 +573,8 @@ class Trainer:
                     f"{what}: class labels must lie in [0, {k}) for an output of {k} units, received "
                     f"labels from {y.min():g} to {y.max():g}")
         elif kind in ("binary", "regression"):
-            ok = tuple(y.shape[1:]) == tuple(out[1:]) or (
-                y.ndim == len(out) - 1 and out[-1] == 1 and tuple(y.shape[1:]) == tuple(out[1:-1]))
+            ok = _fits(y.shape[1:], out[1:]) or (
+                y.ndim == len(out) - 1 and out[-1] == 1 and _fits(y.shape[1:], out[1:-1]))
             if not ok:
                 raise ValueError(
                     f"{what}: loss {lname!r} expects targets of shape "
@@ -1081,6 +1081,10 @@ class Trainer:
         1-based epochs; ``shuffle="batch"`` shuffles within each batch; the callbacks'
         ``on_test_*`` hooks run around each validation pass."""
         self._assert_compiled("fit")
+        from ..config import limit_fit         # keras.config.set_max_epochs / _steps_per_epoch
+        epochs, steps_per_epoch, validation_steps = limit_fit(
+            epochs, steps_per_epoch, validation_steps, initial_epoch, validation_data,
+            validation_split)
         batch_size = _check_batch_size(batch_size, "fit", default=None)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative integer, received {epochs!r}")
@@ -1638,6 +1642,11 @@ def _describe_inputs(keys, n):
     if isinstance(keys, int):
         return f"a list of {n} input arrays"
     return f"a dict of inputs {list(keys)}"
+
+
+def _fits(shape, declared):
+    """Whether an array's ``shape`` fits a ``declared`` one whose unknown sizes are None."""
+    return len(shape) == len(declared) and all(d is None or d == s for s, d in zip(shape, declared))
 
 
 def _masked_weights(mask, sw, loss):
