@@ -28,13 +28,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
 
-def _data(workload, n_scale):
+def _data(workload, n_scale, samples=None):
     rng = np.random.default_rng(0)
+    n = (samples or (60000 if workload == "mnist" else 10000)) * n_scale
     if workload == "mnist":
-        n = 60000 * n_scale
         x = rng.random((n, 784), dtype=np.float32)
     else:
-        n = 10000 * n_scale
         x = rng.random((n, 32, 32, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
     return x, y
@@ -56,7 +55,7 @@ def _model(workload):
     return model
 
 
-def child(workload, mode, rounds):
+def child(workload, mode, rounds, samples=None):
     """One mpiexec job: ``rounds`` epochs timed on every rank; rank 0 prints a JSON line."""
     import axone
     dp = axone.distribution.DataParallel()
@@ -64,7 +63,7 @@ def child(workload, mode, rounds):
     n = dp.size
     scale = n if mode == "weak" else 1
     batch = (128 if workload == "mnist" else 64) * scale
-    x, y = _data(workload, scale)
+    x, y = _data(workload, scale, samples)
     model = _model(workload)
     spent = []
     orig = dp.reduce_gradients
@@ -89,10 +88,10 @@ def child(workload, mode, rounds):
                           "params": int(sum(w.data.size for w in model.trainable_weights))}))
 
 
-def run(workload, mode, n, rounds, mpiexec):
+def run(workload, mode, n, rounds, mpiexec, samples=None):
     env = dict(os.environ, AXONE_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     p = subprocess.run([mpiexec, "-n", str(n), sys.executable, os.path.abspath(__file__),
-                        "--child", workload, mode, str(rounds)],
+                        "--child", workload, mode, str(rounds), str(samples or 0)],
                        env=env, capture_output=True, text=True, timeout=3600)
     if p.returncode != 0:
         raise SystemExit(f"mpiexec -n {n} failed:\n{p.stdout}\n{p.stderr}")
@@ -104,10 +103,12 @@ def main():
     ap.add_argument("--workload", default="all", choices=["mnist", "lenet", "all"])
     ap.add_argument("--procs", default="1,2")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--samples", type=int, default=None,
+                    help="rows of data per process-unit (default: MNIST's 60,000 / LeNet's 10,000)")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        return child(a.child[0], a.child[1], int(a.child[2]))
+        return child(a.child[0], a.child[1], int(a.child[2]), int(a.child[3]) or None)
     mpiexec = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
     if mpiexec is None:
         raise SystemExit("mpiexec not found: pip install 'axone[mpi]'")
@@ -120,7 +121,7 @@ def main():
         for mode in ("strong", "weak"):
             base = None
             for n in procs:
-                r = run(w, mode, n, a.rounds, mpiexec)
+                r = run(w, mode, n, a.rounds, mpiexec, a.samples)
                 base = base or r["epoch_s"]
                 speed = base / r["epoch_s"] * (n if mode == "weak" else 1)
                 print(f"{w:8} {mode:6} {n:>2} {r['epoch_s']:>8.3f} {speed:>8.2f} {speed / n:>10.2f} "

@@ -77,3 +77,22 @@ def test_peak_rss_of_a_child(tmp_path):
     big, res2 = common.peak_rss(str(script), "child", n=200 * 2 ** 20)
     assert res == 1 and res2 == 200 * 2 ** 20
     assert big - small > 150                                # MiB: the child's own allocation
+
+
+def test_attention_block_prints_its_ratios(capsys):
+    mod = _load("bench_attention")
+    mod.main(["--steps", "1", "--rounds", "1", "--d", "16", "--heads", "2", "--seq", "8",
+              "--batch", "4"])
+    out = capsys.readouterr().out
+    assert "axone" in out and "torch" in out
+
+
+def test_distribution_runs_one_and_two_processes(capsys):
+    pytest.importorskip("mpi4py")
+    mod = _load("bench_distribution")
+    import shutil
+    if not (shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))):
+        pytest.skip("mpiexec is not installed")
+    r1 = mod.run("mnist", "strong", 1, 1, shutil.which("mpiexec") or
+                 shutil.which("mpiexec", path=os.path.dirname(sys.executable)), samples=512)
+    assert r1["epoch_s"] > 0 and r1["steps"] == 4
