@@ -44,5 +44,8 @@ def test_small_model_fit_uses_one_thread_and_restores(monkeypatch):
 
 
 def test_threshold_policy():
+    # the decision follows a step's multiply-adds (work=), or parameters x rows without it
     assert backend.blas_threads_for(133_635, 30) == 1
-    assert backend.blas_threads_for(10_000_000, 128) is None
+    assert backend.blas_threads_for(10_000_000, 128) == 1
+    assert backend.blas_threads_for(1, 1, work=backend.SMALL_STEP_WORK - 1) == 1
+    assert backend.blas_threads_for(1, 1, work=backend.SMALL_STEP_WORK) is None
