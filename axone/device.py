@@ -219,7 +219,13 @@ def _resolve(name, what):
 
 
 _default = None        # the process-wide device (set_device, AXONE_DEVICE or the automatic one)
-_local = threading.local()
+
+
+class _Scopes(threading.local):
+    stack = ()         # this thread's open ``device`` scopes (a list once one opens)
+
+
+_local = _Scopes()
 
 
 def _default_device():
@@ -235,7 +241,7 @@ def _default_device():
 
 
 def _current():
-    stack = getattr(_local, "stack", None)
+    stack = _local.stack
     if stack:
         return stack[-1]
     return _default if _default is not None else _default_device()
@@ -257,7 +263,10 @@ def set_device(name):
 
 def current_module():
     """The array module of the current device: ``numpy`` on the CPU, ``cupy`` on a GPU."""
-    return _current().module
+    stack = _local.stack
+    if stack:
+        return stack[-1].module
+    return (_default if _default is not None else _default_device()).module
 
 
 class device:
@@ -277,8 +286,8 @@ class device:
         return self._dev.name
 
     def __enter__(self):
-        stack = getattr(_local, "stack", None)
-        if stack is None:
+        stack = _local.stack
+        if stack.__class__ is not list:
             stack = _local.stack = []
         dev = self._dev
         if dev.index is not None:

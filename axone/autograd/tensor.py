@@ -17,19 +17,20 @@ def _to_array(data, dtype):
     """``data`` as the Tensor's array: a host ndarray, or a registered device array (a CuPy
     array) kept on its device, converted to ``dtype`` there when one is given."""
     if dtype is not None:
-        if _DEVICE_MODULES and type(data) in _DEVICE_MODULES:
-            return _DEVICE_MODULES[type(data)].asarray(data, dtype=dtype)
         try:
             return np.asarray(data, dtype=dtype)
         except (TypeError, ValueError) as e:
+            # a device array refuses np.asarray (TypeError): converted on its device instead
+            if type(data) in _DEVICE_MODULES:
+                return _DEVICE_MODULES[type(data)].asarray(data, dtype=dtype)
             raise TypeError(f"Tensor: cannot convert {type(data).__name__} to dtype {dtype}: {e}") from None
     if isinstance(data, np.ndarray):
         return data
     if isinstance(data, np.generic):
         return np.asarray(data)
-    if _DEVICE_MODULES and type(data) in _DEVICE_MODULES:
-        return data
     if hasattr(data, "__array__") and not isinstance(data, (list, tuple)):
+        if type(data) in _DEVICE_MODULES:
+            return data                      # a device array stays on its device
         arr = np.asarray(data)
         return arr
     try:

@@ -63,10 +63,11 @@ class _Dispatch:
     the op factories below are built from, resolved at each call."""
 
     def __getattr__(self, name):
-        getattr(np, name)      # an AttributeError here for a name NumPy lacks
+        host = getattr(np, name)      # an AttributeError here for a name NumPy lacks
 
         def routine(*args, **kwargs):
-            return getattr(array_module(*args), name)(*args, **kwargs)
+            xp = array_module(*args)
+            return (host if xp is np else getattr(xp, name))(*args, **kwargs)
         routine.__name__ = name
         setattr(self, name, routine)
         return routine
