@@ -18,9 +18,10 @@ _ROOTS = ("keras", "keras_core", "tensorflow.keras")
 _SUBMODULES = {"layers", "models", "optimizers", "losses", "metrics", "callbacks", "regularizers",
                "constraints", "initializers", "activations", "utils", "datasets", "backend", "ops",
                "applications", "optimizers.schedules", "preprocessing", "random", "saving", "wrappers",
-               "distribution"}
+               "distribution", "config"}
 # Keras names whose axone module lives elsewhere than axone.<name>
-_MODULE_OF = {"ops": "axone.compat.keras_ops", "ops.numpy": "axone.compat.keras_ops_numpy",
+_MODULE_OF = {"backend": "axone.compat.keras_backend", "config": "axone.config",
+              "ops": "axone.compat.keras_ops", "ops.numpy": "axone.compat.keras_ops_numpy",
               "ops.nn": "axone.compat.keras_ops_nn", "ops.linalg": "axone.compat.keras_ops_linalg",
               "ops.core": "axone.compat.keras_ops_core",
               "ops.image": "axone.compat.keras_ops_image",

@@ -7,20 +7,13 @@ import numpy as np
 
 from .. import backend, initializers, ops
 from ..autograd.tensor import Tensor
+from ..config import standardize_data_format
 from .base import Layer
 from .input_spec import InputSpec
 
 __all__ = ["STFTSpectrogram", "MelSpectrogram"]
 
 _MODES = ("log", "magnitude", "psd", "real", "imag", "angle", "stft")
-
-
-def _data_format(value, who):
-    value = "channels_last" if value is None else str(value).lower()
-    if value not in ("channels_last", "channels_first"):
-        raise ValueError(f"{who}: data_format must be 'channels_last' or 'channels_first', "
-                         f"received {value!r}")
-    return value
 
 
 def _float_input(layer, inputs):
@@ -84,7 +77,7 @@ class STFTSpectrogram(Layer):
         self.scaling = scaling
         self.padding = padding
         self.expand_dims = expand_dims
-        self.data_format = _data_format(data_format, who)
+        self.data_format = standardize_data_format(data_format, who)
         self.input_spec = InputSpec(ndim=3)
 
     def build(self, input_shape):

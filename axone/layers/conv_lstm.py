@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import activations, constraints, initializers, ops, regularizers
 from ..autograd.tensor import Tensor
+from ..config import standardize_data_format
 from ..ops.conv import conv_output_length
 from .base import Layer
 
@@ -65,11 +66,7 @@ class _ConvLSTM(Layer):
         if padding not in ("valid", "same"):
             raise ValueError(f"{who}: padding must be 'valid' or 'same', received {padding!r}")
         self.padding = padding
-        fmt = "channels_last" if data_format is None else str(data_format).lower()
-        if fmt not in ("channels_last", "channels_first"):
-            raise ValueError(f"{who}: data_format must be 'channels_last' or 'channels_first', "
-                             f"received {data_format!r}")
-        self.data_format = fmt
+        self.data_format = standardize_data_format(data_format, who)
         if dropout or recurrent_dropout:
             raise NotImplementedError(f"{who}: dropout and recurrent_dropout are not supported "
                                       f"(received dropout={dropout}, "

@@ -6,6 +6,7 @@ channels-last before the op and the output back after it (two transpose nodes)."
 import numpy as np
 
 from .. import activations, constraints, initializers, ops, regularizers
+from ..config import standardize_data_format
 from ..ops.conv import _deconv_length, conv_output_length, to_channels_first, to_channels_last
 from .base import Layer
 
@@ -33,17 +34,6 @@ def _ntuple(v, n, name, who, allow_zero=False):
 
 def _ser(x, mod):
     return None if x is None else mod.serialize(x)
-
-
-def _check_data_format(who, data_format):
-    """Keras's standardized data_format (None → "channels_last")."""
-    if data_format is None:
-        return "channels_last"
-    fmt = str(data_format).lower()
-    if fmt not in ("channels_last", "channels_first"):
-        raise ValueError(f"{who}: data_format must be 'channels_last' or 'channels_first', "
-                         f"received {data_format!r}")
-    return fmt
 
 
 def _last_shape(shape, fmt):
@@ -127,7 +117,7 @@ class _Conv(_Formatted):
         allowed = ("valid", "same", "causal") if n == 1 else ("valid", "same")
         if padding not in allowed:
             raise ValueError(f"{who}: padding must be one of {allowed}, received {padding!r}")
-        fmt = _check_data_format(who, data_format)
+        fmt = standardize_data_format(data_format, who)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{who}: strides > 1 cannot be combined with dilation_rate > 1")
         if groups <= 0 or self.filters % groups:
@@ -234,7 +224,7 @@ class _DepthwiseConv(_Formatted):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         who = f"{type(self).__name__} {self.name!r}"
         n = self.rank
-        self.data_format = _check_data_format(who, data_format)
+        self.data_format = standardize_data_format(data_format, who)
         self.kernel_size = _ntuple(kernel_size, n, "kernel_size", who)
         self.strides = _ntuple(strides, n, "strides", who)
         self.dilation_rate = _ntuple(dilation_rate, n, "dilation_rate", who)
@@ -324,7 +314,7 @@ class _SeparableConv(_Formatted):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         who = f"{type(self).__name__} {self.name!r}"
         n = self.rank
-        self.data_format = _check_data_format(who, data_format)
+        self.data_format = standardize_data_format(data_format, who)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
             raise ValueError(f"{who}: filters must be a positive integer, received {filters!r}")
         self.filters = int(filters)
@@ -430,7 +420,7 @@ class _ConvTranspose(_Formatted):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         who = f"{type(self).__name__} {self.name!r}"
         n = self.rank
-        self.data_format = _check_data_format(who, data_format)
+        self.data_format = standardize_data_format(data_format, who)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
             raise ValueError(f"{who}: filters must be a positive integer, received {filters!r}")
         self.filters = int(filters)

@@ -8,6 +8,7 @@ from .. import activations, backend, constraints, initializers, ops, regularizer
 from .. import object_registration as _registry
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor
+from ..config import standardize_data_format
 from ..ops import nn as _nn
 from .base import KerasTensor, Layer, _map, _map_shapes, unique_name
 from .input_spec import InputSpec
@@ -291,12 +292,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        if data_format is None:
-            data_format = "channels_last"
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(f"Flatten {self.name!r}: data_format must be 'channels_last' or "
-                             f"'channels_first', received {data_format!r}")
-        self.data_format = data_format
+        self.data_format = standardize_data_format(data_format, f"Flatten {self.name!r}")
 
     def call(self, inputs):
         if self.data_format == "channels_first" and inputs.ndim > 2:

@@ -2,7 +2,8 @@
 
 Every layer here follows Keras's image preprocessing layers: it takes one image (3-D), a batch
 (4-D) or a dict with ``"images"`` (and optionally ``"labels"``, ``"segmentation_masks"``,
-``"bounding_boxes"``), in ``data_format`` "channels_last" (default) or "channels_first".  A call
+``"bounding_boxes"``), in ``data_format`` "channels_last" or "channels_first" (None:
+``keras.config.image_data_format()``).  A call
 first draws its random parameters (``get_random_transformation``, one set per image, or one per
 batch where Keras draws one), then applies them (``transform_images``, ``transform_labels``, …);
 both steps are public, as in Keras, so a known transformation can be applied directly.  Colour
@@ -37,6 +38,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import is_grad_enabled
 from ..autograd.tensor import Tensor
+from ..config import standardize_data_format
 from ..ops import image_color
 from .base import Layer
 
@@ -61,16 +63,6 @@ def _array(x):
     if hasattr(x, "detach") and hasattr(x, "cpu"):      # a torch tensor
         x = x.detach().cpu().numpy()
     return np.asarray(x)
-
-
-def _data_format(data_format, who):
-    if data_format is None:
-        return "channels_last"
-    fmt = str(data_format).lower()
-    if fmt not in ("channels_first", "channels_last"):
-        raise ValueError(f"{who}: the `data_format` argument must be one of "
-                         f"{{'channels_first', 'channels_last'}}. Received: data_format={data_format!r}")
-    return fmt
 
 
 def _value_range(value_range, who):
@@ -147,7 +139,7 @@ class _ImageAugmentation(Layer):
 
     def __init__(self, data_format=None, bounding_box_format=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = _data_format(data_format, self._who)
+        self.data_format = standardize_data_format(data_format, self._who)
         self.bounding_box_format = bounding_box_format
         if self._random:
             if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))

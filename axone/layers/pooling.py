@@ -3,6 +3,7 @@
 import numpy as np
 
 from .. import ops
+from ..config import standardize_data_format
 from ..ops.conv import (adaptive_average_pool, adaptive_max_pool, pool_output_length,
                         to_channels_first, to_channels_last)
 from .base import Layer
@@ -15,16 +16,6 @@ __all__ = ["MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D
            "GlobalMaxPooling3D", "GlobalAveragePooling3D", "GlobalMaxPool3D", "GlobalAvgPool3D",
            "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
            "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D"]
-
-
-def _data_format(who, data_format):
-    if data_format is None:
-        return "channels_last"
-    fmt = str(data_format).lower()
-    if fmt not in ("channels_last", "channels_first"):
-        raise ValueError(f"{who}: data_format must be 'channels_last' or 'channels_first', "
-                         f"received {data_format!r}")
-    return fmt
 
 
 def _last(shape, fmt):
@@ -59,7 +50,7 @@ class _Pool(Layer):
         padding = str(padding).lower()
         if padding not in ("valid", "same"):
             raise ValueError(f"{who}: padding must be 'valid' or 'same', received {padding!r}")
-        self.padding, self.data_format = padding, _data_format(who, data_format)
+        self.padding, self.data_format = padding, standardize_data_format(data_format, who)
 
     def _check(self, shape):
         if len(shape) != self.rank + 2:
@@ -134,7 +125,8 @@ class _GlobalPool(Layer):
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = _data_format(f"{type(self).__name__} {self.name!r}", data_format)
+        self.data_format = standardize_data_format(data_format,
+                                                   f"{type(self).__name__} {self.name!r}")
         self.keepdims = bool(keepdims)
 
     def _check(self, shape):
@@ -218,7 +210,7 @@ class _AdaptivePool(Layer):
         if any(i <= 0 for i in size):
             raise ValueError(f"{who}: output_size must be positive, received {output_size!r}")
         self.output_size = size
-        self.data_format = _data_format(who, data_format)
+        self.data_format = standardize_data_format(data_format, who)
 
     def _check(self, shape):
         if len(shape) != self.rank + 2:

@@ -1164,8 +1164,13 @@ def load_model(path, custom_objects=None, compile=True, safe_mode=True):
     Raises FileFormatError (a ValueError) for a malformed file, FileNotFoundError when there is
     none; see the module docstring.  ``safe_mode`` is accepted for Keras compatibility: axone's
     format holds no code, so loading is always safe in Keras's sense, whatever its value.
+    After ``keras.config.enable_unsafe_deserialization()`` it is False whatever is passed, as
+    in Keras; a bytecode lambda in a Keras file is refused either way, only the words of the
+    refusal change.
     """
     from .. import losses, metrics as metrics_mod
+    from ..config import effective_safe_mode
+    safe_mode = effective_safe_mode(safe_mode)
     loaded = _dispatch("load_model", path, custom_objects=custom_objects, compile=compile,
                        safe_mode=safe_mode)
     if loaded is not NotImplemented:

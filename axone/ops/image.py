@@ -1,7 +1,8 @@
 """``keras.ops.image``: resampling, warping, filtering and patch ops on image Tensors.
 
 Images are one image of rank 3 or a batch of rank 4, ``data_format`` "channels_last"
-(N, H, W, C, the default) or "channels_first" (N, C, H, W), as Keras 3 has them.
+(N, H, W, C) or "channels_first" (N, C, H, W), as Keras 3 has them; ``None`` is
+``keras.config.image_data_format()`` ("channels_last" unless set).
 
 One mechanism samples images at given points: :class:`Resample`, the gather
 y[o] = Σₖ wₖ[o] · x[iₖ[o]] over the neighbours iₖ of each output point (one for
@@ -29,6 +30,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from ..config import standardize_data_format
 from . import math as M
 from .conv import conv as _conv
 from .image_color import hsv_to_rgb, rgb_to_grayscale, rgb_to_hsv
@@ -45,15 +47,6 @@ _FILL_MODES = ("constant", "nearest", "wrap", "mirror", "reflect")
 
 
 # ------------------------------------------------------------------ helpers
-def _data_format(data_format, op):
-    if data_format in (None, "channels_last"):
-        return "channels_last"
-    if data_format == "channels_first":
-        return data_format
-    raise ValueError(f"{op}: data_format must be 'channels_last' or 'channels_first', received "
-                     f"{data_format!r}")
-
-
 def _tensor(x, op, name="images"):
     if isinstance(x, Tensor):
         return x
@@ -327,7 +320,7 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
     ``interpolation`` "bilinear" or "nearest"; outside points as ``fill_mode`` says.
     Differentiable in ``images``."""
     op = "affine_transform"
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     _check_warp(op, interpolation, fill_mode)
     x = _images(images, op)
     fv = _fill_number(fill_value, op)
@@ -372,7 +365,7 @@ def perspective_transform(images, start_points, end_points, interpolation="bilin
     ``start_points`` ((4, 2) or (N, 4, 2)): the output at an end point shows the input at the
     matching start point.  Outside points are ``fill_value``.  Differentiable in ``images``."""
     op = "perspective_transform"
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     _check_warp(op, interpolation, "constant")
     x = _images(images, op)
     s = _points(start_points, op, "start_points")
@@ -443,7 +436,7 @@ def gaussian_blur(images, kernel_size=(3, 3), sigma=(1.0, 1.0), data_format=None
     As in every Keras backend, ``kernel_size[0]`` and ``sigma[0]`` act along the width,
     ``[1]`` along the height.  Differentiable in ``images``."""
     op = "gaussian_blur"
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     x = _images(images, op)
     ks = _pair(kernel_size, op, "kernel_size", "int")
     sg = _pair(sigma, op, "sigma", "float")
@@ -463,7 +456,7 @@ def sobel_edges(images, data_format=None):
     (N, C, H, W, 2) channels-first, [..., 0] = the vertical (dy) and [..., 1] the horizontal
     (dx) response, each a 3 × 3 correlation (e.g. dx kernel [[−1 0 1], [−2 0 2], [−1 0 1]])."""
     op = "sobel_edges"
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     x = _images(images, op, ranks=(4,))
     x4, _ = _to_nhwc(x, fmt)
     dt = _compute_dtype(x4)
@@ -497,7 +490,7 @@ def ssim(image1, image2, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
     μ, σ² and σ₁₂ local Gaussian-weighted moments (``filter_size``, ``filter_sigma``),
     C₁ = (k1·max_val)², C₂ = (k2·max_val)².  Differentiable in both images."""
     op = "ssim"
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     a = _images(image1, op, name="image1")
     b = _images(image2, op, name="image2")
     if a.shape != b.shape:
@@ -574,7 +567,7 @@ def extract_patches(images, size, strides=None, dilation_rate=1, padding="valid"
                              f"received size={size!r} with length {len(size)}")
         if len(size) == 3:
             return extract_patches_3d(images, size, strides, dilation_rate, padding, data_format)
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     size = _int_tuple(size, 2, op, "size")
     strides = size if not strides else _int_tuple(strides, 2, op, "strides")
     dil = _int_tuple(dilation_rate, 2, op, "dilation_rate")
@@ -591,7 +584,7 @@ def extract_patches_3d(volumes, size, strides=None, dilation_rate=1, padding="va
     """Patches of ``size`` (int or (pd, ph, pw)) of volumes (N, D, H, W, C) (or one volume of
     rank 4) as the last axis: (N, D', H', W', pd·ph·pw·C).  Differentiable in ``volumes``."""
     op = "extract_patches_3d"
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     size = _int_tuple(size, 3, op, "size")
     strides = size if strides is None else _int_tuple(strides, 3, op, "strides")
     dil = _int_tuple(dilation_rate, 3, op, "dilation_rate")
@@ -622,7 +615,7 @@ def pad_images(images, top_padding=None, left_padding=None, bottom_padding=None,
     """Zero-pad images to a size: give two of (top, bottom, target_height) and two of
     (left, right, target_width).  Differentiable (the gradient is G's central block)."""
     op = "pad_images"
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     x = _images(images, op)
     _three(top_padding, bottom_padding, target_height,
            ("top_padding", "bottom_padding", "target_height"), op)
@@ -649,7 +642,7 @@ def crop_images(images, top_cropping=None, left_cropping=None, bottom_cropping=N
     """Crop images: give two of (top, bottom, target_height) and two of
     (left, right, target_width).  Differentiable (the gradient is G padded back with zeros)."""
     op = "crop_images"
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     x = _images(images, op)
     _three(top_cropping, bottom_cropping, target_height,
            ("top_cropping", "bottom_cropping", "target_height"), op)
@@ -785,7 +778,7 @@ def resize(images, size, interpolation="bilinear", antialias=False, crop_to_aspe
     ``pad_to_aspect_ratio`` first pads both sides with ``fill_value`` to it.  Integer images
     are resized in floatx and rounded back (saturated) to their dtype."""
     op = "resize"
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     if not isinstance(size, (list, tuple)) or len(size) != 2:
         raise ValueError(f"{op}: expected `size` to be a tuple of 2 integers, received "
                          f"size={size!r}")
@@ -937,7 +930,7 @@ def elastic_transform(images, alpha=20.0, sigma=5.0, interpolation="bilinear",
     standard normal field per image and axis (x then y drawn), g_σ the Gaussian of size
     int(6σ) | 1 (zero padding).  Differentiable in ``images``."""
     op = "elastic_transform"
-    fmt = _data_format(data_format, op)
+    fmt = standardize_data_format(data_format, op)
     _check_warp(op, interpolation, fill_mode)
     x = _images(images, op)
     try:

@@ -1,8 +1,8 @@
 """Colour-space conversions of images, as ``keras.ops.image`` has them.
 
 Images are 3-D (one image) or 4-D (a batch); the channel axis is the last one for
-``data_format="channels_last"`` (the default) and the third from the end for
-``"channels_first"``.
+``data_format="channels_last"`` and the third from the end for ``"channels_first"``;
+``None`` is ``keras.config.image_data_format()`` ("channels_last" unless set).
 
 Grayscale (ITU-R 601 luma, the weights Keras and torchvision use):
     Y = 0.2989·R + 0.587·G + 0.114·B,     ∂Y/∂(R, G, B) = (0.2989, 0.587, 0.114)
@@ -28,20 +28,11 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from ..config import standardize_data_format
 
 __all__ = ["rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb"]
 
 _GRAY = (0.2989, 0.587, 0.114)
-
-
-def _data_format(op, data_format):
-    if data_format is None:
-        return "channels_last"
-    fmt = str(data_format).lower()
-    if fmt not in ("channels_first", "channels_last"):
-        raise ValueError(f"{op}: the `data_format` argument must be one of "
-                         f"{{'channels_first', 'channels_last'}}. Received: data_format={data_format!r}")
-    return fmt
 
 
 def _images(op, images, data_format, need_float):
@@ -53,7 +44,7 @@ def _images(op, images, data_format, need_float):
         if arr.dtype == object or arr.dtype.kind not in "biuf":
             raise TypeError(f"{op}: expected a numeric array of images, received dtype {arr.dtype}")
         images = Tensor(arr)
-    fmt = _data_format(op, data_format)
+    fmt = standardize_data_format(data_format, op)
     if images.ndim not in (3, 4):
         raise ValueError(f"{op}: invalid images rank: expected rank 3 (single image) or rank 4 "
                          f"(batch of images). Received input with shape: images.shape={images.shape}")
@@ -91,7 +82,7 @@ def rgb_to_grayscale(images, data_format=None):
 
     Args:
         images: one image (3-D) or a batch (4-D).
-        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        data_format: ``"channels_last"``, ``"channels_first"`` or None (image_data_format()).
     """
     images, axis = _images("rgb_to_grayscale", images, data_format, need_float=False)
     if images.shape[axis] not in (1, 3):
@@ -171,7 +162,7 @@ def rgb_to_hsv(images, data_format=None):
 
     Args:
         images: one image (3-D) or a batch (4-D), float dtype, 3 channels.
-        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        data_format: ``"channels_last"``, ``"channels_first"`` or None (image_data_format()).
     """
     images, axis = _images("rgb_to_hsv", images, data_format, need_float=True)
     _check_three("rgb_to_hsv", images, axis)
@@ -218,7 +209,7 @@ def hsv_to_rgb(images, data_format=None):
 
     Args:
         images: one image (3-D) or a batch (4-D), float dtype, 3 channels.
-        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        data_format: ``"channels_last"``, ``"channels_first"`` or None (image_data_format()).
     """
     images, axis = _images("hsv_to_rgb", images, data_format, need_float=True)
     _check_three("hsv_to_rgb", images, axis)
