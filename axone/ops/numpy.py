@@ -133,7 +133,7 @@ def empty(shape, dtype=None):
 def full(shape, fill_value, dtype=None):
     xp = current_module()
     fill = fill_value.data if isinstance(fill_value, Tensor) else fill_value
-    fill = fill if array_module(fill) is xp else xp.asarray(np.asarray(fill))
+    fill = fill if array_module(fill) is xp else xp.asarray(to_numpy(fill))
     return Tensor(xp.full(_shape(shape, "full"), fill, dtype=_floatx(dtype)))
 
 
@@ -141,8 +141,8 @@ def full_like(x, fill_value, dtype=None):
     d = _t(x, "full_like").data
     xp = array_module(d)
     fill = fill_value.data if isinstance(fill_value, Tensor) else fill_value
-    if xp is not np and array_module(fill) is np:
-        fill = xp.asarray(np.asarray(fill))
+    if array_module(fill) is not xp:
+        fill = xp.asarray(to_numpy(fill))
     return Tensor(xp.full(d.shape, fill, dtype=dtype or d.dtype))
 
 
@@ -1328,7 +1328,7 @@ def fmod(x1, x2):
         return Tensor(xp.fmod(a.data, b.data))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = xp.trunc(a.data / b.data)
-    return a - _m.multiply(b, t.astype(np.result_type(a.data, b.data)))
+    return a - _m.multiply(b, t.astype(np.result_type(a.data.dtype, b.data.dtype)))
 
 
 def ldexp(x1, x2):
