@@ -205,7 +205,8 @@ class Elementwise(Function):
 
     def forward(self, x):
         self.x = x
-        self.y = y = self.f(x)
+        f = self.f                          # NumPy's ufunc; a device array takes its module's
+        self.y = y = (f if array_module(x) is np else getattr(array_module(x), f.__name__))(x)
         return y
 
     def backward(self, g):
@@ -220,30 +221,30 @@ def _unary(name, f, df, doc):
     return op
 
 
-tan = _unary("tan", _dx.tan, lambda x, y: 1 + y * y, "y = tan x;  dy/dx = 1 + tan² x.")
-sinh = _unary("sinh", _dx.sinh, lambda x, y: _dx.cosh(x), "y = sinh x;  dy/dx = cosh x.")
-cosh = _unary("cosh", _dx.cosh, lambda x, y: _dx.sinh(x), "y = cosh x;  dy/dx = sinh x.")
-arcsin = _unary("arcsin", _dx.arcsin, lambda x, y: 1 / _dx.sqrt(1 - x * x),
+tan = _unary("tan", np.tan, lambda x, y: 1 + y * y, "y = tan x;  dy/dx = 1 + tan² x.")
+sinh = _unary("sinh", np.sinh, lambda x, y: _dx.cosh(x), "y = sinh x;  dy/dx = cosh x.")
+cosh = _unary("cosh", np.cosh, lambda x, y: _dx.sinh(x), "y = cosh x;  dy/dx = sinh x.")
+arcsin = _unary("arcsin", np.arcsin, lambda x, y: 1 / _dx.sqrt(1 - x * x),
                 "y = arcsin x;  dy/dx = 1/√(1 − x²).")
-arccos = _unary("arccos", _dx.arccos, lambda x, y: -1 / _dx.sqrt(1 - x * x),
+arccos = _unary("arccos", np.arccos, lambda x, y: -1 / _dx.sqrt(1 - x * x),
                 "y = arccos x;  dy/dx = −1/√(1 − x²).")
-arctan = _unary("arctan", _dx.arctan, lambda x, y: 1 / (1 + x * x),
+arctan = _unary("arctan", np.arctan, lambda x, y: 1 / (1 + x * x),
                 "y = arctan x;  dy/dx = 1/(1 + x²).")
-arcsinh = _unary("arcsinh", _dx.arcsinh, lambda x, y: 1 / _dx.sqrt(x * x + 1),
+arcsinh = _unary("arcsinh", np.arcsinh, lambda x, y: 1 / _dx.sqrt(x * x + 1),
                  "y = arsinh x;  dy/dx = 1/√(x² + 1).")
-arccosh = _unary("arccosh", _dx.arccosh, lambda x, y: 1 / _dx.sqrt(x * x - 1),
+arccosh = _unary("arccosh", np.arccosh, lambda x, y: 1 / _dx.sqrt(x * x - 1),
                  "y = arcosh x;  dy/dx = 1/√(x² − 1).")
-arctanh = _unary("arctanh", _dx.arctanh, lambda x, y: 1 / (1 - x * x),
+arctanh = _unary("arctanh", np.arctanh, lambda x, y: 1 / (1 - x * x),
                  "y = artanh x;  dy/dx = 1/(1 − x²).")
-log1p = _unary("log1p", _dx.log1p, lambda x, y: 1 / (1 + x), "y = ln(1 + x);  dy/dx = 1/(1 + x).")
-expm1 = _unary("expm1", _dx.expm1, lambda x, y: y + 1, "y = eˣ − 1;  dy/dx = eˣ = y + 1.")
-log2 = _unary("log2", _dx.log2, lambda x, y: 1 / (x * _dx.log(2)), "y = log₂ x;  dy/dx = 1/(x ln 2).")
-log10 = _unary("log10", _dx.log10, lambda x, y: 1 / (x * _dx.log(10)),
+log1p = _unary("log1p", np.log1p, lambda x, y: 1 / (1 + x), "y = ln(1 + x);  dy/dx = 1/(1 + x).")
+expm1 = _unary("expm1", np.expm1, lambda x, y: y + 1, "y = eˣ − 1;  dy/dx = eˣ = y + 1.")
+log2 = _unary("log2", np.log2, lambda x, y: 1 / (x * _dx.log(2)), "y = log₂ x;  dy/dx = 1/(x ln 2).")
+log10 = _unary("log10", np.log10, lambda x, y: 1 / (x * _dx.log(10)),
                "y = log₁₀ x;  dy/dx = 1/(x ln 10).")
-exp2 = _unary("exp2", _dx.exp2, lambda x, y: y * _dx.log(2), "y = 2ˣ;  dy/dx = 2ˣ ln 2.")
-reciprocal = _unary("reciprocal", _dx.reciprocal, lambda x, y: -y * y, "y = 1/x;  dy/dx = −1/x².")
-cbrt = _unary("cbrt", _dx.cbrt, lambda x, y: 1 / (3 * y * y), "y = ∛x;  dy/dx = 1/(3 y²).")
-fabs = _unary("fabs", _dx.abs, lambda x, y: _dx.sign(x), "y = |x| (float);  dy/dx = sign x.")
+exp2 = _unary("exp2", np.exp2, lambda x, y: y * _dx.log(2), "y = 2ˣ;  dy/dx = 2ˣ ln 2.")
+reciprocal = _unary("reciprocal", np.reciprocal, lambda x, y: -y * y, "y = 1/x;  dy/dx = −1/x².")
+cbrt = _unary("cbrt", np.cbrt, lambda x, y: 1 / (3 * y * y), "y = ∛x;  dy/dx = 1/(3 y²).")
+fabs = _unary("fabs", np.abs, lambda x, y: _dx.sign(x), "y = |x| (float);  dy/dx = sign x.")
 
 
 def deg2rad(x):
