@@ -177,7 +177,8 @@ def set_max_steps_per_epoch(max_steps_per_epoch):
     ``steps_per_epoch``: array input without ``batch_size`` is then cut into that many
     batches, and later epochs continue where the previous one stopped.  ``fit`` warns
     ``Limiting steps_per_epoch to N`` when it caps.  (Keras also caps ``evaluate`` and
-    ``predict``; axone caps ``fit`` only.)"""
+    ``predict``; axone's caps ``fit``, and :func:`limit_steps` is the cap those calls would
+    take.)"""
     _STATE["max_steps_per_epoch"] = _check_limit(max_steps_per_epoch, "set_max_steps_per_epoch")
 
 
@@ -185,11 +186,18 @@ def _is_count(v):
     return not isinstance(v, bool) and hasattr(v, "__index__")
 
 
-def _capped_steps(steps, cap):
+def _capped_steps(steps, cap, stacklevel=4):
     if cap and (not steps or (_is_count(steps) and cap < steps)):
-        warnings.warn("Limiting steps_per_epoch to %d" % cap, stacklevel=4)
+        warnings.warn("Limiting steps_per_epoch to %d" % cap, stacklevel=stacklevel)
         return cap
     return steps
+
+
+def limit_steps(steps):
+    """The batches an ``evaluate`` / ``predict`` call of ``steps`` (None: all) runs under
+    :func:`max_steps_per_epoch`, with Keras's warning when it caps (Keras caps those calls
+    too)."""
+    return _capped_steps(steps, _STATE["max_steps_per_epoch"], 3)
 
 
 def limit_fit(epochs, steps_per_epoch, validation_steps=None, initial_epoch=0,

@@ -7,6 +7,7 @@
 TensorFlow): it answers what Keras would, while axone's ops themselves keep NumPy's promotion.
 """
 import functools
+import types
 
 from .. import backend as _backend
 from ..config import (backend, epsilon, floatx, image_data_format, set_epsilon, set_floatx,
@@ -140,12 +141,21 @@ def result_type(*dtypes):
     return _NARROW.get(out, out)
 
 
+def _backend_name(name):
+    """Whether ``name`` is one of axone.backend's own public names (``xp``, not its imports)."""
+    if name.startswith("_") or not hasattr(_backend, name):
+        return False
+    return name == "xp" or not isinstance(getattr(_backend, name), types.ModuleType)
+
+
 def __getattr__(name):
     # axone.backend's own names, read when asked for (so a rebound one is never stale)
-    if not name.startswith("_") and hasattr(_backend, name):
+    if _backend_name(name):
         return getattr(_backend, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | {n for n in dir(_backend) if not n.startswith("_")})
+    own = {n for n, v in globals().items()
+           if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    return sorted(own | {n for n in dir(_backend) if _backend_name(n)})

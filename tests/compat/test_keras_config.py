@@ -216,6 +216,18 @@ def test_max_epochs_and_steps_cap_fit_as_keras(restore, caps, fit_kw):
     assert got == want
 
 
+def test_limit_steps_for_evaluate_and_predict(restore):
+    assert config.limit_steps(None) is None and config.limit_steps(9) == 9
+    config.set_max_steps_per_epoch(4)
+    with pytest.warns(UserWarning, match="Limiting steps_per_epoch to 4"):
+        assert config.limit_steps(None) == 4
+    with pytest.warns(UserWarning, match="Limiting steps_per_epoch to 4"):
+        assert config.limit_steps(10) == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert config.limit_steps(3) == 3
+
+
 def test_max_epochs_validation_and_env(restore):
     assert config.max_epochs() is None
     config.set_max_epochs(4)
