@@ -19,7 +19,9 @@ Device placement follows Keras 3::
 
 The creation ops (``zeros``, ``ones``, ``arange``, …) allocate on the current device; every other
 op computes where its inputs are.  The default device is ``AXONE_DEVICE`` when set, else the
-first GPU when CuPy is installed and CUDA reports a device, else the CPU.  A GPU asked for
+CPU.  (Choosing the first GPU by itself when CuPy is installed and CUDA reports a device waits
+for the whole engine — weights, flat buffers, fit's batches — to run on CuPy: until then
+:data:`AUTO_GPU` is False, so installing CuPy changes nothing unless a GPU is asked for.)  A GPU asked for
 without CuPy, or without a visible device, runs on the CPU and says so once (a RuntimeWarning
 naming what is missing and how to install it).  :func:`to_device` and :func:`to_numpy` move
 arrays between the host and a device.
@@ -218,6 +220,8 @@ def _resolve(name, what):
     return _Device(f"gpu:{index}", cupy, index)
 
 
+#: pick the first visible GPU by default (see the module doc: off until the engine runs on CuPy)
+AUTO_GPU = False
 _default = None        # the process-wide device (set_device, AXONE_DEVICE or the automatic one)
 
 
@@ -234,9 +238,11 @@ def _default_device():
         env = os.environ.get("AXONE_DEVICE", "").strip()
         if env:
             _default = _resolve(env, "AXONE_DEVICE")
-        else:
+        elif AUTO_GPU:
             cupy, count, _ = _probe_gpu()
             _default = _Device("gpu:0", cupy, 0) if cupy is not None else _CPU
+        else:
+            _default = _CPU
     return _default
 
 

@@ -165,7 +165,14 @@ def test_env_variable_malformed_raises(monkeypatch):
         dev.get_device()
 
 
+def test_default_stays_the_cpu_while_auto_gpu_is_off(monkeypatch):
+    _fake_cupy(monkeypatch, count=2)
+    assert dev.gpu_available() and dev.AUTO_GPU is False
+    assert dev.get_device() == "cpu:0"
+
+
 def test_default_is_the_gpu_when_cupy_sees_a_device(monkeypatch):
+    monkeypatch.setattr(dev, "AUTO_GPU", True)
     cupy = _fake_cupy(monkeypatch, count=2)
     assert dev.gpu_available()
     assert dev.get_device() == "gpu:0"
