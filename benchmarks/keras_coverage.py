@@ -21,7 +21,7 @@ MODULES = [
     "keras.ops.core", "keras.layers", "keras.utils", "keras.random", "keras.losses",
     "keras.metrics", "keras.callbacks", "keras.optimizers", "keras.constraints",
     "keras.initializers", "keras.regularizers", "keras.activations", "keras.models",
-    "keras.saving", "keras.wrappers", "keras.distribution",
+    "keras.saving", "keras.wrappers", "keras.distribution", "keras.config", "keras.backend",
 ]
 
 # Run inside a subprocess: print {module: [public names]} of the real Keras 3.

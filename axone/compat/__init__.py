@@ -142,6 +142,9 @@ class _Loader(importlib.abc.Loader):
             # `from keras import ops` must give the alias of keras.ops (symbolic-aware), not
             # axone.ops itself
             module.__dict__["ops"] = importlib.import_module(name + ".ops")
+            # and `keras.backend` / `keras.config` the Keras namespaces, not axone.backend
+            module.__dict__["backend"] = importlib.import_module(name + ".backend")
+            module.__dict__["config"] = importlib.import_module(name + ".config")
         parent, _, child = name.rpartition(".")
         if parent and parent in sys.modules:
             try:

@@ -44,6 +44,7 @@ from math import prod as _prod
 
 import numpy as np
 
+from .. import config
 from ..autograd.function import Function
 from . import _compiled, _parallel
 from . import math as M
@@ -1069,12 +1070,8 @@ def conv_transpose(inputs, kernel, bias=None, strides=1, padding="valid", output
 
 # ------------------------------------------------------------- data formats
 def _data_format(data_format, who):
-    if data_format in (None, "channels_last"):
-        return "channels_last"
-    if data_format == "channels_first":
-        return data_format
-    raise ValueError(f"{who}: data_format must be 'channels_last' or 'channels_first', received "
-                     f"{data_format!r}")
+    """``data_format`` as given, or ``keras.config.image_data_format()`` for None."""
+    return config.standardize_data_format(data_format, who)
 
 
 def to_channels_last(x):

@@ -157,7 +157,7 @@ def test_conv3d_matches_keras():
     (lambda: ops.depth_to_space(np.zeros((1, 2, 2, 4)), 0), "depth_to_space: block_size"),
     (lambda: ops.space_to_depth(np.zeros((1, 3, 2, 4)), 2), "space_to_depth: height"),
     (lambda: ops.space_to_depth(np.zeros((1, 4, 4)), 2), "space_to_depth: expected a 4-D"),
-    (lambda: ops.depth_to_space(np.zeros((1, 2, 2, 4)), 2, "nchw"), "depth_to_space: data_format"),
+    (lambda: ops.depth_to_space(np.zeros((1, 2, 2, 4)), 2, "nchw"), "depth_to_space: The `data_format` argument"),
     (lambda: ops.adaptive_average_pool(np.zeros((2, 3)), 2), "adaptive_average_pool: expected"),
     (lambda: ops.adaptive_max_pool(np.zeros((2, 3, 3)), 0), "adaptive_max_pool: output_size"),
     (lambda: ops.adaptive_max_pool(np.zeros((2, 3, 3, 1)), (2, 2, 2)), "adaptive_max_pool: output_size"),
