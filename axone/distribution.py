@@ -190,19 +190,30 @@ class DataParallel:
 
     # --------------------------------------------------------------- collectives
     def _wait(self, req, what):
-        """Wait for a non-blocking collective, at most ``timeout`` seconds."""
-        if req.Test():
+        """Wait for a non-blocking collective, at most ``timeout`` seconds.
+
+        MPI moves a non-blocking collective on only inside MPI calls, so the first second is
+        spent testing it in a tight loop (a sleep between tests would add its length to every
+        round of the all-reduce); a longer wait (a peer far behind, or gone) then tests it
+        every millisecond until the deadline."""
+        test = req.Test
+        if test():
             return
-        deadline = time.monotonic() + self.timeout
-        pause = 1e-5
-        while not req.Test():
+        start = time.monotonic()
+        spin_until, deadline = start + 1.0, start + self.timeout
+        now = start
+        while now < spin_until:
+            for _ in range(64):
+                if test():
+                    return
+            now = time.monotonic()
+        while not test():
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"DataParallel (rank {self.rank} of {self.size}): {what} did not complete "
                     f"within {self.timeout:g} s; another process stopped or hangs "
                     f"(AXONE_COLLECTIVE_TIMEOUT sets the limit)")
-            time.sleep(pause)
-            pause = min(pause * 2, 2e-3)
+            time.sleep(1e-3)
 
     def allreduce(self, buf, what="all-reduce"):
         """Sum ``buf`` (a contiguous array) over the ranks, in place."""
