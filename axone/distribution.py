@@ -18,7 +18,8 @@ results are read, so every rank sees the same logs and makes the same callback d
 rank 0 prints progress and writes files (checkpoints, CSV logs, backups, event files).
 
 ``evaluate`` shards the same way and reduces the metrics; ``predict`` shards and gathers the
-outputs back into their order on every rank.  BatchNormalization's moving statistics are per
+outputs back into their order on every rank (a call that fits one batch, with no callbacks or
+progress bar, runs whole on every rank instead; so does an overridden ``predict_step``).  BatchNormalization's moving statistics are per
 replica while training (each rank's from its own rows) and are averaged across ranks at the end
 of each epoch, so the weights are again identical on every rank.
 
@@ -243,6 +244,22 @@ class DataParallel:
         self._wait(self.comm.Iallgatherv(local.reshape(-1), [out.reshape(-1), (sizes, offsets)]),
                    what)
         return out
+
+    def gather_batches(self, parts, global_rows):
+        """The whole outputs of a sharded pass: ``parts`` are this rank's outputs of each batch
+        (its contiguous part of ``global_rows[i]`` rows), gathered from every rank and put back
+        in batch order."""
+        local = np.concatenate(parts, axis=0)
+        split = [_split(m, self.size) for m in global_rows]
+        totals = [sum(s[r] for s in split) for r in range(self.size)]
+        every = self.gather_rows(local, totals)
+        starts = np.concatenate([[0], np.cumsum(totals)[:-1]]).astype(int).tolist()
+        pieces = []
+        for s in split:
+            for r in range(self.size):
+                pieces.append(every[starts[r]:starts[r] + s[r]])
+                starts[r] += s[r]
+        return np.concatenate(pieces, axis=0)
 
     # ------------------------------------------------------------- training hooks
     def shared_rng(self, rng):

@@ -1401,6 +1401,14 @@ class Trainer:
             batch_size = n
         self._refresh_penalties()
         custom = self._steps_overridden("predict_step")
+        # DataParallel: each rank predicts its part of every batch, the parts are gathered
+        # back into their order on every rank (an overridden predict_step runs whole on each)
+        dp = distribution_lib.active() if not custom else None
+        counts = None
+        if dp is not None:
+            adapter, counts = dp.shard(adapter), []
+            if not dp.is_chief:
+                verbose = 0
         cblist = self._callback_list(callbacks, verbose, adapter.num_batches, "predict")
         hooks = cblist.hooks("predict")
         outs = None
@@ -1417,6 +1425,8 @@ class Trainer:
                     else:
                         batch_out = self._output_structure(self._forward(xs, training=False))
                     flat, struct = _flatten_structure(batch_out)
+                    if counts is not None:
+                        counts.append(dp.global_rows)
                     if outs is None:
                         outs, first = [[] for _ in flat], struct
                     for acc, p in zip(outs, flat):
@@ -1434,6 +1444,8 @@ class Trainer:
                        for t in self._outputs]
                 return res[0] if len(res) == 1 else res
             return np.zeros((0,), dtype=backend.floatx())
+        if counts is not None:
+            return _unflatten_structure(first, [dp.gather_batches(o, counts) for o in outs])
         return _unflatten_structure(first, [np.concatenate(o, axis=0) for o in outs])
 
     # ------------------------------------------------------------ on batch

@@ -37,8 +37,14 @@ def arrays(out, rank):
     model = _mlp()
     h = model.fit(x, y, epochs=4, batch_size=7, validation_split=0.2, verbose=0)
     ev = model.evaluate(x, y, batch_size=16, verbose=0)
-    pred = model.predict(x, batch_size=16, verbose=0)
-    return {"history": h.history, "evaluate": ev}, model.get_weights() + [pred]
+    seen = []
+    forward = model._forward
+    model._forward = lambda xs, training: seen.append(len(xs[0])) or forward(xs, training)
+    pred = model.predict(x, batch_size=16, verbose=0)          # 10 batches, the last of 6 rows
+    del model._forward
+    pred3 = model.predict(x[:7], batch_size=3, verbose=0)      # a last batch of 1 row
+    return {"history": h.history, "evaluate": ev, "predict_rows": sum(seen)}, \
+        model.get_weights() + [pred, pred3]
 
 
 def generator(out, rank):
