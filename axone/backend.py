@@ -56,6 +56,14 @@ def rng():
     return _rng
 
 
+def swap_rng(generator):
+    """Make ``generator`` the backend generator and return the one it replaces (a data-parallel
+    fit draws its per-row randomness from a generator of each rank's own)."""
+    global _rng
+    old, _rng = _rng, generator
+    return old
+
+
 def set_seed(seed):
     """Reseed the backend generator (``None`` draws fresh entropy)."""
     global _rng

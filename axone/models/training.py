@@ -960,8 +960,20 @@ class Trainer:
         state["_step_y"] = (y, ys)
         state["_step_fresh"] = False         # zero_grad may mark the buffer (see zero_grad)
         data = data_adapters.pack_x_y_sample_weight(x, y, None if sw is None else Tensor(sw))
+        dp = state.get("_dp")
+        if dp is not None and dp.global_rows is not None and dp.global_rows < dp.size:
+            # decided from the global batch, so every rank raises together
+            raise ValueError(
+                f"{name}: under DataParallel every batch needs at least one row per process "
+                f"({dp.size}) when {name} is overridden; received a batch of "
+                f"{dp.global_rows} row(s). Choose a batch size that leaves no last batch "
+                f"smaller than {dp.size}")
         try:
-            logs = fn(data)
+            if dp is not None:
+                with distribution_lib.step_scope(dp, xs[0].shape[0] if xs else 0):
+                    logs = fn(data)
+            else:
+                logs = fn(data)
         finally:
             marked = state.get("_step_fresh")
             state["_step_y"], state["_step_fresh"] = outer
@@ -978,9 +990,15 @@ class Trainer:
     def _metrics_or_logs(self, logs):
         """Keras 3: the metrics' results when the step's logs name the same metrics, else the
         logs the last step returned."""
+        dp = self.__dict__.get("_dp")
         result = self.get_metrics_result()
         if isinstance(logs, dict) and set(logs) == set(result):
+            if dp is not None:        # the metrics of the global batches, on every rank
+                return dp.reduced_results(self.metrics, lambda: _pythonify(
+                    self.get_metrics_result(), sort=True))
             return _pythonify(result, sort=True)
+        if dp is not None:            # a step's own numbers: their mean over the ranks
+            return dp.mean_logs(_pythonify(logs or {}, sort=True))
         return _pythonify(logs or {}, sort=True)
 
     def zero_grad(self):
@@ -1106,14 +1124,10 @@ class Trainer:
                              f"{validation_split!r}")
         if x is None:
             raise ValueError("fit: no input data was given (x=None)")
-        rng = own_rng = backend.rng()
+        rng = backend.rng()
         dp = distribution_lib.active()
         if dp is not None:
-            if self._steps_overridden("train_step"):
-                raise NotImplementedError(
-                    "fit: DataParallel training with an overridden train_step is not "
-                    "implemented in axone; the built-in train_step is distributed")
-            rng = dp.shared_rng(rng)
+            dp.share_rng(rng)
             if not dp.is_chief:
                 verbose = 0
         source, n = self._adapter(x, y, sample_weight, class_weight, batch_size, steps_per_epoch,
@@ -1163,6 +1177,8 @@ class Trainer:
         self._resume_epoch = None
         self._in_fit = True
         self._dp = dp
+        if dp is not None:           # the rows' order stays on the shared generator (rng)
+            backend.swap_rng(dp.rank_rng(rng))
         try:
             with self._blas_scope(batch_size):
                 return self._fit_epochs(cblist, history, adapter, val, epochs, initial_epoch,
@@ -1171,7 +1187,7 @@ class Trainer:
             self._in_fit = False
             self._dp = None
             if dp is not None:
-                dp.rejoin_rng(own_rng, rng)
+                backend.swap_rng(rng)
             adapter.close()
             if val is not None:
                 val.close()
@@ -1232,7 +1248,8 @@ class Trainer:
                     self._update_trackers(total, per_output, ys, preds, sw, m)
                 ran += 1
                 if batch_hooks or batch_logs:
-                    blogs = step_logs if custom else self._logs()
+                    blogs = (step_logs if dp is None else self._metrics_or_logs(step_logs)) \
+                        if custom else self._logs()
                     for c in batch_hooks:
                         c.on_train_batch_end(step, blogs)
                 if self.stop_training:
@@ -1297,7 +1314,8 @@ class Trainer:
                         total, per_output = self._compute_loss(ys, preds, sw)
                         self._update_trackers(total, per_output, ys, preds, sw, m)
                     if hooks or batch_logs:
-                        blogs = step_logs if custom else self._logs()
+                        blogs = (step_logs if dp is None else self._metrics_or_logs(step_logs)) \
+                            if custom else self._logs()
                         for c in hooks:
                             c.on_test_batch_end(step, blogs)
             logs = self._metrics_or_logs(step_logs) if custom else self._logs()
@@ -1332,10 +1350,6 @@ class Trainer:
         self._prepare_trainable()
         dp = distribution_lib.active()
         if dp is not None:
-            if self._steps_overridden("test_step"):
-                raise NotImplementedError(
-                    "evaluate: DataParallel with an overridden test_step is not implemented in "
-                    "axone; the built-in test_step is distributed")
             dp.check_replicas(self)
             adapter = dp.shard(adapter)
             if not dp.is_chief:

@@ -17,7 +17,7 @@ from operator import is_ as _is
 
 import numpy as np
 
-from .. import _native
+from .. import _native, distribution
 from ..autograd.tensor import Tensor
 from . import schedules
 
@@ -672,6 +672,7 @@ class Optimizer:
         self.apply(grads, variables)
         return self.iterations
 
+    @distribution.reduces_gradients
     def apply(self, grads, trainable_variables=None):
         """Update ``trainable_variables`` with ``grads`` (Tensors, arrays or None), as Keras 3.
 
@@ -1722,6 +1723,7 @@ class LossScaleOptimizer(Optimizer):
         self._counter[...] = 0
         self._scale *= np.float32(0.5)
 
+    @distribution.reduces_gradients
     def apply(self, grads, trainable_variables=None):
         grads = list(grads)
         if not self.built:
@@ -1938,6 +1940,7 @@ class MultiOptimizer(Optimizer):
             out.extend(o.variables)
         return out
 
+    @distribution.reduces_gradients
     def apply(self, grads, trainable_variables=None):
         grads = list(grads)
         if not grads:
