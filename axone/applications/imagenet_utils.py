@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+from .. import config
+
 #: where Keras publishes its application weight files
 BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -65,7 +67,7 @@ def preprocess_input(x, data_format=None, mode="caffe"):
     if mode not in {"caffe", "tf", "torch"}:
         raise ValueError(f"Expected mode to be one of `caffe`, `tf` or `torch`. Received: mode={mode}")
     if data_format is None:
-        data_format = "channels_last"
+        data_format = config.image_data_format()
     elif data_format not in {"channels_first", "channels_last"}:
         raise ValueError("Expected data_format to be one of `channels_first` or `channels_last`. "
                          f"Received: data_format={data_format}")

@@ -19,7 +19,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend
+from .. import backend, config
 from ..autograd.tensor import Tensor
 from ..ops import image as image_ops
 from ..ops import math as M
@@ -41,14 +41,12 @@ class _Augmentation(_RandomImageLayer):
     _FACTOR_BOUNDS = (0.0, 1.0)
 
     def __init__(self, seed=None, data_format=None, bounding_box_format=None, **kwargs):
-        super().__init__(seed=seed, **kwargs)
+        # the base's own format rule is channels-last only; this family takes either (below)
+        super().__init__(seed=seed, data_format="channels_last", **kwargs)
         if bounding_box_format is not None:
             raise NotImplementedError(f"{self._who}: bounding_box_format={bounding_box_format!r} "
                                       f"is not supported (images only, no bounding boxes)")
-        if data_format not in (None, "channels_last", "channels_first"):
-            raise ValueError(f"{self._who}: data_format must be 'channels_last' or "
-                             f"'channels_first', received {data_format!r}")
-        self.data_format = data_format or "channels_last"
+        self.data_format = config.standardize_data_format(data_format, self._who)
         last = self.data_format == "channels_last"
         self._h_axis, self._w_axis, self._c_axis = (1, 2, 3) if last else (2, 3, 1)
 

@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend, ops
+from .. import backend, config, ops
 from ..ops import image as image_ops
 from ..autograd.tensor import Tensor
 from .base import Layer
@@ -119,9 +119,12 @@ class _ImageLayer(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"{self._who}: only data_format='channels_last' is supported, "
-                             f"received {data_format!r}")
+        fmt = config.standardize_data_format(data_format, self._who)
+        if fmt != "channels_last":
+            raise NotImplementedError(
+                f"{self._who}: data_format={fmt!r}"
+                f"{' (keras.config.image_data_format())' if data_format is None else ''} is "
+                f"not implemented for this layer in axone; only 'channels_last' is")
         self.data_format = "channels_last"
 
     @property

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .. import backend, ops, regularizers
+from .. import backend, config, ops, regularizers
 from .base import Layer
 
 __all__ = ["GaussianNoise", "GaussianDropout", "AlphaDropout", "SpatialDropout1D",
@@ -118,10 +118,7 @@ class _SpatialDropout(Layer):
         super().__init__(name=name, dtype=dtype, **kwargs)
         who = f"{type(self).__name__} {self.name!r}"
         self.rate = _rate(who, rate)
-        fmt = "channels_last" if data_format is None else str(data_format).lower()
-        if fmt not in ("channels_last", "channels_first"):
-            raise ValueError(f"{who}: data_format must be 'channels_last' or 'channels_first', "
-                             f"received {data_format!r}")
+        fmt = config.standardize_data_format(data_format, who)
         self.data_format, self.seed = fmt, seed
 
     def _check(self, shape):

@@ -11,7 +11,7 @@ so gradients flow through them:
 """
 import numpy as np
 
-from .. import ops
+from .. import config, ops
 from .base import Layer
 from .preprocessing import resize
 
@@ -52,10 +52,7 @@ class _Spatial(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        fmt = "channels_last" if data_format is None else str(data_format).lower()
-        if fmt not in ("channels_last", "channels_first"):
-            raise ValueError(f"{self._who}: data_format must be 'channels_last' or "
-                             f"'channels_first', received {data_format!r}")
+        fmt = config.standardize_data_format(data_format, self._who)
         self.data_format = fmt
 
     def _in(self, x):
@@ -325,10 +322,7 @@ class _Spatial3D(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        fmt = "channels_last" if data_format is None else str(data_format).lower()
-        if fmt not in ("channels_last", "channels_first"):
-            raise ValueError(f"{self._who}: data_format must be 'channels_last' or "
-                             f"'channels_first', received {data_format!r}")
+        fmt = config.standardize_data_format(data_format, self._who)
         self.data_format = fmt
 
     _who = _Spatial._who

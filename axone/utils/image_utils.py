@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from .. import backend
+from .. import backend, config
 
 __all__ = ["load_img", "img_to_array", "array_to_img", "save_img"]
 
@@ -25,7 +25,7 @@ def _pil_image(who):
 
 def _data_format(data_format, who):
     if data_format is None:
-        return "channels_last"
+        return config.image_data_format()
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(f"{who}: `data_format` must be 'channels_last' or 'channels_first', "
                          f"received {data_format!r}")
