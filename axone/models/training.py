@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from .. import backend, distribution as distribution_lib, losses as losses_mod, \
+from .. import backend, config, distribution as distribution_lib, losses as losses_mod, \
     metrics as metrics_mod, optimizers
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor, finish_fresh_grads, mark_fresh_grads
@@ -1099,8 +1099,8 @@ class Trainer:
         1-based epochs; ``shuffle="batch"`` shuffles within each batch; the callbacks'
         ``on_test_*`` hooks run around each validation pass."""
         self._assert_compiled("fit")
-        from ..config import limit_fit         # keras.config.set_max_epochs / _steps_per_epoch
-        epochs, steps_per_epoch, validation_steps = limit_fit(
+        # keras.config.set_max_epochs / set_max_steps_per_epoch
+        epochs, steps_per_epoch, validation_steps = config.limit_fit(
             epochs, steps_per_epoch, validation_steps, initial_epoch, validation_data,
             validation_split)
         batch_size = _check_batch_size(batch_size, "fit", default=None)
@@ -1336,7 +1336,7 @@ class Trainer:
             raise ValueError(f"evaluate: arguments not recognized: {sorted(kwargs)}")
         self._assert_compiled("evaluate")
         batch_size = _check_batch_size(batch_size, "evaluate", default=None)
-        steps = _check_steps(steps, "evaluate", "steps")
+        steps = config.limit_steps(_check_steps(steps, "evaluate", "steps"))
         verbose = _check_verbose(verbose, "evaluate")
         if x is None:
             raise ValueError("evaluate: no input data was given (x=None)")
@@ -1382,7 +1382,7 @@ class Trainer:
         receive the ``on_predict_*`` hooks (``on_predict_batch_end`` logs hold ``"outputs"``);
         verbose 1 shows a progress bar, 2 one line."""
         batch_size = _check_batch_size(batch_size, "predict", default=None)
-        steps = _check_steps(steps, "predict", "steps")
+        steps = config.limit_steps(_check_steps(steps, "predict", "steps"))
         verbose = _check_verbose(verbose, "predict")
         if x is None:
             raise ValueError("predict: no input data was given (x=None)")

@@ -428,3 +428,28 @@ def test_coverage_script_counts_every_name():
     result = script.coverage(["keras.config", "keras.backend"])
     for mod, (covered, missing) in result.items():
         assert not missing, (mod, missing)
+
+
+def test_max_steps_per_epoch_caps_evaluate_and_predict_as_keras():
+    import warnings
+    import numpy as np
+    import axone
+    from axone import config, layers
+    m = axone.Sequential([layers.Input((2,)), layers.Dense(1)])
+    m.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((10, 2), "float32"), np.ones((10, 1), "float32")
+    seen = []
+    cb = axone.callbacks.LambdaCallback(on_test_batch_end=lambda b, logs: seen.append(b),
+                                        on_predict_batch_end=lambda b, logs: seen.append(b))
+    config.set_max_steps_per_epoch(2)
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            m.evaluate(x, y, batch_size=2, verbose=0, callbacks=[cb])
+            assert seen == [0, 1]
+            out = m.predict(x, batch_size=2, verbose=0, callbacks=[cb])
+        assert seen == [0, 1, 0, 1] and out.shape == (4, 1)
+        assert sum("Limiting steps_per_epoch to 2" in str(x.message) for x in w) == 2
+    finally:
+        config.set_max_steps_per_epoch(None)
+    assert m.predict(x, batch_size=2, verbose=0).shape == (10, 1)
