@@ -1502,6 +1502,308 @@ static int need_gemm(const char *fn, Py_ssize_t N, Py_ssize_t K, Py_ssize_t u) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ products on a thread pool */
+/* gemm_many(tasks): independent matrix products C = op(A)·op(B) (+ beta·C), run by the calling
+ * thread and the pool's worker threads with the GIL released, each task whole by one thread
+ * through the BLAS that NumPy loaded (handed over by set_gemm; the caller keeps that BLAS on one
+ * thread).  A task is (A, B, C) or (A, B, C, beta): 2-D arrays of one float dtype, A (M×K),
+ * B (K×N), C (M×N) writable with unit column stride; A and B each have a unit column stride
+ * (row-major, op = identity) or a unit row stride (a transposed view, op = transpose).
+ * Each product is the BLAS's own, so the result does not depend on which thread ran it.
+ *
+ * The pool: num_threads − 1 workers, started on first use.  Tasks are claimed one at a time
+ * under a lock, by the caller as well, so a worker slow to wake leaves its share to the caller
+ * and the batch never waits for it.  A worker spins (pause) for spin_us after its last task,
+ * for the next batch of a training step is usually a few microseconds away, then sleeps on a
+ * condition variable.  One caller uses the pool at a time; another (a second Python thread)
+ * runs its tasks itself.  A forked child starts a pool of its own. */
+#ifdef AXONE_THREADS
+#include <stdatomic.h>
+#include <time.h>
+#include <sched.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() do { } while (0)
+#endif
+#endif
+
+typedef struct {
+    char code;                      /* 'f' or 'd' */
+    int ta, tb;                     /* transpose A / B */
+    Py_ssize_t M, N, K, lda, ldb, ldc;
+    const void *A, *B;
+    void *C;
+    double beta;
+} GemmTask;
+
+static void gemm_task(const GemmTask *t) {
+    int ta = t->ta ? TRANS : NO_TRANS, tb = t->tb ? TRANS : NO_TRANS;
+    if (t->code == 'f') {
+        if (gemm_ilp64)
+            ((sgemm64_t)gemm_s)(ROW_MAJOR, ta, tb, t->M, t->N, t->K, 1.0f, t->A, t->lda, t->B,
+                                t->ldb, (float)t->beta, t->C, t->ldc);
+        else
+            ((sgemm32_t)gemm_s)(ROW_MAJOR, ta, tb, (int)t->M, (int)t->N, (int)t->K, 1.0f, t->A,
+                                (int)t->lda, t->B, (int)t->ldb, (float)t->beta, t->C, (int)t->ldc);
+    } else {
+        if (gemm_ilp64)
+            ((dgemm64_t)gemm_d)(ROW_MAJOR, ta, tb, t->M, t->N, t->K, 1.0, t->A, t->lda, t->B,
+                                t->ldb, t->beta, t->C, t->ldc);
+        else
+            ((dgemm32_t)gemm_d)(ROW_MAJOR, ta, tb, (int)t->M, (int)t->N, (int)t->K, 1.0, t->A,
+                                (int)t->lda, t->B, (int)t->ldb, t->beta, t->C, (int)t->ldc);
+    }
+}
+
+#ifdef AXONE_THREADS
+#define POOL_MAX 63
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t pool_use = PTHREAD_MUTEX_INITIALIZER;   /* one caller at a time */
+static unsigned pool_gen = 0;                /* the batch in force (under pool_mu) */
+static const GemmTask *pool_tasks = NULL;    /* its tasks (under pool_mu) */
+static Py_ssize_t pool_n = 0, pool_next = 0; /* its size, its next unclaimed task (under pool_mu) */
+static atomic_uint pool_pub;                 /* pool_gen, read while spinning */
+static atomic_long pool_left;                /* tasks of the batch not finished */
+static int pool_workers = 0;                 /* workers started (under pool_use) */
+static long pool_spin_ns = 200000;
+
+static long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* the next task of batch gen, or NULL when it has none left */
+static const GemmTask *pool_claim(unsigned gen) {
+    const GemmTask *t = NULL;
+    pthread_mutex_lock(&pool_mu);
+    if (pool_gen == gen && pool_next < pool_n) t = pool_tasks + pool_next++;
+    pthread_mutex_unlock(&pool_mu);
+    return t;
+}
+
+static void pool_work(unsigned gen) {
+    const GemmTask *t;
+    while ((t = pool_claim(gen)) != NULL) {
+        gemm_task(t);
+        atomic_fetch_sub_explicit(&pool_left, 1, memory_order_release);
+    }
+}
+
+static void *pool_worker(void *arg) {
+    (void)arg;
+    unsigned seen = atomic_load_explicit(&pool_pub, memory_order_acquire);
+    for (;;) {
+        long until = now_ns() + pool_spin_ns;
+        unsigned gen;
+        for (int i = 0;; i++) {
+            gen = atomic_load_explicit(&pool_pub, memory_order_acquire);
+            if (gen != seen) break;
+            CPU_RELAX();
+            if ((i & 63) == 63 && now_ns() > until) {
+                pthread_mutex_lock(&pool_mu);
+                while (pool_gen == seen) pthread_cond_wait(&pool_cv, &pool_mu);
+                gen = pool_gen;
+                pthread_mutex_unlock(&pool_mu);
+                break;
+            }
+        }
+        seen = gen;
+        pool_work(gen);
+    }
+    return NULL;
+}
+
+static void pool_after_fork(void) {          /* the child has none of the parent's workers */
+    pthread_mutex_init(&pool_mu, NULL);
+    pthread_cond_init(&pool_cv, NULL);
+    pthread_mutex_init(&pool_use, NULL);
+    pool_workers = 0;
+    pool_n = pool_next = 0;
+    pool_tasks = NULL;
+}
+
+/* run the n tasks; the caller holds pool_use */
+static void pool_run(const GemmTask *tasks, Py_ssize_t n) {
+    int want = num_threads - 1;
+    if (want > POOL_MAX) want = POOL_MAX;
+    while (pool_workers < want) {
+        pthread_t tid;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int err = pthread_create(&tid, &attr, pool_worker, NULL);
+        pthread_attr_destroy(&attr);
+        if (err) break;
+        pool_workers++;
+    }
+    if (pool_workers == 0 || n < 2) {
+        for (Py_ssize_t i = 0; i < n; i++) gemm_task(tasks + i);
+        return;
+    }
+    atomic_store_explicit(&pool_left, n, memory_order_relaxed);
+    pthread_mutex_lock(&pool_mu);
+    unsigned gen = ++pool_gen;
+    pool_tasks = tasks;
+    pool_n = n;
+    pool_next = 0;
+    atomic_store_explicit(&pool_pub, gen, memory_order_release);
+    pthread_cond_broadcast(&pool_cv);
+    pthread_mutex_unlock(&pool_mu);
+    pool_work(gen);
+    for (long i = 0; atomic_load_explicit(&pool_left, memory_order_acquire) > 0; i++) {
+        CPU_RELAX();
+        if ((i & 1023) == 1023) sched_yield();
+    }
+    pthread_mutex_lock(&pool_mu);
+    pool_tasks = NULL;
+    pool_n = pool_next = 0;
+    pthread_mutex_unlock(&pool_mu);
+}
+#endif
+
+/* one operand of a task: a 2-D float array of dtype code, its op and leading dimension */
+static int gemm_operand(PyObject *o, const char *name, Py_ssize_t i, Py_buffer *v, int writable,
+                        char *code, int *trans, Py_ssize_t *ld) {
+    int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(o, v, flags) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "gemm_many: task %zd: %s must be a%s 2-D float32 or float64 "
+                     "array, received %s", i, name, writable ? " writable" : "",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    char c = item_code(v);
+    if (v->ndim != 2 || (c != 'f' && c != 'd') || (*code && c != *code)) {
+        PyErr_Format(PyExc_TypeError, "gemm_many: task %zd: %s must be a 2-D array of the task's "
+                     "float dtype (float32 or float64), received %d-D of format '%s'", i, name,
+                     v->ndim, v->format ? v->format : "B");
+        PyBuffer_Release(v);
+        return -1;
+    }
+    *code = c;
+    Py_ssize_t it = v->itemsize, r = v->shape[0], k = v->shape[1];
+    Py_ssize_t s0 = r <= 1 ? (k > 0 ? k : 1) * it : v->strides[0];
+    Py_ssize_t s1 = k <= 1 ? it : v->strides[1];
+    if (s1 == it && s0 % it == 0 && s0 / it >= (k > 0 ? k : 1)) {
+        *trans = 0; *ld = s0 / it;
+    } else if (!writable && s0 == it && s1 % it == 0 && s1 / it >= (r > 0 ? r : 1)) {
+        *trans = 1; *ld = s1 / it;
+    } else if (!writable && r <= 1 && k <= 1) {
+        *trans = 0; *ld = 1;
+    } else {
+        PyErr_Format(PyExc_ValueError, "gemm_many: task %zd: %s must have a unit %s stride, "
+                     "received strides (%zd, %zd)", i, name, writable ? "column" : "row or column",
+                     v->strides[0], v->strides[1]);
+        PyBuffer_Release(v);
+        return -1;
+    }
+    return 0;
+}
+
+#define GEMM_MANY_MAX 256
+static PyObject *py_gemm_many(PyObject *self, PyObject *args) {
+    PyObject *seq;
+    if (!PyArg_ParseTuple(args, "O", &seq)) return NULL;
+    PyObject *fast = PySequence_Fast(seq, "gemm_many: tasks must be a sequence of (A, B, C[, beta])");
+    if (!fast) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > GEMM_MANY_MAX) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "gemm_many: at most %d tasks, received %zd", GEMM_MANY_MAX, n);
+        return NULL;
+    }
+    if (!gemm_s || !gemm_d) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_RuntimeError, "gemm_many: no BLAS was handed over (set_gemm)");
+        return NULL;
+    }
+    GemmTask tasks[GEMM_MANY_MAX];
+    Py_buffer views[3 * GEMM_MANY_MAX];
+    Py_ssize_t held = 0, i;
+    for (i = 0; i < n; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(fast, i);
+        Py_ssize_t len = PyTuple_Check(t) ? PyTuple_GET_SIZE(t) : -1;
+        if (len != 3 && len != 4) {
+            PyErr_Format(PyExc_TypeError, "gemm_many: task %zd must be a tuple (A, B, C) or "
+                         "(A, B, C, beta)", i);
+            goto fail;
+        }
+        GemmTask *g = tasks + i;
+        g->code = 0;
+        g->beta = 0.0;
+        if (len == 4) {
+            g->beta = PyFloat_AsDouble(PyTuple_GET_ITEM(t, 3));
+            if (g->beta == -1.0 && PyErr_Occurred()) goto fail;
+        }
+        Py_buffer *va = views + held, *vb = va + 1, *vc = va + 2;
+        int tc;
+        Py_ssize_t ldc;
+        if (gemm_operand(PyTuple_GET_ITEM(t, 0), "A", i, va, 0, &g->code, &g->ta, &g->lda) < 0)
+            goto fail;
+        held++;
+        if (gemm_operand(PyTuple_GET_ITEM(t, 1), "B", i, vb, 0, &g->code, &g->tb, &g->ldb) < 0)
+            goto fail;
+        held++;
+        if (gemm_operand(PyTuple_GET_ITEM(t, 2), "C", i, vc, 1, &g->code, &tc, &ldc) < 0)
+            goto fail;
+        held++;
+        g->M = va->shape[0]; g->K = va->shape[1]; g->N = vb->shape[1]; g->ldc = ldc;
+        if (vb->shape[0] != g->K || vc->shape[0] != g->M || vc->shape[1] != g->N) {
+            PyErr_Format(PyExc_ValueError, "gemm_many: task %zd: shapes (%zd, %zd) x (%zd, %zd) -> "
+                         "(%zd, %zd) do not match", i, va->shape[0], va->shape[1], vb->shape[0],
+                         vb->shape[1], vc->shape[0], vc->shape[1]);
+            goto fail;
+        }
+        if (!gemm_ilp64 && (g->M > INT32_MAX || g->N > INT32_MAX || g->K > INT32_MAX ||
+                            g->lda > INT32_MAX || g->ldb > INT32_MAX || g->ldc > INT32_MAX)) {
+            PyErr_Format(PyExc_ValueError, "gemm_many: task %zd: sizes beyond the 32-bit integers "
+                         "of the BLAS", i);
+            goto fail;
+        }
+        g->A = va->buf; g->B = vb->buf; g->C = vc->buf;
+    }
+    /* drop empty products (nothing to compute; an empty K with beta 0 is handled by the BLAS) */
+    Py_ssize_t m = 0;
+    for (i = 0; i < n; i++)
+        if (tasks[i].M > 0 && tasks[i].N > 0) tasks[m++] = tasks[i];
+    Py_BEGIN_ALLOW_THREADS
+#ifdef AXONE_THREADS
+    if (m > 1 && num_threads > 1 && pthread_mutex_trylock(&pool_use) == 0) {
+        pool_run(tasks, m);
+        pthread_mutex_unlock(&pool_use);
+    } else
+#endif
+    {
+        for (i = 0; i < m; i++) gemm_task(tasks + i);
+    }
+    Py_END_ALLOW_THREADS
+    for (i = 0; i < held; i++) PyBuffer_Release(views + i);
+    Py_DECREF(fast);
+    Py_RETURN_NONE;
+fail:
+    for (i = 0; i < held; i++) PyBuffer_Release(views + i);
+    Py_DECREF(fast);
+    return NULL;
+}
+
+/* set_pool_spin(us): how long an idle worker spins before it sleeps (≥ 0) */
+static PyObject *py_set_pool_spin(PyObject *self, PyObject *args) {
+    double us;
+    if (!PyArg_ParseTuple(args, "d", &us)) return NULL;
+    if (!(us >= 0 && us <= 1e6)) {
+        PyErr_Format(PyExc_ValueError, "set_pool_spin: expected 0 <= us <= 1e6, received %g", us);
+        return NULL;
+    }
+#ifdef AXONE_THREADS
+    pool_spin_ns = (long)(us * 1000);
+#endif
+    Py_RETURN_NONE;
+}
+
 /* lstm_forward_seq(A, C, AC, Hc, H, rm, fr, Wc): all T steps */
 static PyObject *py_lstm_forward_seq(PyObject *self, PyObject *args) {
     PyObject *oA, *oC, *oAC, *oHc, *oH, *orm, *ofr, *oW;
@@ -1927,6 +2229,11 @@ static PyMethodDef methods[] = {
     {"xent_rows", py_xent_rows, METH_VARARGS, "xent_rows(y, logp, loss): loss = -sum(y*logp) per row."},
     {"xent_grad_rows", py_xent_grad_rows, METH_VARARGS,
      "xent_grad_rows(g, p, y, gz): gz = g*(p*sum(y) - y) per row."},
+    {"gemm_many", py_gemm_many, METH_VARARGS,
+     "gemm_many(tasks): C = op(A)·op(B) (+ beta·C) for each task (A, B, C[, beta]), the tasks "
+     "shared by the calling thread and the pool's workers."},
+    {"set_pool_spin", py_set_pool_spin, METH_VARARGS,
+     "set_pool_spin(us): how long an idle pool worker spins before it sleeps."},
     {"set_gemm", py_set_gemm, METH_VARARGS,
      "set_gemm(sgemm, dgemm, ilp64): addresses of NumPy's cblas_sgemm / cblas_dgemm."},
     {"lstm_forward_seq", py_lstm_forward_seq, METH_VARARGS,
@@ -1972,4 +2279,9 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_kernels", "Fused optimizer updates, recurrent step loops, Dense epilogues, softmax rows and 2-D pooling.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void) {
+#ifdef AXONE_THREADS
+    pthread_atfork(NULL, NULL, pool_after_fork);
+#endif
+    return PyModule_Create(&module);
+}

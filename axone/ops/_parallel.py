@@ -1,17 +1,23 @@
-"""Large matrix products split by rows across threads, and batch shards of convolution and
-pooling nodes, for training steps run with OpenBLAS on one thread (see
-``backend.blas_threads_for``).
+"""Matrix products split across threads, and batch shards of convolution and pooling nodes,
+for training steps run with OpenBLAS on one thread (see ``backend.blas_threads_for``).
 
-OpenBLAS's own threads wait on each other badly on a busy machine; rows of a product are
-independent, so a product large enough to pay for a thread hand-over (about _MIN_WORK
-multiply-adds) is cut into row blocks, one per thread the compiled module may use, each
-computed by NumPy's single-threaded BLAS on its own Python thread (matmul releases the GIL).
-The result agrees with the unsplit product to rounding (BLAS may block a shorter product
-differently), and for a given thread count it is the same from run to run.  Outside every BLAS
-scope (a user's own training loop, whose backward no step scope covers) a product too small for
-a split but large enough to wake OpenBLAS's threads runs with OpenBLAS on one thread: in a
-GradientTape loop on the iris MLP (batch 32, 2 busy cores) the backward took 0.9 ms so against
-161 ms on BLAS's threads (medians of interleaved rounds).
+Products (``matmul``, ``matmuls``).  OpenBLAS's own threads wait on each other badly on a busy
+machine, and below a few million multiply-adds they hardly pay; axone keeps BLAS on one thread in
+a step and splits a product itself: into row blocks (whole 8-row panels) or column blocks
+(16-column panels), along the longer of its two output sides, each block computed by NumPy's
+single-threaded BLAS on one thread.  With the compiled module the blocks go to its product pool
+(``gemm_many`` in _kernels.c: workers that spin between the products of a step, blocks claimed
+from a shared counter, a hand-over of about 1-2 µs), so a product of ``_MIN_WORK`` (2^18)
+multiply-adds — a 30×256·256×256 layer of the iris network — is already worth two threads;
+without it the blocks go to Python threads (a hand-over of about 25 µs), from
+``_MIN_WORK_THREADS`` multiply-adds.  ``matmuls`` runs independent products at once (a Dense
+node's dL/dx and dL/dW), each whole when there are as many products as threads.  A split product
+agrees with the unsplit one to rounding (BLAS blocks a shorter product differently), and for a
+given thread count it is the same from run to run, whichever thread computed which block.
+Outside every BLAS scope (a user's own training loop, whose backward no step scope covers) a
+product too small for a split but large enough to wake OpenBLAS's threads runs with OpenBLAS on
+one thread: in a GradientTape loop on the iris MLP (batch 32, 2 busy cores) the backward took
+0.9 ms so against 161 ms on BLAS's threads (medians of interleaved rounds).
 
 Batch shards (``batch_blocks`` / ``run_blocks``): a node whose samples are independent
 (convolution, pooling) runs its whole lowering — padding, window copies, products, scatter-adds
@@ -29,9 +35,13 @@ import numpy as np
 
 from .. import _native, backend
 
-#: multiply-adds from which a product is split (below it the hand-over costs more than it saves)
-_MIN_WORK = 1 << 23
-_MIN_ROWS = 16
+#: multiply-adds from which a product is split, on the compiled pool / on Python threads
+_MIN_WORK = 1 << 18
+_MIN_WORK_THREADS = 1 << 23
+_MIN_ROWS = 8                    # a row block is whole 8-row panels
+_MIN_COLS = 16                   # a column block is whole 16-column panels
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_GEMM = []                       # [the compiled gemm_many or None], found on first use
 #: multiply-adds from which a product run outside any BLAS scope is pinned to one BLAS thread
 _PIN_MIN_WORK = 1 << 18
 _PIN = True
@@ -66,48 +76,135 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
+def _gemm_many():
+    """The compiled product pool (``gemm_many``) once NumPy's BLAS is handed over, else None."""
+    if not _GEMM:
+        k = _native.seq_kernels()
+        _GEMM.append(getattr(k, "gemm_many", None) if k is not None else None)
+    return _GEMM[0]
+
+
+def plan(M, K, N):
+    """(pieces, axis) for an (M×K)·(K×N) product: 1 piece (do not split), or k ≥ 2 blocks
+    along axis 0 (rows) or 1 (columns) of the output."""
+    if not _ENABLED:
+        return 1, 0
+    t = _threads()
+    if t < 2:
+        return 1, 0
+    work = M * K * N
+    k = min(t, 8, work // (_MIN_WORK if _gemm_many() is not None else _MIN_WORK_THREADS))
+    if k < 2:
+        return 1, 0
+    axis = 0 if M >= N else 1
+    k = min(k, (M // _MIN_ROWS) if axis == 0 else (N // _MIN_COLS))
+    if k < 2 or backend.get_blas_threads() != 1:
+        return 1, 0                   # too narrow, or BLAS runs its own threads: leave it whole
+    return k, axis
+
+
 def splits(M, K, N):
-    """Row blocks for an (M×K)·(K×N) product: 1 (do not split) or more."""
-    if not _ENABLED or M * K * N < _MIN_WORK or M < 2 * _MIN_ROWS:
-        return 1
-    k = min(_threads(), M // _MIN_ROWS, 8)
-    if k > 1 and backend.get_blas_threads() != 1:
-        return 1                      # BLAS runs its own threads: leave the product to it
-    return max(k, 1)
+    """Blocks for an (M×K)·(K×N) product: 1 (do not split) or more."""
+    return plan(M, K, N)[0]
 
 
-def matmul(a, b, out=None):
-    """a (M×K) · b (K×N) for 2-D arrays, split by rows across threads when large enough.
+def _bounds(n, k, unit):
+    size = -(-n // k)
+    size = -(-size // unit) * unit
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
 
-    Outside any BLAS scope (a user's own loop: a GradientTape's backward, an eager call too
-    small to take the scope) a product of ``_PIN_MIN_WORK`` to ``_MIN_WORK`` multiply-adds runs
-    with OpenBLAS on one thread (``pinned``): too small for BLAS's threads to pay, large enough
-    for them to wake."""
-    M, K = a.shape
-    N = b.shape[1]
-    k = splits(M, K, N)
-    if k <= 1:
-        if _PIN and not backend._blas_scopes and _PIN_MIN_WORK <= M * K * N < _MIN_WORK \
-                and backend.get_blas_threads() not in (None, 1):
-            with backend.blas_threads(1):
-                return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
-        return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
-    if out is None:
-        out = np.empty((M, N), dtype=np.result_type(a, b))
-    size = -(-M // k)
-    size = -(-size // 8) * 8                       # row blocks of whole 8-row panels
-    bounds = [(lo, min(M, lo + size)) for lo in range(0, M, size)]
+
+def _blocks(a, b, out, k, axis):
+    """The (a, b, out) blocks of a product split into k blocks along the output's axis."""
+    if axis == 0:
+        return [(a[lo:hi], b, out[lo:hi]) for lo, hi in _bounds(a.shape[0], k, _MIN_ROWS)]
+    return [(a, b[:, lo:hi], out[:, lo:hi]) for lo, hi in _bounds(b.shape[1], k, _MIN_COLS)]
+
+
+def _poolable(a, b, out):
+    """Whether gemm_many takes (a, b, out): one float dtype, each operand with a unit stride."""
+    dt = a.dtype
+    if dt not in _FLOATS or b.dtype != dt or out.dtype != dt:
+        return False
+    it = dt.itemsize
+    return ((a.strides[1] == it or a.strides[0] == it) and (b.strides[1] == it or b.strides[0] == it)
+            and out.strides[1] == it)
+
+
+def _run_python(tasks):
+    """The products on Python threads: tasks 1… on the worker threads, task 0 here."""
     pool = _pool()
-    futures = [pool.submit(np.matmul, a[lo:hi], b, out=out[lo:hi]) for lo, hi in bounds[1:]]
+    futures = [pool.submit(np.matmul, a, b, out=o) for a, b, o in tasks[1:]]
     try:
-        lo, hi = bounds[0]
-        np.matmul(a[lo:hi], b, out=out[lo:hi])
+        a, b, o = tasks[0]
+        np.matmul(a, b, out=o)
     finally:
         for f in futures:
             f.exception()
     for f in futures:
         f.result()
+
+
+def _plain(a, b, out):
+    M, K = a.shape
+    work = M * K * b.shape[1]
+    if _PIN and not backend._blas_scopes and _PIN_MIN_WORK <= work < _MIN_WORK_THREADS \
+            and backend.get_blas_threads() not in (None, 1):
+        with backend.blas_threads(1):
+            return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
+    return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
+
+
+def matmul(a, b, out=None):
+    """a (M×K) · b (K×N) for 2-D arrays, split into row or column blocks across threads when
+    large enough (``plan``).
+
+    Outside any BLAS scope (a user's own loop: a GradientTape's backward, an eager call too
+    small to take the scope) a product of ``_PIN_MIN_WORK`` to ``_MIN_WORK_THREADS``
+    multiply-adds that is not split runs with OpenBLAS on one thread (too small for BLAS's
+    threads to pay, large enough for them to wake)."""
+    M, K = a.shape
+    N = b.shape[1]
+    k, axis = plan(M, K, N)
+    if k <= 1:
+        return _plain(a, b, out)
+    if out is None:
+        out = np.empty((M, N), dtype=np.result_type(a, b))
+    tasks = _blocks(a, b, out, k, axis)
+    gemm = _gemm_many()
+    if gemm is not None and _poolable(a, b, out):
+        gemm(tasks)
+    else:
+        _run_python(tasks)
     return out
+
+
+def matmuls(products):
+    """[a·b for (a, b, out) in products] for independent 2-D products (out may be None),
+    computed at once on the compiled pool: each product whole when the products share the
+    threads evenly, a product with more than its share of the work split into blocks.  Without
+    the pool (or with one thread) they are ``matmul`` one after the other."""
+    gemm = _gemm_many()
+    t = _threads()
+    outs = [o if o is not None else np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+            for a, b, o in products]
+    if gemm is None or t < 2 or not _ENABLED or len(products) < 2 \
+            or not all(_poolable(a, b, o) for (a, b, _), o in zip(products, outs)):
+        return [matmul(a, b, out=o) for (a, b, _), o in zip(products, outs)]
+    works = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in products]
+    total = sum(works)
+    if total < 2 * _MIN_WORK or backend.get_blas_threads() != 1:
+        return [_plain(a, b, o) for (a, b, _), o in zip(products, outs)]
+    tasks = []
+    for (a, b, _), o, w in zip(products, outs, works):
+        k, axis = plan(a.shape[0], a.shape[1], b.shape[1])
+        share = max(1, round(t * w / total))
+        if share >= 2 and k >= 2:
+            tasks.extend(_blocks(a, b, o, min(k, share), axis))
+        else:
+            tasks.append((a, b, o))
+    gemm(tasks)
+    return outs
 
 
 def batch_blocks(n, work):

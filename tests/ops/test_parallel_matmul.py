@@ -1,51 +1,111 @@
-"""Row-split matrix products (ops._parallel): the same product as NumPy's, to rounding, for any
-number of row blocks, and splitting only where it pays (large products, BLAS on one thread)."""
+"""Split matrix products (ops._parallel): the same product as NumPy's, to rounding, for any
+number of row or column blocks and any operand layout, the same bits from run to run, splitting
+only where it pays (BLAS on one thread, enough work), and the compiled product pool
+(``gemm_many``) refusing what it cannot compute."""
 import numpy as np
 import pytest
 
-from axone import Tensor, ops
+from axone import Tensor, backend, ops
 from axone.ops import _parallel as P
+
+pool = pytest.mark.skipif(P._gemm_many() is None,
+                          reason="the compiled module (or NumPy's BLAS hand-over) is missing")
 
 
 @pytest.fixture
 def forced(monkeypatch):
+    """Split every product into up to ``threads`` blocks, BLAS on one thread."""
+    scope = backend.blas_threads(1)
+    scope.__enter__()
+
     def force(threads):
         monkeypatch.setattr(P, "_threads", lambda: threads)
-        monkeypatch.setattr(P, "_MIN_WORK", 0)
-        monkeypatch.setattr(P, "_MIN_ROWS", 1)
+        monkeypatch.setattr(P, "_MIN_WORK", 1)
+        monkeypatch.setattr(P, "_MIN_WORK_THREADS", 1)
         monkeypatch.setattr(P.backend, "get_blas_threads", lambda: 1)
-    return force
+    yield force
+    scope.__exit__(None, None, None)
+
+
+def _layouts(a):
+    """a itself, a Fortran-ordered copy, and a transposed view of a contiguous transpose."""
+    return [a, np.asfortranarray(a), np.ascontiguousarray(a.T).T]
 
 
 @pytest.mark.parametrize("threads", [2, 3, 8])
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
-@pytest.mark.parametrize("shape", [(2, 5, 3), (17, 9, 4), (128, 784, 40), (300, 7, 1)])
+@pytest.mark.parametrize("shape", [(2, 5, 3), (17, 9, 40), (128, 784, 40), (300, 7, 1),
+                                   (30, 256, 256), (1, 64, 96)])
 def test_split_product_equals_numpy(threads, dtype, rtol, shape, forced):
     forced(threads)
     M, K, N = shape
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(M, K)).astype(dtype), rng.normal(size=(K, N)).astype(dtype)
-    assert P.splits(M, K, N) == min(threads, M, 8)
-    for left in (a, np.asfortranarray(a)):               # a and a transposed view's layout
-        got = P.matmul(left, b)
-        assert got.dtype == dtype
-        np.testing.assert_allclose(got, a @ b, rtol=rtol, atol=rtol * np.sqrt(K))
-        out = np.full((M, N), np.nan, dtype=dtype)
-        assert P.matmul(left, b, out=out) is out
-        np.testing.assert_allclose(out, a @ b, rtol=rtol, atol=rtol * np.sqrt(K))
+    k, axis = P.plan(M, K, N)
+    long_side, unit = (M, P._MIN_ROWS) if M >= N else (N, P._MIN_COLS)
+    want = min(threads, 8, long_side // unit)
+    assert (k, axis) == ((want, 0 if M >= N else 1) if want >= 2 else (1, 0))
+    ref = a @ b
+    for left in _layouts(a):
+        for right in _layouts(b):
+            got = P.matmul(left, right)
+            assert got.dtype == dtype and got.shape == (M, N)
+            np.testing.assert_allclose(got, ref, rtol=rtol, atol=rtol * np.sqrt(K))
+            out = np.full((M, N), np.nan, dtype=dtype)
+            assert P.matmul(left, right, out=out) is out
+            np.testing.assert_array_equal(out, got)          # the same bits, every call
 
 
-def test_splits_only_large_products_with_blas_on_one_thread(monkeypatch):
+@pool
+def test_blocks_go_to_the_pool_and_give_the_same_bits_each_run(forced):
+    forced(2)
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(30, 256)).astype(np.float32)
+    b = rng.normal(size=(256, 256)).astype(np.float32)
+    first = P.matmul(a, b)
+    for _ in range(20):
+        np.testing.assert_array_equal(P.matmul(a, b), first)
+
+
+def test_plan_splits_only_where_it_pays(monkeypatch):
     monkeypatch.setattr(P, "_threads", lambda: 2)
     monkeypatch.setattr(P.backend, "get_blas_threads", lambda: 1)
-    assert P.splits(30, 256, 256) == 1                    # too small to pay for a hand-over
-    assert P.splits(128, 784, 256) == 2
-    assert P.splits(20, 10_000, 10_000) == 1              # too few rows
+    assert P.plan(30, 4, 256) == (1, 0)                   # too little work for a hand-over
+    if P._gemm_many() is not None:
+        assert P.plan(30, 256, 256) == (2, 1)             # the iris layer: column blocks
+        assert P.plan(256, 30, 256) == (2, 0)             # its kernel gradient: row blocks
+    else:
+        assert P.plan(30, 256, 256) == (1, 0)             # Python threads: not worth it
+    assert P.plan(784, 128, 256) == (2, 0)
+    assert P.plan(128, 784, 256) == (2, 1)
+    assert P.plan(12, 10_000, 10) == (1, 0)               # too narrow either way
     monkeypatch.setattr(P.backend, "get_blas_threads", lambda: 4)
-    assert P.splits(128, 784, 256) == 1                   # BLAS threads its own products
+    assert P.plan(128, 784, 256) == (1, 0)                # BLAS threads its own products
     monkeypatch.setattr(P, "_ENABLED", False)
     monkeypatch.setattr(P.backend, "get_blas_threads", lambda: 1)
-    assert P.splits(128, 784, 256) == 1
+    assert P.plan(128, 784, 256) == (1, 0)
+    monkeypatch.setattr(P, "_ENABLED", True)
+    monkeypatch.setattr(P, "_threads", lambda: 1)
+    assert P.plan(128, 784, 256) == (1, 0)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_independent_products_at_once_equal_numpy(threads, forced):
+    forced(threads)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(30, 256)).astype(np.float32)
+    w = rng.normal(size=(256, 128)).astype(np.float32)
+    g = rng.normal(size=(30, 128)).astype(np.float32)
+    gw = np.full((256, 128), np.nan, np.float32)
+    gx, out = P.matmuls([(g, w.T, None), (x.T, g, gw)])
+    assert out is gw
+    np.testing.assert_allclose(gx, g @ w.T, rtol=2e-5, atol=1e-4)
+    np.testing.assert_allclose(gw, x.T @ g, rtol=2e-5, atol=1e-4)
+    # mixed dtypes are not the pool's: computed one by one, still right
+    gx64, gw64 = P.matmuls([(g.astype(np.float64), w.T, None), (x.T, g, None)])
+    assert gx64.dtype == np.float64
+    np.testing.assert_allclose(gx64, g.astype(np.float64) @ w.T, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(gw64, x.T @ g, rtol=2e-5, atol=1e-4)
 
 
 def test_dense_node_with_split_products_matches(forced):
@@ -74,13 +134,14 @@ def test_split_products_work_in_a_forked_child(forced):
     import select
     import signal
     forced(2)
-    a, b = np.ones((64, 8)), np.ones((8, 4))
-    P.matmul(a, b)                                       # starts the pool in this process
+    a, b = np.ones((64, 8)), np.ones((8, 64))
+    assert np.all(P.matmul(a, b) == 8)                  # starts the pool in this process
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            os.write(w, b"1" if np.all(P.matmul(a, b) == 8) else b"0")
+            ok = np.all(P.matmul(a, b) == 8) and np.all(P.matmuls([(a, b, None), (b, a, None)])[1] == 64)
+            os.write(w, b"1" if ok else b"0")
         finally:
             os._exit(0)
     os.close(w)
@@ -92,23 +153,54 @@ def test_split_products_work_in_a_forked_child(forced):
     assert os.read(r, 1) == b"1"
 
 
-def test_num_threads_setting_caps_row_blocks_and_lstm_shards(monkeypatch):
-    from axone import backend
-    from axone.ops import recurrent as R
-    for bad in (0, -1, 1.5, True, "2"):
-        with pytest.raises(ValueError, match="set_num_threads"):
-            backend.set_num_threads(bad)
-    if R._kernels() is None:
-        assert backend.get_num_threads() == 1
-        return
-    prev = backend.set_num_threads(3)
-    try:
-        assert backend.get_num_threads() == 3 == P._threads() == R._shard_threads()
-        monkeypatch.setattr(P.backend, "get_blas_threads", lambda: 1)
-        assert P.splits(512, 512, 512) == 3
-        assert backend.set_num_threads(1) == 3
-        assert P.splits(512, 512, 512) == 1
-        assert len(R._shard_bounds(64, 50, 73, 256)) == 1
-    finally:
-        backend.set_num_threads(prev)
-    assert backend.get_num_threads() == prev
+# ------------------------------------------------------------------ gemm_many itself
+@pool
+def test_gemm_many_computes_each_task_with_beta():
+    gemm = P._gemm_many()
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(5, 7))
+    b = rng.normal(size=(7, 3))
+    c0 = rng.normal(size=(5, 3))
+    c1 = c0.copy()
+    c2 = np.empty((3, 5))
+    gemm([(a, b, c1, 1.0), (b.T, a.T, c2)])
+    np.testing.assert_allclose(c1, a @ b + c0, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(c2, b.T @ a.T, rtol=1e-12, atol=1e-12)
+    gemm([])                                              # nothing to do
+    e = np.empty((0, 3))
+    gemm([(np.empty((0, 7)), b, e), (a, b, np.empty((5, 3)))])
+
+
+@pool
+@pytest.mark.parametrize("task, error, match", [
+    ("not a tuple", TypeError, "task 0 must be a tuple"),
+    (("A", "B"), TypeError, "task 0 must be a tuple"),
+    (([[1.0]], np.ones((1, 1)), np.ones((1, 1))), TypeError, "A must be a 2-D float32 or float64"),
+    ((np.ones(3), np.ones((3, 1)), np.ones((1, 1))), TypeError, "A must be a 2-D array"),
+    ((np.ones((2, 3)), np.ones((3, 2), np.float32), np.ones((2, 2))), TypeError, "B must be"),
+    ((np.ones((2, 3), np.int32), np.ones((3, 2)), np.ones((2, 2))), TypeError, "A must be"),
+    ((np.ones((2, 3)), np.ones((4, 2)), np.ones((2, 2))), ValueError, "do not match"),
+    ((np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 3))), ValueError, "do not match"),
+    ((np.ones((4, 6))[::2, ::2], np.ones((3, 2)), np.ones((2, 2))), ValueError, "A must have a unit"),
+    ((np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 4))[:, ::2]), ValueError, "C must have a unit"),
+    ((np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2)).T), ValueError, "C must have a unit"),
+    ((np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2)), "x"), TypeError, "must be real number"),
+])
+def test_gemm_many_refuses_bad_tasks(task, error, match):
+    with pytest.raises(error, match=match):
+        P._gemm_many()([task])
+
+
+@pool
+def test_gemm_many_refuses_a_read_only_output_and_too_many_tasks():
+    gemm = P._gemm_many()
+    c = np.ones((2, 2))
+    c.setflags(write=False)
+    with pytest.raises(TypeError, match="C must be a writable"):
+        gemm([(np.ones((2, 3)), np.ones((3, 2)), c)])
+    with pytest.raises(ValueError, match="at most 256 tasks"):
+        gemm([(np.ones((1, 1)), np.ones((1, 1)), np.ones((1, 1)))] * 257)
+    with pytest.raises(TypeError, match="sequence"):
+        gemm(3)
+    with pytest.raises(ValueError, match="set_pool_spin"):
+        P._native.KERNELS.set_pool_spin(-1.0)
