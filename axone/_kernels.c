@@ -437,8 +437,41 @@ static void gemm_d_(int transb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const 
         ((dgemm32_t)gemm_d)(ROW_MAJOR, NO_TRANS, tb, (int)M, (int)N, (int)K, 1.0, A, (int)lda, B,
                             (int)ldb, 0.0, C, (int)ldc);
 }
-#define GEMM_f gemm_f
-#define GEMM_d gemm_d_
+/* A step's product for one or two rows (a single sequence: predict on one sample) without the
+ * BLAS call, whose fixed cost (a few microseconds) is most of such a small product: c = Σₖ aₖ·Bₖ,
+ * row by row of B, vectorized along the row.  Only the untransposed form (the forward steps). */
+#define SMALL_GEMM(T_, SUF)                                                                     \
+WIDE static void small_gemm_##SUF(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const T_ *A,      \
+                                  Py_ssize_t lda, const T_ *B, Py_ssize_t ldb, T_ *C,          \
+                                  Py_ssize_t ldc) {                                             \
+    for (Py_ssize_t i = 0; i < M; i++) {                                                        \
+        T_ *restrict c = C + i * ldc;                                                           \
+        const T_ *a = A + i * lda;                                                              \
+        for (Py_ssize_t j = 0; j < N; j++) c[j] = 0;                                            \
+        for (Py_ssize_t k = 0; k < K; k++) {                                                    \
+            const T_ av = a[k];                                                                 \
+            const T_ *restrict b = B + k * ldb;                                                 \
+            for (Py_ssize_t j = 0; j < N; j++) c[j] += av * b[j];                               \
+        }                                                                                       \
+    }                                                                                           \
+}
+SMALL_GEMM(float, f)
+SMALL_GEMM(double, d)
+#define SMALL_ROWS 2
+static inline void gemm_step_f(int transb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                               const float *A, Py_ssize_t lda, const float *B, Py_ssize_t ldb,
+                               float *C, Py_ssize_t ldc) {
+    if (!transb && M <= SMALL_ROWS) small_gemm_f(M, N, K, A, lda, B, ldb, C, ldc);
+    else gemm_f(transb, M, N, K, A, lda, B, ldb, C, ldc);
+}
+static inline void gemm_step_d(int transb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                               const double *A, Py_ssize_t lda, const double *B, Py_ssize_t ldb,
+                               double *C, Py_ssize_t ldc) {
+    if (!transb && M <= SMALL_ROWS) small_gemm_d(M, N, K, A, lda, B, ldb, C, ldc);
+    else gemm_d_(transb, M, N, K, A, lda, B, ldb, C, ldc);
+}
+#define GEMM_f gemm_step_f
+#define GEMM_d gemm_step_d
 
 /* Forward, steps 0 … T−1:  A[j] = Hc[j]·Wc, then the step kernel.
  * Backward, steps hi−1 down to lo: the step kernel (finishing step j+1 with P when j+1 < T, and
