@@ -33,6 +33,12 @@ bias gradients are added in block order.  Per-sample values are the unsplit node
 BLAS kernel OpenBLAS picks by a product's row count); the kernel gradient agrees to rounding and
 is the same every run for a given thread count.
 
+On a device (the inputs' array module is not NumPy, e.g. CuPy) every node takes the plain
+lowering with that module instead: the window rows are a stack of the kh·kw offset slices
+(_window_rows), y = rows · K (one batched product per group), dL/dK = rowsᵀ · dL/dy,
+dL/dx by the same kh·kw strided adds of dL/dy · Kᵀ; pooling runs over the same offset slices.
+The workspace, the batch blocks and the compiled kernels are the host's alone.
+
 Output sizes (004): valid ⌈(H − (k − 1)d) / s⌉, same ⌈H / s⌉; "same" pads the total
 max((out − 1)s + (k − 1)d + 1 − H, 0) with the extra row/column at the bottom/right (Keras).
 """
@@ -46,6 +52,7 @@ import numpy as np
 
 from .. import config
 from ..autograd.function import Function
+from ..device import array_module
 from . import _compiled, _parallel
 from . import math as M
 
@@ -199,21 +206,39 @@ def _offset_slices(kernel, strides, dilation, out):
                           for o, d, s, n in zip(offs, dilation, strides, out))
 
 
+def _window_rows(xp, x, kernel, strides, dilation, out):
+    """(N·o1·…, k1·…, C) rows of the windows of a padded channels-last x, as a stack of the
+    offset slices (the device form of _windows + a copy):
+    ``rows[(n, i, j), (a, b), c] = x[n, i·s + a·d, j·s + b·d, c]``."""
+    parts = [x[(slice(None),) + sl] for _, sl in _offset_slices(kernel, strides, dilation, out)]
+    return xp.stack(parts, axis=-2).reshape(x.shape[0] * _prod(out), len(parts), x.shape[-1])
+
+
+def _pad_device(xp, x, pads, fill=0):
+    """_pad with the array module ``xp`` (no workspace)."""
+    nd = len(pads)
+    shape = (x.shape[0],) + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[1:1 + nd], pads)) \
+        + (x.shape[-1],)
+    out = xp.zeros(shape, x.dtype) if fill == 0 else xp.full(shape, fill, x.dtype)
+    out[(slice(None),) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[1:1 + nd], pads))] = x
+    return out
+
+
 def _pad(x, pads, fill=0):
     """x (N, spatial…, C) with pads[i] = (before, after) entries of ``fill`` around spatial axis
     i: one copy of x into an empty array, then the borders filled."""
     nd = len(pads)
     shape = (x.shape[0],) + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[1:1 + nd], pads)) \
         + (x.shape[-1],)
-    xp = _WS.empty(shape, x.dtype)
-    xp[(slice(None),) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[1:1 + nd], pads))] = x
+    xpd = _WS.empty(shape, x.dtype)
+    xpd[(slice(None),) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[1:1 + nd], pads))] = x
     for i, (lo, hi) in enumerate(pads):
         pre = (slice(None),) * (1 + i)
         if lo:
-            xp[pre + (slice(0, lo),)] = fill
+            xpd[pre + (slice(0, lo),)] = fill
         if hi:
-            xp[pre + (slice(shape[1 + i] - hi, None),)] = fill
-    return xp
+            xpd[pre + (slice(shape[1 + i] - hi, None),)] = fill
+    return xpd
 
 
 def _add_bias(y, b):
@@ -304,6 +329,7 @@ class Conv(Function):
     """
 
     relu = False
+    xp = np                 # the inputs' array module (forward sets it on the unsplit node)
     part = False            # a batch block of a split node (never split again)
     blocks = None           # the batch blocks [(lo, hi), …] of a split node
     y_out = None            # where a block writes its output (its rows of the whole output)
@@ -314,6 +340,9 @@ class Conv(Function):
         self.xshape = x.shape
         pads = self.pads
         if not self.part:
+            self.xp = xp = array_module(x, k, b)
+            if xp is not np:
+                return self._forward_device(xp, x, k, b)
             blocks = _parallel.batch_blocks(x.shape[0], self._work(x.shape, k.shape))
             if blocks is not None:
                 return self._forward_blocks(x, k, b, blocks)
@@ -393,6 +422,61 @@ class Conv(Function):
             self.y = y
         return y
 
+    def _forward_device(self, xp, x, k, b):
+        """The plain lowering with the array module ``xp``, groups as one batched product:
+        rows_g (G, M, kh·kw·C/G) · K_g (G, kh·kw·C/G, F/G) → y (M, F), F ordered group-major."""
+        nd = k.ndim - 2
+        if any(p != (0, 0) for p in self.pads):
+            x = _pad_device(xp, x, self.pads)
+        self.pshape = x.shape
+        ksz = k.shape[:nd]
+        out = _out_shape(x.shape[1:1 + nd], ksz, self.strides, self.dilation)
+        self.out, self.k = out, k
+        g, (cin_g, f) = self.groups, k.shape[-2:]
+        nk = _prod(ksz)
+        rows = _window_rows(xp, x, ksz, self.strides, self.dilation, out)       # (M, kk, C)
+        m = rows.shape[0]
+        self.cols = rows.reshape(m, nk, g, cin_g).transpose(2, 0, 1, 3).reshape(g, m, nk * cin_g)
+        self.kg = k.reshape(nk, cin_g, g, f // g).transpose(2, 0, 1, 3).reshape(g, nk * cin_g, f // g)
+        y = xp.matmul(self.cols, self.kg).transpose(1, 0, 2).reshape((x.shape[0],) + tuple(out) + (f,))
+        if b is not None:
+            y = y + b
+        if self.relu:
+            y = xp.maximum(y, 0)
+            self.y = y
+        return y
+
+    def _backward_device(self, gy):
+        """dL/dK_g = rows_gᵀ · dL/dy_g,  dL/dbias = Σ_rows dL/dy,  dL/dx = the kh·kw strided adds
+        of dL/dy_g · K_gᵀ (the plain lowering, with the array module of the forward)."""
+        xp, k, g, needs = self.xp, self.k, self.groups, self.needs
+        if self.relu:
+            gy = gy * (self.y > 0)
+        nd = k.ndim - 2
+        ksz = k.shape[:nd]
+        cin_g, f = k.shape[-2:]
+        nk = _prod(ksz)
+        g2 = gy.reshape(-1, f)
+        m = g2.shape[0]
+        gg = g2.reshape(m, g, f // g).transpose(1, 0, 2)                         # (G, M, F/G)
+        gx = gk = gb = None
+        if needs[1]:
+            gk = xp.matmul(self.cols.transpose(0, 2, 1), gg).reshape(
+                g, nk, cin_g, f // g).transpose(1, 2, 0, 3).reshape(k.shape)
+        if len(needs) == 3 and needs[2]:
+            gb = g2.sum(axis=0)
+        if needs[0]:
+            dcols = xp.matmul(gg, self.kg.transpose(0, 2, 1)).reshape(g, m, nk, cin_g)
+            dcols = dcols.transpose(1, 2, 0, 3).reshape(
+                (gy.shape[0],) + tuple(self.out) + (nk, cin_g * g))
+            dxp = xp.zeros(self.pshape, gy.dtype)
+            for i, (_, sl) in enumerate(_offset_slices(ksz, self.strides, self.dilation, self.out)):
+                dxp[(slice(None),) + sl] += dcols[..., i, :]
+            gx = self._crop(dxp)
+        if len(needs) == 3:
+            return gx, gk, gb
+        return gx, gk
+
     def _work(self, xshape, kshape):
         """Multiply-adds of the node's product plus the window entries it copies."""
         nd = len(kshape) - 2
@@ -471,6 +555,8 @@ class Conv(Function):
         return tuple(grads)
 
     def backward(self, gy):
+        if self.xp is not np:
+            return self._backward_device(gy)
         if self.blocks is not None:
             return self._backward_blocks(gy)
         needs = self.needs
@@ -756,8 +842,13 @@ class Pool(Function):
     The backward adds run over the windows in reverse order, the order in which the offset-slice
     adds above reach an entry, so the input gradients are the NumPy form's bits; the forward
     values are too, except an average's sum, taken in row-major window order (equal to rounding).
+
+    On a device every pooling takes the offset slices: max: m = running maximum, arg = the first
+    offset with x = m (or x NaN: the first NaN), dL/dx[offset k] += dL/dy · [arg = k];
+    avg: the sum of the slices / count, dL/dx[offset k] += dL/dy / count.
     """
 
+    xp = np                 # the input's array module (forward sets it on the unsplit node)
     part = False            # a batch block of a split node (never split again)
     parts = None            # the blocks' own Pool nodes, when split
     compiled = None         # the compiled module, when the node ran its 2-D kernels
@@ -766,6 +857,10 @@ class Pool(Function):
         nd = len(self.pool)
         self.xshape = x.shape
         pads = self.pads
+        if not self.part:
+            self.xp = xp = array_module(x)
+            if xp is not np:
+                return self._forward_device(xp, x)
         kern = _pool_kernels(self.kind, x)
         if not self.part:
             # work: about eight passes over the input between forward and backward (three with
@@ -786,18 +881,18 @@ class Pool(Function):
         self.x = None
         if any(p != (0, 0) for p in pads):
             fill = -np.inf if self.kind == "max" else 0
-            xp = _pad(x, pads, fill)
+            xpd = _pad(x, pads, fill)
         else:
-            xp = x
-        self.pshape = xp.shape
-        out = _out_shape(xp.shape[1:1 + nd], self.pool, self.strides, (1,) * nd)
+            xpd = x
+        self.pshape = xpd.shape
+        out = _out_shape(xpd.shape[1:1 + nd], self.pool, self.strides, (1,) * nd)
         self.out = out
-        win = _windows(xp, self.pool, self.strides, (1,) * nd, out)
+        win = _windows(xpd, self.pool, self.strides, (1,) * nd, out)
         axes = tuple(range(1 + nd, 1 + 2 * nd))
         if self.kind == "max":
             # running maximum over the offset slices (strided views, no window copy); arg = the
             # first offset reaching the maximum (strict >), as np.argmax over the window would
-            slices = [xp[(slice(None),) + sl] for _, sl in
+            slices = [xpd[(slice(None),) + sl] for _, sl in
                       _offset_slices(self.pool, self.strides, (1,) * nd, out)]
             m = np.array(slices[0])
             arg = np.zeros(m.shape, np.uint8 if len(slices) <= 255 else np.intp)
@@ -818,6 +913,54 @@ class Pool(Function):
             cnt = np.full((1,) * (1 + nd) + (1,), float(np.prod(self.pool)), x.dtype)
         self.cnt = cnt
         return (s / cnt).astype(x.dtype, copy=False)
+
+    def _forward_device(self, xp, x):
+        """Pooling over the offset slices with the array module ``xp`` (the docstring's device
+        form)."""
+        nd = len(self.pool)
+        self.x = None
+        pads = self.pads
+        padded = any(p != (0, 0) for p in pads)
+        xpd = _pad_device(xp, x, pads, -np.inf if self.kind == "max" else 0) if padded else x
+        self.pshape = xpd.shape
+        out = _out_shape(xpd.shape[1:1 + nd], self.pool, self.strides, (1,) * nd)
+        self.out = out
+        slices = [xpd[(slice(None),) + sl] for _, sl in
+                  _offset_slices(self.pool, self.strides, (1,) * nd, out)]
+        if self.kind == "max":
+            m = slices[0]
+            for sk in slices[1:]:
+                m = xp.maximum(m, sk)
+            arg = xp.zeros(m.shape, np.uint8 if len(slices) <= 255 else np.intp)
+            nan = m.dtype.kind in "fc"
+            for k in range(len(slices) - 1, -1, -1):     # the first offset holding the maximum
+                sk = slices[k]
+                arg[(sk == m) | xp.isnan(sk) if nan else sk == m] = k
+            self.arg = arg
+            return m if len(slices) > 1 else m.copy()
+        s = slices[0]
+        for sk in slices[1:]:
+            s = s + sk
+        if padded:
+            ones = xp.zeros(xpd.shape[1:1 + nd], x.dtype)
+            ones[tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, x.shape[1:1 + nd]))] = 1
+            cnt = 0
+            for _, sl in _offset_slices(self.pool, self.strides, (1,) * nd, out):
+                cnt = cnt + ones[sl]
+            cnt = cnt.reshape((1,) + tuple(out) + (1,))
+        else:
+            cnt = xp.full((1,) * (1 + nd) + (1,), float(np.prod(self.pool)), x.dtype)
+        self.cnt = cnt
+        return (s / cnt).astype(x.dtype, copy=False)
+
+    def _backward_device(self, g):
+        xp, nd = self.xp, len(self.pool)
+        dxp = xp.zeros(self.pshape, dtype=g.dtype)
+        ga = g / self.cnt if self.kind == "avg" else None
+        for k, (_, sl) in enumerate(_offset_slices(self.pool, self.strides, (1,) * nd, self.out)):
+            dxp[(slice(None),) + sl] += g * (self.arg == k) if ga is None else ga
+        inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(self.pads, self.xshape[1:1 + nd]))
+        return (dxp[(slice(None),) + inner],)
 
     def _geometry(self):
         """(ph, pw, sh, sw, top, bottom, left, right) of the 2-D kernels; 1-D as one row."""
@@ -889,6 +1032,8 @@ class Pool(Function):
         return (gx,)
 
     def backward(self, g):
+        if self.xp is not np:
+            return self._backward_device(g)
         if self.parts is not None:
             return self._backward_blocks(g)
         if self.compiled is not None:
@@ -999,28 +1144,34 @@ class ConvTranspose(Function):
     """
 
     def forward(self, x, k, b=None):
+        self.xp = xp = array_module(x, k, b)
         nd = k.ndim - 2
         ksz, f, c = k.shape[:nd], k.shape[-2], k.shape[-1]
         n = x.shape[1:1 + nd]
         self.x, self.k, self.n = x, k, n
-        cols = _offset_major(x.reshape(-1, c), k.reshape(int(np.prod(ksz)), f, c))   # (kh·kw, M, f)
-        yfull = np.zeros((x.shape[0],) + tuple(self.alloc) + (f,), dtype=cols.dtype)
+        if xp is np:
+            cols = _offset_major(x.reshape(-1, c), k.reshape(int(np.prod(ksz)), f, c))  # (kh·kw, M, f)
+        else:
+            cols = xp.matmul(x.reshape(-1, c), k.reshape(_prod(ksz), f, c).transpose(0, 2, 1))
+        yfull = xp.zeros((x.shape[0],) + tuple(self.alloc) + (f,), dtype=cols.dtype)
         blk = (x.shape[0],) + tuple(n) + (f,)
         for i, (offs, sl) in enumerate(_offset_slices(ksz, self.strides, self.dilation, n)):
             yfull[(slice(None),) + sl] += cols[i].reshape(blk)
         y = yfull[(slice(None),) + self.crop]
         if b is not None:
             y = y + b
-        return np.ascontiguousarray(y)
+        return xp.ascontiguousarray(y)
 
     def backward(self, g):
+        xp = self.xp
         nd = self.k.ndim - 2
         k, x = self.k, self.x
         ksz, f, c = k.shape[:nd], k.shape[-2], k.shape[-1]
         kin = int(np.prod(ksz)) * f
-        gp = np.zeros((g.shape[0],) + tuple(self.alloc) + (f,), dtype=g.dtype)
+        gp = xp.zeros((g.shape[0],) + tuple(self.alloc) + (f,), dtype=g.dtype)
         gp[(slice(None),) + self.crop] = g
-        win = _windows(gp, ksz, self.strides, self.dilation, self.n).reshape(-1, kin)
+        win = (_windows(gp, ksz, self.strides, self.dilation, self.n) if xp is np else
+               _window_rows(xp, gp, ksz, self.strides, self.dilation, self.n)).reshape(-1, kin)
         needs = self.needs
         gx = (win @ k.reshape(kin, c)).reshape(x.shape) if needs[0] else None
         gk = (win.T @ x.reshape(-1, c)).reshape(k.shape) if needs[1] else None
@@ -1163,26 +1314,35 @@ def space_to_depth(x, block_size, data_format="channels_last"):
 
 
 # --------------------------------------------------------------- unfold / fold
-def _im2col(x, kernel, dilation, pads, strides, out):
-    """(N, C, H, W) → (N, C·kh·kw, oh·ow): cols[n, (c, a, b), (i, j)] = xp[n, c, i·s + a·d, j·s + b·d]."""
+def _im2col(x, kernel, dilation, pads, strides, out, xp=np):
+    """(N, C, H, W) → (N, C·kh·kw, oh·ow): cols[n, (c, a, b), (i, j)] = x_padded[n, c, i·s + a·d,
+    j·s + b·d] (``xp`` the array module of x)."""
+    if xp is not np:
+        xl = xp.moveaxis(x, 1, -1)
+        xpd = _pad_device(xp, xl, pads) if any(p != (0, 0) for p in pads) else xl
+        rows = _window_rows(xp, xpd, kernel, strides, dilation, out)      # (N·L, kh·kw, C)
+        n, c = x.shape[0], x.shape[1]
+        return xp.ascontiguousarray(rows.reshape(n, _prod(out), _prod(kernel), c)
+                                    .transpose(0, 3, 2, 1)).reshape(n, c * _prod(kernel), _prod(out))
     xl = np.ascontiguousarray(np.moveaxis(x, 1, -1))
-    xp = _pad(xl, pads) if any(p != (0, 0) for p in pads) else xl
-    win = _windows(xp, kernel, strides, dilation, out)            # (N, oh, ow, kh, kw, C)
+    xpd = _pad(xl, pads) if any(p != (0, 0) for p in pads) else xl
+    win = _windows(xpd, kernel, strides, dilation, out)           # (N, oh, ow, kh, kw, C)
     n, c = x.shape[0], x.shape[1]
     return np.ascontiguousarray(win.transpose(0, 5, 3, 4, 1, 2)).reshape(
         n, c * _prod(kernel), _prod(out))
 
 
-def _col2im(cols, shape, kernel, dilation, pads, strides, out):
-    """The adjoint of _im2col: each column entry added back at the input position it came from."""
+def _col2im(cols, shape, kernel, dilation, pads, strides, out, xp=np):
+    """The adjoint of _im2col: each column entry added back at the input position it came from
+    (``xp`` the array module of cols)."""
     n, c, h, w = shape
     blocks = cols.reshape((n, c) + tuple(kernel) + tuple(out)).transpose(2, 3, 0, 4, 5, 1)
     padded = (n, h + pads[0][0] + pads[0][1], w + pads[1][0] + pads[1][1], c)
-    dxp = np.zeros(padded, cols.dtype)
+    dxp = xp.zeros(padded, cols.dtype)
     for offs, sl in _offset_slices(kernel, strides, dilation, out):
         dxp[(slice(None),) + sl] += blocks[offs]
     dx = dxp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + w]
-    return np.ascontiguousarray(np.moveaxis(dx, -1, 1))
+    return xp.ascontiguousarray(xp.moveaxis(dx, -1, 1))
 
 
 class Unfold(Function):
@@ -1194,11 +1354,12 @@ class Unfold(Function):
 
     def forward(self, x):
         self.shape = x.shape
-        return _im2col(x, self.kernel, self.dilation, self.pads, self.strides, self.out)
+        self.xp = array_module(x)
+        return _im2col(x, self.kernel, self.dilation, self.pads, self.strides, self.out, self.xp)
 
     def backward(self, g):
         return (_col2im(g, self.shape, self.kernel, self.dilation, self.pads, self.strides,
-                        self.out),)
+                        self.out, self.xp),)
 
 
 class Fold(Function):
@@ -1209,10 +1370,12 @@ class Fold(Function):
     """
 
     def forward(self, x):
-        return _col2im(x, self.shape, self.kernel, self.dilation, self.pads, self.strides, self.out)
+        self.xp = array_module(x)
+        return _col2im(x, self.shape, self.kernel, self.dilation, self.pads, self.strides, self.out,
+                       self.xp)
 
     def backward(self, g):
-        return (_im2col(g, self.kernel, self.dilation, self.pads, self.strides, self.out),)
+        return (_im2col(g, self.kernel, self.dilation, self.pads, self.strides, self.out, self.xp),)
 
 
 def _pair_arg(v, name, who, low):
@@ -1292,11 +1455,12 @@ class AdaptivePool(Function):
     """
 
     def forward(self, x):
+        self.xp = xp = array_module(x)
         nd = x.ndim - 2
         self.xshape = x.shape
         bins = [_adaptive_bins(n, o) for n, o in zip(x.shape[1:1 + nd], self.output_size)]
         self.bins = bins
-        y = np.empty((x.shape[0],) + tuple(self.output_size) + (x.shape[-1],), x.dtype)
+        y = xp.empty((x.shape[0],) + tuple(self.output_size) + (x.shape[-1],), x.dtype)
         self.args = {}
         for idx in itertools.product(*[range(o) for o in self.output_size]):
             sl = (slice(None),) + tuple(slice(*bins[a][i]) for a, i in enumerate(idx))
@@ -1305,15 +1469,16 @@ class AdaptivePool(Function):
                 y[(slice(None),) + idx] = region.mean(axis=tuple(range(1, 1 + nd)))
             else:
                 flat = region.reshape(x.shape[0], -1, x.shape[-1])
-                arg = np.argmax(flat, axis=1)
+                arg = xp.argmax(flat, axis=1)
                 self.args[idx] = arg
-                y[(slice(None),) + idx] = np.take_along_axis(flat, arg[:, None], axis=1)[:, 0]
+                y[(slice(None),) + idx] = xp.take_along_axis(flat, arg[:, None], axis=1)[:, 0]
         return y
 
     def backward(self, g):
+        xp = self.xp
         x_shape, bins = self.xshape, self.bins
         nd = len(x_shape) - 2
-        gx = np.zeros(x_shape, g.dtype)
+        gx = xp.zeros(x_shape, g.dtype)
         for idx in itertools.product(*[range(o) for o in self.output_size]):
             spans = [bins[a][i] for a, i in enumerate(idx)]
             sl = (slice(None),) + tuple(slice(*s) for s in spans)
@@ -1323,8 +1488,12 @@ class AdaptivePool(Function):
                 gx[sl] += (gi / cnt).reshape((x_shape[0],) + (1,) * nd + (x_shape[-1],))
             else:
                 rshape = (x_shape[0],) + tuple(hi - lo for lo, hi in spans) + (x_shape[-1],)
-                part = np.zeros((x_shape[0], _prod(rshape[1:-1]), x_shape[-1]), g.dtype)
-                np.put_along_axis(part, self.args[idx][:, None], gi[:, None], axis=1)
+                if xp is np:
+                    part = np.zeros((x_shape[0], _prod(rshape[1:-1]), x_shape[-1]), g.dtype)
+                    np.put_along_axis(part, self.args[idx][:, None], gi[:, None], axis=1)
+                else:                    # dL/dy at the bin's argmax, 0 elsewhere
+                    hit = xp.arange(_prod(rshape[1:-1])).reshape(1, -1, 1) == self.args[idx][:, None]
+                    part = xp.where(hit, gi[:, None], xp.zeros((), g.dtype))
                 gx[sl] += part.reshape(rshape)
         return (gx,)
 

@@ -26,6 +26,10 @@ is split into shards of rows run on their own threads (see _lstm_forward_compile
 (reset_after=True, and reset_after=False) and SimpleRNN with Keras's default activations run their
 step loops in C the same way (RNNSequence._seq_forward / _seq_backward), after one product
 X·W + b₀ for all steps.
+
+On a device (the inputs' array module is not NumPy, e.g. CuPy) every cell runs the general
+step loop (RNNSequence.forward / backward) with that module; host masks and dropout masks are
+moved to it first.  The compiled loops, the shards and the work-array pool are the host's alone.
 """
 import os
 import threading
@@ -34,6 +38,8 @@ import numpy as np
 
 from .. import _native
 from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from ..device import array_module
 from . import _compiled
 from . import math as M
 
@@ -126,41 +132,65 @@ class _Work(list):
             pass
 
 
-def _act(name):
+def _act(name, xp=np):
+    """(f, f') of ACTIVATIONS[name]; with a device module ``xp``, the same functions computed
+    with it."""
     try:
-        return ACTIVATIONS[name]
+        pair = ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"recurrent layers support the activations {sorted(ACTIVATIONS)}, "
                          f"received {name!r}") from None
+    if xp is np:
+        return pair
+    if name == "tanh":
+        return xp.tanh, pair[1]
+    if name == "sigmoid":       # σ(x) = 1/(1 + e^(−max(x, floor))), as ops.math's
+        return (lambda x: 1.0 / (1.0 + xp.exp(-xp.maximum(x, M._exp_floor(x))))), pair[1]
+    if name == "relu":
+        return (lambda x: xp.maximum(x, 0)), pair[1]
+    if name == "linear":
+        return pair[0], (lambda y, x: xp.ones_like(y))
+    return (lambda x: xp.clip(x / 6 + 0.5, 0, 1).astype(x.dtype)), pair[1]   # hard_sigmoid
+
+
+def _on(xp, a):
+    """``a`` (a mask) as an array of the module ``xp`` (None stays None)."""
+    return a if a is None or array_module(a) is xp else xp.asarray(a)
 
 
 class RNNSequence(Function):
     """One recurrent layer over a whole sequence: inputs x, W, U, b, h0 (and c0 for LSTM)."""
 
     def forward(self, x, W, U, b, h0, c0=None):
-        self.fast = (_FAST_LSTM and self.cell == "lstm" and c0 is not None
-                     and self.activation == "tanh" and self.recurrent_activation == "sigmoid")
-        if self.fast:
-            dt = np.result_type(x, W, U, b, h0, c0)
-            self.kernels = _kernels() if _COMPILED_LSTM and dt in (np.float32, np.float64) else None
-            if self.kernels is not None:
-                return self._lstm_forward_compiled(x, W, U, b, h0, c0, dt)
-            return self._lstm_forward(x, W, U, b, h0, c0)
-        self.seq = None
-        if _seq_gru_simple(self, x, W, U, b, h0):
-            return self._seq_forward(x, W, U, b, h0)
+        self.xp = xp = array_module(x, W, U, b, h0, c0)
+        if xp is np:
+            self.fast = (_FAST_LSTM and self.cell == "lstm" and c0 is not None
+                         and self.activation == "tanh" and self.recurrent_activation == "sigmoid")
+            if self.fast:
+                dt = np.result_type(x, W, U, b, h0, c0)
+                self.kernels = _kernels() if _COMPILED_LSTM and dt in (np.float32, np.float64) else None
+                if self.kernels is not None:
+                    return self._lstm_forward_compiled(x, W, U, b, h0, c0, dt)
+                return self._lstm_forward(x, W, U, b, h0, c0)
+            self.seq = None
+            if _seq_gru_simple(self, x, W, U, b, h0):
+                return self._seq_forward(x, W, U, b, h0)
+        else:                            # a device: the general loop with xp
+            self.fast, self.seq = False, None
+            self.mask, self.xmask, self.rmask = (_on(xp, self.mask), _on(xp, self.xmask),
+                                                 _on(xp, self.rmask))
         cell, T = self.cell, x.shape[1]
         u = U.shape[0]
-        act, dact = _act(self.activation)
-        ract, dract = _act(self.recurrent_activation)
+        act, dact = _act(self.activation, xp)
+        ract, dract = _act(self.recurrent_activation, xp)
         if self.xmask is not None:
             x = x * self.xmask[:, None, :]
         self.x = x
         if cell == "gru" and self.reset_after:
-            xp = x @ W + b[0]
+            proj = x @ W + b[0]
         else:
-            xp = x @ W + b
-        hs = np.empty((x.shape[0], T, u), dtype=xp.dtype)
+            proj = x @ W + b
+        hs = xp.empty((x.shape[0], T, u), dtype=proj.dtype)
         rm = self.rmask
         h = h0
         c = c0
@@ -170,11 +200,11 @@ class RNNSequence(Function):
         for j, t in enumerate(steps):
             hr = h if rm is None else h * rm
             if cell == "simple":
-                pre = xp[:, t] + hr @ U
+                pre = proj[:, t] + hr @ U
                 hn = act(pre)
                 st = (h, hr, pre, hn)
             elif cell == "lstm":
-                z = xp[:, t] + hr @ U
+                z = proj[:, t] + hr @ U
                 zi, zf, zc, zo = z[:, :u], z[:, u:2 * u], z[:, 2 * u:3 * u], z[:, 3 * u:]
                 i, f, o = ract(zi), ract(zf), ract(zo)
                 g = act(zc)
@@ -183,7 +213,7 @@ class RNNSequence(Function):
                 hn = o * ac
                 st = (h, hr, c, zi, zf, zc, zo, i, f, g, o, cn, ac)
             else:  # gru
-                xz, xr, xh = xp[:, t, :u], xp[:, t, u:2 * u], xp[:, t, 2 * u:]
+                xz, xr, xh = proj[:, t, :u], proj[:, t, u:2 * u], proj[:, t, 2 * u:]
                 if self.reset_after:
                     rec = hr @ U + b[1]
                     rz, rr, rh = rec[:, :u], rec[:, u:2 * u], rec[:, 2 * u:]
@@ -201,20 +231,20 @@ class RNNSequence(Function):
                 st = (h, hr, pz, pr, z, r, rh, ph, hh)
             if mask is not None:
                 m = mask[:, t][:, None]
-                hn = np.where(m, hn, h)
+                hn = xp.where(m, hn, h)
                 if cell == "lstm":
-                    cn = np.where(m, cn, c)
+                    cn = xp.where(m, cn, c)
             h = hn
             if cell == "lstm":
                 c = cn
             hs[:, j] = h
             saved.append(st)
-        self.saved, self.hs, self.xp_dtype = saved, hs, xp.dtype
+        self.saved, self.hs, self.xp_dtype = saved, hs, proj.dtype
         self.W, self.U, self.b, self.h0, self.c0 = W, U, b, h0, c0
         self.hT, self.cT = h, c
         # output: all hidden states (N, T, u) followed by the final c for LSTM, packed on axis 1
         if cell == "lstm":
-            return np.concatenate([hs, c[:, None, :]], axis=1)
+            return xp.concatenate([hs, c[:, None, :]], axis=1)
         return hs
 
     def backward(self, gout):
@@ -224,20 +254,20 @@ class RNNSequence(Function):
             return self._lstm_backward(gout)
         if self.seq is not None:
             return self._seq_backward(gout)
-        cell, x, W, U, b = self.cell, self.x, self.W, self.U, self.b
+        cell, x, W, U, b, xp = self.cell, self.x, self.W, self.U, self.b, self.xp
         u = U.shape[0]
         T = x.shape[1]
-        act, dact = _act(self.activation)
-        ract, dract = _act(self.recurrent_activation)
+        act, dact = _act(self.activation, xp)
+        ract, dract = _act(self.recurrent_activation, xp)
         if cell == "lstm":
             ghs, gc = gout[:, :T], gout[:, T].copy()
         else:
             ghs, gc = gout, None
         G = W.shape[1]
-        gxp = np.zeros((x.shape[0], T, G), dtype=gout.dtype)
-        gU = np.zeros_like(U)
-        gb1 = np.zeros(G, dtype=gout.dtype) if (cell == "gru" and self.reset_after) else None
-        gh = np.zeros((x.shape[0], u), dtype=gout.dtype)
+        gxp = xp.zeros((x.shape[0], T, G), dtype=gout.dtype)
+        gU = xp.zeros_like(U)
+        gb1 = xp.zeros(G, dtype=gout.dtype) if (cell == "gru" and self.reset_after) else None
+        gh = xp.zeros((x.shape[0], u), dtype=gout.dtype)
         rm, mask = self.rmask, self.mask
         steps = list(range(T - 1, -1, -1) if self.go_backwards else range(T))
         for j in range(T - 1, -1, -1):
@@ -246,11 +276,11 @@ class RNNSequence(Function):
             st = self.saved[j]
             if mask is not None:
                 m = mask[:, t][:, None]
-                gh_skip = np.where(m, 0, gh)
-                gh = np.where(m, gh, 0)
+                gh_skip = xp.where(m, 0, gh)
+                gh = xp.where(m, gh, 0)
                 if cell == "lstm":
-                    gc_skip = np.where(m, 0, gc)
-                    gc = np.where(m, gc, 0)
+                    gc_skip = xp.where(m, 0, gc)
+                    gc = xp.where(m, gc, 0)
             if cell == "simple":
                 h, hr, pre, hn = st
                 gpre = gh * dact(hn, pre)
@@ -265,7 +295,7 @@ class RNNSequence(Function):
                 gi = gcn * g
                 gf = gcn * c
                 gg = gcn * i
-                gz = np.concatenate([gi * dract(i, zi), gf * dract(f, zf), gg * dact(g, zc),
+                gz = xp.concatenate([gi * dract(i, zi), gf * dract(f, zf), gg * dact(g, zc),
                                      go * dract(o, zo)], axis=1)
                 gxp[:, t] = gz
                 gU += hr.T @ gz
@@ -282,8 +312,8 @@ class RNNSequence(Function):
                     grh = gph * r
                     gr = gph * rh
                     gpr = gr * dract(r, pr)
-                    grec = np.concatenate([gpz, gpr, grh], axis=1)
-                    gxp[:, t] = np.concatenate([gpz, gpr, gph], axis=1)
+                    grec = xp.concatenate([gpz, gpr, grh], axis=1)
+                    gxp[:, t] = xp.concatenate([gpz, gpr, gph], axis=1)
                     gU += hr.T @ grec
                     gb1 += grec.sum(axis=0)
                     ghr = grec @ U.T
@@ -294,9 +324,9 @@ class RNNSequence(Function):
                     gU[:, 2 * u:] += rhr.T @ gph
                     gr = grhr * hr
                     gpr = gr * dract(r, pr)
-                    g2 = np.concatenate([gpz, gpr], axis=1)
+                    g2 = xp.concatenate([gpz, gpr], axis=1)
                     gU[:, :2 * u] += hr.T @ g2
-                    gxp[:, t] = np.concatenate([gpz, gpr, gph], axis=1)
+                    gxp[:, t] = xp.concatenate([gpz, gpr, gph], axis=1)
                     ghr = g2 @ U[:, :2 * u].T + grhr * r
                     gh_prev = gh * z + (ghr if rm is None else ghr * rm)
             if mask is not None:
@@ -316,7 +346,7 @@ class RNNSequence(Function):
             gW = x.reshape(N * T, -1).T @ g2d
         if needs[3]:
             gb0 = g2d.sum(axis=0)
-            gb = np.stack([gb0, gb1]) if gb1 is not None else gb0
+            gb = xp.stack([gb0, gb1]) if gb1 is not None else gb0
         gh0 = gh if needs[4] else None
         res = [gx, gW, gU if needs[2] else None, gb, gh0]
         if cell == "lstm":
@@ -1000,7 +1030,10 @@ def rnn_sequence(cell, x, kernel, recurrent_kernel, bias, h0, c0=None, activatio
         args.append(M._t(c0))
     m = None
     if mask is not None:
-        m = np.asarray(mask.data if hasattr(mask, "data") else mask).astype(bool)
+        m = mask.data if isinstance(mask, Tensor) else mask
+        # a device mask stays on its device (the node moves a host one to the inputs' module)
+        m = (m.astype(bool) if type(m) is not np.ndarray and array_module(m) is not np
+             else np.asarray(m).astype(bool))
         if m.shape != x.shape[:2]:
             raise ValueError(f"rnn_sequence: mask must have shape {x.shape[:2]} (batch, timesteps), "
                              f"received {m.shape}")
