@@ -16,11 +16,17 @@ Backward, with g = dL/do and p̃ = p·m:
 A masked entry adds a large negative number to s (as Keras's torch backend), so its
 probability is 0; a row masked everywhere attends uniformly, and since its output does not
 depend on its logits then, no gradient flows back through them (dL/ds = 0 on that row).
+
+The node computes with the array module of its inputs (NumPy or a device module such as CuPy);
+the compiled softmax rows and the products written into preallocated layouts serve host arrays,
+a device array takes the same products as plain ``xp`` calls.  Masks and dropout masks are moved
+to the inputs' module.
 """
 import numpy as np
 
 from ..autograd.function import Function, unbroadcast
 from ..autograd.tensor import Tensor
+from ..device import array_module, to_numpy
 from . import _compiled
 from . import math as M
 
@@ -51,36 +57,48 @@ class DotProductAttention(Function):
         G = N // K
         dt = q.dtype
         c = dt.type(self.scale)
-        # c·q in the heads-first layout (one pass: the copy and the scale together)
-        qt = np.empty((B, K, G, T, H), dtype=dt)
-        np.multiply(q.reshape(B, T, K, G, H).transpose(0, 2, 3, 1, 4), c, out=qt)
+        self.xp = xp = array_module(q, k, v, bias)
+        host = xp is np
+        # c·q in the heads-first layout (one pass on the host: the copy and the scale together)
+        q5 = q.reshape(B, T, K, G, H).transpose(0, 2, 3, 1, 4)
+        if host:
+            qt = np.empty((B, K, G, T, H), dtype=dt)
+            np.multiply(q5, c, out=qt)
+        else:
+            qt = q5 * c
         kt = k.transpose(0, 2, 1, 3)[:, :, None]                  # (B, K, 1, S, H), a view
         vt = v.transpose(0, 2, 1, 3)[:, :, None]                  # (B, K, 1, S, Hv), a view
-        s = np.matmul(qt, kt.swapaxes(-1, -2)).reshape(B, N, T, S)
+        s = xp.matmul(qt, kt.swapaxes(-1, -2)).reshape(B, N, T, S)
         if bias is not None:
             s += bias
         if self.additive is not None:
             s += self.additive
             # a row masked everywhere is uniform whatever its logits: no gradient flows back
-            dead = np.logical_and.reduce(
-                self.additive <= dt.type(0.5) * large_negative(dt), axis=-1, keepdims=True)
+            masked = self.additive <= dt.type(0.5) * large_negative(dt)
+            if host:
+                dead = np.logical_and.reduce(masked, axis=-1, keepdims=True)
+            else:
+                dead = xp.all(masked, axis=-1, keepdims=True)
             self.dead = dead if dead.any() else None
-        k = _compiled.kernels("softmax_rows") if dt in _FLOATS and S > 0 else None
+        k = _compiled.kernels("softmax_rows") if host and dt in _FLOATS and S > 0 else None
         if k is not None:
             # the same row max, exp, sum and division, one pass of the compiled module a row
             p = np.empty_like(s)
             k.softmax_rows(s.reshape(-1, S), p.reshape(-1, S), None)
         else:
             s -= s.max(axis=-1, keepdims=True)
-            np.exp(s, out=s)
+            xp.exp(s, out=s)
             s /= s.sum(axis=-1, keepdims=True)
             p = s
         pd = p if self.drop is None else p * self.drop
+        self.qt, self.kt, self.vt, self.p, self.pd = qt, kt, vt, p, pd
+        self.bias_shape = None if bias is None else bias.shape
+        if not host:
+            o = xp.matmul(pd.reshape(B, K, G, T, S), vt)              # (B, K, G, T, Hv)
+            return o.transpose(0, 3, 1, 2, 4).reshape(B, T, N, Hv)
         # the output straight into the (B, T, N, Hv) layout: no transposing copy afterwards
         out = np.empty((B, T, K, G, Hv), dtype=dt)
         np.matmul(pd.reshape(B, K, G, T, S), vt, out=out.transpose(0, 2, 3, 1, 4))
-        self.qt, self.kt, self.vt, self.p, self.pd = qt, kt, vt, p, pd
-        self.bias_shape = None if bias is None else bias.shape
         return out.reshape(B, T, N, Hv)
 
     def backward(self, g):
@@ -91,6 +109,8 @@ class DotProductAttention(Function):
         dt = p.dtype
         needs = self.needs
         gt = g.reshape(B, T, K, G, Hv).transpose(0, 2, 3, 1, 4)     # (B, K, G, T, Hv), a view
+        if self.xp is not np:
+            return self._backward_xp(gt)
         gv = None
         if needs[2]:
             pdt = pd.reshape(B, K, G, T, S).swapaxes(-1, -2)
@@ -131,14 +151,51 @@ class DotProductAttention(Function):
             return gq, gk, gv, gb
         return gq, gk, gv
 
+    def _backward_xp(self, gt):
+        """The backward on device arrays: the same products as plain ``xp`` calls, each result
+        transposed into its input's layout afterwards."""
+        xp, qt, kt, vt, p, pd = self.xp, self.qt, self.kt, self.vt, self.p, self.pd
+        B, K, G, T, H = qt.shape
+        S, Hv = kt.shape[3], vt.shape[4]
+        N = K * G
+        needs = self.needs
+        gv = gq = gk = gb = None
+        if needs[2]:
+            gv5 = xp.matmul(pd.reshape(B, K, G, T, S).swapaxes(-1, -2), gt)   # (B, K, G, S, Hv)
+            gv = gv5.sum(axis=2).transpose(0, 2, 1, 3)
+        if needs[0] or needs[1] or (len(needs) > 3 and needs[3]):
+            dp = xp.matmul(gt, vt.swapaxes(-1, -2)).reshape(B, N, T, S)
+            if self.drop is not None:
+                dp = dp * self.drop
+            ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+            if self.dead is not None:
+                ds = xp.where(self.dead, ds.dtype.type(0), ds)
+            if len(needs) > 3 and needs[3]:
+                gb = unbroadcast(ds, self.bias_shape)
+            ds5 = ds.reshape(B, K, G, T, S)
+            if needs[0]:
+                gq5 = xp.matmul(ds5, kt) * p.dtype.type(self.scale)            # (B, K, G, T, H)
+                gq = gq5.transpose(0, 3, 1, 2, 4).reshape(B, T, N, H)
+            if needs[1]:
+                gk5 = xp.matmul(ds5.swapaxes(-1, -2), qt)                      # (B, K, G, S, H)
+                gk = gk5.sum(axis=2).transpose(0, 2, 1, 3)
+        if len(needs) > 3:
+            return gq, gk, gv, gb
+        return gq, gk, gv
 
-def _array(x):
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+def _array(x, xp=np):
+    """``x`` (a Tensor, an array or a nested list) as an array of ``xp``, moved there when it
+    lives elsewhere."""
+    d = x.data if isinstance(x, Tensor) else x
+    if xp is np:
+        return to_numpy(d)
+    return xp.asarray(d) if array_module(d) is xp else xp.asarray(to_numpy(d))
 
 
-def causal_mask(t, s):
+def causal_mask(t, s, xp=np):
     """(T, S) boolean lower triangle: query t sees keys s ≤ t (top-left aligned, as torch)."""
-    return np.tril(np.ones((t, s), dtype=bool))
+    return xp.tril(xp.ones((t, s), dtype=bool))
 
 
 def attention_core(query, key, value, bias=None, mask=None, scale=None, is_causal=False,
@@ -148,11 +205,12 @@ def attention_core(query, key, value, bias=None, mask=None, scale=None, is_causa
     B, T, N, H = query.shape
     S, K = key.shape[1], key.shape[2]
     shape = (B, N, T, S)
+    xp = array_module(query.data, key.data, value.data)
     additive = None
     if mask is not None or is_causal:
         keep = None
         if mask is not None:
-            m = _array(mask)
+            m = _array(mask, xp)
             keep = m if m.dtype == bool else m != 0
             try:
                 np.broadcast_shapes(keep.shape, shape)
@@ -160,11 +218,14 @@ def attention_core(query, key, value, bias=None, mask=None, scale=None, is_causa
                 raise ValueError(f"{op}: mask must broadcast to (batch, num_heads, query length, "
                                  f"key length) = {shape}, received shape {keep.shape}") from None
         if is_causal:
-            c = causal_mask(T, S)
-            keep = c if keep is None else np.logical_and(keep, c)
-        additive = np.where(keep, query.dtype.type(0), large_negative(query.dtype))
+            c = causal_mask(T, S, xp)
+            keep = c if keep is None else xp.logical_and(keep, c)
+        additive = xp.where(keep, query.dtype.type(0), large_negative(query.dtype))
     if scale is None:
         scale = 1.0 / np.sqrt(H)
+    if dropout_mask is not None and xp is not np:
+        # a dropout mask drawn on the host moves to the inputs' module
+        dropout_mask = _array(dropout_mask, xp)
     inputs = (query, key, value) if bias is None else (query, key, value, bias)
     return DotProductAttention.apply(*inputs, scale=float(scale), additive=additive,
                                      drop=dropout_mask)
@@ -225,6 +286,6 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
             raise ValueError(f"{op}: bias must broadcast to (batch, num_heads, query length, key "
                              f"length) = {shape}, received shape {bias.shape}") from None
     if scale is not None:
-        scale = float(_array(scale))
+        scale = float(_array(scale))        # a device scalar comes to the host
     return attention_core(q, k, v, bias=bias, mask=mask, scale=scale, is_causal=bool(is_causal),
                           op=op)

@@ -3,6 +3,10 @@
 Each is one node of the graph with a hand-written backward, so a layer costs
 one node instead of several and the loss gradient is the stable closed form
 (ŷ − y) rather than the product of the softmax and log derivatives.
+
+Every node computes with the array module of its inputs (``xp = array_module(...)``, NumPy or
+a device module such as CuPy); the compiled row kernels and the threaded products of
+``_parallel`` serve host arrays only, a device array takes the plain ``xp`` formula.
 """
 import math
 
@@ -11,6 +15,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import Function, unbroadcast
 from ..autograd.tensor import Tensor, fresh_grad_out
+from ..device import array_module, to_numpy
 from . import _compiled, _parallel
 from . import math as M
 
@@ -51,6 +56,14 @@ class Dense(Function):
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
+        self.xp = xp = array_module(x, w, b)
+        if xp is not np:
+            y = x @ w
+            if b is not None:
+                y = y + b
+            if self.relu:
+                self.y = y = xp.maximum(y, 0)
+            return y
         y = _parallel.matmul(x, w) if x.ndim == 2 else x @ w
         if b is not None and np.result_type(y, b) != y.dtype:
             y = y + b                     # in b's wider dtype, as x·W + b
@@ -72,6 +85,8 @@ class Dense(Function):
         x, w, needs = self.x, self.w, self.needs
         has_b = len(needs) == 3 and needs[2]
         gb = None
+        if self.xp is not np:
+            return self._backward_xp(g, has_b)
         n = g.shape[-1] if g.ndim else 0
         k = _epilogue_kernels() if (self.relu or has_b) else None
         if k is not None and n >= 2 and g.dtype in _FLOATS and g.flags.c_contiguous \
@@ -119,6 +134,20 @@ class Dense(Function):
             return gx, gw, gb
         return gx, gw
 
+    def _backward_xp(self, g, has_b):
+        """The backward on device arrays: the same products, the mask and Σ_batch as plain
+        array operations."""
+        x, w, needs = self.x, self.w, self.needs
+        if self.relu:
+            g = g * (self.y > 0)
+        gx = g @ w.T if needs[0] else None
+        if x.ndim != 2:
+            x, g = _rows(x), _rows(g)
+        gw = x.T @ g if needs[1] else None
+        if len(needs) == 3:
+            return gx, gw, (g.sum(axis=0) if has_b else None)
+        return gx, gw
+
     def backward_graph(self, g):
         """The same three products in differentiable ops (a gradient with a graph)."""
         x, w = self.inputs[0], self.inputs[1]
@@ -156,6 +185,20 @@ def dense(x, kernel, bias=None, relu=False):
 
 
 # ------------------------------------------------------------ cross-entropy
+def _max(xp, a, axis, keepdims=True):
+    """max of ``a`` along ``axis`` (NumPy's ufunc reduce on the host, ``xp.max`` on a device)."""
+    if xp is np:
+        return np.maximum.reduce(a, axis=axis, keepdims=keepdims)
+    return xp.max(a, axis=axis, keepdims=keepdims)
+
+
+def _sum(xp, a, axis, keepdims=True):
+    """Σ of ``a`` along ``axis`` (NumPy's ufunc reduce on the host, ``xp.sum`` on a device)."""
+    if xp is np:
+        return np.add.reduce(a, axis=axis, keepdims=keepdims)
+    return xp.sum(a, axis=axis, keepdims=keepdims)
+
+
 class SoftmaxCrossEntropy(Function):
     """Categorical cross-entropy from logits z, per sample:
 
@@ -169,8 +212,9 @@ class SoftmaxCrossEntropy(Function):
     def forward(self, y, z):
         ax = self.axis
         sm, self.softmax = self.softmax, None
-        if ax == z.ndim - 1 and z.dtype in _FLOATS and y.dtype == z.dtype and z.size \
-                and z.flags.c_contiguous:
+        xp = array_module(y, z)
+        if xp is np and ax == z.ndim - 1 and z.dtype in _FLOATS and y.dtype == z.dtype \
+                and z.size and z.flags.c_contiguous:
             k = _compiled.kernels("xent_rows")
             if k is not None:
                 n = z.shape[-1]
@@ -188,18 +232,18 @@ class SoftmaxCrossEntropy(Function):
             # its shifted logits, Σ e^s and softmax are this node's s, se and p: the same ops
             s, se, self.p = sm.s, sm.se, sm.y
         else:
-            s = z - np.maximum.reduce(z, axis=ax, keepdims=True)
-            e = np.exp(s)
-            se = np.add.reduce(e, axis=ax, keepdims=True)
+            s = z - _max(xp, z, ax)
+            e = xp.exp(s)
+            se = _sum(xp, e, ax)
             self.p = e / se
-        self.logp = logp = s - np.log(se)
+        self.logp = logp = s - xp.log(se)
         self.y = y
-        return -np.add.reduce(y * logp, axis=ax)
+        return -_sum(xp, y * logp, ax, keepdims=False)
 
     def backward(self, g):
         ax = self.axis % (g.ndim + 1)
         gz = None
-        if self.needs[1] and self.rows and g.dtype == self.p.dtype:
+        if self.rows and self.needs[1] and g.dtype == self.p.dtype:
             p = self.p
             n = p.shape[-1]
             gz = np.empty_like(p)
@@ -210,7 +254,7 @@ class SoftmaxCrossEntropy(Function):
         gy = -g * self.logp if self.needs[0] else None
         if self.needs[1] and gz is None:
             y = self.y
-            gz = g * (self.p * np.add.reduce(y, axis=ax, keepdims=True) - y)
+            gz = g * (self.p * _sum(array_module(y), y, ax) - y)
         return gy, gz
 
     def backward_graph(self, g):
@@ -231,24 +275,32 @@ class SparseSoftmaxCrossEntropy(Function):
     """
 
     def forward(self, z):
-        s = z - np.max(z, axis=-1, keepdims=True)
-        e = np.exp(s)
-        se = np.sum(e, axis=-1, keepdims=True)
+        self.xp = xp = array_module(z)
+        s = z - xp.max(z, axis=-1, keepdims=True)
+        e = xp.exp(s)
+        se = xp.sum(e, axis=-1, keepdims=True)
         self.p = e / se
         lbl = self.labels[..., None]
-        return np.log(se[..., 0]) - np.take_along_axis(s, lbl, axis=-1)[..., 0]
+        return xp.log(se[..., 0]) - xp.take_along_axis(s, lbl, axis=-1)[..., 0]
 
     def backward(self, g):
+        if self.xp is not np:
+            # p − onehot(c): the same subtraction of 1 at the label (and of 0 elsewhere)
+            return ((self.p - self._hot(self.p.dtype)) * g[..., None],)
         d = self.p.copy()
         np.put_along_axis(d, self.labels[..., None],
                           np.take_along_axis(d, self.labels[..., None], axis=-1) - 1, axis=-1)
         return (d * g[..., None],)
 
+    def _hot(self, dtype):
+        """onehot(c) in the labels' module, shaped as the logits."""
+        xp, k = self.xp, self.p.shape[-1]
+        return (self.labels[..., None] == xp.arange(k, dtype=self.labels.dtype)).astype(dtype)
+
     def backward_graph(self, g):
         z = self.inputs[0]
-        hot = np.zeros(z.data.shape, dtype=z.data.dtype)
-        np.put_along_axis(hot, self.labels[..., None], 1, axis=-1)
-        return ((M.softmax(z, axis=-1) - M._wrap(hot)) * M.expand_dims(g, -1),)
+        return ((M.softmax(z, axis=-1) - M._wrap(self._hot(z.data.dtype)))
+                * M.expand_dims(g, -1),)
 
 
 class SigmoidCrossEntropy(Function):
@@ -259,7 +311,8 @@ class SigmoidCrossEntropy(Function):
 
     def forward(self, y, z):
         self.y, self.z = y, z
-        return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        xp = array_module(y, z)
+        return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
 
     def backward(self, g):
         gy = -g * self.z if self.needs[0] else None
@@ -309,7 +362,8 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
     Labels must lie in [0, K) with K = ``output.shape[-1]``.
     """
     output = M._t(output, "sparse_categorical_crossentropy")
-    labels = np.asarray(target.data if isinstance(target, Tensor) else target)
+    # the labels are checked on the host, then moved to the logits' module
+    labels = to_numpy(target.data if isinstance(target, Tensor) else target)
     if axis not in (-1, output.ndim - 1):
         raise ValueError(f"sparse_categorical_crossentropy: only axis=-1 is supported, received {axis}")
     if labels.ndim == output.ndim and labels.shape[-1] == 1:
@@ -331,9 +385,14 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
         raise ValueError(
             f"sparse_categorical_crossentropy: labels must lie in [0, {k}), received values "
             f"from {labels.min()} to {labels.max()}")
+    xp = array_module(output.data)
     if from_logits:
-        return SparseSoftmaxCrossEntropy.apply(output, labels=labels)
-    return categorical_crossentropy(M.one_hot(labels, k, dtype=output.dtype), output)
+        return SparseSoftmaxCrossEntropy.apply(
+            output, labels=labels if xp is np else xp.asarray(labels))
+    hot = M.one_hot(labels, k, dtype=output.dtype)
+    if xp is not np:
+        hot = M._wrap(xp.asarray(hot.data))
+    return categorical_crossentropy(hot, output)
 
 
 def binary_crossentropy(target, output, from_logits=False):
@@ -372,7 +431,8 @@ def dropout(x, rate, noise_shape=None, training=True):
     """Zero each element with probability ``rate`` and scale the rest by 1/(1 − rate).
 
     The mask is drawn from the backend generator (so ``set_random_seed`` fixes
-    it); at inference (``training=False``) the input passes unchanged.
+    it; a device input gets the same draw as a host one); at inference (``training=False``)
+    the input passes unchanged.
     """
     x = M._t(x, "dropout")
     rate = float(rate)
@@ -385,20 +445,27 @@ def dropout(x, rate, noise_shape=None, training=True):
     dt = x.dtype if x.dtype.kind == "f" else np.dtype(backend.floatx())
     keep = backend.rng().random(shape, dtype=np.float64 if dt == np.float64 else np.float32) >= rate
     mask = keep.astype(dt) * dt.type(1.0 / (1.0 - rate))
+    xp = array_module(x.data)
+    if xp is not np:
+        # drawn on the host by the backend generator (the same stream, so the same mask as for
+        # a host input), then copied into the input's module
+        mask = xp.asarray(mask)
     return Dropout.apply(x, mask=mask)
 
 
 # ------------------------------------------------------- more activations
 class Pointwise(Function):
-    """y = f(x);  dL/dx = dL/dy · f′(x), f′ written from x and y (``df(x, y)``)."""
+    """y = f(x);  dL/dx = dL/dy · f′(x), f′ written from x and y (``df(xp, x, y)``; ``f(xp, x)``
+    and ``df`` compute with ``xp``, the array module of x)."""
 
     def forward(self, x):
         self.x = x
-        self.y = y = np.asarray(self.f(x), dtype=x.dtype)
+        self.xp = xp = array_module(x)
+        self.y = y = xp.asarray(self.f(xp, x), dtype=x.dtype)
         return y
 
     def backward(self, g):
-        return (g * self.df(self.x, self.y).astype(g.dtype, copy=False),)
+        return (g * self.df(self.xp, self.x, self.y).astype(g.dtype, copy=False),)
 
     @property
     def name(self):
@@ -426,8 +493,8 @@ def _number(v, op, arg):
 
 def relu6(x):
     """y = min(max(x, 0), 6);  dy/dx = 1 on (0, 6), else 0."""
-    return _pointwise(x, "relu6", lambda x: np.minimum(np.maximum(x, 0), 6),
-                      lambda x, y: (x > 0) & (x < 6))
+    return _pointwise(x, "relu6", lambda xp, x: xp.minimum(xp.maximum(x, 0), 6),
+                      lambda xp, x, y: (x > 0) & (x < 6))
 
 
 def celu(x, alpha=1.0):
@@ -436,9 +503,10 @@ def celu(x, alpha=1.0):
     if a == 0:
         raise ValueError("celu: alpha must not be 0")
 
-    def f(x):
-        return np.maximum(x, 0) + np.minimum(a * np.expm1(np.minimum(x, 0) / a), 0)
-    return _pointwise(x, "celu", f, lambda x, y: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0) / a)))
+    def f(xp, x):
+        return xp.maximum(x, 0) + xp.minimum(a * xp.expm1(xp.minimum(x, 0) / a), 0)
+    return _pointwise(x, "celu", f,
+                      lambda xp, x, y: xp.where(x > 0, 1.0, xp.exp(xp.minimum(x, 0) / a)))
 
 
 def glu(x, axis=-1):
@@ -455,14 +523,15 @@ def glu(x, axis=-1):
 def hard_shrink(x, threshold=0.5):
     """y = x where |x| > threshold, else 0;  dy/dx = 1 where |x| > threshold."""
     t = _number(threshold, "hard_shrink", "threshold")
-    return _pointwise(x, "hard_shrink", lambda x: np.where(np.abs(x) > t, x, 0),
-                      lambda x, y: np.abs(x) > t)
+    return _pointwise(x, "hard_shrink", lambda xp, x: xp.where(xp.abs(x) > t, x, 0),
+                      lambda xp, x, y: xp.abs(x) > t)
 
 
 def hard_silu(x):
     """y = x·relu6(x + 3)/6;  dy/dx = 0 for x < −3, (2x + 3)/6 on [−3, 3], 1 for x > 3."""
-    return _pointwise(x, "hard_silu", lambda x: x * np.minimum(np.maximum(x + 3, 0), 6) / 6,
-                      lambda x, y: np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)))
+    return _pointwise(x, "hard_silu", lambda xp, x: x * xp.minimum(xp.maximum(x + 3, 0), 6) / 6,
+                      lambda xp, x, y: xp.where(x < -3, 0.0,
+                                                xp.where(x <= 3, x / 3 + 0.5, 1.0)))
 
 
 hard_swish = hard_silu
@@ -470,36 +539,39 @@ hard_swish = hard_silu
 
 def hard_tanh(x):
     """y = clip(x, −1, 1);  dy/dx = 1 on (−1, 1), else 0."""
-    return _pointwise(x, "hard_tanh", lambda x: np.clip(x, -1, 1),
-                      lambda x, y: (x > -1) & (x < 1))
+    return _pointwise(x, "hard_tanh", lambda xp, x: xp.clip(x, -1, 1),
+                      lambda xp, x, y: (x > -1) & (x < 1))
 
 
 def log_sigmoid(x):
     """y = log σ(x) = min(x, 0) − log(1 + e^{−|x|});  dy/dx = σ(−x)."""
-    return _pointwise(x, "log_sigmoid", lambda x: np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x))),
-                      lambda x, y: M._sigmoid(-x))
+    return _pointwise(x, "log_sigmoid",
+                      lambda xp, x: xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x))),
+                      lambda xp, x, y: M._sigmoid(-x))
 
 
 def soft_shrink(x, threshold=0.5):
     """y = x − t for x > t, x + t for x < −t, else 0;  dy/dx = 1 where |x| > t."""
     t = _number(threshold, "soft_shrink", "threshold")
     return _pointwise(x, "soft_shrink",
-                      lambda x: np.where(x > t, x - t, np.where(x < -t, x + t, 0)),
-                      lambda x, y: np.abs(x) > t)
+                      lambda xp, x: xp.where(x > t, x - t, xp.where(x < -t, x + t, 0)),
+                      lambda xp, x, y: xp.abs(x) > t)
 
 
 def sparse_plus(x):
     """y = 0 for x ≤ −1, (x + 1)²/4 on (−1, 1), x for x ≥ 1;  dy/dx = 0, (x + 1)/2, 1."""
     return _pointwise(x, "sparse_plus",
-                      lambda x: np.where(x <= -1, 0, np.where(x < 1, 0.25 * (x + 1) ** 2, x)),
-                      lambda x, y: np.where(x <= -1, 0.0, np.where(x < 1, 0.5 * (x + 1), 1.0)))
+                      lambda xp, x: xp.where(x <= -1, 0,
+                                             xp.where(x < 1, 0.25 * (x + 1) ** 2, x)),
+                      lambda xp, x, y: xp.where(x <= -1, 0.0,
+                                                xp.where(x < 1, 0.5 * (x + 1), 1.0)))
 
 
 def sparse_sigmoid(x):
     """y = 0 for x ≤ −1, (x + 1)/2 on (−1, 1), 1 for x ≥ 1;  dy/dx = ½ on (−1, 1), else 0."""
     return _pointwise(x, "sparse_sigmoid",
-                      lambda x: np.where(x <= -1, 0, np.where(x >= 1, 1, 0.5 * (x + 1))),
-                      lambda x, y: 0.5 * ((x > -1) & (x < 1)))
+                      lambda xp, x: xp.where(x <= -1, 0, xp.where(x >= 1, 1, 0.5 * (x + 1))),
+                      lambda xp, x, y: 0.5 * ((x > -1) & (x < 1)))
 
 
 def squareplus(x, b=4):
@@ -507,20 +579,22 @@ def squareplus(x, b=4):
     b = _number(b, "squareplus", "b")
     if b < 0:
         raise ValueError(f"squareplus: b must be non-negative, received {b}")
-    return _pointwise(x, "squareplus", lambda x: (x + np.sqrt(x * x + b)) / 2,
-                      lambda x, y: 0.5 * (1 + x / np.sqrt(x * x + b)))
+    return _pointwise(x, "squareplus", lambda xp, x: (x + xp.sqrt(x * x + b)) / 2,
+                      lambda xp, x, y: 0.5 * (1 + x / xp.sqrt(x * x + b)))
 
 
 def tanh_shrink(x):
     """y = x − tanh x;  dy/dx = tanh² x."""
-    return _pointwise(x, "tanh_shrink", lambda x: x - np.tanh(x), lambda x, y: np.tanh(x) ** 2)
+    return _pointwise(x, "tanh_shrink", lambda xp, x: x - xp.tanh(x),
+                      lambda xp, x, y: xp.tanh(x) ** 2)
 
 
 def threshold(x, threshold, default_value):
     """y = x where x > threshold, else ``default_value``;  dy/dx = 1 where x > threshold."""
     t = _number(threshold, "threshold", "threshold")
     v = _number(default_value, "threshold", "default_value")
-    return _pointwise(x, "threshold", lambda x: np.where(x > t, x, v), lambda x, y: x > t)
+    return _pointwise(x, "threshold", lambda xp, x: xp.where(x > t, x, v),
+                      lambda xp, x, y: x > t)
 
 
 class Sparsemax(Function):
@@ -532,23 +606,25 @@ class Sparsemax(Function):
 
     def forward(self, x):
         ax = self.axis
-        zs = -np.sort(-x, axis=ax)
-        cs = np.cumsum(zs, axis=ax)
+        xp = array_module(x)
+        zs = -xp.sort(-x, axis=ax)
+        cs = xp.cumsum(zs, axis=ax)
         shape = [1] * x.ndim
         shape[ax] = -1
-        r = np.arange(1, x.shape[ax] + 1, dtype=x.dtype).reshape(shape)
+        r = xp.arange(1, x.shape[ax] + 1, dtype=x.dtype).reshape(shape)
         support = zs - (cs - 1) / r > 0
-        k = np.sum(support, axis=ax, keepdims=True)
+        k = xp.sum(support, axis=ax, keepdims=True)
         # τ = (Σ of the k largest − 1)/k.  (Keras 3.15 sums the cumulative sums over the
         # support instead, which is wrong whenever k > 1: its outputs do not sum to 1.)
-        tau = (np.take_along_axis(cs, k - 1, axis=ax) - 1) / k
-        self.y = y = np.maximum(x - tau, 0).astype(x.dtype, copy=False)
+        tau = (xp.take_along_axis(cs, k - 1, axis=ax) - 1) / k
+        self.y = y = xp.maximum(x - tau, 0).astype(x.dtype, copy=False)
         return y
 
     def backward(self, g):
+        xp = array_module(g)
         s = (self.y > 0).astype(g.dtype)
-        n = np.sum(s, axis=self.axis, keepdims=True)
-        return (s * (g - np.sum(s * g, axis=self.axis, keepdims=True) / n),)
+        n = xp.sum(s, axis=self.axis, keepdims=True)
+        return (s * (g - xp.sum(s * g, axis=self.axis, keepdims=True) / n),)
 
 
 def sparsemax(x, axis=-1):
@@ -584,6 +660,9 @@ def psnr(x1, x2, max_val):
         raise ValueError(f"psnr: x1 and x2 must have the same shape, received {x1.shape} "
                          f"and {x2.shape}")
     mv = M.cast(M._t(max_val, "psnr"), x1.dtype)
+    xp = array_module(x1.data, x2.data)
+    if xp is not np and not mv.requires_grad and array_module(mv.data) is not xp:
+        mv = M._wrap(xp.asarray(to_numpy(mv.data)))       # a host max_val joins the images
     mse = M.mean(M.square(x1 - x2))
     return 20 * M.log(mv) / math.log(10) - 10 * M.log(mse) / math.log(10)
 
@@ -602,16 +681,18 @@ def multi_hot(inputs, num_classes=None, axis=-1, dtype=None, sparse=False, **kwa
         raise ValueError("multi_hot: argument num_classes must be specified")
     if sparse:
         raise NotImplementedError("multi_hot: sparse=True is not supported by axone (no sparse tensors)")
-    d = np.asarray(inputs.data if isinstance(inputs, Tensor) else inputs)
+    d = inputs.data if isinstance(inputs, Tensor) else inputs
+    xp = array_module(d)
+    d = xp.asarray(d)
     if d.dtype.kind == "f":
         d = d.astype(np.int32)
     if d.dtype.kind not in "iub":
         raise TypeError(f"multi_hot: expected integer labels, received dtype {d.dtype}")
     n = int(num_classes)
-    oh = (d[..., None] == np.arange(n)).astype(np.dtype(dtype or backend.floatx()))
+    oh = (d[..., None] == xp.arange(n)).astype(np.dtype(dtype or backend.floatx()))
     if axis not in (-1, d.ndim):
-        oh = np.moveaxis(oh, -1, axis)
-    return Tensor(np.max(oh, axis=1 if d.ndim > 1 else 0))
+        oh = xp.moveaxis(oh, -1, axis)
+    return Tensor(xp.max(oh, axis=1 if d.ndim > 1 else 0))
 
 
 class Polar(Function):
@@ -619,15 +700,17 @@ class Polar(Function):
     G = dL/dRe z + i dL/dIm z:  dL/dr = Re(Ḡ·e^{iθ}),  dL/dθ = −r·Im(Ḡ·e^{iθ})."""
 
     def forward(self, r, theta):
-        self.r, self.e = r, np.exp(1j * theta)
+        xp = array_module(r, theta)
+        self.r, self.e = r, xp.exp(1j * theta)
         return r * self.e
 
     def backward(self, g):
-        t = np.conj(g) * self.e
-        gr = unbroadcast(np.real(t), self.r.shape).astype(self.r.dtype) if self.needs[0] else None
+        xp = array_module(g)
+        t = xp.conj(g) * self.e
+        gr = unbroadcast(xp.real(t), self.r.shape).astype(self.r.dtype) if self.needs[0] else None
         gt = None
         if self.needs[1]:
-            gt = unbroadcast(-self.r * np.imag(t), self.e.shape).astype(self.r.dtype)
+            gt = unbroadcast(-self.r * xp.imag(t), self.e.shape).astype(self.r.dtype)
         return gr, gt
 
 

@@ -11,6 +11,9 @@ Layer normalization (statistics of each sample over ``axis``, n values):
     dL/dx = (u − mean(u) − x̂·mean(u·x̂)) / √(σ² + ε)
 RMS normalization:  r = 1/√(mean(x²) + ε),  y = x·r·γ,   with u = γ·dL/dy:
     dL/dx = r·u − r³·x·mean(u·x),   dL/dγ = Σ dL/dy·x·r
+
+Each node computes with the array module of its inputs (NumPy or a device module such as
+CuPy); the layer norm's row path and the in-place buffers serve host arrays only.
 """
 import warnings
 
@@ -18,6 +21,8 @@ import numpy as np
 
 from .. import backend
 from ..autograd.function import Function, unbroadcast
+from ..autograd.tensor import Tensor
+from ..device import array_module, to_numpy
 from . import math as M
 
 __all__ = ["batch_normalization", "moments", "layer_normalization", "rms_normalization"]
@@ -29,7 +34,7 @@ class BatchNormTrain(Function):
         mean = x.mean(axis=axes, keepdims=True)
         d = x - mean
         var = (d * d).mean(axis=axes, keepdims=True)
-        inv = 1.0 / np.sqrt(var + self.epsilon)
+        inv = 1.0 / array_module(x).sqrt(var + self.epsilon)
         self.xhat = xhat = d * inv
         self.inv, self.gamma = inv, gamma
         self.mean, self.var = mean, var
@@ -79,10 +84,19 @@ def batch_normalization(x, gamma, beta, axis=-1, epsilon=1e-3, mean=None, varian
             bm = x.data.mean(axis=axes, keepdims=True)
             bv = ((x.data - bm) ** 2).mean(axis=axes, keepdims=True)
         return fn_out, bm.reshape(-1), bv.reshape(-1)
-    m = np.asarray(mean.data if hasattr(mean, "data") else mean).reshape(shape)
-    v = np.asarray(variance.data if hasattr(variance, "data") else variance).reshape(shape)
-    inv = (1.0 / np.sqrt(v + epsilon)).astype(x.dtype)
-    return (x - m.astype(x.dtype)) * (g4 * inv) + b4, None, None
+    xp = array_module(x.data)
+    m = _stat(mean, xp).reshape(shape)
+    v = _stat(variance, xp).reshape(shape)
+    inv = (1.0 / xp.sqrt(v + epsilon)).astype(x.dtype)
+    return (x - M._wrap(m.astype(x.dtype))) * (g4 * M._wrap(inv)) + b4, None, None
+
+
+def _stat(s, xp):
+    """A given mean or variance as an array of ``xp`` (moved there when it lives elsewhere)."""
+    s = s.data if isinstance(s, Tensor) else s
+    if array_module(s) is xp:
+        return xp.asarray(s)
+    return xp.asarray(to_numpy(s))
 
 
 _ROW_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -165,17 +179,19 @@ class LayerNorm(Function):
     def forward(self, x, *params):
         gamma = params[0] if self.has_gamma else None
         beta = params[-1] if self.has_beta else None
-        if self._rows_ok(x, params):
+        xp = array_module(x, *params)
+        self.host = host = xp is np
+        if host and self._rows_ok(x, params):
             return self._forward_rows(x, gamma, beta)
         axes = self.axes
         mean = x.mean(axis=axes, keepdims=True)
         d = x - mean
         sq = d * d
         var = sq.mean(axis=axes, keepdims=True)
-        self.inv = inv = 1.0 / np.sqrt(var + x.dtype.type(self.epsilon))
-        # x̂ = d·r in d's buffer, y = x̂·γ + β in the squares' buffer, when the dtypes and
-        # shapes let them stay (the same operations as without the buffers)
-        if inv.dtype == d.dtype:
+        self.inv = inv = 1.0 / xp.sqrt(var + x.dtype.type(self.epsilon))
+        # on the host: x̂ = d·r in d's buffer, y = x̂·γ + β in the squares' buffer, when the
+        # dtypes and shapes let them stay (the same operations as without the buffers)
+        if host and inv.dtype == d.dtype:
             xhat = np.multiply(d, inv, out=d)
         else:
             xhat = d * inv
@@ -184,7 +200,7 @@ class LayerNorm(Function):
         if gamma is None and beta is None:
             return xhat.copy()
         ps = [a for a in (gamma, beta) if a is not None]
-        if np.result_type(xhat, *ps) == sq.dtype and \
+        if host and np.result_type(xhat, *ps) == sq.dtype and \
                 np.broadcast_shapes(xhat.shape, *(a.shape for a in ps)) == sq.shape:
             if gamma is None:
                 return np.add(xhat, beta, out=sq)
@@ -207,13 +223,16 @@ class LayerNorm(Function):
             m1 = u.mean(axis=axes, keepdims=True)
             t = u * xhat
             m2 = t.mean(axis=axes, keepdims=True)
-            # dx = r·(u − mean(u) − x̂·mean(u·x̂)), with the buffers of u (when new) and t
-            if t.shape == np.broadcast_shapes(xhat.shape, m2.shape) and \
+            # dx = r·(u − mean(u) − x̂·mean(u·x̂)), with the buffers of u (when new) and t on
+            # the host
+            host = self.host
+            if host and t.shape == np.broadcast_shapes(xhat.shape, m2.shape) and \
                     np.result_type(xhat, m2) == t.dtype:
                 xm = np.multiply(xhat, m2, out=t)
             else:
                 xm = xhat * m2
-            if u is not g and u.shape == np.broadcast_shapes(u.shape, m1.shape, xm.shape) and \
+            if host and u is not g and \
+                    u.shape == np.broadcast_shapes(u.shape, m1.shape, xm.shape) and \
                     np.result_type(u, m1, xm, self.inv) == u.dtype:
                 dx = np.subtract(u, m1, out=u)
                 dx -= xm
@@ -238,7 +257,8 @@ class RMSNorm(Function):
         dx = r·u − r³·x·mean(u·x),   dγ = Σ g·x·r."""
 
     def forward(self, x, scale=None):
-        r = 1.0 / np.sqrt((x * x).mean(axis=self.axes, keepdims=True) + x.dtype.type(self.epsilon))
+        xp = array_module(x, scale)
+        r = 1.0 / xp.sqrt((x * x).mean(axis=self.axes, keepdims=True) + x.dtype.type(self.epsilon))
         self.x, self.r, self.scale = x, r, scale
         y = x * r
         return y if scale is None else y * scale
