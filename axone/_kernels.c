@@ -1569,9 +1569,10 @@ typedef struct {
     const void *A, *B;
     void *C;
     double beta;
+    Py_ssize_t batch, sa, sb, sc;   /* a stack of products: count, and the item strides (bytes) */
 } GemmTask;
 
-static void gemm_task(const GemmTask *t) {
+static void gemm_one(const GemmTask *t) {
     int ta = t->ta ? TRANS : NO_TRANS, tb = t->tb ? TRANS : NO_TRANS;
     if (t->code == 'f') {
         if (gemm_ilp64)
@@ -1587,6 +1588,17 @@ static void gemm_task(const GemmTask *t) {
         else
             ((dgemm32_t)gemm_d)(ROW_MAJOR, ta, tb, (int)t->M, (int)t->N, (int)t->K, 1.0, t->A,
                                 (int)t->lda, t->B, (int)t->ldb, t->beta, t->C, (int)t->ldc);
+    }
+}
+
+static void gemm_task(const GemmTask *t) {
+    if (t->batch <= 1) { gemm_one(t); return; }
+    GemmTask one = *t;
+    for (Py_ssize_t i = 0; i < t->batch; i++) {
+        one.A = (const char *)t->A + i * t->sa;
+        one.B = (const char *)t->B + i * t->sb;
+        one.C = (char *)t->C + i * t->sc;
+        gemm_one(&one);
     }
 }
 
@@ -1698,29 +1710,33 @@ static void pool_run(const GemmTask *tasks, Py_ssize_t n) {
 }
 #endif
 
-/* one operand of a task: a 2-D float array of dtype code, its op and leading dimension */
+/* one operand of a task: a 2-D float array of dtype code (or a stack of them, 3-D, when
+ * stacked), its op, leading dimension and, stacked, its item count and stride in bytes */
 static int gemm_operand(PyObject *o, const char *name, Py_ssize_t i, Py_buffer *v, int writable,
-                        char *code, int *trans, Py_ssize_t *ld) {
+                        char *code, int *trans, Py_ssize_t *ld, int stacked, Py_ssize_t *items,
+                        Py_ssize_t *item_stride) {
     int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    int nd = stacked ? 3 : 2;
     if (PyObject_GetBuffer(o, v, flags) < 0) {
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "gemm_many: task %zd: %s must be a%s 2-D float32 or float64 "
-                     "array, received %s", i, name, writable ? " writable" : "",
+        PyErr_Format(PyExc_TypeError, "gemm_many: task %zd: %s must be a%s %d-D float32 or float64 "
+                     "array, received %s", i, name, writable ? " writable" : "", nd,
                      Py_TYPE(o)->tp_name);
         return -1;
     }
     char c = item_code(v);
-    if (v->ndim != 2 || (c != 'f' && c != 'd') || (*code && c != *code)) {
-        PyErr_Format(PyExc_TypeError, "gemm_many: task %zd: %s must be a 2-D array of the task's "
+    if (v->ndim != nd || (c != 'f' && c != 'd') || (*code && c != *code)) {
+        PyErr_Format(PyExc_TypeError, "gemm_many: task %zd: %s must be a %d-D array of the task's "
                      "float dtype (float32 or float64), received %d-D of format '%s'", i, name,
-                     v->ndim, v->format ? v->format : "B");
+                     nd, v->ndim, v->format ? v->format : "B");
         PyBuffer_Release(v);
         return -1;
     }
     *code = c;
-    Py_ssize_t it = v->itemsize, r = v->shape[0], k = v->shape[1];
-    Py_ssize_t s0 = r <= 1 ? (k > 0 ? k : 1) * it : v->strides[0];
-    Py_ssize_t s1 = k <= 1 ? it : v->strides[1];
+    Py_ssize_t it = v->itemsize, r = v->shape[nd - 2], k = v->shape[nd - 1];
+    Py_ssize_t s0 = r <= 1 ? (k > 0 ? k : 1) * it : v->strides[nd - 2];
+    Py_ssize_t s1 = k <= 1 ? it : v->strides[nd - 1];
+    if (stacked) { *items = v->shape[0]; *item_stride = v->strides[0]; }
     if (s1 == it && s0 % it == 0 && s0 / it >= (k > 0 ? k : 1)) {
         *trans = 0; *ld = s0 / it;
     } else if (!writable && s0 == it && s1 % it == 0 && s1 / it >= (r > 0 ? r : 1)) {
@@ -1730,7 +1746,7 @@ static int gemm_operand(PyObject *o, const char *name, Py_ssize_t i, Py_buffer *
     } else {
         PyErr_Format(PyExc_ValueError, "gemm_many: task %zd: %s must have a unit %s stride, "
                      "received strides (%zd, %zd)", i, name, writable ? "column" : "row or column",
-                     v->strides[0], v->strides[1]);
+                     v->strides[nd - 2], v->strides[nd - 1]);
         PyBuffer_Release(v);
         return -1;
     }
@@ -1774,27 +1790,42 @@ static PyObject *py_gemm_many(PyObject *self, PyObject *args) {
         }
         Py_buffer *va = views + held, *vb = va + 1, *vc = va + 2;
         int tc;
-        Py_ssize_t ldc;
-        if (gemm_operand(PyTuple_GET_ITEM(t, 0), "A", i, va, 0, &g->code, &g->ta, &g->lda) < 0)
+        Py_ssize_t ldc, na = 1, nb = 1, nc = 1;
+        PyObject *oa = PyTuple_GET_ITEM(t, 0);
+        int stacked = 0;
+        {   /* a stack of products when A is 3-D */
+            Py_buffer probe;
+            if (PyObject_GetBuffer(oa, &probe, PyBUF_STRIDES | PyBUF_FORMAT) == 0) {
+                stacked = probe.ndim == 3;
+                PyBuffer_Release(&probe);
+            } else {
+                PyErr_Clear();
+            }
+        }
+        g->batch = 1; g->sa = g->sb = g->sc = 0;
+        if (gemm_operand(oa, "A", i, va, 0, &g->code, &g->ta, &g->lda, stacked, &na, &g->sa) < 0)
             goto fail;
         held++;
-        if (gemm_operand(PyTuple_GET_ITEM(t, 1), "B", i, vb, 0, &g->code, &g->tb, &g->ldb) < 0)
+        if (gemm_operand(PyTuple_GET_ITEM(t, 1), "B", i, vb, 0, &g->code, &g->tb, &g->ldb, stacked,
+                         &nb, &g->sb) < 0)
             goto fail;
         held++;
-        if (gemm_operand(PyTuple_GET_ITEM(t, 2), "C", i, vc, 1, &g->code, &tc, &ldc) < 0)
+        if (gemm_operand(PyTuple_GET_ITEM(t, 2), "C", i, vc, 1, &g->code, &tc, &ldc, stacked, &nc,
+                         &g->sc) < 0)
             goto fail;
         held++;
-        g->M = va->shape[0]; g->K = va->shape[1]; g->N = vb->shape[1]; g->ldc = ldc;
-        if (vb->shape[0] != g->K || vc->shape[0] != g->M || vc->shape[1] != g->N) {
-            PyErr_Format(PyExc_ValueError, "gemm_many: task %zd: shapes (%zd, %zd) x (%zd, %zd) -> "
-                         "(%zd, %zd) do not match", i, va->shape[0], va->shape[1], vb->shape[0],
-                         vb->shape[1], vc->shape[0], vc->shape[1]);
+        int d = stacked ? 1 : 0;
+        g->M = va->shape[d]; g->K = va->shape[d + 1]; g->N = vb->shape[d + 1]; g->ldc = ldc;
+        if (stacked && (na != nb || na != nc)) {
+            PyErr_Format(PyExc_ValueError, "gemm_many: task %zd: stacks of %zd, %zd and %zd "
+                         "products do not match", i, na, nb, nc);
             goto fail;
         }
-        if (!gemm_ilp64 && (g->M > INT32_MAX || g->N > INT32_MAX || g->K > INT32_MAX ||
-                            g->lda > INT32_MAX || g->ldb > INT32_MAX || g->ldc > INT32_MAX)) {
-            PyErr_Format(PyExc_ValueError, "gemm_many: task %zd: sizes beyond the 32-bit integers "
-                         "of the BLAS", i);
+        g->batch = na;
+        if (vb->shape[d] != g->K || vc->shape[d] != g->M || vc->shape[d + 1] != g->N) {
+            PyErr_Format(PyExc_ValueError, "gemm_many: task %zd: shapes (%zd, %zd) x (%zd, %zd) -> "
+                         "(%zd, %zd) do not match", i, va->shape[d], va->shape[d + 1], vb->shape[d],
+                         vb->shape[d + 1], vc->shape[d], vc->shape[d + 1]);
             goto fail;
         }
         g->A = va->buf; g->B = vb->buf; g->C = vc->buf;
@@ -1802,7 +1833,7 @@ static PyObject *py_gemm_many(PyObject *self, PyObject *args) {
     /* drop empty products (nothing to compute; an empty K with beta 0 is handled by the BLAS) */
     Py_ssize_t m = 0;
     for (i = 0; i < n; i++)
-        if (tasks[i].M > 0 && tasks[i].N > 0) tasks[m++] = tasks[i];
+        if (tasks[i].M > 0 && tasks[i].N > 0 && tasks[i].batch > 0) tasks[m++] = tasks[i];
     Py_BEGIN_ALLOW_THREADS
 #ifdef AXONE_THREADS
     if (m > 1 && num_threads > 1 && pthread_mutex_trylock(&pool_use) == 0) {

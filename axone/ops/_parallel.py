@@ -122,13 +122,14 @@ def _blocks(a, b, out, k, axis):
 
 
 def _poolable(a, b, out):
-    """Whether gemm_many takes (a, b, out): one float dtype, each operand with a unit stride."""
+    """Whether gemm_many takes (a, b, out): one float dtype, each operand (2-D, or a 3-D stack)
+    with a unit stride along one of its last two axes, out along its last."""
     dt = a.dtype
     if dt not in _FLOATS or b.dtype != dt or out.dtype != dt:
         return False
     it = dt.itemsize
-    return ((a.strides[1] == it or a.strides[0] == it) and (b.strides[1] == it or b.strides[0] == it)
-            and out.strides[1] == it)
+    return ((a.strides[-1] == it or a.strides[-2] == it) and (b.strides[-1] == it or b.strides[-2] == it)
+            and out.strides[-1] == it)
 
 
 def _run_python(tasks):
@@ -176,6 +177,23 @@ def matmul(a, b, out=None):
         gemm(tasks)
     else:
         _run_python(tasks)
+    return out
+
+
+def bmm(a, b, out=None):
+    """a (S×M×K) · b (S×K×N) for a stack of S products (3-D arrays, no broadcasting), the stack
+    cut into consecutive runs across threads (one gemm_many task each: a run of products on one
+    thread) when the whole is at least ``_MIN_WORK`` multiply-adds per run; else np.matmul.
+    Each product is BLAS's own whichever thread computes it, so the result is NumPy's."""
+    S, M, K = a.shape
+    N = b.shape[2]
+    if out is None:
+        out = np.empty((S, M, N), dtype=np.result_type(a, b))
+    gemm = _gemm_many()
+    k = min(_threads(), 8, S, (S * M * K * N) // _MIN_WORK) if _ENABLED and gemm is not None else 1
+    if k < 2 or not _poolable(a, b, out) or backend.get_blas_threads() != 1:
+        return np.matmul(a, b, out=out)
+    gemm([(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in _bounds(S, k, 1)])
     return out
 
 

@@ -204,3 +204,34 @@ def test_gemm_many_refuses_a_read_only_output_and_too_many_tasks():
         gemm(3)
     with pytest.raises(ValueError, match="set_pool_spin"):
         P._native.KERNELS.set_pool_spin(-1.0)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stacked_products_equal_numpy_bitwise(threads, dtype, forced):
+    """bmm: runs of a stack of products on the threads; each product is BLAS's own."""
+    forced(threads)
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(7, 16, 8)).astype(dtype)
+    b = rng.normal(size=(7, 8, 12)).astype(dtype)
+    with backend.blas_threads(1):
+        ref = np.matmul(a, b)
+        for left in (a, np.ascontiguousarray(a.transpose(0, 2, 1)).transpose(0, 2, 1)):
+            for right in (b, np.ascontiguousarray(b.transpose(0, 2, 1)).transpose(0, 2, 1)):
+                got = P.bmm(left, right)
+                np.testing.assert_array_equal(got, ref)
+                out = np.full_like(ref, np.nan)
+                assert P.bmm(left, right, out=out) is out
+                np.testing.assert_array_equal(out, ref)
+
+
+@pool
+def test_gemm_many_stacks_must_agree():
+    gemm = P._gemm_many()
+    with pytest.raises(ValueError, match="stacks of 2, 3 and 2 products"):
+        gemm([(np.ones((2, 2, 3)), np.ones((3, 3, 2)), np.ones((2, 2, 2)))])
+    with pytest.raises(TypeError, match="B must be a 3-D array"):
+        gemm([(np.ones((2, 2, 3)), np.ones((3, 2)), np.ones((2, 2, 2)))])
+    c = np.empty((2, 2, 2))
+    gemm([(np.ones((2, 2, 3)), np.ones((2, 3, 2)), c, 0.0)])
+    np.testing.assert_array_equal(c, 3.0)
