@@ -1569,7 +1569,8 @@ typedef struct {
     const void *A, *B;
     void *C;
     double beta;
-    Py_ssize_t batch, sa, sb, sc;   /* a stack of products: count, and the item strides (bytes) */
+    /* a stack of products, 1 or 2 leading axes: counts, and each operand's strides (bytes) */
+    Py_ssize_t batch, batch2, sa, sb, sc, sa2, sb2, sc2;
 } GemmTask;
 
 static void gemm_one(const GemmTask *t) {
@@ -1592,14 +1593,15 @@ static void gemm_one(const GemmTask *t) {
 }
 
 static void gemm_task(const GemmTask *t) {
-    if (t->batch <= 1) { gemm_one(t); return; }
+    if (t->batch <= 1 && t->batch2 <= 1) { gemm_one(t); return; }
     GemmTask one = *t;
-    for (Py_ssize_t i = 0; i < t->batch; i++) {
-        one.A = (const char *)t->A + i * t->sa;
-        one.B = (const char *)t->B + i * t->sb;
-        one.C = (char *)t->C + i * t->sc;
-        gemm_one(&one);
-    }
+    for (Py_ssize_t i = 0; i < t->batch; i++)
+        for (Py_ssize_t j = 0; j < t->batch2; j++) {
+            one.A = (const char *)t->A + i * t->sa + j * t->sa2;
+            one.B = (const char *)t->B + i * t->sb + j * t->sb2;
+            one.C = (char *)t->C + i * t->sc + j * t->sc2;
+            gemm_one(&one);
+        }
 }
 
 #ifdef AXONE_THREADS
@@ -1710,13 +1712,14 @@ static void pool_run(const GemmTask *tasks, Py_ssize_t n) {
 }
 #endif
 
-/* one operand of a task: a 2-D float array of dtype code (or a stack of them, 3-D, when
- * stacked), its op, leading dimension and, stacked, its item count and stride in bytes */
+/* one operand of a task: a 2-D float array of dtype code, or a stack of them with `stacked`
+ * (1 or 2) leading axes; its op, leading dimension and, stacked, its leading sizes and strides
+ * in bytes */
 static int gemm_operand(PyObject *o, const char *name, Py_ssize_t i, Py_buffer *v, int writable,
                         char *code, int *trans, Py_ssize_t *ld, int stacked, Py_ssize_t *items,
                         Py_ssize_t *item_stride) {
     int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    int nd = stacked ? 3 : 2;
+    int nd = 2 + stacked;
     if (PyObject_GetBuffer(o, v, flags) < 0) {
         PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "gemm_many: task %zd: %s must be a%s %d-D float32 or float64 "
@@ -1736,7 +1739,7 @@ static int gemm_operand(PyObject *o, const char *name, Py_ssize_t i, Py_buffer *
     Py_ssize_t it = v->itemsize, r = v->shape[nd - 2], k = v->shape[nd - 1];
     Py_ssize_t s0 = r <= 1 ? (k > 0 ? k : 1) * it : v->strides[nd - 2];
     Py_ssize_t s1 = k <= 1 ? it : v->strides[nd - 1];
-    if (stacked) { *items = v->shape[0]; *item_stride = v->strides[0]; }
+    for (int a = 0; a < stacked; a++) { items[a] = v->shape[a]; item_stride[a] = v->strides[a]; }
     if (s1 == it && s0 % it == 0 && s0 / it >= (k > 0 ? k : 1)) {
         *trans = 0; *ld = s0 / it;
     } else if (!writable && s0 == it && s1 % it == 0 && s1 / it >= (r > 0 ? r : 1)) {
@@ -1790,38 +1793,40 @@ static PyObject *py_gemm_many(PyObject *self, PyObject *args) {
         }
         Py_buffer *va = views + held, *vb = va + 1, *vc = va + 2;
         int tc;
-        Py_ssize_t ldc, na = 1, nb = 1, nc = 1;
+        Py_ssize_t ldc, na[2] = {1, 1}, nb[2] = {1, 1}, nc[2] = {1, 1};
+        Py_ssize_t sa[2] = {0, 0}, sb[2] = {0, 0}, sc[2] = {0, 0};
         PyObject *oa = PyTuple_GET_ITEM(t, 0);
         int stacked = 0;
-        {   /* a stack of products when A is 3-D */
+        {   /* a stack of products when A is 3-D or 4-D */
             Py_buffer probe;
             if (PyObject_GetBuffer(oa, &probe, PyBUF_STRIDES | PyBUF_FORMAT) == 0) {
-                stacked = probe.ndim == 3;
+                stacked = probe.ndim == 3 ? 1 : probe.ndim == 4 ? 2 : 0;
                 PyBuffer_Release(&probe);
             } else {
                 PyErr_Clear();
             }
         }
-        g->batch = 1; g->sa = g->sb = g->sc = 0;
-        if (gemm_operand(oa, "A", i, va, 0, &g->code, &g->ta, &g->lda, stacked, &na, &g->sa) < 0)
+        if (gemm_operand(oa, "A", i, va, 0, &g->code, &g->ta, &g->lda, stacked, na, sa) < 0)
             goto fail;
         held++;
         if (gemm_operand(PyTuple_GET_ITEM(t, 1), "B", i, vb, 0, &g->code, &g->tb, &g->ldb, stacked,
-                         &nb, &g->sb) < 0)
+                         nb, sb) < 0)
             goto fail;
         held++;
-        if (gemm_operand(PyTuple_GET_ITEM(t, 2), "C", i, vc, 1, &g->code, &tc, &ldc, stacked, &nc,
-                         &g->sc) < 0)
+        if (gemm_operand(PyTuple_GET_ITEM(t, 2), "C", i, vc, 1, &g->code, &tc, &ldc, stacked, nc,
+                         sc) < 0)
             goto fail;
         held++;
-        int d = stacked ? 1 : 0;
+        int d = stacked;
         g->M = va->shape[d]; g->K = va->shape[d + 1]; g->N = vb->shape[d + 1]; g->ldc = ldc;
-        if (stacked && (na != nb || na != nc)) {
+        if (na[0] != nb[0] || na[0] != nc[0] || na[1] != nb[1] || na[1] != nc[1]) {
             PyErr_Format(PyExc_ValueError, "gemm_many: task %zd: stacks of %zd, %zd and %zd "
-                         "products do not match", i, na, nb, nc);
+                         "products do not match", i, na[0] * na[1], nb[0] * nb[1], nc[0] * nc[1]);
             goto fail;
         }
-        g->batch = na;
+        g->batch = na[0]; g->batch2 = na[1];
+        g->sa = sa[0]; g->sb = sb[0]; g->sc = sc[0];
+        g->sa2 = sa[1]; g->sb2 = sb[1]; g->sc2 = sc[1];
         if (vb->shape[d] != g->K || vc->shape[d] != g->M || vc->shape[d + 1] != g->N) {
             PyErr_Format(PyExc_ValueError, "gemm_many: task %zd: shapes (%zd, %zd) x (%zd, %zd) -> "
                          "(%zd, %zd) do not match", i, va->shape[d], va->shape[d + 1], vb->shape[d],
@@ -1833,7 +1838,8 @@ static PyObject *py_gemm_many(PyObject *self, PyObject *args) {
     /* drop empty products (nothing to compute; an empty K with beta 0 is handled by the BLAS) */
     Py_ssize_t m = 0;
     for (i = 0; i < n; i++)
-        if (tasks[i].M > 0 && tasks[i].N > 0 && tasks[i].batch > 0) tasks[m++] = tasks[i];
+        if (tasks[i].M > 0 && tasks[i].N > 0 && tasks[i].batch > 0 && tasks[i].batch2 > 0)
+            tasks[m++] = tasks[i];
     Py_BEGIN_ALLOW_THREADS
 #ifdef AXONE_THREADS
     if (m > 1 && num_threads > 1 && pthread_mutex_trylock(&pool_use) == 0) {

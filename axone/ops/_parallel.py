@@ -28,6 +28,7 @@ decided per node from its own work (``batch_blocks``): a block must carry at lea
 ``_MIN_SHARD_WORK`` units (a multiply-add or an element moved), about 0.4 ms of one core here,
 well above the ~30 µs a hand-over to a worker thread costs.
 """
+import math
 import os
 import threading
 
@@ -181,16 +182,23 @@ def matmul(a, b, out=None):
 
 
 def bmm(a, b, out=None):
-    """a (S×M×K) · b (S×K×N) for a stack of S products (3-D arrays, no broadcasting), the stack
-    cut into consecutive runs across threads (one gemm_many task each: a run of products on one
-    thread) when the whole is at least ``_MIN_WORK`` multiply-adds per run; else np.matmul.
-    Each product is BLAS's own whichever thread computes it, so the result is NumPy's."""
-    S, M, K = a.shape
-    N = b.shape[2]
+    """a (S…×M×K) · b (S…×K×N) for a stack of products with one or two leading axes S… (3-D or
+    4-D arrays of the same leading shape, no broadcasting; ``out`` may be a strided view), the
+    stack cut along its first axis into consecutive runs across threads (one gemm_many task
+    each: a run of products on one thread) when the whole is at least ``_MIN_WORK``
+    multiply-adds per run; else np.matmul.  Each product is BLAS's own whichever thread
+    computes it, so the result is NumPy's."""
+    lead = a.shape[:-2]
+    M, K = a.shape[-2:]
+    N = b.shape[-1]
     if out is None:
-        out = np.empty((S, M, N), dtype=np.result_type(a, b))
+        out = np.empty(lead + (M, N), dtype=np.result_type(a, b))
+    S = lead[0] if lead else 0
     gemm = _gemm_many()
-    k = min(_threads(), 8, S, (S * M * K * N) // _MIN_WORK) if _ENABLED and gemm is not None else 1
+    k = 1
+    if _ENABLED and gemm is not None and 1 <= len(lead) <= 2 and b.shape[:-2] == lead \
+            and out.shape[:-2] == lead:
+        k = min(_threads(), 8, S, (math.prod(lead) * M * K * N) // _MIN_WORK)
     if k < 2 or not _poolable(a, b, out) or backend.get_blas_threads() != 1:
         return np.matmul(a, b, out=out)
     gemm([(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in _bounds(S, k, 1)])

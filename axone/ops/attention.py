@@ -27,7 +27,7 @@ import numpy as np
 from ..autograd.function import Function, unbroadcast
 from ..autograd.tensor import Tensor
 from ..device import array_module, to_numpy
-from . import _compiled
+from . import _compiled, _parallel
 from . import math as M
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -68,7 +68,10 @@ class DotProductAttention(Function):
             qt = q5 * c
         kt = k.transpose(0, 2, 1, 3)[:, :, None]                  # (B, K, 1, S, H), a view
         vt = v.transpose(0, 2, 1, 3)[:, :, None]                  # (B, K, 1, S, Hv), a view
-        s = xp.matmul(qt, kt.swapaxes(-1, -2)).reshape(B, N, T, S)
+        if host and G == 1:            # (B, N) stacks of products, runs of them per thread
+            s = _parallel.bmm(qt[:, :, 0], kt[:, :, 0].swapaxes(-1, -2)).reshape(B, N, T, S)
+        else:
+            s = xp.matmul(qt, kt.swapaxes(-1, -2)).reshape(B, N, T, S)
         if bias is not None:
             s += bias
         if self.additive is not None:
@@ -98,7 +101,10 @@ class DotProductAttention(Function):
             return o.transpose(0, 3, 1, 2, 4).reshape(B, T, N, Hv)
         # the output straight into the (B, T, N, Hv) layout: no transposing copy afterwards
         out = np.empty((B, T, K, G, Hv), dtype=dt)
-        np.matmul(pd.reshape(B, K, G, T, S), vt, out=out.transpose(0, 2, 3, 1, 4))
+        if G == 1:
+            _parallel.bmm(pd.reshape(B, K, T, S), vt[:, :, 0], out=out.transpose(0, 2, 3, 1, 4)[:, :, 0])
+        else:
+            np.matmul(pd.reshape(B, K, G, T, S), vt, out=out.transpose(0, 2, 3, 1, 4))
         return out.reshape(B, T, N, Hv)
 
     def backward(self, g):
@@ -116,12 +122,15 @@ class DotProductAttention(Function):
             pdt = pd.reshape(B, K, G, T, S).swapaxes(-1, -2)
             gv = np.empty((B, S, K, Hv), dtype=dt)
             if G == 1:
-                np.matmul(pdt, gt, out=gv.transpose(0, 2, 1, 3)[:, :, None])
+                _parallel.bmm(pdt[:, :, 0], gt[:, :, 0], out=gv.transpose(0, 2, 1, 3))
             else:
                 gv.transpose(0, 2, 1, 3)[...] = np.matmul(pdt, gt).sum(axis=2)
         gq = gk = gb = None
         if needs[0] or needs[1] or (len(needs) > 3 and needs[3]):
-            dp = np.matmul(gt, vt.swapaxes(-1, -2)).reshape(B, N, T, S)
+            if G == 1:
+                dp = _parallel.bmm(gt[:, :, 0], vt[:, :, 0].swapaxes(-1, -2)).reshape(B, N, T, S)
+            else:
+                dp = np.matmul(gt, vt.swapaxes(-1, -2)).reshape(B, N, T, S)
             if self.drop is not None:
                 dp *= self.drop
             # dL/ds = p·(dL/dp − Σ_s p·dL/dp), in place in dp
@@ -137,14 +146,17 @@ class DotProductAttention(Function):
             if needs[0]:
                 # dL/dq = c·ds·k, written in the (B, T, N, H) layout and scaled there
                 gq = np.empty((B, T, K, G, H), dtype=dt)
-                np.matmul(ds5, kt, out=gq.transpose(0, 2, 3, 1, 4))
+                if G == 1:
+                    _parallel.bmm(ds5[:, :, 0], kt[:, :, 0], out=gq.transpose(0, 2, 3, 1, 4)[:, :, 0])
+                else:
+                    np.matmul(ds5, kt, out=gq.transpose(0, 2, 3, 1, 4))
                 gq *= dt.type(self.scale)
                 gq = gq.reshape(B, T, N, H)
             if needs[1]:
                 # dL/dk = c·dsᵀ·q = dsᵀ·(c·q): qt holds c·q already
                 gk = np.empty((B, S, K, H), dtype=dt)
                 if G == 1:
-                    np.matmul(ds5.swapaxes(-1, -2), qt, out=gk.transpose(0, 2, 1, 3)[:, :, None])
+                    _parallel.bmm(ds5[:, :, 0].swapaxes(-1, -2), qt[:, :, 0], out=gk.transpose(0, 2, 1, 3))
                 else:
                     gk.transpose(0, 2, 1, 3)[...] = np.matmul(ds5.swapaxes(-1, -2), qt).sum(axis=2)
         if len(needs) > 3:

@@ -64,7 +64,12 @@ class Dense(Function):
             if self.relu:
                 self.y = y = xp.maximum(y, 0)
             return y
-        y = _parallel.matmul(x, w) if x.ndim == 2 else x @ w
+        if x.ndim == 2:
+            y = _parallel.matmul(x, w)
+        elif x.ndim > 2:                  # (…, n_in): one product over all the rows
+            y = _parallel.matmul(_rows(x), w).reshape(x.shape[:-1] + (w.shape[1],))
+        else:
+            y = x @ w
         if b is not None and np.result_type(y, b) != y.dtype:
             y = y + b                     # in b's wider dtype, as x·W + b
             b = None
@@ -109,20 +114,25 @@ class Dense(Function):
             has_b = False
         elif self.relu:
             g = g * (self.y > 0)
-        gx = None
-        if needs[0]:
-            gx = _parallel.matmul(g, w.T) if g.ndim == 2 else g @ w.T
+        shape = g.shape
         if x.ndim != 2:
             x, g = _rows(x), _rows(g)
-        # a weight's first gradient of a training step goes straight into its gradient buffer
-        gw = None
+        # dL/dx and dL/dW are independent products: computed at once (_parallel.matmuls); a
+        # weight's first gradient of a training step goes straight into its gradient buffer
+        gx = gw = out = None
         if needs[1]:
             out = fresh_grad_out(self.inputs[1], w.shape,
                                  g.dtype if x.dtype == g.dtype else np.result_type(x, g))
-            if out is None:
-                gw = _parallel.matmul(x.T, g)
-            else:
-                _parallel.matmul(x.T, g, out=out)
+        if needs[0] and needs[1]:
+            gx, gw = _parallel.matmuls([(g, w.T, None), (x.T, g, out)])
+        elif needs[0]:
+            gx = _parallel.matmul(g, w.T)
+        elif needs[1]:
+            gw = _parallel.matmul(x.T, g, out=out)
+        if gx is not None and len(shape) != 2:
+            gx = gx.reshape(shape[:-1] + (w.shape[0],))
+        if out is not None:
+            gw = None
         if has_b:
             b = self.inputs[2]
             out = fresh_grad_out(b, b.data.shape, g.dtype)

@@ -235,3 +235,21 @@ def test_gemm_many_stacks_must_agree():
     c = np.empty((2, 2, 2))
     gemm([(np.ones((2, 2, 3)), np.ones((2, 3, 2)), c, 0.0)])
     np.testing.assert_array_equal(c, 3.0)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_stacks_with_two_leading_axes_and_strided_outputs(threads, forced):
+    """The attention layout: (B, heads) stacks, a key view with a unit row stride, the output a
+    transposed view of a (B, T, heads, H) array."""
+    forced(threads)
+    rng = np.random.default_rng(6)
+    B, T, S, N, H = 5, 6, 7, 3, 4
+    q = rng.normal(size=(B, N, T, H)).astype(np.float32)
+    k = rng.normal(size=(B, S, N, H)).astype(np.float32)
+    kt = k.transpose(0, 2, 3, 1)                            # (B, N, H, S), a view
+    with backend.blas_threads(1):
+        ref = np.matmul(q, kt)
+        np.testing.assert_array_equal(P.bmm(q, kt), ref)
+        out = np.full((B, T, N, S), np.nan, np.float32)
+        P.bmm(q, kt, out=out.transpose(0, 2, 1, 3))
+        np.testing.assert_array_equal(out.transpose(0, 2, 1, 3), ref)
