@@ -4,6 +4,12 @@ Each op is a :class:`~axone.autograd.Function` whose ``forward`` and
 ``backward`` sit side by side under the derivative they implement, followed
 by the public function (named as in ``keras.ops``).  Broadcasting is NumPy's;
 ``unbroadcast`` sums a gradient back to each input's shape.
+
+Every op computes with the array module of its inputs (``xp = array_module(...)``): NumPy on
+host arrays, where the compiled softmax rows may run, and the device module's routines (CuPy)
+on device arrays, forward and backward.  A number, list or host array beside a device tensor
+becomes a constant on that device (a 0-d array for a number: CuPy takes no host ndarray into
+its ufuncs).
 """
 import builtins as _b
 import math as _pymath
@@ -14,6 +20,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import Function, unbroadcast
 from ..autograd.tensor import Tensor
+from ..device import array_module, to_numpy
 from . import _compiled
 
 __all__ = [
@@ -42,16 +49,24 @@ def _wrap(arr):
 
 
 _new = object.__new__
+_ndarray = np.ndarray
 
 
 def _const(x, like, op):
-    """Wrap a non-Tensor operand ``x`` as a constant tensor (no gradient)."""
+    """Wrap a non-Tensor operand ``x`` as a constant tensor (no gradient), on the device of
+    ``like`` (a Tensor, or None) when that one's array is a device array."""
     tx = type(x)
-    if (tx is float or tx is int) and like is not None:
-        # Fast path for the common `tensor * 0.5`: a scalar against a float tensor.
-        dt = like.data.dtype
-        if dt.kind == "f":
-            return _wrap(np.asarray(x, dtype=dt))
+    if like is not None:
+        ld = like.data
+        if type(ld) is not _ndarray:
+            xp = array_module(ld)
+            if xp is not np:
+                return _device_const(xp, x, ld.dtype, op)
+        if tx is float or tx is int:
+            # Fast path for the common `tensor * 0.5`: a scalar against a float tensor.
+            dt = ld.dtype
+            if dt.kind == "f":
+                return _wrap(np.asarray(x, dtype=dt))
     if isinstance(x, np.ndarray):
         return Tensor(x)
     if isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, complex):
@@ -62,10 +77,26 @@ def _const(x, like, op):
     if isinstance(x, (list, tuple)):
         return Tensor(x)
     if hasattr(x, "__array__"):
+        if array_module(x) is not np:
+            return Tensor(x)                 # a device array stays where it is
         return Tensor(np.asarray(x))
     raise TypeError(
         f"{op}: unsupported operand type {type(x).__name__}; expected a Tensor, "
         f"a NumPy array or a number")
+
+
+def _device_const(xp, x, like_dtype, op):
+    """``_const`` against a tensor on a device of module ``xp``: the same dtype rule (a real
+    number takes a float tensor's dtype, else floatx for a float), the value copied there as a
+    0-d array (CuPy takes no host ndarray, not even a 0-d one, into its ufuncs)."""
+    if array_module(x) is xp:
+        return Tensor(x)
+    if isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, complex):
+        dt = like_dtype if like_dtype.kind == "f" else None
+        if dt is None:
+            dt = backend.floatx() if isinstance(x, float) else None
+        return Tensor(xp.asarray(x, dtype=dt))
+    return Tensor(xp.asarray(_const(x, None, op).data))    # lists, host arrays: as on the host
 
 
 def _t(x, op="op"):
@@ -78,6 +109,9 @@ def _pair(a, b, op):
             return a, b
         return a, _const(b, a, op)
     if isinstance(b, Tensor):
+        return _const(a, b, op), b
+    if type(b) is not _ndarray and array_module(b) is not np:
+        b = _const(b, None, op)              # a raw device array places a raw number beside it
         return _const(a, b, op), b
     a = _const(a, None, op)
     return a, _const(b, a, op)
@@ -113,11 +147,27 @@ def _axis(axis, ndim, op):
     return tuple(out)
 
 
+def _expanded(shape, axes):
+    """``shape`` with a 1 re-inserted at each of the (non-negative) reduced ``axes``."""
+    out = list(shape)
+    for a in sorted(axes):
+        out.insert(a, 1)
+    return tuple(out)
+
+
 def _expand(g, axes, keepdims):
     """Re-insert reduced axes into a gradient so it broadcasts against the input."""
     if keepdims or not axes:
         return g
-    return np.expand_dims(g, axes)
+    return g.reshape(_expanded(g.shape, axes))
+
+
+def _sum(xp, x, axis, keepdims):
+    """Σ over ``axis``: NumPy's ``add.reduce`` on the host (``np.sum`` without its wrapper),
+    the module's ``sum`` on a device."""
+    if xp is np:
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return xp.sum(x, axis=axis, keepdims=keepdims)
 
 
 # The same gradient plumbing in differentiable ops, for the ``backward_graph`` methods (a
@@ -140,7 +190,7 @@ class BroadcastTo(Function):
 
     def forward(self, x):
         self.src = x.shape
-        return np.broadcast_to(x, self.shape)
+        return array_module(x).broadcast_to(x, self.shape)
 
     def backward(self, g):
         return (unbroadcast(g, self.src),)
@@ -157,7 +207,7 @@ def _expand_t(g, axes, keepdims):
     """``_expand`` on a Tensor."""
     if keepdims or not axes:
         return g
-    return reshape(g, np.expand_dims(g.data, axes).shape)
+    return reshape(g, _expanded(g.data.shape, axes))
 
 
 def _swap_last(t):
@@ -251,8 +301,9 @@ class Pow(Function):
         if self.needs[0]:
             ga = unbroadcast(g * b * a ** (b - 1), a.shape)
         if self.needs[1]:
+            xp = array_module(g)
             with np.errstate(divide="ignore", invalid="ignore"):
-                gb = np.where(a == 0, 0, g * self.z * np.log(np.where(a == 0, 1, a)))
+                gb = xp.where(a == 0, 0, g * self.z * xp.log(xp.where(a == 0, 1, a)))
             gb = unbroadcast(gb.astype(g.dtype, copy=False), b.shape)
         return ga, gb
 
@@ -318,7 +369,7 @@ class Exp(Function):
     """y = eˣ;  dy/dx = y."""
 
     def forward(self, x):
-        self.y = y = np.exp(x)
+        self.y = y = array_module(x).exp(x)
         return y
 
     def backward(self, g):
@@ -333,7 +384,7 @@ class Log(Function):
 
     def forward(self, x):
         self.x = x
-        return np.log(x)
+        return array_module(x).log(x)
 
     def backward(self, g):
         return (g / self.x,)
@@ -346,7 +397,7 @@ class Sqrt(Function):
     """y = √x;  dy/dx = 1 / (2√x)."""
 
     def forward(self, x):
-        self.y = y = np.sqrt(x)
+        self.y = y = array_module(x).sqrt(x)
         return y
 
     def backward(self, g):
@@ -375,10 +426,10 @@ class Abs(Function):
 
     def forward(self, x):
         self.x = x
-        return np.abs(x)
+        return array_module(x).abs(x)
 
     def backward(self, g):
-        return (g * np.sign(self.x),)
+        return (g * array_module(g).sign(self.x),)
 
     def backward_graph(self, g):
         return (g * Sign.apply(self.inputs[0]),)
@@ -388,10 +439,10 @@ class Sign(Function):
     """y = sign(x);  dy/dx = 0 (piecewise constant)."""
 
     def forward(self, x):
-        return np.sign(x)
+        return array_module(x).sign(x)
 
     def backward(self, g):
-        return (np.zeros_like(g),)
+        return (array_module(g).zeros_like(g),)
 
     def backward_graph(self, g):
         return (g * 0,)
@@ -402,10 +453,10 @@ class Sin(Function):
 
     def forward(self, x):
         self.x = x
-        return np.sin(x)
+        return array_module(x).sin(x)
 
     def backward(self, g):
-        return (g * np.cos(self.x),)
+        return (g * array_module(g).cos(self.x),)
 
     def backward_graph(self, g):
         return (g * cos(self.inputs[0]),)
@@ -416,10 +467,10 @@ class Cos(Function):
 
     def forward(self, x):
         self.x = x
-        return np.cos(x)
+        return array_module(x).cos(x)
 
     def backward(self, g):
-        return (-g * np.sin(self.x),)
+        return (-g * array_module(g).sin(self.x),)
 
     def backward_graph(self, g):
         return (-g * sin(self.inputs[0]),)
@@ -468,15 +519,19 @@ def _exp_floor(x):
     return -88.0 if x.dtype.itemsize <= 4 else -708.0
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.maximum(x, _exp_floor(x))))
+def _sigmoid(x, xp=None):
+    """σ(x) = 1 / (1 + e^−max(x, floor)) with the routines of ``xp`` (default: x's array
+    module)."""
+    if xp is None:
+        xp = array_module(x)
+    return 1.0 / (1.0 + xp.exp(-xp.maximum(x, _exp_floor(x))))
 
 
 class Tanh(Function):
     """y = (eˣ − e⁻ˣ)/(eˣ + e⁻ˣ);  dy/dx = 1 − y²."""
 
     def forward(self, x):
-        self.y = y = np.tanh(x)
+        self.y = y = array_module(x).tanh(x)
         return y
 
     def backward(self, g):
@@ -508,7 +563,7 @@ class Relu(Function):
     """y = max(0, x);  dy/dx = 1 if x > 0 else 0."""
 
     def forward(self, x):
-        self.y = y = np.maximum(x, 0)
+        self.y = y = array_module(x).maximum(x, 0)
         return y
 
     def backward(self, g):
@@ -518,7 +573,7 @@ class Relu(Function):
         # the mask as a zero-gradient node of x (x > 0 is y > 0): d²y/dx² = 0 comes back as
         # zeros, connected to x, as TensorFlow gives it, not as "unconnected"
         x = self.inputs[0]
-        return (g * Heaviside.apply(x, _wrap(np.zeros((), x.data.dtype))),)
+        return (g * Heaviside.apply(x, _wrap(array_module(x.data).zeros((), x.data.dtype))),)
 
 
 class LeakyRelu(Function):
@@ -526,10 +581,10 @@ class LeakyRelu(Function):
 
     def forward(self, x):
         self.pos = pos = x > 0
-        return np.where(pos, x, self.slope * x)
+        return array_module(x).where(pos, x, self.slope * x)
 
     def backward(self, g):
-        return (np.where(self.pos, g, self.slope * g),)
+        return (array_module(g).where(self.pos, g, self.slope * g),)
 
     def backward_graph(self, g):
         return (where(self.pos, g, self.slope * g),)
@@ -539,12 +594,13 @@ class Elu(Function):
     """y = x if x > 0 else α(eˣ − 1);  dy/dx = 1 or α·eˣ."""
 
     def forward(self, x):
+        xp = array_module(x)
         self.pos = pos = x > 0
-        self.neg = neg = self.alpha * np.expm1(np.minimum(x, 0))
-        return self.scale * np.where(pos, x, neg)
+        self.neg = neg = self.alpha * xp.expm1(xp.minimum(x, 0))
+        return self.scale * xp.where(pos, x, neg)
 
     def backward(self, g):
-        return (self.scale * g * np.where(self.pos, 1, self.neg + self.alpha),)
+        return (self.scale * g * array_module(g).where(self.pos, 1, self.neg + self.alpha),)
 
     def backward_graph(self, g):
         x = self.inputs[0]
@@ -556,8 +612,9 @@ class Softplus(Function):
     """y = ln(1 + eˣ) = max(x, 0) + ln(1 + e^−|x|);  dy/dx = σ(x)."""
 
     def forward(self, x):
+        xp = array_module(x)
         self.x = x
-        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
 
     def backward(self, g):
         return (g * _sigmoid(self.x),)
@@ -570,7 +627,7 @@ class Softsign(Function):
     """y = x / (1 + |x|);  dy/dx = 1 / (1 + |x|)²."""
 
     def forward(self, x):
-        self.d = d = 1 + np.abs(x)
+        self.d = d = 1 + array_module(x).abs(x)
         return x / d
 
     def backward(self, g):
@@ -587,7 +644,7 @@ class HardSigmoid(Function):
 
     def forward(self, x):
         self.x = x
-        return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
+        return array_module(x).clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
 
     def backward(self, g):
         x = self.x
@@ -601,12 +658,30 @@ class HardSigmoid(Function):
 _SQRT_2_OVER_PI = _pymath.sqrt(2 / _pymath.pi)
 
 
-def _erf(x):
-    try:
-        from scipy.special import erf
-        return erf(x)
-    except ImportError:  # exact, but one Python call per element
-        return np.vectorize(_pymath.erf, otypes=[x.dtype])(x)
+def _special(name, x, host, xp=None):
+    """SciPy's special function ``name`` of x where it can run: SciPy (else ``host``) on a
+    host array, ``cupyx.scipy.special`` on a CuPy array, and through the host for another
+    device module (copied back to x's device).  ``xp``: x's array module, when known."""
+    if xp is None:
+        xp = array_module(x)
+    if xp is np:
+        try:
+            import scipy.special
+        except ImportError:
+            return host(x)
+        return getattr(scipy.special, name)(x)
+    if getattr(xp, "__name__", "") == "cupy":
+        import cupyx.scipy.special
+        return getattr(cupyx.scipy.special, name)(x)
+    return xp.asarray(_special(name, xp.asnumpy(x), host, np))
+
+
+def _erf(x, xp=None):
+    return _special("erf", x, _erf_host, xp)
+
+
+def _erf_host(x):    # exact, but one Python call per element
+    return np.vectorize(_pymath.erf, otypes=[x.dtype])(x)
 
 
 class Gelu(Function):
@@ -616,7 +691,7 @@ class Gelu(Function):
     def forward(self, x):
         self.x = x
         if self.approximate:
-            self.t = t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            self.t = t = array_module(x).tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
             return 0.5 * x * (1 + t)
         self.cdf = cdf = (0.5 * (1 + _erf(x / _pymath.sqrt(2)))).astype(x.dtype, copy=False)
         return x * cdf
@@ -627,7 +702,7 @@ class Gelu(Function):
             t = self.t
             dinner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
             return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner),)
-        pdf = np.exp(-0.5 * x * x) / _pymath.sqrt(2 * _pymath.pi)
+        pdf = array_module(g).exp(-0.5 * x * x) / _pymath.sqrt(2 * _pymath.pi)
         return (g * (self.cdf + x * pdf),)
 
     def backward_graph(self, g):
@@ -663,10 +738,11 @@ class Heaviside(Function):
     """y = 1 if x > 0, x2 if x = 0, else 0 (the perceptron step);  dy/dx = 0."""
 
     def forward(self, x, x2):
-        return np.heaviside(x, x2).astype(np.result_type(x, x2), copy=False)
+        return array_module(x, x2).heaviside(x, x2).astype(np.result_type(x.dtype, x2.dtype),
+                                                            copy=False)
 
     def backward(self, g):
-        return np.zeros_like(g), None
+        return array_module(g).zeros_like(g), None
 
     def backward_graph(self, g):
         return g * 0, None
@@ -738,7 +814,7 @@ class Maximum(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return np.maximum(a, b)
+        return array_module(a, b).maximum(a, b)
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -759,7 +835,7 @@ class Minimum(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return np.minimum(a, b)
+        return array_module(a, b).minimum(a, b)
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -780,7 +856,7 @@ class Clip(Function):
 
     def forward(self, x):
         self.x = x
-        return np.clip(x, self.lo, self.hi).astype(x.dtype, copy=False)
+        return array_module(x).clip(x, self.lo, self.hi).astype(x.dtype, copy=False)
 
     def backward(self, g):
         x = self.x
@@ -796,13 +872,14 @@ class Where(Function):
 
     def forward(self, a, b):
         self.sa, self.sb = a.shape, b.shape
-        return np.where(self.c, a, b)
+        return array_module(self.c, a, b).where(self.c, a, b)
 
     def backward(self, g):
         c = self.c
-        zero = np.zeros((), g.dtype)
-        return (unbroadcast(np.where(c, g, zero), self.sa) if self.needs[0] else None,
-                unbroadcast(np.where(c, zero, g), self.sb) if self.needs[1] else None)
+        xp = array_module(g)
+        zero = xp.zeros((), g.dtype)
+        return (unbroadcast(xp.where(c, g, zero), self.sa) if self.needs[0] else None,
+                unbroadcast(xp.where(c, zero, g), self.sb) if self.needs[1] else None)
 
     def backward_graph(self, g):
         c = self.c
@@ -829,12 +906,19 @@ def clip(x, x_min, x_max):
 
 def where(condition, x1=None, x2=None):
     """Elements of x1 where condition holds, else of x2 (``where(c)`` alone: indices)."""
-    c = np.asarray(condition.data if isinstance(condition, Tensor) else condition)
+    c = condition.data if isinstance(condition, Tensor) else condition
+    if type(c) is not _ndarray and array_module(c) is np:
+        c = np.asarray(c)
     if x1 is None and x2 is None:
-        return tuple(Tensor(i) for i in np.nonzero(c))
+        return tuple(Tensor(i) for i in array_module(c).nonzero(c))
     if x1 is None or x2 is None:
         raise ValueError("where: give both x1 and x2, or neither")
     a, b = _pair(x1, x2, "where")
+    xp = array_module(c, a.data, b.data)
+    if xp is not np:      # constants and a host condition join the device of the others
+        if array_module(c) is not xp:
+            c = xp.asarray(c)
+        a, b = _to_module(xp, a), _to_module(xp, b)
     try:
         shape = np.broadcast_shapes(c.shape, a.data.shape, b.data.shape)
     except ValueError:
@@ -843,6 +927,14 @@ def where(condition, x1=None, x2=None):
             f"{c.shape}, {a.data.shape} and {b.data.shape}") from None
     del shape
     return Where.apply(a, b, c=c.astype(bool, copy=False))
+
+
+def _to_module(xp, t):
+    """A constant Tensor ``t`` on the host as a Tensor of ``xp``'s array (the same values);
+    ``t`` itself when it is already there or carries a gradient."""
+    if t.requires_grad or t._ctx is not None or array_module(t.data) is xp:
+        return t
+    return Tensor(xp.asarray(t.data))
 
 
 # ----------------------------------------------------------- linear algebra
@@ -863,14 +955,14 @@ class MatMul(Function):
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = g
         if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
+            g2 = g2[..., None, :]
         if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
+            g2 = g2[..., None]
         ga = gb = None
         if self.needs[0]:
-            ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            ga = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
         if self.needs[1]:
-            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+            gb = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape).reshape(b.shape)
         return ga, gb
 
     def backward_graph(self, g):
@@ -919,24 +1011,25 @@ class TensorDot(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return np.tensordot(a, b, axes=(self.ax_a, self.ax_b))
+        return array_module(a, b).tensordot(a, b, axes=(self.ax_a, self.ax_b))
 
     def backward(self, g):
         a, b, ax_a, ax_b = self.a, self.b, self.ax_a, self.ax_b
         free_a = [i for i in range(a.ndim) if i not in ax_a]
         free_b = [i for i in range(b.ndim) if i not in ax_b]
         nfa = len(free_a)
+        xp = array_module(g)
         ga = gb = None
         if self.needs[0]:
-            r = np.tensordot(g, b, axes=(list(range(nfa, g.ndim)), free_b))
+            r = xp.tensordot(g, b, axes=(list(range(nfa, g.ndim)), free_b))
             order = np.argsort(ax_b)
             src = free_a + [ax_a[j] for j in order]
-            ga = np.transpose(r, np.argsort(src))
+            ga = r.transpose(tuple(np.argsort(src).tolist()))
         if self.needs[1]:
-            r = np.tensordot(a, g, axes=(free_a, list(range(nfa))))
+            r = xp.tensordot(a, g, axes=(free_a, list(range(nfa))))
             order = np.argsort(ax_a)
             src = [ax_b[j] for j in order] + free_b
-            gb = np.transpose(r, np.argsort(src))
+            gb = r.transpose(tuple(np.argsort(src).tolist()))
         return ga, gb
 
     def backward_graph(self, g):
@@ -993,10 +1086,10 @@ class Sum(Function):
 
     def forward(self, x):
         self.shape = x.shape
-        return np.add.reduce(x, axis=self.axes, keepdims=self.keepdims)
+        return _sum(array_module(x), x, self.axes, self.keepdims)
 
     def backward(self, g):
-        return (np.broadcast_to(_expand(g, self.axes, self.keepdims), self.shape),)
+        return (array_module(g).broadcast_to(_expand(g, self.axes, self.keepdims), self.shape),)
 
     def backward_graph(self, g):
         return (_broadcast_t(_expand_t(g, self.axes, self.keepdims), self.shape),)
@@ -1007,14 +1100,15 @@ class Mean(Function):
 
     def forward(self, x):
         self.shape = x.shape
-        return np.mean(x, axis=self.axes, keepdims=self.keepdims)
+        return array_module(x).mean(x, axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, g):
         n = 1
         for a in self.axes:
             n *= self.shape[a]
+        xp = array_module(g)
         g = _expand(g, self.axes, self.keepdims) / _b.max(n, 1)
-        return (np.broadcast_to(g, self.shape),)
+        return (xp.broadcast_to(g, self.shape),)
 
     def backward_graph(self, g):
         n = 1
@@ -1028,10 +1122,11 @@ class Extremum(Function):
     """y = max (or min) over ``axes``;  dL/dx goes to the extreme elements, split evenly on ties."""
 
     def forward(self, x):
-        f = np.max if self.largest else np.min
+        xp = array_module(x)
+        f = xp.max if self.largest else xp.min
         y = f(x, axis=self.axes, keepdims=True)
         self.x, self.yk = x, y
-        return y if self.keepdims else np.squeeze(y, axis=self.axes)
+        return y if self.keepdims else xp.squeeze(y, axis=self.axes)
 
     def backward(self, g):
         mask = self.x == self.yk
@@ -1050,11 +1145,12 @@ class Var(Function):
     """v = (1/N) Σ (x − x̄)²;  dv/dx = 2(x − x̄)/N.  (σ = √v: dσ/dx = (x − x̄)/(Nσ).)"""
 
     def forward(self, x):
+        xp = array_module(x)
         self.shape = x.shape
-        self.d = d = x - np.mean(x, axis=self.axes, keepdims=True)
-        v = np.mean(d * d, axis=self.axes, keepdims=self.keepdims)
+        self.d = d = x - xp.mean(x, axis=self.axes, keepdims=True)
+        v = xp.mean(d * d, axis=self.axes, keepdims=self.keepdims)
         if self.root:
-            self.s = v = np.sqrt(v)
+            self.s = v = xp.sqrt(v)
         return v
 
     def backward(self, g):
@@ -1131,12 +1227,12 @@ def logsumexp(x, axis=None, keepdims=False):
 def argmax(x, axis=None, keepdims=False):
     """Index of the largest value (no gradient)."""
     d = _t(x, "argmax").data
-    return Tensor(np.argmax(d, axis=axis, keepdims=keepdims))
+    return Tensor(array_module(d).argmax(d, axis=axis, keepdims=keepdims))
 
 
 def argmin(x, axis=None, keepdims=False):
     d = _t(x, "argmin").data
-    return Tensor(np.argmin(d, axis=axis, keepdims=keepdims))
+    return Tensor(array_module(d).argmin(d, axis=axis, keepdims=keepdims))
 
 
 # ------------------------------------------------------------------ softmax
@@ -1149,22 +1245,28 @@ class Softmax(Function):
     s = se = logp = None    # kept for a cross-entropy that reads the logits under this node
 
     def forward(self, x):
-        if self.axis == (x.ndim - 1,) and x.dtype in _FLOATS and x.size and x.flags.c_contiguous:
-            k = _compiled.kernels("softmax_rows")
-            if k is not None:                    # row by row, log-softmax alongside
-                n = x.shape[-1]
-                self.y, self.logp = y, logp = np.empty_like(x), np.empty_like(x)
-                k.softmax_rows(x.reshape(-1, n), y.reshape(-1, n), logp.reshape(-1, n))
-                return y
-        self.s = s = x - np.maximum.reduce(x, axis=self.axis, keepdims=True)
-        e = np.exp(s)
-        self.se = se = np.add.reduce(e, axis=self.axis, keepdims=True)
+        xp = array_module(x)
+        if xp is np:
+            if self.axis == (x.ndim - 1,) and x.dtype in _FLOATS and x.size \
+                    and x.flags.c_contiguous:
+                k = _compiled.kernels("softmax_rows")
+                if k is not None:                    # row by row, log-softmax alongside
+                    n = x.shape[-1]
+                    self.y, self.logp = y, logp = np.empty_like(x), np.empty_like(x)
+                    k.softmax_rows(x.reshape(-1, n), y.reshape(-1, n), logp.reshape(-1, n))
+                    return y
+            m = np.maximum.reduce(x, axis=self.axis, keepdims=True)
+        else:
+            m = xp.max(x, axis=self.axis, keepdims=True)
+        self.s = s = x - m
+        e = xp.exp(s)
+        self.se = se = _sum(xp, e, self.axis, True)
         self.y = y = e / se
         return y
 
     def backward(self, g):
         y = self.y
-        return (y * (g - np.add.reduce(g * y, axis=self.axis, keepdims=True)),)
+        return (y * (g - _sum(array_module(g), g * y, self.axis, True)),)
 
     def backward_graph(self, g):
         y = self.output(self.y)
@@ -1175,12 +1277,14 @@ class LogSoftmax(Function):
     """yᵢ = xᵢ − m − log Σⱼ e^(xⱼ − m) (log-sum-exp);  dL/dx = dL/dy − softmax(x)·Σ dL/dy."""
 
     def forward(self, x):
-        s = x - np.max(x, axis=self.axis, keepdims=True)
-        self.y = y = s - np.log(np.sum(np.exp(s), axis=self.axis, keepdims=True))
+        xp = array_module(x)
+        s = x - xp.max(x, axis=self.axis, keepdims=True)
+        self.y = y = s - xp.log(xp.sum(xp.exp(s), axis=self.axis, keepdims=True))
         return y
 
     def backward(self, g):
-        return (g - np.exp(self.y) * np.sum(g, axis=self.axis, keepdims=True),)
+        xp = array_module(g)
+        return (g - xp.exp(self.y) * xp.sum(g, axis=self.axis, keepdims=True),)
 
     def backward_graph(self, g):
         return (g - exp(self.output(self.y)) * sum(g, axis=self.axis, keepdims=True),)
@@ -1204,10 +1308,10 @@ class Reshape(Function):
 
     def forward(self, x):
         self.shape = x.shape
-        return np.reshape(x, self.newshape)
+        return x.reshape(self.newshape)
 
     def backward(self, g):
-        return (np.reshape(g, self.shape),)
+        return (g.reshape(self.shape),)
 
     def backward_graph(self, g):
         return (reshape(g, self.shape),)
@@ -1217,10 +1321,12 @@ class Transpose(Function):
     """y = x with axes permuted;  dL/dx = dL/dy with the inverse permutation."""
 
     def forward(self, x):
-        return np.transpose(x, self.axes)
+        return x.transpose() if self.axes is None else x.transpose(self.axes)
 
     def backward(self, g):
-        return (np.transpose(g, None if self.axes is None else np.argsort(self.axes)),)
+        if self.axes is None:
+            return (g.transpose(),)
+        return (g.transpose(tuple(np.argsort(self.axes).tolist())),)
 
     def backward_graph(self, g):
         return (transpose(g, None if self.axes is None
@@ -1235,9 +1341,10 @@ class GetItem(Function):
         return x[self.index]
 
     def backward(self, g):
-        out = np.zeros(self.shape, dtype=g.dtype)
+        xp = array_module(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
         if self.advanced:
-            np.add.at(out, self.index, g)
+            xp.add.at(out, self.index, g)
         else:
             out[self.index] = g
         return (out,)
@@ -1252,9 +1359,10 @@ class ScatterItem(Function):
     gradient as a node;  dL/dx = dL/dy[index]."""
 
     def forward(self, x):
-        out = np.zeros(self.shape, dtype=x.dtype)
+        xp = array_module(x)
+        out = xp.zeros(self.shape, dtype=x.dtype)
         if self.advanced:
-            np.add.at(out, self.index, x)
+            xp.add.at(out, self.index, x)
         else:
             out[self.index] = x
         return out
@@ -1270,11 +1378,11 @@ class Concatenate(Function):
     """y = [x₁, x₂, …] along ``axis``;  each dL/dxᵢ is its slice of dL/dy."""
 
     def forward(self, *xs):
-        self.bounds = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
-        return np.concatenate(xs, axis=self.axis)
+        self.bounds = np.cumsum([x.shape[self.axis] for x in xs])[:-1].tolist()
+        return array_module(*xs).concatenate(xs, axis=self.axis)
 
     def backward(self, g):
-        return tuple(np.split(g, self.bounds, axis=self.axis))
+        return tuple(array_module(g).split(g, self.bounds, axis=self.axis))
 
     def backward_graph(self, g):
         pre = (slice(None),) * self.axis
@@ -1287,10 +1395,10 @@ class Stack(Function):
     """y = xs stacked on a new ``axis``;  dL/dxᵢ = dL/dy[…, i, …]."""
 
     def forward(self, *xs):
-        return np.stack(xs, axis=self.axis)
+        return array_module(*xs).stack(xs, axis=self.axis)
 
     def backward(self, g):
-        return tuple(np.moveaxis(g, self.axis, 0))
+        return tuple(array_module(g).moveaxis(g, self.axis, 0))
 
     def backward_graph(self, g):
         pre = (slice(None),) * self.axis
@@ -1303,7 +1411,8 @@ class Pad(Function):
 
     def forward(self, x):
         self.inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(self.pad_width, x.shape))
-        return np.pad(x, self.pad_width, mode="constant", constant_values=self.value)
+        return array_module(x).pad(x, self.pad_width, mode="constant",
+                                   constant_values=self.value)
 
     def backward(self, g):
         return (g[self.inner],)
@@ -1348,6 +1457,9 @@ def transpose(x, axes=None):
     return Transpose.apply(x, axes=axes)
 
 
+_BASIC_INDEX = frozenset((int, bool, slice, type(None), type(Ellipsis)))
+
+
 def _index(key):
     """Convert Tensors inside an index to arrays; tell whether indexing is advanced."""
     items = key if isinstance(key, tuple) else (key,)
@@ -1357,7 +1469,8 @@ def _index(key):
             k = k.data
         if isinstance(k, list):
             k = np.asarray(k)
-        if isinstance(k, np.ndarray):
+        if isinstance(k, np.ndarray) or (type(k) not in _BASIC_INDEX and array_module(k) is not np):
+            # a host or device index array (CuPy indexes by either)
             if k.ndim > 0 or k.dtype == bool:
                 advanced = True
             if k.dtype.kind not in "biu":
@@ -1377,7 +1490,9 @@ def get_item(x, key):
 
 def take(x, indices, axis=None):
     x = _t(x, "take")
-    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    if array_module(idx) is np:
+        idx = np.asarray(idx)
     if axis is None:
         return get_item(reshape(x, (-1,)), idx)
     axis = _axis(axis, x.ndim, "take")[0]
@@ -1388,6 +1503,9 @@ def concatenate(xs, axis=0):
     xs = [_t(x, "concatenate") for x in xs]
     if not xs:
         raise ValueError("concatenate: expected at least one tensor, received none")
+    xp = array_module(*[t.data for t in xs])
+    if xp is not np:
+        xs = [_to_module(xp, t) for t in xs]
     nd = xs[0].ndim
     ax = _axis(axis, nd, "concatenate")[0]
     for x in xs[1:]:
@@ -1402,6 +1520,9 @@ def stack(x, axis=0):
     xs = [_t(t, "stack") for t in x]
     if not xs:
         raise ValueError("stack: expected at least one tensor, received none")
+    xp = array_module(*[t.data for t in xs])
+    if xp is not np:
+        xs = [_to_module(xp, t) for t in xs]
     if any(t.shape != xs[0].shape for t in xs):
         raise ValueError(f"stack: all tensors must have the same shape, received {[t.shape for t in xs]}")
     ax = _axis(axis, xs[0].ndim + 1, "stack")[0]
@@ -1460,6 +1581,17 @@ def cast(x, dtype):
 
 
 # --------------------------------------------------------- non-differentiable
+def _routine(name):
+    """``name`` of the array module of the arguments (NumPy's own on host arrays)."""
+    host = getattr(np, name)
+
+    def f(*args):
+        xp = array_module(*args)
+        return (host if xp is np else getattr(xp, name))(*args)
+    f.__name__ = name
+    return f
+
+
 def _compare(f, name):
     def op(x1, x2):
         a, b = _pair(x1, x2, name)
@@ -1474,19 +1606,22 @@ def _compare(f, name):
     return op
 
 
-equal = _compare(np.equal, "equal")
-not_equal = _compare(np.not_equal, "not_equal")
-less = _compare(np.less, "less")
-less_equal = _compare(np.less_equal, "less_equal")
-greater = _compare(np.greater, "greater")
-greater_equal = _compare(np.greater_equal, "greater_equal")
+equal = _compare(_routine("equal"), "equal")
+not_equal = _compare(_routine("not_equal"), "not_equal")
+less = _compare(_routine("less"), "less")
+less_equal = _compare(_routine("less_equal"), "less_equal")
+greater = _compare(_routine("greater"), "greater")
+greater_equal = _compare(_routine("greater_equal"), "greater_equal")
 
 
 def one_hot(x, num_classes, axis=-1, dtype=None):
     """One-hot encode integer labels (no gradient); labels must lie in [0, num_classes)."""
-    d = np.asarray(x.data if isinstance(x, Tensor) else x)
+    d = x.data if isinstance(x, Tensor) else x
+    xp = array_module(d)
+    if xp is np:
+        d = np.asarray(d)
     if d.dtype.kind == "f":
-        if not np.all(np.mod(d, 1) == 0):
+        if not xp.all(xp.mod(d, 1) == 0):
             raise ValueError("one_hot: expected integer labels, received non-integer floats")
         d = d.astype(np.int64)
     if d.dtype.kind not in "iu":
@@ -1494,11 +1629,15 @@ def one_hot(x, num_classes, axis=-1, dtype=None):
     if d.size and (d.min() < 0 or d.max() >= num_classes):
         raise ValueError(
             f"one_hot: labels must lie in [0, {num_classes}), received values from "
-            f"{d.min()} to {d.max()}")
-    out = np.zeros(d.shape + (num_classes,), dtype=dtype or backend.floatx())
-    np.put_along_axis(out, d[..., None], 1, axis=-1)
+            f"{d.min().item()} to {d.max().item()}")
+    dtype = dtype or backend.floatx()
+    if xp is np:
+        out = np.zeros(d.shape + (num_classes,), dtype=dtype)
+        np.put_along_axis(out, d[..., None], 1, axis=-1)
+    else:                       # out[..., k] = (d == k)
+        out = (d[..., None] == xp.arange(num_classes)).astype(dtype)
     if axis not in (-1, d.ndim):
-        out = np.moveaxis(out, -1, axis)
+        out = xp.moveaxis(out, -1, axis)
     return Tensor(out)
 
 
@@ -1509,15 +1648,18 @@ def convert_to_tensor(x, dtype=None):
 
 
 def convert_to_numpy(x):
-    return np.asarray(x.data if isinstance(x, Tensor) else x)
+    """x as a host ``numpy.ndarray`` (a device array copied back)."""
+    return to_numpy(x.data if isinstance(x, Tensor) else x)
 
 
 def zeros_like(x, dtype=None):
-    return Tensor(np.zeros_like(_t(x, "zeros_like").data, dtype=dtype))
+    d = _t(x, "zeros_like").data
+    return Tensor(array_module(d).zeros_like(d, dtype=dtype))
 
 
 def ones_like(x, dtype=None):
-    return Tensor(np.ones_like(_t(x, "ones_like").data, dtype=dtype))
+    d = _t(x, "ones_like").data
+    return Tensor(array_module(d).ones_like(d, dtype=dtype))
 
 
 # ------------------------------------------------- error function, rsqrt
@@ -1531,22 +1673,21 @@ def _float_in(x, op):
     return x
 
 
-def _erfc(x):
-    try:
-        from scipy.special import erfc
-        return erfc(x)
-    except ImportError:  # exact, but one Python call per element
-        return np.vectorize(_pymath.erfc, otypes=[x.dtype])(x)
+def _erfc(x, xp=None):
+    return _special("erfc", x, _erfc_host, xp)
 
 
-def _erfinv(y):
+def _erfc_host(x):   # exact, but one Python call per element
+    return np.vectorize(_pymath.erfc, otypes=[x.dtype])(x)
+
+
+def _erfinv(y, xp=None):
+    return _special("erfinv", y, _erfinv_host, xp)
+
+
+def _erfinv_host(y):
     """erf⁻¹(y): Giles's single-precision polynomial start, then Newton steps on erf in float64
     (each step x ← x − (erf x − y)·(√π/2)·e^{x²}), ±inf at ±1 and NaN outside [−1, 1]."""
-    try:
-        from scipy.special import erfinv
-        return erfinv(y)
-    except ImportError:
-        pass
     y64 = np.asarray(y, dtype=np.float64)
     inside = np.abs(y64) < 1
     yc = np.where(inside, y64, 0.0)
@@ -1564,7 +1705,7 @@ def _erfinv(y):
         pl = c + pl * wl
     x = np.where(small, ps, pl) * yc
     for _ in range(3):
-        x = x - (_erf(x) - yc) * (_pymath.sqrt(_pymath.pi) / 2) * np.exp(x * x)
+        x = x - (_erf(x, np) - yc) * (_pymath.sqrt(_pymath.pi) / 2) * np.exp(x * x)
     x = np.where(inside, x, np.where(np.abs(y64) == 1, np.sign(y64) * np.inf, np.nan))
     return x.astype(np.asarray(y).dtype, copy=False)
 
@@ -1577,10 +1718,11 @@ class Erf(Function):
 
     def forward(self, x):
         self.x = x
-        return np.asarray(_erf(x), dtype=x.dtype)
+        xp = array_module(x)
+        return xp.asarray(_erf(x, xp), dtype=x.dtype)
 
     def backward(self, g):
-        return (g * _TWO_OVER_SQRT_PI * np.exp(-self.x * self.x),)
+        return (g * _TWO_OVER_SQRT_PI * array_module(g).exp(-self.x * self.x),)
 
     def backward_graph(self, g):
         x = self.inputs[0]
@@ -1592,10 +1734,11 @@ class Erfc(Function):
 
     def forward(self, x):
         self.x = x
-        return np.asarray(_erfc(x), dtype=x.dtype)
+        xp = array_module(x)
+        return xp.asarray(_erfc(x, xp), dtype=x.dtype)
 
     def backward(self, g):
-        return (-g * _TWO_OVER_SQRT_PI * np.exp(-self.x * self.x),)
+        return (-g * _TWO_OVER_SQRT_PI * array_module(g).exp(-self.x * self.x),)
 
     def backward_graph(self, g):
         x = self.inputs[0]
@@ -1606,11 +1749,12 @@ class Erfinv(Function):
     """y = erf⁻¹ x;  dy/dx = 1 / erf′(y) = (√π/2) e^{y²}."""
 
     def forward(self, x):
-        self.y = y = np.asarray(_erfinv(x), dtype=x.dtype)
+        xp = array_module(x)
+        self.y = y = xp.asarray(_erfinv(x, xp), dtype=x.dtype)
         return y
 
     def backward(self, g):
-        return (g * (_pymath.sqrt(_pymath.pi) / 2) * np.exp(self.y * self.y),)
+        return (g * (_pymath.sqrt(_pymath.pi) / 2) * array_module(g).exp(self.y * self.y),)
 
     def backward_graph(self, g):
         y = self.output(self.y)
@@ -1622,7 +1766,7 @@ class Rsqrt(Function):
 
     def forward(self, x):
         with np.errstate(divide="ignore"):
-            self.y = y = 1.0 / np.sqrt(x)
+            self.y = y = 1.0 / array_module(x).sqrt(x)
         return y.astype(x.dtype, copy=False)
 
     def backward(self, g):

@@ -5,9 +5,10 @@
 * it refuses to become a host array implicitly: ``np.asarray(x)``, ``np.array(x)``, any NumPy
   ufunc (``np.exp(x)``) or NumPy function (``np.sum(x)``, ``np.concatenate([x])``) raises
   TypeError naming the call;
-* it refuses to mix with a host ``numpy.ndarray`` of one or more dimensions in one operation
-  (``x + host``, ``xp.maximum(x, host)``, ``x[...] = host``), as CuPy does; Python and NumPy
-  scalars (and 0-d arrays, which NumPy hands out for scalars) mix freely;
+* it refuses to mix with a host ``numpy.ndarray`` in one operation (``x + host``,
+  ``xp.maximum(x, host)``, ``x[...] = host``), as CuPy does, a 0-d one included (CuPy's
+  ufuncs take Python and NumPy scalars, never a host ndarray); Python and NumPy scalars mix
+  freely;
 * reductions give 0-d arrays, not NumPy scalars, as CuPy's do.
 
 ``strict_xp`` is the module-like namespace: the subset of CuPy's API that the ops use (names
@@ -34,8 +35,6 @@ def _unwrap(x, call):
     if t is StrictArray:
         return x._a
     if t is np.ndarray:
-        if x.ndim == 0:
-            return x
         raise TypeError(f"StrictArray: {call} mixes a device array with a host numpy.ndarray "
                         f"of shape {x.shape}; move it with xp.asarray first")
     if t is list or t is tuple:
