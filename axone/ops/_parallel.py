@@ -43,6 +43,7 @@ _MIN_ROWS = 8                    # a row block is whole 8-row panels
 _MIN_COLS = 16                   # a column block is whole 16-column panels
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _GEMM = []                       # [the compiled gemm_many or None], found on first use
+_LOCAL = threading.local()       # .inside: this thread runs a batch block (its products stay whole)
 #: multiply-adds from which a product run outside any BLAS scope is pinned to one BLAS thread
 _PIN_MIN_WORK = 1 << 18
 _PIN = True
@@ -88,7 +89,7 @@ def _gemm_many():
 def plan(M, K, N):
     """(pieces, axis) for an (M×K)·(K×N) product: 1 piece (do not split), or k ≥ 2 blocks
     along axis 0 (rows) or 1 (columns) of the output."""
-    if not _ENABLED:
+    if not _ENABLED or getattr(_LOCAL, "inside", False):
         return 1, 0
     t = _threads()
     if t < 2:
@@ -147,29 +148,32 @@ def _run_python(tasks):
         f.result()
 
 
-def _plain(a, b, out):
+def _plain(a, b, out, pin=True):
     M, K = a.shape
     work = M * K * b.shape[1]
-    if _PIN and not backend._blas_scopes and _PIN_MIN_WORK <= work < _MIN_WORK_THREADS \
+    if pin and _PIN and not backend._blas_scopes and _PIN_MIN_WORK <= work < _MIN_WORK_THREADS \
             and backend.get_blas_threads() not in (None, 1):
         with backend.blas_threads(1):
             return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
     return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
 
 
-def matmul(a, b, out=None):
+def matmul(a, b, out=None, pin=True):
     """a (M×K) · b (K×N) for 2-D arrays, split into row or column blocks across threads when
     large enough (``plan``).
 
     Outside any BLAS scope (a user's own loop: a GradientTape's backward, an eager call too
     small to take the scope) a product of ``_PIN_MIN_WORK`` to ``_MIN_WORK_THREADS``
     multiply-adds that is not split runs with OpenBLAS on one thread (too small for BLAS's
-    threads to pay, large enough for them to wake)."""
+    threads to pay, large enough for them to wake); ``pin=False`` leaves BLAS's threads as they
+    are (the convolutions' products: their nodes take no BLAS scope of their own, and a scope
+    opened by one of two threads convolving at once would change the other's BLAS threads
+    mid-product)."""
     M, K = a.shape
     N = b.shape[1]
     k, axis = plan(M, K, N)
     if k <= 1:
-        return _plain(a, b, out)
+        return _plain(a, b, out, pin)
     if out is None:
         out = np.empty((M, N), dtype=np.result_type(a, b))
     tasks = _blocks(a, b, out, k, axis)
@@ -196,7 +200,7 @@ def bmm(a, b, out=None):
     S = lead[0] if lead else 0
     gemm = _gemm_many()
     k = 1
-    if _ENABLED and gemm is not None and 1 <= len(lead) <= 2 and b.shape[:-2] == lead \
+    if _ENABLED and gemm is not None and 1 <= len(lead) <= 2 and not getattr(_LOCAL, "inside", False) and b.shape[:-2] == lead \
             and out.shape[:-2] == lead:
         k = min(_threads(), 8, S, (math.prod(lead) * M * K * N) // _MIN_WORK)
     if k < 2 or not _poolable(a, b, out) or backend.get_blas_threads() != 1:
@@ -205,12 +209,30 @@ def bmm(a, b, out=None):
     return out
 
 
+def pool_allowed(work):
+    """Whether products of ``work`` multiply-adds in all may go to the compiled pool now: it is
+    built, axone has threads, BLAS runs on one, and this thread is not a batch block's."""
+    return (_ENABLED and work >= 2 * _MIN_WORK and _gemm_many() is not None and _threads() >= 2
+            and not getattr(_LOCAL, "inside", False) and backend.get_blas_threads() == 1)
+
+
+def products(tasks, work):
+    """out = a·b for each (a, b, out) of ``tasks`` (2-D, or stacks with the same leading axes;
+    ``out`` given), ``work`` multiply-adds in all: on the compiled pool when ``pool_allowed``
+    and every task is poolable, else one after the other with np.matmul."""
+    if len(tasks) > 1 and pool_allowed(work) and all(_poolable(a, b, o) for a, b, o in tasks):
+        _gemm_many()(tasks)
+    else:
+        for a, b, o in tasks:
+            np.matmul(a, b, out=o)
+
+
 def matmuls(products):
     """[a·b for (a, b, out) in products] for independent 2-D products (out may be None),
     computed at once on the compiled pool: each product whole when the products share the
     threads evenly, a product with more than its share of the work split into blocks.  Without
     the pool (or with one thread) they are ``matmul`` one after the other."""
-    gemm = _gemm_many()
+    gemm = _gemm_many() if not getattr(_LOCAL, "inside", False) else None
     t = _threads()
     outs = [o if o is not None else np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
             for a, b, o in products]
@@ -247,13 +269,24 @@ def batch_blocks(n, work):
     return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
 
 
+def _inside(fn, i, lo, hi):
+    """fn(i, lo, hi) marked as a batch block's work on this thread (its products stay whole:
+    the blocks already use the threads)."""
+    before = getattr(_LOCAL, "inside", False)
+    _LOCAL.inside = True
+    try:
+        return fn(i, lo, hi)
+    finally:
+        _LOCAL.inside = before
+
+
 def run_blocks(fn, bounds):
     """[fn(i, lo, hi) for each block i], blocks 1… on the worker threads and block 0 on the
     calling one; waits for all, then re-raises the first block's error if any failed."""
     pool = _pool()
-    futures = [pool.submit(fn, i, lo, hi) for i, (lo, hi) in enumerate(bounds) if i]
+    futures = [pool.submit(_inside, fn, i, lo, hi) for i, (lo, hi) in enumerate(bounds) if i]
     try:
-        first = fn(0, *bounds[0])
+        first = _inside(fn, 0, *bounds[0])
     finally:
         for f in futures:
             f.exception()

@@ -151,9 +151,13 @@ class _Workspace:
         return a
 
     def matmul(self, a, b):
-        """a @ b (2-D, or stacks of them) written into a workspace array."""
+        """a @ b (2-D, or stacks of them) written into a workspace array (a 2-D product split
+        across threads where it pays: ops/_parallel.py)."""
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-        return np.matmul(a, b, out=self.empty(shape, np.result_type(a.dtype, b.dtype)))
+        out = self.empty(shape, np.result_type(a.dtype, b.dtype))
+        if a.ndim == 2 and b.ndim == 2:
+            return _parallel.matmul(a, b, out=out, pin=False)
+        return np.matmul(a, b, out=out)
 
 
 _WS = _Workspace()
@@ -192,10 +196,15 @@ def _offset_major(g2, kmat):
     m = g2.shape[0]
     out = _WS.empty((kk, m, c), np.result_type(g2.dtype, kmat.dtype))
     kt = kmat.transpose(0, 2, 1)
-    # a few hundred kB of rows of g2 at a time, so that all kk products read them from cache
+    # a few hundred kB of rows of g2 at a time, so that all kk products read them from cache;
+    # the row blocks are independent (at least one per thread when the products are shared out)
     step = max(256, (1 << 18) // max(1, f * g2.itemsize))
-    for lo in range(0, m, step):
-        np.matmul(g2[lo:lo + step], kt, out=out[:, lo:lo + step])
+    work = m * kk * c * f
+    threads = _parallel._threads()
+    if _parallel.pool_allowed(work) and -(-m // step) < threads:
+        step = max(8, -(-(-(-m // threads)) // 8) * 8)
+    _parallel.products([(np.broadcast_to(g2[lo:lo + step], (kk,) + g2[lo:lo + step].shape), kt,
+                         out[:, lo:lo + step]) for lo in range(0, m, step)], work)
     return out
 
 
@@ -582,7 +591,7 @@ class Conv(Function):
             return self._band_backward(gy, needs, gb)
         if g == 1:
             if needs[1]:
-                gmat = self.cols @ g2 if cin_g == 1 else self.cols.T @ g2
+                gmat = _parallel.matmul(self.cols if cin_g == 1 else self.cols.T, g2, pin=False)
                 gk = gmat[:nk * cin_g].reshape(k.shape)
                 if need_b and self.one:
                     gb = gmat[-1].copy()
@@ -646,7 +655,7 @@ class Conv(Function):
         g_rows = gy.reshape(self.cols.shape[0], bj * f)
         gk = gx = None
         if needs[1]:
-            gmat = self.cols.T @ g_rows
+            gmat = _parallel.matmul(self.cols.T, g_rows, pin=False)
             if len(needs) == 3 and needs[2] and self.one:
                 gb = gmat[-1].reshape(bj, f).sum(axis=0)
             gband = gmat[:gmat.shape[0] - self.one].reshape(lead + (bw, c, bj, f))
