@@ -4,11 +4,9 @@ Each op runs twice on the same values: on host NumPy arrays (the workspace, batc
 compiled kernels and banded lowerings as they are) and on ``StrictArray``s, which refuse any
 NumPy call and any mixing with host arrays, so the device forms (plain im2col lowering, offset
 slices, the general recurrent step loop) run.  Forward results, their dtypes and the gradients
-of each node's own ``backward`` must agree.
-
-Ops that compose ``axone.ops.math`` (reshape, transpose, get_item: not converted to the array
-module of their inputs yet) are in ``NEEDS_MATH``, marked xfail(strict=True): converting math
-turns them into failures that ask to move them into the table.
+of each node's own ``backward`` must agree; the ops composed with ``axone.ops.math``
+(depthwise and separable convolutions, depth ↔ space, the channel-order transposes,
+``rnn_sequence``'s outputs) run on the device through it.
 """
 import importlib
 
@@ -108,17 +106,23 @@ CONV = {
         lambda x: Cv.adaptive_max_pool(x, 4, data_format="channels_last"), [_n(2, 9, 3)]),
     "adaptive_average_pool_3d": (
         lambda x: Cv.adaptive_average_pool(x, 2, data_format="channels_last"), [_n(2, 3, 5, 4, 2)]),
-}
-
-# conv.py ops composed from ops.math's reshape / transpose (np.reshape / np.transpose there)
-CONV_NEEDS_MATH = {
+    # composed with ops.math's reshape / transpose
     "depthwise_conv": (lambda x, k, b: Cv.depthwise_conv(x, k, b, padding="same"),
                        [_n(2, 6, 6, 3), _n(3, 3, 3, 2), _n(6)]),
+    "depthwise_conv_1d": (lambda x, k: Cv.depthwise_conv(x, k, strides=2, dilation_rate=1),
+                          [_n(2, 9, 4), _n(3, 4, 3)]),
     "separable_conv": (lambda x, d, p: Cv.separable_conv(x, d, p, padding="same",
                                                          data_format="channels_last"),
                        [_n(2, 6, 6, 3), _n(3, 3, 3, 2), _n(1, 1, 6, 5)]),
+    "separable_conv_channels_first": (
+        lambda x, d, p: Cv.separable_conv(x, d, p, strides=2, data_format="channels_first"),
+        [_n(2, 3, 7, 7), _n(3, 3, 3, 1), _n(1, 1, 3, 4)]),
     "depth_to_space": (lambda x: Cv.depth_to_space(x, 2), [_n(2, 3, 3, 8)]),
     "space_to_depth": (lambda x: Cv.space_to_depth(x, 2), [_n(2, 4, 4, 3)]),
+    "depth_to_space_channels_first": (
+        lambda x: Cv.depth_to_space(x, 2, data_format="channels_first"), [_n(2, 8, 3, 3)]),
+    "space_to_depth_channels_first": (
+        lambda x: Cv.space_to_depth(x, 2, data_format="channels_first"), [_n(2, 3, 4, 4)]),
     "to_channels_last": (Cv.to_channels_last, [_n(2, 3, 4, 5)]),
     "to_channels_first": (Cv.to_channels_first, [_n(2, 4, 5, 3)]),
     "adaptive_average_pool_channels_first": (
@@ -176,14 +180,17 @@ for _cell in GATES:
                                     _rnn_inputs(_cell))
     RNN[f"{_cell}_float32"] = (_node(_cell, mask=MASK), _rnn_inputs(_cell, dtype=np.float32))
 
-RNN_NEEDS_MATH = {
-    # rnn_sequence picks hs, h (and c) out of the node's output with ops.math's get_item
-    f"rnn_sequence_{cell}": (
-        lambda *a, cell=cell: R.rnn_sequence(cell, *a[:5], a[5] if len(a) > 5 else None, mask=MASK),
-        _rnn_inputs(cell)) for cell in GATES}
+    # rnn_sequence: (hs, h, c) picked out of the node's output with ops.math's get_item
+    RNN[f"rnn_sequence_{_cell}"] = (
+        lambda *a, cell=_cell: R.rnn_sequence(cell, *a[:5], a[5] if len(a) > 5 else None, mask=MASK),
+        _rnn_inputs(_cell))
+    RNN[f"rnn_sequence_{_cell}_backwards_dropout"] = (
+        lambda *a, cell=_cell: R.rnn_sequence(
+            cell, *a[:5], a[5] if len(a) > 5 else None, go_backwards=True,
+            input_dropout_mask=XMASK, recurrent_dropout_mask=RMASK),
+        _rnn_inputs(_cell))
 
 TABLE = {**CONV, **RNN}
-NEEDS_MATH = {**CONV_NEEDS_MATH, **RNN_NEEDS_MATH}
 
 
 # ------------------------------------------------------------------ the two runs
@@ -261,15 +268,8 @@ def test_op_on_device_arrays(name):
     assert all(g is not None for g, a in zip(grads, inputs) if a.dtype.kind == "f"), name
 
 
-@pytest.mark.parametrize("name", sorted(NEEDS_MATH))
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="reaches ops/math.py")
-def test_op_needing_math_on_device_arrays(name):
-    fn, inputs = NEEDS_MATH[name]
-    _check(name, fn, inputs)
-
-
 def test_every_public_op_is_covered():
-    names = " ".join(sorted(TABLE) + sorted(NEEDS_MATH))
+    names = " ".join(sorted(TABLE))
     arithmetic = {"conv_output_length", "pool_output_length", "same_padding"}   # no arrays
     for op in set(Cv.__all__) - arithmetic:
         assert op in names, op
