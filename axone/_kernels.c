@@ -1604,13 +1604,18 @@ static void gemm_task(const GemmTask *t) {
         }
 }
 
+/* a unit of work for the pool: fn(arg) */
+typedef struct { void (*fn)(void *); void *arg; } PoolTask;
+
+static void gemm_task_fn(void *arg) { gemm_task((const GemmTask *)arg); }
+
 #ifdef AXONE_THREADS
 #define POOL_MAX 63
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
 static pthread_mutex_t pool_use = PTHREAD_MUTEX_INITIALIZER;   /* one caller at a time */
 static unsigned pool_gen = 0;                /* the batch in force (under pool_mu) */
-static const GemmTask *pool_tasks = NULL;    /* its tasks (under pool_mu) */
+static const PoolTask *pool_tasks = NULL;    /* its tasks (under pool_mu) */
 static Py_ssize_t pool_n = 0, pool_next = 0; /* its size, its next unclaimed task (under pool_mu) */
 static atomic_uint pool_pub;                 /* pool_gen, read while spinning */
 static atomic_long pool_left;                /* tasks of the batch not finished */
@@ -1624,8 +1629,8 @@ static long now_ns(void) {
 }
 
 /* the next task of batch gen, or NULL when it has none left */
-static const GemmTask *pool_claim(unsigned gen) {
-    const GemmTask *t = NULL;
+static const PoolTask *pool_claim(unsigned gen) {
+    const PoolTask *t = NULL;
     pthread_mutex_lock(&pool_mu);
     if (pool_gen == gen && pool_next < pool_n) t = pool_tasks + pool_next++;
     pthread_mutex_unlock(&pool_mu);
@@ -1633,9 +1638,9 @@ static const GemmTask *pool_claim(unsigned gen) {
 }
 
 static void pool_work(unsigned gen) {
-    const GemmTask *t;
+    const PoolTask *t;
     while ((t = pool_claim(gen)) != NULL) {
-        gemm_task(t);
+        t->fn(t->arg);
         atomic_fetch_sub_explicit(&pool_left, 1, memory_order_release);
     }
 }
@@ -1674,7 +1679,7 @@ static void pool_after_fork(void) {          /* the child has none of the parent
 }
 
 /* run the n tasks; the caller holds pool_use */
-static void pool_run(const GemmTask *tasks, Py_ssize_t n) {
+static void pool_run(const PoolTask *tasks, Py_ssize_t n) {
     int want = num_threads - 1;
     if (want > POOL_MAX) want = POOL_MAX;
     while (pool_workers < want) {
@@ -1688,7 +1693,7 @@ static void pool_run(const GemmTask *tasks, Py_ssize_t n) {
         pool_workers++;
     }
     if (pool_workers == 0 || n < 2) {
-        for (Py_ssize_t i = 0; i < n; i++) gemm_task(tasks + i);
+        for (Py_ssize_t i = 0; i < n; i++) tasks[i].fn(tasks[i].arg);
         return;
     }
     atomic_store_explicit(&pool_left, n, memory_order_relaxed);
@@ -1843,7 +1848,9 @@ static PyObject *py_gemm_many(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
 #ifdef AXONE_THREADS
     if (m > 1 && num_threads > 1 && pthread_mutex_trylock(&pool_use) == 0) {
-        pool_run(tasks, m);
+        PoolTask pt[GEMM_MANY_MAX];
+        for (i = 0; i < m; i++) { pt[i].fn = gemm_task_fn; pt[i].arg = tasks + i; }
+        pool_run(pt, m);
         pthread_mutex_unlock(&pool_use);
     } else
 #endif
@@ -2190,6 +2197,48 @@ static int pool_geom(const char *fn, const Py_ssize_t *p, PoolGeom *g) {
 
 /* pool2d(kind, forward, args): max_pool2d(x, y, idx, ph, pw, sh, sw, pt, pb, pl, pr),
  * max_pool2d_backward(gy, idx, gx, …), avg_pool2d(x, y, …), avg_pool2d_backward(gy, gx, …) */
+/* A pooling call on consecutive runs of its samples (each sample's work is its own: the same
+ * results), on the product pool's threads when the batch is large enough to pay for it. */
+#define POOL_PARTS 8
+#define POOL_PART_MIN ((Py_ssize_t)1 << 16)      /* input values per part, at least */
+typedef struct { PoolGeom g; void *x, *y; int32_t *idx; char code; int is_max, fwd, bad; } PoolPart;
+
+static void pool_part_fn(void *arg) {
+    PoolPart *q = (PoolPart *)arg;
+    PoolGeom *g = &q->g;
+    if (q->is_max && q->fwd) {
+        if (q->code == 'f') max_pool2d_f(g, q->x, q->y, q->idx); else max_pool2d_d(g, q->x, q->y, q->idx);
+    } else if (q->is_max) {
+        q->bad = q->code == 'f' ? max_pool2d_bwd_f(g, q->y, q->idx, q->x)
+                                : max_pool2d_bwd_d(g, q->y, q->idx, q->x);
+    } else if (q->fwd) {
+        if (q->code == 'f') avg_pool2d_f(g, q->x, q->y); else avg_pool2d_d(g, q->x, q->y);
+    } else {
+        if (q->code == 'f') avg_pool2d_bwd_f(g, q->y, q->x); else avg_pool2d_bwd_d(g, q->y, q->x);
+    }
+}
+
+/* parts for n samples of `values` input values in all: 1 unless threads and work allow more */
+static Py_ssize_t pool_parts(Py_ssize_t n, Py_ssize_t values) {
+    Py_ssize_t k = num_threads < POOL_PARTS ? num_threads : POOL_PARTS;
+    if (k > n) k = n;
+    if (k > values / POOL_PART_MIN) k = values / POOL_PART_MIN;
+    return k < 1 ? 1 : k;
+}
+
+static void run_parts(PoolPart *parts, Py_ssize_t n) {
+#ifdef AXONE_THREADS
+    if (n > 1 && pthread_mutex_trylock(&pool_use) == 0) {
+        PoolTask pt[POOL_PARTS];
+        for (Py_ssize_t i = 0; i < n; i++) { pt[i].fn = pool_part_fn; pt[i].arg = parts + i; }
+        pool_run(pt, n);
+        pthread_mutex_unlock(&pool_use);
+        return;
+    }
+#endif
+    for (Py_ssize_t i = 0; i < n; i++) pool_part_fn(parts + i);
+}
+
 static PyObject *pool2d(PyObject *args, int is_max, int fwd) {
     PyObject *oa, *ob, *oi = Py_None;
     Py_ssize_t p[8];
@@ -2222,17 +2271,27 @@ static PyObject *pool2d(PyObject *args, int is_max, int fwd) {
         || (is_max && view(&vs, oi, "idx", 'i', 4, di, 0, fwd, &idx) < 0) || distinct(&vs) < 0)
         goto fail;
     int bad = 0;
-    Py_BEGIN_ALLOW_THREADS
-    if (is_max && fwd) {
-        if (code == 'f') max_pool2d_f(&g, x, y, idx); else max_pool2d_d(&g, x, y, idx);
-    } else if (is_max) {
-        bad = code == 'f' ? max_pool2d_bwd_f(&g, y, idx, x) : max_pool2d_bwd_d(&g, y, idx, x);
-    } else if (fwd) {
-        if (code == 'f') avg_pool2d_f(&g, x, y); else avg_pool2d_d(&g, x, y);
-    } else {
-        if (code == 'f') avg_pool2d_bwd_f(&g, y, x); else avg_pool2d_bwd_d(&g, y, x);
+    PoolPart parts[POOL_PARTS];
+    Py_ssize_t k = pool_parts(g.N, g.N * g.H * g.W * g.C);
+    Py_ssize_t per = (g.N + k - 1) / (k > 0 ? k : 1);
+    Py_ssize_t xs = g.H * g.W * g.C * (code == 'f' ? 4 : 8), ys = g.OH * g.OW * g.C;
+    Py_ssize_t yb = ys * (code == 'f' ? 4 : 8);
+    Py_ssize_t nparts = 0;
+    for (Py_ssize_t lo = 0; lo < g.N || (g.N == 0 && nparts == 0); lo += per) {
+        PoolPart *q = parts + nparts++;
+        Py_ssize_t hi = lo + per < g.N ? lo + per : g.N;
+        q->g = g;
+        q->g.N = hi - lo;
+        q->x = (char *)x + lo * xs;
+        q->y = (char *)y + lo * yb;
+        q->idx = idx ? (int32_t *)idx + lo * ys : NULL;
+        q->code = code; q->is_max = is_max; q->fwd = fwd; q->bad = 0;
+        if (per <= 0) break;
     }
+    Py_BEGIN_ALLOW_THREADS
+    run_parts(parts, nparts);
     Py_END_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < nparts; i++) bad |= parts[i].bad;
     if (bad) {
         PyErr_Format(PyExc_ValueError, "%s: idx holds indices outside [-1, %zd) (a sample's "
                      "values); their gradients were dropped", fn, g.H * g.W * g.C);

@@ -345,3 +345,32 @@ def test_keras_layer_on_the_compiled_path_in_a_model(kind):
     for a, k in zip([w.grad for w in ac.trainable_weights],
                     [w.value.grad.numpy() for w in kc.trainable_weights]):
         np.testing.assert_allclose(a, k, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pool_on_sample_runs_across_threads_gives_the_same_bits(threads, kind):
+    """Large batches are pooled in runs of samples on the product pool's threads: each
+    sample's work is its own, so values, indices and gradients are the one-thread bits."""
+    from axone import Tensor, ops
+    from axone import _native
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(24, 40, 40, 8)).astype(np.float32)        # 307k values: several runs
+    x[3, 4, 4, :] = np.nan
+
+    def run():
+        xt = Tensor(x, requires_grad=True)
+        pool = ops.max_pool if kind == "max" else ops.average_pool
+        y = pool(xt, 3, 2, padding="same")
+        y.backward(np.linspace(-1, 1, y.data.size, dtype=np.float32).reshape(y.shape))
+        return y.data.copy(), xt.grad.copy()
+    prev = _native.set_num_threads(1)
+    try:
+        ref = run()
+        _native.set_num_threads(threads)
+        for _ in range(3):
+            got = run()
+            np.testing.assert_array_equal(got[0], ref[0])
+            np.testing.assert_array_equal(got[1], ref[1])
+    finally:
+        _native.set_num_threads(prev)
