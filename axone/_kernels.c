@@ -65,7 +65,7 @@ struct Job {
 };
 
 static int num_threads = 1;
-static Py_ssize_t min_per_thread = 1 << 17;
+static Py_ssize_t min_per_thread = 1 << 15;
 
 /* ------------------------------------------------------------------ rules */
 /* Each rule is written once as a macro body over element type T, then instantiated for float
@@ -196,6 +196,18 @@ static void *run_part(void *arg) {
 }
 #endif
 
+/* the product pool (below): one caller at a time runs tasks on its workers */
+typedef struct { void (*fn)(void *); void *arg; } PoolTask;
+#ifdef AXONE_THREADS
+static pthread_mutex_t pool_use;
+static void pool_run(const PoolTask *tasks, Py_ssize_t n);
+
+static void part_fn(void *arg) { run_part(arg); }
+#endif
+
+/* A rule over n elements: split into k ≤ num_threads 64-byte-aligned parts of at least
+ * min_per_thread elements, run on the pool's threads (the calling thread takes a part too);
+ * when the pool is in use by another caller, or cannot start, on this thread. */
 static void run(const Job *job, Py_ssize_t n) {
     int k = num_threads;
     if (k > 1 && n / k < min_per_thread) k = (int)(n / min_per_thread);
@@ -203,22 +215,20 @@ static void run(const Job *job, Py_ssize_t n) {
 #ifdef AXONE_THREADS
     if (k > 64) k = 64;
     Part parts[64];
-    pthread_t tid[64];
-    int started[64];
+    PoolTask tasks[64];
     Py_ssize_t chunk = ((n + k - 1) / k + 15) & ~(Py_ssize_t)15;  /* 64-byte aligned splits */
     for (int i = 0; i < k; i++) {
         Py_ssize_t lo = chunk * i, hi = lo + chunk;
         if (lo > n) lo = n;
         if (hi > n) hi = n;
         parts[i].job = job; parts[i].lo = lo; parts[i].hi = hi;
-        started[i] = 0;
+        tasks[i].fn = part_fn; tasks[i].arg = parts + i;
     }
-    for (int i = 1; i < k; i++)
-        started[i] = pthread_create(&tid[i], NULL, run_part, &parts[i]) == 0;
-    job->fn(job, parts[0].lo, parts[0].hi);
-    for (int i = 1; i < k; i++) {
-        if (started[i]) pthread_join(tid[i], NULL);
-        else job->fn(job, parts[i].lo, parts[i].hi);   /* could not start a thread: run here */
+    if (pthread_mutex_trylock(&pool_use) == 0) {
+        pool_run(tasks, k);
+        pthread_mutex_unlock(&pool_use);
+    } else {
+        job->fn(job, 0, n);
     }
 #else
     job->fn(job, 0, n);
@@ -1604,9 +1614,6 @@ static void gemm_task(const GemmTask *t) {
         }
 }
 
-/* a unit of work for the pool: fn(arg) */
-typedef struct { void (*fn)(void *); void *arg; } PoolTask;
-
 static void gemm_task_fn(void *arg) { gemm_task((const GemmTask *)arg); }
 
 #ifdef AXONE_THREADS
@@ -2347,7 +2354,7 @@ static PyMethodDef methods[] = {
     {"adamax", py_adamax, METH_VARARGS, "Adamax."},
     {"nadam", py_nadam, METH_VARARGS, "Nadam."},
     {"set_num_threads", py_set_num_threads, METH_VARARGS,
-     "set_num_threads(k, min_per_thread=131072): threads for buffers of at least k·min_per_thread."},
+     "set_num_threads(k, min_per_thread=32768): threads for buffers of at least k·min_per_thread."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "(threads, min_per_thread)."},
     {"dense_forward", py_dense_forward, METH_VARARGS,
      "dense_forward(y, b, relu): y <- y + b (b may be None), then max(y, 0) with relu; in place."},
