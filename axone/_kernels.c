@@ -1401,6 +1401,51 @@ fail:
 }
 
 /* softmax_rows(z, p, logp or None): z, p, logp (rows, K) */
+/* softmax rows in consecutive runs of rows on the pool's threads (each row is its own: the
+ * same bits), from SOFTMAX_PART_MIN values a run */
+#define SOFTMAX_PART_MIN ((Py_ssize_t)1 << 15)
+typedef struct { char code; const void *z; void *p, *lp; Py_ssize_t rows, K; } SoftmaxPart;
+
+static void softmax_part_fn(void *arg) {
+    SoftmaxPart *q = (SoftmaxPart *)arg;
+    if (q->code == 'f') softmax_rows_f(q->z, q->p, q->lp, q->rows, q->K);
+    else softmax_rows_d(q->z, q->p, q->lp, q->rows, q->K);
+}
+
+static void softmax_split(char code, const void *z, void *p, void *lp, Py_ssize_t rows,
+                          Py_ssize_t K) {
+    Py_ssize_t k = num_threads < 8 ? num_threads : 8;
+    if (k > rows) k = rows;
+    if (k > rows * K / SOFTMAX_PART_MIN) k = rows * K / SOFTMAX_PART_MIN;
+    SoftmaxPart parts[8];
+    PoolTask tasks[8];
+    if (k < 2) {
+        SoftmaxPart one = {code, z, p, lp, rows, K};
+        softmax_part_fn(&one);
+        return;
+    }
+    Py_ssize_t per = (rows + k - 1) / k, it = code == 'f' ? 4 : 8, n = 0;
+    for (Py_ssize_t lo = 0; lo < rows; lo += per, n++) {
+        Py_ssize_t hi = lo + per < rows ? lo + per : rows;
+        parts[n].code = code;
+        parts[n].z = (const char *)z + lo * K * it;
+        parts[n].p = (char *)p + lo * K * it;
+        parts[n].lp = lp ? (char *)lp + lo * K * it : NULL;
+        parts[n].rows = hi - lo;
+        parts[n].K = K;
+        tasks[n].fn = softmax_part_fn;
+        tasks[n].arg = parts + n;
+    }
+#ifdef AXONE_THREADS
+    if (pthread_mutex_trylock(&pool_use) == 0) {
+        pool_run(tasks, n);
+        pthread_mutex_unlock(&pool_use);
+        return;
+    }
+#endif
+    for (Py_ssize_t i = 0; i < n; i++) softmax_part_fn(parts + i);
+}
+
 static PyObject *py_softmax_rows(PyObject *self, PyObject *args) {
     PyObject *oz, *op, *olp;
     if (!PyArg_ParseTuple(args, "OOO", &oz, &op, &olp)) return NULL;
@@ -1419,8 +1464,7 @@ static PyObject *py_softmax_rows(PyObject *self, PyObject *args) {
         goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
-    if (code == 'f') softmax_rows_f(z, p, lp, dz[0], dz[1]);
-    else softmax_rows_d(z, p, lp, dz[0], dz[1]);
+    softmax_split(code, z, p, lp, dz[0], dz[1]);
     Py_END_ALLOW_THREADS
     release(&vs);
     Py_RETURN_NONE;

@@ -245,3 +245,33 @@ def test_dense_with_an_empty_axis(shapes):
     np.testing.assert_array_equal(y, ry)
     for a, r in zip((gx, gw, gb), rgrads):
         np.testing.assert_array_equal(a, r)
+
+
+@pytest.mark.skipif(NN._compiled.kernels("softmax_rows") is None, reason="not built")
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("with_log", [False, True])
+def test_softmax_rows_on_runs_of_rows_across_threads_give_the_same_bits(threads, with_log):
+    """Large row sets are cut into runs of rows on the product pool's threads; each row is its
+    own, so the values are the one-thread bits."""
+    from axone import _native
+    k = NN._compiled.kernels("softmax_rows")
+    rng = np.random.default_rng(12)
+    z = (rng.normal(size=(3001, 37)) * 5).astype(np.float32)         # 111k values: several runs
+    z[17, 3] = np.inf
+
+    def run():
+        p = np.empty_like(z)
+        lp = np.empty_like(z) if with_log else None
+        k.softmax_rows(z, p, lp)
+        return p, lp
+    prev = _native.set_num_threads(1)
+    try:
+        ref = run()
+        _native.set_num_threads(threads)
+        for _ in range(3):
+            got = run()
+            np.testing.assert_array_equal(got[0], ref[0])
+            if with_log:
+                np.testing.assert_array_equal(got[1], ref[1])
+    finally:
+        _native.set_num_threads(prev)
