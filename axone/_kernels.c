@@ -789,12 +789,13 @@ static inline void mask_row_##SUF(T_ *restrict gm, const T_ *restrict g, const T
 static inline void acc_row_##SUF(T_ *restrict db, const T_ *restrict r, Py_ssize_t n) {         \
     for (Py_ssize_t j = 0; j < n; j++) db[j] = db[j] + r[j];                                    \
 }                                                                                               \
+/* rows of n values ld apart (a column block of wider rows: the same per-column order) */    \
 WIDE static void dense_bwd_##SUF(const T_ *g, const T_ *y, T_ *gm, T_ *db, Py_ssize_t m,        \
-                                 Py_ssize_t n) {                                                \
+                                 Py_ssize_t n, Py_ssize_t ld) {                                 \
     if (db && m == 0) memset(db, 0, n * sizeof(T_));                                            \
     for (Py_ssize_t i = 0; i < m; i++) {                                                        \
-        const T_ *r = g + i * n;                                                                \
-        if (y) { mask_row_##SUF(gm + i * n, r, y + i * n, n); r = gm + i * n; }                 \
+        const T_ *r = g + i * ld;                                                               \
+        if (y) { mask_row_##SUF(gm + i * ld, r, y + i * ld, n); r = gm + i * ld; }              \
         if (db) {                                                                               \
             if (i == 0) memcpy(db, r, n * sizeof(T_));                                          \
             else acc_row_##SUF(db, r, n);                                                       \
@@ -1347,6 +1348,72 @@ fail:
 }
 
 /* dense_forward(y, b or None, relu): y (m, n) in place */
+/* The Dense epilogues on the pool's threads, from DENSE_PART_MIN values a part: the forward in
+ * runs of rows, the backward in blocks of 16·k columns (each column's bias-gradient sum still
+ * runs over the rows in order): the one-thread bits either way. */
+#define DENSE_PART_MIN ((Py_ssize_t)1 << 15)
+typedef struct {
+    char code; int fwd, relu;
+    const void *g, *y, *b;
+    void *gm, *db, *yw;
+    Py_ssize_t m, n, ld;
+} DensePart;
+
+static void dense_part_fn(void *arg) {
+    DensePart *q = (DensePart *)arg;
+    if (q->fwd) {
+        if (q->code == 'f') dense_fwd_f(q->yw, q->b, q->m, q->n, q->relu);
+        else dense_fwd_d(q->yw, q->b, q->m, q->n, q->relu);
+    } else {
+        if (q->code == 'f') dense_bwd_f(q->g, q->y, q->gm, q->db, q->m, q->n, q->ld);
+        else dense_bwd_d(q->g, q->y, q->gm, q->db, q->m, q->n, q->ld);
+    }
+}
+
+static void dense_split(char code, int fwd, const void *g, void *y, void *gm, void *db,
+                        const void *b, Py_ssize_t m, Py_ssize_t n, int relu) {
+    Py_ssize_t it = code == 'f' ? 4 : 8;
+    Py_ssize_t k = num_threads < 8 ? num_threads : 8;
+    if (k > m * n / DENSE_PART_MIN) k = m * n / DENSE_PART_MIN;
+    if (fwd ? k > m : k > n / 16) k = fwd ? m : n / 16;
+    DensePart parts[8];
+    PoolTask tasks[8];
+    Py_ssize_t np_ = 0;
+    if (k < 2) {
+        DensePart one = {code, fwd, relu, g, y, b, gm, db, y, m, n, n};
+        dense_part_fn(&one);
+        return;
+    }
+    if (fwd) {
+        Py_ssize_t per = (m + k - 1) / k;
+        for (Py_ssize_t lo = 0; lo < m; lo += per, np_++) {
+            Py_ssize_t hi = lo + per < m ? lo + per : m;
+            DensePart q = {code, 1, relu, NULL, NULL, b, NULL, NULL, (char *)y + lo * n * it,
+                           hi - lo, n, n};
+            parts[np_] = q;
+        }
+    } else {
+        Py_ssize_t per = ((n + k - 1) / k + 15) & ~(Py_ssize_t)15;
+        for (Py_ssize_t lo = 0; lo < n; lo += per, np_++) {
+            Py_ssize_t hi = lo + per < n ? lo + per : n;
+            DensePart q = {code, 0, 0, (const char *)g + lo * it,
+                           y ? (const char *)y + lo * it : NULL, NULL,
+                           gm ? (char *)gm + lo * it : NULL, db ? (char *)db + lo * it : NULL,
+                           NULL, m, hi - lo, n};
+            parts[np_] = q;
+        }
+    }
+    for (Py_ssize_t i = 0; i < np_; i++) { tasks[i].fn = dense_part_fn; tasks[i].arg = parts + i; }
+#ifdef AXONE_THREADS
+    if (pthread_mutex_trylock(&pool_use) == 0) {
+        pool_run(tasks, np_);
+        pthread_mutex_unlock(&pool_use);
+        return;
+    }
+#endif
+    for (Py_ssize_t i = 0; i < np_; i++) dense_part_fn(parts + i);
+}
+
 static PyObject *py_dense_forward(PyObject *self, PyObject *args) {
     PyObject *oy, *ob;
     int relu;
@@ -1360,8 +1427,7 @@ static PyObject *py_dense_forward(PyObject *self, PyObject *args) {
     Py_ssize_t db[1] = {dy[1]};
     if (view(&vs, ob, "b", code, 1, db, 1, 0, &b) < 0 || distinct(&vs) < 0) goto fail;
     Py_BEGIN_ALLOW_THREADS
-    if (code == 'f') dense_fwd_f(y, b, dy[0], dy[1], relu);
-    else dense_fwd_d(y, b, dy[0], dy[1], relu);
+    dense_split(code, 1, NULL, y, NULL, NULL, b, dy[0], dy[1], relu);
     Py_END_ALLOW_THREADS
     release(&vs);
     Py_RETURN_NONE;
@@ -1390,8 +1456,7 @@ static PyObject *py_dense_backward(PyObject *self, PyObject *args) {
         goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
-    if (code == 'f') dense_bwd_f(g, y, gm, db, dg[0], dg[1]);
-    else dense_bwd_d(g, y, gm, db, dg[0], dg[1]);
+    dense_split(code, 0, g, y, gm, db, NULL, dg[0], dg[1], 0);
     Py_END_ALLOW_THREADS
     release(&vs);
     Py_RETURN_NONE;

@@ -275,3 +275,36 @@ def test_softmax_rows_on_runs_of_rows_across_threads_give_the_same_bits(threads,
                 np.testing.assert_array_equal(got[1], ref[1])
     finally:
         _native.set_num_threads(prev)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("shape", [(2048, 512), (1, 70000), (300, 200)])
+def test_dense_epilogues_across_threads_give_the_same_bits(threads, shape):
+    """Large epilogues run on the product pool's threads: the forward in runs of rows, the
+    backward in blocks of columns (each column's bias-gradient sum still over the rows in
+    order), so the values are the one-thread bits."""
+    from axone import _native
+    k = NN._epilogue_kernels()
+    if k is None:
+        pytest.skip("not built")
+    rng = np.random.default_rng(13)
+    y0 = rng.normal(size=shape).astype(np.float32)
+    b = rng.normal(size=shape[1]).astype(np.float32)
+    g = rng.normal(size=shape).astype(np.float32)
+
+    def run():
+        y = y0.copy()
+        k.dense_forward(y, b, True)
+        gm = np.empty_like(g)
+        db = np.empty(shape[1], np.float32)
+        k.dense_backward(g, y, gm, db)
+        return y, gm, db
+    prev = _native.set_num_threads(1)
+    try:
+        ref = run()
+        _native.set_num_threads(threads)
+        for _ in range(2):
+            for a, r in zip(run(), ref):
+                np.testing.assert_array_equal(a, r)
+    finally:
+        _native.set_num_threads(prev)
