@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from ..device import array_module
 from .tensor import Tensor
 
 
@@ -175,7 +176,8 @@ class Function:
 
 
 def unbroadcast(grad, shape):
-    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``
+    (array methods only: a device gradient is summed on its device)."""
     if grad.shape == shape:
         return grad
     nd = grad.ndim - len(shape)
@@ -188,4 +190,7 @@ def unbroadcast(grad, shape):
 
 
 def zeros_grad_like(x):
-    return np.zeros_like(x)
+    """A zero gradient of ``x``'s shape and dtype, on ``x``'s device."""
+    if type(x) is np.ndarray:
+        return np.zeros_like(x)
+    return array_module(x).zeros_like(x)

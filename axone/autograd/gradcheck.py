@@ -1,12 +1,14 @@
 """Finite-difference gradient checking (course 001: "approximation numérique").
 
 The analytic gradient from ``backward()`` is compared with central
-differences  ∂f/∂xᵢ ≈ (f(x + εeᵢ) − f(x − εeᵢ)) / 2ε  computed in float64.
+differences  ∂f/∂xᵢ ≈ (f(x + εeᵢ) − f(x − εeᵢ)) / 2ε  computed in float64, on the
+device of the inputs (host arrays, or the device module's arrays: ``array_module``).
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..device import array_module
 from .tensor import Tensor
 
 
@@ -44,7 +46,7 @@ def _scalarize(out, weights):
 def numerical_gradient(fn, inputs, index, eps=1e-6, weights=None):
     """Central-difference gradient of sum(fn(*inputs) · weights) w.r.t. ``inputs[index]``."""
     x = inputs[index].data
-    grad = np.zeros_like(x, dtype=np.float64)
+    grad = array_module(x).zeros_like(x, dtype=np.float64)
     flat = x.reshape(-1)
     gflat = grad.reshape(-1)
     for i in range(flat.size):
@@ -82,16 +84,23 @@ def check_gradients(fn, *inputs, eps=1e-6, names=None, seed=0):
     if len(names) != len(inputs):
         raise ValueError(f"check_gradients: {len(inputs)} inputs but {len(names)} names")
     ts = []
+    xp = np
     for x in inputs:
-        d = np.array(x.data if isinstance(x, Tensor) else x, copy=True, order="C")
+        v = x.data if isinstance(x, Tensor) else x
+        m = array_module(v)
+        if m is not np:
+            xp = m
+        d = m.array(v, copy=True, order="C")
         if d.dtype.kind == "f":
-            ts.append(Tensor(np.array(d, dtype=np.float64, order="C"), requires_grad=True))
+            ts.append(Tensor(m.array(d, dtype=np.float64, order="C"), requires_grad=True))
         else:
             ts.append(Tensor(d))
     out = fn(*ts)
     if not isinstance(out, Tensor):
         raise TypeError(f"check_gradients: fn must return a Tensor, received {type(out).__name__}")
     weights = np.random.default_rng(seed).standard_normal(out.shape) if out.data.size > 1 else None
+    if weights is not None and xp is not np:
+        weights = xp.asarray(weights)       # the same draw, on the inputs' device
     _scalarize(out, weights).backward()
     errors, analytic, numeric = [], [], []
     for i, t in enumerate(ts):
@@ -100,11 +109,12 @@ def check_gradients(fn, *inputs, eps=1e-6, names=None, seed=0):
             analytic.append(None)
             numeric.append(None)
             continue
-        a = np.zeros_like(t.data) if t.grad is None else t.grad
+        m = array_module(t.data)
+        a = m.zeros_like(t.data) if t.grad is None else t.grad
         with _no_grad():
             n = numerical_gradient(fn, ts, i, eps=eps, weights=weights)
-        denom = np.linalg.norm(a) + np.linalg.norm(n)
-        err = float(np.linalg.norm(a - n) / max(denom, 1.0))
+        denom = float(m.linalg.norm(a)) + float(m.linalg.norm(n))
+        err = float(m.linalg.norm(a - n)) / max(denom, 1.0)
         errors.append(err)
         analytic.append(a)
         numeric.append(n)

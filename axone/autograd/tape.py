@@ -25,8 +25,12 @@ import threading
 
 import numpy as np
 
+from ..device import array_module
 from .function import Function, enable_grad, is_grad_enabled, no_grad
-from .tensor import Tensor, _FRESH
+from .tensor import (_ADD, _FRESH, _NEW, _OVER, Tensor, _device_leaf_grad, _grad_buffer_fits,
+                     _like)
+
+_ndarray = np.ndarray
 
 __all__ = ["GradientTape", "grad", "value_and_grad"]
 
@@ -154,8 +158,10 @@ def _backprop(targets, seeds, sources, retain_graph, into_grad):
         marked = set()
         for s in leaves:
             g = s.grad
-            if g is not None and g.shape == s.data.shape and g.dtype == s.data.dtype \
-                    and g.flags.writeable:
+            if g is not None and g.shape == s.data.shape and g.dtype == s.data.dtype and (
+                    g.flags.writeable and (type(s.data) is _ndarray
+                                           or array_module(s.data) is np)
+                    if type(g) is _ndarray else _grad_buffer_fits(g, s.data)):
                 marked.add(id(s))
         _FRESH.update(marked)           # as mark_fresh_grads
     else:
@@ -222,9 +228,10 @@ def _backprop(targets, seeds, sources, retain_graph, into_grad):
         else:
             g = inter_grads.get(s._ctx)
             if g is not None:
-                g = np.asarray(g, dtype=s.data.dtype)
+                xp = array_module(g)
+                g = xp.asarray(g, dtype=s.data.dtype)
                 if g.shape != s.data.shape:
-                    g = np.broadcast_to(g, s.data.shape).copy()
+                    g = xp.broadcast_to(g, s.data.shape).copy()
         out.append(g)
     return out
 
@@ -257,7 +264,14 @@ def _no_graph(arr, op, parents):
 def _as_tensor(g, dtype):
     if isinstance(g, Tensor):
         return g
-    return _wrap(np.asarray(g, dtype=dtype))
+    return _wrap(array_module(g).asarray(g, dtype=dtype))
+
+
+def _as_array(g):
+    """A gradient array as it is (a device array stays on its device), a host value as an
+    ndarray."""
+    xp = array_module(g)
+    return g if xp is not np else np.asarray(g)
 
 
 def _fit_shape(g, shape):
@@ -265,7 +279,7 @@ def _fit_shape(g, shape):
     broadcast copies flows back)."""
     if g.data.shape == shape:
         return g
-    return g * _wrap(np.ones(shape, dtype=g.data.dtype))
+    return g * _wrap(array_module(g.data).ones(shape, dtype=g.data.dtype))
 
 
 def _backprop_graph(targets, seeds, sources, into_grad):
@@ -312,7 +326,7 @@ def _backprop_graph(targets, seeds, sources, into_grad):
                 else:
                     gis = fn.backward(g.data)
                     gis = [None if gi is None else
-                           _no_graph(np.asarray(gi), fn.name, (g,) + tuple(fn.inputs))
+                           _no_graph(_as_array(gi), fn.name, (g,) + tuple(fn.inputs))
                            for gi in gis]
             finally:
                 fn.needs = needs
@@ -329,7 +343,10 @@ def _backprop_graph(targets, seeds, sources, into_grad):
             g = _fit_shape(g, s.data.shape)
             if into_grad and s._ctx is None:
                 buf = s.grad
-                if buf is not None and buf.shape == s.data.shape and \
+                xp = array_module(g.data)
+                if xp is not np:
+                    _device_leaf_grad(s, g.data, xp, _OVER)
+                elif buf is not None and buf.shape == s.data.shape and \
                         buf.dtype == s.data.dtype and buf.flags.writeable:
                     np.copyto(buf, g.data)
                 else:
@@ -340,6 +357,16 @@ def _backprop_graph(targets, seeds, sources, into_grad):
 
 def _acc_leaf(t, g, received, marked):
     i = id(t)
+    if type(g) is not _ndarray:
+        xp = array_module(g)
+        if xp is not np:
+            if i in _FRESH and t.grad is not None:
+                _FRESH.discard(i)
+                _device_leaf_grad(t, g, xp, _OVER)
+            else:
+                _device_leaf_grad(t, g, xp, _ADD if i in received or i in marked else _NEW)
+            received.add(i)
+            return
     if i in _FRESH and t.grad is not None:
         _FRESH.discard(i)
         np.copyto(t.grad, g)
@@ -359,16 +386,21 @@ def _seed_tensor(target, given, who):
     differentiable with respect to it too), anything else becomes a constant."""
     if isinstance(given, Tensor) and given.data.shape == target.data.shape:
         return given if given.data.dtype == target.data.dtype else given.astype(target.data.dtype)
-    return _wrap(np.array(_seed(target, given, who), copy=True))
+    seed = _seed(target, given, who)
+    return _wrap(array_module(seed).array(seed, copy=True))
 
 
 def _seed(target, given, who):
+    """dL/d(target): ones, or ``given`` broadcast to the target's shape, as an array of the
+    target's dtype on the target's device."""
+    d = target.data
+    xp = np if type(d) is _ndarray else array_module(d)
     if given is None:
-        return np.ones(target.data.shape, dtype=target.data.dtype)
-    g = np.asarray(given.data if isinstance(given, Tensor) else given, dtype=target.data.dtype)
-    if g.shape != target.data.shape:
+        return xp.ones(d.shape, dtype=d.dtype)
+    g = _like(given.data if isinstance(given, Tensor) else given, d)
+    if g.shape != d.shape:
         try:
-            g = np.broadcast_to(g, target.data.shape)
+            g = xp.broadcast_to(g, d.shape)
         except ValueError:
             raise ValueError(f"{who}: output_gradients must have the target's shape "
                              f"{target.data.shape}, received {g.shape}") from None
@@ -560,8 +592,8 @@ class GradientTape:
         out = []
         for s, g in zip(flat, gs):
             if g is None:
-                out.append(Tensor(np.zeros_like(s.data)) if unconnected_gradients == "zero"
-                           else None)
+                out.append(Tensor(array_module(s.data).zeros_like(s.data))
+                           if unconnected_gradients == "zero" else None)
             else:
                 out.append(wrap(g))
         return _pack_list(sources, out, simple)
@@ -591,26 +623,29 @@ class GradientTape:
         rows = [[] for _ in live]
         if n and self._graph_wanted():
             return self._jacobian_graph(target, sources, flat, live, unconnected_gradients)
+        xp = array_module(target.data)
         with no_grad():
             for k in range(n):
-                seed = np.zeros(target.data.size, dtype=target.data.dtype)
+                seed = xp.zeros(target.data.size, dtype=target.data.dtype)
                 seed[k] = 1
                 res = _backprop([target], [seed.reshape(target.data.shape)], live,
                                 retain_graph=True, into_grad=False)
                 for r, s, g in zip(rows, live, res):
-                    r.append(None if g is None else np.array(g, copy=True))
+                    r.append(None if g is None else array_module(g).array(g, copy=True))
         by_id = {}
         for s, r in zip(live, rows):
             if n and all(g is None for g in r):
                 continue
-            j = np.stack([np.zeros_like(s.data) if g is None else g for g in r]) if n else \
-                np.zeros((0,) + s.data.shape, s.data.dtype)
+            xs = array_module(s.data)
+            j = xs.stack([xs.zeros_like(s.data) if g is None else g for g in r]) if n else \
+                xs.zeros((0,) + s.data.shape, s.data.dtype)
             by_id[id(s)] = j.reshape(target.data.shape + s.data.shape)
         out = []
         for s in flat:
             j = by_id.get(id(s))
             if j is None:
-                out.append(Tensor(np.zeros(target.data.shape + s.data.shape, s.data.dtype))
+                out.append(Tensor(array_module(s.data).zeros(target.data.shape + s.data.shape,
+                                                              s.data.dtype))
                            if unconnected_gradients == "zero" else None)
             else:
                 out.append(_wrap(j))
@@ -620,8 +655,9 @@ class GradientTape:
         """``jacobian`` whose rows carry a graph (an enclosing tape is recording)."""
         n = target.data.size
         rows = [[] for _ in live]
+        xp = array_module(target.data)
         for k in range(n):
-            seed = np.zeros(n, dtype=target.data.dtype)
+            seed = xp.zeros(n, dtype=target.data.dtype)
             seed[k] = 1
             res = _backprop_graph([target], [_wrap(seed.reshape(target.data.shape))], live,
                                   into_grad=False)
@@ -633,10 +669,10 @@ class GradientTape:
             r = row_of.get(id(s))
             shape = target.data.shape + s.data.shape
             if r is None or all(g is None for g in r):
-                out.append(Tensor(np.zeros(shape, s.data.dtype))
+                out.append(Tensor(array_module(s.data).zeros(shape, s.data.dtype))
                            if unconnected_gradients == "zero" else None)
                 continue
-            r = [_wrap(np.zeros_like(s.data)) if g is None else g for g in r]
+            r = [_wrap(array_module(s.data).zeros_like(s.data)) if g is None else g for g in r]
             with enable_grad():
                 j = _StackRows.apply(*r)
             j.data = j.data.reshape(shape)
@@ -650,7 +686,7 @@ class _StackRows(Function):
 
     def forward(self, *rows):
         self.shape = rows[0].shape
-        return np.stack(rows)
+        return array_module(*rows).stack(rows)
 
     def backward(self, g):
         g = g.reshape((len(self.inputs),) + self.shape)
@@ -716,6 +752,8 @@ class _Differentiating:
 def _leaf_of(x, who, i):
     if isinstance(x, Tensor):
         data = x.data
+    elif array_module(x) is not np:
+        data = x                        # a device array stays on its device
     else:
         try:
             data = np.asarray(x)
@@ -784,17 +822,18 @@ def _make(fn, argnums, has_aux, who):
             raise TypeError(f"{who}: the output must be a float scalar, received dtype "
                             f"{out.data.dtype}")
         sources = [t for a in nums for t in leaves[a]]
+        xp = array_module(out.data)
         if _outer_recording(None):
-            res = _backprop_graph([out], [_wrap(np.ones((), out.data.dtype))], sources,
+            res = _backprop_graph([out], [_wrap(xp.ones((), out.data.dtype))], sources,
                                   into_grad=False)
-            res = iter(_wrap(np.zeros_like(s.data)) if g is None else g
+            res = iter(_wrap(array_module(s.data).zeros_like(s.data)) if g is None else g
                        for s, g in zip(sources, res))
             value = out
         else:
             with no_grad():
-                res = _backprop([out], [np.ones((), out.data.dtype)], sources,
+                res = _backprop([out], [xp.ones((), out.data.dtype)], sources,
                                 retain_graph=False, into_grad=True)
-            res = iter(_wrap(np.zeros_like(s.data)) if g is None else _wrap(g)
+            res = iter(_wrap(array_module(s.data).zeros_like(s.data)) if g is None else _wrap(g)
                        for s, g in zip(sources, res))
             value = _wrap(out.data)
         grads = tuple(_pack(args[a], res) for a in nums)

@@ -9,6 +9,9 @@ import numpy as np
 
 from .. import backend
 from ..device import _MODULES as _DEVICE_MODULES
+from ..device import array_module, to_numpy
+
+_ndarray = np.ndarray
 
 _FLOAT_KINDS = "f"
 
@@ -104,8 +107,12 @@ class Tensor:
         return self._ctx
 
     def numpy(self):
-        """The underlying ndarray (shared, not copied)."""
-        return self.data
+        """The underlying ndarray (shared, not copied); a device tensor's values copied to the
+        host (``to_numpy``)."""
+        d = self.data
+        if type(d) is _ndarray or array_module(d) is np:
+            return d
+        return to_numpy(d)
 
     def item(self):
         return self.data.item()
@@ -114,6 +121,9 @@ class Tensor:
         return self.data.tolist()
 
     def __array__(self, dtype=None, copy=None):
+        if type(self.data) is not _ndarray and array_module(self.data) is not np:
+            host = to_numpy(self.data)                  # a device tensor: a host copy
+            return host if dtype is None else host.astype(dtype, copy=False)
         if dtype is None:
             return self.data if not copy else self.data.copy()
         return np.array(self.data, dtype=dtype, copy=True if copy else None)
@@ -158,7 +168,12 @@ class Tensor:
                         f"{self.data.shape}; only 0-d tensors take a format spec")
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        """``Tensor([...], dtype=…, grad_fn=…)``; a device tensor prints its values copied to the
+        host."""
+        d = self.data
+        if type(d) is not _ndarray:
+            d = to_numpy(d)
+        body = np.array2string(d, separator=", ", prefix="Tensor(")
         extra = ""
         if self.data.dtype != np.dtype(backend.floatx()):
             extra += f", dtype={self.data.dtype}"
@@ -210,9 +225,11 @@ class Tensor:
                 raise ValueError(
                     f"backward: a gradient must be given for a non-scalar output, received "
                     f"none for shape {self.data.shape}; pass grad= with that shape or reduce first")
-            grad = np.ones(np.shape(self.data), dtype=self.data.dtype)
+            d = self.data
+            xp = np if type(d) is _ndarray else array_module(d)
+            grad = xp.ones(d.shape, dtype=d.dtype)
         else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
+            grad = _like(grad.data if isinstance(grad, Tensor) else grad, self.data)
             if grad.shape != self.data.shape:
                 raise ValueError(
                     f"backward: grad must have the output's shape {self.data.shape}, "
@@ -277,16 +294,68 @@ def finish_fresh_grads(leaves):
 def fresh_grad_out(t, shape, dtype):
     """The buffer to compute leaf ``t``'s gradient into, when nothing has been accumulated into
     it yet this step (then it counts as received), else None: the caller returns its gradient
-    as usual.  Lets a backward write dL/dW straight into a model's flat gradient buffer."""
+    as usual.  Lets a backward write dL/dW straight into a model's flat gradient buffer.
+
+    The buffer is given only where it lives with the leaf's values (a host buffer for a host
+    leaf, a device buffer for a leaf on that device), so a node computing on a device is never
+    handed a host buffer."""
     if _FRESH and id(t) in _FRESH and t._ctx is None:
         out = t.grad
-        if out is not None and out.shape == shape and out.dtype == dtype and out.flags.writeable:
+        if out is not None and out.shape == shape and out.dtype == dtype and (
+                out.flags.writeable and (type(t.data) is _ndarray or array_module(t.data) is np)
+                if type(out) is _ndarray else _grad_buffer_fits(out, t.data)):
             _FRESH.discard(id(t))
             return out
     return None
 
 
+def _grad_buffer_fits(buf, data):
+    """Whether ``buf`` (not a plain host ndarray) can hold the gradient of values ``data``: a
+    writeable host array for host values, an array of the values' device module for device
+    values (device arrays are always writeable)."""
+    xp = array_module(buf)
+    if xp is np:
+        return isinstance(buf, np.ndarray) and buf.flags.writeable and array_module(data) is np
+    return array_module(data) is xp
+
+
+#: how ``_device_leaf_grad`` stores a gradient: in a new array, written over the leaf's
+#: buffer (a fresh one), or added to the gradient the buffer holds
+_NEW, _OVER, _ADD = 0, 1, 2
+
+
+def _device_leaf_grad(t, g, xp, mode):
+    """Leaf ``t`` receives device gradient ``g`` (module ``xp``) as ``mode`` says (``_NEW``,
+    ``_OVER``, ``_ADD``), always into an array of ``t``'s shape and dtype on ``g``'s device: a
+    buffer elsewhere (a host array) is not written; it is replaced, a gradient it held moved
+    across first."""
+    buf = t.grad
+    data = t.data
+    if mode and buf is not None and array_module(buf) is xp and buf.shape == data.shape \
+            and buf.dtype == data.dtype:
+        if mode == _ADD:
+            buf += g
+        else:
+            buf[...] = g
+        return
+    if mode == _ADD and buf is not None:
+        g = xp.asarray(buf) + g
+    out = xp.array(g, dtype=data.dtype, copy=True)
+    if out.shape != data.shape:
+        out = xp.broadcast_to(out, data.shape).copy()
+    t.grad = out
+
+
 def _accumulate_leaf(t, g):
+    if type(g) is not _ndarray:
+        xp = array_module(g)
+        if xp is not np:
+            if _FRESH and id(t) in _FRESH and t.grad is not None:
+                _FRESH.discard(id(t))
+                _device_leaf_grad(t, g, xp, _OVER)
+            else:
+                _device_leaf_grad(t, g, xp, _NEW if t.grad is None else _ADD)
+            return
     if _FRESH and id(t) in _FRESH and t.grad is not None:
         _FRESH.discard(id(t))
         np.copyto(t.grad, g)
@@ -297,6 +366,17 @@ def _accumulate_leaf(t, g):
             t.grad = np.broadcast_to(t.grad, t.data.shape).copy()
     else:
         t.grad += g
+
+
+def _like(g, data):
+    """``g`` as an array of ``data``'s dtype on ``data``'s device (a host or device array is
+    copied across when it lives elsewhere)."""
+    xp = np if type(data) is _ndarray else array_module(data)
+    if xp is np:
+        if type(g) is not _ndarray and array_module(g) is not np:
+            g = to_numpy(g)
+        return np.asarray(g, dtype=data.dtype)
+    return xp.asarray(g, dtype=data.dtype)
 
 
 def run_backward(root, grad, retain_graph=False):
