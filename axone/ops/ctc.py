@@ -14,11 +14,19 @@ its gradient with respect to the logits x_t(k) is the closed form
     ∂L/∂x_t(k) = softmax(x_t)(k) − Σ_{s : l'_s = k} e^(α_t(s) + β_t(s)) / p(l | x)
 
 for t below the sequence's length (0 beyond it).
+
+Both compute with the array module of the logits (``xp = array_module(...)``): the labels and
+lengths are checked on the host, the extended label sequence and its masks built there, then
+moved to the logits' device, where the forward–backward recursions and the greedy decoder
+run.  The beam search is a sequential search over small, data-dependent sets of prefixes
+(rows merged with ``unique`` along an axis and ``logaddexp.at``, which CuPy's ufuncs lack):
+it runs on the host and its results are moved to the logits' device.
 """
 import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from ..device import array_module, to_numpy
 from . import math as M
 
 __all__ = ["ctc_loss", "ctc_decode"]
@@ -26,8 +34,15 @@ __all__ = ["ctc_loss", "ctc_decode"]
 _NEG_INF = -np.inf
 
 
+def _on(xp, a):
+    """Host array ``a`` on the device of module ``xp`` (as it is on the host)."""
+    return a if xp is np else xp.asarray(a)
+
+
 def _int_array(x, name, fn):
-    a = np.asarray(x.data if isinstance(x, Tensor) else x)
+    """Integer labels or lengths, checked on the host (a device array is copied back)."""
+    a = x.data if isinstance(x, Tensor) else x
+    a = np.asarray(a) if type(a) is np.ndarray or array_module(a) is np else to_numpy(a)
     if a.dtype.kind == "f":
         if a.size and not np.all(a == np.round(a)):
             raise TypeError(f"{fn}: `{name}` must hold integers, received non-integer values")
@@ -37,12 +52,15 @@ def _int_array(x, name, fn):
 
 
 def _log_softmax(x):
-    s = x - np.max(x, axis=-1, keepdims=True)
-    return s - np.log(np.sum(np.exp(s), axis=-1, keepdims=True))
+    xp = array_module(x)
+    s = x - xp.max(x, axis=-1, keepdims=True)
+    return s - xp.log(xp.sum(xp.exp(s), axis=-1, keepdims=True))
 
 
 def _ctc_alpha_beta(logp, labels, label_length, input_length, blank):
-    """Log α and β (B, T, S) and log p(l | x) (B,) for log-probabilities ``logp`` (B, T, C)."""
+    """Log α and β (B, T, S) and log p(l | x) (B,) for log-probabilities ``logp`` (B, T, C);
+    the labels and lengths are host arrays, the recursions run on ``logp``'s device."""
+    xp = array_module(logp)
     b_size, t_max, _ = logp.shape
     l_max = labels.shape[1]
     s_max = 2 * l_max + 1
@@ -52,49 +70,57 @@ def _ctc_alpha_beta(logp, labels, label_length, input_length, blank):
     valid_s = np.arange(s_max)[None, :] < s_len[:, None]
     skip = np.zeros((b_size, s_max), dtype=bool)
     skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    rows = np.arange(b_size)
+    last = s_len - 1
+    t_last = input_length - 1
+    second = np.maximum(last - 1, 0)
+    has_second = last >= 1
+    has_label = label_length > 0
+    if xp is not np:
+        ext, valid_s, skip, rows, last, t_last, second, has_second, has_label = (
+            xp.asarray(a) for a in (ext, valid_s, skip, rows, last, t_last, second, has_second,
+                                    has_label))
     # log y_t(l'_s): (B, T, S)
-    emit = np.take_along_axis(logp, np.broadcast_to(ext[:, None, :], (b_size, t_max, s_max)),
+    emit = xp.take_along_axis(logp, xp.broadcast_to(ext[:, None, :], (b_size, t_max, s_max)),
                               axis=2)
-    emit = np.where(valid_s[:, None, :], emit, _NEG_INF)
+    emit = xp.where(valid_s[:, None, :], emit, _NEG_INF)
 
-    alpha = np.full((b_size, t_max, s_max), _NEG_INF)
+    alpha = xp.full((b_size, t_max, s_max), _NEG_INF)
     alpha[:, 0, 0] = emit[:, 0, 0]
     if s_max > 1:
-        alpha[:, 0, 1] = np.where(label_length > 0, emit[:, 0, 1], _NEG_INF)
+        alpha[:, 0, 1] = xp.where(has_label, emit[:, 0, 1], _NEG_INF)
     with np.errstate(invalid="ignore"):
         for t in range(1, t_max):
             prev = alpha[:, t - 1]
             acc = prev.copy()
-            acc[:, 1:] = np.logaddexp(acc[:, 1:], prev[:, :-1])
-            acc[:, 2:] = np.where(skip[:, 2:], np.logaddexp(acc[:, 2:], prev[:, :-2]), acc[:, 2:])
+            acc[:, 1:] = xp.logaddexp(acc[:, 1:], prev[:, :-1])
+            acc[:, 2:] = xp.where(skip[:, 2:], xp.logaddexp(acc[:, 2:], prev[:, :-2]), acc[:, 2:])
             alpha[:, t] = acc + emit[:, t]
 
-    rows = np.arange(b_size)
-    last = s_len - 1
-    t_last = input_length - 1
-    beta = np.full((b_size, t_max, s_max), _NEG_INF)
+    beta = xp.full((b_size, t_max, s_max), _NEG_INF)
+    # which sequences end at step t, decided on the host (the lengths are host arrays there)
+    host_t_last = input_length - 1
     with np.errstate(invalid="ignore"):
         for t in range(t_max - 1, -1, -1):
-            start = t == t_last
-            cur = np.full((b_size, s_max), _NEG_INF)
+            cur = xp.full((b_size, s_max), _NEG_INF)
             if t + 1 < t_max:
                 nxt = beta[:, t + 1] + emit[:, t + 1]
                 cur = nxt.copy()
-                cur[:, :-1] = np.logaddexp(cur[:, :-1], nxt[:, 1:])
-                cur[:, :-2] = np.where(skip[:, 2:], np.logaddexp(cur[:, :-2], nxt[:, 2:]),
+                cur[:, :-1] = xp.logaddexp(cur[:, :-1], nxt[:, 1:])
+                cur[:, :-2] = xp.where(skip[:, 2:], xp.logaddexp(cur[:, :-2], nxt[:, 2:]),
                                        cur[:, :-2])
                 cur[t > t_last] = _NEG_INF
+            start = t == host_t_last
             if start.any():
-                init = np.full((b_size, s_max), _NEG_INF)
+                init = xp.full((b_size, s_max), _NEG_INF)
                 init[rows, last] = 0.0
-                second = np.maximum(last - 1, 0)
-                init[rows, second] = np.where(last >= 1, 0.0, init[rows, second])
-                cur = np.where(start[:, None], init, cur)
+                init[rows, second] = xp.where(has_second, 0.0, init[rows, second])
+                cur = xp.where(_on(xp, start)[:, None], init, cur)
             beta[:, t] = cur
 
     ends = alpha[rows, t_last, last]
-    ends_prev = np.where(last >= 1, alpha[rows, t_last, np.maximum(last - 1, 0)], _NEG_INF)
-    log_p = np.logaddexp(ends, ends_prev)
+    ends_prev = xp.where(has_second, alpha[rows, t_last, second], _NEG_INF)
+    log_p = xp.logaddexp(ends, ends_prev)
     return alpha, beta, ext, log_p
 
 
@@ -112,20 +138,21 @@ class CTCLoss(Function):
 
     def backward(self, g):
         logp, alpha, beta, ext, log_p = self.state
+        xp = array_module(logp)
         b_size, t_max, n_cls = logp.shape
         with np.errstate(invalid="ignore", over="ignore"):
-            occ_s = np.exp(alpha + beta - log_p[:, None, None])        # (B, T, S)
-        occ_s = np.where(np.isfinite(log_p)[:, None, None], np.nan_to_num(occ_s), 0.0)
-        occ = np.zeros((b_size, t_max, n_cls))
-        idx = np.broadcast_to(ext[:, None, :], occ_s.shape)
-        bi = np.broadcast_to(np.arange(b_size)[:, None, None], occ_s.shape)
-        ti = np.broadcast_to(np.arange(t_max)[None, :, None], occ_s.shape)
-        np.add.at(occ, (bi, ti, idx), occ_s)
-        grad = np.exp(logp) - occ
+            occ_s = xp.exp(alpha + beta - log_p[:, None, None])        # (B, T, S)
+        occ_s = xp.where(xp.isfinite(log_p)[:, None, None], xp.nan_to_num(occ_s), 0.0)
+        occ = xp.zeros((b_size, t_max, n_cls))
+        idx = xp.broadcast_to(ext[:, None, :], occ_s.shape)
+        bi = xp.broadcast_to(xp.arange(b_size)[:, None, None], occ_s.shape)
+        ti = xp.broadcast_to(xp.arange(t_max)[None, :, None], occ_s.shape)
+        xp.add.at(occ, (bi, ti, idx), occ_s)
+        grad = xp.exp(logp) - occ
         in_seq = np.arange(t_max)[None, :] < self.input_length[:, None]
-        finite = np.isfinite(log_p)[:, None]
-        grad = np.where((in_seq & finite)[:, :, None], grad, 0.0)
-        g = np.asarray(g, dtype=np.float64).reshape(b_size, 1, 1)
+        finite = xp.isfinite(log_p)[:, None]
+        grad = xp.where((_on(xp, in_seq) & finite)[:, :, None], grad, 0.0)
+        g = xp.asarray(g, dtype=np.float64).reshape(b_size, 1, 1)
         return ((grad * g).astype(self.dtype),)
 
 
@@ -176,22 +203,24 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
 
 # ------------------------------------------------------------------------ decoding
 def _greedy_decode(x, lengths, merge_repeated, mask_index):
+    """The best class per step on ``x``'s device (``lengths`` a host array)."""
+    xp = array_module(x)
     b_size, t_max, _ = x.shape
-    idx = np.argmax(x, axis=-1).astype(np.int32)
-    scores = np.max(x, axis=-1)
-    beyond = np.arange(t_max)[None, :] >= lengths[:, None]
-    idx = np.where(beyond, mask_index, idx)
-    scores = np.where(beyond, 0.0, scores)
+    idx = xp.argmax(x, axis=-1).astype(np.int32)
+    scores = xp.max(x, axis=-1)
+    beyond = _on(xp, np.arange(t_max)[None, :] >= lengths[:, None])
+    idx = xp.where(beyond, mask_index, idx)
+    scores = xp.where(beyond, 0.0, scores)
     if merge_repeated:
-        repeat = np.zeros_like(beyond)
+        repeat = xp.zeros_like(beyond)
         repeat[:, 1:] = idx[:, 1:] == idx[:, :-1]
-        idx = np.where(repeat, mask_index, idx)
+        idx = xp.where(repeat, mask_index, idx)
     blank = idx == mask_index
-    idx = np.where(blank, -1, idx)
+    idx = xp.where(blank, -1, idx)
     # the kept labels first, in time order, the −1 padding after them
-    order = np.argsort(np.where(blank, t_max, np.arange(t_max)[None, :]), axis=-1, kind="stable")
-    idx = np.take_along_axis(idx, order, axis=-1)
-    total = -np.sum(scores, axis=1)[:, None]
+    order = xp.argsort(xp.where(blank, t_max, xp.arange(t_max)[None, :]), axis=-1, kind="stable")
+    idx = xp.take_along_axis(idx, order, axis=-1)
+    total = -xp.sum(scores, axis=1)[:, None]
     return idx[None].astype(np.int32), total.astype(x.dtype)
 
 
@@ -284,7 +313,9 @@ def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_
     ``beam_width`` on the log-softmax; returns decoded (top_paths, batch, max_length) and
     their log-probabilities (batch, top_paths).  Not differentiable."""
     fn = "ctc_decode"
-    x = np.asarray(inputs.data if isinstance(inputs, Tensor) else inputs)
+    x = inputs.data if isinstance(inputs, Tensor) else inputs
+    xp = array_module(x)
+    x = np.asarray(x) if xp is np else x
     if x.dtype.kind != "f":
         x = x.astype(np.float32)
     if x.ndim != 3:
@@ -314,7 +345,9 @@ def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_
                              f"({beam_width})")
         if lengths.size and lengths.min() < 1:
             raise ValueError(f"{fn}: beam search needs `sequence_lengths` of at least 1")
-        d, s = _beam_search_decode(x, lengths, int(beam_width), int(top_paths), int(mask_index))
+        d, s = _beam_search_decode(x if xp is np else to_numpy(x), lengths, int(beam_width),
+                                   int(top_paths), int(mask_index))
+        d, s = _on(xp, d), _on(xp, s)
     else:
         raise ValueError(f"Invalid strategy {strategy}. Supported values are 'greedy' and "
                          f"'beam_search'.")

@@ -21,6 +21,12 @@ backend (``align_corners=False``; "nearest" is torch's "nearest-exact"; bicubic 
 ``antialias=True`` widens the bilinear / bicubic filter by the downscaling factor, as
 torch does).  The filters (``gaussian_blur``, ``sobel_edges``, ``ssim``) and
 ``extract_patches`` are convolutions with fixed kernels, differentiable through the conv node.
+
+Every op computes with the array module of its images (``xp = array_module(...)``): the
+sampling points, the resampler's neighbours and weights and the elastic displacement fields
+are computed on the images' device (a transform, a point set or a random field drawn on the
+host by the seed's generator is moved there first); the fixed interpolation matrices and
+filter kernels are built on the host and moved there as constants.
 """
 import itertools
 import numbers
@@ -31,6 +37,7 @@ from .. import backend
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..config import standardize_data_format
+from ..device import array_module, to_numpy
 from . import math as M
 from .conv import conv as _conv
 from .image_color import hsv_to_rgb, rgb_to_grayscale, rgb_to_hsv
@@ -50,6 +57,8 @@ _FILL_MODES = ("constant", "nearest", "wrap", "mirror", "reflect")
 def _tensor(x, op, name="images"):
     if isinstance(x, Tensor):
         return x
+    if array_module(x) is not np:
+        return Tensor(x)                       # a device array stays on its device
     try:
         return M._t(np.asarray(x), op)
     except (TypeError, ValueError):
@@ -106,16 +115,32 @@ def _restore_dtype(y, dtype):
         return y
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
-        return Tensor(np.clip(np.round(y.data), info.min, info.max).astype(dtype))
+        xp = array_module(y.data)
+        return Tensor(xp.clip(xp.round(y.data), info.min, info.max).astype(dtype))
     if dtype.kind == "b":
         return Tensor(y.data != 0)
     return M.cast(y, dtype)
 
 
-def _floats(v, op, name):
-    arr = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{op}: {name} must be finite, received {v!r}")
+def _host(v):
+    """A value given as a Tensor, an array (host or device) or a list, as a host ndarray."""
+    v = v.data if isinstance(v, Tensor) else v
+    return np.asarray(v) if type(v) is np.ndarray or array_module(v) is np else to_numpy(v)
+
+
+def _floats(v, op, name, device=False):
+    """``v`` as a finite float64 array: on the host, or with ``device`` a device array kept on
+    its device (checked there)."""
+    d = v.data if isinstance(v, Tensor) else v
+    xp = array_module(d)
+    if xp is np or not device:
+        arr = np.asarray(d if xp is np else to_numpy(d), dtype=np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{op}: {name} must be finite, received {v!r}")
+        return arr
+    arr = d.astype(np.float64, copy=False)
+    if not bool(xp.all(xp.isfinite(arr))):
+        raise ValueError(f"{op}: {name} must be finite, received non-finite values")
     return arr
 
 
@@ -138,39 +163,42 @@ class Resample(Function):
         return out.reshape(self.out_shape).astype(self.dtype, copy=False)
 
     def backward(self, g):
+        xp = array_module(g)
         b = int(np.prod(self.block, dtype=np.int64))
         g2 = g.reshape(-1, b).astype(np.float64, copy=False)
-        cols = np.arange(b)
-        gx = np.zeros(self.places * b)
+        cols = xp.arange(b)
+        gx = xp.zeros(self.places * b)
         for idx, w in self.taps:
             flat = (idx.reshape(-1, 1) * b + cols).ravel()
             vals = g2 if w is None else w.reshape(-1, 1) * g2
-            gx += np.bincount(flat, weights=vals.ravel(), minlength=self.places * b)
+            gx += xp.bincount(flat, weights=vals.ravel(), minlength=self.places * b)
         return (gx.reshape(self.in_shape).astype(g.dtype, copy=False),)
 
 
 def _fix_index(i, n, fill_mode):
     """Index i along an axis of length n, brought inside as ``fill_mode`` says."""
+    xp = array_module(i)
     if fill_mode == "wrap":
-        return np.mod(i, n)
+        return xp.mod(i, n)
     if fill_mode == "reflect":        # half-sample symmetric: d c b a | a b c d | d c b a
-        i = np.mod(i, 2 * n)
-        return np.where(i >= n, 2 * n - 1 - i, i)
+        i = xp.mod(i, 2 * n)
+        return xp.where(i >= n, 2 * n - 1 - i, i)
     if fill_mode == "mirror":         # whole-sample symmetric: d c b | a b c d | c b a
         if n == 1:
-            return np.zeros_like(i)
+            return xp.zeros_like(i)
         s = n - 1
-        return np.abs(np.mod(i + s, 2 * s) - s)
-    return np.clip(i, 0, n - 1)      # "nearest", and "constant" (masked afterwards)
+        return xp.abs(xp.mod(i + s, 2 * s) - s)
+    return xp.clip(i, 0, n - 1)      # "nearest", and "constant" (masked afterwards)
 
 
 def _axis_taps(coord, n, order, fill_mode):
-    """[(fixed index, weight or None, inside or None)] of one axis."""
+    """[(fixed index, weight or None, inside or None)] of one axis (on ``coord``'s device)."""
+    xp = array_module(coord)
     if order == 0:
-        i = np.round(coord).astype(np.int64)
+        i = xp.round(coord).astype(np.int64)
         inside = ((i >= 0) & (i < n)) if fill_mode == "constant" else None
         return [(_fix_index(i, n, fill_mode), None, inside)]
-    lo = np.floor(coord)
+    lo = xp.floor(coord)
     w_hi = coord - lo
     lo = lo.astype(np.int64)
     out = []
@@ -185,9 +213,14 @@ def _resample(x, coords, sizes, order, fill_mode, fill_value, lead=None):
 
     The sampled axes are ``x``'s first ``len(coords)`` axes after ``lead`` (an array of
     fixed integer indices into x's axis 0, of the points' shape: the image of each point),
-    and the axes after them are carried along (channels)."""
+    and the axes after them are carried along (channels).  The neighbours and weights are
+    computed on x's device (host coordinates moved there)."""
+    xp = array_module(x.data)
     strides = np.cumprod((1,) + tuple(sizes[::-1]))[::-1]    # row-major strides of (lead?, sizes)
-    per_axis = [_axis_taps(np.asarray(c, dtype=np.float64), n, order, fill_mode)
+    if xp is not np:
+        coords = [_to_module(xp, c) for c in coords]
+        lead = None if lead is None else _to_module(xp, lead)
+    per_axis = [_axis_taps(_as_float64(xp, c), n, order, fill_mode)
                 for c, n in zip(coords, sizes)]
     taps, fill = [], None
     for combo in itertools.product(*per_axis):
@@ -199,22 +232,37 @@ def _resample(x, coords, sizes, order, fill_mode, fill_value, lead=None):
                 w = wk if w is None else w * wk
             if ok is not None:
                 inside = ok if inside is None else inside & ok
-        shape = np.broadcast_shapes(*[np.shape(c) for c in coords])
-        idx = np.broadcast_to(idx, shape)
+        shape = np.broadcast_shapes(*[c.shape for c in coords])
+        idx = xp.broadcast_to(idx, shape)
         if inside is not None:
-            wf = np.ones(shape) if w is None else np.broadcast_to(w, shape)
+            wf = xp.ones(shape) if w is None else xp.broadcast_to(w, shape)
             if fill_value != 0:
-                part = np.where(inside, 0.0, wf) * float(fill_value)
+                part = xp.where(inside, 0.0, wf) * float(fill_value)
                 fill = part if fill is None else fill + part
-            w = np.where(inside, wf, 0.0)
-        taps.append((idx, None if w is None else np.broadcast_to(w, shape)))
-    pts = np.broadcast_shapes(*[np.shape(c) for c in coords])
+            w = xp.where(inside, wf, 0.0)
+        taps.append((idx, None if w is None else xp.broadcast_to(w, shape)))
+    pts = np.broadcast_shapes(*[c.shape for c in coords])
     places = int(strides[0]) * (1 if lead is None else x.shape[0])
     block = tuple(x.shape[(0 if lead is None else 1) + len(sizes):])
     dt = _compute_dtype(x)
     xin = x if x.dtype == dt else M.cast(x, dt)
     return Resample.apply(xin, taps=taps, fill=fill, places=places, block=block,
                           out_shape=tuple(pts) + block, in_shape=x.shape, dtype=dt)
+
+
+def _to_module(xp, a):
+    """Array ``a`` (host or device) as an array of module ``xp``."""
+    m = array_module(a)
+    if m is xp:
+        return a
+    return xp.asarray(a if m is np else to_numpy(a))
+
+
+def _as_float64(xp, c):
+    """A coordinate array as float64 (host: ``np.asarray``, as given before)."""
+    if xp is np:
+        return np.asarray(c, dtype=np.float64)
+    return c.astype(np.float64, copy=False)
 
 
 def _check_warp(op, interpolation, fill_mode):
@@ -228,6 +276,9 @@ def _check_warp(op, interpolation, fill_mode):
 
 
 def _fill_number(fill_value, op):
+    if not isinstance(fill_value, (numbers.Number, np.ndarray)) \
+            and array_module(fill_value) is not np:
+        fill_value = to_numpy(fill_value)      # a 0-d device array: its value
     if not _is_number(fill_value) and not (isinstance(fill_value, np.ndarray)
                                            and fill_value.ndim == 0):
         raise TypeError(f"{op}: fill_value must be a number, received {fill_value!r}")
@@ -242,17 +293,18 @@ def map_coordinates(inputs, coordinates, order, fill_mode="constant", fill_value
     ``inputs`` (see :class:`Resample`)."""
     op = "map_coordinates"
     x = _tensor(inputs, op, "inputs")
+    on_device = array_module(x.data) is not np     # device coordinates stay there
     if isinstance(coordinates, (list, tuple)):
-        coords = [_floats(c, op, "coordinates") for c in coordinates]
+        coords = [_floats(c, op, "coordinates", on_device) for c in coordinates]
     else:
-        c = _floats(coordinates, op, "coordinates")
+        c = _floats(coordinates, op, "coordinates", on_device)
         coords = [c[k] for k in range(c.shape[0])] if c.ndim else []
     if len(coords) != x.ndim:
         raise ValueError(f"{op}: the first dim of `coordinates` must be the rank of `inputs` "
                          f"({x.ndim}); received inputs with shape {x.shape} and coordinates of "
                          f"leading dim {len(coords)}")
-    if not coords or np.ndim(coords[0]) < 1:
-        shape = (len(coords),) + np.shape(coords[0] if coords else ())
+    if not coords or coords[0].ndim < 1:
+        shape = (len(coords),) + (coords[0].shape if coords else ())
         raise ValueError(f"{op}: invalid coordinates rank: expected at least rank 2, received "
                          f"coordinates of shape {shape}")
     if isinstance(order, bool) or order not in (0, 1):
@@ -274,23 +326,30 @@ def map_coordinates(inputs, coordinates, order, fill_mode="constant", fill_value
 
 def _warp(x, coord_fn, order, fill_mode, fill_value):
     """Warp a channels-last batch: output pixel (row, col) of image n samples the input at
-    ``coord_fn(n) -> (y_in, x_in)`` (arrays (H, W))."""
+    ``coord_fn(n) -> (y_in, x_in)`` (arrays (H, W) of x's array module)."""
+    xp = array_module(x.data)
     n, h, w, _ = x.shape
     ys, xs = [], []
     for i in range(n):
         yi, xi = coord_fn(i)
         ys.append(yi)
         xs.append(xi)
-    lead = np.broadcast_to(np.arange(n)[:, None, None], (n, h, w))
-    return _resample(x, [np.stack(ys), np.stack(xs)], (h, w), order, fill_mode, fill_value,
+    lead = xp.broadcast_to(xp.arange(n)[:, None, None], (n, h, w))
+    return _resample(x, [xp.stack(ys), xp.stack(xs)], (h, w), order, fill_mode, fill_value,
                      lead=lead)
 
 
-def _projective_coords(t, h, w):
-    """Input points of the projective map t = [a0 a1 a2 b0 b1 b2 c0 c1] for the output grid."""
-    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
-                         indexing="ij")
-    a0, a1, a2, b0, b1, b2, c0, c1 = t
+def _grid(xp, h, w):
+    """The output grid's row and column coordinates (H, W), float64, on module ``xp``."""
+    return xp.meshgrid(xp.arange(h, dtype=np.float64), xp.arange(w, dtype=np.float64),
+                       indexing="ij")
+
+
+def _projective_coords(t, h, w, xp=np):
+    """Input points of the projective map t = [a0 a1 a2 b0 b1 b2 c0 c1] (host numbers) for the
+    output grid, on module ``xp``."""
+    ys, xs = _grid(xp, h, w)
+    a0, a1, a2, b0, b1, b2, c0, c1 = (float(v) for v in t)
     k = c0 * xs + c1 * ys + 1.0
     return (b0 * xs + b1 * ys + b2) / k, (a0 * xs + a1 * ys + a2) / k
 
@@ -300,10 +359,11 @@ def _transforms(transform, n, op, name="transform"):
     if t.ndim not in (1, 2):
         raise ValueError(f"{op}: invalid {name} rank: expected rank 1 (a single transform) or "
                          f"rank 2 (a batch of transforms), received {name}.shape={t.shape}")
+    given = t.shape
     t = t.reshape(-1, t.shape[-1]) if t.ndim == 2 else t[None]
     if t.shape[-1] != 8:
         raise ValueError(f"{op}: each {name} needs 8 values [a0, a1, a2, b0, b1, b2, c0, c1], "
-                         f"received {name}.shape={np.shape(transform)}")
+                         f"received {name}.shape={given}")
     if t.shape[0] == 1 and n > 1:
         t = np.repeat(t, n, axis=0)
     if t.shape[0] != n:
@@ -327,8 +387,9 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
     x4, single = _to_nhwc(x, fmt)
     n, h, w, _ = x4.shape
     t = _transforms(transform, n, op)
-    y = _warp(x4, lambda i: _projective_coords(t[i], h, w), _WARP_INTERPOLATIONS[interpolation],
-              fill_mode, fv)
+    xp = array_module(x4.data)
+    y = _warp(x4, lambda i: _projective_coords(t[i], h, w, xp),
+              _WARP_INTERPOLATIONS[interpolation], fill_mode, fv)
     return _restore_dtype(_from_nhwc(y, fmt, single), x.dtype)
 
 
@@ -370,16 +431,18 @@ def perspective_transform(images, start_points, end_points, interpolation="bilin
     x = _images(images, op)
     s = _points(start_points, op, "start_points")
     e = _points(end_points, op, "end_points")
-    if np.shape(_floats(start_points, op, "start_points")) != np.shape(
-            _floats(end_points, op, "end_points")):
+    s_shape = _floats(start_points, op, "start_points").shape
+    e_shape = _floats(end_points, op, "end_points").shape
+    if s_shape != e_shape:
         raise ValueError(f"{op}: start_points and end_points must have the same shape, received "
-                         f"{np.shape(start_points)} and {np.shape(end_points)}")
+                         f"{s_shape} and {e_shape}")
     fv = _fill_number(fill_value, op)
     x4, single = _to_nhwc(x, fmt)
     n, h, w, _ = x4.shape
     t = _transforms(_homography(s, e), n, op, "start_points/end_points")
-    y = _warp(x4, lambda i: _projective_coords(t[i], h, w), _WARP_INTERPOLATIONS[interpolation],
-              "constant", fv)
+    xp = array_module(x4.data)
+    y = _warp(x4, lambda i: _projective_coords(t[i], h, w, xp),
+              _WARP_INTERPOLATIONS[interpolation], "constant", fv)
     return _restore_dtype(_from_nhwc(y, fmt, single), x.dtype)
 
 
@@ -393,6 +456,8 @@ def _gaussian_1d(size, sigma):
 def _pair(v, op, name, kind):
     if isinstance(v, Tensor):
         v = v.data
+    if not isinstance(v, np.ndarray) and array_module(v) is not np:
+        v = to_numpy(v)
     if isinstance(v, np.ndarray):
         v = v.tolist() if v.ndim else v.item()
     if isinstance(v, (list, tuple)):
@@ -416,6 +481,13 @@ def _blur_kernel(kernel_size, sigma):
     return np.outer(_gaussian_1d(kernel_size[1], sigma[1]), _gaussian_1d(kernel_size[0], sigma[0]))
 
 
+def _fixed(arr, like):
+    """A constant Tensor of host array ``arr`` (a fixed kernel) on the device of Tensor
+    ``like``."""
+    xp = array_module(like.data)
+    return Tensor(arr if xp is np else xp.asarray(arr))
+
+
 def _depthwise_fixed(x4, kernel2d, padding):
     """Each channel of a channels-last batch convolved with the fixed 2-D ``kernel2d`` stack
     (kh, kw, m): (N, H', W', C·m), the m outputs of channel c at c·m … c·m + m − 1."""
@@ -425,7 +497,7 @@ def _depthwise_fixed(x4, kernel2d, padding):
         k = k[..., None]
     kh, kw, m = k.shape
     full = np.broadcast_to(k[:, :, None, :], (kh, kw, c, m)).reshape(kh, kw, 1, c * m)
-    return _conv(x4, Tensor(np.ascontiguousarray(full, dtype=x4.dtype)), padding=padding,
+    return _conv(x4, _fixed(np.ascontiguousarray(full, dtype=x4.dtype), x4), padding=padding,
                  groups=c)
 
 
@@ -509,7 +581,7 @@ def ssim(image1, image2, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
     if h < fs or w < fs:
         raise ValueError(f"{op}: the images ({h} × {w}) are smaller than filter_size={fs}")
     g = _gaussian_1d(fs, float(filter_sigma))
-    kernel = Tensor(np.outer(g, g).reshape(fs, fs, 1, 1).astype(dt))
+    kernel = _fixed(np.outer(g, g).reshape(fs, fs, 1, 1).astype(dt), a4)
     a_ch = M.reshape(M.transpose(a4, (0, 3, 1, 2)), (n * c, h, w, 1))
     b_ch = M.reshape(M.transpose(b4, (0, 3, 1, 2)), (n * c, h, w, 1))
     c1 = float((k1 * max_val) ** 2)
@@ -534,7 +606,7 @@ def _patches(x, size, strides, dilation_rate, padding, fmt, nd, op):
     dt = _compute_dtype(x)
     if x.dtype != dt:
         x = M.cast(x, dt)
-    kernel = Tensor(np.eye(dim, dtype=dt).reshape(tuple(size) + (c, dim)))
+    kernel = _fixed(np.eye(dim, dtype=dt).reshape(tuple(size) + (c, dim)), x)
     y = _conv(x, kernel, strides=strides, padding=padding, dilation_rate=dilation_rate)
     if fmt == "channels_first":
         y = M.transpose(y, (0, nd + 1) + tuple(range(1, nd + 1)))
@@ -864,10 +936,10 @@ def scale_and_translate(images, output_shape, scale, translation, spatial_dims, 
                          f"{sorted(_SCALE_METHODS)}, received method={method!r}")
     kernel = _SCALE_KERNELS[_SCALE_METHODS[method]]
     x = _tensor(images, op)
-    dims = [int(d) for d in np.asarray(spatial_dims).reshape(-1)]
+    dims = [int(d) for d in _host(spatial_dims).reshape(-1)]
     s = _floats(scale, op, "scale").reshape(-1)
     t = _floats(translation, op, "translation").reshape(-1)
-    out_shape = tuple(int(v) for v in np.asarray(output_shape).reshape(-1))
+    out_shape = tuple(int(v) for v in _host(output_shape).reshape(-1))
     if len(out_shape) != x.ndim:
         raise ValueError(f"{op}: output_shape must have one entry per axis of images "
                          f"({x.ndim}), received {out_shape}")
@@ -887,7 +959,8 @@ def scale_and_translate(images, output_shape, scale, translation, spatial_dims, 
         y = M.transpose(y, back)
     if orig.kind in "iu":
         lo, hi = x.data.min(), x.data.max()
-        return Tensor(np.clip(np.round(y.data), lo, hi).astype(orig))
+        xp = array_module(y.data)
+        return Tensor(xp.clip(xp.round(y.data), lo, hi).astype(orig))
     return y
 
 
@@ -904,23 +977,25 @@ def _seed_rng(seed, op):
     nxt = getattr(seed, "next", None)
     if callable(nxt):
         state = nxt()
-        arr = np.asarray(state.data if isinstance(state, Tensor) else state).ravel()
+        arr = _host(state).ravel()
         return np.random.default_rng([int(arr[0]) & 0xFFFFFFFF, int(arr[1]) & 0xFFFFFFFF])
     raise ValueError(f"{op}: seed must be None, an integer or a SeedGenerator, received "
                      f"{seed!r}")
 
 
-def _blur_numpy(a, size, sigma):
-    """Zero-padded "same" Gaussian blur of float64 arrays (..., H, W) with a size × size kernel."""
+def _blur_fields(a, size, sigma):
+    """Zero-padded "same" Gaussian blur of float64 arrays (..., H, W) with a size × size kernel,
+    on ``a``'s device."""
+    xp = array_module(a)
     k = _gaussian_1d(size, sigma)
     before = (size - 1) // 2
     after = size - 1 - before
     for axis in (-2, -1):
         pad = [(0, 0)] * a.ndim
         pad[axis] = (before, after)
-        p = np.pad(a, pad)
+        p = xp.pad(a, pad)
         n = a.shape[axis]
-        a = sum(k[j] * np.take(p, np.arange(j, j + n), axis=axis) for j in range(size))
+        a = sum(xp.take(p, xp.arange(j, j + n), axis=axis) * k[j] for j in range(size))
     return a
 
 
@@ -946,11 +1021,15 @@ def elastic_transform(images, alpha=20.0, sigma=5.0, interpolation="bilinear",
     n, h, w, _ = x4.shape
     dt = _compute_dtype(x4)
     size = int(6 * s) | 1
+    # the fields are drawn on the host (the same draw for host and device images), then
+    # blurred where the images are
+    xp = array_module(x4.data)
     dx = rng.standard_normal((n, h, w)).astype(dt).astype(np.float64) * s
     dy = rng.standard_normal((n, h, w)).astype(dt).astype(np.float64) * s
-    dx, dy = _blur_numpy(dx, size, s), _blur_numpy(dy, size, s)
-    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
-                         indexing="ij")
+    if xp is not np:
+        dx, dy = xp.asarray(dx), xp.asarray(dy)
+    dx, dy = _blur_fields(dx, size, s), _blur_fields(dy, size, s)
+    ys, xs = _grid(xp, h, w)
     y = _warp(x4, lambda i: (ys + a * dy[i], xs + a * dx[i]), _WARP_INTERPOLATIONS[interpolation],
               fill_mode, fv)
     return _restore_dtype(_from_nhwc(y, fmt, single), x.dtype)

@@ -23,12 +23,16 @@ HSV → RGB:
     ∂C/∂V = 1 − S + S·f_C,  ∂C/∂S = V·(f_C − 1),  ∂C/∂H = V·S·∂f_C/∂H,
     ∂fR/∂H = 6·sign(d − 3), ∂fG/∂H = −6·sign(d − 2), ∂fB/∂H = −6·sign(d − 4)
     inside each clip's open range, 0 outside.
+
+Each conversion computes with the array module of its images (``xp = array_module(x)``),
+forward and backward: on a device the same formulas run as the device module's routines.
 """
 import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..config import standardize_data_format
+from ..device import array_module
 
 __all__ = ["rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb"]
 
@@ -36,6 +40,8 @@ _GRAY = (0.2989, 0.587, 0.114)
 
 
 def _images(op, images, data_format, need_float):
+    if not isinstance(images, Tensor) and array_module(images) is not np:
+        images = Tensor(images)                 # a device array stays on its device
     if not isinstance(images, Tensor):
         try:
             arr = np.asarray(images)
@@ -63,15 +69,17 @@ class RGBToGrayscale(Function):
         axis = self.axis
         if x.shape[axis] == 1:
             return x.copy()
-        r, g, b = np.moveaxis(x, axis, 0)
+        xp = array_module(x)
+        r, g, b = xp.moveaxis(x, axis, 0)
         y = _GRAY[0] * r + _GRAY[1] * g + _GRAY[2] * b
-        return np.expand_dims(y.astype(x.dtype, copy=False), axis)
+        return xp.expand_dims(y.astype(x.dtype, copy=False), axis)
 
     def backward(self, g):
         axis = self.axis
         if self.channels == 1:  # a copy: identity
             return (g,)
-        w = np.asarray(_GRAY, dtype=g.dtype).reshape([3 if i == axis else 1 for i in range(g.ndim)])
+        w = array_module(g).asarray(_GRAY, dtype=g.dtype).reshape(
+            [3 if i == axis else 1 for i in range(g.ndim)])
         return (g * w,)
 
 
@@ -103,32 +111,34 @@ class RGBToHSV(Function):
 
     def forward(self, x):
         axis = self.axis
+        xp = array_module(x)
         dt = x.dtype
         eps = np.finfo(dt).eps
-        x = np.where(np.abs(x) < eps, dt.type(0), x)
-        r, g, b = np.moveaxis(x, axis, 0)
-        value = np.maximum(np.maximum(r, g), b)
-        minimum = np.minimum(np.minimum(r, g), b)
+        x = xp.where(xp.abs(x) < eps, dt.type(0), x)
+        r, g, b = xp.moveaxis(x, axis, 0)
+        value = xp.maximum(xp.maximum(r, g), b)
+        minimum = xp.minimum(xp.minimum(r, g), b)
         rng = value - minimum
         one = dt.type(1)
-        safe_value = np.where(value > 0, value, one)
-        safe_range = np.where(rng > 0, rng, one)
-        sat = np.where(value > 0, rng / safe_value, dt.type(0))
-        norm = one / (dt.type(6) * safe_range)
+        safe_value = xp.where(value > 0, value, one)
+        safe_range = xp.where(rng > 0, rng, one)
+        sat = xp.where(value > 0, rng / safe_value, dt.type(0))
+        norm = xp.divide(one, safe_range * dt.type(6))
         # which channel holds the maximum, in Keras's order of precedence: R, then G, then B
         is_r = value == r
         is_g = (value == g) & ~is_r
-        hue = np.where(value == g, norm * (b - r) + dt.type(2.0 / 6.0), norm * (r - g) + dt.type(4.0 / 6.0))
-        hue = np.where(is_r, norm * (g - b), hue)
-        hue = np.where(rng > 0, hue, dt.type(0)) + (hue < 0).astype(dt)
+        hue = xp.where(value == g, norm * (b - r) + dt.type(2.0 / 6.0), norm * (r - g) + dt.type(4.0 / 6.0))
+        hue = xp.where(is_r, norm * (g - b), hue)
+        hue = xp.where(rng > 0, hue, dt.type(0)) + (hue < 0).astype(dt)
         if self.needs[0]:
             self.saved = (x, r, g, b, value, minimum, rng, is_r, is_g, norm)
-        return np.stack([hue, sat, value], axis=axis)
+        return xp.stack([hue, sat, value], axis=axis)
 
     def backward(self, grad):
         axis = self.axis
+        xp = array_module(grad)
         x, r, g, b, value, minimum, rng, is_r, is_g, norm = self.saved
-        gh, gs, gv = np.moveaxis(grad, axis, 0)
+        gh, gs, gv = xp.moveaxis(grad, axis, 0)
         is_b = ~(is_r | is_g)
         pos_r = rng > 0
         pos_v = value > 0
@@ -137,21 +147,21 @@ class RGBToHSV(Function):
         min_g = (minimum == g) & ~min_r
         min_b = ~(min_r | min_g)
         # H = (p − q)·norm + c with norm = 1/(6Δ)
-        num = np.where(is_r, g - b, np.where(is_g, b - r, r - g))
-        dh_ddelta = np.where(pos_r, -num * norm * norm * 6, 0)  # −(p − q)/(6Δ²)
-        dh_dp = np.where(pos_r, norm, 0)
-        safe_v = np.where(pos_v, value, 1)
-        ds_ddelta = np.where(pos_v, 1 / safe_v, 0)
-        ds_dv = np.where(pos_v, -rng / (safe_v * safe_v), 0)
+        num = xp.where(is_r, g - b, xp.where(is_g, b - r, r - g))
+        dh_ddelta = xp.where(pos_r, -num * norm * norm * 6, 0)  # −(p − q)/(6Δ²)
+        dh_dp = xp.where(pos_r, norm, 0)
+        safe_v = xp.where(pos_v, value, 1)
+        ds_ddelta = xp.where(pos_v, 1 / safe_v, 0)
+        ds_dv = xp.where(pos_v, -rng / (safe_v * safe_v), 0)
         g_delta = gh * dh_ddelta + gs * ds_ddelta  # dL/dΔ
         g_max = gv + gs * ds_dv + g_delta          # dL/dV (Δ = V − m)
         g_min = -g_delta
         gp = gh * dh_dp                            # dL/dp = −dL/dq
-        out_r = g_max * is_r + g_min * min_r + np.where(is_g, -gp, np.where(is_b, gp, 0))
-        out_g = g_max * is_g + g_min * min_g + np.where(is_r, gp, np.where(is_b, -gp, 0))
-        out_b = g_max * is_b + g_min * min_b + np.where(is_r, -gp, np.where(is_g, gp, 0))
-        gx = np.stack([out_r, out_g, out_b], axis=axis).astype(grad.dtype, copy=False)
-        gx = np.where(x == 0, 0, gx).astype(grad.dtype, copy=False)  # the |x| < eps clamp
+        out_r = g_max * is_r + g_min * min_r + xp.where(is_g, -gp, xp.where(is_b, gp, 0))
+        out_g = g_max * is_g + g_min * min_g + xp.where(is_r, gp, xp.where(is_b, -gp, 0))
+        out_b = g_max * is_b + g_min * min_b + xp.where(is_r, -gp, xp.where(is_g, gp, 0))
+        gx = xp.stack([out_r, out_g, out_b], axis=axis).astype(grad.dtype, copy=False)
+        gx = xp.where(x == 0, 0, gx).astype(grad.dtype, copy=False)  # the |x| < eps clamp
         return (gx,)
 
 
@@ -174,34 +184,36 @@ class HSVToRGB(Function):
 
     def forward(self, x):
         axis = self.axis
+        xp = array_module(x)
         dt = x.dtype
-        h, s, v = np.moveaxis(x, axis, 0)
-        d = np.mod(h, dt.type(1)) * dt.type(6)
-        fr = np.clip(np.abs(d - 3) - 1, 0, 1).astype(dt, copy=False)
-        fg = np.clip(2 - np.abs(d - 2), 0, 1).astype(dt, copy=False)
-        fb = np.clip(2 - np.abs(d - 4), 0, 1).astype(dt, copy=False)
+        h, s, v = xp.moveaxis(x, axis, 0)
+        d = xp.mod(h, dt.type(1)) * dt.type(6)
+        fr = xp.clip(xp.abs(d - 3) - 1, 0, 1).astype(dt, copy=False)
+        fg = xp.clip(2 - xp.abs(d - 2), 0, 1).astype(dt, copy=False)
+        fb = xp.clip(2 - xp.abs(d - 4), 0, 1).astype(dt, copy=False)
         one_minus_s = 1 - s
         out = [v * (one_minus_s + s * f) for f in (fr, fg, fb)]
         if self.needs[0]:
             self.saved = (d, s, v, (fr, fg, fb))
-        return np.stack(out, axis=axis).astype(dt, copy=False)
+        return xp.stack(out, axis=axis).astype(dt, copy=False)
 
     def backward(self, grad):
         axis = self.axis
+        xp = array_module(grad)
         d, s, v, fs = self.saved
-        gc = np.moveaxis(grad, axis, 0)
+        gc = xp.moveaxis(grad, axis, 0)
         # ∂f/∂d inside each clip's range
-        pre = (np.abs(d - 3) - 1, 2 - np.abs(d - 2), 2 - np.abs(d - 4))
-        slope = (np.sign(d - 3), -np.sign(d - 2), -np.sign(d - 4))
-        gh = np.zeros_like(v)
-        gs = np.zeros_like(v)
-        gv = np.zeros_like(v)
+        pre = (xp.abs(d - 3) - 1, 2 - xp.abs(d - 2), 2 - xp.abs(d - 4))
+        slope = (xp.sign(d - 3), -xp.sign(d - 2), -xp.sign(d - 4))
+        gh = xp.zeros_like(v)
+        gs = xp.zeros_like(v)
+        gv = xp.zeros_like(v)
         for c in range(3):
             inside = (pre[c] > 0) & (pre[c] < 1)
-            gh = gh + gc[c] * v * s * np.where(inside, 6 * slope[c], 0)
+            gh = gh + gc[c] * v * s * xp.where(inside, 6 * slope[c], 0)
             gs = gs + gc[c] * v * (fs[c] - 1)
             gv = gv + gc[c] * (1 - s + s * fs[c])
-        return (np.stack([gh, gs, gv], axis=axis).astype(grad.dtype, copy=False),)
+        return (xp.stack([gh, gs, gv], axis=axis).astype(grad.dtype, copy=False),)
 
 
 def hsv_to_rgb(images, data_format=None):

@@ -343,7 +343,7 @@ fmax fmin fmod frexp full full_like gcd greater greater_equal hamming hanning he
 histogram hsplit hstack hypot i0 identity imag indices inner invert isclose iscomplex isfinite isin
 isinf isnan isneginf isposinf isreal isscalar kaiser kron lcm ldexp left_shift less less_equal
 linspace log log10 log1p log2 logaddexp logaddexp2 logical_and logical_not logical_or
-logical_xor logspace matmul max maximum mean median min minimum mod moveaxis multiply
+logical_xor logspace matmul max maximum mean median meshgrid min minimum mod moveaxis multiply
 nan_to_num nanargmax nanargmin nancumprod nancumsum nanmax nanmean nanmin nanprod nanstd
 nansum nanvar ndim negative nextafter nonzero not_equal ones ones_like outer pad partition
 percentile positive power prod ptp quantile rad2deg radians ravel real
