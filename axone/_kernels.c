@@ -1983,6 +1983,145 @@ fail:
     return NULL;
 }
 
+/* copy_into(dst, src): dst[...] = src for two arrays of one shape (at most 8 axes) and one
+ * item size, any strides (src may be a strided view with repeated entries; dst writable, its
+ * entries distinct, and the two not overlapping): the trailing axes that are contiguous in both
+ * merged into runs, the leading axis cut into runs on the pool's threads from COPY_PART_MIN
+ * items a run.  A copy: the same bytes whatever the split. */
+#define COPY_MAXDIM 8
+#define COPY_PART_MIN ((Py_ssize_t)1 << 16)
+typedef struct {
+    char *dst; const char *src; int nd;
+    Py_ssize_t item, shape[COPY_MAXDIM], ds[COPY_MAXDIM], ss[COPY_MAXDIM];
+} CopyPart;
+
+static void copy_rec(const CopyPart *j, int ax, char *d, const char *s) {
+    Py_ssize_t n = j->shape[ax], dst_ = j->ds[ax], sst = j->ss[ax];
+    if (ax == j->nd - 1) {
+        Py_ssize_t it = j->item;
+        if (dst_ == it && sst == it) { memcpy(d, s, (size_t)(n * it)); return; }
+        if (it == 4) { for (Py_ssize_t i = 0; i < n; i++) memcpy(d + i * dst_, s + i * sst, 4); }
+        else if (it == 8) { for (Py_ssize_t i = 0; i < n; i++) memcpy(d + i * dst_, s + i * sst, 8); }
+        else { for (Py_ssize_t i = 0; i < n; i++) memcpy(d + i * dst_, s + i * sst, (size_t)it); }
+        return;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) copy_rec(j, ax + 1, d + i * dst_, s + i * sst);
+}
+
+static void copy_part_fn(void *arg) {
+    const CopyPart *j = (const CopyPart *)arg;
+    if (j->nd == 0) { memcpy(j->dst, j->src, (size_t)j->item); return; }
+    for (int a = 0; a < j->nd; a++) if (j->shape[a] == 0) return;
+    copy_rec(j, 0, j->dst, j->src);
+}
+
+static PyObject *py_copy_into(PyObject *self, PyObject *args) {
+    PyObject *od, *os_;
+    if (!PyArg_ParseTuple(args, "OO", &od, &os_)) return NULL;
+    Py_buffer vd, vs;
+    if (PyObject_GetBuffer(od, &vd, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "copy_into: dst must be a writable array, received %s",
+                     Py_TYPE(od)->tp_name);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(os_, &vs, PyBUF_STRIDES | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        PyBuffer_Release(&vd);
+        PyErr_Format(PyExc_TypeError, "copy_into: src must be an array, received %s",
+                     Py_TYPE(os_)->tp_name);
+        return NULL;
+    }
+    PyObject *res = NULL;
+    const char *fd = vd.format ? vd.format : "B", *fs = vs.format ? vs.format : "B";
+    if (vd.ndim != vs.ndim || vd.ndim > COPY_MAXDIM || vd.itemsize != vs.itemsize
+        || strcmp(fd, fs) != 0) {
+        PyErr_Format(PyExc_ValueError, "copy_into: dst and src must have one format, item size and "
+                     "number of axes (at most %d), received '%s'/%zd/%d and '%s'/%zd/%d",
+                     COPY_MAXDIM, fd, vd.itemsize, vd.ndim, fs, vs.itemsize, vs.ndim);
+        goto done;
+    }
+    CopyPart j = {.dst = vd.buf, .src = vs.buf, .nd = 0, .item = vd.itemsize};
+    Py_ssize_t total = 1;
+    char *dlo = vd.buf, *dhi = (char *)vd.buf + vd.itemsize;
+    const char *slo = vs.buf, *shi = (const char *)vs.buf + vs.itemsize;
+    for (int a = 0; a < vd.ndim; a++) {
+        if (vd.shape[a] != vs.shape[a]) {
+            PyErr_Format(PyExc_ValueError, "copy_into: shapes differ on axis %d: %zd and %zd", a,
+                         vd.shape[a], vs.shape[a]);
+            goto done;
+        }
+        total *= vd.shape[a];
+    }
+    if (total == 0) { res = Py_None; Py_INCREF(res); goto done; }
+    for (int a = 0; a < vd.ndim; a++) {
+        Py_ssize_t span = (vd.shape[a] - 1) * vd.strides[a];
+        if (span < 0) dlo += span; else dhi += span;
+        Py_ssize_t sspan = (vs.shape[a] - 1) * vs.strides[a];
+        if (sspan < 0) slo += sspan; else shi += sspan;
+    }
+    if (dlo < shi && slo < dhi) {
+        PyErr_SetString(PyExc_ValueError, "copy_into: dst and src overlap in memory");
+        goto done;
+    }
+    /* axes of length 1 dropped, then trailing axes contiguous in both merged */
+    for (int a = 0; a < vd.ndim; a++) {
+        if (vd.shape[a] == 1) continue;
+        j.shape[j.nd] = vd.shape[a]; j.ds[j.nd] = vd.strides[a]; j.ss[j.nd] = vs.strides[a];
+        j.nd++;
+    }
+    while (j.nd >= 2) {
+        int l = j.nd - 1;
+        if (j.ds[l - 1] == j.ds[l] * j.shape[l] && j.ss[l - 1] == j.ss[l] * j.shape[l]) {
+            j.shape[l - 1] *= j.shape[l];
+            j.ds[l - 1] = j.ds[l];
+            j.ss[l - 1] = j.ss[l];
+            j.nd--;
+        } else {
+            break;
+        }
+    }
+    Py_ssize_t k = num_threads < 8 ? num_threads : 8;
+    if (j.nd == 0) k = 1;
+    else {
+        if (k > j.shape[0]) k = j.shape[0];
+        if (k > total / COPY_PART_MIN) k = total / COPY_PART_MIN;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (k < 2) {
+        copy_part_fn(&j);
+    } else {
+        CopyPart parts[8];
+        PoolTask tasks[8];
+        Py_ssize_t per = (j.shape[0] + k - 1) / k, n = 0;
+        for (Py_ssize_t lo = 0; lo < j.shape[0]; lo += per, n++) {
+            Py_ssize_t hi = lo + per < j.shape[0] ? lo + per : j.shape[0];
+            parts[n] = j;
+            parts[n].shape[0] = hi - lo;
+            parts[n].dst = j.dst + lo * j.ds[0];
+            parts[n].src = j.src + lo * j.ss[0];
+            tasks[n].fn = copy_part_fn;
+            tasks[n].arg = parts + n;
+        }
+#ifdef AXONE_THREADS
+        if (pthread_mutex_trylock(&pool_use) == 0) {
+            pool_run(tasks, n);
+            pthread_mutex_unlock(&pool_use);
+        } else
+#endif
+        {
+            for (Py_ssize_t i = 0; i < n; i++) copy_part_fn(parts + i);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    PyBuffer_Release(&vs);
+    PyBuffer_Release(&vd);
+    return res;
+}
+
 /* set_pool_spin(us): how long an idle worker spins before it sleeps (≥ 0) */
 static PyObject *py_set_pool_spin(PyObject *self, PyObject *args) {
     double us;
@@ -2477,6 +2616,9 @@ static PyMethodDef methods[] = {
     {"gemm_many", py_gemm_many, METH_VARARGS,
      "gemm_many(tasks): C = op(A)·op(B) (+ beta·C) for each task (A, B, C[, beta]), the tasks "
      "shared by the calling thread and the pool's workers."},
+    {"copy_into", py_copy_into, METH_VARARGS,
+     "copy_into(dst, src): dst[...] = src (one shape and item size, any strides), its leading "
+     "axis in runs on the pool's threads."},
     {"set_pool_spin", py_set_pool_spin, METH_VARARGS,
      "set_pool_spin(us): how long an idle pool worker spins before it sleeps."},
     {"set_gemm", py_set_gemm, METH_VARARGS,

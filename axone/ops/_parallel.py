@@ -45,6 +45,7 @@ _MIN_WORK = 1 << 18
 _MIN_WORK_THREADS = 1 << 23
 _MIN_ROWS = 8                    # a row block is whole 8-row panels
 _MIN_COLS = 16                   # a column block is whole 16-column panels
+_MIN_COPY = 1 << 17              # items from which a copy is cut into runs for the threads
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _GEMM = []                       # [the compiled gemm_many or None], found on first use
 _LOCAL = threading.local()       # .inside: this thread runs a batch block (its products stay whole)
@@ -229,6 +230,23 @@ def products(tasks, work):
     else:
         for a, b, o in tasks:
             np.matmul(a, b, out=o)
+
+
+def copy(dst, src):
+    """dst[...] = src (one shape and dtype; src may be any strided view, e.g. convolution
+    windows): through the compiled module's ``copy_into``, whose runs of the leading axis go to
+    the product pool's threads, when the copy is large enough and this thread is not a batch
+    block's; else np.copyto.  The same bytes either way."""
+    k = _native.kernels("copy_into")
+    if (k is not None and _ENABLED and dst.size >= _MIN_COPY
+            and dst.dtype == src.dtype and dst.shape == src.shape and _threads() >= 2
+            and not getattr(_LOCAL, "inside", False)):
+        try:
+            k.copy_into(dst, src)
+            return
+        except (ValueError, TypeError):      # overlapping, or a layout it does not take
+            pass
+    np.copyto(dst, src)
 
 
 def matmuls(products):

@@ -377,7 +377,7 @@ class Conv(Function):
             win = _band_windows(x, ksz, self.strides, self.dilation, out, bj)
             width = _prod(win.shape[nd + 1:])
             cols = _WS.empty((_prod(win.shape[:nd + 1]), width + one), x.dtype)
-            np.copyto(cols[:, :width].reshape(win.shape), win)
+            _parallel.copy(cols[:, :width].reshape(win.shape), win)
             self.band = mat = _band_matrix(k, self.strides, self.dilation, bj)
             if one:
                 cols[:, width] = 1
@@ -400,14 +400,14 @@ class Conv(Function):
             mat = k.reshape(kin, f)
             if one:
                 cols = _WS.empty((m, kin + 1), x.dtype)
-                np.copyto(cols[:, :kin].reshape(win.shape), win)
+                _parallel.copy(cols[:, :kin].reshape(win.shape), win)
                 cols[:, kin] = 1
                 mat = _with_row(mat, b)
             elif nk == 1 and all(st == 1 for st in self.strides):
                 cols = x.reshape(-1, kin)             # 1×1 kernel: the rows are x itself
             else:
                 cols = _WS.empty((m, kin), x.dtype)
-                np.copyto(cols.reshape(win.shape), win)
+                _parallel.copy(cols.reshape(win.shape), win)
             self.cols = cols
             y = self._product(cols, mat)
         else:

@@ -253,3 +253,57 @@ def test_stacks_with_two_leading_axes_and_strided_outputs(threads, forced):
         out = np.full((B, T, N, S), np.nan, np.float32)
         P.bmm(q, kt, out=out.transpose(0, 2, 1, 3))
         np.testing.assert_array_equal(out.transpose(0, 2, 1, 3), ref)
+
+
+# ------------------------------------------------------------------ strided copies
+copies = pytest.mark.skipif(P._native.kernels("copy_into") is None, reason="not built")
+
+
+@copies
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_copy_into_equals_numpy_for_windows_and_any_layout(threads):
+    from axone import _native
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(9, 20, 20, 3)).astype(np.float32)
+    st = x.strides
+    # 3x3 windows of x, as the convolution's lowering reads them (entries repeated)
+    win = np.lib.stride_tricks.as_strided(x, shape=(9, 18, 18, 3, 3, 3),
+                                          strides=(st[0], st[1], st[2], st[1], st[2], st[3]))
+    cases = [(np.empty(win.shape, np.float32), win),
+             (np.empty((20, 9), np.float64), rng.normal(size=(9, 20)).T),
+             (np.empty((5, 7, 3), np.int16), rng.integers(0, 100, (5, 7, 3)).astype(np.int16)[:, ::-1]),
+             (np.empty((0, 4), np.float32), np.ones((0, 4), np.float32)),
+             (np.empty((), np.float64), np.array(3.5))]
+    prev = _native.set_num_threads(threads)
+    try:
+        for dst, src in cases:
+            _native.KERNELS.copy_into(dst, src)
+            np.testing.assert_array_equal(dst, src)
+            out = np.empty_like(dst)
+            P.copy(out, src)
+            np.testing.assert_array_equal(out, src)
+    finally:
+        _native.set_num_threads(prev)
+
+
+@copies
+def test_copy_into_refuses_what_it_cannot_copy():
+    k = P._native.KERNELS
+    a = np.zeros((4, 4), np.float32)
+    with pytest.raises(ValueError, match="overlap"):
+        k.copy_into(a[1:], a[:-1])
+    with pytest.raises(ValueError, match="shapes differ on axis 1"):
+        k.copy_into(np.zeros((4, 3), np.float32), a)
+    with pytest.raises(ValueError, match="one format"):
+        k.copy_into(np.zeros((4, 4)), a)
+    with pytest.raises(ValueError, match="one format"):
+        k.copy_into(np.zeros((1,) * 9, np.float32), np.zeros((1,) * 9, np.float32))
+    ro = np.zeros((4, 4), np.float32)
+    ro.setflags(write=False)
+    with pytest.raises(TypeError, match="dst must be a writable array"):
+        k.copy_into(ro, a)
+    with pytest.raises(TypeError, match="src must be an array"):
+        k.copy_into(a, 3)
+    b = np.arange(16, dtype=np.float32).reshape(4, 4)
+    P.copy(b[1:], b[:-1].copy())                      # the helper copies through NumPy then
+    np.testing.assert_array_equal(b[1:], np.arange(12, dtype=np.float32).reshape(3, 4))
