@@ -60,9 +60,12 @@ def kernels(name):
     return k if k is not None and hasattr(k, name) else None
 
 
+_threads = [1 if KERNELS is None else int(KERNELS.get_num_threads()[0])]   # kept in step below
+
+
 def get_num_threads():
     """Threads the compiled module may use (1 without it)."""
-    return 1 if KERNELS is None else int(KERNELS.get_num_threads()[0])
+    return _threads[0]
 
 
 def set_num_threads(n):
@@ -70,6 +73,7 @@ def set_num_threads(n):
     prev = get_num_threads()
     if KERNELS is not None:
         KERNELS.set_num_threads(int(n), KERNELS.get_num_threads()[1])
+        _threads[0] = int(KERNELS.get_num_threads()[0])
     return prev
 
 

@@ -60,7 +60,16 @@ _POOL_LOCK = threading.Lock()
 
 
 def _threads():
-    return _native.get_num_threads()
+    return _native._threads[0]
+
+
+def _blas_one():
+    """Whether NumPy's BLAS runs on one thread now: the newest open ``blas_threads`` scope's
+    count while one is open (the count it set, process-wide), else asked of OpenBLAS."""
+    scopes = backend._blas_scopes
+    if scopes and scopes[-1]._n is not None:
+        return scopes[-1]._n == 1
+    return backend.get_blas_threads() == 1
 
 
 def _pool():
@@ -105,7 +114,7 @@ def plan(M, K, N):
         return 1, 0
     axis = 0 if M >= N else 1
     k = min(k, (M // _MIN_ROWS) if axis == 0 else (N // _MIN_COLS))
-    if k < 2 or backend.get_blas_threads() != 1:
+    if k < 2 or not _blas_one():
         return 1, 0                   # too narrow, or BLAS runs its own threads: leave it whole
     return k, axis
 
@@ -208,7 +217,7 @@ def bmm(a, b, out=None):
     if _ENABLED and gemm is not None and 1 <= len(lead) <= 2 and not getattr(_LOCAL, "inside", False) and b.shape[:-2] == lead \
             and out.shape[:-2] == lead:
         k = min(_threads(), 8, S, (math.prod(lead) * M * K * N) // _MIN_WORK)
-    if k < 2 or not _poolable(a, b, out) or backend.get_blas_threads() != 1:
+    if k < 2 or not _poolable(a, b, out) or not _blas_one():
         return np.matmul(a, b, out=out)
     gemm([(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in _bounds(S, k, 1)])
     return out
@@ -218,7 +227,7 @@ def pool_allowed(work):
     """Whether products of ``work`` multiply-adds in all may go to the compiled pool now: it is
     built, axone has threads, BLAS runs on one, and this thread is not a batch block's."""
     return (_ENABLED and work >= 2 * _MIN_WORK and _gemm_many() is not None and _threads() >= 2
-            and not getattr(_LOCAL, "inside", False) and backend.get_blas_threads() == 1)
+            and not getattr(_LOCAL, "inside", False) and _blas_one())
 
 
 def products(tasks, work):
@@ -263,7 +272,7 @@ def matmuls(products):
         return [matmul(a, b, out=o) for (a, b, _), o in zip(products, outs)]
     works = [a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in products]
     total = sum(works)
-    if total < 2 * _MIN_WORK or backend.get_blas_threads() != 1:
+    if total < 2 * _MIN_WORK or not _blas_one():
         return [_plain(a, b, o) for (a, b, _), o in zip(products, outs)]
     tasks = []
     for (a, b, _), o, w in zip(products, outs, works):
@@ -285,7 +294,7 @@ def batch_blocks(n, work):
     if not _ENABLED or n < 2:
         return None
     k = min(_threads(), n, 8, int(work // _MIN_SHARD_WORK))
-    if k < 2 or backend.get_blas_threads() != 1:
+    if k < 2 or not _blas_one():
         return None
     size = -(-n // k)
     return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
