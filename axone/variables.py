@@ -1,8 +1,36 @@
-"""Variable: a named, trainable Tensor that holds a layer weight (Keras ``Variable``)."""
+"""Variable: a named, trainable Tensor that holds a layer weight (Keras ``Variable``).
+
+A variable lives on the device current when it is created (``with axone.device("gpu:0")``,
+``set_device``): its initial value is computed on the host, as on the CPU, and copied there once,
+so a model built on a device starts from the same numbers as on the CPU.
+"""
 import numpy as np
 
 from . import backend
 from .autograd.tensor import Tensor
+from .device import array_module, current_module, to_numpy
+
+_ndarray = np.ndarray
+
+
+def _host(value):
+    """``value`` (a Tensor, a device or host array, a number) as a host array."""
+    v = value.data if isinstance(value, Tensor) else value
+    if type(v) is not _ndarray and array_module(v) is not np:
+        return to_numpy(v)
+    return np.asarray(v)
+
+
+def _value_for(data, value):
+    """``value`` as an array to write into ``data``: a host array for host data; for device
+    data, an array of that device (a value already there as it is, others copied across)."""
+    if type(data) is _ndarray:
+        return _host(value)
+    v = value.data if isinstance(value, Tensor) else value
+    xp = array_module(data)
+    if xp is np:
+        return _host(v)
+    return v if array_module(v) is xp else xp.asarray(_host(v))
 
 
 #: ``initializers.get``, registered by ``axone/initializers.py`` (a higher module), so that a
@@ -18,11 +46,14 @@ class Variable(Tensor):
     """A weight: a Tensor with a name, a ``trainable`` flag and in-place ``assign``.
 
     A model may move a variable's values into its contiguous parameter buffer;
-    ``assign`` and ``set_weights`` write in place, so views stay valid.
+    ``assign`` and ``set_weights`` write in place, so views stay valid.  Created while a device
+    is current, its values live there (``numpy()`` copies them back to the host); ``assign``
+    takes host or device values and writes them on the variable's device.
     """
 
+    #: ``_flat``: (buffer, slice, view) when a model placed the values in a device buffer
     __slots__ = ("_trainable", "regularizer", "path", "constraint", "autocast", "aggregation",
-                 "synchronization")
+                 "synchronization", "_flat")
 
     def __init__(self, initializer=None, shape=None, dtype=None, trainable=True, autocast=True,
                  aggregation="none", synchronization="auto", name=None, regularizer=None,
@@ -49,7 +80,8 @@ class Variable(Tensor):
             elif isinstance(given, int):
                 dtype = np.int32                       # a Python int, as Keras
             else:
-                given = np.asarray(given)
+                if type(given) is _ndarray or array_module(given) is np:
+                    given = np.asarray(given)
                 # integer and half values keep their dtype; other floats take floatx
                 dtype = given.dtype if given.dtype.kind in "iub" or given.dtype == np.float16 \
                     else None
@@ -59,11 +91,17 @@ class Variable(Tensor):
                 raise ValueError(f"Variable {name!r}: an initializer needs a shape")
             value = np.asarray(initializer(tuple(shape), dtype=dtype), dtype=dtype)
         else:
-            value = np.array(initializer.data if isinstance(initializer, Tensor) else initializer,
-                             dtype=dtype, copy=True)
+            given = initializer.data if isinstance(initializer, Tensor) else initializer
+            if type(given) is not _ndarray and array_module(given) is not np:
+                value = array_module(given).array(given, dtype=dtype, copy=True)
+            else:
+                value = np.array(given, dtype=dtype, copy=True)
             if shape is not None and value.shape != tuple(shape):
                 raise ValueError(f"Variable {name!r}: initial value has shape {value.shape}, "
                                  f"expected {tuple(shape)}")
+        xp = current_module()
+        if xp is not np and type(value) is _ndarray:
+            value = xp.asarray(value)           # the current device: one host-to-device copy
         super().__init__(value, requires_grad=bool(trainable) and dtype.kind == "f")
         self.trainable = bool(trainable)
         self.autocast, self.aggregation, self.synchronization = bool(autocast), aggregation, \
@@ -99,21 +137,27 @@ class Variable(Tensor):
 
     def assign(self, value):
         """Write ``value`` into this variable in place (its shape must match)."""
-        v = np.asarray(value.data if isinstance(value, Tensor) else value)
-        if v.shape != self.data.shape:
+        d = self.data
+        v = _value_for(d, value)
+        if v.shape != d.shape:
             raise ValueError(f"Variable {self.path!r}: cannot assign a value of shape {v.shape} "
                              f"to a variable of shape {self.data.shape}")
-        self.data[...] = v
+        d[...] = v
         return self
 
     def assign_add(self, value):
-        self.data[...] += np.asarray(value.data if isinstance(value, Tensor) else value)
+        """``v ← v + value`` in place."""
+        d = self.data
+        d[...] += _value_for(d, value)
         return self
 
     def assign_sub(self, value):
-        self.data[...] -= np.asarray(value.data if isinstance(value, Tensor) else value)
+        """``v ← v − value`` in place."""
+        d = self.data
+        d[...] -= _value_for(d, value)
         return self
 
     def __repr__(self):
+        d = self.data if type(self.data) is _ndarray else to_numpy(self.data)
         return (f"<Variable path={self.path}, shape={self.data.shape}, dtype={self.data.dtype}, "
-                f"value={np.array2string(self.data, threshold=6, edgeitems=2)}>")
+                f"value={np.array2string(d, threshold=6, edgeitems=2)}>")

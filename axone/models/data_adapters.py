@@ -22,6 +22,8 @@ import warnings
 import numpy as np
 
 from ..autograd.tensor import Tensor
+from ..device import _MODULES as _DEVICE_MODULES
+from ..device import array_module, to_numpy
 
 __all__ = ["PyDataset", "Sequence", "pack_x_y_sample_weight", "unpack_x_y_sample_weight",
            "get_data_adapter", "is_array_input"]
@@ -173,7 +175,41 @@ def to_numpy_structure(x):
 
 def _is_array_leaf(x):
     return isinstance(x, (np.ndarray, Tensor, np.generic)) or _is_torch_tensor(x) or (
-        hasattr(x, "to_numpy") and hasattr(x, "shape"))
+        hasattr(x, "to_numpy") and hasattr(x, "shape")) or _is_device_array(x)
+
+
+def _is_device_array(x):
+    t = type(x)
+    return t is not np.ndarray and (t in _DEVICE_MODULES or (
+        t.__module__[:4] == "cupy" and array_module(x) is not np))
+
+
+def host_arrays(x):
+    """``x`` with its device arrays (CuPy arrays, device Tensors) copied to the host, through
+    dicts, lists and tuples; everything else as it is.  The data adapters slice host arrays,
+    and each batch goes to the model's device when its step starts (Keras 3's host batches)."""
+    t = type(x)
+    if t is np.ndarray or x is None:
+        return x
+    if isinstance(x, Tensor):
+        d = x.data
+        return to_numpy(d) if type(d) is not np.ndarray and array_module(d) is not np else x
+    if _is_device_array(x):
+        return to_numpy(x)
+    if t is dict:
+        out = {k: host_arrays(v) for k, v in x.items()}
+        return x if all(out[k] is v for k, v in x.items()) else out
+    if t is list or t is tuple:
+        out = [v if type(v) in _PLAIN else host_arrays(v) for v in x]
+        return x if all(map(_same, out, x)) else t(out)
+    return x
+
+
+_PLAIN = frozenset((int, float, bool, np.ndarray, str))
+
+
+def _same(a, b):
+    return a is b
 
 
 def is_array_input(x):

@@ -130,7 +130,17 @@ _REBUILD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, 
 
 
 # ------------------------------------------------------------------ archive io
+def _host(a):
+    """``a`` as a host array: weights and optimizer state on a device are copied back, so a
+    file written on a device reads on the CPU."""
+    if type(a) is np.ndarray:
+        return a
+    from ..device import array_module, to_numpy
+    return to_numpy(a) if array_module(a) is not np else a
+
+
 def _array_bytes(a):
+    a = _host(a)
     buf = io.BytesIO()
     # np.require keeps a 0-d weight 0-d (np.ascontiguousarray would make it 1-d)
     np.lib.format.write_array(buf, np.require(a, requirements='C'), allow_pickle=False)
@@ -447,7 +457,7 @@ def _variables_state(opt):
     own = opt.variables[opt._n_scalar_vars():]
     state["variables"] = [list(v.data.shape) for v in own]
     for i, v in enumerate(own):
-        arrays[f"v{i:04d}"] = np.ascontiguousarray(v.data).reshape(-1)
+        arrays[f"v{i:04d}"] = np.ascontiguousarray(_host(v.data)).reshape(-1)
     return state, arrays
 
 
@@ -473,8 +483,8 @@ def _optimizer_state(opt):
     arrays = {}
     if opt._flat_state is not None:
         for name, arr in opt._flat_state.items():
-            if isinstance(arr, np.ndarray) and not name.startswith("_"):
-                arrays[name] = arr
+            if not name.startswith("_") and hasattr(arr, "dtype") and hasattr(arr, "shape"):
+                arrays[name] = _host(arr)
         state["flat_size"] = int(opt._flat_state["_size"])
     return state, arrays
 
@@ -1150,7 +1160,12 @@ def _restore_variables(opt, model, st, arrays, path):
         if a is None or a.size != v.data.size:
             raise FileFormatError(path, f"optimizer {opt.name!r}: state array v{i:04d} is missing "
                                         f"or not of {v.data.size} values (shape {tuple(shape)})")
-        np.copyto(v.data, a.reshape(v.data.shape), casting="same_kind")
+        if type(v.data) is np.ndarray:
+            np.copyto(v.data, a.reshape(v.data.shape), casting="same_kind")
+        else:                       # state on a device: the host values copied there
+            from ..device import array_module
+            v.data[...] = array_module(v.data).asarray(
+                a.reshape(v.data.shape).astype(v.data.dtype, casting="same_kind"))
     _set_iterations(opt, st)
     for k in ("_u_product", "_u_step"):
         if k in st:

@@ -11,6 +11,11 @@ gradient buffer, and let the optimizer update the flat parameter buffer in one v
 Keras semantics kept: ``validation_split`` takes the last rows before any shuffling, rows are
 reshuffled every epoch, the reported training loss is the running mean over the epoch's batches
 (weighted by batch size).
+
+On a device (weights created while ``axone.device("gpu:0")`` is current): the flat buffers are
+that device's arrays, each host batch is copied there as the step starts (inputs, targets and
+sample weights for the loss), and what comes back is host data: predictions, ``get_weights``,
+the metrics (updated from host copies of the outputs) and the logs as Python floats.
 """
 import contextlib
 import math
@@ -22,6 +27,7 @@ from .. import backend, config, distribution as distribution_lib, losses as loss
     metrics as metrics_mod, optimizers
 from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor, finish_fresh_grads, mark_fresh_grads
+from ..device import array_module, current_module, to_numpy
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers import base as layer_base
 from ..variables import _TRAINABLE_VERSION
@@ -196,6 +202,7 @@ class Trainer:
                         obj.name = f"weighted_{obj.name}"
                     elif not flag:
                         plain.add(obj.name)
+                    _host_state(obj)
                     obj._keras_base_name = obj.name     # Keras's order of evaluate's values
                     if n_out > 1:
                         obj.name = f"{names[i]}_{obj.name}"
@@ -346,7 +353,7 @@ class Trainer:
                 or st.get("_size") != old[1].size or "_full_state" not in dir(opt):
             return
         size = st["_size"]
-        per_var = [n for n, a in st.items() if n[0] != "_" and isinstance(a, np.ndarray)
+        per_var = [n for n, a in st.items() if n[0] != "_" and optimizers._is_array(a)
                    and a.ndim == 1 and a.size == size]
         parked = opt.__dict__.setdefault("_parked_state", {})
         for v, seg in zip(old[0], old[3]):
@@ -370,7 +377,12 @@ class Trainer:
         """Move trainable weights into one contiguous buffer (and their grads into another)."""
         tw = self.trainable_weights
         buf = self._buffer
-        if buf is not None and len(buf[0]) == len(tw) and all(
+        if buf is not None and len(buf[0]) == len(tw) and buf[1] is not None \
+                and type(buf[1]) is not np.ndarray:
+            if all(a is b and getattr(a, "_flat", None) is not None and a._flat[0] is buf[1]
+                   and a._flat[2] is a.data for a, b in zip(buf[0], tw)):
+                return buf
+        elif buf is not None and len(buf[0]) == len(tw) and all(
                 a is b and a.data.base is buf[1] for a, b in zip(buf[0], tw)):
             return buf
         if not tw:
@@ -380,6 +392,9 @@ class Trainer:
         dtypes = {w.dtype for w in tw}
         dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(backend.floatx())
         total = sum(w.data.size for w in tw)
+        xp = array_module(*[w.data for w in tw])
+        if xp is not np:
+            return self._device_param_buffer(tw, buf, xp, dtype, total)
         params = np.empty(total, dtype=dtype)
         grads = np.zeros(total, dtype=dtype)
         off = 0
@@ -394,6 +409,53 @@ class Trainer:
         self._buffer = (list(tw), params, grads, segments)
         self._carry_optimizer_state(buf, self._buffer)
         return self._buffer
+
+    def _device_param_buffer(self, tw, old, xp, dtype, total):
+        """``_param_buffer`` for weights on a device (module ``xp``): the buffers are device
+        arrays; each weight records (buffer, slice, its view) as ``_flat``, since device views
+        are not traced back to their buffer through ``.base`` as host views are.  A weight
+        still on the host joins the device buffer."""
+        params = xp.empty(total, dtype=dtype)
+        grads = xp.zeros(total, dtype=dtype)
+        off, segments = 0, []
+        for w in tw:
+            n, d = w.data.size, w.data
+            if array_module(d) is not xp:
+                d = xp.asarray(to_numpy(d))
+            params[off:off + n] = d.reshape(-1).astype(dtype, copy=False)
+            seg = slice(off, off + n)
+            w.data = params[seg].reshape(w.data.shape)
+            w.grad = grads[seg].reshape(w.data.shape)
+            w._flat = (params, seg, w.data)
+            segments.append(seg)
+            off += n
+        self._buffer = (list(tw), params, grads, segments)
+        self._carry_optimizer_state(old, self._buffer)
+        return self._buffer
+
+    def _device_module(self):
+        """The array module of the model's weights (NumPy for host weights); before any weight
+        exists, the current device's (where building will create them)."""
+        buf = self._buffer
+        if buf is not None and buf[1] is not None:
+            p = buf[1]
+            return np if type(p) is np.ndarray else array_module(p)
+        key = layer_base._TRACKING[0]
+        cached = self.__dict__.get("_device_of_weights")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        ws = self.weights
+        if not ws:
+            return current_module()
+        xp = array_module(*[w.data for w in ws])
+        self.__dict__["_device_of_weights"] = (key, xp)
+        return xp
+
+    def get_weights(self):
+        """Copies of the weights' values as host arrays, in ``weights`` order (weights on a
+        device copied back)."""
+        return [np.array(w.data, copy=True) if type(w.data) is np.ndarray else to_numpy(w.data)
+                for w in self.weights]
 
     # ------------------------------------------------------------ data prep
     def _n_inputs(self):
@@ -655,6 +717,17 @@ class Trainer:
                 continue
             y = ys[i]
             m = getattr(p, "_keras_mask", None)
+            if type(p.data) is not np.ndarray:
+                xp = array_module(p.data)
+                if xp is not np:          # the batch's targets and weights on the outputs' device
+                    y, dsw = _to_module(xp, [y, sw], p.data)
+                    if m is None:
+                        l = _device_loss(loss, y, p, dsw)
+                        per_output.append(l)
+                        w = self._loss_weights[i]
+                        term = l if w == 1.0 else l * w
+                        total = term if total is None else total + term
+                        continue
             l = loss(y, p, sample_weight=sw if m is None else _masked_weights(m, sw, loss))
             per_output.append(l)
             w = self._loss_weights[i]
@@ -677,6 +750,10 @@ class Trainer:
         mark = layer_base.added_loss_count()
         if self._has_activity_reg or self._added_losses:
             self._clear_activity_losses()
+        xp = self._device_module()
+        if xp is not np:
+            buf = self._buffer        # the batch copied to the weights' device
+            xs = _to_module(xp, xs, None if buf is None else buf[1])
         if self._is_graph:
             outs = self._run_graph([Tensor(a) for a in xs], training=training)
         else:
@@ -733,11 +810,12 @@ class Trainer:
 
     def _trackers(self):
         if getattr(self, "_loss_tracker", None) is None:
-            self._loss_tracker = metrics_mod.Mean(name="loss")
+            self._loss_tracker = _host_state(metrics_mod.Mean(name="loss"))
         names = self._output_names() if self._outputs_known() else []
         if len(getattr(self, "_out_loss_trackers", ())) != len(names) or any(
                 t.name != f"{n}_loss" for t, n in zip(getattr(self, "_out_loss_trackers", ()), names)):
-            self._out_loss_trackers = [metrics_mod.Mean(name=f"{n}_loss") for n in names]
+            self._out_loss_trackers = [_host_state(metrics_mod.Mean(name=f"{n}_loss"))
+                                       for n in names]
 
     def _reset_trackers(self):
         self._trackers()
@@ -752,8 +830,9 @@ class Trainer:
         if ys is None:
             return
         for ms, flags, y, p in zip(self._metric_objs, self._metric_weighted, ys, preds):
+            d = p.data if type(p.data) is np.ndarray or not ms else to_numpy(p.data)
             for metric, weighted in zip(ms, flags):
-                metric.update_state(y, p.data, sample_weight=sw if weighted else None)
+                metric.update_state(y, d, sample_weight=sw if weighted else None)
 
     def _logs(self):
         # scalars become floats; a metric with one value per class (F1Score) stays an array
@@ -789,6 +868,8 @@ class Trainer:
 
     def _step_arrays(self, x, y, sample_weight, what="train_step"):
         """Lists of arrays (one per input/output) from the step's ``data`` parts."""
+        x, y, sample_weight = (data_adapters.host_arrays(x), data_adapters.host_arrays(y),
+                               data_adapters.host_arrays(sample_weight))
         xs = self._prepare_x(_strip_tensors(x), f"{what} x")
         n = n_rows(xs, f"{what} x")
         self._build_by_call(xs)
@@ -1029,7 +1110,10 @@ class Trainer:
     def _adapter(self, x, y, sample_weight, class_weight, batch_size, steps, shuffle, what,
                  rng=None):
         """The data adapter of ``x``: arrays are checked against the model now and sliced; any
-        other input is read batch by batch and each batch checked as it comes."""
+        other input is read batch by batch and each batch checked as it comes.  Device arrays
+        given are copied to the host first (each batch goes back as its step starts)."""
+        x, y, sample_weight = (data_adapters.host_arrays(x), data_adapters.host_arrays(y),
+                               data_adapters.host_arrays(sample_weight))
         ad = data_adapters.get_data_adapter(x, y, sample_weight, steps=steps, shuffle=shuffle,
                                             what=what, rng=rng)
         # class weights of batches read one at a time apply as each batch is prepared
@@ -1387,6 +1471,7 @@ class Trainer:
         if x is None:
             raise ValueError("predict: no input data was given (x=None)")
         rows = None
+        x = data_adapters.host_arrays(x)
         if data_adapters.is_array_input(x) and not isinstance(x, data_adapters.PyDataset):
             xs = self._prepare_x(x)
             n = rows = n_rows(xs, "x")
@@ -1504,7 +1589,7 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """The outputs on one batch (through ``predict_step``), as NumPy arrays."""
-        xs = self._prepare_x(x)
+        xs = self._prepare_x(data_adapters.host_arrays(x))
         self._build_by_call(xs)
         n = len(xs[0]) if xs and getattr(xs[0], "ndim", 0) else 1
         with no_grad(), self._blas_scope(n, n):
@@ -1612,9 +1697,51 @@ def _unflatten_structure(struct, flat):
 
 
 def _np(t):
+    """An output as a host array (a device output copied back)."""
     if isinstance(t, Tensor):
-        return t.data
-    return np.asarray(t)
+        t = t.data
+    if type(t) is np.ndarray:
+        return t
+    return to_numpy(t) if array_module(t) is not np else np.asarray(t)
+
+
+def _device_loss(loss, y, p, sw):
+    """``loss(y, p, sample_weight=sw)`` on device arrays.  A Loss object whose value is not
+    one scalar goes through the reduction of ``axone/losses.py``, which computes with NumPy:
+    there a device array's refusal becomes a NotImplementedError naming it (a loss function
+    written with ``axone.ops`` that returns one scalar runs on the device)."""
+    try:
+        return loss(y, p, sample_weight=sw)
+    except TypeError as e:
+        raise NotImplementedError(
+            f"the loss {getattr(loss, 'name', None) or type(loss).__name__!r} on device arrays: "
+            f"axone/losses.py (its Loss objects' reductions and sample weights) computes with "
+            f"NumPy and is not converted to the array module of its inputs yet; on a device, "
+            f"compile with a loss function written with axone.ops that returns one scalar "
+            f"(e.g. lambda y, p: ops.mean(ops.sparse_categorical_crossentropy(y, p))). "
+            f"({type(e).__name__}: {e})") from e
+
+
+def _host_state(metric):
+    """``metric`` with its state variables on the host (moved back when it was made while a
+    device was current): the metrics compute with NumPy on host copies of the outputs."""
+    for v in getattr(metric, "variables", None) or ():
+        d = getattr(v, "data", None)
+        if d is not None and type(d) is not np.ndarray and array_module(d) is not np:
+            v.data = to_numpy(d)
+    return metric
+
+
+def _to_module(xp, arrays, like=None):
+    """The host arrays of list ``arrays`` copied to device module ``xp`` (on the device of
+    device array ``like`` when it names one, as a CuPy array's ``.device`` does); None and
+    device arrays as they are."""
+    where = getattr(like, "device", None)
+    if where is not None and hasattr(where, "__enter__"):
+        with where:
+            return [a if a is None or type(a) is not np.ndarray else xp.asarray(a)
+                    for a in arrays]
+    return [a if a is None or type(a) is not np.ndarray else xp.asarray(a) for a in arrays]
 
 
 def _as_loss_tensor(p):

@@ -11,6 +11,11 @@ Each rule also has a fused form: the compiled module ``axone._kernels`` (built f
 operation for operation, in one pass over the buffers, splitting large buffers across threads.
 The NumPy code below is the reference: the two give the same bits, and the NumPy form runs when
 the module is not built or ``AXONE_KERNELS=0`` is set in the environment.
+
+On a device (a model whose weights live on a GPU, see ``axone.device``) the buffers and the
+state are that device's arrays and the reference form runs with its array module
+(``xp = array_module(w)``): the same operations, in the same order, as on the host.  The rules
+that work on each variable as a whole (Lamb, Adafactor, Muon) run on host buffers only.
 """
 import math
 from operator import is_ as _is
@@ -19,6 +24,8 @@ import numpy as np
 
 from .. import _native, distribution
 from ..autograd.tensor import Tensor
+from ..device import _MODULES as _DEVICE_MODULES
+from ..device import array_module
 from . import schedules
 
 
@@ -42,6 +49,35 @@ def _np(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _xp(w):
+    """The array module of buffer ``w``: NumPy for a host array (no lookup), else its device's."""
+    return np if type(w) is np.ndarray else array_module(w)
+
+
+def _is_array(a):
+    """Whether ``a`` is a host ndarray or a registered device array (a state buffer)."""
+    return isinstance(a, np.ndarray) or type(a) in _DEVICE_MODULES
+
+
+def _on_device(a):
+    return type(a) is not np.ndarray and type(a) in _DEVICE_MODULES
+
+
+def _copyto(dst, src):
+    """``dst ← src`` in place (``np.copyto`` on the host, an indexed write on a device)."""
+    if type(dst) is np.ndarray:
+        np.copyto(dst, src)
+    else:
+        dst[...] = src
+
+
+def _device_unsupported(opt, what):
+    raise NotImplementedError(
+        f"{type(opt).__name__}: {what} on device arrays is not implemented; the per-variable "
+        f"rules (Lamb, Adafactor, Muon) run on host arrays only (build and train the model on "
+        f"the CPU, or use an elementwise rule such as SGD, Adam, RMSprop on the device)")
+
+
 def _ref_name(v):
     path = getattr(v, "path", None) or getattr(v, "name", None) or "var"
     return str(path).replace("/", "_").replace(":", "_")
@@ -56,7 +92,10 @@ def _flat_views(variables):
     contiguous 1-D buffer that they cover entirely; else None."""
     if not variables:
         return None
-    base = getattr(getattr(variables[0], "data", None), "base", None)
+    d0 = getattr(variables[0], "data", None)
+    if _on_device(d0):
+        return _device_flat_views(variables)
+    base = getattr(d0, "base", None)
     if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
         return None
     off, segs = 0, []
@@ -70,9 +109,28 @@ def _flat_views(variables):
     return (base, segs) if off == base.size else None
 
 
+def _device_flat_views(variables):
+    """``_flat_views`` of device variables: the buffer a model recorded on each one
+    (``Variable._flat``: buffer, slice, the view it gave the variable), when they are the
+    views, in order, covering it."""
+    first = getattr(variables[0], "_flat", None)
+    if first is None:
+        return None
+    base, off, segs = first[0], 0, []
+    for v in variables:
+        f = getattr(v, "_flat", None)
+        if f is None or f[0] is not base or f[2] is not v.data or f[1].start != off:
+            return None
+        segs.append(f[1])
+        off = f[1].stop
+    return (base, segs) if off == base.size else None
+
+
 def _grad_buffer(arrays, views):
     """The gradient buffer when ``arrays`` view one buffer at the variables' offsets."""
-    base = arrays[0].base
+    if _on_device(arrays[0]):
+        return None                     # a device gradient: updated variable by variable
+    base = getattr(arrays[0], "base", None)
     if not isinstance(base, np.ndarray) or base.ndim != 1 or base.size != views[0].size \
             or base.dtype != views[0].dtype or not base.flags.c_contiguous:
         return None
@@ -291,6 +349,8 @@ class Optimizer:
     # --------------------------------------------------------- gradients
     def _clip(self, grads):
         """Clip a list of gradient arrays in place (clipvalue, clipnorm, global_clipnorm)."""
+        if grads and _on_device(grads[0]):
+            return self._clip_device(grads)
         if self.clipvalue is not None:
             for g in grads:
                 np.clip(g, -self.clipvalue, self.clipvalue, out=g)
@@ -305,18 +365,38 @@ class Optimizer:
                 for g in grads:
                     g *= self.global_clipnorm / n
 
+    def _clip_device(self, grads):
+        """``_clip`` on device arrays: the same operations with their array module (the norms
+        come back to the host as Python floats, as ``float(np.sqrt(...))`` does there)."""
+        xp = _xp(grads[0])
+        if self.clipvalue is not None:
+            for g in grads:
+                xp.clip(g, -self.clipvalue, self.clipvalue, out=g)
+        elif self.clipnorm is not None:
+            for g in grads:
+                n = float(xp.sqrt(xp.sum(g * g)))
+                if n > self.clipnorm:
+                    g *= self.clipnorm / n
+        elif self.global_clipnorm is not None:
+            n = math.sqrt(sum(float(xp.sum(g * g)) for g in grads))
+            if n > self.global_clipnorm:
+                for g in grads:
+                    g *= self.global_clipnorm / n
+
     def _new_state(self, w):
-        return {name: np.zeros_like(w) for name in self._state_names}
+        xp = _xp(w)
+        return {name: xp.zeros_like(w) for name in self._state_names}
 
     def _full_state(self, w):
         """The rule's state for ``w`` plus the EMA ("average") and accumulation
         ("gradient_accumulator") arrays the options ask for, and a scratch array."""
         st = self._new_state(w)
+        xp = _xp(w)
         if self.use_ema:
-            st["average"] = np.zeros_like(w)
+            st["average"] = xp.zeros_like(w)
         if self.gradient_accumulation_steps:
-            st["gradient_accumulator"] = np.zeros_like(w)
-        st["_tmp"] = np.empty_like(w)
+            st["gradient_accumulator"] = xp.zeros_like(w)
+        st["_tmp"] = xp.empty_like(w)
         return st
 
     def _flat_state_for(self, params):
@@ -326,7 +406,27 @@ class Optimizer:
         if st is None or st["_size"] != params.size:
             st = self._flat_state = self._full_state(params)
             st["_size"] = params.size
+        elif type(params) is not np.ndarray or type(st["_tmp"]) is not np.ndarray:
+            st = self._state_to_device_of(st, params)
         return st
+
+    def _state_to_device_of(self, st, params):
+        """Move the flat state arrays to where ``params`` lives (state loaded from a file or
+        built on the host, for a model on a device; or back), in place in ``st``."""
+        xp = _xp(params)
+        if _xp(st["_tmp"]) is xp:
+            return st
+        from ..device import to_numpy
+        moved = {}
+        for n, a in st.items():
+            if n in ("_fusable", "_segs"):
+                continue
+            if _is_array(a):
+                host = a if type(a) is np.ndarray else to_numpy(a)
+                a = host if xp is np else xp.asarray(host)
+            moved[n] = a
+        self._flat_state = moved       # a new dict: views of the old one are rebuilt
+        return moved
 
     def update_flat(self, params, grads, segments=None, variables=None):
         """One step over a model's flat parameter buffer ``params`` with gradient buffer ``grads``.
@@ -338,6 +438,8 @@ class Optimizer:
         """
         st = self._flat_state_for(params)
         if self._per_variable:
+            if type(params) is not np.ndarray and _on_device(params):
+                _device_unsupported(self, "update_flat of a per-variable rule")
             self._apply(self._segment_triples(params, grads, segments, variables), self._clip)
             return
         if self.use_ema or self.gradient_accumulation_steps or self.loss_scale_factor is not None:
@@ -394,15 +496,15 @@ class Optimizer:
             for w, _, st in triples:
                 avg = st["average"]
                 if it == 0:
-                    np.copyto(avg, w)
+                    _copyto(avg, w)
                 else:
                     m = w.dtype.type(self.ema_momentum)
                     tmp = st["_tmp"]
-                    np.multiply(w, w.dtype.type(1) - m, out=tmp)
+                    _xp(w).multiply(w, w.dtype.type(1) - m, out=tmp)
                     avg *= m
                     avg += tmp
                 if overwrite:
-                    np.copyto(w, avg)
+                    _copyto(w, avg)
         self._iterations = raw + 1
 
     def scale_loss(self, loss):
@@ -415,7 +517,7 @@ class Optimizer:
         if not self.use_ema:
             return
         for w, avg in self._ema_pairs(var_list):
-            np.copyto(w, avg)
+            _copyto(w, avg)
 
     def _ema_pairs(self, var_list):
         """(weights, their moving averages) as array pairs for the variables of ``var_list``:
@@ -428,7 +530,9 @@ class Optimizer:
                     and st["average"].shape == v.data.shape:
                 pairs.append((v.data, st["average"]))
                 continue
-            base = v.data.base
+            base = getattr(v.data, "base", None)
+            if base is None and _on_device(v.data) and getattr(v, "_flat", None) is not None:
+                base = v._flat[0]             # a device buffer, recorded by the model
             if flat is not None and "average" in flat and base is not None and id(base) not in done \
                     and base.size == flat["_size"] and base.dtype == flat["average"].dtype:
                 pairs.append((base, flat["average"]))
@@ -481,6 +585,8 @@ class Optimizer:
     def _step(self, w, g, state, lr, t):
         """Decoupled weight decay then the rule: fused in one pass when the kernels are built."""
         df = 1.0 - lr * self.weight_decay if self.weight_decay else 1.0
+        if type(w) is not np.ndarray and _on_device(w):
+            return self._device_step(w, g, state, lr, t, df)
         bad = [n for n in self._state_names
                if not (isinstance(state.get(n), np.ndarray) and state[n].shape == w.shape)]
         if bad:       # e.g. state restored for another configuration: never hand it to a kernel
@@ -505,6 +611,26 @@ class Optimizer:
             w *= df
         self._update(w, g, state, lr, t)
 
+    def _device_step(self, w, g, state, lr, t, df):
+        """``_step`` on device buffers: decoupled decay then the rule's reference form, with
+        the buffers' array module (the compiled kernels take host buffers only)."""
+        if self._per_variable:
+            _device_unsupported(self, "the update")
+        xp = _xp(w)
+        bad = [n for n in self._state_names
+               if not (_is_array(state.get(n)) and _xp(state[n]) is xp
+                       and state[n].shape == w.shape)]
+        if bad:
+            raise ValueError(
+                f"{type(self).__name__}: its configuration needs the state buffers "
+                f"{list(self._state_names)} of the parameters' shape {w.shape} on the "
+                f"parameters' device; {', '.join(bad)} " + ("is" if len(bad) == 1 else "are") +
+                f" missing, of another shape or elsewhere (received "
+                f"{sorted(k for k in state if k[0] != '_')})")
+        if self.weight_decay:
+            w *= df
+        self._update(w, g, state, lr, t)
+
     # ------------------------------------------------ Keras 3 variable API
     #: the rule works on each variable as a whole (norms, factored moments, matrix steps)
     _per_variable = False
@@ -524,7 +650,7 @@ class Optimizer:
             return
         var_list = list(var_list)
         for v in var_list:
-            if not hasattr(v, "data") or not isinstance(v.data, np.ndarray):
+            if not hasattr(v, "data") or not _is_array(v.data):
                 raise TypeError(f"{type(self).__name__}.build: expected axone Variables, received "
                                 f"{type(v).__name__}")
         self._trainable_variables = var_list
@@ -554,8 +680,8 @@ class Optimizer:
         st.update(self._extra_state(v.data, v))
         if old is not None:
             for n, a in old.items():
-                if n[0] != "_" and n in st and isinstance(a, np.ndarray) and a.shape == st[n].shape:
-                    np.copyto(st[n], a)
+                if n[0] != "_" and n in st and _is_array(a) and a.shape == st[n].shape:
+                    _copyto(st[n], a)
         st["_views_of"] = None
         self._var_state[id(v)] = st
         return st
@@ -563,16 +689,16 @@ class Optimizer:
     def _views(self, flat, seg, shape, var, old=None):
         """Views of the flat state arrays for one segment, with the extra state carried over."""
         st = {n: a[seg].reshape(shape) for n, a in flat.items()
-              if isinstance(a, np.ndarray) and a.ndim == 1 and a.size == flat["_size"] and n[0] != "_"}
+              if _is_array(a) and a.ndim == 1 and a.size == flat["_size"] and n[0] != "_"}
         st["_tmp"] = flat["_tmp"][seg].reshape(shape)
         extra = self._extra_state(st["_tmp"], var) if self._extra_names or self._needs_variables \
             else {}
         if old is not None:
             for n, a in old.items():
-                if n in extra and isinstance(a, np.ndarray) and a.shape == extra[n].shape:
+                if n in extra and _is_array(a) and a.shape == extra[n].shape:
                     extra[n] = a
                 elif n in st and n[0] != "_" and a is not st[n] and a.shape == st[n].shape:
-                    np.copyto(st[n], a)        # state of a variable built before it joined a buffer
+                    _copyto(st[n], a)        # state of a variable built before it joined a buffer
         st.update(extra)
         st["_views_of"] = flat
         return st
@@ -636,7 +762,7 @@ class Optimizer:
     def _var_names(self, st):
         """The rule's state names of one variable, in Keras's order."""
         return [n for n in tuple(self._extra_names) + tuple(self._state_names)
-                if isinstance(st.get(n), np.ndarray)]
+                if _is_array(st.get(n))]
 
     def _keras_var(self, name, array):
         """A Variable whose data is ``array`` itself (so assigning it changes the state); the
@@ -731,7 +857,7 @@ class Optimizer:
                 arrays.append(None)
                 continue
             a = g.data if isinstance(g, Tensor) else g
-            a = a if isinstance(a, np.ndarray) else np.asarray(_np(a))
+            a = a if isinstance(a, np.ndarray) or _on_device(a) else np.asarray(_np(a))
             if a.shape != tuple(v.shape):
                 raise ValueError(f"{who}: gradient of shape {a.shape} for variable "
                                  f"{getattr(v, 'path', '?')!r} of shape {tuple(v.shape)}")
@@ -772,7 +898,14 @@ class Optimizer:
         triples = []
         for a, v in pairs:
             st = self._state_of(v)
-            g = np.array(a, dtype=v.data.dtype, copy=True)
+            if type(v.data) is np.ndarray and type(a) is np.ndarray:
+                g = np.array(a, dtype=v.data.dtype, copy=True)
+            else:               # on the variable's device (a gradient elsewhere copied there)
+                xp = _xp(v.data)
+                if _xp(a) is not xp:
+                    from ..device import to_numpy
+                    a = to_numpy(a) if xp is np else xp.asarray(to_numpy(a))
+                g = xp.array(a, dtype=v.data.dtype, copy=True)
             triples.append((v.data, g, st))
         self._apply(triples, self._clip)
 
@@ -836,7 +969,7 @@ class Optimizer:
     def _restore(self, saved):
         arrays, scalars = saved
         for a, copy in arrays:
-            np.copyto(a, copy)
+            _copyto(a, copy)
         self.__dict__.update(scalars)
         self._on_restore()
 
@@ -850,7 +983,10 @@ class Optimizer:
         n = self._n_scalar_vars()
         self._set_scalar_vars(values[:n])
         for v, a in zip(own[n:], values[n:]):
-            np.copyto(v.data, a.astype(v.data.dtype, copy=False))
+            a = a.astype(v.data.dtype, copy=False)
+            if type(v.data) is not np.ndarray and _on_device(v.data) and _xp(a) is not _xp(v.data):
+                a = _xp(v.data).asarray(a)         # a host value for state on a device
+            _copyto(v.data, a)
         self._after_set_state()
 
     def _after_set_state(self):
@@ -874,7 +1010,10 @@ class Optimizer:
         self._restore_into(own, [np.asarray(_np(w)) for w in weights])
 
     def get_weights(self):
-        return [np.array(v.data, copy=True) for v in self.variables]
+        """Copies of the optimizer's variables as host arrays (state on a device copied back)."""
+        from ..device import to_numpy
+        return [np.array(v.data, copy=True) if type(v.data) is np.ndarray else to_numpy(v.data)
+                for v in self.variables]
 
     @staticmethod
     def apply_constraints(variables):
@@ -927,18 +1066,19 @@ class SGD(Optimizer):
         self._state_names = ("momentum",) if self.momentum else ()
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         tmp = state["_tmp"]
         if not self.momentum:
-            np.multiply(g, lr, out=tmp)
+            xp.multiply(g, lr, out=tmp)
             w -= tmp
             return
         v = state["momentum"]
         v *= self.momentum
-        np.multiply(g, lr, out=tmp)
+        xp.multiply(g, lr, out=tmp)
         v -= tmp
         if self.nesterov:
             w -= tmp
-            np.multiply(v, self.momentum, out=tmp)
+            xp.multiply(v, self.momentum, out=tmp)
             w += tmp
         else:
             w += v
@@ -976,24 +1116,25 @@ class Adam(Optimizer):
             self._state_names = ("m", "v", "vhat")
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         m, v, tmp = state["m"], state["v"], state["_tmp"]
         b1, b2 = self.beta_1, self.beta_2
         alpha = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-        np.subtract(g, m, out=tmp)
+        xp.subtract(g, m, out=tmp)
         tmp *= 1 - b1
         m += tmp
-        np.multiply(g, g, out=tmp)
+        xp.multiply(g, g, out=tmp)
         tmp -= v
         tmp *= 1 - b2
         v += tmp
         if self.amsgrad:
             vhat = state["vhat"]
-            np.maximum(vhat, v, out=vhat)
-            np.sqrt(vhat, out=tmp)
+            xp.maximum(vhat, v, out=vhat)
+            xp.sqrt(vhat, out=tmp)
         else:
-            np.sqrt(v, out=tmp)
+            xp.sqrt(v, out=tmp)
         tmp += self.epsilon
-        np.divide(m, tmp, out=tmp)
+        xp.divide(m, tmp, out=tmp)
         tmp *= alpha
         w -= tmp
 
@@ -1030,23 +1171,24 @@ class RMSprop(Optimizer):
             ("momentum",) if self.momentum else ())
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         s, tmp = state["velocity"], state["_tmp"]
         rho = self.rho
         s *= rho
-        np.multiply(g, g, out=tmp)
+        xp.multiply(g, g, out=tmp)
         tmp *= 1 - rho
         s += tmp
         if self.centered:
             a = state["average_gradient"]
             a *= rho
             a += (1 - rho) * g
-            np.multiply(a, a, out=tmp)
-            np.subtract(s, tmp, out=tmp)
+            xp.multiply(a, a, out=tmp)
+            xp.subtract(s, tmp, out=tmp)
             tmp += self.epsilon
         else:
-            np.add(s, self.epsilon, out=tmp)
-        np.sqrt(tmp, out=tmp)
-        np.divide(g, tmp, out=tmp)
+            xp.add(s, self.epsilon, out=tmp)
+        xp.sqrt(tmp, out=tmp)
+        xp.divide(g, tmp, out=tmp)
         tmp *= lr
         if self.momentum:
             v = state["momentum"]
@@ -1094,15 +1236,17 @@ class Adagrad(Optimizer):
         self.epsilon = _real(self, "epsilon", epsilon)
 
     def _new_state(self, w):
-        return {"accumulator": np.full_like(w, self.initial_accumulator_value)}
+        xp = _xp(w)
+        return {"accumulator": xp.full_like(w, self.initial_accumulator_value)}
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         a, tmp = state["accumulator"], state["_tmp"]
-        np.multiply(g, g, out=tmp)
+        xp.multiply(g, g, out=tmp)
         a += tmp
-        np.add(a, self.epsilon, out=tmp)
-        np.sqrt(tmp, out=tmp)
-        np.divide(g, tmp, out=tmp)
+        xp.add(a, self.epsilon, out=tmp)
+        xp.sqrt(tmp, out=tmp)
+        xp.divide(g, tmp, out=tmp)
         tmp *= lr
         w -= tmp
 
@@ -1126,14 +1270,15 @@ class Adadelta(Optimizer):
         self.rho, self.epsilon = _real(self, "rho", rho), _real(self, "epsilon", epsilon)
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         ag, ad, tmp = state["accumulated_grad"], state["accumulated_delta_var"], state["_tmp"]
         rho, eps = self.rho, self.epsilon
         ag *= rho
         ag += (1 - rho) * g * g
-        delta = -np.sqrt(ad + eps) / np.sqrt(ag + eps) * g
+        delta = -xp.sqrt(ad + eps) / xp.sqrt(ag + eps) * g
         ad *= rho
         ad += (1 - rho) * delta * delta
-        np.multiply(delta, lr, out=tmp)
+        xp.multiply(delta, lr, out=tmp)
         w += tmp
 
     def _fused(self, k, w, g, state, lr, t, df):
@@ -1158,14 +1303,15 @@ class Adamax(Optimizer):
         self.epsilon = _real(self, "epsilon", epsilon)
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         m, u, tmp = state["m"], state["u"], state["_tmp"]
-        np.subtract(g, m, out=tmp)
+        xp.subtract(g, m, out=tmp)
         tmp *= 1 - self.beta_1
         m += tmp
         u *= self.beta_2
-        np.maximum(u, np.abs(g), out=u)
-        np.add(u, self.epsilon, out=tmp)
-        np.divide(m, tmp, out=tmp)
+        xp.maximum(u, xp.abs(g), out=u)
+        xp.add(u, self.epsilon, out=tmp)
+        xp.divide(m, tmp, out=tmp)
         tmp *= lr / (1 - self.beta_1 ** t)
         w -= tmp
 
@@ -1204,6 +1350,7 @@ class Nadam(Optimizer):
         return self._u_product
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         m, v = state["m"], state["v"]
         b1, b2 = self.beta_1, self.beta_2
         u_t = b1 * (1 - 0.5 * 0.96 ** t)
@@ -1211,20 +1358,20 @@ class Nadam(Optimizer):
         prod_t = self._u_products(t) * u_t
         prod_t1 = prod_t * u_t1
         tmp = state["_tmp"]
-        np.subtract(g, m, out=tmp)
+        xp.subtract(g, m, out=tmp)
         tmp *= 1 - b1
         m += tmp
-        np.multiply(g, g, out=tmp)
+        xp.multiply(g, g, out=tmp)
         tmp -= v
         tmp *= 1 - b2
         v += tmp
         # w ← w − η·m̂/(√v̂ + ε), with m̂ and v̂ formed in the scratch buffers
-        np.multiply(v, 1.0 / (1 - b2 ** t), out=tmp)
-        np.sqrt(tmp, out=tmp)
+        xp.multiply(v, 1.0 / (1 - b2 ** t), out=tmp)
+        xp.sqrt(tmp, out=tmp)
         tmp += self.epsilon
-        m_hat = np.multiply(m, u_t1 / (1 - prod_t1))
+        m_hat = xp.multiply(m, u_t1 / (1 - prod_t1))
         m_hat += g * ((1 - u_t) / (1 - prod_t))
-        np.divide(m_hat, tmp, out=tmp)
+        xp.divide(m_hat, tmp, out=tmp)
         tmp *= lr
         w -= tmp
 
@@ -1270,11 +1417,12 @@ class Lion(Optimizer):
         self.beta_1, self.beta_2 = b1, _real(self, "beta_2", beta_2)
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         m, tmp = state["momentum"], state["_tmp"]
         b1, b2 = w.dtype.type(self.beta_1), w.dtype.type(self.beta_2)
-        np.multiply(m, b1, out=tmp)
+        xp.multiply(m, b1, out=tmp)
         tmp += g * (w.dtype.type(1) - b1)
-        np.sign(tmp, out=tmp)
+        xp.sign(tmp, out=tmp)
         tmp *= w.dtype.type(lr)
         w -= tmp
         m *= b2
@@ -1319,21 +1467,23 @@ class Ftrl(Optimizer):
         self.beta = _real(self, "beta", beta)
 
     def _new_state(self, w):
-        return {"accumulator": np.full_like(w, self.initial_accumulator_value),
-                "linear": np.zeros_like(w)}
+        xp = _xp(w)
+        return {"accumulator": xp.full_like(w, self.initial_accumulator_value),
+                "linear": xp.zeros_like(w)}
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         acc, lin = state["accumulator"], state["linear"]
         p = -self.learning_rate_power
         l2 = self.l2_regularization_strength + self.beta / (2.0 * lr)
         g_use = g + (2 * self.l2_shrinkage_regularization_strength) * w
         new_acc = acc + g * g
-        new_pow = np.power(new_acc, p)
-        lin += g_use - (new_pow - np.power(acc, p)) / w.dtype.type(lr) * w
+        new_pow = xp.power(new_acc, p)
+        lin += g_use - (new_pow - xp.power(acc, p)) / w.dtype.type(lr) * w
         quadratic = new_pow / w.dtype.type(lr) + w.dtype.type(2 * l2)
         l1 = self.l1_regularization_strength
-        np.divide(np.clip(lin, -l1, l1) - lin, quadratic, out=w)
-        np.copyto(acc, new_acc)
+        xp.divide(xp.clip(lin, -l1, l1) - lin, quadratic, out=w)
+        _copyto(acc, new_acc)
 
     def get_config(self):
         cfg = super().get_config()
@@ -1477,9 +1627,11 @@ class ScheduleFreeAdamW(Optimizer):
         self.warmup_steps = int(warmup_steps)
 
     def _new_state(self, w):
-        return {"momentum": np.array(w, copy=True), "velocity": np.zeros_like(w)}
+        xp = _xp(w)
+        return {"momentum": xp.array(w, copy=True), "velocity": xp.zeros_like(w)}
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         f = w.dtype.type
         z, v = state["momentum"], state["velocity"]
         step = f(t)
@@ -1488,12 +1640,14 @@ class ScheduleFreeAdamW(Optimizer):
             lr = lr * min(step / f(self.warmup_steps), f(1))
         b1, b2 = f(self.beta_1), f(self.beta_2)
         v += (g * g - v) * (f(1) - b2)
-        denom = np.sqrt(v / (f(1) - b2 ** step)) + f(self.epsilon)
-        z -= lr * g / denom
+        denom = xp.sqrt(v / (f(1) - b2 ** step)) + f(self.epsilon)
+        # each product with the array first (the same bits: IEEE products and sums commute),
+        # so a device array never meets a NumPy scalar's operator
+        z -= g * lr / denom
         weight = f(1) / step
-        x_old = (w - (f(1) - b1) * z) / b1
-        x_new = (f(1) - weight) * x_old + weight * z
-        np.copyto(w, (f(1) - b1) * z + b1 * x_new)
+        x_old = (w - z * (f(1) - b1)) / b1
+        x_new = x_old * (f(1) - weight) + z * weight
+        _copyto(w, z * (f(1) - b1) + x_new * b1)
 
     def get_config(self):
         cfg = super().get_config()
@@ -1560,6 +1714,8 @@ class Muon(Optimizer):
         return ["momentum", "velocity"] if st.get("_adam") else ["momentum"]
 
     def _step(self, w, g, state, lr, t):
+        if type(w) is not np.ndarray and _on_device(w):
+            _device_unsupported(self, "the update")
         adam = state.get("_adam")
         if adam is None:
             adam = state["_adam"] = self._should_use_adamw(w.shape, "")
@@ -1741,7 +1897,9 @@ class LossScaleOptimizer(Optimizer):
             self._after_nonfinite()
 
     def update_flat(self, params, grads, segments=None, variables=None):
-        if np.all(np.isfinite(grads)):
+        finite = np.all(np.isfinite(grads)) if type(grads) is np.ndarray else \
+            bool(_xp(grads).all(_xp(grads).isfinite(grads)))
+        if finite:
             grads /= grads.dtype.type(self._scale)
             self.inner_optimizer.update_flat(params, grads, segments, variables=variables)
             self._after_finite()
