@@ -14,8 +14,8 @@ the module is not built or ``AXONE_KERNELS=0`` is set in the environment.
 
 On a device (a model whose weights live on a GPU, see ``axone.device``) the buffers and the
 state are that device's arrays and the reference form runs with its array module
-(``xp = array_module(w)``): the same operations, in the same order, as on the host.  The rules
-that work on each variable as a whole (Lamb, Adafactor, Muon) run on host buffers only.
+(``xp = array_module(w)``): the same operations, in the same order, as on the host (products
+written array first where a NumPy scalar would otherwise meet a device array's operator).
 """
 import math
 from operator import is_ as _is
@@ -69,13 +69,6 @@ def _copyto(dst, src):
         np.copyto(dst, src)
     else:
         dst[...] = src
-
-
-def _device_unsupported(opt, what):
-    raise NotImplementedError(
-        f"{type(opt).__name__}: {what} on device arrays is not implemented; the per-variable "
-        f"rules (Lamb, Adafactor, Muon) run on host arrays only (build and train the model on "
-        f"the CPU, or use an elementwise rule such as SGD, Adam, RMSprop on the device)")
 
 
 def _ref_name(v):
@@ -438,8 +431,6 @@ class Optimizer:
         """
         st = self._flat_state_for(params)
         if self._per_variable:
-            if type(params) is not np.ndarray and _on_device(params):
-                _device_unsupported(self, "update_flat of a per-variable rule")
             self._apply(self._segment_triples(params, grads, segments, variables), self._clip)
             return
         if self.use_ema or self.gradient_accumulation_steps or self.loss_scale_factor is not None:
@@ -614,8 +605,6 @@ class Optimizer:
     def _device_step(self, w, g, state, lr, t, df):
         """``_step`` on device buffers: decoupled decay then the rule's reference form, with
         the buffers' array module (the compiled kernels take host buffers only)."""
-        if self._per_variable:
-            _device_unsupported(self, "the update")
         xp = _xp(w)
         bad = [n for n in self._state_names
                if not (_is_array(state.get(n)) and _xp(state[n]) is xp
@@ -1514,18 +1503,20 @@ class Lamb(Optimizer):
         self.epsilon = _real(self, "epsilon", epsilon)
 
     def _update(self, w, g, state, lr, t):
+        xp = _xp(w)
         m, v, u = state["momentum"], state["velocity"], state["_tmp"]
         f = w.dtype.type
         m += (g - m) * f(1 - self.beta_1)
         v += (g * g - v) * f(1 - self.beta_2)
-        np.divide(v, f(1.0 - f(self.beta_2) ** f(t)), out=u)
-        np.sqrt(u, out=u)
+        xp.divide(v, f(1.0 - f(self.beta_2) ** f(t)), out=u)
+        xp.sqrt(u, out=u)
         u += f(self.epsilon)
-        np.divide(m / f(1.0 - f(self.beta_1) ** f(t)), u, out=u)
-        w_norm = np.sqrt(np.sum(w * w))
-        u_norm = np.sqrt(np.sum(u * u))
+        xp.divide(m / f(1.0 - f(self.beta_1) ** f(t)), u, out=u)
+        w_norm = xp.sqrt(xp.sum(w * w))
+        u_norm = xp.sqrt(xp.sum(u * u))
         ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else f(1.0)
-        u *= f(ratio * f(lr))
+        # on a device the ratio is a 0-d device array of w's dtype: the same product
+        u *= f(ratio * f(lr)) if xp is np else ratio * f(lr)
         w -= u
 
     def get_config(self):
@@ -1535,7 +1526,8 @@ class Lamb(Optimizer):
 
 
 def _rms(x):
-    return np.sqrt(np.mean(np.square(x)))
+    xp = _xp(x)
+    return xp.sqrt(xp.mean(xp.square(x)))
 
 
 class Adafactor(Optimizer):
@@ -1565,10 +1557,11 @@ class Adafactor(Optimizer):
         self.relative_step = _flag(self, "relative_step", relative_step)
 
     def _extra_state(self, w, var):
+        xp = _xp(w)
         if w.ndim < 2:
-            return {"r": np.zeros((), w.dtype), "c": np.zeros((), w.dtype)}
-        return {"r": np.zeros(w.shape[:-1], w.dtype),
-                "c": np.zeros(w.shape[:-2] + w.shape[-1:], w.dtype)}
+            return {"r": xp.zeros((), w.dtype), "c": xp.zeros((), w.dtype)}
+        return {"r": xp.zeros(w.shape[:-1], w.dtype),
+                "c": xp.zeros(w.shape[:-2] + w.shape[-1:], w.dtype)}
 
     def _update(self, w, g, state, lr, t):
         f = w.dtype.type
@@ -1579,19 +1572,22 @@ class Adafactor(Optimizer):
             lr = min(lr, inv_sqrt)
         rho = min(lr, inv_sqrt)
         alpha = max(f(self.epsilon_2), _rms(w)) * rho
-        sq = np.square(g) + f(self.epsilon_1)
+        xp = _xp(w)
+        sq = xp.square(g) + f(self.epsilon_1)
         beta = f(1) - np.power(step, f(self.beta_2_decay))
         v = state["velocity"]
+        # products with the array first (the same bits: IEEE products and sums commute), so a
+        # device array never meets a NumPy scalar's operator
         if w.ndim >= 2:
             r, c = state["r"], state["c"]
-            r[...] = beta * r + (f(1) - beta) * np.mean(sq, axis=-1)
-            c[...] = beta * c + (f(1) - beta) * np.mean(sq, axis=-2)
-            np.multiply((r / np.mean(r, axis=-1, keepdims=True))[..., None], c[..., None, :], out=v)
+            r[...] = r * beta + xp.mean(sq, axis=-1) * (f(1) - beta)
+            c[...] = c * beta + xp.mean(sq, axis=-2) * (f(1) - beta)
+            xp.multiply((r / xp.mean(r, axis=-1, keepdims=True))[..., None], c[..., None, :], out=v)
         else:
-            v[...] = beta * v + (f(1) - beta) * sq
-        u = g / np.sqrt(v)
+            v[...] = v * beta + sq * (f(1) - beta)
+        u = g / xp.sqrt(v)
         u /= max(f(1), _rms(u) / f(self.clip_threshold))
-        w -= alpha * u
+        w -= u * alpha
 
     def get_config(self):
         cfg = super().get_config()
@@ -1714,8 +1710,6 @@ class Muon(Optimizer):
         return ["momentum", "velocity"] if st.get("_adam") else ["momentum"]
 
     def _step(self, w, g, state, lr, t):
-        if type(w) is not np.ndarray and _on_device(w):
-            _device_unsupported(self, "the update")
         adam = state.get("_adam")
         if adam is None:
             adam = state["_adam"] = self._should_use_adamw(w.shape, "")
@@ -1734,23 +1728,25 @@ class Muon(Optimizer):
         alpha = f(lr) * np.sqrt(f(1) - f(self.adam_beta_2) ** step) / (f(1) - f(self.adam_beta_1) ** step)
         m += (g - m) * f(1 - self.adam_beta_1)
         v += (g * g - v) * f(1 - self.adam_beta_2)
-        w -= m * alpha / (np.sqrt(v) + f(self.epsilon))
+        w -= m * alpha / (_xp(w).sqrt(v) + f(self.epsilon))
 
     def _muon(self, w, g, state, lr):
         f = w.dtype.type
         m = state["momentum"]
         mu = f(self.momentum)
         m += g + m * (mu - f(1))
-        G = g + mu * m if self.nesterov else m
+        G = g + m * mu if self.nesterov else m
         update = self.zeropower_via_newtonschulz5(G, self.ns_steps)
-        update = f(lr) * update
+        update = update * f(lr)
         if self.rms_rate is not None:
             update = update * np.sqrt(f(max(w.shape[0], w.shape[1]))) * f(self.rms_rate)
         w -= update
 
     def zeropower_via_newtonschulz5(self, x, steps):
-        """The Newton–Schulz quintic iteration towards the orthogonal factor of ``x``."""
-        x = np.asarray(x)
+        """The Newton–Schulz quintic iteration towards the orthogonal factor of ``x`` (products
+        with the array first, so it runs on device arrays too)."""
+        xp = _xp(x)
+        x = xp.asarray(x)
         if x.ndim < 2:
             raise ValueError(f"Muon: expected gradient or momentum to have at least 2 dimensions, "
                              f"received shape={x.shape}")
@@ -1758,13 +1754,13 @@ class Muon(Optimizer):
         a, b, c = f(self.muon_a), f(self.muon_b), f(self.muon_c)
         tall = x.shape[-2] > x.shape[-1]
         if tall:
-            x = np.swapaxes(x, -1, -2)
-        x = x / (np.sqrt(np.sum(x * x, axis=(-2, -1), keepdims=True)) + f(1e-7))
+            x = xp.swapaxes(x, -1, -2)
+        x = x / (xp.sqrt(xp.sum(x * x, axis=(-2, -1), keepdims=True)) + f(1e-7))
         for _ in range(steps):
-            A = x @ np.swapaxes(x, -1, -2)
-            B = b * A + c * A @ A
-            x = a * x + B @ x
-        return np.swapaxes(x, -1, -2) if tall else x
+            A = x @ xp.swapaxes(x, -1, -2)
+            B = A * b + (A * c) @ A
+            x = x * a + B @ x
+        return xp.swapaxes(x, -1, -2) if tall else x
 
     def get_config(self):
         cfg = super().get_config()

@@ -88,6 +88,9 @@ class _OnDevice(axone.callbacks.Callback):
         assert state or not opt._state_names
         assert all(type(a) is StrictArray for a in state.values()), \
             {k: type(a).__name__ for k, a in state.items()}
+        per_var = opt.variables[opt._n_scalar_vars():]          # Keras's per-variable views
+        assert all(type(v.data) is StrictArray for v in per_var), \
+            {v.name: type(v.data).__name__ for v in per_var}
         assert isinstance(logs["loss"], float)
 
 
@@ -259,10 +262,12 @@ def test_lstm_model_on_device(gpu):
 
 
 # ------------------------------------------------------------------ saving
-def test_save_on_device_load_on_the_cpu_and_back(gpu, tmp_path):
+@pytest.mark.parametrize("opt", ["adam", lambda: optimizers.Adafactor(0.01)],
+                         ids=["adam", "adafactor"])
+def test_save_on_device_load_on_the_cpu_and_back(gpu, tmp_path, opt):
     x, y = _data()
     custom = {"sce": sce}
-    cpu_model, _, dev_model, _ = _fit_both(gpu, _dense, x, y, epochs=1)
+    cpu_model, _, dev_model, _ = _fit_both(gpu, lambda: _dense(opt), x, y, epochs=1)
     path = str(tmp_path / "model.axone")
     dev_model.save(path)
     wpath = str(tmp_path / "dense.weights.axone")
@@ -285,21 +290,24 @@ def test_save_on_device_load_on_the_cpu_and_back(gpu, tmp_path):
     _same_history(h3, h2)
     assert all(type(w.data) is StrictArray for w in on_dev.weights)
 
-    fresh = _dense()
+    fresh = _dense(opt)
     fresh.load_weights(wpath)
     _same_weights(dev_model, fresh, rtol=0, atol=0)
 
 
-# ------------------------------------------------------------------ what is not done
-@pytest.mark.parametrize("opt", [optimizers.Lamb, optimizers.Adafactor, optimizers.Muon])
-def test_per_variable_rules_on_device_are_not_implemented(gpu, opt):
+# ------------------------------------------------------------------ the per-variable rules
+@pytest.mark.parametrize("opt", [
+    lambda: optimizers.Lamb(0.01), lambda: optimizers.Adafactor(0.01),
+    lambda: optimizers.Muon(0.01), lambda: optimizers.Muon(0.01, rms_rate=None, nesterov=False),
+    lambda: optimizers.Lamb(0.01, clipnorm=0.5, use_ema=True)])
+def test_per_variable_rules_on_device(gpu, opt):
     x, y = _data()
-    with gpu():
-        m = _dense(opt)
-        with pytest.raises(NotImplementedError, match=f"{opt.__name__}.*host arrays only"):
-            m.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    cpu_model, h_cpu, dev_model, h_dev = _fit_both(gpu, lambda: _dense(opt), x, y)
+    _same_history(h_cpu, h_dev)
+    _same_weights(cpu_model, dev_model)
 
 
+# ------------------------------------------------------------------ what is not done
 def test_cpu_model_unchanged(gpu):
     """A model built outside a device scope keeps host arrays even when a step runs in one."""
     x, y = _data()
