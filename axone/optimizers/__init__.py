@@ -63,6 +63,22 @@ def _on_device(a):
     return type(a) is not np.ndarray and type(a) in _DEVICE_MODULES
 
 
+def _host_array(a):
+    """``a`` as a host array (a device array copied back)."""
+    if type(a) is not np.ndarray and _on_device(a):
+        from ..device import to_numpy
+        return to_numpy(a)
+    return np.asarray(a)
+
+
+def _host_copy(a):
+    """A host copy of array ``a``."""
+    if type(a) is not np.ndarray and _on_device(a):
+        from ..device import to_numpy
+        return to_numpy(a)
+    return np.array(a, copy=True)
+
+
 def _copyto(dst, src):
     """``dst ← src`` in place (``np.copyto`` on the host, an indexed write on a device)."""
     if type(dst) is np.ndarray:
@@ -921,14 +937,16 @@ class Optimizer:
                              f"{len(trainable_variables)}")
         new_vals = []
         for val, v in zip(trainable_variables, tv):
-            a = np.array(_np(val), dtype=v.data.dtype, copy=True)
+            a = np.array(_host_array(_np(val)), dtype=v.data.dtype, copy=True)
             if a.shape != v.data.shape:
                 raise ValueError(f"{who}: value of shape {a.shape} for variable "
                                  f"{getattr(v, 'path', '?')!r} of shape {v.data.shape}")
+            if type(v.data) is not np.ndarray and _on_device(v.data):
+                a = _xp(v.data).asarray(a)            # computed where the variable lives
             new_vals.append(a)
         opt_vals = []
         for val, v in zip(optimizer_variables, own):
-            a = np.asarray(_np(val))
+            a = _host_array(_np(val))
             if a.shape != v.data.shape:
                 raise ValueError(f"{who}: optimizer value of shape {a.shape} for "
                                  f"{v.name!r} of shape {v.data.shape}")
@@ -940,8 +958,8 @@ class Optimizer:
             for v, a in zip(tv, new_vals):
                 v.data = a
             self.apply(grads)
-            out_vars = [np.array(v.data, copy=True) for v in tv]
-            out_opt = [np.array(v.data, copy=True) for v in self.variables]
+            out_vars = [_host_copy(v.data) for v in tv]
+            out_opt = [_host_copy(v.data) for v in self.variables]
         finally:
             for v, a in zip(tv, live):
                 v.data = a
@@ -1000,9 +1018,7 @@ class Optimizer:
 
     def get_weights(self):
         """Copies of the optimizer's variables as host arrays (state on a device copied back)."""
-        from ..device import to_numpy
-        return [np.array(v.data, copy=True) if type(v.data) is np.ndarray else to_numpy(v.data)
-                for v in self.variables]
+        return [_host_copy(v.data) for v in self.variables]
 
     @staticmethod
     def apply_constraints(variables):
