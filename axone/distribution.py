@@ -64,6 +64,29 @@ def _comm():
     return _mpi().COMM_WORLD
 
 
+def _share_cores(comm):
+    """The ranks on one machine share its CPUs: each takes an equal share for axone's own
+    threads (``backend.set_num_threads``), unless ``AXONE_NUM_THREADS`` says otherwise, so that
+    two ranks on two cores do not run two product pools each (their workers spin between the
+    products of a step).  Returns the count set, or None when it was left alone."""
+    from . import _native, backend
+    if os.environ.get("AXONE_NUM_THREADS", "").strip():
+        return None
+    try:
+        local = comm.Split_type(_mpi().COMM_TYPE_SHARED)
+        try:
+            ranks_here = local.Get_size()
+        finally:
+            local.Free()
+    except Exception:          # noqa: BLE001 -- an MPI without shared-memory split: leave it
+        return None
+    share = max(1, _native._env_threads() // max(1, ranks_here))
+    if share < backend.get_num_threads():
+        backend.set_num_threads(share)
+        return share
+    return None
+
+
 def initialize(job_addresses=None, num_processes=None, process_id=None):
     """Start MPI (as ``keras.distribution.initialize``).  The processes, their number and
     ranks come from ``mpiexec``; the arguments, when given, must agree with it."""
@@ -160,6 +183,7 @@ class DataParallel:
             raise ValueError("DataParallel: give device_mesh or devices, not both")
         self.comm = _comm()
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.threads = _share_cores(self.comm) if self.size > 1 else None
         if device_mesh is not None:
             if not isinstance(device_mesh, DeviceMesh):
                 raise ValueError(f"DataParallel: device_mesh must be a DeviceMesh, received "

@@ -209,6 +209,12 @@ def dies(out, rank):
     return {"finished": True}, []
 
 
+def threads(out, rank):
+    """axone's thread count once DataParallel is set up (the ranks share the machine's CPUs)."""
+    dp = axone.distribution.distribution()
+    return {"dp_threads": dp.threads}, []
+
+
 def run(name, out, mode):
     axone.utils.set_random_seed(0)
     rank = 0
@@ -218,6 +224,7 @@ def run(name, out, mode):
         rank = dp.rank
     result, arrays_ = globals()[name](out, rank)
     result["rank"] = rank
+    result["threads"] = axone.backend.get_num_threads()
     with open(os.path.join(out, f"{name}_{mode}_{rank}.json"), "w") as f:
         json.dump(result, f)
     np.savez(os.path.join(out, f"{name}_{mode}_{rank}.npz"), *arrays_)

@@ -120,6 +120,24 @@ def test_batchnorm_per_replica_statistics_then_averaged(two_ranks, one_process):
 
 
 @needs_mpi
+def test_ranks_on_one_machine_share_its_cores(tmp_path):
+    """Without AXONE_NUM_THREADS each of 2 ranks takes half of the CPUs for axone's threads (at
+    least one); with it, the count it gives stays."""
+    from axone import _native
+    cpus = max(1, min(len(os.sched_getaffinity(0)), _native._MAX_THREADS))
+    share = max(1, cpus // 2)
+    for given, want, changed in (("", share, share if share < cpus else None), ("2", 2, None)):
+        out = tmp_path / f"t{given or 'none'}"
+        out.mkdir()
+        p = mpirun(["threads"], out, env={"AXONE_NUM_THREADS": given})
+        assert p.returncode == 0, p.stdout + p.stderr
+        for rank in (0, 1):
+            r, _ = _load(out, "threads", "dp", rank)
+            assert r["threads"] == (min(want, _native._MAX_THREADS) if given else want), (given, r)
+            assert r["dp_threads"] == changed, (given, r)
+
+
+@needs_mpi
 def test_only_rank_zero_writes_files(two_ranks):
     out2, _ = two_ranks
     r0, _ = _load(out2, "chief_files", "dp", 0)
