@@ -391,3 +391,44 @@ def register():
 
 def unregister():
     _device.unregister_array_module(StrictArray)
+
+
+# ------------------------------------------------------------------ the real device, when asked
+#: True: the names above are the strict stand-in.  With AXONE_TEST_DEVICE=cupy (on a machine
+#: with an NVIDIA GPU and CuPy: benchmarks/gpu_check.py sets it) the same names are CuPy's, so
+#: the device suites compare every op, graph and model on the GPU against the host; the tests of
+#: the stand-in's own strictness are skipped then (``stand_in_only``).
+IS_STAND_IN = True
+_DEVICE = __import__("os").environ.get("AXONE_TEST_DEVICE", "").strip().lower()
+if _DEVICE == "cupy":
+    import cupy as _cupy
+
+    IS_STAND_IN = False
+    StrictArray = _cupy.ndarray
+    strict_xp = _cupy
+
+    def to_strict(x):                                    # noqa: F811 -- the CuPy forms
+        """A host array (or anything ``np.asarray`` takes) as a CuPy copy on the GPU."""
+        return _cupy.asarray(np.array(x))
+
+    def from_strict(x):                                  # noqa: F811
+        """CuPy arrays back to host arrays, through tuples and lists."""
+        if type(x) is _cupy.ndarray:
+            return _cupy.asnumpy(x)
+        if isinstance(x, (tuple, list)):
+            return type(x)(from_strict(v) for v in x)
+        return x
+
+    def register():                                      # noqa: F811 -- CuPy registers itself
+        pass
+
+    def unregister():                                    # noqa: F811
+        pass
+elif _DEVICE:
+    raise ValueError(f"AXONE_TEST_DEVICE: expected 'cupy' or nothing, received {_DEVICE!r}")
+
+
+def stand_in_only(test):
+    """Skip ``test`` when the suites run on a real device: it tests the stand-in itself."""
+    import pytest
+    return pytest.mark.skipif(not IS_STAND_IN, reason="tests the strict stand-in itself")(test)

@@ -85,7 +85,7 @@ def _leaves(inputs, device):
 
 
 def _copy(a):
-    return StrictArray(from_strict(a).copy()) if type(a) is StrictArray else a.copy()
+    return to_strict(from_strict(a).copy()) if type(a) is StrictArray else a.copy()
 
 
 def _same(dev, host, what, rtol=1e-10, atol=1e-12):
