@@ -410,6 +410,25 @@ WIDE static void lstm_bwd_##SUF(Py_ssize_t j, Py_ssize_t T, Py_ssize_t N, Py_ssi
 LSTM_KERNELS(float, f)
 LSTM_KERNELS(double, d)
 
+/* The float step kernels once more for CPUs with AVX2 and FMA, the multiply-adds of the
+ * polynomials and gates contracted into FMAs (one rounding instead of two: results within the
+ * same float rounding of np.exp and the NumPy forms); picked at run time (lstm_fma). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define AXONE_FMA_CLONE 1
+#undef WIDE
+#define WIDE __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
+#define exp_fx exp_fx_
+static inline __attribute__((always_inline)) float exp_fx_(float x) { return exp_f(x); }
+LSTM_KERNELS(float, fx)
+#undef WIDE
+#define WIDE __attribute__((target_clones("avx2", "default")))
+static int lstm_fma(void) {
+    static int has = -1;
+    if (has < 0) has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return has;
+}
+#endif
+
 /* ------------------------------------------------------------------ LSTM sequences */
 /* Whole LSTM loops in C: each step's product through the BLAS that NumPy itself loaded (its
  * cblas_?gemm, handed over once by set_gemm), then the step kernel above, with the GIL released
@@ -486,13 +505,22 @@ static inline void gemm_step_d(int transb, Py_ssize_t M, Py_ssize_t N, Py_ssize_
 /* Forward, steps 0 … T−1:  A[j] = Hc[j]·Wc, then the step kernel.
  * Backward, steps hi−1 down to lo: the step kernel (finishing step j+1 with P when j+1 < T, and
  * adding the upstream G at steps marked live), then P = ∂Z[j]·Uᵀ with U = Wc[:u]. */
+#ifdef AXONE_FMA_CLONE
+#define LSTM_FWD_f(...) (lstm_fma() ? lstm_fwd_fx(__VA_ARGS__) : lstm_fwd_f(__VA_ARGS__))
+#define LSTM_BWD_f(...) (lstm_fma() ? lstm_bwd_fx(__VA_ARGS__) : lstm_bwd_f(__VA_ARGS__))
+#else
+#define LSTM_FWD_f lstm_fwd_f
+#define LSTM_BWD_f lstm_bwd_f
+#endif
+#define LSTM_FWD_d lstm_fwd_d
+#define LSTM_BWD_d lstm_bwd_d
 #define LSTM_SEQ(T_, SUF)                                                                       \
 static void lstm_fwd_seq_##SUF(Py_ssize_t T, Py_ssize_t N, Py_ssize_t u, Py_ssize_t K,          \
                                T_ *A, T_ *C, T_ *AC, T_ *Hc, T_ *H, const T_ *rm,              \
                                const unsigned char *fr, const T_ *Wc) {                         \
     for (Py_ssize_t j = 0; j < T; j++) {                                                        \
         GEMM_##SUF(0, N, 4 * u, K, Hc + j * N * K, K, Wc, 4 * u, A + j * N * 4 * u, 4 * u);     \
-        lstm_fwd_##SUF(j, N, u, K, A, C, AC, Hc, H, rm, fr);                                    \
+        LSTM_FWD_##SUF(j, N, u, K, A, C, AC, Hc, H, rm, fr);                                    \
     }                                                                                           \
 }                                                                                               \
 static void lstm_bwd_seq_##SUF(Py_ssize_t hi, Py_ssize_t lo, Py_ssize_t T, Py_ssize_t N,        \
@@ -500,7 +528,7 @@ static void lstm_bwd_seq_##SUF(Py_ssize_t hi, Py_ssize_t lo, Py_ssize_t T, Py_ss
                                T_ *gh, T_ *gc, T_ *P, const T_ *G, const unsigned char *live,   \
                                const T_ *rm, const unsigned char *fr, const T_ *Wc) {           \
     for (Py_ssize_t j = hi - 1; j >= lo; j--) {                                                 \
-        lstm_bwd_##SUF(j, T, N, u, A, C, AC, dZ, gh, gc, j + 1 < T ? P : NULL,                  \
+        LSTM_BWD_##SUF(j, T, N, u, A, C, AC, dZ, gh, gc, j + 1 < T ? P : NULL,                  \
                        G && live[j] ? G : NULL, rm, fr);                                         \
         GEMM_##SUF(1, N, u, 4 * u, dZ + j * N * 4 * u, 4 * u, Wc, 4 * u, P, u);                 \
     }                                                                                           \
@@ -1291,7 +1319,7 @@ static PyObject *py_lstm_forward(PyObject *self, PyObject *args) {
         goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
-    if (code == 'f') lstm_fwd_f(j, N, u, dHc[2], A, C, AC, Hc, H, rm, fr);
+    if (code == 'f') LSTM_FWD_f(j, N, u, dHc[2], A, C, AC, Hc, H, rm, fr);
     else lstm_fwd_d(j, N, u, dHc[2], A, C, AC, Hc, H, rm, fr);
     Py_END_ALLOW_THREADS
     release(&vs);
@@ -1337,7 +1365,7 @@ static PyObject *py_lstm_backward(PyObject *self, PyObject *args) {
         goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
-    if (code == 'f') lstm_bwd_f(j, T, N, u, A, C, AC, dZ, gh, gc, P, G, rm, fr);
+    if (code == 'f') LSTM_BWD_f(j, T, N, u, A, C, AC, dZ, gh, gc, P, G, rm, fr);
     else lstm_bwd_d(j, T, N, u, A, C, AC, dZ, gh, gc, P, G, rm, fr);
     Py_END_ALLOW_THREADS
     release(&vs);
