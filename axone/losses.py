@@ -11,6 +11,7 @@ import numpy as np
 from . import ops
 from .autograd.function import Function
 from .autograd.tensor import Tensor
+from .device import array_module
 from .ops import math as _M
 from .ops import ctc as _ctc
 from .ops import nn as _nn
@@ -119,7 +120,7 @@ def mean_squared_logarithmic_error(y_true, y_pred):
 
 def _hinge_labels(y_true):
     d = y_true.data
-    if d.size and np.all((d == 0) | (d == 1)):
+    if d.size and _xp(d).all((d == 0) | (d == 1)):
         return y_true * 2.0 - 1.0
     return y_true
 
@@ -181,7 +182,7 @@ def huber(y_true, y_pred, delta=1.0):
     delta = _float_arg("huber", "delta", delta)
     err = y_pred - y_true
     sq = ops.square(err)
-    quadratic = np.abs(err.data) <= delta
+    quadratic = _xp(err).abs(err.data) <= delta
     return ops.mean(ops.where(quadratic, 0.5 * sq, delta * ops.abs(err) - 0.5 * delta * delta),
                     axis=-1)
 
@@ -329,7 +330,7 @@ def _cast_pair(y_true, y_pred, name):
     LossFunctionWrapper does; no shape check (the reduction may span any axes)."""
     y_pred = _M._t(y_pred, name)
     if not isinstance(y_true, Tensor):
-        y_true = Tensor(np.asarray(y_true))
+        y_true = _target(y_true, y_pred)
     if y_true.dtype != y_pred.dtype:
         y_true = ops.cast(y_true, y_pred.dtype)
     if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
@@ -342,6 +343,24 @@ def _cast_pair(y_true, y_pred, name):
         else:
             y_pred = ops.squeeze(y_pred, -1)
     return y_true, y_pred
+
+
+def _target(y_true, y_pred):
+    """The array ``y_true`` as a constant Tensor where ``y_pred`` lives: on the host as
+    ``np.asarray`` makes it, on a device with that device's ``asarray`` (a host target is
+    copied there, a device one kept)."""
+    d = y_pred.data
+    if type(d) is not np.ndarray:
+        xp = array_module(d)
+        if xp is not np:
+            return Tensor(xp.asarray(y_true.data if isinstance(y_true, Tensor) else y_true))
+    return Tensor(np.asarray(y_true))
+
+
+def _xp(values):
+    """The array module of a loss value (a Tensor or an array): numpy for host data."""
+    d = getattr(values, "data", values)
+    return np if type(d) is np.ndarray else array_module(d)
 
 
 def _eps():
@@ -360,7 +379,7 @@ logcosh = log_cosh
 def _prep(y_true, y_pred, name):
     y_pred = _M._t(y_pred, name)
     if not isinstance(y_true, Tensor):
-        y_true = Tensor(np.asarray(y_true))
+        y_true = _target(y_true, y_pred)
     if y_true.dtype != y_pred.dtype:
         y_true = ops.cast(y_true, y_pred.dtype)
     if y_true.shape != y_pred.shape:
@@ -381,11 +400,17 @@ class _SumOverBatchSize(Function):
 
     def forward(self, values):
         self.shape = values.shape
-        return np.add.reduce(values, axis=None) / values.dtype.type(self.n)
+        if type(values) is np.ndarray:
+            return np.add.reduce(values, axis=None) / values.dtype.type(self.n)
+        return array_module(values).sum(values) / values.dtype.type(self.n)
 
     def backward(self, g):
-        out = np.empty(self.shape, dtype=g.dtype)
-        out.fill(g / g.dtype.type(self.n))
+        if type(g) is np.ndarray:
+            out = np.empty(self.shape, dtype=g.dtype)
+            out.fill(g / g.dtype.type(self.n))
+            return (out,)
+        out = array_module(g).empty(self.shape, dtype=g.dtype)     # on g's device
+        out[...] = g / g.dtype.type(self.n)
         return (out,)
 
     def backward_graph(self, g):
@@ -413,11 +438,15 @@ class Loss:
     def __call__(self, y_true, y_pred, sample_weight=None):
         values = self.call(y_true, y_pred)
         mask = getattr(values, "_keras_mask", None)
+        if mask is None and sample_weight is None:
+            xp = np
+        else:
+            xp = _xp(values)        # the weights and the mask go where the values are
         if mask is not None:
             # a loss that marks some of its values as not counting (Circle): as Keras's
             # apply_mask, the mask becomes part of the sample weights, scaled for the mean
             # reductions so that the mean runs over the counted values only
-            mask = np.asarray(mask, dtype=bool)
+            mask = xp.asarray(mask, dtype=bool)
             fmask = mask.astype(values.dtype)
             if self.reduction in ("sum_over_batch_size", "mean"):
                 valid = fmask.sum()
@@ -425,13 +454,13 @@ class Loss:
             if sample_weight is None:
                 sample_weight = fmask
             else:
-                sw = np.asarray(sample_weight.data if isinstance(sample_weight, Tensor)
+                sw = xp.asarray(sample_weight.data if isinstance(sample_weight, Tensor)
                                 else sample_weight, dtype=values.dtype)
                 while sw.ndim > fmask.ndim and sw.shape[-1] == 1:
                     sw = sw[..., 0]
                 sample_weight = sw * fmask
         if sample_weight is not None:
-            sw = np.asarray(sample_weight.data if isinstance(sample_weight, Tensor) else sample_weight,
+            sw = xp.asarray(sample_weight.data if isinstance(sample_weight, Tensor) else sample_weight,
                             dtype=values.dtype)
             while sw.ndim > values.ndim and sw.shape[-1] == 1:
                 sw = sw[..., 0]
@@ -452,7 +481,7 @@ class Loss:
         if self.reduction == "sum":
             return total
         if self.reduction == "mean_with_sample_weight" and sample_weight is not None:
-            d = float(np.sum(sw))
+            d = float(xp.sum(sw))
             return total / d if d else total * 0.0
         return total / max(values.size, 1)
 

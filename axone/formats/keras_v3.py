@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 from .. import backend
+from ..device import array_module, to_numpy
 from ..fileio import FileFormatError, ZipArchive, atomic_write, atomic_write_zip, loading_budget
 from ..models import saving as _saving
 from . import keras_config
@@ -194,6 +195,19 @@ def _slot_plan(opt, names):
     return [g for g in groups if g] + ([left] if left else [])
 
 
+def host_array(a):
+    """``a`` as a host array for a file: a device array copied back, a host one as
+    ``np.asarray`` gives it."""
+    if type(a) is not np.ndarray and array_module(a) is not np:
+        return to_numpy(a)
+    return np.asarray(a)
+
+
+def _is_array(a):
+    """Whether ``a`` is a host or device array (not a number or a Python object)."""
+    return isinstance(a, np.ndarray) or array_module(a) is not np
+
+
 def _flat_offsets(model):
     offs, k = {}, 0
     for w in model.trainable_weights:
@@ -226,8 +240,8 @@ def _learning_rate_slot(opt):
     def put(v):
         opt.learning_rate = v
     return _Slot(f"{opt.name}/learning_rate",
-                 get=lambda: np.float32(float(np.asarray(getattr(opt.learning_rate, "data",
-                                                                 opt.learning_rate)))),
+                 get=lambda: np.float32(float(host_array(getattr(opt.learning_rate, "data",
+                                                                opt.learning_rate)))),
                  put=put, kind="lr")
 
 
@@ -250,7 +264,7 @@ def _variable_states(opt, model, variables):
         for v in variables:
             start, size, shape = offs[id(v)]
             out.append((v, {n: a[start:start + size].reshape(shape) for n, a in flat.items()
-                            if isinstance(a, np.ndarray) and n[0] != "_" and a.ndim == 1 and
+                            if _is_array(a) and n[0] != "_" and a.ndim == 1 and
                             a.size == total}))
         return out
     return None
@@ -349,7 +363,7 @@ def _fill_weights(f, model, include_optimizer=False):
         g = f.create_group(f"{path}/vars" if path else "vars")
         g.attrs["name"] = name
         for i, w in enumerate(weights):
-            g.create_dataset(str(i), data=np.asarray(w.data))
+            g.create_dataset(str(i), data=host_array(w.data))
     opt = getattr(model, "optimizer", None)
     if include_optimizer and opt is not None:
         _fill_optimizer(f, model, opt)
@@ -365,7 +379,7 @@ def _fill_optimizer(f, model, opt):
         g = f.create_group(path)
         g.attrs["name"] = getattr(o, "name", type(o).__name__.lower())
         for i, slot in enumerate(plan):
-            g.create_dataset(str(i), data=np.asarray(slot.value()))
+            g.create_dataset(str(i), data=host_array(slot.value()))
     write("optimizer/vars", opt, optimizer_plan(opt, model, korder))
     for path, sub in _sub_groups(opt):
         if _is_multi(opt):
@@ -551,10 +565,13 @@ def install_optimizer_values(opt, model, vals, path):
         plan = counters
     checked = [_check_slot(s, a, path, k) for k, (s, a) in enumerate(zip(plan, vals))]
     for slot, a in zip(plan, checked):
-        if slot.array is not None:
-            np.copyto(slot.array, np.asarray(a), casting="unsafe")
-        else:
+        if slot.array is None:
             slot.put(a)
+        elif type(slot.array) is np.ndarray:
+            np.copyto(slot.array, np.asarray(a), casting="unsafe")
+        else:               # a device state array: the host value copied there, in place
+            xp = array_module(slot.array)
+            slot.array[...] = xp.asarray(np.asarray(a).astype(slot.array.dtype, copy=False))
     for o in [opt] + [sub for _, sub in _sub_groups(opt)]:
         if "_u_step" in o.__dict__:
             o._after_set_state()

@@ -29,7 +29,7 @@ from ..models import saving as _saving
 from . import keras_config
 from .h5io import H5Reader, h5_bytes
 from .h5io import MAX_NAMES
-from .keras_v3 import (KERAS_VERSION, _keras_layer_order, check_lambdas, count_values,
+from .keras_v3 import (KERAS_VERSION, _keras_layer_order, check_lambdas, count_values, host_array,
                        install_optimizer_values, optimizer_plan)
 
 #: HDF5's limit on an object header: longer attributes are split in chunks, as Keras does
@@ -74,7 +74,7 @@ def _fill_weights_group(g, model):
             names.append(n)
         lg.attrs["weight_names"] = [n.encode("utf8") for n in names]
         for n, w in zip(names, weights):
-            lg.create_dataset(n, data=np.asarray(w.data))
+            lg.create_dataset(n, data=host_array(w.data))
 
 
 def save_weights(model, path):
@@ -165,7 +165,7 @@ def _fill_optimizer_weights(f, model):
     g = f.create_group("optimizer_weights")
     _save_names_attr(g, "weight_names", names)
     for n, slot in zip(names, plan):
-        g.create_dataset(n, data=np.asarray(slot.value()))
+        g.create_dataset(n, data=host_array(slot.value()))
 
 
 def _read_optimizer_weights(r):

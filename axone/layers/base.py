@@ -402,25 +402,34 @@ class Layer:
         return out
 
     def get_weights(self):
-        """Copies of the weights' values, in ``weights`` order."""
-        return [np.array(w.data, copy=True) for w in self.weights]
+        """Copies of the weights' values as host arrays, in ``weights`` order (weights on a
+        device copied back)."""
+        from ..device import to_numpy
+        return [np.array(w.data, copy=True) if type(w.data) is np.ndarray else to_numpy(w.data)
+                for w in self.weights]
 
     def set_weights(self, weights):
-        """Set the weights from a list of arrays shaped like ``get_weights()``."""
+        """Set the weights from a list of arrays shaped like ``get_weights()`` (host or device
+        arrays; each is copied to where its weight lives)."""
         params = self.weights
         weights = list(weights)
         if len(weights) != len(params):
             raise ValueError(
                 f"Layer {self.name!r}: set_weights expected a list of {len(params)} arrays "
                 f"(shapes {[tuple(p.shape) for p in params]}), received {len(weights)}")
+        from ..device import array_module
+        values = []
         for p, w in zip(params, weights):
-            w = np.asarray(w.data if isinstance(w, Tensor) else w)
+            w = w.data if isinstance(w, Tensor) else w
+            if type(w) is not np.ndarray and array_module(w) is np:
+                w = np.asarray(w)
             if w.shape != p.shape:
                 raise ValueError(
                     f"Layer {self.name!r}: weight {p.path!r} has shape {p.shape}, "
                     f"received an array of shape {w.shape}")
-        for p, w in zip(params, weights):
-            p.assign(np.asarray(w.data if isinstance(w, Tensor) else w))
+            values.append(w)
+        for p, w in zip(params, values):
+            p.assign(w)         # host values onto a device weight, device values to the host
 
     def count_params(self):
         if not self.built:

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import activations, backend, constraints, initializers, ops, regularizers
 from ..autograd.tensor import Tensor
+from ..device import array_module
 from ..ops.recurrent import ACTIVATIONS, rnn_sequence
 from .base import Layer, _flatten
 
@@ -95,10 +96,18 @@ class _Cell(Layer):
     def output_size(self):
         return self.units
 
+    def _xp(self):
+        """The array module of the cell's weights (numpy before it is built)."""
+        k = getattr(self, "kernel", None)
+        d = getattr(k, "data", None)
+        return np if d is None or type(d) is np.ndarray else array_module(d)
+
     def get_initial_state(self, batch_size=None):
-        """Zero states, one (batch_size, size) tensor per state, in a list (Keras 3)."""
+        """Zero states, one (batch_size, size) tensor per state, in a list (Keras 3), where the
+        cell's weights live."""
         sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
-        return [Tensor(np.zeros((batch_size, s), dtype=self.dtype)) for s in sizes]
+        xp = self._xp()
+        return [Tensor(xp.zeros((batch_size, s), dtype=self.dtype)) for s in sizes]
 
     def _bias_shape(self):
         return (self.gates * self.units,)
@@ -131,7 +140,7 @@ class _Cell(Layer):
     def _bias_value(self):
         if self.bias is not None:
             return self.bias
-        return Tensor(np.zeros(self._bias_shape(), dtype=self.dtype))
+        return Tensor(self._xp().zeros(self._bias_shape(), dtype=self.dtype))
 
     def call(self, inputs, states, training=None):
         """One step (for custom loops and the generic ``RNN`` wrapper)."""
@@ -307,6 +316,17 @@ class StackedRNNCells(Layer):
         return cls(cells, **config)
 
 
+def _on(xp, s, dtype):
+    """A state (Tensor or array) as a Tensor on array module ``xp``: kept when it is there,
+    a host one copied (a Tensor's graph is kept when its data is already there)."""
+    d = s.data if isinstance(s, Tensor) else s
+    if type(d) is not np.ndarray and array_module(d) is xp:
+        return s if isinstance(s, Tensor) else Tensor(d)
+    if isinstance(s, Tensor):
+        return Tensor(xp.asarray(d))
+    return Tensor(xp.asarray(d, dtype=dtype))
+
+
 def _output_size(cell):
     """What a cell outputs per step: its ``output_size``, else its (first) state size."""
     size = getattr(cell, "output_size", None)
@@ -440,6 +460,15 @@ class RNN(Layer):
     def get_initial_state(self, batch_size):
         return [Tensor(np.zeros((batch_size, s), dtype=self.dtype)) for s in self._state_sizes]
 
+    def _initial_state(self, n, xp):
+        """The zero states of a batch of ``n`` on array module ``xp`` (the inputs'): made
+        there by the built-in ``get_initial_state``, an overriding one's host states copied."""
+        if xp is np:
+            return self.get_initial_state(n)
+        if type(self).get_initial_state is RNN.get_initial_state:
+            return [Tensor(xp.zeros((n, s), dtype=self.dtype)) for s in self._state_sizes]
+        return [_on(xp, s, self.dtype) for s in _flatten(self.get_initial_state(n))]
+
     def reset_states(self, states=None):
         self.states = None if states is None else [np.asarray(s) for s in states]
 
@@ -450,10 +479,14 @@ class RNN(Layer):
             inputs, initial_state = inputs[0], list(inputs[1:]) or initial_state
         self._check(inputs.shape)
         n = inputs.shape[0]
+        d = getattr(inputs, "data", inputs)
+        xp = np if type(d) is np.ndarray else array_module(d)
         if isinstance(mask, list):
             mask = mask[0]
         if mask is not None:
-            mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask).astype(bool)
+            mask = (np.asarray(mask.data if isinstance(mask, Tensor) else mask).astype(bool)
+                    if xp is np else
+                    xp.asarray(mask.data if isinstance(mask, Tensor) else mask).astype(bool))
             if mask.shape != inputs.shape[:2]:
                 raise ValueError(f"Layer {self.name!r}: the mask must have shape {inputs.shape[:2]} "
                                  f"(batch, timesteps), received {mask.shape}")
@@ -462,12 +495,17 @@ class RNN(Layer):
                 if self.states[0].shape[0] != n:
                     raise ValueError(f"Layer {self.name!r} is stateful: the batch size must stay "
                                      f"{self.states[0].shape[0]}, received {n}")
-                initial_state = [Tensor(s) for s in self.states]
+                initial_state = ([Tensor(s) for s in self.states] if xp is np else
+                                 [_on(xp, s, self.dtype) for s in self.states])
             else:
-                initial_state = self.get_initial_state(n)
+                initial_state = self._initial_state(n, xp)
         else:
-            initial_state = [s if isinstance(s, Tensor) else Tensor(np.asarray(s, dtype=self.dtype))
-                             for s in _flatten(initial_state)]
+            if xp is np:
+                initial_state = [s if isinstance(s, Tensor)
+                                 else Tensor(np.asarray(s, dtype=self.dtype))
+                                 for s in _flatten(initial_state)]
+            else:
+                initial_state = [_on(xp, s, self.dtype) for s in _flatten(initial_state)]
             for s, size in zip(initial_state, self._state_sizes):
                 if s.shape != (n, size):
                     raise ValueError(f"Layer {self.name!r}: each initial state must have shape "
@@ -493,7 +531,7 @@ class RNN(Layer):
             hs, final = self._generic_loop(inputs, initial_state, mask, training)
             h = hs[:, -1] if isinstance(cell, StackedRNNCells) else final[0]
         if self.stateful:
-            self.states = [np.array(s.data, copy=True) for s in final]
+            self.states = [(np.array if xp is np else xp.array)(s.data, copy=True) for s in final]
         if self.return_sequences:
             out = hs
             if mask is not None and self.zero_output_for_mask:

@@ -722,7 +722,7 @@ class Trainer:
                 if xp is not np:          # the batch's targets and weights on the outputs' device
                     y, dsw = _to_module(xp, [y, sw], p.data)
                     if m is None:
-                        l = _device_loss(loss, y, p, dsw)
+                        l = loss(y, p, sample_weight=dsw)
                         per_output.append(l)
                         w = self._loss_weights[i]
                         term = l if w == 1.0 else l * w
@@ -1703,23 +1703,6 @@ def _np(t):
     if type(t) is np.ndarray:
         return t
     return to_numpy(t) if array_module(t) is not np else np.asarray(t)
-
-
-def _device_loss(loss, y, p, sw):
-    """``loss(y, p, sample_weight=sw)`` on device arrays.  A Loss object whose value is not
-    one scalar goes through the reduction of ``axone/losses.py``, which computes with NumPy:
-    there a device array's refusal becomes a NotImplementedError naming it (a loss function
-    written with ``axone.ops`` that returns one scalar runs on the device)."""
-    try:
-        return loss(y, p, sample_weight=sw)
-    except TypeError as e:
-        raise NotImplementedError(
-            f"the loss {getattr(loss, 'name', None) or type(loss).__name__!r} on device arrays: "
-            f"axone/losses.py (its Loss objects' reductions and sample weights) computes with "
-            f"NumPy and is not converted to the array module of its inputs yet; on a device, "
-            f"compile with a loss function written with axone.ops that returns one scalar "
-            f"(e.g. lambda y, p: ops.mean(ops.sparse_categorical_crossentropy(y, p))). "
-            f"({type(e).__name__}: {e})") from e
 
 
 def _host_state(metric):

@@ -3,16 +3,16 @@ evaluate, predict and the *_on_batch calls; what comes back is host data.
 
 The strict stand-in (``strict_xp``) plays the GPU: ``axone.device("gpu:0")`` selects it, so a
 model built in that scope has StrictArray weights, and any NumPy call on them fails.  Each
-model is trained the same way on the CPU and on the "GPU" and the two compared.  The losses are
-written with ``axone.ops`` (a scalar per batch): the built-in Loss objects' reduction node
-(``axone/losses.py``) still computes with NumPy.
+model is trained the same way on the CPU and on the "GPU" and the two compared, with losses
+written with ``axone.ops`` (a scalar per batch) and with the built-in Loss objects (their
+reduction, sample and class weights on the device).
 """
 import numpy as np
 import pytest
 
 import axone
 from axone import device as dev
-from axone import layers, models, ops, optimizers
+from axone import layers, losses, models, ops, optimizers
 
 import strict_xp
 from strict_xp import StrictArray
@@ -252,9 +252,6 @@ def test_conv2d_model_on_device(gpu):
     _same_weights(cpu_model, dev_model, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="the recurrent layers (axone/layers/recurrent.py) make their initial "
-                          "states with np.zeros on the host")
 def test_lstm_model_on_device(gpu):
     x, _ = _data((5, 3), n=24)
     y = x.sum(axis=(1, 2))[:, None].astype("float32")
@@ -343,20 +340,8 @@ def test_custom_train_step_on_device(gpu):
     assert seen and all(t is np.ndarray for t in seen)     # host batches, moved by the step
 
 
-@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "mse"])
-def test_builtin_loss_objects_on_device_are_not_implemented(gpu, loss):
-    x, y = _data()
-    if loss == "mse":
-        y = np.eye(3, dtype="float32")[y]
-    with gpu():
-        m = _dense(loss=loss)
-        with pytest.raises(NotImplementedError, match="axone/losses.py"):
-            m.fit(x, y, epochs=1, batch_size=16, verbose=0)
-
-
 def test_device_arrays_given_to_fit_evaluate_and_predict(gpu):
-    """Device arrays as x / y are read like host arrays (sample weights need the Loss objects'
-    reduction, see above)."""
+    """Device arrays as x / y (and sample weights) are read like host arrays."""
     x, y = _data()
     cpu_model = _dense()
     h_cpu = cpu_model.fit(x, y, epochs=2, batch_size=16, verbose=0, shuffle=False)
@@ -432,3 +417,258 @@ def test_stateless_apply_on_device(gpu):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
     assert all(type(w.data) is StrictArray for w in dev_model.weights)
     _same_weights(cpu_model, dev_model)          # the live weights are left as they were
+
+
+# ------------------------------------------------------------------ built-in losses
+_ONE_HOT = ("mse", "categorical_crossentropy", "binary_crossentropy", "huber", "hinge")
+
+
+@pytest.mark.parametrize("loss", [
+    "mse", "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
+    "huber", "hinge",
+    lambda: losses.CategoricalCrossentropy(label_smoothing=0.1),
+    lambda: losses.SparseCategoricalCrossentropy(reduction="sum"),
+    lambda: losses.MeanSquaredError(reduction="mean_with_sample_weight"),
+], ids=lambda l: l if isinstance(l, str) else None)
+@pytest.mark.parametrize("weights", [None, "sample_weight", "class_weight"])
+def test_builtin_losses_in_fit_on_device(gpu, loss, weights):
+    x, y = _data()
+    make_loss = loss if callable(loss) else (lambda: loss)
+    name = loss if isinstance(loss, str) else type(make_loss()).__name__
+    if name in _ONE_HOT or name in ("CategoricalCrossentropy", "MeanSquaredError"):
+        target = np.eye(3, dtype="float32")[y]
+    else:
+        target = y
+    fit = {}
+    if weights == "sample_weight":
+        fit["sample_weight"] = np.random.default_rng(5).random(len(x)).astype("float32")
+    elif weights == "class_weight":
+        if target is not y:
+            pytest.skip("class_weight reads integer labels")
+        fit["class_weight"] = {0: 0.5, 1: 2.0, 2: 1.0}
+    cpu_model, h_cpu, dev_model, h_dev = _fit_both(
+        gpu, lambda: _dense(loss=make_loss()), x, target, validation_data=(x[:8], target[:8]),
+        **fit)
+    _same_history(h_cpu, h_dev)
+    _same_weights(cpu_model, dev_model)
+    with gpu():
+        ev = dev_model.evaluate(x, target, verbose=0, return_dict=True,
+                                sample_weight=fit.get("sample_weight"))
+    ev_cpu = cpu_model.evaluate(x, target, verbose=0, return_dict=True,
+                                sample_weight=fit.get("sample_weight"))
+    assert all(isinstance(v, float) for v in ev.values())
+    np.testing.assert_allclose([ev[k] for k in sorted(ev)], [ev_cpu[k] for k in sorted(ev_cpu)],
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", [
+    losses.MeanSquaredError(), losses.MeanSquaredError(reduction="sum"),
+    losses.MeanSquaredError(reduction="none"),
+    losses.MeanSquaredError(reduction="mean_with_sample_weight"),
+    losses.CategoricalCrossentropy(), losses.BinaryCrossentropy(label_smoothing=0.2),
+    losses.SparseCategoricalCrossentropy(from_logits=True), losses.Huber(), losses.Hinge()],
+    ids=lambda l: f"{type(l).__name__}-{l.reduction}")
+@pytest.mark.parametrize("sample_weight", [None, "rows", "column"])
+def test_loss_objects_on_device_arrays(gpu, loss, sample_weight):
+    """A Loss object called on device arrays: its value and gradient there, as on the host;
+    host targets and weights next to a device prediction are copied to its device."""
+    rng = np.random.default_rng(4)
+    p = rng.random((6, 3)).astype("float32") + 0.05
+    y = (np.arange(6) % 3) if isinstance(loss, losses.SparseCategoricalCrossentropy) \
+        else np.eye(3, dtype="float32")[np.arange(6) % 3]
+    sw = None if sample_weight is None else rng.random(6).astype("float32")
+    if sample_weight == "column":
+        sw = sw[:, None]
+    host_p = axone.Tensor(p, requires_grad=True)
+    ops.sum(loss(y, host_p, sample_weight=sw)).backward()
+    ref = loss(y, axone.Tensor(p), sample_weight=sw).data
+    for to_dev in (True, False):
+        dp = axone.Tensor(strict_xp.to_strict(p), requires_grad=True)
+        yt = strict_xp.to_strict(y) if to_dev else y
+        swt = strict_xp.to_strict(sw) if to_dev and sw is not None else sw
+        value = loss(yt, dp, sample_weight=swt)
+        assert type(value.data) is StrictArray
+        np.testing.assert_allclose(strict_xp.from_strict(value.data), ref, rtol=1e-6)
+        ops.sum(value).backward()
+        assert type(dp.grad) is StrictArray
+        np.testing.assert_allclose(strict_xp.from_strict(dp.grad), host_p.grad, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ recurrent layers
+def _recurrent(kind, **kw):
+    def make():
+        axone.utils.set_random_seed(2)
+        m = models.Sequential([layers.Input((5, 3)), kind(4, **kw), layers.Dense(1)])
+        m.compile(optimizer=optimizers.RMSprop(0.01), loss="mse", metrics=["mae"])
+        return m
+    return make
+
+
+@pytest.mark.parametrize("make", [
+    _recurrent(layers.GRU), _recurrent(layers.GRU, reset_after=False),
+    _recurrent(layers.SimpleRNN), _recurrent(layers.LSTM, use_bias=False),
+    _recurrent(layers.LSTM, go_backwards=True),
+    _recurrent(layers.GRU, dropout=0.2, recurrent_dropout=0.2, seed=3),
+    _recurrent(lambda u, **k: layers.Bidirectional(layers.LSTM(u, **k))),
+    _recurrent(lambda u, **k: layers.RNN(layers.StackedRNNCells(
+        [layers.GRUCell(u), layers.SimpleRNNCell(u)]))),
+    _recurrent(lambda u, **k: layers.RNN(layers.StackedRNNCells(
+        [layers.LSTMCell(u), layers.GRUCell(u)]), unroll=True)),
+], ids=["gru", "gru-reset-before", "simple-rnn", "lstm-no-bias", "lstm-backwards",
+        "gru-dropout", "bidirectional", "stacked-cells", "stacked-unrolled"])
+def test_recurrent_models_on_device(gpu, make):
+    x, _ = _data((5, 3), n=24)
+    y = x.sum(axis=(1, 2))[:, None].astype("float32")
+    cpu_model, h_cpu, dev_model, h_dev = _fit_both(gpu, make, x, y, epochs=2, batch_size=8)
+    _same_history(h_cpu, h_dev, rtol=1e-4)
+    _same_weights(cpu_model, dev_model, rtol=1e-4, atol=1e-5)
+
+
+def test_masked_sequences_and_initial_states_on_device(gpu):
+    """A mask computed with ops on the device through stacked LSTM / GRU in fit, and a masked
+    LSTM called with given initial states (host arrays) and a host or device mask.  (The
+    Masking layer and the Embedding's gradient node compute with NumPy: the mask is made with
+    ops here.)"""
+    x, _ = _data((6, 3), n=16)
+    x[::3, 4:] = 0.0
+    y = x.sum(axis=(1, 2))[:, None].astype("float32")
+
+    def make():
+        from axone.compat import keras_ops as K
+        axone.utils.set_random_seed(4)
+        inp = layers.Input((6, 3))
+        mask = K.any(K.not_equal(inp, 0.0), axis=-1)
+        h = layers.LSTM(4, return_sequences=True)(inp, mask=mask)
+        m = models.Model(inp, layers.Dense(1)(layers.GRU(3)(h, mask=mask)))
+        m.compile(optimizer="adam", loss="mse")
+        return m
+
+    cpu_model, h_cpu, dev_model, h_dev = _fit_both(gpu, make, x, y, epochs=2, batch_size=8)
+    _same_history(h_cpu, h_dev, rtol=1e-4)
+    _same_weights(cpu_model, dev_model, rtol=1e-4, atol=1e-5)
+
+    x, _ = _data((6, 3), n=2)
+    h0 = np.full((2, 4), 0.5, "float32")
+    mask = np.ones((2, 6), bool)
+    mask[1, 3:] = False
+    outs = []
+    for on_device in (False, True):
+        with gpu() if on_device else axone.device("cpu"):
+            axone.utils.set_random_seed(5)
+            lstm = layers.LSTM(4, return_state=True, return_sequences=True)
+            xs = axone.Tensor(axone.device.to_device(x))
+            outs.append(lstm(xs, initial_state=[h0, h0], mask=mask))
+            outs.append(lstm(xs, mask=axone.device.to_device(mask)))
+            states = lstm.cell.get_initial_state(batch_size=2)
+    assert all(type(s.data) is StrictArray for s in states)
+    for a, b in zip(outs[:2], outs[2:]):
+        for u, v in zip(a, b):
+            assert type(v.data) is StrictArray
+            np.testing.assert_allclose(strict_xp.from_strict(v.data), u.data, rtol=1e-5,
+                                       atol=1e-6)
+
+
+def test_stateful_lstm_on_device(gpu):
+    x, _ = _data((4, 3), n=4)
+    outs = []
+    for on_device in (False, True):
+        with gpu() if on_device else axone.device("cpu"):
+            axone.utils.set_random_seed(6)
+            lstm = layers.LSTM(3, stateful=True)
+            xs = axone.Tensor(axone.device.to_device(x))
+            outs.append([lstm(xs), lstm(xs)])
+            assert all(type(s) is (StrictArray if on_device else np.ndarray)
+                       for s in lstm.states)
+    assert all(type(o.data) is StrictArray for o in outs[1])
+    for u, v in zip(*outs):
+        np.testing.assert_allclose(strict_xp.from_strict(v.data), u.data, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ a layer's weights
+def test_layer_get_and_set_weights_on_device(gpu):
+    with gpu():
+        m = _dense()
+    layer = m.layers[0]
+    ws = layer.get_weights()
+    assert ws and all(type(w) is np.ndarray for w in ws)
+    np.testing.assert_array_equal(ws[0], axone.device.to_numpy(layer.weights[0].data))
+    ws[0][...] = 7.0                     # a copy: the layer's weight is left as it was
+    assert not np.any(layer.get_weights()[0] == 7.0)
+    new = [np.full(w.shape, 0.25, w.dtype) for w in ws]
+    layer.set_weights(new)
+    assert all(type(w.data) is StrictArray for w in layer.weights)
+    for a, b in zip(layer.get_weights(), new):
+        np.testing.assert_array_equal(a, b)
+    # device arrays are accepted as well, and a CPU layer takes a device model's weights
+    layer.set_weights([strict_xp.to_strict(w * 2) for w in new])
+    np.testing.assert_array_equal(layer.get_weights()[0], new[0] * 2)
+    cpu = _dense()
+    cpu.layers[0].set_weights([w.data for w in layer.weights])
+    assert all(type(w.data) is np.ndarray for w in cpu.layers[0].weights)
+    np.testing.assert_array_equal(cpu.layers[0].get_weights()[1], new[1] * 2)
+    with pytest.raises(ValueError, match="shape"):
+        layer.set_weights([strict_xp.to_strict(np.zeros((2, 2), "float32")), new[1]])
+
+
+# ------------------------------------------------------------------ Keras's file formats
+@pytest.mark.parametrize("opt", ["adam", lambda: optimizers.SGD(0.05, momentum=0.9),
+                                 lambda: optimizers.LossScaleOptimizer(optimizers.Adam(0.01))],
+                         ids=["adam", "sgd-momentum", "loss-scale"])
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+def test_keras_files_from_a_device_model(gpu, tmp_path, opt, ext):
+    pytest.importorskip("h5py")
+    x, y = _data()
+    cpu_model, _, dev_model, _ = _fit_both(
+        gpu, lambda: _dense(opt, loss="sparse_categorical_crossentropy"), x, y, epochs=1)
+    path = str(tmp_path / f"model{ext}")
+    dev_model.save(path)
+    on_cpu = axone.saving.load_model(path)
+    assert all(type(w.data) is np.ndarray for w in on_cpu.weights)
+    _same_weights(dev_model, on_cpu, rtol=0, atol=0)
+    with gpu():
+        on_dev = axone.saving.load_model(path)
+    assert all(type(w.data) is StrictArray for w in on_dev.weights)
+    _same_weights(dev_model, on_dev, rtol=0, atol=0)
+    for a, b in zip(on_cpu.optimizer.get_weights(), on_dev.optimizer.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    # training continues from the saved optimizer state in both places alike
+    h1 = on_cpu.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    with gpu():
+        h2 = on_dev.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    h3 = cpu_model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    _same_history(h3, h1)
+    _same_history(h3, h2)
+    assert all(type(w.data) is StrictArray for w in on_dev.weights)
+
+
+@pytest.mark.parametrize("name", ["dense.weights.h5", "dense.h5"])
+def test_weight_files_from_a_device_model(gpu, tmp_path, name):
+    pytest.importorskip("h5py")
+    x, y = _data()
+    _, _, dev_model, _ = _fit_both(gpu, _dense, x, y, epochs=1)
+    path = str(tmp_path / name)
+    dev_model.save_weights(path)
+    fresh = _dense()
+    fresh.load_weights(path)
+    _same_weights(dev_model, fresh, rtol=0, atol=0)
+    with gpu():
+        fresh_dev = _dense()
+        fresh_dev.load_weights(path)
+    assert all(type(w.data) is StrictArray for w in fresh_dev.weights)
+    _same_weights(dev_model, fresh_dev, rtol=0, atol=0)
+
+
+def test_recurrent_model_saved_from_the_device(gpu, tmp_path):
+    pytest.importorskip("h5py")
+    x, _ = _data((5, 3), n=24)
+    y = x.sum(axis=(1, 2))[:, None].astype("float32")
+    _, _, dev_model, _ = _fit_both(gpu, _recurrent(layers.GRU), x, y, epochs=1, batch_size=8)
+    path = str(tmp_path / "gru.keras")
+    dev_model.save(path)
+    with gpu():
+        back = axone.saving.load_model(path)
+        p_back = back.predict(x, verbose=0)
+        p_dev = dev_model.predict(x, verbose=0)
+    assert all(type(w.data) is StrictArray for w in back.weights)
+    np.testing.assert_array_equal(p_back, p_dev)
