@@ -11,7 +11,7 @@ import numpy as np
 from . import ops
 from .autograd.function import Function
 from .autograd.tensor import Tensor
-from .device import array_module
+from .device import array_module, to_numpy
 from .ops import math as _M
 from .ops import ctc as _ctc
 from .ops import nn as _nn
@@ -233,7 +233,7 @@ def categorical_generalized_cross_entropy(y_true, y_pred, q):
     """(1 − p^q) / q per sample, p the predicted probability of the integer label y_true
     (Zhang & Sabuncu's generalized cross-entropy, q ∈ (0, 1))."""
     y_pred = _M._t(y_pred, "categorical_generalized_cross_entropy")
-    labels = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true)
+    labels = _host_labels(y_true)
     if labels.ndim == y_pred.ndim and labels.ndim and labels.shape[-1] == 1:
         labels = labels[..., 0]
     if labels.shape != y_pred.shape[:-1]:
@@ -273,10 +273,9 @@ def circle(y_true, y_pred, ref_labels=None, ref_embeddings=None, remove_diagonal
     loss = softplus(logsumexp_pos(−γ·[m + d]₊·(m − d)) + logsumexp_neg(γ·[1 + m − d]₊·(1 − m − d))).
     Rows whose loss is 0 (no positive or no negative) are masked out of the mean, as Keras."""
     y_pred = _M._t(y_pred, "circle")
-    labels = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true).astype(np.int64)
+    labels = _host_labels(y_true).astype(np.int64)
     ref = y_pred if ref_embeddings is None else _M._t(ref_embeddings, "circle")
-    ref_lab = labels if ref_labels is None else \
-        np.asarray(ref_labels.data if isinstance(ref_labels, Tensor) else ref_labels).astype(np.int64)
+    ref_lab = labels if ref_labels is None else _host_labels(ref_labels).astype(np.int64)
     if y_pred.ndim != 2 or ref.ndim != 2:
         raise ValueError(f"circle: y_pred and ref_embeddings must be 2D (batch, dim) embeddings, "
                          f"received shapes {y_pred.shape} and {ref.shape}")
@@ -306,7 +305,7 @@ def ctc(y_true, y_pred):
     """CTC loss per sample: y_true (batch, max_label_length) integer labels with 0 the blank
     (and padding), y_pred (batch, time, classes) logits; every sequence uses all time steps."""
     y_pred = _M._t(y_pred, "ctc")
-    labels = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true)
+    labels = _host_labels(y_true)
     if labels.ndim != 2:
         raise ValueError(f"Targets `y_true` are expected to be a tensor of shape `(batch_size, "
                          f"max_length)` in integer format. Received: y_true.shape={labels.shape}")
@@ -317,6 +316,16 @@ def ctc(y_true, y_pred):
     label_length = np.sum(labels != 0, axis=-1).astype(np.int32)
     return _ctc.ctc_loss(labels, y_pred, label_length, np.full((b,), t, dtype=np.int32),
                          mask_index=0)
+
+
+def _host_labels(y):
+    """Integer labels (a Tensor or an array) as a host array: labels are checked and turned
+    into masks and one-hot rows on the host, and the ops copy what they use to the data's
+    device."""
+    d = y.data if isinstance(y, Tensor) else y
+    if type(d) is not np.ndarray and array_module(d) is not np:
+        return to_numpy(d)
+    return np.asarray(d)
 
 
 def _float_arg(fn, name, value):
@@ -450,7 +459,8 @@ class Loss:
             fmask = mask.astype(values.dtype)
             if self.reduction in ("sum_over_batch_size", "mean"):
                 valid = fmask.sum()
-                fmask = fmask * (values.dtype.type(mask.size) / valid if valid else 0)
+                fmask = fmask * (xp.true_divide(values.dtype.type(mask.size), valid) if valid
+                                 else 0)
             if sample_weight is None:
                 sample_weight = fmask
             else:

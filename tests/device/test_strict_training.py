@@ -494,6 +494,42 @@ def test_loss_objects_on_device_arrays(gpu, loss, sample_weight):
         np.testing.assert_allclose(strict_xp.from_strict(dp.grad), host_p.grad, rtol=1e-6)
 
 
+def _label_loss_case(name):
+    rng = np.random.default_rng(8)
+    p = rng.random((6, 3)).astype("float32") + 0.05
+    labels = np.array([0, 1, 2, 0, 1, 1])
+    if name == "generalized":
+        return (losses.CategoricalGeneralizedCrossEntropy(q=0.7), labels,
+                p / p.sum(-1, keepdims=True))
+    if name == "circle":
+        return losses.Circle(), labels, p / np.linalg.norm(p, axis=-1, keepdims=True)
+    if name == "ctc":
+        return (losses.CTC(), np.array([[1, 2, 0], [2, 2, 1]]),
+                rng.standard_normal((2, 5, 4)).astype("float32"))
+    return (losses.CategoricalFocalCrossentropy(alpha=[0.2, 0.3, 0.5]),
+            np.eye(3, dtype="float32")[labels], p / p.sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("name", ["generalized", "circle", "ctc", "focal-alpha"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_label_losses_on_device_arrays(gpu, name, weighted):
+    """Losses whose labels are metadata (read on the host, the masks and one-hot rows copied to
+    the prediction's device), Circle's mask of counted rows included."""
+    loss, y, p = _label_loss_case(name)
+    sw = np.random.default_rng(9).random(len(y)).astype("float32") if weighted else None
+    host_p = axone.Tensor(p, requires_grad=True)
+    ref = loss(y, host_p, sample_weight=sw)
+    ops.sum(ref).backward()
+    dp = axone.Tensor(strict_xp.to_strict(p), requires_grad=True)
+    value = loss(strict_xp.to_strict(y), dp,
+                 sample_weight=None if sw is None else strict_xp.to_strict(sw))
+    assert type(value.data) is StrictArray
+    ops.sum(value).backward()
+    assert type(dp.grad) is StrictArray
+    np.testing.assert_allclose(strict_xp.from_strict(value.data), ref.data, rtol=1e-5)
+    np.testing.assert_allclose(strict_xp.from_strict(dp.grad), host_p.grad, rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------ recurrent layers
 def _recurrent(kind, **kw):
     def make():
