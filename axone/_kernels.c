@@ -502,6 +502,33 @@ static inline void gemm_step_d(int transb, Py_ssize_t M, Py_ssize_t N, Py_ssize_
 #define GEMM_f gemm_step_f
 #define GEMM_d gemm_step_d
 
+/* C += A·B (row-major, B untransposed): the forward steps whose input part X·W + b was formed
+ * for all steps at once before the loop */
+#define ACC_GEMM(T_, SUF, BLAS_T, GEMM_PTR)                                                     \
+static void gemm_acc_##SUF(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const T_ *A,              \
+                           Py_ssize_t lda, const T_ *B, Py_ssize_t ldb, T_ *C, Py_ssize_t ldc) { \
+    if (M <= SMALL_ROWS) {                                                                      \
+        for (Py_ssize_t i = 0; i < M; i++) {                                                    \
+            T_ *restrict c = C + i * ldc;                                                       \
+            const T_ *a = A + i * lda;                                                          \
+            for (Py_ssize_t k = 0; k < K; k++) {                                                \
+                const T_ av = a[k];                                                             \
+                const T_ *restrict b = B + k * ldb;                                             \
+                for (Py_ssize_t j = 0; j < N; j++) c[j] += av * b[j];                           \
+            }                                                                                   \
+        }                                                                                       \
+        return;                                                                                 \
+    }                                                                                           \
+    if (gemm_ilp64)                                                                             \
+        ((BLAS_T##64_t)GEMM_PTR)(ROW_MAJOR, NO_TRANS, NO_TRANS, M, N, K, 1, A, lda, B, ldb, 1,  \
+                                 C, ldc);                                                       \
+    else                                                                                        \
+        ((BLAS_T##32_t)GEMM_PTR)(ROW_MAJOR, NO_TRANS, NO_TRANS, (int)M, (int)N, (int)K, 1, A,   \
+                                 (int)lda, B, (int)ldb, 1, C, (int)ldc);                        \
+}
+ACC_GEMM(float, f, sgemm, gemm_s)
+ACC_GEMM(double, d, dgemm, gemm_d)
+
 /* Forward, steps 0 … T−1:  A[j] = Hc[j]·Wc, then the step kernel.
  * Backward, steps hi−1 down to lo: the step kernel (finishing step j+1 with P when j+1 < T, and
  * adding the upstream G at steps marked live), then P = ∂Z[j]·Uᵀ with U = Wc[:u]. */
@@ -517,9 +544,12 @@ static inline void gemm_step_d(int transb, Py_ssize_t M, Py_ssize_t N, Py_ssize_
 #define LSTM_SEQ(T_, SUF)                                                                       \
 static void lstm_fwd_seq_##SUF(Py_ssize_t T, Py_ssize_t N, Py_ssize_t u, Py_ssize_t K,          \
                                T_ *A, T_ *C, T_ *AC, T_ *Hc, T_ *H, const T_ *rm,              \
-                               const unsigned char *fr, const T_ *Wc) {                         \
+                               const unsigned char *fr, const T_ *Wc, int pre) {                \
     for (Py_ssize_t j = 0; j < T; j++) {                                                        \
-        GEMM_##SUF(0, N, 4 * u, K, Hc + j * N * K, K, Wc, 4 * u, A + j * N * 4 * u, 4 * u);     \
+        if (pre)       /* A[j] holds [xₜ, 1]·[W; b]: add hᵣ·U */                              \
+            gemm_acc_##SUF(N, 4 * u, u, Hc + j * N * K, K, Wc, 4 * u, A + j * N * 4 * u, 4 * u); \
+        else                                                                                    \
+            GEMM_##SUF(0, N, 4 * u, K, Hc + j * N * K, K, Wc, 4 * u, A + j * N * 4 * u, 4 * u); \
         LSTM_FWD_##SUF(j, N, u, K, A, C, AC, Hc, H, rm, fr);                                    \
     }                                                                                           \
 }                                                                                               \
@@ -2167,7 +2197,8 @@ static PyObject *py_set_pool_spin(PyObject *self, PyObject *args) {
 /* lstm_forward_seq(A, C, AC, Hc, H, rm, fr, Wc): all T steps */
 static PyObject *py_lstm_forward_seq(PyObject *self, PyObject *args) {
     PyObject *oA, *oC, *oAC, *oHc, *oH, *orm, *ofr, *oW;
-    if (!PyArg_ParseTuple(args, "OOOOOOOO", &oA, &oC, &oAC, &oHc, &oH, &orm, &ofr, &oW))
+    int pre = 0;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO|p", &oA, &oC, &oAC, &oHc, &oH, &orm, &ofr, &oW, &pre))
         return NULL;
     Views vs = {.fn = "lstm_forward_seq", .n = 0};
     void *A, *C, *AC, *Hc, *H, *rm, *fr, *W;
@@ -2196,8 +2227,8 @@ static PyObject *py_lstm_forward_seq(PyObject *self, PyObject *args) {
     }
     if (need_gemm("lstm_forward_seq", N, dHc[2], u) < 0) goto fail;
     Py_BEGIN_ALLOW_THREADS
-    if (code == 'f') lstm_fwd_seq_f(T, N, u, dHc[2], A, C, AC, Hc, H, rm, fr, W);
-    else lstm_fwd_seq_d(T, N, u, dHc[2], A, C, AC, Hc, H, rm, fr, W);
+    if (code == 'f') lstm_fwd_seq_f(T, N, u, dHc[2], A, C, AC, Hc, H, rm, fr, W, pre);
+    else lstm_fwd_seq_d(T, N, u, dHc[2], A, C, AC, Hc, H, rm, fr, W, pre);
     Py_END_ALLOW_THREADS
     release(&vs);
     Py_RETURN_NONE;
@@ -2652,7 +2683,8 @@ static PyMethodDef methods[] = {
     {"set_gemm", py_set_gemm, METH_VARARGS,
      "set_gemm(sgemm, dgemm, ilp64): addresses of NumPy's cblas_sgemm / cblas_dgemm."},
     {"lstm_forward_seq", py_lstm_forward_seq, METH_VARARGS,
-     "lstm_forward_seq(A, C, AC, Hc, H, rm, fr, Wc): all steps (products included), in place."},
+     "lstm_forward_seq(A, C, AC, Hc, H, rm, fr, Wc, pre=False): all steps (products included), in "
+     "place; with pre, A holds [x, 1]·[W; b] on entry and each step adds h·U."},
     {"lstm_backward_seq", py_lstm_backward_seq, METH_VARARGS,
      "lstm_backward_seq(hi, lo, A, C, AC, dZ, gh, gc, P, G, live, rm, fr, Wc): steps hi-1 down "
      "to lo."},

@@ -740,7 +740,12 @@ class RNNSequence(Function):
         AC = work.take((T, n, u), dt)
         C[0] = c0[lo:hi]
         seq = _seq_kernels()
-        if seq is not None:                              # the whole loop in C
+        if seq is not None and _PRE_INPUT and n >= _PRE_MIN_ROWS:      # the whole loop in C
+            # the input part [xₜ, 1]·[W; b] of every step at once (one product of T·n rows),
+            # then each step adds hᵣ·U: a step's product is u deep instead of u + D + 1
+            np.matmul(Hc[:T, :, u:].reshape(T * n, D + 1), Wc[u:], out=A.reshape(T * n, 4 * u))
+            seq.lstm_forward_seq(A, C, AC, Hc, H, rm, fr, Wc, True)
+        elif seq is not None:
             seq.lstm_forward_seq(A, C, AC, Hc, H, rm, fr, Wc)
         else:
             step, matmul = self.kernels.lstm_forward, np.matmul
@@ -922,6 +927,12 @@ def _shard_threads():
 # OpenBLAS's threads to pay, and on a busy machine they mostly wait for each other; the shards
 # never meet until their weight gradients are summed.  False leaves OpenBLAS as it is.
 _PIN_BLAS = True
+# Shards of at least _PRE_MIN_ROWS rows form the input part [xₜ, 1]·[W; b] of all steps in one
+# product before the compiled loop, whose step products are then u deep instead of u + D + 1
+# (the same sums split in two, so equal to rounding); smaller shards keep the one product a step
+# (one row: the input product would cost more than it saves).  False: always one a step.
+_PRE_INPUT = True
+_PRE_MIN_ROWS = 16
 
 
 def _pin_blas(N, T, K, G4):

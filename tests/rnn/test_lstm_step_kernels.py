@@ -177,6 +177,35 @@ def test_batch_shards_and_c_loops_match_the_general_loop(shards, c_loops, overla
         _close(a, b, name)
 
 
+@pytest.mark.parametrize("shards", [1, 2])
+@pytest.mark.parametrize("variant", ["plain", "masked_dropout_backwards"])
+def test_input_part_formed_before_the_c_loop_matches_the_general_loop(shards, variant,
+                                                                      monkeypatch):
+    """Shards of at least _PRE_MIN_ROWS rows form [x, 1]·[W; b] for all steps in one product
+    and the compiled loop adds h·U a step: the same values and gradients, to rounding."""
+    if R._seq_kernels() is None:
+        pytest.skip("NumPy's BLAS could not be handed to the compiled module")
+    monkeypatch.setattr(R, "_SHARD_MIN_ROWS", 1)
+    monkeypatch.setattr(R, "_SHARD_MIN_WORK", 0)
+    monkeypatch.setattr(R, "_shard_threads", lambda: shards)
+    monkeypatch.setattr(R, "_blas_single", lambda: True)
+    monkeypatch.setattr(R, "_PRE_MIN_ROWS", 3)
+    n, t = 9, 11
+    arrs = _op_inputs(43, n=n, t=t, d=5, u=6, scale=0.4)
+    rng = _rng(44)
+    kw = {}
+    if variant == "masked_dropout_backwards":
+        kw = dict(mask=rng.random((n, t)) > 0.3, go_backwards=True,
+                  xm=(rng.random((n, 5)) > 0.2) / 0.8, rm=(rng.random((n, 6)) > 0.2) / 0.8)
+    fast, general = _both(lambda: _run_op(arrs, **kw), monkeypatch)
+    for name, a, b in zip(NAMES, fast, general):
+        _close(a, b, name)
+    monkeypatch.setattr(R, "_PRE_INPUT", False)
+    plain, _ = _both(lambda: _run_op(arrs, **kw), monkeypatch)
+    for name, a, b in zip(NAMES, fast, plain):
+        _close(a, b, name + " (input part first vs one product a step)")
+
+
 def test_handed_over_gemm_is_checked():
     if R._kernels() is None:
         pytest.skip("axone._kernels is not built")
