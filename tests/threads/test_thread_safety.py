@@ -418,3 +418,41 @@ def test_concurrent_draws_from_the_backend_generator_are_whole():
     got = [d for r in runs for d in r.result()]
     key = lambda a: a.tobytes()
     assert sorted(map(key, got)) == sorted(map(key, expected))
+
+
+# ------------------------------------------------------------------ the product pool
+def test_product_pool_from_several_threads_at_once_gives_each_its_own_products(monkeypatch):
+    """Four Python threads split products on the compiled pool at the same time (one caller
+    uses it, the others compute their blocks themselves), with pooling and copies mixed in:
+    every result is the one a single thread computes, bit for bit, and nothing hangs."""
+    from axone.ops import _parallel as P
+    if P._gemm_many() is None:
+        pytest.skip("the compiled product pool is not built")
+    monkeypatch.setattr(P, "_threads", lambda: 2)
+    r = np.random.default_rng(5)
+    cases = [(r.standard_normal((48, 64)).astype(np.float32),
+              r.standard_normal((64, 80)).astype(np.float32)) for _ in range(4)]
+    imgs = [r.standard_normal((8, 30, 30, 4)).astype(np.float32) for _ in range(4)]
+    with backend.blas_threads(1):
+        monkeypatch.setattr(P, "_MIN_WORK", 1)
+        ref = [P.matmul(a, b).copy() for a, b in cases]
+        ref_pool = [ops.max_pool(axone.Tensor(x), 3, 2).data.copy() for x in imgs]
+        barrier = threading.Barrier(4)
+
+        def loop(i):
+            barrier.wait(WAIT)
+            a, b = cases[i]
+            out = []
+            for _ in range(40):
+                out.append((P.matmul(a, b), ops.max_pool(axone.Tensor(imgs[i]), 3, 2).data,
+                            P.matmuls([(a, b, None), (b.T, a.T, None)])[1]))
+            return out
+
+        runs = [_Run(lambda i=i: loop(i)) for i in range(4)]
+        for t in runs:
+            t.start()
+        for i, t in enumerate(runs):
+            for prod, pooled, prod_t in t.result():
+                np.testing.assert_array_equal(prod, ref[i])
+                np.testing.assert_array_equal(pooled, ref_pool[i])
+                np.testing.assert_allclose(prod_t, ref[i].T, rtol=2e-5, atol=1e-4)
