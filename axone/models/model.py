@@ -10,6 +10,7 @@ import threading
 import numpy as np
 
 from ..autograd.tensor import Tensor
+from ..device import current_module
 from ..layers import base as layer_base
 from ..layers.base import KerasTensor, Layer, _flatten, _map, unique_name
 from ..layers.core import InputLayer
@@ -505,7 +506,8 @@ def _restore_attr(obj, attr, value):
 def with_no_grad_dummy_call(model, input_shape):
     from ..autograd.function import no_grad
     shapes = input_shape if isinstance(input_shape, list) else [input_shape]
-    xs = [Tensor(np.zeros(tuple(1 if d is None else d for d in s), dtype=model.dtype)) for s in shapes]
+    xp = current_module()       # zeros on the current device, where the weights are made
+    xs = [Tensor(xp.zeros(tuple(1 if d is None else d for d in s), dtype=model.dtype)) for s in shapes]
     with no_grad():
         Layer.__call__(model, xs if isinstance(input_shape, list) else xs[0], training=False)
     model._clear_activity_losses()      # the build call's add_loss terms are not the user's

@@ -1786,12 +1786,15 @@ def _fits(shape, declared):
 
 
 def _masked_weights(mask, sw, loss):
-    """Keras's apply_mask: masked entries weigh 0, the rest total/valid (mean reductions)."""
-    m = np.asarray(mask, dtype=backend.floatx())
+    """Keras's apply_mask: masked entries weigh 0, the rest total/valid (mean reductions).
+    The weights are made with the array module of the mask and ``sw`` (on their device, a
+    host one copied there)."""
+    xp = array_module(mask, sw)
+    m = xp.asarray(mask, dtype=backend.floatx())
     if getattr(loss, "reduction", None) in ("sum_over_batch_size", "mean"):
         m = m * (m.size / (m.sum() + backend.epsilon()))
     if sw is not None:
-        w = np.asarray(sw, dtype=m.dtype)
+        w = xp.asarray(sw, dtype=m.dtype)
         while w.ndim < m.ndim:
             w = w[..., None]
         m = m * w

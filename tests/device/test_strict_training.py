@@ -2,7 +2,9 @@
 evaluate, predict and the *_on_batch calls; what comes back is host data.
 
 The strict stand-in (``strict_xp``) plays the GPU: ``axone.device("gpu:0")`` selects it, so a
-model built in that scope has StrictArray weights, and any NumPy call on them fails.  Each
+model built in that scope has StrictArray weights, and any NumPy call on them fails.  With
+AXONE_TEST_DEVICE=cupy (``strict_xp.IS_STAND_IN`` False) the same tests run on the real
+``axone.device("gpu:0")``, StrictArray then being ``cupy.ndarray``.  Each
 model is trained the same way on the CPU and on the "GPU" and the two compared, with losses
 written with ``axone.ops`` (a scalar per batch) and with the built-in Loss objects (their
 reduction, sample and class weights on the device).
@@ -34,10 +36,18 @@ class _Cuda:
 
 @pytest.fixture
 def gpu(monkeypatch):
-    """``axone.device("gpu:0")`` gives the strict module (registered for StrictArrays)."""
+    """``axone.device("gpu:0")`` gives the strict module (registered for StrictArrays); on a
+    real device (AXONE_TEST_DEVICE=cupy) the real ``gpu:0``, the device probe left as it is.
+    The default device is the CPU in both modes (the CPU models the device ones are compared
+    with)."""
+    monkeypatch.setattr(dev, "_default", dev._CPU)
+    if not strict_xp.IS_STAND_IN:
+        if not dev.gpu_available():
+            pytest.skip("AXONE_TEST_DEVICE=cupy but CuPy sees no GPU")
+        yield lambda: axone.device("gpu:0")
+        return
     monkeypatch.setattr(dev, "_gpu", (strict_xp.strict_xp, 1, None))
     monkeypatch.setattr(strict_xp.strict_xp, "cuda", _Cuda(), raising=False)
-    monkeypatch.setattr(dev, "_default", dev._CPU)
     before = dict(dev._MODULES)
     strict_xp.register()
     yield lambda: axone.device("gpu:0")
@@ -562,9 +572,7 @@ def test_recurrent_models_on_device(gpu, make):
 
 def test_masked_sequences_and_initial_states_on_device(gpu):
     """A mask computed with ops on the device through stacked LSTM / GRU in fit, and a masked
-    LSTM called with given initial states (host arrays) and a host or device mask.  (The
-    Masking layer and the Embedding's gradient node compute with NumPy: the mask is made with
-    ops here.)"""
+    LSTM called with given initial states (host arrays) and a host or device mask."""
     x, _ = _data((6, 3), n=16)
     x[::3, 4:] = 0.0
     y = x.sum(axis=(1, 2))[:, None].astype("float32")
@@ -708,3 +716,233 @@ def test_recurrent_model_saved_from_the_device(gpu, tmp_path):
         p_dev = dev_model.predict(x, verbose=0)
     assert all(type(w.data) is StrictArray for w in back.weights)
     np.testing.assert_array_equal(p_back, p_dev)
+
+
+# ------------------------------------------------------------------ Masking and Embedding
+def _masked_steps(first, loss):
+    """A sequence model whose mask comes from ``first`` (Masking or Embedding(mask_zero)) and
+    whose loss is taken per time step over the masked outputs (return_sequences=True)."""
+    def make():
+        axone.utils.set_random_seed(7)
+        m = models.Sequential([first(), layers.LSTM(4, return_sequences=True),
+                               layers.GRU(3, return_sequences=True), layers.Dense(3)])
+        m.compile(optimizer=optimizers.Adam(0.01), loss=loss)
+        return m
+    return make
+
+
+@pytest.mark.parametrize("loss", ["mse", losses.MeanSquaredError(reduction="sum")],
+                         ids=["mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_masking_layer_and_masked_step_losses_on_device(gpu, loss, weighted):
+    x, _ = _data((6, 3), n=16)
+    x[::3, 4:] = 0.0
+    x[1::4, :2] = 0.0
+    y = np.cumsum(x, axis=1).astype("float32")
+    fit = {}
+    if weighted:
+        fit["sample_weight"] = np.random.default_rng(6).random(len(x)).astype("float32")
+    make = _masked_steps(lambda: layers.Masking(0.0, input_shape=(6, 3)), loss)
+    cpu_model, h_cpu, dev_model, h_dev = _fit_both(gpu, make, x, y, epochs=2, batch_size=8,
+                                                   **fit)
+    _same_history(h_cpu, h_dev, rtol=1e-4)
+    _same_weights(cpu_model, dev_model, rtol=1e-4, atol=1e-5)
+    with gpu():
+        ev = dev_model.evaluate(x, y, verbose=0, sample_weight=fit.get("sample_weight"))
+    np.testing.assert_allclose(
+        ev, cpu_model.evaluate(x, y, verbose=0, sample_weight=fit.get("sample_weight")),
+        rtol=1e-4)
+    # the layer's mask and output on a device array
+    masking = layers.Masking(0.0)
+    xd = axone.Tensor(strict_xp.to_strict(x))
+    mask = masking.compute_mask(xd)
+    out = masking(xd)
+    assert type(mask) is StrictArray and type(out.data) is StrictArray
+    np.testing.assert_array_equal(strict_xp.from_strict(mask),
+                                  masking.compute_mask(axone.Tensor(x)))
+    np.testing.assert_array_equal(strict_xp.from_strict(out.data), masking(axone.Tensor(x)).data)
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy",
+                                  losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                       reduction="sum")],
+                         ids=["mean", "sum"])
+def test_embedding_mask_zero_and_its_gradient_on_device(gpu, loss):
+    rng = np.random.default_rng(11)
+    x = rng.integers(1, 9, (16, 6))
+    x[::2, 4:] = 0                                       # padding
+    y = (x % 3).astype("int64")
+    make = _masked_steps(lambda: layers.Embedding(9, 5, mask_zero=True), loss)
+    cpu_model, h_cpu, dev_model, h_dev = _fit_both(gpu, make, x, y, epochs=2, batch_size=8)
+    # the device's scatter-add sums a row's gradients in another order than the host's
+    # segment sums: float32 rounding, which Adam's normalized steps carry into the weights
+    _same_history(h_cpu, h_dev, rtol=1e-4)
+    _same_weights(cpu_model, dev_model, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("indices", ["int", "float", "host-int"])
+def test_embedding_lookup_and_gradient_on_device_arrays(gpu, indices):
+    """The embedding gradient (a scatter-add of the output gradient's rows on the device)
+    against the host's segment sums, repeated indices included."""
+    idx = np.array([[3, 1, 3, 0], [1, 1, 4, 3]])
+    outs = []
+    for on_device in (False, True):
+        with gpu() if on_device else axone.device("cpu"):
+            axone.utils.set_random_seed(3)
+            emb = layers.Embedding(6, 4, mask_zero=True)
+            a = idx.astype("float32") if indices == "float" else idx
+            if on_device and indices != "host-int":
+                a = strict_xp.to_strict(a)
+            y = emb(axone.Tensor(a))
+            ops.sum(ops.square(y) * 0.5 + y).backward()
+            outs.append((y, emb.compute_mask(axone.Tensor(a)), emb.embeddings.grad))
+    (y0, m0, g0), (y1, m1, g1) = outs
+    assert type(y1.data) is StrictArray and type(g1) is StrictArray
+    np.testing.assert_allclose(strict_xp.from_strict(y1.data), y0.data, rtol=1e-6)
+    np.testing.assert_array_equal(strict_xp.from_strict(m1), m0)
+    np.testing.assert_allclose(strict_xp.from_strict(g1), g0, rtol=1e-6, atol=1e-7)
+
+
+# ------------------------------------------------------------------ a subclassed model
+class _Sub(models.Model):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.hidden = layers.Dense(8, activation="relu")
+        self.out = layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def test_subclassed_model_builds_and_trains_on_device(gpu):
+    """build(input_shape) calls the model on zeros of the current device."""
+    def make():
+        axone.utils.set_random_seed(0)
+        m = _Sub()
+        m.build((None, 4))
+        m.compile(optimizer="adam", loss=sce, metrics=["accuracy"])
+        return m
+
+    x, y = _data()
+    cpu_model, h_cpu, dev_model, h_dev = _fit_both(gpu, make, x, y, epochs=2)
+    _same_history(h_cpu, h_dev)
+    _same_weights(cpu_model, dev_model)
+    assert all(type(w.data) is np.ndarray for w in cpu_model.weights)
+
+
+# ------------------------------------------------------------------ DataParallel's reductions
+class _FakeRequest:
+    def Test(self):
+        return True
+
+
+class _FakeComm:
+    """Two ranks in one process: the other rank holds the same buffers, so a sum doubles them.
+    MPI reads and writes host memory only: a device buffer given here is an error."""
+
+    def __init__(self):
+        self.calls = []
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 2
+
+    def _host(self, buf, what):
+        assert type(buf) is np.ndarray, f"{what} was given a {type(buf).__name__}"
+        self.calls.append(what)
+
+    def Iallreduce(self, inplace, buf, op=None):
+        self._host(buf, "Iallreduce")
+        buf *= 2
+        return _FakeRequest()
+
+    def Ibcast(self, buf, root=0):
+        self._host(buf, "Ibcast")
+        return _FakeRequest()
+
+    def Iallgather(self, send, out):
+        self._host(send, "Iallgather")
+        out[...] = send
+        return _FakeRequest()
+
+
+@pytest.fixture
+def fake_dp(monkeypatch):
+    from axone import distribution
+
+    class _MPI:
+        IN_PLACE, SUM = object(), object()
+
+    monkeypatch.setattr(distribution, "_mpi", lambda: _MPI)
+    monkeypatch.setattr(distribution, "_comm", lambda: _FakeComm())
+    monkeypatch.setattr(distribution, "_share_cores", lambda comm: None)
+    return distribution.DataParallel
+
+
+def test_data_parallel_reductions_stage_device_buffers_through_the_host(gpu, fake_dp):
+    """The gradient all-reduce, the metric and moving-statistics reductions and the replicas'
+    checksum of device buffers: MPI sees host copies, the results land back on the device
+    equal to the host buffers' reductions."""
+    x, y = _data()
+    results = {}
+    for on_device in (False, True):
+        dp = fake_dp()
+        with gpu() if on_device else axone.device("cpu"):
+            axone.utils.set_random_seed(0)
+            m = models.Sequential([layers.Input((4,)), layers.Dense(8),
+                                   layers.BatchNormalization(),
+                                   layers.Dense(3, activation="softmax")])
+            m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+            m.fit(x, y, epochs=1, batch_size=16, verbose=0)      # no distribution: local
+            kind = StrictArray if on_device else np.ndarray
+            grads = m._buffer[2]
+            assert type(grads) is kind
+            grads[...] = 0.25
+            dp.global_rows = 24
+            dp.reduce_gradients(grads, 8)            # 2 ranks x (8 / 24) x 0.25
+            assert type(m._buffer[2]) is kind and m._buffer[2] is grads
+            g = strict_xp.from_strict(grads).copy()
+
+            mean = axone.metrics.Mean()              # its state made on the current device
+            mean.variables[0].data[...] = 3.0
+            mean.variables[1].data[...] = 2.0
+            tracked = list(m.metrics) + [mean]
+            assert all(type(v.data) is kind for v in mean.variables)
+            kinds = [type(v.data) for mt in tracked for v in mt.variables]
+            local = [strict_xp.from_strict(v.data).copy() for mt in tracked for v in mt.variables]
+            summed = dp.reduced_results(tracked, lambda: [
+                strict_xp.from_strict(v.data).copy() for mt in tracked for v in mt.variables])
+            after = [v.data for mt in tracked for v in mt.variables]
+            assert [type(a) for a in after] == kinds
+            for a, b in zip(after, local):            # the local states are restored
+                np.testing.assert_array_equal(strict_xp.from_strict(a), b)
+
+            dp.average_non_trainable(m)
+            moving = [w.data for w in m.non_trainable_weights]
+            assert moving and all(type(a) is kind for a in moving)
+
+            tensors = [axone.Tensor(axone.device.to_device(np.full((2, 3), 0.5, "float32"))),
+                       None, axone.device.to_device(np.arange(4, dtype="float32"))]
+            reduced = dp.reduce_gradient_list(tensors, 8)
+            assert reduced[1] is None and reduced[0] is tensors[0] and reduced[2] is tensors[2]
+            assert type(reduced[0].data) is kind and type(reduced[2]) is kind
+
+            dp.check_replicas(m)
+            results[on_device] = (g, summed, [strict_xp.from_strict(a) for a in moving],
+                                  strict_xp.from_strict(reduced[0].data),
+                                  strict_xp.from_strict(reduced[2]), dp.comm.calls)
+    host, device = results[False], results[True]
+    np.testing.assert_allclose(host[0], np.full_like(host[0], 2 * 0.25 * 8 / 24), rtol=1e-6)
+    np.testing.assert_array_equal(device[0], host[0])
+    np.testing.assert_array_equal(host[1][-2:], [6.0, 4.0])     # the Mean's total and count
+    for a, b in zip(device[1], host[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    for a, b in zip(device[2], host[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_array_equal(device[3], host[3])
+    np.testing.assert_array_equal(device[4], host[4])
+    np.testing.assert_allclose(host[3], np.full((2, 3), 2 * 0.5 * 8 / 24), rtol=1e-6)
+    assert device[5] == host[5]
