@@ -2180,6 +2180,188 @@ done:
     return res;
 }
 
+/* ------------------------------------------------------------------ depthwise 2-D convolution */
+/* Depthwise convolution of a padded channels-last x (N, H, W, C) with k (kh, kw, C), one filter
+ * a channel (depth multiplier 1), strides sh, sw and dilations dh, dw, output y (N, OH, OW, C):
+ *   y[n, i, j, c] = Σ_{a, b} x[n, i·sh + a·dh, j·sw + b·dw, c] · k[a, b, c]
+ * (the offsets in row-major order, each output accumulated from 0).  Backward, given gy:
+ *   gx[n, r, q, c] = Σ over the (i, j, a, b) that read (r, q): gy[n, i, j, c] · k[a, b, c]
+ *   gk[a, b, c]    = Σ_{n, i, j} x[n, i·sh + a·dh, j·sw + b·dw, c] · gy[n, i, j, c]
+ * Every inner loop runs along the channels (contiguous).  Samples are independent: runs of them
+ * go to the pool's threads; gk is summed per run and the runs' sums added in run order, so a
+ * given thread count gives the same bits every time. */
+typedef struct {
+    char code; int mode;                /* 0 forward, 1 input gradient, 2 kernel gradient */
+    const void *x, *k, *gy; void *y, *gx, *gk;
+    Py_ssize_t N, H, W, C, OH, OW, kh, kw, sh, sw, dh, dw;
+} DwPart;
+
+#define DEPTHWISE(T_, SUF)                                                                      \
+WIDE static void dw_fwd_##SUF(const DwPart *p) {                                                \
+    const T_ *x = p->x, *k = p->k; T_ *y = p->y;                                                \
+    const Py_ssize_t C = p->C, W = p->W;                                                        \
+    for (Py_ssize_t n = 0; n < p->N; n++)                                                       \
+        for (Py_ssize_t i = 0; i < p->OH; i++)                                                  \
+            for (Py_ssize_t j = 0; j < p->OW; j++) {                                            \
+                T_ *restrict yo = y + ((n * p->OH + i) * p->OW + j) * C;                        \
+                for (Py_ssize_t c = 0; c < C; c++) yo[c] = 0;                                   \
+                for (Py_ssize_t a = 0; a < p->kh; a++) {                                        \
+                    const T_ *xr = x + ((n * p->H + i * p->sh + a * p->dh) * W + j * p->sw) * C; \
+                    for (Py_ssize_t b = 0; b < p->kw; b++) {                                    \
+                        const T_ *restrict xv = xr + b * p->dw * C;                             \
+                        const T_ *restrict kv = k + (a * p->kw + b) * C;                        \
+                        for (Py_ssize_t c = 0; c < C; c++) yo[c] += xv[c] * kv[c];              \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+}                                                                                               \
+WIDE static void dw_gx_##SUF(const DwPart *p) {                                                 \
+    const T_ *gy = p->gy, *k = p->k; T_ *gx = p->gx;                                            \
+    const Py_ssize_t C = p->C, W = p->W;                                                        \
+    memset(gx, 0, (size_t)(p->N * p->H * W * C) * sizeof(T_));                                  \
+    for (Py_ssize_t n = 0; n < p->N; n++)                                                       \
+        for (Py_ssize_t i = 0; i < p->OH; i++)                                                  \
+            for (Py_ssize_t j = 0; j < p->OW; j++) {                                            \
+                const T_ *restrict g = gy + ((n * p->OH + i) * p->OW + j) * C;                  \
+                for (Py_ssize_t a = 0; a < p->kh; a++) {                                        \
+                    T_ *xr = gx + ((n * p->H + i * p->sh + a * p->dh) * W + j * p->sw) * C;     \
+                    for (Py_ssize_t b = 0; b < p->kw; b++) {                                    \
+                        T_ *restrict xv = xr + b * p->dw * C;                                   \
+                        const T_ *restrict kv = k + (a * p->kw + b) * C;                        \
+                        for (Py_ssize_t c = 0; c < C; c++) xv[c] += g[c] * kv[c];               \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+}                                                                                               \
+WIDE static void dw_gk_##SUF(const DwPart *p) {                                                 \
+    const T_ *gy = p->gy, *x = p->x; T_ *gk = p->gk;                                            \
+    const Py_ssize_t C = p->C, W = p->W;                                                        \
+    memset(gk, 0, (size_t)(p->kh * p->kw * C) * sizeof(T_));                                    \
+    for (Py_ssize_t n = 0; n < p->N; n++)                                                       \
+        for (Py_ssize_t i = 0; i < p->OH; i++)                                                  \
+            for (Py_ssize_t j = 0; j < p->OW; j++) {                                            \
+                const T_ *restrict g = gy + ((n * p->OH + i) * p->OW + j) * C;                  \
+                for (Py_ssize_t a = 0; a < p->kh; a++) {                                        \
+                    const T_ *xr = x + ((n * p->H + i * p->sh + a * p->dh) * W + j * p->sw) * C; \
+                    for (Py_ssize_t b = 0; b < p->kw; b++) {                                    \
+                        const T_ *restrict xv = xr + b * p->dw * C;                             \
+                        T_ *restrict kv = gk + (a * p->kw + b) * C;                             \
+                        for (Py_ssize_t c = 0; c < C; c++) kv[c] += xv[c] * g[c];               \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+}
+DEPTHWISE(float, f)
+DEPTHWISE(double, d)
+
+static void dw_part_fn(void *arg) {
+    const DwPart *p = (const DwPart *)arg;
+    if (p->code == 'f') { if (p->mode == 0) dw_fwd_f(p); else if (p->mode == 1) dw_gx_f(p); else dw_gk_f(p); }
+    else { if (p->mode == 0) dw_fwd_d(p); else if (p->mode == 1) dw_gx_d(p); else dw_gk_d(p); }
+}
+
+#define DW_PARTS 8
+#define DW_PART_MIN ((Py_ssize_t)1 << 16)      /* multiply-adds a run, at least */
+
+/* depthwise2d(mode, x, k, gy, out, sh, sw, dh, dw): mode 0 out = y (forward, gy None), 1 out = gx
+ * (x None: only its shape is out's), 2 out = gk (k None: out's shape) */
+static PyObject *py_depthwise2d(PyObject *self, PyObject *args) {
+    int mode;
+    PyObject *ox, *ok, *og, *oo;
+    Py_ssize_t sh, sw, dh, dw;
+    if (!PyArg_ParseTuple(args, "iOOOOnnnn", &mode, &ox, &ok, &og, &oo, &sh, &sw, &dh, &dw))
+        return NULL;
+    if (mode < 0 || mode > 2 || sh < 1 || sw < 1 || dh < 1 || dw < 1) {
+        PyErr_Format(PyExc_ValueError, "depthwise2d: expected mode 0, 1 or 2 and strides and "
+                     "dilations >= 1, received mode %d, (%zd, %zd), (%zd, %zd)", mode, sh, sw, dh, dw);
+        return NULL;
+    }
+    Views vs = {.fn = "depthwise2d", .n = 0};
+    void *x = NULL, *k = NULL, *gy = NULL, *out = NULL;
+    PyObject *first = mode == 0 ? ox : og;
+    char code = float_code(&vs, first, mode == 0 ? "x" : "gy");
+    if (!code) return NULL;
+    /* the shapes: x (N, H, W, C) from x or gx, k (kh, kw, C) from k or gk, y / gy (N, OH, OW, C) */
+    Py_ssize_t dx[4] = {-1, -1, -1, -1}, dk[3] = {-1, -1, -1}, dy[4] = {-1, -1, -1, -1};
+    if (view(&vs, mode == 1 ? oo : ox, mode == 1 ? "gx" : "x", code, 4, dx, 0, mode == 1, mode == 1 ? &out : &x) < 0)
+        goto fail;
+    dk[2] = dx[3];
+    if (view(&vs, mode == 2 ? oo : ok, mode == 2 ? "gk" : "k", code, 3, dk, 0, mode == 2, mode == 2 ? &out : &k) < 0)
+        goto fail;
+    Py_ssize_t eh = (dk[0] - 1) * dh + 1, ew = (dk[1] - 1) * dw + 1;
+    if (dx[1] < eh || dx[2] < ew || dk[0] < 1 || dk[1] < 1) {
+        PyErr_Format(PyExc_ValueError, "depthwise2d: a (%zd, %zd) kernel dilated by (%zd, %zd) does "
+                     "not fit the (padded) input of %zd x %zd", dk[0], dk[1], dh, dw, dx[1], dx[2]);
+        goto fail;
+    }
+    dy[0] = dx[0]; dy[1] = (dx[1] - eh) / sh + 1; dy[2] = (dx[2] - ew) / sw + 1; dy[3] = dx[3];
+    if (view(&vs, mode == 0 ? oo : og, mode == 0 ? "y" : "gy", code, 4, dy, 0, mode == 0, mode == 0 ? &out : &gy) < 0)
+        goto fail;
+    if (distinct(&vs) < 0) goto fail;
+    DwPart base = {.code = code, .mode = mode, .x = x, .k = k, .gy = gy,
+                   .y = mode == 0 ? out : NULL, .gx = mode == 1 ? out : NULL,
+                   .gk = mode == 2 ? out : NULL, .N = dx[0], .H = dx[1], .W = dx[2], .C = dx[3],
+                   .OH = dy[1], .OW = dy[2], .kh = dk[0], .kw = dk[1], .sh = sh, .sw = sw,
+                   .dh = dh, .dw = dw};
+    Py_ssize_t it = code == 'f' ? 4 : 8;
+    Py_ssize_t work = base.N * base.OH * base.OW * base.C * base.kh * base.kw;
+    Py_ssize_t kparts = num_threads < DW_PARTS ? num_threads : DW_PARTS;
+    if (kparts > base.N) kparts = base.N;
+    if (kparts > work / DW_PART_MIN) kparts = work / DW_PART_MIN;
+    if (kparts < 1) kparts = 1;
+    DwPart parts[DW_PARTS];
+    PoolTask tasks[DW_PARTS];
+    char *partial = NULL;                 /* the kernel-gradient sums of runs 1 … */
+    Py_ssize_t ksize = base.kh * base.kw * base.C;
+    if (mode == 2 && kparts > 1) {
+        partial = PyMem_Malloc((size_t)((kparts - 1) * ksize * it));
+        if (!partial) { PyErr_NoMemory(); goto fail; }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t per = (base.N + kparts - 1) / kparts, np_ = 0;
+    for (Py_ssize_t lo = 0; lo < base.N || np_ == 0; lo += per > 0 ? per : 1, np_++) {
+        Py_ssize_t hi = lo + per < base.N ? lo + per : base.N;
+        DwPart q = base;
+        q.N = hi - lo;
+        q.x = x ? (const char *)x + lo * base.H * base.W * base.C * it : NULL;
+        q.gy = gy ? (const char *)gy + lo * base.OH * base.OW * base.C * it : NULL;
+        if (mode == 0) q.y = (char *)out + lo * base.OH * base.OW * base.C * it;
+        if (mode == 1) q.gx = (char *)out + lo * base.H * base.W * base.C * it;
+        if (mode == 2 && np_ > 0) q.gk = partial + (np_ - 1) * ksize * it;
+        parts[np_] = q;
+        tasks[np_].fn = dw_part_fn;
+        tasks[np_].arg = parts + np_;
+        if (base.N == 0) { np_++; break; }
+    }
+#ifdef AXONE_THREADS
+    if (np_ > 1 && pthread_mutex_trylock(&pool_use) == 0) {
+        pool_run(tasks, np_);
+        pthread_mutex_unlock(&pool_use);
+    } else
+#endif
+    {
+        for (Py_ssize_t i = 0; i < np_; i++) dw_part_fn(parts + i);
+    }
+    if (partial) {                        /* runs' sums added in run order */
+        for (Py_ssize_t r = 1; r < np_; r++) {
+            if (code == 'f') {
+                float *g = out; const float *s_ = (const float *)(partial + (r - 1) * ksize * it);
+                for (Py_ssize_t t = 0; t < ksize; t++) g[t] += s_[t];
+            } else {
+                double *g = out; const double *s_ = (const double *)(partial + (r - 1) * ksize * it);
+                for (Py_ssize_t t = 0; t < ksize; t++) g[t] += s_[t];
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(partial);
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
 /* set_pool_spin(us): how long an idle worker spins before it sleeps (≥ 0) */
 static PyObject *py_set_pool_spin(PyObject *self, PyObject *args) {
     double us;
@@ -2675,6 +2857,9 @@ static PyMethodDef methods[] = {
     {"gemm_many", py_gemm_many, METH_VARARGS,
      "gemm_many(tasks): C = op(A)·op(B) (+ beta·C) for each task (A, B, C[, beta]), the tasks "
      "shared by the calling thread and the pool's workers."},
+    {"depthwise2d", py_depthwise2d, METH_VARARGS,
+     "depthwise2d(mode, x, k, gy, out, sh, sw, dh, dw): depthwise 2-D convolution of a padded "
+     "(N, H, W, C) x with a (kh, kw, C) kernel: mode 0 out = y, 1 out = dL/dx, 2 out = dL/dk."},
     {"copy_into", py_copy_into, METH_VARARGS,
      "copy_into(dst, src): dst[...] = src (one shape and item size, any strides), its leading "
      "axis in runs on the pool's threads."},

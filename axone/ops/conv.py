@@ -744,8 +744,111 @@ def conv(inputs, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
         raise ValueError(f"conv: the input's spatial size {x.shape[1:1 + nd]} is smaller than the "
                          f"(dilated) kernel {tuple(eff)} with padding={padding!r}")
     args = (x, k) if bias is None else (x, k, M._t(bias, "conv"))
+    if groups > 1 and k.shape[-2] == 1:            # depthwise: one input channel a group
+        return Depthwise.apply(*args, strides=strides, dilation=dilation, pads=pads,
+                               relu=bool(relu))
     return Conv.apply(*args, strides=strides, dilation=dilation, pads=pads, groups=int(groups),
                       relu=bool(relu))
+
+
+class Depthwise(Function):
+    """Depthwise convolution (each input channel its own group of m filters), channels last:
+
+        y[n, i…, c·m + q] = Σ_a x[n, i·s + a·d…, c] · K[a…, c, q]  (+ b[c·m + q]; ReLU with relu)
+        dL/dx[n, i·s + a·d…, c] += Σ_q dL/dy[n, i…, c·m + q] · K[a…, c, q]
+        dL/dK[a…, c, q] = Σ_{n, i…} x[n, i·s + a·d…, c] · dL/dy[n, i…, c·m + q]
+        dL/db = Σ_{n, i…} dL/dy
+
+    over the kernel offsets a (the padded input's offset slices).  The kernel input is shaped as
+    the grouped convolution's, (k…, 1, C·m).  2-D with one filter a channel runs in the compiled
+    module when it is built (``depthwise2d``: loops along the contiguous channels, runs of
+    samples on the product pool's threads, the kernel gradient's run sums added in run order);
+    otherwise, and on a device, kh·kw whole-array multiply-adds, one per offset."""
+
+    relu = False
+    compiled = False
+
+    def forward(self, x, k, b=None):
+        self.xp = xp = array_module(x, k, b)
+        nd = k.ndim - 2
+        ksz = k.shape[:nd]
+        C = x.shape[-1]
+        m = k.shape[-1] // C
+        self.xshape = x.shape
+        if any(p != (0, 0) for p in self.pads):
+            xpd = _pad(x, self.pads) if xp is np else _pad_device(xp, x, self.pads)
+        else:
+            xpd = x
+        out = _out_shape(xpd.shape[1:1 + nd], ksz, self.strides, self.dilation)
+        self.out, self.m, self.ksz = out, m, ksz
+        kk = k.reshape(ksz + (C, m))
+        kern = _compiled.kernels("depthwise2d") if xp is np else None
+        n = x.shape[0]
+        if (kern is not None and nd == 2 and m == 1 and x.dtype in _FLOATS
+                and k.dtype == x.dtype and min(out) > 0):
+            self.compiled = True
+            self.xpd = xpd = np.ascontiguousarray(xpd)
+            self.kc = np.ascontiguousarray(kk[..., 0])
+            y = np.empty((n,) + tuple(out) + (C,), x.dtype)
+            kern.depthwise2d(0, xpd, self.kc, None, y, *self.strides, *self.dilation)
+        else:
+            self.xpd = xpd
+            y = xp.zeros((n,) + tuple(out) + (C, m), dtype=np.result_type(x.dtype, k.dtype))
+            for offs, sl in _offset_slices(ksz, self.strides, self.dilation, out):
+                y += xpd[(slice(None),) + sl][..., None] * kk[offs]
+            y = y.reshape((n,) + tuple(out) + (C * m,))
+        self.kk = kk
+        if b is not None:
+            if np.result_type(y.dtype, b.dtype) != y.dtype:
+                y = y + b
+            else:
+                y += b
+        if self.relu:
+            y = xp.maximum(y, 0) if xp is not np else np.maximum(y, 0, out=y)
+            self.y = y
+        return y
+
+    def _crop(self, gxp):
+        nd = len(self.out)
+        inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(self.pads, self.xshape[1:1 + nd]))
+        return gxp[(slice(None),) + inner]
+
+    def backward(self, gy):
+        xp, needs = self.xp, self.needs
+        if self.relu:
+            gy = gy * (self.y > 0)
+        C, m, ksz, out = self.xshape[-1], self.m, self.ksz, self.out
+        nd = len(out)
+        gx = gk = gb = None
+        if self.compiled:
+            kern = _compiled.kernels("depthwise2d")
+            g = np.ascontiguousarray(gy, dtype=self.xpd.dtype)
+            if needs[0]:
+                gxp = np.empty(self.xpd.shape, self.xpd.dtype)
+                kern.depthwise2d(1, None, self.kc, g, gxp, *self.strides, *self.dilation)
+                gx = self._crop(gxp)
+            if needs[1]:
+                gk = np.empty(ksz + (C,), self.xpd.dtype)
+                kern.depthwise2d(2, self.xpd, None, g, gk, *self.strides, *self.dilation)
+                gk = gk.reshape(ksz + (1, C))
+        else:
+            g5 = gy.reshape(gy.shape[:-1] + (C, m))
+            if needs[0]:
+                gxp = xp.zeros(self.xpd.shape, dtype=np.result_type(gy.dtype, self.kk.dtype))
+                for offs, sl in _offset_slices(ksz, self.strides, self.dilation, out):
+                    gxp[(slice(None),) + sl] += (g5 * self.kk[offs]).sum(axis=-1)
+                gx = self._crop(gxp)
+            if needs[1]:
+                axes = tuple(range(nd + 1))
+                parts = [(self.xpd[(slice(None),) + sl][..., None] * g5).sum(axis=axes)
+                         for _, sl in _offset_slices(ksz, self.strides, self.dilation, out)]
+                gk = xp.stack(parts).reshape(ksz + (1, C * m))
+        if len(needs) == 3 and needs[2]:
+            gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0)
+        self.xpd = self.kk = self.kc = None
+        if len(needs) == 3:
+            return gx, gk, gb
+        return gx, gk
 
 
 def conv2d(inputs, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1):

@@ -55,7 +55,6 @@ CONV_CASES = [
     ((5, 13, 13, 4), (3, 3, 4, 24), dict(strides=2, padding="same")),
     ((5, 13, 13, 4), (3, 3, 4, 24), dict(dilation_rate=2)),
     ((5, 12, 12, 8), (3, 3, 4, 24), dict(groups=2, padding="same")),
-    ((5, 9, 9, 6), (3, 3, 1, 6), dict(groups=6, strides=2)),                   # depthwise
     ((7, 20, 5), (3, 5, 24), dict(padding="causal", dilation_rate=2)),         # conv1d
     ((3, 6, 6, 6, 2), (3, 3, 3, 2, 20), dict(padding="same")),                 # conv3d
 ]

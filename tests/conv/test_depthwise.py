@@ -1,0 +1,126 @@
+"""The depthwise node (ops.conv with one input channel a group, ops.depthwise_conv): float64
+finite differences, the compiled 2-D kernel against the NumPy offset form, the same bits for any
+thread count (forward, input gradient; the kernel gradient's run sums to rounding), PyTorch's
+grouped convolution, and bad calls of the kernel refused."""
+import importlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from axone import Tensor, _native, ops
+from axone.autograd.gradcheck import check_gradients
+
+C = importlib.import_module("axone.ops.conv")
+compiled = pytest.mark.skipif(C._compiled.kernels("depthwise2d") is None, reason="not built")
+rng = np.random.default_rng(21)
+
+CASES = [((2, 7, 7, 3), (3, 3, 3, 1), dict(padding="same")),
+         ((2, 9, 9, 4), (3, 3, 4, 2), dict(strides=2)),                       # multiplier 2
+         ((2, 8, 8, 3), (3, 3, 3, 1), dict(dilation_rate=2, padding="same")),
+         ((2, 9, 9, 4), (5, 5, 4, 1), dict(strides=(2, 1), padding="same")),
+         ((1, 6, 6, 2), (6, 6, 2, 1), dict())]                               # one output
+
+
+@pytest.mark.parametrize("xs, ks, kw", CASES)
+@pytest.mark.parametrize("relu", [False, True])
+def test_depthwise_float64_gradients(xs, ks, kw, relu):
+    x = Tensor(rng.normal(size=xs), requires_grad=True)
+    k = Tensor(rng.normal(size=ks), requires_grad=True)
+    b = Tensor(rng.normal(size=ks[-2] * ks[-1]), requires_grad=True)
+
+    def f(x, k, b):
+        c, m = k.shape[-2], k.shape[-1]
+        return ops.conv(x, ops.reshape(k, k.shape[:-2] + (1, c * m)), b, groups=c, relu=relu, **kw)
+    assert type(f(x, k, b)._ctx).__name__ == "Depthwise"
+    res = check_gradients(f, x, k, b)
+    assert res.max_error < 1e-6, res
+
+
+@pytest.mark.parametrize("xs, ks, kw", CASES)
+def test_depthwise_equals_torch_grouped_convolution(xs, ks, kw):
+    x = rng.normal(size=xs).astype(np.float32)
+    k = rng.normal(size=ks).astype(np.float32)
+    gy_shape = ops.depthwise_conv(Tensor(x), Tensor(k), None, **kw).shape
+    gy = rng.normal(size=gy_shape).astype(np.float32)
+    xt, kt = Tensor(x, requires_grad=True), Tensor(k, requires_grad=True)
+    y = ops.depthwise_conv(xt, kt, None, **kw)
+    y.backward(gy)
+    c, m = ks[-2], ks[-1]
+    tx = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    tk = torch.tensor(k.transpose(2, 3, 0, 1).reshape(c * m, 1, ks[0], ks[1]), requires_grad=True)
+    strides = kw.get("strides", 1)
+    dil = kw.get("dilation_rate", 1)
+    pad = 0
+    if kw.get("padding") == "same":                 # pad as axone does, then a valid conv
+        xp = C._pad(x, C._pad_amounts(xs[1:3], ks[:2], C._tuple(strides, 2, "s", "t"),
+                                      C._tuple(dil, 2, "d", "t"), "same"))
+        tx = torch.tensor(xp.transpose(0, 3, 1, 2), requires_grad=True)
+    ty = F.conv2d(tx, tk, None, strides, pad, dil, groups=c)
+    ty.backward(torch.tensor(gy.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(y.data, ty.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-5, atol=1e-5)
+    gk = tk.grad.numpy().reshape(c, m, ks[0], ks[1]).transpose(2, 3, 0, 1)
+    np.testing.assert_allclose(kt.grad, gk, rtol=1e-4, atol=1e-4)
+    if kw.get("padding") != "same":
+        np.testing.assert_allclose(xt.grad, tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-5,
+                                   atol=1e-5)
+
+
+def _run(x, k, gy, **kw):
+    xt, kt = Tensor(x, requires_grad=True), Tensor(k, requires_grad=True)
+    y = ops.depthwise_conv(xt, kt, None, **kw)
+    y.backward(gy)
+    return y.data.copy(), xt.grad.copy(), kt.grad.copy()
+
+
+@compiled
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_compiled_kernel_equals_the_numpy_form_and_threads_give_the_same_bits(threads, monkeypatch):
+    x = rng.normal(size=(9, 14, 14, 24)).astype(np.float32)
+    k = rng.normal(size=(3, 3, 24, 1)).astype(np.float32)
+    gy = rng.normal(size=(9, 7, 7, 24)).astype(np.float32)
+    prev = _native.set_num_threads(1)
+    try:
+        one = _run(x, k, gy, strides=2, padding="same")
+        _native.set_num_threads(threads)
+        for _ in range(2):
+            got = _run(x, k, gy, strides=2, padding="same")
+            np.testing.assert_array_equal(got[0], one[0])
+            np.testing.assert_array_equal(got[1], one[1])
+            np.testing.assert_allclose(got[2], one[2], rtol=2e-5, atol=1e-4)   # run sums
+        again = _run(x, k, gy, strides=2, padding="same")
+        np.testing.assert_array_equal(again[2], got[2])                       # fixed threads
+    finally:
+        _native.set_num_threads(prev)
+    real = C._compiled.kernels
+    monkeypatch.setattr(C._compiled, "kernels", lambda n: None if n == "depthwise2d" else real(n))
+    plain = _run(x, k, gy, strides=2, padding="same")
+    for a, b in zip(one, plain):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-4)
+
+
+@compiled
+def test_depthwise_kernel_refuses_bad_calls():
+    kern = C._compiled.kernels("depthwise2d")
+    x = np.zeros((2, 5, 5, 3), np.float32)
+    k = np.zeros((3, 3, 3), np.float32)
+    y = np.zeros((2, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="mode 0, 1 or 2"):
+        kern.depthwise2d(3, x, k, None, y, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="mode 0, 1 or 2"):
+        kern.depthwise2d(0, x, k, None, y, 0, 1, 1, 1)
+    with pytest.raises(ValueError, match="has size 4 on axis 1"):
+        kern.depthwise2d(0, x, k, None, np.zeros((2, 4, 3, 3), np.float32), 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        kern.depthwise2d(0, x, np.zeros((7, 3, 3), np.float32), None, y, 1, 1, 1, 1)
+    with pytest.raises(TypeError):
+        kern.depthwise2d(0, x.astype(np.float64), k, None, y, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kern.depthwise2d(0, np.zeros((2, 5, 10, 3), np.float32)[:, :, ::2], k, None, y, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="size 4 on axis 2"):
+        kern.depthwise2d(0, x, np.zeros((3, 3, 4), np.float32), None, y, 1, 1, 1, 1)
+    ro = np.zeros((2, 3, 3, 3), np.float32)
+    ro.setflags(write=False)
+    with pytest.raises(ValueError, match="writable"):
+        kern.depthwise2d(0, x, k, None, ro, 1, 1, 1, 1)
