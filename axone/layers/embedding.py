@@ -86,9 +86,8 @@ class Embedding(Layer):
     def _indices(self, inputs):
         idx = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
         if idx.dtype.kind == "f":
-            xp = array_module(idx)
-            if idx.size and not xp.all(xp.mod(idx, 1) == 0):
-                bad = idx[xp.mod(idx, 1) != 0].reshape(-1)[0]
+            if idx.size and not (idx % 1 == 0).all():       # on the indices' device
+                bad = idx[idx % 1 != 0].reshape(-1)[0]
                 raise ValueError(f"Embedding {self.name!r}: expected integer indices, received "
                                  f"non-integer values of dtype {idx.dtype} (e.g. {bad})")
             idx = idx.astype(np.int64)
@@ -137,12 +136,11 @@ class Masking(Layer):
         self.mask_value = float(mask_value)
 
     def compute_mask(self, inputs, mask=None):
-        x = inputs.data
-        return array_module(x).any(x != self.mask_value, axis=-1)
+        # the array's own method: on the inputs' device (NumPy or CuPy)
+        return (inputs.data != self.mask_value).any(axis=-1)
 
     def call(self, inputs):
-        x = inputs.data
-        keep = array_module(x).any(x != self.mask_value, axis=-1, keepdims=True)
+        keep = (inputs.data != self.mask_value).any(axis=-1, keepdims=True)
         return inputs * keep.astype(inputs.dtype)
 
     def compute_output_shape(self, input_shape):
