@@ -946,3 +946,33 @@ def test_data_parallel_reductions_stage_device_buffers_through_the_host(gpu, fak
     np.testing.assert_array_equal(device[4], host[4])
     np.testing.assert_allclose(host[3], np.full((2, 3), 2 * 0.5 * 8 / 24), rtol=1e-6)
     assert device[5] == host[5]
+
+
+def test_fit_under_data_parallel_on_device(gpu, fake_dp):
+    """fit and evaluate under DataParallel (two ranks faked in one process, each holding the
+    same rows): the device model's reductions go through host copies and it trains as the CPU
+    one does under the same distribution."""
+    from axone import distribution
+
+    def make():
+        axone.utils.set_random_seed(0)
+        m = models.Sequential([layers.Input((4,)), layers.Dense(8), layers.BatchNormalization(),
+                               layers.Dense(3, activation="softmax")])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+        return m
+
+    x, y = _data()
+    dp = fake_dp()
+    distribution.set_distribution(dp)
+    try:
+        cpu_model, h_cpu, dev_model, h_dev = _fit_both(gpu, make, x, y, epochs=2)
+        ev_cpu = cpu_model.evaluate(x, y, verbose=0)
+        with gpu():
+            ev_dev = dev_model.evaluate(x, y, verbose=0)
+    finally:
+        distribution.set_distribution(None)
+    _same_history(h_cpu, h_dev)
+    _same_weights(cpu_model, dev_model)
+    np.testing.assert_allclose(ev_dev, ev_cpu, rtol=1e-5)
+    assert {"Iallreduce", "Iallgather"} <= set(dp.comm.calls)
