@@ -2180,6 +2180,116 @@ done:
     return res;
 }
 
+/* ------------------------------------------------------------------ per-channel affine + clip */
+/* affine_clip(x, scale, shift, lo, hi, y): y = min(max(x·scale + shift, lo), hi) over rows of
+ * C channels (x, y (rows, C) C-contiguous, y may be x; scale, shift (C,) or None; lo, hi may be
+ * ±inf), the product, then the sum, then the two comparisons, as NumPy's x * s + b, maximum and
+ * minimum in turn (a NaN stays NaN): the same bits in one pass, runs of rows on the pool's
+ * threads.  BatchNormalization at inference (x·s + (β − μ·s)) and ReLU6 / clipped ReLUs. */
+typedef struct {
+    char code; const void *x, *sc, *sh; void *y; double lo, hi; Py_ssize_t rows, C;
+} AffPart;
+
+#define AFFINE(T_, SUF)                                                                         \
+WIDE static void affine_##SUF(const AffPart *p) {                                               \
+    const T_ *x = p->x, *sc = p->sc, *sh = p->sh; T_ *y = p->y;                                 \
+    const T_ lo = (T_)p->lo, hi = (T_)p->hi;                                                    \
+    const int clo = p->lo != -INFINITY, chi = p->hi != INFINITY;                                \
+    const Py_ssize_t C = p->C;                                                                  \
+    for (Py_ssize_t r = 0; r < p->rows; r++) {                                                  \
+        const T_ *restrict xr = x + r * C;                                                      \
+        T_ *restrict yr = y + r * C;                                                            \
+        for (Py_ssize_t c = 0; c < C; c++) {                                                    \
+            T_ v = xr[c];                                                                       \
+            if (sc) v = v * sc[c];                                                              \
+            if (sh) v = v + sh[c];                                                              \
+            if (clo) v = v < lo ? lo : v;                                                       \
+            if (chi) v = v > hi ? hi : v;                                                       \
+            yr[c] = v;                                                                          \
+        }                                                                                       \
+    }                                                                                           \
+}
+AFFINE(float, f)
+AFFINE(double, d)
+
+static void aff_part_fn(void *arg) {
+    const AffPart *p = (const AffPart *)arg;
+    if (p->code == 'f') affine_f(p); else affine_d(p);
+}
+
+#define AFF_PARTS 8
+#define AFF_PART_MIN ((Py_ssize_t)1 << 16)
+
+static PyObject *py_affine_clip(PyObject *self, PyObject *args) {
+    PyObject *ox, *osc, *osh, *oy;
+    double lo, hi;
+    if (!PyArg_ParseTuple(args, "OOOddO", &ox, &osc, &osh, &lo, &hi, &oy)) return NULL;
+    if (lo != lo || hi != hi || lo > hi) {
+        PyErr_Format(PyExc_ValueError, "affine_clip: expected lo <= hi (no NaN), received %g and %g",
+                     lo, hi);
+        return NULL;
+    }
+    Views vs = {.fn = "affine_clip", .n = 0};
+    void *x, *sc, *sh, *y;
+    char code = float_code(&vs, ox, "x");
+    if (!code) return NULL;
+    Py_ssize_t dx[2] = {-1, -1};
+    if (view(&vs, ox, "x", code, 2, dx, 0, 0, &x) < 0) goto fail;
+    Py_ssize_t dc[1] = {dx[1]}, dc2[1] = {dx[1]}, dy[2] = {dx[0], dx[1]};
+    if (view(&vs, osc, "scale", code, 1, dc, 1, 0, &sc) < 0
+        || view(&vs, osh, "shift", code, 1, dc2, 1, 0, &sh) < 0)
+        goto fail;
+    if (oy == ox) {
+        y = x;
+        if (vs.v[0].readonly) {
+            PyErr_SetString(PyExc_ValueError, "affine_clip: y is written and must be writable, "
+                            "received a read-only array");
+            goto fail;
+        }
+        vs.written[0] = 1;                /* x is y: scale and shift must not share its memory */
+        if (distinct(&vs) < 0) goto fail;
+    } else if (view(&vs, oy, "y", code, 2, dy, 0, 1, &y) < 0 || distinct(&vs) < 0) {
+        goto fail;
+    }
+    AffPart base = {.code = code, .x = x, .sc = sc, .sh = sh, .y = y, .lo = lo, .hi = hi,
+                    .rows = dx[0], .C = dx[1]};
+    Py_ssize_t k = num_threads < AFF_PARTS ? num_threads : AFF_PARTS;
+    if (k > dx[0]) k = dx[0];
+    if (k > dx[0] * dx[1] / AFF_PART_MIN) k = dx[0] * dx[1] / AFF_PART_MIN;
+    Py_BEGIN_ALLOW_THREADS
+    if (k < 2) {
+        aff_part_fn(&base);
+    } else {
+        AffPart parts[AFF_PARTS];
+        PoolTask tasks[AFF_PARTS];
+        Py_ssize_t per = (dx[0] + k - 1) / k, n = 0, it = code == 'f' ? 4 : 8;
+        for (Py_ssize_t lo_ = 0; lo_ < dx[0]; lo_ += per, n++) {
+            Py_ssize_t hi_ = lo_ + per < dx[0] ? lo_ + per : dx[0];
+            parts[n] = base;
+            parts[n].rows = hi_ - lo_;
+            parts[n].x = (const char *)x + lo_ * dx[1] * it;
+            parts[n].y = (char *)y + lo_ * dx[1] * it;
+            tasks[n].fn = aff_part_fn;
+            tasks[n].arg = parts + n;
+        }
+#ifdef AXONE_THREADS
+        if (pthread_mutex_trylock(&pool_use) == 0) {
+            pool_run(tasks, n);
+            pthread_mutex_unlock(&pool_use);
+        } else
+#endif
+        {
+            for (Py_ssize_t i = 0; i < n; i++) aff_part_fn(parts + i);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ depthwise 2-D convolution */
 /* Depthwise convolution of a padded channels-last x (N, H, W, C) with k (kh, kw, C), one filter
  * a channel (depth multiplier 1), strides sh, sw and dilations dh, dw, output y (N, OH, OW, C):
@@ -2857,6 +2967,9 @@ static PyMethodDef methods[] = {
     {"gemm_many", py_gemm_many, METH_VARARGS,
      "gemm_many(tasks): C = op(A)·op(B) (+ beta·C) for each task (A, B, C[, beta]), the tasks "
      "shared by the calling thread and the pool's workers."},
+    {"affine_clip", py_affine_clip, METH_VARARGS,
+     "affine_clip(x, scale, shift, lo, hi, y): y = min(max(x*scale + shift, lo), hi) over rows of "
+     "channels (scale, shift may be None; y may be x), runs of rows on the pool's threads."},
     {"depthwise2d", py_depthwise2d, METH_VARARGS,
      "depthwise2d(mode, x, k, gy, out, sh, sw, dh, dw): depthwise 2-D convolution of a padded "
      "(N, H, W, C) x with a (kh, kw, C) kernel: mode 0 out = y, 1 out = dL/dx, 2 out = dL/dk."},

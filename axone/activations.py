@@ -28,6 +28,11 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     """max(x, 0), with Keras's optional negative slope, ceiling and threshold."""
     if negative_slope == 0.0 and max_value is None and threshold == 0.0:
         return ops.relu(x)
+    if negative_slope == 0.0 and threshold == 0.0:
+        # Keras: relu6 for a ceiling of 6, else relu then clip (one node each, no where)
+        if max_value == 6:
+            return ops.relu6(x)
+        return ops.clip(ops.relu(x), None, max_value)
     x = ops.convert_to_tensor(x)
     pos = ops.where(x.data > threshold, x, ops.zeros_like(x) if not negative_slope
                     else negative_slope * (x - threshold))

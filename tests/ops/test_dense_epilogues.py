@@ -308,3 +308,51 @@ def test_dense_epilogues_across_threads_give_the_same_bits(threads, shape):
                 np.testing.assert_array_equal(a, r)
     finally:
         _native.set_num_threads(prev)
+
+
+@pytest.mark.skipif(NN._compiled.kernels("affine_clip") is None, reason="not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_affine_clip_is_numpys_scale_shift_and_clip_bitwise(dtype, threads):
+    """y = min(max(x·s + b, lo), hi) in one pass (runs of rows on the pool): NumPy's x * s + b,
+    maximum, minimum, NaN and infinities included; ReLU6 and BatchNormalization at inference
+    through it give the NumPy forms' bits."""
+    from axone import _native
+    from axone.ops import normalization as NO
+    k = NN._compiled.kernels("affine_clip")
+    r = np.random.default_rng(14)
+    x = (r.normal(size=(3000, 24)) * 8).astype(dtype)
+    x[5, 3], x[7, 1], x[9, 2] = np.nan, np.inf, -np.inf
+    s, b = r.normal(size=24).astype(dtype), r.normal(size=24).astype(dtype)
+    prev = _native.set_num_threads(threads)
+    try:
+        y = np.empty_like(x)
+        k.affine_clip(x, s, b, 0.0, 6.0, y)
+        np.testing.assert_array_equal(y, np.minimum(np.maximum(x * s + b, 0), 6))
+        k.affine_clip(x, None, None, -np.inf, np.inf, y)
+        np.testing.assert_array_equal(y, x)
+        z = x.copy()
+        k.affine_clip(z, s, None, -1.0, np.inf, z)                      # in place
+        np.testing.assert_array_equal(z, np.maximum(x * s, -1.0))
+        t = Tensor(x, requires_grad=True)
+        r6 = ops.relu6(t)
+        np.testing.assert_array_equal(r6.data, np.minimum(np.maximum(x, 0), 6))
+        mean, var = r.normal(size=24).astype(dtype), r.random(24).astype(dtype) + 0.5
+        gam, bet = Tensor(s, requires_grad=True), Tensor(b, requires_grad=True)
+        yb, _, _ = NO.batch_normalization(t, gam, bet, epsilon=1e-3, mean=mean, variance=var)
+        inv = (1.0 / np.sqrt(var + 1e-3)).astype(dtype)
+        sc = s * inv
+        np.testing.assert_array_equal(yb.data, x * sc + (b - mean * sc))
+        g = r.normal(size=x.shape).astype(dtype)
+        yb.backward(g)
+        ok = np.isfinite(x).all(axis=1)
+        np.testing.assert_allclose(t.grad[ok], (g * sc)[ok], rtol=1e-6)
+        np.testing.assert_allclose(bet.grad, g.sum(axis=0), rtol=1e-5)
+    finally:
+        _native.set_num_threads(prev)
+    with pytest.raises(ValueError, match="lo <= hi"):
+        k.affine_clip(x, None, None, 1.0, 0.0, y)
+    with pytest.raises(ValueError, match="share memory"):
+        k.affine_clip(x, x[0], None, 0.0, 1.0, x)
+    with pytest.raises(ValueError, match="size 5 on axis 0"):
+        k.affine_clip(x, s[:5], None, 0.0, 1.0, y)
