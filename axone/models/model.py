@@ -208,16 +208,30 @@ class Model(Trainer, Layer):
 
     def _plan(self):
         """The recorded layer calls as flat tuples (made once per graph): layer, the key of its
-        single input (or None), node, call kwargs, the key of its single output (or None)."""
+        single input (or None), node, call kwargs, the key of its single output (or None), and
+        the keys of the values no later call reads (dropped after this one, so that a forward
+        pass without a graph holds only the live activations, not all of them)."""
         cached = getattr(self, "_plan_cache", None)
         if cached is not None and cached[0] is self._nodes:
             return cached[1]
+        last = {}
+        for i, node in enumerate(self._nodes):
+            reads = list(node.flat_inputs) + [t for v in node.call_kwargs.values()
+                                              for t in _flatten(v) if isinstance(t, KerasTensor)]
+            for t in reads:
+                last[id(t)] = i
+        keep = {id(o) for o in self._outputs}
+        drops = [[] for _ in self._nodes]
+        for key, i in last.items():
+            if key not in keep:
+                drops[i].append(key)
         plan = []
-        for node in self._nodes:
+        for node, drop in zip(self._nodes, drops):
             single_in = len(node.flat_inputs) == 1 and not isinstance(node.inputs, (list, tuple))
             plan.append((node.layer, id(node.flat_inputs[0]) if single_in else None, node,
                          node.call_kwargs if not node.kw_symbolic else None,
-                         id(node.flat_outputs[0]) if len(node.flat_outputs) == 1 else None))
+                         id(node.flat_outputs[0]) if len(node.flat_outputs) == 1 else None,
+                         tuple(drop)))
         self._plan_cache = (self._nodes, plan)
         return plan
 
@@ -226,7 +240,7 @@ class Model(Trainer, Layer):
         values = {}
         for kt, x in zip(self._inputs, xs):
             values[id(kt)] = x
-        for layer, in_key, node, kwargs, out_key in self._plan():
+        for layer, in_key, node, kwargs, out_key, drop in self._plan():
             if in_key is not None:
                 args = values[in_key]
             else:
@@ -241,6 +255,8 @@ class Model(Trainer, Layer):
             else:
                 for kt, o in zip(node.flat_outputs, _flatten(out)):
                     values[id(kt)] = o
+            for key in drop:
+                values.pop(key, None)
         return [values[id(o)] for o in self._outputs]
 
     def call(self, inputs, training=None):
