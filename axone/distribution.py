@@ -42,6 +42,7 @@ MPI comes from ``mpi4py`` (optional extra ``axone[mpi]``, with an MPI library su
 """
 import functools
 import hashlib
+import itertools
 import os
 import threading
 import time
@@ -56,6 +57,7 @@ _INSTALL_HINT = ("axone's data-parallel training runs on MPI through mpi4py, whi
                  "installed: pip install 'axone[mpi]' (mpi4py and the mpich wheel), then start "
                  "the script with `mpiexec -n N python script.py`")
 _DEFAULT_TIMEOUT = 600.0
+_DEFAULT_BUCKET_BYTES = 1 << 20     # the overlapped all-reduce's bucket size (see DataParallel)
 _current = None
 
 
@@ -221,7 +223,8 @@ class DataParallel:
         timeout: seconds any collective call may wait (``AXONE_COLLECTIVE_TIMEOUT``, 600).
     """
 
-    def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True, timeout=None):
+    def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True, timeout=None,
+                 overlap_allreduce=False, bucket_bytes=_DEFAULT_BUCKET_BYTES):
         if device_mesh is not None and devices is not None:
             raise ValueError("DataParallel: give device_mesh or devices, not both")
         self.comm = _comm()
@@ -248,7 +251,19 @@ class DataParallel:
             raise ValueError(f"DataParallel: timeout must be a positive number of seconds, "
                              f"received {timeout!r}")
         self.timeout = float(timeout)
+        if not isinstance(overlap_allreduce, (bool, np.bool_)):
+            raise TypeError(f"DataParallel: overlap_allreduce must be True or False, received "
+                            f"{overlap_allreduce!r}")
+        if isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, (int, np.integer)) \
+                or bucket_bytes < 1:
+            raise ValueError(f"DataParallel: bucket_bytes must be a positive integer (bytes of "
+                             f"gradients per all-reduce bucket), received {bucket_bytes!r}")
+        self.overlap_allreduce = bool(overlap_allreduce)
+        self.bucket_bytes = int(bucket_bytes)
         self.global_rows = None         # rows of the global batch being processed
+        self._plan = None               # the buckets of the flat gradient buffer (_BucketPlan)
+        self._pending = None            # the bucketed all-reduce of the step in flight
+        self.last_overlap = None        # the last bucketed step: buckets, and when they began
 
     @property
     def num_model_replicas(self):
@@ -269,7 +284,15 @@ class DataParallel:
         spent testing it in a tight loop (a sleep between tests would add its length to every
         round of the all-reduce); a longer wait (a peer far behind, or gone) then tests it
         every millisecond until the deadline."""
-        test = req.Test
+        self._wait_for(req.Test, what)
+
+    def _wait_all(self, reqs, what):
+        """Wait for every request of ``reqs`` (as :meth:`_wait`, one deadline for all)."""
+        if reqs:
+            testall = _mpi().Request.Testall
+            self._wait_for(lambda: testall(reqs), what)
+
+    def _wait_for(self, test, what):
         if test():
             return
         start = time.monotonic()
@@ -320,9 +343,11 @@ class DataParallel:
     def gather_batches(self, parts, global_rows):
         """The whole outputs of a sharded pass: ``parts`` are this rank's outputs of each batch
         (its contiguous part of ``global_rows[i]`` rows), gathered from every rank and put back
-        in batch order."""
+        in batch order.  A step of a PyDataset sharded by index (a ``_Rows``, with each rank's
+        rows) puts its ranks' batches in rank order: the dataset's index order."""
         local = np.concatenate(parts, axis=0)
-        split = [_split(m, self.size) for m in global_rows]
+        split = [list(m.parts) if isinstance(m, _Rows) else _split(m, self.size)
+                 for m in global_rows]
         totals = [sum(s[r] for s in split) for r in range(self.size)]
         every = self.gather_rows(local, totals)
         starts = np.concatenate([[0], np.cumsum(totals)[:-1]]).astype(int).tolist()
@@ -376,15 +401,101 @@ class DataParallel:
                 f"weights before fit")
 
     def shard(self, adapter):
-        return adapter if adapter is None else _ShardedAdapter(adapter, self)
+        """``adapter`` giving this rank's part of every global step: a PyDataset's adapter
+        sharded by index (:meth:`shard_by_index`; already so when it was read from), anything
+        else a ``_ShardedAdapter``."""
+        if adapter is None or isinstance(adapter, _IndexShardedPyDataset):
+            return adapter
+        sharded = self.shard_by_index(adapter)
+        return sharded if sharded is not adapter else _ShardedAdapter(adapter, self)
 
-    def reduce_gradients(self, grads, local_rows):
+    def shard_by_index(self, adapter):
+        """A PyDataset's adapter (``auto_shard_dataset=True``) as one that reads only this
+        rank's indices (see the module doc); any other adapter as it is.  Called before the
+        adapter reads its first batch, so a rank never reads another rank's index."""
+        from .models.data_adapters import PyDatasetAdapter
+        if not self.auto_shard_dataset or type(adapter) is not PyDatasetAdapter \
+                or adapter._peeked or adapter._it is not None:
+            return adapter
+        return _IndexShardedPyDataset(adapter, self)
+
+    def check_step_rows(self, name):
+        """Raise (on every rank together) when the global step has a rank without rows, which
+        an overridden ``train_step`` / ``test_step`` cannot run."""
+        m = self.global_rows
+        if m is None:
+            return
+        if isinstance(m, _Rows):
+            if min(m.parts) > 0:
+                return
+            raise ValueError(
+                f"{name}: under DataParallel every process needs a batch at every step when "
+                f"{name} is overridden; at this step the processes' batches have "
+                f"{list(m.parts)} rows (rank order; a PyDataset sharded by index whose length "
+                f"is not a multiple of {self.size} leaves some ranks without a last batch). Give the PyDataset a number of batches that is a "
+                f"multiple of {self.size}, or use DataParallel(auto_shard_dataset=False)")
+        if m < self.size:
+            raise ValueError(
+                f"{name}: under DataParallel every batch needs at least one row per process "
+                f"({self.size}) when {name} is overridden; received a batch of {m} row(s). "
+                f"Choose a batch size that leaves no last batch smaller than {self.size}")
+
+    def _scale(self, local_rows):
+        """This rank's weight in the gradient sum: its share of the global batch's rows."""
+        total = self.global_rows or local_rows * self.size
+        return None if local_rows == total else local_rows / total
+
+    def _bucket_plan(self, buffer):
+        """The buckets of a model's flat gradient buffer (``_buffer``: vars, params, grads,
+        segments), made once per buffer; None when the buffer is not a host array."""
+        if len(buffer) < 4 or type(buffer[2]) is not np.ndarray:
+            return None
+        plan = self._plan
+        if plan is None or plan.grads is not buffer[2] or plan.vars != buffer[0]:
+            plan = self._plan = _BucketPlan(buffer[0], buffer[2], buffer[3], self.bucket_bytes)
+        return plan
+
+    def backward(self, root, buffer, local_rows):
+        """``root.backward()`` of the built-in ``train_step``.  With ``overlap_allreduce`` (and
+        a host buffer) the flat gradient buffer's buckets are all-reduced during the backward
+        pass: each bucket's ``Iallreduce`` starts once every weight in it has its final gradient
+        (in one fixed order on every rank, from the last weights to the first, since MPI
+        matches collectives by the order they are started), and the requests are tested after
+        every node so MPI moves them on; :meth:`reduce_gradients` then waits for them."""
+        plan = self._bucket_plan(buffer) if self.overlap_allreduce else None
+        if plan is None:
+            root.backward()
+            return
+        from .autograd.tensor import run_backward_reporting
+        step = _OverlapStep(self, plan, self._scale(local_rows))
+        d = root.data
+        self._pending = step
+        try:
+            run_backward_reporting(root, np.ones(d.shape, dtype=d.dtype), plan.watch,
+                                   step.final, step.poll)
+        except BaseException:
+            self._pending = None
+            raise
+
+    def reduce_gradients(self, grads, local_rows, buffer=None):
         """Sum the ranks' gradients in the flat buffer ``grads`` in place, each weighted by its
         share of the global batch (so the result is the gradient of the global batch's loss).
-        A device buffer is reduced in a host copy, written back to the device."""
-        total = self.global_rows or local_rows * self.size
-        if local_rows != total:
-            grads *= local_rows / total
+        With ``overlap_allreduce`` the buffer is reduced bucket by bucket: the buckets started
+        during :meth:`backward` are waited for, the others started first (a rank without rows
+        starts all of them, in the same order).  A device buffer is reduced whole in a host
+        copy, written back to the device."""
+        step, self._pending = self._pending, None
+        if step is None and self.overlap_allreduce and buffer is not None:
+            plan = self._bucket_plan(buffer)
+            if plan is not None and plan.grads is grads:
+                step = _OverlapStep(self, plan, self._scale(local_rows))
+                step.final(range(len(plan.vars)))
+        if step is not None:
+            step.finish()
+            return
+        scale = self._scale(local_rows)
+        if scale is not None:
+            grads *= scale
         if type(grads) is np.ndarray:
             self.allreduce(grads, "the gradient all-reduce")
             return
@@ -538,6 +649,95 @@ def reduces_gradients(apply):
     return run
 
 
+class _BucketPlan:
+    """A flat gradient buffer cut into buckets for the overlapped all-reduce: contiguous
+    ranges of whole weights of about ``bucket_bytes`` each, made from the last weight to the
+    first (the order in which a backward pass finishes them, and the order in which the
+    buckets are started on every rank)."""
+
+    def __init__(self, vars_, grads, segments, bucket_bytes):
+        self.vars, self.grads = list(vars_), grads
+        self.watch = {id(v): i for i, v in enumerate(self.vars)}
+        size = grads.itemsize
+        buckets, cur, nbytes = [], [], 0
+        for i in range(len(segments) - 1, -1, -1):
+            cur.append(i)
+            nbytes += (segments[i].stop - segments[i].start) * size
+            if nbytes >= bucket_bytes:
+                buckets.append(cur)
+                cur, nbytes = [], 0
+        if cur:
+            buckets.append(cur)
+        self.ranges = [(segments[b[-1]].start, segments[b[0]].stop) for b in buckets]
+        self.bucket_of = [0] * len(self.vars)
+        for j, b in enumerate(buckets):
+            for i in b:
+                self.bucket_of[i] = j
+        self.sizes = [len(b) for b in buckets]
+
+
+class _OverlapStep:
+    """One step's bucketed all-reduce: buckets start as their weights' gradients become final
+    (and every bucket before them in the plan's order has started)."""
+
+    def __init__(self, dp, plan, scale):
+        self.dp, self.plan, self.scale = dp, plan, scale
+        self.left = list(plan.sizes)        # weights of each bucket not final yet
+        self.next = 0                       # the next bucket to start
+        self.open, self.reqs = [], []
+        self.nodes = 0                      # nodes of the backward walk run so far
+        self.started_at = []                # how many had run when each bucket started
+
+    def final(self, keys):
+        from .autograd.tensor import _FRESH
+        plan, left = self.plan, self.left
+        for i in keys:
+            if _FRESH:
+                v = plan.vars[i]
+                if id(v) in _FRESH:        # no gradient reached it: it is zero
+                    _FRESH.discard(id(v))
+                    if v.grad is not None:
+                        v.grad.fill(0)
+            left[plan.bucket_of[i]] -= 1
+        while self.next < len(left) and left[self.next] == 0:
+            self._start(self.next)
+            self.next += 1
+
+    def _start(self, j):
+        MPI = _mpi()
+        lo, hi = self.plan.ranges[j]
+        view = self.plan.grads[lo:hi]
+        if self.scale is not None:
+            view *= self.scale
+        req = self.dp.comm.Iallreduce(MPI.IN_PLACE, view, op=MPI.SUM)
+        self.reqs.append(req)
+        self.open.append(req)
+        self.started_at.append(self.nodes)
+
+    def poll(self):
+        self.nodes += 1
+        if self.open and _mpi().Request.Testall(self.open):
+            self.open = []
+
+    def finish(self):
+        while self.next < len(self.left):      # a walk that did not reach every weight
+            self._start(self.next)
+            self.next += 1
+        self.dp._wait_all(self.reqs, "the gradient all-reduce")
+        self.dp.last_overlap = {"buckets": len(self.left), "nodes": self.nodes,
+                                "started_at": self.started_at}
+
+
+class _Rows(int):
+    """The rows of a global step of a PyDataset sharded by index (an int: their sum), with
+    ``parts``: each rank's rows, in rank order."""
+
+    def __new__(cls, parts):
+        r = super().__new__(cls, sum(parts))
+        r.parts = tuple(parts)
+        return r
+
+
 def _slice_structure(x, lo, hi):
     if x is None:
         return None
@@ -597,6 +797,141 @@ class _ShardedAdapter:
             dp.global_rows = g
             yield step, (_slice_structure(x, lo, hi), _slice_structure(y, lo, hi),
                          _slice_structure(sw, lo, hi)), m
+
+
+class _IndexShardedPyDataset:
+    """A PyDataset read by index across the ranks: the epoch's order of batch indices (shuffled
+    from the shared generator, so the same on every rank) is cut into groups of N consecutive
+    indices; global step k is group k, and rank r reads only ``order[k*N + r]``.  A rank
+    without an index in a last incomplete group contributes zero rows to that step.  Each step
+    all-gathers the ranks' rows (``dp.global_rows``, a ``_Rows``): the gradients are weighted by
+    them and predict's outputs are put back in index order with them."""
+
+    prepared = False
+    batch_size = None
+
+    def __init__(self, inner, dp):
+        from .models.data_adapters import PyDataset
+        self.inner, self.dp = inner, dp
+        self.dataset, self.what, self.steps = inner.dataset, inner.what, inner.steps
+        self.ran_out = False
+        n = inner._known
+        if n is None and self.steps is None:
+            raise ValueError(
+                f"{self.what}: an endless PyDataset (num_batches None) sharded by index across "
+                f"{dp.size} processes needs steps (steps_per_epoch / steps) so that every rank "
+                f"runs the same number of steps")
+        if n is not None and n < dp.size:
+            raise ValueError(
+                f"{self.what}: a PyDataset sharded by index across {dp.size} processes needs at "
+                f"least {dp.size} batches (one per process), received one of {n}; use "
+                f"DataParallel(auto_shard_dataset=False) to give each process its own data")
+        self.n = n
+        self.groups = None if n is None else -(-n // dp.size)
+        ds = self.dataset
+        self._settings = ds._settings() if isinstance(ds, PyDataset) else (1, False, 10)
+        self._order = None      # the current pass's order of indices (None: not started)
+        self._pos = 0           # groups of the current pass taken
+        self._it = None         # this rank's batches of the current pass, from group _pos
+        self._peeked = []
+        self._fresh = False     # a pass begun by first_batch, for the first epoch
+        self._empty = None      # a batch of this rank's structure with 0 rows
+        self._pool = None
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["inner"], name)
+
+    @property
+    def num_batches(self):
+        return self.steps or self.groups
+
+    def _index(self, k):
+        """This rank's index of group ``k`` of the current pass (None: it has none)."""
+        i = k * self.dp.size + self.dp.rank
+        if self.n is None:
+            return i
+        if i >= self.n:
+            return None
+        return i if self._order is None else int(self._order[i])
+
+    def _new_pass(self):
+        from .models import data_adapters as da
+        inner = self.inner
+        self._order = None
+        if self.n is not None and inner.shuffle and inner.rng is not None:
+            self._order = inner.rng.permutation(self.n)
+        self._pos = 0
+        self._peeked = []
+        k = itertools.count() if self.groups is None else range(self.groups)
+        indices = (i for i in (self._index(g) for g in k) if i is not None)
+        workers, use_mp, qsize = self._settings
+        if workers <= 1:
+            self._it = (self.dataset[i] for i in indices)
+        else:
+            self._it = da._read_ahead(self.dataset, indices, workers, use_mp, qsize, self)
+
+    def _read(self):
+        if self._peeked:
+            return self._peeked.pop(0)
+        from .models.data_adapters import _standardize
+        return _standardize(next(self._it), self.what)
+
+    def first_batch(self):
+        """This rank's first batch of a new pass (kept for the first epoch), for building the
+        model."""
+        if not self._peeked:
+            self._new_pass()
+            self._fresh = True
+            self._peeked.append(self._read())
+        return self._peeked[0]
+
+    def _step(self, step):
+        """``(step, batch, None)`` of group ``self._pos``, after all-gathering the rows."""
+        dp = self.dp
+        if self._index(self._pos) is None:
+            data, m = self._empty, 0
+        else:
+            data = self._read()
+            m = int(_first_leaf(data[0]).shape[0])
+            if self._empty is None:
+                self._empty = tuple(_slice_structure(a, 0, 0) for a in data)
+        got = dp.allgather_bytes(np.array([m], dtype=np.int64).tobytes(),
+                                 "sharing the batches' rows")
+        dp.global_rows = _Rows([int(np.frombuffer(b, dtype=np.int64)[0]) for b in got])
+        self._pos += 1
+        return step, data, None
+
+    def epoch(self):
+        """Yield ``(step, (x, y, sw), None)`` for one epoch: one group of indices a step."""
+        self.dataset.on_epoch_begin()
+        try:
+            if self.steps is None:
+                if not self._fresh:
+                    self._new_pass()
+                self._fresh = False
+                for step in range(self.groups):
+                    yield self._step(step)
+                self._order = self._it = None
+                return
+            for step in range(self.steps):
+                if self.groups is not None and self._pos >= self.groups:
+                    from .models.data_adapters import _ran_out
+                    _ran_out(self.steps, step)
+                    self._it = None
+                    return
+                if self._it is None:
+                    self._new_pass()
+                self._fresh = False
+                yield self._step(step)
+            if self.groups is not None and self._pos >= self.groups:
+                self._it = None         # the pass ended with the epoch: the next starts one
+        finally:
+            self.dataset.on_epoch_end()
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 def set_distribution(value):

@@ -411,3 +411,64 @@ def run_backward(root, grad, retain_graph=False):
         if not retain_graph:
             state.clear()
             fn.inputs = None
+
+
+def run_backward_reporting(root, grad, watch, final, poll):
+    """``run_backward(root, grad)`` (the graph freed) that reports when leaves' gradients are
+    final, for work that can start on a gradient before the whole backward pass has run (the
+    data-parallel all-reduce of a bucket of weights, ``axone.distribution``).
+
+    ``watch`` maps ``id(leaf)`` to a key.  ``final(keys)`` is called with the keys of the
+    watched leaves whose gradient can no longer change: once before the walk for those no node
+    of the graph reads, then right after the last node that reads a leaf has run (a leaf is
+    final when every node that reads it is done); every watched leaf is reported exactly once.
+    ``poll()`` is called after every node.  The walk itself is ``run_backward``'s."""
+    fn0 = root._ctx
+    if fn0 is None:  # a leaf
+        _accumulate_leaf(root, grad)
+        final(list(watch.values()))
+        return
+    order = _toposort(fn0)
+    # the walk runs ``order`` backwards: a leaf's last reader is its first one in ``order``
+    first = {}
+    due = {}
+    for pos, fn in enumerate(order):
+        for t in fn.inputs:
+            if t._ctx is None:
+                i = id(t)
+                key = watch.get(i)
+                if key is not None and i not in first:
+                    first[i] = pos
+                    due.setdefault(pos, []).append(key)
+    unread = [k for i, k in watch.items() if i not in first]
+    if unread:
+        final(unread)
+    grads = {fn0: grad}
+    pop = grads.pop
+    get = grads.get
+    for pos in range(len(order) - 1, -1, -1):
+        fn = order[pos]
+        g = pop(fn, None)
+        inputs = fn.inputs
+        if inputs is None:
+            raise RuntimeError(_FREED)
+        if g is not None:
+            state = fn.__dict__
+            retained = state.get("retained")
+            if retained is not None:
+                _accumulate_leaf(retained, g)
+            for t, gi, need in zip(inputs, fn.backward(g), fn.needs):
+                if gi is None or not need:
+                    continue
+                ctx = t._ctx
+                if ctx is None:
+                    _accumulate_leaf(t, gi)
+                else:
+                    prev = get(ctx)
+                    grads[ctx] = gi if prev is None else prev + gi
+            state.clear()
+            fn.inputs = None
+        keys = due.get(pos)
+        if keys is not None:
+            final(keys)
+        poll()

@@ -774,12 +774,17 @@ class Trainer:
         if grads is not None:
             # the buffer counts as zero: backward writes each weight's first gradient over it
             mark_fresh_grads(vars_)
+        dp = self.__dict__.get("_dp")
         try:
             preds = self._forward(xs, training=True)
             total, per_output = self._compute_loss(ys, preds, sw)
             if total.requires_grad:
                 scale = self.optimizer.loss_scale_factor
-                (total if scale is None else total * scale).backward()
+                root = total if scale is None else total * scale
+                if dp is None:
+                    root.backward()
+                else:         # DataParallel: the all-reduce may start during the backward pass
+                    dp.backward(root, self._buffer, xs[0].shape[0] if xs else 0)
         except BaseException:
             if grads is not None:
                 finish_fresh_grads(vars_)
@@ -787,9 +792,8 @@ class Trainer:
             raise
         if grads is not None:
             finish_fresh_grads(vars_)
-            dp = self.__dict__.get("_dp")
             if dp is not None:
-                dp.reduce_gradients(grads, xs[0].shape[0] if xs else 0)
+                dp.reduce_gradients(grads, xs[0].shape[0] if xs else 0, self._buffer)
         if params is not None:
             self.optimizer.update_flat(params, grads, self._buffer[3], variables=vars_)
             if self._constrained:
@@ -802,7 +806,7 @@ class Trainer:
         vars_, params, grads = self._buffer[0], self._buffer[1], self._buffer[2]
         if grads is not None:
             grads.fill(0)
-            self._dp.reduce_gradients(grads, 0)
+            self._dp.reduce_gradients(grads, 0, self._buffer)
         if params is not None:
             self.optimizer.update_flat(params, grads, self._buffer[3], variables=vars_)
             if self._constrained:
@@ -1042,13 +1046,8 @@ class Trainer:
         state["_step_fresh"] = False         # zero_grad may mark the buffer (see zero_grad)
         data = data_adapters.pack_x_y_sample_weight(x, y, None if sw is None else Tensor(sw))
         dp = state.get("_dp")
-        if dp is not None and dp.global_rows is not None and dp.global_rows < dp.size:
-            # decided from the global batch, so every rank raises together
-            raise ValueError(
-                f"{name}: under DataParallel every batch needs at least one row per process "
-                f"({dp.size}) when {name} is overridden; received a batch of "
-                f"{dp.global_rows} row(s). Choose a batch size that leaves no last batch "
-                f"smaller than {dp.size}")
+        if dp is not None:     # decided from the global batch, so every rank raises together
+            dp.check_step_rows(name)
         try:
             if dp is not None:
                 with distribution_lib.step_scope(dp, xs[0].shape[0] if xs else 0):
@@ -1123,6 +1122,10 @@ class Trainer:
                 raise ValueError(f"{what}: batch_size must not be given when x is a dataset, a "
                                  f"generator or a PyDataset ({type(x).__name__}), which makes its "
                                  f"own batches; received batch_size={batch_size}")
+            dp = distribution_lib.active()
+            if dp is not None and what in ("fit", "evaluate", "predict") and not (
+                    what == "predict" and self._steps_overridden("predict_step")):
+                ad = dp.shard_by_index(ad)     # a PyDataset: each rank reads its own indices
             first = ad.first_batch()
             xs, ys, sw, n = self._prepare_batch(first, what)
             return ad, n

@@ -215,6 +215,162 @@ def threads(out, rank):
     return {"dp_threads": dp.threads}, []
 
 
+class _Batches(axone.utils.PyDataset):
+    """Iris in ``sizes`` batches of different sizes (``rows`` starts at ``start``); records
+    every ``__getitem__`` index with the epoch it came in, and the epoch hooks."""
+
+    def __init__(self, sizes, start=0):
+        super().__init__()
+        x, y = _iris()
+        ends = np.cumsum([0] + list(sizes)) + start
+        self.parts = [(x[a:b], y[a:b]) for a, b in zip(ends[:-1], ends[1:])]
+        self.calls, self.begun, self.ended = [], 0, 0
+
+    def __len__(self):
+        return len(self.parts)
+
+    def __getitem__(self, i):
+        self.calls.append([self.ended, int(i)])
+        return self.parts[i]
+
+    def on_epoch_begin(self):
+        self.begun += 1
+
+    def on_epoch_end(self):
+        self.ended += 1
+
+
+_SIZES = [10, 13, 16] * 3          # 9 batches (odd: the last step has one on rank 0 only)
+_VAL_SIZES = [7, 5, 9]             # 3 validation batches, from row 117
+
+
+class _Grouped(axone.utils.PyDataset):
+    """One process's equivalent of a PyDataset sharded by index: batch k of epoch e is the
+    concatenation of the ranks' batches of step k of epoch e (``groups[e][k]``: indices)."""
+
+    def __init__(self, base, groups):
+        super().__init__()
+        self.base, self.groups, self.epoch = base, groups, 0
+
+    def __len__(self):
+        return len(self.groups[0])
+
+    def __getitem__(self, k):
+        parts = [self.base.parts[i] for i in self.groups[self.epoch][k]]
+        return tuple(np.concatenate(p, axis=0) for p in zip(*parts))
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+
+def _calls(ds, since=0):
+    return [c for c in ds.calls[since:]]
+
+
+def pydataset(out, rank):
+    """PyDatasets sharded by index: fit (shuffled and in order, with a validation PyDataset),
+    evaluate and predict; each rank's reads recorded.  Also auto_shard_dataset=False (each
+    rank reads every index of its own dataset) and an overridden train_step refused on a
+    last step that leaves a rank without a batch."""
+    res, arrays_ = {}, []
+    for shuffle in (True, False):
+        axone.utils.set_random_seed(0)
+        ds, val = _Batches(_SIZES), _Batches(_VAL_SIZES, start=117)
+        model = _mlp()
+        h = model.fit(ds, epochs=3, shuffle=shuffle, validation_data=val, verbose=0)
+        key = "shuffled" if shuffle else "ordered"
+        res[key] = {"history": h.history, "calls": ds.calls, "val_calls": val.calls,
+                    "hooks": [ds.begun, ds.ended, val.begun, val.ended]}
+        arrays_ += model.get_weights()
+    ds = _Batches(_SIZES)
+    ev = model.evaluate(ds, verbose=0, return_dict=True)
+    res["evaluate"], res["evaluate_calls"] = ev, _calls(ds)
+    ds = _Batches(_SIZES)
+    pred = model.predict(ds, verbose=0)
+    res["predict_calls"] = _calls(ds)
+    arrays_.append(pred)
+    # each rank's input is its own shard: every rank reads every index of its own dataset
+    dp = axone.distribution.distribution()
+    own = axone.distribution.DataParallel(auto_shard_dataset=False)
+    axone.distribution.set_distribution(own)
+    try:
+        axone.utils.set_random_seed(0)
+        ds = _Batches([10, 10, 10], start=30 * rank)
+        model = _mlp()
+        model.fit(ds, epochs=1, shuffle=False, verbose=0)
+        res["own_calls"] = _calls(ds)
+        arrays_ += model.get_weights()
+    finally:
+        axone.distribution.set_distribution(dp)
+    m = _TapeStep()
+    m.compile(optimizer="adam", loss="categorical_crossentropy")
+    try:
+        m.fit(_Batches(_SIZES), epochs=1, verbose=0)
+        res["custom_error"] = None
+    except ValueError as e:
+        res["custom_error"] = str(e)
+    return res, arrays_
+
+
+def pydataset_reference(out, groups):
+    """The one-process run ``pydataset`` must equal: fit on the ranks' batches of each step
+    concatenated (``groups[key][e][k]``: the indices of step k of epoch e), then evaluate and
+    predict on the PyDataset itself."""
+    res, arrays_ = {}, []
+    for key in ("shuffled", "ordered"):
+        axone.utils.set_random_seed(0)
+        ds = _Grouped(_Batches(_SIZES), groups[key])
+        model = _mlp()
+        h = model.fit(ds, epochs=3, shuffle=False,
+                      validation_data=_Batches(_VAL_SIZES, start=117), verbose=0)
+        res[key] = {"history": h.history}
+        arrays_ += model.get_weights()
+    res["evaluate"] = model.evaluate(_Batches(_SIZES), verbose=0, return_dict=True)
+    arrays_.append(model.predict(_Batches(_SIZES), verbose=0))
+    return res, arrays_
+
+
+class _Unused(layers.Layer):
+    """A scale with a second weight that nothing reads (its gradient stays zero)."""
+
+    def build(self, input_shape):
+        self.s = self.add_weight(shape=(int(input_shape[-1]),), initializer="ones", name="s")
+        self.u = self.add_weight(shape=(3,), initializer="ones", name="u")
+
+    def call(self, x):
+        return x * self.s
+
+
+def overlap(out, rank):
+    """The same training with the gradient all-reduce in one piece and bucketed during the
+    backward pass (small buckets: one or two weights each): the weights must be equal bit for
+    bit.  Arrays whose last batch has one row (rank 1 has none), BatchNormalization, Dropout,
+    an L2 penalty and a weight no node reads; then a PyDataset of an odd number of batches."""
+    x, y = _iris()
+    x, y = x[:141], y[:141]
+    dp = axone.distribution.distribution()
+    res, arrays_ = {}, []
+    for on in (False, True):
+        mine = axone.distribution.DataParallel(overlap_allreduce=on, bucket_bytes=64)
+        axone.distribution.set_distribution(mine)
+        try:
+            axone.utils.set_random_seed(0)
+            model = axone.Sequential([
+                layers.Input((4,)), _Unused(),
+                layers.Dense(16, activation="relu", kernel_regularizer="l2"),
+                layers.BatchNormalization(), layers.Dropout(0.2),
+                layers.Dense(8, activation="relu"), layers.Dense(3, activation="softmax")])
+            model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+            h = model.fit(x, y, epochs=3, batch_size=20, verbose=0)
+            h2 = model.fit(_Batches(_SIZES), epochs=2, verbose=0)
+            res["on" if on else "off"] = {"history": h.history, "history2": h2.history,
+                                          "last": mine.last_overlap}
+            arrays_ += model.get_weights()
+        finally:
+            axone.distribution.set_distribution(dp)
+    return res, arrays_
+
+
 def run(name, out, mode):
     axone.utils.set_random_seed(0)
     rank = 0

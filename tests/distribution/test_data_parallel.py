@@ -52,7 +52,8 @@ def _load(out, name, mode, rank):
     return res, [npz[f"arr_{i}"] for i in range(len(npz.files))]
 
 
-MAIN = ["arrays", "generator", "batchnorm", "chief_files", "differ", "custom_step", "sync_bn", "backup"]
+MAIN = ["arrays", "generator", "batchnorm", "chief_files", "differ", "custom_step", "sync_bn", "backup",
+        "pydataset", "overlap"]
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +118,128 @@ def test_batchnorm_per_replica_statistics_then_averaged(two_ranks, one_process):
     assert r0["history"] == r1["history"]
     assert not np.allclose(w0[0], ref_w[0], rtol=1e-6, atol=0)      # really per replica
     np.testing.assert_allclose(w0[4], ref_w[4], atol=0.05)         # moving means: close
+
+
+def _epochs(calls, epochs):
+    return [[i for e, i in calls if e == k] for k in range(epochs)]
+
+
+@needs_mpi
+def test_pydataset_sharded_by_index_equals_one_process(two_ranks, tmp_path):
+    """Two ranks reading their own indices of a PyDataset (batches of different sizes, an odd
+    number of them) train as one process whose batch k is the ranks' batches of step k put
+    together, shuffled or not; evaluate and predict give the one-process results."""
+    out2, _ = two_ranks
+    r0, w0 = _load(out2, "pydataset", "dp", 0)
+    r1, w1 = _load(out2, "pydataset", "dp", 1)
+    for a, b in zip(w0, w1):
+        assert np.array_equal(a, b)
+    groups = {}
+    for key in ("shuffled", "ordered"):
+        assert r0[key]["history"] == r1[key]["history"]
+        e0, e1 = _epochs(r0[key]["calls"], 3), _epochs(r1[key]["calls"], 3)
+        groups[key] = [[[a] + ([b[k]] if k < len(b) else []) for k, a in enumerate(a_)]
+                       for a_, b in zip(e0, e1)]
+    assert r0["evaluate"] == r1["evaluate"]
+    ref, ref_w = _scenarios().pydataset_reference(str(tmp_path), groups)
+    n = len(ref_w)
+    assert len(w0) == n + 4            # then the auto_shard_dataset=False model's weights
+    for i, (a, b) in enumerate(zip(w0[:n], ref_w)):
+        _close(a, b, f"pydataset: array {i}")
+    assert w0[n - 1].shape == (117, 3)     # predict: every batch's rows, in index order
+    for key in ("shuffled", "ordered"):
+        h, hr = r0[key]["history"], ref[key]["history"]
+        assert sorted(h) == sorted(hr) and "val_loss" in h
+        for k in hr:
+            _close(h[k], hr[k], f"pydataset {key}: history {k}")
+    for k in ref["evaluate"]:
+        _close(r0["evaluate"][k], ref["evaluate"][k], f"pydataset evaluate {k}")
+
+
+@needs_mpi
+def test_pydataset_each_rank_reads_only_its_indices(two_ranks):
+    """Rank r reads order[k*2 + r] of each epoch's order of batch indices (one order on both
+    ranks: together they read every index once); the epoch hooks run on both ranks."""
+    out2, _ = two_ranks
+    r = [_load(out2, "pydataset", "dp", rank)[0] for rank in (0, 1)]
+    for key in ("shuffled", "ordered"):
+        e0, e1 = (_epochs(x[key]["calls"], 3) for x in r)
+        for a, b in zip(e0, e1):
+            assert len(a) == 5 and len(b) == 4          # 9 batches: steps of (2, 2, 2, 2, 1)
+            assert sorted(a + b) == list(range(9))
+        if key == "ordered":
+            assert e0 == [[0, 2, 4, 6, 8]] * 3 and e1 == [[1, 3, 5, 7]] * 3
+        else:
+            assert any(a != [0, 2, 4, 6, 8] for a in e0) and e0[0] != e0[1]
+        assert _epochs(r[0][key]["val_calls"], 3) == [[0, 2]] * 3
+        assert _epochs(r[1][key]["val_calls"], 3) == [[1]] * 3
+        for x in r:
+            assert x[key]["hooks"] == [3, 3, 3, 3]
+    for x, mine in zip(r, ([0, 2, 4, 6, 8], [1, 3, 5, 7])):
+        assert [i for _, i in x["evaluate_calls"]] == mine
+        assert [i for _, i in x["predict_calls"]] == mine
+        # auto_shard_dataset=False: each rank's PyDataset is its own shard, read whole
+        assert [i for _, i in x["own_calls"]] == [0, 1, 2]
+        # an overridden train_step cannot run a step that leaves a rank without a batch
+        assert "[10, 0] rows" in x["custom_error"] and "auto_shard_dataset=False" in \
+            x["custom_error"]
+
+
+@needs_mpi
+def test_overlapped_allreduce_is_bitwise_the_single_allreduce(two_ranks):
+    out2, _ = two_ranks
+    for rank in (0, 1):
+        r, w = _load(out2, "overlap", "dp", rank)
+        half = len(w) // 2
+        assert half == 12
+        for i, (a, b) in enumerate(zip(w[:half], w[half:])):
+            assert np.array_equal(a, b), f"rank {rank}: array {i}"
+        assert r["on"]["history"] == r["off"]["history"]
+        assert r["on"]["history2"] == r["off"]["history2"]
+        assert r["off"]["last"] is None
+    r0, w0 = _load(out2, "overlap", "dp", 0)
+    _, w1 = _load(out2, "overlap", "dp", 1)
+    for a, b in zip(w0, w1):
+        assert np.array_equal(a, b)
+    last = r0["on"]["last"]            # rank 0's last step had a batch: buckets began early
+    assert last["buckets"] >= 5 and last["nodes"] > 0
+    assert last["started_at"] == sorted(last["started_at"])
+    assert last["started_at"][0] < last["nodes"] - 1
+
+
+def test_backward_reports_each_leaf_once_its_gradient_is_final():
+    from axone.autograd.tensor import run_backward_reporting
+    rng = np.random.default_rng(0)
+    w1, w2, b, unused = (axone.Variable(rng.standard_normal(s).astype(np.float32))
+                         for s in ((4, 5), (5, 3), (3,), (2,)))
+    x = axone.Tensor(rng.standard_normal((6, 4)).astype(np.float32))
+
+    def loss():
+        h = axone.ops.relu(axone.ops.matmul(x, w1))
+        return axone.ops.sum(axone.ops.matmul(h, w2) + b) + axone.ops.sum(w1 * w1)
+    loss().backward()
+    want = {k: v.grad.copy() for k, v in (("w1", w1), ("w2", w2), ("b", b))}
+    for v in (w1, w2, b, unused):
+        v.grad = None
+    seen, polls = [], []
+
+    def final(keys):
+        for k in keys:
+            v = {"w1": w1, "w2": w2, "b": b, "unused": unused}[k]
+            seen.append((k, len(polls), None if v.grad is None else v.grad.copy()))
+    root = loss()
+    run_backward_reporting(root, np.ones((), np.float32),
+                           {id(w1): "w1", id(w2): "w2", id(b): "b", id(unused): "unused"},
+                           final, lambda: polls.append(1))
+    assert sorted(k for k, _, _ in seen) == ["b", "unused", "w1", "w2"]
+    assert seen[0][:2] == ("unused", 0) and seen[0][2] is None
+    for k, _, g in seen[1:]:          # the gradient reported is already the final one
+        assert np.array_equal(g, want[k]) and np.array_equal(g, {"w1": w1, "w2": w2,
+                                                                  "b": b}[k].grad)
+    at = {k: n for k, n, _ in seen}
+    assert at["b"] < at["w1"] and at["w2"] < at["w1"] and at["w1"] == len(polls) - 1
+    with pytest.raises(RuntimeError, match="a second time"):
+        run_backward_reporting(root, np.ones((), np.float32), {}, final, lambda: None)
 
 
 @needs_mpi
@@ -247,6 +370,11 @@ def test_keras_names_and_bad_input():
         distribution.DataParallel(device_mesh="batch")
     with pytest.raises(ValueError, match="timeout"):
         distribution.DataParallel(timeout=0)
+    with pytest.raises(TypeError, match="overlap_allreduce must be True or False"):
+        distribution.DataParallel(overlap_allreduce="yes")
+    with pytest.raises(ValueError, match="bucket_bytes must be a positive integer.*0"):
+        distribution.DataParallel(bucket_bytes=0)
+    assert distribution.DataParallel().overlap_allreduce is False
     with pytest.raises(ValueError, match="expected a DataParallel or None"):
         distribution.set_distribution("data_parallel")
     with pytest.raises(NotImplementedError, match="ModelParallel"):
