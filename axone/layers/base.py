@@ -628,6 +628,17 @@ class Layer:
                         t._keras_mask = m
         return y
 
+    def _infer(self, x):
+        """This layer's output array on the input array ``x`` at inference, for a prediction's
+        array plan (models/_inference.py): its ordinary call."""
+        y = self(Tensor(x), training=False)
+        if type(y) is not Tensor:
+            y = _flatten(y)[0]
+        if getattr(y, "_keras_mask", None) is not None:
+            from ..models._inference import NeedsGraph
+            raise NeedsGraph(self.name)
+        return y.data
+
     def _symbolic_call(self, inputs, *args, training=None, **kwargs):
         if self.input_spec is not None:
             assert_input_compatibility(self.input_spec, inputs, self.name)

@@ -6,12 +6,14 @@ import numpy as np
 
 from .. import activations, backend, constraints, initializers, ops, regularizers
 from .. import object_registration as _registry
-from ..autograd.function import no_grad
+from ..autograd.function import _new, no_grad
 from ..autograd.tensor import Tensor
 from ..config import standardize_data_format
 from ..ops import nn as _nn
-from .base import KerasTensor, Layer, _map, _map_shapes, unique_name
+from .base import KerasTensor, Layer, _map, _map_shapes, _np_dtype, unique_name
 from .input_spec import InputSpec
+
+_NO_NEEDS = (False, False, False)
 
 __all__ = ["InputLayer", "Input", "Dense", "Activation", "Dropout", "Flatten", "Reshape",
            "Lambda", "InputSpec"]
@@ -202,6 +204,25 @@ class Dense(Layer):
         if not relu:
             y = self.activation(y)
         return y
+
+    def _infer(self, x):
+        """The layer at inference on an array (a prediction's array plan): its node's forward,
+        ``ops.nn.Dense.forward``, on the arrays themselves, then the activation; the general
+        call when the layer is not the plain one (a subclass's own call, LoRA, another dtype)."""
+        k = self._kernel.data
+        if (type(x) is not np.ndarray or self.lora_enabled or type(self).call is not Dense.call
+                or x.dtype != _np_dtype(self.dtype) or x.dtype != k.dtype or x.ndim < 1
+                or x.shape[-1] != k.shape[0]):
+            return Layer._infer(self, x)
+        act = self.activation
+        fn = _new(_nn.Dense)
+        fn.relu = relu = act is activations.relu
+        fn.needs = _NO_NEEDS
+        b = self.bias
+        y = fn.forward(x, k, None if b is None else b.data)
+        if relu or act is activations.linear:
+            return y
+        return act(Tensor(y)).data
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

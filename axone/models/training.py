@@ -31,7 +31,7 @@ from ..device import array_module, current_module, to_numpy
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers import base as layer_base
 from ..variables import _TRAINABLE_VERSION
-from . import data_adapters
+from . import _inference, data_adapters
 from .data import cast_inputs, check_finite, n_rows, to_array, to_arrays
 from .data_adapters import ArrayDataAdapter, _Batches
 
@@ -1474,6 +1474,14 @@ class Trainer:
         if x is None:
             raise ValueError("predict: no input data was given (x=None)")
         rows = None
+        sig = self.__dict__.get("_predict_sig")
+        if (sig is not None and type(x) is np.ndarray and not verbose and not callbacks
+                and steps is None and 0 < len(x) <= (batch_size or 32)
+                and sig == (x.dtype, x.shape[1:], layer_base._TRACKING[0], backend.floatx())):
+            # the input signature of the last one-batch call (an array of the dtype and row
+            # shape _prepare_x accepted, unchanged layers): only its values are left to check
+            check_finite([x], "x")
+            return self._predict_batch([x], len(x))
         x = data_adapters.host_arrays(x)
         if data_adapters.is_array_input(x) and not isinstance(x, data_adapters.PyDataset):
             xs = self._prepare_x(x)
@@ -1484,19 +1492,10 @@ class Trainer:
                 batch_size = int(math.ceil(n / steps)) if steps and n else 32
             if 0 < n <= batch_size and not verbose and not callbacks and steps is None \
                     and not self._steps_overridden("predict_step"):
-                # one batch, no callbacks, no progress bar: the forward pass and a copy of each
-                # output, as the batch loop below returns them, without its adapter and hooks.
-                # The penalty caches are refreshed when a layer or a trainable flag changed (a
-                # regularizer set later is read by fit's own refresh; activity terms of a call
-                # are cleared through _added_losses whatever the cache says)
-                key = (layer_base._TRACKING[0], _TRAINABLE_VERSION[0], self._nodes_key())
-                if self.__dict__.get("_predict_penalties") != key:
-                    self._refresh_penalties()
-                    self.__dict__["_predict_penalties"] = key
-                with no_grad(), self._blas_scope(n, n):
-                    out = self._output_structure(self._forward(xs, training=False))
-                flat, struct = _flatten_structure(out)
-                return _unflatten_structure(struct, [np.concatenate([p], axis=0) for p in flat])
+                if (self._is_graph and type(x) is np.ndarray and len(xs) == 1 and xs[0] is x):
+                    self.__dict__["_predict_sig"] = (x.dtype, x.shape[1:],
+                                                     layer_base._TRACKING[0], backend.floatx())
+                return self._predict_batch(xs, n)
             adapter = ArrayDataAdapter(xs, None, None, batch_size, steps=steps)
         else:
             adapter, n = self._adapter(x, None, None, None, batch_size, steps, False, "predict")
@@ -1549,6 +1548,34 @@ class Trainer:
         if counts is not None:
             return _unflatten_structure(first, [dp.gather_batches(o, counts) for o in outs])
         return _unflatten_structure(first, [np.concatenate(o, axis=0) for o in outs])
+
+    def _predict_batch(self, xs, n):
+        """``predict`` of one batch of ``n`` rows, with no callbacks or progress bar: the forward
+        pass and a copy of each output, as the batch loop returns them, without its adapter and
+        hooks; on the model's array plan when it has one (models/_inference.py).  The penalty
+        caches are refreshed when a layer or a trainable flag changed (a regularizer set later
+        is read by fit's own refresh; activity terms of a call are cleared through
+        _added_losses whatever the cache says)."""
+        key = (layer_base._TRACKING[0], _TRAINABLE_VERSION[0], self._nodes_key())
+        if self.__dict__.get("_predict_penalties") != key:
+            self._refresh_penalties()
+            self.__dict__["_predict_penalties"] = key
+        plan = _inference.plan_of(self) if self._is_graph else None
+        if plan is not None and not self._added_losses and self._device_module() is np:
+            mark = layer_base.added_loss_count()
+            try:
+                with no_grad(), self._blas_scope(n, n):
+                    outs = _inference.run_plan(self, plan, xs)
+            except _inference.NeedsGraph:
+                _inference.drop_plan(self)
+            else:
+                # a layer's own add_loss ran: _forward clears those terms at the next call
+                self._added_losses = layer_base.added_loss_count() != mark
+                return self._restructure([np.array(o, copy=True) for o in outs])
+        with no_grad(), self._blas_scope(n, n):
+            out = self._output_structure(self._forward(xs, training=False))
+        flat, struct = _flatten_structure(out)
+        return _unflatten_structure(struct, [np.concatenate([p], axis=0) for p in flat])
 
     # ------------------------------------------------------------ on batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):

@@ -185,6 +185,9 @@ def matmul(a, b, out=None, pin=True):
     mid-product)."""
     M, K = a.shape
     N = b.shape[1]
+    if M * K * N < _PIN_MIN_WORK and _PIN_MIN_WORK <= _MIN_WORK:
+        # below both thresholds: never split, never pinned (a one-sample layer's product)
+        return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
     k, axis = plan(M, K, N)
     if k <= 1:
         return _plain(a, b, out, pin)

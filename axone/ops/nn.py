@@ -34,6 +34,7 @@ def _epilogue_kernels():
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_ndarray = np.ndarray
 
 
 def _rows(a):
@@ -56,7 +57,10 @@ class Dense(Function):
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
-        self.xp = xp = array_module(x, w, b)
+        if type(x) is _ndarray and type(w) is _ndarray and (b is None or type(b) is _ndarray):
+            self.xp = xp = np
+        else:
+            self.xp = xp = array_module(x, w, b)
         if xp is not np:
             y = x @ w
             if b is not None:
@@ -70,13 +74,15 @@ class Dense(Function):
             y = _parallel.matmul(_rows(x), w).reshape(x.shape[:-1] + (w.shape[1],))
         else:
             y = x @ w
-        if b is not None and np.result_type(y, b) != y.dtype:
+        if b is not None and b.dtype != y.dtype and np.result_type(y, b) != y.dtype:
             y = y + b                     # in b's wider dtype, as x·W + b
             b = None
         k = _epilogue_kernels()
         if k is not None and y.dtype in _FLOATS and (b is None or b.dtype == y.dtype) \
                 and y.flags.c_contiguous and (b is not None or self.relu):
-            k.dense_forward(_rows(y), None if b is None else np.ascontiguousarray(b), self.relu)
+            if b is not None and not b.flags.c_contiguous:
+                b = np.ascontiguousarray(b)
+            k.dense_forward(y if y.ndim == 2 else _rows(y), b, self.relu)
         else:
             if b is not None:
                 y += b

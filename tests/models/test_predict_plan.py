@@ -1,0 +1,163 @@
+"""A one-batch ``predict`` on the model's array plan (models/_inference.py) gives the bits the
+graph gives, and every state the plan cannot serve (masks, add_loss, subclassed layers, other
+dtypes, changed weights or activations) still predicts what the graph predicts."""
+import numpy as np
+import pytest
+
+import axone
+from axone import layers
+from axone.autograd.function import no_grad
+from axone.models import _inference
+
+
+def _graph(model, x):
+    """The outputs of the model's recorded graph on ``x`` (the path predict took before)."""
+    with no_grad():
+        out = model._output_structure(model._forward(model._prepare_x(x), training=False))
+    if isinstance(out, (list, tuple)):
+        return [np.asarray(o.data) for o in out]
+    if isinstance(out, dict):
+        return {k: np.asarray(v.data) for k, v in out.items()}
+    return np.asarray(out.data)
+
+
+def _iris(dtype="float32"):
+    axone.utils.set_random_seed(0)
+    m = axone.Sequential([layers.Input((4,), dtype=dtype)]
+                         + [layers.Dense(64, activation="relu", dtype=dtype) for _ in range(3)]
+                         + [layers.Dense(3, activation="softmax", dtype=dtype)])
+    return m
+
+
+@pytest.mark.parametrize("rows", [1, 3, 32])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_plan_equals_graph_bitwise(rows, dtype, monkeypatch):
+    runs = []
+    run = _inference.run_plan
+    monkeypatch.setattr(_inference, "run_plan", lambda *a: runs.append(1) or run(*a))
+    m = _iris(dtype)
+    x = np.random.default_rng(1).normal(size=(rows, 4)).astype(dtype)
+    first = m.predict(x, verbose=0)
+    assert _inference.plan_of(m) is not None
+    again = m.predict(x, verbose=0)           # the cached input signature's path
+    assert len(runs) == 2
+    want = _graph(m, x)
+    assert first.dtype == np.dtype(dtype) and first.shape == (rows, 3)
+    np.testing.assert_array_equal(first, want)
+    np.testing.assert_array_equal(again, want)
+    np.testing.assert_array_equal(np.asarray(m(x)), want)
+
+
+def test_lenet_and_lstm_plans_equal_graph():
+    axone.utils.set_random_seed(0)
+    cnn = axone.Sequential([layers.Input((16, 16, 1)), layers.Conv2D(4, 3, activation="relu"),
+                            layers.MaxPooling2D(2), layers.Flatten(), layers.Dropout(0.5),
+                            layers.Dense(8, activation="tanh"), layers.Dense(2)])
+    rnn = axone.Sequential([layers.Input((7, 3)), layers.LSTM(5), layers.Dense(1)])
+    rng = np.random.default_rng(2)
+    for m, shape in ((cnn, (2, 16, 16, 1)), (rnn, (2, 7, 3))):
+        x = rng.normal(size=shape).astype("float32")
+        for _ in range(2):
+            np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
+        assert _inference.plan_of(m) is not None
+
+
+def test_functional_graph_with_branches():
+    axone.utils.set_random_seed(0)
+    inp = layers.Input((6,))
+    a = layers.Dense(5, activation="relu")(inp)
+    b = layers.Dense(5)(inp)
+    out = layers.Dense(2, activation="sigmoid")(layers.Add()([a, b]))
+    side = layers.Dense(3)(a)
+    m = axone.Model(inp, {"main": out, "side": side})
+    x = np.random.default_rng(3).normal(size=(4, 6)).astype("float32")
+    got = m.predict(x, verbose=0)
+    want = _graph(m, x)
+    assert set(got) == {"main", "side"}
+    for k in got:
+        np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_outputs_are_fresh_arrays():
+    m = axone.Sequential([layers.Input((3,)), layers.Flatten()])
+    x = np.ones((2, 3), dtype="float32")
+    y = m.predict(x, verbose=0)
+    y[...] = 7
+    assert (x == 1).all() and (m.predict(x, verbose=0) == 1).all()
+
+
+def test_changed_weights_and_activation_are_seen():
+    m = _iris()
+    x = np.random.default_rng(4).normal(size=(1, 4)).astype("float32")
+    m.predict(x, verbose=0)
+    ws = [w * 0.5 for w in m.get_weights()]
+    m.set_weights(ws)
+    np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
+    m.layers[-1].activation = axone.activations.get("linear")
+    np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
+    m.layers[0].trainable = False
+    np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
+
+
+def test_masks_take_the_graph():
+    axone.utils.set_random_seed(0)
+    m = axone.Sequential([layers.Input((5,), dtype="int32"),
+                          layers.Embedding(10, 4, mask_zero=True), layers.LSTM(3)])
+    x = np.array([[1, 2, 0, 0, 0], [3, 4, 5, 6, 0]], dtype="int32")
+    got = m.predict(x, verbose=0)
+    assert _inference.plan_of(m) is None
+    np.testing.assert_array_equal(got, _graph(m, x))
+
+
+class _SetsMask(layers.Layer):
+    def call(self, x):
+        y = x * 1.0
+        y._keras_mask = np.ones(x.shape[:2], dtype=bool)
+        return y
+
+
+def test_a_layer_that_sets_a_mask_itself_takes_the_graph():
+    m = axone.Sequential([layers.Input((4, 2)), _SetsMask(), layers.LSTM(3)])
+    x = np.random.default_rng(5).normal(size=(2, 4, 2)).astype("float32")
+    got = m.predict(x, verbose=0)
+    np.testing.assert_array_equal(got, _graph(m, x))
+    assert _inference.plan_of(m) is None
+    np.testing.assert_array_equal(m.predict(x, verbose=0), got)
+
+
+class _AddsLoss(layers.Layer):
+    def call(self, x):
+        self.add_loss(axone.ops.sum(x))
+        return x + 1.0
+
+
+class _OwnDense(layers.Dense):
+    def call(self, inputs):
+        return super().call(inputs) * 2.0
+
+
+def test_add_loss_and_subclassed_dense():
+    axone.utils.set_random_seed(0)
+    m = axone.Sequential([layers.Input((3,)), _AddsLoss(), _OwnDense(4), layers.Dense(2)])
+    x = np.random.default_rng(6).normal(size=(2, 3)).astype("float32")
+    for _ in range(3):
+        np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
+
+
+def test_input_checks_still_apply():
+    m = _iris()
+    x = np.random.default_rng(7).normal(size=(1, 4)).astype("float32")
+    m.predict(x, verbose=0)
+    bad = x.copy()
+    bad[0, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        m.predict(bad, verbose=0)
+    with pytest.raises(ValueError, match="expects input shape"):
+        m.predict(np.zeros((1, 5), dtype="float32"), verbose=0)
+    # another dtype is cast as before, and the float32 signature still serves afterwards
+    x64 = x.astype("float64")
+    np.testing.assert_array_equal(m.predict(x64, verbose=0), m.predict(x, verbose=0))
+    # more rows than one batch: the batch loop, the same values row by row
+    big = np.random.default_rng(8).normal(size=(70, 4)).astype("float32")
+    np.testing.assert_allclose(m.predict(big, verbose=0)[:1], m.predict(big[:1], verbose=0),
+                               rtol=1e-6)
