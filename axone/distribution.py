@@ -6,14 +6,43 @@ it sets the distribution once, before ``fit``::
     axone.distribution.set_distribution(axone.distribution.DataParallel())
 
 Each process (rank) is one model replica: every rank builds the same model, and ``fit`` checks
-that they agree (a checksum of the weights' names, shapes and values).  The batch size that
-``fit`` is given is the *global* batch: each global batch is split into N contiguous parts, one
-per rank (arrays: each rank gathers only its own rows; batches read from a generator, a dataset or
-a PyDataset are read by every rank and sliced).  The shuffle is one global permutation per epoch,
-drawn from rank 0's random state.  After each rank's backward pass the flat gradient buffer is
-summed with one in-place ``Allreduce``, each rank's part weighted by its share of the global
-batch's rows, so every rank applies the same update to the same weights: they stay identical
-bit for bit.  Metric states are summed across ranks (as their ``aggregation`` says) before
+that they agree (a checksum of the weights' names, shapes and values).  How the data is split
+(``auto_shard_dataset=True``, the default):
+
+- arrays: the batch size that ``fit`` is given is the *global* batch; each global batch is
+  split into N contiguous parts, one per rank, and each rank gathers only its own rows.  The
+  shuffle is one global permutation per epoch, drawn from rank 0's random state;
+- a PyDataset (``axone.utils.PyDataset`` or ``keras.utils.PyDataset``) is sharded by index:
+  each of its batches is one rank's *local* batch (as Keras's multi-process data parallelism
+  treats a batch of a non-tf.data input).  The epoch's order of batch indices (a permutation
+  drawn from the shared random state with ``shuffle=True``, the same on every rank) is cut into
+  groups of N consecutive indices; global step k is group k, and rank r calls ``__getitem__``
+  only for ``order[k*N + r]``.  An epoch has ``ceil(len / N)`` steps; in a last incomplete
+  group the ranks without a batch contribute zero rows.  The ranks' rows are all-gathered at
+  each step, so batches of different sizes are weighted by their real rows.
+  ``on_epoch_begin`` / ``on_epoch_end`` run on every rank.  The PyDataset needs at least N
+  batches (and ``steps_per_epoch`` when it is endless);
+- batches read from a generator or another iterable (which cannot be indexed) are global
+  batches, read by every rank and sliced as arrays are.
+
+With ``auto_shard_dataset=False`` each rank's input is already its own shard, and its batches
+are used whole.
+
+After each rank's backward pass the flat gradient buffer is summed with one in-place
+``Iallreduce``, each rank's part weighted by its share of the global batch's rows, so every
+rank applies the same update to the same weights: they stay identical bit for bit.  With
+``DataParallel(overlap_allreduce=True)`` the buffer is cut into buckets of whole weights of
+about ``bucket_bytes``, and each bucket's ``Iallreduce`` starts during the backward pass as soon
+as every weight in it has its final gradient (when every node that reads the weight has run);
+the requests are tested after every node so MPI moves them on, and all are waited for before
+the optimizer.  MPI sums the same elements in the same rank order either way, so the update is
+the one all-reduce's, bit for bit (checked at N=2).  It is off by default: on one machine,
+where the ranks share the cores and memory, it did not pay (see
+benchmarks/bench_distribution.py --overlap); it is meant for ranks on several machines, whose
+all-reduce goes over a network.  A model on a device, and an overridden ``train_step``, reduce
+in one piece.
+
+Metric states are summed across ranks (as their ``aggregation`` says) before
 results are read, so every rank sees the same logs and makes the same callback decisions; only
 rank 0 prints progress and writes files (checkpoints, CSV logs, backups, event files).
 
@@ -21,8 +50,11 @@ An overridden ``train_step`` works too: the optimizers' ``apply`` (and ``apply_g
 sums the gradients it is given over the ranks first, and the step's logs are reduced.
 
 ``evaluate`` shards the same way and reduces the metrics; ``predict`` shards and gathers the
-outputs back into their order on every rank (a call that fits one batch, with no callbacks or
-progress bar, runs whole on every rank instead; so does an overridden ``predict_step``).  BatchNormalization's moving statistics are per
+outputs back into their order on every rank (a PyDataset's: in index order; a call that fits
+one batch, with no callbacks or progress bar, runs whole on every rank instead; so does an
+overridden ``predict_step``).  An overridden ``train_step`` / ``test_step`` needs a batch on
+every rank at every step: a global batch with fewer rows than processes, or a PyDataset step
+without a batch for some rank, raises on every rank.  BatchNormalization's moving statistics are per
 replica while training (each rank's from its own rows) and are averaged across ranks at the end
 of each epoch, so the weights are again identical on every rank.
 
@@ -218,9 +250,18 @@ class DataParallel:
         device_mesh: a 1-D :class:`DeviceMesh` of the processes' devices (or ``devices``: their
             list); by default every process of ``mpiexec``.  Its size must be the number of
             processes.
-        auto_shard_dataset: split each global batch across the ranks (default).  False: each
-            rank's input is already its own shard, and its batches are used whole.
+        auto_shard_dataset: split the data across the ranks (default): each global batch of
+            arrays, a generator or an iterable into N parts; a PyDataset by index (rank r reads
+            the batches ``order[k*N + r]``, see the module doc).  False: each rank's input is
+            already its own shard, and its batches are used whole.
         timeout: seconds any collective call may wait (``AXONE_COLLECTIVE_TIMEOUT``, 600).
+        overlap_allreduce: axone's own option (Keras has none): all-reduce the gradients in
+            buckets, each started during the backward pass once its weights' gradients are
+            final, instead of in one piece after it (default False: on one machine it did not
+            pay; the result is the same bit for bit).
+        bucket_bytes: the gradient bytes of one bucket with ``overlap_allreduce`` (whole
+            weights, made from the last weight to the first; a bucket closes once it holds at
+            least this many bytes).  Default 1 MiB.
     """
 
     def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True, timeout=None,
@@ -914,13 +955,13 @@ class _IndexShardedPyDataset:
                 self._order = self._it = None
                 return
             for step in range(self.steps):
-                if self.groups is not None and self._pos >= self.groups:
-                    from .models.data_adapters import _ran_out
-                    _ran_out(self.steps, step)
-                    self._it = None
-                    return
                 if self._it is None:
                     self._new_pass()
+                elif self.groups is not None and self._pos >= self.groups:
+                    from .models.data_adapters import _ran_out
+                    _ran_out(self.steps, step)      # as a PyDataset without distribution
+                    self._it = None
+                    return
                 self._fresh = False
                 yield self._step(step)
             if self.groups is not None and self._pos >= self.groups:

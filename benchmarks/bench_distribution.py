@@ -1,4 +1,5 @@
-"""Data-parallel training on MPI: strong and weak scaling, and the all-reduce's share of a step.
+"""Data-parallel training on MPI: strong and weak scaling, the all-reduce's share of a step, and
+the gradient all-reduce overlapped with the backward pass (bucketed) against one all-reduce.
 
 Workloads (the same models as bench_training.py and bench_conv.py)
   mnist  one epoch of the MNIST-size MLP 784 -> 256 -> 10, Adam, global batch 128
@@ -7,10 +8,15 @@ Workloads (the same models as bench_training.py and bench_conv.py)
 For N = 1, 2, ... processes (``mpiexec -n N``, one BLAS thread and one axone thread each):
   strong  the same data and global batch, split over N ranks: epoch time and speed-up
   weak    N times the data and N times the global batch (each rank keeps the one-process load)
-and, per step, the time spent in the gradient all-reduce against the whole step.
+and, per step, the time spent waiting in the gradient all-reduce against the whole step.
+With --overlap (N > 1, strong scaling) each bucket size of --buckets is run with
+``DataParallel(overlap_allreduce=True, bucket_bytes=...)`` next to the one all-reduce
+(``off``): the epoch time, the backward pass plus the all-reduce per step, and the wait left
+after the backward pass.  The runs alternate (off, each bucket size, off, ...) ``--rounds``
+times, each one mpiexec job, so that a drift of the machine's speed touches every mode.
 
 Usage: python benchmarks/bench_distribution.py [--workload mnist|lenet|all] [--procs 1,2]
-       [--rounds 3]
+       [--rounds 3] [--overlap] [--buckets 65536,262144,1048576] [--epochs 3]
 Needs mpi4py and mpiexec (pip install 'axone[mpi]').  Nothing here asserts.
 """
 import argparse
@@ -55,69 +61,67 @@ def _model(workload):
     return model
 
 
-def child(workload, mode, rounds, samples=None):
-    """One mpiexec job: ``rounds`` epochs timed on every rank; rank 0 prints a JSON line."""
+def child(workload, mode, rounds, samples=None, bucket=0):
+    """One mpiexec job: ``rounds`` epochs timed on every rank; rank 0 prints a JSON line.
+    ``bucket`` > 0: the all-reduce bucketed and overlapped with the backward pass."""
     import axone
-    dp = axone.distribution.DataParallel()
+    dp = axone.distribution.DataParallel(overlap_allreduce=bucket > 0,
+                                         bucket_bytes=bucket or 1 << 20)
     axone.distribution.set_distribution(dp)
     n = dp.size
     scale = n if mode == "weak" else 1
     batch = (128 if workload == "mnist" else 64) * scale
     x, y = _data(workload, scale, samples)
     model = _model(workload)
-    spent = []
-    orig = dp.reduce_gradients
+    spent, back = [], []
+    orig, orig_back = dp.reduce_gradients, dp.backward
 
-    def timed_reduce(grads, rows):
+    def timed_backward(root, buffer, rows):
         t = time.perf_counter()
-        orig(grads, rows)
+        orig_back(root, buffer, rows)
+        back.append(time.perf_counter() - t)
+
+    def timed_reduce(grads, rows, buffer=None):
+        t = time.perf_counter()
+        orig(grads, rows, buffer)
         spent.append(time.perf_counter() - t)
-    dp.reduce_gradients = timed_reduce
+    dp.reduce_gradients, dp.backward = timed_reduce, timed_backward
     model.fit(x[:batch * 4], y[:batch * 4], batch_size=batch, epochs=1, verbose=0)   # warm-up
-    epochs, reduce_ms, steps = [], [], int(np.ceil(len(x) / batch))
+    epochs, reduce_ms, back_ms, steps = [], [], [], int(np.ceil(len(x) / batch))
     for _ in range(rounds):
         spent.clear()
+        back.clear()
         t = time.perf_counter()
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
         epochs.append(time.perf_counter() - t)
         reduce_ms.append(1e3 * sum(spent) / max(1, len(spent)))
+        back_ms.append(1e3 * sum(back) / max(1, len(back)))
     if dp.rank == 0:
+        plan = dp._plan
         print(json.dumps({"epoch_s": statistics.median(epochs), "epochs": epochs,
-                          "reduce_ms": statistics.median(reduce_ms), "steps": steps,
+                          "reduce_ms": statistics.median(reduce_ms),
+                          "backward_ms": statistics.median(back_ms), "steps": steps,
                           "step_ms": 1e3 * statistics.median(epochs) / steps,
+                          "buckets": len(plan.ranges) if plan is not None else 1,
                           "params": int(sum(w.data.size for w in model.trainable_weights))}))
 
 
-def run(workload, mode, n, rounds, mpiexec, samples=None):
+def run(workload, mode, n, rounds, mpiexec, samples=None, bucket=0):
     env = dict(os.environ, AXONE_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     p = subprocess.run([mpiexec, "-n", str(n), sys.executable, os.path.abspath(__file__),
-                        "--child", workload, mode, str(rounds), str(samples or 0)],
+                        "--child", workload, mode, str(rounds), str(samples or 0), str(bucket)],
                        env=env, capture_output=True, text=True, timeout=3600)
     if p.returncode != 0:
         raise SystemExit(f"mpiexec -n {n} failed:\n{p.stdout}\n{p.stderr}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workload", default="all", choices=["mnist", "lenet", "all"])
-    ap.add_argument("--procs", default="1,2")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--samples", type=int, default=None,
-                    help="rows of data per process-unit (default: MNIST's 60,000 / LeNet's 10,000)")
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a.child:
-        return child(a.child[0], a.child[1], int(a.child[2]), int(a.child[3]) or None)
-    mpiexec = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
-    if mpiexec is None:
-        raise SystemExit("mpiexec not found: pip install 'axone[mpi]'")
-    procs = [int(p) for p in a.procs.split(",")]
+def scaling(a, mpiexec, procs, workloads):
     print(f"# data-parallel scaling on {os.cpu_count()} CPUs, one BLAS thread per process, "
           f"median of {a.rounds} epochs")
     print(f"{'workload':8} {'mode':6} {'N':>2} {'epoch s':>8} {'speed-up':>8} {'efficiency':>10} "
           f"{'step ms':>8} {'all-reduce ms':>13} {'share':>6}")
-    for w in (["mnist", "lenet"] if a.workload == "all" else [a.workload]):
+    for w in workloads:
         for mode in ("strong", "weak"):
             base = None
             for n in procs:
@@ -127,6 +131,58 @@ def main():
                 print(f"{w:8} {mode:6} {n:>2} {r['epoch_s']:>8.3f} {speed:>8.2f} {speed / n:>10.2f} "
                       f"{r['step_ms']:>8.2f} {r['reduce_ms']:>13.3f} "
                       f"{r['reduce_ms'] / r['step_ms']:>6.1%}", flush=True)
+
+
+def overlap(a, mpiexec, procs, workloads):
+    buckets = [int(b) for b in a.buckets.split(",")]
+    n = max(procs)
+    print(f"# the gradient all-reduce overlapped with the backward pass, N={n} (strong), "
+          f"{os.cpu_count()} CPUs; {a.rounds} alternating jobs of {a.epochs} epochs, medians")
+    print(f"{'workload':8} {'all-reduce':>18} {'buckets':>7} {'epoch s':>8} {'vs off':>7} "
+          f"{'step ms':>8} {'backward+reduce ms':>18} {'wait ms':>8}")
+    for w in workloads:
+        got = {b: [] for b in [0] + buckets}
+        for _ in range(a.rounds):
+            for b in [0] + buckets:
+                got[b].append(run(w, "strong", n, a.epochs, mpiexec, a.samples, b))
+        base = statistics.median(r["epoch_s"] for r in got[0])
+        for b in [0] + buckets:
+            rs = got[b]
+            med = {k: statistics.median(r[k] for r in rs)
+                   for k in ("epoch_s", "step_ms", "backward_ms", "reduce_ms")}
+            label = "one (off)" if b == 0 else f"overlap {b // 1024} KiB"
+            print(f"{w:8} {label:>18} {rs[0]['buckets']:>7} {med['epoch_s']:>8.3f} "
+                  f"{med['epoch_s'] / base - 1:>+7.1%} {med['step_ms']:>8.2f} "
+                  f"{med['backward_ms'] + med['reduce_ms']:>18.3f} {med['reduce_ms']:>8.3f}",
+                  flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workload", default="all", choices=["mnist", "lenet", "all"])
+    ap.add_argument("--procs", default="1,2")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=None,
+                    help="rows of data per process-unit (default: MNIST's 60,000 / LeNet's 10,000)")
+    ap.add_argument("--overlap", action="store_true",
+                    help="compare the overlapped, bucketed all-reduce with one all-reduce")
+    ap.add_argument("--buckets", default="65536,262144,1048576",
+                    help="bucket sizes in bytes for --overlap")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per job for --overlap")
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        return child(a.child[0], a.child[1], int(a.child[2]), int(a.child[3]) or None,
+                     int(a.child[4]))
+    mpiexec = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+    if mpiexec is None:
+        raise SystemExit("mpiexec not found: pip install 'axone[mpi]'")
+    procs = [int(p) for p in a.procs.split(",")]
+    workloads = ["mnist", "lenet"] if a.workload == "all" else [a.workload]
+    if a.overlap:
+        overlap(a, mpiexec, procs, workloads)
+    else:
+        scaling(a, mpiexec, procs, workloads)
 
 
 if __name__ == "__main__":

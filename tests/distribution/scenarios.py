@@ -289,6 +289,10 @@ def pydataset(out, rank):
     pred = model.predict(ds, verbose=0)
     res["predict_calls"] = _calls(ds)
     arrays_.append(pred)
+    # steps_per_epoch counts global steps (groups of indices), continuing from epoch to epoch
+    ds = _Batches(_SIZES)
+    h = model.fit(ds, epochs=2, steps_per_epoch=3, shuffle=False, verbose=0)
+    res["steps_calls"], res["steps_epochs"] = _calls(ds), len(h.history["loss"])
     # each rank's input is its own shard: every rank reads every index of its own dataset
     dp = axone.distribution.distribution()
     own = axone.distribution.DataParallel(auto_shard_dataset=False)

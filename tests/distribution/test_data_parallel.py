@@ -178,6 +178,10 @@ def test_pydataset_each_rank_reads_only_its_indices(two_ranks):
     for x, mine in zip(r, ([0, 2, 4, 6, 8], [1, 3, 5, 7])):
         assert [i for _, i in x["evaluate_calls"]] == mine
         assert [i for _, i in x["predict_calls"]] == mine
+    assert r[0]["steps_calls"] == [[0, 0], [0, 2], [0, 4], [1, 6], [1, 8]]
+    assert r[1]["steps_calls"] == [[0, 1], [0, 3], [0, 5], [1, 7]]     # then it ran out
+    for x in r:
+        assert x["steps_epochs"] == 2
         # auto_shard_dataset=False: each rank's PyDataset is its own shard, read whole
         assert [i for _, i in x["own_calls"]] == [0, 1, 2]
         # an overridden train_step cannot run a step that leaves a rank without a batch
