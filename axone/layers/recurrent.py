@@ -15,7 +15,8 @@ import numpy as np
 from .. import activations, backend, constraints, initializers, ops, regularizers
 from ..autograd.tensor import Tensor
 from ..device import array_module
-from ..ops.recurrent import ACTIVATIONS, rnn_sequence
+from ..autograd.function import _new
+from ..ops.recurrent import ACTIVATIONS, RNNSequence, rnn_sequence
 from .base import Layer, _flatten
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells", "RNN", "SimpleRNN", "LSTM",
@@ -542,6 +543,39 @@ class RNN(Layer):
         if self.return_state:
             return [out] + self._nested(list(final))
         return out
+
+    def _infer(self, x):
+        """The layer at inference on an array (a prediction's array plan): its sequence node's
+        forward (``ops.recurrent.RNNSequence.forward``) on the arrays themselves, from zero
+        states, as ``call`` runs it without a mask, dropout or states kept; the general call
+        otherwise (a subclass's own call or initial state, a stateful layer, returned states,
+        stacked or custom cells, another dtype)."""
+        cell = self.cell
+        if (type(x) is not np.ndarray or x.ndim != 3 or not x.shape[1]
+                or type(self).call is not RNN.call or self.stateful or self.return_state
+                or not isinstance(cell, _CELLS) or getattr(cell, "_bias_value", None) is None
+                or type(self).get_initial_state is not RNN.get_initial_state):
+            return Layer._infer(self, x)
+        W, U, b = cell.kernel.data, cell.recurrent_kernel.data, cell._bias_value().data
+        dt = x.dtype
+        if (dt != np.dtype(self.dtype) or W.dtype != dt or U.dtype != dt or b.dtype != dt
+                or x.shape[2] != W.shape[0]):
+            return Layer._infer(self, x)
+        n, T = x.shape[0], x.shape[1]
+        fn = _new(RNNSequence)
+        fn.cell, fn.activation, fn.recurrent_activation = cell.kind, cell._act, cell._ract
+        fn.mask = fn.xmask = fn.rmask = None
+        fn.go_backwards = bool(self.go_backwards)
+        fn.reset_after = bool(getattr(cell, "reset_after", True))
+        u = U.shape[0]
+        h0 = np.zeros((n, u), dtype=dt)
+        if cell.kind == "lstm":
+            fn.needs = (False,) * 6
+            out = fn.forward(x, W, U, b, h0, np.zeros((n, u), dtype=dt))
+            return out[:, :T].copy() if self.return_sequences else out[:, T - 1].copy()
+        fn.needs = (False,) * 5
+        out = fn.forward(x, W, U, b, h0)
+        return out if self.return_sequences else out[:, T - 1].copy()
 
     def _stacked_sequences(self, inputs, states, mask, training):
         """Built-in cells stacked: one fused sequence node per cell, each over the previous

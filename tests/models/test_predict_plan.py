@@ -161,3 +161,36 @@ def test_input_checks_still_apply():
     big = np.random.default_rng(8).normal(size=(70, 4)).astype("float32")
     np.testing.assert_allclose(m.predict(big, verbose=0)[:1], m.predict(big[:1], verbose=0),
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "GRU_v1", "SimpleRNN"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("rows", [1, 20])
+def test_recurrent_infer_equals_graph(kind, return_sequences, go_backwards, rows):
+    axone.utils.set_random_seed(0)
+    kw = dict(return_sequences=return_sequences, go_backwards=go_backwards)
+    if kind == "GRU_v1":
+        rnn = layers.GRU(6, reset_after=False, **kw)
+    else:
+        rnn = getattr(layers, kind)(6, **kw)
+    m = axone.Sequential([layers.Input((9, 4)), rnn, layers.Dense(2)])
+    x = np.random.default_rng(9).normal(size=(rows, 9, 4)).astype("float32")
+    for _ in range(2):
+        np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
+
+
+def test_recurrent_states_and_stateful_take_the_call():
+    axone.utils.set_random_seed(0)
+    inp = layers.Input((5, 3))
+    seq, h, c = layers.LSTM(4, return_state=True, return_sequences=True)(inp)
+    m = axone.Model(inp, [seq, h, c])
+    x = np.random.default_rng(10).normal(size=(2, 5, 3)).astype("float32")
+    for g, w in zip(m.predict(x, verbose=0), _graph(m, x)):
+        np.testing.assert_array_equal(g, w)
+    s = axone.Sequential([layers.Input((5, 3), batch_size=2), layers.GRU(4, stateful=True)])
+    first = s.predict(x, verbose=0)
+    second = s.predict(x, verbose=0)          # from the states the first call left
+    assert not np.array_equal(first, second)
+    s.layers[0].reset_states()
+    np.testing.assert_array_equal(s.predict(x, verbose=0), first)
