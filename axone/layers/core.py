@@ -9,7 +9,7 @@ from .. import object_registration as _registry
 from ..autograd.function import _new, no_grad
 from ..autograd.tensor import Tensor
 from ..config import standardize_data_format
-from ..ops import nn as _nn
+from ..ops import math as _M, nn as _nn
 from .base import KerasTensor, Layer, _map, _map_shapes, _np_dtype, unique_name
 from .input_spec import InputSpec
 
@@ -222,6 +222,10 @@ class Dense(Layer):
         y = fn.forward(x, k, None if b is None else b.data)
         if relu or act is activations.linear:
             return y
+        if act is activations.softmax:        # ops.softmax's node on the last axis
+            sm = _new(_M.Softmax)
+            sm.axis = (y.ndim - 1,)
+            return sm.forward(y)
         return act(Tensor(y)).data
 
     def compute_output_shape(self, input_shape):
