@@ -397,3 +397,15 @@ def test_without_mpi4py_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     with pytest.raises(ImportError, match=r"pip install 'axone\[mpi\]'"):
         distribution.DataParallel()
+
+
+@needs_mpi
+def test_benchmark_alternating_overlap_job_runs():
+    """bench_distribution --overlap's job: steps alternate between the two all-reduce modes."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_distribution", os.path.join(HERE, "..", "..", "benchmarks", "bench_distribution.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    r = mod.run("mnist", "alternate", 2, 1, MPIEXEC, samples=1024, bucket=4096)
+    assert r["buckets"] == 2 and set(r["modes"]) == {"on", "off"}
+    assert all(r["modes"][m]["step"] > 0 for m in ("on", "off"))
