@@ -278,15 +278,20 @@ def _band_windows(x, ksz, strides, dilation, out, bj):
     """Strided view (N, o1, …, o_{d−1}, nb, k1, …, k_{d−1}, bw, C) of a padded x, nb = o_d / bj
     blocks of bj outputs along the last axis, bw = (bj − 1)s + (k_d − 1)d + 1 input columns each:
     ``windows[n, i…, t, a…, w, c] = x[n, i·s + a·d…, t·bj·s_d + w, c]``."""
+    shape, strides_ = _band_window_layout(x.shape, x.strides, ksz, strides, dilation, out, bj)
+    return np.lib.stride_tricks.as_strided(x, shape=shape, strides=strides_, writeable=False)
+
+
+def _band_window_layout(xshape, st, ksz, strides, dilation, out, bj):
+    """(shape, byte strides) of _band_windows for an x of shape ``xshape`` and strides ``st``."""
     nd = len(ksz)
-    st = x.strides
     bw = (bj - 1) * strides[-1] + (ksz[-1] - 1) * dilation[-1] + 1
-    shape = ((x.shape[0],) + tuple(out[:-1]) + (out[-1] // bj,) + tuple(ksz[:-1])
-             + (bw, x.shape[-1]))
+    shape = ((xshape[0],) + tuple(out[:-1]) + (out[-1] // bj,) + tuple(ksz[:-1])
+             + (bw, xshape[-1]))
     strides_ = ((st[0],) + tuple(st[1 + i] * strides[i] for i in range(nd - 1))
                 + (st[nd] * strides[-1] * bj,)
                 + tuple(st[1 + i] * dilation[i] for i in range(nd - 1)) + (st[nd], st[-1]))
-    return np.lib.stride_tricks.as_strided(x, shape=shape, strides=strides_, writeable=False)
+    return shape, strides_
 
 
 def _band_taps(band, kw, s, d):
@@ -301,17 +306,125 @@ def _band_taps(band, kw, s, d):
         strides=st[:-4] + (s * st[-4] + st[-2], d * st[-4], st[-3], st[-1]))
 
 
-def _band_matrix(k, strides, dilation, bj):
+def _band_layout(kshape, s, d, bj, itemsize):
+    """(rows, width, taps shape, taps byte strides, kernel byte strides) of the banded matrix
+    of a C-contiguous kernel shaped ``kshape``: the matrix is (rows, width); its _band_taps view
+    has that shape and those strides, and the kernel viewed with the kernel strides (0 along the
+    bj axis) is K repeated for each of the bj outputs.  A pure function of the geometry, kept in
+    _BAND_LAYOUTS (at most _GEOMETRY_MAX entries)."""
+    key = (kshape, s, d, bj, itemsize)
+    lay = _BAND_LAYOUTS.get(key)
+    if lay is None:
+        nd = len(kshape) - 2
+        kw, c, f = kshape[nd - 1], kshape[-2], kshape[-1]
+        bw = (bj - 1) * s + (kw - 1) * d + 1
+        shape = kshape[:nd - 1] + (bw, c, bj, f)
+        st = _contiguous_strides(shape, itemsize)
+        tshape = shape[:-4] + (bj, kw, c, f)        # _band_taps's view
+        tstrides = st[:-4] + (s * st[-4] + st[-2], d * st[-4], st[-3], st[-1])
+        kst = _contiguous_strides(kshape, itemsize)
+        lay = (_prod(shape[:-2]), bj * f, tshape, tstrides, kst[:nd - 1] + (0,) + kst[nd - 1:])
+        if len(_BAND_LAYOUTS) >= _GEOMETRY_MAX:
+            _BAND_LAYOUTS.clear()
+        _BAND_LAYOUTS[key] = lay
+    return lay
+
+
+_BAND_LAYOUTS = {}
+# Most geometries kept by each of the caches of pure functions of the geometry (band layouts,
+# forward plans, normalised arguments); a full cache is emptied and starts over.
+_GEOMETRY_MAX = 256
+
+
+def _band_matrix(k, strides, dilation, bj, bias=None):
     """Banded kernel matrix B, (k1·…·k_{d−1}·bw·C, bj·F), with
     ``B[(a…, j·s + b·d, c), (j, f)] = K[a…, b, c, f]`` (0 elsewhere): a row of _band_windows
-    times B is bj consecutive outputs."""
+    times B is bj consecutive outputs.  With ``bias`` B has one more row, the bias tiled bj
+    times (in K's dtype).  Built anew from K on every call: zeros, then one strided copy of K
+    into the taps (the views' layouts cached by geometry, _band_layout)."""
     nd = k.ndim - 2
-    kw, f = k.shape[nd - 1], k.shape[-1]
-    s, d = strides[-1], dilation[-1]
-    bw = (bj - 1) * s + (kw - 1) * d + 1
-    band = np.zeros(k.shape[:nd - 1] + (bw, k.shape[-2], bj, f), k.dtype)
-    _band_taps(band, kw, s, d)[...] = np.expand_dims(k, nd - 1)
-    return band.reshape(-1, bj * f)
+    rows, width, tshape, tstrides, kstrides = _band_layout(k.shape, strides[-1], dilation[-1], bj,
+                                                           k.itemsize)
+    band = np.zeros(((rows + 1) if bias is not None else rows) * width, k.dtype)
+    taps = np.ndarray(tshape, k.dtype, band, 0, tstrides)
+    if k.flags.c_contiguous:
+        _copy_small(taps, np.ndarray(tshape, k.dtype, k, 0, kstrides))
+    else:
+        taps[...] = np.expand_dims(k, nd - 1)
+    band = band.reshape(-1, width)
+    if bias is not None:
+        band[rows].reshape(bj, -1)[...] = bias
+    return band
+
+
+class _ForwardPlan:
+    """What Conv.forward derives from the geometry alone (shapes, strides, dtypes, padding):
+    kept in _FORWARD_PLANS by that geometry, never anything computed from the values."""
+    __slots__ = ("work", "padded", "out", "bj", "one", "yshape", "wshape", "wstrides", "width",
+                 "rows", "small")
+
+
+_FORWARD_PLANS = {}
+# A product of fewer multiply-adds than this (and its window copy) runs with direct NumPy /
+# compiled calls: fresh arrays, no workspace, the compiled copy on this thread, the ReLU through
+# the compiled Dense epilogue (a one-sample layer: the Python overhead is the cost).
+_SMALL_WORK = 1 << 18
+
+
+def _forward_plan(key, x, k, b, strides, dilation, pads, groups):
+    """The _ForwardPlan of Conv.forward for x, k, b (``key`` its geometry)."""
+    nd = k.ndim - 2
+    geo = _ForwardPlan()
+    ksz = k.shape[:nd]
+    geo.padded = any(p != (0, 0) for p in pads)
+    padded = [n + lo + hi for n, (lo, hi) in zip(x.shape[1:1 + nd], pads)]
+    geo.out = out = _out_shape(padded, ksz, strides, dilation)
+    cin_g, f = k.shape[-2], k.shape[-1]
+    nk = _prod(ksz)
+    m = x.shape[0] * _prod(out)
+    geo.work = m * nk * cin_g * (f // groups + 1)
+    geo.bj = bj = _band_block(out[-1], f) if groups == 1 and min(out) > 0 else 1
+    # the bias rides in the product where the rows are a copy: a column of ones in the rows,
+    # the bias as the matrix's last row (then dL/dbias is the last row of dL/dmatrix)
+    geo.one = int(b is not None and groups == 1 and not (bj == 1 and cin_g > 1 and nk == 1
+                                                         and all(st == 1 for st in strides)))
+    geo.yshape = (x.shape[0],) + tuple(out) + (f,)
+    geo.small = geo.work < _SMALL_WORK
+    geo.wshape = geo.wstrides = geo.width = geo.rows = None
+    if bj > 1:
+        pshape = (x.shape[0],) + tuple(padded) + (x.shape[-1],)
+        # _pad's result is a fresh C-contiguous array
+        st = _contiguous_strides(pshape, x.itemsize) if geo.padded else x.strides
+        geo.wshape, geo.wstrides = _band_window_layout(pshape, st, ksz, strides, dilation, out, bj)
+        geo.width = _prod(geo.wshape[nd + 1:])
+        geo.rows = _prod(geo.wshape[:nd + 1])
+    if key is not None:
+        if len(_FORWARD_PLANS) >= _GEOMETRY_MAX:
+            _FORWARD_PLANS.clear()
+        _FORWARD_PLANS[key] = geo
+    return geo
+
+
+def _contiguous_strides(shape, itemsize):
+    """Byte strides of a C-contiguous array of this shape and item size."""
+    st, acc = [], itemsize
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= max(n, 1)
+    return tuple(reversed(st))
+
+
+def _copy_small(dst, src):
+    """dst[...] = src for a small copy: the compiled copy_into on this thread (its runs of the
+    leading axis go to threads only from sizes far above the small ones), else np.copyto."""
+    kern = _compiled.kernels("copy_into")
+    if kern is not None and dst.dtype == src.dtype:
+        try:
+            kern.copy_into(dst, src)
+            return
+        except (ValueError, TypeError):
+            pass
+    np.copyto(dst, src)
 
 
 class Conv(Function):
@@ -345,46 +458,75 @@ class Conv(Function):
     dx_buffer = None        # a block's source of its rows of the whole input-gradient buffer
 
     def forward(self, x, k, b=None):
-        nd = k.ndim - 2
         self.xshape = x.shape
         pads = self.pads
         if not self.part:
             self.xp = xp = array_module(x, k, b)
             if xp is not np:
                 return self._forward_device(xp, x, k, b)
-            blocks = _parallel.batch_blocks(x.shape[0], self._work(x.shape, k.shape))
+        # (the blocking rule is part of the key: a plan holds its choice of bj)
+        key = (x.shape, x.strides, x.dtype, k.shape, k.dtype, b is None, self.strides,
+               self.dilation, pads, self.groups, _band_block)
+        try:
+            geo = _FORWARD_PLANS.get(key)
+        except TypeError:                  # a parameter given as a list (not from conv())
+            key = geo = None
+        if geo is None:
+            geo = _forward_plan(key, x, k, b, self.strides, self.dilation, pads, self.groups)
+        if not self.part:
+            blocks = _parallel.batch_blocks(x.shape[0], geo.work)
             if blocks is not None:
                 return self._forward_blocks(x, k, b, blocks)
-        if any(p != (0, 0) for p in pads):
+        if geo.padded:
             x = _pad(x, pads)
         self.pshape = x.shape
-        ksz = k.shape[:nd]
-        out = _out_shape(x.shape[1:1 + nd], ksz, self.strides, self.dilation)
-        self.out = out
+        self.out = out = geo.out
         self.k = k
+        self.bj = bj = geo.bj
+        self.one = one = geo.one
+        if bj > 1:
+            if x.flags.c_contiguous:         # the window view without as_strided's overhead
+                win = np.ndarray(geo.wshape, x.dtype, x, 0, geo.wstrides)
+            else:
+                win = np.lib.stride_tricks.as_strided(x, geo.wshape, geo.wstrides, writeable=False)
+            width = geo.width
+            if geo.small:
+                cols = np.empty((geo.rows, width + one), x.dtype)
+                _copy_small(cols[:, :width].reshape(geo.wshape), win)
+            else:
+                cols = _WS.empty((geo.rows, width + one), x.dtype)
+                _parallel.copy(cols[:, :width].reshape(geo.wshape), win)
+            mat = _band_matrix(k, self.strides, self.dilation, bj, b if one else None)
+            if one:
+                cols[:, width] = 1
+                self.band = mat[:-1]
+            else:
+                self.band = mat
+            self.cols = cols
+            if geo.small and self.y_out is None:
+                y = np.matmul(cols, mat)
+            else:
+                y = self._product(cols, mat)
+            y = y.reshape(geo.yshape)
+            if self.y_out is not None and not np.shares_memory(y, self.y_out):
+                self.y_out[...] = y
+                y = self.y_out
+            if self.relu:                    # y = max(conv, 0) in the same node
+                kern = _compiled.kernels("dense_forward") if geo.small else None
+                if kern is not None and y.dtype in _FLOATS and y.flags.c_contiguous:
+                    kern.dense_forward(y.reshape(1, -1), None, True)
+                else:
+                    np.maximum(y, 0, out=y)
+                self.y = y
+            return y
+        nd = k.ndim - 2
+        ksz = k.shape[:nd]
         g = self.groups
         cin_g, f = k.shape[-2], k.shape[-1]
         nk = _prod(ksz)
         kin = nk * cin_g
-        self.bj = bj = _band_block(out[-1], f) if g == 1 and min(out) > 0 else 1
         m = x.shape[0] * _prod(out)
-        # the bias rides in the product where the rows are a copy: a column of ones in the rows,
-        # the bias as the matrix's last row (then dL/dbias is the last row of dL/dmatrix)
-        one = int(b is not None and g == 1 and not (bj == 1 and cin_g > 1 and nk == 1
-                                                    and all(st == 1 for st in self.strides)))
-        self.one = one
-        if bj > 1:
-            win = _band_windows(x, ksz, self.strides, self.dilation, out, bj)
-            width = _prod(win.shape[nd + 1:])
-            cols = _WS.empty((_prod(win.shape[:nd + 1]), width + one), x.dtype)
-            _parallel.copy(cols[:, :width].reshape(win.shape), win)
-            self.band = mat = _band_matrix(k, self.strides, self.dilation, bj)
-            if one:
-                cols[:, width] = 1
-                mat = _with_row(mat, np.tile(b, bj))
-            self.cols = cols
-            y = self._product(cols, mat)
-        elif g == 1 and cin_g == 1:
+        if g == 1 and cin_g == 1:
             ct = _WS.empty((nk + one, m), x.dtype)
             blocks = ct[:nk].reshape((nk, x.shape[0]) + tuple(out))
             for i, (_, sl) in enumerate(_offset_slices(ksz, self.strides, self.dilation, out)):
@@ -725,30 +867,52 @@ def conv(inputs, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
     ``relu=True`` applies max(·, 0) inside the same node."""
     x = M._t(inputs, "conv")
     k = M._t(kernel, "conv")
-    nd = k.ndim - 2
-    if nd < 1 or x.ndim != nd + 2:
-        raise ValueError(f"conv: a {nd}-D kernel of shape {k.shape} needs inputs of rank {nd + 2} "
-                         f"(batch, spatial…, channels), received shape {x.shape}")
-    strides = _tuple(strides, nd, "strides", "conv")
-    dilation = _tuple(dilation_rate, nd, "dilation_rate", "conv")
-    if groups <= 0 or x.shape[-1] % groups or k.shape[-1] % groups:
-        raise ValueError(f"conv: groups={groups} must divide the input channels ({x.shape[-1]}) and "
-                         f"the filters ({k.shape[-1]})")
-    if x.shape[-1] != k.shape[-2] * groups:
-        raise ValueError(f"conv: input has {x.shape[-1]} channels but the kernel of shape {k.shape} "
-                         f"expects {k.shape[-2] * groups} (kernel in_channels × groups)")
-    pads = _pad_amounts(x.shape[1:1 + nd], k.shape[:nd], strides, dilation, padding)
-    padded = [n + a + b for n, (a, b) in zip(x.shape[1:1 + nd], pads)]
-    eff = [(kk - 1) * d + 1 for kk, d in zip(k.shape[:nd], dilation)]
-    if any(p < e for p, e in zip(padded, eff)):
-        raise ValueError(f"conv: the input's spatial size {x.shape[1:1 + nd]} is smaller than the "
-                         f"(dilated) kernel {tuple(eff)} with padding={padding!r}")
+    try:        # the arguments checked and normalised once per geometry (_conv_args)
+        key = (x.shape, k.shape, strides, type(strides), padding, dilation_rate,
+               type(dilation_rate), groups, type(groups))
+        norm = _CONV_ARGS.get(key)
+    except TypeError:                              # an unhashable argument (a list)
+        key = norm = None
+    if norm is None:
+        norm = _conv_args(x.shape, k.shape, strides, padding, dilation_rate, groups)
+        if key is not None:
+            if len(_CONV_ARGS) >= _GEOMETRY_MAX:
+                _CONV_ARGS.clear()
+            _CONV_ARGS[key] = norm
+    strides, dilation, pads, groups = norm
     args = (x, k) if bias is None else (x, k, M._t(bias, "conv"))
     if groups > 1 and k.shape[-2] == 1:            # depthwise: one input channel a group
         return Depthwise.apply(*args, strides=strides, dilation=dilation, pads=pads,
                                relu=bool(relu))
-    return Conv.apply(*args, strides=strides, dilation=dilation, pads=pads, groups=int(groups),
+    return Conv.apply(*args, strides=strides, dilation=dilation, pads=pads, groups=groups,
                       relu=bool(relu))
+
+
+_CONV_ARGS = {}
+
+
+def _conv_args(xshape, kshape, strides, padding, dilation_rate, groups):
+    """(strides, dilation, pads, groups) of conv() for inputs and kernels of these shapes, as
+    tuples and an int; raises on a bad argument (a pure function of its arguments)."""
+    nd = len(kshape) - 2
+    if nd < 1 or len(xshape) != nd + 2:
+        raise ValueError(f"conv: a {nd}-D kernel of shape {kshape} needs inputs of rank {nd + 2} "
+                         f"(batch, spatial…, channels), received shape {xshape}")
+    strides = _tuple(strides, nd, "strides", "conv")
+    dilation = _tuple(dilation_rate, nd, "dilation_rate", "conv")
+    if groups <= 0 or xshape[-1] % groups or kshape[-1] % groups:
+        raise ValueError(f"conv: groups={groups} must divide the input channels ({xshape[-1]}) and "
+                         f"the filters ({kshape[-1]})")
+    if xshape[-1] != kshape[-2] * groups:
+        raise ValueError(f"conv: input has {xshape[-1]} channels but the kernel of shape {kshape} "
+                         f"expects {kshape[-2] * groups} (kernel in_channels × groups)")
+    pads = tuple(_pad_amounts(xshape[1:1 + nd], kshape[:nd], strides, dilation, padding))
+    padded = [n + a + b for n, (a, b) in zip(xshape[1:1 + nd], pads)]
+    eff = [(kk - 1) * d + 1 for kk, d in zip(kshape[:nd], dilation)]
+    if any(p < e for p, e in zip(padded, eff)):
+        raise ValueError(f"conv: the input's spatial size {xshape[1:1 + nd]} is smaller than the "
+                         f"(dilated) kernel {tuple(eff)} with padding={padding!r}")
+    return strides, dilation, pads, int(groups)
 
 
 class Depthwise(Function):
@@ -1086,16 +1250,28 @@ class Pool(Function):
         x4 = np.ascontiguousarray(x)
         if x4.ndim == 3:
             x4 = x4[:, None]
-        geo = self._geometry()
-        out = tuple((n + lo + hi - p) // s + 1 for n, p, s, lo, hi in
-                    zip(x4.shape[1:3], geo[:2], geo[2:4], geo[4::2], geo[5::2]))
-        y = np.empty((x4.shape[0],) + out + (x4.shape[-1],), x4.dtype)
+        key = (x4.shape, self.pool, self.strides, self.pads)
+        try:
+            plan = _POOL_PLANS.get(key)
+        except TypeError:                  # a parameter given as a list (not from _pool())
+            key = plan = None
+        if plan is None:
+            geo = self._geometry()
+            out = tuple((n + lo + hi - p) // s + 1 for n, p, s, lo, hi in
+                        zip(x4.shape[1:3], geo[:2], geo[2:4], geo[4::2], geo[5::2]))
+            plan = (geo, (x4.shape[0],) + out + (x4.shape[-1],))
+            if key is not None:
+                if len(_POOL_PLANS) >= _GEOMETRY_MAX:
+                    _POOL_PLANS.clear()
+                _POOL_PLANS[key] = plan
+        geo, yshape = plan
+        y = np.empty(yshape, x4.dtype)
         if self.kind == "max":
-            self.idx = np.empty(y.shape, np.int32)
+            self.idx = np.empty(yshape, np.int32)
             kern.max_pool2d(x4, y, self.idx, *geo)
         else:
             kern.avg_pool2d(x4, y, *geo)
-        self.compiled, self.x4shape, self.y4shape, self.dtype = kern, x4.shape, y.shape, x4.dtype
+        self.compiled, self.x4shape, self.y4shape, self.dtype = kern, x4.shape, yshape, x4.dtype
         return y if x.ndim == 4 else y[:, 0]
 
     def _compiled_backward(self, g):
@@ -1209,20 +1385,42 @@ def _pool_kernels(kind, x):
 
 def _pool(kind, x, pool_size, strides, padding, who):
     x = M._t(x, who)
-    nd = x.ndim - 2
+    try:        # the arguments checked and normalised once per geometry (_pool_args)
+        key = (kind, who, x.shape, pool_size, type(pool_size), strides, type(strides), padding)
+        norm = _POOL_ARGS.get(key)
+    except TypeError:                              # an unhashable argument (a list)
+        key = norm = None
+    if norm is None:
+        norm = _pool_args(kind, x.shape, pool_size, strides, padding, who)
+        if key is not None:
+            if len(_POOL_ARGS) >= _GEOMETRY_MAX:
+                _POOL_ARGS.clear()
+            _POOL_ARGS[key] = norm
+    pool, strides, pads, blocks = norm
+    return Pool.apply(x, kind=kind, pool=pool, strides=strides, pads=pads, blocks=blocks)
+
+
+_POOL_ARGS = {}
+_POOL_PLANS = {}        # (input shape, pool, strides, pads) → (2-D kernel geometry, output shape)
+
+
+def _pool_args(kind, xshape, pool_size, strides, padding, who):
+    """(pool, strides, pads, blocks) of a pooling of an input of this shape; raises on a bad
+    argument (a pure function of its arguments)."""
+    nd = len(xshape) - 2
     if nd < 1:
-        raise ValueError(f"{who}: expected input of rank ≥ 3 (batch, spatial…, channels), received {x.shape}")
+        raise ValueError(f"{who}: expected input of rank ≥ 3 (batch, spatial…, channels), received {xshape}")
     pool = _tuple(pool_size, nd, "pool_size", who)
     strides = pool if strides is None else _tuple(strides, nd, "strides", who)
     if padding not in ("valid", "same"):
         raise ValueError(f"{who}: padding must be 'valid' or 'same', received {padding!r}")
-    pads = _pad_amounts(x.shape[1:1 + nd], pool, strides, (1,) * nd, padding)
-    if padding == "valid" and any(n < p for n, p in zip(x.shape[1:1 + nd], pool)):
-        raise ValueError(f"{who}: the input's spatial size {x.shape[1:1 + nd]} is smaller than "
+    pads = tuple(_pad_amounts(xshape[1:1 + nd], pool, strides, (1,) * nd, padding))
+    if padding == "valid" and any(n < p for n, p in zip(xshape[1:1 + nd], pool)):
+        raise ValueError(f"{who}: the input's spatial size {xshape[1:1 + nd]} is smaller than "
                          f"pool_size {pool}")
     # disjoint max pooling takes the block path (Pool's docstring); the rest the general one
     blocks = kind == "max" and strides == pool and all(p == (0, 0) for p in pads)
-    return Pool.apply(x, kind=kind, pool=pool, strides=strides, pads=pads, blocks=blocks)
+    return pool, strides, pads, blocks
 
 
 def max_pool(inputs, pool_size, strides=None, padding="valid"):
