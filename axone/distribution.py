@@ -37,10 +37,11 @@ as every weight in it has its final gradient (when every node that reads the wei
 the requests are tested after every node so MPI moves them on, and all are waited for before
 the optimizer.  MPI sums the same elements in the same rank order either way, so the update is
 the one all-reduce's, bit for bit (checked at N=2).  It is off by default: on one machine,
-where the ranks share the cores and memory, it did not pay (see
-benchmarks/bench_distribution.py --overlap); it is meant for ranks on several machines, whose
-all-reduce goes over a network.  A model on a device, and an overridden ``train_step``, reduce
-in one piece.
+where the ranks share the cores and memory (and MPI moves a request on only when it is
+tested), it did not pay: steps were 2-7% slower for the MNIST MLP and LeNet at N=2 on two
+cores (benchmarks/bench_distribution.py --overlap); it is meant for ranks on several
+machines, whose all-reduce goes over a network.  A model on a device, and an overridden
+``train_step``, reduce in one piece.
 
 Metric states are summed across ranks (as their ``aggregation`` says) before
 results are read, so every rank sees the same logs and makes the same callback decisions; only
@@ -261,7 +262,14 @@ class DataParallel:
             pay; the result is the same bit for bit).
         bucket_bytes: the gradient bytes of one bucket with ``overlap_allreduce`` (whole
             weights, made from the last weight to the first; a bucket closes once it holds at
-            least this many bytes).  Default 1 MiB.
+            least this many bytes).  Default 1 MiB: each bucket's all-reduce has a fixed cost
+            (about 0.01-0.02 ms over shared memory, more over a network) that a 1 MiB bucket
+            keeps to a few percent of its transfer, while a model of a few MiB is still cut
+            into several buckets (PyTorch DDP's 25 MiB leaves any smaller model in one bucket,
+            with nothing to overlap).
+
+    After a bucketed step, ``last_overlap`` holds its buckets, the nodes of its backward walk
+    and how many had run when each bucket's all-reduce started.
     """
 
     def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True, timeout=None,
@@ -492,8 +500,9 @@ class DataParallel:
         if len(buffer) < 4 or type(buffer[2]) is not np.ndarray:
             return None
         plan = self._plan
-        if plan is None or plan.grads is not buffer[2] or plan.vars != buffer[0]:
+        if plan is None or plan.buffer is not buffer:    # a new tuple when the buffer changes
             plan = self._plan = _BucketPlan(buffer[0], buffer[2], buffer[3], self.bucket_bytes)
+            plan.buffer = buffer
         return plan
 
     def backward(self, root, buffer, local_rows):
@@ -697,7 +706,7 @@ class _BucketPlan:
     buckets are started on every rank)."""
 
     def __init__(self, vars_, grads, segments, bucket_bytes):
-        self.vars, self.grads = list(vars_), grads
+        self.vars, self.grads, self.buffer = list(vars_), grads, None
         self.watch = {id(v): i for i, v in enumerate(self.vars)}
         size = grads.itemsize
         buckets, cur, nbytes = [], [], 0
