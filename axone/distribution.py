@@ -35,8 +35,10 @@ rank applies the same update to the same weights: they stay identical bit for bi
 about ``bucket_bytes``, and each bucket's ``Iallreduce`` starts during the backward pass as soon
 as every weight in it has its final gradient (when every node that reads the weight has run);
 the requests are tested after every node so MPI moves them on, and all are waited for before
-the optimizer.  MPI sums the same elements in the same rank order either way, so the update is
-the one all-reduce's, bit for bit (checked at N=2).  It is off by default: on one machine,
+the optimizer.  At N=2 each element is one sum of the two ranks' values either way, so the
+update is the one all-reduce's bit for bit (tested); at larger N, MPI may choose its reduction
+algorithm by message size, so a bucket's sums may differ in the last bit from those of one
+large all-reduce (every rank still gets the same result).  It is off by default: on one machine,
 where the ranks share the cores and memory (and MPI moves a request on only when it is
 tested), it did not pay: steps were 2-7% slower for the MNIST MLP and LeNet at N=2 on two
 cores (benchmarks/bench_distribution.py --overlap); it is meant for ranks on several
@@ -55,9 +57,9 @@ outputs back into their order on every rank (a PyDataset's: in index order; a ca
 one batch, with no callbacks or progress bar, runs whole on every rank instead; so does an
 overridden ``predict_step``).  An overridden ``train_step`` / ``test_step`` needs a batch on
 every rank at every step: a global batch with fewer rows than processes, or a PyDataset step
-without a batch for some rank, raises on every rank.  BatchNormalization's moving statistics are per
-replica while training (each rank's from its own rows) and are averaged across ranks at the end
-of each epoch, so the weights are again identical on every rank.
+without a batch for some rank, raises on every rank.  BatchNormalization's moving statistics
+are per replica while training (each rank's from its own rows) and are averaged across ranks at
+the end of each epoch, so the weights are again identical on every rank.
 
 Every collective call waits at most ``timeout`` seconds (``AXONE_COLLECTIVE_TIMEOUT``, default
 600): a rank that died or hangs makes the others stop with a RuntimeError instead of hanging.
@@ -481,8 +483,9 @@ class DataParallel:
                 f"{name}: under DataParallel every process needs a batch at every step when "
                 f"{name} is overridden; at this step the processes' batches have "
                 f"{list(m.parts)} rows (rank order; a PyDataset sharded by index whose length "
-                f"is not a multiple of {self.size} leaves some ranks without a last batch). Give the PyDataset a number of batches that is a "
-                f"multiple of {self.size}, or use DataParallel(auto_shard_dataset=False)")
+                f"is not a multiple of {self.size} leaves some ranks without a last batch). "
+                f"Give the PyDataset a number of batches that is a multiple of {self.size}, or "
+                f"use DataParallel(auto_shard_dataset=False)")
         if m < self.size:
             raise ValueError(
                 f"{name}: under DataParallel every batch needs at least one row per process "
