@@ -639,6 +639,11 @@ class Layer:
             raise NeedsGraph(self.name)
         return y.data
 
+    def _inference_step(self):
+        """What a prediction's array plan runs for this layer: ``_infer`` (a layer may return a
+        callable specialised to its configuration, checked at each call)."""
+        return self._infer
+
     def _symbolic_call(self, inputs, *args, training=None, **kwargs):
         if self.input_spec is not None:
             assert_input_compatibility(self.input_spec, inputs, self.name)

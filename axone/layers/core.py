@@ -9,7 +9,7 @@ from .. import object_registration as _registry
 from ..autograd.function import _new, no_grad
 from ..autograd.tensor import Tensor
 from ..config import standardize_data_format
-from ..ops import math as _M, nn as _nn
+from ..ops import _parallel, math as _M, nn as _nn
 from .base import KerasTensor, Layer, _map, _map_shapes, _np_dtype, unique_name
 from .input_spec import InputSpec
 
@@ -227,6 +227,40 @@ class Dense(Layer):
             sm.axis = (y.ndim - 1,)
             return sm.forward(y)
         return act(Tensor(y)).data
+
+    def _inference_step(self):
+        """What a prediction's array plan runs for this layer (models/_inference.py).  For the
+        plain layer with a bias and a ReLU, linear or softmax activation: its node's forward
+        written out for a product too small to split or pin (np.matmul, the compiled bias and
+        ReLU pass, then the softmax node: what ``ops.nn.Dense.forward`` does for it, so the
+        same bits), with what may change after the plan was made (weights, activation, LoRA,
+        input dtype and shape) checked at each call, and ``_infer`` otherwise."""
+        kern = _nn._epilogue_kernels()
+        act, kernel, bias = self.activation, self._kernel, self.bias
+        dt = _np_dtype(self.dtype)
+        relu, soft = act is activations.relu, act is activations.softmax
+        if (kern is None or bias is None or type(self).call is not Dense.call or self.lora_enabled
+                or dt not in _nn._FLOATS or not (relu or soft or act is activations.linear)):
+            return self._infer
+        infer, matmul, forward, par, softmax = self._infer, np.matmul, kern.dense_forward, \
+            _parallel, _M.Softmax
+
+        def step(x):
+            w, b = kernel.data, bias.data
+            if (type(x) is not np.ndarray or x.ndim != 2 or x.dtype != dt or w.dtype != dt
+                    or b.dtype != dt or x.shape[1] != w.shape[0] or self.activation is not act
+                    or self.lora_enabled or not b.flags.c_contiguous
+                    or x.shape[0] * w.shape[0] * w.shape[1] >= par._PIN_MIN_WORK
+                    or par._PIN_MIN_WORK > par._MIN_WORK):
+                return infer(x)
+            y = matmul(x, w)
+            forward(y, b, relu)
+            if soft:
+                sm = _new(softmax)
+                sm.axis = (1,)
+                return sm.forward(y)
+            return y
+        return step
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

@@ -3,11 +3,14 @@
 ``predict`` on a batch that fits one call (the serving case: one sample, or a few) spends most of
 its time around the arithmetic, not in it: wrapping each layer's input and output in a Tensor,
 the generic ``Layer.__call__`` checks, the graph's bookkeeping.  The plan is the model's recorded
-layer calls (``Model._plan``) as ``(infer, input key, output key, keys to drop)`` rows, each
-``infer`` a layer's ``_infer(array) -> array``: the Dense layer computes its node's forward
-(``ops.nn.Dense.forward``, the same operations in the same order, so the same bits) on the
-arrays directly; every other layer runs its ordinary call (``Layer._infer``), so a plan exists
-for every graph it can serve, and it gives the results the graph gives.
+layer calls (``Model._plan``) as ``(step, input key, output key, keys to drop)`` rows, each
+``step`` what a layer's ``_inference_step()`` gives, a function of an array to an array: the
+Dense and recurrent layers compute their node's forward (``ops.nn.Dense.forward``,
+``ops.recurrent.RNNSequence.forward``: the same operations in the same order, so the same bits)
+on the arrays directly, a small Dense product with its ends written out; every other layer runs
+its ordinary call (``Layer._infer``), so a plan exists for every graph it can serve, and it
+gives the results the graph gives.  A chain of calls (a Sequential model) runs its steps one
+after the other, without the graph's table of values.
 
 A plan is made (once per graph and layer-tracking state) only for graphs whose every call takes
 one value and gives one, with no call arguments, no masks (no layer produces one) and no
@@ -42,7 +45,9 @@ def _plannable(model):
 
 
 def plan_of(model):
-    """The model's array plan (a tuple of rows), or None when it has none (see the module)."""
+    """The model's array plan, or None when it has none (see the module): ``(chain, rows)``,
+    ``rows`` the ``(step, input key, output key, keys to drop)`` of every call, ``chain`` the
+    steps alone when each call reads the one before it (else None)."""
     key = (layer_base._TRACKING[0], model.__dict__.get("_nodes"))
     cached = model.__dict__.get("_array_plan")
     if cached is not None and cached[0][0] == key[0] and cached[0][1] is key[1]:
@@ -54,8 +59,21 @@ def plan_of(model):
             if in_key is None or out_key is None or kwargs is None or kwargs:
                 rows = None
                 break
-            rows.append((layer._infer, in_key, out_key, drop))
-        plan = None if rows is None else tuple(rows)
+            rows.append((layer._inference_step(), in_key, out_key, drop))
+        if rows is not None:
+            # a chain (each call reads the one before it, as in a Sequential model): its steps
+            # alone, each applied to the last one's output
+            last = id(model._inputs[0]) if len(model._inputs) == 1 else None
+            chain = []
+            for step, in_key, out_key, _ in rows:
+                if in_key != last:
+                    chain = None
+                    break
+                chain.append(step)
+                last = out_key
+            if chain is not None and (len(model._outputs) != 1 or id(model._outputs[0]) != last):
+                chain = None
+            plan = (None if chain is None else tuple(chain), tuple(rows))
     model.__dict__["_array_plan"] = (key, plan)
     return plan
 
@@ -69,10 +87,16 @@ def drop_plan(model):
 
 def run_plan(model, plan, xs):
     """The model's outputs (a list of arrays) on input arrays ``xs`` through ``plan``."""
+    chain, rows = plan
+    if chain is not None:
+        x = xs[0]
+        for step in chain:
+            x = step(x)
+        return [x]
     values = {}
     for kt, x in zip(model._inputs, xs):
         values[id(kt)] = x
-    for infer, in_key, out_key, drop in plan:
+    for infer, in_key, out_key, drop in rows:
         values[out_key] = infer(values[in_key])
         for key in drop:
             values.pop(key, None)

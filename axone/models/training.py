@@ -31,7 +31,7 @@ from ..device import array_module, current_module, to_numpy
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers import base as layer_base
 from ..variables import _TRAINABLE_VERSION
-from . import _inference, data_adapters
+from . import _inference, _work, data_adapters
 from .data import cast_inputs, check_finite, n_rows, to_array, to_arrays
 from .data_adapters import ArrayDataAdapter, _Batches
 
@@ -1367,7 +1367,6 @@ class Trainer:
         counts three forward passes), judged by backend.blas_threads_for_work.  An unbuilt
         model is judged by trainable parameters × batch rows.  ``rows``: the rows of a
         prediction call, whose whole work must pay for the scope (backend.EAGER_MIN_WORK)."""
-        from . import _work
         batch = batch_size or 32
         work = _work.step_work(self, batch, training=bool(self.__dict__.get("_in_fit")))
         if work is None:
@@ -1468,20 +1467,21 @@ class Trainer:
         batches (without ``batch_size`` they are ``ceil(n / steps)`` rows); ``callbacks``
         receive the ``on_predict_*`` hooks (``on_predict_batch_end`` logs hold ``"outputs"``);
         verbose 1 shows a progress bar, 2 one line."""
+        sig = self.__dict__.get("_predict_sig")
+        if (sig is not None and type(x) is np.ndarray and batch_size is None and steps is None
+                and callbacks is None and type(verbose) in (int, bool) and not verbose
+                and x.ndim and 0 < len(x) <= 32 and config.max_steps_per_epoch() is None
+                and sig == (x.dtype, x.shape[1:], layer_base._TRACKING[0], backend.floatx())
+                and (x.dtype.kind != "f" or np.isfinite(x).all())):
+            # the input signature of the last one-batch call (an array of the dtype and row
+            # shape _prepare_x accepted, unchanged layers), finite: the checks below pass it
+            return self._predict_batch([x], len(x))
         batch_size = _check_batch_size(batch_size, "predict", default=None)
         steps = config.limit_steps(_check_steps(steps, "predict", "steps"))
         verbose = _check_verbose(verbose, "predict")
         if x is None:
             raise ValueError("predict: no input data was given (x=None)")
         rows = None
-        sig = self.__dict__.get("_predict_sig")
-        if (sig is not None and type(x) is np.ndarray and not verbose and not callbacks
-                and steps is None and 0 < len(x) <= (batch_size or 32)
-                and sig == (x.dtype, x.shape[1:], layer_base._TRACKING[0], backend.floatx())):
-            # the input signature of the last one-batch call (an array of the dtype and row
-            # shape _prepare_x accepted, unchanged layers): only its values are left to check
-            check_finite([x], "x")
-            return self._predict_batch([x], len(x))
         x = data_adapters.host_arrays(x)
         if data_adapters.is_array_input(x) and not isinstance(x, data_adapters.PyDataset):
             xs = self._prepare_x(x)
@@ -1569,8 +1569,8 @@ class Trainer:
             except _inference.NeedsGraph:
                 _inference.drop_plan(self)
             else:
-                # a layer's own add_loss ran: _forward clears those terms at the next call
-                self._added_losses = layer_base.added_loss_count() != mark
+                if layer_base.added_loss_count() != mark:
+                    self._added_losses = True    # a layer's own add_loss ran: _forward clears
                 return self._restructure([np.array(o, copy=True) for o in outs])
         with no_grad(), self._blas_scope(n, n):
             out = self._output_structure(self._forward(xs, training=False))
