@@ -855,7 +855,11 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 def _tuple(v, n, name, who):
     if isinstance(v, (int, np.integer)):
         v = (int(v),) * n
-    v = tuple(int(i) for i in v)
+    try:
+        v = tuple(int(i) for i in v)
+    except (TypeError, ValueError):
+        raise TypeError(f"{who}: {name} must be a positive int or a tuple of {n} positive ints, "
+                        f"received {v!r}") from None
     if len(v) != n or any(i <= 0 for i in v):
         raise ValueError(f"{who}: {name} must be a positive int or a tuple of {n} positive ints, "
                          f"received {v}")
