@@ -25,6 +25,19 @@ Windows of the (padded) input are a strided view (no copy until the product):
 Large work arrays (padded inputs, im2col rows, input-gradient buffers) come from a reusable
 workspace (_Workspace) rather than fresh allocations.
 
+What depends on the geometry alone is worked out once per geometry and kept (bounded dicts,
+_GEOMETRY_MAX entries each, emptied when full): conv()'s and the pools' normalised and checked
+arguments (keyed on the shapes and the arguments as given, with their types; a bad argument is
+never kept, so it raises every time), Conv's forward plan (output shape, work, bj, the bias
+column, the band windows' shape and byte strides: _ForwardPlan, keyed on the shapes, strides and
+dtypes of x and K, bias or not, strides, dilation, padding, groups), the banded matrix's tap
+layout (_band_layout) and the compiled pooling's geometry.  Nothing computed from values is
+kept: the banded matrix is built from K on every call (zeros, then one strided copy of K into
+its taps), so weights changed in place are always seen.  A one-sample layer is Python overhead
+more than arithmetic, so a banded product below _SMALL_WORK multiply-adds skips the workspace
+and the thread dispatch (np.matmul, the compiled copy on this thread, the ReLU through the
+compiled Dense epilogue) — the same operations, so the same bits.
+
 While OpenBLAS runs on one thread (training steps, backend.blas_threads_for), a Conv or Pool node
 with enough work runs on consecutive batch blocks, one per thread of axone's own
 (ops/_parallel.batch_blocks): each block is a node of its own over x[lo:hi] running the whole
@@ -365,10 +378,15 @@ class _ForwardPlan:
 
 
 _FORWARD_PLANS = {}
-# A product of fewer multiply-adds than this (and its window copy) runs with direct NumPy /
-# compiled calls: fresh arrays, no workspace, the compiled copy on this thread, the ReLU through
-# the compiled Dense epilogue (a one-sample layer: the Python overhead is the cost).
-_SMALL_WORK = 1 << 18
+# A banded product of fewer multiply-adds than this (and its window copy) runs with direct
+# NumPy / compiled calls: fresh arrays, no workspace, np.matmul (ops/_parallel.matmul never
+# splits a product below 2 · _MIN_WORK = 2^19 either, so the bits are the same), the compiled copy
+# on this thread, the ReLU through the compiled Dense epilogue (a one-sample layer: the Python
+# overhead is the cost).
+_SMALL_WORK = 1 << 19
+# Copies of fewer items than this go straight to the compiled copy_into (which keeps them on the
+# calling thread); larger ones through ops/_parallel.copy.
+_SMALL_COPY = 1 << 16
 
 
 def _forward_plan(key, x, k, b, strides, dilation, pads, groups):
@@ -378,7 +396,7 @@ def _forward_plan(key, x, k, b, strides, dilation, pads, groups):
     ksz = k.shape[:nd]
     geo.padded = any(p != (0, 0) for p in pads)
     padded = [n + lo + hi for n, (lo, hi) in zip(x.shape[1:1 + nd], pads)]
-    geo.out = out = _out_shape(padded, ksz, strides, dilation)
+    geo.out = out = tuple(_out_shape(padded, ksz, strides, dilation))
     cin_g, f = k.shape[-2], k.shape[-1]
     nk = _prod(ksz)
     m = x.shape[0] * _prod(out)
@@ -389,7 +407,7 @@ def _forward_plan(key, x, k, b, strides, dilation, pads, groups):
     geo.one = int(b is not None and groups == 1 and not (bj == 1 and cin_g > 1 and nk == 1
                                                          and all(st == 1 for st in strides)))
     geo.yshape = (x.shape[0],) + tuple(out) + (f,)
-    geo.small = geo.work < _SMALL_WORK
+    geo.small = False
     geo.wshape = geo.wstrides = geo.width = geo.rows = None
     if bj > 1:
         pshape = (x.shape[0],) + tuple(padded) + (x.shape[-1],)
@@ -398,6 +416,7 @@ def _forward_plan(key, x, k, b, strides, dilation, pads, groups):
         geo.wshape, geo.wstrides = _band_window_layout(pshape, st, ksz, strides, dilation, out, bj)
         geo.width = _prod(geo.wshape[nd + 1:])
         geo.rows = _prod(geo.wshape[:nd + 1])
+        geo.small = geo.rows * (geo.width + geo.one) * bj * f < _SMALL_WORK
     if key is not None:
         if len(_FORWARD_PLANS) >= _GEOMETRY_MAX:
             _FORWARD_PLANS.clear()
@@ -415,8 +434,11 @@ def _contiguous_strides(shape, itemsize):
 
 
 def _copy_small(dst, src):
-    """dst[...] = src for a small copy: the compiled copy_into on this thread (its runs of the
-    leading axis go to threads only from sizes far above the small ones), else np.copyto."""
+    """dst[...] = src for a small copy (fewer than _SMALL_COPY items): the compiled copy_into
+    on this thread, else np.copyto (larger copies: ops/_parallel.copy).  The same bytes."""
+    if dst.size >= _SMALL_COPY:
+        _parallel.copy(dst, src)
+        return
     kern = _compiled.kernels("copy_into")
     if kern is not None and dst.dtype == src.dtype:
         try:
