@@ -77,7 +77,6 @@ MPI comes from ``mpi4py`` (optional extra ``axone[mpi]``, with an MPI library su
 """
 import functools
 import hashlib
-import itertools
 import os
 import threading
 import time
@@ -455,7 +454,7 @@ class DataParallel:
         """``adapter`` giving this rank's part of every global step: a PyDataset's adapter
         sharded by index (:meth:`shard_by_index`; already so when it was read from), anything
         else a ``_ShardedAdapter``."""
-        if adapter is None or isinstance(adapter, _IndexShardedPyDataset):
+        if adapter is None or getattr(adapter, "index_sharded", False):
             return adapter
         sharded = self.shard_by_index(adapter)
         return sharded if sharded is not adapter else _ShardedAdapter(adapter, self)
@@ -464,11 +463,10 @@ class DataParallel:
         """A PyDataset's adapter (``auto_shard_dataset=True``) as one that reads only this
         rank's indices (see the module doc); any other adapter as it is.  Called before the
         adapter reads its first batch, so a rank never reads another rank's index."""
-        from .models.data_adapters import PyDatasetAdapter
-        if not self.auto_shard_dataset or type(adapter) is not PyDatasetAdapter \
-                or adapter._peeked or adapter._it is not None:
+        make = getattr(adapter, "sharded_by_index", None)
+        if not self.auto_shard_dataset or make is None:
             return adapter
-        return _IndexShardedPyDataset(adapter, self)
+        return make(self)
 
     def check_step_rows(self, name):
         """Raise (on every rank together) when the global step has a rank without rows, which
@@ -850,141 +848,6 @@ class _ShardedAdapter:
             dp.global_rows = g
             yield step, (_slice_structure(x, lo, hi), _slice_structure(y, lo, hi),
                          _slice_structure(sw, lo, hi)), m
-
-
-class _IndexShardedPyDataset:
-    """A PyDataset read by index across the ranks: the epoch's order of batch indices (shuffled
-    from the shared generator, so the same on every rank) is cut into groups of N consecutive
-    indices; global step k is group k, and rank r reads only ``order[k*N + r]``.  A rank
-    without an index in a last incomplete group contributes zero rows to that step.  Each step
-    all-gathers the ranks' rows (``dp.global_rows``, a ``_Rows``): the gradients are weighted by
-    them and predict's outputs are put back in index order with them."""
-
-    prepared = False
-    batch_size = None
-
-    def __init__(self, inner, dp):
-        from .models.data_adapters import PyDataset
-        self.inner, self.dp = inner, dp
-        self.dataset, self.what, self.steps = inner.dataset, inner.what, inner.steps
-        self.ran_out = False
-        n = inner._known
-        if n is None and self.steps is None:
-            raise ValueError(
-                f"{self.what}: an endless PyDataset (num_batches None) sharded by index across "
-                f"{dp.size} processes needs steps (steps_per_epoch / steps) so that every rank "
-                f"runs the same number of steps")
-        if n is not None and n < dp.size:
-            raise ValueError(
-                f"{self.what}: a PyDataset sharded by index across {dp.size} processes needs at "
-                f"least {dp.size} batches (one per process), received one of {n}; use "
-                f"DataParallel(auto_shard_dataset=False) to give each process its own data")
-        self.n = n
-        self.groups = None if n is None else -(-n // dp.size)
-        ds = self.dataset
-        self._settings = ds._settings() if isinstance(ds, PyDataset) else (1, False, 10)
-        self._order = None      # the current pass's order of indices (None: not started)
-        self._pos = 0           # groups of the current pass taken
-        self._it = None         # this rank's batches of the current pass, from group _pos
-        self._peeked = []
-        self._fresh = False     # a pass begun by first_batch, for the first epoch
-        self._empty = None      # a batch of this rank's structure with 0 rows
-        self._pool = None
-
-    def __getattr__(self, name):
-        return getattr(self.__dict__["inner"], name)
-
-    @property
-    def num_batches(self):
-        return self.steps or self.groups
-
-    def _index(self, k):
-        """This rank's index of group ``k`` of the current pass (None: it has none)."""
-        i = k * self.dp.size + self.dp.rank
-        if self.n is None:
-            return i
-        if i >= self.n:
-            return None
-        return i if self._order is None else int(self._order[i])
-
-    def _new_pass(self):
-        from .models import data_adapters as da
-        inner = self.inner
-        self._order = None
-        if self.n is not None and inner.shuffle and inner.rng is not None:
-            self._order = inner.rng.permutation(self.n)
-        self._pos = 0
-        self._peeked = []
-        k = itertools.count() if self.groups is None else range(self.groups)
-        indices = (i for i in (self._index(g) for g in k) if i is not None)
-        workers, use_mp, qsize = self._settings
-        if workers <= 1:
-            self._it = (self.dataset[i] for i in indices)
-        else:
-            self._it = da._read_ahead(self.dataset, indices, workers, use_mp, qsize, self)
-
-    def _read(self):
-        if self._peeked:
-            return self._peeked.pop(0)
-        from .models.data_adapters import _standardize
-        return _standardize(next(self._it), self.what)
-
-    def first_batch(self):
-        """This rank's first batch of a new pass (kept for the first epoch), for building the
-        model."""
-        if not self._peeked:
-            self._new_pass()
-            self._fresh = True
-            self._peeked.append(self._read())
-        return self._peeked[0]
-
-    def _step(self, step):
-        """``(step, batch, None)`` of group ``self._pos``, after all-gathering the rows."""
-        dp = self.dp
-        if self._index(self._pos) is None:
-            data, m = self._empty, 0
-        else:
-            data = self._read()
-            m = int(_first_leaf(data[0]).shape[0])
-            if self._empty is None:
-                self._empty = tuple(_slice_structure(a, 0, 0) for a in data)
-        got = dp.allgather_bytes(np.array([m], dtype=np.int64).tobytes(),
-                                 "sharing the batches' rows")
-        dp.global_rows = _Rows([int(np.frombuffer(b, dtype=np.int64)[0]) for b in got])
-        self._pos += 1
-        return step, data, None
-
-    def epoch(self):
-        """Yield ``(step, (x, y, sw), None)`` for one epoch: one group of indices a step."""
-        self.dataset.on_epoch_begin()
-        try:
-            if self.steps is None:
-                if not self._fresh:
-                    self._new_pass()
-                self._fresh = False
-                for step in range(self.groups):
-                    yield self._step(step)
-                self._order = self._it = None
-                return
-            for step in range(self.steps):
-                if self._it is None:
-                    self._new_pass()
-                elif self.groups is not None and self._pos >= self.groups:
-                    from .models.data_adapters import _ran_out
-                    _ran_out(self.steps, step)      # as a PyDataset without distribution
-                    self._it = None
-                    return
-                self._fresh = False
-                yield self._step(step)
-            if self.groups is not None and self._pos >= self.groups:
-                self._it = None         # the pass ended with the epoch: the next starts one
-        finally:
-            self.dataset.on_epoch_end()
-
-    def close(self):
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
 
 
 def set_distribution(value):

@@ -150,6 +150,11 @@ def _map(f, x):
 _NP_DTYPES = {}
 
 
+class NeedsGraph(Exception):
+    """Raised by a layer's ``_infer`` whose output carries what an array cannot (a mask): the
+    prediction runs the graph instead (models/_inference.py), and the model's plan is dropped."""
+
+
 def _np_dtype(name):
     """np.dtype(name), cached (a layer's dtype is a string such as "float32")."""
     dt = _NP_DTYPES.get(name)
@@ -635,7 +640,6 @@ class Layer:
         if type(y) is not Tensor:
             y = _flatten(y)[0]
         if getattr(y, "_keras_mask", None) is not None:
-            from ..models._inference import NeedsGraph
             raise NeedsGraph(self.name)
         return y.data
 

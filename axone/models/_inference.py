@@ -20,13 +20,9 @@ the same (a custom layer setting one) raises ``NeedsGraph``: that prediction and
 run the graph.
 """
 from ..layers import base as layer_base
+from ..layers.base import NeedsGraph
 
 __all__ = ["NeedsGraph", "drop_plan", "plan_of", "run_plan"]
-
-
-class NeedsGraph(Exception):
-    """Raised by a layer's ``_infer`` whose output carries what an array cannot (a mask): the
-    prediction runs the graph instead, and the model's plan is dropped."""
 
 
 def _layers(layer):
