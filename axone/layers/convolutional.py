@@ -6,7 +6,9 @@ channels-last before the op and the output back after it (two transpose nodes)."
 import numpy as np
 
 from .. import activations, constraints, initializers, ops, regularizers
+from ..autograd.function import _new
 from ..config import standardize_data_format
+from ..ops.conv import Conv as _ConvNode, _conv_args
 from ..ops.conv import _deconv_length, conv_output_length, to_channels_first, to_channels_last
 from .base import Layer
 
@@ -160,6 +162,46 @@ class _Conv(_Formatted):
         if not relu:
             y = self.activation(y)
         return self._out(y)
+
+    def _inference_step(self):
+        """What a prediction's array plan runs for this layer (models/_inference.py).  For the
+        plain channels-last layer with a ReLU or linear activation and no groups: its Conv
+        node's forward on the arrays, with the arguments ``ops.conv`` normalises for an input
+        shape the layer's own call has checked once (the first call of a shape runs ``call``);
+        what may change after the plan was made (activation, weights' dtype and shape) is
+        checked at each call; ``_infer`` otherwise."""
+        act = self.activation
+        relu = act is activations.relu
+        if (type(self).call is not _Conv.call or self.data_format != "channels_last"
+                or self.groups != 1 or not (relu or act is activations.linear)):
+            return self._infer
+        infer, kernel, bias = self._infer, self.kernel, self.bias
+        dt = np.dtype(self.dtype)
+        seen = {}
+
+        def step(x):
+            k = kernel.data
+            if (type(x) is not np.ndarray or x.dtype != dt or k.dtype != dt
+                    or self.activation is not act):
+                return infer(x)
+            key = (x.shape, k.shape)
+            norm = seen.get(key)
+            if norm is None:
+                y = infer(x)                   # the layer's own checks, for this shape once
+                if len(seen) >= 64:
+                    seen.clear()
+                seen[key] = _conv_args(x.shape, k.shape, self.strides, self.padding,
+                                       self.dilation_rate, 1)
+                return y
+            fn = _new(_ConvNode)
+            fn.strides, fn.dilation, fn.pads, fn.groups = norm
+            fn.relu = relu
+            if bias is None:
+                fn.needs = (False, False)
+                return fn.forward(x, k)
+            fn.needs = (False, False, False)
+            return fn.forward(x, k, bias.data)
+        return step
 
     def compute_output_shape(self, input_shape):
         input_shape = _last_shape(input_shape, self.data_format)

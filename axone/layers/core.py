@@ -358,6 +358,19 @@ class Flatten(Layer):
             inputs = ops.transpose(inputs, (0,) + tuple(range(2, inputs.ndim)) + (1,))
         return ops.reshape(inputs, (inputs.shape[0], -1))
 
+    def _inference_step(self):
+        """A prediction's array plan: the channels-last layer reshapes the array as its Reshape
+        node does; ``_infer`` otherwise."""
+        if type(self).call is not Flatten.call or self.data_format == "channels_first":
+            return self._infer
+        infer = self._infer
+
+        def step(x):
+            if type(x) is not np.ndarray or not x.ndim:
+                return infer(x)
+            return x.reshape(x.shape[0], -1)
+        return step
+
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
         n = None if any(d is None for d in rest) else int(np.prod(rest)) if rest else 1

@@ -3,6 +3,8 @@
 import numpy as np
 
 from .. import ops
+from ..autograd.function import _new
+from ..ops.conv import Pool as _PoolNode, _pool_args
 from ..config import standardize_data_format
 from ..ops.conv import (adaptive_average_pool, adaptive_max_pool, pool_output_length,
                         to_channels_first, to_channels_last)
@@ -68,6 +70,34 @@ class _Pool(Layer):
         cf = self.data_format == "channels_first"
         y = f(to_channels_last(inputs) if cf else inputs, self.pool_size, self.strides, self.padding)
         return to_channels_first(y) if cf else y
+
+    def _inference_step(self):
+        """What a prediction's array plan runs for this layer: for the channels-last layer, its
+        Pool node's forward on the arrays, with the arguments ``ops.max_pool`` /
+        ``ops.average_pool`` normalise for an input shape the layer's own call has checked once
+        (the first call of a shape runs ``call``); ``_infer`` otherwise."""
+        if type(self).call is not _Pool.call or self.data_format != "channels_last":
+            return self._infer
+        infer, kind, seen = self._infer, self.kind, {}
+        who = "max_pool" if kind == "max" else "average_pool"
+
+        def step(x):
+            if type(x) is not np.ndarray:
+                return infer(x)
+            norm = seen.get(x.shape)
+            if norm is None:
+                y = infer(x)                   # the layer's own checks, for this shape once
+                if len(seen) >= 64:
+                    seen.clear()
+                seen[x.shape] = _pool_args(kind, x.shape, self.pool_size,
+                                           self.strides, self.padding, who)
+                return y
+            fn = _new(_PoolNode)
+            fn.kind = kind
+            fn.pool, fn.strides, fn.pads, fn.blocks = norm
+            fn.needs = (False,)
+            return fn.forward(x)
+        return step
 
     def compute_output_shape(self, input_shape):
         self._check(input_shape)

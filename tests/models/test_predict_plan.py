@@ -194,3 +194,35 @@ def test_recurrent_states_and_stateful_take_the_call():
     assert not np.array_equal(first, second)
     s.layers[0].reset_states()
     np.testing.assert_array_equal(s.predict(x, verbose=0), first)
+
+
+@pytest.mark.parametrize("conv_kw", [
+    dict(activation="relu"), dict(activation=None, use_bias=False),
+    dict(activation="relu", strides=2, padding="same"), dict(activation="tanh"),
+    dict(activation="relu", groups=2), dict(activation="relu", dilation_rate=2)])
+@pytest.mark.parametrize("pool", ["MaxPooling2D", "AveragePooling2D"])
+def test_conv_and_pool_steps_equal_graph(conv_kw, pool):
+    axone.utils.set_random_seed(0)
+    m = axone.Sequential([layers.Input((12, 12, 4)), layers.Conv2D(6, 3, **conv_kw),
+                          getattr(layers, pool)(2, padding="same"), layers.Flatten(),
+                          layers.Dense(3)])
+    rng = np.random.default_rng(11)
+    for rows in (1, 1, 3, 3):                 # a shape's first call, then its direct steps
+        x = rng.normal(size=(rows, 12, 12, 4)).astype("float32")
+        np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
+    m.set_weights([w + 0.25 for w in m.get_weights()])
+    np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
+
+
+def test_conv1d_and_channels_first_equal_graph():
+    axone.utils.set_random_seed(0)
+    a = axone.Sequential([layers.Input((20, 3)), layers.Conv1D(4, 5, activation="relu"),
+                          layers.MaxPooling1D(2), layers.GlobalAveragePooling1D()])
+    b = axone.Sequential([layers.Input((3, 10, 10)),
+                          layers.Conv2D(4, 3, activation="relu", data_format="channels_first"),
+                          layers.MaxPooling2D(2, data_format="channels_first"), layers.Flatten()])
+    rng = np.random.default_rng(12)
+    for m, shape in ((a, (2, 20, 3)), (b, (2, 3, 10, 10))):
+        for _ in range(3):
+            x = rng.normal(size=shape).astype("float32")
+            np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
