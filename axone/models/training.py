@@ -14,12 +14,17 @@ reshuffled every epoch, the reported training loss is the running mean over the 
 
 On a device (weights created while ``axone.device("gpu:0")`` is current): the flat buffers are
 that device's arrays, each host batch is copied there as the step starts (inputs, targets and
-sample weights for the loss), and what comes back is host data: predictions, ``get_weights``,
-the metrics (updated from host copies of the outputs) and the logs as Python floats.
+sample weights for the loss; with prepared arrays the next batch's inputs are copied on a
+background thread while the current step computes, ``_PREFETCH``), and what comes back is host
+data: predictions, ``get_weights``, the metrics (updated from host copies of the outputs) and the
+logs as Python floats.
 """
 import contextlib
 import math
+import os
+import threading
 import warnings
+import weakref
 
 import numpy as np
 
@@ -47,6 +52,11 @@ _LOSS_KIND = {
 def _loss_kind(loss_obj):
     fn = getattr(loss_obj, "fn", loss_obj)
     return _LOSS_KIND.get(fn)
+
+
+#: model -> (layer-tracking state, the array module of its weights), kept beside the model so
+#: that it still pickles and deep-copies (a module is neither)
+_DEVICE_OF = weakref.WeakKeyDictionary()
 
 
 class Trainer:
@@ -441,14 +451,14 @@ class Trainer:
             p = buf[1]
             return np if type(p) is np.ndarray else array_module(p)
         key = layer_base._TRACKING[0]
-        cached = self.__dict__.get("_device_of_weights")
+        cached = _DEVICE_OF.get(self)
         if cached is not None and cached[0] == key:
             return cached[1]
         ws = self.weights
         if not ws:
             return current_module()
         xp = array_module(*[w.data for w in ws])
-        self.__dict__["_device_of_weights"] = (key, xp)
+        _DEVICE_OF[self] = (key, xp)
         return xp
 
     def get_weights(self):
@@ -1160,10 +1170,46 @@ class Trainer:
         return xs, ys, sww, n
 
     def _batches_of(self, adapter, what):
-        """``(step, xs, ys, sw, rows)`` for one epoch of ``adapter``."""
+        """``(step, xs, ys, sw, rows)`` for one epoch of ``adapter``.
+
+        A model whose weights are on a device, reading prepared arrays (``ArrayDataAdapter``,
+        whose batches are gathers without side effects or random draws; not ``shuffle="batch"``,
+        which draws each batch's order) with the built-in step, reads one batch ahead: batch k+1
+        is gathered here on the calling thread, then its inputs are copied to the device on the
+        prefetch thread (``_copy_ahead``) while step k computes, and step k+1 receives them as
+        device arrays (``_to_module`` leaves those as they are).  Targets and sample weights
+        stay host arrays (the metrics read them; the loss copies them).  ``_PREFETCH = False``
+        turns this off."""
         if adapter.prepared:
-            for step, (xs, ys, sw), m in adapter.epoch():
-                yield step, xs, ys, sw, m
+            xp = np
+            if _PREFETCH and isinstance(adapter, ArrayDataAdapter) and \
+                    adapter._batches.shuffle != "batch" and \
+                    not self._steps_overridden(_STEP_OF.get(what, "train_step")):
+                xp = self._device_module()
+            if xp is np:
+                for step, (xs, ys, sw), m in adapter.epoch():
+                    yield step, xs, ys, sw, m
+                return
+            buf = self._buffer
+            like = buf[1] if buf is not None and buf[1] is not None else next(
+                (w.data for w in self.weights), None)
+            ahead = None                 # (step, the copy's future, ys, sw, rows) of the next step
+            try:
+                for step, (xs, ys, sw), m in adapter.epoch():
+                    nxt = (step, _copy_ahead(xp, xs, like), ys, sw, m)
+                    if ahead is not None:
+                        cur, ahead = ahead, nxt
+                        yield cur[0], cur[1].result(), cur[2], cur[3], cur[4]
+                    else:
+                        ahead = nxt
+                if ahead is not None:
+                    cur, ahead = ahead, None
+                    yield cur[0], cur[1].result(), cur[2], cur[3], cur[4]
+            finally:
+                if ahead is not None:    # the loop stopped early: the copy read ahead is dropped
+                    ahead[1].cancel()
+                    ahead = None
+            return
         else:
             for step, data, _ in adapter.epoch():
                 xs, ys, sw, m = self._prepare_batch(data, what)
@@ -1755,6 +1801,73 @@ def _to_module(xp, arrays, like=None):
             return [a if a is None or type(a) is not np.ndarray else xp.asarray(a)
                     for a in arrays]
     return [a if a is None or type(a) is not np.ndarray else xp.asarray(a) for a in arrays]
+
+
+#: Whether fit / evaluate / predict of a model on a device copy the next batch's inputs to the
+#: device on a background thread while the current step computes (see ``Trainer._batches_of``).
+_PREFETCH = True
+_STEP_OF = {"fit": "train_step", "evaluate": "test_step", "predict": "predict_step"}
+_PREFETCH_POOL = []              # [the one-thread executor], made on first use
+_PREFETCH_LOCK = threading.Lock()
+_PREFETCH_LOCAL = threading.local()   # .streams: the prefetch thread's copy stream per device
+
+
+def _prefetch_pool():
+    if not _PREFETCH_POOL:
+        with _PREFETCH_LOCK:
+            if not _PREFETCH_POOL:
+                from concurrent.futures import ThreadPoolExecutor
+                _PREFETCH_POOL.append(ThreadPoolExecutor(1, thread_name_prefix="axone-prefetch"))
+    return _PREFETCH_POOL[0]
+
+
+def _prefetch_after_fork():      # a forked child has no prefetch thread: it starts its own
+    global _PREFETCH_LOCK
+    _PREFETCH_POOL.clear()
+    _PREFETCH_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_prefetch_after_fork)
+
+
+def _device_scope(like):
+    where = getattr(like, "device", None)
+    return where if where is not None and hasattr(where, "__enter__") else contextlib.nullcontext()
+
+
+def _copy_ahead(xp, arrays, like):
+    """A future of ``_to_module(xp, arrays, like)`` computed on the prefetch thread.  With CuPy
+    the copies run on that thread's own non-blocking stream on ``like``'s device, ordered after
+    the work queued so far on the caller's current stream (an event recorded here: a block of
+    the memory pool a copy reuses may still be read there), and the stream is synchronized
+    before the arrays are handed over; a module without ``cuda.Stream`` (the test stand-in)
+    copies with plain ``xp.asarray``."""
+    cuda = getattr(xp, "cuda", None)
+    event = None
+    if getattr(cuda, "Stream", None) is not None and getattr(cuda, "Event", None) is not None:
+        with _device_scope(like):
+            event = cuda.Event(disable_timing=True)
+            event.record()
+    return _prefetch_pool().submit(_copy_on_worker, xp, arrays, like, event)
+
+
+def _copy_on_worker(xp, arrays, like, event):
+    with _device_scope(like):
+        if event is None:
+            return _to_module(xp, arrays)
+        streams = getattr(_PREFETCH_LOCAL, "streams", None)
+        if streams is None:
+            streams = _PREFETCH_LOCAL.streams = {}
+        key = getattr(getattr(like, "device", None), "id", None)
+        stream = streams.get(key)
+        if stream is None:
+            stream = streams[key] = xp.cuda.Stream(non_blocking=True)
+        stream.wait_event(event)
+        with stream:
+            out = _to_module(xp, arrays)
+        stream.synchronize()
+        return out
 
 
 def _as_loss_tensor(p):
