@@ -19,10 +19,16 @@ None and predict runs the graph as before.  A layer whose output turns out to ca
 the same (a custom layer setting one) raises ``NeedsGraph``: that prediction and the later ones
 run the graph.
 """
+import weakref
+
 from ..layers import base as layer_base
 from ..layers.base import NeedsGraph
 
 __all__ = ["NeedsGraph", "drop_plan", "plan_of", "run_plan"]
+
+#: model -> ((layer-tracking state, graph), plan): kept beside the model, not in it, so that a
+#: model still pickles and deep-copies (a copy makes its own plan, over its own layers)
+_PLANS = weakref.WeakKeyDictionary()
 
 
 def _layers(layer):
@@ -45,7 +51,7 @@ def plan_of(model):
     ``rows`` the ``(step, input key, output key, keys to drop)`` of every call, ``chain`` the
     steps alone when each call reads the one before it (else None)."""
     key = (layer_base._TRACKING[0], model.__dict__.get("_nodes"))
-    cached = model.__dict__.get("_array_plan")
+    cached = _PLANS.get(model)
     if cached is not None and cached[0][0] == key[0] and cached[0][1] is key[1]:
         return cached[1]
     plan = None
@@ -70,15 +76,15 @@ def plan_of(model):
             if chain is not None and (len(model._outputs) != 1 or id(model._outputs[0]) != last):
                 chain = None
             plan = (None if chain is None else tuple(chain), tuple(rows))
-    model.__dict__["_array_plan"] = (key, plan)
+    _PLANS[model] = (key, plan)
     return plan
 
 
 def drop_plan(model):
     """No plan for the model in its current state (a layer's output needed the graph)."""
-    cached = model.__dict__.get("_array_plan")
+    cached = _PLANS.get(model)
     if cached is not None:
-        model.__dict__["_array_plan"] = (cached[0], None)
+        _PLANS[model] = (cached[0], None)
 
 
 def run_plan(model, plan, xs):

@@ -6,6 +6,7 @@ nodes that feed it; running the model runs those calls on real data.
 Training (compile / fit / evaluate / predict) lives in :mod:`.training`.
 """
 import threading
+import weakref
 
 import numpy as np
 
@@ -93,6 +94,8 @@ def keras_layer_order(inputs, outputs):
     layers = [index[k][1] for k in layer_depth]
     return sorted(layers, key=lambda l: (-layer_depth[id(l)], index[id(l)][0]))
 
+
+_PLANS = weakref.WeakKeyDictionary()     # model -> (its graph's nodes, Model._plan)
 
 class Model(Trainer, Layer):
     """A model: layers joined in a graph, with training and inference.
@@ -211,7 +214,9 @@ class Model(Trainer, Layer):
         single input (or None), node, call kwargs, the key of its single output (or None), and
         the keys of the values no later call reads (dropped after this one, so that a forward
         pass without a graph holds only the live activations, not all of them)."""
-        cached = getattr(self, "_plan_cache", None)
+        # kept beside the model, not in it: the keys are ids of this model's own graph, and a
+        # deep or pickled copy makes its own
+        cached = _PLANS.get(self)
         if cached is not None and cached[0] is self._nodes:
             return cached[1]
         last = {}
@@ -232,7 +237,7 @@ class Model(Trainer, Layer):
                          node.call_kwargs if not node.kw_symbolic else None,
                          id(node.flat_outputs[0]) if len(node.flat_outputs) == 1 else None,
                          tuple(drop)))
-        self._plan_cache = (self._nodes, plan)
+        _PLANS[self] = (self._nodes, plan)
         return plan
 
     def _run_graph(self, xs, training=None):
