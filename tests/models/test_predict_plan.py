@@ -226,3 +226,18 @@ def test_conv1d_and_channels_first_equal_graph():
         for _ in range(3):
             x = rng.normal(size=shape).astype("float32")
             np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
+
+
+def test_a_model_that_predicted_still_copies_and_pickles():
+    import copy
+    import pickle
+    m = _iris()
+    x = np.random.default_rng(13).normal(size=(1, 4)).astype("float32")
+    want = m.predict(x, verbose=0)
+    c = copy.deepcopy(m)
+    np.testing.assert_array_equal(c.predict(x, verbose=0), want)
+    c.set_weights([w * 0.5 for w in c.get_weights()])
+    np.testing.assert_array_equal(c.predict(x, verbose=0), _graph(c, x))
+    np.testing.assert_array_equal(m.predict(x, verbose=0), want)      # the original untouched
+    p = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(p.predict(x, verbose=0), want)
