@@ -3,7 +3,9 @@
   1. tests   the device suites on CuPy (AXONE_TEST_DEVICE=cupy): every op's forward and backward
              (tests/device/test_strict_ops, _nn, _conv_rnn, _image_ctc), whole graphs
              (_autograd) and models (_training), each on the GPU against the same run on the
-             host, to float32 tolerance; the tests of the strict stand-in itself are skipped.
+             host, to float32 tolerance; the tests of the strict stand-in itself are skipped;
+             test_prefetch: fit / evaluate / predict with the next batch copied on the
+             prefetch thread's stream against the same runs without it.
   2. train   LeNet (32x32x1, Adam, sparse categorical cross-entropy) and an LSTM(32) -> Dense(1)
              (mse) trained for 2 epochs from the same seed on the GPU and on the CPU: every
              epoch's loss within 1e-3 relative.
@@ -14,6 +16,8 @@
              x 8, batch 64): axone on the GPU against PyTorch CUDA eager (when torch sees CUDA)
              and against axone on the CPU; medians of --rounds.  Goals: axone GPU <= 1.5x torch
              CUDA, and >= 10x faster than axone CPU on the ResNet50 step and the LSTM(256) epoch.
+             With the LeNet workload: its epoch on the device with the next batch's copy
+             overlapped (training._PREFETCH on) and without (off), medians of interleaved rounds.
 
 Usage: python benchmarks/gpu_check.py [--only tests,train,save,speed] [--rounds 3] [--quick]
                                       [--device gpu:0] [--workloads mlp,lenet,resnet50,lstm]
@@ -38,7 +42,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 SUITES = ["test_strict_ops.py", "test_strict_nn.py", "test_strict_conv_rnn.py",
-          "test_strict_image_ctc.py", "test_strict_autograd.py", "test_strict_training.py"]
+          "test_strict_image_ctc.py", "test_strict_autograd.py", "test_strict_training.py",
+          "test_prefetch.py"]
 PARTS = ["tests", "train", "save", "speed"]
 
 
@@ -283,6 +288,31 @@ def _time_torch(torch, name, x, y, batch, rounds):
     return statistics.median(times)
 
 
+def _time_prefetch(device, rounds, quick):
+    """LeNet epochs on ``device`` with the next batch copied ahead (training._PREFETCH) and
+    without, the same model, rounds interleaved; medians printed."""
+    from axone.models import training
+    x, y = _images(1000 if quick else 10000)
+    before = training._PREFETCH
+    times = {True: [], False: []}
+    try:
+        with _scope(device):
+            model = _lenet()
+            model.fit(x[:64], y[:64], batch_size=64, epochs=1, verbose=0)         # warm-up
+            for _ in range(rounds):
+                for on in (True, False):
+                    training._PREFETCH = on
+                    t = time.perf_counter()
+                    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+                    times[on].append(time.perf_counter() - t)
+    finally:
+        training._PREFETCH = before
+    t_on, t_off = statistics.median(times[True]), statistics.median(times[False])
+    note = "  (a CPU model never prefetches: both the same path)" if device == "cpu" else ""
+    print(f"  LeNet epoch prefetch on {t_on:.3f} s, off {t_off:.3f} s (off/on "
+          f"{t_off / t_on:.2f}){note}", flush=True)
+
+
 def run_speed(device, rounds, quick, names=None):
     torch, why = _torch_cuda() if device != "cpu" else (None, "--device cpu")
     if torch is None:
@@ -303,6 +333,8 @@ def run_speed(device, rounds, quick, names=None):
         r_cpu = f"{t_cpu / t_dev:8.1f}" if t_cpu else "       -"
         print(f"  {name:16s} {t_dev:14.3f} {t_torch if t_torch else float('nan'):11.3f} "
               f"{t_cpu if t_cpu else float('nan'):10.3f} {r_torch} {r_cpu}", flush=True)
+    if names is None or "lenet" in names:
+        _time_prefetch(device, rounds, quick)
     return True
 
 
