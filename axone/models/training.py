@@ -1177,7 +1177,8 @@ class Trainer:
         which draws each batch's order) with the built-in step, reads one batch ahead: batch k+1
         is gathered here on the calling thread, then its inputs are copied to the device on the
         prefetch thread (``_copy_ahead``) while step k computes, and step k+1 receives them as
-        device arrays (``_to_module`` leaves those as they are).  Targets and sample weights
+        device arrays (``_to_module`` leaves those as they are); a copy the thread has not begun
+        by then is made here instead (``_take_ahead``).  Targets and sample weights
         stay host arrays (the metrics read them; the loss copies them).  ``_PREFETCH = False``
         turns this off."""
         if adapter.prepared:
@@ -1193,21 +1194,21 @@ class Trainer:
             buf = self._buffer
             like = buf[1] if buf is not None and buf[1] is not None else next(
                 (w.data for w in self.weights), None)
-            ahead = None                 # (step, the copy's future, ys, sw, rows) of the next step
+            ahead = None         # (the copy's future, step, xs, ys, sw, rows) of the next step
             try:
                 for step, (xs, ys, sw), m in adapter.epoch():
-                    nxt = (step, _copy_ahead(xp, xs, like), ys, sw, m)
+                    nxt = (_copy_ahead(xp, xs, like), step, xs, ys, sw, m)
                     if ahead is not None:
-                        cur, ahead = ahead, nxt
-                        yield cur[0], cur[1].result(), cur[2], cur[3], cur[4]
+                        (fut, step, xs, ys, sw, m), ahead = ahead, nxt
+                        yield step, _take_ahead(fut, xp, xs, like), ys, sw, m
                     else:
                         ahead = nxt
                 if ahead is not None:
-                    cur, ahead = ahead, None
-                    yield cur[0], cur[1].result(), cur[2], cur[3], cur[4]
+                    (fut, step, xs, ys, sw, m), ahead = ahead, None
+                    yield step, _take_ahead(fut, xp, xs, like), ys, sw, m
             finally:
                 if ahead is not None:    # the loop stopped early: the copy read ahead is dropped
-                    ahead[1].cancel()
+                    ahead[0].cancel()
                     ahead = None
             return
         else:
@@ -1850,6 +1851,16 @@ def _copy_ahead(xp, arrays, like):
             event = cuda.Event(disable_timing=True)
             event.record()
     return _prefetch_pool().submit(_copy_on_worker, xp, arrays, like, event)
+
+
+def _take_ahead(future, xp, arrays, like):
+    """The device copies of host ``arrays`` that ``_copy_ahead`` gave ``future`` for: its result,
+    or, when the prefetch thread has not begun the copy (it had no turn while the step before
+    held the interpreter), the copy taken back and made here, so that a step never waits for
+    the thread to wake."""
+    if future.cancel():
+        return _to_module(xp, arrays, like)
+    return future.result()
 
 
 def _copy_on_worker(xp, arrays, like, event):

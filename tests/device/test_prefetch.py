@@ -7,6 +7,7 @@ the same tests run on the real ``gpu:0``.  Each run with the prefetch is compare
 run without it: the main thread does the same things in the same order, so History, weights,
 evaluations and predictions are the same numbers.
 """
+import contextlib
 import os
 import threading
 
@@ -56,25 +57,29 @@ def gpu(monkeypatch):
 
 
 class _Copies:
-    """``xp.asarray`` wrapped: records (thread name, shape) of every host array copied, and
-    raises ``fail`` at the ``fail_at``-th copy of an input batch (rows x 4) on the prefetch
-    thread."""
+    """``xp.asarray`` wrapped: records (thread name, shape) of every host array copied; raises
+    ``fail`` when the array copied equals ``fail_on`` (one batch's inputs); sets ``copied``
+    after each copy of an input batch (rows x 4) on the prefetch thread."""
 
-    def __init__(self, monkeypatch, fail=None, fail_at=None):
+    def __init__(self, monkeypatch, fail=None, fail_on=None):
         self.calls = []
         self.lock = threading.Lock()
+        self.copied = threading.Event()
         inner = strict_xp.strict_xp.asarray
-        self.fail, self.fail_at, self.inputs_ahead = fail, fail_at, 0
+        self.fail, self.fail_on = fail, fail_on
 
         def asarray(a, *args, **kwargs):
             if type(a) is np.ndarray:
                 name = threading.current_thread().name
                 with self.lock:
                     self.calls.append((name, a.shape))
-                    if name.startswith("axone-prefetch") and a.ndim == 2 and a.shape[1:] == (4,):
-                        self.inputs_ahead += 1
-                        if self.fail is not None and self.inputs_ahead == self.fail_at:
-                            raise self.fail
+                if self.fail is not None and a.shape == self.fail_on.shape and \
+                        np.array_equal(a, self.fail_on):
+                    raise self.fail
+                if name.startswith("axone-prefetch") and a.ndim == 2 and a.shape[1:] == (4,):
+                    out = inner(a, *args, **kwargs)
+                    self.copied.set()
+                    return out
             return inner(a, *args, **kwargs)
 
         monkeypatch.setattr(strict_xp.strict_xp, "asarray", asarray)
@@ -82,6 +87,42 @@ class _Copies:
     def inputs(self):
         """The thread names of the copies of input batches (rows x 4)."""
         return [n for n, s in self.calls if len(s) == 2 and s[1:] == (4,)]
+
+
+class _GiveTheWorkerItsTurn(axone.callbacks.Callback):
+    """At the end of every step but an epoch's last, waits (the interpreter free) until the
+    prefetch thread has copied the next batch, which it may otherwise not get to before the
+    next step takes the copy back (a short step that never lets go of the interpreter)."""
+
+    def __init__(self, copies):
+        super().__init__()
+        self.copies = copies
+
+    def _wait(self, batch, steps):
+        if steps is not None and batch + 1 < steps:
+            self.copies.copied.wait(2)     # (no next batch when an epoch's steps ran out)
+        self.copies.copied.clear()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.copies.copied.clear()      # (a validation batch's copy at the last epoch's end)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._wait(batch, self.params.get("steps"))
+
+
+class _WorkerBusy:
+    """The prefetch thread kept busy: every copy given to it is taken back and made by the step
+    that needs it."""
+
+    def __enter__(self):
+        self.go = threading.Event()
+        self.blocker = training._prefetch_pool().submit(self.go.wait, 30)
+        return self
+
+    def __exit__(self, *exc):
+        self.go.set()
+        assert self.blocker.result(timeout=10)
+        return False
 
 
 class _Boom(RuntimeError):
@@ -142,32 +183,43 @@ def _pool_alive():
     dict(epochs=3, batch_size=8, steps_per_epoch=3, shuffle=True),
 ], ids=["shuffle", "class_weight-validation_data", "sample_weight-validation_split", "steps"])
 def test_fit_same_with_and_without(gpu, monkeypatch, fit):
+    """Copied on the prefetch thread, taken back by the steps (the thread busy), or not read
+    ahead: the same History, weights and optimizer state."""
     copies = _Copies(monkeypatch)
-    m_on, h_on = _fit(gpu, monkeypatch, True, **fit)
-    ahead = copies.inputs()
-    assert ahead and all(n.startswith("axone-prefetch") for n in ahead), ahead
+    m_on, h_on = _fit(gpu, monkeypatch, True, callbacks=[_GiveTheWorkerItsTurn(copies)], **fit)
+    on = copies.inputs()
+    assert sum(n.startswith("axone-prefetch") for n in on) >= len(on) // 3, on
+    del copies.calls[:]
+    with _WorkerBusy():
+        m_busy, h_busy = _fit(gpu, monkeypatch, True, **fit)
+    busy = copies.inputs()
+    assert not any(n.startswith("axone-prefetch") for n in busy), busy
     del copies.calls[:]
     m_off, h_off = _fit(gpu, monkeypatch, False, **fit)
-    assert copies.inputs() and not any(n.startswith("axone-prefetch") for n in copies.inputs())
+    off = copies.inputs()
+    assert not any(n.startswith("axone-prefetch") for n in off)
+    assert len(on) == len(busy) == len(off)          # each batch's inputs copied once
     assert all(type(w.data) is StrictArray for w in m_on.weights)
-    _same_history(h_on, h_off)
-    for a, b in zip(m_on.get_weights(), m_off.get_weights()):
-        _same(a, b)
-    state_on = m_on.optimizer.variables
-    state_off = m_off.optimizer.variables
-    for a, b in zip(state_on, state_off):
-        _same(strict_xp.from_strict(a.data), strict_xp.from_strict(b.data))
+    for m, h in ((m_on, h_on), (m_busy, h_busy)):
+        _same_history(h, h_off)
+        for a, b in zip(m.get_weights(), m_off.get_weights()):
+            _same(a, b)
+        for a, b in zip(m.optimizer.variables, m_off.optimizer.variables):
+            _same(strict_xp.from_strict(a.data), strict_xp.from_strict(b.data))
 
 
 def test_copies_run_on_the_prefetch_thread(gpu, monkeypatch):
     copies = _Copies(monkeypatch)
-    _fit(gpu, monkeypatch, True, epochs=2, batch_size=16, shuffle=True,
-         validation_data=_data(10, seed=2))
+    _fit(gpu, monkeypatch, True, callbacks=[_GiveTheWorkerItsTurn(copies)], epochs=2,
+         batch_size=16, shuffle=True, validation_data=_data(10, seed=2))
     names = copies.inputs()
-    # 2 epochs of 3 training batches and one validation batch each, every one copied ahead
+    # 2 epochs of 3 training batches and one validation batch each, each copied once; the 2nd
+    # and 3rd training batches of each epoch on the prefetch thread (the steps before them
+    # gave it its turn); the first ones, read ahead just before their step, on either thread
     assert len(names) == 8, names
-    assert all(n.startswith("axone-prefetch") for n in names)
-    assert len({n for n in names}) == 1            # one thread, the same for every copy
+    ahead = [n for n in names if n.startswith("axone-prefetch")]
+    assert len(ahead) >= 4, names
+    assert len(set(ahead)) == 1            # one thread, the same for every copy
     # the targets are copied where the loss needs them, on the main thread
     main = threading.current_thread().name
     assert any(n == main and len(s) == 1 for n, s in copies.calls)
@@ -177,9 +229,9 @@ def test_evaluate_and_predict_same_with_and_without(gpu, monkeypatch):
     x, y = _data(50, seed=3)
     out = {}
     copies = _Copies(monkeypatch)
-    for prefetch in (True, False):
-        monkeypatch.setattr(training, "_PREFETCH", prefetch)
-        with gpu():
+    for prefetch in (True, "busy", False):
+        monkeypatch.setattr(training, "_PREFETCH", bool(prefetch))
+        with gpu(), (_WorkerBusy() if prefetch == "busy" else contextlib.nullcontext()):
             m = _model()
             m.fit(*_data(), epochs=1, batch_size=16, verbose=0)
             out[prefetch] = (m.evaluate(x, y, batch_size=8, verbose=0),
@@ -187,17 +239,20 @@ def test_evaluate_and_predict_same_with_and_without(gpu, monkeypatch):
                              m.predict(x, batch_size=8, verbose=0),
                              m.predict(x, batch_size=16, verbose=0, steps=2))
         names = copies.inputs()
-        assert any(n.startswith("axone-prefetch") for n in names) == prefetch, names
+        assert prefetch is True or not any(n.startswith("axone-prefetch") for n in names), names
+        out[prefetch, "copies"] = len(names)
         del copies.calls[:]
-    for a, b in zip(out[True], out[False]):
-        _same(a, b)
+    assert out[True, "copies"] == out["busy", "copies"] == out[False, "copies"]
+    for a, b, c in zip(out[True], out["busy"], out[False]):
+        _same(a, c)
+        _same(b, c)
     assert type(out[True][2]) is np.ndarray and out[True][2].shape == (50, 3)
     assert out[True][3].shape == (32, 3)
 
 
 # ------------------------------------------------------------------ failures and early stops
 def test_a_failing_copy_raises_in_fit(gpu, monkeypatch):
-    copies = _Copies(monkeypatch, fail=_Boom("the copy failed"), fail_at=3)
+    copies = _Copies(monkeypatch, fail=_Boom("the copy failed"), fail_on=_data()[0][16:24])
     seen = []
 
     class Count(axone.callbacks.Callback):
@@ -217,12 +272,21 @@ def test_a_failing_copy_raises_in_evaluate_and_predict(gpu, monkeypatch):
     with gpu():
         m = _model()
         m.fit(x, y, epochs=1, batch_size=8, verbose=0)     # (its metrics' state on the host)
-    copies = _Copies(monkeypatch, fail=MemoryError("out of device memory"), fail_at=2)
+    _Copies(monkeypatch, fail=MemoryError("out of device memory"), fail_on=x[8:16])
+    seen = []
+
+    class Count(axone.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            seen.append(("test", batch))
+
+        def on_predict_batch_end(self, batch, logs=None):
+            seen.append(("predict", batch))
+
     with gpu(), pytest.raises(MemoryError, match="out of device memory"):
-        m.evaluate(x, y, batch_size=8, verbose=0)
-    copies.inputs_ahead = 0
+        m.evaluate(x, y, batch_size=8, verbose=0, callbacks=[Count()])
     with gpu(), pytest.raises(MemoryError, match="out of device memory"):
-        m.predict(x, batch_size=8, verbose=0)
+        m.predict(x, batch_size=8, verbose=0, callbacks=[Count()])
+    assert seen == [("test", 0), ("predict", 0)]
     _pool_alive()
 
 
@@ -409,9 +473,9 @@ class _FakeXp:
 
 
 class _Like:
-    def __init__(self, log, index):
-        outer = self
+    """A device array's stand-in: ``.device`` a context with an ``id``, as CuPy's."""
 
+    def __init__(self, log, index):
         class Device:
             id = index
 
@@ -423,7 +487,6 @@ class _Like:
                 return False
 
         self.device = Device()
-        self.outer = outer
 
 
 @strict_xp.stand_in_only
