@@ -1178,7 +1178,8 @@ class Trainer:
         is gathered here on the calling thread, then its inputs are copied to the device on the
         prefetch thread (``_copy_ahead``) while step k computes, and step k+1 receives them as
         device arrays (``_to_module`` leaves those as they are); a copy the thread has not begun
-        by then is made here instead (``_take_ahead``).  Targets and sample weights
+        by then is made here instead (``_take_ahead``), and so is the copy of a batch of fewer
+        than ``_PREFETCH_MIN_BYTES`` input bytes.  Targets and sample weights
         stay host arrays (the metrics read them; the loss copies them).  ``_PREFETCH = False``
         turns this off."""
         if adapter.prepared:
@@ -1197,7 +1198,8 @@ class Trainer:
             ahead = None         # (the copy's future, step, xs, ys, sw, rows) of the next step
             try:
                 for step, (xs, ys, sw), m in adapter.epoch():
-                    nxt = (_copy_ahead(xp, xs, like), step, xs, ys, sw, m)
+                    big = sum(a.nbytes for a in xs if a is not None) >= _PREFETCH_MIN_BYTES
+                    nxt = (_copy_ahead(xp, xs, like) if big else None, step, xs, ys, sw, m)
                     if ahead is not None:
                         (fut, step, xs, ys, sw, m), ahead = ahead, nxt
                         yield step, _take_ahead(fut, xp, xs, like), ys, sw, m
@@ -1207,8 +1209,8 @@ class Trainer:
                     (fut, step, xs, ys, sw, m), ahead = ahead, None
                     yield step, _take_ahead(fut, xp, xs, like), ys, sw, m
             finally:
-                if ahead is not None:    # the loop stopped early: the copy read ahead is dropped
-                    ahead[0].cancel()
+                if ahead is not None and ahead[0] is not None:   # the loop stopped early: the
+                    ahead[0].cancel()                               # copy read ahead is dropped
                     ahead = None
             return
         else:
@@ -1807,6 +1809,11 @@ def _to_module(xp, arrays, like=None):
 #: Whether fit / evaluate / predict of a model on a device copy the next batch's inputs to the
 #: device on a background thread while the current step computes (see ``Trainer._batches_of``).
 _PREFETCH = True
+#: the inputs' bytes per batch from which the copy goes to the prefetch thread: a hand-over to
+#: it costs about 170 µs on a busy 2-core host, more than a small batch's copy takes; smaller
+#: batches are copied by the step itself, as without the read-ahead (to be set from
+#: benchmarks/gpu_check.py's prefetch line on a GPU)
+_PREFETCH_MIN_BYTES = 1 << 20
 _STEP_OF = {"fit": "train_step", "evaluate": "test_step", "predict": "predict_step"}
 _PREFETCH_POOL = []              # [the one-thread executor], made on first use
 _PREFETCH_LOCK = threading.Lock()
@@ -1858,7 +1865,7 @@ def _take_ahead(future, xp, arrays, like):
     or, when the prefetch thread has not begun the copy (it had no turn while the step before
     held the interpreter), the copy taken back and made here, so that a step never waits for
     the thread to wake."""
-    if future.cancel():
+    if future is None or future.cancel():
         return _to_module(xp, arrays, like)
     return future.result()
 

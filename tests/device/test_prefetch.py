@@ -37,6 +37,13 @@ class _Cuda:
             return False
 
 
+@pytest.fixture(autouse=True)
+def every_batch_read_ahead(monkeypatch):
+    """These small batches read ahead too (below ``_PREFETCH_MIN_BYTES`` the step copies its
+    own batch; test_small_batches_are_copied_by_their_step checks that)."""
+    monkeypatch.setattr(training, "_PREFETCH_MIN_BYTES", 0)
+
+
 @pytest.fixture
 def gpu(monkeypatch):
     """``axone.device("gpu:0")`` gives the strict module (or, with AXONE_TEST_DEVICE=cupy, the
@@ -373,6 +380,15 @@ def test_the_switch_turns_it_off(gpu, no_worker, monkeypatch):
         m.evaluate(*_data(), batch_size=8, verbose=0)
         m.predict(_data()[0], batch_size=8, verbose=0)
     assert len(h.history["loss"]) == 2
+
+
+def test_small_batches_are_copied_by_their_step(gpu, no_worker, monkeypatch):
+    monkeypatch.setattr(training, "_PREFETCH_MIN_BYTES", 1 << 20)
+    on, h_on = _fit(gpu, monkeypatch, True, epochs=2, batch_size=8)
+    off, h_off = _fit(gpu, monkeypatch, False, epochs=2, batch_size=8)
+    assert h_on.history == h_off.history
+    for a, b in zip(on.get_weights(), off.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_shuffle_batch_generators_and_custom_steps_keep_todays_path(gpu, no_worker, monkeypatch):
