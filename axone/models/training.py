@@ -862,10 +862,12 @@ class Trainer:
         snap = []
         for m in self.metrics:
             d = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in m.__dict__.items()}
-            vals = [(v, np.array(v.data, copy=True)) for v in d.values() if isinstance(v, Tensor)]
+            # each value copied where it lives (a metric built under a device scope may hold
+            # device arrays until the training loop brings its state to the host)
+            vals = [(v, v.data.copy()) for v in d.values() if isinstance(v, Tensor)]
             for v in getattr(m, "variables", None) or ():
                 if isinstance(v, Tensor):
-                    vals.append((v, np.array(v.data, copy=True)))
+                    vals.append((v, v.data.copy()))
             snap.append((m, d, vals))
         return snap
 

@@ -172,6 +172,22 @@ def test_loss_scale_optimizer_on_device(gpu):
     _same_weights(cpu_model, dev_model)
 
 
+def test_evaluate_and_predict_a_device_model_never_fitted(gpu):
+    """A model built and compiled on a device evaluates before any fit (its metrics' state
+    snapshot is copied where it lives) and gives the CPU's numbers."""
+    x, y = _data()
+    with gpu():
+        dev_model = _dense()
+        ev = dev_model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+        p_dev = dev_model.predict(x, verbose=0)
+    cpu_model = _dense()
+    ev_cpu = cpu_model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    assert ev.keys() == ev_cpu.keys() and all(isinstance(v, float) for v in ev.values())
+    np.testing.assert_allclose([ev[k] for k in sorted(ev)], [ev_cpu[k] for k in sorted(ev_cpu)],
+                               rtol=1e-5)
+    np.testing.assert_allclose(p_dev, cpu_model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
 def test_validation_evaluate_predict_and_on_batch_give_host_values(gpu):
     x, y = _data()
     cpu_model, h_cpu, dev_model, h_dev = _fit_both(gpu, _dense, x, y, epochs=2,
