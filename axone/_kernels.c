@@ -2180,6 +2180,128 @@ done:
     return res;
 }
 
+/* ------------------------------------------------------------------ banded input gradient */
+/* band_add(dst, src, src_off, dst_off, run): for every sample n and every i in turn,
+ * dst[n][dst_off[i] : dst_off[i] + run] += src[n][src_off[i] : src_off[i] + run] (offsets in
+ * items within a sample; dst, src C-contiguous, float32 or float64, leading axis the sample).
+ * The input gradient of the banded convolution (ops/conv.py, Conv._band_input_grad): each row
+ * of the product dL/dy·bandᵀ added to the stretch of the padded input it came from, in the
+ * order the caller lists them (the NumPy form's order, so the same sums); runs of samples on
+ * the pool's threads, each writing its own samples only. */
+typedef struct {
+    char code; char *dst; const char *src; const int64_t *so, *dof;
+    Py_ssize_t m, run, dstep, sstep, n;
+} BandPart;
+
+#define BAND_ADD(T_, SUF)                                                                       \
+WIDE static void band_add_##SUF(const BandPart *p) {                                           \
+    for (Py_ssize_t s = 0; s < p->n; s++) {                                                    \
+        T_ *dn = (T_ *)(p->dst + s * p->dstep);                                                 \
+        const T_ *sn = (const T_ *)(p->src + s * p->sstep);                                     \
+        for (Py_ssize_t i = 0; i < p->m; i++) {                                                 \
+            T_ *restrict d = dn + p->dof[i];                                                    \
+            const T_ *restrict x = sn + p->so[i];                                               \
+            for (Py_ssize_t j = 0; j < p->run; j++) d[j] += x[j];                               \
+        }                                                                                       \
+    }                                                                                           \
+}
+BAND_ADD(float, f)
+BAND_ADD(double, d)
+
+static void band_part_fn(void *arg) {
+    const BandPart *p = (const BandPart *)arg;
+    if (p->code == 'f') band_add_f(p); else band_add_d(p);
+}
+
+static PyObject *py_band_add(PyObject *self, PyObject *args) {
+    PyObject *od, *os_, *oso, *odo;
+    Py_ssize_t run;
+    if (!PyArg_ParseTuple(args, "OOOOn", &od, &os_, &oso, &odo, &run)) return NULL;
+    Py_buffer vd = {0}, vs = {0}, vso = {0}, vdo = {0};
+    PyObject *res = NULL;
+    if (PyObject_GetBuffer(od, &vd, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "band_add: dst must be a writable C-contiguous array");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(os_, &vs, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "band_add: src must be a C-contiguous array");
+        goto done;
+    }
+    if (PyObject_GetBuffer(oso, &vso, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0 ||
+        PyObject_GetBuffer(odo, &vdo, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "band_add: the offsets must be C-contiguous int64 arrays");
+        goto done;
+    }
+    const char *fd = vd.format ? vd.format : "B", *fs = vs.format ? vs.format : "B";
+    char code = (strcmp(fd, "f") == 0 && strcmp(fs, "f") == 0) ? 'f'
+              : (strcmp(fd, "d") == 0 && strcmp(fs, "d") == 0) ? 'd' : 0;
+    if (!code) {
+        PyErr_Format(PyExc_TypeError, "band_add: dst and src must both be float32 or both float64, "
+                     "received '%s' and '%s'", fd, fs);
+        goto done;
+    }
+    if (vso.itemsize != 8 || vdo.itemsize != 8 || vso.len != vdo.len) {
+        PyErr_SetString(PyExc_ValueError, "band_add: src_off and dst_off must be int64 arrays of "
+                        "one length");
+        goto done;
+    }
+    if (vd.ndim < 1 || vs.ndim < 1 || vd.shape[0] != vs.shape[0] || run < 0) {
+        PyErr_SetString(PyExc_ValueError, "band_add: dst and src must share their leading axis");
+        goto done;
+    }
+    Py_ssize_t n = vd.shape[0], item = vd.itemsize, m = vso.len / 8;
+    Py_ssize_t dper = n ? vd.len / item / n : 0, sper = n ? vs.len / item / n : 0;
+    const int64_t *so = vso.buf, *dof = vdo.buf;
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (so[i] < 0 || dof[i] < 0 || so[i] + run > sper || dof[i] + run > dper) {
+            PyErr_Format(PyExc_ValueError, "band_add: run %zd of offsets %lld/%lld out of the "
+                         "sample (%zd/%zd items)", i, (long long)so[i], (long long)dof[i], sper,
+                         dper);
+            goto done;
+        }
+    BandPart whole = {code, vd.buf, vs.buf, so, dof, m, run, dper * item, sper * item, n};
+    Py_ssize_t k = num_threads < 8 ? num_threads : 8;
+    if (k > n) k = n;
+    if (k > (n * m * run) / COPY_PART_MIN) k = (n * m * run) / COPY_PART_MIN;
+    Py_BEGIN_ALLOW_THREADS
+    if (k < 2) {
+        band_part_fn(&whole);
+    } else {
+        BandPart parts[8];
+        PoolTask tasks[8];
+        Py_ssize_t per = (n + k - 1) / k, cnt = 0;
+        for (Py_ssize_t lo = 0; lo < n; lo += per, cnt++) {
+            parts[cnt] = whole;
+            parts[cnt].n = (lo + per < n ? lo + per : n) - lo;
+            parts[cnt].dst = (char *)vd.buf + lo * whole.dstep;
+            parts[cnt].src = (const char *)vs.buf + lo * whole.sstep;
+            tasks[cnt].fn = band_part_fn;
+            tasks[cnt].arg = parts + cnt;
+        }
+#ifdef AXONE_THREADS
+        if (pthread_mutex_trylock(&pool_use) == 0) {
+            pool_run(tasks, cnt);
+            pthread_mutex_unlock(&pool_use);
+        } else
+#endif
+        {
+            for (Py_ssize_t i = 0; i < cnt; i++) band_part_fn(parts + i);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    if (vdo.obj) PyBuffer_Release(&vdo);
+    if (vso.obj) PyBuffer_Release(&vso);
+    if (vs.obj) PyBuffer_Release(&vs);
+    PyBuffer_Release(&vd);
+    return res;
+}
+
 /* ------------------------------------------------------------------ per-channel affine + clip */
 /* affine_clip(x, scale, shift, lo, hi, y): y = min(max(x·scale + shift, lo), hi) over rows of
  * C channels (x, y (rows, C) C-contiguous, y may be x; scale, shift (C,) or None; lo, hi may be
@@ -2973,6 +3095,9 @@ static PyMethodDef methods[] = {
     {"depthwise2d", py_depthwise2d, METH_VARARGS,
      "depthwise2d(mode, x, k, gy, out, sh, sw, dh, dw): depthwise 2-D convolution of a padded "
      "(N, H, W, C) x with a (kh, kw, C) kernel: mode 0 out = y, 1 out = dL/dx, 2 out = dL/dk."},
+    {"band_add", py_band_add, METH_VARARGS,
+     "band_add(dst, src, src_off, dst_off, run): dst[n][dst_off[i]:+run] += src[n][src_off[i]:+run] "
+     "for every sample n and i in turn (the banded convolution's input gradient)."},
     {"copy_into", py_copy_into, METH_VARARGS,
      "copy_into(dst, src): dst[...] = src (one shape and item size, any strides), its leading "
      "axis in runs on the pool's threads."},

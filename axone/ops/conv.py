@@ -853,6 +853,14 @@ class Conv(Function):
         # span spare columns on the right, so that every set of blocks t ≡ ph (mod r) is the
         # plain slice [ph·period, ph·period + n_ph·span) split into (n_ph, span)
         dxp = self._zeros(self.pshape[:-2] + (self.pshape[-2] + span, c), gy.dtype)
+        kern = _compiled.kernels("band_add") if _COMPILED_BAND_ADD else None
+        if kern is not None and dxp.dtype in _FLOATS and dxp.dtype == drows.dtype \
+                and dxp.flags.c_contiguous and drows.flags.c_contiguous:
+            # the same adds in the same order, each row of drows onto its stretch of dxp
+            so, do = _band_add_offsets(tuple(out[:-1]), nb, tuple(lead), bw, c, r, period,
+                                       self.strides, self.dilation, dxp.shape[1:])
+            kern.band_add(dxp, drows, so, do, bw * c)
+            return dxp
         pre = (slice(None),) * (nd - 1)
         for offs in itertools.product(*[range(kk) for kk in lead]):
             rows = tuple(slice(a * dd, a * dd + ss * (o - 1) + 1, ss)
@@ -864,6 +872,38 @@ class Conv(Function):
                 tgt += drows[(slice(None),) + pre + (slice(ph, None, r),) + offs]
         return dxp
 
+
+def _band_add_offsets(out_lead, nb, lead, bw, c, r, period, strides, dilation, dshape):
+    """Where each (bw, c) row of the banded input gradient's product goes (Conv._band_input_grad,
+    ``band_add`` of the compiled module), per sample: the rows' offsets in the product
+    (out_lead + (nb,) + lead + (bw, c)) and in the padded gradient (``dshape``), in the order
+    of the NumPy form's adds (by kernel row offset, then by block t mod r), so that every entry
+    receives its terms in the same order.  Cached per geometry."""
+    key = (out_lead, nb, lead, bw, c, r, period, strides, dilation, dshape)
+    hit = _BAND_ADD_OFFSETS.get(key)
+    if hit is not None:
+        return hit
+    nl = len(lead)
+    idx = np.indices(out_lead + (nb,) + lead).reshape(2 * nl + 1, -1)
+    o, t, a = idx[:nl], idx[nl], idx[nl + 1:]
+    src = np.arange(idx.shape[1], dtype=np.int64) * (bw * c)
+    rowstep = [int(np.prod(dshape[i + 1:])) for i in range(nl)]
+    dst = t.astype(np.int64) * (period * c)
+    for i in range(nl):
+        dst += (a[i].astype(np.int64) * dilation[i] + o[i].astype(np.int64) * strides[i]) * rowstep[i]
+    lead_flat = np.ravel_multi_index(tuple(a), lead) if nl else np.zeros_like(t)
+    order = np.argsort(lead_flat.astype(np.int64) * r + t % r, kind="stable")
+    hit = (np.ascontiguousarray(src[order]), np.ascontiguousarray(dst[order]))
+    if len(_BAND_ADD_OFFSETS) >= _GEOMETRY_MAX:
+        _BAND_ADD_OFFSETS.clear()
+    _BAND_ADD_OFFSETS[key] = hit
+    return hit
+
+
+_BAND_ADD_OFFSETS = {}
+# The banded input gradient's adds run as one pass of the compiled module when it is built
+# (band_add); False keeps the NumPy form.
+_COMPILED_BAND_ADD = True
 
 # Conv's ReLU mask and bias gradient run as one pass of the compiled module when it is built
 # (Conv._relu_mask); False keeps the NumPy form.

@@ -261,3 +261,44 @@ def test_float32_input_and_float64_bias_keep_the_float32_result():
         k = rng.standard_normal(ks).astype(np.float32)
         y = ops.conv(Tensor(x), Tensor(k), Tensor(rng.standard_normal(ks[-1])))
         assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sp,ks,cin,f,strides,dil,padding", CASES)
+def test_compiled_band_adds_match_the_numpy_form(monkeypatch, dtype, sp, ks, cin, f, strides, dil,
+                                                 padding):
+    """The banded input gradient's adds in one compiled pass (band_add) give the NumPy form's
+    sums bit for bit: the same terms in the same order, for every block size; the batch large
+    enough that the samples are split over the pool's threads."""
+    if C._compiled.kernels("band_add") is None:
+        pytest.skip("axone._kernels is not built or AXONE_KERNELS=0")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((40,) + sp + (cin,)).astype(dtype)
+    k = rng.standard_normal(ks + (cin, f)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    out_last = _run(x, k, b, strides, padding, dil, 1, 1, monkeypatch)[0].shape[-2]
+    divs = _divisors(out_last)
+    for bj, bj_dx in itertools.product(divs[1:], divs):
+        got = _run(x, k, b, strides, padding, dil, bj, bj_dx, monkeypatch)
+        monkeypatch.setattr(C, "_COMPILED_BAND_ADD", False)
+        ref = _run(x, k, b, strides, padding, dil, bj, bj_dx, monkeypatch)
+        monkeypatch.setattr(C, "_COMPILED_BAND_ADD", True)
+        np.testing.assert_array_equal(got[1], ref[1], err_msg=f"bj={bj}, bj_dx={bj_dx}")
+
+
+def test_band_add_refuses_bad_arguments():
+    kern = C._compiled.kernels("band_add")
+    if kern is None:
+        pytest.skip("axone._kernels is not built or AXONE_KERNELS=0")
+    d, s = np.zeros((2, 10), np.float32), np.ones((2, 6), np.float32)
+    off = np.array([0, 3], np.int64)
+    kern.band_add(d, s, off, np.array([0, 7], np.int64), 3)
+    np.testing.assert_array_equal(d[:, 7:], 1)
+    with pytest.raises(ValueError, match="out of the sample"):
+        kern.band_add(d, s, off, np.array([0, 8], np.int64), 3)
+    with pytest.raises(TypeError, match="float32 or both float64"):
+        kern.band_add(d, s.astype(np.float64), off, off, 3)
+    with pytest.raises(ValueError, match="leading axis"):
+        kern.band_add(d, s[:1], off, off, 3)
+    with pytest.raises(TypeError, match="C-contiguous"):
+        kern.band_add(d, s[:, ::2], off, off, 3)
