@@ -570,6 +570,11 @@ class RNN(Layer):
         u = U.shape[0]
         h0 = np.zeros((n, u), dtype=dt)
         if cell.kind == "lstm":
+            if fn.activation == "tanh" and fn.recurrent_activation == "sigmoid":
+                small = RNNSequence.lstm_infer_small(x, W, U, b, fn.go_backwards)
+                if small is not None:
+                    hs = small[0]
+                    return hs.transpose(1, 0, 2).copy() if self.return_sequences else hs[T - 1].copy()
             fn.needs = (False,) * 6
             out = fn.forward(x, W, U, b, h0, np.zeros((n, u), dtype=dt))
             return out[:, :T].copy() if self.return_sequences else out[:, T - 1].copy()

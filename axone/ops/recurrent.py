@@ -711,6 +711,37 @@ class RNNSequence(Function):
                         self.shards)
         return out
 
+    @staticmethod
+    def lstm_infer_small(x, W, U, b, go_backwards=False):
+        """An LSTM over a sequence of at most ``_SMALL_ROWS`` rows at inference (one sample: the
+        serving case), from zero states, without a mask or dropout: the compiled step loop
+        (``lstm_forward_seq``) called directly on arrays of its own, which is what
+        ``_lstm_forward_compiled`` runs for such a batch (one shard; the loop's products for so
+        few rows are its own, not the BLAS, so no BLAS threads to pin), without the node, the
+        shards and the work pool around it: the same bits.  Returns (hₜ for every step as a
+        (T, N, u) view, c_T), or None when the compiled loop is not in use or does not apply
+        (another dtype, more rows)."""
+        seq = _seq_kernels()
+        dt = x.dtype
+        if (seq is None or not (_FAST_LSTM and _COMPILED_LSTM) or x.ndim != 3
+                or not 0 < x.shape[0] <= _SMALL_ROWS or dt not in _SEQ_FLOATS
+                or W.dtype != dt or U.dtype != dt or b.dtype != dt):
+            return None
+        N, T, D = x.shape
+        u = U.shape[0]
+        K = u + D + 1
+        Wc = np.concatenate([U, W, b[None]])                                     # (K, 4u)
+        Hc = np.empty((T + 1, N, K), dtype=dt)
+        xt = x.transpose(1, 0, 2)
+        Hc[:T, :, u:u + D] = xt[::-1] if go_backwards else xt
+        Hc[:T, :, u + D] = 1
+        Hc[0, :, :u] = 0
+        C = np.empty((T + 1, N, u), dtype=dt)
+        C[0] = 0
+        seq.lstm_forward_seq(np.empty((T, N, 4 * u), dtype=dt), C, np.empty((T, N, u), dtype=dt),
+                             Hc, None, None, None, Wc)
+        return Hc[1:, :, :u], C[T]
+
     def _shard_forward(self, sh, x, Wc, h0, c0, keep, rm, out, dt):
         lo, hi = sh.lo, sh.hi
         n, T, D = hi - lo, x.shape[1], x.shape[2]
@@ -933,6 +964,9 @@ _PIN_BLAS = True
 # (one row: the input product would cost more than it saves).  False: always one a step.
 _PRE_INPUT = True
 _PRE_MIN_ROWS = 16
+# rows the compiled loop multiplies by itself, without the BLAS (SMALL_ROWS in _kernels.c)
+_SMALL_ROWS = 2
+_SEQ_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _pin_blas(N, T, K, G4):

@@ -241,3 +241,43 @@ def test_a_model_that_predicted_still_copies_and_pickles():
     np.testing.assert_array_equal(m.predict(x, verbose=0), want)      # the original untouched
     p = pickle.loads(pickle.dumps(m))
     np.testing.assert_array_equal(p.predict(x, verbose=0), want)
+
+
+def test_signature_path_finiteness_check():
+    """The known-signature path checks finiteness by the input's sum, entry by entry when the
+    sum overflows: an infinity is refused as a NaN is, large finite entries are predicted."""
+    m = _iris()
+    x = np.random.default_rng(12).normal(size=(1, 4)).astype("float32")
+    m.predict(x, verbose=0)
+    bad = x.copy()
+    bad[0, 1] = np.inf
+    with pytest.raises(ValueError):
+        m.predict(bad, verbose=0)
+    big = np.full((1, 4), 3e38, dtype="float32")       # finite entries, an overflowing sum
+    np.testing.assert_array_equal(m.predict(big, verbose=0), _graph(m, big))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_small_lstm_inference_loop_equals_graph(monkeypatch, dtype, rows, go_backwards):
+    """One or two rows through an LSTM at predict run the compiled loop on arrays of their own
+    (RNNSequence.lstm_infer_small): the graph's bits; three rows take the node."""
+    from axone.ops import recurrent as R
+    calls = []
+    real = R.RNNSequence.lstm_infer_small
+    monkeypatch.setattr(R.RNNSequence, "lstm_infer_small",
+                        staticmethod(lambda *a: calls.append(1) or real(*a)))
+    axone.utils.set_random_seed(0)
+    axone.backend.set_floatx(dtype)
+    try:
+        m = axone.Sequential([layers.Input((7, 3)), layers.LSTM(5, go_backwards=go_backwards),
+                              layers.Dense(2)])
+        x = np.random.default_rng(13).normal(size=(rows, 7, 3)).astype(dtype)
+        for _ in range(2):
+            np.testing.assert_array_equal(m.predict(x, verbose=0), _graph(m, x))
+    finally:
+        axone.backend.set_floatx("float32")
+    used = R._seq_kernels() is not None and rows <= R._SMALL_ROWS
+    assert bool(calls) and (real(x, *[w.astype(dtype) for w in m.layers[0].get_weights()],
+                                 go_backwards) is not None) == used
