@@ -468,24 +468,98 @@ static void gemm_d_(int transb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const 
 }
 /* A step's product for one or two rows (a single sequence: predict on one sample) without the
  * BLAS call, whose fixed cost (a few microseconds) is most of such a small product: c = Σₖ aₖ·Bₖ,
- * row by row of B, vectorized along the row.  Only the untransposed form (the forward steps). */
-#define SMALL_GEMM(T_, SUF)                                                                     \
+ * row by row of B, vectorized along the row.  Only the untransposed form (the forward steps).
+ * The row is taken in blocks of JB entries whose sums stay in registers over the whole of k
+ * (each entry's terms added in the order k = 0, 1, …, as the plain loop does: the same bits). */
+#define SMALL_GEMM(T_, SUF, JB)                                                                 \
 WIDE static void small_gemm_##SUF(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const T_ *A,      \
                                   Py_ssize_t lda, const T_ *B, Py_ssize_t ldb, T_ *C,          \
                                   Py_ssize_t ldc) {                                             \
     for (Py_ssize_t i = 0; i < M; i++) {                                                        \
         T_ *restrict c = C + i * ldc;                                                           \
         const T_ *a = A + i * lda;                                                              \
-        for (Py_ssize_t j = 0; j < N; j++) c[j] = 0;                                            \
-        for (Py_ssize_t k = 0; k < K; k++) {                                                    \
-            const T_ av = a[k];                                                                 \
-            const T_ *restrict b = B + k * ldb;                                                 \
-            for (Py_ssize_t j = 0; j < N; j++) c[j] += av * b[j];                               \
+        Py_ssize_t j0 = 0;                                                                      \
+        for (; j0 + JB <= N; j0 += JB) {                                                        \
+            T_ acc[JB];                                                                         \
+            for (int j = 0; j < JB; j++) acc[j] = 0;                                            \
+            for (Py_ssize_t k = 0; k < K; k++) {                                                \
+                const T_ av = a[k];                                                             \
+                const T_ *restrict b = B + k * ldb + j0;                                        \
+                for (int j = 0; j < JB; j++) acc[j] += av * b[j];                               \
+            }                                                                                   \
+            for (int j = 0; j < JB; j++) c[j0 + j] = acc[j];                                    \
+        }                                                                                       \
+        if (j0 < N) {                                                                           \
+            for (Py_ssize_t j = j0; j < N; j++) c[j] = 0;                                       \
+            for (Py_ssize_t k = 0; k < K; k++) {                                                \
+                const T_ av = a[k];                                                             \
+                const T_ *restrict b = B + k * ldb;                                             \
+                for (Py_ssize_t j = j0; j < N; j++) c[j] += av * b[j];                          \
+            }                                                                                   \
         }                                                                                       \
     }                                                                                           \
 }
-SMALL_GEMM(float, f)
-SMALL_GEMM(double, d)
+SMALL_GEMM(float, f_plain, 64)
+SMALL_GEMM(double, d, 32)
+/* The float form with its 64 sums held in eight AVX registers (a compiler keeps the block's
+ * array in memory): a product, then a sum, each rounded, in the same order: the same bits. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx2")))
+static void small_gemm_f_avx(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                             Py_ssize_t lda, const float *B, Py_ssize_t ldb, float *C,
+                             Py_ssize_t ldc) {
+    for (Py_ssize_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        const float *a = A + i * lda;
+        Py_ssize_t j0 = 0;
+        for (; j0 + 64 <= N; j0 += 64) {
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0,
+                   s7 = s0;
+            const float *b = B + j0;
+            for (Py_ssize_t k = 0; k < K; k++, b += ldb) {
+                const __m256 av = _mm256_set1_ps(a[k]);
+                s0 = _mm256_add_ps(s0, _mm256_mul_ps(av, _mm256_loadu_ps(b)));
+                s1 = _mm256_add_ps(s1, _mm256_mul_ps(av, _mm256_loadu_ps(b + 8)));
+                s2 = _mm256_add_ps(s2, _mm256_mul_ps(av, _mm256_loadu_ps(b + 16)));
+                s3 = _mm256_add_ps(s3, _mm256_mul_ps(av, _mm256_loadu_ps(b + 24)));
+                s4 = _mm256_add_ps(s4, _mm256_mul_ps(av, _mm256_loadu_ps(b + 32)));
+                s5 = _mm256_add_ps(s5, _mm256_mul_ps(av, _mm256_loadu_ps(b + 40)));
+                s6 = _mm256_add_ps(s6, _mm256_mul_ps(av, _mm256_loadu_ps(b + 48)));
+                s7 = _mm256_add_ps(s7, _mm256_mul_ps(av, _mm256_loadu_ps(b + 56)));
+            }
+            _mm256_storeu_ps(c + j0, s0); _mm256_storeu_ps(c + j0 + 8, s1);
+            _mm256_storeu_ps(c + j0 + 16, s2); _mm256_storeu_ps(c + j0 + 24, s3);
+            _mm256_storeu_ps(c + j0 + 32, s4); _mm256_storeu_ps(c + j0 + 40, s5);
+            _mm256_storeu_ps(c + j0 + 48, s6); _mm256_storeu_ps(c + j0 + 56, s7);
+        }
+        for (; j0 + 8 <= N; j0 += 8) {
+            __m256 s0 = _mm256_setzero_ps();
+            const float *b = B + j0;
+            for (Py_ssize_t k = 0; k < K; k++, b += ldb)
+                s0 = _mm256_add_ps(s0, _mm256_mul_ps(_mm256_set1_ps(a[k]), _mm256_loadu_ps(b)));
+            _mm256_storeu_ps(c + j0, s0);
+        }
+        for (Py_ssize_t j = j0; j < N; j++) {
+            float t = 0;
+            for (Py_ssize_t k = 0; k < K; k++) t += a[k] * B[k * ldb + j];
+            c[j] = t;
+        }
+    }
+}
+static int has_avx2(void) {
+    static int has = -1;
+    if (has < 0) has = __builtin_cpu_supports("avx2");
+    return has;
+}
+static void small_gemm_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A, Py_ssize_t lda,
+                         const float *B, Py_ssize_t ldb, float *C, Py_ssize_t ldc) {
+    if (has_avx2()) small_gemm_f_avx(M, N, K, A, lda, B, ldb, C, ldc);
+    else small_gemm_f_plain(M, N, K, A, lda, B, ldb, C, ldc);
+}
+#else
+#define small_gemm_f small_gemm_f_plain
+#endif
 #define SMALL_ROWS 2
 static inline void gemm_step_f(int transb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                                const float *A, Py_ssize_t lda, const float *B, Py_ssize_t ldb,
@@ -1494,6 +1568,32 @@ fail:
     return NULL;
 }
 
+/* small_matmul(x, w, y): y = x·w for a few rows (x (M, K), w (K, N), y (M, N), one float
+ * dtype, C-contiguous), without the BLAS: small_gemm above (Dense on one or two rows). */
+static PyObject *py_small_matmul(PyObject *self, PyObject *args) {
+    PyObject *ox, *ow, *oy;
+    if (!PyArg_ParseTuple(args, "OOO", &ox, &ow, &oy)) return NULL;
+    Views vs = {.fn = "small_matmul", .n = 0};
+    void *x, *w, *y;
+    char code = float_code(&vs, ox, "x");
+    if (!code) return NULL;
+    Py_ssize_t dx[2] = {-1, -1};
+    if (view(&vs, ox, "x", code, 2, dx, 0, 0, &x) < 0) goto fail;
+    Py_ssize_t dw[2] = {dx[1], -1};
+    if (view(&vs, ow, "w", code, 2, dw, 0, 0, &w) < 0) goto fail;
+    Py_ssize_t dy[2] = {dx[0], dw[1]};
+    if (view(&vs, oy, "y", code, 2, dy, 0, 1, &y) < 0 || distinct(&vs) < 0) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    if (code == 'f') small_gemm_f(dx[0], dw[1], dx[1], x, dx[1], w, dw[1], y, dw[1]);
+    else small_gemm_d(dx[0], dw[1], dx[1], x, dx[1], w, dw[1], y, dw[1]);
+    Py_END_ALLOW_THREADS
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
 /* dense_backward(g, y or None, gm, db or None): gm = g·[y > 0] (with y), db = Σ_rows */
 static PyObject *py_dense_backward(PyObject *self, PyObject *args) {
     PyObject *og, *oy, *ogm, *odb;
@@ -2243,13 +2343,19 @@ static PyObject *py_band_add(PyObject *self, PyObject *args) {
                      "received '%s' and '%s'", fd, fs);
         goto done;
     }
-    if (vso.itemsize != 8 || vdo.itemsize != 8 || vso.len != vdo.len) {
+    const char *fo = vso.format ? vso.format : "B", *fo2 = vdo.format ? vdo.format : "B";
+    if (vso.itemsize != 8 || vdo.itemsize != 8 || vso.len != vdo.len || !strchr("lq", fo[0])
+        || !strchr("lq", fo2[0]) || fo[1] || fo2[1]) {
         PyErr_SetString(PyExc_ValueError, "band_add: src_off and dst_off must be int64 arrays of "
                         "one length");
         goto done;
     }
     if (vd.ndim < 1 || vs.ndim < 1 || vd.shape[0] != vs.shape[0] || run < 0) {
         PyErr_SetString(PyExc_ValueError, "band_add: dst and src must share their leading axis");
+        goto done;
+    }
+    if ((char *)vd.buf < (char *)vs.buf + vs.len && (char *)vs.buf < (char *)vd.buf + vd.len) {
+        PyErr_SetString(PyExc_ValueError, "band_add: dst and src overlap in memory");
         goto done;
     }
     Py_ssize_t n = vd.shape[0], item = vd.itemsize, m = vso.len / 8;
@@ -3095,6 +3201,9 @@ static PyMethodDef methods[] = {
     {"depthwise2d", py_depthwise2d, METH_VARARGS,
      "depthwise2d(mode, x, k, gy, out, sh, sw, dh, dw): depthwise 2-D convolution of a padded "
      "(N, H, W, C) x with a (kh, kw, C) kernel: mode 0 out = y, 1 out = dL/dx, 2 out = dL/dk."},
+    {"small_matmul", py_small_matmul, METH_VARARGS,
+     "small_matmul(x, w, y): y = x·w for a few rows without the BLAS (C-contiguous, one float "
+     "dtype)."},
     {"band_add", py_band_add, METH_VARARGS,
      "band_add(dst, src, src_off, dst_off, run): dst[n][dst_off[i]:+run] += src[n][src_off[i]:+run] "
      "for every sample n and i in turn (the banded convolution's input gradient)."},

@@ -231,8 +231,8 @@ class Dense(Layer):
     def _inference_step(self):
         """What a prediction's array plan runs for this layer (models/_inference.py).  For the
         plain layer with a bias and a ReLU, linear or softmax activation: its node's forward
-        written out for a product too small to split or pin (np.matmul, the compiled bias and
-        ReLU pass, then the softmax node: what ``ops.nn.Dense.forward`` does for it, so the
+        written out for a product too small to split or pin (the compiled small product for
+        one or two rows, else np.matmul, the compiled bias and ReLU pass, then the softmax node: what ``ops.nn.Dense.forward`` does for it, so the
         same bits), with what may change after the plan was made (weights, activation, LoRA,
         input dtype and shape) checked at each call, and ``_infer`` otherwise."""
         kern = _nn._epilogue_kernels()
@@ -244,6 +244,7 @@ class Dense(Layer):
             return self._infer
         infer, matmul, forward, par, softmax = self._infer, np.matmul, kern.dense_forward, \
             _parallel, _M.Softmax
+        small = _nn._small_product
 
         def step(x):
             w, b = kernel.data, bias.data
@@ -253,7 +254,9 @@ class Dense(Layer):
                     or x.shape[0] * w.shape[0] * w.shape[1] >= par._PIN_MIN_WORK
                     or par._PIN_MIN_WORK > par._MIN_WORK):
                 return infer(x)
-            y = matmul(x, w)
+            y = small(x, w)
+            if y is None:
+                y = matmul(x, w)
             forward(y, b, relu)
             if soft:
                 sm = _new(softmax)

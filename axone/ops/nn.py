@@ -35,6 +35,28 @@ def _epilogue_kernels():
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _ndarray = np.ndarray
+_F32 = np.dtype(np.float32)
+
+#: rows of x·W that the compiled module multiplies by itself (small_matmul) instead of the BLAS
+#: call, whose fixed cost is most of a one-row product; 0 keeps np.matmul for every size
+SMALL_PRODUCT_ROWS = 2
+
+
+def _small_product(x, w):
+    """x·W for a float32 product of at most SMALL_PRODUCT_ROWS rows, W C-contiguous:
+    the compiled module's small_matmul (each entry Σₖ xₖ·Wₖⱼ summed in the order k = 0, 1, …),
+    or None (np.matmul then)."""
+    if (x.shape[0] > SMALL_PRODUCT_ROWS or x.dtype != _F32 or w.dtype != _F32
+            or not w.flags.c_contiguous):
+        return None
+    kern = _compiled.kernels("small_matmul")
+    if kern is None:
+        return None
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)       # a row or two (a view of a sequence's last step)
+    y = np.empty((x.shape[0], w.shape[1]), dtype=_F32)
+    kern.small_matmul(x, w, y)
+    return y
 
 
 def _rows(a):
@@ -69,7 +91,9 @@ class Dense(Function):
                 self.y = y = xp.maximum(y, 0)
             return y
         if x.ndim == 2:
-            y = _parallel.matmul(x, w)
+            y = _small_product(x, w)
+            if y is None:
+                y = _parallel.matmul(x, w)
         elif x.ndim > 2:                  # (…, n_in): one product over all the rows
             y = _parallel.matmul(_rows(x), w).reshape(x.shape[:-1] + (w.shape[1],))
         else:

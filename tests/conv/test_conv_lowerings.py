@@ -302,3 +302,11 @@ def test_band_add_refuses_bad_arguments():
         kern.band_add(d, s[:1], off, off, 3)
     with pytest.raises(TypeError, match="C-contiguous"):
         kern.band_add(d, s[:, ::2], off, off, 3)
+    with pytest.raises(ValueError, match="int64"):
+        kern.band_add(d, s, off.astype(np.float64), off, 3)
+    with pytest.raises(ValueError, match="overlap"):
+        kern.band_add(d, d, off, off, 3)
+    with pytest.raises(TypeError, match="writable"):
+        ro = np.zeros((2, 10), np.float32)
+        ro.flags.writeable = False
+        kern.band_add(ro, s, off, off, 3)

@@ -143,6 +143,9 @@ def specs():
                          [("x", buf(x4)), ("y", buf(y4, written=True))] + geometry)
     out["avg_pool2d_backward"] = ("avg_pool2d_backward", lambda k, a: k.avg_pool2d_backward(*a),
                                   [("gy", buf(y4)), ("gx", buf(x4, written=True))] + geometry)
+    out["small_matmul"] = ("small_matmul", lambda k, a: k.small_matmul(*a),
+                           [("x", buf((M, n))), ("w", buf((n, D))),
+                            ("y", buf((M, D), written=True))])
     out["dense_forward"] = ("dense_forward", lambda k, a: k.dense_forward(*a),
                             [("y", buf((M, n), written=True, free=(0,))),
                              ("b", buf((n,), optional=True)), ("relu", scalar(True))])

@@ -36,9 +36,10 @@ def test_table_covers_every_function_of_the_module():
     covered = {spec[0] for spec in kernel_cases.SPECS.values()}
     # the thread and BLAS settings have their own tests below
     # (gemm_many, copy_into and set_pool_spin: tests/ops/test_parallel_matmul.py; depthwise2d:
-    # tests/conv/test_depthwise.py; affine_clip: tests/ops/test_dense_epilogues.py)
+    # tests/conv/test_depthwise.py; affine_clip: tests/ops/test_dense_epilogues.py; band_add,
+    # whose offsets are per sample: tests/conv/test_conv_lowerings.py)
     assert public - covered == {"set_num_threads", "get_num_threads", "set_gemm", "gemm_many", "copy_into", "depthwise2d",
-                                "affine_clip",
+                                "affine_clip", "band_add",
                                 "set_pool_spin"}
 
 

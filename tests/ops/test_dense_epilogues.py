@@ -356,3 +356,32 @@ def test_affine_clip_is_numpys_scale_shift_and_clip_bitwise(dtype, threads):
         k.affine_clip(x, x[0], None, 0.0, 1.0, x)
     with pytest.raises(ValueError, match="size 5 on axis 0"):
         k.affine_clip(x, s[:5], None, 0.0, 1.0, y)
+
+
+@pytest.mark.skipif(NN._compiled.kernels("small_matmul") is None, reason="axone._kernels is not built")
+@pytest.mark.parametrize("rows", [1, 2])
+@pytest.mark.parametrize("n_in,n_out", [(4, 256), (256, 256), (256, 3), (64, 1), (73, 200),
+                                        (5, 70)])
+def test_small_product_sums_in_order_and_matches_the_blas(rows, n_in, n_out, monkeypatch):
+    """Dense on one or two float32 rows multiplies in the compiled module (small_matmul): each
+    entry is Σₖ xₖ·Wₖⱼ added in the order k = 0, 1, … (the product and each sum rounded), which
+    agrees with the BLAS product within float32 rounding; the gradients are the BLAS ones."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(rows, n_in)).astype(np.float32)
+    w = rng.normal(size=(n_in, n_out)).astype(np.float32)
+    b = rng.normal(size=n_out).astype(np.float32)
+    ref = np.zeros((rows, n_out), np.float32)
+    for k in range(n_in):
+        ref = ref + x[:, k:k + 1] * w[k:k + 1]
+    y = NN._small_product(x, w)
+    np.testing.assert_array_equal(y, ref)
+    np.testing.assert_array_equal(NN._small_product(np.asfortranarray(x.T).T, w), ref)
+    got = _run(x, w, b, True, np.ones((rows, n_out), np.float32))
+    monkeypatch.setattr(NN, "SMALL_PRODUCT_ROWS", 0)
+    assert NN._small_product(x, w) is None
+    blas = _run(x, w, b, True, np.ones((rows, n_out), np.float32))
+    np.testing.assert_allclose(got[0], blas[0], rtol=1e-5, atol=1e-5 * np.sqrt(n_in))
+    for g, r in zip(got[1:], blas[1:]):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+    assert NN._small_product(x.astype(np.float64), w.astype(np.float64)) is None
+    assert NN._small_product(np.ones((3, n_in), np.float32), w) is None
