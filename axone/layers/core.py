@@ -9,7 +9,7 @@ from .. import object_registration as _registry
 from ..autograd.function import _new, no_grad
 from ..autograd.tensor import Tensor
 from ..config import standardize_data_format
-from ..ops import _parallel, math as _M, nn as _nn
+from ..ops import _compiled, _parallel, math as _M, nn as _nn
 from .base import KerasTensor, Layer, _map, _map_shapes, _np_dtype, unique_name
 from .input_spec import InputSpec
 
@@ -245,6 +245,8 @@ class Dense(Layer):
         infer, matmul, forward, par, softmax = self._infer, np.matmul, kern.dense_forward, \
             _parallel, _M.Softmax
         small = _nn._small_product
+        small_k = getattr(_compiled.kernels("small_matmul"), "small_matmul", None)
+        empty, is_f32 = np.empty, dt == _nn._F32
 
         def step(x):
             w, b = kernel.data, bias.data
@@ -254,9 +256,14 @@ class Dense(Layer):
                     or x.shape[0] * w.shape[0] * w.shape[1] >= par._PIN_MIN_WORK
                     or par._PIN_MIN_WORK > par._MIN_WORK):
                 return infer(x)
-            y = small(x, w)
-            if y is None:
-                y = matmul(x, w)
+            if (x.shape[0] <= _nn.SMALL_PRODUCT_ROWS and small_k is not None and is_f32
+                    and x.flags.c_contiguous and w.flags.c_contiguous):
+                y = empty((x.shape[0], w.shape[1]), dt)      # _nn._small_product, written out
+                small_k(x, w, y)
+            else:
+                y = small(x, w)
+                if y is None:
+                    y = matmul(x, w)
             forward(y, b, relu)
             if soft:
                 sm = _new(softmax)

@@ -1524,10 +1524,10 @@ class Trainer:
                 and callbacks is None and type(verbose) in (int, bool) and not verbose
                 and x.ndim and 0 < len(x) <= 32 and config.max_steps_per_epoch() is None
                 and sig == (x.dtype, x.shape[1:], layer_base._TRACKING[0], backend.floatx())
-                and (x.dtype.kind != "f" or _isfinite(float(x.sum())) or np.isfinite(x).all())):
+                and (x.dtype.kind != "f" or _isfinite(float(np.dot(r := x.reshape(-1), r))) or np.isfinite(x).all())):
             # the input signature of the last one-batch call (an array of the dtype and row
             # shape _prepare_x accepted, unchanged layers), finite: the checks below pass it
-            # (a finite sum has no NaN or infinity among its terms; a sum that overflowed is
+            # (a finite Σx² has no NaN or infinity among its terms; one that overflowed is
             # checked entry by entry)
             return self._predict_batch([x], len(x))
         batch_size = _check_batch_size(batch_size, "predict", default=None)
