@@ -247,6 +247,7 @@ class Dense(Layer):
         small = _nn._small_product
         small_k = getattr(_compiled.kernels("small_matmul"), "small_matmul", None)
         empty, is_f32 = np.empty, dt == _nn._F32
+        softmax_k = getattr(_compiled.kernels("softmax_rows"), "softmax_rows", None)
 
         def step(x):
             w, b = kernel.data, bias.data
@@ -266,6 +267,11 @@ class Dense(Layer):
                     y = matmul(x, w)
             forward(y, b, relu)
             if soft:
+                if softmax_k is not None and y.size:
+                    # the softmax node's compiled rows (ops.math.Softmax.forward), written out
+                    p = empty(y.shape, dt)
+                    softmax_k(y, p, empty(y.shape, dt))
+                    return p
                 sm = _new(softmax)
                 sm.axis = (1,)
                 return sm.forward(y)
