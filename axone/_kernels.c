@@ -2408,6 +2408,404 @@ done:
     return res;
 }
 
+/* ------------------------------------------------------------------ Winograd F(2×2, 3×3) */
+/* The four data transforms of a 3×3, stride-1 convolution in Winograd's minimal filtering form
+ * F(2×2, 3×3) (Lavin & Gray 2016): the padded input cut into 4×4 tiles d_p at rows 2·th − pt,
+ * columns 2·tw − pl of x (p = (n·TH + th)·TW + tw; entries outside x are 0), each tile's 2×2
+ * outputs  Y_p = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d_p B) ] A  for each (input channel, filter) pair, the sum
+ * over the channels taken by 16 matrix products in the caller (ops/winograd.py), with
+ *     Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],   Aᵀ = [1 1 1 0; 0 1 −1 −1].
+ *   winograd_input(x, V, pt, pl, TH, TW, parts):  V[(r, s), p, c] = (Bᵀ d_p B)[r, s]
+ *   winograd_output(M, y, bias, relu, parts):     y[n, 2th + a, 2tw + b, f] = (Aᵀ M_p A)[a, b]
+ *                                                 (+ bias[f], then max(·, 0) with relu), the
+ *                                                 positions inside y only
+ *   winograd_output_grad(gy, dM, parts):          dM_p = A gY_p Aᵀ  (the adjoint of the output)
+ *   winograd_input_grad(dV, gx, pt, pl, TH, TW, parts):
+ *                                                 gx[tile p's positions] += B dV_p Bᵀ (the
+ *                                                 adjoint of the input), tiles in order p
+ * Each product by a transform matrix runs along the tile's rows first, then along its columns,
+ * each entry in the order written in the NumPy forms of ops/winograd.py, so the results are
+ * theirs bit for bit.  Channels go through in blocks of WINO_CB, held in local arrays (the
+ * loops over a block vectorize).  Runs of tiles (of samples for winograd_input_grad, whose
+ * tiles overlap) go to at most ``parts`` of the pool's threads. */
+#define WINO_CB 16
+/* dst[0 : n] = src[0 : n], the whole block's constant length where it is full (vectorized) */
+#define WINO_MOVE(dst, src, n) do {                                                          \
+        if ((n) == WINO_CB) { for (int e_ = 0; e_ < WINO_CB; e_++) (dst)[e_] = (src)[e_]; }     \
+        else { for (Py_ssize_t e_ = 0; e_ < (n); e_++) (dst)[e_] = (src)[e_]; }                \
+    } while (0)
+
+typedef struct {
+    char code; const char *src; char *dst; const char *bias;
+    Py_ssize_t N, H, W, C, TH, TW, pt, pl, P, lo, hi; int relu;
+    const char *zero;
+} WinoPart;
+
+#define WINO_KERNELS(T_, SUF)                                                                   \
+WIDE static void wino_in_##SUF(const WinoPart *q) {                                             \
+    const T_ *x = (const T_ *)q->src, *zero = (const T_ *)q->zero;                              \
+    T_ *V = (T_ *)q->dst;                                                                       \
+    const Py_ssize_t H = q->H, W = q->W, C = q->C, P = q->P, tt = q->TH * q->TW;               \
+    for (Py_ssize_t p = q->lo; p < q->hi; p++) {                                                \
+        Py_ssize_t n = p / tt, th = (p % tt) / q->TW, tw = p % q->TW;                          \
+        Py_ssize_t i0 = 2 * th - q->pt, j0 = 2 * tw - q->pl;                                    \
+        const T_ *src[16];                                                                      \
+        for (int i = 0; i < 4; i++)                                                             \
+            for (int j = 0; j < 4; j++) {                                                       \
+                Py_ssize_t r = i0 + i, c = j0 + j;                                              \
+                src[4 * i + j] = (r >= 0 && r < H && c >= 0 && c < W)                           \
+                    ? x + ((n * H + r) * W + c) * C : zero;                                     \
+            }                                                                                   \
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += WINO_CB) {                                        \
+            Py_ssize_t cb = C - c0 < WINO_CB ? C - c0 : WINO_CB;                               \
+            T_ d[16][WINO_CB], t[16][WINO_CB], v[16][WINO_CB];                                  \
+            if (cb < WINO_CB) memset(d, 0, sizeof d);                                           \
+            for (int k = 0; k < 16; k++)                                                        \
+                WINO_MOVE(d[k], src[k] + c0, cb);                   \
+            for (int j = 0; j < 4; j++)                                                         \
+                for (int e = 0; e < WINO_CB; e++) {                                             \
+                    t[0 + j][e] = d[0 + j][e] - d[8 + j][e];                                    \
+                    t[4 + j][e] = d[4 + j][e] + d[8 + j][e];                                    \
+                    t[8 + j][e] = d[8 + j][e] - d[4 + j][e];                                    \
+                    t[12 + j][e] = d[4 + j][e] - d[12 + j][e];                                  \
+                }                                                                               \
+            for (int r = 0; r < 4; r++)                                                         \
+                for (int e = 0; e < WINO_CB; e++) {                                             \
+                    v[4 * r + 0][e] = t[4 * r + 0][e] - t[4 * r + 2][e];                        \
+                    v[4 * r + 1][e] = t[4 * r + 1][e] + t[4 * r + 2][e];                        \
+                    v[4 * r + 2][e] = t[4 * r + 2][e] - t[4 * r + 1][e];                        \
+                    v[4 * r + 3][e] = t[4 * r + 1][e] - t[4 * r + 3][e];                        \
+                }                                                                               \
+            for (int k = 0; k < 16; k++) {                                                      \
+                T_ *dst = V + ((Py_ssize_t)k * P + p) * C + c0;                                 \
+                WINO_MOVE(dst, v[k], cb);                           \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void wino_out_##SUF(const WinoPart *q) {                                            \
+    const T_ *Mt = (const T_ *)q->src, *bias = (const T_ *)q->bias;                             \
+    T_ *y = (T_ *)q->dst;                                                                       \
+    const Py_ssize_t H = q->H, W = q->W, C = q->C, P = q->P, tt = q->TH * q->TW;               \
+    for (Py_ssize_t p = q->lo; p < q->hi; p++) {                                                \
+        Py_ssize_t n = p / tt, th = (p % tt) / q->TW, tw = p % q->TW;                          \
+        T_ *dst[4];                                                                             \
+        for (int a = 0; a < 2; a++)                                                             \
+            for (int b = 0; b < 2; b++) {                                                       \
+                Py_ssize_t r = 2 * th + a, c = 2 * tw + b;                                      \
+                dst[2 * a + b] = (r < H && c < W) ? y + ((n * H + r) * W + c) * C : NULL;       \
+            }                                                                                   \
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += WINO_CB) {                                        \
+            Py_ssize_t cb = C - c0 < WINO_CB ? C - c0 : WINO_CB;                               \
+            T_ m[16][WINO_CB], t[8][WINO_CB], o[4][WINO_CB], bb[WINO_CB];                       \
+            if (cb < WINO_CB) { memset(m, 0, sizeof m); memset(bb, 0, sizeof bb); }             \
+            for (int k = 0; k < 16; k++) {                                                      \
+                const T_ *s = Mt + ((Py_ssize_t)k * P + p) * C + c0;                            \
+                WINO_MOVE(m[k], s, cb);                             \
+            }                                                                                   \
+            for (int s = 0; s < 4; s++)                                                         \
+                for (int e = 0; e < WINO_CB; e++) {                                             \
+                    t[0 + s][e] = (m[0 + s][e] + m[4 + s][e]) + m[8 + s][e];                    \
+                    t[4 + s][e] = (m[4 + s][e] - m[8 + s][e]) - m[12 + s][e];                   \
+                }                                                                               \
+            for (int a = 0; a < 2; a++)                                                         \
+                for (int e = 0; e < WINO_CB; e++) {                                             \
+                    o[2 * a + 0][e] = (t[4 * a + 0][e] + t[4 * a + 1][e]) + t[4 * a + 2][e];    \
+                    o[2 * a + 1][e] = (t[4 * a + 1][e] - t[4 * a + 2][e]) - t[4 * a + 3][e];    \
+                }                                                                               \
+            if (bias) {                                                                         \
+                for (Py_ssize_t e = 0; e < cb; e++) bb[e] = bias[c0 + e];                       \
+                for (int k = 0; k < 4; k++)                                                     \
+                    for (int e = 0; e < WINO_CB; e++) o[k][e] = o[k][e] + bb[e];                \
+            }                                                                                   \
+            if (q->relu)                                                                        \
+                for (int k = 0; k < 4; k++)                                                     \
+                    for (int e = 0; e < WINO_CB; e++) o[k][e] = o[k][e] < 0 ? (T_)0 : o[k][e];  \
+            for (int k = 0; k < 4; k++) {                                                       \
+                if (!dst[k]) continue;                                                          \
+                T_ *d = dst[k] + c0;                                                            \
+                WINO_MOVE(d, o[k], cb);                             \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void wino_out_grad_##SUF(const WinoPart *q) {                                       \
+    const T_ *g = (const T_ *)q->src, *zero = (const T_ *)q->zero;                              \
+    T_ *dM = (T_ *)q->dst;                                                                      \
+    const Py_ssize_t H = q->H, W = q->W, C = q->C, P = q->P, tt = q->TH * q->TW;               \
+    for (Py_ssize_t p = q->lo; p < q->hi; p++) {                                                \
+        Py_ssize_t n = p / tt, th = (p % tt) / q->TW, tw = p % q->TW;                          \
+        const T_ *src[4];                                                                       \
+        for (int a = 0; a < 2; a++)                                                             \
+            for (int b = 0; b < 2; b++) {                                                       \
+                Py_ssize_t r = 2 * th + a, c = 2 * tw + b;                                      \
+                src[2 * a + b] = (r < H && c < W) ? g + ((n * H + r) * W + c) * C : zero;       \
+            }                                                                                   \
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += WINO_CB) {                                        \
+            Py_ssize_t cb = C - c0 < WINO_CB ? C - c0 : WINO_CB;                               \
+            T_ gg[4][WINO_CB], u[8][WINO_CB], m[16][WINO_CB];                                   \
+            if (cb < WINO_CB) memset(gg, 0, sizeof gg);                                         \
+            for (int k = 0; k < 4; k++)                                                         \
+                WINO_MOVE(gg[k], src[k] + c0, cb);                  \
+            for (int b = 0; b < 2; b++)                                                         \
+                for (int e = 0; e < WINO_CB; e++) {                                             \
+                    u[0 + b][e] = gg[0 + b][e];                                                 \
+                    u[2 + b][e] = gg[0 + b][e] + gg[2 + b][e];                                  \
+                    u[4 + b][e] = gg[0 + b][e] - gg[2 + b][e];                                  \
+                    u[6 + b][e] = -gg[2 + b][e];                                                \
+                }                                                                               \
+            for (int r = 0; r < 4; r++)                                                         \
+                for (int e = 0; e < WINO_CB; e++) {                                             \
+                    m[4 * r + 0][e] = u[2 * r + 0][e];                                          \
+                    m[4 * r + 1][e] = u[2 * r + 0][e] + u[2 * r + 1][e];                        \
+                    m[4 * r + 2][e] = u[2 * r + 0][e] - u[2 * r + 1][e];                        \
+                    m[4 * r + 3][e] = -u[2 * r + 1][e];                                         \
+                }                                                                               \
+            for (int k = 0; k < 16; k++) {                                                      \
+                T_ *d = dM + ((Py_ssize_t)k * P + p) * C + c0;                                  \
+                WINO_MOVE(d, m[k], cb);                             \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void wino_in_grad_##SUF(const WinoPart *q) {                                        \
+    const T_ *dV = (const T_ *)q->src;                                                          \
+    T_ *gx = (T_ *)q->dst;                                                                      \
+    const Py_ssize_t H = q->H, W = q->W, C = q->C, P = q->P, tt = q->TH * q->TW;               \
+    for (Py_ssize_t p = q->lo * tt; p < q->hi * tt; p++) {                                      \
+        Py_ssize_t n = p / tt, th = (p % tt) / q->TW, tw = p % q->TW;                          \
+        Py_ssize_t i0 = 2 * th - q->pt, j0 = 2 * tw - q->pl;                                    \
+        T_ *dst[16];                                                                            \
+        for (int i = 0; i < 4; i++)                                                             \
+            for (int j = 0; j < 4; j++) {                                                       \
+                Py_ssize_t r = i0 + i, c = j0 + j;                                              \
+                dst[4 * i + j] = (r >= 0 && r < H && c >= 0 && c < W)                           \
+                    ? gx + ((n * H + r) * W + c) * C : NULL;                                    \
+            }                                                                                   \
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += WINO_CB) {                                        \
+            Py_ssize_t cb = C - c0 < WINO_CB ? C - c0 : WINO_CB;                               \
+            T_ w[16][WINO_CB], z[16][WINO_CB], dd[16][WINO_CB];                                 \
+            if (cb < WINO_CB) memset(w, 0, sizeof w);                                           \
+            for (int k = 0; k < 16; k++) {                                                      \
+                const T_ *s = dV + ((Py_ssize_t)k * P + p) * C + c0;                            \
+                WINO_MOVE(w[k], s, cb);                             \
+            }                                                                                   \
+            for (int s = 0; s < 4; s++)                                                         \
+                for (int e = 0; e < WINO_CB; e++) {                                             \
+                    z[0 + s][e] = w[0 + s][e];                                                  \
+                    z[4 + s][e] = (w[4 + s][e] - w[8 + s][e]) + w[12 + s][e];                   \
+                    z[8 + s][e] = (w[4 + s][e] + w[8 + s][e]) - w[0 + s][e];                    \
+                    z[12 + s][e] = -w[12 + s][e];                                               \
+                }                                                                               \
+            for (int i = 0; i < 4; i++)                                                         \
+                for (int e = 0; e < WINO_CB; e++) {                                             \
+                    dd[4 * i + 0][e] = z[4 * i + 0][e];                                         \
+                    dd[4 * i + 1][e] = (z[4 * i + 1][e] - z[4 * i + 2][e]) + z[4 * i + 3][e];   \
+                    dd[4 * i + 2][e] = (z[4 * i + 1][e] + z[4 * i + 2][e]) - z[4 * i + 0][e];   \
+                    dd[4 * i + 3][e] = -z[4 * i + 3][e];                                        \
+                }                                                                               \
+            for (int k = 0; k < 16; k++) {                                                      \
+                if (!dst[k]) continue;                                                          \
+                T_ *d = dst[k] + c0;                                                            \
+                if (cb == WINO_CB) { for (int e = 0; e < WINO_CB; e++) d[e] += dd[k][e]; }              \
+                else { for (Py_ssize_t e = 0; e < cb; e++) d[e] += dd[k][e]; }                  \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}
+WINO_KERNELS(float, f)
+WINO_KERNELS(double, d)
+
+enum { WINO_IN, WINO_OUT, WINO_OUT_GRAD, WINO_IN_GRAD };
+typedef struct { WinoPart part; int op; } WinoTask;
+
+static void wino_part_fn(void *arg) {
+    const WinoTask *t = (const WinoTask *)arg;
+    const WinoPart *q = &t->part;
+    int f = q->code == 'f';
+    switch (t->op) {
+    case WINO_IN: if (f) wino_in_f(q); else wino_in_d(q); break;
+    case WINO_OUT: if (f) wino_out_f(q); else wino_out_d(q); break;
+    case WINO_OUT_GRAD: if (f) wino_out_grad_f(q); else wino_out_grad_d(q); break;
+    default: if (f) wino_in_grad_f(q); else wino_in_grad_d(q); break;
+    }
+}
+
+#define WINO_PARTS 8
+#define WINO_PART_MIN ((Py_ssize_t)1 << 15)   /* items moved by a part, at least */
+
+/* q's range [0, count) (tiles, or samples of ``per`` items) in at most ``parts`` runs on the
+ * pool's threads (this one takes the first); on this thread alone when the pool is busy. */
+static void wino_run(const WinoPart *whole, int op, Py_ssize_t count, Py_ssize_t per, long parts) {
+    Py_ssize_t k = parts < WINO_PARTS ? parts : WINO_PARTS;
+    if (k > num_threads) k = num_threads;
+    if (k > count) k = count;
+    if (per > 0 && k > count * per / WINO_PART_MIN) k = count * per / WINO_PART_MIN;
+    if (k < 1) k = 1;
+    WinoTask tasks_[WINO_PARTS];
+    PoolTask pool[WINO_PARTS];
+    Py_ssize_t step = (count + k - 1) / k, cnt = 0;
+    for (Py_ssize_t lo = 0; lo < count; lo += step, cnt++) {
+        tasks_[cnt].part = *whole;
+        tasks_[cnt].op = op;
+        tasks_[cnt].part.lo = lo;
+        tasks_[cnt].part.hi = lo + step < count ? lo + step : count;
+        pool[cnt].fn = wino_part_fn;
+        pool[cnt].arg = tasks_ + cnt;
+    }
+#ifdef AXONE_THREADS
+    if (cnt > 1 && pthread_mutex_trylock(&pool_use) == 0) {
+        pool_run(pool, cnt);
+        pthread_mutex_unlock(&pool_use);
+    } else
+#endif
+    {
+        for (Py_ssize_t i = 0; i < cnt; i++) wino_part_fn(tasks_ + i);
+    }
+}
+
+/* winograd_input(x, V, pt, pl, TH, TW, parts) and winograd_input_grad(dV, gx, pt, pl, TH, TW,
+ * parts): x / gx (N, H, W, C), V / dV (16, N·TH·TW, C) */
+static PyObject *wino_input_call(PyObject *args, int grad) {
+    PyObject *ox, *ov;
+    Py_ssize_t pt, pl, TH, TW;
+    long parts;
+    const char *fn = grad ? "winograd_input_grad" : "winograd_input";
+    if (grad) {
+        if (!PyArg_ParseTuple(args, "OOnnnnl", &ov, &ox, &pt, &pl, &TH, &TW, &parts)) return NULL;
+    } else if (!PyArg_ParseTuple(args, "OOnnnnl", &ox, &ov, &pt, &pl, &TH, &TW, &parts)) {
+        return NULL;
+    }
+    if (TH < 0 || TW < 0 || pt < 0 || pl < 0 || pt > 2 || pl > 2 || parts < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: expected TH, TW >= 0, pt and pl in 0..2 and parts >= 1, "
+                     "received TH=%zd TW=%zd pt=%zd pl=%zd parts=%ld", fn, TH, TW, pt, pl, parts);
+        return NULL;
+    }
+    Views vs = {.fn = fn, .n = 0};
+    void *x, *v;
+    const char *xn = grad ? "gx" : "x", *vn = grad ? "dV" : "V";
+    char code = float_code(&vs, grad ? ov : ox, grad ? "dV" : "x");
+    if (!code) return NULL;
+    Py_ssize_t dx[4] = {-1, -1, -1, -1};
+    if (grad) {
+        Py_ssize_t d0[3] = {16, -1, -1};
+        if (view(&vs, ov, vn, code, 3, d0, 0, 0, &v) < 0) goto fail;
+        dx[3] = d0[2];
+        if (view(&vs, ox, xn, code, 4, dx, 0, 1, &x) < 0) goto fail;
+        if (d0[1] != dx[0] * TH * TW) {
+            PyErr_Format(PyExc_ValueError, "%s: dV has %zd tiles on axis 1, expected N·TH·TW = %zd",
+                         fn, d0[1], dx[0] * TH * TW);
+            goto fail;
+        }
+    } else {
+        if (view(&vs, ox, xn, code, 4, dx, 0, 0, &x) < 0) goto fail;
+        Py_ssize_t d0[3] = {16, dx[0] * TH * TW, dx[3]};
+        if (view(&vs, ov, vn, code, 3, d0, 0, 1, &v) < 0) goto fail;
+    }
+    if (2 * TH + 2 < dx[1] + pt || 2 * TW + 2 < dx[2] + pl || 2 * TH > dx[1] + pt + 2
+        || 2 * TW > dx[2] + pl + 2) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd×%zd tiles from offset (%zd, %zd) do not cover the "
+                     "%zd×%zd input", fn, TH, TW, pt, pl, dx[1], dx[2]);
+        goto fail;
+    }
+    if (distinct(&vs) < 0) goto fail;
+    {
+        Py_ssize_t item = code == 'f' ? 4 : 8, C = dx[3];
+        char *zero = grad ? NULL : calloc((size_t)(C > 0 ? C : 1), (size_t)item);
+        if (!grad && !zero) { PyErr_NoMemory(); goto fail; }
+        WinoPart whole = {code, grad ? v : x, grad ? x : v, NULL, dx[0], dx[1], dx[2], C, TH, TW,
+                          pt, pl, dx[0] * TH * TW, 0, 0, 0, zero};
+        Py_BEGIN_ALLOW_THREADS
+        if (grad) wino_run(&whole, WINO_IN_GRAD, dx[0], 16 * TH * TW * C, parts);
+        else wino_run(&whole, WINO_IN, whole.P, 16 * C, parts);
+        Py_END_ALLOW_THREADS
+        free(zero);
+    }
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+static PyObject *py_winograd_input(PyObject *self, PyObject *args) { return wino_input_call(args, 0); }
+static PyObject *py_winograd_input_grad(PyObject *self, PyObject *args) {
+    return wino_input_call(args, 1);
+}
+
+/* winograd_output(M, y, bias, relu, parts): M (16, N·⌈H/2⌉·⌈W/2⌉, F), y (N, H, W, F);
+ * winograd_output_grad(gy, dM, parts) its adjoint */
+static PyObject *py_winograd_output(PyObject *self, PyObject *args) {
+    PyObject *om, *oy, *ob;
+    int relu;
+    long parts;
+    if (!PyArg_ParseTuple(args, "OOOpl", &om, &oy, &ob, &relu, &parts)) return NULL;
+    if (parts < 1) {
+        PyErr_Format(PyExc_ValueError, "winograd_output: parts must be >= 1, received %ld", parts);
+        return NULL;
+    }
+    Views vs = {.fn = "winograd_output", .n = 0};
+    void *m, *y, *b;
+    char code = float_code(&vs, om, "M");
+    if (!code) return NULL;
+    Py_ssize_t dy[4] = {-1, -1, -1, -1};
+    if (view(&vs, oy, "y", code, 4, dy, 0, 1, &y) < 0) goto fail;
+    {
+        Py_ssize_t TH = (dy[1] + 1) / 2, TW = (dy[2] + 1) / 2;
+        Py_ssize_t dm[3] = {16, dy[0] * TH * TW, dy[3]}, db[1] = {dy[3]};
+        if (view(&vs, om, "M", code, 3, dm, 0, 0, &m) < 0
+            || view(&vs, ob, "bias", code, 1, db, 1, 0, &b) < 0 || distinct(&vs) < 0)
+            goto fail;
+        Py_ssize_t F = dy[3];
+        WinoPart whole = {code, m, y, b, dy[0], dy[1], dy[2], F, TH, TW, 0, 0, dm[1], 0, 0, relu,
+                          NULL};
+        Py_BEGIN_ALLOW_THREADS
+        wino_run(&whole, WINO_OUT, whole.P, 16 * F, parts);
+        Py_END_ALLOW_THREADS
+    }
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+static PyObject *py_winograd_output_grad(PyObject *self, PyObject *args) {
+    PyObject *og, *om;
+    long parts;
+    if (!PyArg_ParseTuple(args, "OOl", &og, &om, &parts)) return NULL;
+    if (parts < 1) {
+        PyErr_Format(PyExc_ValueError, "winograd_output_grad: parts must be >= 1, received %ld",
+                     parts);
+        return NULL;
+    }
+    Views vs = {.fn = "winograd_output_grad", .n = 0};
+    void *g, *m;
+    char code = float_code(&vs, og, "gy");
+    if (!code) return NULL;
+    Py_ssize_t dg[4] = {-1, -1, -1, -1};
+    if (view(&vs, og, "gy", code, 4, dg, 0, 0, &g) < 0) goto fail;
+    {
+        Py_ssize_t TH = (dg[1] + 1) / 2, TW = (dg[2] + 1) / 2;
+        Py_ssize_t dm[3] = {16, dg[0] * TH * TW, dg[3]};
+        if (view(&vs, om, "dM", code, 3, dm, 0, 1, &m) < 0 || distinct(&vs) < 0) goto fail;
+        Py_ssize_t item = code == 'f' ? 4 : 8, F = dg[3];
+        char *zero = calloc((size_t)(F > 0 ? F : 1), (size_t)item);
+        if (!zero) { PyErr_NoMemory(); goto fail; }
+        WinoPart whole = {code, g, m, NULL, dg[0], dg[1], dg[2], F, TH, TW, 0, 0, dm[1], 0, 0, 0,
+                          zero};
+        Py_BEGIN_ALLOW_THREADS
+        wino_run(&whole, WINO_OUT_GRAD, whole.P, 16 * F, parts);
+        Py_END_ALLOW_THREADS
+        free(zero);
+    }
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ per-channel affine + clip */
 /* affine_clip(x, scale, shift, lo, hi, y): y = min(max(x·scale + shift, lo), hi) over rows of
  * C channels (x, y (rows, C) C-contiguous, y may be x; scale, shift (C,) or None; lo, hi may be
@@ -3207,6 +3605,15 @@ static PyMethodDef methods[] = {
     {"band_add", py_band_add, METH_VARARGS,
      "band_add(dst, src, src_off, dst_off, run): dst[n][dst_off[i]:+run] += src[n][src_off[i]:+run] "
      "for every sample n and i in turn (the banded convolution's input gradient)."},
+    {"winograd_input", py_winograd_input, METH_VARARGS,
+     "winograd_input(x, V, pt, pl, TH, TW, parts): V[(r,s), p, c] = (B^T d_p B)[r, s] for the 4x4 "
+     "tiles d_p of x (Winograd F(2x2, 3x3))."},
+    {"winograd_input_grad", py_winograd_input_grad, METH_VARARGS,
+     "winograd_input_grad(dV, gx, pt, pl, TH, TW, parts): gx += the adjoint of winograd_input."},
+    {"winograd_output", py_winograd_output, METH_VARARGS,
+     "winograd_output(M, y, bias, relu, parts): y's 2x2 tiles = A^T M_p A (+ bias, ReLU)."},
+    {"winograd_output_grad", py_winograd_output_grad, METH_VARARGS,
+     "winograd_output_grad(gy, dM, parts): dM_p = A gY_p A^T (the adjoint of winograd_output)."},
     {"copy_into", py_copy_into, METH_VARARGS,
      "copy_into(dst, src): dst[...] = src (one shape and item size, any strides), its leading "
      "axis in runs on the pool's threads."},

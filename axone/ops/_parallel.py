@@ -303,6 +303,11 @@ def batch_blocks(n, work):
     return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
 
 
+def inside_block():
+    """Whether this thread is running a batch block's work now (run_blocks)."""
+    return getattr(_LOCAL, "inside", False)
+
+
 def _inside(fn, i, lo, hi):
     """fn(i, lo, hi) marked as a batch block's work on this thread (its products stay whole:
     the blocks already use the threads)."""

@@ -66,7 +66,7 @@ import numpy as np
 from .. import config
 from ..autograd.function import Function
 from ..device import array_module
-from . import _compiled, _parallel
+from . import _compiled, _parallel, winograd
 from . import math as M
 
 _new = object.__new__
@@ -374,7 +374,7 @@ class _ForwardPlan:
     """What Conv.forward derives from the geometry alone (shapes, strides, dtypes, padding):
     kept in _FORWARD_PLANS by that geometry, never anything computed from the values."""
     __slots__ = ("work", "padded", "out", "bj", "one", "yshape", "wshape", "wstrides", "width",
-                 "rows", "small")
+                 "rows", "small", "wino")
 
 
 _FORWARD_PLANS = {}
@@ -401,7 +401,10 @@ def _forward_plan(key, x, k, b, strides, dilation, pads, groups):
     nk = _prod(ksz)
     m = x.shape[0] * _prod(out)
     geo.work = m * nk * cin_g * (f // groups + 1)
-    geo.bj = bj = _band_block(out[-1], f) if groups == 1 and min(out) > 0 else 1
+    geo.wino = (winograd.eligible(x.shape, k.shape, strides, dilation, pads, groups, x.dtype)
+                and k.dtype == x.dtype and (b is None or b.dtype == x.dtype))
+    geo.bj = bj = (_band_block(out[-1], f) if groups == 1 and min(out) > 0 and not geo.wino
+                   else 1)
     # the bias rides in the product where the rows are a copy: a column of ones in the rows,
     # the bias as the matrix's last row (then dL/dbias is the last row of dL/dmatrix)
     geo.one = int(b is not None and groups == 1 and not (bj == 1 and cin_g > 1 and nk == 1
@@ -478,6 +481,7 @@ class Conv(Function):
     blocks = None           # the batch blocks [(lo, hi), …] of a split node
     y_out = None            # where a block writes its output (its rows of the whole output)
     dx_buffer = None        # a block's source of its rows of the whole input-gradient buffer
+    wino = None             # (TH, TW) where the forward took the Winograd lowering
 
     def forward(self, x, k, b=None):
         self.xshape = x.shape
@@ -499,6 +503,8 @@ class Conv(Function):
             blocks = _parallel.batch_blocks(x.shape[0], geo.work)
             if blocks is not None:
                 return self._forward_blocks(x, k, b, blocks)
+        if geo.wino:
+            return self._wino_forward(x, k, b, geo)
         if geo.padded:
             x = _pad(x, pads)
         self.pshape = x.shape
@@ -594,6 +600,54 @@ class Conv(Function):
             np.maximum(y, 0, out=y)
             self.y = y
         return y
+
+    def _wino_forward(self, x, k, b, geo):
+        """The Winograd lowering (ops/winograd.py): V = Bᵀ d B of x's tiles (padded by the
+        node's pads), U = G K Gᵀ, M[ξ] = V[ξ] · U[ξ] (16 products), y = Aᵀ M A + bias (then
+        ReLU with ``relu``); V and U are kept for the backward pass."""
+        (pt, pb), (pl, pr) = self.pads
+        x = np.ascontiguousarray(x)
+        n, h, w, c = x.shape
+        f = k.shape[-1]
+        self.pshape = (n, h + pt + pb, w + pl + pr, c)
+        self.out = out = geo.out
+        self.k, self.bj, self.one = k, 1, 0
+        self.wino = th, tw = winograd.tiles(out)
+        tiles = n * th * tw
+        v = winograd.input_transform(x, pt, pl, th, tw, out=_WS.empty((16, tiles, c), x.dtype))
+        u = winograd.kernel_transform(k)
+        m = _parallel.bmm(v, u, out=_WS.empty((16, tiles, f), x.dtype))
+        y = self.y_out if self.y_out is not None else _WS.empty(geo.yshape, x.dtype)
+        winograd.output_transform(m, y, b, self.relu)
+        self.wv, self.wu = v, u
+        if self.relu:
+            self.y = y
+        return y
+
+    def _wino_backward(self, gy, needs, gb):
+        """dM = A dY Aᵀ; dL/dK = Gᵀ (V[ξ]ᵀ · dM[ξ]) G; dL/dx = the tiles' B (dM[ξ] · U[ξ]ᵀ) Bᵀ
+        added in tile order (ops/winograd.py)."""
+        gy = np.ascontiguousarray(gy)
+        th, tw = self.wino
+        v, u = self.wv, self.wu
+        dm = winograd.output_transform_grad(gy, out=_WS.empty((16,) + v.shape[1:2] + u.shape[2:],
+                                                               gy.dtype))
+        gx = gk = None
+        if needs[1]:
+            gk = winograd.kernel_transform_grad(_parallel.bmm(v.transpose(0, 2, 1), dm))
+        if needs[0]:
+            dv = _parallel.bmm(dm, u.transpose(0, 2, 1), out=_WS.empty(v.shape, gy.dtype))
+            if self.dx_buffer is None:         # straight into the unpadded gradient
+                (pt, _), (pl, _) = self.pads
+                gx = _WS.zeros(self.xshape, gy.dtype)
+                winograd.input_transform_grad(dv, gx, pt, pl, th, tw)
+            else:                              # this block's rows of the whole padded buffer
+                dxp = self._zeros(self.pshape, gy.dtype)
+                winograd.input_transform_grad(dv, dxp, 0, 0, th, tw)
+                gx = self._crop(dxp)
+        if len(needs) == 3:
+            return gx, gk, gb
+        return gx, gk
 
     def _forward_device(self, xp, x, k, b):
         """The plain lowering with the array module ``xp``, groups as one batched product:
@@ -751,6 +805,8 @@ class Conv(Function):
             # Σ over the rows as a matrix-vector product: a column sum of an (M, F) array would
             # run over F-entry rows
             gb = np.ones(g2.shape[0], g2.dtype) @ g2
+        if self.wino is not None:
+            return self._wino_backward(gy, needs, gb)
         if self.bj > 1:
             return self._band_backward(gy, needs, gb)
         if g == 1:

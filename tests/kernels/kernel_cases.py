@@ -24,6 +24,10 @@ M, n = 4, 5                       # Dense / softmax rows and columns
 L = 7                             # optimizer buffers
 PN, PH, PW, PC = 2, 4, 5, 3       # pooling input (N, H, W, C); 2×2 windows, strides 1, pads below
 POH, POW = PH, PW                 # top pad 1, right pad 1: OH = H + 1 − 2 + 1 = H, OW = W
+WX, WY = (2, 5, 6, 3), (2, 5, 6, 4)   # Winograd: x (N, H, W, C), "same" y (N, H, W, F)
+WP = 2 * 3 * 3                        # its tiles: N · ⌈5/2⌉ · ⌈6/2⌉
+# (H and W one longer or shorter are other valid calls: the same tiles cover them, with one
+# row or column more or less of zeros beyond; tiles that do not cover x are the TH/TW cases)
 
 
 def buf(shape, code="f", written=False, optional=False, free=()):
@@ -146,6 +150,20 @@ def specs():
     out["small_matmul"] = ("small_matmul", lambda k, a: k.small_matmul(*a),
                            [("x", buf((M, n))), ("w", buf((n, D))),
                             ("y", buf((M, D), written=True))])
+    tiles = [("pt", scalar(1, bad=[-1, 3])), ("pl", scalar(1, bad=[-1, 3])),
+             ("TH", scalar(3, bad=[-1, 1, 9])), ("TW", scalar(3, bad=[-1, 1, 9])),
+             ("parts", scalar(1, bad=[0, -1]))]
+    out["winograd_input"] = ("winograd_input", lambda k, a: k.winograd_input(*a),
+                             [("x", buf(WX, free=(1, 2))), ("V", buf((16, WP, 3), written=True))] + tiles)
+    out["winograd_input_grad"] = ("winograd_input_grad", lambda k, a: k.winograd_input_grad(*a),
+                                  [("dV", buf((16, WP, 3))), ("gx", buf(WX, written=True, free=(1, 2)))] + tiles)
+    out["winograd_output"] = ("winograd_output", lambda k, a: k.winograd_output(*a),
+                              [("M", buf((16, WP, 4))), ("y", buf(WY, written=True, free=(1, 2))),
+                               ("bias", buf((4,), optional=True)), ("relu", scalar(True)),
+                               ("parts", scalar(2, bad=[0, -1]))])
+    out["winograd_output_grad"] = ("winograd_output_grad", lambda k, a: k.winograd_output_grad(*a),
+                                   [("gy", buf(WY, free=(1, 2))), ("dM", buf((16, WP, 4), written=True)),
+                                    ("parts", scalar(2, bad=[0, -1]))])
     out["dense_forward"] = ("dense_forward", lambda k, a: k.dense_forward(*a),
                             [("y", buf((M, n), written=True, free=(0,))),
                              ("b", buf((n,), optional=True)), ("relu", scalar(True))])

@@ -1,0 +1,212 @@
+"""3×3, stride-1 convolution in Winograd's minimal filtering form F(2×2, 3×3) (Lavin & Gray,
+"Fast Algorithms for Convolutional Neural Networks", 2016).
+
+The padded input is cut into 4×4 tiles d_p overlapping by two rows and columns (tile p = (n, th,
+tw) starts at padded row 2·th, column 2·tw); each tile gives 2×2 outputs.  With
+
+    Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]    G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
+    Aᵀ = [1 1 1 0; 0 1 −1 −1]
+
+and, for each of the 16 positions ξ = (r, s) of a transformed tile,
+
+    V[ξ] = (Bᵀ d_p B)[ξ]       (P tiles × C)          the input transform
+    U[ξ] = (G g Gᵀ)[ξ]         (C × F)                the kernel transform
+    M[ξ] = V[ξ] · U[ξ]         (P × F)                16 matrix products
+    Y_p  = Aᵀ M_p A  (+ bias)                          the output transform
+
+the output is the convolution's: y = Σ_c g ⋆ x exactly in real arithmetic, in 16·C·F
+multiplications per tile where the im2col product takes 36·C·F (2.25× fewer).  The backward pass
+is the adjoint of each linear step, the same matrices transposed:
+
+    dM_p = A dY_p Aᵀ                                   (winograd_output_grad)
+    dU[ξ] = V[ξ]ᵀ · dM[ξ],    dL/dg = Gᵀ dU G            (16 products, then the kernel's adjoint)
+    dV[ξ] = dM[ξ] · U[ξ]ᵀ,    dL/dd_p = B dV_p Bᵀ        (16 products, then winograd_input_grad:
+                                                        the tiles' 4×4 blocks added in tile order)
+
+so the gradients are those of the computed forward.  The transforms' rounding (sums of up to
+nine terms with coefficients ±1, ±½) makes the float32 result differ from the direct sum by a
+few units of float32 rounding of Σ|x|·|g| (tests/conv/test_winograd.py states the bound).
+
+The four data transforms are compiled (``winograd_input``, ``winograd_output``,
+``winograd_output_grad``, ``winograd_input_grad`` of axone/_kernels.c; runs of tiles on the pool's
+threads); the NumPy forms below take the same operations in the same order, so both give the same
+bits.  Conv (ops/conv.py) takes this lowering where ``eligible`` says so.
+"""
+import numpy as np
+
+from . import _compiled, _parallel
+
+__all__ = ["eligible", "tiles", "kernel_transform", "kernel_transform_grad", "input_transform",
+           "input_transform_grad", "output_transform", "output_transform_grad"]
+
+# The input and filter counts from which the Winograd lowering is faster than the im2col product
+# (measured on a 2-core AVX2 machine, benchmarks/bench_conv.py --winograd); below them the
+# transforms' memory traffic outweighs the products saved.
+MIN_CHANNELS = 16
+MIN_FILTERS = 16
+ENABLED = True
+
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def eligible(xshape, kshape, strides, dilation, pads, groups, dtype):
+    """Whether Conv takes the Winograd lowering: a 2-D 3×3 kernel, strides and dilation 1, no
+    groups, pads of at most 2 on each side, float32 or float64, at least MIN_CHANNELS inputs and
+    MIN_FILTERS filters, an output of at least 2×2, and the compiled transforms built."""
+    if not ENABLED or len(kshape) != 4 or tuple(kshape[:2]) != (3, 3) or groups != 1:
+        return False
+    if tuple(strides) != (1, 1) or tuple(dilation) != (1, 1):
+        return False
+    if dtype not in (np.float32, np.float64) or kshape[2] < MIN_CHANNELS or kshape[3] < MIN_FILTERS:
+        return False
+    if any(lo > 2 or hi > 2 for lo, hi in pads):
+        return False
+    ho = xshape[1] + pads[0][0] + pads[0][1] - 2
+    wo = xshape[2] + pads[1][0] + pads[1][1] - 2
+    return ho >= 2 and wo >= 2 and _compiled.kernels("winograd_input") is not None
+
+
+def tiles(out):
+    """(TH, TW): the 2×2 output tiles that cover an output of shape ``out`` (Ho, Wo)."""
+    return (out[0] + 1) // 2, (out[1] + 1) // 2
+
+
+def _parts():
+    """Threads the compiled transforms may use: one inside a batch block (the blocks already
+    use the threads), else axone's count."""
+    return 1 if _parallel.inside_block() else max(1, _parallel._threads())
+
+
+# ------------------------------------------------------------------ the kernel transform
+def kernel_transform(g):
+    """U (16, C, F) = G g Gᵀ for a (3, 3, C, F) kernel, ξ = 4·r + s."""
+    G = _G.astype(g.dtype)
+    t = np.tensordot(G, g, axes=(1, 0))                  # (4 r, 3 j, C, F)
+    u = np.tensordot(G, t, axes=(1, 1))                  # (4 s, 4 r, C, F)
+    return np.ascontiguousarray(u.transpose(1, 0, 2, 3)).reshape((16,) + g.shape[2:])
+
+
+def kernel_transform_grad(du):
+    """dL/dg (3, 3, C, F) = Gᵀ dU G for dU (16, C, F): the adjoint of kernel_transform."""
+    G = _G.astype(du.dtype)
+    d4 = du.reshape((4, 4) + du.shape[1:])
+    t = np.tensordot(G.T, d4, axes=(1, 0))               # (3 i, 4 s, C, F)
+    g = np.tensordot(G.T, t, axes=(1, 1))                # (3 j, 3 i, C, F)
+    return np.ascontiguousarray(g.transpose(1, 0, 2, 3))
+
+
+# ------------------------------------------------------------------ the data transforms
+def input_transform(x, pt, pl, th, tw, out=None):
+    """V (16, N·TH·TW, C) = Bᵀ d_p B of the tiles of x (N, H, W, C) padded by ``pt`` rows above
+    and ``pl`` columns left (zeros elsewhere too)."""
+    n, c = x.shape[0], x.shape[-1]
+    if out is None:
+        out = np.empty((16, n * th * tw, c), x.dtype)
+    k = _compiled.kernels("winograd_input")
+    if k is not None and x.flags.c_contiguous:
+        k.winograd_input(x, out, pt, pl, th, tw, _parts())
+        return out
+    return _input_transform_np(x, pt, pl, th, tw, out)
+
+
+def _input_transform_np(x, pt, pl, th, tw, out):
+    n, h, w, c = x.shape
+    xp = np.pad(x, ((0, 0), (pt, 2 * th + 2 - h - pt), (pl, 2 * tw + 2 - w - pl), (0, 0)))
+    d = [xp[:, i:i + 2 * th:2] for i in range(4)]                        # rows i of each tile
+    t = [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]            # Bᵀ along the rows
+    v = out.reshape(4, 4, n, th, tw, c)
+    for r in range(4):
+        e = [t[r][:, :, j:j + 2 * tw:2] for j in range(4)]
+        np.subtract(e[0], e[2], out=v[r, 0])                            # then along the columns
+        np.add(e[1], e[2], out=v[r, 1])
+        np.subtract(e[2], e[1], out=v[r, 2])
+        np.subtract(e[1], e[3], out=v[r, 3])
+    return out
+
+
+def output_transform(m, y, bias=None, relu=False):
+    """y (N, Ho, Wo, F) = Aᵀ M_p A of each tile (its positions inside y), + bias, then
+    max(·, 0) with ``relu``; m (16, N·TH·TW, F)."""
+    k = _compiled.kernels("winograd_output")
+    if k is not None and m.flags.c_contiguous and y.flags.c_contiguous and (
+            bias is None or (bias.flags.c_contiguous and bias.dtype == y.dtype)):
+        k.winograd_output(m, y, bias, relu, _parts())
+        return y
+    return _output_transform_np(m, y, bias, relu)
+
+
+def _output_transform_np(m, y, bias, relu):
+    n, ho, wo, f = y.shape
+    th, tw = tiles((ho, wo))
+    m4 = m.reshape(4, 4, n, th, tw, f)
+    t = [(m4[0] + m4[1]) + m4[2], (m4[1] - m4[2]) - m4[3]]               # Aᵀ along the rows
+    full = np.empty((n, 2 * th, 2 * tw, f), y.dtype)
+    for a in range(2):
+        full[:, a::2, 0::2] = (t[a][0] + t[a][1]) + t[a][2]              # then along the columns
+        full[:, a::2, 1::2] = (t[a][1] - t[a][2]) - t[a][3]
+    res = full[:, :ho, :wo]
+    if bias is not None:
+        res = res + bias
+    if relu:
+        res = np.where(res < 0, np.zeros((), y.dtype), res)
+    y[...] = res
+    return y
+
+
+def output_transform_grad(gy, out=None):
+    """dM (16, N·TH·TW, F) = A gY_p Aᵀ of the 2×2 tiles of gy (N, Ho, Wo, F), zeros beyond it:
+    the adjoint of output_transform (before its bias and ReLU)."""
+    n, ho, wo, f = gy.shape
+    th, tw = tiles((ho, wo))
+    if out is None:
+        out = np.empty((16, n * th * tw, f), gy.dtype)
+    k = _compiled.kernels("winograd_output_grad")
+    if k is not None and gy.flags.c_contiguous:
+        k.winograd_output_grad(gy, out, _parts())
+        return out
+    return _output_transform_grad_np(gy, out)
+
+
+def _output_transform_grad_np(gy, out):
+    n, ho, wo, f = gy.shape
+    th, tw = tiles((ho, wo))
+    gp = np.pad(gy, ((0, 0), (0, 2 * th - ho), (0, 2 * tw - wo), (0, 0)))
+    g = [gp[:, a::2] for a in range(2)]
+    u = [g[0], g[0] + g[1], g[0] - g[1], -g[1]]                         # A along the rows
+    m = out.reshape(4, 4, n, th, tw, f)
+    for r in range(4):
+        e = [u[r][:, :, b::2] for b in range(2)]
+        m[r, 0] = e[0]                                                  # then along the columns
+        np.add(e[0], e[1], out=m[r, 1])
+        np.subtract(e[0], e[1], out=m[r, 2])
+        np.negative(e[1], out=m[r, 3])
+    return out
+
+
+def input_transform_grad(dv, gx, pt, pl, th, tw):
+    """gx (N, H, W, C) += B dV_p Bᵀ of each tile at its positions inside gx, the tiles in order
+    p (where two overlap, the earlier tile's block is added first): the adjoint of
+    input_transform."""
+    k = _compiled.kernels("winograd_input_grad")
+    if k is not None and dv.flags.c_contiguous and gx.flags.c_contiguous:
+        k.winograd_input_grad(dv, gx, pt, pl, th, tw, _parts())
+        return gx
+    return _input_transform_grad_np(dv, gx, pt, pl, th, tw)
+
+
+def _input_transform_grad_np(dv, gx, pt, pl, th, tw):
+    n, h, w, c = gx.shape
+    w4 = dv.reshape(4, 4, n, th, tw, c)
+    z = [w4[0], (w4[1] - w4[2]) + w4[3], (w4[1] + w4[2]) - w4[0], -w4[3]]   # B along the rows
+    dd = [[None] * 4 for _ in range(4)]
+    for i in range(4):
+        e = z[i]
+        dd[i] = [e[0], (e[1] - e[2]) + e[3], (e[1] + e[2]) - e[0], -e[3]]   # then the columns
+    buf = np.pad(gx, ((0, 0), (pt, 2 * th + 2 - h - pt), (pl, 2 * tw + 2 - w - pl), (0, 0)))
+    # a position gets blocks from up to four tiles; taking the offsets (i, j) from the last,
+    # each position's blocks arrive in tile order, as the compiled loop adds them
+    for i in range(3, -1, -1):
+        for j in range(3, -1, -1):
+            buf[:, i:i + 2 * th:2, j:j + 2 * tw:2] += dd[i][j]
+    gx[...] = buf[:, pt:pt + h, pl:pl + w]
+    return gx

@@ -1,0 +1,265 @@
+"""The Winograd F(2×2, 3×3) lowering of 3×3, stride-1 convolutions (axone/ops/winograd.py).
+
+- The compiled transforms give their NumPy forms' bits (float32 and float64, odd and even sizes,
+  pads 0–2, channel counts off the kernel's block of 16, one to three threads).
+- Conv through the lowering agrees with the im2col lowering: in float64 to 1e-12 (output and the
+  input, kernel and bias gradients, with and without the fused ReLU, in batch blocks too), in
+  float32 within a stated bound of float32 rounding, and with PyTorch's conv2d; its gradients
+  pass the float64 finite-difference check.
+- It is taken exactly where ``eligible`` says (3×3, strides and dilation 1, no groups, ≥ 16
+  channels and filters), and Conv2D layers train through it as through im2col.
+"""
+import importlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from axone import Tensor, ops
+from axone.utils import check_gradients
+
+C = importlib.import_module("axone.ops.conv")
+W = importlib.import_module("axone.ops.winograd")
+needs_kernels = pytest.mark.skipif(C._compiled.kernels("winograd_input") is None,
+                                   reason="the compiled module is not built")
+
+
+def _run(x, k, b, padding, relu=False, winograd=True, seed=5):
+    """(y, dx, dk, db, tiles or None) of ops.conv with the Winograd lowering on or off."""
+    before = W.ENABLED
+    W.ENABLED = winograd
+    C._FORWARD_PLANS.clear()
+    try:
+        xt, kt, bt = (Tensor(a, requires_grad=True) for a in (x, k, b))
+        y = ops.conv(xt, kt, bt, 1, padding, relu=relu)
+        used = y._ctx.wino
+        gy = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
+        y.backward(gy)
+        return y.data, xt.grad, kt.grad, bt.grad, used
+    finally:
+        W.ENABLED = before
+        C._FORWARD_PLANS.clear()
+
+
+def _data(shape, c, f, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape + (c,)).astype(dtype)
+    k = (rng.standard_normal((3, 3, c, f)) / np.sqrt(9 * c)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    return x, k, b
+
+
+# ------------------------------------------------------------ compiled == NumPy forms
+TRANSFORM_CASES = [((2, 5, 6), 3, 4, 1, 1), ((1, 4, 4), 16, 16, 0, 0), ((3, 7, 9), 17, 33, 1, 1),
+                   ((2, 6, 5), 20, 5, 2, 2), ((1, 2, 3), 1, 1, 0, 1), ((4, 8, 8), 32, 48, 1, 0)]
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spatial,c,f,pt,pl", TRANSFORM_CASES)
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_compiled_transforms_are_the_numpy_forms_bitwise(monkeypatch, dtype, spatial, c, f, pt, pl,
+                                                         parts):
+    rng = np.random.default_rng(1)
+    n, h, w = spatial
+    pb, pr = pt, pl
+    ho, wo = h + pt + pb - 2, w + pl + pr - 2
+    th, tw = W.tiles((ho, wo))
+    tiles = n * th * tw
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    m = rng.standard_normal((16, tiles, f)).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype)
+    gy = rng.standard_normal((n, ho, wo, f)).astype(dtype)
+    dv = rng.standard_normal((16, tiles, c)).astype(dtype)
+    gx0 = rng.standard_normal((n, h, w, c)).astype(dtype)
+    monkeypatch.setattr(W, "_parts", lambda: parts)
+    k = C._compiled.kernels("winograd_input")
+
+    v = np.full((16, tiles, c), np.nan, dtype)
+    k.winograd_input(x, v, pt, pl, th, tw, parts)
+    assert np.array_equal(v, W._input_transform_np(x, pt, pl, th, tw, np.empty_like(v)))
+    for b_, relu in ((None, False), (bias, False), (bias, True), (None, True)):
+        y = np.full((n, ho, wo, f), np.nan, dtype)
+        k.winograd_output(m, y, b_, relu, parts)
+        ref = W._output_transform_np(m, np.empty_like(y), b_, relu)
+        assert np.array_equal(y, ref)
+    dm = np.full((16, tiles, f), np.nan, dtype)
+    k.winograd_output_grad(gy, dm, parts)
+    assert np.array_equal(dm, W._output_transform_grad_np(gy, np.empty_like(dm)))
+    gx = gx0.copy()
+    k.winograd_input_grad(dv, gx, pt, pl, th, tw, parts)
+    assert np.array_equal(gx, W._input_transform_grad_np(dv, gx0.copy(), pt, pl, th, tw))
+
+
+def test_the_numpy_forms_are_the_transform_matrices():
+    """Bᵀ d B, Aᵀ m A and their adjoints, entry by entry, against the matrices themselves."""
+    bt = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+    at = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 4, 4, 1))
+    v = W._input_transform_np(x, 0, 0, 1, 1, np.empty((16, 1, 1)))
+    np.testing.assert_allclose(v.reshape(4, 4), bt @ x[0, :, :, 0] @ bt.T, atol=1e-15)
+    m = rng.standard_normal((16, 1, 1))
+    y = W._output_transform_np(m, np.empty((1, 2, 2, 1)), None, False)
+    np.testing.assert_allclose(y[0, :, :, 0], at @ m.reshape(4, 4) @ at.T, atol=1e-15)
+    g = rng.standard_normal((1, 2, 2, 1))
+    dm = W._output_transform_grad_np(g, np.empty((16, 1, 1)))
+    np.testing.assert_allclose(dm.reshape(4, 4), at.T @ g[0, :, :, 0] @ at, atol=1e-15)
+    dv = rng.standard_normal((16, 1, 1))
+    gx = W._input_transform_grad_np(dv, np.zeros((1, 4, 4, 1)), 0, 0, 1, 1)
+    np.testing.assert_allclose(gx[0, :, :, 0], bt.T @ dv.reshape(4, 4) @ bt, atol=1e-15)
+    # the kernel transform and its adjoint: <G g Gᵀ, dU> = <g, Gᵀ dU G>
+    kg = rng.standard_normal((3, 3, 2, 3))
+    du = rng.standard_normal((16, 2, 3))
+    assert np.isclose(np.sum(W.kernel_transform(kg) * du), np.sum(kg * W.kernel_transform_grad(du)))
+
+
+@needs_kernels
+def test_the_one_tile_output_is_the_direct_convolution():
+    """A 4×4 input, 3×3 kernel, one channel: the 2×2 output by hand."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 4, 16))
+    k = rng.standard_normal((3, 3, 16, 16))
+    y, *_ , used = _run(x, k, np.zeros(16), "valid")
+    assert used == (1, 1)
+    ref = np.array([[[np.einsum("abc,abcf->f", x[0, i:i + 3, j:j + 3], k) for j in range(2)]
+                     for i in range(2)]])
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------ against im2col and PyTorch
+CONV_CASES = [((2, 7, 9), 16, 16, "same"), ((3, 8, 8), 32, 24, "valid"), ((1, 5, 6), 17, 19, "same"),
+              ((2, 2, 3), 16, 16, "same"), ((4, 12, 10), 20, 40, "same"), ((2, 9, 4), 16, 17, "valid")]
+
+
+@needs_kernels
+@pytest.mark.parametrize("spatial,c,f,padding", CONV_CASES)
+@pytest.mark.parametrize("relu", [False, True])
+def test_winograd_matches_im2col_in_float64(spatial, c, f, padding, relu):
+    x, k, b = _data(spatial, c, f, np.float64)
+    got = _run(x, k, b, padding, relu, winograd=True)
+    ref = _run(x, k, b, padding, relu, winograd=False)
+    assert got[4] is not None and ref[4] is None
+    for a, r in zip(got[:4], ref[:4]):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12 * np.max(np.abs(r)))
+
+
+@needs_kernels
+@pytest.mark.parametrize("spatial,c,f,padding", CONV_CASES)
+def test_winograd_float32_error_is_a_few_roundings(spatial, c, f, padding):
+    """Against the float64 direct result: within 8 units of float32 rounding of Σ|x|·|g| per
+    output (the im2col product stays within the same bound)."""
+    x, k, b = _data(spatial, c, f, np.float32)
+    y32 = _run(x, k, b, padding)[0]
+    y64 = _run(x.astype(np.float64), k.astype(np.float64), b.astype(np.float64), padding,
+               winograd=False)[0]
+    scale = _run(np.abs(x).astype(np.float64), np.abs(k).astype(np.float64),
+                 np.abs(b).astype(np.float64), padding, winograd=False)[0]
+    assert np.all(np.abs(y32 - y64) <= 8 * np.finfo(np.float32).eps * scale)
+
+
+@needs_kernels
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_winograd_matches_pytorch(padding):
+    x, k, b = _data((3, 11, 10), 24, 32, np.float32, seed=4)
+    y, dx, dk, db, used = _run(x, k, b, padding, relu=True)
+    assert used is not None
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    kt = torch.tensor(k.transpose(3, 2, 0, 1), requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    yt = torch.relu(F.conv2d(xt, kt, bt, padding=1 if padding == "same" else 0))
+    gy = np.random.default_rng(5).standard_normal(y.shape).astype(np.float32)
+    yt.backward(torch.tensor(gy.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dk, kt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@needs_kernels
+def test_winograd_gradients_pass_the_finite_difference_check():
+    x, k, b = _data((2, 5, 4), 16, 16, np.float64, seed=6)
+    before = W.ENABLED
+    W.ENABLED = True
+    C._FORWARD_PLANS.clear()
+    try:
+        xt, kt, bt = (Tensor(a, requires_grad=True) for a in (x, k, b))
+        assert ops.conv(xt, kt, bt, 1, "same")._ctx.wino is not None
+        r = check_gradients(lambda a, kk, bb: ops.conv(a, kk, bb, 1, "same"), x, k, b,
+                            names=["x", "kernel", "bias"])
+        assert r.max_error < 1e-6, r
+    finally:
+        W.ENABLED = before
+        C._FORWARD_PLANS.clear()
+
+
+@needs_kernels
+def test_batch_blocks_give_the_whole_nodes_results(monkeypatch):
+    """Split over batch blocks (each block a Winograd node of its own): the per-sample output
+    and input gradient are the whole node's bits up to the BLAS kernel for the block's row count,
+    the kernel gradient the block sums; in float64 all within 1e-12."""
+    from axone.ops import _parallel
+    x, k, b = _data((8, 12, 12), 32, 32, np.float64, seed=7)
+    monkeypatch.setattr(_parallel, "batch_blocks", lambda n, work: None)
+    whole = _run(x, k, b, "same", relu=True)
+    monkeypatch.setattr(_parallel, "batch_blocks", lambda n, work: [(0, 3), (3, 5), (5, 8)])
+    split = _run(x, k, b, "same", relu=True)
+    assert whole[4] is not None and split[4] is None       # the split node's parts took it
+    for a, r in zip(split[:4], whole[:4]):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12 * np.max(np.abs(r)))
+
+
+# ------------------------------------------------------------ where it is taken
+@needs_kernels
+@pytest.mark.parametrize("kshape,strides,dilation,groups,c,f,taken", [
+    ((3, 3), 1, 1, 1, 16, 16, True), ((3, 3), 2, 1, 1, 32, 32, False),
+    ((3, 3), 1, 2, 1, 32, 32, False), ((3, 3), 1, 1, 2, 32, 32, False),
+    ((5, 5), 1, 1, 1, 32, 32, False), ((3, 3), 1, 1, 1, 8, 32, False),
+    ((3, 3), 1, 1, 1, 32, 8, False), ((1, 3), 1, 1, 1, 32, 32, False)])
+def test_the_lowering_is_taken_where_eligible(kshape, strides, dilation, groups, c, f, taken):
+    rng = np.random.default_rng(8)
+    x = Tensor(rng.standard_normal((2, 10, 10, c)).astype(np.float32))
+    k = Tensor(rng.standard_normal(kshape + (c // groups, f)).astype(np.float32), requires_grad=True)
+    y = ops.conv(x, k, None, strides, "same" if strides == 1 else "valid", dilation, groups)
+    assert (y._ctx.wino is not None) == taken
+    assert not W.eligible((2, 10, 10, 16), (3, 3, 16, 16), (1, 1), (1, 1), ((3, 3), (1, 1)), 1,
+                          np.float32)                     # pads beyond 2
+    assert not W.eligible((2, 2, 2, 16), (3, 3, 16, 16), (1, 1), (1, 1), ((0, 0), (0, 0)), 1,
+                          np.float32)                     # no whole output tile
+    assert not W.eligible((2, 8, 8, 16), (3, 3, 16, 16), (1, 1), (1, 1), ((1, 1), (1, 1)), 1,
+                          np.float16)
+
+
+@needs_kernels
+def test_a_conv2d_model_trains_the_same_through_either_lowering():
+    """Conv2D(32, 3, same, relu) twice in a float64 model: fit's losses and weights through the
+    Winograd lowering are im2col's to 1e-9."""
+    import axone
+    from axone import layers
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((16, 10, 10, 16))
+    y = np.eye(3)[rng.integers(0, 3, 16)]
+    results = []
+    for on in (True, False):
+        W.ENABLED = on
+        C._FORWARD_PLANS.clear()
+        try:
+            axone.utils.set_random_seed(0)
+            model = axone.Sequential([layers.InputLayer(input_shape=(10, 10, 16)),
+                                      layers.Conv2D(32, 3, padding="same", activation="relu",
+                                                    dtype="float64"),
+                                      layers.Conv2D(16, 3, padding="same", activation="relu",
+                                                    dtype="float64"),
+                                      layers.GlobalAveragePooling2D(dtype="float64"),
+                                      layers.Dense(3, activation="softmax", dtype="float64")])
+            model.compile(loss="categorical_crossentropy", optimizer="adam")
+            h = model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+            results.append((h.history["loss"], model.get_weights()))
+        finally:
+            W.ENABLED = True
+            C._FORWARD_PLANS.clear()
+    (la, wa), (lb, wb) = results
+    np.testing.assert_allclose(la, lb, rtol=1e-9)
+    for a, b in zip(wa, wb):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
