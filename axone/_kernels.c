@@ -2806,6 +2806,190 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ layer normalization rows */
+/* layer_norm_rows(x, gamma, beta, eps, y, xhat, inv, parts): over each row of x (R, n),
+ *   μ = Σ x / n,  σ² = Σ (x − μ)² / n,  r = 1/√(σ² + ε),  x̂ = (x − μ)·r,  y = x̂·γ + β
+ * (γ, β (n,) or None; the sums in double, eight running partial sums each); x̂ and r kept for
+ * layer_norm_rows_backward(g, xhat, inv, gamma, dx, parts):
+ *   u = g·γ,  dx = r·(u − Σu/n − x̂·Σ(u·x̂)/n)
+ * (ops/normalization.py, LayerNorm over the last axis).  One pass over a row each way instead of
+ * NumPy's dozen; the same equations, the sums in another order (within float rounding of the
+ * NumPy form: tests/ops/test_layer_norm_rows.py).  Runs of rows on the pool's threads. */
+typedef struct {
+    char code; const char *x, *g, *gamma, *beta; char *y, *xhat, *inv, *dx;
+    double eps; Py_ssize_t n, lo, hi;
+} LNPart;
+
+#define LN_KERNELS(T_, SUF)                                                                     \
+WIDE static void ln_fwd_##SUF(const LNPart *q) {                                                \
+    const Py_ssize_t n = q->n;                                                                  \
+    const T_ *gm = (const T_ *)q->gamma, *bt = (const T_ *)q->beta;                             \
+    for (Py_ssize_t r = q->lo; r < q->hi; r++) {                                                \
+        const T_ *restrict x = (const T_ *)q->x + r * n;                                        \
+        T_ *restrict xh = (T_ *)q->xhat + r * n, *restrict y = (T_ *)q->y + r * n;             \
+        double sa[8] = {0}, va[8] = {0}, s = 0, v = 0;                                          \
+        Py_ssize_t j8 = n & ~(Py_ssize_t)7;                                                     \
+        for (Py_ssize_t j = 0; j < j8; j += 8)                                                  \
+            for (int e = 0; e < 8; e++) sa[e] += x[j + e];                                      \
+        for (int e = 0; e < 8; e++) s += sa[e];                                                 \
+        for (Py_ssize_t j = j8; j < n; j++) s += x[j];                                          \
+        const double mu = s / (double)n;                                                        \
+        for (Py_ssize_t j = 0; j < j8; j += 8)                                                  \
+            for (int e = 0; e < 8; e++) { double d = x[j + e] - mu; va[e] += d * d; }          \
+        for (int e = 0; e < 8; e++) v += va[e];                                                 \
+        for (Py_ssize_t j = j8; j < n; j++) { double d = x[j] - mu; v += d * d; }              \
+        const double inv = 1.0 / sqrt(v / (double)n + q->eps);                                  \
+        ((T_ *)q->inv)[r] = (T_)inv;                                                            \
+        for (Py_ssize_t j = 0; j < n; j++) xh[j] = (T_)((x[j] - mu) * inv);                     \
+        if (gm && bt) for (Py_ssize_t j = 0; j < n; j++) y[j] = xh[j] * gm[j] + bt[j];          \
+        else if (gm) for (Py_ssize_t j = 0; j < n; j++) y[j] = xh[j] * gm[j];                   \
+        else if (bt) for (Py_ssize_t j = 0; j < n; j++) y[j] = xh[j] + bt[j];                   \
+        else for (Py_ssize_t j = 0; j < n; j++) y[j] = xh[j];                                   \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void ln_bwd_##SUF(const LNPart *q) {                                                \
+    const Py_ssize_t n = q->n;                                                                  \
+    const T_ *gm = (const T_ *)q->gamma;                                                        \
+    for (Py_ssize_t r = q->lo; r < q->hi; r++) {                                                \
+        const T_ *restrict g = (const T_ *)q->g + r * n, *restrict xh = (const T_ *)q->xhat + r * n; \
+        T_ *restrict dx = (T_ *)q->dx + r * n;                                                  \
+        double a1[8] = {0}, a2[8] = {0}, s1 = 0, s2 = 0;                                        \
+        Py_ssize_t j8 = n & ~(Py_ssize_t)7;                                                     \
+        for (Py_ssize_t j = 0; j < j8; j += 8)                                                  \
+            for (int e = 0; e < 8; e++) {                                                       \
+                double u = gm ? (double)(g[j + e] * gm[j + e]) : (double)g[j + e];             \
+                a1[e] += u; a2[e] += u * xh[j + e];                                             \
+            }                                                                                   \
+        for (int e = 0; e < 8; e++) { s1 += a1[e]; s2 += a2[e]; }                               \
+        for (Py_ssize_t j = j8; j < n; j++) {                                                   \
+            double u = gm ? (double)(g[j] * gm[j]) : (double)g[j];                             \
+            s1 += u; s2 += u * xh[j];                                                           \
+        }                                                                                       \
+        const T_ m1 = (T_)(s1 / (double)n), m2 = (T_)(s2 / (double)n);                          \
+        const T_ inv = ((const T_ *)q->inv)[r];                                                 \
+        if (gm) for (Py_ssize_t j = 0; j < n; j++) dx[j] = ((g[j] * gm[j] - m1) - xh[j] * m2) * inv; \
+        else for (Py_ssize_t j = 0; j < n; j++) dx[j] = ((g[j] - m1) - xh[j] * m2) * inv;      \
+    }                                                                                           \
+}
+LN_KERNELS(float, f)
+LN_KERNELS(double, d)
+
+typedef struct { LNPart part; int back; } LNTask;
+
+static void ln_part_fn(void *arg) {
+    const LNTask *t = (const LNTask *)arg;
+    if (t->back) { if (t->part.code == 'f') ln_bwd_f(&t->part); else ln_bwd_d(&t->part); }
+    else { if (t->part.code == 'f') ln_fwd_f(&t->part); else ln_fwd_d(&t->part); }
+}
+
+static void ln_run(const LNPart *whole, int back, Py_ssize_t rows, long parts) {
+    Py_ssize_t k = parts < 8 ? parts : 8;
+    if (k > num_threads) k = num_threads;
+    if (k > rows) k = rows;
+    if (k > rows * whole->n / WINO_PART_MIN) k = rows * whole->n / WINO_PART_MIN;
+    if (k < 1) k = 1;
+    LNTask tasks_[8];
+    PoolTask pool[8];
+    Py_ssize_t step = (rows + k - 1) / k, cnt = 0;
+    for (Py_ssize_t lo = 0; lo < rows; lo += step, cnt++) {
+        tasks_[cnt].part = *whole;
+        tasks_[cnt].back = back;
+        tasks_[cnt].part.lo = lo;
+        tasks_[cnt].part.hi = lo + step < rows ? lo + step : rows;
+        pool[cnt].fn = ln_part_fn;
+        pool[cnt].arg = tasks_ + cnt;
+    }
+#ifdef AXONE_THREADS
+    if (cnt > 1 && pthread_mutex_trylock(&pool_use) == 0) {
+        pool_run(pool, cnt);
+        pthread_mutex_unlock(&pool_use);
+    } else
+#endif
+    {
+        for (Py_ssize_t i = 0; i < cnt; i++) ln_part_fn(tasks_ + i);
+    }
+}
+
+static PyObject *py_layer_norm_rows(PyObject *self, PyObject *args) {
+    PyObject *ox, *og, *ob, *oy, *oh, *oi;
+    double eps;
+    long parts;
+    if (!PyArg_ParseTuple(args, "OOOdOOOl", &ox, &og, &ob, &eps, &oy, &oh, &oi, &parts)) return NULL;
+    if (!(eps >= 0) || parts < 1) {
+        PyErr_Format(PyExc_ValueError, "layer_norm_rows: expected eps >= 0 and parts >= 1, "
+                     "received eps=%g parts=%ld", eps, parts);
+        return NULL;
+    }
+    Views vs = {.fn = "layer_norm_rows", .n = 0};
+    void *x, *g, *b, *y, *h, *inv;
+    char code = float_code(&vs, ox, "x");
+    if (!code) return NULL;
+    Py_ssize_t dx[2] = {-1, -1};
+    if (view(&vs, ox, "x", code, 2, dx, 0, 0, &x) < 0) goto fail;
+    {
+        Py_ssize_t dg[1] = {dx[1]}, db[1] = {dx[1]}, dy[2] = {dx[0], dx[1]}, dh[2] = {dx[0], dx[1]},
+                   di[1] = {dx[0]};
+        if (view(&vs, og, "gamma", code, 1, dg, 1, 0, &g) < 0
+            || view(&vs, ob, "beta", code, 1, db, 1, 0, &b) < 0
+            || view(&vs, oy, "y", code, 2, dy, 0, 1, &y) < 0
+            || view(&vs, oh, "xhat", code, 2, dh, 0, 1, &h) < 0
+            || view(&vs, oi, "inv", code, 1, di, 0, 1, &inv) < 0 || distinct(&vs) < 0)
+            goto fail;
+        if (dx[1] < 1) {
+            PyErr_SetString(PyExc_ValueError, "layer_norm_rows: x must have at least one column");
+            goto fail;
+        }
+        LNPart whole = {code, x, NULL, g, b, y, h, inv, NULL, eps, dx[1], 0, 0};
+        Py_BEGIN_ALLOW_THREADS
+        ln_run(&whole, 0, dx[0], parts);
+        Py_END_ALLOW_THREADS
+    }
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+static PyObject *py_layer_norm_rows_backward(PyObject *self, PyObject *args) {
+    PyObject *og, *oh, *oi, *ogm, *od;
+    long parts;
+    if (!PyArg_ParseTuple(args, "OOOOOl", &og, &oh, &oi, &ogm, &od, &parts)) return NULL;
+    if (parts < 1) {
+        PyErr_Format(PyExc_ValueError, "layer_norm_rows_backward: parts must be >= 1, received %ld",
+                     parts);
+        return NULL;
+    }
+    Views vs = {.fn = "layer_norm_rows_backward", .n = 0};
+    void *g, *h, *inv, *gm, *d;
+    char code = float_code(&vs, og, "g");
+    if (!code) return NULL;
+    Py_ssize_t dg[2] = {-1, -1};
+    if (view(&vs, og, "g", code, 2, dg, 0, 0, &g) < 0) goto fail;
+    {
+        Py_ssize_t dh[2] = {dg[0], dg[1]}, di[1] = {dg[0]}, dm[1] = {dg[1]}, dd[2] = {dg[0], dg[1]};
+        if (view(&vs, oh, "xhat", code, 2, dh, 0, 0, &h) < 0
+            || view(&vs, oi, "inv", code, 1, di, 0, 0, &inv) < 0
+            || view(&vs, ogm, "gamma", code, 1, dm, 1, 0, &gm) < 0
+            || view(&vs, od, "dx", code, 2, dd, 0, 1, &d) < 0 || distinct(&vs) < 0)
+            goto fail;
+        if (dg[1] < 1) {
+            PyErr_SetString(PyExc_ValueError, "layer_norm_rows_backward: g must have at least one "
+                            "column");
+            goto fail;
+        }
+        LNPart whole = {code, NULL, g, gm, NULL, NULL, h, inv, d, 0.0, dg[1], 0, 0};
+        Py_BEGIN_ALLOW_THREADS
+        ln_run(&whole, 1, dg[0], parts);
+        Py_END_ALLOW_THREADS
+    }
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ per-channel affine + clip */
 /* affine_clip(x, scale, shift, lo, hi, y): y = min(max(x·scale + shift, lo), hi) over rows of
  * C channels (x, y (rows, C) C-contiguous, y may be x; scale, shift (C,) or None; lo, hi may be
@@ -3614,6 +3798,11 @@ static PyMethodDef methods[] = {
      "winograd_output(M, y, bias, relu, parts): y's 2x2 tiles = A^T M_p A (+ bias, ReLU)."},
     {"winograd_output_grad", py_winograd_output_grad, METH_VARARGS,
      "winograd_output_grad(gy, dM, parts): dM_p = A gY_p A^T (the adjoint of winograd_output)."},
+    {"layer_norm_rows", py_layer_norm_rows, METH_VARARGS,
+     "layer_norm_rows(x, gamma, beta, eps, y, xhat, inv, parts): layer normalization of each row "
+     "of x (gamma, beta may be None)."},
+    {"layer_norm_rows_backward", py_layer_norm_rows_backward, METH_VARARGS,
+     "layer_norm_rows_backward(g, xhat, inv, gamma, dx, parts): dL/dx of layer_norm_rows."},
     {"copy_into", py_copy_into, METH_VARARGS,
      "copy_into(dst, src): dst[...] = src (one shape and item size, any strides), its leading "
      "axis in runs on the pool's threads."},

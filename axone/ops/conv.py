@@ -427,6 +427,12 @@ def _forward_plan(key, x, k, b, strides, dilation, pads, groups):
     return geo
 
 
+def _same_buffer(a, b):
+    """Whether a is b's memory, entry for entry (a view of the same bytes, same shape)."""
+    return (a.shape == b.shape and a.dtype == b.dtype and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
 def _contiguous_strides(shape, itemsize):
     """Byte strides of a C-contiguous array of this shape and item size."""
     st, acc = [], itemsize
@@ -1250,6 +1256,8 @@ class Pool(Function):
     part = False            # a batch block of a split node (never split again)
     parts = None            # the blocks' own Pool nodes, when split
     compiled = None         # the compiled module, when the node ran its 2-D kernels
+    y_out = None            # a block's rows of the whole output, for the compiled pass to fill
+    gx_out = None           # a block's rows of the whole input gradient, likewise
 
     def forward(self, x):
         nd = len(self.pool)
@@ -1387,7 +1395,7 @@ class Pool(Function):
                     _POOL_PLANS.clear()
                 _POOL_PLANS[key] = plan
         geo, yshape = plan
-        y = np.empty(yshape, x4.dtype)
+        y = self._into(self.y_out, yshape, x4.dtype)
         if self.kind == "max":
             self.idx = np.empty(yshape, np.int32)
             kern.max_pool2d(x4, y, self.idx, *geo)
@@ -1403,16 +1411,26 @@ class Pool(Function):
         if dt not in _FLOATS:
             dt = self.dtype
         g4 = np.ascontiguousarray(g, dtype=dt).reshape(self.y4shape)
-        gx = np.empty(self.x4shape, dt)
+        gx = self._into(self.gx_out, self.x4shape, dt)
         if self.kind == "max":
             kern.max_pool2d_backward(g4, self.idx, gx, *geo)
         else:
             kern.avg_pool2d_backward(g4, gx, *geo)
         return (gx.reshape(self.xshape),)
 
+    @staticmethod
+    def _into(dest, shape, dtype):
+        """Where the compiled pass writes: a block's rows of the whole result (``dest``, a
+        C-contiguous slab of the same size and dtype), else a new array."""
+        if (dest is not None and dest.dtype == dtype and dest.size == _prod(shape)
+                and dest.flags.c_contiguous):
+            return dest.reshape(shape)
+        return np.empty(shape, dtype)
+
     def _forward_blocks(self, x, bounds):
         """The node on consecutive batch blocks, one per thread (ops/_parallel.py): each block a
-        Pool of its own over x[lo:hi], its result copied into its rows of y."""
+        Pool of its own over x[lo:hi] that writes its rows of y (the compiled pass writes them
+        in place; another result is copied in)."""
         params = {name: self.__dict__[name] for name in
                   ("kind", "pool", "strides", "pads", "blocks", "needs")}
         parts = []
@@ -1427,9 +1445,16 @@ class Pool(Function):
                      + (x.shape[-1],), x.dtype)
 
         def run(i, lo, hi):
-            y[lo:hi] = parts[i].forward(x[lo:hi])
-            if parts[i].blocks:
-                parts[i].y = y[lo:hi]
+            part, rows = parts[i], y[lo:hi]
+            part.y_out = rows
+            try:
+                r = part.forward(x[lo:hi])
+            finally:
+                part.y_out = None
+            if not _same_buffer(r, rows):
+                rows[...] = r
+            if part.blocks:
+                part.y = rows
         _parallel.run_blocks(run, bounds)
         return y
 
@@ -1437,7 +1462,14 @@ class Pool(Function):
         gx = np.empty(self.xshape, g.dtype)
 
         def run(i, lo, hi):
-            gx[lo:hi] = self.parts[i].backward(g[lo:hi])[0]
+            part, rows = self.parts[i], gx[lo:hi]
+            part.gx_out = rows
+            try:
+                r = part.backward(g[lo:hi])[0]
+            finally:
+                part.gx_out = None
+            if not _same_buffer(r, rows):
+                rows[...] = r
         _parallel.run_blocks(run, self.bounds)
         return (gx,)
 

@@ -135,6 +135,20 @@ def _stat(s, xp):
 _ROW_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+# LayerNorm over the last axis through the compiled rows (layer_norm_rows) when it is built
+COMPILED_ROWS = True
+
+
+def _flat(p, n):
+    """γ or β as the contiguous (n,) vector the compiled rows take (None stays None)."""
+    return None if p is None else np.ascontiguousarray(p).reshape(n)
+
+
+def _row_parts():
+    from . import _parallel
+    return 1 if _parallel.inside_block() else max(1, _parallel._threads())
+
+
 class LayerNorm(Function):
     """y = γ·(x − μ)/√(σ² + ε) + β over ``axes`` (γ, β broadcast against x or absent).
 
@@ -144,9 +158,11 @@ class LayerNorm(Function):
     ``has_gamma``, then β when ``has_beta``.
 
     Over the last axis alone (n ≤ ``ROW_MAX`` features, float32/64, γ and β holding one value a
-    feature) the node works on the (rows, n) matrix: the means and Σ x̂·u are matrix–vector
-    products with a ones vector and row dot products (``np.einsum``), dγ and dβ column sums, and
-    the temporaries are reused; the same equations, rounded in another order."""
+    feature) the node works on the (rows, n) matrix: with the compiled module, x̂, r and y in one
+    pass over each row and dx in one more (``layer_norm_rows``, the row sums in double, runs of
+    rows on the pool's threads); without it the means and Σ x̂·u are matrix–vector products with a
+    ones vector and row dot products (``np.einsum``).  dγ and dβ are column sums either way.  The
+    same equations, rounded in another order."""
 
     ROW_MAX = 8192
 
@@ -161,6 +177,14 @@ class LayerNorm(Function):
         dt = x.dtype
         x2 = np.ascontiguousarray(x).reshape(-1, n)
         ones = np.ones(n, dtype=dt)
+        kern = _compiled.kernels("layer_norm_rows") if COMPILED_ROWS else None
+        if kern is not None:
+            R = x2.shape[0]
+            y, xhat, inv = np.empty((R, n), dt), np.empty((R, n), dt), np.empty(R, dt)
+            kern.layer_norm_rows(x2, _flat(gamma, n), _flat(beta, n), float(self.epsilon), y,
+                                 xhat, inv, _row_parts())
+            self.rows, self.ones, self.inv, self.xhat, self.gamma = True, ones, inv, xhat, gamma
+            return y.reshape(x.shape)
         mean = x2 @ ones
         mean /= dt.type(n)
         d = x2 - mean[:, None]
@@ -187,7 +211,12 @@ class LayerNorm(Function):
         dt = xhat.dtype
         g2 = np.ascontiguousarray(g, dtype=dt).reshape(R, n)
         out = [None] * len(needs)
-        if needs[0]:
+        kern = _compiled.kernels("layer_norm_rows_backward") if COMPILED_ROWS else None
+        if needs[0] and kern is not None:
+            dx = np.empty((R, n), dt)
+            kern.layer_norm_rows_backward(g2, xhat, inv, _flat(gamma, n), dx, _row_parts())
+            out[0] = dx.reshape(g.shape)
+        elif needs[0]:
             u = g2 if gamma is None else g2 * gamma.reshape(n)
             m1 = u @ ones
             m1 /= dt.type(n)

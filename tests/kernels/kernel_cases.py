@@ -164,6 +164,16 @@ def specs():
     out["winograd_output_grad"] = ("winograd_output_grad", lambda k, a: k.winograd_output_grad(*a),
                                    [("gy", buf(WY, free=(1, 2))), ("dM", buf((16, WP, 4), written=True)),
                                     ("parts", scalar(2, bad=[0, -1]))])
+    out["layer_norm_rows"] = ("layer_norm_rows", lambda k, a: k.layer_norm_rows(*a),
+                              [("x", buf((M, n))), ("gamma", buf((n,), optional=True)),
+                               ("beta", buf((n,), optional=True)), ("eps", scalar(1e-5, bad=[-1.0])),
+                               ("y", buf((M, n), written=True)), ("xhat", buf((M, n), written=True)),
+                               ("inv", buf((M,), written=True)), ("parts", scalar(2, bad=[0, -1]))])
+    out["layer_norm_rows_backward"] = (
+        "layer_norm_rows_backward", lambda k, a: k.layer_norm_rows_backward(*a),
+        [("g", buf((M, n))), ("xhat", buf((M, n))), ("inv", buf((M,))),
+         ("gamma", buf((n,), optional=True)), ("dx", buf((M, n), written=True)),
+         ("parts", scalar(2, bad=[0, -1]))])
     out["dense_forward"] = ("dense_forward", lambda k, a: k.dense_forward(*a),
                             [("y", buf((M, n), written=True, free=(0,))),
                              ("b", buf((n,), optional=True)), ("relu", scalar(True))])
