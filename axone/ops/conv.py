@@ -389,6 +389,12 @@ _SMALL_WORK = 1 << 19
 _SMALL_COPY = 1 << 16
 
 
+# The Winograd forward of a node whose kernel gradient is not wanted (inference, a frozen layer)
+# runs over runs of samples whose transformed input and product take at most this many bytes
+# (reused workspace arrays instead of one batch-sized pair).
+_WINO_CHUNK = 32 << 20
+
+
 def _forward_plan(key, x, k, b, strides, dilation, pads, groups):
     """The _ForwardPlan of Conv.forward for x, k, b (``key`` its geometry)."""
     nd = k.ndim - 2
@@ -619,13 +625,23 @@ class Conv(Function):
         self.out = out = geo.out
         self.k, self.bj, self.one = k, 1, 0
         self.wino = th, tw = winograd.tiles(out)
-        tiles = n * th * tw
-        v = winograd.input_transform(x, pt, pl, th, tw, out=_WS.empty((16, tiles, c), x.dtype))
         u = winograd.kernel_transform(k)
-        m = _parallel.bmm(v, u, out=_WS.empty((16, tiles, f), x.dtype))
         y = self.y_out if self.y_out is not None else _WS.empty(geo.yshape, x.dtype)
-        winograd.output_transform(m, y, b, self.relu)
-        self.wv, self.wu = v, u
+        per = 16 * th * tw                       # transformed values per sample and channel
+        if len(self.needs) > 1 and self.needs[1]:
+            # dL/dK will be wanted: V of the whole batch is kept for it
+            chunk = n
+        else:
+            # V is not kept: runs of samples whose V and M take at most _WINO_CHUNK bytes
+            chunk = max(1, min(n, _WINO_CHUNK // max(1, per * (c + f) * x.itemsize)))
+        for lo in range(0, n, chunk):
+            hi = min(n, lo + chunk)
+            tiles = (hi - lo) * th * tw
+            v = winograd.input_transform(x[lo:hi], pt, pl, th, tw,
+                                         out=_WS.empty((16, tiles, c), x.dtype))
+            m = _parallel.bmm(v, u, out=_WS.empty((16, tiles, f), x.dtype))
+            winograd.output_transform(m, y[lo:hi], b, self.relu)
+        self.wv, self.wu = (v if chunk == n else None), u
         if self.relu:
             self.y = y
         return y
@@ -636,13 +652,15 @@ class Conv(Function):
         gy = np.ascontiguousarray(gy)
         th, tw = self.wino
         v, u = self.wv, self.wu
-        dm = winograd.output_transform_grad(gy, out=_WS.empty((16,) + v.shape[1:2] + u.shape[2:],
+        n = gy.shape[0]
+        dm = winograd.output_transform_grad(gy, out=_WS.empty((16, n * th * tw, u.shape[2]),
                                                                gy.dtype))
         gx = gk = None
-        if needs[1]:
+        if needs[1]:                     # (V was kept: the forward saw needs[1])
             gk = winograd.kernel_transform_grad(_parallel.bmm(v.transpose(0, 2, 1), dm))
         if needs[0]:
-            dv = _parallel.bmm(dm, u.transpose(0, 2, 1), out=_WS.empty(v.shape, gy.dtype))
+            dv = _parallel.bmm(dm, u.transpose(0, 2, 1),
+                               out=_WS.empty((16, n * th * tw, u.shape[1]), gy.dtype))
             if self.dx_buffer is None:         # straight into the unpadded gradient
                 (pt, _), (pl, _) = self.pads
                 gx = _WS.zeros(self.xshape, gy.dtype)

@@ -263,3 +263,22 @@ def test_a_conv2d_model_trains_the_same_through_either_lowering():
     np.testing.assert_allclose(la, lb, rtol=1e-9)
     for a, b in zip(wa, wb):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@needs_kernels
+def test_without_a_kernel_gradient_the_forward_runs_in_sample_runs(monkeypatch):
+    """A frozen kernel (or inference): V is not kept, the forward runs over runs of samples
+    (_WINO_CHUNK forced to one sample's worth here) and gives the whole batch's output; the
+    input gradient still follows (from U and dM alone)."""
+    x, k, b = _data((5, 9, 8), 16, 24, np.float64, seed=10)
+    ref = _run(x, k, b, "same", relu=True)
+    monkeypatch.setattr(C, "_WINO_CHUNK", 1)
+    C._FORWARD_PLANS.clear()
+    xt = Tensor(x, requires_grad=True)
+    y = ops.conv(xt, Tensor(k), Tensor(b), 1, "same", relu=True)
+    assert y._ctx.wino is not None and y._ctx.wv is None          # V not kept
+    y.backward(np.random.default_rng(5).standard_normal(y.shape))
+    np.testing.assert_allclose(y.data, ref[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(xt.grad, ref[1], rtol=1e-12, atol=1e-12)
+    with_grad = ops.conv(Tensor(x), Tensor(k, requires_grad=True), Tensor(b), 1, "same")
+    assert with_grad._ctx.wv is not None                          # kept for dL/dK
