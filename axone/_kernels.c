@@ -2990,6 +2990,86 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ softmax gradient rows */
+/* softmax_grad_rows(dp, p, parts): dp ← p·(dp − Σ_j dp_j·p_j) over each row of (R, S), in place
+ * (dL/ds of s → p = softmax(s) given dL/dp; the attention's backward, ops/attention.py).  The
+ * row sum in double in eight running partial sums (NumPy's pairwise float sum differs by
+ * rounding); runs of rows on the pool's threads. */
+typedef struct { char code; char *dp; const char *p; Py_ssize_t S, lo, hi; } SGPart;
+
+#define SOFTMAX_GRAD(T_, SUF)                                                                   \
+WIDE static void softmax_grad_##SUF(const SGPart *q) {                                          \
+    const Py_ssize_t S = q->S, j8 = S & ~(Py_ssize_t)7;                                         \
+    for (Py_ssize_t r = q->lo; r < q->hi; r++) {                                                \
+        T_ *restrict d = (T_ *)q->dp + r * S;                                                   \
+        const T_ *restrict p = (const T_ *)q->p + r * S;                                        \
+        double acc[8] = {0}, s = 0;                                                             \
+        for (Py_ssize_t j = 0; j < j8; j += 8)                                                  \
+            for (int e = 0; e < 8; e++) acc[e] += (double)d[j + e] * (double)p[j + e];          \
+        for (int e = 0; e < 8; e++) s += acc[e];                                                \
+        for (Py_ssize_t j = j8; j < S; j++) s += (double)d[j] * (double)p[j];                  \
+        const T_ dot = (T_)s;                                                                   \
+        for (Py_ssize_t j = 0; j < S; j++) d[j] = (d[j] - dot) * p[j];                          \
+    }                                                                                           \
+}
+SOFTMAX_GRAD(float, f)
+SOFTMAX_GRAD(double, d)
+
+static void sg_part_fn(void *arg) {
+    const SGPart *q = (const SGPart *)arg;
+    if (q->code == 'f') softmax_grad_f(q); else softmax_grad_d(q);
+}
+
+static PyObject *py_softmax_grad_rows(PyObject *self, PyObject *args) {
+    PyObject *od, *op;
+    long parts;
+    if (!PyArg_ParseTuple(args, "OOl", &od, &op, &parts)) return NULL;
+    if (parts < 1) {
+        PyErr_Format(PyExc_ValueError, "softmax_grad_rows: parts must be >= 1, received %ld", parts);
+        return NULL;
+    }
+    Views vs = {.fn = "softmax_grad_rows", .n = 0};
+    void *d, *p;
+    char code = float_code(&vs, od, "dp");
+    if (!code) return NULL;
+    Py_ssize_t dd[2] = {-1, -1};
+    if (view(&vs, od, "dp", code, 2, dd, 0, 1, &d) < 0) goto fail;
+    {
+        Py_ssize_t dq[2] = {dd[0], dd[1]};
+        if (view(&vs, op, "p", code, 2, dq, 0, 0, &p) < 0 || distinct(&vs) < 0) goto fail;
+        Py_ssize_t R = dd[0], k = parts < 8 ? parts : 8;
+        if (k > num_threads) k = num_threads;
+        if (k > R) k = R;
+        if (k > R * dd[1] / WINO_PART_MIN) k = R * dd[1] / WINO_PART_MIN;
+        if (k < 1) k = 1;
+        SGPart ps[8];
+        PoolTask pool[8];
+        Py_ssize_t step = R > 0 ? (R + k - 1) / k : 1, cnt = 0;
+        for (Py_ssize_t lo = 0; lo < R; lo += step, cnt++) {
+            SGPart q = {code, d, p, dd[1], lo, lo + step < R ? lo + step : R};
+            ps[cnt] = q;
+            pool[cnt].fn = sg_part_fn;
+            pool[cnt].arg = ps + cnt;
+        }
+        Py_BEGIN_ALLOW_THREADS
+#ifdef AXONE_THREADS
+        if (cnt > 1 && pthread_mutex_trylock(&pool_use) == 0) {
+            pool_run(pool, cnt);
+            pthread_mutex_unlock(&pool_use);
+        } else
+#endif
+        {
+            for (Py_ssize_t i = 0; i < cnt; i++) sg_part_fn(ps + i);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ per-channel affine + clip */
 /* affine_clip(x, scale, shift, lo, hi, y): y = min(max(x·scale + shift, lo), hi) over rows of
  * C channels (x, y (rows, C) C-contiguous, y may be x; scale, shift (C,) or None; lo, hi may be
@@ -3803,6 +3883,8 @@ static PyMethodDef methods[] = {
      "of x (gamma, beta may be None)."},
     {"layer_norm_rows_backward", py_layer_norm_rows_backward, METH_VARARGS,
      "layer_norm_rows_backward(g, xhat, inv, gamma, dx, parts): dL/dx of layer_norm_rows."},
+    {"softmax_grad_rows", py_softmax_grad_rows, METH_VARARGS,
+     "softmax_grad_rows(dp, p, parts): dp = p*(dp - sum(dp*p)) over each row, in place."},
     {"copy_into", py_copy_into, METH_VARARGS,
      "copy_into(dst, src): dst[...] = src (one shape and item size, any strides), its leading "
      "axis in runs on the pool's threads."},

@@ -41,6 +41,10 @@ def large_negative(dtype):
     return dtype.type((65500.0 if dtype == np.float16 else 3.38953e38) * -0.7)
 
 
+# the softmax's backward through the compiled softmax_grad_rows when it is built
+COMPILED_SOFTMAX_GRAD = True
+
+
 class DotProductAttention(Function):
     """softmax(c·Q·Kᵀ + A)·V over (B, T, N, H) queries; see the module docstring for the equations.
 
@@ -133,10 +137,16 @@ class DotProductAttention(Function):
                 dp = np.matmul(gt, vt.swapaxes(-1, -2)).reshape(B, N, T, S)
             if self.drop is not None:
                 dp *= self.drop
-            # dL/ds = p·(dL/dp − Σ_s p·dL/dp), in place in dp
-            dot = (dp * p).sum(axis=-1, keepdims=True)
-            dp -= dot
-            dp *= p
+            # dL/ds = p·(dL/dp − Σ_s p·dL/dp), in place in dp (one compiled pass a row)
+            kern = _compiled.kernels("softmax_grad_rows") if COMPILED_SOFTMAX_GRAD else None
+            if (kern is not None and dt in _FLOATS and S > 0 and dp.flags.c_contiguous
+                    and p.flags.c_contiguous and dp.dtype == p.dtype):
+                kern.softmax_grad_rows(dp.reshape(-1, S), p.reshape(-1, S),
+                                       1 if _parallel.inside_block() else max(1, _parallel._threads()))
+            else:
+                dot = (dp * p).sum(axis=-1, keepdims=True)
+                dp -= dot
+                dp *= p
             ds = dp
             if self.dead is not None:
                 ds = np.where(self.dead, ds.dtype.type(0), ds)

@@ -174,6 +174,9 @@ def specs():
         [("g", buf((M, n))), ("xhat", buf((M, n))), ("inv", buf((M,))),
          ("gamma", buf((n,), optional=True)), ("dx", buf((M, n), written=True)),
          ("parts", scalar(2, bad=[0, -1]))])
+    out["softmax_grad_rows"] = ("softmax_grad_rows", lambda k, a: k.softmax_grad_rows(*a),
+                                [("dp", buf((M, n), written=True)), ("p", buf((M, n))),
+                                 ("parts", scalar(2, bad=[0, -1]))])
     out["dense_forward"] = ("dense_forward", lambda k, a: k.dense_forward(*a),
                             [("y", buf((M, n), written=True, free=(0,))),
                              ("b", buf((n,), optional=True)), ("relu", scalar(True))])
