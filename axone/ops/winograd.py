@@ -44,6 +44,11 @@ __all__ = ["eligible", "tiles", "kernel_transform", "kernel_transform_grad", "in
 # transforms' memory traffic outweighs the products saved.
 MIN_CHANNELS = 16
 MIN_FILTERS = 16
+# ... and the 2×2 output tiles of the node (all its samples) from which it pays: with few tiles
+# the kernel transform U (16/9 of the kernel's size) and the 16 short products cost more than
+# the one im2col product (one 14×14×256 image, 49 tiles: 17 ms against 3 ms; 16 images of
+# 7×7×512, 256 tiles: 27 ms against 35 ms)
+MIN_TILES = 256
 ENABLED = True
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -52,7 +57,8 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 def eligible(xshape, kshape, strides, dilation, pads, groups, dtype):
     """Whether Conv takes the Winograd lowering: a 2-D 3×3 kernel, strides and dilation 1, no
     groups, pads of at most 2 on each side, float32 or float64, at least MIN_CHANNELS inputs and
-    MIN_FILTERS filters, an output of at least 2×2, and the compiled transforms built."""
+    MIN_FILTERS filters, an output of at least 2×2 in at least MIN_TILES tiles over the batch,
+    and the compiled transforms built."""
     if not ENABLED or len(kshape) != 4 or tuple(kshape[:2]) != (3, 3) or groups != 1:
         return False
     if tuple(strides) != (1, 1) or tuple(dilation) != (1, 1):
@@ -63,7 +69,9 @@ def eligible(xshape, kshape, strides, dilation, pads, groups, dtype):
         return False
     ho = xshape[1] + pads[0][0] + pads[0][1] - 2
     wo = xshape[2] + pads[1][0] + pads[1][1] - 2
-    return ho >= 2 and wo >= 2 and _compiled.kernels("winograd_input") is not None
+    th, tw = tiles((ho, wo))
+    return (ho >= 2 and wo >= 2 and xshape[0] * th * tw >= MIN_TILES
+            and _compiled.kernels("winograd_input") is not None)
 
 
 def tiles(out):
@@ -81,9 +89,10 @@ def _parts():
 def kernel_transform(g):
     """U (16, C, F) = G g Gᵀ for a (3, 3, C, F) kernel, ξ = 4·r + s."""
     G = _G.astype(g.dtype)
-    t = np.tensordot(G, g, axes=(1, 0))                  # (4 r, 3 j, C, F)
-    u = np.tensordot(G, t, axes=(1, 1))                  # (4 s, 4 r, C, F)
-    return np.ascontiguousarray(u.transpose(1, 0, 2, 3)).reshape((16,) + g.shape[2:])
+    cf = g.shape[2:]
+    t = np.matmul(G, np.ascontiguousarray(g).reshape(3, -1)).reshape(4, 3, -1)   # (4 r, 3 j, C·F)
+    u = np.matmul(G, t)                                  # (4 r, 4 s, C·F): row r is G·t[r]
+    return u.reshape((16,) + cf)
 
 
 def kernel_transform_grad(du):

@@ -25,6 +25,16 @@ needs_kernels = pytest.mark.skipif(C._compiled.kernels("winograd_input") is None
                                    reason="the compiled module is not built")
 
 
+@pytest.fixture(autouse=True)
+def _small_sizes_too(monkeypatch):
+    """The cases here are small: the lowering is taken from one tile on (MIN_TILES has its own
+    test)."""
+    monkeypatch.setattr(W, "MIN_TILES", 1)
+    C._FORWARD_PLANS.clear()
+    yield
+    C._FORWARD_PLANS.clear()
+
+
 def _run(x, k, b, padding, relu=False, winograd=True, seed=5):
     """(y, dx, dk, db, tiles or None) of ops.conv with the Winograd lowering on or off."""
     before = W.ENABLED
@@ -282,3 +292,18 @@ def test_without_a_kernel_gradient_the_forward_runs_in_sample_runs(monkeypatch):
     np.testing.assert_allclose(xt.grad, ref[1], rtol=1e-12, atol=1e-12)
     with_grad = ops.conv(Tensor(x), Tensor(k, requires_grad=True), Tensor(b), 1, "same")
     assert with_grad._ctx.wv is not None                          # kept for dL/dK
+
+
+@needs_kernels
+def test_few_tiles_keep_the_im2col_lowering(monkeypatch):
+    """Below MIN_TILES 2×2 output tiles over the batch the node keeps im2col (the kernel
+    transform and 16 short products would cost more than they save)."""
+    monkeypatch.setattr(W, "MIN_TILES", 512)
+    C._FORWARD_PLANS.clear()
+    rng = np.random.default_rng(11)
+    k = Tensor(rng.standard_normal((3, 3, 32, 32)).astype(np.float32), requires_grad=True)
+    few = ops.conv(Tensor(rng.standard_normal((1, 14, 14, 32)).astype(np.float32)), k, None, 1,
+                   "same")                                          # 49 tiles
+    many = ops.conv(Tensor(rng.standard_normal((11, 14, 14, 32)).astype(np.float32)), k, None, 1,
+                    "same")                                         # 539 tiles
+    assert few._ctx.wino is None and many._ctx.wino is not None
