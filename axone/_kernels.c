@@ -3194,16 +3194,17 @@ typedef struct {
     char code; int mode;                /* 0 forward, 1 input gradient, 2 kernel gradient */
     const void *x, *k, *gy; void *y, *gx, *gk;
     Py_ssize_t N, H, W, C, OH, OW, kh, kw, sh, sw, dh, dw;
+    Py_ssize_t r0, r1;                  /* forward: the output rows n·OH + i it computes */
 } DwPart;
 
 #define DEPTHWISE(T_, SUF)                                                                      \
 WIDE static void dw_fwd_##SUF(const DwPart *p) {                                                \
     const T_ *x = p->x, *k = p->k; T_ *y = p->y;                                                \
     const Py_ssize_t C = p->C, W = p->W;                                                        \
-    for (Py_ssize_t n = 0; n < p->N; n++)                                                       \
-        for (Py_ssize_t i = 0; i < p->OH; i++)                                                  \
+    for (Py_ssize_t r = p->r0; r < p->r1; r++) {                                                \
+        const Py_ssize_t n = r / p->OH, i = r % p->OH;                                          \
             for (Py_ssize_t j = 0; j < p->OW; j++) {                                            \
-                T_ *restrict yo = y + ((n * p->OH + i) * p->OW + j) * C;                        \
+                T_ *restrict yo = y + (r * p->OW + j) * C;                                      \
                 for (Py_ssize_t c = 0; c < C; c++) yo[c] = 0;                                   \
                 for (Py_ssize_t a = 0; a < p->kh; a++) {                                        \
                     const T_ *xr = x + ((n * p->H + i * p->sh + a * p->dh) * W + j * p->sw) * C; \
@@ -3214,6 +3215,7 @@ WIDE static void dw_fwd_##SUF(const DwPart *p) {                                
                     }                                                                           \
                 }                                                                               \
             }                                                                                   \
+    }                                                                                           \
 }                                                                                               \
 WIDE static void dw_gx_##SUF(const DwPart *p) {                                                 \
     const T_ *gy = p->gy, *k = p->k; T_ *gx = p->gx;                                            \
@@ -3303,10 +3305,15 @@ static PyObject *py_depthwise2d(PyObject *self, PyObject *args) {
                    .gk = mode == 2 ? out : NULL, .N = dx[0], .H = dx[1], .W = dx[2], .C = dx[3],
                    .OH = dy[1], .OW = dy[2], .kh = dk[0], .kw = dk[1], .sh = sh, .sw = sw,
                    .dh = dh, .dw = dw};
+    base.r0 = 0; base.r1 = base.N * base.OH;
     Py_ssize_t it = code == 'f' ? 4 : 8;
     Py_ssize_t work = base.N * base.OH * base.OW * base.C * base.kh * base.kw;
     Py_ssize_t kparts = num_threads < DW_PARTS ? num_threads : DW_PARTS;
-    if (kparts > base.N) kparts = base.N;
+    /* the forward's output rows are independent: runs of them, so that one sample is shared
+     * out too; the two gradients write rows or sums that neighbouring rows share: runs of
+     * samples */
+    Py_ssize_t units = mode == 0 ? base.r1 : base.N;
+    if (kparts > units) kparts = units;
     if (kparts > work / DW_PART_MIN) kparts = work / DW_PART_MIN;
     if (kparts < 1) kparts = 1;
     DwPart parts[DW_PARTS];
@@ -3318,8 +3325,20 @@ static PyObject *py_depthwise2d(PyObject *self, PyObject *args) {
         if (!partial) { PyErr_NoMemory(); goto fail; }
     }
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t per = (base.N + kparts - 1) / kparts, np_ = 0;
-    for (Py_ssize_t lo = 0; lo < base.N || np_ == 0; lo += per > 0 ? per : 1, np_++) {
+    Py_ssize_t per, np_ = 0;
+    if (mode == 0) {
+        per = (units + kparts - 1) / kparts;
+        for (Py_ssize_t lo = 0; lo < units || np_ == 0; lo += per > 0 ? per : 1, np_++) {
+            parts[np_] = base;
+            parts[np_].r0 = lo;
+            parts[np_].r1 = lo + per < units ? lo + per : units;
+            tasks[np_].fn = dw_part_fn;
+            tasks[np_].arg = parts + np_;
+            if (units == 0) { np_++; break; }
+        }
+    }
+    per = (base.N + kparts - 1) / kparts;
+    for (Py_ssize_t lo = 0; mode != 0 && (lo < base.N || np_ == 0); lo += per > 0 ? per : 1, np_++) {
         Py_ssize_t hi = lo + per < base.N ? lo + per : base.N;
         DwPart q = base;
         q.N = hi - lo;

@@ -99,6 +99,18 @@ def relu6(x):
     return ops.relu6(x)
 
 
+def clip_bounds(fn, negative_slope=0.0, max_value=None, threshold=0.0):
+    """(lo, hi) where ``fn`` with these arguments is min(max(x, lo), hi) on floats — relu
+    without slope or threshold (0, ∞), with a ceiling of 6 or relu6 (0, 6) — else None."""
+    if fn is relu6:
+        return 0.0, 6.0
+    if fn is not relu or negative_slope != 0.0 or threshold != 0.0:
+        return None
+    if max_value is None:
+        return 0.0, float("inf")
+    return (0.0, 6.0) if max_value == 6 else None
+
+
 def celu(x, alpha=1.0):
     """max(0, x) + min(0, α(e^{x/α} − 1))."""
     return ops.celu(x, alpha=alpha)

@@ -29,6 +29,12 @@ class ReLU(_Elementwise):
         return activations.relu(inputs, negative_slope=self.negative_slope,
                                 max_value=self.max_value, threshold=self.threshold)
 
+    def _inference_clip(self):
+        """(lo, hi) where this layer is min(max(x, lo), hi) (no slope, no threshold), for a
+        prediction's fused steps (models/_inference.py); None otherwise."""
+        return activations.clip_bounds(activations.relu, negative_slope=self.negative_slope,
+                                       max_value=self.max_value, threshold=self.threshold)
+
     def get_config(self):
         cfg = super().get_config()
         cfg.update({"max_value": self.max_value, "negative_slope": self.negative_slope,

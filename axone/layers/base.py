@@ -635,8 +635,9 @@ class Layer:
 
     def _infer(self, x):
         """This layer's output array on the input array ``x`` at inference, for a prediction's
-        array plan (models/_inference.py): its ordinary call."""
-        y = self(Tensor(x), training=False)
+        array plan (models/_inference.py): its ordinary call (on a list of arrays, a merge's
+        inputs, as a list of Tensors)."""
+        y = self([Tensor(a) for a in x] if type(x) is list else Tensor(x), training=False)
         if type(y) is not Tensor:
             y = _flatten(y)[0]
         if getattr(y, "_keras_mask", None) is not None:

@@ -315,6 +315,11 @@ class Activation(Layer):
     def call(self, inputs):
         return self.activation(inputs)
 
+    def _inference_clip(self):
+        """(lo, hi) where the activation is min(max(x, lo), hi) (relu, relu6), for a
+        prediction's fused steps (models/_inference.py); None otherwise."""
+        return activations.clip_bounds(self.activation)
+
     def compute_output_shape(self, input_shape):
         return input_shape
 

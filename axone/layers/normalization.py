@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import backend, constraints, distribution, initializers, ops, regularizers
 from ..autograd.function import no_grad
-from .base import Layer
+from .base import Layer, _np_dtype
 from .wrappers import Wrapper
 
 __all__ = ["BatchNormalization", "LayerNormalization", "RMSNormalization", "UnitNormalization",
@@ -103,6 +103,24 @@ class BatchNormalization(Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def _inference_affine(self, x):
+        """(s, shift) with which this layer at inference maps the host array ``x`` to
+        x·s + shift (what its call computes, ops.normalization.inference_affine), for a
+        prediction's fused steps (models/_inference.py); None where the call does more or other
+        (features not on the last axis, an input the layer casts, statistics on a device)."""
+        if (not self.built or x.ndim < 1 or self.axis % x.ndim != x.ndim - 1
+                or x.shape[-1] != self._n
+                or (self._autocast and x.dtype != _np_dtype(self.dtype))):
+            return None
+        mean, var = self.moving_mean.data, self.moving_variance.data
+        gamma = self.gamma.data if self.gamma is not None else np.ones(self._n, x.dtype)
+        beta = self.beta.data if self.beta is not None else np.zeros(self._n, x.dtype)
+        if not all(type(a) is np.ndarray for a in (mean, var, gamma, beta)):
+            return None
+        _, scale, shift = ops.normalization.inference_affine(gamma, beta, mean, var,
+                                                             float(self.epsilon), x.dtype)
+        return scale, shift
 
     def get_config(self):
         cfg = super().get_config()

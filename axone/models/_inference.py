@@ -21,14 +21,17 @@ run the graph.
 """
 import weakref
 
+import numpy as np
+
 from ..layers import base as layer_base
-from ..layers.base import NeedsGraph
+from ..layers.base import KerasTensor, NeedsGraph, _np_dtype
 
 __all__ = ["NeedsGraph", "drop_plan", "plan_of", "run_plan"]
 
 #: model -> ((layer-tracking state, graph), plan): kept beside the model, not in it, so that a
 #: model still pickles and deep-copies (a copy makes its own plan, over its own layers)
 _PLANS = weakref.WeakKeyDictionary()
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _layers(layer):
@@ -48,21 +51,27 @@ def _plannable(model):
 
 def plan_of(model):
     """The model's array plan, or None when it has none (see the module): ``(chain, rows)``,
-    ``rows`` the ``(step, input key, output key, keys to drop)`` of every call, ``chain`` the
-    steps alone when each call reads the one before it (else None)."""
+    ``rows`` the ``(step, input key(s), output key, keys to drop)`` of every call (a tuple of
+    keys for a call on a list of values), ``chain`` the steps alone when each call reads the
+    one before it (else None)."""
     key = (layer_base._TRACKING[0], model.__dict__.get("_nodes"))
     cached = _PLANS.get(model)
     if cached is not None and cached[0][0] == key[0] and cached[0][1] is key[1]:
         return cached[1]
     plan = None
     if _plannable(model):
-        rows = []
+        calls = []
         for layer, in_key, node, kwargs, out_key, drop in model._plan():
+            if in_key is None and isinstance(node.inputs, list) and node.inputs and all(
+                    isinstance(t, KerasTensor) for t in node.inputs) \
+                    and len(node.flat_inputs) == len(node.inputs):
+                in_key = tuple(id(t) for t in node.inputs)      # a merge: a list of values
             if in_key is None or out_key is None or kwargs is None or kwargs:
-                rows = None
+                calls = None
                 break
-            rows.append((layer._inference_step(), in_key, out_key, drop))
-        if rows is not None:
+            calls.append((layer, in_key, out_key, drop))
+        if calls is not None:
+            rows = _fuse(model, calls)
             # a chain (each call reads the one before it, as in a Sequential model): its steps
             # alone, each applied to the last one's output
             last = id(model._inputs[0]) if len(model._inputs) == 1 else None
@@ -78,6 +87,114 @@ def plan_of(model):
             plan = (None if chain is None else tuple(chain), tuple(rows))
     _PLANS[model] = (key, plan)
     return plan
+
+
+def _fresh_output(layer):
+    """Whether this layer's inference step always returns a new array, referenced by nothing
+    but the plan's table of values (a fused step after it may then write over it)."""
+    from ..layers import convolutional, core, merging, normalization
+    return type(layer) in (convolutional.Conv1D, convolutional.Conv2D, convolutional.Conv3D,
+                           convolutional.DepthwiseConv2D, core.Dense,
+                           normalization.BatchNormalization, merging.Add)
+
+
+def _affine_kind(layer):
+    """('bn', layer) for a BatchNormalization, ('clip', layer) for a ReLU or Activation layer
+    (their own classes, not subclasses: a subclass may call otherwise), else (None, None)."""
+    from ..layers import activation, core, normalization
+    if type(layer) is normalization.BatchNormalization:
+        return "bn", layer
+    if type(layer) in (activation.ReLU, core.Activation):
+        return "clip", layer
+    return None, None
+
+
+def _fuse(model, calls):
+    """The rows of ``calls`` with each BatchNormalization (at inference) and the ReLU / relu6
+    after it fused into one step, and a lone BatchNormalization or ReLU made one such step:
+    y = min(max(x·s + shift, lo), hi) in one pass (``_affine_step``), written over its input
+    where that is the fresh output of a layer that only this step reads."""
+    reads = {}
+    for _, in_key, _, _ in calls:
+        for k in (in_key if type(in_key) is tuple else (in_key,)):
+            reads[k] = reads.get(k, 0) + 1
+    for o in model._outputs:
+        reads[id(o)] = reads.get(id(o), 0) + 2            # never written over
+    producer = {out_key: layer for layer, _, out_key, _ in calls}
+    rows, skip = [], set()
+    for i, (layer, in_key, out_key, drop) in enumerate(calls):
+        if i in skip:
+            continue
+        kind, _ = _affine_kind(layer)
+        bn = layer if kind == "bn" else None
+        clip = layer if kind == "clip" else None
+        if type(in_key) is tuple or kind is None:
+            rows.append((layer._inference_step(), in_key, out_key, drop))
+            continue
+        steps = [layer._inference_step()]
+        if bn is not None and reads.get(out_key) == 1:
+            # the one reader of the normalization's output: a ReLU / relu6 on it alone
+            for j in range(i + 1, len(calls)):
+                nxt, nxt_in, nxt_out, nxt_drop = calls[j]
+                if nxt_in == out_key:
+                    if _affine_kind(nxt)[0] == "clip":
+                        clip = nxt
+                        steps.append(nxt._inference_step())
+                        out_key, drop = nxt_out, tuple(drop) + tuple(nxt_drop)
+                        skip.add(j)
+                    break
+        inplace = reads.get(in_key) == 1 and in_key in producer and _fresh_output(producer[in_key])
+        rows.append((_affine_step(bn, clip, steps, inplace), in_key, out_key, drop))
+    return rows
+
+
+def _affine_step(bn, clip, steps, inplace):
+    """The step of a BatchNormalization ``bn`` at inference and/or a clip layer ``clip``
+    (either may be None): y = min(max(x·s + shift, lo), hi) over the last axis in one pass of
+    the compiled module (``affine_clip``: the product, the sum, the comparisons in the order the
+    layers' own calls take them, so the same bits), into x itself when ``inplace``.  Whatever
+    the pass cannot take (no compiled module, another dtype or layout, features on another
+    axis) runs the layers' own ``steps`` one after the other."""
+    from ..ops import _compiled
+    kern = _compiled.kernels("affine_clip")
+
+    def fallback(x):
+        for step in steps:
+            x = step(x)
+        return x
+    if kern is None:
+        return fallback
+    inf = float("inf")
+
+    def step(x):
+        if type(x) is not np.ndarray or x.dtype not in _FLOATS or not x.size or x.ndim < 1 \
+                or not x.flags.c_contiguous:
+            return fallback(x)
+        lo, hi = -inf, inf
+        if clip is not None:
+            if clip._autocast and x.dtype != _np_dtype(clip.dtype):
+                return fallback(x)
+            bounds = clip._inference_clip()
+            if bounds is None:
+                return fallback(x)
+            lo, hi = bounds
+        scale = shift = None
+        if bn is not None:
+            affine = bn._inference_affine(x)
+            if affine is None:
+                return fallback(x)
+            scale, shift = affine
+            if scale.dtype != x.dtype or shift.dtype != x.dtype:
+                return fallback(x)
+        n = x.shape[-1]
+        x2 = x.reshape(-1, n)
+        if inplace:
+            kern.affine_clip(x2, scale, shift, lo, hi, x2)
+            return x
+        y = np.empty_like(x)
+        kern.affine_clip(x2, scale, shift, lo, hi, y.reshape(-1, n))
+        return y
+    return step
 
 
 def drop_plan(model):
@@ -99,7 +216,8 @@ def run_plan(model, plan, xs):
     for kt, x in zip(model._inputs, xs):
         values[id(kt)] = x
     for infer, in_key, out_key, drop in rows:
-        values[out_key] = infer(values[in_key])
+        values[out_key] = infer(values[in_key] if type(in_key) is not tuple
+                                else [values[k] for k in in_key])
         for key in drop:
             values.pop(key, None)
     return [values[id(o)] for o in model._outputs]

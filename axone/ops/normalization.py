@@ -73,9 +73,9 @@ def batch_normalization(x, gamma, beta, axis=-1, epsilon=1e-3, mean=None, varian
     if gamma.size != x.shape[ax] or beta.size != x.shape[ax]:
         raise ValueError(f"batch_normalization: gamma and beta need {x.shape[ax]} values (axis {axis} "
                          f"of input shape {x.shape}), received {gamma.shape} and {beta.shape}")
-    g4 = M.reshape(gamma, shape)
-    b4 = M.reshape(beta, shape)
     if mean is None:
+        g4 = M.reshape(gamma, shape)
+        b4 = M.reshape(beta, shape)
         axes = tuple(i for i in range(x.ndim) if i != ax)
         fn_out = BatchNormTrain.apply(x, g4, b4, axes=axes, epsilon=float(epsilon), feature_axis=ax)
         ctx = fn_out._ctx
@@ -86,42 +86,80 @@ def batch_normalization(x, gamma, beta, axis=-1, epsilon=1e-3, mean=None, varian
             bv = ((x.data - bm) ** 2).mean(axis=axes, keepdims=True)
         return fn_out, bm.reshape(-1), bv.reshape(-1)
     xp = array_module(x.data)
-    m = _stat(mean, xp).reshape(shape)
-    v = _stat(variance, xp).reshape(shape)
-    inv = (1.0 / xp.sqrt(v + epsilon)).astype(x.dtype)
-    # y = (x − μ)·γ·r + β = x·s + (β − μ·s) with s = γ·r: two passes over x (one product, one
-    # sum) instead of three, s and the shift formed on the per-feature vectors
-    scale = g4 * M._wrap(inv)
-    shift = b4 - M._wrap(m.astype(x.dtype)) * scale
-    if (xp is np and ax == x.ndim - 1 and x.data.dtype in _ROW_FLOATS and x.data.size
-            and scale.dtype == x.dtype and shift.dtype == x.dtype and x.data.flags.c_contiguous
-            and _compiled.kernels("affine_clip") is not None):
-        return ScaleShift.apply(x, scale, shift), None, None
-    return x * scale + shift, None, None
+    m = _stat(mean, xp).reshape(-1)
+    v = _stat(variance, xp).reshape(-1)
+    if m.size != x.shape[ax] or v.size != x.shape[ax]:
+        raise ValueError(f"batch_normalization: mean and variance need {x.shape[ax]} values (axis "
+                         f"{axis} of input shape {x.shape}), received {m.shape} and {v.shape}")
+    return BatchNormInference.apply(x, gamma, beta, mean=m, var=v, epsilon=float(epsilon),
+                                    shape=tuple(shape), feature_axis=ax), None, None
 
 
-class ScaleShift(Function):
-    """y = x·s + b along the last axis (s, b one value a feature, shaped to broadcast), one pass
-    of the compiled module (``affine_clip``: the product then the sum, as NumPy's x * s + b);
-    dL/dx = g·s, dL/ds = Σ g·x, dL/db = Σ g over the other axes."""
+def inference_affine(gamma, beta, mean, var, epsilon, dtype, xp=np):
+    """(r, s, shift) of batch normalization with given statistics, on the per-feature vectors:
+    r = 1/√(v + ε) in the input's ``dtype``, s = γ·r, shift = β − m·s (y = x·s + shift).  The
+    inference node and a prediction's fused steps (models/_inference.py) both form them here."""
+    inv = (1.0 / xp.sqrt(var + epsilon)).astype(dtype)
+    scale = gamma.reshape(-1) * inv
+    shift = beta.reshape(-1) - mean.astype(dtype) * scale
+    return inv, scale, shift
 
-    def forward(self, x, s, b):
-        self.x, self.s = x, s
-        n = x.shape[-1]
-        y = np.empty_like(x)
-        _compiled.kernels("affine_clip").affine_clip(
-            x.reshape(-1, n), np.ascontiguousarray(s).reshape(n), np.ascontiguousarray(b).reshape(n),
-            -np.inf, np.inf, y.reshape(-1, n))
-        return y
+
+class BatchNormInference(Function):
+    """Batch normalization with given (moving) statistics m, v, as one affine node:
+
+        r = 1/√(v + ε),  s = γ·r,  y = x·s + (β − m·s)
+        dL/dx = dL/dy·s,  dL/dγ = (Σ dL/dy·x − m·Σ dL/dy)·r,  dL/dβ = Σ dL/dy
+
+    (sums over every axis but the feature axis).  s and the shift are formed on the per-feature
+    vectors, so x is read once; over the last axis of a contiguous float32/64 host array the
+    product and the sum run in one pass of the compiled module (``affine_clip``), else as
+    NumPy's x * s + shift, the same bits.  Inputs x, γ, β; m and v are constants."""
+
+    def forward(self, x, gamma, beta):
+        xp = array_module(x, gamma, beta)
+        inv, scale, shift = inference_affine(gamma, beta, self.mean, self.var, self.epsilon,
+                                             x.dtype, xp)
+        self.x, self.inv, self.scale = x, inv, scale
+        n = scale.size
+        if (xp is np and self.feature_axis == x.ndim - 1 and x.dtype in _ROW_FLOATS and x.size
+                and scale.dtype == x.dtype and shift.dtype == x.dtype and x.flags.c_contiguous):
+            kern = _compiled.kernels("affine_clip")
+            if kern is not None:
+                y = np.empty_like(x)
+                kern.affine_clip(x.reshape(-1, n), scale, shift, -np.inf, np.inf, y.reshape(-1, n))
+                return y
+        return x * scale.reshape(self.shape) + shift.reshape(self.shape)
+
+    def _axes(self, ndim):
+        return tuple(i for i in range(ndim) if i != self.feature_axis)
 
     def backward(self, g):
-        needs, x, s = self.needs, self.x, self.s
-        n = x.shape[-1]
-        gx = g * s if needs[0] else None
-        g2 = g.reshape(-1, n)
-        gs = (g2 * x.reshape(-1, n)).sum(axis=0).reshape(s.shape) if needs[1] else None
-        gb = g2.sum(axis=0).reshape(s.shape) if needs[2] else None
-        return gx, gs, gb
+        needs, x, scale = self.needs, self.x, self.scale
+        gx = gg = gb = None
+        if needs[0]:
+            gx = g * scale.reshape(self.shape)
+        if needs[1] or needs[2]:
+            axes = self._axes(g.ndim)
+            sum_g = g.sum(axis=axes)
+            if needs[1]:
+                sum_gx = (g * x).sum(axis=axes)
+                gg = (sum_gx - self.mean.astype(sum_gx.dtype) * sum_g) * self.inv
+                gg = gg.reshape(self.inputs[1].shape)
+            if needs[2]:
+                gb = sum_g.reshape(self.inputs[2].shape)
+        return gx, gg, gb
+
+    def backward_graph(self, g):
+        x, gamma, _ = self.inputs
+        inv = M._wrap(self.inv.reshape(self.shape))
+        m = M._wrap(self.mean.astype(self.inv.dtype).reshape(self.shape))
+        axes = self._axes(g.ndim)
+        gx = g * (M.reshape(gamma, self.shape) * inv) if self.needs[0] else None
+        gg = (M.reshape(M.sum(g * (x - m) * inv, axis=axes), gamma.shape)
+              if self.needs[1] else None)
+        gb = M.reshape(M.sum(g, axis=axes), self.inputs[2].shape) if self.needs[2] else None
+        return gx, gg, gb
 
 
 def _stat(s, xp):

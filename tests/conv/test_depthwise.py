@@ -101,6 +101,31 @@ def test_compiled_kernel_equals_the_numpy_form_and_threads_give_the_same_bits(th
 
 
 @compiled
+@pytest.mark.parametrize("n,size,strides,dilation", [(1, 41, 1, 1), (1, 40, 2, 1), (2, 23, 1, 2),
+                                                      (3, 17, 2, 1)])
+def test_forward_rows_shared_out_give_the_same_bits(n, size, strides, dilation):
+    """The forward shares runs of output rows out to the threads (one sample too): every
+    thread count gives the one-thread bits, and the NumPy form's values."""
+    x = rng.normal(size=(n, size, size, 40)).astype(np.float32)
+    k = rng.normal(size=(3, 3, 40, 1)).astype(np.float32)
+    kw = dict(strides=strides, padding="same" if strides == 1 else "valid",
+              dilation_rate=dilation)
+    prev = _native.set_num_threads(1)
+    try:
+        one = ops.depthwise_conv(x, k, None, **kw).data
+        for threads in (2, 3, 5):
+            _native.set_num_threads(threads)
+            np.testing.assert_array_equal(ops.depthwise_conv(x, k, None, **kw).data, one)
+    finally:
+        _native.set_num_threads(prev)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x.transpose(0, 3, 1, 2).astype(np.float64)),
+                                     torch.from_numpy(k.transpose(2, 3, 0, 1).astype(np.float64)),
+                                     stride=strides, padding=dilation if strides == 1 else 0,
+                                     dilation=dilation, groups=40)
+    np.testing.assert_allclose(one, ref.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+
+
+@compiled
 def test_depthwise_kernel_refuses_bad_calls():
     kern = C._compiled.kernels("depthwise2d")
     x = np.zeros((2, 5, 5, 3), np.float32)

@@ -281,3 +281,115 @@ def test_small_lstm_inference_loop_equals_graph(monkeypatch, dtype, rows, go_bac
     used = R._seq_kernels() is not None and rows <= R._SMALL_ROWS
     assert bool(calls) and (real(x, *[w.astype(dtype) for w in m.layers[0].get_weights()],
                                  go_backwards) is not None) == used
+
+
+# ---------------------------------------------------------------- fused normalization steps
+def _randomize_statistics(model, seed):
+    """Moving statistics and γ, β far from their initial values, so the affine map matters."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            ws = layer.get_weights()
+            n = ws[-1].shape[0]
+            new = []
+            for w, name in zip(ws, [v.name for v in layer.weights]):
+                if "variance" in name:
+                    new.append((rng.random(n) + 0.3).astype(w.dtype))
+                else:
+                    new.append(rng.normal(size=n).astype(w.dtype) * 2)
+            layer.set_weights(new)
+
+
+def _inverted_residual(dtype):
+    """A MobileNetV2 / ResNet-style graph: convolutions, each followed by BatchNormalization
+    and a ReLU(6) / Activation("relu") or not, a shortcut Add, a BatchNormalization read twice,
+    one reading the model input, one on axis 1, a leaky ReLU after one, and a normalization as
+    a model output."""
+    axone.utils.set_random_seed(0)
+    inp = layers.Input((9, 9, 8), dtype=dtype)
+    k = dict(dtype=dtype)
+    h = layers.BatchNormalization(**k)(inp)                               # reads the input
+    h = layers.Conv2D(16, 1, use_bias=False, **k)(h)
+    h = layers.BatchNormalization(**k)(h)
+    h = layers.ReLU(6.0, **k)(h)
+    h = layers.DepthwiseConv2D(3, padding="same", use_bias=False, **k)(h)
+    h = layers.BatchNormalization(**k)(h)
+    h = layers.ReLU(**k)(h)
+    h = layers.Conv2D(8, 1, use_bias=False, **k)(h)
+    h = layers.BatchNormalization(**k)(h)                                 # then the Add
+    h = layers.Add(**k)([inp, h])
+    h = layers.Activation("relu", **k)(h)
+    twice = layers.BatchNormalization(**k)(layers.Conv2D(8, 3, padding="same", **k)(h))
+    a = layers.Activation("relu6", **k)(twice)                            # twice read twice
+    b = layers.ReLU(negative_slope=0.1, **k)(layers.BatchNormalization(**k)(
+        layers.Dense(8, **k)(twice)))
+    c = layers.BatchNormalization(axis=1, **k)(layers.Conv2D(8, 1, **k)(a))
+    d = layers.BatchNormalization(**k)(layers.Conv2D(4, 1, **k)(layers.Add(**k)([b, c])))
+    m = axone.Model(inp, [d, layers.GlobalAveragePooling2D(**k)(a)])
+    _randomize_statistics(m, 5)
+    return m
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_fused_normalization_steps_equal_graph_bitwise(dtype, rows):
+    """The plan fuses a BatchNormalization at inference with the ReLU after it into one pass,
+    and writes it over a convolution's output that nothing else reads: the graph's bits, the
+    input left as it was, every other case (read twice, a model input, axis 1, a leaky ReLU)
+    included."""
+    m = _inverted_residual(dtype)
+    x = np.random.default_rng(6).normal(size=(rows, 9, 9, 8)).astype(dtype)
+    before = x.copy()
+    got = m.predict(x, verbose=0)
+    plan = _inference.plan_of(m)
+    assert plan is not None and len(plan[1]) < len(m._plan())          # some calls fused
+    want = _graph(m, x)
+    for g, w in zip(got, want):
+        assert g.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(g, w)
+    np.testing.assert_array_equal(x, before)
+    again = m.predict(x, verbose=0)
+    for g, w in zip(again, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_fused_steps_see_changed_statistics_and_activations():
+    m = _inverted_residual("float32")
+    x = np.random.default_rng(7).normal(size=(2, 9, 9, 8)).astype("float32")
+    m.predict(x, verbose=0)
+    _randomize_statistics(m, 8)
+    relu = next(la for la in m.layers if isinstance(la, layers.ReLU) and la.max_value == 6.0)
+    relu.max_value = 3.0                                    # no longer a clip the pass takes
+    act = next(la for la in m.layers if isinstance(la, layers.Activation))
+    act.activation = axone.activations.get("tanh")
+    for g, w in zip(m.predict(x, verbose=0), _graph(m, x)):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_a_subclassed_normalization_is_not_fused():
+    class Shifted(layers.BatchNormalization):
+        def call(self, inputs, training=None):
+            return super().call(inputs, training=training) + 1.0
+
+    axone.utils.set_random_seed(0)
+    inp = layers.Input((5, 5, 3))
+    h = layers.ReLU()(Shifted()(layers.Conv2D(4, 3)(inp)))
+    m = axone.Model(inp, h)
+    x = np.random.default_rng(9).normal(size=(2, 5, 5, 3)).astype("float32")
+    got = m.predict(x, verbose=0)
+    np.testing.assert_array_equal(got, _graph(m, x))
+    assert (got >= 1.0).all() or (got == 0).any()
+
+
+def test_concatenate_and_multi_input_models_use_the_plan():
+    axone.utils.set_random_seed(0)
+    a, b = layers.Input((4,)), layers.Input((3,))
+    h = layers.Concatenate()([layers.Dense(5)(a), b, a])
+    h = layers.Activation("relu")(layers.BatchNormalization()(h))
+    m = axone.Model([a, b], layers.Dense(2)(h))
+    _randomize_statistics(m, 10)
+    rng = np.random.default_rng(11)
+    xa, xb = rng.normal(size=(3, 4)).astype("float32"), rng.normal(size=(3, 3)).astype("float32")
+    got = m.predict([xa, xb], verbose=0)
+    assert _inference.plan_of(m) is not None
+    np.testing.assert_array_equal(got, _graph(m, [xa, xb]))
