@@ -2616,7 +2616,40 @@ WIDE static void wino_in_grad_##SUF(const WinoPart *q) {                        
 WINO_KERNELS(float, f)
 WINO_KERNELS(double, d)
 
-enum { WINO_IN, WINO_OUT, WINO_OUT_GRAD, WINO_IN_GRAD };
+/* The kernel transform U[4r + s, c, f] = (G g[·, ·, c, f] Gᵀ)[r, s] for channels c in [lo, hi):
+ * t[r][j] = G[r][0]·g[0][j] + G[r][1]·g[1][j] + G[r][2]·g[2][j], then
+ * u[r][s] = G[s][0]·t[r][0] + G[s][1]·t[r][1] + G[s][2]·t[r][2], each sum from the left, as the
+ * NumPy form's two products with G take them; WINO_CB filters at a time. */
+static const double WINO_G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+#define WINO_KERNEL_TRANSFORM(T_, SUF)                                                          \
+WIDE static void wino_kern_##SUF(const WinoPart *q) {                                           \
+    const T_ *g = (const T_ *)q->src; T_ *U = (T_ *)q->dst;                                     \
+    const Py_ssize_t C = q->C, F = q->W, CF = C * F;                                            \
+    T_ G[4][3];                                                                                 \
+    for (int r = 0; r < 4; r++) for (int j = 0; j < 3; j++) G[r][j] = (T_)WINO_G[r][j];         \
+    for (Py_ssize_t c = q->lo; c < q->hi; c++)                                                  \
+        for (Py_ssize_t f0 = 0; f0 < F; f0 += WINO_CB) {                                        \
+            const Py_ssize_t fb = F - f0 < WINO_CB ? F - f0 : WINO_CB;                          \
+            T_ gv[9][WINO_CB], t[12][WINO_CB], u[WINO_CB];                                      \
+            for (int k = 0; k < 9; k++) WINO_MOVE(gv[k], g + k * CF + c * F + f0, fb);           \
+            for (int r = 0; r < 4; r++)                                                         \
+                for (int j = 0; j < 3; j++)                                                     \
+                    for (int e = 0; e < WINO_CB; e++)                                           \
+                        t[3 * r + j][e] = G[r][0] * gv[j][e] + G[r][1] * gv[3 + j][e]           \
+                                          + G[r][2] * gv[6 + j][e];                             \
+            for (int r = 0; r < 4; r++)                                                         \
+                for (int s_ = 0; s_ < 4; s_++) {                                                \
+                    for (int e = 0; e < WINO_CB; e++)                                           \
+                        u[e] = G[s_][0] * t[3 * r][e] + G[s_][1] * t[3 * r + 1][e]              \
+                               + G[s_][2] * t[3 * r + 2][e];                                    \
+                    WINO_MOVE(U + (4 * r + s_) * CF + c * F + f0, u, fb);                       \
+                }                                                                               \
+        }                                                                                       \
+}
+WINO_KERNEL_TRANSFORM(float, f)
+WINO_KERNEL_TRANSFORM(double, d)
+
+enum { WINO_IN, WINO_OUT, WINO_OUT_GRAD, WINO_IN_GRAD, WINO_KERN };
 typedef struct { WinoPart part; int op; } WinoTask;
 
 static void wino_part_fn(void *arg) {
@@ -2627,6 +2660,7 @@ static void wino_part_fn(void *arg) {
     case WINO_IN: if (f) wino_in_f(q); else wino_in_d(q); break;
     case WINO_OUT: if (f) wino_out_f(q); else wino_out_d(q); break;
     case WINO_OUT_GRAD: if (f) wino_out_grad_f(q); else wino_out_grad_d(q); break;
+    case WINO_KERN: if (f) wino_kern_f(q); else wino_kern_d(q); break;
     default: if (f) wino_in_grad_f(q); else wino_in_grad_d(q); break;
     }
 }
@@ -2798,6 +2832,37 @@ static PyObject *py_winograd_output_grad(PyObject *self, PyObject *args) {
         wino_run(&whole, WINO_OUT_GRAD, whole.P, 16 * F, parts);
         Py_END_ALLOW_THREADS
         free(zero);
+    }
+    release(&vs);
+    Py_RETURN_NONE;
+fail:
+    release(&vs);
+    return NULL;
+}
+
+/* winograd_kernel(g, U, parts): U (16, C, F) = G g Gᵀ of a (3, 3, C, F) kernel g, runs of
+ * input channels on at most ``parts`` of the pool's threads */
+static PyObject *py_winograd_kernel(PyObject *self, PyObject *args) {
+    PyObject *og, *ou;
+    long parts;
+    if (!PyArg_ParseTuple(args, "OOl", &og, &ou, &parts)) return NULL;
+    if (parts < 1) {
+        PyErr_Format(PyExc_ValueError, "winograd_kernel: parts must be >= 1, received %ld", parts);
+        return NULL;
+    }
+    Views vs = {.fn = "winograd_kernel", .n = 0};
+    void *g, *u;
+    char code = float_code(&vs, og, "g");
+    if (!code) return NULL;
+    Py_ssize_t dg[4] = {3, 3, -1, -1};
+    if (view(&vs, og, "g", code, 4, dg, 0, 0, &g) < 0) goto fail;
+    {
+        Py_ssize_t du[3] = {16, dg[2], dg[3]};
+        if (view(&vs, ou, "U", code, 3, du, 0, 1, &u) < 0 || distinct(&vs) < 0) goto fail;
+        WinoPart whole = {code, g, u, NULL, 0, 0, dg[3], dg[2], 0, 0, 0, 0, 0, 0, 0, 0, NULL};
+        Py_BEGIN_ALLOW_THREADS
+        wino_run(&whole, WINO_KERN, dg[2], 25 * dg[3], parts);
+        Py_END_ALLOW_THREADS
     }
     release(&vs);
     Py_RETURN_NONE;
@@ -3197,24 +3262,37 @@ typedef struct {
     Py_ssize_t r0, r1;                  /* forward: the output rows n·OH + i it computes */
 } DwPart;
 
+#define DW_CB 16                      /* forward: channels a block */
 #define DEPTHWISE(T_, SUF)                                                                      \
 WIDE static void dw_fwd_##SUF(const DwPart *p) {                                                \
     const T_ *x = p->x, *k = p->k; T_ *y = p->y;                                                \
-    const Py_ssize_t C = p->C, W = p->W;                                                        \
+    const Py_ssize_t C = p->C, W = p->W, Cb = C - C % DW_CB;                                    \
     for (Py_ssize_t r = p->r0; r < p->r1; r++) {                                                \
         const Py_ssize_t n = r / p->OH, i = r % p->OH;                                          \
-            for (Py_ssize_t j = 0; j < p->OW; j++) {                                            \
-                T_ *restrict yo = y + (r * p->OW + j) * C;                                      \
-                for (Py_ssize_t c = 0; c < C; c++) yo[c] = 0;                                   \
-                for (Py_ssize_t a = 0; a < p->kh; a++) {                                        \
-                    const T_ *xr = x + ((n * p->H + i * p->sh + a * p->dh) * W + j * p->sw) * C; \
+        for (Py_ssize_t j = 0; j < p->OW; j++) {                                                \
+            T_ *restrict yo = y + (r * p->OW + j) * C;                                          \
+            const T_ *xo = x + ((n * p->H + i * p->sh) * W + j * p->sw) * C;                    \
+            /* DW_CB channels at a time in a local array (registers), the taps in row-major     \
+             * order from 0: what a whole-row loop computes, without storing each partial sum */ \
+            for (Py_ssize_t c0 = 0; c0 < Cb; c0 += DW_CB) {                                     \
+                T_ acc[DW_CB];                                                                  \
+                for (int t = 0; t < DW_CB; t++) acc[t] = 0;                                     \
+                for (Py_ssize_t a = 0; a < p->kh; a++)                                          \
                     for (Py_ssize_t b = 0; b < p->kw; b++) {                                    \
-                        const T_ *restrict xv = xr + b * p->dw * C;                             \
-                        const T_ *restrict kv = k + (a * p->kw + b) * C;                        \
-                        for (Py_ssize_t c = 0; c < C; c++) yo[c] += xv[c] * kv[c];              \
+                        const T_ *restrict xv = xo + (a * p->dh * W + b * p->dw) * C + c0;      \
+                        const T_ *restrict kv = k + (a * p->kw + b) * C + c0;                   \
+                        for (int t = 0; t < DW_CB; t++) acc[t] += xv[t] * kv[t];                \
                     }                                                                           \
-                }                                                                               \
+                for (int t = 0; t < DW_CB; t++) yo[c0 + t] = acc[t];                            \
             }                                                                                   \
+            for (Py_ssize_t c = Cb; c < C; c++) {                                               \
+                T_ acc = 0;                                                                     \
+                for (Py_ssize_t a = 0; a < p->kh; a++)                                          \
+                    for (Py_ssize_t b = 0; b < p->kw; b++)                                      \
+                        acc += xo[(a * p->dh * W + b * p->dw) * C + c] * k[(a * p->kw + b) * C + c]; \
+                yo[c] = acc;                                                                    \
+            }                                                                                   \
+        }                                                                                       \
     }                                                                                           \
 }                                                                                               \
 WIDE static void dw_gx_##SUF(const DwPart *p) {                                                 \
@@ -3895,6 +3973,8 @@ static PyMethodDef methods[] = {
      "winograd_input_grad(dV, gx, pt, pl, TH, TW, parts): gx += the adjoint of winograd_input."},
     {"winograd_output", py_winograd_output, METH_VARARGS,
      "winograd_output(M, y, bias, relu, parts): y's 2x2 tiles = A^T M_p A (+ bias, ReLU)."},
+    {"winograd_kernel", py_winograd_kernel, METH_VARARGS,
+     "winograd_kernel(g, U, parts): the Winograd F(2x2, 3x3) kernel transform U = G g G^T"},
     {"winograd_output_grad", py_winograd_output_grad, METH_VARARGS,
      "winograd_output_grad(gy, dM, parts): dM_p = A gY_p A^T (the adjoint of winograd_output)."},
     {"layer_norm_rows", py_layer_norm_rows, METH_VARARGS,

@@ -12,7 +12,7 @@ so gradients flow through them:
 import numpy as np
 
 from .. import config, ops
-from .base import Layer
+from .base import Layer, _np_dtype
 from .preprocessing import resize
 
 __all__ = ["ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
@@ -139,6 +139,23 @@ class ZeroPadding2D(_Spatial):
     def call(self, inputs):
         self._check(inputs.shape)
         return self._out(ops.pad(self._in(inputs), ((0, 0),) + self.padding + ((0, 0),)))
+
+    def _inference_step(self):
+        """What a prediction's array plan runs (models/_inference.py): on a channels-last host
+        array of the layer's dtype, the padded copy into a reused workspace array
+        (ops/conv.py's ``_pad``, the zeros and the copy ``ops.pad`` makes, without mapping fresh
+        pages at each call); ``_infer`` otherwise."""
+        if type(self).call is not ZeroPadding2D.call:
+            return self._infer
+        from ..ops.conv import _pad
+        infer, dt = self._infer, _np_dtype(self.dtype)
+
+        def step(x):
+            if (type(x) is not np.ndarray or x.ndim != 4 or self.data_format != "channels_last"
+                    or (self._autocast and x.dtype != dt)):
+                return infer(x)
+            return _pad(x, self.padding)
+        return step
 
     def compute_output_shape(self, input_shape):
         self._check(input_shape)

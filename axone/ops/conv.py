@@ -625,7 +625,7 @@ class Conv(Function):
         self.out = out = geo.out
         self.k, self.bj, self.one = k, 1, 0
         self.wino = th, tw = winograd.tiles(out)
-        u = winograd.kernel_transform(k)
+        u = winograd.kernel_transform(k, _WS.empty((16,) + k.shape[2:], k.dtype))
         y = self.y_out if self.y_out is not None else _WS.empty(geo.yshape, x.dtype)
         per = 16 * th * tw                       # transformed values per sample and channel
         if len(self.needs) > 1 and self.needs[1]:

@@ -27,10 +27,10 @@ so the gradients are those of the computed forward.  The transforms' rounding (s
 nine terms with coefficients ±1, ±½) makes the float32 result differ from the direct sum by a
 few units of float32 rounding of Σ|x|·|g| (tests/conv/test_winograd.py states the bound).
 
-The four data transforms are compiled (``winograd_input``, ``winograd_output``,
-``winograd_output_grad``, ``winograd_input_grad`` of axone/_kernels.c; runs of tiles on the pool's
-threads); the NumPy forms below take the same operations in the same order, so both give the same
-bits.  Conv (ops/conv.py) takes this lowering where ``eligible`` says so.
+The four data transforms and the kernel transform are compiled (``winograd_input``,
+``winograd_output``, ``winograd_output_grad``, ``winograd_input_grad``, ``winograd_kernel`` of
+axone/_kernels.c; runs of tiles, or of input channels, on the pool's threads); the NumPy forms
+below take the same operations in the same order, so both give the same bits.  Conv (ops/conv.py) takes this lowering where ``eligible`` says so.
 """
 import numpy as np
 
@@ -45,10 +45,15 @@ __all__ = ["eligible", "tiles", "kernel_transform", "kernel_transform_grad", "in
 MIN_CHANNELS = 16
 MIN_FILTERS = 16
 # ... and the 2×2 output tiles of the node (all its samples) from which it pays: with few tiles
-# the kernel transform U (16/9 of the kernel's size) and the 16 short products cost more than
-# the one im2col product (one 14×14×256 image, 49 tiles: 17 ms against 3 ms; 16 images of
-# 7×7×512, 256 tiles: 27 ms against 35 ms)
-MIN_TILES = 256
+# the kernel transform U (16/9 of the kernel's size, out of cache for a large kernel) and the 16
+# short products cost more than the one im2col product.  One image, float32, one predict call:
+# 16 tiles of 7×7×512 → 512 took 5.4 ms against im2col's 3.0 ms and 25 tiles of 10×10×256 1.43
+# against 1.21, where 49 tiles of 14×14×256 took 2.25 against 2.83 and 49 tiles of 14×14×512
+# 7.6 against 9.0; a kernel of at most SMALL_KERNEL C·F entries (its U stays in cache) pays from
+# MIN_TILES_SMALL tiles on (16 tiles of 8×8×128: 0.27 ms against 0.39).
+MIN_TILES = 32
+SMALL_KERNEL = 1 << 14
+MIN_TILES_SMALL = 4
 ENABLED = True
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -57,7 +62,8 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 def eligible(xshape, kshape, strides, dilation, pads, groups, dtype):
     """Whether Conv takes the Winograd lowering: a 2-D 3×3 kernel, strides and dilation 1, no
     groups, pads of at most 2 on each side, float32 or float64, at least MIN_CHANNELS inputs and
-    MIN_FILTERS filters, an output of at least 2×2 in at least MIN_TILES tiles over the batch,
+    MIN_FILTERS filters, an output of at least 2×2 in at least MIN_TILES tiles over the batch
+    (MIN_TILES_SMALL for a kernel of at most SMALL_KERNEL C·F entries),
     and the compiled transforms built."""
     if not ENABLED or len(kshape) != 4 or tuple(kshape[:2]) != (3, 3) or groups != 1:
         return False
@@ -70,7 +76,8 @@ def eligible(xshape, kshape, strides, dilation, pads, groups, dtype):
     ho = xshape[1] + pads[0][0] + pads[0][1] - 2
     wo = xshape[2] + pads[1][0] + pads[1][1] - 2
     th, tw = tiles((ho, wo))
-    return (ho >= 2 and wo >= 2 and xshape[0] * th * tw >= MIN_TILES
+    least = MIN_TILES_SMALL if kshape[2] * kshape[3] <= SMALL_KERNEL else MIN_TILES
+    return (ho >= 2 and wo >= 2 and xshape[0] * th * tw >= least
             and _compiled.kernels("winograd_input") is not None)
 
 
@@ -86,8 +93,24 @@ def _parts():
 
 
 # ------------------------------------------------------------------ the kernel transform
-def kernel_transform(g):
-    """U (16, C, F) = G g Gᵀ for a (3, 3, C, F) kernel, ξ = 4·r + s."""
+def kernel_transform(g, out=None):
+    """U (16, C, F) = G g Gᵀ for a (3, 3, C, F) kernel, ξ = 4·r + s: one pass of the compiled
+    module (``winograd_kernel``, runs of input channels on the pool's threads) when it is built,
+    else the NumPy form's two products with G (the same sums from the left).  Into ``out``
+    (16, C, F) when given."""
+    k = _compiled.kernels("winograd_kernel")
+    if k is not None and g.dtype in (np.float32, np.float64):
+        u = np.empty((16,) + g.shape[2:], g.dtype) if out is None else out
+        k.winograd_kernel(np.ascontiguousarray(g), u, _parts())
+        return u
+    u = _kernel_transform_np(g)
+    if out is None:
+        return u
+    out[...] = u
+    return out
+
+
+def _kernel_transform_np(g):
     G = _G.astype(g.dtype)
     cf = g.shape[2:]
     t = np.matmul(G, np.ascontiguousarray(g).reshape(3, -1)).reshape(4, 3, -1)   # (4 r, 3 j, C·F)

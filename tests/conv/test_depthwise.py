@@ -100,12 +100,21 @@ def test_compiled_kernel_equals_the_numpy_form_and_threads_give_the_same_bits(th
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-4)
 
 
+def _with(kernels, x, k, kw, monkeypatch):
+    """The compiled forward of x, k (kernels restored for the call)."""
+    with monkeypatch.context() as m:
+        m.setattr(C._compiled, "kernels", kernels)
+        return ops.depthwise_conv(x, k, None, **kw).data
+
+
 @compiled
 @pytest.mark.parametrize("n,size,strides,dilation", [(1, 41, 1, 1), (1, 40, 2, 1), (2, 23, 1, 2),
                                                       (3, 17, 2, 1)])
-def test_forward_rows_shared_out_give_the_same_bits(n, size, strides, dilation):
-    """The forward shares runs of output rows out to the threads (one sample too): every
-    thread count gives the one-thread bits, and the NumPy form's values."""
+def test_forward_rows_shared_out_give_the_same_bits(n, size, strides, dilation, monkeypatch):
+    """The forward shares runs of output rows out to the threads (one sample too), 16 channels
+    at a time in registers: every thread count gives the bits of one thread and of the NumPy
+    form (the taps added in the same order from 0), for channel counts that are not a multiple
+    of 16 too."""
     x = rng.normal(size=(n, size, size, 40)).astype(np.float32)
     k = rng.normal(size=(3, 3, 40, 1)).astype(np.float32)
     kw = dict(strides=strides, padding="same" if strides == 1 else "valid",
@@ -118,6 +127,14 @@ def test_forward_rows_shared_out_give_the_same_bits(n, size, strides, dilation):
             np.testing.assert_array_equal(ops.depthwise_conv(x, k, None, **kw).data, one)
     finally:
         _native.set_num_threads(prev)
+    real = C._compiled.kernels
+    monkeypatch.setattr(C._compiled, "kernels", lambda name: None if name == "depthwise2d"
+                        else real(name))
+    for c in (40, 37, 7):
+        np.testing.assert_array_equal(ops.depthwise_conv(x[..., :c], k[:, :, :c], None, **kw).data,
+                                      one[..., :c] if c == 40 else
+                                      _with(real, x[..., :c], k[:, :, :c], kw, monkeypatch))
+    monkeypatch.setattr(C._compiled, "kernels", real)
     ref = torch.nn.functional.conv2d(torch.from_numpy(x.transpose(0, 3, 1, 2).astype(np.float64)),
                                      torch.from_numpy(k.transpose(2, 3, 0, 1).astype(np.float64)),
                                      stride=strides, padding=dilation if strides == 1 else 0,

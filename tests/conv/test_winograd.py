@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from axone import Tensor, ops
+from axone import Tensor, _native, ops
 from axone.utils import check_gradients
 
 C = importlib.import_module("axone.ops.conv")
@@ -30,6 +30,7 @@ def _small_sizes_too(monkeypatch):
     """The cases here are small: the lowering is taken from one tile on (MIN_TILES has its own
     test)."""
     monkeypatch.setattr(W, "MIN_TILES", 1)
+    monkeypatch.setattr(W, "MIN_TILES_SMALL", 1)
     C._FORWARD_PLANS.clear()
     yield
     C._FORWARD_PLANS.clear()
@@ -301,9 +302,48 @@ def test_few_tiles_keep_the_im2col_lowering(monkeypatch):
     monkeypatch.setattr(W, "MIN_TILES", 512)
     C._FORWARD_PLANS.clear()
     rng = np.random.default_rng(11)
-    k = Tensor(rng.standard_normal((3, 3, 32, 32)).astype(np.float32), requires_grad=True)
-    few = ops.conv(Tensor(rng.standard_normal((1, 14, 14, 32)).astype(np.float32)), k, None, 1,
+    k = Tensor(rng.standard_normal((3, 3, 64, 512)).astype(np.float32), requires_grad=True)
+    few = ops.conv(Tensor(rng.standard_normal((1, 14, 14, 64)).astype(np.float32)), k, None, 1,
                    "same")                                          # 49 tiles
-    many = ops.conv(Tensor(rng.standard_normal((11, 14, 14, 32)).astype(np.float32)), k, None, 1,
+    many = ops.conv(Tensor(rng.standard_normal((11, 14, 14, 64)).astype(np.float32)), k, None, 1,
                     "same")                                         # 539 tiles
     assert few._ctx.wino is None and many._ctx.wino is not None
+
+
+@needs_kernels
+def test_a_small_kernel_takes_the_lowering_from_fewer_tiles(monkeypatch):
+    """A kernel of at most SMALL_KERNEL C·F entries takes the lowering from MIN_TILES_SMALL
+    tiles (its transform stays in cache); a larger one from MIN_TILES."""
+    monkeypatch.setattr(W, "MIN_TILES", 32)
+    monkeypatch.setattr(W, "MIN_TILES_SMALL", 4)
+    C._FORWARD_PLANS.clear()
+    rng = np.random.default_rng(12)
+    x = Tensor(rng.standard_normal((1, 8, 8, 64)).astype(np.float32))          # 16 tiles
+    small = ops.conv(x, Tensor(rng.standard_normal((3, 3, 64, 64)).astype(np.float32),
+                               requires_grad=True), None, 1, "same")
+    large = ops.conv(x, Tensor(rng.standard_normal((3, 3, 64, 512)).astype(np.float32),
+                               requires_grad=True), None, 1, "same")
+    assert small._ctx.wino is not None and large._ctx.wino is None
+    tiny = ops.conv(Tensor(rng.standard_normal((1, 4, 4, 64)).astype(np.float32)),
+                    Tensor(rng.standard_normal((3, 3, 64, 64)).astype(np.float32),
+                           requires_grad=True), None, 1, "valid")               # 1 tile
+    assert tiny._ctx.wino is None
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c,f", [(16, 16), (17, 35), (64, 130), (3, 70)])
+def test_compiled_kernel_transform_gives_the_numpy_bits(dtype, c, f, monkeypatch):
+    """U = G g Gᵀ in one compiled pass (winograd_kernel, runs of input channels on 1–3 threads)
+    gives the NumPy form's bits, into a given array too."""
+    g = np.random.default_rng(c * f).standard_normal((3, 3, c, f)).astype(dtype)
+    want = W._kernel_transform_np(g)
+    for threads in (1, 2, 3):
+        prev = _native.set_num_threads(threads)
+        try:
+            np.testing.assert_array_equal(W.kernel_transform(g), want)
+            out = np.full((16, c, f), np.nan, dtype)
+            assert W.kernel_transform(g, out) is out
+            np.testing.assert_array_equal(out, want)
+        finally:
+            _native.set_num_threads(prev)

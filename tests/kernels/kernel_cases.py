@@ -161,6 +161,10 @@ def specs():
                               [("M", buf((16, WP, 4))), ("y", buf(WY, written=True, free=(1, 2))),
                                ("bias", buf((4,), optional=True)), ("relu", scalar(True)),
                                ("parts", scalar(2, bad=[0, -1]))])
+    out["winograd_kernel"] = ("winograd_kernel", lambda k, a: k.winograd_kernel(*a),
+                              [("g", buf((3, 3, 5, 4), free=(2, 3))),
+                               ("U", buf((16, 5, 4), written=True)),
+                               ("parts", scalar(2, bad=[0, -1]))])
     out["winograd_output_grad"] = ("winograd_output_grad", lambda k, a: k.winograd_output_grad(*a),
                                    [("gy", buf(WY, free=(1, 2))), ("dM", buf((16, WP, 4), written=True)),
                                     ("parts", scalar(2, bad=[0, -1]))])

@@ -393,3 +393,21 @@ def test_concatenate_and_multi_input_models_use_the_plan():
     got = m.predict([xa, xb], verbose=0)
     assert _inference.plan_of(m) is not None
     np.testing.assert_array_equal(got, _graph(m, [xa, xb]))
+
+
+@pytest.mark.parametrize("fmt", ["channels_last", "channels_first"])
+def test_zero_padding_step_equals_graph(fmt):
+    """ZeroPadding2D pads into a reused workspace array in the plan: the graph's values, and
+    each prediction's output its own array."""
+    axone.utils.set_random_seed(0)
+    inp = layers.Input((40, 36, 24))
+    pad = layers.ZeroPadding2D(((1, 2), (0, 3)), data_format=fmt)(inp)
+    m = axone.Model(inp, [layers.DepthwiseConv2D(3, strides=2)(pad) if fmt == "channels_last"
+                          else layers.Flatten()(pad), pad])
+    x = np.random.default_rng(12).normal(size=(3, 40, 36, 24)).astype("float32")
+    first = m.predict(x, verbose=0)
+    second = m.predict(x, verbose=0)
+    for a, b, w in zip(first, second, _graph(m, x)):
+        np.testing.assert_array_equal(a, w)
+        np.testing.assert_array_equal(b, w)
+    assert not np.shares_memory(first[1], second[1])
