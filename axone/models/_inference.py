@@ -128,6 +128,14 @@ def _fuse(model, calls):
         kind, _ = _affine_kind(layer)
         bn = layer if kind == "bn" else None
         clip = layer if kind == "clip" else None
+        if type(in_key) is tuple and _is_add(layer):
+            # the sum written over the first or second input where that is a fresh output
+            # that only this call reads (the later inputs are read after the first sum)
+            into = next((i for i, k in enumerate(in_key[:2]) if reads.get(k) == 1
+                         and in_key.count(k) == 1 and k in producer
+                         and _fresh_output(producer[k])), None)
+            rows.append((_add_step(layer, into), in_key, out_key, drop))
+            continue
         if type(in_key) is tuple or kind is None:
             rows.append((layer._inference_step(), in_key, out_key, drop))
             continue
@@ -146,6 +154,34 @@ def _fuse(model, calls):
         inplace = reads.get(in_key) == 1 and in_key in producer and _fresh_output(producer[in_key])
         rows.append((_affine_step(bn, clip, steps, inplace), in_key, out_key, drop))
     return rows
+
+
+def _is_add(layer):
+    from ..layers import merging
+    return type(layer) is merging.Add
+
+
+def _add_step(layer, into):
+    """The step of an Add layer: x₀ + x₁ (+ x₂ …, added in order, as its call adds), into input
+    ``into`` (0 or 1, or None: a new array) when the inputs are host arrays of one shape and of
+    the layer's dtype; the layer's own step otherwise."""
+    infer = layer._inference_step()
+    if into is None:
+        return infer
+    dt = _np_dtype(layer.dtype)
+
+    def step(xs):
+        first = xs[0]
+        if (len(xs) < 2 or any(type(a) is not np.ndarray or a.shape != first.shape
+                               or a.dtype != first.dtype for a in xs)
+                or (layer._autocast and first.dtype != dt) or first.dtype.kind not in "fc"):
+            return infer(xs)
+        out = xs[into]
+        np.add(xs[0], xs[1], out=out)
+        for a in xs[2:]:
+            np.add(out, a, out=out)
+        return out
+    return step
 
 
 def _affine_step(bn, clip, steps, inplace):

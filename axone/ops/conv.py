@@ -412,9 +412,12 @@ def _forward_plan(key, x, k, b, strides, dilation, pads, groups):
     geo.bj = bj = (_band_block(out[-1], f) if groups == 1 and min(out) > 0 and not geo.wino
                    else 1)
     # the bias rides in the product where the rows are a copy: a column of ones in the rows,
-    # the bias as the matrix's last row (then dL/dbias is the last row of dL/dmatrix)
-    geo.one = int(b is not None and groups == 1 and not (bj == 1 and cin_g > 1 and nk == 1
-                                                         and all(st == 1 for st in strides)))
+    # the bias as the matrix's last row (then dL/dbias is the last row of dL/dmatrix); not
+    # where the plain matrix has more rows than the product (few output positions, a one-image
+    # late layer): a copy of K with the bias row would then cost more than adding the bias to y
+    geo.one = int(b is not None and groups == 1
+                  and not (bj == 1 and cin_g > 1 and nk == 1 and all(st == 1 for st in strides))
+                  and not (bj == 1 and cin_g > 1 and m < nk * cin_g))
     geo.yshape = (x.shape[0],) + tuple(out) + (f,)
     geo.small = False
     geo.wshape = geo.wstrides = geo.width = geo.rows = None

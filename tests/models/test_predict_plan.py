@@ -411,3 +411,24 @@ def test_zero_padding_step_equals_graph(fmt):
         np.testing.assert_array_equal(a, w)
         np.testing.assert_array_equal(b, w)
     assert not np.shares_memory(first[1], second[1])
+
+
+def test_add_written_over_a_fresh_input_equals_graph():
+    """An Add writes its sum over its first or second input where that is a convolution's
+    output read by nothing else; a three-input Add adds in order; an input read twice, or
+    broadcast, keeps the sum in a new array."""
+    axone.utils.set_random_seed(0)
+    inp = layers.Input((6, 6, 4))
+    c = [layers.Conv2D(4, 3, padding="same")(inp) for _ in range(4)]
+    three = layers.Add()([c[0], c[1], c[2]])
+    twice = layers.Add()([c[3], inp])
+    again = layers.Multiply()([c[3], twice])
+    row = layers.Dense(1)(layers.GlobalAveragePooling2D()(inp))
+    wide = layers.Add()([layers.Conv2D(4, 1)(inp), layers.Reshape((1, 1, 1))(row)])
+    m = axone.Model(inp, [three, again, wide])
+    x = np.random.default_rng(13).normal(size=(2, 6, 6, 4)).astype("float32")
+    before = x.copy()
+    for _ in range(2):
+        for g, w in zip(m.predict(x, verbose=0), _graph(m, x)):
+            np.testing.assert_array_equal(g, w)
+    np.testing.assert_array_equal(x, before)
