@@ -658,6 +658,10 @@ class Layer:
         if self._input_ndim is not None and isinstance(inputs, KerasTensor):
             self._check_input(inputs)
         out_shapes = self.compute_output_shape(shapes)
+        if training is not None:
+            # Keras 3 keeps a training flag given in the functional call with the node: the
+            # call's mode when the model is later called without one (models/model.py)
+            kwargs = dict(kwargs, training=bool(training))
         node = Node(self, inputs, None, kwargs)
         counter = [0]
 

@@ -41,7 +41,7 @@ def _layers(layer):
 
 
 def _plannable(model):
-    if not model._is_graph or getattr(model, "_has_activity_reg", False):
+    if not model._is_graph:
         return False
     for layer in _layers(model):
         if layer._produces_mask or getattr(layer, "activity_regularizer", None) is not None:
@@ -61,7 +61,7 @@ def plan_of(model):
     plan = None
     if _plannable(model):
         calls = []
-        for layer, in_key, node, kwargs, out_key, drop in model._plan():
+        for layer, in_key, node, kwargs, out_key, drop, fixed in model._plan():
             if in_key is None and isinstance(node.inputs, list) and node.inputs and all(
                     isinstance(t, KerasTensor) for t in node.inputs) \
                     and len(node.flat_inputs) == len(node.inputs):

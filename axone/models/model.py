@@ -5,11 +5,13 @@ were called on symbolic inputs, in an order where every node comes after the
 nodes that feed it; running the model runs those calls on real data.
 Training (compile / fit / evaluate / predict) lives in :mod:`.training`.
 """
+import inspect
 import threading
 import weakref
 
 import numpy as np
 
+from ..autograd.function import is_grad_enabled
 from ..autograd.tensor import Tensor
 from ..device import current_module
 from ..layers import base as layer_base
@@ -96,6 +98,38 @@ def keras_layer_order(inputs, outputs):
 
 
 _PLANS = weakref.WeakKeyDictionary()     # model -> (its graph's nodes, Model._plan)
+
+_BLIND = {}
+
+
+def _training_blind(model):
+    """True when no layer of ``model`` (nested ones too) computes anything different with
+    training=True: none whose ``call`` takes ``training``, except a frozen BatchNormalization
+    (Keras 3 runs it at inference whatever the flag) and the nested models themselves."""
+    from ..layers.normalization import BatchNormalization
+    stack = list(model._sublayers)
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, Model):
+            if not layer._is_graph or type(layer).call is not Model.call:
+                return False
+            stack.extend(layer._sublayers)
+            continue
+        if type(layer) is BatchNormalization and not layer.trainable:
+            continue
+        cls = type(layer)
+        blind = _BLIND.get(cls)
+        if blind is None:
+            try:
+                params = inspect.signature(cls.call).parameters
+            except (TypeError, ValueError):
+                params = {"training": None}
+            blind = _BLIND[cls] = "training" not in params and not any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        if not blind or layer._sublayers:
+            return False
+    return True
+
 
 class Model(Trainer, Layer):
     """A model: layers joined in a graph, with training and inference.
@@ -211,9 +245,11 @@ class Model(Trainer, Layer):
 
     def _plan(self):
         """The recorded layer calls as flat tuples (made once per graph): layer, the key of its
-        single input (or None), node, call kwargs, the key of its single output (or None), and
-        the keys of the values no later call reads (dropped after this one, so that a forward
-        pass without a graph holds only the live activations, not all of them)."""
+        single input (or None), node, call kwargs (without ``training``), the key of its single
+        output (or None), the keys of the values no later call reads (dropped after this one,
+        so that a forward pass without a graph holds only the live activations, not all of
+        them), and the training flag given in the functional call (used when the model is
+        called with training=None)."""
         # kept beside the model, not in it: the keys are ids of this model's own graph, and a
         # deep or pickled copy makes its own
         cached = _PLANS.get(self)
@@ -233,10 +269,11 @@ class Model(Trainer, Layer):
         plan = []
         for node, drop in zip(self._nodes, drops):
             single_in = len(node.flat_inputs) == 1 and not isinstance(node.inputs, (list, tuple))
+            kwargs = {k: v for k, v in node.call_kwargs.items() if k != "training"}
             plan.append((node.layer, id(node.flat_inputs[0]) if single_in else None, node,
-                         node.call_kwargs if not node.kw_symbolic else None,
+                         kwargs if not node.kw_symbolic else None,
                          id(node.flat_outputs[0]) if len(node.flat_outputs) == 1 else None,
-                         tuple(drop)))
+                         tuple(drop), node.call_kwargs.get("training")))
         _PLANS[self] = (self._nodes, plan)
         return plan
 
@@ -245,16 +282,18 @@ class Model(Trainer, Layer):
         values = {}
         for kt, x in zip(self._inputs, xs):
             values[id(kt)] = x
-        for layer, in_key, node, kwargs, out_key, drop in self._plan():
+        for layer, in_key, node, kwargs, out_key, drop, fixed in self._plan():
             if in_key is not None:
                 args = values[in_key]
             else:
                 args = _map(lambda t: values[id(t)], node.inputs)
             if kwargs is None:
                 kwargs = {k: _map(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, v)
-                          for k, v in node.call_kwargs.items()}
-            out = layer(args, training=training, **kwargs) if kwargs else \
-                layer(args, training=training)
+                          for k, v in node.call_kwargs.items() if k != "training"}
+            # Keras 3: a training flag given in the functional call is the call's mode when the
+            # model is called without one (model(x)); fit's True and predict's False win over it
+            t = fixed if training is None else training
+            out = layer(args, training=t, **kwargs) if kwargs else layer(args, training=t)
             if out_key is not None:
                 values[out_key] = out
             else:
@@ -299,9 +338,59 @@ class Model(Trainer, Layer):
         try:
             # small eager calls run OpenBLAS on one thread, as fit and predict do
             with _work.call_scope(self, flat):
+                if not args and not kwargs:
+                    outs = self._frozen_call(flat, training)
+                    if outs is not None:
+                        return outs
                 return Layer.__call__(self, inputs, *args, training=training, **kwargs)
         finally:
             _CALLS.depth = depth
+
+    def _frozen_call(self, flat, training=None):
+        """The call at inference on the model's array plan (models/_inference.py, what a
+        one-batch ``predict`` runs), or None where the graph must run: the plan's results as
+        Tensors that need no gradient, for a call with nothing to differentiate — host inputs of
+        the model's input dtypes that need no gradient and carry no mask, and no weight that
+        needs one or no graph recorded at all (a frozen base called eagerly, a nested model in
+        ``predict`` or ``evaluate``), called with training None or False — or with
+        training=True where no layer's call depends on it (a frozen VGG16 base in ``fit``:
+        Keras 3's fit calls it with training=True, and frozen BatchNormalization runs at
+        inference all the same)."""
+        if (not self._is_graph or type(self).call is not Model.call or self._added_losses
+                or len(flat) != len(self._inputs)):
+            return None
+        if (training or (training is None and any(row[6] for row in self._plan()))) \
+                and not _training_blind(self):
+            return None                    # a call that runs some layer in training mode
+        arrays = []
+        for t, kt in zip(flat, self._inputs):
+            if type(t) is Tensor:
+                if t.requires_grad or getattr(t, "_keras_mask", None) is not None:
+                    return None
+                a = t.data
+            elif type(t) is np.ndarray:
+                a = t
+            else:
+                return None
+            if type(a) is not np.ndarray or a.dtype != np.dtype(kt.dtype) \
+                    or a.ndim != len(kt.shape):
+                return None
+            arrays.append(a)
+        if is_grad_enabled() and any(w.requires_grad for w in self.weights):
+            return None
+        from . import _inference
+        plan = _inference.plan_of(self)
+        if plan is None:
+            return None
+        mark = layer_base.added_loss_count()
+        try:
+            outs = _inference.run_plan(self, plan, arrays)
+        except _inference.NeedsGraph:
+            _inference.drop_plan(self)
+            return None
+        if layer_base.added_loss_count() != mark:
+            self._added_losses = True
+        return self._restructure([Tensor(o) for o in outs])
 
     # ---------------------------------------------------------- stateless
     def stateless_call(self, trainable_variables, non_trainable_variables, *args,

@@ -432,3 +432,106 @@ def test_add_written_over_a_fresh_input_equals_graph():
         for g, w in zip(m.predict(x, verbose=0), _graph(m, x)):
             np.testing.assert_array_equal(g, w)
     np.testing.assert_array_equal(x, before)
+
+
+def _transfer(seed=0):
+    """A frozen base with convolutions, BatchNormalization and ReLUs under a new head, the base
+    called with training=False (the course's transfer-learning form)."""
+    axone.utils.set_random_seed(seed)
+    b_in = layers.Input((8, 8, 3))
+    h = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(8, 3, use_bias=False)(b_in)))
+    h = layers.Add()([h, layers.BatchNormalization()(layers.Conv2D(8, 1)(h))])
+    base = axone.Model(b_in, layers.Activation("relu")(h))
+    _randomize_statistics(base, 14)
+    base.trainable = False
+    inp = layers.Input((8, 8, 3))
+    out = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(
+        base(inp, training=False)))
+    model = axone.Model(inp, out)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    return base, model
+
+
+def test_a_frozen_base_runs_its_plan_in_fit_with_the_graphs_results(monkeypatch):
+    """A nested model with nothing to differentiate (frozen weights, inputs that need no
+    gradient, and no layer whose call depends on training: Keras 3's fit calls the base with
+    training=True) runs its array plan: fit gives the losses and weights the graph gives, bit
+    for bit."""
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=(12, 8, 8, 3)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 12)]
+    runs = []
+    real = _inference.run_plan
+    monkeypatch.setattr(_inference, "run_plan", lambda *a: runs.append(1) or real(*a))
+    _, planned = _transfer()
+    h1 = planned.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    assert len(runs) >= 6                       # every training step ran the base's plan
+    monkeypatch.setattr(axone.Model, "_frozen_call", lambda self, flat, training=None: None)
+    _, graph = _transfer()
+    h2 = graph.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    assert h1 == h2
+    for a, b in zip(planned.get_weights(), graph.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_base_with_dropout_or_trainable_statistics_runs_its_graph_in_fit(monkeypatch):
+    """training=True reaches a Dropout or a trainable BatchNormalization: no plan runs."""
+    runs = []
+    real = _inference.run_plan
+    monkeypatch.setattr(_inference, "run_plan", lambda *a: runs.append(1) or real(*a))
+    x = np.random.default_rng(17).normal(size=(8, 8, 8, 3)).astype("float32")
+    y = np.eye(3, dtype="float32")[np.arange(8) % 3]
+    for extra in (layers.Dropout(0.5), layers.BatchNormalization()):
+        b_in = layers.Input((8, 8, 3))
+        base = axone.Model(b_in, extra(layers.Conv2D(4, 3)(b_in)))
+        for layer in base.layers:
+            layer.trainable = isinstance(layer, layers.BatchNormalization)
+        inp = layers.Input((8, 8, 3))
+        model = axone.Model(inp, layers.Dense(3)(layers.Flatten()(base(inp))))
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        assert not runs
+        with axone.no_grad():
+            base(x)                             # training=None: the plan, at inference
+        assert runs
+        runs.clear()
+
+
+def test_an_eager_call_of_a_frozen_base_equals_its_graph(monkeypatch):
+    """base(x) and the outer predict / evaluate run the plan; results equal the graph's."""
+    runs = []
+    real = _inference.run_plan
+    monkeypatch.setattr(_inference, "run_plan", lambda *a: runs.append(1) or real(*a))
+    base, model = _transfer()
+    x = np.random.default_rng(18).normal(size=(5, 8, 8, 3)).astype("float32")
+    a = np.asarray(base(x).data)
+    assert runs
+    first = a.copy()
+    base(x[::-1].copy())                         # a later call leaves the earlier result alone
+    np.testing.assert_array_equal(a, first)
+    p = model.predict(x, verbose=0)
+    monkeypatch.setattr(axone.Model, "_frozen_call", lambda self, flat, training=None: None)
+    np.testing.assert_array_equal(a, np.asarray(base(x).data))
+    np.testing.assert_allclose(p, model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+
+
+def test_a_frozen_base_still_differentiates_what_is_asked():
+    """A watched input or weight, a trainable base, training=True: the graph runs, gradients
+    flow."""
+    from axone.autograd import GradientTape, Tensor
+    base, _ = _transfer()
+    x = Tensor(np.random.default_rng(16).normal(size=(2, 8, 8, 3)).astype("float32"))
+    with GradientTape() as tape:
+        tape.watch(x)
+        y = axone.ops.sum(base(x, training=False))
+    gx = tape.gradient(y, x)
+    assert gx is not None and np.abs(np.asarray(gx.data)).sum() > 0
+    kernel = base.layers[1].kernel
+    with GradientTape() as tape:
+        tape.watch(kernel)
+        y = axone.ops.sum(base(x, training=False))
+    assert tape.gradient(y, kernel) is not None
+    base.trainable = True
+    with GradientTape() as tape:
+        y = axone.ops.sum(base(x, training=False))
+    assert all(g is not None for g in tape.gradient(y, base.trainable_weights))

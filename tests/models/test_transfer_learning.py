@@ -492,3 +492,45 @@ def test_course_vgg16_feature_extraction_then_fine_tuning_matches_keras():
     text = _summary_text(a_model, show_trainable=True)
     ref = _summary_text(k_model, show_trainable=True)
     assert _keras_totals(text) == _keras_totals(ref)
+
+
+# ------------------------------------------------------- a training flag given in the graph
+def test_a_training_flag_given_in_the_graph_is_used_as_keras_3_uses_it():
+    """Keras 3 keeps ``training=`` of a functional call with its node and uses it only when the
+    model is called without one: ``base(x, training=False)`` under fit still trains the
+    unfrozen base's BatchNormalization statistics (fit's training=True wins), as real Keras
+    from the same weights; a Dropout called with training=True is on in ``model(x)`` and off
+    in predict; the flag survives get_config / from_config."""
+    keras = _keras()
+    axone.utils.set_random_seed(0)
+    rng = np.random.default_rng(17)
+    x = rng.normal(size=(8, 6, 6, 3)).astype("float32")
+    y = np.eye(2, dtype="float32")[rng.integers(0, 2, 8)]
+    stats, init = {}, None
+    for name, lib in (("axone", axone), ("keras", keras)):
+        Lm = lib.layers
+        b_in = Lm.Input((6, 6, 3))
+        base = lib.Model(b_in, Lm.Activation("relu")(
+            Lm.BatchNormalization(momentum=0.5)(Lm.Conv2D(4, 3)(b_in))))
+        inp = Lm.Input((6, 6, 3))
+        model = lib.Model(inp, Lm.Dense(2, activation="softmax")(
+            Lm.GlobalAveragePooling2D()(base(inp, training=False))))
+        if init is None:
+            init = model.get_weights()
+        else:
+            model.set_weights(init)
+        model.compile(optimizer=lib.optimizers.SGD(0.1), loss="categorical_crossentropy")
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        stats[name] = [_np(w) for w in base.layers[2].weights]
+    assert np.abs(stats["keras"][2]).max() > 0                   # Keras updated the mean
+    for a, b in zip(stats["axone"], stats["keras"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+    ones = np.ones((4, 50), np.float32)
+    for lib in (axone, keras):
+        inp = lib.layers.Input((50,))
+        mc = lib.Model(inp, lib.layers.Dropout(0.5)(inp, training=True))
+        assert (_np(mc(ones)) == 0).any()
+        assert not (mc.predict(ones, verbose=0) == 0).any()
+        again = lib.Model.from_config(mc.get_config())
+        assert (_np(again(ones)) == 0).any()
