@@ -2439,6 +2439,7 @@ typedef struct {
     char code; const char *src; char *dst; const char *bias;
     Py_ssize_t N, H, W, C, TH, TW, pt, pl, P, lo, hi; int relu;
     const char *zero;
+    int m;                           /* outputs per tile side: 2 (F(2×2, 3×3)) or 4 (F(4×4, 3×3)) */
 } WinoPart;
 
 #define WINO_KERNELS(T_, SUF)                                                                   \
@@ -2649,6 +2650,237 @@ WIDE static void wino_kern_##SUF(const WinoPart *q) {                           
 WINO_KERNEL_TRANSFORM(float, f)
 WINO_KERNEL_TRANSFORM(double, d)
 
+/* ------------------------------------------------------------------ Winograd F(4×4, 3×3) */
+/* The same four data transforms and the kernel transform for 6×6 tiles at rows 4·th − pt,
+ * columns 4·tw − pl, each giving 4×4 outputs, from the Toom-Cook construction on the points
+ * 0, 1, −1, ½, −2 and ∞ (measured: about a quarter of the float32 error of the usual points
+ * 0, ±1, ±2; on the choice of points, Barabasz et al., "Error analysis and improving the
+ * accuracy of Winograd convolution for deep neural networks", 2020):
+ *   Bᵀ = [1 −3/2 −2 3/2 1 0; 0 −1 ½ 5/2 1 0; 0 1 −5/2 ½ 1 0; 0 −2 −1 2 1 0; 0 ½ −1 −½ 1 0;
+ *         0 1 −3/2 −2 3/2 1]
+ *   G  = [1 0 0; ⅓ ⅓ ⅓; −⅓ ⅓ −⅓; −16/15 −8/15 −4/15; 1/15 −2/15 4/15; 0 0 1]
+ *   Aᵀ = [1 1 1 1 1 0; 0 1 −1 ½ −2 0; 0 1 1 ¼ 4 0; 0 1 −1 ⅛ −8 1]
+ * Each product by a matrix runs along the tile's rows, then along its columns; each entry is the
+ * sum of the matrix's nonzero coefficients times their values, from the left, the first term a
+ * product alone (the W4_MUL_ macros), as the NumPy forms of ops/winograd.py (``_combine``) take
+ * them, so the results are theirs bit for bit.  36 transformed values per tile against
+ * F(2×2, 3×3)'s 16 per four outputs: 1.78× fewer multiply-adds in the products. */
+/* dst[ob + r·os] = Σ_i M[r][i]·src[ib + i·is] for each row r of the named matrix, over its
+ * nonzero coefficients from the left (a coefficient ±1 as an add or subtract: the same bits),
+ * WINO_CB lanes at a time; the rows' product of a tile takes ib = ob = j, is = os = the row
+ * length, the columns' product ib = r·S, ob = r·R, is = os = 1. */
+#define W4_MUL_BT(T_, src, dst, ib, is, ob, os)                                                 \
+    for (int e = 0; e < WINO_CB; e++) {                                                         \
+        const T_ x0 = (src)[(ib) + 0 * (is)][e];                                                \
+        const T_ x1 = (src)[(ib) + 1 * (is)][e];                                                \
+        const T_ x2 = (src)[(ib) + 2 * (is)][e];                                                \
+        const T_ x3 = (src)[(ib) + 3 * (is)][e];                                                \
+        const T_ x4 = (src)[(ib) + 4 * (is)][e];                                                \
+        const T_ x5 = (src)[(ib) + 5 * (is)][e];                                                \
+        (dst)[(ob) + 0 * (os)][e] = x0 - (T_)(1.5) * x1 - (T_)2 * x2 + (T_)(1.5) * x3 + x4;     \
+        (dst)[(ob) + 1 * (os)][e] = -x1 + (T_)(0.5) * x2 + (T_)(2.5) * x3 + x4;                 \
+        (dst)[(ob) + 2 * (os)][e] = x1 - (T_)(2.5) * x2 + (T_)(0.5) * x3 + x4;                  \
+        (dst)[(ob) + 3 * (os)][e] = (T_)-2 * x1 - x2 + (T_)2 * x3 + x4;                         \
+        (dst)[(ob) + 4 * (os)][e] = (T_)(0.5) * x1 - x2 - (T_)(0.5) * x3 + x4;                  \
+        (dst)[(ob) + 5 * (os)][e] = x1 - (T_)(1.5) * x2 - (T_)2 * x3 + (T_)(1.5) * x4 + x5;     \
+    }
+#define W4_MUL_B(T_, src, dst, ib, is, ob, os)                                                  \
+    for (int e = 0; e < WINO_CB; e++) {                                                         \
+        const T_ x0 = (src)[(ib) + 0 * (is)][e];                                                \
+        const T_ x1 = (src)[(ib) + 1 * (is)][e];                                                \
+        const T_ x2 = (src)[(ib) + 2 * (is)][e];                                                \
+        const T_ x3 = (src)[(ib) + 3 * (is)][e];                                                \
+        const T_ x4 = (src)[(ib) + 4 * (is)][e];                                                \
+        const T_ x5 = (src)[(ib) + 5 * (is)][e];                                                \
+        (dst)[(ob) + 0 * (os)][e] = x0;                                                         \
+        (dst)[(ob) + 1 * (os)][e] = (T_)(-1.5) * x0 - x1 + x2 - (T_)2 * x3 + (T_)(0.5) * x4 + x5;\
+        (dst)[(ob) + 2 * (os)][e] = (T_)-2 * x0 + (T_)(0.5) * x1 - (T_)(2.5) * x2 - x3 - x4 - (T_)(1.5) * x5;\
+        (dst)[(ob) + 3 * (os)][e] = (T_)(1.5) * x0 + (T_)(2.5) * x1 + (T_)(0.5) * x2 + (T_)2 * x3 - (T_)(0.5) * x4 - (T_)2 * x5;\
+        (dst)[(ob) + 4 * (os)][e] = x0 + x1 + x2 + x3 + x4 + (T_)(1.5) * x5;                    \
+        (dst)[(ob) + 5 * (os)][e] = x5;                                                         \
+    }
+#define W4_MUL_AT(T_, src, dst, ib, is, ob, os)                                                 \
+    for (int e = 0; e < WINO_CB; e++) {                                                         \
+        const T_ x0 = (src)[(ib) + 0 * (is)][e];                                                \
+        const T_ x1 = (src)[(ib) + 1 * (is)][e];                                                \
+        const T_ x2 = (src)[(ib) + 2 * (is)][e];                                                \
+        const T_ x3 = (src)[(ib) + 3 * (is)][e];                                                \
+        const T_ x4 = (src)[(ib) + 4 * (is)][e];                                                \
+        const T_ x5 = (src)[(ib) + 5 * (is)][e];                                                \
+        (dst)[(ob) + 0 * (os)][e] = x0 + x1 + x2 + x3 + x4;                                     \
+        (dst)[(ob) + 1 * (os)][e] = x1 - x2 + (T_)(0.5) * x3 - (T_)2 * x4;                      \
+        (dst)[(ob) + 2 * (os)][e] = x1 + x2 + (T_)(0.25) * x3 + (T_)4 * x4;                     \
+        (dst)[(ob) + 3 * (os)][e] = x1 - x2 + (T_)(0.125) * x3 - (T_)8 * x4 + x5;               \
+    }
+#define W4_MUL_A(T_, src, dst, ib, is, ob, os)                                                  \
+    for (int e = 0; e < WINO_CB; e++) {                                                         \
+        const T_ x0 = (src)[(ib) + 0 * (is)][e];                                                \
+        const T_ x1 = (src)[(ib) + 1 * (is)][e];                                                \
+        const T_ x2 = (src)[(ib) + 2 * (is)][e];                                                \
+        const T_ x3 = (src)[(ib) + 3 * (is)][e];                                                \
+        (dst)[(ob) + 0 * (os)][e] = x0;                                                         \
+        (dst)[(ob) + 1 * (os)][e] = x0 + x1 + x2 + x3;                                          \
+        (dst)[(ob) + 2 * (os)][e] = x0 - x1 + x2 - x3;                                          \
+        (dst)[(ob) + 3 * (os)][e] = x0 + (T_)(0.5) * x1 + (T_)(0.25) * x2 + (T_)(0.125) * x3;   \
+        (dst)[(ob) + 4 * (os)][e] = x0 - (T_)2 * x1 + (T_)4 * x2 - (T_)8 * x3;                  \
+        (dst)[(ob) + 5 * (os)][e] = x3;                                                         \
+    }
+#define W4_MUL_G(T_, src, dst, ib, is, ob, os)                                                  \
+    for (int e = 0; e < WINO_CB; e++) {                                                         \
+        const T_ x0 = (src)[(ib) + 0 * (is)][e];                                                \
+        const T_ x1 = (src)[(ib) + 1 * (is)][e];                                                \
+        const T_ x2 = (src)[(ib) + 2 * (is)][e];                                                \
+        (dst)[(ob) + 0 * (os)][e] = x0;                                                         \
+        (dst)[(ob) + 1 * (os)][e] = (T_)(1.0 / 3) * x0 + (T_)(1.0 / 3) * x1 + (T_)(1.0 / 3) * x2;\
+        (dst)[(ob) + 2 * (os)][e] = (T_)(-1.0 / 3) * x0 + (T_)(1.0 / 3) * x1 - (T_)(1.0 / 3) * x2;\
+        (dst)[(ob) + 3 * (os)][e] = (T_)(-16.0 / 15) * x0 - (T_)(8.0 / 15) * x1 - (T_)(4.0 / 15) * x2;\
+        (dst)[(ob) + 4 * (os)][e] = (T_)(1.0 / 15) * x0 - (T_)(2.0 / 15) * x1 + (T_)(4.0 / 15) * x2;\
+        (dst)[(ob) + 5 * (os)][e] = x2;                                                         \
+    }
+
+#define WINO4_KERNELS(T_, SUF)                                                                  \
+WIDE static void wino4_in_##SUF(const WinoPart *q) {                                            \
+    const T_ *x = (const T_ *)q->src, *zero = (const T_ *)q->zero;                              \
+    T_ *V = (T_ *)q->dst;                                                                       \
+    const Py_ssize_t H = q->H, W = q->W, C = q->C, P = q->P, tt = q->TH * q->TW;               \
+    for (Py_ssize_t p = q->lo; p < q->hi; p++) {                                                \
+        Py_ssize_t n = p / tt, th = (p % tt) / q->TW, tw = p % q->TW;                          \
+        Py_ssize_t i0 = 4 * th - q->pt, j0 = 4 * tw - q->pl;                                    \
+        const T_ *src[36];                                                                      \
+        for (int i = 0; i < 6; i++)                                                             \
+            for (int j = 0; j < 6; j++) {                                                       \
+                Py_ssize_t r = i0 + i, c = j0 + j;                                              \
+                src[6 * i + j] = (r >= 0 && r < H && c >= 0 && c < W)                           \
+                    ? x + ((n * H + r) * W + c) * C : zero;                                     \
+            }                                                                                   \
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += WINO_CB) {                                        \
+            Py_ssize_t cb = C - c0 < WINO_CB ? C - c0 : WINO_CB;                               \
+            T_ d[36][WINO_CB], t[36][WINO_CB], v[36][WINO_CB];                                  \
+            if (cb < WINO_CB) memset(d, 0, sizeof d);                                           \
+            for (int k = 0; k < 36; k++) WINO_MOVE(d[k], src[k] + c0, cb);                      \
+            for (int j = 0; j < 6; j++) W4_MUL_BT(T_, d, t, j, 6, j, 6);                        \
+            for (int r = 0; r < 6; r++) W4_MUL_BT(T_, t, v, 6 * r, 1, 6 * r, 1);                \
+            for (int k = 0; k < 36; k++) {                                                      \
+                T_ *dst = V + ((Py_ssize_t)k * P + p) * C + c0;                                 \
+                WINO_MOVE(dst, v[k], cb);                                                       \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void wino4_out_##SUF(const WinoPart *q) {                                           \
+    const T_ *Mt = (const T_ *)q->src, *bias = (const T_ *)q->bias;                             \
+    T_ *y = (T_ *)q->dst;                                                                       \
+    const Py_ssize_t H = q->H, W = q->W, C = q->C, P = q->P, tt = q->TH * q->TW;               \
+    for (Py_ssize_t p = q->lo; p < q->hi; p++) {                                                \
+        Py_ssize_t n = p / tt, th = (p % tt) / q->TW, tw = p % q->TW;                          \
+        T_ *dst[16];                                                                            \
+        for (int a = 0; a < 4; a++)                                                             \
+            for (int b = 0; b < 4; b++) {                                                       \
+                Py_ssize_t r = 4 * th + a, c = 4 * tw + b;                                      \
+                dst[4 * a + b] = (r < H && c < W) ? y + ((n * H + r) * W + c) * C : NULL;       \
+            }                                                                                   \
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += WINO_CB) {                                        \
+            Py_ssize_t cb = C - c0 < WINO_CB ? C - c0 : WINO_CB;                               \
+            T_ m[36][WINO_CB], t[24][WINO_CB], o[16][WINO_CB], bb[WINO_CB];                     \
+            if (cb < WINO_CB) { memset(m, 0, sizeof m); memset(bb, 0, sizeof bb); }             \
+            for (int k = 0; k < 36; k++) {                                                      \
+                const T_ *s = Mt + ((Py_ssize_t)k * P + p) * C + c0;                            \
+                WINO_MOVE(m[k], s, cb);                                                         \
+            }                                                                                   \
+            for (int s = 0; s < 6; s++) W4_MUL_AT(T_, m, t, s, 6, s, 6);                        \
+            for (int a = 0; a < 4; a++) W4_MUL_AT(T_, t, o, 6 * a, 1, 4 * a, 1);                \
+            if (bias) {                                                                         \
+                for (Py_ssize_t e = 0; e < cb; e++) bb[e] = bias[c0 + e];                       \
+                for (int k = 0; k < 16; k++)                                                    \
+                    for (int e = 0; e < WINO_CB; e++) o[k][e] = o[k][e] + bb[e];                \
+            }                                                                                   \
+            if (q->relu)                                                                        \
+                for (int k = 0; k < 16; k++)                                                    \
+                    for (int e = 0; e < WINO_CB; e++) o[k][e] = o[k][e] < 0 ? (T_)0 : o[k][e];  \
+            for (int k = 0; k < 16; k++) {                                                      \
+                if (!dst[k]) continue;                                                          \
+                T_ *dd = dst[k] + c0;                                                           \
+                WINO_MOVE(dd, o[k], cb);                                                        \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void wino4_out_grad_##SUF(const WinoPart *q) {                                      \
+    const T_ *g = (const T_ *)q->src, *zero = (const T_ *)q->zero;                              \
+    T_ *dM = (T_ *)q->dst;                                                                      \
+    const Py_ssize_t H = q->H, W = q->W, C = q->C, P = q->P, tt = q->TH * q->TW;               \
+    for (Py_ssize_t p = q->lo; p < q->hi; p++) {                                                \
+        Py_ssize_t n = p / tt, th = (p % tt) / q->TW, tw = p % q->TW;                          \
+        const T_ *src[16];                                                                      \
+        for (int a = 0; a < 4; a++)                                                             \
+            for (int b = 0; b < 4; b++) {                                                       \
+                Py_ssize_t r = 4 * th + a, c = 4 * tw + b;                                      \
+                src[4 * a + b] = (r < H && c < W) ? g + ((n * H + r) * W + c) * C : zero;       \
+            }                                                                                   \
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += WINO_CB) {                                        \
+            Py_ssize_t cb = C - c0 < WINO_CB ? C - c0 : WINO_CB;                               \
+            T_ gg[16][WINO_CB], u[24][WINO_CB], m[36][WINO_CB];                                 \
+            if (cb < WINO_CB) memset(gg, 0, sizeof gg);                                         \
+            for (int k = 0; k < 16; k++) WINO_MOVE(gg[k], src[k] + c0, cb);                     \
+            for (int b = 0; b < 4; b++) W4_MUL_A(T_, gg, u, b, 4, b, 4);                        \
+            for (int r = 0; r < 6; r++) W4_MUL_A(T_, u, m, 4 * r, 1, 6 * r, 1);                 \
+            for (int k = 0; k < 36; k++) {                                                      \
+                T_ *d = dM + ((Py_ssize_t)k * P + p) * C + c0;                                  \
+                WINO_MOVE(d, m[k], cb);                                                         \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void wino4_in_grad_##SUF(const WinoPart *q) {                                       \
+    const T_ *dV = (const T_ *)q->src;                                                          \
+    T_ *gx = (T_ *)q->dst;                                                                      \
+    const Py_ssize_t H = q->H, W = q->W, C = q->C, P = q->P, tt = q->TH * q->TW;               \
+    for (Py_ssize_t p = q->lo * tt; p < q->hi * tt; p++) {                                      \
+        Py_ssize_t n = p / tt, th = (p % tt) / q->TW, tw = p % q->TW;                          \
+        Py_ssize_t i0 = 4 * th - q->pt, j0 = 4 * tw - q->pl;                                    \
+        T_ *dst[36];                                                                            \
+        for (int i = 0; i < 6; i++)                                                             \
+            for (int j = 0; j < 6; j++) {                                                       \
+                Py_ssize_t r = i0 + i, c = j0 + j;                                              \
+                dst[6 * i + j] = (r >= 0 && r < H && c >= 0 && c < W)                           \
+                    ? gx + ((n * H + r) * W + c) * C : NULL;                                    \
+            }                                                                                   \
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += WINO_CB) {                                        \
+            Py_ssize_t cb = C - c0 < WINO_CB ? C - c0 : WINO_CB;                               \
+            T_ w[36][WINO_CB], z[36][WINO_CB], dd[36][WINO_CB];                                 \
+            if (cb < WINO_CB) memset(w, 0, sizeof w);                                           \
+            for (int k = 0; k < 36; k++) {                                                      \
+                const T_ *s = dV + ((Py_ssize_t)k * P + p) * C + c0;                            \
+                WINO_MOVE(w[k], s, cb);                                                         \
+            }                                                                                   \
+            for (int s = 0; s < 6; s++) W4_MUL_B(T_, w, z, s, 6, s, 6);                         \
+            for (int i = 0; i < 6; i++) W4_MUL_B(T_, z, dd, 6 * i, 1, 6 * i, 1);                \
+            for (int k = 0; k < 36; k++) {                                                      \
+                if (!dst[k]) continue;                                                          \
+                T_ *d = dst[k] + c0;                                                            \
+                if (cb == WINO_CB) { for (int e = 0; e < WINO_CB; e++) d[e] += dd[k][e]; }      \
+                else { for (Py_ssize_t e = 0; e < cb; e++) d[e] += dd[k][e]; }                  \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+WIDE static void wino4_kern_##SUF(const WinoPart *q) {                                          \
+    const T_ *g = (const T_ *)q->src; T_ *U = (T_ *)q->dst;                                     \
+    const Py_ssize_t C = q->C, F = q->W, CF = C * F;                                            \
+    for (Py_ssize_t c = q->lo; c < q->hi; c++)                                                  \
+        for (Py_ssize_t f0 = 0; f0 < F; f0 += WINO_CB) {                                        \
+            const Py_ssize_t fb = F - f0 < WINO_CB ? F - f0 : WINO_CB;                          \
+            T_ gv[9][WINO_CB], t[18][WINO_CB], u[36][WINO_CB];                                  \
+            if (fb < WINO_CB) memset(gv, 0, sizeof gv);                                         \
+            for (int k = 0; k < 9; k++) WINO_MOVE(gv[k], g + k * CF + c * F + f0, fb);           \
+            for (int j = 0; j < 3; j++) W4_MUL_G(T_, gv, t, j, 3, j, 3);                        \
+            for (int r = 0; r < 6; r++) W4_MUL_G(T_, t, u, 3 * r, 1, 6 * r, 1);                 \
+            for (int k = 0; k < 36; k++) WINO_MOVE(U + k * CF + c * F + f0, u[k], fb);          \
+        }                                                                                       \
+}
+WINO4_KERNELS(float, f)
+WINO4_KERNELS(double, d)
+
 enum { WINO_IN, WINO_OUT, WINO_OUT_GRAD, WINO_IN_GRAD, WINO_KERN };
 typedef struct { WinoPart part; int op; } WinoTask;
 
@@ -2656,6 +2888,16 @@ static void wino_part_fn(void *arg) {
     const WinoTask *t = (const WinoTask *)arg;
     const WinoPart *q = &t->part;
     int f = q->code == 'f';
+    if (q->m == 4) {
+        switch (t->op) {
+        case WINO_IN: if (f) wino4_in_f(q); else wino4_in_d(q); break;
+        case WINO_OUT: if (f) wino4_out_f(q); else wino4_out_d(q); break;
+        case WINO_OUT_GRAD: if (f) wino4_out_grad_f(q); else wino4_out_grad_d(q); break;
+        case WINO_KERN: if (f) wino4_kern_f(q); else wino4_kern_d(q); break;
+        default: if (f) wino4_in_grad_f(q); else wino4_in_grad_d(q); break;
+        }
+        return;
+    }
     switch (t->op) {
     case WINO_IN: if (f) wino_in_f(q); else wino_in_d(q); break;
     case WINO_OUT: if (f) wino_out_f(q); else wino_out_d(q); break;
@@ -2703,18 +2945,22 @@ static void wino_run(const WinoPart *whole, int op, Py_ssize_t count, Py_ssize_t
 static PyObject *wino_input_call(PyObject *args, int grad) {
     PyObject *ox, *ov;
     Py_ssize_t pt, pl, TH, TW;
-    long parts;
+    long parts, mt = 2;
     const char *fn = grad ? "winograd_input_grad" : "winograd_input";
     if (grad) {
-        if (!PyArg_ParseTuple(args, "OOnnnnl", &ov, &ox, &pt, &pl, &TH, &TW, &parts)) return NULL;
-    } else if (!PyArg_ParseTuple(args, "OOnnnnl", &ox, &ov, &pt, &pl, &TH, &TW, &parts)) {
+        if (!PyArg_ParseTuple(args, "OOnnnnl|l", &ov, &ox, &pt, &pl, &TH, &TW, &parts, &mt))
+            return NULL;
+    } else if (!PyArg_ParseTuple(args, "OOnnnnl|l", &ox, &ov, &pt, &pl, &TH, &TW, &parts, &mt)) {
         return NULL;
     }
-    if (TH < 0 || TW < 0 || pt < 0 || pl < 0 || pt > 2 || pl > 2 || parts < 1) {
-        PyErr_Format(PyExc_ValueError, "%s: expected TH, TW >= 0, pt and pl in 0..2 and parts >= 1, "
-                     "received TH=%zd TW=%zd pt=%zd pl=%zd parts=%ld", fn, TH, TW, pt, pl, parts);
+    if (TH < 0 || TW < 0 || pt < 0 || pl < 0 || pt > 2 || pl > 2 || parts < 1
+        || (mt != 2 && mt != 4)) {
+        PyErr_Format(PyExc_ValueError, "%s: expected TH, TW >= 0, pt and pl in 0..2, parts >= 1 "
+                     "and m 2 or 4, received TH=%zd TW=%zd pt=%zd pl=%zd parts=%ld m=%ld", fn, TH,
+                     TW, pt, pl, parts, mt);
         return NULL;
     }
+    const Py_ssize_t taps = (mt + 2) * (mt + 2);
     Views vs = {.fn = fn, .n = 0};
     void *x, *v;
     const char *xn = grad ? "gx" : "x", *vn = grad ? "dV" : "V";
@@ -2722,7 +2968,7 @@ static PyObject *wino_input_call(PyObject *args, int grad) {
     if (!code) return NULL;
     Py_ssize_t dx[4] = {-1, -1, -1, -1};
     if (grad) {
-        Py_ssize_t d0[3] = {16, -1, -1};
+        Py_ssize_t d0[3] = {taps, -1, -1};
         if (view(&vs, ov, vn, code, 3, d0, 0, 0, &v) < 0) goto fail;
         dx[3] = d0[2];
         if (view(&vs, ox, xn, code, 4, dx, 0, 1, &x) < 0) goto fail;
@@ -2733,11 +2979,11 @@ static PyObject *wino_input_call(PyObject *args, int grad) {
         }
     } else {
         if (view(&vs, ox, xn, code, 4, dx, 0, 0, &x) < 0) goto fail;
-        Py_ssize_t d0[3] = {16, dx[0] * TH * TW, dx[3]};
+        Py_ssize_t d0[3] = {taps, dx[0] * TH * TW, dx[3]};
         if (view(&vs, ov, vn, code, 3, d0, 0, 1, &v) < 0) goto fail;
     }
-    if (2 * TH + 2 < dx[1] + pt || 2 * TW + 2 < dx[2] + pl || 2 * TH > dx[1] + pt + 2
-        || 2 * TW > dx[2] + pl + 2) {
+    if (mt * TH + 2 < dx[1] + pt || mt * TW + 2 < dx[2] + pl || mt * TH > dx[1] + pt + mt
+        || mt * TW > dx[2] + pl + mt) {
         PyErr_Format(PyExc_ValueError, "%s: %zd×%zd tiles from offset (%zd, %zd) do not cover the "
                      "%zd×%zd input", fn, TH, TW, pt, pl, dx[1], dx[2]);
         goto fail;
@@ -2748,10 +2994,10 @@ static PyObject *wino_input_call(PyObject *args, int grad) {
         char *zero = grad ? NULL : calloc((size_t)(C > 0 ? C : 1), (size_t)item);
         if (!grad && !zero) { PyErr_NoMemory(); goto fail; }
         WinoPart whole = {code, grad ? v : x, grad ? x : v, NULL, dx[0], dx[1], dx[2], C, TH, TW,
-                          pt, pl, dx[0] * TH * TW, 0, 0, 0, zero};
+                          pt, pl, dx[0] * TH * TW, 0, 0, 0, zero, (int)mt};
         Py_BEGIN_ALLOW_THREADS
-        if (grad) wino_run(&whole, WINO_IN_GRAD, dx[0], 16 * TH * TW * C, parts);
-        else wino_run(&whole, WINO_IN, whole.P, 16 * C, parts);
+        if (grad) wino_run(&whole, WINO_IN_GRAD, dx[0], taps * TH * TW * C, parts);
+        else wino_run(&whole, WINO_IN, whole.P, taps * C, parts);
         Py_END_ALLOW_THREADS
         free(zero);
     }
@@ -2772,12 +3018,14 @@ static PyObject *py_winograd_input_grad(PyObject *self, PyObject *args) {
 static PyObject *py_winograd_output(PyObject *self, PyObject *args) {
     PyObject *om, *oy, *ob;
     int relu;
-    long parts;
-    if (!PyArg_ParseTuple(args, "OOOpl", &om, &oy, &ob, &relu, &parts)) return NULL;
-    if (parts < 1) {
-        PyErr_Format(PyExc_ValueError, "winograd_output: parts must be >= 1, received %ld", parts);
+    long parts, mt = 2;
+    if (!PyArg_ParseTuple(args, "OOOpl|l", &om, &oy, &ob, &relu, &parts, &mt)) return NULL;
+    if (parts < 1 || (mt != 2 && mt != 4)) {
+        PyErr_Format(PyExc_ValueError, "winograd_output: expected parts >= 1 and m 2 or 4, "
+                     "received parts=%ld m=%ld", parts, mt);
         return NULL;
     }
+    const Py_ssize_t taps = (mt + 2) * (mt + 2);
     Views vs = {.fn = "winograd_output", .n = 0};
     void *m, *y, *b;
     char code = float_code(&vs, om, "M");
@@ -2785,16 +3033,16 @@ static PyObject *py_winograd_output(PyObject *self, PyObject *args) {
     Py_ssize_t dy[4] = {-1, -1, -1, -1};
     if (view(&vs, oy, "y", code, 4, dy, 0, 1, &y) < 0) goto fail;
     {
-        Py_ssize_t TH = (dy[1] + 1) / 2, TW = (dy[2] + 1) / 2;
-        Py_ssize_t dm[3] = {16, dy[0] * TH * TW, dy[3]}, db[1] = {dy[3]};
+        Py_ssize_t TH = (dy[1] + mt - 1) / mt, TW = (dy[2] + mt - 1) / mt;
+        Py_ssize_t dm[3] = {taps, dy[0] * TH * TW, dy[3]}, db[1] = {dy[3]};
         if (view(&vs, om, "M", code, 3, dm, 0, 0, &m) < 0
             || view(&vs, ob, "bias", code, 1, db, 1, 0, &b) < 0 || distinct(&vs) < 0)
             goto fail;
         Py_ssize_t F = dy[3];
         WinoPart whole = {code, m, y, b, dy[0], dy[1], dy[2], F, TH, TW, 0, 0, dm[1], 0, 0, relu,
-                          NULL};
+                          NULL, (int)mt};
         Py_BEGIN_ALLOW_THREADS
-        wino_run(&whole, WINO_OUT, whole.P, 16 * F, parts);
+        wino_run(&whole, WINO_OUT, whole.P, taps * F, parts);
         Py_END_ALLOW_THREADS
     }
     release(&vs);
@@ -2806,13 +3054,14 @@ fail:
 
 static PyObject *py_winograd_output_grad(PyObject *self, PyObject *args) {
     PyObject *og, *om;
-    long parts;
-    if (!PyArg_ParseTuple(args, "OOl", &og, &om, &parts)) return NULL;
-    if (parts < 1) {
-        PyErr_Format(PyExc_ValueError, "winograd_output_grad: parts must be >= 1, received %ld",
-                     parts);
+    long parts, mt = 2;
+    if (!PyArg_ParseTuple(args, "OOl|l", &og, &om, &parts, &mt)) return NULL;
+    if (parts < 1 || (mt != 2 && mt != 4)) {
+        PyErr_Format(PyExc_ValueError, "winograd_output_grad: expected parts >= 1 and m 2 or 4, "
+                     "received parts=%ld m=%ld", parts, mt);
         return NULL;
     }
+    const Py_ssize_t taps = (mt + 2) * (mt + 2);
     Views vs = {.fn = "winograd_output_grad", .n = 0};
     void *g, *m;
     char code = float_code(&vs, og, "gy");
@@ -2820,16 +3069,16 @@ static PyObject *py_winograd_output_grad(PyObject *self, PyObject *args) {
     Py_ssize_t dg[4] = {-1, -1, -1, -1};
     if (view(&vs, og, "gy", code, 4, dg, 0, 0, &g) < 0) goto fail;
     {
-        Py_ssize_t TH = (dg[1] + 1) / 2, TW = (dg[2] + 1) / 2;
-        Py_ssize_t dm[3] = {16, dg[0] * TH * TW, dg[3]};
+        Py_ssize_t TH = (dg[1] + mt - 1) / mt, TW = (dg[2] + mt - 1) / mt;
+        Py_ssize_t dm[3] = {taps, dg[0] * TH * TW, dg[3]};
         if (view(&vs, om, "dM", code, 3, dm, 0, 1, &m) < 0 || distinct(&vs) < 0) goto fail;
         Py_ssize_t item = code == 'f' ? 4 : 8, F = dg[3];
         char *zero = calloc((size_t)(F > 0 ? F : 1), (size_t)item);
         if (!zero) { PyErr_NoMemory(); goto fail; }
         WinoPart whole = {code, g, m, NULL, dg[0], dg[1], dg[2], F, TH, TW, 0, 0, dm[1], 0, 0, 0,
-                          zero};
+                          zero, (int)mt};
         Py_BEGIN_ALLOW_THREADS
-        wino_run(&whole, WINO_OUT_GRAD, whole.P, 16 * F, parts);
+        wino_run(&whole, WINO_OUT_GRAD, whole.P, taps * F, parts);
         Py_END_ALLOW_THREADS
         free(zero);
     }
@@ -2844,12 +3093,14 @@ fail:
  * input channels on at most ``parts`` of the pool's threads */
 static PyObject *py_winograd_kernel(PyObject *self, PyObject *args) {
     PyObject *og, *ou;
-    long parts;
-    if (!PyArg_ParseTuple(args, "OOl", &og, &ou, &parts)) return NULL;
-    if (parts < 1) {
-        PyErr_Format(PyExc_ValueError, "winograd_kernel: parts must be >= 1, received %ld", parts);
+    long parts, mt = 2;
+    if (!PyArg_ParseTuple(args, "OOl|l", &og, &ou, &parts, &mt)) return NULL;
+    if (parts < 1 || (mt != 2 && mt != 4)) {
+        PyErr_Format(PyExc_ValueError, "winograd_kernel: expected parts >= 1 and m 2 or 4, "
+                     "received parts=%ld m=%ld", parts, mt);
         return NULL;
     }
+    const Py_ssize_t taps = (mt + 2) * (mt + 2);
     Views vs = {.fn = "winograd_kernel", .n = 0};
     void *g, *u;
     char code = float_code(&vs, og, "g");
@@ -2857,11 +3108,12 @@ static PyObject *py_winograd_kernel(PyObject *self, PyObject *args) {
     Py_ssize_t dg[4] = {3, 3, -1, -1};
     if (view(&vs, og, "g", code, 4, dg, 0, 0, &g) < 0) goto fail;
     {
-        Py_ssize_t du[3] = {16, dg[2], dg[3]};
+        Py_ssize_t du[3] = {taps, dg[2], dg[3]};
         if (view(&vs, ou, "U", code, 3, du, 0, 1, &u) < 0 || distinct(&vs) < 0) goto fail;
-        WinoPart whole = {code, g, u, NULL, 0, 0, dg[3], dg[2], 0, 0, 0, 0, 0, 0, 0, 0, NULL};
+        WinoPart whole = {code, g, u, NULL, 0, 0, dg[3], dg[2], 0, 0, 0, 0, 0, 0, 0, 0, NULL,
+                          (int)mt};
         Py_BEGIN_ALLOW_THREADS
-        wino_run(&whole, WINO_KERN, dg[2], 25 * dg[3], parts);
+        wino_run(&whole, WINO_KERN, dg[2], (9 + taps) * dg[3], parts);
         Py_END_ALLOW_THREADS
     }
     release(&vs);
@@ -3967,16 +4219,17 @@ static PyMethodDef methods[] = {
      "band_add(dst, src, src_off, dst_off, run): dst[n][dst_off[i]:+run] += src[n][src_off[i]:+run] "
      "for every sample n and i in turn (the banded convolution's input gradient)."},
     {"winograd_input", py_winograd_input, METH_VARARGS,
-     "winograd_input(x, V, pt, pl, TH, TW, parts): V[(r,s), p, c] = (B^T d_p B)[r, s] for the 4x4 "
-     "tiles d_p of x (Winograd F(2x2, 3x3))."},
+     "winograd_input(x, V, pt, pl, TH, TW, parts[, m]): V[(r,s), p, c] = (B^T d_p B)[r, s] for the "
+     "(m+2)x(m+2) tiles d_p of x (Winograd F(mxm, 3x3), m 2 or 4)."},
     {"winograd_input_grad", py_winograd_input_grad, METH_VARARGS,
-     "winograd_input_grad(dV, gx, pt, pl, TH, TW, parts): gx += the adjoint of winograd_input."},
+     "winograd_input_grad(dV, gx, pt, pl, TH, TW, parts[, m]): gx += the adjoint of winograd_input."},
     {"winograd_output", py_winograd_output, METH_VARARGS,
-     "winograd_output(M, y, bias, relu, parts): y's 2x2 tiles = A^T M_p A (+ bias, ReLU)."},
+     "winograd_output(M, y, bias, relu, parts[, m]): y's mxm tiles = A^T M_p A (+ bias, ReLU)."},
     {"winograd_kernel", py_winograd_kernel, METH_VARARGS,
-     "winograd_kernel(g, U, parts): the Winograd F(2x2, 3x3) kernel transform U = G g G^T"},
+     "winograd_kernel(g, U, parts[, m]): the Winograd F(mxm, 3x3) kernel transform U = G g G^T"},
     {"winograd_output_grad", py_winograd_output_grad, METH_VARARGS,
-     "winograd_output_grad(gy, dM, parts): dM_p = A gY_p A^T (the adjoint of winograd_output)."},
+     "winograd_output_grad(gy, dM, parts[, m]): dM_p = A gY_p A^T (the adjoint of "
+     "winograd_output)."},
     {"layer_norm_rows", py_layer_norm_rows, METH_VARARGS,
      "layer_norm_rows(x, gamma, beta, eps, y, xhat, inv, parts): layer normalization of each row "
      "of x (gamma, beta may be None)."},

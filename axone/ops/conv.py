@@ -407,8 +407,10 @@ def _forward_plan(key, x, k, b, strides, dilation, pads, groups):
     nk = _prod(ksz)
     m = x.shape[0] * _prod(out)
     geo.work = m * nk * cin_g * (f // groups + 1)
-    geo.wino = (winograd.eligible(x.shape, k.shape, strides, dilation, pads, groups, x.dtype)
-                and k.dtype == x.dtype and (b is None or b.dtype == x.dtype))
+    # the Winograd lowering's outputs per tile side (2 or 4), or 0 for im2col
+    geo.wino = (winograd.tile_size(x.shape, k.shape, pads)
+                if winograd.eligible(x.shape, k.shape, strides, dilation, pads, groups, x.dtype)
+                and k.dtype == x.dtype and (b is None or b.dtype == x.dtype) else 0)
     geo.bj = bj = (_band_block(out[-1], f) if groups == 1 and min(out) > 0 and not geo.wino
                    else 1)
     # the bias rides in the product where the rows are a copy: a column of ones in the rows,
@@ -618,7 +620,7 @@ class Conv(Function):
 
     def _wino_forward(self, x, k, b, geo):
         """The Winograd lowering (ops/winograd.py): V = Bᵀ d B of x's tiles (padded by the
-        node's pads), U = G K Gᵀ, M[ξ] = V[ξ] · U[ξ] (16 products), y = Aᵀ M A + bias (then
+        node's pads), U = G K Gᵀ, M[ξ] = V[ξ] · U[ξ] ((m+2)² products), y = Aᵀ M A + bias (then
         ReLU with ``relu``); V and U are kept for the backward pass."""
         (pt, pb), (pl, pr) = self.pads
         x = np.ascontiguousarray(x)
@@ -627,10 +629,13 @@ class Conv(Function):
         self.pshape = (n, h + pt + pb, w + pl + pr, c)
         self.out = out = geo.out
         self.k, self.bj, self.one = k, 1, 0
-        self.wino = th, tw = winograd.tiles(out)
-        u = winograd.kernel_transform(k, _WS.empty((16,) + k.shape[2:], k.dtype))
+        mt = geo.wino
+        taps = (mt + 2) ** 2
+        th, tw = winograd.tiles(out, mt)
+        self.wino = th, tw, mt
+        u = winograd.kernel_transform(k, _WS.empty((taps,) + k.shape[2:], k.dtype), m=mt)
         y = self.y_out if self.y_out is not None else _WS.empty(geo.yshape, x.dtype)
-        per = 16 * th * tw                       # transformed values per sample and channel
+        per = taps * th * tw                     # transformed values per sample and channel
         if len(self.needs) > 1 and self.needs[1]:
             # dL/dK will be wanted: V of the whole batch is kept for it
             chunk = n
@@ -641,9 +646,9 @@ class Conv(Function):
             hi = min(n, lo + chunk)
             tiles = (hi - lo) * th * tw
             v = winograd.input_transform(x[lo:hi], pt, pl, th, tw,
-                                         out=_WS.empty((16, tiles, c), x.dtype))
-            m = _parallel.bmm(v, u, out=_WS.empty((16, tiles, f), x.dtype))
-            winograd.output_transform(m, y[lo:hi], b, self.relu)
+                                         out=_WS.empty((taps, tiles, c), x.dtype), m=mt)
+            m = _parallel.bmm(v, u, out=_WS.empty((taps, tiles, f), x.dtype))
+            winograd.output_transform(m, y[lo:hi], b, self.relu, tile=mt)
         self.wv, self.wu = (v if chunk == n else None), u
         if self.relu:
             self.y = y
@@ -653,24 +658,25 @@ class Conv(Function):
         """dM = A dY Aᵀ; dL/dK = Gᵀ (V[ξ]ᵀ · dM[ξ]) G; dL/dx = the tiles' B (dM[ξ] · U[ξ]ᵀ) Bᵀ
         added in tile order (ops/winograd.py)."""
         gy = np.ascontiguousarray(gy)
-        th, tw = self.wino
+        th, tw, mt = self.wino
+        taps = (mt + 2) ** 2
         v, u = self.wv, self.wu
         n = gy.shape[0]
-        dm = winograd.output_transform_grad(gy, out=_WS.empty((16, n * th * tw, u.shape[2]),
-                                                               gy.dtype))
+        dm = winograd.output_transform_grad(gy, out=_WS.empty((taps, n * th * tw, u.shape[2]),
+                                                               gy.dtype), m=mt)
         gx = gk = None
         if needs[1]:                     # (V was kept: the forward saw needs[1])
-            gk = winograd.kernel_transform_grad(_parallel.bmm(v.transpose(0, 2, 1), dm))
+            gk = winograd.kernel_transform_grad(_parallel.bmm(v.transpose(0, 2, 1), dm), m=mt)
         if needs[0]:
             dv = _parallel.bmm(dm, u.transpose(0, 2, 1),
-                               out=_WS.empty((16, n * th * tw, u.shape[1]), gy.dtype))
+                               out=_WS.empty((taps, n * th * tw, u.shape[1]), gy.dtype))
             if self.dx_buffer is None:         # straight into the unpadded gradient
                 (pt, _), (pl, _) = self.pads
                 gx = _WS.zeros(self.xshape, gy.dtype)
-                winograd.input_transform_grad(dv, gx, pt, pl, th, tw)
+                winograd.input_transform_grad(dv, gx, pt, pl, th, tw, m=mt)
             else:                              # this block's rows of the whole padded buffer
                 dxp = self._zeros(self.pshape, gy.dtype)
-                winograd.input_transform_grad(dv, dxp, 0, 0, th, tw)
+                winograd.input_transform_grad(dv, dxp, 0, 0, th, tw, m=mt)
                 gx = self._crop(dxp)
         if len(needs) == 3:
             return gx, gk, gb

@@ -1,5 +1,5 @@
-"""3×3, stride-1 convolution in Winograd's minimal filtering form F(2×2, 3×3) (Lavin & Gray,
-"Fast Algorithms for Convolutional Neural Networks", 2016).
+"""3×3, stride-1 convolution in Winograd's minimal filtering forms F(2×2, 3×3) and F(4×4, 3×3)
+(Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
 
 The padded input is cut into 4×4 tiles d_p overlapping by two rows and columns (tile p = (n, th,
 tw) starts at padded row 2·th, column 2·tw); each tile gives 2×2 outputs.  With
@@ -27,6 +27,15 @@ so the gradients are those of the computed forward.  The transforms' rounding (s
 nine terms with coefficients ±1, ±½) makes the float32 result differ from the direct sum by a
 few units of float32 rounding of Σ|x|·|g| (tests/conv/test_winograd.py states the bound).
 
+F(4×4, 3×3) is the same with 6×6 tiles overlapping by two, starting at padded row 4·th and
+column 4·tw, each giving 4×4 outputs, and the matrices of the Toom-Cook construction on the
+points 0, 1, −1, ½, −2, ∞ (``_BT4``, ``_G4``, ``_AT4``): 36 products, 36·C·F multiplications
+per 16 outputs where F(2×2) takes 64 (1.78× fewer).  These points give about a quarter of the
+float32 error of the usual 0, ±1, ±2 (measured; Barabasz et al., "Error analysis and improving
+the accuracy of Winograd convolution for deep neural networks", 2020, on choosing them); the
+error is still larger than F(2×2)'s (tests/conv/test_winograd.py states both bounds).
+``tile_size`` picks the form.
+
 The four data transforms and the kernel transform are compiled (``winograd_input``,
 ``winograd_output``, ``winograd_output_grad``, ``winograd_input_grad``, ``winograd_kernel`` of
 axone/_kernels.c; runs of tiles, or of input channels, on the pool's threads); the NumPy forms
@@ -36,7 +45,7 @@ import numpy as np
 
 from . import _compiled, _parallel
 
-__all__ = ["eligible", "tiles", "kernel_transform", "kernel_transform_grad", "input_transform",
+__all__ = ["eligible", "tiles", "tile_size", "kernel_transform", "kernel_transform_grad", "input_transform",
            "input_transform_grad", "output_transform", "output_transform_grad"]
 
 # The input and filter counts from which the Winograd lowering is faster than the im2col product
@@ -56,7 +65,36 @@ SMALL_KERNEL = 1 << 14
 MIN_TILES_SMALL = 4
 ENABLED = True
 
+# F(4×4, 3×3) — 36 products over 6×6 tiles giving 4×4 outputs, 1.78× fewer multiply-adds than
+# F(2×2, 3×3) — from an output of F4_MIN_OUT on each side and F4_MIN_TILES 4×4 tiles over the
+# batch.  Measured (2-core AVX2, float32, one training step of the node, F(2×2) → F(4×4)):
+# 16×48×48×128 → 128 318 → 232 ms, 16×56×56×64 → 64 249 → 121, 32×12×12×128 31 → 22,
+# 32×8×8×128 13.6 → 11.8; no gain on 7×7 outputs (16×7×7×512: 85 → 93) or on one image of
+# 14×14×256 (16 tiles: 10.8 → 11.8), where the transforms' work is not paid back.
+F4 = True
+F4_MIN_OUT = 8
+F4_MIN_CHANNELS = 16
+F4_MIN_TILES = 64
+
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+_BT2 = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+_AT2 = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+_BT4 = np.array([[1, -3 / 2, -2, 3 / 2, 1, 0],
+                 [0, -1, 1 / 2, 5 / 2, 1, 0],
+                 [0, 1, -5 / 2, 1 / 2, 1, 0],
+                 [0, -2, -1, 2, 1, 0],
+                 [0, 1 / 2, -1, -1 / 2, 1, 0],
+                 [0, 1, -3 / 2, -2, 3 / 2, 1]], float)
+_G4 = np.array([[1, 0, 0],
+                 [1 / 3, 1 / 3, 1 / 3],
+                 [-1 / 3, 1 / 3, -1 / 3],
+                 [-16 / 15, -8 / 15, -4 / 15],
+                 [1 / 15, -2 / 15, 4 / 15],
+                 [0, 0, 1]], float)
+_AT4 = np.array([[1, 1, 1, 1, 1, 0],
+                 [0, 1, -1, 1 / 2, -2, 0],
+                 [0, 1, 1, 1 / 4, 4, 0],
+                 [0, 1, -1, 1 / 8, -8, 1]], float)
 
 
 def eligible(xshape, kshape, strides, dilation, pads, groups, dtype):
@@ -81,9 +119,42 @@ def eligible(xshape, kshape, strides, dilation, pads, groups, dtype):
             and _compiled.kernels("winograd_input") is not None)
 
 
-def tiles(out):
-    """(TH, TW): the 2×2 output tiles that cover an output of shape ``out`` (Ho, Wo)."""
-    return (out[0] + 1) // 2, (out[1] + 1) // 2
+def tiles(out, m=2):
+    """(TH, TW): the m×m output tiles that cover an output of shape ``out`` (Ho, Wo)."""
+    return -(-out[0] // m), -(-out[1] // m)
+
+
+def tile_size(xshape, kshape, pads):
+    """The outputs per tile side of an eligible convolution: 4 (F(4×4, 3×3)) where the output
+    is at least F4_MIN_OUT on each side, the layer has at least F4_MIN_CHANNELS inputs and
+    filters and F4 is on, else 2."""
+    ho = xshape[1] + pads[0][0] + pads[0][1] - 2
+    wo = xshape[2] + pads[1][0] + pads[1][1] - 2
+    if (F4 and min(ho, wo) >= F4_MIN_OUT and min(kshape[2], kshape[3]) >= F4_MIN_CHANNELS
+            and xshape[0] * tiles((ho, wo), 4)[0] * tiles((ho, wo), 4)[1] >= F4_MIN_TILES):
+        return 4
+    return 2
+
+
+def _matrices(m):
+    """(Bᵀ, G, Aᵀ) of F(m×m, 3×3) as float64 arrays."""
+    return (_BT4, _G4, _AT4) if m == 4 else (_BT2, _G, _AT2)
+
+
+def _combine(mx, xs, dtype):
+    """[Σ_i mx[r, i]·xs[i] for each row r]: over the nonzero coefficients, from the left, the
+    first term a product alone — the order of the compiled F(4×4, 3×3) transforms' W4_ROWS and
+    W4_COLS, so both give the same bits."""
+    out = []
+    for row in mx:
+        acc = None
+        for c, x in zip(row, xs):
+            if c == 0:
+                continue
+            term = dtype.type(c) * x
+            acc = term if acc is None else acc + term
+        out.append(acc)
+    return out
 
 
 def _parts():
@@ -93,17 +164,18 @@ def _parts():
 
 
 # ------------------------------------------------------------------ the kernel transform
-def kernel_transform(g, out=None):
-    """U (16, C, F) = G g Gᵀ for a (3, 3, C, F) kernel, ξ = 4·r + s: one pass of the compiled
-    module (``winograd_kernel``, runs of input channels on the pool's threads) when it is built,
-    else the NumPy form's two products with G (the same sums from the left).  Into ``out``
-    (16, C, F) when given."""
+def kernel_transform(g, out=None, m=2):
+    """U ((m+2)², C, F) = G g Gᵀ for a (3, 3, C, F) kernel, ξ = (m+2)·r + s: one pass of the
+    compiled module (``winograd_kernel``, runs of input channels on the pool's threads) when it
+    is built, else the NumPy form (for F(2×2) its two products with G, the same sums from the
+    left).  Into ``out`` when given."""
+    a = m + 2
     k = _compiled.kernels("winograd_kernel")
     if k is not None and g.dtype in (np.float32, np.float64):
-        u = np.empty((16,) + g.shape[2:], g.dtype) if out is None else out
-        k.winograd_kernel(np.ascontiguousarray(g), u, _parts())
+        u = np.empty((a * a,) + g.shape[2:], g.dtype) if out is None else out
+        k.winograd_kernel(np.ascontiguousarray(g), u, _parts(), m)
         return u
-    u = _kernel_transform_np(g)
+    u = _kernel_transform_np(g) if m == 2 else _kernel_transform4_np(g)
     if out is None:
         return u
     out[...] = u
@@ -118,26 +190,39 @@ def _kernel_transform_np(g):
     return u.reshape((16,) + cf)
 
 
-def kernel_transform_grad(du):
-    """dL/dg (3, 3, C, F) = Gᵀ dU G for dU (16, C, F): the adjoint of kernel_transform."""
-    G = _G.astype(du.dtype)
-    d4 = du.reshape((4, 4) + du.shape[1:])
-    t = np.tensordot(G.T, d4, axes=(1, 0))               # (3 i, 4 s, C, F)
+def _kernel_transform4_np(g):
+    dt = g.dtype
+    t = _combine(_G4, [g[i] for i in range(3)], dt)                      # (3 j, C, F) per row r
+    u = np.empty((36,) + g.shape[2:], dt)
+    for r in range(6):
+        for s_, v in enumerate(_combine(_G4, [t[r][j] for j in range(3)], dt)):
+            u[6 * r + s_] = v
+    return u
+
+
+def kernel_transform_grad(du, m=2):
+    """dL/dg (3, 3, C, F) = Gᵀ dU G for dU ((m+2)², C, F): the adjoint of kernel_transform."""
+    a = m + 2
+    G = _matrices(m)[1].astype(du.dtype)
+    d4 = du.reshape((a, a) + du.shape[1:])
+    t = np.tensordot(G.T, d4, axes=(1, 0))               # (3 i, a s, C, F)
     g = np.tensordot(G.T, t, axes=(1, 1))                # (3 j, 3 i, C, F)
     return np.ascontiguousarray(g.transpose(1, 0, 2, 3))
 
 
 # ------------------------------------------------------------------ the data transforms
-def input_transform(x, pt, pl, th, tw, out=None):
-    """V (16, N·TH·TW, C) = Bᵀ d_p B of the tiles of x (N, H, W, C) padded by ``pt`` rows above
-    and ``pl`` columns left (zeros elsewhere too)."""
+def input_transform(x, pt, pl, th, tw, out=None, m=2):
+    """V ((m+2)², N·TH·TW, C) = Bᵀ d_p B of the (m+2)×(m+2) tiles of x (N, H, W, C) padded by
+    ``pt`` rows above and ``pl`` columns left (zeros elsewhere too)."""
     n, c = x.shape[0], x.shape[-1]
     if out is None:
-        out = np.empty((16, n * th * tw, c), x.dtype)
+        out = np.empty(((m + 2) ** 2, n * th * tw, c), x.dtype)
     k = _compiled.kernels("winograd_input")
     if k is not None and x.flags.c_contiguous:
-        k.winograd_input(x, out, pt, pl, th, tw, _parts())
+        k.winograd_input(x, out, pt, pl, th, tw, _parts(), m)
         return out
+    if m == 4:
+        return _input_transform4_np(x, pt, pl, th, tw, out)
     return _input_transform_np(x, pt, pl, th, tw, out)
 
 
@@ -156,15 +241,50 @@ def _input_transform_np(x, pt, pl, th, tw, out):
     return out
 
 
-def output_transform(m, y, bias=None, relu=False):
-    """y (N, Ho, Wo, F) = Aᵀ M_p A of each tile (its positions inside y), + bias, then
-    max(·, 0) with ``relu``; m (16, N·TH·TW, F)."""
+def _input_transform4_np(x, pt, pl, th, tw, out):
+    n, h, w, c = x.shape
+    dt = x.dtype
+    xp = np.pad(x, ((0, 0), (pt, 4 * th + 2 - h - pt), (pl, 4 * tw + 2 - w - pl), (0, 0)))
+    d = [xp[:, i:i + 4 * th:4] for i in range(6)]                        # rows i of each tile
+    t = _combine(_BT4, d, dt)                                            # Bᵀ along the rows
+    v = out.reshape(6, 6, n, th, tw, c)
+    for r in range(6):
+        e = [t[r][:, :, j:j + 4 * tw:4] for j in range(6)]
+        for s_, val in enumerate(_combine(_BT4, e, dt)):                 # then the columns
+            v[r, s_] = val
+    return out
+
+
+def output_transform(m, y, bias=None, relu=False, tile=2):
+    """y (N, Ho, Wo, F) = Aᵀ M_p A of each tile×tile block (its positions inside y), + bias,
+    then max(·, 0) with ``relu``; m ((tile+2)², N·TH·TW, F)."""
     k = _compiled.kernels("winograd_output")
     if k is not None and m.flags.c_contiguous and y.flags.c_contiguous and (
             bias is None or (bias.flags.c_contiguous and bias.dtype == y.dtype)):
-        k.winograd_output(m, y, bias, relu, _parts())
+        k.winograd_output(m, y, bias, relu, _parts(), tile)
         return y
+    if tile == 4:
+        return _output_transform4_np(m, y, bias, relu)
     return _output_transform_np(m, y, bias, relu)
+
+
+def _output_transform4_np(m, y, bias, relu):
+    n, ho, wo, f = y.shape
+    dt = y.dtype
+    th, tw = tiles((ho, wo), 4)
+    m6 = m.reshape(6, 6, n, th, tw, f)
+    t = _combine(_AT4, [m6[r] for r in range(6)], dt)                    # Aᵀ along the rows
+    full = np.empty((n, 4 * th, 4 * tw, f), dt)
+    for a in range(4):
+        for b, val in enumerate(_combine(_AT4, [t[a][s_] for s_ in range(6)], dt)):
+            full[:, a::4, b::4] = val                                    # then the columns
+    res = full[:, :ho, :wo]
+    if bias is not None:
+        res = res + bias
+    if relu:
+        res = np.where(res < 0, np.zeros((), dt), res)
+    y[...] = res
+    return y
 
 
 def _output_transform_np(m, y, bias, relu):
@@ -185,18 +305,35 @@ def _output_transform_np(m, y, bias, relu):
     return y
 
 
-def output_transform_grad(gy, out=None):
-    """dM (16, N·TH·TW, F) = A gY_p Aᵀ of the 2×2 tiles of gy (N, Ho, Wo, F), zeros beyond it:
-    the adjoint of output_transform (before its bias and ReLU)."""
+def output_transform_grad(gy, out=None, m=2):
+    """dM ((m+2)², N·TH·TW, F) = A gY_p Aᵀ of the m×m tiles of gy (N, Ho, Wo, F), zeros beyond
+    it: the adjoint of output_transform (before its bias and ReLU)."""
     n, ho, wo, f = gy.shape
-    th, tw = tiles((ho, wo))
+    th, tw = tiles((ho, wo), m)
     if out is None:
-        out = np.empty((16, n * th * tw, f), gy.dtype)
+        out = np.empty(((m + 2) ** 2, n * th * tw, f), gy.dtype)
     k = _compiled.kernels("winograd_output_grad")
     if k is not None and gy.flags.c_contiguous:
-        k.winograd_output_grad(gy, out, _parts())
+        k.winograd_output_grad(gy, out, _parts(), m)
         return out
+    if m == 4:
+        return _output_transform_grad4_np(gy, out)
     return _output_transform_grad_np(gy, out)
+
+
+def _output_transform_grad4_np(gy, out):
+    n, ho, wo, f = gy.shape
+    dt = gy.dtype
+    th, tw = tiles((ho, wo), 4)
+    gp = np.pad(gy, ((0, 0), (0, 4 * th - ho), (0, 4 * tw - wo), (0, 0)))
+    a_ = _AT4.T
+    u = _combine(a_, [gp[:, a::4] for a in range(4)], dt)               # A along the rows
+    mm = out.reshape(6, 6, n, th, tw, f)
+    for r in range(6):
+        e = [u[r][:, :, b::4] for b in range(4)]
+        for s_, val in enumerate(_combine(a_, e, dt)):                   # then the columns
+            mm[r, s_] = val
+    return out
 
 
 def _output_transform_grad_np(gy, out):
@@ -215,15 +352,34 @@ def _output_transform_grad_np(gy, out):
     return out
 
 
-def input_transform_grad(dv, gx, pt, pl, th, tw):
+def input_transform_grad(dv, gx, pt, pl, th, tw, m=2):
     """gx (N, H, W, C) += B dV_p Bᵀ of each tile at its positions inside gx, the tiles in order
     p (where two overlap, the earlier tile's block is added first): the adjoint of
     input_transform."""
     k = _compiled.kernels("winograd_input_grad")
     if k is not None and dv.flags.c_contiguous and gx.flags.c_contiguous:
-        k.winograd_input_grad(dv, gx, pt, pl, th, tw, _parts())
+        k.winograd_input_grad(dv, gx, pt, pl, th, tw, _parts(), m)
         return gx
+    if m == 4:
+        return _input_transform_grad4_np(dv, gx, pt, pl, th, tw)
     return _input_transform_grad_np(dv, gx, pt, pl, th, tw)
+
+
+def _input_transform_grad4_np(dv, gx, pt, pl, th, tw):
+    n, h, w, c = gx.shape
+    dt = gx.dtype
+    b_ = _BT4.T
+    w6 = dv.reshape(6, 6, n, th, tw, c)
+    z = _combine(b_, [w6[r] for r in range(6)], dt)                      # B along the rows
+    dd = [_combine(b_, [z[i][s_] for s_ in range(6)], dt) for i in range(6)]   # the columns
+    buf = np.pad(gx, ((0, 0), (pt, 4 * th + 2 - h - pt), (pl, 4 * tw + 2 - w - pl), (0, 0)))
+    # a position gets blocks from up to four tiles; taking the offsets (i, j) from the last,
+    # each position's blocks arrive in tile order, as the compiled loop adds them
+    for i in range(5, -1, -1):
+        for j in range(5, -1, -1):
+            buf[:, i:i + 4 * th:4, j:j + 4 * tw:4] += dd[i][j]
+    gx[...] = buf[:, pt:pt + h, pl:pl + w]
+    return gx
 
 
 def _input_transform_grad_np(dv, gx, pt, pl, th, tw):

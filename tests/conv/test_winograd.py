@@ -1,11 +1,12 @@
-"""The Winograd F(2×2, 3×3) lowering of 3×3, stride-1 convolutions (axone/ops/winograd.py).
+"""The Winograd F(2×2, 3×3) and F(4×4, 3×3) lowerings of 3×3, stride-1 convolutions
+(axone/ops/winograd.py).
 
-- The compiled transforms give their NumPy forms' bits (float32 and float64, odd and even sizes,
+- The compiled transforms of both forms give their NumPy forms' bits (float32 and float64, odd and even sizes,
   pads 0–2, channel counts off the kernel's block of 16, one to three threads).
 - Conv through the lowering agrees with the im2col lowering: in float64 to 1e-12 (output and the
   input, kernel and bias gradients, with and without the fused ReLU, in batch blocks too), in
   float32 within a stated bound of float32 rounding, and with PyTorch's conv2d; its gradients
-  pass the float64 finite-difference check.
+  pass the float64 finite-difference check; every Conv-level test runs with each form.
 - It is taken exactly where ``eligible`` says (3×3, strides and dilation 1, no groups, ≥ 16
   channels and filters), and Conv2D layers train through it as through im2col.
 """
@@ -34,6 +35,22 @@ def _small_sizes_too(monkeypatch):
     C._FORWARD_PLANS.clear()
     yield
     C._FORWARD_PLANS.clear()
+
+
+@pytest.fixture(params=[2, 4], ids=["F2x2", "F4x4"])
+def tile(request, monkeypatch):
+    """The Winograd form the Conv-level tests take: F(2×2, 3×3), or F(4×4, 3×3) from any output
+    size on (its size rule has its own test)."""
+    monkeypatch.setattr(W, "F4", request.param == 4)
+    monkeypatch.setattr(W, "F4_MIN_OUT", 1)
+    monkeypatch.setattr(W, "F4_MIN_TILES", 1)
+    C._FORWARD_PLANS.clear()
+    return request.param
+
+
+# float32 error bound of each form, in units of float32 rounding of Σ|x|·|g| per output (worst
+# seen: 1.1 for F(2×2), 10.6 for F(4×4), over these cases and 16×16×128 / 24×24×256 layers)
+BOUND = {2: 8, 4: 24}
 
 
 def _run(x, k, b, padding, relu=False, winograd=True, seed=5):
@@ -103,6 +120,83 @@ def test_compiled_transforms_are_the_numpy_forms_bitwise(monkeypatch, dtype, spa
     assert np.array_equal(gx, W._input_transform_grad_np(dv, gx0.copy(), pt, pl, th, tw))
 
 
+@needs_kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spatial,c,f,pt,pl", TRANSFORM_CASES + [((2, 11, 13), 16, 24, 1, 1)])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_compiled_f4_transforms_are_the_numpy_forms_bitwise(monkeypatch, dtype, spatial, c, f, pt,
+                                                            pl, parts):
+    rng = np.random.default_rng(1)
+    n, h, w = spatial
+    ho, wo = h + 2 * pt - 2, w + 2 * pl - 2
+    th, tw = W.tiles((ho, wo), 4)
+    tiles = n * th * tw
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    m = rng.standard_normal((36, tiles, f)).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype)
+    gy = rng.standard_normal((n, ho, wo, f)).astype(dtype)
+    dv = rng.standard_normal((36, tiles, c)).astype(dtype)
+    gx0 = rng.standard_normal((n, h, w, c)).astype(dtype)
+    g = rng.standard_normal((3, 3, c, f)).astype(dtype)
+    monkeypatch.setattr(W, "_parts", lambda: parts)
+    k = C._compiled.kernels("winograd_input")
+
+    v = np.full((36, tiles, c), np.nan, dtype)
+    k.winograd_input(x, v, pt, pl, th, tw, parts, 4)
+    assert np.array_equal(v, W._input_transform4_np(x, pt, pl, th, tw, np.empty_like(v)))
+    for b_, relu in ((None, False), (bias, False), (bias, True), (None, True)):
+        y = np.full((n, ho, wo, f), np.nan, dtype)
+        k.winograd_output(m, y, b_, relu, parts, 4)
+        assert np.array_equal(y, W._output_transform4_np(m, np.empty_like(y), b_, relu))
+    dm = np.full((36, tiles, f), np.nan, dtype)
+    k.winograd_output_grad(gy, dm, parts, 4)
+    assert np.array_equal(dm, W._output_transform_grad4_np(gy, np.empty_like(dm)))
+    gx = gx0.copy()
+    k.winograd_input_grad(dv, gx, pt, pl, th, tw, parts, 4)
+    assert np.array_equal(gx, W._input_transform_grad4_np(dv, gx0.copy(), pt, pl, th, tw))
+    u = np.full((36, c, f), np.nan, dtype)
+    k.winograd_kernel(g, u, parts, 4)
+    assert np.array_equal(u, W._kernel_transform4_np(g))
+
+
+@needs_kernels
+def test_the_compiled_transforms_refuse_another_tile_size():
+    k = C._compiled.kernels("winograd_input")
+    x = np.zeros((1, 4, 4, 2), np.float32)
+    with pytest.raises(ValueError, match="m 2 or 4"):
+        k.winograd_input(x, np.zeros((25, 1, 2), np.float32), 0, 0, 1, 1, 1, 3)
+    with pytest.raises(ValueError, match="m 2 or 4"):
+        k.winograd_kernel(np.zeros((3, 3, 2, 2), np.float32), np.zeros((36, 2, 2), np.float32), 1, 5)
+    with pytest.raises(ValueError):             # V shaped for F(2×2) handed to F(4×4)
+        k.winograd_input(x, np.zeros((16, 1, 2), np.float32), 0, 0, 1, 1, 1, 4)
+
+
+def test_the_f4_numpy_forms_are_a_convolution():
+    """F(4×4, 3×3) through the NumPy forms: Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A is the 4×4 correlation of
+    a 6×6 tile with the 3×3 kernel (float64, 1e-13), and the forms are the matrices' products."""
+    rng = np.random.default_rng(20)
+    d = rng.standard_normal((1, 6, 6, 1))
+    g = rng.standard_normal((3, 3, 1, 1))
+    v = W._input_transform4_np(d, 0, 0, 1, 1, np.empty((36, 1, 1)))
+    np.testing.assert_allclose(v.reshape(6, 6), W._BT4 @ d[0, :, :, 0] @ W._BT4.T, atol=1e-13)
+    u = W._kernel_transform4_np(g)
+    np.testing.assert_allclose(u.reshape(6, 6), W._G4 @ g[:, :, 0, 0] @ W._G4.T, atol=1e-13)
+    y = W._output_transform4_np(v * u, np.empty((1, 4, 4, 1)), None, False)
+    ref = np.array([[np.sum(d[0, i:i + 3, j:j + 3, 0] * g[:, :, 0, 0]) for j in range(4)]
+                    for i in range(4)])
+    np.testing.assert_allclose(y[0, :, :, 0], ref, rtol=1e-13, atol=1e-13)
+    gy = rng.standard_normal((1, 4, 4, 1))
+    dm = W._output_transform_grad4_np(gy, np.empty((36, 1, 1)))
+    np.testing.assert_allclose(dm.reshape(6, 6), W._AT4.T @ gy[0, :, :, 0] @ W._AT4, atol=1e-13)
+    dv = rng.standard_normal((36, 1, 1))
+    gx = W._input_transform_grad4_np(dv, np.zeros((1, 6, 6, 1)), 0, 0, 1, 1)
+    np.testing.assert_allclose(gx[0, :, :, 0], W._BT4.T @ dv.reshape(6, 6) @ W._BT4, atol=1e-13)
+    du = rng.standard_normal((36, 2, 3))
+    kg = rng.standard_normal((3, 3, 2, 3))
+    assert np.isclose(np.sum(W.kernel_transform(kg, m=4) * du),
+                      np.sum(kg * W.kernel_transform_grad(du, m=4)))
+
+
 def test_the_numpy_forms_are_the_transform_matrices():
     """Bᵀ d B, Aᵀ m A and their adjoints, entry by entry, against the matrices themselves."""
     bt = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
@@ -127,15 +221,15 @@ def test_the_numpy_forms_are_the_transform_matrices():
 
 
 @needs_kernels
-def test_the_one_tile_output_is_the_direct_convolution():
-    """A 4×4 input, 3×3 kernel, one channel: the 2×2 output by hand."""
+def test_the_one_tile_output_is_the_direct_convolution(tile):
+    """A (tile+2)² input, 3×3 kernel: the tile×tile output by hand."""
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((1, 4, 4, 16))
+    x = rng.standard_normal((1, tile + 2, tile + 2, 16))
     k = rng.standard_normal((3, 3, 16, 16))
     y, *_ , used = _run(x, k, np.zeros(16), "valid")
-    assert used == (1, 1)
-    ref = np.array([[[np.einsum("abc,abcf->f", x[0, i:i + 3, j:j + 3], k) for j in range(2)]
-                     for i in range(2)]])
+    assert used == (1, 1, tile)
+    ref = np.array([[[np.einsum("abc,abcf->f", x[0, i:i + 3, j:j + 3], k) for j in range(tile)]
+                     for i in range(tile)]])
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
 
 
@@ -147,35 +241,37 @@ CONV_CASES = [((2, 7, 9), 16, 16, "same"), ((3, 8, 8), 32, 24, "valid"), ((1, 5,
 @needs_kernels
 @pytest.mark.parametrize("spatial,c,f,padding", CONV_CASES)
 @pytest.mark.parametrize("relu", [False, True])
-def test_winograd_matches_im2col_in_float64(spatial, c, f, padding, relu):
+def test_winograd_matches_im2col_in_float64(tile, spatial, c, f, padding, relu):
     x, k, b = _data(spatial, c, f, np.float64)
     got = _run(x, k, b, padding, relu, winograd=True)
     ref = _run(x, k, b, padding, relu, winograd=False)
-    assert got[4] is not None and ref[4] is None
+    assert got[4] is not None and got[4][2] == tile and ref[4] is None
     for a, r in zip(got[:4], ref[:4]):
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12 * np.max(np.abs(r)))
 
 
 @needs_kernels
 @pytest.mark.parametrize("spatial,c,f,padding", CONV_CASES)
-def test_winograd_float32_error_is_a_few_roundings(spatial, c, f, padding):
-    """Against the float64 direct result: within 8 units of float32 rounding of Σ|x|·|g| per
-    output (the im2col product stays within the same bound)."""
+def test_winograd_float32_error_is_a_few_roundings(tile, spatial, c, f, padding):
+    """Against the float64 direct result: within BOUND[tile] units of float32 rounding of
+    Σ|x|·|g| per output (8 for F(2×2), which the im2col product stays within too; 24 for
+    F(4×4))."""
     x, k, b = _data(spatial, c, f, np.float32)
-    y32 = _run(x, k, b, padding)[0]
+    y32, *_, used = _run(x, k, b, padding)
+    assert used[2] == tile
     y64 = _run(x.astype(np.float64), k.astype(np.float64), b.astype(np.float64), padding,
                winograd=False)[0]
     scale = _run(np.abs(x).astype(np.float64), np.abs(k).astype(np.float64),
                  np.abs(b).astype(np.float64), padding, winograd=False)[0]
-    assert np.all(np.abs(y32 - y64) <= 8 * np.finfo(np.float32).eps * scale)
+    assert np.all(np.abs(y32 - y64) <= BOUND[tile] * np.finfo(np.float32).eps * scale)
 
 
 @needs_kernels
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_winograd_matches_pytorch(padding):
+def test_winograd_matches_pytorch(tile, padding):
     x, k, b = _data((3, 11, 10), 24, 32, np.float32, seed=4)
     y, dx, dk, db, used = _run(x, k, b, padding, relu=True)
-    assert used is not None
+    assert used is not None and used[2] == tile
     xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
     kt = torch.tensor(k.transpose(3, 2, 0, 1), requires_grad=True)
     bt = torch.tensor(b, requires_grad=True)
@@ -189,14 +285,14 @@ def test_winograd_matches_pytorch(padding):
 
 
 @needs_kernels
-def test_winograd_gradients_pass_the_finite_difference_check():
+def test_winograd_gradients_pass_the_finite_difference_check(tile):
     x, k, b = _data((2, 5, 4), 16, 16, np.float64, seed=6)
     before = W.ENABLED
     W.ENABLED = True
     C._FORWARD_PLANS.clear()
     try:
         xt, kt, bt = (Tensor(a, requires_grad=True) for a in (x, k, b))
-        assert ops.conv(xt, kt, bt, 1, "same")._ctx.wino is not None
+        assert ops.conv(xt, kt, bt, 1, "same")._ctx.wino[2] == tile
         r = check_gradients(lambda a, kk, bb: ops.conv(a, kk, bb, 1, "same"), x, k, b,
                             names=["x", "kernel", "bias"])
         assert r.max_error < 1e-6, r
@@ -206,7 +302,7 @@ def test_winograd_gradients_pass_the_finite_difference_check():
 
 
 @needs_kernels
-def test_batch_blocks_give_the_whole_nodes_results(monkeypatch):
+def test_batch_blocks_give_the_whole_nodes_results(monkeypatch, tile):
     """Split over batch blocks (each block a Winograd node of its own): the per-sample output
     and input gradient are the whole node's bits up to the BLAS kernel for the block's row count,
     the kernel gradient the block sums; in float64 all within 1e-12."""
@@ -216,7 +312,7 @@ def test_batch_blocks_give_the_whole_nodes_results(monkeypatch):
     whole = _run(x, k, b, "same", relu=True)
     monkeypatch.setattr(_parallel, "batch_blocks", lambda n, work: [(0, 3), (3, 5), (5, 8)])
     split = _run(x, k, b, "same", relu=True)
-    assert whole[4] is not None and split[4] is None       # the split node's parts took it
+    assert whole[4][2] == tile and split[4] is None       # the split node's parts took it
     for a, r in zip(split[:4], whole[:4]):
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12 * np.max(np.abs(r)))
 
@@ -243,7 +339,7 @@ def test_the_lowering_is_taken_where_eligible(kshape, strides, dilation, groups,
 
 
 @needs_kernels
-def test_a_conv2d_model_trains_the_same_through_either_lowering():
+def test_a_conv2d_model_trains_the_same_through_either_lowering(tile):
     """Conv2D(32, 3, same, relu) twice in a float64 model: fit's losses and weights through the
     Winograd lowering are im2col's to 1e-9."""
     import axone
@@ -277,7 +373,7 @@ def test_a_conv2d_model_trains_the_same_through_either_lowering():
 
 
 @needs_kernels
-def test_without_a_kernel_gradient_the_forward_runs_in_sample_runs(monkeypatch):
+def test_without_a_kernel_gradient_the_forward_runs_in_sample_runs(monkeypatch, tile):
     """A frozen kernel (or inference): V is not kept, the forward runs over runs of samples
     (_WINO_CHUNK forced to one sample's worth here) and gives the whole batch's output; the
     input gradient still follows (from U and dM alone)."""
@@ -287,7 +383,7 @@ def test_without_a_kernel_gradient_the_forward_runs_in_sample_runs(monkeypatch):
     C._FORWARD_PLANS.clear()
     xt = Tensor(x, requires_grad=True)
     y = ops.conv(xt, Tensor(k), Tensor(b), 1, "same", relu=True)
-    assert y._ctx.wino is not None and y._ctx.wv is None          # V not kept
+    assert y._ctx.wino[2] == tile and y._ctx.wv is None          # V not kept
     y.backward(np.random.default_rng(5).standard_normal(y.shape))
     np.testing.assert_allclose(y.data, ref[0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(xt.grad, ref[1], rtol=1e-12, atol=1e-12)
@@ -347,3 +443,32 @@ def test_compiled_kernel_transform_gives_the_numpy_bits(dtype, c, f, monkeypatch
             np.testing.assert_array_equal(out, want)
         finally:
             _native.set_num_threads(prev)
+
+
+@needs_kernels
+def test_the_larger_tiles_are_taken_from_their_size_rule():
+    """F(4×4, 3×3) from an output of F4_MIN_OUT on a side and F4_MIN_TILES 4×4 tiles over the
+    batch (and F4 on); F(2×2, 3×3) below."""
+    assert (W.F4_MIN_OUT, W.F4_MIN_TILES) == (8, 64)
+    same = ((1, 1), (1, 1))
+    assert W.tile_size((16, 48, 48, 128), (3, 3, 128, 128), same) == 4
+    assert W.tile_size((16, 7, 7, 512), (3, 3, 512, 512), same) == 2        # 7×7 output
+    assert W.tile_size((1, 14, 14, 256), (3, 3, 256, 256), same) == 2       # 16 tiles
+    assert W.tile_size((4, 16, 16, 64), (3, 3, 64, 64), same) == 4          # 64 tiles
+    assert W.tile_size((3, 16, 16, 64), (3, 3, 64, 64), ((0, 0), (0, 0))) == 2   # 48 tiles
+    C._FORWARD_PLANS.clear()
+    rng = np.random.default_rng(21)
+    k = Tensor(rng.standard_normal((3, 3, 32, 32)).astype(np.float32), requires_grad=True)
+    y = ops.conv(Tensor(rng.standard_normal((8, 16, 16, 32)).astype(np.float32)), k, None, 1,
+                 "same")
+    assert y._ctx.wino[2] == 4
+    before = W.F4
+    W.F4 = False
+    C._FORWARD_PLANS.clear()
+    try:
+        y = ops.conv(Tensor(rng.standard_normal((8, 16, 16, 32)).astype(np.float32)), k, None, 1,
+                     "same")
+        assert y._ctx.wino[2] == 2
+    finally:
+        W.F4 = before
+        C._FORWARD_PLANS.clear()

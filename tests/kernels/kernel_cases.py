@@ -26,6 +26,7 @@ PN, PH, PW, PC = 2, 4, 5, 3       # pooling input (N, H, W, C); 2×2 windows, st
 POH, POW = PH, PW                 # top pad 1, right pad 1: OH = H + 1 − 2 + 1 = H, OW = W
 WX, WY = (2, 5, 6, 3), (2, 5, 6, 4)   # Winograd: x (N, H, W, C), "same" y (N, H, W, F)
 WP = 2 * 3 * 3                        # its tiles: N · ⌈5/2⌉ · ⌈6/2⌉
+WP4 = 2 * 2 * 2                       # F(4×4, 3×3)'s: N · ⌈5/4⌉ · ⌈6/4⌉
 # (H and W one longer or shorter are other valid calls: the same tiles cover them, with one
 # row or column more or less of zeros beyond; tiles that do not cover x are the TH/TW cases)
 
@@ -168,6 +169,28 @@ def specs():
     out["winograd_output_grad"] = ("winograd_output_grad", lambda k, a: k.winograd_output_grad(*a),
                                    [("gy", buf(WY, free=(1, 2))), ("dM", buf((16, WP, 4), written=True)),
                                     ("parts", scalar(2, bad=[0, -1]))])
+    tiles4 = [("pt", scalar(1, bad=[-1, 3])), ("pl", scalar(1, bad=[-1, 3])),
+              ("TH", scalar(2, bad=[-1, 0, 9])), ("TW", scalar(2, bad=[-1, 0, 9])),
+              ("parts", scalar(1, bad=[0, -1])), ("m", scalar(4, bad=[3, 0]))]
+    m4 = [("m", scalar(4, bad=[3, 0, 6]))]
+    out["winograd_input_f4"] = ("winograd_input", lambda k, a: k.winograd_input(*a),
+                                [("x", buf(WX, free=(1, 2))), ("V", buf((36, WP4, 3), written=True))]
+                                + tiles4)
+    out["winograd_input_grad_f4"] = (
+        "winograd_input_grad", lambda k, a: k.winograd_input_grad(*a),
+        [("dV", buf((36, WP4, 3))), ("gx", buf(WX, written=True, free=(1, 2)))] + tiles4)
+    out["winograd_output_f4"] = ("winograd_output", lambda k, a: k.winograd_output(*a),
+                                 [("M", buf((36, WP4, 4))), ("y", buf(WY, written=True, free=(1, 2))),
+                                  ("bias", buf((4,), optional=True)), ("relu", scalar(True)),
+                                  ("parts", scalar(2, bad=[0, -1]))] + m4)
+    out["winograd_kernel_f4"] = ("winograd_kernel", lambda k, a: k.winograd_kernel(*a),
+                                 [("g", buf((3, 3, 5, 4), free=(2, 3))),
+                                  ("U", buf((36, 5, 4), written=True)),
+                                  ("parts", scalar(2, bad=[0, -1]))] + m4)
+    out["winograd_output_grad_f4"] = (
+        "winograd_output_grad", lambda k, a: k.winograd_output_grad(*a),
+        [("gy", buf(WY, free=(1, 2))), ("dM", buf((36, WP4, 4), written=True)),
+         ("parts", scalar(2, bad=[0, -1]))] + m4)
     out["layer_norm_rows"] = ("layer_norm_rows", lambda k, a: k.layer_norm_rows(*a),
                               [("x", buf((M, n))), ("gamma", buf((n,), optional=True)),
                                ("beta", buf((n,), optional=True)), ("eps", scalar(1e-5, bad=[-1.0])),
