@@ -41,11 +41,15 @@ The four data transforms and the kernel transform are compiled (``winograd_input
 axone/_kernels.c; runs of tiles, or of input channels, on the pool's threads); the NumPy forms
 below take the same operations in the same order, so both give the same bits.  Conv (ops/conv.py) takes this lowering where ``eligible`` says so.
 """
+import os
+import sys
+import warnings
+
 import numpy as np
 
 from . import _compiled, _parallel
 
-__all__ = ["eligible", "tiles", "tile_size", "kernel_transform", "kernel_transform_grad", "input_transform",
+__all__ = ["eligible", "set_forms", "tiles", "tile_size", "kernel_transform", "kernel_transform_grad", "input_transform",
            "input_transform_grad", "output_transform", "output_transform_grad"]
 
 # The input and filter counts from which the Winograd lowering is faster than the im2col product
@@ -75,6 +79,27 @@ F4 = True
 F4_MIN_OUT = 8
 F4_MIN_CHANNELS = 16
 F4_MIN_TILES = 64
+
+
+def set_forms(value):
+    """The Winograd forms convolutions may take: "4" both F(2×2, 3×3) and F(4×4, 3×3) (the
+    default), "2" F(2×2, 3×3) alone (its float32 error is about a tenth of F(4×4)'s), "0"
+    neither (every convolution through im2col).  ``AXONE_WINOGRAD`` sets it at import."""
+    global ENABLED, F4
+    text = str(value).strip()
+    if text not in ("0", "2", "4"):
+        raise ValueError(f"Winograd forms: expected '0', '2' or '4', received {value!r}")
+    ENABLED, F4 = text != "0", text == "4"
+    conv = sys.modules.get(__name__.rsplit(".", 1)[0] + ".conv")
+    plans = getattr(conv, "_FORWARD_PLANS", None)
+    if plans is not None:
+        plans.clear()                          # the forward plans record the form they took
+
+
+try:
+    set_forms(os.environ.get("AXONE_WINOGRAD", "4") or "4")
+except ValueError as e:
+    warnings.warn(f"AXONE_WINOGRAD is ignored: {e}", RuntimeWarning, stacklevel=2)
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 _BT2 = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)

@@ -472,3 +472,33 @@ def test_the_larger_tiles_are_taken_from_their_size_rule():
     finally:
         W.F4 = before
         C._FORWARD_PLANS.clear()
+
+
+def test_the_forms_can_be_chosen_and_a_bad_choice_is_refused(monkeypatch):
+    """set_forms / AXONE_WINOGRAD: "0" im2col everywhere, "2" F(2×2) alone, "4" both; anything
+    else a ValueError naming the choices (at import: a warning, the default kept)."""
+    import subprocess
+    import sys
+    monkeypatch.setattr(W, "ENABLED", W.ENABLED)
+    monkeypatch.setattr(W, "F4", W.F4)
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((8, 16, 16, 32)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 32, 32)).astype(np.float32)
+    taken = {}
+    for forms in ("0", "2", "4"):
+        W.set_forms(forms)
+        ctx = ops.conv(Tensor(x), Tensor(k, requires_grad=True), None, 1, "same")._ctx
+        taken[forms] = None if ctx.wino is None else ctx.wino[2]
+    assert taken == {"0": None, "2": 2, "4": 4}
+    with pytest.raises(ValueError, match="'0', '2' or '4'.*'3'"):
+        W.set_forms("3")
+    code = ("import warnings; warnings.simplefilter('error');"
+            "import axone.ops.winograd")
+    import os
+    bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, AXONE_WINOGRAD="fast"), timeout=120)
+    assert bad.returncode != 0 and "AXONE_WINOGRAD is ignored" in bad.stderr
+    two = subprocess.run([sys.executable, "-c", "import axone.ops.winograd as w; "
+                          "print(w.ENABLED, w.F4)"], capture_output=True, text=True,
+                         env=dict(os.environ, AXONE_WINOGRAD="2"), timeout=120)
+    assert two.stdout.split() == ["True", "False"], two.stderr
